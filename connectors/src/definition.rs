@@ -1,0 +1,642 @@
+//! Connector definition files: the YAML a department admin writes to describe one of
+//! its systems — where it is, how to call each operation, and how its answer maps to
+//! the canonical record, field by field, with each field's classification.
+//!
+//! This module owns parsing and the checks that need nothing but the file itself.
+//! Checks against other files (the record's JSON Schema, other connectors) belong to
+//! the gateway's config loader.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// One connector: a department system the gateway may call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorDef {
+    /// Stable identifier used in requests and audit records, e.g. `hukou`.
+    pub id: String,
+    /// Human title, e.g. 户籍人口信息.
+    pub title: String,
+    pub department: DepartmentRef,
+    /// The connector kind; only `http` (HTTP/JSON) exists so far.
+    #[serde(default)]
+    pub kind: ConnectorKind,
+    /// Base URL of the department system, e.g. `https://10.1.2.3:8443`.
+    pub base_url: String,
+    #[serde(default)]
+    pub timeouts: Timeouts,
+    /// Responses larger than this are rejected without being parsed.
+    #[serde(default = "default_max_response_bytes")]
+    pub max_response_bytes: u64,
+    /// How the department wraps its answers.
+    pub envelope: Envelope,
+    /// Code tables used by `transform: {code: NAME}`.
+    #[serde(default)]
+    pub code_tables: BTreeMap<String, BTreeMap<String, String>>,
+    pub operations: BTreeMap<String, OperationDef>,
+}
+
+/// The department that owns a connector.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DepartmentRef {
+    pub id: String,
+    pub name: String,
+}
+
+/// Connector kinds. Each kind is a `Connector` implementation in its own module.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectorKind {
+    #[default]
+    Http,
+}
+
+/// Time limits for one upstream call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Timeouts {
+    pub connect_ms: u64,
+    pub total_ms: u64,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect_ms: 1_000,
+            total_ms: 5_000,
+        }
+    }
+}
+
+impl Timeouts {
+    pub fn connect(&self) -> Duration {
+        Duration::from_millis(self.connect_ms)
+    }
+    pub fn total(&self) -> Duration {
+        Duration::from_millis(self.total_ms)
+    }
+}
+
+fn default_max_response_bytes() -> u64 {
+    1024 * 1024
+}
+
+/// Where a department puts its status code and its data, and which status values mean
+/// success or "no such person".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Envelope {
+    /// JSON Pointer to the status value, e.g. `/code`.
+    pub status: String,
+    /// Status values that mean success (compared as JSON values: `0` ≠ `"0"`).
+    pub ok: Vec<serde_json::Value>,
+    /// Status values that mean the subject is unknown to the department.
+    #[serde(default)]
+    pub not_found: Vec<serde_json::Value>,
+    /// JSON Pointer to the record inside a successful answer, e.g. `/data`.
+    pub data: String,
+}
+
+/// What kind of key an operation looks its subject up by.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubjectKey {
+    /// A resident ID number (GB 11643).
+    #[default]
+    IdNumber,
+    /// A household registration number (户号).
+    HouseholdNumber,
+}
+
+impl SubjectKey {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubjectKey::IdNumber => "id_number",
+            SubjectKey::HouseholdNumber => "household_number",
+        }
+    }
+}
+
+/// One operation of a connector, e.g. `person_by_id`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperationDef {
+    pub title: String,
+    /// Which subject key the operation takes.
+    #[serde(default)]
+    pub subject: SubjectKey,
+    pub request: RequestDef,
+    /// Path of the canonical record's JSON Schema, relative to the schemas directory.
+    pub schema: String,
+    /// The canonical record: field name → where it comes from and how it is classified.
+    pub record: BTreeMap<String, FieldDef>,
+}
+
+/// The HTTP request an operation makes. The subject always travels in the body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestDef {
+    #[serde(default = "default_method")]
+    pub method: String,
+    /// Path appended to the base URL. It may not contain the subject.
+    pub path: String,
+    /// JSON body; every string equal to [`SUBJECT_PLACEHOLDER`] is replaced by the
+    /// subject key.
+    pub body: serde_json::Value,
+}
+
+/// The placeholder for the subject key in a request body template.
+pub const SUBJECT_PLACEHOLDER: &str = "$subject";
+
+fn default_method() -> String {
+    "POST".to_owned()
+}
+
+/// One canonical field. A leaf has `pii` and `sharing`; a container has `fields` (an
+/// object) or `items` (a list of objects) and no classification of its own.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldDef {
+    /// JSON Pointer into the department's record (or list item), e.g. `/xm`.
+    pub from: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transform: Option<Transform>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pii: Option<PiiKind>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sharing: Option<Sharing>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fields: Option<BTreeMap<String, FieldDef>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub items: Option<BTreeMap<String, FieldDef>>,
+}
+
+/// How a department value becomes a canonical value. Written in YAML as `number`, or
+/// as a one-key map: `{date: "%Y%m%d"}`, `{month: "%Y%m"}`, `{code: TABLE}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "TransformSpec", into = "TransformSpec")]
+pub enum Transform {
+    /// A date in the given chrono format (e.g. `%Y%m%d`) → ISO `YYYY-MM-DD`; `""` → null.
+    Date(String),
+    /// A month in the given format (e.g. `%Y%m`) → `YYYY-MM`; `""` → null.
+    Month(String),
+    /// A code looked up in the connector's code table of this name; unknown codes fail.
+    Code(String),
+    /// A number or a numeric string → a JSON number.
+    Number,
+}
+
+/// The YAML shape of a [`Transform`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+enum TransformSpec {
+    Word(String),
+    Map(BTreeMap<String, String>),
+}
+
+impl TryFrom<TransformSpec> for Transform {
+    type Error = String;
+
+    fn try_from(spec: TransformSpec) -> Result<Self, Self::Error> {
+        const EXPECTED: &str =
+            "expected `number`, {date: FORMAT}, {month: FORMAT} or {code: TABLE}";
+        match spec {
+            TransformSpec::Word(w) if w == "number" => Ok(Transform::Number),
+            TransformSpec::Map(map) if map.len() == 1 => {
+                let Some((kind, arg)) = map.into_iter().next() else {
+                    return Err(EXPECTED.to_owned());
+                };
+                match kind.as_str() {
+                    "date" => Ok(Transform::Date(arg)),
+                    "month" => Ok(Transform::Month(arg)),
+                    "code" => Ok(Transform::Code(arg)),
+                    _ => Err(EXPECTED.to_owned()),
+                }
+            }
+            _ => Err(EXPECTED.to_owned()),
+        }
+    }
+}
+
+impl From<Transform> for TransformSpec {
+    fn from(t: Transform) -> Self {
+        let one = |k: &str, v: String| TransformSpec::Map(BTreeMap::from([(k.to_owned(), v)]));
+        match t {
+            Transform::Number => TransformSpec::Word("number".to_owned()),
+            Transform::Date(f) => one("date", f),
+            Transform::Month(f) => one("month", f),
+            Transform::Code(t) => one("code", t),
+        }
+    }
+}
+
+/// Sharing type (共享类型) of a field, as 政务数据共享条例 defines them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sharing {
+    /// 无条件共享: any authenticated caller with a known purpose.
+    Open,
+    /// 有条件共享: only under a grant.
+    Conditional,
+    /// 不予共享: never leaves the department through the gateway.
+    Never,
+}
+
+impl Sharing {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sharing::Open => "open",
+            Sharing::Conditional => "conditional",
+            Sharing::Never => "never",
+        }
+    }
+}
+
+/// The kind of personal data a field holds; it picks the field's default mask.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PiiKind {
+    IdNumber,
+    Name,
+    Phone,
+    Address,
+    Date,
+    Money,
+    Account,
+    Health,
+    FreeText,
+    Code,
+    Count,
+    /// Not personal by itself (a township code, a scheme name).
+    None,
+}
+
+/// A leaf field of a record with its dotted path (`children[].name`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeafField {
+    pub path: String,
+    pub pii: PiiKind,
+    pub sharing: Sharing,
+}
+
+/// A problem found in a definition, with the path inside the file where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DefinitionProblem {
+    pub path: String,
+    pub message: String,
+}
+
+impl ConnectorDef {
+    /// Parses a definition from YAML, naming the path of the first syntax or type error.
+    pub fn from_yaml(text: &str) -> Result<ConnectorDef, DefinitionProblem> {
+        parse_yaml(text)
+    }
+
+    /// Every problem the file has on its own, all at once.
+    pub fn validate(&self) -> Vec<DefinitionProblem> {
+        let mut problems = Vec::new();
+        let mut field_problems = Vec::new();
+        let mut problem = |path: &str, message: String| {
+            problems.push(DefinitionProblem {
+                path: path.to_owned(),
+                message,
+            })
+        };
+        if !is_identifier(&self.id) {
+            problem(
+                "id",
+                "must be 1–64 characters of a-z, 0-9, '_' or '-', starting with a letter".into(),
+            );
+        }
+        if !is_identifier(&self.department.id) {
+            problem(
+                "department.id",
+                "must be 1–64 characters of a-z, 0-9, '_' or '-', starting with a letter".into(),
+            );
+        }
+        match reqwest::Url::parse(&self.base_url) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
+                if url.query().is_some() || !url.username().is_empty() || url.password().is_some()
+                {
+                    problem(
+                        "base_url",
+                        "may not carry a query or credentials; put credentials in the connector's auth settings".into(),
+                    );
+                }
+            }
+            _ => problem("base_url", "must be an absolute http:// or https:// URL".into()),
+        }
+        if self.timeouts.connect_ms == 0 || self.timeouts.total_ms == 0 {
+            problem("timeouts", "connect_ms and total_ms must be greater than 0".into());
+        }
+        if self.timeouts.connect_ms > self.timeouts.total_ms {
+            problem("timeouts.connect_ms", "must not exceed total_ms".into());
+        }
+        if self.max_response_bytes < 1024 || self.max_response_bytes > 64 * 1024 * 1024 {
+            problem(
+                "max_response_bytes",
+                "must be between 1024 and 67108864 (64 MiB)".into(),
+            );
+        }
+        for (name, pointer) in [
+            ("envelope.status", &self.envelope.status),
+            ("envelope.data", &self.envelope.data),
+        ] {
+            if !is_pointer(pointer) {
+                problem(name, "must be a JSON Pointer such as /code".into());
+            }
+        }
+        if self.envelope.ok.is_empty() {
+            problem("envelope.ok", "must list at least one success value".into());
+        }
+        if self.operations.is_empty() {
+            problem("operations", "must define at least one operation".into());
+        }
+        for (op_name, op) in &self.operations {
+            let at = format!("operations.{op_name}");
+            if !is_identifier(op_name) {
+                problem(&at, "operation names use a-z, 0-9, '_' or '-'".into());
+            }
+            if !matches!(op.request.method.as_str(), "POST" | "PUT") {
+                problem(
+                    &format!("{at}.request.method"),
+                    "must be POST or PUT: the subject travels in the body, never in a URL".into(),
+                );
+            }
+            if !op.request.path.starts_with('/')
+                || op.request.path.contains(SUBJECT_PLACEHOLDER)
+                || op.request.path.contains('?')
+            {
+                problem(
+                    &format!("{at}.request.path"),
+                    "must start with '/' and carry neither a query nor the subject".into(),
+                );
+            }
+            if !contains_placeholder(&op.request.body) {
+                problem(
+                    &format!("{at}.request.body"),
+                    format!("must contain the subject placeholder \"{SUBJECT_PLACEHOLDER}\""),
+                );
+            }
+            if op.schema.is_empty() || op.schema.contains("..") || op.schema.starts_with('/') {
+                problem(
+                    &format!("{at}.schema"),
+                    "must be a relative path inside the schemas directory".into(),
+                );
+            }
+            if op.record.is_empty() {
+                problem(&format!("{at}.record"), "must map at least one field".into());
+            }
+            self.validate_fields(&format!("{at}.record"), &op.record, &mut field_problems);
+        }
+        problems.extend(field_problems);
+        problems
+    }
+
+    fn validate_fields(
+        &self,
+        at: &str,
+        fields: &BTreeMap<String, FieldDef>,
+        problems: &mut Vec<DefinitionProblem>,
+    ) {
+        for (name, field) in fields {
+            let here = format!("{at}.{name}");
+            let mut local = Vec::new();
+            let mut problem = |suffix: &str, message: String| {
+                local.push(DefinitionProblem {
+                    path: format!("{here}{suffix}"),
+                    message,
+                })
+            };
+            if !is_field_name(name) {
+                problem("", "field names use a-z, 0-9 and '_'".into());
+            }
+            if !is_pointer(&field.from) {
+                problem(".from", "must be a JSON Pointer such as /xm".into());
+            }
+            let children = match (&field.fields, &field.items) {
+                (Some(_), Some(_)) => {
+                    problem("", "a field has either `fields` or `items`, not both".into());
+                    None
+                }
+                (Some(c), None) | (None, Some(c)) => Some(c),
+                (None, None) => None,
+            };
+            match children {
+                Some(children) => {
+                    if field.pii.is_some() || field.sharing.is_some() || field.transform.is_some()
+                    {
+                        problem(
+                            "",
+                            "a container field is classified through its own fields; remove pii, sharing and transform".into(),
+                        );
+                    }
+                    if children.is_empty() {
+                        problem("", "a container field needs at least one field".into());
+                    }
+                    let suffix = if field.items.is_some() {
+                        "items"
+                    } else {
+                        "fields"
+                    };
+                    problems.append(&mut local);
+                    self.validate_fields(&format!("{here}.{suffix}"), children, problems);
+                }
+                None => {
+                    if field.pii.is_none() {
+                        problem(".pii", "every field needs a pii kind".into());
+                    }
+                    if field.sharing.is_none() {
+                        problem(
+                            ".sharing",
+                            "every field needs a sharing type: open, conditional or never".into(),
+                        );
+                    }
+                    if let Some(Transform::Code(table)) = &field.transform
+                        && !self.code_tables.contains_key(table)
+                    {
+                        problem(
+                            ".transform.code",
+                            format!("no code table named `{table}` in code_tables"),
+                        );
+                    }
+                    if let Some(Transform::Date(fmt) | Transform::Month(fmt)) = &field.transform
+                        && !is_date_format(fmt)
+                    {
+                        problem(
+                            ".transform",
+                            "date formats may use only %Y, %m, %d and separators".into(),
+                        );
+                    }
+                }
+            }
+            problems.append(&mut local);
+        }
+    }
+
+    /// Every leaf field of an operation's record with its dotted path.
+    pub fn leaf_fields(op: &OperationDef) -> Vec<LeafField> {
+        let mut out = Vec::new();
+        collect_leaves("", &op.record, &mut out);
+        out
+    }
+}
+
+/// Parses any YAML document, naming the path of the first syntax or type error.
+pub fn parse_yaml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, DefinitionProblem> {
+    let de = serde_yaml_ng::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let path = if path == "." { String::new() } else { path };
+        let message = e.into_inner().to_string();
+        // The YAML error may start with the path itself; say it once.
+        let message = message
+            .strip_prefix(&format!("{path}: "))
+            .map(str::to_owned)
+            .unwrap_or(message);
+        DefinitionProblem { path, message }
+    })
+}
+
+fn collect_leaves(prefix: &str, fields: &BTreeMap<String, FieldDef>, out: &mut Vec<LeafField>) {
+    for (name, field) in fields {
+        let path = if prefix.is_empty() {
+            name.clone()
+        } else {
+            format!("{prefix}.{name}")
+        };
+        if let Some(children) = &field.fields {
+            collect_leaves(&path, children, out);
+        } else if let Some(children) = &field.items {
+            collect_leaves(&format!("{path}[]"), children, out);
+        } else if let (Some(pii), Some(sharing)) = (field.pii, field.sharing) {
+            out.push(LeafField { path, pii, sharing });
+        }
+    }
+}
+
+fn contains_placeholder(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(s) => s == SUBJECT_PLACEHOLDER,
+        serde_json::Value::Array(a) => a.iter().any(contains_placeholder),
+        serde_json::Value::Object(o) => o.values().any(contains_placeholder),
+        _ => false,
+    }
+}
+
+fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase())
+        && s.len() <= 64
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+}
+
+fn is_field_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase())
+        && s.len() <= 64
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+fn is_pointer(s: &str) -> bool {
+    s.is_empty() || s.starts_with('/')
+}
+
+fn is_date_format(fmt: &str) -> bool {
+    let mut chars = fmt.chars();
+    let mut has_year = false;
+    while let Some(c) = chars.next() {
+        if c == '%' {
+            match chars.next() {
+                Some('Y') => has_year = true,
+                Some('m' | 'd') => {}
+                _ => return false,
+            }
+        } else if c.is_alphanumeric() {
+            return false;
+        }
+    }
+    has_year
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+id: demo
+title: 示例
+department: { id: dept, name: 示例部门 }
+base_url: http://127.0.0.1:1
+envelope: { status: /code, ok: [0], not_found: [404], data: /data }
+code_tables: { gender: { "1": male, "2": female } }
+operations:
+  person_by_id:
+    title: 按身份证号查询
+    request: { path: /person, body: { sfzh: "$subject" } }
+    schema: demo/person.schema.json
+    record:
+      id_number: { from: /sfzh, pii: id_number, sharing: open }
+      gender: { from: /xb, transform: { code: gender }, pii: code, sharing: open }
+      children:
+        from: /zn
+        items:
+          name: { from: /xm, pii: name, sharing: conditional }
+"#;
+
+    #[test]
+    fn a_minimal_definition_parses_and_is_valid() {
+        let def = ConnectorDef::from_yaml(MINIMAL).unwrap();
+        assert_eq!(def.validate(), vec![]);
+        let op = &def.operations["person_by_id"];
+        let leaves: Vec<_> = ConnectorDef::leaf_fields(op)
+            .into_iter()
+            .map(|l| l.path)
+            .collect();
+        assert_eq!(leaves, ["children[].name", "gender", "id_number"]);
+    }
+
+    #[test]
+    fn a_type_error_names_its_path() {
+        let text = MINIMAL.replace("sharing: conditional", "sharing: sometimes");
+        let err = ConnectorDef::from_yaml(&text).unwrap_err();
+        assert_eq!(
+            err.path,
+            "operations.person_by_id.record.children.items.name.sharing"
+        );
+    }
+
+    #[test]
+    fn validation_reports_every_problem() {
+        let text = MINIMAL
+            .replace("base_url: http://127.0.0.1:1", "base_url: ftp://x")
+            .replace("path: /person", "path: /person?id=$subject")
+            .replace("{ code: gender }", "{ code: sex }")
+            .replace("pii: name, sharing: conditional", "pii: name");
+        let def = ConnectorDef::from_yaml(&text).unwrap();
+        let paths: Vec<_> = def.validate().into_iter().map(|p| p.path).collect();
+        assert_eq!(
+            paths,
+            [
+                "base_url",
+                "operations.person_by_id.request.path",
+                "operations.person_by_id.record.children.items.name.sharing",
+                "operations.person_by_id.record.gender.transform.code",
+            ]
+        );
+    }
+
+    #[test]
+    fn the_subject_may_not_ride_in_a_get() {
+        let text = MINIMAL.replace("request: { path", "request: { method: GET, path");
+        let def = ConnectorDef::from_yaml(&text).unwrap();
+        let problems = def.validate();
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].path, "operations.person_by_id.request.method");
+    }
+}

@@ -1,0 +1,53 @@
+//! The upstream side of the county gateway.
+//!
+//! - [`definition`]: connector definition files (YAML) and their own checks;
+//! - [`mapping`]: the declarative department-record → canonical-record mapping;
+//! - [`Connector`]: the trait every connector kind implements; [`http`] is the first kind;
+//! - [`error`]: how an upstream call fails, without echoing upstream content;
+//! - [`subject`]: resident ID numbers (GB 11643);
+//! - [`sim`]: the simulated county department systems used by the demo, tests and benches.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+
+pub mod definition;
+pub mod error;
+pub mod http;
+pub mod mapping;
+pub mod sim;
+pub mod subject;
+
+pub use definition::ConnectorDef;
+pub use error::FetchError;
+
+/// A canonical record fetched from a department, mapped but not yet schema-checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fetched {
+    pub record: serde_json::Value,
+    /// Time from sending the request to having the whole answer.
+    pub latency: Duration,
+}
+
+/// One department system. A connector kind implements this; the gateway never needs
+/// to know which kind it talks to.
+pub trait Connector: Send + Sync + std::fmt::Debug {
+    /// The definition this connector was built from.
+    fn definition(&self) -> &Arc<ConnectorDef>;
+
+    /// Looks one subject up with one operation. `key` is the subject key the operation
+    /// declares (an ID number or a household number); it travels in the request body.
+    fn fetch<'a>(
+        &'a self,
+        operation: &'a str,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Fetched, FetchError>>;
+}
+
+/// Builds the connector for a definition, choosing its kind.
+pub fn build(def: Arc<ConnectorDef>) -> Result<Arc<dyn Connector>, http::BuildError> {
+    match def.kind {
+        definition::ConnectorKind::Http => Ok(Arc::new(http::HttpConnector::new(def)?)),
+    }
+}

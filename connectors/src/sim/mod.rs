@@ -1,0 +1,159 @@
+//! Simulated county department systems for the demo, the tests and the benchmarks.
+//!
+//! One synthetic [`Population`] (deterministic from a seed, clearly made up) is served by
+//! three HTTP systems, each with its own API style, as real departments have:
+//! household registration 户籍 ([`hukou`]), social insurance 社保 ([`shebao`]) and
+//! births 计生 ([`jisheng`]). Each can be told to misbehave ([`Faults`]) at run time.
+//!
+//! This module owns starting and stopping the servers; the data is in [`population`],
+//! the wire formats in the department modules, misbehaviour in [`faults`].
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+mod dates;
+pub mod faults;
+mod generate;
+pub mod hukou;
+pub mod jisheng;
+mod names;
+pub mod population;
+mod records;
+mod respond;
+pub mod shebao;
+#[cfg(test)]
+mod testing;
+
+pub use faults::{FaultHandle, Faults, FaultsError};
+pub use population::{
+    BankAccount, BirthRegistration, ChildRecord, Fertility, Gender, Household, HukouType,
+    InsuranceRecord, InsuranceStatus, MaritalStatus, Person, PersonRef, Population, Relation,
+    ResidentStatus, SampleKind, Scheme, SingleChildCertificate, SocialInsurance, Township,
+    Village,
+};
+
+/// How long a stopping server waits for in-flight requests (a hanging one never ends).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// One of the three simulated departments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Department {
+    /// 县公安局 户籍: household registration.
+    Hukou,
+    /// 县人社局 社保: social insurance.
+    Shebao,
+    /// 县卫健委 计生: family planning and births.
+    Jisheng,
+}
+
+impl Department {
+    /// Every department, in a fixed order.
+    pub const ALL: [Department; 3] = [Department::Hukou, Department::Shebao, Department::Jisheng];
+
+    /// A short ASCII id: "hukou", "shebao", "jisheng".
+    pub fn id(self) -> &'static str {
+        match self {
+            Self::Hukou => "hukou",
+            Self::Shebao => "shebao",
+            Self::Jisheng => "jisheng",
+        }
+    }
+
+    /// The department and system, in Chinese.
+    pub fn name_zh(self) -> &'static str {
+        match self {
+            Self::Hukou => "县公安局 户籍",
+            Self::Shebao => "县人社局 社保",
+            Self::Jisheng => "县卫健委 计生",
+        }
+    }
+}
+
+/// The routes of one department's system (data endpoints and `/__sim/faults`).
+pub fn router(department: Department, population: Arc<Population>, faults: FaultHandle) -> Router {
+    match department {
+        Department::Hukou => hukou::router(population, faults),
+        Department::Shebao => shebao::router(population, faults),
+        Department::Jisheng => jisheng::router(population, faults),
+    }
+}
+
+/// A running simulated system. Dropping it leaves the server running until the
+/// runtime ends; call [`SimServer::shutdown`] to stop it.
+#[derive(Debug)]
+pub struct SimServer {
+    pub department: Department,
+    pub addr: SocketAddr,
+    /// Changes this server's faults in process (the same as `PUT /__sim/faults`).
+    pub faults: FaultHandle,
+    stop: watch::Sender<bool>,
+}
+
+impl SimServer {
+    /// "http://IP:PORT", without a trailing slash.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting connections; requests in flight get a short grace period.
+    pub fn shutdown(self) {
+        self.stop.send_replace(true);
+    }
+}
+
+/// Serves `department`'s system on an already bound listener, with initial `faults`.
+pub async fn spawn(
+    department: Department,
+    population: Arc<Population>,
+    listener: TcpListener,
+    faults: Faults,
+) -> std::io::Result<SimServer> {
+    let addr = listener.local_addr()?;
+    let handle = FaultHandle::new(faults);
+    let app = router(department, population, handle.clone());
+    let (stop, stopped) = watch::channel(false);
+    let graceful = stop_signal(stopped.clone());
+    let deadline = async move {
+        stop_signal(stopped).await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::spawn(async move {
+        let serve = axum::serve(listener, app).with_graceful_shutdown(graceful);
+        tokio::select! {
+            result = serve => {
+                if let Err(err) = result {
+                    tracing::warn!(department = department.id(), %err, "simulated system stopped");
+                }
+            }
+            () = deadline => {}
+        }
+    });
+    Ok(SimServer {
+        department,
+        addr,
+        faults: handle,
+        stop,
+    })
+}
+
+/// Starts all three systems on `ip`, each on a free port, with no faults.
+pub async fn spawn_all(population: Arc<Population>, ip: IpAddr) -> std::io::Result<Vec<SimServer>> {
+    let mut servers = Vec::with_capacity(Department::ALL.len());
+    for department in Department::ALL {
+        let listener = TcpListener::bind(SocketAddr::new(ip, 0)).await?;
+        servers.push(spawn(department, population.clone(), listener, Faults::default()).await?);
+    }
+    Ok(servers)
+}
+
+/// Completes once `shutdown` was called; never if the [`SimServer`] was dropped.
+async fn stop_signal(mut stopped: watch::Receiver<bool>) {
+    if stopped.wait_for(|stop| *stop).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}

@@ -1,0 +1,450 @@
+//! The gateway's configuration: the main file (`gateway.yaml`), the connector
+//! definitions, record schemas and the purpose catalog it points to, loaded into one
+//! [`ActiveConfig`] that requests read through an atomic pointer.
+//!
+//! Loading collects *every* problem of every file — with the file and the path inside
+//! it — instead of stopping at the first, so `gateway check` can report them all.
+//! Files are read through [`Source`], so the demo can load its embedded county and
+//! tests can substitute their own.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use connectors::definition::{ConnectorDef, SubjectKey};
+use connectors::{Connector, ConnectorDef as Def};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::policy::{Decision, FieldNode};
+use crate::purpose::{PurposeCatalog, PurposeFile};
+use crate::schema::{RecordSchema, undeclared_fields};
+
+/// The main configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayFile {
+    pub county: County,
+    /// Where `serve` listens unless `--listen` says otherwise.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// The data directory (store), relative to this file unless absolute.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// Connector definition files, relative to this file.
+    pub connectors: Vec<PathBuf>,
+    /// Directory of record schemas, relative to this file.
+    pub schemas_dir: PathBuf,
+    /// The purpose catalog file, relative to this file.
+    pub purposes: PathBuf,
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// The county this gateway serves (GB/T 2260 code).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct County {
+    pub code: String,
+    pub name: String,
+}
+
+/// Request limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest accepted request body.
+    pub max_request_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_request_bytes: 64 * 1024,
+        }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("data")
+}
+
+/// One problem in the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    pub file: PathBuf,
+    /// Path inside the file, e.g. `operations.person_by_id.record.name.sharing`.
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        } else {
+            write!(f, "{}: {}: {}", self.file.display(), self.path, self.message)
+        }
+    }
+}
+
+/// Where configuration files are read from.
+pub trait Source: Send + Sync {
+    fn read(&self, path: &Path) -> std::io::Result<String>;
+}
+
+/// Files on disk.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DiskSource;
+
+impl Source for DiskSource {
+    fn read(&self, path: &Path) -> std::io::Result<String> {
+        std::fs::read_to_string(path)
+    }
+}
+
+/// Files held in memory (the demo's county is compiled into the binary), by
+/// normalised relative path.
+#[derive(Debug, Clone, Default)]
+pub struct EmbeddedSource {
+    files: BTreeMap<PathBuf, String>,
+}
+
+impl EmbeddedSource {
+    pub fn new<P: AsRef<Path>, T: Into<String>>(
+        files: impl IntoIterator<Item = (P, T)>,
+    ) -> EmbeddedSource {
+        EmbeddedSource {
+            files: files
+                .into_iter()
+                .map(|(p, text)| (normalize(p.as_ref()), text.into()))
+                .collect(),
+        }
+    }
+}
+
+impl Source for EmbeddedSource {
+    fn read(&self, path: &Path) -> std::io::Result<String> {
+        self.files
+            .get(&normalize(path))
+            .cloned()
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound))
+    }
+}
+
+/// Resolves `.` and `..` without touching the file system.
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Adjustments applied while loading (the demo points connectors at its simulators).
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// connector id → base URL replacing the file's.
+    pub base_urls: BTreeMap<String, String>,
+}
+
+/// One operation, ready to serve.
+#[derive(Debug)]
+pub struct ActiveOperation {
+    pub subject: SubjectKey,
+    pub schema: Arc<RecordSchema>,
+    pub fields: BTreeMap<String, FieldNode>,
+    /// The decision for open fields, computed once.
+    pub open_decision: Decision,
+}
+
+/// One connector, ready to serve.
+#[derive(Debug)]
+pub struct ActiveConnector {
+    pub def: Arc<ConnectorDef>,
+    pub connector: Arc<dyn Connector>,
+    pub operations: BTreeMap<String, ActiveOperation>,
+}
+
+/// The whole configuration a request is served with. Swapped as a unit.
+#[derive(Debug)]
+pub struct ActiveConfig {
+    pub county: County,
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub limits: Limits,
+    pub connectors: BTreeMap<String, ActiveConnector>,
+    pub purposes: PurposeCatalog,
+    /// A digest of every file loaded, so two replicas can tell they run the same config.
+    pub version: String,
+}
+
+/// Loads and checks the configuration rooted at `path`.
+pub fn load(
+    source: &dyn Source,
+    path: &Path,
+    options: &LoadOptions,
+) -> Result<ActiveConfig, Vec<ConfigProblem>> {
+    let mut loader = Loader {
+        source,
+        problems: Vec::new(),
+        digest: Sha256::new(),
+        schemas: BTreeMap::new(),
+    };
+    let Some(main) = loader.parse_yaml::<GatewayFile>(path) else {
+        return Err(loader.problems);
+    };
+    let base = path.parent().unwrap_or(Path::new(""));
+    if main.county.code.len() != 6 || !main.county.code.bytes().all(|b| b.is_ascii_digit()) {
+        loader.problem(path, "county.code", "must be a 6-digit GB/T 2260 county code");
+    }
+    if main.limits.max_request_bytes < 1024 {
+        loader.problem(path, "limits.max_request_bytes", "must be at least 1024");
+    }
+    if main.connectors.is_empty() {
+        loader.problem(path, "connectors", "list at least one connector file");
+    }
+
+    let purposes_path = base.join(&main.purposes);
+    let purposes = match loader.parse_yaml::<PurposeFile>(&purposes_path) {
+        Some(file) => {
+            let (catalog, problems) = PurposeCatalog::build(file);
+            for (at, message) in problems {
+                loader.problem(&purposes_path, &at, &message);
+            }
+            catalog
+        }
+        None => PurposeCatalog::default(),
+    };
+
+    let schemas_dir = base.join(&main.schemas_dir);
+    let mut connectors = BTreeMap::new();
+    for (i, file) in main.connectors.iter().enumerate() {
+        let file = base.join(file);
+        let Some((def, valid)) = loader.connector(&file, options) else {
+            continue;
+        };
+        if connectors.contains_key(&def.id) {
+            loader.problem(
+                path,
+                &format!("connectors[{i}]"),
+                &format!("a second connector with id `{}`", def.id),
+            );
+            continue;
+        }
+        if let Some(active) = loader.activate(&file, def, valid, &schemas_dir) {
+            connectors.insert(active.def.id.clone(), active);
+        }
+    }
+
+    if !loader.problems.is_empty() {
+        return Err(loader.problems);
+    }
+    let digest = loader.digest.finalize();
+    let version = digest
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>();
+    Ok(ActiveConfig {
+        county: main.county,
+        listen: main.listen,
+        data_dir: base.join(main.data_dir),
+        limits: main.limits,
+        connectors,
+        purposes,
+        version,
+    })
+}
+
+/// A compiled schema and its JSON, or `None` when it failed (already reported).
+type SchemaEntry = Option<(Arc<RecordSchema>, Arc<serde_json::Value>)>;
+
+struct Loader<'a> {
+    source: &'a dyn Source,
+    problems: Vec<ConfigProblem>,
+    digest: Sha256,
+    schemas: BTreeMap<PathBuf, SchemaEntry>,
+}
+
+impl Loader<'_> {
+    fn problem(&mut self, file: &Path, path: &str, message: &str) {
+        self.problems.push(ConfigProblem {
+            file: file.to_owned(),
+            path: path.to_owned(),
+            message: message.to_owned(),
+        });
+    }
+
+    fn read(&mut self, file: &Path) -> Option<String> {
+        match self.source.read(file) {
+            Ok(text) => {
+                self.digest.update(file.to_string_lossy().as_bytes());
+                self.digest.update([0]);
+                self.digest.update(text.as_bytes());
+                Some(text)
+            }
+            Err(e) => {
+                self.problem(file, "", &format!("cannot be read: {e}"));
+                None
+            }
+        }
+    }
+
+    fn parse_yaml<T: serde::de::DeserializeOwned>(&mut self, file: &Path) -> Option<T> {
+        let text = self.read(file)?;
+        match connectors::definition::parse_yaml(&text) {
+            Ok(value) => Some(value),
+            Err(p) => {
+                self.problem(file, &p.path, &p.message);
+                None
+            }
+        }
+    }
+
+    /// Parses a connector definition and reports its own problems. Returns the
+    /// definition if it parsed, and whether it is valid.
+    fn connector(&mut self, file: &Path, options: &LoadOptions) -> Option<(Def, bool)> {
+        let text = self.read(file)?;
+        let mut def = match Def::from_yaml(&text) {
+            Ok(def) => def,
+            Err(p) => {
+                self.problem(file, &p.path, &p.message);
+                return None;
+            }
+        };
+        if let Some(url) = options.base_urls.get(&def.id) {
+            def.base_url.clone_from(url);
+        }
+        let problems = def.validate();
+        let valid = problems.is_empty();
+        for p in problems {
+            self.problem(file, &p.path, &p.message);
+        }
+        Some((def, valid))
+    }
+
+    /// Reads and compiles a schema once, however many operations use it.
+    fn schema(&mut self, file: &Path) -> SchemaEntry {
+        if let Some(cached) = self.schemas.get(file) {
+            return cached.clone();
+        }
+        let compiled = self.compile_schema(file);
+        self.schemas.insert(file.to_owned(), compiled.clone());
+        compiled
+    }
+
+    fn compile_schema(&mut self, file: &Path) -> SchemaEntry {
+        let text = self.read(file)?;
+        let json: serde_json::Value = match serde_json::from_str(&text) {
+            Ok(v) => v,
+            Err(e) => {
+                self.problem(file, "", &format!("is not valid JSON: {e}"));
+                return None;
+            }
+        };
+        match RecordSchema::compile(&json) {
+            Ok(schema) => Some((Arc::new(schema), Arc::new(json))),
+            Err(e) => {
+                self.problem(file, "", &e);
+                None
+            }
+        }
+    }
+
+    /// Checks a definition against its schemas and, if everything is in order,
+    /// builds the connector.
+    fn activate(
+        &mut self,
+        file: &Path,
+        def: Def,
+        valid: bool,
+        schemas_dir: &Path,
+    ) -> Option<ActiveConnector> {
+        let mut operations = BTreeMap::new();
+        for (name, op) in &def.operations {
+            let schema_file = schemas_dir.join(&op.schema);
+            let Some((schema, schema_json)) = self.schema(&schema_file) else {
+                continue;
+            };
+            let mut complete = true;
+            for (field, message) in undeclared_fields(&schema_json, &op.record) {
+                self.problem(
+                    file,
+                    &format!("operations.{name}.record.{field}"),
+                    &format!("{message} ({})", schema_file.display()),
+                );
+                complete = false;
+            }
+            if !complete {
+                continue;
+            }
+            let fields = FieldNode::tree(&op.record);
+            let open_decision = Decision::open_only(&fields);
+            operations.insert(
+                name.clone(),
+                ActiveOperation {
+                    subject: op.subject,
+                    schema,
+                    fields,
+                    open_decision,
+                },
+            );
+        }
+        if !valid || operations.len() != def.operations.len() {
+            return None;
+        }
+        let def = Arc::new(def);
+        match connectors::build(def.clone()) {
+            Ok(connector) => Some(ActiveConnector {
+                def,
+                connector,
+                operations,
+            }),
+            Err(e) => {
+                self.problem(file, "", &format!("connector cannot be built: {e}"));
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalize_resolves_parent_segments() {
+        assert_eq!(
+            normalize(Path::new("county/../schemas/./a.json")),
+            PathBuf::from("schemas/a.json")
+        );
+        assert_eq!(normalize(Path::new("../x")), PathBuf::from("../x"));
+    }
+
+    #[test]
+    fn an_unreadable_main_file_is_one_problem() {
+        let err = load(
+            &EmbeddedSource::default(),
+            Path::new("missing.yaml"),
+            &LoadOptions::default(),
+        )
+        .unwrap_err();
+        assert_eq!(err.len(), 1);
+        assert_eq!(err[0].file, PathBuf::from("missing.yaml"));
+    }
+}

@@ -1,0 +1,223 @@
+//! The one error type of the HTTP boundary and its mapping to RFC 9457
+//! `application/problem+json`.
+//!
+//! Use [`Problem`] for every error a handler returns. Each [`ProblemKind`] has a stable
+//! `type` URI (`/problems/<slug>`, documented at that path by the gateway itself), an
+//! HTTP status and a fixed title, and says who failed: the caller's request, the
+//! department's system, or the gateway. `detail` and the extension members are written
+//! by the gateway, never copied from upstream answers or request data, so an error body
+//! cannot leak personal data or department content. Internal causes go to the log.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+
+/// Who a problem is attributed to, so a clerk knows where to turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blame {
+    /// The request was wrong; the caller can fix it.
+    Caller,
+    /// The department's system failed or answered something unusable.
+    Department,
+    /// The gateway itself failed or is not ready.
+    Gateway,
+}
+
+impl Blame {
+    fn as_str(self) -> &'static str {
+        match self {
+            Blame::Caller => "caller",
+            Blame::Department => "department",
+            Blame::Gateway => "gateway",
+        }
+    }
+}
+
+macro_rules! problem_kinds {
+    ($($variant:ident => ($slug:literal, $status:expr, $blame:expr, $title:literal, $about:literal),)*) => {
+        /// Every kind of error the gateway answers with.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum ProblemKind { $($variant,)* }
+
+        impl ProblemKind {
+            pub const ALL: &'static [ProblemKind] = &[$(ProblemKind::$variant,)*];
+            /// The stable part of the `type` URI.
+            pub fn slug(self) -> &'static str { match self { $(ProblemKind::$variant => $slug,)* } }
+            pub fn status(self) -> StatusCode { match self { $(ProblemKind::$variant => $status,)* } }
+            pub fn blame(self) -> Blame { match self { $(ProblemKind::$variant => $blame,)* } }
+            pub fn title(self) -> &'static str { match self { $(ProblemKind::$variant => $title,)* } }
+            /// A longer explanation served at the `type` URI.
+            pub fn about(self) -> &'static str { match self { $(ProblemKind::$variant => $about,)* } }
+        }
+    };
+}
+
+problem_kinds! {
+    InvalidRequest => ("invalid-request", StatusCode::BAD_REQUEST, Blame::Caller,
+        "The request is not valid",
+        "The body is not the JSON the endpoint expects, a field is missing or malformed, or the URL carries a query string (personal data travels only in request bodies)."),
+    InvalidIdNumber => ("invalid-id-number", StatusCode::BAD_REQUEST, Blame::Caller,
+        "The ID number is not valid",
+        "The subject's resident ID number fails a GB 11643 check: length, characters, region code, birth date or check digit. No department was called."),
+    UnknownPurpose => ("unknown-purpose", StatusCode::BAD_REQUEST, Blame::Caller,
+        "Unknown purpose",
+        "The purpose code is not in the county's purpose catalog (事项目录)."),
+    UnknownConnector => ("unknown-connector", StatusCode::NOT_FOUND, Blame::Caller,
+        "Unknown connector",
+        "No connector with this id is configured."),
+    UnknownOperation => ("unknown-operation", StatusCode::NOT_FOUND, Blame::Caller,
+        "Unknown operation",
+        "The connector has no operation with this name."),
+    SubjectNotFound => ("subject-not-found", StatusCode::NOT_FOUND, Blame::Caller,
+        "No record for this subject",
+        "The department has no record for the subject."),
+    NotFound => ("not-found", StatusCode::NOT_FOUND, Blame::Caller,
+        "No such resource",
+        "Nothing is served at this path."),
+    MethodNotAllowed => ("method-not-allowed", StatusCode::METHOD_NOT_ALLOWED, Blame::Caller,
+        "Method not allowed",
+        "This path does not accept this HTTP method."),
+    PayloadTooLarge => ("payload-too-large", StatusCode::PAYLOAD_TOO_LARGE, Blame::Caller,
+        "Request body too large",
+        "The request body exceeds the gateway's limit."),
+    UnsupportedMediaType => ("unsupported-media-type", StatusCode::UNSUPPORTED_MEDIA_TYPE, Blame::Caller,
+        "Unsupported media type",
+        "Request bodies must be application/json."),
+    UpstreamTimeout => ("upstream-timeout", StatusCode::GATEWAY_TIMEOUT, Blame::Department,
+        "The department's system did not answer in time",
+        "The connector's time limit passed before the department's system answered."),
+    UpstreamUnavailable => ("upstream-unavailable", StatusCode::BAD_GATEWAY, Blame::Department,
+        "The department's system could not be reached",
+        "The connection to the department's system failed."),
+    UpstreamError => ("upstream-error", StatusCode::BAD_GATEWAY, Blame::Department,
+        "The department's system reported an error",
+        "The department's system answered with an HTTP error or an error status in its envelope."),
+    UpstreamMalformed => ("upstream-malformed", StatusCode::BAD_GATEWAY, Blame::Department,
+        "The department's answer is malformed",
+        "The department's answer is not well-formed JSON in the envelope its connector declares."),
+    UpstreamOversize => ("upstream-oversize", StatusCode::BAD_GATEWAY, Blame::Department,
+        "The department's answer is too large",
+        "The department's answer exceeds the connector's response size limit and was discarded unread."),
+    UpstreamSchemaViolation => ("upstream-schema-violation", StatusCode::BAD_GATEWAY, Blame::Department,
+        "The department's record violates its schema",
+        "The department's record does not fit the connector's mapping or its JSON Schema. Nothing of it was returned (fail closed); `schema_path` or `field` names the rule that failed."),
+    NotReady => ("not-ready", StatusCode::SERVICE_UNAVAILABLE, Blame::Gateway,
+        "The gateway is not ready",
+        "The gateway's configuration is not loaded or its store is not writable."),
+    Internal => ("internal", StatusCode::INTERNAL_SERVER_ERROR, Blame::Gateway,
+        "Internal error",
+        "The gateway failed; the details are in its log under the request id."),
+}
+
+impl ProblemKind {
+    /// The `type` member: a path the gateway itself serves a description at.
+    pub fn type_uri(self) -> String {
+        format!("/problems/{}", self.slug())
+    }
+
+    pub fn from_slug(slug: &str) -> Option<ProblemKind> {
+        ProblemKind::ALL.iter().copied().find(|k| k.slug() == slug)
+    }
+}
+
+/// An error answer. Build with [`Problem::new`] and add members with [`Problem::with`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    pub kind: ProblemKind,
+    /// Written by the gateway; never contains request data or upstream content.
+    pub detail: String,
+    pub extensions: Map<String, Value>,
+    pub request_id: Option<String>,
+}
+
+impl Problem {
+    pub fn new(kind: ProblemKind, detail: impl Into<String>) -> Problem {
+        Problem {
+            kind,
+            detail: detail.into(),
+            extensions: Map::new(),
+            request_id: None,
+        }
+    }
+
+    /// Adds an extension member (a gateway-made value such as a connector id or a
+    /// schema path).
+    pub fn with(mut self, key: &str, value: impl Into<Value>) -> Problem {
+        self.extensions.insert(key.to_owned(), value.into());
+        self
+    }
+
+    pub fn for_request(mut self, request_id: &str) -> Problem {
+        self.request_id = Some(request_id.to_owned());
+        self
+    }
+
+    pub fn body(&self) -> Value {
+        let mut body = json!({
+            "type": self.kind.type_uri(),
+            "title": self.kind.title(),
+            "status": self.kind.status().as_u16(),
+            "detail": self.detail,
+            "blame": self.kind.blame().as_str(),
+        });
+        if let Some(id) = &self.request_id {
+            body["instance"] = Value::String(format!("urn:uuid:{id}"));
+            body["request_id"] = Value::String(id.clone());
+        }
+        if let Value::Object(map) = &mut body {
+            for (k, v) in &self.extensions {
+                map.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
+        body
+    }
+}
+
+/// The media type of every error answer.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let mut response = (self.kind.status(), self.body().to_string()).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(PROBLEM_JSON),
+        );
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_are_unique_and_round_trip() {
+        let mut seen = std::collections::BTreeSet::new();
+        for kind in ProblemKind::ALL {
+            assert!(seen.insert(kind.slug()), "duplicate slug {}", kind.slug());
+            assert_eq!(ProblemKind::from_slug(kind.slug()), Some(*kind));
+        }
+    }
+
+    #[test]
+    fn the_body_follows_rfc_9457() {
+        let p = Problem::new(ProblemKind::UpstreamSchemaViolation, "x")
+            .with("connector", "hukou")
+            .for_request("0192");
+        let body = p.body();
+        assert_eq!(body["type"], "/problems/upstream-schema-violation");
+        assert_eq!(body["status"], 502);
+        assert_eq!(body["instance"], "urn:uuid:0192");
+        assert_eq!(body["connector"], "hukou");
+        assert_eq!(body["blame"], "department");
+    }
+
+    #[test]
+    fn extensions_cannot_overwrite_standard_members() {
+        let body = Problem::new(ProblemKind::Internal, "x")
+            .with("status", 200)
+            .body();
+        assert_eq!(body["status"], 500);
+    }
+}

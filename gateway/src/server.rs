@@ -1,0 +1,150 @@
+//! The HTTP server: shared state, the router, and the request context every route
+//! runs in (request id, no query strings, access log without personal data).
+//!
+//! [`serve`] takes an already bound listener and a shutdown future, so tests bind
+//! port 0 and the binary binds what the config or `--listen` says.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRequestParts, MatchedPath, Path, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use crate::config::ActiveConfig;
+use crate::problem::{Problem, ProblemKind};
+use crate::store::Store;
+use crate::{health, query};
+
+/// What every request handler shares.
+#[derive(Debug, Clone)]
+pub struct App {
+    /// The active configuration; swapped whole, read without locks.
+    pub config: Arc<ArcSwap<ActiveConfig>>,
+    pub store: Arc<dyn Store>,
+}
+
+impl App {
+    pub fn new(config: ActiveConfig, store: Arc<dyn Store>) -> App {
+        App {
+            config: Arc::new(ArcSwap::from_pointee(config)),
+            store,
+        }
+    }
+}
+
+/// The request's id (a UUIDv7), also sent back as `x-request-id`.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestId {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<RequestId>()
+            .cloned()
+            .ok_or_else(|| Problem::new(ProblemKind::Internal, "The request has no context."))
+    }
+}
+
+/// The gateway's routes.
+pub fn router(app: App) -> Router {
+    let max_body = app.config.load().limits.max_request_bytes;
+    Router::new()
+        .route("/v1/query", post(query::query))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/problems/{slug}", get(problem_doc))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn(request_context))
+        .with_state(app)
+}
+
+/// Serves until `shutdown` completes, then finishes in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    app: App,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(app))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn request_context(mut request: Request, next: Next) -> Response {
+    let id = uuid::Uuid::now_v7().to_string();
+    let started = Instant::now();
+    let method = request.method().clone();
+    // Log the route template, never the raw path or query: they could carry data.
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "(unmatched)".to_owned(), |p| p.as_str().to_owned());
+    let mut response = if request.uri().query().is_some() {
+        Problem::new(
+            ProblemKind::InvalidRequest,
+            "URLs take no query string here; personal data and credentials travel only in request bodies and headers.",
+        )
+        .for_request(&id)
+        .into_response()
+    } else {
+        request.extensions_mut().insert(RequestId(id.clone()));
+        next.run(request).await
+    };
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    tracing::debug!(
+        request_id = %id,
+        %method,
+        route,
+        status = response.status().as_u16(),
+        elapsed_us = started.elapsed().as_micros() as u64,
+        "http"
+    );
+    response
+}
+
+async fn not_found(RequestId(id): RequestId) -> Response {
+    Problem::new(ProblemKind::NotFound, "Nothing is served at this path.")
+        .for_request(&id)
+        .into_response()
+}
+
+async fn method_not_allowed(RequestId(id): RequestId) -> Response {
+    Problem::new(
+        ProblemKind::MethodNotAllowed,
+        "This path does not accept this method.",
+    )
+    .for_request(&id)
+    .into_response()
+}
+
+/// Documents a problem type at its own `type` URI.
+async fn problem_doc(Path(slug): Path<String>, RequestId(id): RequestId) -> Response {
+    match ProblemKind::from_slug(&slug) {
+        Some(kind) => (
+            StatusCode::OK,
+            axum::Json(json!({
+                "type": kind.type_uri(),
+                "title": kind.title(),
+                "status": kind.status().as_u16(),
+                "about": kind.about(),
+            })),
+        )
+            .into_response(),
+        None => not_found(RequestId(id)).await,
+    }
+}

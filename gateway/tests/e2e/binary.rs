@@ -1,0 +1,281 @@
+//! The real `gateway` binary: `check` exit codes and its all-problems report, the demo
+//! from a fresh data directory following its own printed hint, and `serve` against
+//! `simulate` as two processes.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use gateway::demo::COUNTY_FILES;
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::helpers::{Reply, population};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_gateway");
+
+/// A running `gateway` process whose stdout is read line by line.
+struct Running {
+    child: Child,
+    stdout: mpsc::UnboundedReceiver<String>,
+    stderr: JoinHandle<String>,
+}
+
+impl Running {
+    fn spawn(args: &[&str]) -> Running {
+        let mut child = Command::new(BINARY)
+            .args(args)
+            .env("GATEWAY_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the binary starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = tokio::spawn(async move {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text).await;
+            text
+        });
+        Running {
+            child,
+            stdout: rx,
+            stderr,
+        }
+    }
+
+    /// Reads stdout until a line satisfies `pred`; fails if the process ends first or
+    /// a minute passes (a debug build generating a population takes a few seconds).
+    async fn line(&mut self, pred: impl Fn(&str) -> bool) -> String {
+        let wait = async {
+            while let Some(line) = self.stdout.recv().await {
+                if pred(&line) {
+                    return line;
+                }
+            }
+            panic!("the process ended before printing the expected line");
+        };
+        tokio::time::timeout(Duration::from_secs(60), wait)
+            .await
+            .expect("the expected line within a minute")
+    }
+
+    async fn stop(mut self) -> String {
+        let _ = self.child.kill().await;
+        self.stderr.await.expect("stderr collected")
+    }
+}
+
+fn url_in(line: &str) -> String {
+    let start = line.find("http://").expect("a URL in the line");
+    line[start..]
+        .split_whitespace()
+        .next()
+        .expect("url")
+        .to_owned()
+}
+
+/// Writes the repository's county files under `dir`, edited by `edit`.
+fn write_county(dir: &Path, edit: impl Fn(&str, &str) -> String) {
+    for (path, text) in COUNTY_FILES {
+        let target = dir.join(path);
+        std::fs::create_dir_all(target.parent().expect("parent")).expect("mkdir");
+        std::fs::write(target, edit(path, text)).expect("write");
+    }
+}
+
+async fn check(config: &Path) -> (i32, String, String) {
+    let out = Command::new(BINARY)
+        .args(["check", "--config"])
+        .arg(config)
+        .output()
+        .await
+        .expect("check runs");
+    (
+        out.status.code().expect("exit code"),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn check_accepts_the_repository_county() {
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../county/gateway.yaml");
+    let (code, stdout, stderr) = check(&config).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("ok"), "{stdout}");
+    assert!(stdout.contains("3 connectors"), "{stdout}");
+}
+
+#[tokio::test]
+async fn check_reports_every_problem_at_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_county(dir.path(), |path, text| match path {
+        "county/gateway.yaml" => text.replace("code: \"139901\"", "code: \"13990\""),
+        "county/purposes.yaml" => text.replace("code: rural_housing", "code: birth_registration"),
+        "county/connectors/hukou.yaml" => text.replace("ethnicity: { from: /mz", "ethnicity: { from: mz"),
+        "county/connectors/shebao.yaml" => text
+            .replace("base_url: http://127.0.0.1:18102", "base_url: ftp://127.0.0.1")
+            .replace("transform: { code: scheme }", "transform: { code: schemes }"),
+        "county/connectors/jisheng.yaml" => {
+            text.replace("hereditary_disease: { from: /ycbs", "genetic_notes: { from: /ycbs")
+        }
+        "schemas/hukou/household.schema.json" => text.replacen('{', "{ broken", 1),
+        _ => text.to_owned(),
+    });
+    let (code, _, stderr) = check(&dir.path().join("county/gateway.yaml")).await;
+    assert_eq!(code, 1, "{stderr}");
+    let expected = [
+        ("county/gateway.yaml", "county.code"),
+        ("county/purposes.yaml", "purposes[2].code"),
+        ("county/connectors/hukou.yaml", "operations.person_by_id.record.ethnicity.from"),
+        ("county/connectors/shebao.yaml", "base_url"),
+        ("county/connectors/shebao.yaml", "operations.insured_by_id.record.schemes.items.scheme.transform.code"),
+        ("county/connectors/jisheng.yaml", "operations.fertility_by_id.record.genetic_notes"),
+        ("schemas/hukou/household.schema.json", "is not valid JSON"),
+    ];
+    for (file, path) in expected {
+        assert!(
+            stderr.lines().any(|l| l.contains(file) && l.contains(path)),
+            "missing {file}: {path} in:\n{stderr}"
+        );
+    }
+    assert!(stderr.starts_with("7 problems"), "{stderr}");
+}
+
+#[tokio::test]
+async fn check_exit_codes() {
+    let (code, _, stderr) = check(Path::new("/nonexistent/gateway.yaml")).await;
+    assert_eq!(code, 1);
+    assert!(stderr.contains("cannot be read"), "{stderr}");
+    let usage = Command::new(BINARY)
+        .arg("check")
+        .output()
+        .await
+        .expect("runs");
+    assert_eq!(usage.status.code(), Some(2));
+}
+
+#[tokio::test]
+async fn the_demo_starts_from_a_fresh_data_dir_and_its_hint_works() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data_dir = dir.path().join("fresh");
+    let mut demo = Running::spawn(&[
+        "demo",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data_dir.to_str().expect("utf-8"),
+        "--residents",
+        "2000",
+    ]);
+    let gateway = url_in(&demo.line(|l| l.trim_start().starts_with("gateway")).await);
+    let curl = demo.line(|l| l.trim_start().starts_with("curl")).await;
+    demo.line(|l| l.contains("Ctrl-C stops")).await;
+    assert!(data_dir.join("gateway.db").exists(), "the store is in the data dir");
+
+    // Follow the hint: the same URL and body the demo printed.
+    assert!(curl.contains(&format!("{gateway}/v1/query")), "{curl}");
+    let body = curl
+        .split("-d '")
+        .nth(1)
+        .and_then(|rest| rest.strip_suffix('\''))
+        .expect("a -d '…' body");
+    let request: Value = serde_json::from_str(body).expect("the printed body is JSON");
+    let id = request["subject"]["id_number"].as_str().expect("an ID").to_owned();
+    let reply = Reply::read(
+        reqwest::Client::new()
+            .post(format!("{gateway}/v1/query"))
+            .header("content-type", "application/json")
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("answer"),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(reply.json["record"]["id_number"], id);
+
+    let stderr = demo.stop().await;
+    assert!(stderr.contains("lookup"), "the lookup is logged: {stderr}");
+    assert!(!stderr.contains(&id), "the log carries the full ID number");
+    assert!(!stderr.contains(&id[6..14]), "the log carries the birth date digits");
+}
+
+#[tokio::test]
+async fn serve_runs_against_simulated_departments_in_another_process() {
+    let mut sim = Running::spawn(&[
+        "simulate",
+        "--hukou",
+        "127.0.0.1:0",
+        "--shebao",
+        "127.0.0.1:0",
+        "--jisheng",
+        "127.0.0.1:0",
+        "--residents",
+        "2000",
+    ]);
+    let mut urls = std::collections::BTreeMap::new();
+    for _ in 0..3 {
+        let line = sim.line(|l| l.contains("http://")).await;
+        let id = line.split_whitespace().next().expect("department id").to_owned();
+        urls.insert(id, url_in(&line));
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_county(dir.path(), |path, text| {
+        let mut text = text.to_owned();
+        for (id, url) in &urls {
+            if path == format!("county/connectors/{id}.yaml") {
+                let port = match id.as_str() {
+                    "hukou" => "18101",
+                    "shebao" => "18102",
+                    _ => "18103",
+                };
+                text = text.replace(&format!("http://127.0.0.1:{port}"), url);
+            }
+        }
+        text
+    });
+    let data_dir = dir.path().join("data");
+    let config = dir.path().join("county/gateway.yaml");
+    let mut serve = Running::spawn(&[
+        "serve",
+        "--config",
+        config.to_str().expect("utf-8"),
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data_dir.to_str().expect("utf-8"),
+    ]);
+    let gateway = url_in(&serve.line(|l| l.contains("listening on")).await);
+    let person = population()
+        .sample(connectors::sim::SampleKind::Pensioner)
+        .expect("a pensioner");
+    let reply = Reply::read(
+        reqwest::Client::new()
+            .post(format!("{gateway}/v1/query"))
+            .json(&crate::helpers::lookup("shebao", "insured_by_id", person.id.as_str()))
+            .send()
+            .await
+            .expect("answer"),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(reply.json["record"]["id_number"], person.id.as_str());
+    serve.stop().await;
+    sim.stop().await;
+}

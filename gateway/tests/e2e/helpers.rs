@@ -1,0 +1,153 @@
+//! Shared test helpers: a population, the departments and a gateway on port 0.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use connectors::sim::{self, Department, Faults, Population, SimServer};
+use gateway::config::{self, EmbeddedSource, LoadOptions};
+use gateway::demo::{COUNTY_CONFIG, COUNTY_FILES};
+use gateway::server::{self, App};
+use gateway::store::SqliteStore;
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+/// A population shared by every test of this binary (read-only, so no test depends
+/// on another). Smaller than the demo's to keep debug builds quick.
+pub fn population() -> Arc<Population> {
+    static POPULATION: OnceLock<Arc<Population>> = OnceLock::new();
+    POPULATION
+        .get_or_init(|| Arc::new(Population::generate(2026, 2_000)))
+        .clone()
+}
+
+/// The departments and a gateway in front of them.
+pub struct TestGateway {
+    pub addr: SocketAddr,
+    pub departments: Vec<SimServer>,
+    pub client: reqwest::Client,
+    pub data_dir: tempfile::TempDir,
+    _stop: oneshot::Sender<()>,
+}
+
+impl TestGateway {
+    /// The demo county as it is in the repository.
+    pub async fn start() -> TestGateway {
+        TestGateway::start_with(|_, text| text.to_owned()).await
+    }
+
+    /// The demo county with its files edited by `edit(path, text)`.
+    pub async fn start_with(edit: impl Fn(&str, &str) -> String) -> TestGateway {
+        let departments = sim::spawn_all(population(), [127, 0, 0, 1].into())
+            .await
+            .expect("departments start");
+        let files = COUNTY_FILES
+            .iter()
+            .map(|(path, text)| (*path, edit(path, text)));
+        let options = LoadOptions {
+            base_urls: departments
+                .iter()
+                .map(|d| (d.department.id().to_owned(), d.base_url()))
+                .collect(),
+        };
+        let cfg = config::load(
+            &EmbeddedSource::new(files),
+            Path::new(COUNTY_CONFIG),
+            &options,
+        )
+        .expect("the county config loads");
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::open(&data_dir.path().join("data")).expect("store opens");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let app = App::new(cfg, Arc::new(store));
+        tokio::spawn(server::serve(listener, app, async {
+            let _ = stopped.await;
+        }));
+        TestGateway {
+            addr,
+            departments,
+            client: reqwest::Client::new(),
+            data_dir,
+            _stop: stop,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn department(&self, department: Department) -> &SimServer {
+        self.departments
+            .iter()
+            .find(|d| d.department == department)
+            .expect("every department runs")
+    }
+
+    pub fn set_faults(&self, department: Department, faults: Faults) {
+        self.department(department).faults.set(faults);
+    }
+
+    /// POSTs a lookup and returns status, content type and body.
+    pub async fn query(&self, body: &Value) -> Reply {
+        let response = self
+            .client
+            .post(self.url("/v1/query"))
+            .json(body)
+            .send()
+            .await
+            .expect("the gateway answers");
+        Reply::read(response).await
+    }
+}
+
+/// An answer, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: String,
+    pub text: String,
+    pub json: Value,
+}
+
+impl Reply {
+    pub async fn read(response: reqwest::Response) -> Reply {
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let text = response.text().await.expect("body");
+        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply {
+            status,
+            content_type,
+            text,
+            json,
+        }
+    }
+
+    /// Asserts a problem+json answer of the given kind and status.
+    pub fn assert_problem(&self, status: u16, kind: &str) {
+        assert_eq!(self.status, status, "body: {}", self.text);
+        assert_eq!(self.content_type, "application/problem+json");
+        assert_eq!(self.json["type"], format!("/problems/{kind}"), "body: {}", self.text);
+        assert_eq!(self.json["status"], status);
+    }
+}
+
+/// A lookup body.
+pub fn lookup(connector: &str, operation: &str, id_number: &str) -> Value {
+    json!({
+        "connector": connector,
+        "operation": operation,
+        "subject": {"id_number": id_number},
+        "purpose": "birth_registration",
+        "case_id": "TEST-0001",
+    })
+}

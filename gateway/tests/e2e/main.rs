@@ -1,0 +1,11 @@
+//! End-to-end tests: the gateway on a real socket in front of the simulated department
+//! systems on real sockets, real SQLite files in temporary directories, and the real
+//! `gateway` binary where the command line is what is being tested.
+
+mod helpers;
+
+mod binary;
+mod errors;
+mod lookups;
+mod misbehaviour;
+mod surface;

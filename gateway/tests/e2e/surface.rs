@@ -1,0 +1,62 @@
+//! The rest of the HTTP surface: health, readiness, unknown paths and methods, and
+//! the problem-type documentation the `type` URIs point to.
+
+use gateway::problem::ProblemKind;
+
+use crate::helpers::{Reply, TestGateway};
+
+#[tokio::test]
+async fn healthz_and_readyz_report_truthfully() {
+    let gw = TestGateway::start().await;
+    let health = Reply::read(gw.client.get(gw.url("/healthz")).send().await.expect("answer")).await;
+    assert_eq!(health.status, 200);
+    let ready = Reply::read(gw.client.get(gw.url("/readyz")).send().await.expect("answer")).await;
+    assert_eq!(ready.status, 200, "{}", ready.text);
+    assert_eq!(ready.json["connectors"], 3);
+    assert!(ready.json["config_version"].as_str().is_some_and(|v| v.len() == 16));
+
+    // The store disappears: the process is alive but no longer ready.
+    std::fs::remove_dir_all(gw.data_dir.path().join("data")).expect("remove the data dir");
+    let health = Reply::read(gw.client.get(gw.url("/healthz")).send().await.expect("answer")).await;
+    assert_eq!(health.status, 200);
+    let ready = Reply::read(gw.client.get(gw.url("/readyz")).send().await.expect("answer")).await;
+    ready.assert_problem(503, "not-ready");
+    assert_eq!(ready.json["blame"], "gateway");
+}
+
+#[tokio::test]
+async fn unknown_paths_and_methods_are_problems_too() {
+    let gw = TestGateway::start().await;
+    let reply = Reply::read(
+        gw.client
+            .get(gw.url("/v1/people/139901199003071234"))
+            .send()
+            .await
+            .expect("answer"),
+    )
+    .await;
+    reply.assert_problem(404, "not-found");
+    assert!(!reply.text.contains("139901199003071234"));
+
+    let reply = Reply::read(gw.client.get(gw.url("/v1/query")).send().await.expect("answer")).await;
+    reply.assert_problem(405, "method-not-allowed");
+    assert!(reply.json["request_id"].as_str().is_some());
+}
+
+#[tokio::test]
+async fn every_problem_type_is_documented_at_its_uri() {
+    let gw = TestGateway::start().await;
+    for kind in ProblemKind::ALL {
+        let reply = Reply::read(
+            gw.client
+                .get(gw.url(&kind.type_uri()))
+                .send()
+                .await
+                .expect("answer"),
+        )
+        .await;
+        assert_eq!(reply.status, 200, "{}", kind.slug());
+        assert_eq!(reply.json["status"], kind.status().as_u16());
+        assert!(reply.json["about"].as_str().is_some_and(|a| !a.is_empty()));
+    }
+}
