@@ -321,18 +321,23 @@ impl ConnectorDef {
         }
         match reqwest::Url::parse(&self.base_url) {
             Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
-                if url.query().is_some() || !url.username().is_empty() || url.password().is_some()
-                {
+                if url.query().is_some() || !url.username().is_empty() || url.password().is_some() {
                     problem(
                         "base_url",
                         "may not carry a query or credentials; put credentials in the connector's auth settings".into(),
                     );
                 }
             }
-            _ => problem("base_url", "must be an absolute http:// or https:// URL".into()),
+            _ => problem(
+                "base_url",
+                "must be an absolute http:// or https:// URL".into(),
+            ),
         }
         if self.timeouts.connect_ms == 0 || self.timeouts.total_ms == 0 {
-            problem("timeouts", "connect_ms and total_ms must be greater than 0".into());
+            problem(
+                "timeouts",
+                "connect_ms and total_ms must be greater than 0".into(),
+            );
         }
         if self.timeouts.connect_ms > self.timeouts.total_ms {
             problem("timeouts.connect_ms", "must not exceed total_ms".into());
@@ -390,7 +395,10 @@ impl ConnectorDef {
                 );
             }
             if op.record.is_empty() {
-                problem(&format!("{at}.record"), "must map at least one field".into());
+                problem(
+                    &format!("{at}.record"),
+                    "must map at least one field".into(),
+                );
             }
             self.validate_fields(&format!("{at}.record"), &op.record, &mut field_problems);
         }
@@ -421,7 +429,10 @@ impl ConnectorDef {
             }
             let children = match (&field.fields, &field.items) {
                 (Some(_), Some(_)) => {
-                    problem("", "a field has either `fields` or `items`, not both".into());
+                    problem(
+                        "",
+                        "a field has either `fields` or `items`, not both".into(),
+                    );
                     None
                 }
                 (Some(c), None) | (None, Some(c)) => Some(c),
@@ -429,8 +440,7 @@ impl ConnectorDef {
             };
             match children {
                 Some(children) => {
-                    if field.pii.is_some() || field.sharing.is_some() || field.transform.is_some()
-                    {
+                    if field.pii.is_some() || field.sharing.is_some() || field.transform.is_some() {
                         problem(
                             "",
                             "a container field is classified through its own fields; remove pii, sharing and transform".into(),

@@ -75,7 +75,8 @@ fn map_object(
                 _ => return Err(error(&path, &from, "a list or null")),
             }
         } else {
-            transform(def, field.transform.as_ref(), raw).map_err(|rule| error(&path, &from, &rule))?
+            transform(def, field.transform.as_ref(), raw)
+                .map_err(|rule| error(&path, &from, &rule))?
         };
         out.insert(name.clone(), value);
     }
@@ -214,7 +215,8 @@ operations:
 
     #[test]
     fn errors_name_the_field_and_rule_but_not_the_value() {
-        let err = map(json!({"zn": [{"csrq": "2016-02-11"}, {"csrq": "SECRET-VALUE"}]})).unwrap_err();
+        let err =
+            map(json!({"zn": [{"csrq": "2016-02-11"}, {"csrq": "SECRET-VALUE"}]})).unwrap_err();
         assert_eq!(err.field, "children[].birth_date");
         assert_eq!(err.from, "/zn/1/csrq");
         assert!(!err.to_string().contains("SECRET-VALUE"));
@@ -224,7 +226,13 @@ operations:
         assert_eq!(err.rule, "expected a code from table `gender`");
         assert!(!err.to_string().contains('7'));
 
-        assert_eq!(map(json!({"ylj": "abc"})).unwrap_err().rule, "expected a number");
-        assert_eq!(map(json!({"csrq": "19900230"})).unwrap_err().field, "birth_date");
+        assert_eq!(
+            map(json!({"ylj": "abc"})).unwrap_err().rule,
+            "expected a number"
+        );
+        assert_eq!(
+            map(json!({"csrq": "19900230"})).unwrap_err().field,
+            "birth_date"
+        );
     }
 }

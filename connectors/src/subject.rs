@@ -270,11 +270,20 @@ mod tests {
     fn build_rejects_bad_parts() {
         let d = date(1990, 1, 1);
         assert_eq!(IdNumber::build("13990", d, 1), Err(IdNumberError::Length));
-        assert_eq!(IdNumber::build("13990a", d, 1), Err(IdNumberError::Characters));
+        assert_eq!(
+            IdNumber::build("13990a", d, 1),
+            Err(IdNumberError::Characters)
+        );
         assert_eq!(IdNumber::build("990101", d, 1), Err(IdNumberError::Region));
-        assert_eq!(IdNumber::build("139901", d, 1000), Err(IdNumberError::Length));
+        assert_eq!(
+            IdNumber::build("139901", d, 1000),
+            Err(IdNumberError::Length)
+        );
         let future = chrono::Utc::now().date_naive() + chrono::Days::new(2);
-        assert_eq!(IdNumber::build("139901", future, 1), Err(IdNumberError::BirthDate));
+        assert_eq!(
+            IdNumber::build("139901", future, 1),
+            Err(IdNumberError::BirthDate)
+        );
     }
 
     #[test]
@@ -300,8 +309,8 @@ mod tests {
     }
 
     const PROVINCES: &[u8] = &[
-        11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37, 41, 42, 43, 44, 45, 46, 50,
-        51, 52, 53, 54, 61, 62, 63, 64, 65, 71, 81, 82,
+        11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37, 41, 42, 43, 44, 45, 46, 50, 51,
+        52, 53, 54, 61, 62, 63, 64, 65, 71, 81, 82,
     ];
 
     fn valid_id() -> impl Strategy<Value = IdNumber> {

@@ -97,6 +97,7 @@ struct SimulateArgs {
 /// Runs a parsed command line.
 pub fn main(cli: Cli) -> ExitCode {
     init_tracing();
+    connectors::install_crypto_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -215,9 +216,8 @@ async fn run_demo(args: DemoArgs) -> ExitCode {
 }
 
 async fn run_simulate(args: SimulateArgs) -> ExitCode {
-    let population = Arc::new(
-        demo::population(args.population.seed, args.population.residents).await,
-    );
+    let population =
+        Arc::new(demo::population(args.population.seed, args.population.residents).await);
     let mut servers = Vec::new();
     for (department, addr) in [
         (Department::Hukou, args.hukou),
@@ -227,13 +227,21 @@ async fn run_simulate(args: SimulateArgs) -> ExitCode {
         let listener = match tokio::net::TcpListener::bind(addr).await {
             Ok(l) => l,
             Err(e) => {
-                eprintln!("error: cannot listen on {addr} for {}: {e}", department.id());
+                eprintln!(
+                    "error: cannot listen on {addr} for {}: {e}",
+                    department.id()
+                );
                 return ExitCode::FAILURE;
             }
         };
         match sim::spawn(department, population.clone(), listener, Default::default()).await {
             Ok(server) => {
-                println!("{} ({}) on {}", department.id(), department.name_zh(), server.base_url());
+                println!(
+                    "{} ({}) on {}",
+                    department.id(),
+                    department.name_zh(),
+                    server.base_url()
+                );
                 servers.push(server);
             }
             Err(e) => {

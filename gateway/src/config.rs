@@ -89,7 +89,13 @@ impl fmt::Display for ConfigProblem {
         if self.path.is_empty() {
             write!(f, "{}: {}", self.file.display(), self.message)
         } else {
-            write!(f, "{}: {}: {}", self.file.display(), self.path, self.message)
+            write!(
+                f,
+                "{}: {}: {}",
+                self.file.display(),
+                self.path,
+                self.message
+            )
         }
     }
 }
@@ -210,7 +216,11 @@ pub fn load(
     };
     let base = path.parent().unwrap_or(Path::new(""));
     if main.county.code.len() != 6 || !main.county.code.bytes().all(|b| b.is_ascii_digit()) {
-        loader.problem(path, "county.code", "must be a 6-digit GB/T 2260 county code");
+        loader.problem(
+            path,
+            "county.code",
+            "must be a 6-digit GB/T 2260 county code",
+        );
     }
     if main.limits.max_request_bytes < 1024 {
         loader.problem(path, "limits.max_request_bytes", "must be at least 1024");

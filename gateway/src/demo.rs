@@ -24,8 +24,14 @@ pub const RESIDENTS: usize = 12_000;
 
 /// The demo county's configuration files, as they are in the repository.
 pub const COUNTY_FILES: &[(&str, &str)] = &[
-    ("county/gateway.yaml", include_str!("../../county/gateway.yaml")),
-    ("county/purposes.yaml", include_str!("../../county/purposes.yaml")),
+    (
+        "county/gateway.yaml",
+        include_str!("../../county/gateway.yaml"),
+    ),
+    (
+        "county/purposes.yaml",
+        include_str!("../../county/purposes.yaml"),
+    ),
     (
         "county/connectors/hukou.yaml",
         include_str!("../../county/connectors/hukou.yaml"),
@@ -99,7 +105,10 @@ pub fn county_config(departments: &[SimServer]) -> anyhow::Result<ActiveConfig> 
     let source = EmbeddedSource::new(COUNTY_FILES.iter().copied());
     config::load(&source, Path::new(COUNTY_CONFIG), &options).map_err(|problems| {
         let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
-        anyhow::anyhow!("the embedded demo county is invalid:\n  {}", list.join("\n  "))
+        anyhow::anyhow!(
+            "the embedded demo county is invalid:\n  {}",
+            list.join("\n  ")
+        )
     })
 }
 
@@ -131,7 +140,10 @@ impl Demo {
     /// What the demo prints when it is ready: where things are and a command to try.
     pub fn banner(&self) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "县乡数据共享网关 demo — the demo county 示范县 (139901) is running.");
+        let _ = writeln!(
+            out,
+            "县乡数据共享网关 demo — the demo county 示范县 (139901) is running."
+        );
         let _ = writeln!(out, "  gateway      http://{}", self.addr);
         let _ = writeln!(
             out,
@@ -157,7 +169,10 @@ impl Demo {
                 r#"{{"connector":"hukou","operation":"person_by_id","subject":{{"id_number":"{}"}},"purpose":"birth_registration","case_id":"DEMO-0001"}}"#,
                 person.id.as_str()
             );
-            let _ = writeln!(out, "\nTry a lookup (the household registration of a synthetic resident):");
+            let _ = writeln!(
+                out,
+                "\nTry a lookup (the household registration of a synthetic resident):"
+            );
             let _ = writeln!(
                 out,
                 "  curl -s http://{}/v1/query -H 'content-type: application/json' -d '{}'",

@@ -65,7 +65,10 @@ impl PurposeCatalog {
             }
         }
         if by_code.is_empty() && problems.is_empty() {
-            problems.push(("purposes".to_owned(), "define at least one purpose".to_owned()));
+            problems.push((
+                "purposes".to_owned(),
+                "define at least one purpose".to_owned(),
+            ));
         }
         (PurposeCatalog { by_code }, problems)
     }

@@ -100,14 +100,20 @@ async fn run(
             "No connector with this id is configured.",
         )
     })?;
-    let operation = connector.operations.get(&request.operation).ok_or_else(|| {
-        Problem::new(
-            ProblemKind::UnknownOperation,
-            "The connector has no operation with this name.",
-        )
-        .with("connector", connector.def.id.clone())
-        .with("operations", connector.operations.keys().cloned().collect::<Vec<_>>())
-    })?;
+    let operation = connector
+        .operations
+        .get(&request.operation)
+        .ok_or_else(|| {
+            Problem::new(
+                ProblemKind::UnknownOperation,
+                "The connector has no operation with this name.",
+            )
+            .with("connector", connector.def.id.clone())
+            .with(
+                "operations",
+                connector.operations.keys().cloned().collect::<Vec<_>>(),
+            )
+        })?;
     let purpose = config.purposes.get(&request.purpose).ok_or_else(|| {
         Problem::new(
             ProblemKind::UnknownPurpose,
@@ -175,7 +181,10 @@ async fn run(
     .into_response())
 }
 
-fn parse(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<QueryRequest, Problem> {
+fn parse(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<QueryRequest, Problem> {
     let is_json = headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -189,9 +198,15 @@ fn parse(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Que
     }
     let body = body.map_err(|rejection| {
         if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-            Problem::new(ProblemKind::PayloadTooLarge, "The request body is too large.")
+            Problem::new(
+                ProblemKind::PayloadTooLarge,
+                "The request body is too large.",
+            )
         } else {
-            Problem::new(ProblemKind::InvalidRequest, "The request body could not be read.")
+            Problem::new(
+                ProblemKind::InvalidRequest,
+                "The request body could not be read.",
+            )
         }
     })?;
     let de = &mut serde_json::Deserializer::from_slice(&body);
@@ -217,11 +232,11 @@ fn parse(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Que
 
 fn subject_key(key: SubjectKey, subject: SubjectIn) -> Result<SubjectKeyValue, Problem> {
     match (key, subject.id_number, subject.household_number) {
-        (SubjectKey::IdNumber, Some(id), None) => IdNumber::parse(&id)
-            .map(SubjectKeyValue::Id)
-            .map_err(|e| {
+        (SubjectKey::IdNumber, Some(id), None) => {
+            IdNumber::parse(&id).map(SubjectKeyValue::Id).map_err(|e| {
                 Problem::new(ProblemKind::InvalidIdNumber, e.to_string()).with("check", e.code())
-            }),
+            })
+        }
         (SubjectKey::HouseholdNumber, None, Some(h)) => {
             if (6..=20).contains(&h.len()) && h.bytes().all(|b| b.is_ascii_digit()) {
                 Ok(SubjectKeyValue::Household(h))
@@ -339,8 +354,12 @@ mod tests {
         assert!(check_case_id("   ").is_err());
         assert!(check_case_id(&"x".repeat(65)).is_err());
         assert!(check_case_id("a\nb").is_err());
-        let id = IdNumber::build("139901", chrono::NaiveDate::from_ymd_opt(1990, 3, 7).unwrap(), 123)
-            .unwrap();
+        let id = IdNumber::build(
+            "139901",
+            chrono::NaiveDate::from_ymd_opt(1990, 3, 7).unwrap(),
+            123,
+        )
+        .unwrap();
         assert!(check_case_id(&format!("case-{}", id.as_str())).is_err());
     }
 

@@ -62,6 +62,8 @@ pub struct FaultHandle {
     current: Arc<ArcSwap<Faults>>,
     /// Data requests counted since the faults were last set (for `error_rate`).
     requests: Arc<AtomicU64>,
+    /// Data requests received since the server started (never reset).
+    received: Arc<AtomicU64>,
 }
 
 impl FaultHandle {
@@ -70,7 +72,18 @@ impl FaultHandle {
         Self {
             current: Arc::new(ArcSwap::from_pointee(faults)),
             requests: Arc::new(AtomicU64::new(0)),
+            received: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// Data requests received since the server started, whatever their outcome.
+    pub fn received(&self) -> u64 {
+        self.received.load(Ordering::SeqCst)
+    }
+
+    /// Counts one data request as received.
+    pub(crate) fn count_received(&self) {
+        self.received.fetch_add(1, Ordering::SeqCst);
     }
 
     /// The faults now in force.
@@ -93,7 +106,6 @@ impl FaultHandle {
         };
         let n = self.requests.fetch_add(1, Ordering::SeqCst) + 1;
         // Exact for the request counts a simulator sees (far below 2^52).
-        #[allow(clippy::cast_precision_loss)]
         let (now, before) = ((n as f64 * rate).floor(), ((n - 1) as f64 * rate).floor());
         now > before
     }

@@ -13,11 +13,11 @@ use axum::response::Response;
 use axum::routing::post;
 use serde_json::{Value, json};
 
+use super::Department;
 use super::dates::compact;
 use super::faults::{FaultHandle, control_routes};
 use super::population::{Household, Person, Population};
 use super::respond::{Outcome, id_field, respond, string_field};
-use super::Department;
 
 #[derive(Debug, Clone)]
 struct Shared {
@@ -141,7 +141,10 @@ mod tests {
         assert_eq!(v["code"], 0);
         assert_eq!(v["msg"], "ok");
         let d = &v["data"];
-        let keys = ["sfzh", "xm", "xb", "mz", "csrq", "hh", "yhzgx", "hklx", "xzqh", "cun", "zz", "ryzt", "bdrq"];
+        let keys = [
+            "sfzh", "xm", "xb", "mz", "csrq", "hh", "yhzgx", "hklx", "xzqh", "cun", "zz", "ryzt",
+            "bdrq",
+        ];
         assert_eq!(d.as_object().unwrap().len(), keys.len());
         for key in keys {
             assert!(d[key].is_string(), "{key} is a string");
@@ -165,7 +168,9 @@ mod tests {
         for (kind, code) in [(SampleKind::MovedOut, "1"), (SampleKind::Deceased, "2")] {
             let p = pop.sample(kind).unwrap();
             let body = json!({ "sfzh": p.id.as_str() }).to_string();
-            let v = call(srv.addr, "POST", "/rkxx/api/v1/person", &body).await.json();
+            let v = call(srv.addr, "POST", "/rkxx/api/v1/person", &body)
+                .await
+                .json();
             assert_eq!(v["data"]["ryzt"], code);
             let date = p.status.changed_on().unwrap();
             assert_eq!(v["data"]["bdrq"], compact(date));
@@ -179,8 +184,12 @@ mod tests {
         let h = pop.household_of(child.id.as_str()).unwrap();
         let by_member = json!({ "sfzh": child.id.as_str() }).to_string();
         let by_number = json!({ "hh": h.number }).to_string();
-        let a = call(srv.addr, "POST", "/rkxx/api/v1/household", &by_member).await.json();
-        let b = call(srv.addr, "POST", "/rkxx/api/v1/household", &by_number).await.json();
+        let a = call(srv.addr, "POST", "/rkxx/api/v1/household", &by_member)
+            .await
+            .json();
+        let b = call(srv.addr, "POST", "/rkxx/api/v1/household", &by_number)
+            .await
+            .json();
         assert_eq!(a, b);
         let d = &a["data"];
         assert_eq!(d["hh"], h.number.as_str());
@@ -203,14 +212,31 @@ mod tests {
         for path in ["/rkxx/api/v1/person", "/rkxx/api/v1/household"] {
             let reply = call(srv.addr, "POST", path, &body).await;
             assert_eq!(reply.status, 200);
-            assert_eq!(reply.json(), json!({ "code": 404, "msg": "查无此人", "data": null }));
-            for bad in ["{", r#"{"id":"x"}"#, r#"{"sfzh":123}"#, r#"{"sfzh":"139901"}"#] {
+            assert_eq!(
+                reply.json(),
+                json!({ "code": 404, "msg": "查无此人", "data": null })
+            );
+            for bad in [
+                "{",
+                r#"{"id":"x"}"#,
+                r#"{"sfzh":123}"#,
+                r#"{"sfzh":"139901"}"#,
+            ] {
                 let reply = call(srv.addr, "POST", path, bad).await;
                 assert_eq!(reply.status, 200);
-                assert_eq!(reply.json(), json!({ "code": 400, "msg": "参数错误", "data": null }));
+                assert_eq!(
+                    reply.json(),
+                    json!({ "code": 400, "msg": "参数错误", "data": null })
+                );
             }
         }
-        let missing = call(srv.addr, "POST", "/rkxx/api/v1/household", r#"{"hh":"000000000"}"#).await;
+        let missing = call(
+            srv.addr,
+            "POST",
+            "/rkxx/api/v1/household",
+            r#"{"hh":"000000000"}"#,
+        )
+        .await;
         assert_eq!(missing.json()["code"], 404);
     }
 }

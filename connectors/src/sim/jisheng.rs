@@ -169,10 +169,16 @@ mod tests {
         let stranger = IdNumber::build("110105", ymd(1900, 1, 3), 5).unwrap();
         let body = json!({ "zjhm": stranger.as_str() }).to_string();
         let v = call(srv.addr, "POST", PATH, &body).await.json();
-        assert_eq!(v, json!({ "status": "404", "message": "not found", "body": null }));
+        assert_eq!(
+            v,
+            json!({ "status": "404", "message": "not found", "body": null })
+        );
         for bad in ["null", r#"{"zjhm":null}"#, "{\"zjhm\":\"abc\"}"] {
             let v = call(srv.addr, "POST", PATH, bad).await.json();
-            assert_eq!(v, json!({ "status": "400", "message": "bad request", "body": null }));
+            assert_eq!(
+                v,
+                json!({ "status": "400", "message": "bad request", "body": null })
+            );
         }
     }
 }

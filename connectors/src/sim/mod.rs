@@ -16,13 +16,19 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+mod codes;
 mod dates;
+mod families;
+#[cfg(test)]
+mod fault_tests;
 pub mod faults;
 mod generate;
 pub mod hukou;
 pub mod jisheng;
 mod names;
 pub mod population;
+#[cfg(test)]
+mod population_tests;
 mod records;
 mod respond;
 pub mod shebao;
@@ -33,8 +39,7 @@ pub use faults::{FaultHandle, Faults, FaultsError};
 pub use population::{
     BankAccount, BirthRegistration, ChildRecord, Fertility, Gender, Household, HukouType,
     InsuranceRecord, InsuranceStatus, MaritalStatus, Person, PersonRef, Population, Relation,
-    ResidentStatus, SampleKind, Scheme, SingleChildCertificate, SocialInsurance, Township,
-    Village,
+    ResidentStatus, SampleKind, Scheme, SingleChildCertificate, SocialInsurance, Township, Village,
 };
 
 /// How long a stopping server waits for in-flight requests (a hanging one never ends).
@@ -92,6 +97,7 @@ pub struct SimServer {
     /// Changes this server's faults in process (the same as `PUT /__sim/faults`).
     pub faults: FaultHandle,
     stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl SimServer {
@@ -100,9 +106,16 @@ impl SimServer {
         format!("http://{}", self.addr)
     }
 
-    /// Stops accepting connections; requests in flight get a short grace period.
-    pub fn shutdown(self) {
+    /// Data requests this server has received since it started.
+    pub fn requests(&self) -> u64 {
+        self.faults.received()
+    }
+
+    /// Stops accepting connections and returns once the listener is closed and the
+    /// requests in flight are done (or a short grace period has passed).
+    pub async fn shutdown(self) {
         self.stop.send_replace(true);
+        let _ = self.task.await;
     }
 }
 
@@ -122,7 +135,7 @@ pub async fn spawn(
         stop_signal(stopped).await;
         tokio::time::sleep(SHUTDOWN_GRACE).await;
     };
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         let serve = axum::serve(listener, app).with_graceful_shutdown(graceful);
         tokio::select! {
             result = serve => {
@@ -138,6 +151,7 @@ pub async fn spawn(
         addr,
         faults: handle,
         stop,
+        task,
     })
 }
 

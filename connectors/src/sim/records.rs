@@ -9,10 +9,12 @@ use std::collections::HashMap;
 use chrono::{Datelike, NaiveDate};
 use rand::Rng;
 
-use super::dates::{days_after, days_before, month_start, months_between, years_after, ymd};
+use super::dates::{
+    days_after, days_before, month_start, months_between, years_after, years_before, ymd,
+};
 use super::names::{self, pick};
 use super::population::{
-    BankAccount, BirthRegistration, ChildRecord, COUNTY_CODE, HukouType, InsuranceRecord,
+    BankAccount, BirthRegistration, COUNTY_CODE, ChildRecord, HukouType, InsuranceRecord,
     InsuranceStatus, MaritalStatus, Person, PersonRef, ResidentStatus, Scheme,
     SingleChildCertificate, SocialInsurance,
 };
@@ -89,11 +91,15 @@ fn births<R: Rng>(rng: &mut R, people: &mut [Person], family: &Family, numbers: 
             if (ymd(1980, 1, 1)..=ymd(2015, 12, 31)).contains(&only.birth_date)
                 && rng.random_bool(0.45) =>
         {
-            let issued = days_after(only.birth_date, rng.random_range(90..=1400))
-                .min(ymd(2015, 12, 31));
+            let issued =
+                days_after(only.birth_date, rng.random_range(90..=1400)).min(ymd(2015, 12, 31));
             numbers.certificates += 1;
             Some(SingleChildCertificate {
-                number: format!("DSZN{COUNTY_CODE}-{}-{:05}", issued.year(), numbers.certificates),
+                number: format!(
+                    "DSZN{COUNTY_CODE}-{}-{:05}",
+                    issued.year(),
+                    numbers.certificates
+                ),
                 issued,
             })
         }
@@ -137,7 +143,12 @@ fn record(
 }
 
 /// What 人社 holds about one person, chosen by age, hukou type and status.
-fn insurance<R: Rng>(rng: &mut R, p: &Person, hukou: HukouType, as_of: NaiveDate) -> SocialInsurance {
+fn insurance<R: Rng>(
+    rng: &mut R,
+    p: &Person,
+    hukou: HukouType,
+    as_of: NaiveDate,
+) -> SocialInsurance {
     let end = p.status.changed_on().unwrap_or(as_of);
     let live = p.status == ResidentStatus::Normal;
     let age = end.years_since(p.birth_date).unwrap_or(0);
@@ -146,7 +157,10 @@ fn insurance<R: Rng>(rng: &mut R, p: &Person, hukou: HukouType, as_of: NaiveDate
         if rng.random_bool(0.95) {
             records.push(resident_medical(p.birth_date, end, live));
         }
-        return SocialInsurance { records, bank: None };
+        return SocialInsurance {
+            records,
+            bank: None,
+        };
     }
     if rng.random_bool(0.04) {
         return SocialInsurance::default();
@@ -167,7 +181,13 @@ fn insurance<R: Rng>(rng: &mut R, p: &Person, hukou: HukouType, as_of: NaiveDate
     } else if age < 23 && rng.random_bool(0.5) {
         records.push(resident_medical(p.birth_date, end, live));
     } else if employee {
-        working_employee(rng, &mut records, p.birth_date, end, live);
+        let hired = years_after(p.birth_date, rng.random_range(18..=24));
+        if hired < years_before(end, 1) {
+            working_employee(rng, &mut records, hired, end, live);
+        } else {
+            // Not working long enough to be on an employer's books: still in school.
+            records.push(resident_medical(p.birth_date, end, live));
+        }
     } else {
         records.push(resident_pension_paying(rng, p.birth_date, end, live));
         records.push(resident_medical(p.birth_date, end, live));
@@ -201,18 +221,24 @@ fn resident_medical(birth: NaiveDate, end: NaiveDate, live: bool) -> InsuranceRe
     let start = birth.max(ymd(2016, 1, 1)).min(end);
     let last = ymd(end.year(), 1, 1).max(month_start(start));
     let months = months_between(start, last) + 1;
-    record(Scheme::ResidentMedical, active(live), start, Some(last), months, 0)
+    record(
+        Scheme::ResidentMedical,
+        active(live),
+        start,
+        Some(last),
+        months,
+        0,
+    )
 }
 
-/// 110, 310, and usually 210 and 410 for someone of working age with an employer.
+/// 110, 310, and usually 210 and 410 for someone of working age hired on `hired`.
 fn working_employee<R: Rng>(
     rng: &mut R,
     records: &mut Vec<InsuranceRecord>,
-    birth: NaiveDate,
+    hired: NaiveDate,
     end: NaiveDate,
     live: bool,
 ) {
-    let hired = years_after(birth, rng.random_range(18..=24)).min(days_before(end, 31));
     let (status, last) = if !live {
         (InsuranceStatus::Terminated, month_start(end))
     } else if rng.random_bool(0.85) {
@@ -224,7 +250,7 @@ fn working_employee<R: Rng>(
     let coverage = rng.random_range(85..=100);
     let mut add = |scheme, introduced: NaiveDate| {
         let start = hired.max(introduced).min(last);
-        let months = (months_between(start, last) + 1) * coverage / 100;
+        let months = ((months_between(start, last) + 1) * coverage / 100).max(1);
         records.push(record(scheme, status, start, Some(last), months, 0));
     };
     add(Scheme::EmployeePension, ymd(1995, 1, 1));
@@ -244,23 +270,54 @@ fn retired_employee<R: Rng>(
     birth: NaiveDate,
     live: bool,
 ) {
-    let hired = years_after(birth, rng.random_range(18..=25)).max(ymd(1992, 1, 1));
+    // Years worked before the 1990s reform count as (deemed) contribution months.
+    let hired = years_after(birth, rng.random_range(18..=25));
     let last = month_start(days_before(years_after(birth, 60), 1));
-    let hired = hired.min(last);
     let status = if live {
         InsuranceStatus::Suspended
     } else {
         InsuranceStatus::Terminated
     };
-    let pension = if live { rng.random_range(260_000..=480_000) } else { 0 };
+    let pension = if live {
+        rng.random_range(260_000..=480_000)
+    } else {
+        0
+    };
     let coverage = rng.random_range(90..=100);
     let months = |start| (months_between(start, last) + 1) * coverage / 100;
-    records.push(record(Scheme::EmployeePension, status, hired, Some(last), months(hired), pension));
-    let medical_start = hired.max(ymd(1999, 1, 1)).min(last);
-    records.push(record(Scheme::EmployeeMedical, status, medical_start, Some(last), months(medical_start), 0));
-    if rng.random_bool(0.5) {
-        let start = hired.max(ymd(1999, 1, 1)).min(last);
-        records.push(record(Scheme::Unemployment, InsuranceStatus::Terminated, start, Some(last), months(start), 0));
+    records.push(record(
+        Scheme::EmployeePension,
+        status,
+        hired,
+        Some(last),
+        months(hired),
+        pension,
+    ));
+    // Employee medical insurance began in 1999; people retired by then joined without
+    // ever paying.
+    let medical_start = hired.max(ymd(1999, 1, 1));
+    let (paid_until, paid_months) = if medical_start <= last {
+        (Some(last), months(medical_start))
+    } else {
+        (None, 0)
+    };
+    records.push(record(
+        Scheme::EmployeeMedical,
+        status,
+        medical_start,
+        paid_until,
+        paid_months,
+        0,
+    ));
+    if medical_start <= last && rng.random_bool(0.5) {
+        records.push(record(
+            Scheme::Unemployment,
+            InsuranceStatus::Terminated,
+            medical_start,
+            Some(last),
+            months(medical_start),
+            0,
+        ));
     }
 }
 
@@ -284,7 +341,14 @@ fn resident_pension_paying<R: Rng>(
     let last = ymd(last_year, 1, 1).max(month_start(start));
     let years = u32::try_from(last.year() - start.year() + 1).unwrap_or(1);
     let paid = years - rng.random_range(0..=years / 4);
-    record(Scheme::ResidentPension, status, start, Some(last), paid * 12, 0)
+    record(
+        Scheme::ResidentPension,
+        status,
+        start,
+        Some(last),
+        paid * 12,
+        0,
+    )
 }
 
 /// 170 for someone 60 or older, who draws a resident pension (older people who were
@@ -303,11 +367,33 @@ fn resident_pension_drawn<R: Rng>(
         InsuranceStatus::Terminated
     };
     if sixty <= reached {
-        let pension = if live { rng.random_range(12_000..=20_000) } else { 0 };
-        return record(Scheme::ResidentPension, status, reached.min(end), None, 0, pension);
+        let pension = if live {
+            rng.random_range(12_000..=20_000)
+        } else {
+            0
+        };
+        return record(
+            Scheme::ResidentPension,
+            status,
+            reached.min(end),
+            None,
+            0,
+            pension,
+        );
     }
     let last = ymd(days_before(sixty, 1).year(), 1, 1).max(month_start(reached));
     let years = u32::try_from(last.year() - reached.year() + 1).unwrap_or(1);
-    let pension = if live { rng.random_range(15_000..=45_000) } else { 0 };
-    record(Scheme::ResidentPension, status, reached, Some(last), years * 12, pension)
+    let pension = if live {
+        rng.random_range(15_000..=45_000)
+    } else {
+        0
+    };
+    record(
+        Scheme::ResidentPension,
+        status,
+        reached,
+        Some(last),
+        years * 12,
+        pension,
+    )
 }

@@ -1,5 +1,5 @@
 //! How a simulated department answers a data request: its envelope, its error bodies,
-//! and every fault from [`Faults`] applied on the way out.
+//! and every fault from [`Faults`](super::Faults) applied on the way out.
 //!
 //! Department modules only decide *what* the record is ([`Outcome`]) and how their
 //! record breaks its schema; this module owns the wire envelope and the misbehaviour.
@@ -46,7 +46,10 @@ pub(crate) fn id_field(body: &[u8], key: &str) -> Result<IdNumber, Outcome> {
 }
 
 /// Fields an internal system would never mean to share, added by `extra_fields`.
-const EXTRA: [(&str, &str); 2] = [("nbbz", "内部备注：仅限本部门"), ("sjmm", "synthetic-secret")];
+const EXTRA: [(&str, &str); 2] = [
+    ("nbbz", "内部备注：仅限本部门"),
+    ("sjmm", "synthetic-secret"),
+];
 
 /// Turns an outcome into the department's HTTP response, applying the current faults.
 /// `violate` breaks the record's schema in the department's own way.
@@ -56,6 +59,7 @@ pub(crate) async fn respond(
     outcome: Outcome,
     violate: fn(&mut Value),
 ) -> Response {
+    faults.count_received();
     let now = faults.get();
     if now.hang {
         std::future::pending::<()>().await;
@@ -201,17 +205,28 @@ mod tests {
         for size in [1, 70, 200, 4096, 100_000] {
             let bytes = pad(Department::Shebao, envelope.clone(), size as u64);
             assert!(bytes.len() >= size);
-            assert!(bytes.len() <= size.max(base + 13), "{size}: {}", bytes.len());
+            assert!(
+                bytes.len() <= size.max(base + 13),
+                "{size}: {}",
+                bytes.len()
+            );
             let back: Value = serde_json::from_slice(&bytes).unwrap();
             assert_eq!(back["result"]["aac002"], "x");
         }
         let not_found = envelope_error(Department::Shebao, Failure::NotFound);
-        assert_eq!(pad(Department::Shebao, not_found.clone(), 4096), body_bytes(&not_found));
+        assert_eq!(
+            pad(Department::Shebao, not_found.clone(), 4096),
+            body_bytes(&not_found)
+        );
     }
 
     #[test]
     fn truncation_always_breaks_json() {
-        for data in [json!({ "xm": "张三丰" }), json!({}), json!({ "list": [1, 2, 3] })] {
+        for data in [
+            json!({ "xm": "张三丰" }),
+            json!({}),
+            json!({ "list": [1, 2, 3] }),
+        ] {
             let mut bytes = body_bytes(&envelope_ok(Department::Hukou, data));
             truncate_to_half(&mut bytes);
             assert!(serde_json::from_slice::<Value>(&bytes).is_err());
@@ -222,8 +237,14 @@ mod tests {
     #[test]
     fn bad_request_bodies_are_recognised() {
         assert_eq!(id_field(b"not json", "sfzh"), Err(Outcome::BadRequest));
-        assert_eq!(id_field(br#"{"sfzh":12}"#, "sfzh"), Err(Outcome::BadRequest));
-        assert_eq!(id_field(br#"{"other":"x"}"#, "sfzh"), Err(Outcome::BadRequest));
+        assert_eq!(
+            id_field(br#"{"sfzh":12}"#, "sfzh"),
+            Err(Outcome::BadRequest)
+        );
+        assert_eq!(
+            id_field(br#"{"other":"x"}"#, "sfzh"),
+            Err(Outcome::BadRequest)
+        );
         let ok = id_field(br#"{"sfzh":"11010519491231002x"}"#, "sfzh").unwrap();
         assert_eq!(ok.as_str(), "11010519491231002X");
     }

@@ -140,7 +140,10 @@ mod tests {
         let mut pension_seen = false;
         for item in cbxx {
             assert_eq!(item.as_object().unwrap().len(), 6);
-            assert!(["110", "170", "210", "310", "390", "410"].contains(&item["aae140"].as_str().unwrap()));
+            assert!(
+                ["110", "170", "210", "310", "390", "410"]
+                    .contains(&item["aae140"].as_str().unwrap())
+            );
             assert!(["1", "2", "3"].contains(&item["aac008"].as_str().unwrap()));
             assert!(item["jfys"].as_u64().is_some());
             let ylj = item["ylj"].as_str().unwrap();
@@ -170,15 +173,28 @@ mod tests {
     #[tokio::test]
     async fn unknown_and_malformed_requests_get_error_envelopes() {
         let (pop, srv) = server(Department::Shebao).await;
-        let stranger = crate::subject::IdNumber::build("110105", super::super::dates::ymd(1900, 1, 2), 3).unwrap();
+        let stranger =
+            crate::subject::IdNumber::build("110105", super::super::dates::ymd(1900, 1, 2), 3)
+                .unwrap();
         assert!(pop.person(stranger.as_str()).is_none());
         let body = json!({ "aac002": stranger.as_str() }).to_string();
         let v = call(srv.addr, "POST", PATH, &body).await.json();
-        assert_eq!(v, json!({ "success": false, "errcode": "1004", "errmsg": "人员不存在", "result": null }));
-        for bad in ["[]", r#"{"sfzh":"x"}"#, "", r#"{"aac002":"11010519491231002"}"#] {
+        assert_eq!(
+            v,
+            json!({ "success": false, "errcode": "1004", "errmsg": "人员不存在", "result": null })
+        );
+        for bad in [
+            "[]",
+            r#"{"sfzh":"x"}"#,
+            "",
+            r#"{"aac002":"11010519491231002"}"#,
+        ] {
             let reply = call(srv.addr, "POST", PATH, bad).await;
             assert_eq!(reply.status, 200);
-            assert_eq!(reply.json(), json!({ "success": false, "errcode": "1001", "errmsg": "参数错误", "result": null }));
+            assert_eq!(
+                reply.json(),
+                json!({ "success": false, "errcode": "1001", "errmsg": "参数错误", "result": null })
+            );
         }
     }
 }

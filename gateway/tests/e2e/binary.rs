@@ -127,13 +127,22 @@ async fn check_reports_every_problem_at_once() {
     write_county(dir.path(), |path, text| match path {
         "county/gateway.yaml" => text.replace("code: \"139901\"", "code: \"13990\""),
         "county/purposes.yaml" => text.replace("code: rural_housing", "code: birth_registration"),
-        "county/connectors/hukou.yaml" => text.replace("ethnicity: { from: /mz", "ethnicity: { from: mz"),
-        "county/connectors/shebao.yaml" => text
-            .replace("base_url: http://127.0.0.1:18102", "base_url: ftp://127.0.0.1")
-            .replace("transform: { code: scheme }", "transform: { code: schemes }"),
-        "county/connectors/jisheng.yaml" => {
-            text.replace("hereditary_disease: { from: /ycbs", "genetic_notes: { from: /ycbs")
+        "county/connectors/hukou.yaml" => {
+            text.replace("ethnicity: { from: /mz", "ethnicity: { from: mz")
         }
+        "county/connectors/shebao.yaml" => text
+            .replace(
+                "base_url: http://127.0.0.1:18102",
+                "base_url: ftp://127.0.0.1",
+            )
+            .replace(
+                "transform: { code: scheme }",
+                "transform: { code: schemes }",
+            ),
+        "county/connectors/jisheng.yaml" => text.replace(
+            "hereditary_disease: { from: /ycbs",
+            "genetic_notes: { from: /ycbs",
+        ),
         "schemas/hukou/household.schema.json" => text.replacen('{', "{ broken", 1),
         _ => text.to_owned(),
     });
@@ -142,10 +151,19 @@ async fn check_reports_every_problem_at_once() {
     let expected = [
         ("county/gateway.yaml", "county.code"),
         ("county/purposes.yaml", "purposes[2].code"),
-        ("county/connectors/hukou.yaml", "operations.person_by_id.record.ethnicity.from"),
+        (
+            "county/connectors/hukou.yaml",
+            "operations.person_by_id.record.ethnicity.from",
+        ),
         ("county/connectors/shebao.yaml", "base_url"),
-        ("county/connectors/shebao.yaml", "operations.insured_by_id.record.schemes.items.scheme.transform.code"),
-        ("county/connectors/jisheng.yaml", "operations.fertility_by_id.record.genetic_notes"),
+        (
+            "county/connectors/shebao.yaml",
+            "operations.insured_by_id.record.schemes.items.scheme.transform.code",
+        ),
+        (
+            "county/connectors/jisheng.yaml",
+            "operations.fertility_by_id.record.genetic_notes",
+        ),
         ("schemas/hukou/household.schema.json", "is not valid JSON"),
     ];
     for (file, path) in expected {
@@ -186,7 +204,10 @@ async fn the_demo_starts_from_a_fresh_data_dir_and_its_hint_works() {
     let gateway = url_in(&demo.line(|l| l.trim_start().starts_with("gateway")).await);
     let curl = demo.line(|l| l.trim_start().starts_with("curl")).await;
     demo.line(|l| l.contains("Ctrl-C stops")).await;
-    assert!(data_dir.join("gateway.db").exists(), "the store is in the data dir");
+    assert!(
+        data_dir.join("gateway.db").exists(),
+        "the store is in the data dir"
+    );
 
     // Follow the hint: the same URL and body the demo printed.
     assert!(curl.contains(&format!("{gateway}/v1/query")), "{curl}");
@@ -196,9 +217,12 @@ async fn the_demo_starts_from_a_fresh_data_dir_and_its_hint_works() {
         .and_then(|rest| rest.strip_suffix('\''))
         .expect("a -d '…' body");
     let request: Value = serde_json::from_str(body).expect("the printed body is JSON");
-    let id = request["subject"]["id_number"].as_str().expect("an ID").to_owned();
+    let id = request["subject"]["id_number"]
+        .as_str()
+        .expect("an ID")
+        .to_owned();
     let reply = Reply::read(
-        reqwest::Client::new()
+        crate::helpers::client()
             .post(format!("{gateway}/v1/query"))
             .header("content-type", "application/json")
             .body(body.to_owned())
@@ -213,7 +237,10 @@ async fn the_demo_starts_from_a_fresh_data_dir_and_its_hint_works() {
     let stderr = demo.stop().await;
     assert!(stderr.contains("lookup"), "the lookup is logged: {stderr}");
     assert!(!stderr.contains(&id), "the log carries the full ID number");
-    assert!(!stderr.contains(&id[6..14]), "the log carries the birth date digits");
+    assert!(
+        !stderr.contains(&id[6..14]),
+        "the log carries the birth date digits"
+    );
 }
 
 #[tokio::test]
@@ -232,7 +259,11 @@ async fn serve_runs_against_simulated_departments_in_another_process() {
     let mut urls = std::collections::BTreeMap::new();
     for _ in 0..3 {
         let line = sim.line(|l| l.contains("http://")).await;
-        let id = line.split_whitespace().next().expect("department id").to_owned();
+        let id = line
+            .split_whitespace()
+            .next()
+            .expect("department id")
+            .to_owned();
         urls.insert(id, url_in(&line));
     }
     let dir = tempfile::tempdir().expect("temp dir");
@@ -266,9 +297,13 @@ async fn serve_runs_against_simulated_departments_in_another_process() {
         .sample(connectors::sim::SampleKind::Pensioner)
         .expect("a pensioner");
     let reply = Reply::read(
-        reqwest::Client::new()
+        crate::helpers::client()
             .post(format!("{gateway}/v1/query"))
-            .json(&crate::helpers::lookup("shebao", "insured_by_id", person.id.as_str()))
+            .json(&crate::helpers::lookup(
+                "shebao",
+                "insured_by_id",
+                person.id.as_str(),
+            ))
             .send()
             .await
             .expect("answer"),

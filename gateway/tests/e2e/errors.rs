@@ -21,17 +21,15 @@ fn with_check_digit(first17: &str) -> String {
 #[tokio::test]
 async fn invalid_id_numbers_are_refused_before_any_upstream_call() {
     let gw = TestGateway::start().await;
-    let person = population().sample(SampleKind::MarriedParent).expect("person");
+    let person = population()
+        .sample(SampleKind::MarriedParent)
+        .expect("person");
     let id = person.id.as_str();
     let hukou = gw.department(Department::Hukou);
     let calls_before = hukou.requests();
 
     let last = id.as_bytes()[17];
-    let wrong_check = format!(
-        "{}{}",
-        &id[..17],
-        if last == b'0' { '1' } else { '0' }
-    );
+    let wrong_check = format!("{}{}", &id[..17], if last == b'0' { '1' } else { '0' });
     let bad_birth = with_check_digit(&format!("{}19901345{}", &id[..6], &id[14..17]));
     let bad_region = with_check_digit(&format!("99{}", &id[2..17]));
     let cases = [
@@ -40,14 +38,21 @@ async fn invalid_id_numbers_are_refused_before_any_upstream_call() {
         (bad_region.clone(), "region"),
         (id[..17].to_owned(), "length"),
         (format!("{}A", &id[..17]), "characters"),
-        (with_check_digit(&format!("{}00{}", &id[..2], &id[4..17])), "region"),
+        (
+            with_check_digit(&format!("{}00{}", &id[..2], &id[4..17])),
+            "region",
+        ),
     ];
     for (candidate, check) in cases {
         let reply = gw.query(&lookup("hukou", "person_by_id", &candidate)).await;
         reply.assert_problem(400, "invalid-id-number");
         assert_eq!(reply.json["check"], check, "{candidate}: {}", reply.text);
         assert_eq!(reply.json["blame"], "caller");
-        assert!(!reply.text.contains(&candidate), "the ID is echoed: {}", reply.text);
+        assert!(
+            !reply.text.contains(&candidate),
+            "the ID is echoed: {}",
+            reply.text
+        );
         assert!(!reply.text.contains(&candidate[..17]));
     }
     assert_eq!(hukou.requests(), calls_before, "no department was called");
@@ -56,16 +61,27 @@ async fn invalid_id_numbers_are_refused_before_any_upstream_call() {
 #[tokio::test]
 async fn unknown_connector_operation_and_purpose() {
     let gw = TestGateway::start().await;
-    let id = population().sample(SampleKind::MarriedParent).expect("person").id.clone();
+    let id = population()
+        .sample(SampleKind::MarriedParent)
+        .expect("person")
+        .id
+        .clone();
 
-    let reply = gw.query(&lookup("gongan-secret", "person_by_id", id.as_str())).await;
+    let reply = gw
+        .query(&lookup("gongan-secret", "person_by_id", id.as_str()))
+        .await;
     reply.assert_problem(404, "unknown-connector");
     assert!(!reply.text.contains("gongan-secret"));
 
     let reply = gw.query(&lookup("hukou", "everything", id.as_str())).await;
     reply.assert_problem(404, "unknown-operation");
     assert_eq!(reply.json["connector"], "hukou");
-    assert!(reply.json["operations"].as_array().expect("list").contains(&json!("person_by_id")));
+    assert!(
+        reply.json["operations"]
+            .as_array()
+            .expect("list")
+            .contains(&json!("person_by_id"))
+    );
 
     let mut body = lookup("hukou", "person_by_id", id.as_str());
     body["purpose"] = json!("curiosity");
@@ -78,7 +94,11 @@ async fn unknown_connector_operation_and_purpose() {
 #[tokio::test]
 async fn malformed_bodies_are_refused_without_echo() {
     let gw = TestGateway::start().await;
-    let id = population().sample(SampleKind::MarriedParent).expect("person").id.clone();
+    let id = population()
+        .sample(SampleKind::MarriedParent)
+        .expect("person")
+        .id
+        .clone();
     let post = |body: String, content_type: &'static str| {
         gw.client
             .post(gw.url("/v1/query"))
@@ -89,9 +109,12 @@ async fn malformed_bodies_are_refused_without_echo() {
 
     // Not JSON.
     let reply = crate::helpers::Reply::read(
-        post(format!("{{\"subject\": {{\"id_number\": \"{}\"", id.as_str()), "application/json")
-            .await
-            .expect("answer"),
+        post(
+            format!("{{\"subject\": {{\"id_number\": \"{}\"", id.as_str()),
+            "application/json",
+        )
+        .await
+        .expect("answer"),
     )
     .await;
     reply.assert_problem(400, "invalid-request");
@@ -112,23 +135,31 @@ async fn malformed_bodies_are_refused_without_echo() {
 
     // Not JSON at all.
     let reply = crate::helpers::Reply::read(
-        post("id_number=1".to_owned(), "application/x-www-form-urlencoded")
-            .await
-            .expect("answer"),
+        post(
+            "id_number=1".to_owned(),
+            "application/x-www-form-urlencoded",
+        )
+        .await
+        .expect("answer"),
     )
     .await;
     reply.assert_problem(415, "unsupported-media-type");
 
     // Too large.
     let huge = format!("{{\"case_id\": \"{}\"}}", "x".repeat(100 * 1024));
-    let reply = crate::helpers::Reply::read(post(huge, "application/json").await.expect("answer")).await;
+    let reply =
+        crate::helpers::Reply::read(post(huge, "application/json").await.expect("answer")).await;
     reply.assert_problem(413, "payload-too-large");
 }
 
 #[tokio::test]
 async fn the_id_may_not_travel_in_the_url() {
     let gw = TestGateway::start().await;
-    let id = population().sample(SampleKind::MarriedParent).expect("person").id.clone();
+    let id = population()
+        .sample(SampleKind::MarriedParent)
+        .expect("person")
+        .id
+        .clone();
     let response = gw
         .client
         .post(gw.url(&format!("/v1/query?id_number={}", id.as_str())))

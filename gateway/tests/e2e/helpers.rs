@@ -14,31 +14,37 @@ use tokio::sync::oneshot;
 
 /// A population shared by every test of this binary (read-only, so no test depends
 /// on another). Smaller than the demo's to keep debug builds quick.
-pub fn population() -> Arc<Population> {
+pub(crate) fn population() -> &'static Arc<Population> {
+    connectors::install_crypto_provider();
     static POPULATION: OnceLock<Arc<Population>> = OnceLock::new();
-    POPULATION
-        .get_or_init(|| Arc::new(Population::generate(2026, 2_000)))
-        .clone()
+    POPULATION.get_or_init(|| Arc::new(Population::generate(2026, 2_000)))
+}
+
+/// A plain HTTP client for talking to the gateway.
+pub(crate) fn client() -> reqwest::Client {
+    connectors::install_crypto_provider();
+    reqwest::Client::new()
 }
 
 /// The departments and a gateway in front of them.
-pub struct TestGateway {
-    pub addr: SocketAddr,
-    pub departments: Vec<SimServer>,
-    pub client: reqwest::Client,
-    pub data_dir: tempfile::TempDir,
+pub(crate) struct TestGateway {
+    pub(crate) addr: SocketAddr,
+    pub(crate) departments: Vec<SimServer>,
+    pub(crate) client: reqwest::Client,
+    pub(crate) data_dir: tempfile::TempDir,
     _stop: oneshot::Sender<()>,
 }
 
 impl TestGateway {
     /// The demo county as it is in the repository.
-    pub async fn start() -> TestGateway {
+    pub(crate) async fn start() -> TestGateway {
         TestGateway::start_with(|_, text| text.to_owned()).await
     }
 
     /// The demo county with its files edited by `edit(path, text)`.
-    pub async fn start_with(edit: impl Fn(&str, &str) -> String) -> TestGateway {
-        let departments = sim::spawn_all(population(), [127, 0, 0, 1].into())
+    pub(crate) async fn start_with(edit: impl Fn(&str, &str) -> String) -> TestGateway {
+        connectors::install_crypto_provider();
+        let departments = sim::spawn_all(population().clone(), [127, 0, 0, 1].into())
             .await
             .expect("departments start");
         let files = COUNTY_FILES
@@ -70,29 +76,29 @@ impl TestGateway {
         TestGateway {
             addr,
             departments,
-            client: reqwest::Client::new(),
+            client: client(),
             data_dir,
             _stop: stop,
         }
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
 
-    pub fn department(&self, department: Department) -> &SimServer {
+    pub(crate) fn department(&self, department: Department) -> &SimServer {
         self.departments
             .iter()
             .find(|d| d.department == department)
             .expect("every department runs")
     }
 
-    pub fn set_faults(&self, department: Department, faults: Faults) {
+    pub(crate) fn set_faults(&self, department: Department, faults: Faults) {
         self.department(department).faults.set(faults);
     }
 
     /// POSTs a lookup and returns status, content type and body.
-    pub async fn query(&self, body: &Value) -> Reply {
+    pub(crate) async fn query(&self, body: &Value) -> Reply {
         let response = self
             .client
             .post(self.url("/v1/query"))
@@ -106,15 +112,15 @@ impl TestGateway {
 
 /// An answer, read whole.
 #[derive(Debug)]
-pub struct Reply {
-    pub status: u16,
-    pub content_type: String,
-    pub text: String,
-    pub json: Value,
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) content_type: String,
+    pub(crate) text: String,
+    pub(crate) json: Value,
 }
 
 impl Reply {
-    pub async fn read(response: reqwest::Response) -> Reply {
+    pub(crate) async fn read(response: reqwest::Response) -> Reply {
         let status = response.status().as_u16();
         let content_type = response
             .headers()
@@ -133,16 +139,21 @@ impl Reply {
     }
 
     /// Asserts a problem+json answer of the given kind and status.
-    pub fn assert_problem(&self, status: u16, kind: &str) {
+    pub(crate) fn assert_problem(&self, status: u16, kind: &str) {
         assert_eq!(self.status, status, "body: {}", self.text);
         assert_eq!(self.content_type, "application/problem+json");
-        assert_eq!(self.json["type"], format!("/problems/{kind}"), "body: {}", self.text);
+        assert_eq!(
+            self.json["type"],
+            format!("/problems/{kind}"),
+            "body: {}",
+            self.text
+        );
         assert_eq!(self.json["status"], status);
     }
 }
 
 /// A lookup body.
-pub fn lookup(connector: &str, operation: &str, id_number: &str) -> Value {
+pub(crate) fn lookup(connector: &str, operation: &str, id_number: &str) -> Value {
     json!({
         "connector": connector,
         "operation": operation,

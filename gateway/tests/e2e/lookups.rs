@@ -10,10 +10,14 @@ use crate::helpers::{TestGateway, lookup, population};
 async fn hukou_person_returns_open_fields_of_the_right_person() {
     let gw = TestGateway::start().await;
     let pop = population();
-    let person = pop.sample(SampleKind::MarriedParent).expect("a married parent");
+    let person = pop
+        .sample(SampleKind::MarriedParent)
+        .expect("a married parent");
     let household = pop.household(&person.household).expect("their household");
 
-    let reply = gw.query(&lookup("hukou", "person_by_id", person.id.as_str())).await;
+    let reply = gw
+        .query(&lookup("hukou", "person_by_id", person.id.as_str()))
+        .await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert_eq!(reply.content_type, "application/json");
     let record = &reply.json["record"];
@@ -26,7 +30,10 @@ async fn hukou_person_returns_open_fields_of_the_right_person() {
     assert!(record.get("name").is_none());
     assert!(!reply.text.contains(&person.name));
     let withheld = reply.json["withheld"].as_array().expect("withheld list");
-    assert!(withheld.contains(&json!({"field": "name", "sharing": "conditional", "reason": "not_granted"})));
+    assert!(
+        withheld
+            .contains(&json!({"field": "name", "sharing": "conditional", "reason": "not_granted"}))
+    );
     assert_eq!(reply.json["policy"]["mode"], "open_only");
     assert_eq!(reply.json["department"]["id"], "county-psb");
     assert_eq!(reply.json["purpose"]["code"], "birth_registration");
@@ -59,7 +66,12 @@ async fn hukou_household_by_number_and_by_member_agree() {
     assert_eq!(members.len(), household.members.len());
     // Open member fields only: relation, gender, status — no names, no ID numbers.
     for member in members {
-        let keys: Vec<_> = member.as_object().expect("object").keys().cloned().collect();
+        let keys: Vec<_> = member
+            .as_object()
+            .expect("object")
+            .keys()
+            .cloned()
+            .collect();
         assert_eq!(keys, ["gender", "relation_to_head", "status"]);
     }
     assert!(!by_number.text.contains(person.id.as_str()));
@@ -70,9 +82,15 @@ async fn shebao_returns_schemes_but_never_the_bank_account() {
     let gw = TestGateway::start().await;
     let pop = population();
     let person = pop.sample(SampleKind::Pensioner).expect("a pensioner");
-    let bank = person.insurance.bank.clone().expect("a pensioner has an account");
+    let bank = person
+        .insurance
+        .bank
+        .clone()
+        .expect("a pensioner has an account");
 
-    let reply = gw.query(&lookup("shebao", "insured_by_id", person.id.as_str())).await;
+    let reply = gw
+        .query(&lookup("shebao", "insured_by_id", person.id.as_str()))
+        .await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     let schemes = reply.json["record"]["schemes"].as_array().expect("schemes");
     assert_eq!(schemes.len(), person.insurance.records.len());
@@ -84,14 +102,20 @@ async fn shebao_returns_schemes_but_never_the_bank_account() {
     assert!(!reply.text.contains(&bank.number));
     assert!(!reply.text.contains(&bank.bank));
     let withheld = reply.json["withheld"].as_array().expect("withheld");
-    assert!(withheld.contains(&json!({"field": "bank_account", "sharing": "never", "reason": "never_shared"})));
+    assert!(
+        withheld.contains(
+            &json!({"field": "bank_account", "sharing": "never", "reason": "never_shared"})
+        )
+    );
 }
 
 #[tokio::test]
 async fn jisheng_returns_children_orders_but_never_health_data() {
     let gw = TestGateway::start().await;
     let pop = population();
-    let person = pop.sample(SampleKind::MarriedParent).expect("a married parent");
+    let person = pop
+        .sample(SampleKind::MarriedParent)
+        .expect("a married parent");
 
     let reply = gw
         .query(&lookup("jisheng", "fertility_by_id", person.id.as_str()))
@@ -107,7 +131,10 @@ async fn jisheng_returns_children_orders_but_never_health_data() {
         assert!(!reply.text.contains(expected.id.as_str()));
     }
     assert!(record.get("hereditary_disease").is_none());
-    assert!(record.get("spouse").is_none(), "every spouse field is conditional");
+    assert!(
+        record.get("spouse").is_none(),
+        "every spouse field is conditional"
+    );
 
     // Someone whose hereditary-disease note is not empty: it never shows.
     let noted = pop
@@ -137,7 +164,9 @@ async fn an_unknown_resident_is_a_clean_404() {
         ("shebao", "insured_by_id"),
         ("jisheng", "fertility_by_id"),
     ] {
-        let reply = gw.query(&lookup(connector, operation, nobody.as_str())).await;
+        let reply = gw
+            .query(&lookup(connector, operation, nobody.as_str()))
+            .await;
         reply.assert_problem(404, "subject-not-found");
         assert!(!reply.text.contains(nobody.as_str()));
     }

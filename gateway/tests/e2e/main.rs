@@ -1,6 +1,11 @@
 //! End-to-end tests: the gateway on a real socket in front of the simulated department
 //! systems on real sockets, real SQLite files in temporary directories, and the real
 //! `gateway` binary where the command line is what is being tested.
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "a test that cannot set itself up should fail loudly"
+)]
 
 mod helpers;
 

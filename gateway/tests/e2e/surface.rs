@@ -8,18 +8,50 @@ use crate::helpers::{Reply, TestGateway};
 #[tokio::test]
 async fn healthz_and_readyz_report_truthfully() {
     let gw = TestGateway::start().await;
-    let health = Reply::read(gw.client.get(gw.url("/healthz")).send().await.expect("answer")).await;
+    let health = Reply::read(
+        gw.client
+            .get(gw.url("/healthz"))
+            .send()
+            .await
+            .expect("answer"),
+    )
+    .await;
     assert_eq!(health.status, 200);
-    let ready = Reply::read(gw.client.get(gw.url("/readyz")).send().await.expect("answer")).await;
+    let ready = Reply::read(
+        gw.client
+            .get(gw.url("/readyz"))
+            .send()
+            .await
+            .expect("answer"),
+    )
+    .await;
     assert_eq!(ready.status, 200, "{}", ready.text);
     assert_eq!(ready.json["connectors"], 3);
-    assert!(ready.json["config_version"].as_str().is_some_and(|v| v.len() == 16));
+    assert!(
+        ready.json["config_version"]
+            .as_str()
+            .is_some_and(|v| v.len() == 16)
+    );
 
     // The store disappears: the process is alive but no longer ready.
     std::fs::remove_dir_all(gw.data_dir.path().join("data")).expect("remove the data dir");
-    let health = Reply::read(gw.client.get(gw.url("/healthz")).send().await.expect("answer")).await;
+    let health = Reply::read(
+        gw.client
+            .get(gw.url("/healthz"))
+            .send()
+            .await
+            .expect("answer"),
+    )
+    .await;
     assert_eq!(health.status, 200);
-    let ready = Reply::read(gw.client.get(gw.url("/readyz")).send().await.expect("answer")).await;
+    let ready = Reply::read(
+        gw.client
+            .get(gw.url("/readyz"))
+            .send()
+            .await
+            .expect("answer"),
+    )
+    .await;
     ready.assert_problem(503, "not-ready");
     assert_eq!(ready.json["blame"], "gateway");
 }
@@ -38,7 +70,14 @@ async fn unknown_paths_and_methods_are_problems_too() {
     reply.assert_problem(404, "not-found");
     assert!(!reply.text.contains("139901199003071234"));
 
-    let reply = Reply::read(gw.client.get(gw.url("/v1/query")).send().await.expect("answer")).await;
+    let reply = Reply::read(
+        gw.client
+            .get(gw.url("/v1/query"))
+            .send()
+            .await
+            .expect("answer"),
+    )
+    .await;
     reply.assert_problem(405, "method-not-allowed");
     assert!(reply.json["request_id"].as_str().is_some());
 }
