@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
-use connectors::sim::{self, Department};
+use connectors::sim::{self, Department, Faults};
 
 use crate::config::{self, ConfigProblem, DiskSource, LoadOptions};
 use crate::demo::{self, DemoOptions};
@@ -90,8 +90,24 @@ struct SimulateArgs {
     /// Address of the family planning / births system (计生).
     #[arg(long, default_value = "127.0.0.1:18103")]
     jisheng: SocketAddr,
+    /// Faults a department starts with, e.g. `hukou={"latency_ms":20}`; repeatable.
+    /// Fields: latency_ms, error_rate, malformed_json, schema_violation, extra_fields,
+    /// oversized_bytes, hang. At run time: PUT /__sim/faults on the department.
+    #[arg(long = "faults", value_name = "DEPT=JSON", value_parser = parse_faults)]
+    faults: Vec<(Department, Faults)>,
     #[command(flatten)]
     population: PopulationArgs,
+}
+
+fn parse_faults(arg: &str) -> Result<(Department, Faults), String> {
+    let (id, json) = arg
+        .split_once('=')
+        .ok_or("expected DEPT=JSON, e.g. hukou={\"latency_ms\":20}")?;
+    let department = Department::from_id(id)
+        .ok_or_else(|| format!("unknown department `{id}`; use hukou, shebao or jisheng"))?;
+    let faults: Faults = serde_json::from_str(json).map_err(|e| format!("faults JSON: {e}"))?;
+    faults.validate().map_err(|e| e.to_string())?;
+    Ok((department, faults))
 }
 
 /// Runs a parsed command line.
@@ -234,7 +250,14 @@ async fn run_simulate(args: SimulateArgs) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        match sim::spawn(department, population.clone(), listener, Default::default()).await {
+        let faults = args
+            .faults
+            .iter()
+            .rev()
+            .find(|(d, _)| *d == department)
+            .map(|(_, f)| f.clone())
+            .unwrap_or_default();
+        match sim::spawn(department, population.clone(), listener, faults).await {
             Ok(server) => {
                 println!(
                     "{} ({}) on {}",

@@ -70,6 +70,11 @@ impl Department {
     }
 
     /// The department and system, in Chinese.
+    /// The department whose [`Department::id`] this is.
+    pub fn from_id(id: &str) -> Option<Department> {
+        Department::ALL.into_iter().find(|d| d.id() == id)
+    }
+
     pub fn name_zh(self) -> &'static str {
         match self {
             Self::Hukou => "县公安局 户籍",

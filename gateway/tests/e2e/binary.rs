@@ -255,6 +255,8 @@ async fn serve_runs_against_simulated_departments_in_another_process() {
         "127.0.0.1:0",
         "--residents",
         "2000",
+        "--faults",
+        r#"jisheng={"error_rate":1.0}"#,
     ]);
     let mut urls = std::collections::BTreeMap::new();
     for _ in 0..3 {
@@ -311,6 +313,38 @@ async fn serve_runs_against_simulated_departments_in_another_process() {
     .await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert_eq!(reply.json["record"]["id_number"], person.id.as_str());
+
+    // The births system was started failing, as `--faults` asked.
+    let reply = Reply::read(
+        crate::helpers::client()
+            .post(format!("{gateway}/v1/query"))
+            .json(&crate::helpers::lookup(
+                "jisheng",
+                "fertility_by_id",
+                person.id.as_str(),
+            ))
+            .send()
+            .await
+            .expect("answer"),
+    )
+    .await;
+    reply.assert_problem(502, "upstream-error");
     serve.stop().await;
     sim.stop().await;
+}
+
+#[tokio::test]
+async fn simulate_refuses_bad_faults() {
+    for bad in [
+        r#"police={"hang":true}"#,
+        r#"hukou={"error_rate":2}"#,
+        "hukou",
+    ] {
+        let out = Command::new(BINARY)
+            .args(["simulate", "--faults", bad])
+            .output()
+            .await
+            .expect("runs");
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+    }
 }
