@@ -15,37 +15,28 @@ use serde_json::{Value, json};
 
 use super::Department;
 use super::dates::compact;
-use super::faults::{FaultHandle, control_routes};
+use super::faults::FaultHandle;
 use super::population::{Household, Person, Population};
-use super::respond::{Outcome, id_field, respond, string_field};
-
-#[derive(Debug, Clone)]
-struct Shared {
-    population: Arc<Population>,
-    faults: FaultHandle,
-}
+use super::respond::{Outcome, Shared, by_id, id_field, respond, string_field, with_control};
 
 /// `POST /rkxx/api/v1/person`, `POST /rkxx/api/v1/household`, and `/__sim/faults`.
 pub fn router(population: Arc<Population>, faults: FaultHandle) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/rkxx/api/v1/person", post(person))
-        .route("/rkxx/api/v1/household", post(household))
-        .with_state(Shared {
-            population,
-            faults: faults.clone(),
-        })
-        .merge(control_routes(faults))
+        .route("/rkxx/api/v1/household", post(household));
+    with_control(routes, population, faults)
 }
 
 async fn person(State(shared): State<Shared>, body: Bytes) -> Response {
-    let outcome = match id_field(&body, "sfzh") {
-        Ok(id) => match shared.population.person(id.as_str()) {
-            Some(p) => person_record(&shared.population, p),
-            None => Outcome::NotFound,
-        },
-        Err(bad) => bad,
-    };
-    respond(Department::Hukou, &shared.faults, outcome, break_schema).await
+    by_id(
+        Department::Hukou,
+        &shared,
+        &body,
+        "sfzh",
+        person_record,
+        break_schema,
+    )
+    .await
 }
 
 async fn household(State(shared): State<Shared>, body: Bytes) -> Response {

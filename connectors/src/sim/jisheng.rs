@@ -16,37 +16,31 @@ use serde_json::{Value, json};
 
 use super::Department;
 use super::dates::{iso, ymd};
-use super::faults::{FaultHandle, control_routes};
+use super::faults::FaultHandle;
 use super::population::{Person, Population};
-use super::respond::{Outcome, id_field, respond};
+use super::respond::{Outcome, Shared, by_id, with_control};
 use crate::subject::IdNumber;
-
-#[derive(Debug, Clone)]
-struct Shared {
-    population: Arc<Population>,
-    faults: FaultHandle,
-}
 
 /// `POST /hfp/api/fertility/person` and `/__sim/faults`.
 pub fn router(population: Arc<Population>, faults: FaultHandle) -> Router {
-    Router::new()
-        .route("/hfp/api/fertility/person", post(person))
-        .with_state(Shared {
-            population,
-            faults: faults.clone(),
-        })
-        .merge(control_routes(faults))
+    with_control(
+        Router::new().route("/hfp/api/fertility/person", post(person)),
+        population,
+        faults,
+    )
 }
 
 async fn person(State(shared): State<Shared>, body: Bytes) -> Response {
-    let outcome = match id_field(&body, "zjhm") {
-        Ok(id) => match shared.population.person(id.as_str()) {
-            Some(p) => Outcome::Found(fertility_record(p)),
-            None => Outcome::NotFound,
-        },
-        Err(bad) => bad,
-    };
-    respond(Department::Jisheng, &shared.faults, outcome, break_schema).await
+    let record = |_: &Population, p: &Person| Outcome::Found(fertility_record(p));
+    by_id(
+        Department::Jisheng,
+        &shared,
+        &body,
+        "zjhm",
+        record,
+        break_schema,
+    )
+    .await
 }
 
 fn fertility_record(p: &Person) -> Value {

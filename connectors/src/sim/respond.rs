@@ -4,15 +4,58 @@
 //! Department modules only decide *what* the record is ([`Outcome`]) and how their
 //! record breaks its schema; this module owns the wire envelope and the misbehaviour.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Router;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use super::Department;
-use super::faults::FaultHandle;
+use super::faults::{FaultHandle, control_routes};
+use super::population::{Person, Population};
 use crate::subject::IdNumber;
+
+/// What every simulated department's handlers share.
+#[derive(Debug, Clone)]
+pub(crate) struct Shared {
+    pub(crate) population: Arc<Population>,
+    pub(crate) faults: FaultHandle,
+}
+
+/// A department's data routes with their state, plus `/__sim/faults`.
+pub(crate) fn with_control(
+    routes: Router<Shared>,
+    population: Arc<Population>,
+    faults: FaultHandle,
+) -> Router {
+    routes
+        .with_state(Shared {
+            population,
+            faults: faults.clone(),
+        })
+        .merge(control_routes(faults))
+}
+
+/// Answers a lookup of one person by the ID number under `key` in the body.
+pub(crate) async fn by_id(
+    department: Department,
+    shared: &Shared,
+    body: &[u8],
+    key: &str,
+    record: impl FnOnce(&Population, &Person) -> Outcome,
+    violate: fn(&mut Value),
+) -> Response {
+    let outcome = match id_field(body, key) {
+        Ok(id) => match shared.population.person(id.as_str()) {
+            Some(p) => record(&shared.population, p),
+            None => Outcome::NotFound,
+        },
+        Err(bad) => bad,
+    };
+    respond(department, &shared.faults, outcome, violate).await
+}
 
 /// What a department found for a request, before the envelope and any faults.
 #[derive(Debug, Clone, PartialEq)]

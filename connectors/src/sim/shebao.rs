@@ -16,37 +16,30 @@ use serde_json::{Value, json};
 
 use super::Department;
 use super::dates::iso;
-use super::faults::{FaultHandle, control_routes};
+use super::faults::FaultHandle;
 use super::population::{Person, Population};
-use super::respond::{Outcome, id_field, respond};
-
-#[derive(Debug, Clone)]
-struct Shared {
-    population: Arc<Population>,
-    faults: FaultHandle,
-}
+use super::respond::{Outcome, Shared, by_id, with_control};
 
 /// `POST /si/api/insured/query` and `/__sim/faults`.
 pub fn router(population: Arc<Population>, faults: FaultHandle) -> Router {
-    Router::new()
-        .route("/si/api/insured/query", post(query))
-        .with_state(Shared {
-            population,
-            faults: faults.clone(),
-        })
-        .merge(control_routes(faults))
+    with_control(
+        Router::new().route("/si/api/insured/query", post(query)),
+        population,
+        faults,
+    )
 }
 
 async fn query(State(shared): State<Shared>, body: Bytes) -> Response {
-    let pop = &shared.population;
-    let outcome = match id_field(&body, "aac002") {
-        Ok(id) => match pop.person(id.as_str()) {
-            Some(p) => Outcome::Found(insured_record(pop, p)),
-            None => Outcome::NotFound,
-        },
-        Err(bad) => bad,
-    };
-    respond(Department::Shebao, &shared.faults, outcome, break_schema).await
+    let record = |pop: &Population, p: &Person| Outcome::Found(insured_record(pop, p));
+    by_id(
+        Department::Shebao,
+        &shared,
+        &body,
+        "aac002",
+        record,
+        break_schema,
+    )
+    .await
 }
 
 fn insured_record(pop: &Population, p: &Person) -> Value {

@@ -13,7 +13,7 @@ use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::helpers::{Reply, population};
+use crate::helpers::{Reply, lookup, post_json, sample};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_gateway");
 
@@ -295,39 +295,15 @@ async fn serve_runs_against_simulated_departments_in_another_process() {
         data_dir.to_str().expect("utf-8"),
     ]);
     let gateway = url_in(&serve.line(|l| l.contains("listening on")).await);
-    let person = population()
-        .sample(connectors::sim::SampleKind::Pensioner)
-        .expect("a pensioner");
-    let reply = Reply::read(
-        crate::helpers::client()
-            .post(format!("{gateway}/v1/query"))
-            .json(&crate::helpers::lookup(
-                "shebao",
-                "insured_by_id",
-                person.id.as_str(),
-            ))
-            .send()
-            .await
-            .expect("answer"),
-    )
-    .await;
+    let person = sample(connectors::sim::SampleKind::Pensioner);
+    let body = lookup("shebao", "insured_by_id", person.id.as_str());
+    let reply = post_json(&format!("{gateway}/v1/query"), &body).await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert_eq!(reply.json["record"]["id_number"], person.id.as_str());
 
     // The births system was started failing, as `--faults` asked.
-    let reply = Reply::read(
-        crate::helpers::client()
-            .post(format!("{gateway}/v1/query"))
-            .json(&crate::helpers::lookup(
-                "jisheng",
-                "fertility_by_id",
-                person.id.as_str(),
-            ))
-            .send()
-            .await
-            .expect("answer"),
-    )
-    .await;
+    let body = lookup("jisheng", "fertility_by_id", person.id.as_str());
+    let reply = post_json(&format!("{gateway}/v1/query"), &body).await;
     reply.assert_problem(502, "upstream-error");
     serve.stop().await;
     sim.stop().await;

@@ -4,7 +4,7 @@
 use connectors::sim::{Department, SampleKind};
 use serde_json::json;
 
-use crate::helpers::{TestGateway, lookup, population};
+use crate::helpers::{TestGateway, lookup, sample};
 
 /// Recomputes the GB 11643 check digit so only the part under test is wrong.
 fn with_check_digit(first17: &str) -> String {
@@ -21,9 +21,7 @@ fn with_check_digit(first17: &str) -> String {
 #[tokio::test]
 async fn invalid_id_numbers_are_refused_before_any_upstream_call() {
     let gw = TestGateway::start().await;
-    let person = population()
-        .sample(SampleKind::MarriedParent)
-        .expect("person");
+    let person = sample(SampleKind::MarriedParent);
     let id = person.id.as_str();
     let hukou = gw.department(Department::Hukou);
     let calls_before = hukou.requests();
@@ -61,11 +59,7 @@ async fn invalid_id_numbers_are_refused_before_any_upstream_call() {
 #[tokio::test]
 async fn unknown_connector_operation_and_purpose() {
     let gw = TestGateway::start().await;
-    let id = population()
-        .sample(SampleKind::MarriedParent)
-        .expect("person")
-        .id
-        .clone();
+    let id = &sample(SampleKind::MarriedParent).id;
 
     let reply = gw
         .query(&lookup("gongan-secret", "person_by_id", id.as_str()))
@@ -94,29 +88,11 @@ async fn unknown_connector_operation_and_purpose() {
 #[tokio::test]
 async fn malformed_bodies_are_refused_without_echo() {
     let gw = TestGateway::start().await;
-    let id = population()
-        .sample(SampleKind::MarriedParent)
-        .expect("person")
-        .id
-        .clone();
-    let post = |body: String, content_type: &'static str| {
-        gw.client
-            .post(gw.url("/v1/query"))
-            .header("content-type", content_type)
-            .body(body)
-            .send()
-    };
+    let id = &sample(SampleKind::MarriedParent).id;
 
     // Not JSON.
-    let reply = crate::helpers::Reply::read(
-        post(
-            format!("{{\"subject\": {{\"id_number\": \"{}\"", id.as_str()),
-            "application/json",
-        )
-        .await
-        .expect("answer"),
-    )
-    .await;
+    let broken = format!("{{\"subject\": {{\"id_number\": \"{}\"", id.as_str());
+    let reply = gw.post_raw("/v1/query", "application/json", broken).await;
     reply.assert_problem(400, "invalid-request");
     assert!(!reply.text.contains(id.as_str()));
 
@@ -134,40 +110,25 @@ async fn malformed_bodies_are_refused_without_echo() {
     }
 
     // Not JSON at all.
-    let reply = crate::helpers::Reply::read(
-        post(
-            "id_number=1".to_owned(),
-            "application/x-www-form-urlencoded",
-        )
-        .await
-        .expect("answer"),
-    )
-    .await;
+    let form = "id_number=1".to_owned();
+    let reply = gw
+        .post_raw("/v1/query", "application/x-www-form-urlencoded", form)
+        .await;
     reply.assert_problem(415, "unsupported-media-type");
 
     // Too large.
     let huge = format!("{{\"case_id\": \"{}\"}}", "x".repeat(100 * 1024));
-    let reply =
-        crate::helpers::Reply::read(post(huge, "application/json").await.expect("answer")).await;
+    let reply = gw.post_raw("/v1/query", "application/json", huge).await;
     reply.assert_problem(413, "payload-too-large");
 }
 
 #[tokio::test]
 async fn the_id_may_not_travel_in_the_url() {
     let gw = TestGateway::start().await;
-    let id = population()
-        .sample(SampleKind::MarriedParent)
-        .expect("person")
-        .id
-        .clone();
-    let response = gw
-        .client
-        .post(gw.url(&format!("/v1/query?id_number={}", id.as_str())))
-        .json(&lookup("hukou", "person_by_id", id.as_str()))
-        .send()
-        .await
-        .expect("answer");
-    let reply = crate::helpers::Reply::read(response).await;
+    let id = &sample(SampleKind::MarriedParent).id;
+    let url = format!("/v1/query?id_number={}", id.as_str());
+    let body = lookup("hukou", "person_by_id", id.as_str()).to_string();
+    let reply = gw.post_raw(&url, "application/json", body).await;
     reply.assert_problem(400, "invalid-request");
     assert!(!reply.text.contains(id.as_str()));
 }

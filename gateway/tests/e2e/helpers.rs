@@ -20,6 +20,26 @@ pub(crate) fn population() -> &'static Arc<Population> {
     POPULATION.get_or_init(|| Arc::new(Population::generate(2026, 2_000)))
 }
 
+/// A sample resident of the shared population.
+pub(crate) fn sample(kind: connectors::sim::SampleKind) -> &'static connectors::sim::Person {
+    population()
+        .sample(kind)
+        .expect("the population has every sample kind")
+}
+
+/// POSTs JSON to a URL and reads the answer.
+pub(crate) async fn post_json(url: &str, body: &Value) -> Reply {
+    Reply::read(
+        client()
+            .post(url)
+            .json(body)
+            .send()
+            .await
+            .expect("an answer"),
+    )
+    .await
+}
+
 /// A plain HTTP client for talking to the gateway.
 pub(crate) fn client() -> reqwest::Client {
     connectors::install_crypto_provider();
@@ -99,14 +119,22 @@ impl TestGateway {
 
     /// POSTs a lookup and returns status, content type and body.
     pub(crate) async fn query(&self, body: &Value) -> Reply {
-        let response = self
+        post_json(&self.url("/v1/query"), body).await
+    }
+
+    /// GETs a path of the gateway.
+    pub(crate) async fn get(&self, path: &str) -> Reply {
+        let response = self.client.get(self.url(path)).send().await;
+        Reply::read(response.expect("an answer")).await
+    }
+
+    /// POSTs a raw body with a content type to a path of the gateway.
+    pub(crate) async fn post_raw(&self, path: &str, content_type: &str, body: String) -> Reply {
+        let request = self
             .client
-            .post(self.url("/v1/query"))
-            .json(body)
-            .send()
-            .await
-            .expect("the gateway answers");
-        Reply::read(response).await
+            .post(self.url(path))
+            .header("content-type", content_type);
+        Reply::read(request.body(body).send().await.expect("an answer")).await
     }
 }
 

@@ -4,7 +4,7 @@
 
 use connectors::sim::{Department, Faults, SampleKind};
 
-use crate::helpers::{Reply, TestGateway, lookup, population};
+use crate::helpers::{Reply, TestGateway, lookup, sample};
 
 /// The county with short connector timeouts, so timeouts are quick to test.
 async fn gateway() -> TestGateway {
@@ -38,9 +38,7 @@ fn assert_department_problem(reply: &Reply, status: u16, kind: &str, connector: 
 
 async fn each_department(fault: Faults, status: u16, kind: &str) {
     let gw = gateway().await;
-    let person = population()
-        .sample(SampleKind::MarriedParent)
-        .expect("person");
+    let person = sample(SampleKind::MarriedParent);
     for (department, connector, operation) in LOOKUPS {
         gw.set_faults(department, fault.clone());
         let reply = gw
@@ -90,9 +88,7 @@ async fn a_hanging_department_is_504_upstream_timeout() {
 #[tokio::test]
 async fn slow_but_in_time_is_fine_and_too_slow_is_a_timeout() {
     let gw = gateway().await;
-    let person = population()
-        .sample(SampleKind::MarriedParent)
-        .expect("person");
+    let person = sample(SampleKind::MarriedParent);
     gw.set_faults(
         Department::Hukou,
         Faults {
@@ -120,9 +116,7 @@ async fn slow_but_in_time_is_fine_and_too_slow_is_a_timeout() {
 #[tokio::test]
 async fn schema_violations_fail_closed_naming_the_schema_path() {
     let gw = gateway().await;
-    let person = population()
-        .sample(SampleKind::MarriedParent)
-        .expect("person");
+    let person = sample(SampleKind::MarriedParent);
     let expected = [
         (
             "hukou",
@@ -170,9 +164,7 @@ async fn schema_violations_fail_closed_naming_the_schema_path() {
 #[tokio::test]
 async fn undeclared_upstream_fields_never_reach_the_caller() {
     let gw = gateway().await;
-    let person = population()
-        .sample(SampleKind::MarriedParent)
-        .expect("person");
+    let person = sample(SampleKind::MarriedParent);
     for (department, connector, operation) in LOOKUPS {
         gw.set_faults(
             department,
@@ -194,9 +186,7 @@ async fn undeclared_upstream_fields_never_reach_the_caller() {
 #[tokio::test]
 async fn an_unreachable_department_is_502_upstream_unavailable() {
     let mut gw = gateway().await;
-    let person = population()
-        .sample(SampleKind::MarriedParent)
-        .expect("person");
+    let person = sample(SampleKind::MarriedParent);
     let index = gw
         .departments
         .iter()
@@ -218,9 +208,7 @@ async fn an_unreachable_department_is_502_upstream_unavailable() {
 #[tokio::test]
 async fn a_department_recovers_when_its_fault_is_cleared() {
     let gw = gateway().await;
-    let person = population()
-        .sample(SampleKind::MarriedParent)
-        .expect("person");
+    let person = sample(SampleKind::MarriedParent);
     gw.set_faults(
         Department::Jisheng,
         Faults {

@@ -3,28 +3,14 @@
 
 use gateway::problem::ProblemKind;
 
-use crate::helpers::{Reply, TestGateway};
+use crate::helpers::TestGateway;
 
 #[tokio::test]
 async fn healthz_and_readyz_report_truthfully() {
     let gw = TestGateway::start().await;
-    let health = Reply::read(
-        gw.client
-            .get(gw.url("/healthz"))
-            .send()
-            .await
-            .expect("answer"),
-    )
-    .await;
+    let health = gw.get("/healthz").await;
     assert_eq!(health.status, 200);
-    let ready = Reply::read(
-        gw.client
-            .get(gw.url("/readyz"))
-            .send()
-            .await
-            .expect("answer"),
-    )
-    .await;
+    let ready = gw.get("/readyz").await;
     assert_eq!(ready.status, 200, "{}", ready.text);
     assert_eq!(ready.json["connectors"], 3);
     assert!(
@@ -35,23 +21,9 @@ async fn healthz_and_readyz_report_truthfully() {
 
     // The store disappears: the process is alive but no longer ready.
     std::fs::remove_dir_all(gw.data_dir.path().join("data")).expect("remove the data dir");
-    let health = Reply::read(
-        gw.client
-            .get(gw.url("/healthz"))
-            .send()
-            .await
-            .expect("answer"),
-    )
-    .await;
+    let health = gw.get("/healthz").await;
     assert_eq!(health.status, 200);
-    let ready = Reply::read(
-        gw.client
-            .get(gw.url("/readyz"))
-            .send()
-            .await
-            .expect("answer"),
-    )
-    .await;
+    let ready = gw.get("/readyz").await;
     ready.assert_problem(503, "not-ready");
     assert_eq!(ready.json["blame"], "gateway");
 }
@@ -59,25 +31,11 @@ async fn healthz_and_readyz_report_truthfully() {
 #[tokio::test]
 async fn unknown_paths_and_methods_are_problems_too() {
     let gw = TestGateway::start().await;
-    let reply = Reply::read(
-        gw.client
-            .get(gw.url("/v1/people/139901199003071234"))
-            .send()
-            .await
-            .expect("answer"),
-    )
-    .await;
+    let reply = gw.get("/v1/people/139901199003071234").await;
     reply.assert_problem(404, "not-found");
     assert!(!reply.text.contains("139901199003071234"));
 
-    let reply = Reply::read(
-        gw.client
-            .get(gw.url("/v1/query"))
-            .send()
-            .await
-            .expect("answer"),
-    )
-    .await;
+    let reply = gw.get("/v1/query").await;
     reply.assert_problem(405, "method-not-allowed");
     assert!(reply.json["request_id"].as_str().is_some());
 }
@@ -86,14 +44,7 @@ async fn unknown_paths_and_methods_are_problems_too() {
 async fn every_problem_type_is_documented_at_its_uri() {
     let gw = TestGateway::start().await;
     for kind in ProblemKind::ALL {
-        let reply = Reply::read(
-            gw.client
-                .get(gw.url(&kind.type_uri()))
-                .send()
-                .await
-                .expect("answer"),
-        )
-        .await;
+        let reply = gw.get(&kind.type_uri()).await;
         assert_eq!(reply.status, 200, "{}", kind.slug());
         assert_eq!(reply.json["status"], kind.status().as_u16());
         assert!(reply.json["about"].as_str().is_some_and(|a| !a.is_empty()));
