@@ -31,7 +31,7 @@ pub enum BuildError {
 
 impl HttpConnector {
     pub fn new(def: Arc<ConnectorDef>) -> Result<HttpConnector, BuildError> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let roots = rustls::RootCertStore {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
         };

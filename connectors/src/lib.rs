@@ -45,11 +45,11 @@ pub trait Connector: Send + Sync + std::fmt::Debug {
     ) -> BoxFuture<'a, Result<Fetched, FetchError>>;
 }
 
-/// Makes ring the process-wide rustls crypto provider (no OpenSSL, no aws-lc), so that
+/// Makes aws-lc-rs the process-wide rustls crypto provider (no OpenSSL), so that
 /// every HTTPS client in the process — reqwest's default included — works. Idempotent.
 pub fn install_crypto_provider() {
     // Fails only if a provider is already installed, which is what we want.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
 
 /// Builds the connector for a definition, choosing its kind.
