@@ -7,6 +7,7 @@
 //! the gateway's config loader.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -30,6 +31,10 @@ pub struct ConnectorDef {
     /// Responses larger than this are rejected without being parsed.
     #[serde(default = "default_max_response_bytes")]
     pub max_response_bytes: u64,
+    /// Client TLS settings for this department (its own CA, a client certificate);
+    /// without them the public web roots are trusted and no certificate is presented.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<ClientTlsDef>,
     /// How the department wraps its answers.
     pub envelope: Envelope,
     /// Code tables used by `transform: {code: NAME}`.
@@ -52,6 +57,30 @@ pub struct DepartmentRef {
 pub enum ConnectorKind {
     #[default]
     Http,
+}
+
+/// How the gateway authenticates a department's system and itself to it:
+///
+/// ```yaml
+/// tls:
+///   ca_bundle: certs/psb-ca.pem        # trust only these roots for this department
+///   client_cert: certs/gateway-psb.pem # present this certificate (mTLS)
+///   client_key: certs/gateway-psb.key
+/// ```
+///
+/// Relative paths are resolved against the directory of the connector file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientTlsDef {
+    /// CA certificates (PEM) to trust instead of the public web roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_bundle: Option<PathBuf>,
+    /// The gateway's client certificate chain (PEM), leaf first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert: Option<PathBuf>,
+    /// The private key (PEM) of `client_cert`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_key: Option<PathBuf>,
 }
 
 /// Time limits for one upstream call.
@@ -332,6 +361,31 @@ impl ConnectorDef {
                 "base_url",
                 "must be an absolute http:// or https:// URL".into(),
             ),
+        }
+        if let Some(tls) = &self.tls {
+            if reqwest::Url::parse(&self.base_url).is_ok_and(|url| url.scheme() == "http") {
+                problem("tls", "TLS settings need an https:// base_url".into());
+            }
+            for (path, file) in [
+                ("tls.ca_bundle", &tls.ca_bundle),
+                ("tls.client_cert", &tls.client_cert),
+                ("tls.client_key", &tls.client_key),
+            ] {
+                if file.as_ref().is_some_and(|f| f.as_os_str().is_empty()) {
+                    problem(path, "must name a file".into());
+                }
+            }
+            match (&tls.client_cert, &tls.client_key) {
+                (Some(_), None) => problem(
+                    "tls.client_key",
+                    "is needed with tls.client_cert: the certificate's private key".into(),
+                ),
+                (None, Some(_)) => problem(
+                    "tls.client_cert",
+                    "is needed with tls.client_key: the certificate the key belongs to".into(),
+                ),
+                _ => {}
+            }
         }
         if self.timeouts.connect_ms == 0 || self.timeouts.total_ms == 0 {
             problem(
@@ -639,6 +693,59 @@ operations:
                 "operations.person_by_id.record.gender.transform.code",
             ]
         );
+    }
+
+    #[test]
+    fn a_tls_section_parses() {
+        let text = MINIMAL.replace("http://127.0.0.1:1", "https://10.1.2.3:8443")
+            + "tls: { ca_bundle: certs/psb-ca.pem, client_cert: certs/gw.pem, client_key: certs/gw.key }\n";
+        let def = ConnectorDef::from_yaml(&text).unwrap();
+        assert_eq!(def.validate(), vec![]);
+        assert_eq!(
+            def.tls,
+            Some(ClientTlsDef {
+                ca_bundle: Some("certs/psb-ca.pem".into()),
+                client_cert: Some("certs/gw.pem".into()),
+                client_key: Some("certs/gw.key".into()),
+            })
+        );
+        assert_eq!(ConnectorDef::from_yaml(MINIMAL).unwrap().tls, None);
+
+        let text = MINIMAL.replace("http://127.0.0.1:1", "https://10.1.2.3:8443")
+            + "tls: { ca_bundle: a.pem, password: x }\n";
+        let err = ConnectorDef::from_yaml(&text).unwrap_err();
+        assert!(err.path.starts_with("tls"), "{err:?}");
+        assert!(err.message.contains("password"), "{err:?}");
+    }
+
+    #[test]
+    fn tls_problems_are_reported_together() {
+        let problems = |base_url: &str, tls: &str| -> Vec<String> {
+            let text = MINIMAL.replace("http://127.0.0.1:1", base_url) + "tls: " + tls + "\n";
+            let def = ConnectorDef::from_yaml(&text).unwrap();
+            def.validate().into_iter().map(|p| p.path).collect()
+        };
+        assert_eq!(
+            problems(
+                "http://10.1.2.3",
+                "{ ca_bundle: ca.pem, client_cert: gw.pem }"
+            ),
+            ["tls", "tls.client_key"]
+        );
+        assert_eq!(
+            problems("https://10.1.2.3", "{ client_key: gw.key }"),
+            ["tls.client_cert"]
+        );
+        assert_eq!(
+            problems("https://10.1.2.3", "{ ca_bundle: '' }"),
+            ["tls.ca_bundle"]
+        );
+        assert_eq!(
+            problems("https://10.1.2.3", "{ ca_bundle: ca.pem }"),
+            Vec::<String>::new()
+        );
+        // An invalid base_url is one problem, not two.
+        assert_eq!(problems("ftp://x", "{ ca_bundle: ca.pem }"), ["base_url"]);
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! The HTTP/JSON connector kind: calls a department system with reqwest over rustls
 //! (no OpenSSL), with pooled connections, connect and total timeouts and a response
 //! size limit, unwraps the department's envelope and applies the declarative mapping.
+//! Which roots it trusts and which client certificate it presents come from the
+//! definition's `tls` section (see [`crate::tls`]).
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,6 +14,7 @@ use serde_json::Value;
 use crate::definition::{ConnectorDef, SUBJECT_PLACEHOLDER};
 use crate::error::FetchError;
 use crate::mapping::map_record;
+use crate::tls::{TlsError, client_config};
 use crate::{Connector, Fetched};
 
 /// A connector to one department system over HTTP/JSON.
@@ -24,22 +28,16 @@ pub struct HttpConnector {
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     #[error("TLS settings: {0}")]
-    Tls(String),
+    Tls(#[from] TlsError),
     #[error("HTTP client: {0}")]
     Client(String),
 }
 
 impl HttpConnector {
-    pub fn new(def: Arc<ConnectorDef>) -> Result<HttpConnector, BuildError> {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let roots = rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        };
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| BuildError::Tls(e.to_string()))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+    /// Builds the connector and its HTTP client. Relative paths in the definition's
+    /// `tls` section are resolved against `base_dir`, the connector file's directory.
+    pub fn new(def: Arc<ConnectorDef>, base_dir: &Path) -> Result<HttpConnector, BuildError> {
+        let tls = client_config(def.tls.as_ref(), base_dir)?;
         let client = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
             .connect_timeout(def.timeouts.connect())
@@ -157,6 +155,113 @@ fn fill_subject(template: &Value, key: &str) -> Value {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    mod over_tls {
+        use super::*;
+        use crate::tls::tests::{Ca, Department, TempDir};
+        use std::sync::atomic::Ordering;
+
+        const ANSWER: &str = r#"{"code":0,"data":{"sfzh":"110101199003070012","xm":"张三"}}"#;
+
+        fn connector(port: u16, tls: &str, dir: &TempDir) -> Result<HttpConnector, BuildError> {
+            let text = format!(
+                r#"
+id: psb
+title: 公安
+department: {{ id: psb, name: 公安局 }}
+base_url: https://localhost:{port}
+envelope: {{ status: /code, ok: [0], not_found: [404], data: /data }}
+operations:
+  person_by_id:
+    title: 按身份证号查询
+    request: {{ path: /person, body: {{ sfzh: "$subject" }} }}
+    schema: psb/person.schema.json
+    record:
+      id_number: {{ from: /sfzh, pii: id_number, sharing: open }}
+      name: {{ from: /xm, pii: name, sharing: conditional }}
+{tls}
+"#
+            );
+            let def = ConnectorDef::from_yaml(&text).unwrap();
+            assert_eq!(def.validate(), vec![]);
+            HttpConnector::new(Arc::new(def), &dir.0)
+        }
+
+        struct Setup {
+            dir: TempDir,
+            department: Department,
+        }
+
+        fn setup() -> Setup {
+            crate::install_crypto_provider();
+            let server_ca = Ca::new("PSB Server CA");
+            let client_ca = Ca::new("PSB Client CA");
+            let department = Department::start(&server_ca, &client_ca, ANSWER);
+            let dir = TempDir::new();
+            let (cert, key) = client_ca.leaf(&[], false);
+            dir.write("certs/psb-ca.pem", &server_ca.pem);
+            dir.write("certs/gateway-psb.pem", &cert);
+            dir.write("certs/gateway-psb.key", &key);
+            let (rogue_cert, rogue_key) = Ca::new("Rogue CA").leaf(&[], false);
+            dir.write("certs/rogue.pem", &rogue_cert);
+            dir.write("certs/rogue.key", &rogue_key);
+            Setup { dir, department }
+        }
+
+        #[tokio::test]
+        async fn mtls_with_the_department_ca_fetches_a_record() {
+            let Setup { dir, department } = setup();
+            let tls = "tls: { ca_bundle: certs/psb-ca.pem, client_cert: certs/gateway-psb.pem, client_key: certs/gateway-psb.key }";
+            let connector = connector(department.port, tls, &dir).unwrap();
+            let fetched = connector
+                .fetch("person_by_id", "110101199003070012")
+                .await
+                .unwrap();
+            assert_eq!(
+                fetched.record,
+                serde_json::json!({"id_number": "110101199003070012", "name": "张三"})
+            );
+            assert_eq!(department.served.load(Ordering::SeqCst), 1);
+        }
+
+        #[tokio::test]
+        async fn without_a_client_certificate_the_department_refuses() {
+            let Setup { dir, department } = setup();
+            for tls in [
+                "tls: { ca_bundle: certs/psb-ca.pem }",
+                "tls: { ca_bundle: certs/psb-ca.pem, client_cert: certs/rogue.pem, client_key: certs/rogue.key }",
+            ] {
+                let connector = connector(department.port, tls, &dir).unwrap();
+                let result = connector.fetch("person_by_id", "110101199003070012").await;
+                assert_eq!(result, Err(FetchError::Unavailable), "{tls}");
+            }
+            assert_eq!(department.served.load(Ordering::SeqCst), 0);
+        }
+
+        #[tokio::test]
+        async fn the_public_web_roots_do_not_trust_a_department_ca() {
+            let Setup { dir, department } = setup();
+            for tls in [
+                "",
+                "tls: { client_cert: certs/gateway-psb.pem, client_key: certs/gateway-psb.key }",
+            ] {
+                let connector = connector(department.port, tls, &dir).unwrap();
+                let result = connector.fetch("person_by_id", "110101199003070012").await;
+                assert_eq!(result, Err(FetchError::Unavailable), "{tls:?}");
+            }
+            assert_eq!(department.served.load(Ordering::SeqCst), 0);
+        }
+
+        #[tokio::test]
+        async fn a_missing_file_fails_the_build_naming_it() {
+            let Setup { dir, department } = setup();
+            let err =
+                connector(department.port, "tls: { ca_bundle: certs/nope.pem }", &dir).unwrap_err();
+            let text = err.to_string();
+            assert!(text.starts_with("TLS settings: tls.ca_bundle: "), "{text}");
+            assert!(text.contains("nope.pem"), "{text}");
+        }
+    }
 
     #[test]
     fn the_subject_fills_every_placeholder_and_nothing_else() {

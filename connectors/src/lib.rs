@@ -2,11 +2,13 @@
 //!
 //! - [`definition`]: connector definition files (YAML) and their own checks;
 //! - [`mapping`]: the declarative department-record → canonical-record mapping;
-//! - [`Connector`]: the trait every connector kind implements; [`http`] is the first kind;
+//! - [`Connector`]: the trait every connector kind implements; [`http`] is the first kind,
+//!   with its client TLS settings in [`tls`];
 //! - [`error`]: how an upstream call fails, without echoing upstream content;
 //! - [`subject`]: resident ID numbers (GB 11643);
 //! - [`sim`]: the simulated county department systems used by the demo, tests and benches.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +20,7 @@ pub mod http;
 pub mod mapping;
 pub mod sim;
 pub mod subject;
+pub mod tls;
 
 pub use definition::ConnectorDef;
 pub use error::FetchError;
@@ -52,9 +55,13 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
 
-/// Builds the connector for a definition, choosing its kind.
-pub fn build(def: Arc<ConnectorDef>) -> Result<Arc<dyn Connector>, http::BuildError> {
+/// Builds the connector for a definition, choosing its kind. Relative paths in the
+/// definition (its TLS files) resolve against `base_dir`, the connector file's directory.
+pub fn build(
+    def: Arc<ConnectorDef>,
+    base_dir: &Path,
+) -> Result<Arc<dyn Connector>, http::BuildError> {
     match def.kind {
-        definition::ConnectorKind::Http => Ok(Arc::new(http::HttpConnector::new(def)?)),
+        definition::ConnectorKind::Http => Ok(Arc::new(http::HttpConnector::new(def, base_dir)?)),
     }
 }

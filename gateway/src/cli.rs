@@ -1,6 +1,7 @@
-//! The command line: `demo`, `serve`, `check` and `simulate`. Each command parses its
-//! arguments, calls into the library and turns the outcome into an exit code:
-//! 0 success, 1 a problem the user can fix (config, address in use), 2 bad usage.
+//! The command line: `demo`, `serve`, `check`, `simulate`, `token` (keygen, mint) and
+//! `policy` (explain, test). Each command parses its arguments, calls into the
+//! library and turns the outcome into an exit code: 0 success, 1 a problem the user
+//! can fix (config, address in use, a failing policy case), 2 bad usage.
 #![expect(
     clippy::print_stdout,
     clippy::print_stderr,
@@ -15,8 +16,10 @@ use std::sync::Arc;
 use clap::{Args, Parser, Subcommand};
 use connectors::sim::{self, Department, Faults};
 
-use crate::config::{self, ConfigProblem, DiskSource, LoadOptions};
+use crate::auth::{Authenticator, MintClaims, Role, SigningKey};
+use crate::config::{self, ActiveConfig, ConfigProblem, DiskSource, EmbeddedSource, LoadOptions};
 use crate::demo::{self, DemoOptions};
+use crate::policy::explain::CallerDef;
 use crate::server::{self, App};
 use crate::store::SqliteStore;
 
@@ -42,6 +45,99 @@ enum Command {
     },
     /// Run only the simulated department systems (to `serve` against, or to benchmark).
     Simulate(SimulateArgs),
+    /// Token issuing for demos and tests: make a key pair, sign a token.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Policy tools: explain a decision, run golden cases.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Create an ES256 key pair: DIR/KID.pem (private, mode 0600) and DIR/KID.pub.pem.
+    Keygen {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value = demo::ISSUER)]
+        kid: String,
+    },
+    /// Sign a token with a private key (PEM).
+    Mint(MintArgs),
+}
+
+#[derive(Debug, Args)]
+struct MintArgs {
+    /// The private key (PEM).
+    #[arg(long)]
+    key: PathBuf,
+    /// Its algorithm.
+    #[arg(long, default_value = "ES256", value_parser = parse_alg)]
+    alg: jsonwebtoken::Algorithm,
+    #[arg(long, default_value = demo::ISSUER)]
+    kid: String,
+    #[arg(long, default_value = demo::ISSUER)]
+    iss: String,
+    #[arg(long, default_value = demo::AUDIENCE)]
+    aud: String,
+    /// The user id.
+    #[arg(long)]
+    sub: String,
+    /// A role (repeatable): clerk, grid_worker, township_lead, dept_admin, privacy_officer, operator.
+    #[arg(long = "role", required = true, value_parser = parse_role)]
+    roles: Vec<Role>,
+    #[arg(long)]
+    township: Option<String>,
+    #[arg(long)]
+    department: Option<String>,
+    #[arg(long)]
+    app: Option<String>,
+    /// Lifetime in seconds.
+    #[arg(long, default_value_t = 3600)]
+    ttl_s: u64,
+}
+
+fn parse_alg(s: &str) -> Result<jsonwebtoken::Algorithm, String> {
+    s.parse()
+        .map_err(|_| format!("unknown algorithm `{s}`; use ES256, RS256 or EdDSA"))
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    Role::parse(s).ok_or_else(|| {
+        format!("unknown role `{s}`; use clerk, grid_worker, township_lead, dept_admin, privacy_officer or operator")
+    })
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Print, field by field, the decision, the mask and the rule.
+    Explain(ExplainArgs),
+    /// Run golden policy cases (every *.yaml in DIR).
+    Test {
+        /// The gateway configuration; the embedded demo county if absent.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+struct ExplainArgs {
+    /// The gateway configuration; the embedded demo county if absent.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// The caller's claims (YAML: sub, roles, township, department, app).
+    #[arg(long, conflicts_with = "token", required_unless_present = "token")]
+    claims: Option<PathBuf>,
+    /// A token, verified with the configuration's issuers.
+    #[arg(long)]
+    token: Option<String>,
+    #[arg(long)]
+    connector: String,
+    #[arg(long)]
+    operation: String,
+    #[arg(long)]
+    purpose: String,
 }
 
 #[derive(Debug, Args)]
@@ -130,6 +226,12 @@ pub fn main(cli: Cli) -> ExitCode {
             Command::Serve(args) => run_serve(args).await,
             Command::Check { config } => run_check(&config),
             Command::Simulate(args) => run_simulate(args).await,
+            Command::Token(TokenCommand::Keygen { out, kid }) => run_keygen(&out, &kid),
+            Command::Token(TokenCommand::Mint(args)) => run_mint(args),
+            Command::Policy(PolicyCommand::Explain(args)) => run_explain(args).await,
+            Command::Policy(PolicyCommand::Test { config, dir }) => {
+                run_policy_test(config.as_deref(), &dir)
+            }
         }
     })
 }
@@ -203,14 +305,62 @@ async fn run_serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let auth = match Authenticator::new(&cfg.auth, &cfg.base_dir).await {
+        Ok(auth) => auth,
+        Err(problems) => {
+            let problems: Vec<ConfigProblem> = problems
+                .into_iter()
+                .map(|(path, message)| ConfigProblem {
+                    file: args.config.clone(),
+                    path: format!("auth.{path}"),
+                    message,
+                })
+                .collect();
+            report(&problems);
+            return ExitCode::FAILURE;
+        }
+    };
+    let pseudonym =
+        match crate::secrets::pseudonym_key(cfg.pseudonym_key_env.as_deref(), &cfg.data_dir) {
+            Ok(key) => key,
+            Err(e) => {
+                eprintln!("error: the pseudonym key: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+    let tls = match &cfg.tls {
+        Some(tls) => match tls.load(&cfg.base_dir) {
+            Ok(tls) => Some(tls),
+            Err(problems) => {
+                let problems: Vec<ConfigProblem> = problems
+                    .into_iter()
+                    .map(|(path, message)| ConfigProblem {
+                        file: args.config.clone(),
+                        path: format!("tls.{path}"),
+                        message,
+                    })
+                    .collect();
+                report(&problems);
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
     let addr = listener.local_addr().unwrap_or(listen);
+    let scheme = if tls.is_some() { "https" } else { "http" };
     println!(
-        "gateway listening on http://{addr} (config version {}, store {})",
+        "gateway listening on {scheme}://{addr} (config version {}, store {})",
         cfg.version,
         store.path().display()
     );
-    let app = App::new(cfg, Arc::new(store));
-    finish(server::serve(listener, app, shutdown_signal()).await)
+    let app = App::new(cfg, Arc::new(store), Arc::new(auth), Arc::new(pseudonym));
+    let served = match tls {
+        Some(tls) => {
+            crate::tls::serve_tls(listener, server::router(app), tls, shutdown_signal()).await
+        }
+        None => server::serve(listener, app, shutdown_signal()).await,
+    };
+    finish(served)
 }
 
 async fn run_demo(args: DemoArgs) -> ExitCode {
@@ -276,6 +426,170 @@ async fn run_simulate(args: SimulateArgs) -> ExitCode {
     println!("{} synthetic residents; Ctrl-C stops.", population.len());
     shutdown_signal().await;
     ExitCode::SUCCESS
+}
+
+fn run_keygen(out: &Path, kid: &str) -> ExitCode {
+    let private = out.join(format!("{kid}.pem"));
+    let public = out.join(format!("{kid}.pub.pem"));
+    let made = SigningKey::generate_es256(kid)
+        .map_err(|e| e.to_string())
+        .and_then(|(_, private_pem, public_pem)| {
+            crate::secrets::write_private(&private, private_pem.as_bytes())
+                .map_err(|e| e.to_string())?;
+            std::fs::write(&public, public_pem).map_err(|e| format!("{}: {e}", public.display()))
+        });
+    match made {
+        Ok(()) => {
+            println!(
+                "private key {}\npublic key  {}",
+                private.display(),
+                public.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_mint(args: MintArgs) -> ExitCode {
+    let minted = std::fs::read(&args.key)
+        .map_err(|e| format!("{}: {e}", args.key.display()))
+        .and_then(|pem| {
+            SigningKey::from_pem(&pem, args.alg, Some(args.kid.clone())).map_err(|e| e.to_string())
+        })
+        .and_then(|key| {
+            let claims = MintClaims {
+                iss: args.iss,
+                aud: args.aud,
+                sub: args.sub,
+                roles: args.roles,
+                township: args.township,
+                department: args.department,
+                app: args.app,
+                ttl_s: args.ttl_s,
+                not_before_s: None,
+            };
+            crate::auth::mint(&key, &claims).map_err(|e| e.to_string())
+        });
+    match minted {
+        Ok(token) => {
+            println!("{token}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The configuration a policy tool works on: the file, or the embedded demo county.
+fn policy_config(path: Option<&Path>) -> Result<ActiveConfig, ExitCode> {
+    let loaded = match path {
+        Some(path) => config::load(&DiskSource, path, &LoadOptions::default()),
+        None => config::load(
+            &EmbeddedSource::new(demo::COUNTY_FILES.iter().copied()),
+            Path::new(demo::COUNTY_CONFIG),
+            &LoadOptions::default(),
+        ),
+    };
+    loaded.map_err(|problems| {
+        report(&problems);
+        ExitCode::FAILURE
+    })
+}
+
+async fn run_explain(args: ExplainArgs) -> ExitCode {
+    let cfg = match policy_config(args.config.as_deref()) {
+        Ok(cfg) => cfg,
+        Err(code) => return code,
+    };
+    let caller = match (&args.claims, &args.token) {
+        (Some(path), _) => {
+            let parsed = std::fs::read_to_string(path)
+                .map_err(|e| format!("{}: {e}", path.display()))
+                .and_then(|text| {
+                    connectors::definition::parse_yaml::<CallerDef>(&text)
+                        .map_err(|p| format!("{}: {}: {}", path.display(), p.path, p.message))
+                });
+            match parsed {
+                Ok(def) => def.caller(),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        (None, Some(token)) => {
+            let verified = match Authenticator::new(&cfg.auth, &cfg.base_dir).await {
+                Ok(auth) => auth.verify(token).await.map_err(|e| e.reason().to_owned()),
+                Err(problems) => Err(format!("{problems:?}")),
+            };
+            match verified {
+                Ok(caller) => (*caller).clone(),
+                Err(e) => {
+                    eprintln!("error: the token is not valid: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        (None, None) => {
+            eprintln!("error: give --claims FILE or --token TOKEN");
+            return ExitCode::from(2);
+        }
+    };
+    match crate::policy::explain::explain(
+        &cfg,
+        &caller,
+        &args.connector,
+        &args.operation,
+        &args.purpose,
+        crate::policy::china_today(),
+    ) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_policy_test(config: Option<&Path>, dir: &Path) -> ExitCode {
+    let cfg = match policy_config(config) {
+        Ok(cfg) => cfg,
+        Err(code) => return code,
+    };
+    let results = match crate::policy::golden::run_dir(&cfg, dir) {
+        Ok(results) => results,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let failed = results.iter().filter(|r| r.failure.is_some()).count();
+    for r in &results {
+        match &r.failure {
+            None => println!("ok    {} — {}", r.file.display(), r.name),
+            Some(why) => println!(
+                "FAIL  {} — {}\n      {}",
+                r.file.display(),
+                r.name,
+                why.replace('\n', "\n      ")
+            ),
+        }
+    }
+    println!("{} passed, {} failed", results.len() - failed, failed);
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 fn finish(result: std::io::Result<()>) -> ExitCode {

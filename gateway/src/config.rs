@@ -7,20 +7,23 @@
 //! Files are read through [`Source`], so the demo can load its embedded county and
 //! tests can substitute their own.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
-use connectors::definition::{ConnectorDef, SubjectKey};
+use connectors::definition::{ConnectorDef, LeafField, SubjectKey};
 use connectors::{Connector, ConnectorDef as Def};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::policy::{Decision, FieldNode};
+use crate::auth::AuthConfig;
+use crate::policy::file::{Catalog, Operations, PolicyFile};
+use crate::policy::{FieldNode, PolicySet};
 use crate::purpose::{PurposeCatalog, PurposeFile};
 use crate::schema::{RecordSchema, undeclared_fields};
+use crate::tls::ServerTlsConfig;
 
 /// The main configuration file.
 #[derive(Debug, Clone, Deserialize)]
@@ -39,6 +42,18 @@ pub struct GatewayFile {
     pub schemas_dir: PathBuf,
     /// The purpose catalog file, relative to this file.
     pub purposes: PathBuf,
+    /// Policy files (grants and deny rules), relative to this file.
+    #[serde(default)]
+    pub policies: Vec<PathBuf>,
+    /// Who may call: token issuers, their keys and the gateway's audience.
+    pub auth: AuthConfig,
+    /// Serve HTTPS (and optionally require client certificates); plain HTTP if absent.
+    #[serde(default)]
+    pub tls: Option<ServerTlsConfig>,
+    /// Environment variable holding the pseudonym key (≥ 32 bytes; the same on every
+    /// replica). Without it, a key is created in the data directory on first start.
+    #[serde(default)]
+    pub pseudonym_key_env: Option<String>,
     #[serde(default)]
     pub limits: Limits,
 }
@@ -161,11 +176,14 @@ fn normalize(path: &Path) -> PathBuf {
     out
 }
 
-/// Adjustments applied while loading (the demo points connectors at its simulators).
+/// Adjustments applied while loading (the demo points connectors at its simulators
+/// and trusts the token issuer it created).
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
     /// connector id → base URL replacing the file's.
     pub base_urls: BTreeMap<String, String>,
+    /// Replaces the file's `auth` section.
+    pub auth: Option<AuthConfig>,
 }
 
 /// One operation, ready to serve.
@@ -173,9 +191,10 @@ pub struct LoadOptions {
 pub struct ActiveOperation {
     pub subject: SubjectKey,
     pub schema: Arc<RecordSchema>,
+    /// The record's shape, for minimizing.
     pub fields: BTreeMap<String, FieldNode>,
-    /// The decision for open fields, computed once.
-    pub open_decision: Decision,
+    /// Every leaf field with its classification, in record order.
+    pub leaves: Vec<LeafField>,
 }
 
 /// One connector, ready to serve.
@@ -195,6 +214,12 @@ pub struct ActiveConfig {
     pub limits: Limits,
     pub connectors: BTreeMap<String, ActiveConnector>,
     pub purposes: PurposeCatalog,
+    pub policies: PolicySet,
+    pub auth: AuthConfig,
+    pub tls: Option<ServerTlsConfig>,
+    pub pseudonym_key_env: Option<String>,
+    /// The directory of the main file; relative paths in it resolve against it.
+    pub base_dir: PathBuf,
     /// A digest of every file loaded, so two replicas can tell they run the same config.
     pub version: String,
 }
@@ -210,6 +235,7 @@ pub fn load(
         problems: Vec::new(),
         digest: Sha256::new(),
         schemas: BTreeMap::new(),
+        broken: BTreeSet::new(),
     };
     let Some(main) = loader.parse_yaml::<GatewayFile>(path) else {
         return Err(loader.problems);
@@ -227,6 +253,10 @@ pub fn load(
     }
     if main.connectors.is_empty() {
         loader.problem(path, "connectors", "list at least one connector file");
+    }
+    let auth = options.auth.clone().unwrap_or_else(|| main.auth.clone());
+    for (at, message) in auth.validate() {
+        loader.problem(path, &format!("auth.{at}"), &message);
     }
 
     let purposes_path = base.join(&main.purposes);
@@ -256,20 +286,23 @@ pub fn load(
             );
             continue;
         }
-        if let Some(active) = loader.activate(&file, def, valid, &schemas_dir) {
-            connectors.insert(active.def.id.clone(), active);
+        let id = def.id.clone();
+        match loader.activate(&file, def, valid, &schemas_dir) {
+            Some(active) => {
+                connectors.insert(id, active);
+            }
+            None => {
+                loader.broken.insert(id);
+            }
         }
     }
+
+    let policies = loader.policies(base, &main.policies, &connectors, &purposes);
 
     if !loader.problems.is_empty() {
         return Err(loader.problems);
     }
-    let digest = loader.digest.finalize();
-    let version = digest
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect::<String>();
+    let version = short_hex(loader.digest.finalize().as_slice());
     Ok(ActiveConfig {
         county: main.county,
         listen: main.listen,
@@ -277,8 +310,18 @@ pub fn load(
         limits: main.limits,
         connectors,
         purposes,
+        policies,
+        auth,
+        tls: main.tls,
+        pseudonym_key_env: main.pseudonym_key_env,
+        base_dir: base.to_owned(),
         version,
     })
+}
+
+/// The first 8 bytes of a digest as hex: enough to tell versions apart.
+fn short_hex(digest: &[u8]) -> String {
+    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
 /// A compiled schema and its JSON, or `None` when it failed (already reported).
@@ -289,6 +332,8 @@ struct Loader<'a> {
     problems: Vec<ConfigProblem>,
     digest: Sha256,
     schemas: BTreeMap<PathBuf, SchemaEntry>,
+    /// Ids of connectors whose files have problems.
+    broken: BTreeSet<String>,
 }
 
 impl Loader<'_> {
@@ -348,6 +393,73 @@ impl Loader<'_> {
         Some((def, valid))
     }
 
+    /// Loads every policy file against the loaded connectors and purposes. Rule ids
+    /// are unique across files.
+    fn policies(
+        &mut self,
+        base: &Path,
+        files: &[PathBuf],
+        connectors: &BTreeMap<String, ActiveConnector>,
+        purposes: &PurposeCatalog,
+    ) -> PolicySet {
+        let known: BTreeMap<String, (Arc<ConnectorDef>, Operations)> = connectors
+            .iter()
+            .map(|(id, c)| {
+                let ops = c
+                    .operations
+                    .iter()
+                    .map(|(name, op)| (name.clone(), op.leaves.clone()))
+                    .collect();
+                (id.clone(), (c.def.clone(), ops))
+            })
+            .collect();
+        let broken = self.broken.clone();
+        let catalog = Catalog {
+            connectors: &known,
+            broken: &broken,
+            purposes,
+        };
+        let mut digest = Sha256::new();
+        let mut grants = Vec::new();
+        let mut denies = Vec::new();
+        let mut ids: BTreeMap<String, PathBuf> = BTreeMap::new();
+        for file in files {
+            let file = base.join(file);
+            let Some(text) = self.read(&file) else {
+                continue;
+            };
+            digest.update(text.as_bytes());
+            let parsed: PolicyFile = match connectors::definition::parse_yaml(&text) {
+                Ok(p) => p,
+                Err(p) => {
+                    self.problem(&file, &p.path, &p.message);
+                    continue;
+                }
+            };
+            let mut problems = Vec::new();
+            let (g, d) = crate::policy::file::compile(parsed, &catalog, &mut problems);
+            for (at, message) in problems {
+                self.problem(&file, &at, &message);
+            }
+            let rule_ids = g
+                .iter()
+                .map(|g| g.id.clone())
+                .chain(d.iter().map(|d| d.id.clone()));
+            for id in rule_ids {
+                if let Some(first) = ids.insert(id.clone(), file.clone()) {
+                    self.problem(
+                        &file,
+                        "",
+                        &format!("rule id `{id}` is also used in {}", first.display()),
+                    );
+                }
+            }
+            grants.extend(g);
+            denies.extend(d);
+        }
+        PolicySet::new(grants, denies, short_hex(digest.finalize().as_slice()))
+    }
+
     /// Reads and compiles a schema once, however many operations use it.
     fn schema(&mut self, file: &Path) -> SchemaEntry {
         if let Some(cached) = self.schemas.get(file) {
@@ -403,15 +515,13 @@ impl Loader<'_> {
             if !complete {
                 continue;
             }
-            let fields = FieldNode::tree(&op.record);
-            let open_decision = Decision::open_only(&fields);
             operations.insert(
                 name.clone(),
                 ActiveOperation {
                     subject: op.subject,
                     schema,
-                    fields,
-                    open_decision,
+                    fields: FieldNode::tree(&op.record),
+                    leaves: Def::leaf_fields(op),
                 },
             );
         }
@@ -419,7 +529,7 @@ impl Loader<'_> {
             return None;
         }
         let def = Arc::new(def);
-        match connectors::build(def.clone()) {
+        match connectors::build(def.clone(), file.parent().unwrap_or(Path::new("."))) {
             Ok(connector) => Some(ActiveConnector {
                 def,
                 connector,

@@ -1,7 +1,10 @@
 //! The demo county in one process: a synthetic population, the three simulated
 //! department systems on loopback ports, and the gateway in front of them with the
-//! county's configuration (compiled into the binary from `county/` and `schemas/`, so
-//! the demo runs from any directory).
+//! county's configuration (compiled into the binary from `county/`, `schemas/` and
+//! `policies/`, so the demo runs from any directory). The demo is its own token
+//! issuer: it keeps an ES256 key pair in its data directory and mints one token per
+//! persona (a clerk in each of two townships, a grid worker, a township lead, a
+//! department admin, a privacy officer).
 
 use std::fmt::Write as _;
 use std::future::Future;
@@ -10,10 +13,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use connectors::sim::{self, Population, SampleKind, SimServer};
+use connectors::sim::{self, Person, Population, SampleKind, SimServer};
 use tokio::net::TcpListener;
 
+use crate::auth::{AuthConfig, Authenticator, MintClaims, Role, SigningKey, mint};
 use crate::config::{self, ActiveConfig, EmbeddedSource, LoadOptions};
+use crate::secrets;
 use crate::server::{self, App};
 use crate::store::SqliteStore;
 
@@ -60,7 +65,144 @@ pub const COUNTY_FILES: &[(&str, &str)] = &[
         "schemas/jisheng/fertility.schema.json",
         include_str!("../../schemas/jisheng/fertility.schema.json"),
     ),
+    (
+        "policies/hukou.yaml",
+        include_str!("../../policies/hukou.yaml"),
+    ),
+    (
+        "policies/shebao.yaml",
+        include_str!("../../policies/shebao.yaml"),
+    ),
+    (
+        "policies/jisheng.yaml",
+        include_str!("../../policies/jisheng.yaml"),
+    ),
 ];
+
+/// The demo's token issuer, audience and key id (as in `county/gateway.yaml`).
+pub const ISSUER: &str = "county-demo-idp";
+pub const AUDIENCE: &str = "county-gateway";
+
+/// A demo user and what their token says.
+#[derive(Debug, Clone, Copy)]
+pub struct Persona {
+    pub name: &'static str,
+    pub about: &'static str,
+    pub role: Role,
+    pub township: Option<&'static str>,
+    pub department: Option<&'static str>,
+}
+
+impl Persona {
+    /// The persona's claims in the form `gateway policy explain --claims` reads.
+    pub fn claims_yaml(&self) -> String {
+        let mut out = format!("sub: {}\nroles: [{}]\n", self.name, self.role.as_str());
+        if let Some(t) = self.township {
+            out.push_str(&format!("township: \"{t}\"\n"));
+        }
+        if let Some(d) = self.department {
+            out.push_str(&format!("department: {d}\n"));
+        }
+        out
+    }
+}
+
+/// The demo's personas.
+pub const PERSONAS: &[Persona] = &[
+    Persona {
+        name: "clerk-dongling",
+        about: "东岭镇便民服务中心窗口人员 (clerk, 139901101)",
+        role: Role::Clerk,
+        township: Some("139901101"),
+        department: None,
+    },
+    Persona {
+        name: "clerk-xihe",
+        about: "西河乡便民服务中心窗口人员 (clerk, 139901201)",
+        role: Role::Clerk,
+        township: Some("139901201"),
+        department: None,
+    },
+    Persona {
+        name: "grid-dongling",
+        about: "东岭镇网格员 (grid worker, 139901101)",
+        role: Role::GridWorker,
+        township: Some("139901101"),
+        department: None,
+    },
+    Persona {
+        name: "lead-dongling",
+        about: "东岭镇分管领导 (township lead, 139901101)",
+        role: Role::TownshipLead,
+        township: Some("139901101"),
+        department: None,
+    },
+    Persona {
+        name: "admin-psb",
+        about: "县公安局数据管理员 (department admin)",
+        role: Role::DeptAdmin,
+        township: None,
+        department: Some("county-psb"),
+    },
+    Persona {
+        name: "privacy-officer",
+        about: "县数据安全官 (privacy officer)",
+        role: Role::PrivacyOfficer,
+        township: None,
+        department: None,
+    },
+];
+
+/// How long demo tokens live.
+pub const TOKEN_TTL_S: u64 = 12 * 3600;
+
+/// The demo issuer's key pair in the data directory, created on first start.
+pub fn issuer_key(data_dir: &Path) -> anyhow::Result<(SigningKey, PathBuf)> {
+    let dir = data_dir.join("keys");
+    let private = dir.join(format!("{ISSUER}.pem"));
+    let public = dir.join(format!("{ISSUER}.pub.pem"));
+    if !private.exists() {
+        let (_, private_pem, public_pem) = SigningKey::generate_es256(ISSUER)?;
+        secrets::write_private(&private, private_pem.as_bytes())?;
+        std::fs::write(&public, public_pem).with_context(|| format!("{}", public.display()))?;
+    }
+    let pem = std::fs::read(&private).with_context(|| format!("{}", private.display()))?;
+    let key = SigningKey::from_pem(
+        &pem,
+        jsonwebtoken::Algorithm::ES256,
+        Some(ISSUER.to_owned()),
+    )?;
+    Ok((key, public))
+}
+
+/// The `auth` section trusting the demo issuer's public key at `public`.
+pub fn auth_config(public: &Path) -> anyhow::Result<AuthConfig> {
+    let value = serde_json::json!({
+        "audience": AUDIENCE,
+        "issuers": [{
+            "issuer": ISSUER,
+            "algorithms": ["ES256"],
+            "keys": {"pem": [{"kid": ISSUER, "path": public}]},
+        }],
+    });
+    serde_json::from_value(value).context("the demo auth section")
+}
+
+/// A token for a persona.
+pub fn persona_token(key: &SigningKey, persona: &Persona) -> anyhow::Result<String> {
+    let claims = MintClaims {
+        iss: ISSUER.to_owned(),
+        aud: AUDIENCE.to_owned(),
+        sub: persona.name.to_owned(),
+        roles: vec![persona.role],
+        township: persona.township.map(str::to_owned),
+        department: persona.department.map(str::to_owned),
+        app: None,
+        ttl_s: TOKEN_TTL_S,
+        not_before_s: None,
+    };
+    Ok(mint(key, &claims)?)
+}
 
 /// The demo's main configuration file inside [`COUNTY_FILES`].
 pub const COUNTY_CONFIG: &str = "county/gateway.yaml";
@@ -81,6 +223,8 @@ pub struct Demo {
     pub data_dir: PathBuf,
     pub departments: Vec<SimServer>,
     pub population: Arc<Population>,
+    /// Persona name → the file holding its token.
+    pub tokens: Vec<(Persona, PathBuf)>,
     listener: TcpListener,
     app: App,
 }
@@ -94,13 +238,15 @@ pub async fn population(seed: u64, residents: usize) -> Population {
     }
 }
 
-/// Loads the embedded demo county with its connectors pointed at `departments`.
-pub fn county_config(departments: &[SimServer]) -> anyhow::Result<ActiveConfig> {
+/// Loads the embedded demo county with its connectors pointed at `departments` and
+/// trusting `auth`.
+pub fn county_config(departments: &[SimServer], auth: AuthConfig) -> anyhow::Result<ActiveConfig> {
     let options = LoadOptions {
         base_urls: departments
             .iter()
             .map(|d| (d.department.id().to_owned(), d.base_url()))
             .collect(),
+        auth: Some(auth),
     };
     let source = EmbeddedSource::new(COUNTY_FILES.iter().copied());
     config::load(&source, Path::new(COUNTY_CONFIG), &options).map_err(|problems| {
@@ -118,10 +264,30 @@ pub async fn start(options: DemoOptions) -> anyhow::Result<Demo> {
     let departments = sim::spawn_all(population.clone(), [127, 0, 0, 1].into())
         .await
         .context("cannot start the simulated departments")?;
-    let mut cfg = county_config(&departments)?;
     let data_dir = std::path::absolute(&options.data_dir).unwrap_or(options.data_dir);
-    cfg.data_dir.clone_from(&data_dir);
     let store = SqliteStore::open(&data_dir).context("cannot open the store")?;
+    let (key, public) = issuer_key(&data_dir)?;
+    let mut cfg = county_config(&departments, auth_config(&public)?)?;
+    cfg.data_dir.clone_from(&data_dir);
+    let auth = Authenticator::new(&cfg.auth, &data_dir)
+        .await
+        .map_err(|problems| anyhow::anyhow!("the demo issuer: {problems:?}"))?;
+    let pseudonym = secrets::pseudonym_key(None, &data_dir)?;
+    let mut tokens = Vec::new();
+    for persona in PERSONAS {
+        let path = data_dir
+            .join("tokens")
+            .join(format!("{}.jwt", persona.name));
+        let token = persona_token(&key, persona)?;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("{}", dir.display()))?;
+        }
+        std::fs::write(&path, token).with_context(|| format!("{}", path.display()))?;
+        let claims = path.with_extension("claims.yaml");
+        std::fs::write(&claims, persona.claims_yaml())
+            .with_context(|| format!("{}", claims.display()))?;
+        tokens.push((*persona, path));
+    }
     let listener = TcpListener::bind(options.listen)
         .await
         .with_context(|| format!("cannot listen on {}", options.listen))?;
@@ -131,9 +297,18 @@ pub async fn start(options: DemoOptions) -> anyhow::Result<Demo> {
         data_dir,
         departments,
         population,
+        tokens,
         listener,
-        app: App::new(cfg, Arc::new(store)),
+        app: App::new(cfg, Arc::new(store), Arc::new(auth), Arc::new(pseudonym)),
     })
+}
+
+/// The township of the demo's hint: 东岭镇.
+pub const HINT_TOWNSHIP: &str = "139901101";
+
+/// The resident the demo's hint looks up: a married parent registered in 东岭镇.
+pub fn demo_subject(population: &Population) -> Option<&Person> {
+    population.sample_in(SampleKind::MarriedParent, HINT_TOWNSHIP)
 }
 
 impl Demo {
@@ -164,19 +339,54 @@ impl Demo {
             "  population   {} synthetic residents (not real people)",
             self.population.len()
         );
-        if let Some(person) = self.population.sample(SampleKind::MarriedParent) {
+        let _ = writeln!(out, "\nPersonas (tokens valid 12 h, one file each):");
+        for (persona, path) in &self.tokens {
+            let _ = writeln!(
+                out,
+                "  {:<16} {}  {}",
+                persona.name,
+                path.display(),
+                persona.about
+            );
+        }
+        if let Some(person) = demo_subject(&self.population) {
+            let token = |name: &str| {
+                self.tokens
+                    .iter()
+                    .find(|(p, _)| p.name == name)
+                    .map(|(_, path)| path.display().to_string())
+                    .unwrap_or_default()
+            };
             let body = format!(
                 r#"{{"connector":"hukou","operation":"person_by_id","subject":{{"id_number":"{}"}},"purpose":"birth_registration","case_id":"DEMO-0001"}}"#,
                 person.id.as_str()
             );
+            let curl = |who: &str| {
+                format!(
+                    "  curl -s http://{}/v1/query -H 'content-type: application/json' -H \"authorization: Bearer $(cat {})\" -d '{}'",
+                    self.addr,
+                    token(who),
+                    body
+                )
+            };
             let _ = writeln!(
                 out,
-                "\nTry a lookup (the household registration of a synthetic resident):"
+                "\nTry a lookup: a 东岭镇 clerk registering a birth sees the resident's household registration, masked by policy:"
             );
+            let _ = writeln!(out, "{}", curl("clerk-dongling"));
             let _ = writeln!(
                 out,
-                "  curl -s http://{}/v1/query -H 'content-type: application/json' -d '{}'",
-                self.addr, body
+                "\nThe same lookup by a 西河乡 clerk is refused (403): the grant holds only for the clerk's own township:"
+            );
+            let _ = writeln!(out, "{}", curl("clerk-xihe"));
+            let exe = std::env::current_exe()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| "gateway".to_owned());
+            let claims = token("clerk-dongling").replace(".jwt", ".claims.yaml");
+            let _ = writeln!(out, "\nWhy, field by field:");
+            let _ = writeln!(
+                out,
+                "  {exe} policy explain --claims {claims} --connector hukou --operation person_by_id --purpose birth_registration"
             );
         }
         let _ = write!(out, "\nCtrl-C stops the demo.");
@@ -202,7 +412,7 @@ mod tests {
     fn the_embedded_county_matches_the_repository() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let mut on_disk = Vec::new();
-        for dir in ["county", "schemas"] {
+        for dir in ["county", "schemas", "policies"] {
             collect(&root, &root.join(dir), &mut on_disk);
         }
         on_disk.sort();
@@ -218,8 +428,10 @@ mod tests {
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
             if path.is_dir() {
-                collect(root, &path, out);
-            } else {
+                if !path.ends_with("tests") {
+                    collect(root, &path, out);
+                }
+            } else if path.extension().is_some_and(|e| e != "md") {
                 let rel = path.strip_prefix(root).unwrap();
                 out.push(rel.to_string_lossy().replace('\\', "/"));
             }

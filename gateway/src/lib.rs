@@ -19,14 +19,18 @@
 //! the durable store behind a trait, [`health`] answers `/healthz` and `/readyz`,
 //! [`demo`] runs the demo county, and [`cli`] is the command line.
 
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod health;
+pub mod mask;
 pub mod policy;
 pub mod problem;
 pub mod purpose;
 pub mod query;
 pub mod schema;
+pub mod secrets;
 pub mod server;
 pub mod store;
+pub mod tls;

@@ -1,8 +1,9 @@
 //! `POST /v1/query`: one lookup of one subject through one connector operation, for a
-//! purpose and a case. The pipeline, in order: parse and validate the request (the ID
-//! number before any upstream call) → resolve connector, operation and purpose →
-//! decide which fields may leave → fetch → check the record against its schema (fail
-//! closed) → minimize → respond.
+//! purpose and a case. The pipeline, in order: authenticate the bearer token → parse
+//! and validate the request (the ID number before any upstream call) → resolve
+//! connector, operation and purpose → decide which fields may leave (or refuse) →
+//! fetch → check the record against its schema (fail closed) → check row conditions,
+//! minimize and mask → respond.
 
 use std::time::Instant;
 
@@ -19,6 +20,9 @@ use connectors::subject::IdNumber;
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::auth::Caller;
+use crate::mask::MaskContext;
+use crate::policy::Refusal;
 use crate::problem::{Problem, ProblemKind};
 use crate::server::{App, RequestId};
 
@@ -76,17 +80,33 @@ impl SubjectKeyValue {
 pub(crate) async fn query(
     State(app): State<App>,
     RequestId(request_id): RequestId,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    match run(&app, &request_id, &headers, body).await {
+    let caller = match app.auth.authenticate(&headers, &uri).await {
+        Ok(caller) => caller,
+        Err(e) => return crate::server::unauthenticated(e, &request_id),
+    };
+    match run(&app, &caller, &request_id, &headers, body).await {
         Ok(response) => response,
         Err(problem) => problem.for_request(&request_id).into_response(),
     }
 }
 
+/// A policy refusal as a 403 naming the deciding rule.
+fn forbidden(refusal: Refusal) -> Problem {
+    Problem::new(ProblemKind::Forbidden, refusal.detail)
+        .with("rule", refusal.rule)
+        .with(
+            "reason",
+            serde_json::to_value(refusal.reason).unwrap_or_default(),
+        )
+}
+
 async fn run(
     app: &App,
+    caller: &Caller,
     request_id: &str,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -123,7 +143,18 @@ async fn run(
     check_case_id(&request.case_id)?;
     let subject = subject_key(operation.subject, request.subject)?;
 
-    let decision = &operation.open_decision;
+    let today = crate::policy::china_today();
+    let plan = config
+        .policies
+        .decide(
+            caller,
+            &connector.def.id,
+            &request.operation,
+            &operation.leaves,
+            &purpose.code,
+            today,
+        )
+        .map_err(forbidden)?;
     let started = Instant::now();
     let fetched = connector
         .connector
@@ -133,6 +164,7 @@ async fn run(
     let outcome = |outcome: &str| {
         tracing::info!(
             request_id,
+            user = %caller.user,
             connector = connector_id,
             operation = %request.operation,
             purpose = %purpose.code,
@@ -159,7 +191,17 @@ async fn run(
         .with("schema_path", violation.schema_path)
         .with("instance_path", violation.instance_path));
     }
-    let record = decision.apply(&fetched.record);
+    let ctx = MaskContext {
+        key: &app.pseudonym,
+        today,
+    };
+    let result = match plan.apply(&fetched.record, caller, &operation.fields, &ctx) {
+        Ok(result) => result,
+        Err(refusal) => {
+            outcome("forbidden_row_condition");
+            return Err(forbidden(refusal));
+        }
+    };
     outcome("ok");
 
     Ok(Json(json!({
@@ -170,12 +212,13 @@ async fn run(
         "purpose": {"code": purpose.code, "name": purpose.name},
         "case_id": request.case_id,
         "fetched_at": Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
-        "record": record,
-        "withheld": decision.withheld,
-        "policy": {
-            "mode": decision.mode,
+        "data": result.data,
+        "fields": result.fields,
+        "withheld": result.withheld,
+        "decision": {
+            "rules": result.rules,
+            "policy_version": plan.policy_version,
             "config_version": config.version,
-            "note": "Only fields classified open (无条件共享) are returned; conditional fields need a grant and never-shared fields never leave the department. Withheld fields are listed with the reason.",
         },
     }))
     .into_response())

@@ -19,7 +19,9 @@ use axum::routing::{get, post};
 use serde_json::json;
 use tokio::net::TcpListener;
 
+use crate::auth::{AuthError, Authenticator};
 use crate::config::ActiveConfig;
+use crate::mask::PseudonymKey;
 use crate::problem::{Problem, ProblemKind};
 use crate::store::Store;
 use crate::{health, query};
@@ -30,15 +32,46 @@ pub struct App {
     /// The active configuration; swapped whole, read without locks.
     pub config: Arc<ArcSwap<ActiveConfig>>,
     pub store: Arc<dyn Store>,
+    pub auth: Arc<Authenticator>,
+    /// The key of subject pseudonyms and the `pseudonym` mask.
+    pub pseudonym: Arc<PseudonymKey>,
 }
 
 impl App {
-    pub fn new(config: ActiveConfig, store: Arc<dyn Store>) -> App {
+    pub fn new(
+        config: ActiveConfig,
+        store: Arc<dyn Store>,
+        auth: Arc<Authenticator>,
+        pseudonym: Arc<PseudonymKey>,
+    ) -> App {
         App {
             config: Arc::new(ArcSwap::from_pointee(config)),
             store,
+            auth,
+            pseudonym,
         }
     }
+}
+
+/// A 401 answer: which check failed, never the token.
+pub(crate) fn unauthenticated(error: AuthError, request_id: &str) -> Response {
+    let mut response = Problem::new(
+        ProblemKind::Unauthenticated,
+        "Send a valid bearer token in the Authorization header.",
+    )
+    .with("reason", error.reason())
+    .for_request(request_id)
+    .into_response();
+    let challenge = format!(
+        "Bearer error=\"invalid_token\", error_description=\"{}\"",
+        error.reason()
+    );
+    if let Ok(value) = HeaderValue::from_str(&challenge) {
+        response
+            .headers_mut()
+            .insert(axum::http::header::WWW_AUTHENTICATE, value);
+    }
+    response
 }
 
 /// The request's id (a UUIDv7), also sent back as `x-request-id`.

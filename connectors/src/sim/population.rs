@@ -340,6 +340,16 @@ impl Population {
         self.people.iter().find(|p| self.is_kind(p, kind))
     }
 
+    /// The first person of this kind registered in a household of `township`.
+    pub fn sample_in(&self, kind: SampleKind, township: &str) -> Option<&Person> {
+        self.people.iter().find(|p| {
+            self.is_kind(p, kind)
+                && self
+                    .household(&p.household)
+                    .is_some_and(|h| h.township == township)
+        })
+    }
+
     fn is_kind(&self, p: &Person, kind: SampleKind) -> bool {
         let normal = p.status == ResidentStatus::Normal;
         match kind {

@@ -13,7 +13,7 @@ use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::helpers::{Reply, lookup, post_json, sample};
+use crate::helpers::{TOWNSHIP, lookup, post_json, sample};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_gateway");
 
@@ -188,8 +188,24 @@ async fn check_exit_codes() {
     assert_eq!(usage.status.code(), Some(2));
 }
 
+/// The token file and body of a `curl` hint line.
+fn curl_parts(line: &str) -> (String, String) {
+    let token_path = line
+        .split("$(cat ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .expect("a $(cat TOKEN) in the hint");
+    let token = std::fs::read_to_string(token_path).expect("the token file");
+    let body = line
+        .split("-d '")
+        .nth(1)
+        .and_then(|rest| rest.strip_suffix('\''))
+        .expect("a -d '…' body");
+    (token.trim().to_owned(), body.to_owned())
+}
+
 #[tokio::test]
-async fn the_demo_starts_from_a_fresh_data_dir_and_its_hint_works() {
+async fn the_demo_starts_from_a_fresh_data_dir_and_its_hints_work() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data_dir = dir.path().join("fresh");
     let mut demo = Running::spawn(&[
@@ -202,37 +218,65 @@ async fn the_demo_starts_from_a_fresh_data_dir_and_its_hint_works() {
         "2000",
     ]);
     let gateway = url_in(&demo.line(|l| l.trim_start().starts_with("gateway")).await);
-    let curl = demo.line(|l| l.trim_start().starts_with("curl")).await;
+    let allowed = demo.line(|l| l.trim_start().starts_with("curl")).await;
+    let refused = demo.line(|l| l.trim_start().starts_with("curl")).await;
+    let explain = demo.line(|l| l.contains("policy explain")).await;
     demo.line(|l| l.contains("Ctrl-C stops")).await;
     assert!(
         data_dir.join("gateway.db").exists(),
         "the store is in the data dir"
     );
+    assert!(data_dir.join("keys/county-demo-idp.pem").exists());
 
-    // Follow the hint: the same URL and body the demo printed.
-    assert!(curl.contains(&format!("{gateway}/v1/query")), "{curl}");
-    let body = curl
-        .split("-d '")
-        .nth(1)
-        .and_then(|rest| rest.strip_suffix('\''))
-        .expect("a -d '…' body");
-    let request: Value = serde_json::from_str(body).expect("the printed body is JSON");
+    // Follow the first hint: a 东岭镇 clerk gets the record, masked by policy.
+    assert!(
+        allowed.contains(&format!("{gateway}/v1/query")),
+        "{allowed}"
+    );
+    let (token, body) = curl_parts(&allowed);
+    let request: Value = serde_json::from_str(&body).expect("the printed body is JSON");
     let id = request["subject"]["id_number"]
         .as_str()
         .expect("an ID")
         .to_owned();
-    let reply = Reply::read(
-        crate::helpers::client()
-            .post(format!("{gateway}/v1/query"))
-            .header("content-type", "application/json")
-            .body(body.to_owned())
-            .send()
-            .await
-            .expect("answer"),
-    )
-    .await;
+    let reply = post_json(&format!("{gateway}/v1/query"), &token, &request).await;
     assert_eq!(reply.status, 200, "{}", reply.text);
-    assert_eq!(reply.json["record"]["id_number"], id);
+    assert_eq!(reply.json["data"]["id_number"], id);
+    assert!(
+        reply.json["data"]["name"]
+            .as_str()
+            .is_some_and(|n| !n.is_empty())
+    );
+    assert_eq!(
+        reply.json["fields"]["name"]["rule"],
+        "hukou-birth-registration"
+    );
+    assert_eq!(reply.json["fields"]["address"]["mask"], "address_to");
+
+    // The second: a 西河乡 clerk is refused, and told by which rule.
+    let (token, body) = curl_parts(&refused);
+    let request: Value = serde_json::from_str(&body).expect("JSON");
+    let reply = post_json(&format!("{gateway}/v1/query"), &token, &request).await;
+    reply.assert_problem(403, "forbidden");
+    assert_eq!(reply.json["rule"], "hukou-birth-registration");
+    assert_eq!(reply.json["reason"], "row_condition");
+    assert!(!reply.text.contains(&id));
+
+    // The third: explain, field by field.
+    let words: Vec<&str> = explain.split_whitespace().collect();
+    let out = Command::new(words[0])
+        .args(&words[1..])
+        .output()
+        .await
+        .expect("explain runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("hukou-birth-registration"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("address") && l.contains("address_to")),
+        "{text}"
+    );
 
     let stderr = demo.stop().await;
     assert!(stderr.contains("lookup"), "the lookup is logged: {stderr}");
@@ -241,6 +285,7 @@ async fn the_demo_starts_from_a_fresh_data_dir_and_its_hint_works() {
         !stderr.contains(&id[6..14]),
         "the log carries the birth date digits"
     );
+    assert!(!stderr.contains(&token), "the log carries a token");
 }
 
 #[tokio::test]
@@ -285,6 +330,39 @@ async fn serve_runs_against_simulated_departments_in_another_process() {
     });
     let data_dir = dir.path().join("data");
     let config = dir.path().join("county/gateway.yaml");
+    // The issuer's key pair where county/gateway.yaml expects it, and a clerk's token.
+    let keys = data_dir.join("keys");
+    let keygen = Command::new(BINARY)
+        .args(["token", "keygen", "--out"])
+        .arg(&keys)
+        .output()
+        .await
+        .expect("keygen runs");
+    assert!(
+        keygen.status.success(),
+        "{}",
+        String::from_utf8_lossy(&keygen.stderr)
+    );
+    let minted = Command::new(BINARY)
+        .args(["token", "mint", "--key"])
+        .arg(keys.join("county-demo-idp.pem"))
+        .args([
+            "--sub",
+            "clerk-1",
+            "--role",
+            "clerk",
+            "--township",
+            TOWNSHIP,
+        ])
+        .output()
+        .await
+        .expect("mint runs");
+    assert!(
+        minted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&minted.stderr)
+    );
+    let token = String::from_utf8_lossy(&minted.stdout).trim().to_owned();
     let mut serve = Running::spawn(&[
         "serve",
         "--config",
@@ -297,13 +375,13 @@ async fn serve_runs_against_simulated_departments_in_another_process() {
     let gateway = url_in(&serve.line(|l| l.contains("listening on")).await);
     let person = sample(connectors::sim::SampleKind::Pensioner);
     let body = lookup("shebao", "insured_by_id", person.id.as_str());
-    let reply = post_json(&format!("{gateway}/v1/query"), &body).await;
+    let reply = post_json(&format!("{gateway}/v1/query"), &token, &body).await;
     assert_eq!(reply.status, 200, "{}", reply.text);
-    assert_eq!(reply.json["record"]["id_number"], person.id.as_str());
+    assert_eq!(reply.json["data"]["id_number"], person.id.as_str());
 
     // The births system was started failing, as `--faults` asked.
     let body = lookup("jisheng", "fertility_by_id", person.id.as_str());
-    let reply = post_json(&format!("{gateway}/v1/query"), &body).await;
+    let reply = post_json(&format!("{gateway}/v1/query"), &token, &body).await;
     reply.assert_problem(502, "upstream-error");
     serve.stop().await;
     sim.stop().await;
@@ -323,4 +401,55 @@ async fn simulate_refuses_bad_faults() {
             .expect("runs");
         assert_eq!(out.status.code(), Some(2), "{bad}");
     }
+}
+
+#[tokio::test]
+async fn the_demo_countys_golden_policy_cases_pass() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/tests");
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../county/gateway.yaml");
+    let out = Command::new(BINARY)
+        .args(["policy", "test", "--config"])
+        .arg(&config)
+        .arg(&dir)
+        .output()
+        .await
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.trim_end().ends_with(" passed, 0 failed"), "{stdout}");
+    assert!(!stdout.contains("FAIL"), "{stdout}");
+}
+
+#[tokio::test]
+async fn a_failing_golden_case_fails_the_run_and_says_why() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let case = r#"
+cases:
+  - name: expects a grant that does not exist
+    caller: { sub: x, roles: [clerk], township: "139901101" }
+    connector: shebao
+    operation: insured_by_id
+    purpose: birth_registration
+    record: { id_number: "13990119500101123X", name: 测试, gender: male, birth_date: "1950-01-01", schemes: [] }
+    expect: { data: { name: 测试 } }
+"#;
+    std::fs::write(dir.path().join("case.yaml"), case).expect("write");
+    let out = Command::new(BINARY)
+        .args(["policy", "test"])
+        .arg(dir.path())
+        .output()
+        .await
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("FAIL"), "{stdout}");
+    assert!(stdout.contains("data differs"), "{stdout}");
+    assert!(
+        stdout.trim_end().ends_with("0 passed, 1 failed"),
+        "{stdout}"
+    );
 }

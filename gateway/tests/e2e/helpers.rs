@@ -5,8 +5,10 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use connectors::sim::{self, Department, Faults, Population, SimServer};
+use gateway::auth::{Authenticator, MintClaims, Role, SigningKey, mint};
 use gateway::config::{self, EmbeddedSource, LoadOptions};
-use gateway::demo::{COUNTY_CONFIG, COUNTY_FILES};
+use gateway::demo::{self, COUNTY_CONFIG, COUNTY_FILES};
+use gateway::mask::PseudonymKey;
 use gateway::server::{self, App};
 use gateway::store::SqliteStore;
 use serde_json::{Value, json};
@@ -20,24 +22,21 @@ pub(crate) fn population() -> &'static Arc<Population> {
     POPULATION.get_or_init(|| Arc::new(Population::generate(2026, 2_000)))
 }
 
-/// A sample resident of the shared population.
+/// The township of the default caller, a clerk of 东岭镇.
+pub(crate) const TOWNSHIP: &str = "139901101";
+
+/// A sample resident registered in [`TOWNSHIP`], so row conditions hold for the
+/// default caller.
 pub(crate) fn sample(kind: connectors::sim::SampleKind) -> &'static connectors::sim::Person {
     population()
-        .sample(kind)
-        .expect("the population has every sample kind")
+        .sample_in(kind, TOWNSHIP)
+        .expect("the township has every sample kind")
 }
 
-/// POSTs JSON to a URL and reads the answer.
-pub(crate) async fn post_json(url: &str, body: &Value) -> Reply {
-    Reply::read(
-        client()
-            .post(url)
-            .json(body)
-            .send()
-            .await
-            .expect("an answer"),
-    )
-    .await
+/// POSTs JSON with a bearer token to a URL and reads the answer.
+pub(crate) async fn post_json(url: &str, token: &str, body: &Value) -> Reply {
+    let request = client().post(url).bearer_auth(token).json(body);
+    Reply::read(request.send().await.expect("an answer")).await
 }
 
 /// A plain HTTP client for talking to the gateway.
@@ -49,6 +48,8 @@ pub(crate) fn client() -> reqwest::Client {
 /// The departments and a gateway in front of them.
 pub(crate) struct TestGateway {
     pub(crate) addr: SocketAddr,
+    /// Signs tokens the gateway trusts.
+    pub(crate) issuer: SigningKey,
     pub(crate) departments: Vec<SimServer>,
     pub(crate) client: reqwest::Client,
     pub(crate) data_dir: tempfile::TempDir,
@@ -70,11 +71,17 @@ impl TestGateway {
         let files = COUNTY_FILES
             .iter()
             .map(|(path, text)| (*path, edit(path, text)));
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let (issuer, _, public_pem) = SigningKey::generate_es256(demo::ISSUER).expect("key");
+        let public = data_dir.path().join("issuer.pub.pem");
+        std::fs::write(&public, public_pem).expect("write the public key");
+        let auth = demo::auth_config(&public).expect("auth section");
         let options = LoadOptions {
             base_urls: departments
                 .iter()
                 .map(|d| (d.department.id().to_owned(), d.base_url()))
                 .collect(),
+            auth: Some(auth),
         };
         let cfg = config::load(
             &EmbeddedSource::new(files),
@@ -82,19 +89,28 @@ impl TestGateway {
             &options,
         )
         .expect("the county config loads");
-        let data_dir = tempfile::tempdir().expect("temp dir");
         let store = SqliteStore::open(&data_dir.path().join("data")).expect("store opens");
+        let authenticator = Authenticator::new(&cfg.auth, data_dir.path())
+            .await
+            .expect("the issuer loads");
+        let pseudonym = PseudonymKey::new(&[42u8; 32]).expect("key");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (stop, stopped) = oneshot::channel::<()>();
-        let app = App::new(cfg, Arc::new(store));
+        let app = App::new(
+            cfg,
+            Arc::new(store),
+            Arc::new(authenticator),
+            Arc::new(pseudonym),
+        );
         tokio::spawn(server::serve(listener, app, async {
             let _ = stopped.await;
         }));
         TestGateway {
             addr,
+            issuer,
             departments,
             client: client(),
             data_dir,
@@ -117,9 +133,31 @@ impl TestGateway {
         self.department(department).faults.set(faults);
     }
 
-    /// POSTs a lookup and returns status, content type and body.
+    /// A token for a caller with this role in this township.
+    pub(crate) fn token(&self, role: Role, township: Option<&str>) -> String {
+        let claims = MintClaims {
+            iss: demo::ISSUER.to_owned(),
+            aud: demo::AUDIENCE.to_owned(),
+            sub: format!("test-{}", role.as_str()),
+            roles: vec![role],
+            township: township.map(str::to_owned),
+            department: (role == Role::DeptAdmin).then(|| "county-psb".to_owned()),
+            app: None,
+            ttl_s: 600,
+            not_before_s: None,
+        };
+        mint(&self.issuer, &claims).expect("a token")
+    }
+
+    /// POSTs a lookup as a clerk of [`TOWNSHIP`].
     pub(crate) async fn query(&self, body: &Value) -> Reply {
-        post_json(&self.url("/v1/query"), body).await
+        self.query_as(&self.token(Role::Clerk, Some(TOWNSHIP)), body)
+            .await
+    }
+
+    /// POSTs a lookup with this bearer token.
+    pub(crate) async fn query_as(&self, token: &str, body: &Value) -> Reply {
+        post_json(&self.url("/v1/query"), token, body).await
     }
 
     /// GETs a path of the gateway.
@@ -133,6 +171,7 @@ impl TestGateway {
         let request = self
             .client
             .post(self.url(path))
+            .bearer_auth(self.token(Role::Clerk, Some(TOWNSHIP)))
             .header("content-type", content_type);
         Reply::read(request.body(body).send().await.expect("an answer")).await
     }

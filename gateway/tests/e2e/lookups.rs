@@ -1,51 +1,127 @@
-//! A good lookup per department: the canonical record with open fields only, the
-//! withheld fields listed, and nothing classified `never` anywhere in the answer.
+//! Lookups under the demo county's policies, one per department: granted fields
+//! masked as the grant says, every returned field naming its rule, withheld fields
+//! with their reason, `never` fields nowhere, and refusals naming the deciding rule.
 
 use connectors::sim::SampleKind;
+use gateway::auth::Role;
 use serde_json::json;
 
-use crate::helpers::{TestGateway, lookup, population};
+use crate::helpers::{TOWNSHIP, TestGateway, lookup, population, sample};
 
 #[tokio::test]
-async fn hukou_person_returns_open_fields_of_the_right_person() {
+async fn a_clerk_registering_a_birth_sees_a_masked_registration_of_their_own_township() {
     let gw = TestGateway::start().await;
-    let pop = population();
-    let person = pop
-        .sample(SampleKind::MarriedParent)
-        .expect("a married parent");
-    let household = pop.household(&person.household).expect("their household");
+    let person = sample(SampleKind::MarriedParent);
+    let household = population()
+        .household(&person.household)
+        .expect("household");
 
     let reply = gw
         .query(&lookup("hukou", "person_by_id", person.id.as_str()))
         .await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert_eq!(reply.content_type, "application/json");
-    let record = &reply.json["record"];
-    assert_eq!(record["id_number"], person.id.as_str());
-    assert_eq!(record["township_code"], household.township);
-    assert_eq!(record["village_code"], household.village);
-    assert_eq!(record["status"], "normal");
-    assert!(matches!(record["gender"].as_str(), Some("male" | "female")));
-    // Conditional fields are withheld and say so; the name is not in the answer.
-    assert!(record.get("name").is_none());
-    assert!(!reply.text.contains(&person.name));
-    let withheld = reply.json["withheld"].as_array().expect("withheld list");
+    let data = &reply.json["data"];
+    assert_eq!(data["id_number"], person.id.as_str());
+    assert_eq!(data["name"], person.name);
+    assert_eq!(data["township_code"], household.township);
+    // The address is cut to the village: the 组/号 part never leaves.
+    let address = data["address"].as_str().expect("address");
+    assert!(household.address.starts_with(address), "{address}");
     assert!(
-        withheld
-            .contains(&json!({"field": "name", "sharing": "conditional", "reason": "not_granted"}))
+        address.ends_with('村') || address.ends_with("社区"),
+        "{address}"
     );
-    assert_eq!(reply.json["policy"]["mode"], "open_only");
-    assert_eq!(reply.json["department"]["id"], "county-psb");
-    assert_eq!(reply.json["purpose"]["code"], "birth_registration");
-    assert!(reply.json["request_id"].as_str().is_some());
+    assert_eq!(
+        reply.json["fields"]["address"],
+        json!({"mask": "address_to", "rule": "hukou-birth-registration"})
+    );
+    assert_eq!(
+        reply.json["fields"]["gender"],
+        json!({"mask": "keep", "rule": "open"})
+    );
+    let withheld = reply.json["withheld"].as_array().expect("withheld");
+    assert!(withheld.contains(
+        &json!({"field": "status_changed_on", "sharing": "conditional", "reason": "not_granted"})
+    ));
+    assert!(
+        reply.json["decision"]["rules"]
+            .as_array()
+            .expect("rules")
+            .contains(&json!("hukou-birth-registration"))
+    );
+    assert!(reply.json["decision"]["policy_version"].as_str().is_some());
 }
 
 #[tokio::test]
-async fn hukou_household_by_number_and_by_member_agree() {
+async fn a_clerk_of_another_township_is_refused_by_the_row_condition() {
     let gw = TestGateway::start().await;
-    let pop = population();
-    let person = pop.sample(SampleKind::Child).expect("a child");
-    let household = pop.household(&person.household).expect("household");
+    let person = sample(SampleKind::MarriedParent);
+    let other = gw.token(Role::Clerk, Some("139901201"));
+    let reply = gw
+        .query_as(&other, &lookup("hukou", "person_by_id", person.id.as_str()))
+        .await;
+    reply.assert_problem(403, "forbidden");
+    assert_eq!(reply.json["rule"], "hukou-birth-registration");
+    assert_eq!(reply.json["reason"], "row_condition");
+    assert!(!reply.text.contains(person.id.as_str()));
+    assert!(!reply.text.contains(&person.name));
+}
+
+#[tokio::test]
+async fn roles_and_deny_rules_refuse_before_any_department_is_called() {
+    let gw = TestGateway::start().await;
+    let person = sample(SampleKind::MarriedParent);
+    let calls = gw.department(connectors::sim::Department::Hukou).requests();
+
+    let officer = gw.token(Role::PrivacyOfficer, None);
+    let reply = gw
+        .query_as(
+            &officer,
+            &lookup("hukou", "person_by_id", person.id.as_str()),
+        )
+        .await;
+    reply.assert_problem(403, "forbidden");
+    assert_eq!(reply.json["rule"], "lookup-roles");
+
+    let grid = gw.token(Role::GridWorker, Some(TOWNSHIP));
+    let mut body = lookup("hukou", "household_by_member", person.id.as_str());
+    body["purpose"] = json!("subsistence_allowance");
+    let reply = gw.query_as(&grid, &body).await;
+    reply.assert_problem(403, "forbidden");
+    assert_eq!(reply.json["rule"], "deny-grid-workers-households");
+    assert_eq!(reply.json["reason"], "denied_by_rule");
+
+    assert_eq!(
+        gw.department(connectors::sim::Department::Hukou).requests(),
+        calls
+    );
+}
+
+#[tokio::test]
+async fn a_grid_worker_sees_a_masked_name_and_an_age_band() {
+    let gw = TestGateway::start().await;
+    let person = sample(SampleKind::Pensioner);
+    let grid = gw.token(Role::GridWorker, Some(TOWNSHIP));
+    let mut body = lookup("hukou", "person_by_id", person.id.as_str());
+    body["purpose"] = json!("elderly_allowance");
+    let reply = gw.query_as(&grid, &body).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let name = reply.json["data"]["name"].as_str().expect("name");
+    assert_ne!(name, person.name);
+    assert!(name.contains('*'));
+    let band = reply.json["data"]["birth_date"].as_str().expect("band");
+    assert!(band.ends_with('+') || band.contains('-'), "{band}");
+    assert!(!reply.text.contains(&person.birth_date.to_string()));
+}
+
+#[tokio::test]
+async fn household_by_number_and_by_member_agree_and_mask_member_ids() {
+    let gw = TestGateway::start().await;
+    let person = sample(SampleKind::Child);
+    let household = population()
+        .household(&person.household)
+        .expect("household");
 
     let by_number = gw
         .query(&json!({
@@ -55,49 +131,51 @@ async fn hukou_household_by_number_and_by_member_agree() {
         }))
         .await;
     assert_eq!(by_number.status, 200, "{}", by_number.text);
-    let by_member = gw
-        .query(&lookup("hukou", "household_by_member", person.id.as_str()))
-        .await;
+    let mut body = lookup("hukou", "household_by_member", person.id.as_str());
+    body["purpose"] = json!("rural_housing");
+    let by_member = gw.query(&body).await;
     assert_eq!(by_member.status, 200, "{}", by_member.text);
-    assert_eq!(by_number.json["record"], by_member.json["record"]);
-    let record = &by_number.json["record"];
-    assert_eq!(record["household_number"], household.number);
-    let members = record["members"].as_array().expect("members");
+    assert_eq!(by_number.json["data"], by_member.json["data"]);
+    let members = by_number.json["data"]["members"]
+        .as_array()
+        .expect("members");
     assert_eq!(members.len(), household.members.len());
-    // Open member fields only: relation, gender, status — no names, no ID numbers.
     for member in members {
-        let keys: Vec<_> = member
-            .as_object()
-            .expect("object")
-            .keys()
-            .cloned()
-            .collect();
-        assert_eq!(keys, ["gender", "relation_to_head", "status"]);
+        let id = member["id_number"].as_str().expect("masked id");
+        assert_eq!(id.len(), 18);
+        assert_eq!(&id[6..14], "********", "the birth date never shows");
+        assert!(member["name"].as_str().is_some());
     }
     assert!(!by_number.text.contains(person.id.as_str()));
 }
 
 #[tokio::test]
-async fn shebao_returns_schemes_but_never_the_bank_account() {
+async fn shebao_shows_pensions_for_subsistence_but_never_the_bank_account() {
     let gw = TestGateway::start().await;
-    let pop = population();
-    let person = pop.sample(SampleKind::Pensioner).expect("a pensioner");
+    let person = sample(SampleKind::Pensioner);
     let bank = person
         .insurance
         .bank
         .clone()
         .expect("a pensioner has an account");
+    let mut body = lookup("shebao", "insured_by_id", person.id.as_str());
+    body["purpose"] = json!("subsistence_allowance");
 
-    let reply = gw
-        .query(&lookup("shebao", "insured_by_id", person.id.as_str()))
-        .await;
+    let reply = gw.query(&body).await;
     assert_eq!(reply.status, 200, "{}", reply.text);
-    let schemes = reply.json["record"]["schemes"].as_array().expect("schemes");
+    let schemes = reply.json["data"]["schemes"].as_array().expect("schemes");
     assert_eq!(schemes.len(), person.insurance.records.len());
+    assert!(
+        schemes
+            .iter()
+            .any(|s| s["monthly_pension"].as_f64().is_some_and(|p| p > 0.0))
+    );
     for scheme in schemes {
-        assert!(scheme["scheme"].as_str().is_some());
-        assert!(scheme["status"].as_str().is_some());
-        assert!(scheme.get("monthly_pension").is_none(), "conditional");
+        assert_eq!(
+            scheme["start_date"].as_str().map(str::len),
+            Some(4),
+            "year only"
+        );
     }
     assert!(!reply.text.contains(&bank.number));
     assert!(!reply.text.contains(&bank.bank));
@@ -107,34 +185,42 @@ async fn shebao_returns_schemes_but_never_the_bank_account() {
             &json!({"field": "bank_account", "sharing": "never", "reason": "never_shared"})
         )
     );
+
+    // For a purpose with no shebao grant, only open fields leave.
+    let reply = gw
+        .query(&lookup("shebao", "insured_by_id", person.id.as_str()))
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert!(reply.json["data"].get("name").is_none());
+    assert!(
+        reply.json["data"]["schemes"][0]
+            .get("monthly_pension")
+            .is_none()
+    );
 }
 
 #[tokio::test]
-async fn jisheng_returns_children_orders_but_never_health_data() {
+async fn jisheng_shows_children_for_a_birth_registration_but_never_health_data() {
     let gw = TestGateway::start().await;
     let pop = population();
-    let person = pop
-        .sample(SampleKind::MarriedParent)
-        .expect("a married parent");
-
+    let person = sample(SampleKind::MarriedParent);
     let reply = gw
         .query(&lookup("jisheng", "fertility_by_id", person.id.as_str()))
         .await;
     assert_eq!(reply.status, 200, "{}", reply.text);
-    let record = &reply.json["record"];
-    assert_eq!(record["marital_status"], "married");
-    let children = record["children"].as_array().expect("children");
+    let data = &reply.json["data"];
+    assert_eq!(data["marital_status"], "married");
+    let children = data["children"].as_array().expect("children");
     assert_eq!(children.len(), person.fertility.children.len());
     for (child, expected) in children.iter().zip(&person.fertility.children) {
         assert_eq!(child["birth_order"], expected.birth_order);
-        assert!(child.get("name").is_none());
-        assert!(!reply.text.contains(expected.id.as_str()));
+        assert_eq!(child["name"], expected.name);
+        assert!(
+            !reply.text.contains(expected.id.as_str()),
+            "child IDs are masked"
+        );
     }
-    assert!(record.get("hereditary_disease").is_none());
-    assert!(
-        record.get("spouse").is_none(),
-        "every spouse field is conditional"
-    );
+    assert!(data.get("hereditary_disease").is_none());
 
     // Someone whose hereditary-disease note is not empty: it never shows.
     let noted = pop

@@ -1,0 +1,81 @@
+//! Bearer-JWT authentication: who is calling.
+//!
+//! A request's token comes only from `Authorization: Bearer …` (`token`); the
+//! [`Authenticator`] (`verify`) picks the issuer by the unverified `iss`, refuses
+//! any `alg` outside that issuer's allowlist (and `none`) before verifying, selects
+//! the key by `kid` (`keys`, `issuer`, refreshed from JWKS URLs by `jwks`),
+//! checks the signature, then the claims (`caller`) and yields a [`Caller`].
+//! Verified tokens are remembered by digest until they expire (`cache`).
+//! `config` is the `auth:` section; `mint` signs tokens for demos and tests.
+//!
+//! Secrets — HS256 secrets, private keys, tokens — never appear in logs, `Debug`
+//! output or errors. How an [`AuthError`] becomes an HTTP answer is the server's
+//! business: each has a stable [`AuthError::reason`].
+
+mod cache;
+mod caller;
+mod clock;
+mod config;
+mod issuer;
+mod jwks;
+mod keys;
+mod mint;
+mod token;
+mod verify;
+
+#[cfg(test)]
+mod tests;
+
+pub use caller::{Caller, Role};
+pub use config::{AuthConfig, CacheConfig, IssuerConfig, JwksUrlConfig, KeySource, PemKeyConfig};
+pub use mint::{MintClaims, MintError, SigningKey, mint};
+pub use verify::Authenticator;
+
+/// Why a request was not authenticated. Carries nothing from the token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("no bearer token")]
+    Missing,
+    #[error("the bearer token or Authorization header is malformed")]
+    Malformed,
+    #[error("tokens are not accepted in the query string")]
+    TokenInQuery,
+    #[error("the token's issuer is not trusted")]
+    UnknownIssuer,
+    #[error("the token's algorithm is not allowed for its issuer")]
+    AlgorithmNotAllowed,
+    #[error("the token's signing key is not known")]
+    UnknownKey,
+    #[error("the token's signature is invalid")]
+    BadSignature,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is not valid yet")]
+    NotYetValid,
+    #[error("the token is not meant for this gateway")]
+    WrongAudience,
+    #[error("the token lacks a required claim")]
+    MissingClaim,
+    #[error("the token has an invalid claim")]
+    InvalidClaim,
+}
+
+impl AuthError {
+    /// A stable snake_case code for problem details and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            AuthError::Missing => "missing",
+            AuthError::Malformed => "malformed",
+            AuthError::TokenInQuery => "token_in_query",
+            AuthError::UnknownIssuer => "unknown_issuer",
+            AuthError::AlgorithmNotAllowed => "algorithm_not_allowed",
+            AuthError::UnknownKey => "unknown_key",
+            AuthError::BadSignature => "bad_signature",
+            AuthError::Expired => "expired",
+            AuthError::NotYetValid => "not_yet_valid",
+            AuthError::WrongAudience => "wrong_audience",
+            AuthError::MissingClaim => "missing_claim",
+            AuthError::InvalidClaim => "invalid_claim",
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! `gateway policy explain`: the decision for one caller, connector, operation and
+//! purpose, field by field — returned or withheld, the mask, and the rule — without
+//! calling any department.
+
+use std::fmt::Write as _;
+
+use chrono::NaiveDate;
+use serde::Deserialize;
+
+use super::{FieldPlan, RefusalReason};
+use crate::auth::{Caller, Role};
+use crate::config::ActiveConfig;
+
+/// A caller as written in a claims file or a golden case (what a token would carry).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallerDef {
+    pub sub: String,
+    pub roles: Vec<Role>,
+    #[serde(default)]
+    pub township: Option<String>,
+    #[serde(default)]
+    pub department: Option<String>,
+    #[serde(default)]
+    pub app: Option<String>,
+}
+
+impl CallerDef {
+    pub fn caller(&self) -> Caller {
+        Caller {
+            user: self.sub.clone(),
+            issuer: "policy-files".to_owned(),
+            roles: self.roles.iter().copied().collect(),
+            county: self
+                .township
+                .as_ref()
+                .and_then(|t| t.get(..6))
+                .map(str::to_owned),
+            township: self.township.clone(),
+            department: self.department.clone(),
+            app: self.app.clone(),
+            expires_at: i64::MAX,
+        }
+    }
+}
+
+/// The explanation as text, or why there is none (unknown connector, …).
+pub fn explain(
+    config: &ActiveConfig,
+    caller: &Caller,
+    connector: &str,
+    operation: &str,
+    purpose: &str,
+    today: NaiveDate,
+) -> Result<String, String> {
+    let active = config
+        .connectors
+        .get(connector)
+        .ok_or_else(|| format!("no connector `{connector}`"))?;
+    let op = active
+        .operations
+        .get(operation)
+        .ok_or_else(|| format!("connector `{connector}` has no operation `{operation}`"))?;
+    let purpose = config
+        .purposes
+        .get(purpose)
+        .ok_or_else(|| format!("`{purpose}` is not in the purpose catalog"))?;
+    let mut out = String::new();
+    let roles: Vec<&str> = caller.roles.iter().map(|r| r.as_str()).collect();
+    let _ = writeln!(
+        out,
+        "{connector}.{operation} for {} ({}) — caller {} [{}] township {} — policy {} on {today}",
+        purpose.code,
+        purpose.name,
+        caller.user,
+        roles.join(", "),
+        caller.township.as_deref().unwrap_or("-"),
+        config.policies.version,
+    );
+    let plan = match config.policies.decide(
+        caller,
+        connector,
+        operation,
+        &op.leaves,
+        &purpose.code,
+        today,
+    ) {
+        Ok(plan) => plan,
+        Err(refusal) => {
+            let kind = match refusal.reason {
+                RefusalReason::Role => "role",
+                RefusalReason::DeniedByRule => "deny rule",
+                RefusalReason::RowCondition => "row condition",
+            };
+            let _ = writeln!(
+                out,
+                "REFUSED (403) by {kind} `{}`: {}",
+                refusal.rule, refusal.detail
+            );
+            return Ok(out);
+        }
+    };
+    let width = op
+        .leaves
+        .iter()
+        .map(|l| l.path.len())
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    let _ = writeln!(
+        out,
+        "{:<width$}  {:<11}  {:<9}  {:<10}  rule",
+        "field", "sharing", "decision", "mask"
+    );
+    for (leaf, field) in &plan.fields {
+        let (decision, mask, rule) = match field {
+            FieldPlan::Open => ("returned", "keep".to_owned(), "open".to_owned()),
+            FieldPlan::Withheld(reason, rule) => (
+                "withheld",
+                "-".to_owned(),
+                format!(
+                    "{}{}",
+                    serde_json::to_value(reason)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default(),
+                    rule.as_ref().map(|r| format!(" ({r})")).unwrap_or_default()
+                ),
+            ),
+            FieldPlan::Granted(granting) => {
+                let Some((grant, mask)) = granting.first() else {
+                    continue;
+                };
+                let condition = grant
+                    .row
+                    .as_ref()
+                    .map(|r| format!(" {}", r.describe()))
+                    .unwrap_or_default();
+                (
+                    "returned",
+                    mask.operator().to_owned(),
+                    format!("{}{condition}", grant.id),
+                )
+            }
+        };
+        let _ = writeln!(
+            out,
+            "{:<width$}  {:<11}  {:<9}  {:<10}  {rule}",
+            leaf.path,
+            leaf.sharing.as_str(),
+            decision,
+            mask
+        );
+    }
+    Ok(out)
+}

@@ -1,0 +1,423 @@
+//! Policy files (`policies/*.yaml`): grants and deny rules as a department writes them,
+//! and their compilation against the connectors and the purpose catalog. Every
+//! problem of every rule is reported, with the rule's path in the file.
+//!
+//! Classification is binding here: a grant of a `never` field does not load, a mask
+//! must fit its field's `pii` kind, and a grant of conditional fields must cite its
+//! legal basis and name its approver.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use connectors::definition::{ConnectorDef, LeafField, Sharing};
+use serde::Deserialize;
+
+use super::{Consumers, Deny, Grant, Quota, RowCondition, RowRule, Validity};
+use crate::mask::Mask;
+use crate::purpose::PurposeCatalog;
+
+/// One policy file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PolicyFile {
+    #[serde(default)]
+    pub(crate) grants: Vec<GrantDef>,
+    #[serde(default)]
+    pub(crate) denies: Vec<DenyDef>,
+}
+
+/// Who a rule applies to. Every selector given must match; within one, any value.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ConsumersDef {
+    #[serde(default)]
+    roles: Vec<crate::auth::Role>,
+    /// 9-digit township codes (GB/T 10114).
+    #[serde(default)]
+    townships: Vec<String>,
+    /// 6-digit county codes: every township of the county.
+    #[serde(default)]
+    counties: Vec<String>,
+    #[serde(default)]
+    apps: Vec<String>,
+}
+
+/// A field's mask in a grant: a mask, or `default` for the field kind's default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum MaskDef {
+    Default(DefaultWord),
+    Mask(Mask),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum DefaultWord {
+    Default,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RowDef {
+    /// A top-level field of the record, e.g. `township_code`.
+    field: String,
+    /// `caller_township` (equal to the caller's township code) or `caller_county`
+    /// (starting with the caller's county code).
+    equals: RowRule,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ValidityDef {
+    from: Option<NaiveDate>,
+    until: Option<NaiveDate>,
+}
+
+/// A grant as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct GrantDef {
+    id: String,
+    #[serde(default)]
+    description: String,
+    consumers: ConsumersDef,
+    connector: String,
+    operations: Vec<String>,
+    purposes: Vec<String>,
+    /// Leaf field path (`name`, `children[].birth_date`) → mask.
+    fields: BTreeMap<String, MaskDef>,
+    #[serde(default)]
+    row: Option<RowDef>,
+    #[serde(default)]
+    valid: Option<ValidityDef>,
+    #[serde(default)]
+    quota: Option<Quota>,
+    #[serde(default)]
+    legal_basis: String,
+    #[serde(default)]
+    approver: String,
+}
+
+/// A deny rule as written. Without `fields`, the whole lookup is refused.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DenyDef {
+    id: String,
+    reason: String,
+    consumers: ConsumersDef,
+    connector: String,
+    /// Operations; empty means every operation of the connector.
+    #[serde(default)]
+    operations: Vec<String>,
+    /// Purposes; empty means every purpose.
+    #[serde(default)]
+    purposes: Vec<String>,
+    #[serde(default)]
+    fields: Option<Vec<String>>,
+}
+
+/// What the compiler needs to know about the configured connectors.
+pub(crate) struct Catalog<'a> {
+    pub(crate) connectors: &'a BTreeMap<String, (Arc<ConnectorDef>, Operations)>,
+    /// Connectors whose own files have problems (already reported): rules naming
+    /// them are skipped rather than reported again.
+    pub(crate) broken: &'a BTreeSet<String>,
+    pub(crate) purposes: &'a PurposeCatalog,
+}
+
+/// Operation name → its leaf fields.
+pub(crate) type Operations = BTreeMap<String, Vec<LeafField>>;
+
+/// Compiles one file's rules, pushing (path, message) for each problem.
+pub(crate) fn compile(
+    file: PolicyFile,
+    catalog: &Catalog<'_>,
+    problems: &mut Vec<(String, String)>,
+) -> (Vec<Grant>, Vec<Deny>) {
+    let mut grants = Vec::new();
+    for (i, def) in file.grants.into_iter().enumerate() {
+        let at = format!("grants[{i}]");
+        let before = problems.len();
+        let grant = compile_grant(&at, def, catalog, problems);
+        if problems.len() == before {
+            grants.extend(grant);
+        }
+    }
+    let mut denies = Vec::new();
+    for (i, def) in file.denies.into_iter().enumerate() {
+        let at = format!("denies[{i}]");
+        let before = problems.len();
+        let deny = compile_deny(&at, def, catalog, problems);
+        if problems.len() == before {
+            denies.extend(deny);
+        }
+    }
+    (grants, denies)
+}
+
+fn is_rule_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 80
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+fn compile_consumers(
+    at: &str,
+    def: ConsumersDef,
+    problems: &mut Vec<(String, String)>,
+) -> Consumers {
+    let mut problem = |path: &str, message: &str| {
+        problems.push((format!("{at}.consumers{path}"), message.to_owned()));
+    };
+    if def.roles.is_empty()
+        && def.townships.is_empty()
+        && def.counties.is_empty()
+        && def.apps.is_empty()
+    {
+        problem(
+            "",
+            "name at least one selector: roles, townships, counties or apps",
+        );
+    }
+    for (i, t) in def.townships.iter().enumerate() {
+        if t.len() != 9 || !t.bytes().all(|b| b.is_ascii_digit()) {
+            problem(
+                &format!(".townships[{i}]"),
+                "a township code has 9 digits (GB/T 10114)",
+            );
+        }
+    }
+    for (i, c) in def.counties.iter().enumerate() {
+        if c.len() != 6 || !c.bytes().all(|b| b.is_ascii_digit()) {
+            problem(
+                &format!(".counties[{i}]"),
+                "a county code has 6 digits (GB/T 2260)",
+            );
+        }
+    }
+    Consumers {
+        roles: def.roles.into_iter().collect(),
+        townships: def.townships.into_iter().collect(),
+        counties: def.counties.into_iter().collect(),
+        apps: def.apps.into_iter().collect(),
+    }
+}
+
+fn compile_grant(
+    at: &str,
+    def: GrantDef,
+    catalog: &Catalog<'_>,
+    problems: &mut Vec<(String, String)>,
+) -> Option<Grant> {
+    let mut problem = |path: &str, message: String| problems.push((format!("{at}{path}"), message));
+    if !is_rule_id(&def.id) {
+        problem(
+            ".id",
+            "rule ids use a-z, 0-9, '-' and '_' (1–80 characters)".into(),
+        );
+    }
+    let Some((_, operations)) = catalog.connectors.get(&def.connector) else {
+        if !catalog.broken.contains(&def.connector) {
+            problem(
+                ".connector",
+                format!("no connector `{}` is configured", def.connector),
+            );
+        }
+        return None;
+    };
+    if def.operations.is_empty() {
+        problem(".operations", "list the operations the grant covers".into());
+    }
+    let mut leaves: Vec<&Vec<LeafField>> = Vec::new();
+    for (i, op) in def.operations.iter().enumerate() {
+        match operations.get(op) {
+            Some(l) => leaves.push(l),
+            None => problem(
+                &format!(".operations[{i}]"),
+                format!("connector `{}` has no operation `{op}`", def.connector),
+            ),
+        }
+    }
+    if def.purposes.is_empty() {
+        problem(
+            ".purposes",
+            "list the purposes (事项) the grant is for".into(),
+        );
+    }
+    for (i, p) in def.purposes.iter().enumerate() {
+        if catalog.purposes.get(p).is_none() {
+            problem(
+                &format!(".purposes[{i}]"),
+                format!("`{p}` is not in the purpose catalog"),
+            );
+        }
+    }
+    if def.fields.is_empty() {
+        problem(".fields", "grant at least one field".into());
+    }
+    let mut fields = BTreeMap::new();
+    let mut conditional = false;
+    for (path, mask_def) in def.fields {
+        let here = format!(".fields.{path}");
+        // The field must exist, with one classification, in every operation granted.
+        let found: Vec<&LeafField> = leaves
+            .iter()
+            .filter_map(|l| l.iter().find(|f| f.path == path))
+            .collect();
+        if found.len() != leaves.len() || found.is_empty() {
+            problem(
+                &here,
+                "is not a field of every operation the grant lists".into(),
+            );
+            continue;
+        }
+        let leaf = found[0];
+        if found.iter().any(|f| f.sharing == Sharing::Never) {
+            problem(
+                &here,
+                "is classified never (不予共享) by its connector and cannot be granted".into(),
+            );
+            continue;
+        }
+        conditional |= found.iter().any(|f| f.sharing == Sharing::Conditional);
+        let mask = match mask_def {
+            MaskDef::Default(DefaultWord::Default) => Mask::default_for(leaf.pii),
+            MaskDef::Mask(m) => m,
+        };
+        if let Some(f) = found.iter().find(|f| !mask.fits(f.pii)) {
+            problem(
+                &here,
+                format!(
+                    "mask `{}` does not fit a field of kind {:?}",
+                    mask.operator(),
+                    f.pii
+                ),
+            );
+            continue;
+        }
+        fields.insert(path, mask);
+    }
+    if conditional && def.legal_basis.trim().is_empty() {
+        problem(
+            ".legal_basis",
+            "a grant of conditional fields (有条件共享) must cite its legal basis".into(),
+        );
+    }
+    if def.approver.trim().is_empty() {
+        problem(".approver", "name who approved the grant".into());
+    }
+    let row = def.row.and_then(|row| {
+        let top_level = leaves.iter().all(|l| l.iter().any(|f| f.path == row.field));
+        if top_level && !row.field.contains(['.', '[']) {
+            Some(RowCondition {
+                field: row.field,
+                rule: row.equals,
+            })
+        } else {
+            problem(
+                ".row.field",
+                "must be a top-level field of every operation the grant lists".into(),
+            );
+            None
+        }
+    });
+    let valid = def.valid.map_or(Validity::default(), |v| Validity {
+        from: v.from,
+        until: v.until,
+    });
+    if let (Some(from), Some(until)) = (valid.from, valid.until)
+        && from > until
+    {
+        problem(".valid", "`from` is after `until`".into());
+    }
+    if let Some(q) = &def.quota
+        && (q.per_minute == Some(0) || q.per_day == Some(0))
+    {
+        problem(".quota", "a quota must be greater than 0".into());
+    }
+    let consumers = compile_consumers(at, def.consumers, problems);
+    Some(Grant {
+        id: def.id,
+        description: def.description,
+        consumers,
+        connector: def.connector,
+        operations: def.operations,
+        purposes: def.purposes,
+        fields,
+        row,
+        valid,
+        quota: def.quota,
+        legal_basis: def.legal_basis,
+        approver: def.approver,
+    })
+}
+
+fn compile_deny(
+    at: &str,
+    def: DenyDef,
+    catalog: &Catalog<'_>,
+    problems: &mut Vec<(String, String)>,
+) -> Option<Deny> {
+    let mut problem = |path: &str, message: String| problems.push((format!("{at}{path}"), message));
+    if !is_rule_id(&def.id) {
+        problem(
+            ".id",
+            "rule ids use a-z, 0-9, '-' and '_' (1–80 characters)".into(),
+        );
+    }
+    if def.reason.trim().is_empty() {
+        problem(".reason", "say why the rule denies".into());
+    }
+    let Some((_, operations)) = catalog.connectors.get(&def.connector) else {
+        if !catalog.broken.contains(&def.connector) {
+            problem(
+                ".connector",
+                format!("no connector `{}` is configured", def.connector),
+            );
+        }
+        return None;
+    };
+    for (i, op) in def.operations.iter().enumerate() {
+        if !operations.contains_key(op) {
+            problem(
+                &format!(".operations[{i}]"),
+                format!("connector `{}` has no operation `{op}`", def.connector),
+            );
+        }
+    }
+    for (i, p) in def.purposes.iter().enumerate() {
+        if catalog.purposes.get(p).is_none() {
+            problem(
+                &format!(".purposes[{i}]"),
+                format!("`{p}` is not in the purpose catalog"),
+            );
+        }
+    }
+    let fields = def.fields.map(|fields| {
+        for (i, f) in fields.iter().enumerate() {
+            let known = operations
+                .values()
+                .any(|leaves| leaves.iter().any(|l| &l.path == f));
+            if !known {
+                problem(
+                    &format!(".fields[{i}]"),
+                    format!("`{f}` is not a field of `{}`", def.connector),
+                );
+            }
+        }
+        fields.into_iter().collect::<BTreeSet<_>>()
+    });
+    let consumers = compile_consumers(at, def.consumers, problems);
+    Some(Deny {
+        id: def.id,
+        reason: def.reason,
+        consumers,
+        connector: def.connector,
+        operations: def.operations.into_iter().collect(),
+        purposes: def.purposes.into_iter().collect(),
+        fields,
+    })
+}

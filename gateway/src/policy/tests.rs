@@ -1,0 +1,411 @@
+//! Unit and property tests of decisions: default deny, masks, row conditions, deny
+//! rules, validity windows, roles, and an index whose cost does not grow with grants.
+
+use std::collections::BTreeMap;
+
+use connectors::definition::FieldDef;
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+use super::explain::CallerDef;
+use super::*;
+use crate::mask::{Mask, MaskContext, PseudonymKey};
+
+fn fields() -> BTreeMap<String, FieldDef> {
+    serde_yaml_ng::from_str(
+        r#"
+id_number: { from: /a, pii: id_number, sharing: open }
+township_code: { from: /t, pii: none, sharing: open }
+name: { from: /b, pii: name, sharing: conditional }
+phone: { from: /p, pii: phone, sharing: conditional }
+bank_account: { from: /c, pii: account, sharing: never }
+children:
+  from: /e
+  items:
+    birth_date: { from: /x, pii: date, sharing: open }
+    name: { from: /y, pii: name, sharing: conditional }
+"#,
+    )
+    .unwrap()
+}
+
+fn leaves() -> Vec<LeafField> {
+    let mut out = Vec::new();
+    fn walk(prefix: &str, f: &BTreeMap<String, FieldDef>, out: &mut Vec<LeafField>) {
+        for (name, def) in f {
+            let path = if prefix.is_empty() {
+                name.clone()
+            } else {
+                format!("{prefix}.{name}")
+            };
+            if let Some(items) = &def.items {
+                walk(&format!("{path}[]"), items, out);
+            } else if let (Some(pii), Some(sharing)) = (def.pii, def.sharing) {
+                out.push(LeafField { path, pii, sharing });
+            }
+        }
+    }
+    walk("", &fields(), &mut out);
+    out
+}
+
+fn record() -> Value {
+    json!({
+        "id_number": "139901199003071234", "township_code": "139901101",
+        "name": "张小三", "phone": "13812345678", "bank_account": "9912345678901234",
+        "children": [{"birth_date": "2016-02-11", "name": "张丽"}],
+        "smuggled": "never declared"
+    })
+}
+
+fn caller(roles: &[Role], township: &str) -> Caller {
+    CallerDef {
+        sub: "u1".into(),
+        roles: roles.to_vec(),
+        township: Some(township.into()),
+        department: None,
+        app: None,
+    }
+    .caller()
+}
+
+fn grant(id: &str, fields: &[(&str, Mask)]) -> Grant {
+    Grant {
+        id: id.into(),
+        description: String::new(),
+        consumers: Consumers {
+            roles: [Role::Clerk].into(),
+            counties: ["139901".to_owned()].into(),
+            ..Consumers::default()
+        },
+        connector: "c".into(),
+        operations: vec!["op".into()],
+        purposes: vec!["p".into()],
+        fields: fields
+            .iter()
+            .map(|(f, m)| ((*f).to_owned(), m.clone()))
+            .collect(),
+        row: None,
+        valid: Validity::default(),
+        quota: None,
+        legal_basis: "basis".into(),
+        approver: "approver".into(),
+    }
+}
+
+fn today() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 11, 1).unwrap()
+}
+
+fn run(set: &PolicySet, caller: &Caller, record: &Value) -> Result<Outcome, Refusal> {
+    let key = PseudonymKey::new(&[7u8; 32]).unwrap();
+    let ctx = MaskContext {
+        key: &key,
+        today: today(),
+    };
+    let tree = FieldNode::tree(&fields());
+    set.decide(caller, "c", "op", &leaves(), "p", today())?
+        .apply(record, caller, &tree, &ctx)
+}
+
+#[test]
+fn without_grants_only_open_fields_leave() {
+    let set = PolicySet::new(vec![], vec![], "v".into());
+    let out = run(&set, &caller(&[Role::Clerk], "139901101"), &record()).unwrap();
+    assert_eq!(
+        out.data,
+        json!({"id_number": "139901199003071234", "township_code": "139901101",
+               "children": [{"birth_date": "2016-02-11"}]})
+    );
+    let reasons: BTreeMap<_, _> = out
+        .withheld
+        .iter()
+        .map(|w| (w.field.as_str(), w.reason))
+        .collect();
+    assert_eq!(reasons["name"], WithheldReason::NotGranted);
+    assert_eq!(reasons["bank_account"], WithheldReason::NeverShared);
+    assert_eq!(reasons["children[].name"], WithheldReason::NotGranted);
+    assert_eq!(out.fields["id_number"].rule, "open");
+}
+
+#[test]
+fn a_grant_returns_its_fields_masked_and_names_itself() {
+    let set = PolicySet::new(
+        vec![grant(
+            "g1",
+            &[("name", Mask::Name), ("children[].name", Mask::Keep)],
+        )],
+        vec![],
+        "v".into(),
+    );
+    let out = run(&set, &caller(&[Role::Clerk], "139901101"), &record()).unwrap();
+    assert_eq!(out.data["name"], "张*三");
+    assert_eq!(out.data["children"][0]["name"], "张丽");
+    assert_eq!(out.fields["name"].mask, "name");
+    assert_eq!(out.fields["name"].rule, "g1");
+    assert!(out.rules.contains("g1"));
+    assert!(out.data.get("phone").is_none());
+}
+
+#[test]
+fn the_most_revealing_of_several_grants_wins_deterministically() {
+    let set = PolicySet::new(
+        vec![
+            grant("a-masked", &[("name", Mask::Name)]),
+            grant("b-kept", &[("name", Mask::Keep)]),
+        ],
+        vec![],
+        "v".into(),
+    );
+    let out = run(&set, &caller(&[Role::Clerk], "139901101"), &record()).unwrap();
+    assert_eq!(out.data["name"], "张小三");
+    assert_eq!(out.fields["name"].rule, "b-kept");
+}
+
+#[test]
+fn a_row_condition_refuses_subjects_of_other_townships() {
+    let mut g = grant("same-township", &[("name", Mask::Keep)]);
+    g.row = Some(RowCondition {
+        field: "township_code".into(),
+        rule: RowRule::CallerTownship,
+    });
+    let set = PolicySet::new(vec![g], vec![], "v".into());
+    let ok = run(&set, &caller(&[Role::Clerk], "139901101"), &record()).unwrap();
+    assert_eq!(ok.data["name"], "张小三");
+    let refusal = run(&set, &caller(&[Role::Clerk], "139901201"), &record()).unwrap_err();
+    assert_eq!(refusal.rule, "same-township");
+    assert_eq!(refusal.reason, RefusalReason::RowCondition);
+}
+
+#[test]
+fn a_failed_row_condition_only_withholds_when_another_grant_holds() {
+    let mut narrow = grant("narrow", &[("phone", Mask::Keep)]);
+    narrow.row = Some(RowCondition {
+        field: "township_code".into(),
+        rule: RowRule::CallerTownship,
+    });
+    let broad = grant("broad", &[("name", Mask::Name)]);
+    let set = PolicySet::new(vec![narrow, broad], vec![], "v".into());
+    let out = run(&set, &caller(&[Role::Clerk], "139901201"), &record()).unwrap();
+    assert_eq!(out.data["name"], "张*三");
+    let phone = out.withheld.iter().find(|w| w.field == "phone").unwrap();
+    assert_eq!(phone.reason, WithheldReason::RowCondition);
+    assert_eq!(phone.rule.as_deref(), Some("narrow"));
+}
+
+#[test]
+fn deny_rules_override_grants_and_open_fields() {
+    let deny_fields = Deny {
+        id: "no-ids".into(),
+        reason: "r".into(),
+        consumers: Consumers {
+            roles: [Role::Clerk].into(),
+            ..Consumers::default()
+        },
+        connector: "c".into(),
+        operations: Default::default(),
+        purposes: Default::default(),
+        fields: Some(["id_number".to_owned(), "name".to_owned()].into()),
+    };
+    let set = PolicySet::new(
+        vec![grant("g", &[("name", Mask::Keep)])],
+        vec![deny_fields.clone()],
+        "v".into(),
+    );
+    let out = run(&set, &caller(&[Role::Clerk], "139901101"), &record()).unwrap();
+    assert!(out.data.get("id_number").is_none());
+    assert!(out.data.get("name").is_none());
+    let name = out.withheld.iter().find(|w| w.field == "name").unwrap();
+    assert_eq!(
+        (name.reason, name.rule.as_deref()),
+        (WithheldReason::DeniedByRule, Some("no-ids"))
+    );
+
+    let whole = Deny {
+        id: "nothing".into(),
+        fields: None,
+        ..deny_fields
+    };
+    let set = PolicySet::new(
+        vec![grant("g", &[("name", Mask::Keep)])],
+        vec![whole],
+        "v".into(),
+    );
+    let refusal = run(&set, &caller(&[Role::Clerk], "139901101"), &record()).unwrap_err();
+    assert_eq!(
+        (refusal.rule.as_str(), refusal.reason),
+        ("nothing", RefusalReason::DeniedByRule)
+    );
+}
+
+#[test]
+fn a_grant_outside_its_validity_grants_nothing() {
+    let mut g = grant("expired", &[("name", Mask::Keep)]);
+    g.valid = Validity {
+        from: None,
+        until: NaiveDate::from_ymd_opt(2026, 10, 31),
+    };
+    let set = PolicySet::new(vec![g], vec![], "v".into());
+    let out = run(&set, &caller(&[Role::Clerk], "139901101"), &record()).unwrap();
+    assert!(out.data.get("name").is_none());
+    let mut g = grant("future", &[("name", Mask::Keep)]);
+    g.valid = Validity {
+        from: NaiveDate::from_ymd_opt(2026, 11, 2),
+        until: None,
+    };
+    let set = PolicySet::new(vec![g], vec![], "v".into());
+    let out = run(&set, &caller(&[Role::Clerk], "139901101"), &record()).unwrap();
+    assert!(out.data.get("name").is_none());
+}
+
+#[test]
+fn roles_that_do_not_look_records_up_are_refused() {
+    let set = PolicySet::new(vec![], vec![], "v".into());
+    for role in [Role::PrivacyOfficer, Role::Operator, Role::DeptAdmin] {
+        let refusal = run(&set, &caller(&[role], "139901101"), &record()).unwrap_err();
+        assert_eq!(refusal.rule, ROLE_RULE);
+    }
+}
+
+#[test]
+fn consumers_must_match_every_selector() {
+    let mut g = grant("township-only", &[("name", Mask::Keep)]);
+    g.consumers.townships = ["139901101".to_owned()].into();
+    let set = PolicySet::new(vec![g], vec![], "v".into());
+    assert!(
+        run(&set, &caller(&[Role::Clerk], "139901101"), &record())
+            .unwrap()
+            .data
+            .get("name")
+            .is_some()
+    );
+    assert!(
+        run(&set, &caller(&[Role::Clerk], "139901201"), &record())
+            .unwrap()
+            .data
+            .get("name")
+            .is_none()
+    );
+    assert!(
+        run(&set, &caller(&[Role::GridWorker], "139901101"), &record())
+            .unwrap()
+            .data
+            .get("name")
+            .is_none()
+    );
+}
+
+#[test]
+fn ten_thousand_unrelated_grants_do_not_change_the_candidates() {
+    let mut grants: Vec<Grant> = (0..10_000)
+        .map(|i| {
+            let mut g = grant(&format!("other-{i}"), &[("name", Mask::Keep)]);
+            g.consumers.counties.clear();
+            g.consumers.townships = [format!("{:09}", 200_000_000 + i)].into();
+            g
+        })
+        .collect();
+    grants.push(grant("mine", &[("name", Mask::Name)]));
+    let set = PolicySet::new(grants, vec![], "v".into());
+    let c = caller(&[Role::Clerk], "139901101");
+    let plan = set.decide(&c, "c", "op", &leaves(), "p", today()).unwrap();
+    let ids: Vec<&str> = plan.grants.iter().map(|g| g.id.as_str()).collect();
+    assert_eq!(ids, ["mine"]);
+}
+
+// Property: for random grants, denies and records, nothing leaves that policy does
+// not allow, and masked fields never leave unmasked.
+const CONDITIONAL: [&str; 3] = ["name", "phone", "children[].name"];
+
+fn mask_strategy() -> impl Strategy<Value = Mask> {
+    prop_oneof![
+        Just(Mask::Keep),
+        Just(Mask::Redact),
+        (0usize..3, 0usize..3).prop_map(|(first, last)| Mask::Partial {
+            first,
+            last,
+            fill: '*'
+        }),
+        Just(Mask::Name),
+    ]
+}
+
+fn grant_strategy() -> impl Strategy<Value = Grant> {
+    (
+        proptest::collection::btree_map(0usize..3, mask_strategy(), 0..3),
+        any::<bool>(),
+        0u32..1000,
+    )
+        .prop_map(|(fields, row, n)| {
+            let fields: Vec<(&str, Mask)> = fields
+                .into_iter()
+                .filter(|(i, m)| !(CONDITIONAL[*i] == "phone" && *m == Mask::Name))
+                .map(|(i, m)| (CONDITIONAL[i], m))
+                .collect();
+            let mut g = grant(&format!("g{n}"), &fields);
+            if row {
+                g.row = Some(RowCondition {
+                    field: "township_code".into(),
+                    rule: RowRule::CallerTownship,
+                });
+            }
+            g
+        })
+}
+
+fn text() -> impl Strategy<Value = String> {
+    "[a-z\u{4e00}-\u{4e10}]{2,8}"
+}
+
+proptest! {
+    #[test]
+    fn nothing_leaves_that_policy_does_not_allow(
+        grants in proptest::collection::vec(grant_strategy(), 0..4),
+        denied in proptest::collection::btree_set(prop_oneof![Just("name"), Just("id_number"), Just("children[].name")], 0..2),
+        name in text(), phone in text(), child in text(), bank in text(),
+        same_township in any::<bool>(),
+    ) {
+        let bank = format!("BANK-{bank}");
+        let mut grants = grants;
+        grants.sort_by(|a, b| a.id.cmp(&b.id));
+        grants.dedup_by(|a, b| a.id == b.id);
+        let deny = Deny {
+            id: "d".into(), reason: "r".into(),
+            consumers: Consumers { roles: [Role::Clerk].into(), ..Consumers::default() },
+            connector: "c".into(), operations: Default::default(), purposes: Default::default(),
+            fields: Some(denied.iter().map(|s| (*s).to_owned()).collect()),
+        };
+        let set = PolicySet::new(grants.clone(), vec![deny], "v".into());
+        let record = json!({
+            "id_number": "139901199003071234", "township_code": "139901101",
+            "name": name, "phone": phone, "bank_account": bank,
+            "children": [{"birth_date": "2016-02-11", "name": child}],
+        });
+        let township = if same_township { "139901101" } else { "139901201" };
+        let who = caller(&[Role::Clerk], township);
+        let Ok(out) = run(&set, &who, &record) else { return Ok(()); };
+        let text = out.data.to_string();
+        prop_assert!(!text.contains(&bank), "a never field left");
+        prop_assert!(out.data.get("bank_account").is_none());
+        let passing: Vec<&Grant> = grants.iter().filter(|g| g.row.as_ref().is_none_or(|r| r.holds(&record, &who))).collect();
+        for (path, original) in [("name", &name), ("phone", &phone), ("children[].name", &child)] {
+            let value = if path == "children[].name" {
+                out.data.get("children").and_then(|c| c.get(0)).and_then(|c| c.get("name"))
+            } else {
+                out.data.get(path)
+            };
+            let masks: Vec<&Mask> = passing.iter().filter_map(|g| g.fields.get(path)).collect();
+            if denied.contains(path) || masks.is_empty() {
+                prop_assert!(value.is_none(), "{path} left without a grant or despite a deny");
+                continue;
+            }
+            let Some(value) = value else { prop_assert!(false, "{path} granted but missing"); continue; };
+            if !masks.contains(&&Mask::Keep) {
+                prop_assert_ne!(value, &Value::String(original.clone()), "{} left unmasked", path);
+            }
+        }
+        if denied.contains("id_number") {
+            prop_assert!(out.data.get("id_number").is_none());
+        }
+    }
+}
