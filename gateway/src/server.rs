@@ -62,10 +62,15 @@ pub(crate) fn unauthenticated(error: AuthError, request_id: &str) -> Response {
     .with("reason", error.reason())
     .for_request(request_id)
     .into_response();
-    let challenge = format!(
-        "Bearer error=\"invalid_token\", error_description=\"{}\"",
-        error.reason()
-    );
+    // RFC 6750 §3.1: a request without credentials gets a bare challenge.
+    let challenge = if error == AuthError::Missing {
+        "Bearer".to_owned()
+    } else {
+        format!(
+            "Bearer error=\"invalid_token\", error_description=\"{}\"",
+            error.reason()
+        )
+    };
     if let Ok(value) = HeaderValue::from_str(&challenge) {
         response
             .headers_mut()
@@ -125,7 +130,10 @@ async fn request_context(mut request: Request, next: Next) -> Response {
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "(unmatched)".to_owned(), |p| p.as_str().to_owned());
-    let mut response = if request.uri().query().is_some() {
+    let mut response = if let Err(e) = crate::auth::refuse_token_in_query(request.uri()) {
+        // A token in a URL is an authentication failure, whatever else the URL says.
+        unauthenticated(e, &id)
+    } else if request.uri().query().is_some() {
         Problem::new(
             ProblemKind::InvalidRequest,
             "URLs take no query string here; personal data and credentials travel only in request bodies and headers.",

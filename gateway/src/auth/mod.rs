@@ -31,6 +31,8 @@ pub use config::{AuthConfig, CacheConfig, IssuerConfig, JwksUrlConfig, KeySource
 pub use mint::{MintClaims, MintError, SigningKey, mint};
 pub use verify::Authenticator;
 
+pub(crate) use token::refuse_token_in_query;
+
 /// Why a request was not authenticated. Carries nothing from the token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {

@@ -13,13 +13,13 @@ const COMPOUND_SURNAMES: &[&str] = &[
 pub(super) fn mask_name(s: &str) -> String {
     let chars: Vec<char> = s.chars().collect();
     let n = chars.len();
-    if n >= 3 {
-        if let Some(surname) = COMPOUND_SURNAMES.iter().find(|c| s.starts_with(**c)) {
-            let kept = surname.chars().count();
-            let mut out = String::from(*surname);
-            out.extend(std::iter::repeat_n('*', n - kept));
-            return out;
-        }
+    if n >= 3
+        && let Some(surname) = COMPOUND_SURNAMES.iter().find(|c| s.starts_with(**c))
+    {
+        let kept = surname.chars().count();
+        let mut out = String::from(*surname);
+        out.extend(std::iter::repeat_n('*', n - kept));
+        return out;
     }
     match chars.as_slice() {
         [] => String::new(),

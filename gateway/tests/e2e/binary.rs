@@ -18,14 +18,14 @@ use crate::helpers::{TOWNSHIP, lookup, post_json, sample};
 const BINARY: &str = env!("CARGO_BIN_EXE_gateway");
 
 /// A running `gateway` process whose stdout is read line by line.
-struct Running {
+pub(crate) struct Running {
     child: Child,
     stdout: mpsc::UnboundedReceiver<String>,
     stderr: JoinHandle<String>,
 }
 
 impl Running {
-    fn spawn(args: &[&str]) -> Running {
+    pub(crate) fn spawn(args: &[&str]) -> Running {
         let mut child = Command::new(BINARY)
             .args(args)
             .env("GATEWAY_LOG", "debug")
@@ -60,7 +60,7 @@ impl Running {
 
     /// Reads stdout until a line satisfies `pred`; fails if the process ends first or
     /// a minute passes (a debug build generating a population takes a few seconds).
-    async fn line(&mut self, pred: impl Fn(&str) -> bool) -> String {
+    pub(crate) async fn line(&mut self, pred: impl Fn(&str) -> bool) -> String {
         let wait = async {
             while let Some(line) = self.stdout.recv().await {
                 if pred(&line) {
@@ -74,14 +74,17 @@ impl Running {
             .expect("the expected line within a minute")
     }
 
-    async fn stop(mut self) -> String {
+    pub(crate) async fn stop(mut self) -> String {
         let _ = self.child.kill().await;
         self.stderr.await.expect("stderr collected")
     }
 }
 
-fn url_in(line: &str) -> String {
-    let start = line.find("http://").expect("a URL in the line");
+pub(crate) fn url_in(line: &str) -> String {
+    let start = line
+        .find("https://")
+        .or_else(|| line.find("http://"))
+        .expect("a URL in the line");
     line[start..]
         .split_whitespace()
         .next()
@@ -90,7 +93,7 @@ fn url_in(line: &str) -> String {
 }
 
 /// Writes the repository's county files under `dir`, edited by `edit`.
-fn write_county(dir: &Path, edit: impl Fn(&str, &str) -> String) {
+pub(crate) fn write_county(dir: &Path, edit: impl Fn(&str, &str) -> String) {
     for (path, text) in COUNTY_FILES {
         let target = dir.join(path);
         std::fs::create_dir_all(target.parent().expect("parent")).expect("mkdir");

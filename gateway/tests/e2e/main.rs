@@ -9,8 +9,10 @@
 
 mod helpers;
 
+mod auth;
 mod binary;
 mod errors;
 mod lookups;
 mod misbehaviour;
 mod surface;
+mod tls;
