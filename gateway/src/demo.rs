@@ -339,15 +339,14 @@ impl Demo {
             "  population   {} synthetic residents (not real people)",
             self.population.len()
         );
-        let _ = writeln!(out, "\nPersonas (tokens valid 12 h, one file each):");
+        let _ = writeln!(
+            out,
+            "\nPersonas — a token each, valid 12 h (also in {}):",
+            self.data_dir.join("tokens").display()
+        );
         for (persona, path) in &self.tokens {
-            let _ = writeln!(
-                out,
-                "  {:<16} {}  {}",
-                persona.name,
-                path.display(),
-                persona.about
-            );
+            let token = std::fs::read_to_string(path).unwrap_or_default();
+            let _ = writeln!(out, "  {:<16} {}\n    {}", persona.name, persona.about, token.trim());
         }
         if let Some(person) = demo_subject(&self.population) {
             let token = |name: &str| {

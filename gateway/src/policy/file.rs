@@ -421,3 +421,108 @@ fn compile_deny(
         fields,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::{self, ConfigProblem, EmbeddedSource, LoadOptions};
+    use crate::demo::{COUNTY_CONFIG, COUNTY_FILES};
+
+    /// Loads the demo county with `extra` appended to policies/shebao.yaml.
+    fn load_with(extra: &str) -> Result<(), Vec<ConfigProblem>> {
+        let files = COUNTY_FILES.iter().map(|(path, text)| {
+            let text = if *path == "policies/shebao.yaml" {
+                format!("{text}{extra}")
+            } else {
+                (*text).to_owned()
+            };
+            (*path, text)
+        });
+        config::load(
+            &EmbeddedSource::new(files),
+            Path::new(COUNTY_CONFIG),
+            &LoadOptions::default(),
+        )
+        .map(|_| ())
+    }
+
+    const GRANT: &str = r#"
+  - id: test-grant
+    consumers: { roles: [clerk] }
+    connector: shebao
+    operations: [insured_by_id]
+    purposes: [subsistence_allowance]
+    legal_basis: 测试依据
+    approver: 测试审批人
+"#;
+
+    fn messages(extra: &str) -> Vec<String> {
+        load_with(extra)
+            .expect_err("the policy must not load")
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn the_demo_county_policies_load() {
+        assert_eq!(load_with(""), Ok(()));
+    }
+
+    #[test]
+    fn a_grant_of_a_never_field_does_not_load() {
+        let errors = messages(&format!("{GRANT}    fields: {{ bank_account: keep }}\n"));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].contains("policies/shebao.yaml"), "{errors:?}");
+        assert!(errors[0].contains("grants[2].fields.bank_account"), "{errors:?}");
+        assert!(errors[0].contains("classified never (不予共享)"), "{errors:?}");
+    }
+
+    #[test]
+    fn a_mask_that_does_not_fit_the_field_kind_does_not_load() {
+        let errors = messages(&format!("{GRANT}    fields: {{ name: phone }}\n"));
+        assert!(errors[0].contains("mask `phone` does not fit"), "{errors:?}");
+    }
+
+    #[test]
+    fn conditional_fields_need_a_legal_basis_and_an_approver() {
+        let grant = GRANT
+            .replace("    legal_basis: 测试依据\n", "")
+            .replace("    approver: 测试审批人\n", "");
+        let errors = messages(&format!("{grant}    fields: {{ name: keep }}\n"));
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors.iter().any(|e| e.contains("grants[2].legal_basis")));
+        assert!(errors.iter().any(|e| e.contains("grants[2].approver")));
+    }
+
+    #[test]
+    fn a_rule_id_used_twice_is_reported() {
+        let twin = GRANT.replace("id: test-grant", "id: shebao-elderly");
+        let errors = messages(&format!("{twin}    fields: {{ name: keep }}\n"));
+        assert!(errors.iter().any(|e| e.contains("`shebao-elderly` is also used")), "{errors:?}");
+    }
+
+    #[test]
+    fn unknown_fields_operations_and_purposes_are_each_reported() {
+        let bad = GRANT
+            .replace("[insured_by_id]", "[insured_by_id, everything]")
+            .replace("[subsistence_allowance]", "[curiosity]");
+        let errors = messages(&format!("{bad}    fields: {{ shoe_size: keep }}\n"));
+        for expected in [
+            "grants[2].operations[1]",
+            "grants[2].purposes[0]",
+            "grants[2].fields.shoe_size",
+        ] {
+            assert!(errors.iter().any(|e| e.contains(expected)), "{expected}: {errors:?}");
+        }
+    }
+
+    #[test]
+    fn a_row_condition_needs_a_top_level_field_of_the_record() {
+        let errors = messages(&format!(
+            "{GRANT}    fields: {{ name: keep }}\n    row: {{ field: \"schemes[].status\", equals: caller_township }}\n"
+        ));
+        assert!(errors.iter().any(|e| e.contains("grants[2].row.field")), "{errors:?}");
+    }
+}

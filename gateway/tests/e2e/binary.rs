@@ -366,6 +366,20 @@ async fn serve_runs_against_simulated_departments_in_another_process() {
         String::from_utf8_lossy(&minted.stderr)
     );
     let token = String::from_utf8_lossy(&minted.stdout).trim().to_owned();
+    // `policy explain` verifies the token against the same config and explains.
+    let explained = Command::new(BINARY)
+        .args(["policy", "explain", "--config"])
+        .arg(&config)
+        .args(["--token", &token, "--connector", "hukou", "--operation", "person_by_id"])
+        .args(["--purpose", "birth_registration"])
+        .output()
+        .await
+        .expect("explain runs");
+    let text = String::from_utf8_lossy(&explained.stdout);
+    assert!(explained.status.success(), "{text}{}", String::from_utf8_lossy(&explained.stderr));
+    assert!(text.contains("caller clerk-1 [clerk]"), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("name ") && l.contains("hukou-birth-registration")), "{text}");
+    assert!(!text.contains(&token));
     let mut serve = Running::spawn(&[
         "serve",
         "--config",
