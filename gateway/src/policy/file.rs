@@ -206,6 +206,59 @@ fn compile_consumers(
     }
 }
 
+/// What every rule names: its id, a connector, operations and purposes.
+struct Target<'d> {
+    id: &'d str,
+    connector: &'d str,
+    operations: &'d [String],
+    purposes: &'d [String],
+}
+
+impl Target<'_> {
+    /// Reports what does not exist; returns the connector's operations and the
+    /// leaves of the operations named (when the connector exists).
+    fn check<'c>(
+        &self,
+        catalog: &'c Catalog<'_>,
+        problem: &mut impl FnMut(&str, String),
+    ) -> Option<(&'c Operations, Vec<&'c Vec<LeafField>>)> {
+        if !is_rule_id(self.id) {
+            problem(
+                ".id",
+                "rule ids use a-z, 0-9, '-' and '_' (1–80 characters)".into(),
+            );
+        }
+        for (i, p) in self.purposes.iter().enumerate() {
+            if catalog.purposes.get(p).is_none() {
+                problem(
+                    &format!(".purposes[{i}]"),
+                    format!("`{p}` is not in the purpose catalog"),
+                );
+            }
+        }
+        let Some((_, operations)) = catalog.connectors.get(self.connector) else {
+            if !catalog.broken.contains(self.connector) {
+                problem(
+                    ".connector",
+                    format!("no connector `{}` is configured", self.connector),
+                );
+            }
+            return None;
+        };
+        let mut leaves = Vec::new();
+        for (i, op) in self.operations.iter().enumerate() {
+            match operations.get(op) {
+                Some(l) => leaves.push(l),
+                None => problem(
+                    &format!(".operations[{i}]"),
+                    format!("connector `{}` has no operation `{op}`", self.connector),
+                ),
+            }
+        }
+        Some((operations, leaves))
+    }
+}
+
 fn compile_grant(
     at: &str,
     def: GrantDef,
@@ -213,33 +266,8 @@ fn compile_grant(
     problems: &mut Vec<(String, String)>,
 ) -> Option<Grant> {
     let mut problem = |path: &str, message: String| problems.push((format!("{at}{path}"), message));
-    if !is_rule_id(&def.id) {
-        problem(
-            ".id",
-            "rule ids use a-z, 0-9, '-' and '_' (1–80 characters)".into(),
-        );
-    }
-    let Some((_, operations)) = catalog.connectors.get(&def.connector) else {
-        if !catalog.broken.contains(&def.connector) {
-            problem(
-                ".connector",
-                format!("no connector `{}` is configured", def.connector),
-            );
-        }
-        return None;
-    };
     if def.operations.is_empty() {
         problem(".operations", "list the operations the grant covers".into());
-    }
-    let mut leaves: Vec<&Vec<LeafField>> = Vec::new();
-    for (i, op) in def.operations.iter().enumerate() {
-        match operations.get(op) {
-            Some(l) => leaves.push(l),
-            None => problem(
-                &format!(".operations[{i}]"),
-                format!("connector `{}` has no operation `{op}`", def.connector),
-            ),
-        }
     }
     if def.purposes.is_empty() {
         problem(
@@ -247,14 +275,13 @@ fn compile_grant(
             "list the purposes (事项) the grant is for".into(),
         );
     }
-    for (i, p) in def.purposes.iter().enumerate() {
-        if catalog.purposes.get(p).is_none() {
-            problem(
-                &format!(".purposes[{i}]"),
-                format!("`{p}` is not in the purpose catalog"),
-            );
-        }
-    }
+    let target = Target {
+        id: &def.id,
+        connector: &def.connector,
+        operations: &def.operations,
+        purposes: &def.purposes,
+    };
+    let (_, leaves) = target.check(catalog, &mut problem)?;
     if def.fields.is_empty() {
         problem(".fields", "grant at least one field".into());
     }
@@ -362,40 +389,16 @@ fn compile_deny(
     problems: &mut Vec<(String, String)>,
 ) -> Option<Deny> {
     let mut problem = |path: &str, message: String| problems.push((format!("{at}{path}"), message));
-    if !is_rule_id(&def.id) {
-        problem(
-            ".id",
-            "rule ids use a-z, 0-9, '-' and '_' (1–80 characters)".into(),
-        );
-    }
     if def.reason.trim().is_empty() {
         problem(".reason", "say why the rule denies".into());
     }
-    let Some((_, operations)) = catalog.connectors.get(&def.connector) else {
-        if !catalog.broken.contains(&def.connector) {
-            problem(
-                ".connector",
-                format!("no connector `{}` is configured", def.connector),
-            );
-        }
-        return None;
+    let target = Target {
+        id: &def.id,
+        connector: &def.connector,
+        operations: &def.operations,
+        purposes: &def.purposes,
     };
-    for (i, op) in def.operations.iter().enumerate() {
-        if !operations.contains_key(op) {
-            problem(
-                &format!(".operations[{i}]"),
-                format!("connector `{}` has no operation `{op}`", def.connector),
-            );
-        }
-    }
-    for (i, p) in def.purposes.iter().enumerate() {
-        if catalog.purposes.get(p).is_none() {
-            problem(
-                &format!(".purposes[{i}]"),
-                format!("`{p}` is not in the purpose catalog"),
-            );
-        }
-    }
+    let (operations, _) = target.check(catalog, &mut problem)?;
     let fields = def.fields.map(|fields| {
         for (i, f) in fields.iter().enumerate() {
             let known = operations
@@ -475,14 +478,23 @@ mod tests {
         let errors = messages(&format!("{GRANT}    fields: {{ bank_account: keep }}\n"));
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert!(errors[0].contains("policies/shebao.yaml"), "{errors:?}");
-        assert!(errors[0].contains("grants[2].fields.bank_account"), "{errors:?}");
-        assert!(errors[0].contains("classified never (不予共享)"), "{errors:?}");
+        assert!(
+            errors[0].contains("grants[2].fields.bank_account"),
+            "{errors:?}"
+        );
+        assert!(
+            errors[0].contains("classified never (不予共享)"),
+            "{errors:?}"
+        );
     }
 
     #[test]
     fn a_mask_that_does_not_fit_the_field_kind_does_not_load() {
         let errors = messages(&format!("{GRANT}    fields: {{ name: phone }}\n"));
-        assert!(errors[0].contains("mask `phone` does not fit"), "{errors:?}");
+        assert!(
+            errors[0].contains("mask `phone` does not fit"),
+            "{errors:?}"
+        );
     }
 
     #[test]
@@ -500,7 +512,12 @@ mod tests {
     fn a_rule_id_used_twice_is_reported() {
         let twin = GRANT.replace("id: test-grant", "id: shebao-elderly");
         let errors = messages(&format!("{twin}    fields: {{ name: keep }}\n"));
-        assert!(errors.iter().any(|e| e.contains("`shebao-elderly` is also used")), "{errors:?}");
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains("`shebao-elderly` is also used")),
+            "{errors:?}"
+        );
     }
 
     #[test]
@@ -514,7 +531,10 @@ mod tests {
             "grants[2].purposes[0]",
             "grants[2].fields.shoe_size",
         ] {
-            assert!(errors.iter().any(|e| e.contains(expected)), "{expected}: {errors:?}");
+            assert!(
+                errors.iter().any(|e| e.contains(expected)),
+                "{expected}: {errors:?}"
+            );
         }
     }
 
@@ -523,6 +543,9 @@ mod tests {
         let errors = messages(&format!(
             "{GRANT}    fields: {{ name: keep }}\n    row: {{ field: \"schemes[].status\", equals: caller_township }}\n"
         ));
-        assert!(errors.iter().any(|e| e.contains("grants[2].row.field")), "{errors:?}");
+        assert!(
+            errors.iter().any(|e| e.contains("grants[2].row.field")),
+            "{errors:?}"
+        );
     }
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use connectors::sim::{self, Department, Faults, Population, SimServer};
-use gateway::auth::{Authenticator, MintClaims, Role, SigningKey, mint};
+use gateway::auth::{Authenticator, Role, SigningKey};
 use gateway::config::{self, EmbeddedSource, LoadOptions};
 use gateway::demo::{self, COUNTY_CONFIG, COUNTY_FILES};
 use gateway::mask::PseudonymKey;
@@ -134,19 +134,15 @@ impl TestGateway {
     }
 
     /// A token for a caller with this role in this township.
-    pub(crate) fn token(&self, role: Role, township: Option<&str>) -> String {
-        let claims = MintClaims {
-            iss: demo::ISSUER.to_owned(),
-            aud: demo::AUDIENCE.to_owned(),
-            sub: format!("test-{}", role.as_str()),
-            roles: vec![role],
-            township: township.map(str::to_owned),
-            department: (role == Role::DeptAdmin).then(|| "county-psb".to_owned()),
-            app: None,
-            ttl_s: 600,
-            not_before_s: None,
+    pub(crate) fn token(&self, role: Role, township: Option<&'static str>) -> String {
+        let persona = demo::Persona {
+            name: role.as_str(),
+            about: "a test caller",
+            role,
+            township,
+            department: (role == Role::DeptAdmin).then_some("county-psb"),
         };
-        mint(&self.issuer, &claims).expect("a token")
+        demo::persona_token(&self.issuer, &persona).expect("a token")
     }
 
     /// POSTs a lookup as a clerk of [`TOWNSHIP`].

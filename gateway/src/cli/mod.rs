@@ -1,0 +1,161 @@
+//! The command line: `demo`, `serve`, `check`, `simulate`, `token` (keygen, mint) and
+//! `policy` (explain, test). Each command parses its arguments, calls into the
+//! library and turns the outcome into an exit code: 0 success, 1 a problem the user
+//! can fix (config, address in use, a failing policy case), 2 bad usage.
+//!
+//! `run` holds the long-running commands (demo, serve, simulate), `token` the
+//! token tools and `policy` the policy tools; this file parses and dispatches.
+#![expect(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "the command line talks to its user on stdout and stderr"
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, ConfigProblem, DiskSource, LoadOptions};
+
+mod policy;
+mod run;
+mod token;
+
+use policy::{PolicyCommand, run_explain, run_policy_test};
+use run::{DemoArgs, ServeArgs, SimulateArgs, run_demo, run_serve, run_simulate};
+use token::{TokenCommand, run_keygen, run_mint};
+
+/// 县乡数据共享网关 — a policy-enforcing gateway between county departments and townships.
+#[derive(Debug, Parser)]
+#[command(name = "gateway", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the demo county: three simulated department systems and the gateway in front.
+    Demo(DemoArgs),
+    /// Serve the gateway with a configuration file.
+    Serve(ServeArgs),
+    /// Check a configuration and report every problem, without serving.
+    Check {
+        /// The gateway configuration file (e.g. county/gateway.yaml).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Run only the simulated department systems (to `serve` against, or to benchmark).
+    Simulate(SimulateArgs),
+    /// Token issuing for demos and tests: make a key pair, sign a token.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Policy tools: explain a decision, run golden cases.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+pub fn main(cli: Cli) -> ExitCode {
+    init_tracing();
+    connectors::install_crypto_provider();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Demo(args) => run_demo(args).await,
+            Command::Serve(args) => run_serve(args).await,
+            Command::Check { config } => run_check(&config),
+            Command::Simulate(args) => run_simulate(args).await,
+            Command::Token(TokenCommand::Keygen { out, kid }) => run_keygen(&out, &kid),
+            Command::Token(TokenCommand::Mint(args)) => run_mint(args),
+            Command::Policy(PolicyCommand::Explain(args)) => run_explain(args).await,
+            Command::Policy(PolicyCommand::Test { config, dir }) => {
+                run_policy_test(config.as_deref(), &dir)
+            }
+        }
+    })
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GATEWAY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn report(problems: &[ConfigProblem]) {
+    eprintln!(
+        "{} problem{} in the configuration:",
+        problems.len(),
+        if problems.len() == 1 { "" } else { "s" }
+    );
+    for p in problems {
+        eprintln!("  {p}");
+    }
+}
+
+fn run_check(path: &Path) -> ExitCode {
+    match config::load(&DiskSource, path, &LoadOptions::default()) {
+        Ok(cfg) => {
+            let operations: usize = cfg.connectors.values().map(|c| c.operations.len()).sum();
+            println!(
+                "{}: ok — county {} {}, {} connectors, {} operations, {} purposes, version {}",
+                path.display(),
+                cfg.county.code,
+                cfg.county.name,
+                cfg.connectors.len(),
+                operations,
+                cfg.purposes.len(),
+                cfg.version
+            );
+            ExitCode::SUCCESS
+        }
+        Err(problems) => {
+            report(&problems);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn finish(result: std::io::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: the server stopped: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

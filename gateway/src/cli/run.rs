@@ -1,0 +1,237 @@
+//! The long-running commands: `demo`, `serve` (HTTP or HTTPS) and `simulate`.
+#![expect(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "the command line talks to its user on stdout and stderr"
+)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Args;
+use connectors::sim::{self, Department, Faults};
+
+use super::{finish, report, shutdown_signal};
+use crate::auth::Authenticator;
+use crate::config::{self, ConfigProblem, DiskSource, LoadOptions};
+use crate::demo::{self, DemoOptions};
+use crate::server::{self, App};
+use crate::store::SqliteStore;
+
+#[derive(Debug, Args)]
+pub(super) struct DemoArgs {
+    /// Where the gateway listens.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// The data directory; by default `demo-data` under the working directory.
+    #[arg(long, default_value = "demo-data")]
+    data_dir: PathBuf,
+    #[command(flatten)]
+    population: PopulationArgs,
+}
+
+#[derive(Debug, Args)]
+struct PopulationArgs {
+    /// Seed of the synthetic population.
+    #[arg(long, default_value_t = demo::SEED)]
+    seed: u64,
+    /// Least number of synthetic residents.
+    #[arg(long, default_value_t = demo::RESIDENTS)]
+    residents: usize,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct ServeArgs {
+    /// The gateway configuration file.
+    #[arg(long, short)]
+    config: PathBuf,
+    /// Overrides the configuration's `listen`.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Overrides the configuration's `data_dir`.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct SimulateArgs {
+    /// Address of the household registration system (户籍).
+    #[arg(long, default_value = "127.0.0.1:18101")]
+    hukou: SocketAddr,
+    /// Address of the social insurance system (社保).
+    #[arg(long, default_value = "127.0.0.1:18102")]
+    shebao: SocketAddr,
+    /// Address of the family planning / births system (计生).
+    #[arg(long, default_value = "127.0.0.1:18103")]
+    jisheng: SocketAddr,
+    /// Faults a department starts with, e.g. `hukou={"latency_ms":20}`; repeatable.
+    /// Fields: latency_ms, error_rate, malformed_json, schema_violation, extra_fields,
+    /// oversized_bytes, hang. At run time: PUT /__sim/faults on the department.
+    #[arg(long = "faults", value_name = "DEPT=JSON", value_parser = parse_faults)]
+    faults: Vec<(Department, Faults)>,
+    #[command(flatten)]
+    population: PopulationArgs,
+}
+
+fn parse_faults(arg: &str) -> Result<(Department, Faults), String> {
+    let (id, json) = arg
+        .split_once('=')
+        .ok_or("expected DEPT=JSON, e.g. hukou={\"latency_ms\":20}")?;
+    let department = Department::from_id(id)
+        .ok_or_else(|| format!("unknown department `{id}`; use hukou, shebao or jisheng"))?;
+    let faults: Faults = serde_json::from_str(json).map_err(|e| format!("faults JSON: {e}"))?;
+    faults.validate().map_err(|e| e.to_string())?;
+    Ok((department, faults))
+}
+
+/// Runs a parsed command line.
+pub(super) async fn run_serve(args: ServeArgs) -> ExitCode {
+    let mut cfg = match config::load(&DiskSource, &args.config, &LoadOptions::default()) {
+        Ok(cfg) => cfg,
+        Err(problems) => {
+            report(&problems);
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(dir) = args.data_dir {
+        cfg.data_dir = dir;
+    }
+    let listen = args.listen.unwrap_or(cfg.listen);
+    let store = match SqliteStore::open(&cfg.data_dir) {
+        Ok(store) => store,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: cannot listen on {listen}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let auth = match Authenticator::new(&cfg.auth, &cfg.base_dir).await {
+        Ok(auth) => auth,
+        Err(problems) => {
+            let problems: Vec<ConfigProblem> = problems
+                .into_iter()
+                .map(|(path, message)| ConfigProblem {
+                    file: args.config.clone(),
+                    path: format!("auth.{path}"),
+                    message,
+                })
+                .collect();
+            report(&problems);
+            return ExitCode::FAILURE;
+        }
+    };
+    let pseudonym =
+        match crate::secrets::pseudonym_key(cfg.pseudonym_key_env.as_deref(), &cfg.data_dir) {
+            Ok(key) => key,
+            Err(e) => {
+                eprintln!("error: the pseudonym key: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+    let tls = match &cfg.tls {
+        Some(tls) => match tls.load(&cfg.base_dir) {
+            Ok(tls) => Some(tls),
+            Err(problems) => {
+                let problems: Vec<ConfigProblem> = problems
+                    .into_iter()
+                    .map(|(path, message)| ConfigProblem {
+                        file: args.config.clone(),
+                        path: format!("tls.{path}"),
+                        message,
+                    })
+                    .collect();
+                report(&problems);
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
+    let addr = listener.local_addr().unwrap_or(listen);
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!(
+        "gateway listening on {scheme}://{addr} (config version {}, store {})",
+        cfg.version,
+        store.path().display()
+    );
+    let app = App::new(cfg, Arc::new(store), Arc::new(auth), Arc::new(pseudonym));
+    let served = match tls {
+        Some(tls) => {
+            crate::tls::serve_tls(listener, server::router(app), tls, shutdown_signal()).await
+        }
+        None => server::serve(listener, app, shutdown_signal()).await,
+    };
+    finish(served)
+}
+
+pub(super) async fn run_demo(args: DemoArgs) -> ExitCode {
+    let options = DemoOptions {
+        listen: args.listen,
+        data_dir: args.data_dir,
+        seed: args.population.seed,
+        residents: args.population.residents,
+    };
+    let demo = match demo::start(options).await {
+        Ok(demo) => demo,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("{}", demo.banner());
+    finish(demo.serve(shutdown_signal()).await)
+}
+
+pub(super) async fn run_simulate(args: SimulateArgs) -> ExitCode {
+    let population =
+        Arc::new(demo::population(args.population.seed, args.population.residents).await);
+    let mut servers = Vec::new();
+    for (department, addr) in [
+        (Department::Hukou, args.hukou),
+        (Department::Shebao, args.shebao),
+        (Department::Jisheng, args.jisheng),
+    ] {
+        let listener = match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!(
+                    "error: cannot listen on {addr} for {}: {e}",
+                    department.id()
+                );
+                return ExitCode::FAILURE;
+            }
+        };
+        let faults = args
+            .faults
+            .iter()
+            .rev()
+            .find(|(d, _)| *d == department)
+            .map(|(_, f)| f.clone())
+            .unwrap_or_default();
+        match sim::spawn(department, population.clone(), listener, faults).await {
+            Ok(server) => {
+                println!(
+                    "{} ({}) on {}",
+                    department.id(),
+                    department.name_zh(),
+                    server.base_url()
+                );
+                servers.push(server);
+            }
+            Err(e) => {
+                eprintln!("error: cannot start {}: {e}", department.id());
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    println!("{} synthetic residents; Ctrl-C stops.", population.len());
+    shutdown_signal().await;
+    ExitCode::SUCCESS
+}
