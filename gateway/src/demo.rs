@@ -346,7 +346,13 @@ impl Demo {
         );
         for (persona, path) in &self.tokens {
             let token = std::fs::read_to_string(path).unwrap_or_default();
-            let _ = writeln!(out, "  {:<16} {}\n    {}", persona.name, persona.about, token.trim());
+            let _ = writeln!(
+                out,
+                "  {:<16} {}\n    {}",
+                persona.name,
+                persona.about,
+                token.trim()
+            );
         }
         if let Some(person) = demo_subject(&self.population) {
             let token = |name: &str| {
