@@ -372,15 +372,30 @@ async fn serve_runs_against_simulated_departments_in_another_process() {
     let explained = Command::new(BINARY)
         .args(["policy", "explain", "--config"])
         .arg(&config)
-        .args(["--token", &token, "--connector", "hukou", "--operation", "person_by_id"])
+        .args([
+            "--token",
+            &token,
+            "--connector",
+            "hukou",
+            "--operation",
+            "person_by_id",
+        ])
         .args(["--purpose", "birth_registration"])
         .output()
         .await
         .expect("explain runs");
     let text = String::from_utf8_lossy(&explained.stdout);
-    assert!(explained.status.success(), "{text}{}", String::from_utf8_lossy(&explained.stderr));
+    assert!(
+        explained.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&explained.stderr)
+    );
     assert!(text.contains("caller clerk-1 [clerk]"), "{text}");
-    assert!(text.lines().any(|l| l.starts_with("name ") && l.contains("hukou-birth-registration")), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("name ") && l.contains("hukou-birth-registration")),
+        "{text}"
+    );
     assert!(!text.contains(&token));
     let mut serve = Running::spawn(&[
         "serve",
