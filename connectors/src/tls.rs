@@ -141,16 +141,14 @@ fn pem_reason(err: &pem::Error, what: &str) -> String {
 
 #[cfg(test)]
 pub(crate) mod tests {
-    //! Test certificates, and an HTTPS department that requires client certificates.
+    //! Test certificates (from the shared `testkit::pki`), and an HTTPS department that
+    //! requires client certificates.
 
     use super::*;
     use std::io::{BufRead, BufReader, Read, Write};
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-        KeyPair, KeyUsagePurpose,
-    };
+    use testkit::pki::Usage;
 
     /// A temporary directory, removed on drop.
     pub(crate) struct TempDir(pub(crate) PathBuf);
@@ -179,38 +177,25 @@ pub(crate) mod tests {
         }
     }
 
-    /// A CA that signs leaf certificates.
+    /// A [`testkit::pki::Ca`] in the shape this crate's tests use: the PEM as a field,
+    /// leaves as (certificate PEM, key PEM) for a server or a client.
     pub(crate) struct Ca {
-        issuer: Issuer<'static, KeyPair>,
+        ca: testkit::pki::Ca,
         pub(crate) pem: String,
     }
 
     impl Ca {
         pub(crate) fn new(name: &str) -> Ca {
-            let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-            params.distinguished_name.push(DnType::CommonName, name);
-            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-            params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-            let key = KeyPair::generate().unwrap();
-            let pem = params.self_signed(&key).unwrap().pem();
-            Ca {
-                issuer: Issuer::new(params, key),
-                pem,
-            }
+            let ca = testkit::pki::Ca::new(name);
+            let pem = ca.pem().to_owned();
+            Ca { ca, pem }
         }
 
         /// (certificate PEM, key PEM)
         pub(crate) fn leaf(&self, names: &[&str], server: bool) -> (String, String) {
-            let names: Vec<String> = names.iter().map(|s| (*s).to_owned()).collect();
-            let mut params = CertificateParams::new(names).unwrap();
-            params.extended_key_usages = vec![if server {
-                ExtendedKeyUsagePurpose::ServerAuth
-            } else {
-                ExtendedKeyUsagePurpose::ClientAuth
-            }];
-            let key = KeyPair::generate().unwrap();
-            let cert = params.signed_by(&key, &self.issuer).unwrap();
-            (cert.pem(), key.serialize_pem())
+            let usage = if server { Usage::Server } else { Usage::Client };
+            let leaf = self.ca.leaf(names, "connectors test", usage);
+            (leaf.cert_pem, leaf.key_pem)
         }
     }
 
@@ -224,15 +209,11 @@ pub(crate) mod tests {
 
     impl Department {
         pub(crate) fn start(server_ca: &Ca, client_ca: &Ca, body: &'static str) -> Department {
-            let (cert, key) = server_ca.leaf(&["localhost", "127.0.0.1"], true);
-            let chain = CertificateDer::pem_slice_iter(cert.as_bytes())
-                .collect::<Result<Vec<_>, _>>()
-                .unwrap();
-            let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
+            let leaf = server_ca
+                .ca
+                .leaf(&["localhost", "127.0.0.1"], "department", Usage::Server);
             let mut roots = RootCertStore::empty();
-            roots
-                .add(CertificateDer::from_pem_slice(client_ca.pem.as_bytes()).unwrap())
-                .unwrap();
+            roots.add(client_ca.ca.cert_der()).unwrap();
             let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
             let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
                 Arc::new(roots),
@@ -245,7 +226,7 @@ pub(crate) mod tests {
                     .with_safe_default_protocol_versions()
                     .unwrap()
                     .with_client_cert_verifier(verifier)
-                    .with_single_cert(chain, key)
+                    .with_single_cert(leaf.chain(), leaf.key())
                     .unwrap(),
             );
             // Bound before the thread starts: the department is ready on return.

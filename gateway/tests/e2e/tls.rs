@@ -4,63 +4,14 @@
 
 use std::path::Path;
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
-use rustls::RootCertStore;
-use rustls_pki_types::pem::PemObject as _;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use testkit::pki::{Ca, Leaf, Usage, rustls_client_config};
 
 use crate::binary::{Running, url_in, write_county};
 use crate::helpers::{TOWNSHIP, lookup, sample};
 
-/// A CA that signs leaf certificates.
-struct Ca {
-    issuer: Issuer<'static, KeyPair>,
-    pem: String,
-}
-
-impl Ca {
-    fn new(name: &str) -> Ca {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let key = KeyPair::generate().unwrap();
-        let pem = params.self_signed(&key).unwrap().pem();
-        Ca {
-            issuer: Issuer::new(params, key),
-            pem,
-        }
-    }
-
-    /// (certificate PEM, key PEM) for these names.
-    fn leaf(&self, names: &[&str], cn: &str) -> (String, String) {
-        let names: Vec<String> = names.iter().map(|s| (*s).to_owned()).collect();
-        let mut params = CertificateParams::new(names).unwrap();
-        params.distinguished_name.push(DnType::CommonName, cn);
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        (cert.pem(), key.serialize_pem())
-    }
-}
-
 /// A client trusting `ca`, presenting `identity` if given.
-fn client(ca: &Ca, identity: Option<&(String, String)>) -> reqwest::Client {
-    connectors::install_crypto_provider();
-    let mut roots = RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(ca.pem.as_bytes()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
-    let config = match identity {
-        Some((cert, key)) => {
-            let chain = CertificateDer::pem_slice_iter(cert.as_bytes())
-                .collect::<Result<Vec<_>, _>>()
-                .unwrap();
-            let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
-            builder.with_client_auth_cert(chain, key).unwrap()
-        }
-        None => builder.with_no_client_auth(),
-    };
+fn client(ca: &Ca, identity: Option<&Leaf>) -> reqwest::Client {
+    let config = rustls_client_config(ca, identity, &[]);
     reqwest::Client::builder()
         .tls_backend_preconfigured(config)
         .build()
@@ -78,12 +29,16 @@ async fn serve_requires_township_client_certificates_over_tls() {
     let dir = tempfile::tempdir().unwrap();
     let server_ca = Ca::new("County Server CA");
     let townships_ca = Ca::new("Townships CA");
-    let (cert, key) = server_ca.leaf(&["127.0.0.1", "localhost"], "gateway.county.test");
-    write(&dir.path().join("data/tls/server.pem"), &cert);
-    write(&dir.path().join("data/tls/server.key"), &key);
+    let server = server_ca.leaf(
+        &["127.0.0.1", "localhost"],
+        "gateway.county.test",
+        Usage::Server,
+    );
+    write(&dir.path().join("data/tls/server.pem"), &server.cert_pem);
+    write(&dir.path().join("data/tls/server.key"), &server.key_pem);
     write(
         &dir.path().join("data/tls/townships-ca.pem"),
-        &townships_ca.pem,
+        townships_ca.pem(),
     );
     write_county(dir.path(), |path, text| {
         if path == "county/gateway.yaml" {
@@ -111,7 +66,7 @@ async fn serve_requires_township_client_certificates_over_tls() {
     assert!(base.starts_with("https://"), "{base}");
 
     // A township app with a certificate from the townships' CA.
-    let app = townships_ca.leaf(&[], "dongling-app");
+    let app = townships_ca.leaf(&[], "dongling-app", Usage::Client);
     let with_cert = client(&server_ca, Some(&app));
     let ready = with_cert
         .get(format!("{base}/readyz"))
@@ -149,7 +104,7 @@ async fn serve_requires_township_client_certificates_over_tls() {
     // Without a client certificate, or with one from another CA: no HTTP at all.
     let without = client(&server_ca, None);
     assert!(without.get(format!("{base}/healthz")).send().await.is_err());
-    let stranger = Ca::new("Somebody Else").leaf(&[], "stranger");
+    let stranger = Ca::new("Somebody Else").leaf(&[], "stranger", Usage::Client);
     let wrong = client(&server_ca, Some(&stranger));
     assert!(wrong.get(format!("{base}/healthz")).send().await.is_err());
     // Plain HTTP on the TLS port gets no answer either.
