@@ -1,0 +1,178 @@
+//! `POST /v1/query`: one lookup of one subject through one connector operation, for a
+//! purpose and a case. The pipeline, in order: authenticate the bearer token → parse
+//! and validate the request (the ID number before any upstream call) → resolve
+//! connector, operation and purpose → decide which fields may leave (or refuse) →
+//! fetch → check the record against its schema (fail closed) → check row conditions,
+//! minimize and mask → respond.
+//!
+//! The request is parsed in [`request`]; department failures become problems in
+//! [`upstream`].
+
+mod request;
+mod upstream;
+
+use std::time::Instant;
+
+use axum::Json;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use chrono::{SecondsFormat, Utc};
+use serde_json::json;
+
+use crate::auth::Caller;
+use crate::mask::MaskContext;
+use crate::policy::Refusal;
+use crate::problem::{Problem, ProblemKind};
+use crate::server::{App, RequestId};
+use request::{check_case_id, parse, subject_key};
+use upstream::{fetch_outcome, fetch_problem};
+
+pub(crate) async fn query(
+    State(app): State<App>,
+    RequestId(request_id): RequestId,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let caller = match app.auth.authenticate(&headers, &uri).await {
+        Ok(caller) => caller,
+        Err(e) => return crate::server::unauthenticated(e, &request_id),
+    };
+    match run(&app, &caller, &request_id, &headers, body).await {
+        Ok(response) => response,
+        Err(problem) => problem.for_request(&request_id).into_response(),
+    }
+}
+
+/// A policy refusal as a 403 naming the deciding rule.
+fn forbidden(refusal: Refusal) -> Problem {
+    Problem::new(ProblemKind::Forbidden, refusal.detail)
+        .with("rule", refusal.rule)
+        .with(
+            "reason",
+            serde_json::to_value(refusal.reason).unwrap_or_default(),
+        )
+}
+
+async fn run(
+    app: &App,
+    caller: &Caller,
+    request_id: &str,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Problem> {
+    let request = parse(headers, body)?;
+    let config = app.config.load_full();
+
+    let connector = config.connectors.get(&request.connector).ok_or_else(|| {
+        Problem::new(
+            ProblemKind::UnknownConnector,
+            "No connector with this id is configured.",
+        )
+    })?;
+    let operation = connector
+        .operations
+        .get(&request.operation)
+        .ok_or_else(|| {
+            Problem::new(
+                ProblemKind::UnknownOperation,
+                "The connector has no operation with this name.",
+            )
+            .with("connector", connector.def.id.clone())
+            .with(
+                "operations",
+                connector.operations.keys().cloned().collect::<Vec<_>>(),
+            )
+        })?;
+    let purpose = config.purposes.get(&request.purpose).ok_or_else(|| {
+        Problem::new(
+            ProblemKind::UnknownPurpose,
+            "The purpose code is not in the purpose catalog.",
+        )
+    })?;
+    check_case_id(&request.case_id)?;
+    let subject = subject_key(operation.subject, request.subject)?;
+
+    let today = crate::policy::china_today();
+    let plan = config
+        .policies
+        .decide(
+            caller,
+            &connector.def.id,
+            &request.operation,
+            &operation.leaves,
+            &purpose.code,
+            today,
+        )
+        .map_err(forbidden)?;
+    let started = Instant::now();
+    let fetched = connector
+        .connector
+        .fetch(&request.operation, subject.as_str())
+        .await;
+    let connector_id = connector.def.id.as_str();
+    let outcome = |outcome: &str| {
+        tracing::info!(
+            request_id,
+            user = %caller.user,
+            connector = connector_id,
+            operation = %request.operation,
+            purpose = %purpose.code,
+            subject = %subject.masked(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            outcome,
+            "lookup"
+        );
+    };
+    let fetched = match fetched {
+        Ok(f) => f,
+        Err(e) => {
+            outcome(fetch_outcome(&e));
+            return Err(fetch_problem(connector_id, e));
+        }
+    };
+    if let Err(violation) = operation.schema.check(&fetched.record) {
+        outcome("schema_violation");
+        return Err(Problem::new(
+            ProblemKind::UpstreamSchemaViolation,
+            "The department's record violates the connector's schema; nothing of it was returned.",
+        )
+        .with("connector", connector_id)
+        .with("schema_path", violation.schema_path)
+        .with("instance_path", violation.instance_path));
+    }
+    let ctx = MaskContext {
+        key: &app.pseudonym,
+        today,
+    };
+    let result = match plan.apply(&fetched.record, caller, &operation.fields, &ctx) {
+        Ok(result) => result,
+        Err(refusal) => {
+            outcome("forbidden_row_condition");
+            return Err(forbidden(refusal));
+        }
+    };
+    outcome("ok");
+
+    Ok(Json(json!({
+        "request_id": request_id,
+        "connector": connector_id,
+        "operation": request.operation,
+        "department": {"id": connector.def.department.id, "name": connector.def.department.name},
+        "purpose": {"code": purpose.code, "name": purpose.name},
+        "case_id": request.case_id,
+        "fetched_at": Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+        "data": result.data,
+        "fields": result.fields,
+        "withheld": result.withheld,
+        "decision": {
+            "rules": result.rules,
+            "policy_version": plan.policy_version,
+            "config_version": config.version,
+        },
+    }))
+    .into_response())
+}

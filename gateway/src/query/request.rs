@@ -1,0 +1,192 @@
+//! The lookup request: its body, the subject key the operation takes (the ID number
+//! checked against GB 11643 before anything else happens) and the case id. Every
+//! error is a problem that names where the body went wrong, never what it held.
+
+use axum::extract::rejection::BytesRejection;
+use axum::http::HeaderMap;
+use bytes::Bytes;
+use connectors::definition::SubjectKey;
+use connectors::subject::IdNumber;
+use serde::Deserialize;
+
+use crate::problem::{Problem, ProblemKind};
+
+/// The request body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct QueryRequest {
+    pub(crate) connector: String,
+    pub(crate) operation: String,
+    pub(crate) subject: SubjectIn,
+    pub(crate) purpose: String,
+    pub(crate) case_id: String,
+}
+
+/// Who the lookup is about. Exactly one key, the one the operation takes.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SubjectIn {
+    id_number: Option<String>,
+    household_number: Option<String>,
+}
+
+impl std::fmt::Debug for SubjectIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SubjectIn(..)")
+    }
+}
+
+/// The validated subject key.
+pub(crate) enum SubjectKeyValue {
+    Id(IdNumber),
+    Household(String),
+}
+
+impl SubjectKeyValue {
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            SubjectKeyValue::Id(id) => id.as_str(),
+            SubjectKeyValue::Household(h) => h,
+        }
+    }
+
+    /// A form safe for logs.
+    pub(crate) fn masked(&self) -> String {
+        match self {
+            SubjectKeyValue::Id(id) => id.masked(),
+            SubjectKeyValue::Household(h) => {
+                let keep = h.len().min(4);
+                format!("{}{}", "*".repeat(h.len() - keep), &h[h.len() - keep..])
+            }
+        }
+    }
+}
+
+pub(crate) fn parse(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<QueryRequest, Problem> {
+    let is_json = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !is_json {
+        return Err(Problem::new(
+            ProblemKind::UnsupportedMediaType,
+            "Send the request body as application/json.",
+        ));
+    }
+    let body = body.map_err(|rejection| {
+        if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            Problem::new(
+                ProblemKind::PayloadTooLarge,
+                "The request body is too large.",
+            )
+        } else {
+            Problem::new(
+                ProblemKind::InvalidRequest,
+                "The request body could not be read.",
+            )
+        }
+    })?;
+    let de = &mut serde_json::Deserializer::from_slice(&body);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        // Name where the body went wrong and what kind of error it is; never echo
+        // the body (serde's messages can quote the offending value).
+        let at = e.path().to_string();
+        let what = match e.inner().classify() {
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+                "the body is not well-formed JSON"
+            }
+            _ => "the body does not have the expected fields and types",
+        };
+        Problem::new(
+            ProblemKind::InvalidRequest,
+            format!(
+                "Expected {{connector, operation, subject: {{id_number}}, purpose, case_id}}: {what}."
+            ),
+        )
+        .with("at", if at == "." { String::new() } else { at })
+    })
+}
+
+pub(crate) fn subject_key(key: SubjectKey, subject: SubjectIn) -> Result<SubjectKeyValue, Problem> {
+    match (key, subject.id_number, subject.household_number) {
+        (SubjectKey::IdNumber, Some(id), None) => {
+            IdNumber::parse(&id).map(SubjectKeyValue::Id).map_err(|e| {
+                Problem::new(ProblemKind::InvalidIdNumber, e.to_string()).with("check", e.code())
+            })
+        }
+        (SubjectKey::HouseholdNumber, None, Some(h)) => {
+            if (6..=20).contains(&h.len()) && h.bytes().all(|b| b.is_ascii_digit()) {
+                Ok(SubjectKeyValue::Household(h))
+            } else {
+                Err(Problem::new(
+                    ProblemKind::InvalidRequest,
+                    "A household number is 6 to 20 digits.",
+                )
+                .with("at", "subject.household_number"))
+            }
+        }
+        (key, _, _) => Err(Problem::new(
+            ProblemKind::InvalidRequest,
+            format!(
+                "This operation takes exactly one subject key: subject.{}.",
+                key.as_str()
+            ),
+        )
+        .with("at", "subject")),
+    }
+}
+
+/// A case id names the clerk's case (办件编号). It is required, short, and may not
+/// carry an ID number: it is logged and audited in clear.
+pub(crate) fn check_case_id(case_id: &str) -> Result<(), Problem> {
+    let invalid = |detail: &str| {
+        Err(Problem::new(ProblemKind::InvalidRequest, detail.to_owned()).with("at", "case_id"))
+    };
+    let trimmed = case_id.trim();
+    if trimmed.is_empty() || case_id.chars().count() > 64 {
+        return invalid("case_id is required and at most 64 characters.");
+    }
+    if case_id.chars().any(char::is_control) {
+        return invalid("case_id may not contain control characters.");
+    }
+    let chars: Vec<char> = case_id.chars().collect();
+    let looks_like_id = chars.windows(18).any(|w| {
+        let candidate: String = w.iter().collect();
+        IdNumber::parse(&candidate).is_ok()
+    });
+    if looks_like_id {
+        return invalid("case_id may not contain an ID number.");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn case_ids_are_bounded_and_free_of_id_numbers() {
+        assert!(check_case_id("低保-2026-0012").is_ok());
+        assert!(check_case_id("").is_err());
+        assert!(check_case_id("   ").is_err());
+        assert!(check_case_id(&"x".repeat(65)).is_err());
+        assert!(check_case_id("a\nb").is_err());
+        let id = IdNumber::build(
+            "139901",
+            chrono::NaiveDate::from_ymd_opt(1990, 3, 7).unwrap(),
+            123,
+        )
+        .unwrap();
+        assert!(check_case_id(&format!("case-{}", id.as_str())).is_err());
+    }
+
+    #[test]
+    fn household_numbers_are_masked_in_logs() {
+        let h = SubjectKeyValue::Household("139901000123".to_owned());
+        assert_eq!(h.masked(), "********0123");
+    }
+}
