@@ -227,6 +227,7 @@ pub struct Demo {
     pub tokens: Vec<(Persona, PathBuf)>,
     listener: TcpListener,
     app: App,
+    audit: crate::audit::SqliteAudit,
 }
 
 /// Generates the synthetic population off the async workers.
@@ -273,6 +274,8 @@ pub async fn start(options: DemoOptions) -> anyhow::Result<Demo> {
         .await
         .map_err(|problems| anyhow::anyhow!("the demo issuer: {problems:?}"))?;
     let pseudonym = secrets::pseudonym_key(None, &data_dir)?;
+    let audit = crate::audit::SqliteAudit::open(&data_dir, Default::default())
+        .map_err(|e| anyhow::anyhow!("the audit log: {e}"))?;
     let mut tokens = Vec::new();
     for persona in PERSONAS {
         let path = data_dir
@@ -299,7 +302,14 @@ pub async fn start(options: DemoOptions) -> anyhow::Result<Demo> {
         population,
         tokens,
         listener,
-        app: App::new(cfg, Arc::new(store), Arc::new(auth), Arc::new(pseudonym)),
+        app: App::new(
+            cfg,
+            Arc::new(store),
+            Arc::new(auth),
+            Arc::new(pseudonym),
+            Arc::new(audit.clone()),
+        ),
+        audit,
     })
 }
 
@@ -403,7 +413,10 @@ impl Demo {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        server::serve(self.listener, self.app, shutdown).await
+        let served = server::serve(self.listener, self.app, shutdown).await;
+        // Record what is queued and sign the chain's head before exiting.
+        self.audit.shutdown().await;
+        served
     }
 }
 

@@ -19,6 +19,7 @@
 //! the durable store behind a trait, [`health`] answers `/healthz` and `/readyz`,
 //! [`demo`] runs the demo county, and [`cli`] is the command line.
 
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;

@@ -5,6 +5,7 @@
 //! port 0 and the binary binds what the config or `--listen` says.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -19,6 +20,7 @@ use axum::routing::{get, post};
 use serde_json::json;
 use tokio::net::TcpListener;
 
+use crate::audit::AuditLog;
 use crate::auth::{AuthError, Authenticator};
 use crate::config::ActiveConfig;
 use crate::mask::PseudonymKey;
@@ -35,6 +37,8 @@ pub struct App {
     pub auth: Arc<Authenticator>,
     /// The key of subject pseudonyms and the `pseudonym` mask.
     pub pseudonym: Arc<PseudonymKey>,
+    /// Where every answer is recorded before it is sent.
+    pub audit: Arc<dyn AuditLog>,
 }
 
 impl App {
@@ -43,12 +47,14 @@ impl App {
         store: Arc<dyn Store>,
         auth: Arc<Authenticator>,
         pseudonym: Arc<PseudonymKey>,
+        audit: Arc<dyn AuditLog>,
     ) -> App {
         App {
             config: Arc::new(ArcSwap::from_pointee(config)),
             store,
             auth,
             pseudonym,
+            audit,
         }
     }
 }
@@ -95,6 +101,23 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
     }
 }
 
+/// The peer's address, when the server knows it (recorded in the audit log).
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub Option<SocketAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Peer(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<SocketAddr>>()
+                .map(|c| c.0),
+        ))
+    }
+}
+
 /// The gateway's routes.
 pub fn router(app: App) -> Router {
     let max_body = app.config.load().limits.max_request_bytes;
@@ -116,9 +139,12 @@ pub async fn serve(
     app: App,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(app))
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        router(app).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 async fn request_context(mut request: Request, next: Next) -> Response {

@@ -1,5 +1,5 @@
-//! The command line: `demo`, `serve`, `check`, `simulate`, `token` (keygen, mint) and
-//! `policy` (explain, test). Each command parses its arguments, calls into the
+//! The command line: `demo`, `serve`, `check`, `simulate`, `token` (keygen, mint),
+//! `policy` (explain, test) and `audit` (verify, checkpoint). Each command parses its arguments, calls into the
 //! library and turns the outcome into an exit code: 0 success, 1 a problem the user
 //! can fix (config, address in use, a failing policy case), 2 bad usage.
 //!
@@ -18,10 +18,12 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{self, ConfigProblem, DiskSource, LoadOptions};
 
+mod audit;
 mod policy;
 mod run;
 mod token;
 
+use audit::{AuditCommand, run_audit};
 use policy::{PolicyCommand, run_explain, run_policy_test};
 use run::{DemoArgs, ServeArgs, SimulateArgs, run_demo, run_serve, run_simulate};
 use token::{TokenCommand, run_keygen, run_mint};
@@ -54,6 +56,9 @@ enum Command {
     /// Policy tools: explain a decision, run golden cases.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// The audit log: verify it, print its latest signed checkpoint.
+    #[command(subcommand)]
+    Audit(AuditCommand),
 }
 
 pub fn main(cli: Cli) -> ExitCode {
@@ -78,6 +83,7 @@ pub fn main(cli: Cli) -> ExitCode {
             Command::Token(TokenCommand::Keygen { out, kid }) => run_keygen(&out, &kid),
             Command::Token(TokenCommand::Mint(args)) => run_mint(args),
             Command::Policy(PolicyCommand::Explain(args)) => run_explain(args).await,
+            Command::Audit(command) => run_audit(command),
             Command::Policy(PolicyCommand::Test { config, dir }) => {
                 run_policy_test(config.as_deref(), &dir)
             }

@@ -161,13 +161,28 @@ pub(super) async fn run_serve(args: ServeArgs) -> ExitCode {
         cfg.version,
         store.path().display()
     );
-    let app = App::new(cfg, Arc::new(store), Arc::new(auth), Arc::new(pseudonym));
+    let audit = match crate::audit::SqliteAudit::open(&cfg.data_dir, Default::default()) {
+        Ok(audit) => audit,
+        Err(e) => {
+            eprintln!("error: the audit log: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let app = App::new(
+        cfg,
+        Arc::new(store),
+        Arc::new(auth),
+        Arc::new(pseudonym),
+        Arc::new(audit.clone()),
+    );
     let served = match tls {
         Some(tls) => {
             crate::tls::serve_tls(listener, server::router(app), tls, shutdown_signal()).await
         }
         None => server::serve(listener, app, shutdown_signal()).await,
     };
+    // Record what is queued and sign the chain's head before exiting.
+    audit.shutdown().await;
     finish(served)
 }
 

@@ -5,10 +5,13 @@
 //! fetch → check the record against its schema (fail closed) → check row conditions,
 //! minimize and mask → respond.
 //!
-//! The request is parsed in [`request`]; department failures become problems in
-//! [`upstream`].
+//! Every authenticated lookup — answered, refused or failed — leaves one audit event,
+//! made durable BEFORE the answer is sent; if it cannot be, the caller gets 503 and
+//! nothing else (no audit, no data). The request is parsed in [`request`]; department
+//! failures become problems in [`upstream`]; the audit facts gather in [`trail`].
 
 mod request;
+mod trail;
 mod upstream;
 
 use std::time::Instant;
@@ -26,13 +29,15 @@ use crate::auth::Caller;
 use crate::mask::MaskContext;
 use crate::policy::Refusal;
 use crate::problem::{Problem, ProblemKind};
-use crate::server::{App, RequestId};
+use crate::server::{App, Peer, RequestId};
 use request::{check_case_id, parse, subject_key};
+use trail::Trail;
 use upstream::{fetch_outcome, fetch_problem};
 
 pub(crate) async fn query(
     State(app): State<App>,
     RequestId(request_id): RequestId,
+    Peer(peer): Peer,
     uri: axum::http::Uri,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -41,7 +46,23 @@ pub(crate) async fn query(
         Ok(caller) => caller,
         Err(e) => return crate::server::unauthenticated(e, &request_id),
     };
-    match run(&app, &caller, &request_id, &headers, body).await {
+    let mut trail = Trail::default();
+    let answer = run(&app, &caller, &request_id, &headers, body, &mut trail).await;
+    let (status, problem) = match &answer {
+        Ok(_) => (200, None),
+        Err(p) => (p.kind.status().as_u16(), Some(p.kind.slug())),
+    };
+    let event = trail.event(&request_id, &caller, peer, status, problem);
+    if let Err(e) = app.audit.append(event).await {
+        tracing::error!(request_id, error = %e, "the audit log could not record a lookup; nothing was returned");
+        return Problem::new(
+            ProblemKind::AuditUnavailable,
+            "The audit log could not record this request, so nothing was returned.",
+        )
+        .for_request(&request_id)
+        .into_response();
+    }
+    match answer {
         Ok(response) => response,
         Err(problem) => problem.for_request(&request_id).into_response(),
     }
@@ -63,9 +84,15 @@ async fn run(
     request_id: &str,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
+    trail: &mut Trail,
 ) -> Result<Response, Problem> {
     let request = parse(headers, body)?;
     let config = app.config.load_full();
+    trail.connector = Some(request.connector.clone());
+    trail.operation = Some(request.operation.clone());
+    trail.purpose = Some(request.purpose.clone());
+    trail.case_id = Some(request.case_id.clone());
+    trail.policy_version = Some(config.policies.version.clone());
 
     let connector = config.connectors.get(&request.connector).ok_or_else(|| {
         Problem::new(
@@ -93,8 +120,11 @@ async fn run(
             "The purpose code is not in the purpose catalog.",
         )
     })?;
-    check_case_id(&request.case_id)?;
+    // A case id that fails its checks is not recorded: it may carry an ID number.
+    check_case_id(&request.case_id).inspect_err(|_| trail.case_id = None)?;
     let subject = subject_key(operation.subject, request.subject)?;
+    trail.subject_pseudonym = Some(app.pseudonym.pseudonym(subject.as_str()));
+    trail.subject_masked = Some(subject.masked());
 
     let today = crate::policy::china_today();
     let plan = config
@@ -107,12 +137,16 @@ async fn run(
             &purpose.code,
             today,
         )
-        .map_err(forbidden)?;
+        .map_err(|refusal| {
+            trail.refused_by(&refusal.rule);
+            forbidden(refusal)
+        })?;
     let started = Instant::now();
     let fetched = connector
         .connector
         .fetch(&request.operation, subject.as_str())
         .await;
+    trail.upstream_latency_ms = Some(started.elapsed().as_millis() as u64);
     let connector_id = connector.def.id.as_str();
     let outcome = |outcome: &str| {
         tracing::info!(
@@ -152,9 +186,11 @@ async fn run(
         Ok(result) => result,
         Err(refusal) => {
             outcome("forbidden_row_condition");
+            trail.refused_by(&refusal.rule);
             return Err(forbidden(refusal));
         }
     };
+    trail.decided(&result);
     outcome("ok");
 
     Ok(Json(json!({

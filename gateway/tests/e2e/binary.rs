@@ -74,6 +74,19 @@ impl Running {
             .expect("the expected line within a minute")
     }
 
+    /// Asks the process to stop (SIGTERM) and waits for it; returns its stderr.
+    pub(crate) async fn terminate(mut self) -> String {
+        let pid = self.child.id().expect("still running").to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().await;
+        assert!(sent.is_ok_and(|s| s.success()), "kill -TERM");
+        let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("it stops within 30 s")
+            .expect("wait");
+        assert!(status.success(), "a clean exit: {status}");
+        self.stderr.await.expect("stderr collected")
+    }
+
     pub(crate) async fn stop(mut self) -> String {
         let _ = self.child.kill().await;
         self.stderr.await.expect("stderr collected")
@@ -283,7 +296,7 @@ async fn the_demo_starts_from_a_fresh_data_dir_and_its_hints_work() {
         "{text}"
     );
 
-    let stderr = demo.stop().await;
+    let stderr = demo.terminate().await;
     assert!(stderr.contains("lookup"), "the lookup is logged: {stderr}");
     assert!(!stderr.contains(&id), "the log carries the full ID number");
     assert!(
@@ -291,6 +304,40 @@ async fn the_demo_starts_from_a_fresh_data_dir_and_its_hints_work() {
         "the log carries the birth date digits"
     );
     assert!(!stderr.contains(&token), "the log carries a token");
+
+    // Both lookups are in the audit log, which verifies and was signed at shutdown.
+    let audit = |args: &[&str]| {
+        let mut command = Command::new(BINARY);
+        command
+            .args(["audit"])
+            .args(args)
+            .arg("--data-dir")
+            .arg(&data_dir);
+        command.output()
+    };
+    let out = audit(&["verify"]).await.expect("verify runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("intact: 2 events"), "{text}");
+    let out = audit(&["checkpoint"]).await.expect("checkpoint runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("county-gateway audit checkpoint v1\nseq: 2\n"),
+        "{text}"
+    );
+
+    // One byte of the first event changed: verify names it.
+    let db = rusqlite::Connection::open(data_dir.join("audit.db")).expect("db");
+    db.execute(
+        "UPDATE events SET body = replace(body, '\"status\":200', '\"status\":201') WHERE seq = 1",
+        [],
+    )
+    .expect("tamper");
+    drop(db);
+    let out = audit(&["verify"]).await.expect("verify runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("broken at seq 1"), "{text}");
 }
 
 #[tokio::test]

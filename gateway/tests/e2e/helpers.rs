@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use connectors::sim::{self, Department, Faults, Population, SimServer};
+use gateway::audit::{AuditLog, SqliteAudit};
 use gateway::auth::{Authenticator, Role, SigningKey};
 use gateway::config::{self, EmbeddedSource, LoadOptions};
 use gateway::demo::{self, COUNTY_CONFIG, COUNTY_FILES};
@@ -64,6 +65,15 @@ impl TestGateway {
 
     /// The demo county with its files edited by `edit(path, text)`.
     pub(crate) async fn start_with(edit: impl Fn(&str, &str) -> String) -> TestGateway {
+        TestGateway::start_full(edit, None).await
+    }
+
+    /// The demo county with its files edited, recording into `audit` (the default:
+    /// a real SQLite audit log in the test's data dir).
+    pub(crate) async fn start_full(
+        edit: impl Fn(&str, &str) -> String,
+        audit: Option<Arc<dyn AuditLog>>,
+    ) -> TestGateway {
         connectors::install_crypto_provider();
         let departments = sim::spawn_all(population().clone(), [127, 0, 0, 1].into())
             .await
@@ -99,11 +109,19 @@ impl TestGateway {
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (stop, stopped) = oneshot::channel::<()>();
+        let audit: Arc<dyn AuditLog> = match audit {
+            Some(audit) => audit,
+            None => Arc::new(
+                SqliteAudit::open(&data_dir.path().join("data"), Default::default())
+                    .expect("the audit log opens"),
+            ),
+        };
         let app = App::new(
             cfg,
             Arc::new(store),
             Arc::new(authenticator),
             Arc::new(pseudonym),
+            audit,
         );
         tokio::spawn(server::serve(listener, app, async {
             let _ = stopped.await;

@@ -9,6 +9,7 @@
 
 mod helpers;
 
+mod audit;
 mod auth;
 mod binary;
 mod errors;

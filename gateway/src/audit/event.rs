@@ -1,0 +1,114 @@
+//! The audit event the gateway fills for every lookup and administrative act, and
+//! what the log answers about an appended event. An event carries pseudonyms and
+//! masked forms only; its contents are still never logged.
+
+use serde::{Deserialize, Serialize};
+
+/// One audit event. The gateway fills it; the log numbers, chains and stores it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    /// UUIDv7 string made by the caller.
+    pub event_id: String,
+    pub request_id: String,
+    /// RFC 3339 UTC with milliseconds, made by the caller.
+    pub time: String,
+    pub kind: EventKind,
+    pub caller: AuditCaller,
+    pub purpose: Option<String>,
+    pub case_id: Option<String>,
+    pub connector: Option<String>,
+    pub operation: Option<String>,
+    /// Keyed HMAC of the subject's ID, never the bare ID.
+    pub subject_pseudonym: Option<String>,
+    pub subject_masked: Option<String>,
+    pub fields_returned: Vec<String>,
+    pub fields_masked: Vec<MaskedField>,
+    pub fields_withheld: Vec<WithheldField>,
+    pub rules: Vec<String>,
+    pub policy_version: Option<String>,
+    pub outcome: AuditOutcome,
+    pub upstream_latency_ms: Option<u64>,
+    pub cache_hit: bool,
+}
+
+/// What kind of act an event records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    Lookup,
+    Admin,
+}
+
+/// Who acted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditCaller {
+    pub user: String,
+    pub roles: Vec<String>,
+    pub township: Option<String>,
+    pub department: Option<String>,
+    pub app: Option<String>,
+    pub source_ip: Option<String>,
+}
+
+/// A field that left the gateway masked, and how.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MaskedField {
+    pub field: String,
+    pub mask: String,
+}
+
+/// A field that was withheld, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WithheldField {
+    pub field: String,
+    pub reason: String,
+    pub rule: Option<String>,
+}
+
+/// How the request ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditOutcome {
+    /// The HTTP status answered.
+    pub status: u16,
+    /// The problem type, when the answer was an error.
+    pub problem: Option<String>,
+}
+
+/// What the log says about an appended event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    pub seq: u64,
+    /// `hash(seq)`, lowercase hex.
+    pub hash: String,
+}
+
+/// The event's values that the store keeps in indexed columns for searching, next to
+/// the canonical body they are taken from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Columns {
+    pub(crate) event_id: String,
+    pub(crate) time: String,
+    pub(crate) request_id: String,
+    pub(crate) user: String,
+    pub(crate) township: Option<String>,
+    pub(crate) connector: Option<String>,
+    pub(crate) purpose: Option<String>,
+    pub(crate) subject_pseudonym: Option<String>,
+    pub(crate) status: u16,
+}
+
+impl Columns {
+    pub(crate) fn of(event: &AuditEvent) -> Columns {
+        Columns {
+            event_id: event.event_id.clone(),
+            time: event.time.clone(),
+            request_id: event.request_id.clone(),
+            user: event.caller.user.clone(),
+            township: event.caller.township.clone(),
+            connector: event.connector.clone(),
+            purpose: event.purpose.clone(),
+            subject_pseudonym: event.subject_pseudonym.clone(),
+            status: event.outcome.status,
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! The audit log: every lookup and every administrative act leaves one
+//! [`AuditEvent`], numbered, hash-chained and made durable before any data is
+//! released (invariant 3, "no audit, no data"); altering, deleting or reordering a
+//! record is detected by [`verify()`] (invariant 6, "tamper evidence").
+//!
+//! This module owns the event type, the [`AuditLog`] trait the request pipeline writes
+//! through, and the embedded implementation [`SqliteAudit`]. Its parts:
+//! [`event`] (the event), [`canonical`] (the canonical JSON body), [`chain`] (the hash
+//! chain), [`checkpoint`] (signed heads of the chain), [`sqlite`] (the store and its
+//! writer thread) and [`verify`](mod@verify) (the offline check).
+//!
+//! # The record format (what a second party can re-implement)
+//!
+//! **Canonical body.** An event is serialized to JSON with every field present (an
+//! absent option is `null`, an empty list `[]`), then written canonically: no
+//! whitespace anywhere; object members sorted by key, comparing the keys' UTF-8 bytes,
+//! at every depth; array order kept; numbers (the event has only non-negative
+//! integers) in plain decimal; `true`, `false`, `null` as such; strings in double
+//! quotes where `"` becomes `\"`, `\` becomes `\\`, the control characters U+0008,
+//! U+0009, U+000A, U+000C, U+000D become `\b`, `\t`, `\n`, `\f`, `\r`, every other
+//! character below U+0020 becomes `\u00xx` (lowercase hex), and every other character,
+//! non-ASCII included, is written as itself in UTF-8. The `body` column stores exactly
+//! these bytes.
+//!
+//! **Hash chain.** Events are numbered `seq` = 1, 2, 3, … without gaps, and
+//!
+//! ```text
+//! hash(seq) = SHA-256( "county-gateway/audit/v1" 0x00
+//!                      || seq as 8 bytes big-endian
+//!                      || prev_hash (32 bytes; 32 zero bytes for seq 1)
+//!                      || body bytes )
+//! ```
+//!
+//! where `prev_hash` is `hash(seq - 1)`. Hashes are stored as lowercase hex.
+//!
+//! **Checkpoints.** Every `checkpoint_every_events` events, or `checkpoint_every`
+//! after the previous checkpoint when events have been added since (whichever comes
+//! first), and when the writer stops, the log signs its head with the Ed25519 key in
+//! `audit-signing.key` (PKCS#8, mode 0600). The checkpoint is this text, every line
+//! ending in a newline (`\n`), the last one included:
+//!
+//! ```text
+//! county-gateway audit checkpoint v1
+//! seq: 1234
+//! hash: <64 lowercase hex digits: hash(1234)>
+//! time: <RFC 3339 UTC with milliseconds, e.g. 2025-03-01T08:00:00.000Z>
+//! key: <standard base64 with padding of the 32-byte Ed25519 public key>
+//! signature: <standard base64 with padding of the Ed25519 signature over the five lines above, newlines included>
+//! ```
+//!
+//! A witness (another department, the county's archive) that keeps checkpoints makes
+//! a rewrite of the whole log detectable even by someone holding the database and the
+//! key: the rewritten chain will not reproduce the hash the witness holds. Without a
+//! witness, events appended after the last checkpoint can be cut off undetected;
+//! everything up to a checkpoint cannot be altered, removed or reordered without
+//! [`verify()`] naming the first broken sequence number.
+//!
+//! # Writing: one thread, group commit
+//!
+//! The SQLite connection lives in one dedicated writer thread that owns it, so no lock
+//! is needed. [`AuditLog::append`] canonicalizes the event on the caller's task and
+//! awaits a place in a bounded `tokio::sync::mpsc` channel (backpressure: a full queue
+//! makes callers wait, an event is never dropped), then awaits its answer on a
+//! oneshot. The writer thread drives its receiving end with a small current-thread
+//! Tokio runtime of its own, which gives it `recv` with a deadline for time-triggered
+//! checkpoints without polling; every SQLite call runs synchronously on that thread.
+//! It takes everything queued (up to `batch_max`), writes the batch in one
+//! `BEGIN IMMEDIATE` transaction, commits (WAL with `synchronous=FULL`, so the commit
+//! is durable) and only then answers every waiter: many requests share one sync. If
+//! the transaction fails, every waiter of the batch gets [`AuditError::Unavailable`]
+//! and nothing of the batch remains. The chain head is read inside each transaction,
+//! so a rolled-back batch never advances it, and even a second process writing the
+//! same file by mistake could not fork the chain.
+
+pub mod canonical;
+pub mod chain;
+pub mod checkpoint;
+pub mod event;
+mod hooks;
+pub mod sqlite;
+pub mod verify;
+
+#[cfg(test)]
+mod tests;
+
+use futures::future::BoxFuture;
+
+pub use event::{
+    AuditCaller, AuditEvent, AuditOutcome, EventKind, MaskedField, Recorded, WithheldField,
+};
+pub use sqlite::{AUDIT_FILE, AuditOptions, KEY_FILE, SqliteAudit, latest_checkpoint};
+pub use verify::{VerifyFailure, VerifyReport, verify};
+
+/// Why an event could not be recorded. Messages never contain event contents.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// The store cannot commit right now; the event was not recorded.
+    #[error("the audit log cannot commit: {0}")]
+    Unavailable(String),
+    /// The writer has stopped; nothing more can be recorded.
+    #[error("the audit writer has stopped")]
+    Closed,
+    /// An event with the same event id is already recorded; this one was not.
+    #[error("an audit event with this event id is already recorded")]
+    DuplicateEvent,
+    /// The event could not be encoded.
+    #[error("the audit event cannot be encoded")]
+    Encode,
+    /// A file of the audit log could not be read or written.
+    #[error("{what}: {source}")]
+    Io {
+        what: &'static str,
+        source: std::io::Error,
+    },
+    /// The checkpoint key is missing, unreadable or invalid.
+    #[error("the audit checkpoint key: {0}")]
+    Key(String),
+    /// The database's schema cannot be used (written by a newer gateway, unreadable).
+    #[error("the audit database schema: {0}")]
+    Schema(String),
+    /// SQLite failed while opening or reading the log.
+    #[error("SQLite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+/// Where audit events go. Appending returns only once the event is durable
+/// (committed and synced); an error means the caller must not release data.
+pub trait AuditLog: Send + Sync + std::fmt::Debug {
+    /// Records one event and says where it sits in the chain.
+    fn append(&self, event: AuditEvent) -> BoxFuture<'_, Result<Recorded, AuditError>>;
+}

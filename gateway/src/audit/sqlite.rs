@@ -1,0 +1,563 @@
+//! The embedded audit log: `DATA_DIR/audit.db` (SQLite, WAL, `synchronous=FULL`), its
+//! schema and migrations, and the one writer thread that owns the connection, batches
+//! queued events into one transaction each (group commit) and writes checkpoints.
+//! How and why is in the [module docs of `audit`](super).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::canonical::event_body;
+use super::chain::{GENESIS, link_hash, parse_hash};
+use super::checkpoint::{Signer, load_or_create_key};
+use super::event::{AuditEvent, Columns, Recorded};
+use super::hooks::Hooks;
+use super::{AuditError, AuditLog};
+
+/// The audit database's file name inside the data directory.
+pub const AUDIT_FILE: &str = "audit.db";
+
+/// The checkpoint key's file name inside the data directory.
+pub const KEY_FILE: &str = "audit-signing.key";
+
+/// How long the writer waits for a lock held by another process before the batch
+/// fails.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How the writer batches and checkpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditOptions {
+    /// Events that may wait for the writer; callers beyond it wait for a place.
+    pub queue: usize,
+    /// The most events written in one transaction.
+    pub batch_max: usize,
+    /// A checkpoint after this many events (0: no count trigger).
+    pub checkpoint_every_events: u64,
+    /// A checkpoint this long after the previous one, when events were added since.
+    pub checkpoint_every: Duration,
+}
+
+impl Default for AuditOptions {
+    fn default() -> AuditOptions {
+        AuditOptions {
+            queue: 10_000,
+            batch_max: 512,
+            checkpoint_every_events: 1000,
+            checkpoint_every: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The audit log in an SQLite file. Cloning is cheap; all clones feed one writer
+/// thread, which stops (after a last checkpoint) when [`SqliteAudit::shutdown`] is
+/// called or the last clone is dropped.
+#[derive(Debug, Clone)]
+pub struct SqliteAudit {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    sender: mpsc::Sender<Command>,
+    path: PathBuf,
+}
+
+enum Command {
+    Append(Box<Pending>),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// An event waiting for the writer. No `Debug`: it holds the event's contents.
+struct Pending {
+    columns: Columns,
+    body: String,
+    reply: oneshot::Sender<Result<Recorded, AuditError>>,
+}
+
+impl SqliteAudit {
+    /// Opens (creating and migrating if needed) `DATA_DIR/audit.db` and the checkpoint
+    /// key, and starts the writer thread. Blocking: call it before serving or from
+    /// `spawn_blocking`.
+    pub fn open(data_dir: &Path, options: AuditOptions) -> Result<SqliteAudit, AuditError> {
+        SqliteAudit::open_with(data_dir, options, Arc::new(Hooks::inert()))
+    }
+
+    pub(crate) fn open_with(
+        data_dir: &Path,
+        options: AuditOptions,
+        hooks: Arc<Hooks>,
+    ) -> Result<SqliteAudit, AuditError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| AuditError::Io {
+            what: "cannot create the data directory",
+            source,
+        })?;
+        let path = data_dir.join(AUDIT_FILE);
+        let mut conn = Connection::open(&path)?;
+        let mode: String =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(AuditError::Schema(format!(
+                "the database refuses WAL mode (it is in {mode} mode)"
+            )));
+        }
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        migrate(&mut conn)?;
+        let head = read_head(&conn)?;
+        let checkpointed = read_checkpointed(&conn)?;
+        let signer = load_or_create_key(&data_dir.join(KEY_FILE), checkpointed == 0)?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .map_err(|source| AuditError::Io {
+                what: "cannot start the audit writer's runtime",
+                source,
+            })?;
+        let (sender, receiver) = mpsc::channel(options.queue.max(1));
+        let writer = Writer {
+            next_checkpoint: Instant::now().checked_add(options.checkpoint_every),
+            uncheckpointed: head.seq > checkpointed,
+            conn,
+            signer,
+            options,
+            hooks,
+        };
+        std::thread::Builder::new()
+            .name("audit-writer".into())
+            .spawn(move || runtime.block_on(writer.run(receiver)))
+            .map_err(|source| AuditError::Io {
+                what: "cannot start the audit writer thread",
+                source,
+            })?;
+        tracing::info!(last_seq = head.seq, "audit log opened");
+        Ok(SqliteAudit {
+            inner: Arc::new(Inner { sender, path }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Stops the writer: events queued before are written, a last checkpoint signs the
+    /// head, the database is closed; later appends fail with [`AuditError::Closed`].
+    /// Returns once the writer has stopped.
+    pub async fn shutdown(&self) {
+        let (done, stopped) = oneshot::channel();
+        if self
+            .inner
+            .sender
+            .send(Command::Shutdown(done))
+            .await
+            .is_ok()
+        {
+            let _ = stopped.await;
+        }
+    }
+
+    /// Events waiting in the queue.
+    #[cfg(test)]
+    pub(crate) fn queued(&self) -> usize {
+        self.inner.sender.max_capacity() - self.inner.sender.capacity()
+    }
+}
+
+impl AuditLog for SqliteAudit {
+    /// Waits for a place in the queue, then for the commit. Dropping the future after
+    /// the event was queued does not withdraw it: it is still recorded.
+    fn append(&self, event: AuditEvent) -> BoxFuture<'_, Result<Recorded, AuditError>> {
+        Box::pin(async move {
+            let body = event_body(&event)?;
+            let columns = Columns::of(&event);
+            let (reply, answer) = oneshot::channel();
+            let pending = Pending {
+                columns,
+                body,
+                reply,
+            };
+            self.inner
+                .sender
+                .send(Command::Append(Box::new(pending)))
+                .await
+                .map_err(|_| AuditError::Closed)?;
+            answer.await.map_err(|_| AuditError::Closed)?
+        })
+    }
+}
+
+/// The newest checkpoint text of the log in `data_dir`, if any. Blocking.
+pub fn latest_checkpoint(data_dir: &Path) -> Result<Option<String>, AuditError> {
+    let conn = open_read_only(&data_dir.join(AUDIT_FILE))?;
+    Ok(conn
+        .query_row(
+            "SELECT text FROM checkpoints ORDER BY seq DESC LIMIT 1",
+            [],
+            |row| row.get(0),
+        )
+        .optional()?)
+}
+
+/// Opens the database without the right to write (and without creating it).
+pub(crate) fn open_read_only(path: &Path) -> Result<Connection, rusqlite::Error> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    Ok(conn)
+}
+
+/// Schema migrations; entry `i` takes the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 1: events with their chain and search columns, checkpoints.
+    "CREATE TABLE events (
+         seq INTEGER PRIMARY KEY,
+         event_id TEXT NOT NULL UNIQUE,
+         time TEXT NOT NULL,
+         request_id TEXT NOT NULL,
+         user TEXT NOT NULL,
+         township TEXT,
+         connector TEXT,
+         purpose TEXT,
+         subject_pseudonym TEXT,
+         status INTEGER NOT NULL,
+         body TEXT NOT NULL,
+         prev_hash TEXT NOT NULL,
+         hash TEXT NOT NULL
+     ) STRICT;
+     CREATE INDEX events_time ON events (time);
+     CREATE INDEX events_request ON events (request_id);
+     CREATE INDEX events_user ON events (user, time);
+     CREATE INDEX events_township ON events (township, time);
+     CREATE INDEX events_connector ON events (connector, time);
+     CREATE INDEX events_purpose ON events (purpose, time);
+     CREATE INDEX events_subject ON events (subject_pseudonym, time);
+     CREATE INDEX events_status ON events (status, time);
+     CREATE TABLE checkpoints (seq INTEGER PRIMARY KEY, text TEXT NOT NULL) STRICT;",
+];
+
+/// The schema version this code writes.
+pub(crate) const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+fn migrate(conn: &mut Connection) -> Result<(), AuditError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;",
+    )?;
+    let found: Option<String> = tx
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |row| row.get(0),
+        )
+        .optional()?;
+    let found: u32 = match found {
+        None => 0,
+        Some(text) => text
+            .parse()
+            .map_err(|_| AuditError::Schema("the schema version is not a number".into()))?,
+    };
+    if found > SCHEMA_VERSION {
+        return Err(AuditError::Schema(format!(
+            "version {found} was written by a newer gateway; this one knows up to {SCHEMA_VERSION}"
+        )));
+    }
+    if found == SCHEMA_VERSION {
+        return Ok(());
+    }
+    for migration in &MIGRATIONS[found as usize..] {
+        tx.execute_batch(migration)?;
+    }
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)
+           ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        [SCHEMA_VERSION.to_string()],
+    )?;
+    tx.commit()?;
+    tracing::info!(
+        from = found,
+        to = SCHEMA_VERSION,
+        "audit database schema migrated"
+    );
+    Ok(())
+}
+
+/// The last event in the chain (sequence 0 and the genesis hash when empty).
+#[derive(Debug, Clone, Copy)]
+struct Head {
+    seq: u64,
+    hash: [u8; 32],
+}
+
+fn read_head(conn: &Connection) -> Result<Head, AuditError> {
+    let last: Option<(i64, String)> = conn
+        .query_row(
+            "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()?;
+    let Some((seq, hash)) = last else {
+        return Ok(Head {
+            seq: 0,
+            hash: GENESIS,
+        });
+    };
+    let seq = from_sql_seq(seq)?;
+    let hash = parse_hash(&hash).ok_or_else(|| {
+        AuditError::Unavailable("the last stored hash is not a SHA-256 hash".into())
+    })?;
+    Ok(Head { seq, hash })
+}
+
+/// The sequence number of the newest checkpoint (0 when none).
+fn read_checkpointed(conn: &Connection) -> Result<u64, AuditError> {
+    let seq: i64 = conn.query_row("SELECT coalesce(max(seq), 0) FROM checkpoints", [], |row| {
+        row.get(0)
+    })?;
+    from_sql_seq(seq)
+}
+
+/// SQLite integers are signed; sequence numbers are not.
+fn to_sql_seq(seq: u64) -> Result<i64, AuditError> {
+    i64::try_from(seq).map_err(|_| AuditError::Unavailable("the sequence is exhausted".into()))
+}
+
+fn from_sql_seq(seq: i64) -> Result<u64, AuditError> {
+    u64::try_from(seq)
+        .map_err(|_| AuditError::Unavailable("a stored sequence number is negative".into()))
+}
+
+fn insert_checkpoint(
+    conn: &Connection,
+    signer: &Signer,
+    seq: u64,
+    hash_hex: &str,
+) -> Result<(), AuditError> {
+    let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let text = signer.checkpoint(seq, hash_hex, &time);
+    conn.execute(
+        "INSERT INTO checkpoints (seq, text) VALUES (?1, ?2)",
+        params![to_sql_seq(seq)?, text],
+    )?;
+    Ok(())
+}
+
+fn is_duplicate_event(error: &rusqlite::Error) -> bool {
+    matches!(
+        error,
+        rusqlite::Error::SqliteFailure(e, _)
+            if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+    )
+}
+
+const INSERT_EVENT: &str = "INSERT INTO events (seq, event_id, time, request_id, user, township,
+     connector, purpose, subject_pseudonym, status, body, prev_hash, hash)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
+
+/// The writer thread's state; it alone holds the connection.
+struct Writer {
+    conn: Connection,
+    signer: Signer,
+    options: AuditOptions,
+    hooks: Arc<Hooks>,
+    /// When the time trigger fires next (`None`: never, the interval overflows).
+    next_checkpoint: Option<Instant>,
+    /// Whether events were committed after the newest checkpoint.
+    uncheckpointed: bool,
+}
+
+impl Writer {
+    async fn run(mut self, mut receiver: mpsc::Receiver<Command>) {
+        let mut stopping = Vec::new();
+        loop {
+            self.hooks.until_running().await;
+            let deadline = self.next_checkpoint.filter(|_| self.uncheckpointed);
+            let received = match deadline {
+                Some(at) => match tokio::time::timeout_at(at, receiver.recv()).await {
+                    Ok(received) => received,
+                    Err(_elapsed) => {
+                        self.checkpoint_now();
+                        continue;
+                    }
+                },
+                None => receiver.recv().await,
+            };
+            // A test hook may hold the writer here too, so that a test can queue a
+            // whole batch behind the event just received.
+            self.hooks.until_running().await;
+            let mut batch = Vec::new();
+            match received {
+                None => break,
+                Some(Command::Append(pending)) => batch.push(*pending),
+                Some(Command::Shutdown(done)) => stopping.push(done),
+            }
+            while stopping.is_empty() && batch.len() < self.options.batch_max.max(1) {
+                match receiver.try_recv() {
+                    Ok(Command::Append(pending)) => batch.push(*pending),
+                    Ok(Command::Shutdown(done)) => stopping.push(done),
+                    Err(_) => break,
+                }
+            }
+            if !batch.is_empty() {
+                self.write_batch(batch);
+            }
+            if !stopping.is_empty() {
+                break;
+            }
+        }
+        receiver.close();
+        while let Ok(command) = receiver.try_recv() {
+            match command {
+                Command::Append(pending) => {
+                    let _ = pending.reply.send(Err(AuditError::Closed));
+                }
+                Command::Shutdown(done) => stopping.push(done),
+            }
+        }
+        self.stop();
+        for done in stopping {
+            let _ = done.send(());
+        }
+    }
+
+    /// Writes one batch in one transaction and answers every waiter.
+    fn write_batch(&mut self, batch: Vec<Pending>) {
+        let events = batch.len();
+        match self.write(&batch) {
+            Ok(outcomes) => {
+                for (pending, outcome) in batch.into_iter().zip(outcomes) {
+                    let _ = pending.reply.send(outcome);
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, events, "audit batch not committed; its requests fail");
+                let reason = match error {
+                    AuditError::Unavailable(reason) => reason,
+                    other => other.to_string(),
+                };
+                for pending in batch {
+                    let _ = pending
+                        .reply
+                        .send(Err(AuditError::Unavailable(reason.clone())));
+                }
+            }
+        }
+    }
+
+    /// The batch's transaction: on any error it is rolled back (dropped) and nothing of
+    /// it remains; the chain head is read inside it, so a failure never advances it.
+    fn write(
+        &mut self,
+        batch: &[Pending],
+    ) -> Result<Vec<Result<Recorded, AuditError>>, AuditError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut head = read_head(&tx)?;
+        let mut checkpointed = read_checkpointed(&tx)?;
+        let mut wrote_checkpoint = false;
+        let mut outcomes = Vec::with_capacity(batch.len());
+        {
+            let mut insert = tx.prepare_cached(INSERT_EVENT)?;
+            for pending in batch {
+                let seq = head.seq + 1;
+                let hash = link_hash(seq, &head.hash, pending.body.as_bytes());
+                let hash_hex = hex::encode(hash);
+                let c = &pending.columns;
+                let inserted = insert.execute(params![
+                    to_sql_seq(seq)?,
+                    c.event_id,
+                    c.time,
+                    c.request_id,
+                    c.user,
+                    c.township,
+                    c.connector,
+                    c.purpose,
+                    c.subject_pseudonym,
+                    c.status,
+                    pending.body,
+                    hex::encode(head.hash),
+                    hash_hex,
+                ]);
+                match inserted {
+                    Ok(_) => {}
+                    // The statement alone was undone; the rest of the batch goes on.
+                    Err(e) if is_duplicate_event(&e) => {
+                        outcomes.push(Err(AuditError::DuplicateEvent));
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+                head = Head { seq, hash };
+                let every = self.options.checkpoint_every_events;
+                if every > 0 && seq - checkpointed >= every {
+                    insert_checkpoint(&tx, &self.signer, seq, &hash_hex)?;
+                    checkpointed = seq;
+                    wrote_checkpoint = true;
+                }
+                outcomes.push(Ok(Recorded {
+                    seq,
+                    hash: hash_hex,
+                }));
+            }
+        }
+        let time_due = self.next_checkpoint.is_some_and(|at| Instant::now() >= at);
+        if head.seq > checkpointed && time_due {
+            insert_checkpoint(&tx, &self.signer, head.seq, &hex::encode(head.hash))?;
+            checkpointed = head.seq;
+            wrote_checkpoint = true;
+        }
+        self.hooks.commit_fault()?;
+        tx.commit()?;
+        self.hooks.committed(wrote_checkpoint);
+        if wrote_checkpoint {
+            self.next_checkpoint = Instant::now().checked_add(self.options.checkpoint_every);
+        }
+        self.uncheckpointed = head.seq > checkpointed;
+        Ok(outcomes)
+    }
+
+    /// Signs the head now if events were added since the newest checkpoint.
+    fn checkpoint_now(&mut self) {
+        if let Err(error) = self.write_checkpoint() {
+            tracing::warn!(%error, "audit checkpoint not written; retrying later");
+        }
+        // Written or not, the next attempt is one interval away.
+        self.next_checkpoint = Instant::now().checked_add(self.options.checkpoint_every);
+    }
+
+    fn write_checkpoint(&mut self) -> Result<(), AuditError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let head = read_head(&tx)?;
+        let wrote = head.seq > read_checkpointed(&tx)?;
+        if wrote {
+            insert_checkpoint(&tx, &self.signer, head.seq, &hex::encode(head.hash))?;
+        }
+        self.hooks.commit_fault()?;
+        tx.commit()?;
+        self.hooks.committed(wrote);
+        self.uncheckpointed = false;
+        Ok(())
+    }
+
+    /// The last checkpoint, then the connection closes (folding the WAL back into the
+    /// database file when it is the last one open).
+    fn stop(mut self) {
+        if self.uncheckpointed {
+            self.checkpoint_now();
+        }
+        if let Err((_, error)) = self.conn.close() {
+            tracing::warn!(%error, "the audit database did not close cleanly");
+        }
+        tracing::info!("audit writer stopped");
+    }
+}

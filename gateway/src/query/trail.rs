@@ -1,0 +1,104 @@
+//! What a lookup leaves in the audit log. The trail fills in as the pipeline goes —
+//! purpose, connector, the subject's pseudonym and masked form, the decision — and
+//! becomes one [`AuditEvent`] once the answer is known, before it is sent.
+
+use std::net::SocketAddr;
+
+use chrono::{SecondsFormat, Utc};
+
+use crate::audit::{AuditCaller, AuditEvent, AuditOutcome, EventKind, MaskedField, WithheldField};
+use crate::auth::Caller;
+use crate::policy::Outcome;
+
+/// The audit facts of one lookup, gathered along the pipeline.
+#[derive(Debug, Default)]
+pub(crate) struct Trail {
+    pub(crate) purpose: Option<String>,
+    pub(crate) case_id: Option<String>,
+    pub(crate) connector: Option<String>,
+    pub(crate) operation: Option<String>,
+    pub(crate) subject_pseudonym: Option<String>,
+    pub(crate) subject_masked: Option<String>,
+    pub(crate) policy_version: Option<String>,
+    pub(crate) upstream_latency_ms: Option<u64>,
+    returned: Vec<String>,
+    masked: Vec<MaskedField>,
+    withheld: Vec<WithheldField>,
+    rules: Vec<String>,
+}
+
+impl Trail {
+    /// Records what the decision released, masked and withheld.
+    pub(crate) fn decided(&mut self, outcome: &Outcome) {
+        for (field, returned) in &outcome.fields {
+            self.returned.push(field.clone());
+            if returned.mask != "keep" {
+                self.masked.push(MaskedField {
+                    field: field.clone(),
+                    mask: returned.mask.to_owned(),
+                });
+            }
+        }
+        self.withheld = outcome
+            .withheld
+            .iter()
+            .map(|w| WithheldField {
+                field: w.field.clone(),
+                reason: serde_json::to_value(w.reason)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+                rule: w.rule.clone(),
+            })
+            .collect();
+        self.rules = outcome.rules.iter().cloned().collect();
+    }
+
+    /// Records the rule that refused the lookup.
+    pub(crate) fn refused_by(&mut self, rule: &str) {
+        self.rules = vec![rule.to_owned()];
+    }
+
+    /// The event for this lookup, answered with `status` (and `problem`, a problem
+    /// type slug, when it failed).
+    pub(crate) fn event(
+        self,
+        request_id: &str,
+        caller: &Caller,
+        peer: Option<SocketAddr>,
+        status: u16,
+        problem: Option<&str>,
+    ) -> AuditEvent {
+        AuditEvent {
+            event_id: uuid::Uuid::now_v7().to_string(),
+            request_id: request_id.to_owned(),
+            time: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+            kind: EventKind::Lookup,
+            caller: AuditCaller {
+                user: caller.user.clone(),
+                roles: caller.roles.iter().map(|r| r.as_str().to_owned()).collect(),
+                township: caller.township.clone(),
+                department: caller.department.clone(),
+                app: caller.app.clone(),
+                source_ip: peer.map(|p| p.ip().to_string()),
+            },
+            purpose: self.purpose,
+            case_id: self.case_id,
+            connector: self.connector,
+            operation: self.operation,
+            subject_pseudonym: self.subject_pseudonym,
+            subject_masked: self.subject_masked,
+            fields_returned: self.returned,
+            fields_masked: self.masked,
+            fields_withheld: self.withheld,
+            rules: self.rules,
+            policy_version: self.policy_version,
+            outcome: AuditOutcome {
+                status,
+                problem: problem.map(str::to_owned),
+            },
+            upstream_latency_ms: self.upstream_latency_ms,
+            cache_hit: false,
+        }
+    }
+}

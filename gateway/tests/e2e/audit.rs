@@ -1,0 +1,119 @@
+//! The audit log at the HTTP boundary: every authenticated lookup — answered,
+//! refused or failed — is recorded, with pseudonyms and masked forms only, before
+//! its answer is sent; the log verifies; and when the log cannot record, the caller
+//! gets 503 and no data (no audit, no data).
+
+use std::sync::Arc;
+
+use connectors::sim::SampleKind;
+use futures::future::BoxFuture;
+use gateway::audit::{AuditError, AuditEvent, AuditLog, Recorded};
+use gateway::auth::Role;
+use serde_json::Value;
+
+use crate::helpers::{TestGateway, lookup, sample};
+
+/// Every event's canonical body in the test gateway's audit log, in order.
+fn events(gw: &TestGateway) -> Vec<Value> {
+    let db = rusqlite::Connection::open(gw.data_dir.path().join("data/audit.db")).expect("db");
+    let mut statement = db
+        .prepare("SELECT body FROM events ORDER BY seq")
+        .expect("query");
+    statement
+        .query_map([], |row| row.get::<_, String>(0))
+        .expect("rows")
+        .map(|body| serde_json::from_str(&body.expect("body")).expect("JSON"))
+        .collect()
+}
+
+#[tokio::test]
+async fn every_lookup_is_recorded_with_pseudonyms_and_the_log_verifies() {
+    let gw = TestGateway::start().await;
+    let person = sample(SampleKind::MarriedParent);
+    let ok = gw
+        .query(&lookup("hukou", "person_by_id", person.id.as_str()))
+        .await;
+    assert_eq!(ok.status, 200, "{}", ok.text);
+    let other = gw.token(Role::Clerk, Some("139901201"));
+    let refused = gw
+        .query_as(&other, &lookup("hukou", "person_by_id", person.id.as_str()))
+        .await;
+    assert_eq!(refused.status, 403);
+    let mut bad = lookup("hukou", "person_by_id", person.id.as_str());
+    bad["purpose"] = "curiosity".into();
+    assert_eq!(gw.query(&bad).await.status, 400);
+
+    let events = events(&gw);
+    assert_eq!(events.len(), 3, "{events:?}");
+    let text = serde_json::to_string(&events).expect("JSON");
+    assert!(
+        !text.contains(person.id.as_str()),
+        "a bare ID number in the log"
+    );
+    assert!(!text.contains(&person.name), "a name in the log");
+
+    let answered = &events[0];
+    assert_eq!(answered["request_id"], ok.json["request_id"]);
+    assert_eq!(answered["outcome"]["status"], 200);
+    assert_eq!(answered["caller"]["user"], "clerk");
+    assert_eq!(answered["caller"]["source_ip"], "127.0.0.1");
+    assert_eq!(answered["purpose"], "birth_registration");
+    assert_eq!(answered["case_id"], "TEST-0001");
+    assert_eq!(answered["subject_masked"], person.id.masked());
+    assert!(
+        answered["subject_pseudonym"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("psn_"))
+    );
+    let returned = answered["fields_returned"].as_array().expect("list");
+    assert!(returned.contains(&"name".into()));
+    assert!(
+        answered["fields_masked"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .any(|m| m["field"] == "address")
+    );
+    assert!(
+        answered["rules"]
+            .as_array()
+            .expect("list")
+            .contains(&"hukou-birth-registration".into())
+    );
+
+    let refusal = &events[1];
+    assert_eq!(refusal["outcome"]["status"], 403);
+    assert_eq!(refusal["outcome"]["problem"], "forbidden");
+    assert_eq!(refusal["rules"][0], "hukou-birth-registration");
+    // The same subject has the same pseudonym in both events.
+    assert_eq!(refusal["subject_pseudonym"], answered["subject_pseudonym"]);
+
+    assert_eq!(events[2]["outcome"]["problem"], "unknown-purpose");
+
+    let report = gateway::audit::verify(&gw.data_dir.path().join("data")).expect("intact");
+    assert_eq!(report.events, 3);
+}
+
+/// An audit log that cannot make anything durable.
+#[derive(Debug)]
+struct BrokenLog;
+
+impl AuditLog for BrokenLog {
+    fn append(&self, _: AuditEvent) -> BoxFuture<'_, Result<Recorded, AuditError>> {
+        Box::pin(async { Err(AuditError::Unavailable("the disk is full".into())) })
+    }
+}
+
+#[tokio::test]
+async fn without_a_durable_audit_record_nothing_is_returned() {
+    let gw = TestGateway::start_full(|_, text| text.to_owned(), Some(Arc::new(BrokenLog))).await;
+    let person = sample(SampleKind::MarriedParent);
+    let reply = gw
+        .query(&lookup("hukou", "person_by_id", person.id.as_str()))
+        .await;
+    reply.assert_problem(503, "audit-unavailable");
+    assert_eq!(reply.json["blame"], "gateway");
+    assert!(reply.json.get("data").is_none());
+    assert!(!reply.text.contains(person.id.as_str()));
+    assert!(!reply.text.contains(&person.name));
+}
