@@ -29,6 +29,10 @@ pub struct AuditEvent {
     pub outcome: AuditOutcome,
     pub upstream_latency_ms: Option<u64>,
     pub cache_hit: bool,
+    /// Hidden from the citizen's access report until this day (ISO date), when a
+    /// grant that released data asks for delayed disclosure (an enforcement case).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disclose_after: Option<String>,
 }
 
 /// What kind of act an event records.

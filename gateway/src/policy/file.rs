@@ -93,10 +93,20 @@ pub(crate) struct GrantDef {
     valid: Option<ValidityDef>,
     #[serde(default)]
     quota: Option<Quota>,
+    /// Keeps accesses out of citizens' access reports for a while (an enforcement
+    /// case must not be tipped off): `disclosure: { delay_days: 180 }`.
+    #[serde(default)]
+    disclosure: Option<DisclosureDef>,
     #[serde(default)]
     legal_basis: String,
     #[serde(default)]
     approver: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DisclosureDef {
+    delay_days: u32,
 }
 
 /// A deny rule as written. Without `fields`, the whole lookup is refused.
@@ -377,6 +387,7 @@ fn compile_grant(
         row,
         valid,
         quota: def.quota,
+        disclosure_delay_days: def.disclosure.map(|d| d.delay_days),
         legal_basis: def.legal_basis,
         approver: def.approver,
     })

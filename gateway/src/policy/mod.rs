@@ -156,6 +156,8 @@ pub struct Grant {
     pub row: Option<RowCondition>,
     pub valid: Validity,
     pub quota: Option<Quota>,
+    /// Accesses under this grant stay out of citizens' access reports this many days.
+    pub disclosure_delay_days: Option<u32>,
     pub legal_basis: String,
     pub approver: String,
 }
@@ -268,6 +270,8 @@ pub struct Outcome {
     pub withheld: Vec<Withheld>,
     /// Every rule that allowed, masked or withheld a field.
     pub rules: BTreeSet<String>,
+    /// The latest day a releasing grant's delayed disclosure reaches, if any.
+    pub disclose_after: Option<NaiveDate>,
 }
 
 type Bucket = (
@@ -527,11 +531,19 @@ impl Plan<'_> {
             }
         }
         let data = project(tree, "", record, &masks, ctx);
+        let disclose_after = self
+            .grants
+            .iter()
+            .filter(|g| fields.values().any(|f| f.rule == g.id))
+            .filter_map(|g| g.disclosure_delay_days)
+            .max()
+            .map(|days| ctx.today + chrono::Duration::days(i64::from(days)));
         Ok(Outcome {
             data,
             fields,
             withheld,
             rules,
+            disclose_after,
         })
     }
 }

@@ -88,6 +88,7 @@ fn grant(id: &str, fields: &[(&str, Mask)]) -> Grant {
         row: None,
         valid: Validity::default(),
         quota: None,
+        disclosure_delay_days: None,
         legal_basis: "basis".into(),
         approver: "approver".into(),
     }

@@ -25,6 +25,7 @@ pub(crate) struct Trail {
     masked: Vec<MaskedField>,
     withheld: Vec<WithheldField>,
     rules: Vec<String>,
+    disclose_after: Option<String>,
 }
 
 impl Trail {
@@ -52,6 +53,7 @@ impl Trail {
             })
             .collect();
         self.rules = outcome.rules.iter().cloned().collect();
+        self.disclose_after = outcome.disclose_after.map(|d| d.to_string());
     }
 
     /// Records the rule that refused the lookup.
@@ -99,6 +101,7 @@ impl Trail {
             },
             upstream_latency_ms: self.upstream_latency_ms,
             cache_hit: false,
+            disclose_after: self.disclose_after,
         }
     }
 }
