@@ -93,12 +93,13 @@ impl TestGateway {
                 .collect(),
             auth: Some(auth),
         };
-        let cfg = config::load(
+        let mut cfg = config::load(
             &EmbeddedSource::new(files),
             Path::new(COUNTY_CONFIG),
             &options,
         )
         .expect("the county config loads");
+        cfg.data_dir = data_dir.path().join("data");
         let store = SqliteStore::open(&data_dir.path().join("data")).expect("store opens");
         let authenticator = Authenticator::new(&cfg.auth, data_dir.path())
             .await
