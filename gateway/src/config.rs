@@ -319,6 +319,22 @@ pub fn load(
     })
 }
 
+/// Records in the audit log that this configuration was put in force, with its
+/// config and policy versions, so every later decision can be traced to it.
+pub async fn record_loaded(
+    audit: &dyn crate::audit::AuditLog,
+    config: &ActiveConfig,
+) -> Result<(), crate::audit::AuditError> {
+    let request_id = uuid::Uuid::now_v7().to_string();
+    let mut event = crate::audit::AuditEvent::admin(
+        &request_id,
+        crate::audit::AuditCaller::gateway(),
+        &format!("config.load {}", config.version),
+    );
+    event.policy_version = Some(config.policies.version.clone());
+    audit.append(event).await.map(|_| ())
+}
+
 /// The first 8 bytes of a digest as hex: enough to tell versions apart.
 fn short_hex(digest: &[u8]) -> String {
     digest.iter().take(8).map(|b| format!("{b:02x}")).collect()

@@ -276,6 +276,9 @@ pub async fn start(options: DemoOptions) -> anyhow::Result<Demo> {
     let pseudonym = secrets::pseudonym_key(None, &data_dir)?;
     let audit = crate::audit::SqliteAudit::open(&data_dir, Default::default())
         .map_err(|e| anyhow::anyhow!("the audit log: {e}"))?;
+    config::record_loaded(&audit, &cfg)
+        .await
+        .map_err(|e| anyhow::anyhow!("the audit log cannot record the configuration: {e}"))?;
     let mut tokens = Vec::new();
     for persona in PERSONAS {
         let path = data_dir

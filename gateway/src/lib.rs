@@ -17,7 +17,9 @@
 //!
 //! Around it: [`config`] loads and checks everything (`gateway check`), [`store`] is
 //! the durable store behind a trait, [`health`] answers `/healthz` and `/readyz`,
-//! [`demo`] runs the demo county, and [`cli`] is the command line.
+//! [`demo`] runs the demo county, and [`cli`] is the command line. Every lookup is
+//! recorded in the [`audit`] log before its answer is sent; [`privacy`] is the
+//! privacy officer's API over that log.
 
 pub mod audit;
 pub mod auth;
@@ -27,6 +29,7 @@ pub mod demo;
 pub mod health;
 pub mod mask;
 pub mod policy;
+pub mod privacy;
 pub mod problem;
 pub mod purpose;
 pub mod query;

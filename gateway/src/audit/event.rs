@@ -116,3 +116,49 @@ impl Columns {
         }
     }
 }
+
+impl AuditCaller {
+    /// The gateway itself, for events no person caused (its configuration loaded).
+    pub fn gateway() -> AuditCaller {
+        AuditCaller {
+            user: "gateway".to_owned(),
+            roles: Vec::new(),
+            township: None,
+            department: None,
+            app: None,
+            source_ip: None,
+        }
+    }
+}
+
+impl AuditEvent {
+    /// An admin event — the configuration loaded, the audit log read — by `caller`,
+    /// with outcome 200; callers fill in what else applies.
+    pub fn admin(request_id: &str, caller: AuditCaller, operation: &str) -> AuditEvent {
+        AuditEvent {
+            event_id: uuid::Uuid::now_v7().to_string(),
+            request_id: request_id.to_owned(),
+            time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            kind: EventKind::Admin,
+            caller,
+            purpose: None,
+            case_id: None,
+            connector: None,
+            operation: Some(operation.to_owned()),
+            subject_pseudonym: None,
+            subject_masked: None,
+            fields_returned: Vec::new(),
+            fields_masked: Vec::new(),
+            fields_withheld: Vec::new(),
+            rules: Vec::new(),
+            policy_version: None,
+            outcome: AuditOutcome {
+                status: 200,
+                problem: None,
+            },
+            upstream_latency_ms: None,
+            cache_hit: false,
+            disclose_after: None,
+        }
+    }
+}

@@ -72,11 +72,15 @@
 //! so a rolled-back batch never advances it, and even a second process writing the
 //! same file by mistake could not fork the chain.
 
+pub mod anomalies;
 pub mod canonical;
 pub mod chain;
 pub mod checkpoint;
 pub mod event;
 mod hooks;
+pub mod report;
+pub mod retention;
+pub mod search;
 pub mod sqlite;
 pub mod verify;
 
@@ -85,8 +89,14 @@ mod tests;
 
 use futures::future::BoxFuture;
 
+pub use anomalies::{Anomaly, AnomalyKind, Thresholds, anomalies};
 pub use event::{
     AuditCaller, AuditEvent, AuditOutcome, EventKind, MaskedField, Recorded, WithheldField,
+};
+pub use report::{Access, CitizenReport, citizen_report};
+pub use retention::{ArchivedSegment, DEFAULT_KEEP_DAYS, Retention, archive, archive_with};
+pub use search::{
+    ExportFormat, Filter, OutcomeClass, Page, SearchError, StoredEvent, export, search,
 };
 pub use sqlite::{AUDIT_FILE, AuditOptions, KEY_FILE, SqliteAudit, latest_checkpoint};
 pub use verify::{VerifyFailure, VerifyReport, verify};

@@ -1,6 +1,9 @@
-//! The offline check behind `gateway audit verify`: walks the whole log in sequence
-//! order, recomputes the hash chain from the stored bodies, checks every checkpoint's
-//! signature and hash, and names the first sequence number where the log is broken.
+//! The offline check behind `gateway audit verify`: walks the whole history in
+//! sequence order — the archive segments under `DATA_DIR/archive` oldest first, then
+//! the live `audit.db` — recomputes the hash chain from the stored bodies, checks
+//! every checkpoint's signature and hash, and names the first sequence number where
+//! the history is broken. (The segment format is in the module docs of
+//! [`retention`](super::retention).)
 //!
 //! Per event, in this order: its sequence number is the next one (a gap means deleted
 //! events; the first missing number is named); its stored previous hash is the hash of
@@ -10,22 +13,44 @@
 //! signature. A checkpoint without its event (a cut-off tail) is named by its
 //! sequence number. Finally SQLite's integrity check must pass (indexes, free pages).
 //! A database that cannot be read is a failure at the first event it cannot read.
+//!
+//! Across files: the chain runs on from one file to the next, so the first segment
+//! starts at seq 1 from the genesis hash, each further segment starts at the seq after
+//! the previous one's last with that event's hash as its previous hash, and so does
+//! the live log. A segment must hold exactly the range its name says and end on a
+//! signed checkpoint; a segment missing from the middle, one renamed out of its place
+//! or overlapping another, or a live log that does not start where the archive ends,
+//! is named by the first sequence number that is missing or out of place. The live
+//! log may hold, just before its first event, the checkpoint that ends the newest
+//! segment (the archive leaves it there as the anchor the log continues from); it is
+//! checked against the archived event it signs.
+//!
+//! One state is accepted on purpose: the live log still holding events the newest
+//! segment also holds (an archive run wrote the segment and has not yet removed them
+//! from the live log: it was interrupted, or is running right now). Then the live
+//! copies are walked too, from the archived hash before the first of them, and must
+//! reproduce the archived hash of the segment's last event, so both copies are the
+//! same chain. The live log is read in one snapshot taken before the archive is
+//! listed, so an archive run finishing meanwhile leads to exactly that state.
 
 use std::fmt;
 use std::iter::Peekable;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, Row};
+use rusqlite::{Connection, OptionalExtension, Row};
 
-use super::chain::{GENESIS, link_hash};
+use super::chain::{GENESIS, link_hash, parse_hash};
 use super::checkpoint::{Checkpoint, public_key};
 use super::event::{AuditEvent, Columns};
+use super::retention::{SEGMENT_FORMAT, SegmentFile, segment_files};
 use super::sqlite::{AUDIT_FILE, KEY_FILE, open_read_only};
 
 /// What a successful check saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifyReport {
+    /// Every event of the history, archived and live.
     pub events: u64,
+    /// Every distinct checkpoint (the anchor the live log keeps counts once).
     pub checkpoints: u64,
     pub last_seq: u64,
     /// `hash(last_seq)` (the genesis hash, all zeros, for an empty log).
@@ -58,37 +83,68 @@ fn broken(seq: Option<u64>, problem: impl Into<String>) -> VerifyFailure {
     }
 }
 
-/// Checks the log in `data_dir` (opened read-only, in one snapshot, so it may run
-/// while the gateway writes). Blocking.
+/// Checks the whole history in `data_dir`: the archive segments, then the live log
+/// (opened read-only, in one snapshot, so it may run while the gateway writes or an
+/// archive run moves events). Blocking.
 pub fn verify(data_dir: &Path) -> Result<VerifyReport, VerifyFailure> {
     let conn = open_read_only(&data_dir.join(AUDIT_FILE))
         .map_err(|e| broken(None, format!("cannot open the audit database: {e}")))?;
-    conn.execute_batch("BEGIN")
-        .map_err(|e| broken(None, format!("cannot read the audit database: {e}")))?;
-    let checkpoints = read_checkpoints(&conn)?;
-    let checkpoint_count = checkpoints.len() as u64;
-    let mut walk = Walk {
-        key_path: data_dir.join(KEY_FILE),
-        key: None,
-        checkpoints: checkpoints.into_iter().peekable(),
-        next: 1,
-        prev: GENESIS,
-    };
-    walk.events(&conn)?;
-    if let Some((seq, _)) = walk.checkpoints.next() {
-        return Err(broken(
-            Some(seq),
-            format!("the checkpoint at seq {seq} signs an event that is not in the log"),
-        ));
+    let unreadable =
+        |e: rusqlite::Error| broken(None, format!("cannot read the audit database: {e}"));
+    conn.execute_batch("BEGIN").map_err(unreadable)?;
+    // The first read fixes the snapshot, before the archive is listed.
+    let live_first: Option<i64> = conn
+        .query_row("SELECT min(seq) FROM events", [], |row| row.get(0))
+        .map_err(unreadable)?;
+    let segments = segment_files(data_dir)
+        .map_err(|e| broken(None, format!("cannot list the audit archive: {e}")))?;
+    let mut chain = Chain::new(data_dir.join(KEY_FILE), 1, GENESIS);
+    for segment in &segments {
+        if segment.first > chain.next {
+            return Err(broken(
+                Some(chain.next),
+                format!(
+                    "events {}-{} are missing: no archive segment holds them",
+                    chain.next,
+                    segment.first - 1
+                ),
+            ));
+        }
+        if segment.first < chain.next {
+            return Err(broken(
+                Some(segment.first),
+                format!(
+                    "the archive segment {} overlaps the history before it, which ends at seq {}",
+                    segment.name,
+                    chain.next - 1
+                ),
+            ));
+        }
+        chain.segment(segment)?;
     }
+    chain.live(&conn, live_first, segments.last())?;
     integrity_check(&conn)?;
-    let last_seq = walk.next - 1;
+    let last_seq = chain.next - 1;
     Ok(VerifyReport {
         events: last_seq,
-        checkpoints: checkpoint_count,
+        checkpoints: chain.checkpoints,
         last_seq,
-        last_hash: hex::encode(walk.prev),
+        last_hash: hex::encode(chain.prev),
     })
+}
+
+/// Checks one segment file on its own, as the archive does before it removes the
+/// events from the live log: its events are exactly `first..=last`, chained on from
+/// `prev`, and it ends on a checkpoint signed with the key in `key_path`. Returns
+/// `hash(last)`. Blocking.
+pub(crate) fn check_segment(
+    segment: &SegmentFile,
+    prev: [u8; 32],
+    key_path: &Path,
+) -> Result<[u8; 32], VerifyFailure> {
+    let mut chain = Chain::new(key_path.to_owned(), segment.first, prev);
+    chain.segment(segment)?;
+    Ok(chain.prev)
 }
 
 fn read_checkpoints(conn: &Connection) -> Result<Vec<(u64, String)>, VerifyFailure> {
@@ -124,14 +180,21 @@ fn integrity_check(conn: &Connection) -> Result<(), VerifyFailure> {
     }
 }
 
-/// The walk's state: the next expected sequence number and the hash before it.
-struct Walk {
-    key_path: std::path::PathBuf,
+/// The walk's state across files: the next expected sequence number and the hash
+/// before it, the key (read once), and the checkpoints checked so far.
+struct Chain {
+    key_path: PathBuf,
     key: Option<Vec<u8>>,
-    checkpoints: Peekable<std::vec::IntoIter<(u64, String)>>,
     next: u64,
     prev: [u8; 32],
+    /// Distinct checkpoints checked.
+    checkpoints: u64,
+    /// The newest checkpoint counted (0: none yet).
+    newest_checkpoint: u64,
 }
+
+/// The checkpoints of one file, in sequence order.
+type Checkpoints = Peekable<std::vec::IntoIter<(u64, String)>>;
 
 /// One stored row of `events`.
 struct Stored {
@@ -166,8 +229,137 @@ impl Stored {
     }
 }
 
-impl Walk {
-    fn events(&mut self, conn: &Connection) -> Result<(), VerifyFailure> {
+impl Chain {
+    fn new(key_path: PathBuf, next: u64, prev: [u8; 32]) -> Chain {
+        Chain {
+            key_path,
+            key: None,
+            next,
+            prev,
+            checkpoints: 0,
+            newest_checkpoint: 0,
+        }
+    }
+
+    /// Walks one archive segment, which must start at `self.next`.
+    fn segment(&mut self, segment: &SegmentFile) -> Result<(), VerifyFailure> {
+        let name = &segment.name;
+        let here = |seq: u64, problem: String| {
+            broken(Some(seq), format!("{problem} (archive segment {name})"))
+        };
+        let first = segment.first;
+        let conn = open_read_only(&segment.path)
+            .map_err(|e| here(first, format!("the segment cannot be opened: {e}")))?;
+        conn.execute_batch("BEGIN")
+            .map_err(|e| here(first, format!("the segment cannot be read: {e}")))?;
+        let format: Option<String> = conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'segment_format'",
+                [],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(|e| here(first, format!("the segment cannot be read: {e}")))?;
+        if format.as_deref() != Some(SEGMENT_FORMAT) {
+            return Err(here(
+                first,
+                "the file is not a v1 audit archive segment".into(),
+            ));
+        }
+        let last_checkpoint = self.file(&conn, None).map_err(|failure| {
+            broken(
+                failure.seq,
+                format!("{} (archive segment {name})", failure.problem),
+            )
+        })?;
+        let held = self.next - 1;
+        if held < segment.last {
+            return Err(here(
+                self.next,
+                format!(
+                    "event {} is missing: the segment ends at seq {held}",
+                    self.next
+                ),
+            ));
+        }
+        if held > segment.last {
+            return Err(here(
+                segment.last + 1,
+                "the segment holds events beyond the range its name says".into(),
+            ));
+        }
+        if last_checkpoint != Some(segment.last) {
+            return Err(here(
+                segment.last,
+                "the segment does not end on a signed checkpoint".into(),
+            ));
+        }
+        integrity_check(&conn).map_err(|failure| here(first, failure.problem))
+    }
+
+    /// Walks the live log, which continues the archive (or starts at seq 1).
+    fn live(
+        &mut self,
+        conn: &Connection,
+        live_first: Option<i64>,
+        newest_segment: Option<&SegmentFile>,
+    ) -> Result<(), VerifyFailure> {
+        let mut must_reach = None;
+        if let (Some(first), Some(segment)) = (live_first, newest_segment) {
+            // A negative number (never written by the log) becomes 0: out of place.
+            let first = u64::try_from(first).unwrap_or(0);
+            if first <= segment.last {
+                if first < segment.first {
+                    return Err(broken(
+                        Some(first),
+                        format!(
+                            "the live log holds event {first}, which is archived before the \
+                             newest segment {}",
+                            segment.name
+                        ),
+                    ));
+                }
+                // An archive run has copied these events and not yet removed them.
+                must_reach = Some((segment.last, self.prev));
+                self.prev = archived_prev_hash(segment, first)?;
+                self.next = first;
+            }
+        }
+        self.file(conn, must_reach)?;
+        if let Some((last, _)) = must_reach
+            && self.next <= last
+        {
+            return Err(broken(
+                Some(self.next),
+                format!(
+                    "event {} is missing from the live log, which holds archived events \
+                     but not up to the end of their segment (seq {last})",
+                    self.next
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Walks one file's events from `self.next` on, with its checkpoints; returns the
+    /// sequence number of the newest checkpoint it checked. `must_reach`: at this
+    /// sequence number the recomputed hash must be this one.
+    fn file(
+        &mut self,
+        conn: &Connection,
+        must_reach: Option<(u64, [u8; 32])>,
+    ) -> Result<Option<u64>, VerifyFailure> {
+        let mut checkpoints = read_checkpoints(conn)?.into_iter().peekable();
+        let mut newest = None;
+        // The anchor: the checkpoint of the event just before this file's first one.
+        if self.next > 1
+            && let Some((at, text)) = checkpoints.next_if(|(at, _)| *at == self.next - 1)
+        {
+            let hash = self.prev;
+            self.checkpoint(at, &hash, &text)
+                .map_err(|problem| broken(Some(at), problem))?;
+            newest = Some(at);
+        }
         let mut stmt = conn
             .prepare(
                 "SELECT seq, event_id, time, request_id, user, township, connector, purpose,
@@ -179,12 +371,21 @@ impl Walk {
         loop {
             let row = match rows.next() {
                 Ok(Some(row)) => row,
-                Ok(None) => return Ok(()),
+                Ok(None) => break,
                 Err(e) => return Err(self.unreadable(e)),
             };
             let stored = Stored::read(row).map_err(|e| self.unreadable(e))?;
-            self.event(stored)?;
+            if let Some(at) = self.event(stored, &mut checkpoints, must_reach)? {
+                newest = Some(at);
+            }
         }
+        if let Some((seq, _)) = checkpoints.next() {
+            return Err(broken(
+                Some(seq),
+                format!("the checkpoint at seq {seq} signs an event that is not in the log"),
+            ));
+        }
+        Ok(newest)
     }
 
     fn unreadable(&self, e: rusqlite::Error) -> VerifyFailure {
@@ -194,7 +395,14 @@ impl Walk {
         )
     }
 
-    fn event(&mut self, stored: Stored) -> Result<(), VerifyFailure> {
+    /// Checks one event and the checkpoints up to it; returns the sequence number of
+    /// the checkpoint checked at it, if any.
+    fn event(
+        &mut self,
+        stored: Stored,
+        checkpoints: &mut Checkpoints,
+        must_reach: Option<(u64, [u8; 32])>,
+    ) -> Result<Option<u64>, VerifyFailure> {
         let seq = self.next;
         let here = |problem: String| broken(Some(seq), problem);
         if stored.seq != seq as i64 {
@@ -219,6 +427,14 @@ impl Walk {
                 "the stored hash is not the hash of the stored body and its predecessor".into(),
             ));
         }
+        if let Some((at, archived)) = must_reach
+            && at == seq
+            && archived != hash
+        {
+            return Err(here(
+                "the live log's copy of this archived event is not the archived one".into(),
+            ));
+        }
         let event: AuditEvent = serde_json::from_slice(&stored.body)
             .map_err(|_| here("the stored body is not an audit event".into()))?;
         let expected = Columns::of(&event);
@@ -231,7 +447,8 @@ impl Walk {
                 "the search columns do not say what the body says".into(),
             ));
         }
-        while let Some((at, text)) = self.checkpoints.next_if(|(at, _)| *at <= seq) {
+        let mut checked = None;
+        while let Some((at, text)) = checkpoints.next_if(|(at, _)| *at <= seq) {
             if at < seq {
                 return Err(broken(
                     Some(at),
@@ -239,10 +456,11 @@ impl Walk {
                 ));
             }
             self.checkpoint(seq, &hash, &text).map_err(here)?;
+            checked = Some(seq);
         }
         self.prev = hash;
         self.next = seq + 1;
-        Ok(())
+        Ok(checked)
     }
 
     fn checkpoint(&mut self, seq: u64, hash: &[u8; 32], text: &str) -> Result<(), String> {
@@ -267,6 +485,31 @@ impl Walk {
         };
         checkpoint
             .check_signature(text, key)
-            .map_err(|problem| format!("the checkpoint: {problem}"))
+            .map_err(|problem| format!("the checkpoint: {problem}"))?;
+        if seq > self.newest_checkpoint {
+            self.checkpoints += 1;
+            self.newest_checkpoint = seq;
+        }
+        Ok(())
     }
+}
+
+/// `hash(seq - 1)` as the (already walked) segment stores it before event `seq`.
+fn archived_prev_hash(segment: &SegmentFile, seq: u64) -> Result<[u8; 32], VerifyFailure> {
+    let here = |problem: String| {
+        broken(
+            Some(seq),
+            format!("{problem} (archive segment {})", segment.name),
+        )
+    };
+    let conn = open_read_only(&segment.path)
+        .map_err(|e| here(format!("the segment cannot be opened: {e}")))?;
+    let stored: String = conn
+        .query_row(
+            "SELECT prev_hash FROM events WHERE seq = ?1",
+            [i64::try_from(seq).unwrap_or(i64::MAX)],
+            |row| row.get(0),
+        )
+        .map_err(|e| here(format!("event {seq} cannot be read: {e}")))?;
+    parse_hash(&stored).ok_or_else(|| here("a stored previous hash is not a hash".into()))
 }

@@ -1,17 +1,28 @@
-//! `gateway audit`: verify the tamper-evident log, and print its latest signed
-//! checkpoint for a witness to keep.
+//! `gateway audit`: verify the tamper-evident log, print its latest signed
+//! checkpoint for a witness to keep, export matching events as evidence (CSV or JSON
+//! Lines), print a citizen's access report ("who looked at my data?") and list the
+//! anomalies a privacy officer should look at.
+//!
+//! Exit codes: 0 done, 1 a failure (no or unreadable log, no pseudonym key, an
+//! unwritable output), 2 bad usage (an invalid time, ID number or threshold).
 #![expect(
     clippy::print_stdout,
     clippy::print_stderr,
     reason = "the command line talks to its user on stdout and stderr"
 )]
 
-use std::path::PathBuf;
+use std::fmt::Write as _;
+use std::io::{BufRead as _, BufWriter};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::Subcommand;
+use chrono::{DateTime, FixedOffset, NaiveDate, SecondsFormat, Utc};
+use clap::{Args, Subcommand, ValueEnum};
+use connectors::subject::IdNumber;
 
-use crate::audit;
+use crate::audit::{
+    self, Anomaly, CitizenReport, ExportFormat, Filter, OutcomeClass, SearchError, Thresholds,
+};
 
 #[derive(Debug, Subcommand)]
 pub(super) enum AuditCommand {
@@ -27,6 +38,117 @@ pub(super) enum AuditCommand {
         #[arg(long)]
         data_dir: PathBuf,
     },
+    /// Export every matching event, oldest first, as CSV (a header row, RFC 4180) or
+    /// JSON Lines, to stdout or a new file.
+    Export(Box<ExportArgs>),
+    /// A citizen's access report: every lookup that released data about one resident,
+    /// who made it, when and for what; accesses under delayed disclosure are only
+    /// counted.
+    Report(ReportArgs),
+    /// What a privacy officer should look at: many subjects in an hour, lookups
+    /// without a case id, outside the caller's township or office hours, bursts of
+    /// refusals.
+    Anomalies(AnomaliesArgs),
+}
+
+#[derive(Debug, Args)]
+pub(super) struct ExportArgs {
+    /// The gateway's data directory (it holds audit.db).
+    #[arg(long)]
+    data_dir: PathBuf,
+    #[arg(long, value_enum, default_value_t = FormatArg::Csv)]
+    format: FormatArg,
+    /// A user id (as the caller's token names it).
+    #[arg(long)]
+    user: Option<String>,
+    /// A township code.
+    #[arg(long)]
+    township: Option<String>,
+    /// A connector id.
+    #[arg(long)]
+    connector: Option<String>,
+    /// A purpose code.
+    #[arg(long)]
+    purpose: Option<String>,
+    /// Only lookups about this resident (ID number, or `-` to read it from stdin);
+    /// matched by pseudonym, made with the gateway's pseudonym key.
+    #[arg(long)]
+    subject: Option<String>,
+    /// The environment variable holding the pseudonym key, when the gateway takes it
+    /// from the environment (else DATA_DIR/pseudonym.key).
+    #[arg(long, requires = "subject")]
+    pseudonym_key_env: Option<String>,
+    #[arg(long, value_enum)]
+    outcome: Option<OutcomeArg>,
+    /// One HTTP status exactly.
+    #[arg(long)]
+    status: Option<u16>,
+    /// Events at or after this time: RFC 3339, or a date (00:00 China Standard Time).
+    #[arg(long)]
+    from: Option<String>,
+    /// Events before this time: RFC 3339, or a date (00:00 China Standard Time).
+    #[arg(long)]
+    until: Option<String>,
+    /// Write to this new file (mode 0600; an existing file is not overwritten)
+    /// instead of stdout.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct ReportArgs {
+    /// The gateway's data directory (it holds audit.db and pseudonym.key).
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// The resident's ID number (公民身份号码), or `-` to read it from stdin (keeps it
+    /// out of the shell history and the process list).
+    #[arg(long)]
+    subject: String,
+    /// The environment variable holding the pseudonym key, when the gateway takes it
+    /// from the environment (else DATA_DIR/pseudonym.key).
+    #[arg(long)]
+    pseudonym_key_env: Option<String>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct AnomaliesArgs {
+    /// The gateway's data directory (it holds audit.db).
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// Start of the window (RFC 3339 or a date); default: seven days before `until`.
+    #[arg(long)]
+    from: Option<String>,
+    /// End of the window, exclusive (RFC 3339 or a date); default: now.
+    #[arg(long)]
+    until: Option<String>,
+    /// Flag a user looking up more distinct subjects than this in one hour.
+    #[arg(long)]
+    subjects_per_hour: Option<usize>,
+    /// Flag this many refusals (401/403) by one user within ten minutes.
+    #[arg(long)]
+    denials_per_10_min: Option<usize>,
+    /// Print the anomalies as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum FormatArg {
+    Csv,
+    Jsonl,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OutcomeArg {
+    /// 2xx.
+    Ok,
+    /// 401 or 403.
+    Refused,
+    /// Any other 4xx or 5xx.
+    Failed,
 }
 
 pub(super) fn run_audit(command: AuditCommand) -> ExitCode {
@@ -58,5 +180,490 @@ pub(super) fn run_audit(command: AuditCommand) -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        AuditCommand::Export(args) => run_export(*args),
+        AuditCommand::Report(args) => run_report(args),
+        AuditCommand::Anomalies(args) => run_anomalies(args),
+    }
+}
+
+/// Exit code 2, after saying why.
+fn usage(message: &str) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(2)
+}
+
+/// The exit code for a reader's error: 2 for a bad question, 1 otherwise.
+fn failed(error: &SearchError) -> ExitCode {
+    eprintln!("error: {error}");
+    match error {
+        SearchError::InvalidFilter(_) => ExitCode::from(2),
+        _ => ExitCode::FAILURE,
+    }
+}
+
+/// A time given on the command line: a bare date means 00:00 China Standard Time
+/// that day; anything else is passed on as RFC 3339 (and checked by the reader).
+fn time_arg(text: &str) -> String {
+    match NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d") {
+        Ok(day) => format!("{day}T00:00:00+08:00"),
+        Err(_) => text.to_owned(),
+    }
+}
+
+fn run_export(args: ExportArgs) -> ExitCode {
+    let subject_pseudonym = match &args.subject {
+        None => None,
+        Some(subject) => {
+            match resident(&args.data_dir, subject, args.pseudonym_key_env.as_deref()) {
+                Ok((pseudonym, _)) => Some(pseudonym),
+                Err(code) => return code,
+            }
+        }
+    };
+    let filter = Filter {
+        subject_pseudonym,
+        user: args.user,
+        township: args.township,
+        connector: args.connector,
+        purpose: args.purpose,
+        outcome: args.outcome.map(|o| match o {
+            OutcomeArg::Ok => OutcomeClass::Ok,
+            OutcomeArg::Refused => OutcomeClass::Refused,
+            OutcomeArg::Failed => OutcomeClass::Failed,
+        }),
+        status: args.status,
+        from: args.from.as_deref().map(time_arg),
+        until: args.until.as_deref().map(time_arg),
+    };
+    let format = match args.format {
+        FormatArg::Csv => ExportFormat::Csv,
+        FormatArg::Jsonl => ExportFormat::JsonLines,
+    };
+    match &args.out {
+        None => {
+            let mut out = BufWriter::new(std::io::stdout().lock());
+            match audit::export(&args.data_dir, &filter, format, &mut out) {
+                Ok(count) => {
+                    eprintln!("{count} events exported");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => failed(&e),
+            }
+        }
+        Some(path) => export_to_file(&args.data_dir, &filter, format, path),
+    }
+}
+
+/// Exports into a new file readable by its owner only; a failed export leaves no file.
+fn export_to_file(data_dir: &Path, filter: &Filter, format: ExportFormat, path: &Path) -> ExitCode {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let file = match options.open(path) {
+        Ok(file) => file,
+        Err(e) => {
+            eprintln!("error: cannot create {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut out = BufWriter::new(file);
+    let exported = audit::export(data_dir, filter, format, &mut out).and_then(|count| {
+        let file = out.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        Ok(count)
+    });
+    match exported {
+        Ok(count) => {
+            eprintln!("{count} events exported to {}", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(path);
+            failed(&e)
+        }
+    }
+}
+
+/// The resident's pseudonym, made exactly as the gateway makes it, and masked ID.
+/// The ID number is never printed; a bad one exits 2 naming the check that failed.
+fn resident(
+    data_dir: &Path,
+    subject: &str,
+    key_env: Option<&str>,
+) -> Result<(String, String), ExitCode> {
+    let given = if subject == "-" {
+        let mut line = String::new();
+        if let Err(e) = std::io::stdin().lock().read_line(&mut line) {
+            eprintln!("error: cannot read the ID number from stdin: {e}");
+            return Err(ExitCode::FAILURE);
+        }
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    } else {
+        subject.to_owned()
+    };
+    let id = IdNumber::parse(&given).map_err(|e| {
+        usage(&format!(
+            "the subject is not a valid ID number ({}): {e}",
+            e.code()
+        ))
+    })?;
+    // Making a fresh key here would give pseudonyms that match nothing.
+    let key_file = data_dir.join(crate::secrets::PSEUDONYM_KEY_FILE);
+    if key_env.is_none() && !key_file.is_file() {
+        eprintln!(
+            "error: no pseudonym key at {}; if the gateway takes it from the environment, \
+             name the variable with --pseudonym-key-env",
+            key_file.display()
+        );
+        return Err(ExitCode::FAILURE);
+    }
+    let key = crate::secrets::pseudonym_key(key_env, data_dir).map_err(|e| {
+        eprintln!("error: the pseudonym key: {e}");
+        ExitCode::FAILURE
+    })?;
+    Ok((key.pseudonym(id.as_str()), id.masked()))
+}
+
+fn run_report(args: ReportArgs) -> ExitCode {
+    let (pseudonym, masked) = match resident(
+        &args.data_dir,
+        &args.subject,
+        args.pseudonym_key_env.as_deref(),
+    ) {
+        Ok(found) => found,
+        Err(code) => return code,
+    };
+    let today = crate::policy::china_today();
+    let mut report = match audit::citizen_report(&args.data_dir, &pseudonym, today) {
+        Ok(report) => report,
+        Err(e) => return failed(&e),
+    };
+    if args.json {
+        report.subject_masked = Some(masked);
+        return print_json(&report);
+    }
+    print!("{}", report_text(&report, &masked, today));
+    ExitCode::SUCCESS
+}
+
+fn print_json(value: &impl serde::Serialize) -> ExitCode {
+    match serde_json::to_string_pretty(value) {
+        Ok(json) => {
+            println!("{json}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: cannot encode the answer: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A recorded time on a Chinese clock (`2026-03-02 10:00:00 CST`), or as recorded.
+fn china_time(recorded: &str) -> String {
+    let cst = FixedOffset::east_opt(8 * 3600);
+    match (DateTime::parse_from_rfc3339(recorded), cst) {
+        (Ok(time), Some(cst)) => time
+            .with_timezone(&cst)
+            .format("%Y-%m-%d %H:%M:%S CST")
+            .to_string(),
+        _ => recorded.to_owned(),
+    }
+}
+
+/// The readable citizen report.
+fn report_text(report: &CitizenReport, masked: &str, today: NaiveDate) -> String {
+    let or_dash = |value: &Option<String>| value.clone().unwrap_or_else(|| "-".to_owned());
+    let mut text = String::new();
+    let _ = writeln!(text, "公民数据访问报告 Citizen access report");
+    let _ = writeln!(text, "对象 subject: {masked}");
+    let _ = writeln!(text, "截至 as of: {today} (China Standard Time)");
+    let _ = writeln!(text);
+    if report.accesses.is_empty() {
+        let _ = writeln!(
+            text,
+            "没有查询记录 No lookup released data about this resident."
+        );
+    } else {
+        let _ = writeln!(
+            text,
+            "共 {n} 次查询 {n} lookup(s) released data about this resident:",
+            n = report.accesses.len()
+        );
+    }
+    for (i, access) in report.accesses.iter().enumerate() {
+        let source = match (&access.connector, &access.operation) {
+            (Some(c), Some(o)) => format!("{c} ({o})"),
+            (c, _) => or_dash(c),
+        };
+        let _ = writeln!(text);
+        let _ = writeln!(
+            text,
+            "{:>3}. 时间 time: {}",
+            i + 1,
+            china_time(&access.time)
+        );
+        let _ = writeln!(text, "     查询人 user: {}", access.user);
+        let _ = writeln!(
+            text,
+            "     乡镇/部门 township/department: {} / {}",
+            or_dash(&access.township),
+            or_dash(&access.department)
+        );
+        let _ = writeln!(text, "     数据来源 source: {source}");
+        let _ = writeln!(text, "     事项 purpose: {}", or_dash(&access.purpose));
+        let _ = writeln!(text, "     办件 case: {}", or_dash(&access.case_id));
+        let fields = if access.fields.is_empty() {
+            "-".to_owned()
+        } else {
+            access.fields.join(", ")
+        };
+        let _ = writeln!(text, "     字段 fields: {fields}");
+    }
+    let _ = writeln!(text);
+    let _ = writeln!(
+        text,
+        "暂缓告知 withheld for later disclosure: {}",
+        report.withheld_until_later
+    );
+    text
+}
+
+fn run_anomalies(args: AnomaliesArgs) -> ExitCode {
+    let now = Utc::now();
+    let until = args
+        .until
+        .as_deref()
+        .map(time_arg)
+        .unwrap_or_else(|| now.to_rfc3339_opts(SecondsFormat::Millis, true));
+    let from = match args.from.as_deref() {
+        Some(from) => time_arg(from),
+        None => match DateTime::parse_from_rfc3339(&until) {
+            Ok(until) => (until - chrono::Duration::days(7))
+                .with_timezone(&Utc)
+                .to_rfc3339_opts(SecondsFormat::Millis, true),
+            Err(e) => {
+                return usage(&format!(
+                    "`until` is not an RFC 3339 time such as 2026-03-01T08:00:00+08:00 ({e})"
+                ));
+            }
+        },
+    };
+    let defaults = Thresholds::default();
+    let thresholds = Thresholds {
+        subjects_per_hour: args.subjects_per_hour.unwrap_or(defaults.subjects_per_hour),
+        denials_per_10_min: args
+            .denials_per_10_min
+            .unwrap_or(defaults.denials_per_10_min),
+        office_hours: defaults.office_hours,
+    };
+    let found = match audit::anomalies(&args.data_dir, &from, &until, &thresholds) {
+        Ok(found) => found,
+        Err(e) => return failed(&e),
+    };
+    if args.json {
+        return print_json(&found);
+    }
+    print!("{}", anomalies_text(&found, &from, &until));
+    ExitCode::SUCCESS
+}
+
+/// The most event numbers printed per anomaly (the JSON has them all).
+const PRINTED_EVENTS: usize = 20;
+
+fn anomalies_text(found: &[Anomaly], from: &str, until: &str) -> String {
+    let mut text = String::new();
+    let _ = writeln!(
+        text,
+        "{} anomal{} from {from} until {until}",
+        found.len(),
+        if found.len() == 1 { "y" } else { "ies" }
+    );
+    for anomaly in found {
+        let kind = serde_json::to_value(anomaly.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let _ = writeln!(text, "[{kind}] {}: {}", anomaly.user, anomaly.detail);
+        let shown: Vec<String> = anomaly
+            .events
+            .iter()
+            .take(PRINTED_EVENTS)
+            .map(u64::to_string)
+            .collect();
+        let more = anomaly.events.len().saturating_sub(PRINTED_EVENTS);
+        let _ = write!(text, "    events (seq): {}", shown.join(", "));
+        if more > 0 {
+            let _ = write!(text, ", … ({more} more)");
+        }
+        let _ = writeln!(text);
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::search::testing::{cst, lookup, write_log};
+
+    fn resident_id() -> IdNumber {
+        IdNumber::build("139901", NaiveDate::from_ymd_opt(1980, 5, 17).unwrap(), 123).unwrap()
+    }
+
+    #[test]
+    fn a_bare_date_is_midnight_in_china() {
+        assert_eq!(time_arg("2026-03-01"), "2026-03-01T00:00:00+08:00");
+        assert_eq!(time_arg("2026-03-01T08:00:00Z"), "2026-03-01T08:00:00Z");
+        assert_eq!(time_arg("yesterday"), "yesterday");
+    }
+
+    #[tokio::test]
+    async fn the_report_finds_the_resident_by_the_gateways_pseudonym() {
+        let id = resident_id();
+        let scratch = tempfile::tempdir().unwrap();
+        // The gateway's key: the file the gateway made in its data directory.
+        let key = crate::secrets::pseudonym_key(None, scratch.path()).unwrap();
+        let mut mine = lookup(1, &cst(2026, 3, 2, 10, 0, 0), "li.clerk");
+        mine.subject_pseudonym = Some(key.pseudonym(id.as_str()));
+        let other = lookup(2, &cst(2026, 3, 2, 10, 5, 0), "wang.clerk");
+        let dir = write_log(vec![mine, other]).await;
+        std::fs::copy(
+            scratch.path().join(crate::secrets::PSEUDONYM_KEY_FILE),
+            dir.path().join(crate::secrets::PSEUDONYM_KEY_FILE),
+        )
+        .unwrap();
+
+        let (pseudonym, masked) = resident(dir.path(), id.as_str(), None).unwrap();
+        assert_eq!(masked, id.masked());
+        let today = NaiveDate::from_ymd_opt(2026, 3, 5).unwrap();
+        let report = audit::citizen_report(dir.path(), &pseudonym, today).unwrap();
+        assert_eq!(report.accesses.len(), 1);
+        let text = report_text(&report, &masked, today);
+        assert!(text.contains("li.clerk") && !text.contains("wang.clerk"));
+        assert!(text.contains("时间 time: 2026-03-02 10:00:00 CST"));
+        assert!(text.contains("办件 case: CASE-0001"));
+        assert!(text.contains("字段 fields: name, birth_date"));
+        assert!(text.contains("withheld for later disclosure: 0"));
+        assert!(text.contains(&id.masked()) && !text.contains(id.as_str()));
+
+        for json in [false, true] {
+            let args = ReportArgs {
+                data_dir: dir.path().to_owned(),
+                subject: id.as_str().to_owned(),
+                pseudonym_key_env: None,
+                json,
+            };
+            assert_eq!(run_report(args), ExitCode::SUCCESS);
+        }
+    }
+
+    #[tokio::test]
+    async fn bad_usage_exits_2_and_failures_exit_1() {
+        let dir = write_log(vec![lookup(1, &cst(2026, 3, 2, 10, 0, 0), "li.clerk")]).await;
+        let report = |subject: &str| ReportArgs {
+            data_dir: dir.path().to_owned(),
+            subject: subject.to_owned(),
+            pseudonym_key_env: None,
+            json: false,
+        };
+        let mut bad_check = resident_id().as_str().to_owned();
+        let last = if bad_check.ends_with('0') { "1" } else { "0" };
+        bad_check.replace_range(17.., last);
+        assert_eq!(run_report(report(&bad_check)), ExitCode::from(2));
+        assert_eq!(run_report(report("12345")), ExitCode::from(2));
+        // A valid ID but no key: a failure, and no key is made.
+        assert_eq!(
+            run_report(report(resident_id().as_str())),
+            ExitCode::FAILURE
+        );
+        assert!(!dir.path().join(crate::secrets::PSEUDONYM_KEY_FILE).exists());
+
+        let anomalies = |from: Option<&str>, data_dir: &Path| AnomaliesArgs {
+            data_dir: data_dir.to_owned(),
+            from: from.map(str::to_owned),
+            until: Some("2026-03-09".into()),
+            subjects_per_hour: None,
+            denials_per_10_min: None,
+            json: false,
+        };
+        assert_eq!(
+            run_anomalies(anomalies(Some("2026-03-02"), dir.path())),
+            ExitCode::SUCCESS
+        );
+        assert_eq!(
+            run_anomalies(anomalies(Some("last monday"), dir.path())),
+            ExitCode::from(2)
+        );
+        assert_eq!(
+            run_anomalies(anomalies(Some("2026-01-01"), dir.path())),
+            ExitCode::from(2),
+            "a window over 31 days"
+        );
+        let empty = tempfile::tempdir().unwrap();
+        assert_eq!(
+            run_anomalies(anomalies(None, empty.path())),
+            ExitCode::FAILURE
+        );
+    }
+
+    #[tokio::test]
+    async fn export_to_a_file_writes_a_new_private_file() {
+        let dir = write_log(vec![
+            lookup(1, &cst(2026, 3, 2, 10, 0, 0), "li.clerk"),
+            lookup(2, &cst(2026, 3, 3, 10, 0, 0), "wang.clerk"),
+        ])
+        .await;
+        let out = dir.path().join("evidence.jsonl");
+        let args = |from: &str| ExportArgs {
+            data_dir: dir.path().to_owned(),
+            format: FormatArg::Jsonl,
+            user: None,
+            township: None,
+            connector: None,
+            purpose: None,
+            subject: None,
+            pseudonym_key_env: None,
+            outcome: None,
+            status: None,
+            from: Some(from.to_owned()),
+            until: None,
+            out: Some(out.clone()),
+        };
+        assert_eq!(run_export(args("2026-03-03")), ExitCode::SUCCESS);
+        let written = std::fs::read_to_string(&out).unwrap();
+        assert_eq!(written.lines().count(), 1);
+        assert!(written.contains("wang.clerk"));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&out).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        // An existing file is not overwritten.
+        assert_eq!(run_export(args("2026-03-01")), ExitCode::FAILURE);
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), written);
+        // A bad time is bad usage, and leaves no file behind.
+        std::fs::remove_file(&out).unwrap();
+        assert_eq!(run_export(args("March")), ExitCode::from(2));
+        assert!(!out.exists());
+    }
+
+    #[test]
+    fn anomalies_print_a_few_event_numbers_each() {
+        let found = vec![Anomaly {
+            kind: audit::AnomalyKind::ManySubjects,
+            user: "hoarder".into(),
+            detail: "31 distinct subjects".into(),
+            events: (1..=31).collect(),
+        }];
+        let text = anomalies_text(&found, "A", "B");
+        assert!(text.starts_with(
+            "1 anomaly from A until B\n[many_subjects] hoarder: 31 distinct subjects\n"
+        ));
+        assert!(text.contains("19, 20, … (11 more)\n"));
     }
 }

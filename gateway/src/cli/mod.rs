@@ -56,7 +56,7 @@ enum Command {
     /// Policy tools: explain a decision, run golden cases.
     #[command(subcommand)]
     Policy(PolicyCommand),
-    /// The audit log: verify it, print its latest signed checkpoint.
+    /// The audit log: verify, checkpoint, export, a citizen's report, anomalies.
     #[command(subcommand)]
     Audit(AuditCommand),
 }

@@ -168,6 +168,10 @@ pub(super) async fn run_serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Err(e) = config::record_loaded(&audit, &cfg).await {
+        eprintln!("error: the audit log cannot record the configuration: {e}");
+        return ExitCode::FAILURE;
+    }
     let app = App::new(
         cfg,
         Arc::new(store),

@@ -305,7 +305,8 @@ async fn the_demo_starts_from_a_fresh_data_dir_and_its_hints_work() {
     );
     assert!(!stderr.contains(&token), "the log carries a token");
 
-    // Both lookups are in the audit log, which verifies and was signed at shutdown.
+    // The configuration load and both lookups are in the audit log, which verifies
+    // and was signed at shutdown.
     let audit = |args: &[&str]| {
         let mut command = Command::new(BINARY);
         command
@@ -318,18 +319,18 @@ async fn the_demo_starts_from_a_fresh_data_dir_and_its_hints_work() {
     let out = audit(&["verify"]).await.expect("verify runs");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
-    assert!(text.contains("intact: 2 events"), "{text}");
+    assert!(text.contains("intact: 3 events"), "{text}");
     let out = audit(&["checkpoint"]).await.expect("checkpoint runs");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.starts_with("county-gateway audit checkpoint v1\nseq: 2\n"),
+        text.starts_with("county-gateway audit checkpoint v1\nseq: 3\n"),
         "{text}"
     );
 
-    // One byte of the first event changed: verify names it.
+    // One byte of the first lookup's event changed: verify names it.
     let db = rusqlite::Connection::open(data_dir.join("audit.db")).expect("db");
     db.execute(
-        "UPDATE events SET body = replace(body, '\"status\":200', '\"status\":201') WHERE seq = 1",
+        "UPDATE events SET body = replace(body, '\"status\":200', '\"status\":201') WHERE seq = 2",
         [],
     )
     .expect("tamper");
@@ -337,7 +338,7 @@ async fn the_demo_starts_from_a_fresh_data_dir_and_its_hints_work() {
     let out = audit(&["verify"]).await.expect("verify runs");
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains("broken at seq 1"), "{text}");
+    assert!(text.contains("broken at seq 2"), "{text}");
 }
 
 #[tokio::test]

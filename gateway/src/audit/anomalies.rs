@@ -1,0 +1,437 @@
+//! What a privacy officer should look at: patterns in the audit log that a lawful,
+//! case-driven lookup rarely makes. This module owns the detectors, their thresholds
+//! and the scan; it reports, it never blocks anyone.
+//!
+//! One scan reads the events with `time` in `[from, until)` (at most
+//! [`MAX_WINDOW_DAYS`]) once, in time order, one row at a time, keeping only per-user
+//! state: the current hour's subjects, the last ten minutes' refusals and capped lists
+//! of event numbers. The detectors:
+//!
+//! - [`AnomalyKind::ManySubjects`]: a user looked up more than `subjects_per_hour`
+//!   distinct subject pseudonyms within one clock hour. Hours are **UTC** hour buckets
+//!   (CST is UTC+8 exactly, so they are the same hours on a Chinese clock); a burst
+//!   straddling two hours can escape. Every lookup with a subject counts, answered or
+//!   not: probing is as telling as reading. One anomaly per user and hour, with every
+//!   lookup of that hour behind it.
+//! - [`AnomalyKind::NoCaseId`]: lookups recorded without a case id (none given, or one
+//!   that failed its checks and was not recorded); one anomaly per user.
+//! - [`AnomalyKind::OutsideTownship`]: lookups about a subject outside the caller's
+//!   area, one anomaly per user. The event does not say why a lookup was refused, so
+//!   this is a heuristic: a refusal (403, problem `forbidden`) whose one rule is a
+//!   *grant* id — not [`ROLE_RULE`] (`lookup-roles`, the role check) and not a deny
+//!   rule (ids starting with `deny-`) — can only be a row-condition refusal, and every
+//!   row condition in the county's policies ties the record to the caller's township.
+//!   A lookup that was answered but had a field withheld with reason `row_condition`
+//!   counts too.
+//! - [`AnomalyKind::OffHours`]: lookups outside office hours in China Standard Time
+//!   (UTC+8): before `office_hours.0` or from `office_hours.1` on Monday to Friday, or
+//!   at any time on Saturday and Sunday. Public holidays and make-up working days are
+//!   not known here. One anomaly per user.
+//! - [`AnomalyKind::DenialBurst`]: `denials_per_10_min` or more 401/403 outcomes (any
+//!   kind of event) by one user within less than ten minutes. A burst goes on while
+//!   each further refusal keeps that many within the ten minutes before it; one anomaly
+//!   per burst, with all its refusals.
+//!
+//! Each anomaly lists at most [`MAX_EVENTS_PER_ANOMALY`] event numbers (the first
+//! ones); its `detail` gives the full count. Anomalies are sorted by user, kind and
+//! first event.
+
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::Path;
+
+use chrono::{DateTime, Datelike, Duration, SecondsFormat, Timelike, Utc, Weekday};
+use serde::{Deserialize, Serialize};
+
+use super::event::{AuditEvent, EventKind};
+use super::search::{SearchError, format_time, open_log, parse_time_bound, stored_event};
+use crate::policy::ROLE_RULE;
+
+/// The longest window one scan reads.
+pub const MAX_WINDOW_DAYS: i64 = 31;
+
+/// The most event numbers one anomaly lists.
+pub const MAX_EVENTS_PER_ANOMALY: usize = 1000;
+
+/// China Standard Time's offset from UTC, in hours.
+const CST_HOURS: i64 = 8;
+
+/// What kind of pattern was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnomalyKind {
+    ManySubjects,
+    NoCaseId,
+    OutsideTownship,
+    OffHours,
+    DenialBurst,
+}
+
+/// One thing to look at.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Anomaly {
+    pub kind: AnomalyKind,
+    pub user: String,
+    /// What was found, in a sentence (no personal data: counts and times).
+    pub detail: String,
+    /// The events behind it (their `seq`), in time order.
+    pub events: Vec<u64>,
+}
+
+/// When a pattern becomes an anomaly.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Thresholds {
+    /// More distinct subjects than this in one hour by one user.
+    pub subjects_per_hour: usize,
+    /// This many refusals (401/403) or more by one user within ten minutes.
+    pub denials_per_10_min: usize,
+    /// Office hours `[start, end)`, whole hours of China Standard Time, weekdays.
+    pub office_hours: (u32, u32),
+}
+
+impl Default for Thresholds {
+    fn default() -> Thresholds {
+        Thresholds {
+            subjects_per_hour: 30,
+            denials_per_10_min: 5,
+            office_hours: (8, 18),
+        }
+    }
+}
+
+impl Thresholds {
+    fn check(&self) -> Result<(), SearchError> {
+        let (start, end) = self.office_hours;
+        if start >= end || end > 24 {
+            return Err(SearchError::InvalidFilter(format!(
+                "office hours {start}-{end} are not a span of hours within a day"
+            )));
+        }
+        if self.denials_per_10_min == 0 {
+            return Err(SearchError::InvalidFilter(
+                "denials_per_10_min must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Scans the events with `time` in `[from, until)` (RFC 3339, at most
+/// [`MAX_WINDOW_DAYS`] apart) and reports what the [module docs](self) describe.
+pub fn anomalies(
+    data_dir: &Path,
+    from: &str,
+    until: &str,
+    thresholds: &Thresholds,
+) -> Result<Vec<Anomaly>, SearchError> {
+    thresholds.check()?;
+    let from = parse_time_bound("from", from)?;
+    let until = parse_time_bound("until", until)?;
+    if from >= until {
+        return Err(SearchError::InvalidFilter(
+            "`from` must be before `until`".into(),
+        ));
+    }
+    if until - from > Duration::days(MAX_WINDOW_DAYS) {
+        return Err(SearchError::InvalidFilter(format!(
+            "the window is longer than {MAX_WINDOW_DAYS} days; scan it in parts"
+        )));
+    }
+    let conn = open_log(data_dir)?;
+    let mut statement = conn.prepare(
+        "SELECT seq, hash, body FROM events
+          WHERE time >= ?1 AND time < ?2
+          ORDER BY time ASC, seq ASC",
+    )?;
+    let mut rows = statement.query([format_time(from), format_time(until)])?;
+    let mut scan = Scan::new(thresholds);
+    while let Some(row) = rows.next()? {
+        let stored = stored_event(row)?;
+        match DateTime::parse_from_rfc3339(&stored.event.time) {
+            Ok(time) => scan.observe(stored.seq, time.with_timezone(&Utc), &stored.event),
+            Err(_) => {
+                tracing::warn!(
+                    seq = stored.seq,
+                    "an audit event's time is not RFC 3339; left out of the anomaly scan"
+                );
+            }
+        }
+    }
+    Ok(scan.finish())
+}
+
+/// Event numbers behind an anomaly: all of them counted, the first ones kept.
+#[derive(Debug, Default)]
+struct Seqs {
+    count: u64,
+    kept: Vec<u64>,
+}
+
+impl Seqs {
+    fn push(&mut self, seq: u64) {
+        self.count += 1;
+        if self.kept.len() < MAX_EVENTS_PER_ANOMALY {
+            self.kept.push(seq);
+        }
+    }
+
+    /// `n things`, or `n things (the first 1000 listed)`.
+    fn described(&self, what: &str) -> String {
+        if self.count > self.kept.len() as u64 {
+            format!(
+                "{} {what} (the first {} listed)",
+                self.count,
+                self.kept.len()
+            )
+        } else {
+            format!("{} {what}", self.count)
+        }
+    }
+}
+
+/// One user's lookups in one UTC hour.
+#[derive(Debug)]
+struct Hour {
+    start: DateTime<Utc>,
+    subjects: HashSet<String>,
+    lookups: Seqs,
+}
+
+/// A run of refusals.
+#[derive(Debug)]
+struct Burst {
+    first: DateTime<Utc>,
+    last: DateTime<Utc>,
+    events: Seqs,
+}
+
+/// What the scan keeps about one user.
+#[derive(Debug, Default)]
+struct UserState {
+    hour: Option<Hour>,
+    no_case_id: Seqs,
+    outside_township: Seqs,
+    off_hours: Seqs,
+    /// Refusals of the last ten minutes, oldest first.
+    recent_denials: VecDeque<(DateTime<Utc>, u64)>,
+    burst: Option<Burst>,
+}
+
+#[derive(Debug)]
+struct Scan<'t> {
+    thresholds: &'t Thresholds,
+    users: HashMap<String, UserState>,
+    found: Vec<Anomaly>,
+}
+
+impl<'t> Scan<'t> {
+    fn new(thresholds: &'t Thresholds) -> Scan<'t> {
+        Scan {
+            thresholds,
+            users: HashMap::new(),
+            found: Vec::new(),
+        }
+    }
+
+    /// Takes the next event in time order.
+    fn observe(&mut self, seq: u64, time: DateTime<Utc>, event: &AuditEvent) {
+        let user = match self.users.entry(event.caller.user.clone()) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(entry) => entry.insert(UserState::default()),
+        };
+        let name = &event.caller.user;
+        let thresholds = self.thresholds;
+        if matches!(event.outcome.status, 401 | 403) {
+            denied(user, name, seq, time, thresholds, &mut self.found);
+        }
+        if event.kind != EventKind::Lookup {
+            return;
+        }
+        if let Some(subject) = &event.subject_pseudonym {
+            let start = hour_start(time);
+            if user.hour.as_ref().is_some_and(|h| h.start != start)
+                && let Some(done) = user.hour.take()
+            {
+                self.found.extend(many_subjects(name, done, thresholds));
+            }
+            let hour = user.hour.get_or_insert_with(|| Hour {
+                start,
+                subjects: HashSet::new(),
+                lookups: Seqs::default(),
+            });
+            if !hour.subjects.contains(subject) {
+                hour.subjects.insert(subject.clone());
+            }
+            hour.lookups.push(seq);
+        }
+        if event.case_id.as_deref().is_none_or(|c| c.trim().is_empty()) {
+            user.no_case_id.push(seq);
+        }
+        if outside_township(event) {
+            user.outside_township.push(seq);
+        }
+        if off_hours(time, thresholds.office_hours) {
+            user.off_hours.push(seq);
+        }
+    }
+
+    /// Closes every open hour and burst; the anomalies, sorted.
+    fn finish(mut self) -> Vec<Anomaly> {
+        let (start, end) = self.thresholds.office_hours;
+        for (name, state) in self.users {
+            if let Some(hour) = state.hour {
+                self.found
+                    .extend(many_subjects(&name, hour, self.thresholds));
+            }
+            if let Some(burst) = state.burst {
+                self.found.push(burst_anomaly(&name, burst));
+            }
+            let grouped = [
+                (
+                    AnomalyKind::NoCaseId,
+                    state.no_case_id,
+                    "lookups without a case id".to_owned(),
+                ),
+                (
+                    AnomalyKind::OutsideTownship,
+                    state.outside_township,
+                    "lookups refused or withheld by a row condition \
+                     (a subject outside the caller's area)"
+                        .to_owned(),
+                ),
+                (
+                    AnomalyKind::OffHours,
+                    state.off_hours,
+                    format!(
+                        "lookups outside office hours \
+                         ({start:02}:00-{end:02}:00 China Standard Time, Monday to Friday)"
+                    ),
+                ),
+            ];
+            for (kind, seqs, what) in grouped {
+                if seqs.count > 0 {
+                    self.found.push(Anomaly {
+                        kind,
+                        user: name.clone(),
+                        detail: seqs.described(&what),
+                        events: seqs.kept,
+                    });
+                }
+            }
+        }
+        self.found.sort_by(|a, b| {
+            (&a.user, a.kind, a.events.first()).cmp(&(&b.user, b.kind, b.events.first()))
+        });
+        self.found
+    }
+}
+
+/// Takes a refusal into the user's ten-minute window; closes a burst the window no
+/// longer sustains.
+fn denied(
+    user: &mut UserState,
+    name: &str,
+    seq: u64,
+    time: DateTime<Utc>,
+    thresholds: &Thresholds,
+    found: &mut Vec<Anomaly>,
+) {
+    let window = Duration::minutes(10);
+    while user
+        .recent_denials
+        .front()
+        .is_some_and(|(t, _)| time - *t >= window)
+    {
+        user.recent_denials.pop_front();
+    }
+    user.recent_denials.push_back((time, seq));
+    if user.recent_denials.len() < thresholds.denials_per_10_min {
+        if let Some(burst) = user.burst.take() {
+            found.push(burst_anomaly(name, burst));
+        }
+        return;
+    }
+    match &mut user.burst {
+        // Every earlier refusal in the window is already in the burst.
+        Some(burst) => {
+            burst.last = time;
+            burst.events.push(seq);
+        }
+        None => {
+            let mut events = Seqs::default();
+            for (_, seq) in &user.recent_denials {
+                events.push(*seq);
+            }
+            let first = user.recent_denials.front().map_or(time, |(t, _)| *t);
+            user.burst = Some(Burst {
+                first,
+                last: time,
+                events,
+            });
+        }
+    }
+}
+
+fn burst_anomaly(name: &str, burst: Burst) -> Anomaly {
+    Anomaly {
+        kind: AnomalyKind::DenialBurst,
+        user: name.to_owned(),
+        detail: format!(
+            "{} from {} to {}",
+            burst.events.described("refusals (401/403)"),
+            burst.first.to_rfc3339_opts(SecondsFormat::Secs, true),
+            burst.last.to_rfc3339_opts(SecondsFormat::Secs, true),
+        ),
+        events: burst.events.kept,
+    }
+}
+
+fn many_subjects(name: &str, hour: Hour, thresholds: &Thresholds) -> Option<Anomaly> {
+    if hour.subjects.len() <= thresholds.subjects_per_hour {
+        return None;
+    }
+    Some(Anomaly {
+        kind: AnomalyKind::ManySubjects,
+        user: name.to_owned(),
+        detail: format!(
+            "{} distinct subjects in the UTC hour from {} (more than {}); {}",
+            hour.subjects.len(),
+            hour.start.to_rfc3339_opts(SecondsFormat::Secs, true),
+            thresholds.subjects_per_hour,
+            hour.lookups.described("lookups"),
+        ),
+        events: hour.lookups.kept,
+    })
+}
+
+/// The start of `time`'s UTC hour.
+fn hour_start(time: DateTime<Utc>) -> DateTime<Utc> {
+    time.with_nanosecond(0)
+        .and_then(|t| t.with_second(0))
+        .and_then(|t| t.with_minute(0))
+        .unwrap_or(time)
+}
+
+/// A lookup about a subject outside the caller's area (the heuristic of the module
+/// docs).
+fn outside_township(event: &AuditEvent) -> bool {
+    let refused_by_grant = event.outcome.status == 403
+        && event.outcome.problem.as_deref() == Some("forbidden")
+        && matches!(event.rules.as_slice(), [rule] if rule != ROLE_RULE && !rule.starts_with("deny-"));
+    refused_by_grant
+        || event
+            .fields_withheld
+            .iter()
+            .any(|w| w.reason == "row_condition")
+}
+
+/// Outside `[start, end)` o'clock China Standard Time on a weekday, or on a weekend.
+fn off_hours(time: DateTime<Utc>, (start, end): (u32, u32)) -> bool {
+    let local = time.naive_utc() + Duration::hours(CST_HOURS);
+    let weekend = matches!(local.weekday(), Weekday::Sat | Weekday::Sun);
+    weekend || local.hour() < start || local.hour() >= end
+}
+
+#[cfg(test)]
+mod tests;

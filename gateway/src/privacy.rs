@@ -1,0 +1,425 @@
+//! The privacy officer's API over the audit log: search, export, a citizen's access
+//! report and the anomaly report. Only callers with the `privacy_officer` role get
+//! in (others: 403). Every route is a POST with a JSON body — a citizen's ID number
+//! never travels in a URL — and every use is itself recorded in the audit log as an
+//! admin event before anything is returned (no audit, no data).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, HeaderValue, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use connectors::subject::IdNumber;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use crate::audit::anomalies::{Thresholds, anomalies};
+use crate::audit::report::citizen_report;
+use crate::audit::search::{ExportFormat, Filter, OutcomeClass, SearchError, export, search};
+use crate::audit::{AuditCaller, AuditEvent};
+use crate::auth::{Caller, Role};
+use crate::problem::{Problem, ProblemKind};
+use crate::server::{App, Peer, RequestId};
+
+/// The rule named when a caller without the role asks.
+pub const OFFICER_RULE: &str = "privacy-officer-only";
+
+/// Largest page of a search.
+const MAX_PAGE: usize = 1000;
+
+pub(crate) fn routes() -> Router<App> {
+    Router::new()
+        .route("/v1/audit/search", post(search_events))
+        .route("/v1/audit/export", post(export_events))
+        .route("/v1/audit/report", post(report))
+        .route("/v1/audit/anomalies", post(anomaly_report))
+}
+
+/// A search or export filter as a privacy officer sends it: the citizen by ID
+/// number (the gateway turns it into the pseudonym the log holds), the rest as
+/// the log stores them.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilterIn {
+    citizen_id_number: Option<String>,
+    user: Option<String>,
+    township: Option<String>,
+    connector: Option<String>,
+    purpose: Option<String>,
+    outcome: Option<OutcomeClass>,
+    status: Option<u16>,
+    from: Option<String>,
+    until: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SearchIn {
+    #[serde(default)]
+    filter: FilterIn,
+    before: Option<u64>,
+    limit: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportIn {
+    #[serde(default)]
+    filter: FilterIn,
+    format: ExportFormatIn,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum ExportFormatIn {
+    Csv,
+    Jsonl,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReportIn {
+    id_number: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AnomaliesIn {
+    from: String,
+    until: String,
+    #[serde(default)]
+    thresholds: Option<Thresholds>,
+}
+
+/// What every route needs: the officer, the request context and the parsed body.
+struct Call<T> {
+    app: App,
+    caller: Arc<Caller>,
+    request_id: String,
+    peer: Option<std::net::SocketAddr>,
+    body: T,
+}
+
+impl<T: DeserializeOwned> Call<T> {
+    async fn open(
+        app: App,
+        request_id: String,
+        peer: Option<std::net::SocketAddr>,
+        uri: &Uri,
+        headers: &HeaderMap,
+        body: Result<Bytes, BytesRejection>,
+    ) -> Result<Call<T>, Response> {
+        let caller = app
+            .auth
+            .authenticate(headers, uri)
+            .await
+            .map_err(|e| crate::server::unauthenticated(e, &request_id))?;
+        if !caller.has_role(Role::PrivacyOfficer) {
+            return Err(Problem::new(
+                ProblemKind::Forbidden,
+                "Only privacy officers read the audit log.",
+            )
+            .with("rule", OFFICER_RULE)
+            .with("reason", "role")
+            .for_request(&request_id)
+            .into_response());
+        }
+        let body = body
+            .ok()
+            .and_then(|b| serde_json::from_slice::<T>(&b).ok())
+            .ok_or_else(|| {
+                Problem::new(
+                    ProblemKind::InvalidRequest,
+                    "The body is not the JSON this endpoint expects.",
+                )
+                .for_request(&request_id)
+                .into_response()
+            })?;
+        Ok(Call {
+            app,
+            caller,
+            request_id,
+            peer,
+            body,
+        })
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.app.config.load().data_dir.clone()
+    }
+
+    fn problem(&self, kind: ProblemKind, detail: &str) -> Response {
+        Problem::new(kind, detail.to_owned())
+            .for_request(&self.request_id)
+            .into_response()
+    }
+
+    /// Records this use of the audit log; `Err` is the 503 to send instead.
+    async fn record(&self, operation: &str, subject: Option<&IdNumber>) -> Result<(), Response> {
+        let caller = AuditCaller {
+            user: self.caller.user.clone(),
+            roles: self
+                .caller
+                .roles
+                .iter()
+                .map(|r| r.as_str().to_owned())
+                .collect(),
+            township: self.caller.township.clone(),
+            department: self.caller.department.clone(),
+            app: self.caller.app.clone(),
+            source_ip: self.peer.map(|p| p.ip().to_string()),
+        };
+        let mut event = AuditEvent::admin(&self.request_id, caller, operation);
+        event.subject_pseudonym = subject.map(|id| self.app.pseudonym.pseudonym(id.as_str()));
+        event.subject_masked = subject.map(IdNumber::masked);
+        self.app.audit.append(event).await.map(|_| ()).map_err(|e| {
+            tracing::error!(request_id = %self.request_id, error = %e, "the audit log could not record an audit-log read");
+            self.problem(
+                ProblemKind::AuditUnavailable,
+                "The audit log could not record this request, so nothing was returned.",
+            )
+        })
+    }
+
+    /// The filter as the log understands it; a bad citizen ID is a 400.
+    fn filter(&self, filter: &FilterIn) -> Result<(Filter, Option<IdNumber>), Problem> {
+        let id = match &filter.citizen_id_number {
+            Some(raw) => Some(IdNumber::parse(raw).map_err(|e| {
+                Problem::new(ProblemKind::InvalidIdNumber, e.to_string())
+                    .with("check", e.code())
+                    .for_request(&self.request_id)
+            })?),
+            None => None,
+        };
+        let log_filter = Filter {
+            subject_pseudonym: id
+                .as_ref()
+                .map(|id| self.app.pseudonym.pseudonym(id.as_str())),
+            user: filter.user.clone(),
+            township: filter.township.clone(),
+            connector: filter.connector.clone(),
+            purpose: filter.purpose.clone(),
+            outcome: filter.outcome,
+            status: filter.status,
+            from: filter.from.clone(),
+            until: filter.until.clone(),
+        };
+        Ok((log_filter, id))
+    }
+}
+
+/// Runs a blocking read of the audit log off the async workers. A bad filter is
+/// the caller's 400; anything else is the gateway's 500 (details in the log).
+async fn blocking<T: Send + 'static>(
+    request_id: &str,
+    work: impl FnOnce() -> Result<T, SearchError> + Send + 'static,
+) -> Result<T, Response> {
+    let outcome = tokio::task::spawn_blocking(work).await;
+    let problem = match outcome {
+        Ok(Ok(value)) => return Ok(value),
+        Ok(Err(SearchError::InvalidFilter(why))) => Problem::new(
+            ProblemKind::InvalidRequest,
+            format!("The filter is not valid: {why}."),
+        ),
+        Ok(Err(e)) => {
+            tracing::error!(request_id, error = %e, "an audit-log read failed");
+            Problem::new(ProblemKind::Internal, "The audit log could not be read.")
+        }
+        Err(e) => {
+            tracing::error!(request_id, error = %e, "an audit-log read panicked");
+            Problem::new(ProblemKind::Internal, "The audit log could not be read.")
+        }
+    };
+    Err(problem.for_request(request_id).into_response())
+}
+
+macro_rules! open_call {
+    ($app:expr, $id:expr, $peer:expr, $uri:expr, $headers:expr, $body:expr) => {
+        match Call::open($app, $id, $peer, &$uri, &$headers, $body).await {
+            Ok(call) => call,
+            Err(response) => return response,
+        }
+    };
+}
+
+async fn search_events(
+    State(app): State<App>,
+    RequestId(request_id): RequestId,
+    Peer(peer): Peer,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let call: Call<SearchIn> = open_call!(app, request_id, peer, uri, headers, body);
+    let (filter, subject) = match call.filter(&call.body.filter) {
+        Ok(f) => f,
+        Err(problem) => return problem.into_response(),
+    };
+    let limit = call.body.limit.unwrap_or(100).clamp(1, MAX_PAGE);
+    let before = call.body.before;
+    let dir = call.data_dir();
+    let page = match blocking(&call.request_id, move || {
+        search(&dir, &filter, before, limit)
+    })
+    .await
+    {
+        Ok(page) => page,
+        Err(response) => return response,
+    };
+    if let Err(response) = call.record("audit.search", subject.as_ref()).await {
+        return response;
+    }
+    axum::Json(json!({"events": page.events, "next": page.next})).into_response()
+}
+
+async fn export_events(
+    State(app): State<App>,
+    RequestId(request_id): RequestId,
+    Peer(peer): Peer,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let call: Call<ExportIn> = open_call!(app, request_id, peer, uri, headers, body);
+    let (filter, subject) = match call.filter(&call.body.filter) {
+        Ok(f) => f,
+        Err(problem) => return problem.into_response(),
+    };
+    if let Err(response) = call.record("audit.export", subject.as_ref()).await {
+        return response;
+    }
+    let (format, media, name) = match call.body.format {
+        ExportFormatIn::Csv => (ExportFormat::Csv, "text/csv; charset=utf-8", "audit.csv"),
+        ExportFormatIn::Jsonl => (
+            ExportFormat::JsonLines,
+            "application/x-ndjson",
+            "audit.jsonl",
+        ),
+    };
+    // The export streams: a blocking writer feeds chunks through a bounded channel.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+    let dir = call.data_dir();
+    let request_id = call.request_id.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut sink = ChannelWriter {
+            tx,
+            buffer: Vec::new(),
+        };
+        match export(&dir, &filter, format, &mut sink) {
+            Ok(_) => {
+                let _ = sink.flush();
+            }
+            Err(e) => tracing::warn!(request_id, error = %e, "an audit export stopped"),
+        }
+    });
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|chunk| (Ok::<_, std::io::Error>(chunk), rx))
+    });
+    let mut response = Body::from_stream(stream).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
+    if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_DISPOSITION, value);
+    }
+    response
+}
+
+/// A `Write` that sends what it is given, in chunks, to an async receiver.
+struct ChannelWriter {
+    tx: tokio::sync::mpsc::Sender<Bytes>,
+    buffer: Vec<u8>,
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buffer.extend_from_slice(data);
+        if self.buffer.len() >= 64 * 1024 {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::take(&mut self.buffer));
+        self.tx
+            .blocking_send(chunk)
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))
+    }
+}
+
+async fn report(
+    State(app): State<App>,
+    RequestId(request_id): RequestId,
+    Peer(peer): Peer,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let call: Call<ReportIn> = open_call!(app, request_id, peer, uri, headers, body);
+    let id = match IdNumber::parse(&call.body.id_number) {
+        Ok(id) => id,
+        Err(e) => {
+            return Problem::new(ProblemKind::InvalidIdNumber, e.to_string())
+                .with("check", e.code())
+                .for_request(&call.request_id)
+                .into_response();
+        }
+    };
+    let pseudonym = call.app.pseudonym.pseudonym(id.as_str());
+    let dir = call.data_dir();
+    let today = crate::policy::china_today();
+    let report = match blocking(&call.request_id, move || {
+        citizen_report(&dir, &pseudonym, today)
+    })
+    .await
+    {
+        Ok(report) => report,
+        Err(response) => return response,
+    };
+    if let Err(response) = call.record("audit.report", Some(&id)).await {
+        return response;
+    }
+    axum::Json(report).into_response()
+}
+
+async fn anomaly_report(
+    State(app): State<App>,
+    RequestId(request_id): RequestId,
+    Peer(peer): Peer,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let call: Call<AnomaliesIn> = open_call!(app, request_id, peer, uri, headers, body);
+    let dir = call.data_dir();
+    let from = call.body.from.clone();
+    let until = call.body.until.clone();
+    let thresholds = call.body.thresholds.clone().unwrap_or_default();
+    let found = match blocking(&call.request_id, move || {
+        anomalies(&dir, &from, &until, &thresholds)
+    })
+    .await
+    {
+        Ok(found) => found,
+        Err(response) => return response,
+    };
+    if let Err(response) = call.record("audit.anomalies", None).await {
+        return response;
+    }
+    axum::Json(json!({"anomalies": found})).into_response()
+}
