@@ -26,6 +26,15 @@ use crate::audit::{
 
 #[derive(Debug, Subcommand)]
 pub(super) enum AuditCommand {
+    /// Move events older than the retention period into a read-only archive segment
+    /// that still verifies (run it daily, e.g. from a systemd timer).
+    Archive {
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Days to keep in the live log; at least 1096 (three years, PIPL art. 56).
+        #[arg(long, default_value_t = audit::DEFAULT_KEEP_DAYS)]
+        keep_days: u32,
+    },
     /// Check the whole hash chain and every signed checkpoint; name the first bad
     /// sequence number if any. Exit 0 intact, 1 broken.
     Verify {
@@ -163,6 +172,29 @@ pub(super) fn run_audit(command: AuditCommand) -> ExitCode {
             }
             Err(failure) => {
                 println!("{failure}");
+                ExitCode::FAILURE
+            }
+        },
+        AuditCommand::Archive {
+            data_dir,
+            keep_days,
+        } => match audit::archive(&data_dir, keep_days, chrono::Utc::now()) {
+            Ok(Some(segment)) => {
+                println!(
+                    "archived events {}–{} ({} events) to {}",
+                    segment.first_seq,
+                    segment.last_seq,
+                    segment.events,
+                    segment.path.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Ok(None) => {
+                println!("nothing older than {keep_days} days to archive");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
                 ExitCode::FAILURE
             }
         },

@@ -117,3 +117,34 @@ async fn without_a_durable_audit_record_nothing_is_returned() {
     assert!(!reply.text.contains(person.id.as_str()));
     assert!(!reply.text.contains(&person.name));
 }
+
+#[tokio::test]
+async fn archiving_keeps_three_years_and_refuses_less() {
+    let gw = TestGateway::start().await;
+    let person = sample(SampleKind::MarriedParent);
+    let reply = gw
+        .query(&lookup("hukou", "person_by_id", person.id.as_str()))
+        .await;
+    assert_eq!(reply.status, 200);
+    let data_dir = gw.data_dir.path().join("data");
+    let archive = |extra: &[&str]| {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_gateway"));
+        command
+            .args(["audit", "archive", "--data-dir"])
+            .arg(&data_dir)
+            .args(extra);
+        command.output()
+    };
+    let out = archive(&[]).await.expect("runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("nothing older than 1096 days"), "{text}");
+    let out = archive(&["--keep-days", "30"]).await.expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("too short"));
+    assert_eq!(gateway::audit::verify(&data_dir).expect("intact").events, 1);
+}
