@@ -276,6 +276,7 @@ pub async fn start(options: DemoOptions) -> anyhow::Result<Demo> {
     let pseudonym = secrets::pseudonym_key(None, &data_dir)?;
     let audit = crate::audit::SqliteAudit::open(&data_dir, Default::default())
         .map_err(|e| anyhow::anyhow!("the audit log: {e}"))?;
+    let reader = crate::audit::SqliteAuditReader::new(&data_dir);
     config::record_loaded(&audit, &cfg)
         .await
         .map_err(|e| anyhow::anyhow!("the audit log cannot record the configuration: {e}"))?;
@@ -311,6 +312,7 @@ pub async fn start(options: DemoOptions) -> anyhow::Result<Demo> {
             Arc::new(auth),
             Arc::new(pseudonym),
             Arc::new(audit.clone()),
+            Arc::new(reader),
         ),
         audit,
     })

@@ -5,7 +5,6 @@
 //! admin event before anything is returned (no audit, no data).
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
@@ -20,9 +19,8 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use crate::audit::anomalies::{Thresholds, anomalies};
-use crate::audit::report::citizen_report;
-use crate::audit::search::{ExportFormat, Filter, OutcomeClass, SearchError, export, search};
+use crate::audit::anomalies::Thresholds;
+use crate::audit::search::{ExportFormat, Filter, OutcomeClass, SearchError};
 use crate::audit::{AuditCaller, AuditEvent};
 use crate::auth::{Caller, Role};
 use crate::problem::{Problem, ProblemKind};
@@ -151,8 +149,8 @@ impl<T: DeserializeOwned> Call<T> {
         })
     }
 
-    fn data_dir(&self) -> PathBuf {
-        self.app.config.load().data_dir.clone()
+    fn reader(&self) -> Arc<dyn crate::audit::AuditReader> {
+        self.app.audit_reader.clone()
     }
 
     fn problem(&self, kind: ProblemKind, detail: &str) -> Response {
@@ -264,9 +262,9 @@ async fn search_events(
     };
     let limit = call.body.limit.unwrap_or(100).clamp(1, MAX_PAGE);
     let before = call.body.before;
-    let dir = call.data_dir();
+    let reader = call.reader();
     let page = match blocking(&call.request_id, move || {
-        search(&dir, &filter, before, limit)
+        reader.search(&filter, before, limit)
     })
     .await
     {
@@ -305,14 +303,14 @@ async fn export_events(
     };
     // The export streams: a blocking writer feeds chunks through a bounded channel.
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
-    let dir = call.data_dir();
+    let reader = call.reader();
     let request_id = call.request_id.clone();
     tokio::task::spawn_blocking(move || {
         let mut sink = ChannelWriter {
             tx,
             buffer: Vec::new(),
         };
-        match export(&dir, &filter, format, &mut sink) {
+        match reader.export(&filter, format, &mut sink) {
             Ok(_) => {
                 let _ = sink.flush();
             }
@@ -381,10 +379,10 @@ async fn report(
         }
     };
     let pseudonym = call.app.pseudonym.pseudonym(id.as_str());
-    let dir = call.data_dir();
+    let reader = call.reader();
     let today = crate::policy::china_today();
     let report = match blocking(&call.request_id, move || {
-        citizen_report(&dir, &pseudonym, today)
+        reader.citizen_report(&pseudonym, today)
     })
     .await
     {
@@ -406,12 +404,12 @@ async fn anomaly_report(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let call: Call<AnomaliesIn> = open_call!(app, request_id, peer, uri, headers, body);
-    let dir = call.data_dir();
+    let reader = call.reader();
     let from = call.body.from.clone();
     let until = call.body.until.clone();
     let thresholds = call.body.thresholds.clone().unwrap_or_default();
     let found = match blocking(&call.request_id, move || {
-        anomalies(&dir, &from, &until, &thresholds)
+        reader.anomalies(&from, &until, &thresholds)
     })
     .await
     {

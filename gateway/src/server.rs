@@ -20,7 +20,7 @@ use axum::routing::{get, post};
 use serde_json::json;
 use tokio::net::TcpListener;
 
-use crate::audit::AuditLog;
+use crate::audit::{AuditLog, AuditReader};
 use crate::auth::{AuthError, Authenticator};
 use crate::config::ActiveConfig;
 use crate::mask::PseudonymKey;
@@ -39,6 +39,8 @@ pub struct App {
     pub pseudonym: Arc<PseudonymKey>,
     /// Where every answer is recorded before it is sent.
     pub audit: Arc<dyn AuditLog>,
+    /// Where the privacy officer's API reads the log.
+    pub audit_reader: Arc<dyn AuditReader>,
 }
 
 impl App {
@@ -48,6 +50,7 @@ impl App {
         auth: Arc<Authenticator>,
         pseudonym: Arc<PseudonymKey>,
         audit: Arc<dyn AuditLog>,
+        audit_reader: Arc<dyn AuditReader>,
     ) -> App {
         App {
             config: Arc::new(ArcSwap::from_pointee(config)),
@@ -55,6 +58,7 @@ impl App {
             auth,
             pseudonym,
             audit,
+            audit_reader,
         }
     }
 }

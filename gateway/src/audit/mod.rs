@@ -78,6 +78,7 @@ pub mod chain;
 pub mod checkpoint;
 pub mod event;
 mod hooks;
+pub mod reader;
 pub mod report;
 pub mod retention;
 pub mod search;
@@ -93,6 +94,7 @@ pub use anomalies::{Anomaly, AnomalyKind, Thresholds, anomalies};
 pub use event::{
     AuditCaller, AuditEvent, AuditOutcome, EventKind, MaskedField, Recorded, WithheldField,
 };
+pub use reader::{AuditReader, SqliteAuditReader};
 pub use report::{Access, CitizenReport, citizen_report};
 pub use retention::{ArchivedSegment, DEFAULT_KEEP_DAYS, Retention, archive, archive_with};
 pub use search::{

@@ -168,6 +168,7 @@ pub(super) async fn run_serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let reader = crate::audit::SqliteAuditReader::new(&cfg.data_dir);
     if let Err(e) = config::record_loaded(&audit, &cfg).await {
         eprintln!("error: the audit log cannot record the configuration: {e}");
         return ExitCode::FAILURE;
@@ -178,6 +179,7 @@ pub(super) async fn run_serve(args: ServeArgs) -> ExitCode {
         Arc::new(auth),
         Arc::new(pseudonym),
         Arc::new(audit.clone()),
+        Arc::new(reader),
     );
     let served = match tls {
         Some(tls) => {

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use connectors::sim::{self, Department, Faults, Population, SimServer};
-use gateway::audit::{AuditLog, SqliteAudit};
+use gateway::audit::{AuditLog, SqliteAudit, SqliteAuditReader};
 use gateway::auth::{Authenticator, Role, SigningKey};
 use gateway::config::{self, EmbeddedSource, LoadOptions};
 use gateway::demo::{self, COUNTY_CONFIG, COUNTY_FILES};
@@ -123,6 +123,7 @@ impl TestGateway {
             Arc::new(authenticator),
             Arc::new(pseudonym),
             audit,
+            Arc::new(SqliteAuditReader::new(data_dir.path().join("data"))),
         );
         tokio::spawn(server::serve(listener, app, async {
             let _ = stopped.await;
