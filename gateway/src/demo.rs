@@ -408,6 +408,30 @@ impl Demo {
                 out,
                 "  {exe} policy explain --claims {claims} --connector hukou --operation person_by_id --purpose birth_registration"
             );
+            let officer = |path: &str, body: &str| {
+                format!(
+                    "  curl -s http://{}{path} -H 'content-type: application/json' -H \"authorization: Bearer $(cat {})\" -d '{body}'",
+                    self.addr,
+                    token("privacy-officer")
+                )
+            };
+            let _ = writeln!(
+                out,
+                "\nA privacy officer sees who looked at whose data, and why — the log, the resident's access report, a CSV export:"
+            );
+            let _ = writeln!(out, "{}", officer("/v1/audit/search", r#"{"limit":10}"#));
+            let report = format!(r#"{{"id_number":"{}"}}"#, person.id.as_str());
+            let _ = writeln!(out, "{}", officer("/v1/audit/report", &report));
+            let _ = writeln!(
+                out,
+                "{}",
+                officer("/v1/audit/export", r#"{"format":"csv"}"#)
+            );
+            let _ = writeln!(
+                out,
+                "  {exe} audit verify --data-dir {}",
+                self.data_dir.display()
+            );
         }
         let _ = write!(out, "\nCtrl-C stops the demo.");
         out

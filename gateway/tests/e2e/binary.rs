@@ -239,6 +239,9 @@ async fn the_demo_starts_from_a_fresh_data_dir_and_its_hints_work() {
     let allowed = demo.line(|l| l.trim_start().starts_with("curl")).await;
     let refused = demo.line(|l| l.trim_start().starts_with("curl")).await;
     let explain = demo.line(|l| l.contains("policy explain")).await;
+    let officer_search = demo.line(|l| l.contains("/v1/audit/search")).await;
+    let officer_report = demo.line(|l| l.contains("/v1/audit/report")).await;
+    let officer_export = demo.line(|l| l.contains("/v1/audit/export")).await;
     demo.line(|l| l.contains("Ctrl-C stops")).await;
     assert!(
         data_dir.join("gateway.db").exists(),
@@ -296,6 +299,35 @@ async fn the_demo_starts_from_a_fresh_data_dir_and_its_hints_work() {
         "{text}"
     );
 
+    // The privacy officer's hints: both lookups listed, the resident's report names
+    // the 东岭镇 clerk's access, the CSV has a header and the lookups.
+    let (officer, body) = curl_parts(&officer_search);
+    let search: Value = serde_json::from_str(&body).expect("JSON");
+    let listed = post_json(&format!("{gateway}/v1/audit/search"), &officer, &search).await;
+    assert_eq!(listed.status, 200, "{}", listed.text);
+    let lookups = listed.json["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["kind"] == "lookup")
+        .count();
+    assert_eq!(lookups, 2, "{}", listed.text);
+    let (_, body) = curl_parts(&officer_report);
+    let ask: Value = serde_json::from_str(&body).expect("JSON");
+    let report = post_json(&format!("{gateway}/v1/audit/report"), &officer, &ask).await;
+    assert_eq!(report.status, 200, "{}", report.text);
+    assert_eq!(report.json["accesses"][0]["user"], "clerk-dongling");
+    assert_eq!(
+        report.json["accesses"].as_array().map(Vec::len),
+        Some(1),
+        "the refused lookup released nothing"
+    );
+    let (_, body) = curl_parts(&officer_export);
+    let csv_ask: Value = serde_json::from_str(&body).expect("JSON");
+    let csv = post_json(&format!("{gateway}/v1/audit/export"), &officer, &csv_ask).await;
+    assert!(csv.text.starts_with("seq,"), "{}", csv.text);
+    assert!(!csv.text.contains(&id), "the bare ID in the export");
+
     let stderr = demo.terminate().await;
     assert!(stderr.contains("lookup"), "the lookup is logged: {stderr}");
     assert!(!stderr.contains(&id), "the log carries the full ID number");
@@ -319,11 +351,12 @@ async fn the_demo_starts_from_a_fresh_data_dir_and_its_hints_work() {
     let out = audit(&["verify"]).await.expect("verify runs");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
-    assert!(text.contains("intact: 3 events"), "{text}");
+    // config load, two lookups, three reads by the privacy officer
+    assert!(text.contains("intact: 6 events"), "{text}");
     let out = audit(&["checkpoint"]).await.expect("checkpoint runs");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.starts_with("county-gateway audit checkpoint v1\nseq: 3\n"),
+        text.starts_with("county-gateway audit checkpoint v1\nseq: 6\n"),
         "{text}"
     );
 
