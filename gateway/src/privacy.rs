@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{HeaderMap, HeaderValue, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -213,6 +213,25 @@ impl<T: DeserializeOwned> Call<T> {
     }
 }
 
+impl<T: DeserializeOwned + Send> FromRequest<App> for Call<T> {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, app: &App) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = request.into_parts();
+        let RequestId(request_id) = RequestId::from_request_parts(&mut parts, app)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let Peer(peer) = match Peer::from_request_parts(&mut parts, app).await {
+            Ok(peer) => peer,
+            Err(never) => match never {},
+        };
+        let uri = parts.uri.clone();
+        let headers = parts.headers.clone();
+        let bytes = Bytes::from_request(Request::from_parts(parts, body), app).await;
+        Call::open(app.clone(), request_id, peer, &uri, &headers, bytes).await
+    }
+}
+
 /// Runs a blocking read of the audit log off the async workers. A bad filter is
 /// the caller's 400; anything else is the gateway's 500 (details in the log).
 async fn blocking<T: Send + 'static>(
@@ -238,24 +257,7 @@ async fn blocking<T: Send + 'static>(
     Err(problem.for_request(request_id).into_response())
 }
 
-macro_rules! open_call {
-    ($app:expr, $id:expr, $peer:expr, $uri:expr, $headers:expr, $body:expr) => {
-        match Call::open($app, $id, $peer, &$uri, &$headers, $body).await {
-            Ok(call) => call,
-            Err(response) => return response,
-        }
-    };
-}
-
-async fn search_events(
-    State(app): State<App>,
-    RequestId(request_id): RequestId,
-    Peer(peer): Peer,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let call: Call<SearchIn> = open_call!(app, request_id, peer, uri, headers, body);
+async fn search_events(call: Call<SearchIn>) -> Response {
     let (filter, subject) = match call.filter(&call.body.filter) {
         Ok(f) => f,
         Err(problem) => return problem.into_response(),
@@ -277,15 +279,7 @@ async fn search_events(
     axum::Json(json!({"events": page.events, "next": page.next})).into_response()
 }
 
-async fn export_events(
-    State(app): State<App>,
-    RequestId(request_id): RequestId,
-    Peer(peer): Peer,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let call: Call<ExportIn> = open_call!(app, request_id, peer, uri, headers, body);
+async fn export_events(call: Call<ExportIn>) -> Response {
     let (filter, subject) = match call.filter(&call.body.filter) {
         Ok(f) => f,
         Err(problem) => return problem.into_response(),
@@ -360,15 +354,7 @@ impl Write for ChannelWriter {
     }
 }
 
-async fn report(
-    State(app): State<App>,
-    RequestId(request_id): RequestId,
-    Peer(peer): Peer,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let call: Call<ReportIn> = open_call!(app, request_id, peer, uri, headers, body);
+async fn report(call: Call<ReportIn>) -> Response {
     let id = match IdNumber::parse(&call.body.id_number) {
         Ok(id) => id,
         Err(e) => {
@@ -395,15 +381,7 @@ async fn report(
     axum::Json(report).into_response()
 }
 
-async fn anomaly_report(
-    State(app): State<App>,
-    RequestId(request_id): RequestId,
-    Peer(peer): Peer,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let call: Call<AnomaliesIn> = open_call!(app, request_id, peer, uri, headers, body);
+async fn anomaly_report(call: Call<AnomaliesIn>) -> Response {
     let reader = call.reader();
     let from = call.body.from.clone();
     let until = call.body.until.clone();

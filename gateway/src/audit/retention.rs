@@ -92,34 +92,10 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(2);
 const EVENT_COLUMNS: &str = "seq, event_id, time, request_id, user, township, connector, \
                              purpose, subject_pseudonym, status, body, prev_hash, hash";
 
-/// A segment's schema: the live log's `events` and `checkpoints` (schema version 1)
-/// and the segment's `meta`.
-const SEGMENT_SCHEMA: &str = "
-    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
-    CREATE TABLE events (
-        seq INTEGER PRIMARY KEY,
-        event_id TEXT NOT NULL UNIQUE,
-        time TEXT NOT NULL,
-        request_id TEXT NOT NULL,
-        user TEXT NOT NULL,
-        township TEXT,
-        connector TEXT,
-        purpose TEXT,
-        subject_pseudonym TEXT,
-        status INTEGER NOT NULL,
-        body TEXT NOT NULL,
-        prev_hash TEXT NOT NULL,
-        hash TEXT NOT NULL
-    ) STRICT;
-    CREATE INDEX events_time ON events (time);
-    CREATE INDEX events_request ON events (request_id);
-    CREATE INDEX events_user ON events (user, time);
-    CREATE INDEX events_township ON events (township, time);
-    CREATE INDEX events_connector ON events (connector, time);
-    CREATE INDEX events_purpose ON events (purpose, time);
-    CREATE INDEX events_subject ON events (subject_pseudonym, time);
-    CREATE INDEX events_status ON events (status, time);
-    CREATE TABLE checkpoints (seq INTEGER PRIMARY KEY, text TEXT NOT NULL) STRICT;";
+/// A segment's own table; its `events` and `checkpoints` are the live log's
+/// (schema version 1, from the same migration, so the two never drift apart).
+const SEGMENT_META: &str =
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;";
 
 /// What an archive run did: the segment it wrote (or finished).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -555,7 +531,8 @@ fn write_segment(
     )?;
     out.pragma_update(None, "synchronous", "FULL")?;
     let tx = out.transaction()?;
-    tx.execute_batch(SEGMENT_SCHEMA)?;
+    tx.execute_batch(SEGMENT_META)?;
+    tx.execute_batch(super::sqlite::MIGRATIONS[0])?;
     let (lo, hi) = (to_sql(first)?, to_sql(last)?);
     {
         let mut meta = tx.prepare("INSERT INTO meta (key, value) VALUES (?1, ?2)")?;

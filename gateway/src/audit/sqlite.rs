@@ -214,7 +214,7 @@ pub(crate) fn open_read_only(path: &Path) -> Result<Connection, rusqlite::Error>
 }
 
 /// Schema migrations; entry `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[
+pub(super) const MIGRATIONS: &[&str] = &[
     // 1: events with their chain and search columns, checkpoints.
     "CREATE TABLE events (
          seq INTEGER PRIMARY KEY,
