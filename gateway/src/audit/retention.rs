@@ -94,8 +94,7 @@ const EVENT_COLUMNS: &str = "seq, event_id, time, request_id, user, township, co
 
 /// A segment's own table; its `events` and `checkpoints` are the live log's
 /// (schema version 1, from the same migration, so the two never drift apart).
-const SEGMENT_META: &str =
-    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;";
+const SEGMENT_META: &str = "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;";
 
 /// What an archive run did: the segment it wrote (or finished).
 #[derive(Debug, Clone, PartialEq, Eq)]
