@@ -88,11 +88,9 @@ async fn run(
 ) -> Result<Response, Problem> {
     let request = parse(headers, body)?;
     let config = app.config.load_full();
-    trail.connector = Some(request.connector.clone());
-    trail.operation = Some(request.operation.clone());
-    trail.purpose = Some(request.purpose.clone());
-    trail.case_id = Some(request.case_id.clone());
     trail.policy_version = Some(config.policies.version.clone());
+    // Only names the gateway knows are recorded: a caller could put anything, even an
+    // ID number, where a connector, operation or purpose should be.
 
     let connector = config.connectors.get(&request.connector).ok_or_else(|| {
         Problem::new(
@@ -120,8 +118,12 @@ async fn run(
             "The purpose code is not in the purpose catalog.",
         )
     })?;
+    trail.connector = Some(connector.def.id.clone());
+    trail.operation = Some(request.operation.clone());
+    trail.purpose = Some(purpose.code.clone());
     // A case id that fails its checks is not recorded: it may carry an ID number.
-    check_case_id(&request.case_id).inspect_err(|_| trail.case_id = None)?;
+    check_case_id(&request.case_id)?;
+    trail.case_id = Some(request.case_id.clone());
     let subject = subject_key(operation.subject, request.subject)?;
     trail.subject_pseudonym = Some(app.pseudonym.pseudonym(subject.as_str()));
     trail.subject_masked = Some(subject.masked());

@@ -42,9 +42,13 @@ async fn every_lookup_is_recorded_with_pseudonyms_and_the_log_verifies() {
     let mut bad = lookup("hukou", "person_by_id", person.id.as_str());
     bad["purpose"] = "curiosity".into();
     assert_eq!(gw.query(&bad).await.status, 400);
+    // An ID number smuggled where names go is never recorded.
+    let mut smuggled = lookup(person.id.as_str(), "person_by_id", person.id.as_str());
+    smuggled["purpose"] = person.id.as_str().into();
+    assert_eq!(gw.query(&smuggled).await.status, 404);
 
     let events = events(&gw);
-    assert_eq!(events.len(), 3, "{events:?}");
+    assert_eq!(events.len(), 4, "{events:?}");
     let text = serde_json::to_string(&events).expect("JSON");
     assert!(
         !text.contains(person.id.as_str()),
@@ -90,8 +94,11 @@ async fn every_lookup_is_recorded_with_pseudonyms_and_the_log_verifies() {
 
     assert_eq!(events[2]["outcome"]["problem"], "unknown-purpose");
 
+    assert_eq!(events[3]["outcome"]["problem"], "unknown-connector");
+    assert_eq!(events[3]["connector"], Value::Null);
+
     let report = gateway::audit::verify(&gw.data_dir.path().join("data")).expect("intact");
-    assert_eq!(report.events, 3);
+    assert_eq!(report.events, 4);
 }
 
 /// An audit log that cannot make anything durable.
