@@ -120,10 +120,7 @@ pub fn explain(
                 "-".to_owned(),
                 format!(
                     "{}{}",
-                    serde_json::to_value(reason)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_owned))
-                        .unwrap_or_default(),
+                    reason.as_str(),
                     rule.as_ref().map(|r| format!(" ({r})")).unwrap_or_default()
                 ),
             ),

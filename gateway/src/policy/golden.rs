@@ -159,13 +159,7 @@ pub fn run_case(config: &ActiveConfig, case: &Case) -> Result<(), String> {
                 let actual: BTreeMap<String, String> = outcome
                     .withheld
                     .iter()
-                    .map(|w| {
-                        let reason = serde_json::to_value(w.reason)
-                            .ok()
-                            .and_then(|v| v.as_str().map(str::to_owned))
-                            .unwrap_or_default();
-                        (w.field.clone(), reason)
-                    })
+                    .map(|w| (w.field.clone(), w.reason.as_str().to_owned()))
                     .collect();
                 if *withheld != actual {
                     return Err(format!(

@@ -212,6 +212,17 @@ pub enum RefusalReason {
     RowCondition,
 }
 
+impl RefusalReason {
+    /// The name in answers and audit records (as serialized).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefusalReason::Role => "role",
+            RefusalReason::DeniedByRule => "denied_by_rule",
+            RefusalReason::RowCondition => "row_condition",
+        }
+    }
+}
+
 /// Why a field was not returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -224,6 +235,18 @@ pub enum WithheldReason {
     DeniedByRule,
     /// Granted only under a row condition the subject does not meet.
     RowCondition,
+}
+
+impl WithheldReason {
+    /// The name in answers and audit records (as serialized).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WithheldReason::NotGranted => "not_granted",
+            WithheldReason::NeverShared => "never_shared",
+            WithheldReason::DeniedByRule => "denied_by_rule",
+            WithheldReason::RowCondition => "row_condition",
+        }
+    }
 }
 
 /// A withheld field, with its dotted path and the rule behind it.

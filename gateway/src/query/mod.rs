@@ -32,7 +32,7 @@ use crate::problem::{Problem, ProblemKind};
 use crate::server::{App, Peer, RequestId};
 use request::{check_case_id, parse, subject_key};
 use trail::Trail;
-use upstream::{fetch_outcome, fetch_problem};
+use upstream::fetch_problem;
 
 pub(crate) async fn query(
     State(app): State<App>,
@@ -72,10 +72,7 @@ pub(crate) async fn query(
 fn forbidden(refusal: Refusal) -> Problem {
     Problem::new(ProblemKind::Forbidden, refusal.detail)
         .with("rule", refusal.rule)
-        .with(
-            "reason",
-            serde_json::to_value(refusal.reason).unwrap_or_default(),
-        )
+        .with("reason", refusal.reason.as_str())
 }
 
 async fn run(
@@ -166,12 +163,13 @@ async fn run(
     let fetched = match fetched {
         Ok(f) => f,
         Err(e) => {
-            outcome(fetch_outcome(&e));
-            return Err(fetch_problem(connector_id, e));
+            let problem = fetch_problem(connector_id, e);
+            outcome(problem.kind.slug());
+            return Err(problem);
         }
     };
     if let Err(violation) = operation.schema.check(&fetched.record) {
-        outcome("schema_violation");
+        outcome(ProblemKind::UpstreamSchemaViolation.slug());
         return Err(Problem::new(
             ProblemKind::UpstreamSchemaViolation,
             "The department's record violates the connector's schema; nothing of it was returned.",
@@ -187,7 +185,7 @@ async fn run(
     let result = match plan.apply(&fetched.record, caller, &operation.fields, &ctx) {
         Ok(result) => result,
         Err(refusal) => {
-            outcome("forbidden_row_condition");
+            outcome(ProblemKind::Forbidden.slug());
             trail.refused_by(&refusal.rule);
             return Err(forbidden(refusal));
         }

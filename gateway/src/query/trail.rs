@@ -45,10 +45,7 @@ impl Trail {
             .iter()
             .map(|w| WithheldField {
                 field: w.field.clone(),
-                reason: serde_json::to_value(w.reason)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default(),
+                reason: w.reason.as_str().to_owned(),
                 rule: w.rule.clone(),
             })
             .collect();

@@ -5,19 +5,6 @@ use connectors::FetchError;
 
 use crate::problem::{Problem, ProblemKind};
 
-pub(crate) fn fetch_outcome(e: &FetchError) -> &'static str {
-    match e {
-        FetchError::UnknownOperation => "unknown_operation",
-        FetchError::NotFound => "not_found",
-        FetchError::Timeout => "upstream_timeout",
-        FetchError::Unavailable => "upstream_unavailable",
-        FetchError::Status(_) | FetchError::Rejected => "upstream_error",
-        FetchError::Oversize { .. } => "upstream_oversize",
-        FetchError::Malformed => "upstream_malformed",
-        FetchError::Mapping(_) => "schema_violation",
-    }
-}
-
 pub(crate) fn fetch_problem(connector: &str, e: FetchError) -> Problem {
     let problem = match &e {
         FetchError::UnknownOperation => Problem::new(

@@ -58,6 +58,13 @@ impl Running {
         }
     }
 
+    /// `gateway demo` on a free port with `data_dir` and the tests' population size.
+    pub(crate) fn demo(data_dir: &Path) -> Running {
+        let data_dir = data_dir.to_str().expect("utf-8");
+        let args = ["demo", "--listen", "127.0.0.1:0", "--data-dir", data_dir];
+        Running::spawn(&[&args[..], &["--residents", "2000"]].concat())
+    }
+
     /// Reads stdout until a line satisfies `pred`; fails if the process ends first or
     /// a minute passes (a debug build generating a population takes a few seconds).
     pub(crate) async fn line(&mut self, pred: impl Fn(&str) -> bool) -> String {
@@ -226,15 +233,7 @@ fn curl_parts(line: &str) -> (String, String) {
 async fn the_demo_starts_from_a_fresh_data_dir_and_its_hints_work() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data_dir = dir.path().join("fresh");
-    let mut demo = Running::spawn(&[
-        "demo",
-        "--listen",
-        "127.0.0.1:0",
-        "--data-dir",
-        data_dir.to_str().expect("utf-8"),
-        "--residents",
-        "2000",
-    ]);
+    let mut demo = Running::demo(&data_dir);
     let gateway = url_in(&demo.line(|l| l.trim_start().starts_with("gateway")).await);
     let allowed = demo.line(|l| l.trim_start().starts_with("curl")).await;
     let refused = demo.line(|l| l.trim_start().starts_with("curl")).await;

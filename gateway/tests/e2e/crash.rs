@@ -36,15 +36,7 @@ const KILL_AFTER: usize = 40;
 
 /// The demo on `data_dir`: the process, its lookup URL and a 东岭镇 clerk's token.
 async fn start_demo(data_dir: &Path) -> (Running, String, String) {
-    let mut demo = Running::spawn(&[
-        "demo",
-        "--listen",
-        "127.0.0.1:0",
-        "--data-dir",
-        data_dir.to_str().expect("utf-8"),
-        "--residents",
-        "2000",
-    ]);
+    let mut demo = Running::demo(data_dir);
     // The banner is printed once the port is bound and the tokens are written.
     let gateway = url_in(&demo.line(|l| l.trim_start().starts_with("gateway")).await);
     let token = std::fs::read_to_string(data_dir.join("tokens/clerk-dongling.jwt"))
