@@ -146,3 +146,53 @@ async fn only_privacy_officers_read_the_audit_log() {
     .await;
     reply.assert_problem(401, "unauthenticated");
 }
+
+#[tokio::test]
+async fn bad_officer_requests_are_clear_400s_that_echo_nothing() {
+    let gw = TestGateway::start().await;
+    let id = sample(SampleKind::MarriedParent).id.as_str();
+    // The right digits with a wrong check digit.
+    let wrong = if id.ends_with('0') { '1' } else { '0' };
+    let bad_id = format!("{}{wrong}", &id[..17]);
+    let cases = [
+        (
+            "/v1/audit/search",
+            json!({"filter": {"bogus": 1}}),
+            "invalid-request",
+        ),
+        (
+            "/v1/audit/search",
+            json!({"filter": {"from": "yesterday"}}),
+            "invalid-request",
+        ),
+        (
+            "/v1/audit/search",
+            json!({"filter": {"citizen_id_number": bad_id}}),
+            "invalid-id-number",
+        ),
+        (
+            "/v1/audit/report",
+            json!({"id_number": bad_id}),
+            "invalid-id-number",
+        ),
+        (
+            "/v1/audit/export",
+            json!({"format": "xlsx"}),
+            "invalid-request",
+        ),
+        (
+            "/v1/audit/anomalies",
+            json!({"from": "2026-01-01T00:00:00Z"}),
+            "invalid-request",
+        ),
+    ];
+    for (path, body, kind) in cases {
+        let reply = officer(&gw, path, &body).await;
+        reply.assert_problem(400, kind);
+        assert!(
+            !reply.text.contains(&bad_id),
+            "{path} echoed the ID: {}",
+            reply.text
+        );
+    }
+}
