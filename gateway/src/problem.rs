@@ -8,7 +8,7 @@
 //! by the gateway, never copied from upstream answers or request data, so an error body
 //! cannot leak personal data or department content. Internal causes go to the log.
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
@@ -110,6 +110,15 @@ problem_kinds! {
     AuditUnavailable => ("audit-unavailable", StatusCode::SERVICE_UNAVAILABLE, Blame::Gateway,
         "The audit log cannot record this request",
         "Every answer is recorded in the tamper-evident audit log before it is sent; the log could not make this record durable, so nothing was returned (no audit, no data)."),
+    RateLimited => ("rate-limited", StatusCode::TOO_MANY_REQUESTS, Blame::Caller,
+        "Too many requests",
+        "The caller went over one of its own limits: its user's rate, its township's rate, or a grant's quota. `limit` names which; `Retry-After` and the `RateLimit` header say when to try again."),
+    DepartmentCapacity => ("department-capacity", StatusCode::TOO_MANY_REQUESTS, Blame::Department,
+        "The department's system is at its configured capacity",
+        "The department sets how many calls per second its system takes through the gateway; that rate is reached, so the gateway did not call it. `limit` names the connector; `Retry-After` says when to try again. Not the caller's fault."),
+    UnknownForm => ("unknown-form", StatusCode::NOT_FOUND, Blame::Caller,
+        "Unknown form",
+        "No form template with this id is configured."),
     NotReady => ("not-ready", StatusCode::SERVICE_UNAVAILABLE, Blame::Gateway,
         "The gateway is not ready",
         "The gateway's configuration is not loaded or its store is not writable."),
@@ -137,6 +146,8 @@ pub struct Problem {
     pub detail: String,
     pub extensions: Map<String, Value>,
     pub request_id: Option<String>,
+    /// Extra response headers (`Retry-After`, `RateLimit`), written by the gateway.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl Problem {
@@ -146,6 +157,7 @@ impl Problem {
             detail: detail.into(),
             extensions: Map::new(),
             request_id: None,
+            headers: Vec::new(),
         }
     }
 
@@ -153,6 +165,12 @@ impl Problem {
     /// schema path).
     pub fn with(mut self, key: &str, value: impl Into<Value>) -> Problem {
         self.extensions.insert(key.to_owned(), value.into());
+        self
+    }
+
+    /// Adds a response header.
+    pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Problem {
+        self.headers.push((name, value));
         self
     }
 
@@ -191,6 +209,9 @@ impl IntoResponse for Problem {
         response
             .headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        for (name, value) in self.headers {
+            response.headers_mut().append(name, value);
+        }
         response
     }
 }
