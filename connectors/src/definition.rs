@@ -35,6 +35,14 @@ pub struct ConnectorDef {
     /// without them the public web roots are trusted and no certificate is presented.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<ClientTlsDef>,
+    /// How long the gateway may keep this department's validated records in memory
+    /// (off unless set; the department decides how fresh its data must be).
+    #[serde(default)]
+    pub cache: CacheDef,
+    /// The calls per second the department's system takes through the gateway; calls
+    /// beyond it are refused before they reach the department. Unlimited if absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<CapacityDef>,
     /// How the department wraps its answers.
     pub envelope: Envelope,
     /// Code tables used by `transform: {code: NAME}`.
@@ -106,6 +114,53 @@ impl Timeouts {
     }
     pub fn total(&self) -> Duration {
         Duration::from_millis(self.total_ms)
+    }
+}
+
+/// A connector's record cache. `ttl_s: 0` (the default) turns it off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheDef {
+    /// How long a fetched record may be served again, in seconds (0 = never).
+    pub ttl_s: u64,
+    /// How long "no such person" may be remembered, in seconds (0 = never).
+    pub not_found_ttl_s: u64,
+    /// The most memory the cached records of this connector may take, in MiB.
+    pub max_mib: u64,
+}
+
+impl Default for CacheDef {
+    fn default() -> Self {
+        CacheDef {
+            ttl_s: 0,
+            not_found_ttl_s: 0,
+            max_mib: 32,
+        }
+    }
+}
+
+impl CacheDef {
+    pub fn ttl(&self) -> Duration {
+        Duration::from_secs(self.ttl_s)
+    }
+    pub fn not_found_ttl(&self) -> Duration {
+        Duration::from_secs(self.not_found_ttl_s)
+    }
+}
+
+/// A department's protection limit: calls per second, with bursts up to `burst`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapacityDef {
+    pub per_second: u32,
+    /// Calls allowed at once after a quiet spell; defaults to `per_second`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u32>,
+}
+
+impl CapacityDef {
+    pub fn burst(&self) -> u32 {
+        self.burst.unwrap_or(self.per_second)
     }
 }
 
@@ -392,6 +447,32 @@ impl ConnectorDef {
                 "timeouts",
                 "connect_ms and total_ms must be greater than 0".into(),
             );
+        }
+        if self.cache.ttl_s > 24 * 3600 {
+            problem(
+                "cache.ttl_s",
+                "must be at most 86400 (a day); records older than that are not fresh".into(),
+            );
+        }
+        if self.cache.not_found_ttl_s > self.cache.ttl_s.max(300) {
+            problem(
+                "cache.not_found_ttl_s",
+                "must be at most ttl_s (or 300): a person registered since must be found".into(),
+            );
+        }
+        if self.cache.max_mib == 0 || self.cache.max_mib > 4096 {
+            problem("cache.max_mib", "must be between 1 and 4096".into());
+        }
+        if let Some(capacity) = &self.capacity {
+            if capacity.per_second == 0 {
+                problem(
+                    "capacity.per_second",
+                    "must be at least 1 (remove `capacity` for no limit)".into(),
+                );
+            }
+            if capacity.burst == Some(0) {
+                problem("capacity.burst", "must be at least 1".into());
+            }
         }
         if self.timeouts.connect_ms > self.timeouts.total_ms {
             problem("timeouts.connect_ms", "must not exceed total_ms".into());

@@ -19,6 +19,9 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::auth::AuthConfig;
+use crate::cache::RecordCache;
+use crate::forms::FormSet;
+use crate::limits::RateLimitsConfig;
 use crate::policy::file::{Catalog, Operations, PolicyFile};
 use crate::policy::{FieldNode, PolicySet};
 use crate::purpose::{PurposeCatalog, PurposeFile};
@@ -56,6 +59,12 @@ pub struct GatewayFile {
     pub pseudonym_key_env: Option<String>,
     #[serde(default)]
     pub limits: Limits,
+    /// The callers' own rate limits (per user, per township).
+    #[serde(default)]
+    pub rate_limits: RateLimitsConfig,
+    /// Form templates, relative to this file.
+    #[serde(default)]
+    pub forms: Vec<PathBuf>,
 }
 
 /// The county this gateway serves (GB/T 2260 code).
@@ -203,6 +212,8 @@ pub struct ActiveConnector {
     pub def: Arc<ConnectorDef>,
     pub connector: Arc<dyn Connector>,
     pub operations: BTreeMap<String, ActiveOperation>,
+    /// The department's validated records, when its connector allows caching.
+    pub cache: Option<RecordCache>,
 }
 
 /// The whole configuration a request is served with. Swapped as a unit.
@@ -214,6 +225,8 @@ pub struct ActiveConfig {
     pub limits: Limits,
     pub connectors: BTreeMap<String, ActiveConnector>,
     pub purposes: PurposeCatalog,
+    pub rate_limits: RateLimitsConfig,
+    pub forms: FormSet,
     pub policies: PolicySet,
     pub auth: AuthConfig,
     pub tls: Option<ServerTlsConfig>,
@@ -258,6 +271,9 @@ pub fn load(
     for (at, message) in auth.validate() {
         loader.problem(path, &format!("auth.{at}"), &message);
     }
+    for (at, message) in main.rate_limits.validate() {
+        loader.problem(path, &format!("rate_limits.{at}"), &message);
+    }
 
     let purposes_path = base.join(&main.purposes);
     let purposes = match loader.parse_yaml::<PurposeFile>(&purposes_path) {
@@ -298,6 +314,7 @@ pub fn load(
     }
 
     let policies = loader.policies(base, &main.policies, &connectors, &purposes);
+    let forms = loader.forms(base, &main.forms, &connectors, &purposes);
 
     if !loader.problems.is_empty() {
         return Err(loader.problems);
@@ -311,6 +328,8 @@ pub fn load(
         connectors,
         purposes,
         policies,
+        rate_limits: main.rate_limits,
+        forms,
         auth,
         tls: main.tls,
         pseudonym_key_env: main.pseudonym_key_env,
@@ -476,6 +495,37 @@ impl Loader<'_> {
         PolicySet::new(grants, denies, short_hex(digest.finalize().as_slice()))
     }
 
+    /// Loads every form template against the loaded connectors and purposes. Form ids
+    /// are unique.
+    fn forms(
+        &mut self,
+        base: &Path,
+        files: &[PathBuf],
+        connectors: &BTreeMap<String, ActiveConnector>,
+        purposes: &PurposeCatalog,
+    ) -> FormSet {
+        let mut forms = FormSet::default();
+        for file in files {
+            let file = base.join(file);
+            let Some(parsed) = self.parse_yaml::<crate::forms::FormFile>(&file) else {
+                continue;
+            };
+            let mut problems = Vec::new();
+            let broken = self.broken.clone();
+            let form = crate::forms::compile(parsed, connectors, &broken, purposes, &mut problems);
+            for (at, message) in problems {
+                self.problem(&file, &at, &message);
+            }
+            if let Some(form) = form {
+                let id = form.id.clone();
+                if !forms.insert(form) {
+                    self.problem(&file, "id", &format!("a second form with id `{id}`"));
+                }
+            }
+        }
+        forms
+    }
+
     /// Reads and compiles a schema once, however many operations use it.
     fn schema(&mut self, file: &Path) -> SchemaEntry {
         if let Some(cached) = self.schemas.get(file) {
@@ -547,6 +597,7 @@ impl Loader<'_> {
         let def = Arc::new(def);
         match connectors::build(def.clone(), file.parent().unwrap_or(Path::new("."))) {
             Ok(connector) => Some(ActiveConnector {
+                cache: RecordCache::new(&def.cache),
                 def,
                 connector,
                 operations,

@@ -34,6 +34,18 @@ pub const COUNTY_FILES: &[(&str, &str)] = &[
         include_str!("../../county/gateway.yaml"),
     ),
     (
+        "forms/birth-registration.yaml",
+        include_str!("../../forms/birth-registration.yaml"),
+    ),
+    (
+        "forms/subsistence-allowance.yaml",
+        include_str!("../../forms/subsistence-allowance.yaml"),
+    ),
+    (
+        "forms/rural-housing.yaml",
+        include_str!("../../forms/rural-housing.yaml"),
+    ),
+    (
         "county/purposes.yaml",
         include_str!("../../county/purposes.yaml"),
     ),
@@ -453,13 +465,13 @@ impl Demo {
 mod tests {
     use super::*;
 
-    /// Every file under county/ and schemas/ is compiled into the demo, so the
+    /// Every file under county/, schemas/, policies/ and forms/ is compiled into the demo, so the
     /// demo never runs a county that differs from the repository's.
     #[test]
     fn the_embedded_county_matches_the_repository() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let mut on_disk = Vec::new();
-        for dir in ["county", "schemas", "policies"] {
+        for dir in ["county", "schemas", "policies", "forms"] {
             collect(&root, &root.join(dir), &mut on_disk);
         }
         on_disk.sort();

@@ -28,10 +28,14 @@
 
 pub mod audit;
 pub mod auth;
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod forms;
 pub mod health;
+pub mod limits;
+pub(crate) mod lookup;
 pub mod mask;
 pub mod policy;
 pub mod privacy;

@@ -23,6 +23,7 @@ use tokio::net::TcpListener;
 use crate::audit::{AuditLog, AuditReader};
 use crate::auth::{AuthError, Authenticator};
 use crate::config::ActiveConfig;
+use crate::limits::{GovernorState, RateLimits};
 use crate::mask::PseudonymKey;
 use crate::problem::{Problem, ProblemKind};
 use crate::store::Store;
@@ -41,6 +42,8 @@ pub struct App {
     pub audit: Arc<dyn AuditLog>,
     /// Where the privacy officer's API reads the log.
     pub audit_reader: Arc<dyn AuditReader>,
+    /// The callers' rate limits, grant quotas and departments' capacities.
+    pub limits: Arc<RateLimits>,
 }
 
 impl App {
@@ -52,6 +55,10 @@ impl App {
         audit: Arc<dyn AuditLog>,
         audit_reader: Arc<dyn AuditReader>,
     ) -> App {
+        let limits = Arc::new(RateLimits::new(
+            &config.rate_limits,
+            Arc::new(GovernorState::new()),
+        ));
         App {
             config: Arc::new(ArcSwap::from_pointee(config)),
             store,
@@ -59,8 +66,20 @@ impl App {
             pseudonym,
             audit,
             audit_reader,
+            limits,
         }
     }
+}
+
+/// The answer when the audit log cannot record a request: 503 and nothing else.
+pub(crate) fn audit_unavailable(request_id: &str, error: &dyn std::fmt::Display) -> Response {
+    tracing::error!(request_id, error = %error, "the audit log could not record a request; nothing was returned");
+    Problem::new(
+        ProblemKind::AuditUnavailable,
+        "The audit log could not record this request, so nothing was returned.",
+    )
+    .for_request(request_id)
+    .into_response()
 }
 
 /// A 401 answer: which check failed, never the token.
@@ -122,15 +141,18 @@ impl<S: Send + Sync> FromRequestParts<S> for Peer {
     }
 }
 
-/// The gateway's routes.
+/// The gateway's routes. Also starts sweeping the rate limiters' idle buckets (the
+/// sweeper ends by itself when the app is dropped). Call inside a Tokio runtime.
 pub fn router(app: App) -> Router {
     let max_body = app.config.load().limits.max_request_bytes;
+    drop(app.limits.spawn_sweeper());
     Router::new()
         .route("/v1/query", post(query::query))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/problems/{slug}", get(problem_doc))
         .merge(crate::privacy::routes())
+        .merge(crate::forms::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))

@@ -62,12 +62,14 @@ fn insured_record(pop: &Population, p: &Person) -> Value {
             })
         })
         .collect();
+    // Nobody under 16 has a social security card account: both are null.
     let (account, bank) = p
         .insurance
         .bank
         .as_ref()
-        .map(|b| (b.number.as_str(), b.bank.as_str()))
-        .unwrap_or_default();
+        .map_or((Value::Null, Value::Null), |b| {
+            (json!(b.number), json!(b.bank))
+        });
     json!({
         "aac002": p.id.as_str(),
         "aac003": p.name,
@@ -160,7 +162,7 @@ mod tests {
             assert_eq!(item["aae140"], "390");
             assert_eq!(item["ylj"], "0.00");
         }
-        assert_eq!(r["yhzh"], "");
+        assert!(r["yhzh"].is_null() && r["khyh"].is_null());
     }
 
     #[tokio::test]

@@ -33,6 +33,10 @@ pub struct AuditEvent {
     /// grant that released data asks for delayed disclosure (an enforcement case).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disclose_after: Option<String>,
+    /// The form this lookup filled a part of (`POST /v1/forms/{form}/fill`); the
+    /// lookups of one fill share its request id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub form: Option<String>,
 }
 
 /// What kind of act an event records.
@@ -159,6 +163,7 @@ impl AuditEvent {
             upstream_latency_ms: None,
             cache_hit: false,
             disclose_after: None,
+            form: None,
         }
     }
 }

@@ -677,6 +677,7 @@ mod tests {
             upstream_latency_ms: Some(3),
             cache_hit: false,
             disclose_after: None,
+            form: None,
         }
     }
 

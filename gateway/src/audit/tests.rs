@@ -60,6 +60,7 @@ fn event(i: u64) -> AuditEvent {
         upstream_latency_ms: Some(12),
         cache_hit: i.is_multiple_of(2),
         disclose_after: None,
+        form: None,
     }
 }
 

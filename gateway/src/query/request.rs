@@ -66,6 +66,19 @@ pub(crate) fn parse(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<QueryRequest, Problem> {
+    parse_json(
+        headers,
+        body,
+        "{connector, operation, subject: {id_number}, purpose, case_id}",
+    )
+}
+
+/// Parses a JSON request body into `T`; `expected` describes its shape for the error.
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    expected: &str,
+) -> Result<T, Problem> {
     let is_json = headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -103,9 +116,7 @@ pub(crate) fn parse(
         };
         Problem::new(
             ProblemKind::InvalidRequest,
-            format!(
-                "Expected {{connector, operation, subject: {{id_number}}, purpose, case_id}}: {what}."
-            ),
+            format!("Expected {expected}: {what}."),
         )
         .with("at", if at == "." { String::new() } else { at })
     })

@@ -190,6 +190,8 @@ async fn check_reports_every_problem_at_once() {
         ("schemas/hukou/household.schema.json", "is not valid JSON"),
         // The purpose lost to the duplicate is still named by a grant.
         ("policies/hukou.yaml", "grants[1].purposes[1]"),
+        // …and by a form.
+        ("forms/rural-housing.yaml", "purpose"),
     ];
     for (file, path) in expected {
         assert!(
@@ -197,7 +199,7 @@ async fn check_reports_every_problem_at_once() {
             "missing {file}: {path} in:\n{stderr}"
         );
     }
-    assert!(stderr.starts_with("8 problems"), "{stderr}");
+    assert!(stderr.starts_with("9 problems"), "{stderr}");
 }
 
 #[tokio::test]

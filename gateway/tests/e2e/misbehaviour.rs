@@ -7,11 +7,15 @@ use connectors::sim::{Department, Faults, SampleKind};
 use crate::helpers::{Reply, TestGateway, lookup, sample};
 
 /// The county with short connector timeouts, so timeouts are quick to test.
+/// The demo county with short connector timeouts and no record cache, so every
+/// lookup reaches the misbehaving department.
 async fn gateway() -> TestGateway {
     TestGateway::start_with(|path, text| {
         if path.starts_with("county/connectors/") {
             text.replace("total_ms: 3000", "total_ms: 400")
                 .replace("connect_ms: 1000", "connect_ms: 400")
+                .replace("ttl_s: 60", "ttl_s: 0")
+                .replace("not_found_ttl_s: 10", "not_found_ttl_s: 0")
         } else {
             text.to_owned()
         }

@@ -55,6 +55,7 @@ pub(crate) fn lookup(n: u64, time: &str, user: &str) -> AuditEvent {
         upstream_latency_ms: Some(15),
         cache_hit: false,
         disclose_after: None,
+        form: None,
     }
 }
 

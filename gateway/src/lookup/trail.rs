@@ -21,6 +21,8 @@ pub(crate) struct Trail {
     pub(crate) subject_masked: Option<String>,
     pub(crate) policy_version: Option<String>,
     pub(crate) upstream_latency_ms: Option<u64>,
+    pub(crate) cache_hit: bool,
+    pub(crate) form: Option<String>,
     returned: Vec<String>,
     masked: Vec<MaskedField>,
     withheld: Vec<WithheldField>,
@@ -97,8 +99,9 @@ impl Trail {
                 problem: problem.map(str::to_owned),
             },
             upstream_latency_ms: self.upstream_latency_ms,
-            cache_hit: false,
+            cache_hit: self.cache_hit,
             disclose_after: self.disclose_after,
+            form: self.form,
         }
     }
 }

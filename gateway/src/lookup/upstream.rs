@@ -5,8 +5,8 @@ use connectors::FetchError;
 
 use crate::problem::{Problem, ProblemKind};
 
-pub(crate) fn fetch_problem(connector: &str, e: FetchError) -> Problem {
-    let problem = match &e {
+pub(crate) fn fetch_problem(connector: &str, e: &FetchError) -> Problem {
+    let problem = match e {
         FetchError::UnknownOperation => Problem::new(
             ProblemKind::UnknownOperation,
             "The connector has no operation with this name.",

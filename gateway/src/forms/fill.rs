@@ -1,0 +1,760 @@
+//! Filling a form: every connector operation the form needs is looked up once per
+//! person, all at once, under one deadline; household members a few at a time. Each
+//! lookup is a full [`crate::lookup`] — policy, quota, cache, schema, masks — and
+//! leaves its own audit event (sharing the fill's request id and naming the form).
+//!
+//! Values are read from what the caller's view released, never from the canonical
+//! record, so a derived value (an age, a count) cannot reveal what was withheld. The
+//! canonical record is used for one thing only: following a link (the spouse's, a
+//! member's ID number) to look that person up — and only where the caller's view
+//! holds the link field too.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{NaiveDate, SecondsFormat, Utc};
+use connectors::subject::IdNumber;
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared, join_all};
+use serde_json::{Map, Value, json};
+use tokio::sync::{Mutex, Semaphore};
+
+use super::template::{Derive, Field, FieldValue, Form, Scope, Section, Source, SourceRef};
+use crate::auth::Caller;
+use crate::config::ActiveConfig;
+use crate::lookup::{Found, Target, Trail, lookup};
+use crate::problem::{Problem, ProblemKind};
+use crate::purpose::Purpose;
+use crate::query::SubjectKeyValue;
+use crate::server::App;
+
+/// What a fill runs with.
+#[derive(Debug)]
+pub(crate) struct Context<'a> {
+    pub(crate) app: &'a App,
+    pub(crate) config: &'a ActiveConfig,
+    pub(crate) caller: &'a Caller,
+    pub(crate) form: &'a Form,
+    pub(crate) purpose: &'a Purpose,
+    pub(crate) request_id: &'a str,
+    pub(crate) peer: Option<SocketAddr>,
+    pub(crate) case_id: &'a str,
+    pub(crate) deadline: Instant,
+    pub(crate) today: NaiveDate,
+    /// The person the form is filled for.
+    pub(crate) subject: &'a IdNumber,
+}
+
+/// One lookup made for the form and what became of it.
+#[derive(Debug)]
+pub(crate) struct Done {
+    connector: String,
+    operation: String,
+    /// The form's subject, masked; `None` for a person reached through a link, who
+    /// is shown only as the link shows them.
+    subject_masked: Option<String>,
+    result: Result<Found, Problem>,
+    /// Whether its audit event was made durable.
+    pub(crate) audited: bool,
+}
+
+type Key = (String, String, String);
+
+/// The fill's lookups, each started once and shared by every field that needs it.
+struct Lookups<'a> {
+    ctx: &'a Context<'a>,
+    started: Mutex<HashMap<Key, Shared<BoxFuture<'a, Arc<Done>>>>>,
+    order: Mutex<Vec<Key>>,
+    members: Semaphore,
+}
+
+impl<'a> Lookups<'a> {
+    async fn get(&self, connector: &str, operation: &str, subject: &IdNumber) -> Arc<Done> {
+        let key = (
+            connector.to_owned(),
+            operation.to_owned(),
+            subject.as_str().to_owned(),
+        );
+        let pending = {
+            let mut started = self.started.lock().await;
+            match started.get(&key) {
+                Some(pending) => pending.clone(),
+                None => {
+                    let pending = run(
+                        self.ctx,
+                        connector.to_owned(),
+                        operation.to_owned(),
+                        subject.clone(),
+                    )
+                    .boxed()
+                    .shared();
+                    started.insert(key.clone(), pending.clone());
+                    self.order.lock().await.push(key);
+                    pending
+                }
+            }
+        };
+        pending.await
+    }
+
+    /// Every lookup the given fields need for `subject`, started together.
+    async fn all(
+        &self,
+        fields: &[Field],
+        subject: Option<&IdNumber>,
+    ) -> BTreeMap<(String, String), Arc<Done>> {
+        let Some(subject) = subject else {
+            return BTreeMap::new();
+        };
+        let mut needed: Vec<&Source> = fields.iter().filter_map(lookup_source).collect();
+        needed.sort_by(|a, b| (&a.connector, &a.operation).cmp(&(&b.connector, &b.operation)));
+        needed.dedup_by(|a, b| a.connector == b.connector && a.operation == b.operation);
+        let got = join_all(
+            needed
+                .iter()
+                .map(|s| self.get(&s.connector, &s.operation, subject)),
+        )
+        .await;
+        needed
+            .into_iter()
+            .zip(got)
+            .map(|(s, done)| ((s.connector.clone(), s.operation.clone()), done))
+            .collect()
+    }
+}
+
+fn lookup_source(field: &Field) -> Option<&Source> {
+    let reference = match &field.value {
+        FieldValue::From(r) => r,
+        FieldValue::Derive(Derive::Age(r) | Derive::Count(r) | Derive::Sum(r)) => r,
+        FieldValue::Derive(Derive::Any { list, .. }) => list,
+        FieldValue::Input => return None,
+    };
+    match reference {
+        SourceRef::Lookup(source) => Some(source),
+        SourceRef::Item(_) => None,
+    }
+}
+
+/// One lookup, audited.
+async fn run(
+    ctx: &Context<'_>,
+    connector: String,
+    operation: String,
+    subject: IdNumber,
+) -> Arc<Done> {
+    let mut trail = Trail::default();
+    trail.form = Some(ctx.form.id.clone());
+    trail.case_id = Some(ctx.case_id.to_owned());
+    let primary = &subject == ctx.subject;
+    let subject = SubjectKeyValue::Id(subject);
+    let target = ctx.config.connectors.get(&connector).and_then(|c| {
+        c.operations
+            .get_key_value(&operation)
+            .map(|(operation, op)| Target {
+                connector: c,
+                operation,
+                op,
+                purpose: ctx.purpose,
+            })
+    });
+    let result = match target {
+        Some(target) => {
+            lookup(
+                ctx.app,
+                ctx.config,
+                ctx.caller,
+                target,
+                &subject,
+                Some(ctx.deadline),
+                &mut trail,
+            )
+            .await
+        }
+        // The template was checked against this configuration when it loaded.
+        None => Err(Problem::new(
+            ProblemKind::Internal,
+            "The form names a connector operation that is not configured.",
+        )),
+    };
+    let (status, problem) = match &result {
+        Ok(_) => (200, None),
+        Err(p) => (p.kind.status().as_u16(), Some(p.kind.slug())),
+    };
+    let event = trail.event(ctx.request_id, ctx.caller, ctx.peer, status, problem);
+    let audited = match ctx.app.audit.append(event).await {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::error!(request_id = ctx.request_id, error = %e, "the audit log could not record a form lookup");
+            false
+        }
+    };
+    Arc::new(Done {
+        connector,
+        operation,
+        subject_masked: primary.then(|| subject.masked()),
+        result,
+        audited,
+    })
+}
+
+/// A filled form and the lookups made for it.
+#[derive(Debug)]
+pub(crate) struct Filled {
+    pub(crate) body: Value,
+    pub(crate) lookups: Vec<Arc<Done>>,
+}
+
+/// Fills `ctx.form` for `subject`.
+pub(crate) async fn fill(ctx: &Context<'_>, subject: &IdNumber) -> Filled {
+    let started = Instant::now();
+    let lookups = Lookups {
+        ctx,
+        started: Mutex::new(HashMap::new()),
+        order: Mutex::new(Vec::new()),
+        members: Semaphore::new(ctx.form.member_concurrency),
+    };
+    let sections = join_all(
+        ctx.form
+            .sections
+            .iter()
+            .map(|s| section(ctx, &lookups, s, subject)),
+    )
+    .await;
+    let mut missing = Vec::new();
+    let mut out = Vec::new();
+    for (section, (body, gaps)) in ctx.form.sections.iter().zip(sections) {
+        missing.extend(gaps.into_iter().map(|mut gap| {
+            gap["section"] = Value::String(section.id.clone());
+            gap
+        }));
+        out.push(body);
+    }
+    let started_map = lookups.started.into_inner();
+    let done: Vec<Arc<Done>> = lookups
+        .order
+        .into_inner()
+        .iter()
+        .filter_map(|key| started_map.get(key).and_then(|s| s.peek().cloned()))
+        .collect();
+    let complete = done.iter().all(|d| match &d.result {
+        Ok(_) => true,
+        Err(p) => !failed(p),
+    });
+    let body = json!({
+        "request_id": ctx.request_id,
+        "form": {"id": ctx.form.id, "title": ctx.form.title, "title_en": ctx.form.title_en},
+        "purpose": {"code": ctx.purpose.code, "name": ctx.purpose.name},
+        "case_id": ctx.case_id,
+        "subject": subject.masked(),
+        "complete": complete,
+        "deadline_ms": ctx.form.deadline.as_millis() as u64,
+        "elapsed_ms": started.elapsed().as_millis() as u64,
+        "sections": out,
+        "missing": missing,
+        "lookups": done.iter().map(|d| lookup_summary(ctx, d)).collect::<Vec<_>>(),
+    });
+    Filled {
+        body,
+        lookups: done,
+    }
+}
+
+/// Whether a lookup's problem means a department (or the way to it) failed, as
+/// opposed to the policy withholding something or the person having no record.
+fn failed(problem: &Problem) -> bool {
+    !matches!(
+        problem.kind,
+        ProblemKind::Forbidden | ProblemKind::SubjectNotFound
+    )
+}
+
+fn lookup_summary(ctx: &Context<'_>, done: &Done) -> Value {
+    let department = ctx
+        .config
+        .connectors
+        .get(&done.connector)
+        .map(|c| json!({"id": c.def.department.id, "name": c.def.department.name}));
+    let mut summary = json!({
+        "connector": done.connector,
+        "operation": done.operation,
+        "department": department,
+        "subject": done.subject_masked.as_deref().unwrap_or("linked"),
+    });
+    match &done.result {
+        Ok(found) => {
+            summary["outcome"] = json!("ok");
+            summary["cache_hit"] = json!(found.cache_hit);
+            summary["fetched_at"] = json!(time(found));
+        }
+        Err(problem) => {
+            summary["outcome"] = json!(problem.kind.slug());
+            summary["reason"] = json!(missing_reason(problem));
+        }
+    }
+    summary
+}
+
+fn time(found: &Found) -> String {
+    found
+        .record
+        .fetched_at()
+        .to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Why a field has no value.
+#[derive(Debug, Clone)]
+struct Missing {
+    reason: &'static str,
+    rule: Option<String>,
+    connector: Option<String>,
+}
+
+impl Missing {
+    fn new(reason: &'static str) -> Missing {
+        Missing {
+            reason,
+            rule: None,
+            connector: None,
+        }
+    }
+}
+
+/// The reason a form shows for a lookup that failed.
+fn missing_reason(problem: &Problem) -> &'static str {
+    match problem.kind {
+        ProblemKind::Forbidden => match problem.extensions.get("reason").and_then(Value::as_str) {
+            Some("row_condition") => "row_condition",
+            Some("denied_by_rule") => "denied_by_rule",
+            _ => "not_granted",
+        },
+        ProblemKind::SubjectNotFound => "not_found",
+        ProblemKind::UpstreamTimeout => "timed_out",
+        ProblemKind::RateLimited => "rate_limited",
+        ProblemKind::DepartmentCapacity => "department_busy",
+        ProblemKind::UpstreamUnavailable
+        | ProblemKind::UpstreamError
+        | ProblemKind::UpstreamMalformed
+        | ProblemKind::UpstreamOversize
+        | ProblemKind::UpstreamSchemaViolation => "department_unavailable",
+        _ => "gateway_error",
+    }
+}
+
+fn from_problem(done: &Done, problem: &Problem) -> Missing {
+    Missing {
+        reason: missing_reason(problem),
+        rule: problem
+            .extensions
+            .get("rule")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        connector: Some(done.connector.clone()),
+    }
+}
+
+/// A value the caller's view released, with the lookup it came from.
+struct Released<'d> {
+    value: Value,
+    mask: &'static str,
+    done: &'d Done,
+    found: &'d Found,
+}
+
+fn found(done: &Done) -> Result<&Found, Missing> {
+    done.result.as_ref().map_err(|p| from_problem(done, p))
+}
+
+/// Whether the caller's view released the leaf at `path`, or why not.
+fn released_leaf(done: &Done, found: &Found, path: &str) -> Result<&'static str, Missing> {
+    if let Some(returned) = found.outcome.fields.get(path) {
+        return Ok(returned.mask);
+    }
+    let withheld = found.outcome.withheld.iter().find(|w| w.field == path);
+    Err(Missing {
+        reason: withheld.map_or("not_granted", |w| w.reason.as_str()),
+        rule: withheld.and_then(|w| w.rule.clone()),
+        connector: Some(done.connector.clone()),
+    })
+}
+
+/// Follows a dotted path (`a.b`, `list[].field`) through a JSON value.
+fn walk(value: &Value, path: &str) -> Option<Value> {
+    let (head, rest) = match path.split_once('.') {
+        Some((head, rest)) => (head, Some(rest)),
+        None => (path, None),
+    };
+    if let Some(list) = head.strip_suffix("[]") {
+        let items = value.get(list)?.as_array()?;
+        let rest = rest?;
+        return Some(Value::Array(
+            items
+                .iter()
+                .map(|item| walk(item, rest).unwrap_or(Value::Null))
+                .collect(),
+        ));
+    }
+    let child = value.get(head)?;
+    match rest {
+        Some(_) if child.is_null() => Some(Value::Null),
+        Some(rest) => walk(child, rest),
+        None => Some(child.clone()),
+    }
+}
+
+/// The released value of a lookup's field (`path` a leaf, or a list for counting).
+fn released<'d>(done: &'d Done, path: &str, list: bool) -> Result<Released<'d>, Missing> {
+    let found = found(done)?;
+    let mask = if list {
+        "keep"
+    } else {
+        released_leaf(done, found, path)?
+    };
+    let value = walk(&found.outcome.data, path).unwrap_or(Value::Null);
+    if list && !value.is_array() {
+        // No field of the list's items is released.
+        return Err(Missing {
+            connector: Some(done.connector.clone()),
+            ..Missing::new("not_granted")
+        });
+    }
+    Ok(Released {
+        value,
+        mask,
+        done,
+        found,
+    })
+}
+
+/// The row a repeated section is filling: its item in the caller's view.
+struct Row<'d> {
+    item: &'d Value,
+    list: &'d Source,
+    done: &'d Done,
+    found: &'d Found,
+}
+
+fn resolve<'d>(
+    reference: &SourceRef,
+    got: &'d BTreeMap<(String, String), Arc<Done>>,
+    row: Option<&Row<'d>>,
+    list: bool,
+    no_subject: &Missing,
+) -> Result<Released<'d>, Missing> {
+    match reference {
+        SourceRef::Lookup(source) => {
+            match got.get(&(source.connector.clone(), source.operation.clone())) {
+                Some(done) => released(done, &source.path, list),
+                None => Err(no_subject.clone()),
+            }
+        }
+        SourceRef::Item(path) => {
+            let Some(row) = row else {
+                return Err(Missing::new("gateway_error"));
+            };
+            let mask = if list {
+                "keep"
+            } else {
+                released_leaf(row.done, row.found, &format!("{}[].{path}", row.list.path))?
+            };
+            let value = walk(row.item, path).unwrap_or(Value::Null);
+            if list && !value.is_array() {
+                return Err(Missing::new("not_granted"));
+            }
+            Ok(Released {
+                value,
+                mask,
+                done: row.done,
+                found: row.found,
+            })
+        }
+    }
+}
+
+/// Where a value came from, as the form shows it.
+fn provenance(ctx: &Context<'_>, r: &Released<'_>) -> Map<String, Value> {
+    let department = ctx
+        .config
+        .connectors
+        .get(&r.done.connector)
+        .map(|c| json!({"id": c.def.department.id, "name": c.def.department.name}));
+    let fetched_at = r.found.record.fetched_at();
+    let mut out = Map::new();
+    out.insert(
+        "source".into(),
+        json!({"department": department, "connector": r.done.connector, "operation": r.done.operation}),
+    );
+    out.insert("fetched_at".into(), json!(time(r.found)));
+    out.insert(
+        "age_s".into(),
+        json!((Utc::now() - fetched_at).num_seconds().max(0)),
+    );
+    out.insert("verified".into(), json!(true));
+    out
+}
+
+/// One field's answer: its value with provenance, or why it is missing.
+fn field(
+    ctx: &Context<'_>,
+    f: &Field,
+    got: &BTreeMap<(String, String), Arc<Done>>,
+    row: Option<&Row<'_>>,
+    no_subject: &Missing,
+) -> Result<Value, (Value, Missing)> {
+    let mut out = json!({"id": f.id, "title": f.title, "type": f.kind.as_str()});
+    if let Some(en) = &f.title_en {
+        out["title_en"] = json!(en);
+    }
+    let computed = match &f.value {
+        FieldValue::Input => {
+            out["value"] = Value::Null;
+            out["input"] = json!(true);
+            out["verified"] = json!(false);
+            return Ok(out);
+        }
+        FieldValue::From(reference) => resolve(reference, got, row, false, no_subject).map(|r| {
+            let masked = r.mask != "keep";
+            (r.value.clone(), Some(r.mask).filter(|_| masked), None, r)
+        }),
+        FieldValue::Derive(derive) => derived(ctx, derive, got, row, no_subject)
+            .map(|(value, r)| (value, None, Some(derive.name()), r)),
+    };
+    match computed {
+        Ok((value, mask, derived, r)) => {
+            let Value::Object(map) = &mut out else {
+                return Err((out, Missing::new("gateway_error")));
+            };
+            map.insert("value".into(), value);
+            map.extend(provenance(ctx, &r));
+            map.insert("masked".into(), json!(mask.is_some()));
+            if let Some(mask) = mask {
+                map.insert("mask".into(), json!(mask));
+            }
+            if let Some(derived) = derived {
+                map.insert("derived".into(), json!(derived));
+            }
+            Ok(out)
+        }
+        Err(missing) => {
+            out["value"] = Value::Null;
+            let mut why = json!({"reason": missing.reason});
+            if let Some(rule) = &missing.rule {
+                why["rule"] = json!(rule);
+            }
+            if let Some(connector) = &missing.connector {
+                why["connector"] = json!(connector);
+            }
+            out["missing"] = why;
+            Err((out, missing))
+        }
+    }
+}
+
+/// A derived value, computed from released values only.
+fn derived<'d>(
+    ctx: &Context<'_>,
+    derive: &Derive,
+    got: &'d BTreeMap<(String, String), Arc<Done>>,
+    row: Option<&Row<'d>>,
+    no_subject: &Missing,
+) -> Result<(Value, Released<'d>), Missing> {
+    match derive {
+        Derive::Age(reference) => {
+            let r = resolve(reference, got, row, false, no_subject)?;
+            let value = match r.value.as_str() {
+                None => Value::Null,
+                Some(text) => match NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+                    Ok(date) => json!(ctx.today.years_since(date).unwrap_or(0)),
+                    // Released only masked (a year, a band): no exact age from it.
+                    Err(_) => return Err(Missing::new("masked")),
+                },
+            };
+            Ok((value, r))
+        }
+        Derive::Count(reference) => {
+            let r = resolve(reference, got, row, true, no_subject)?;
+            let count = r.value.as_array().map_or(0, Vec::len);
+            Ok((json!(count), r))
+        }
+        Derive::Any { list, conditions } => {
+            let r = resolve(list, got, row, true, no_subject)?;
+            let list_path = match list {
+                SourceRef::Lookup(s) => s.path.clone(),
+                SourceRef::Item(p) => match row {
+                    Some(row) => format!("{}[].{p}", row.list.path),
+                    None => p.clone(),
+                },
+            };
+            for (name, _) in conditions {
+                released_leaf(r.done, r.found, &format!("{list_path}[].{name}"))?;
+            }
+            let any = r.value.as_array().is_some_and(|items| {
+                items.iter().any(|item| {
+                    conditions
+                        .iter()
+                        .all(|(name, want)| item.get(name).and_then(Value::as_str) == Some(want))
+                })
+            });
+            Ok((json!(any), r))
+        }
+        Derive::Sum(reference) => {
+            let r = resolve(reference, got, row, false, no_subject)?;
+            let sum: f64 = r
+                .value
+                .as_array()
+                .map(|items| items.iter().filter_map(Value::as_f64).sum())
+                .unwrap_or(0.0);
+            Ok((json!((sum * 100.0).round() / 100.0), r))
+        }
+    }
+}
+
+/// The fields of one person (or row), and the gaps among them.
+fn fields(
+    ctx: &Context<'_>,
+    list: &[Field],
+    got: &BTreeMap<(String, String), Arc<Done>>,
+    row: Option<&Row<'_>>,
+    no_subject: &Missing,
+) -> (Vec<Value>, Vec<Value>) {
+    let mut out = Vec::new();
+    let mut gaps = Vec::new();
+    for f in list {
+        match field(ctx, f, got, row, no_subject) {
+            Ok(value) => out.push(value),
+            Err((value, missing)) => {
+                out.push(value);
+                gaps.push(json!({"field": f.id, "reason": missing.reason}));
+            }
+        }
+    }
+    (out, gaps)
+}
+
+/// The ID number a lookup's record links to at `path`, if the caller's view holds it.
+fn link(done: &Done, path: &str, index: Option<usize>) -> Result<Option<IdNumber>, Missing> {
+    let found = found(done)?;
+    released_leaf(done, found, path)?;
+    let crate::cache::Entry::Found(record) = &*found.record else {
+        return Err(Missing::new("not_found"));
+    };
+    let canonical = match index {
+        None => walk(&record.value, path),
+        Some(i) => walk(&record.value, path).and_then(|v| v.get(i).cloned()),
+    };
+    match canonical.as_ref().and_then(Value::as_str) {
+        None => Ok(None),
+        Some(text) => IdNumber::parse(text)
+            .map(Some)
+            .map_err(|_| Missing::new("not_found")),
+    }
+}
+
+/// One section: its header, its fields or rows, and its gaps.
+async fn section(
+    ctx: &Context<'_>,
+    lookups: &Lookups<'_>,
+    section: &Section,
+    subject: &IdNumber,
+) -> (Value, Vec<Value>) {
+    let mut out = json!({"id": section.id, "title": section.title});
+    if let Some(en) = &section.title_en {
+        out["title_en"] = json!(en);
+    }
+    match &section.scope {
+        Scope::Subject => {
+            let got = lookups.all(&section.fields, Some(subject)).await;
+            let (fields, gaps) = fields(
+                ctx,
+                &section.fields,
+                &got,
+                None,
+                &Missing::new("gateway_error"),
+            );
+            out["fields"] = json!(fields);
+            (out, gaps)
+        }
+        Scope::Linked(source) => {
+            let done = lookups
+                .get(&source.connector, &source.operation, subject)
+                .await;
+            let (person, no_subject) = match link(&done, &source.path, None) {
+                Ok(Some(id)) => (Some(id), Missing::new("gateway_error")),
+                Ok(None) => (None, Missing::new("no_subject")),
+                Err(missing) => (None, missing),
+            };
+            if person.is_some() {
+                // The person as the caller's view shows the link, masked as granted.
+                if let Ok(shown) = released(&done, &source.path, false) {
+                    out["subject"] = shown.value;
+                }
+            }
+            let got = lookups.all(&section.fields, person.as_ref()).await;
+            let (fields, gaps) = fields(ctx, &section.fields, &got, None, &no_subject);
+            out["fields"] = json!(fields);
+            (out, gaps)
+        }
+        Scope::Repeat { list, lookup_each } => {
+            let done = lookups.get(&list.connector, &list.operation, subject).await;
+            let items = match released(&done, &list.path, true) {
+                Ok(r) => r,
+                Err(missing) => {
+                    out["rows"] = json!([]);
+                    out["missing"] = json!({"reason": missing.reason, "rule": missing.rule});
+                    return (out, vec![json!({"field": "*", "reason": missing.reason})]);
+                }
+            };
+            let empty = Vec::new();
+            let rows = items.value.as_array().unwrap_or(&empty);
+            let built = join_all(rows.iter().enumerate().map(|(i, item)| {
+                let done = &done;
+                async move {
+                    let row = Row {
+                        item,
+                        list,
+                        done,
+                        found: items.found,
+                    };
+                    let (person, no_subject) = if *lookup_each {
+                        match link(done, &format!("{}[].id_number", list.path), Some(i)) {
+                            Ok(Some(id)) => (Some(id), Missing::new("gateway_error")),
+                            Ok(None) => (None, Missing::new("no_subject")),
+                            Err(missing) => (None, missing),
+                        }
+                    } else {
+                        (Some(subject.clone()), Missing::new("gateway_error"))
+                    };
+                    let got = if *lookup_each && person.is_some() {
+                        match lookups.members.acquire().await {
+                            Ok(_permit) => lookups.all(&section.fields, person.as_ref()).await,
+                            Err(_) => BTreeMap::new(),
+                        }
+                    } else {
+                        lookups.all(&section.fields, person.as_ref()).await
+                    };
+                    let (fields, gaps) =
+                        fields(ctx, &section.fields, &got, Some(&row), &no_subject);
+                    let gaps: Vec<Value> = gaps
+                        .into_iter()
+                        .map(|mut g| {
+                            g["row"] = json!(i);
+                            g
+                        })
+                        .collect();
+                    (json!({"fields": fields}), gaps)
+                }
+            }))
+            .await;
+            let mut gaps = Vec::new();
+            let mut rows_out = Vec::new();
+            for (row, g) in built {
+                rows_out.push(row);
+                gaps.extend(g);
+            }
+            out["rows"] = json!(rows_out);
+            (out, gaps)
+        }
+    }
+}

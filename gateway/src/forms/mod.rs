@@ -1,0 +1,230 @@
+//! Auto-filled forms (自助填表): `GET /v1/forms` lists the forms a caller may fill
+//! (those whose purpose a grant in force gives them); `POST /v1/forms/{form}/fill`
+//! with `{subject: {id_number}, case_id}` fills one from every department it needs.
+//!
+//! Templates and their checks are in [`template`]; the fan-out, provenance and
+//! reasons for missing fields in [`fill`]. The answer is 200 with `complete: false`
+//! when a department failed or the form's deadline passed; every field either has a
+//! value with its source and age, or says why it has none. Each department lookup is
+//! audited like `/v1/query`; a fill that fails before any lookup leaves one event.
+
+mod fill;
+mod template;
+
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::auth::Caller;
+use crate::config::ActiveConfig;
+use crate::lookup::Trail;
+use crate::policy::LOOKUP_ROLES;
+use crate::problem::{Problem, ProblemKind};
+use crate::query::{SubjectIn, SubjectKeyValue, check_case_id, parse_json, subject_key};
+use crate::server::{App, Peer, RequestId};
+pub use template::{Derive, Field, FieldType, FieldValue, Form, FormSet, Scope, Section, Source};
+pub(crate) use template::{FormFile, compile};
+
+pub(crate) fn routes() -> Router<App> {
+    Router::new()
+        .route("/v1/forms", get(list))
+        .route("/v1/forms/{form}/fill", post(fill_form))
+}
+
+/// The fill request body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FillRequest {
+    subject: SubjectIn,
+    case_id: String,
+}
+
+/// Whether a grant in force gives the caller this purpose.
+fn may_use(config: &ActiveConfig, caller: &Caller, purpose: &str) -> bool {
+    let today = crate::policy::china_today();
+    LOOKUP_ROLES.iter().any(|r| caller.roles.contains(r))
+        && config.policies.grants().iter().any(|g| {
+            g.purposes.iter().any(|p| p == purpose)
+                && g.valid.contains(today)
+                && g.consumers.matches(caller)
+        })
+}
+
+fn describe(config: &ActiveConfig, form: &Form) -> Value {
+    let purpose = config.purposes.get(&form.purpose);
+    json!({
+        "id": form.id,
+        "title": form.title,
+        "title_en": form.title_en,
+        "purpose": {
+            "code": form.purpose,
+            "name": purpose.map(|p| p.name.clone()),
+            "name_en": purpose.map(|p| p.name_en.clone()),
+        },
+        "deadline_ms": form.deadline.as_millis() as u64,
+        "sections": form.sections.iter().map(|s| json!({
+            "id": s.id,
+            "title": s.title,
+            "title_en": s.title_en,
+            "repeated": matches!(s.scope, Scope::Repeat { .. }),
+            "fields": s.fields.iter().map(|f| json!({
+                "id": f.id,
+                "title": f.title,
+                "title_en": f.title_en,
+                "type": f.kind.as_str(),
+                "input": matches!(f.value, FieldValue::Input),
+            })).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+async fn list(
+    State(app): State<App>,
+    RequestId(request_id): RequestId,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> Response {
+    let caller = match app.auth.authenticate(&headers, &uri).await {
+        Ok(caller) => caller,
+        Err(e) => return crate::server::unauthenticated(e, &request_id),
+    };
+    let config = app.config.load_full();
+    let forms: Vec<Value> = config
+        .forms
+        .iter()
+        .filter(|f| may_use(&config, &caller, &f.purpose))
+        .map(|f| describe(&config, f))
+        .collect();
+    axum::Json(json!({ "forms": forms })).into_response()
+}
+
+async fn fill_form(
+    State(app): State<App>,
+    RequestId(request_id): RequestId,
+    Peer(peer): Peer,
+    Path(form_id): Path<String>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let caller = match app.auth.authenticate(&headers, &uri).await {
+        Ok(caller) => caller,
+        Err(e) => return crate::server::unauthenticated(e, &request_id),
+    };
+    let config = app.config.load_full();
+    let mut trail = Trail::default();
+    let prepared = prepare(&app, &config, &caller, &form_id, &headers, body, &mut trail);
+    let (form, subject, case_id) = match prepared {
+        Ok(ready) => ready,
+        Err(problem) => {
+            // Nothing was looked up: one event records the refused fill.
+            let event = trail.event(
+                &request_id,
+                &caller,
+                peer,
+                problem.kind.status().as_u16(),
+                Some(problem.kind.slug()),
+            );
+            if let Err(e) = app.audit.append(event).await {
+                return crate::server::audit_unavailable(&request_id, &e);
+            }
+            return problem.for_request(&request_id).into_response();
+        }
+    };
+    let Some(purpose) = config.purposes.get(&form.purpose) else {
+        return Problem::new(
+            ProblemKind::Internal,
+            "The form's purpose is not configured.",
+        )
+        .for_request(&request_id)
+        .into_response();
+    };
+    let ctx = fill::Context {
+        app: &app,
+        config: &config,
+        caller: &caller,
+        form: &form,
+        purpose,
+        request_id: &request_id,
+        peer,
+        case_id: &case_id,
+        deadline: Instant::now() + form.deadline,
+        today: crate::policy::china_today(),
+        subject: &subject,
+    };
+    let filled = fill::fill(&ctx, &subject).await;
+    if filled.lookups.iter().any(|d| !d.audited) {
+        return crate::server::audit_unavailable(&request_id, &"a form lookup was not recorded");
+    }
+    tracing::info!(
+        request_id,
+        user = %caller.user,
+        form = %form.id,
+        subject = %subject.masked(),
+        lookups = filled.lookups.len(),
+        complete = filled.body["complete"].as_bool().unwrap_or(false),
+        "form filled"
+    );
+    axum::Json(filled.body).into_response()
+}
+
+/// Everything checked before any department is asked: the caller's own limits, the
+/// form, the caller's grant for its purpose, the body, the ID number and case id.
+fn prepare(
+    app: &App,
+    config: &ActiveConfig,
+    caller: &Caller,
+    form_id: &str,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    trail: &mut Trail,
+) -> Result<(std::sync::Arc<Form>, connectors::subject::IdNumber, String), Problem> {
+    trail.policy_version = Some(config.policies.version.clone());
+    app.limits
+        .check_caller(&caller.user, caller.township.as_deref())
+        .map_err(|limited| limited.problem())?;
+    // Only a form id the gateway knows is recorded or echoed.
+    let form = config.forms.get(form_id).cloned().ok_or_else(|| {
+        Problem::new(
+            ProblemKind::UnknownForm,
+            "No form template with this id is configured; GET /v1/forms lists yours.",
+        )
+    })?;
+    trail.form = Some(form.id.clone());
+    trail.purpose = Some(form.purpose.clone());
+    if !may_use(config, caller, &form.purpose) {
+        return Err(Problem::new(
+            ProblemKind::Forbidden,
+            "No grant in force gives this caller the form's purpose.",
+        )
+        .with("reason", "not_granted")
+        .with("rule", "forms"));
+    }
+    let request: FillRequest = parse_json(headers, body, "{subject: {id_number}, case_id}")?;
+    check_case_id(&request.case_id)?;
+    trail.case_id = Some(request.case_id.clone());
+    let subject = match subject_key(
+        connectors::definition::SubjectKey::IdNumber,
+        request.subject,
+    )? {
+        SubjectKeyValue::Id(id) => id,
+        SubjectKeyValue::Household(_) => {
+            return Err(Problem::new(
+                ProblemKind::InvalidRequest,
+                "A form is filled for a person: subject.id_number.",
+            )
+            .with("at", "subject"));
+        }
+    };
+    trail.subject_pseudonym = Some(app.pseudonym.pseudonym(subject.as_str()));
+    trail.subject_masked = Some(subject.masked());
+    Ok((form, subject, request.case_id))
+}

@@ -1,0 +1,734 @@
+//! Form templates: the files (`forms/*.yaml`) and their compiled, checked form.
+//!
+//! A template names a purpose, a title and sections of fields. A field's value comes
+//! `from` a connector operation's field (`hukou.person_by_id/name`), is `derive`d from
+//! one (`age`, `count`, `any`, `sum`), or is left for the clerk (`input: true`). A
+//! section is about the form's subject, about a person the subject's record links to
+//! (`subject: jisheng.fertility_by_id/spouse.id_number`), or has one row per item of
+//! a list (`repeat: hukou.household_by_member/members`, with `lookup_each: true` when
+//! each row's person is looked up in turn). In a repeated section `item/name` is a
+//! field of the row's item.
+//!
+//! Every binding is checked at load against the connector definitions — the
+//! connector, the operation (it must take an ID number), the field and its kind — and
+//! every problem is reported with its path in the file.
+
+use std::cell::Cell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use connectors::definition::{PiiKind, SubjectKey};
+use serde::{Deserialize, Serialize};
+
+use crate::config::ActiveConnector;
+use crate::policy::FieldNode;
+use crate::purpose::PurposeCatalog;
+
+/// A template file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FormFile {
+    id: String,
+    title: String,
+    #[serde(default)]
+    title_en: Option<String>,
+    purpose: String,
+    /// Everything the form needs arrives by then, or is reported missing.
+    #[serde(default = "default_deadline_ms")]
+    deadline_ms: u64,
+    /// How many household members are looked up at once.
+    #[serde(default = "default_member_concurrency")]
+    member_concurrency: usize,
+    sections: Vec<SectionFile>,
+}
+
+fn default_deadline_ms() -> u64 {
+    3_000
+}
+
+fn default_member_concurrency() -> usize {
+    4
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SectionFile {
+    id: String,
+    title: String,
+    #[serde(default)]
+    title_en: Option<String>,
+    #[serde(default)]
+    subject: Option<String>,
+    #[serde(default)]
+    repeat: Option<String>,
+    #[serde(default)]
+    lookup_each: bool,
+    fields: Vec<FieldFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FieldFile {
+    id: String,
+    title: String,
+    #[serde(default)]
+    title_en: Option<String>,
+    #[serde(rename = "type")]
+    kind: FieldType,
+    #[serde(default)]
+    from: Option<String>,
+    #[serde(default)]
+    derive: Option<DeriveFile>,
+    #[serde(default)]
+    input: bool,
+}
+
+/// `derive:` — exactly one of `age`, `count`, `any` or `sum`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeriveFile {
+    #[serde(default)]
+    age: Option<String>,
+    #[serde(default)]
+    count: Option<String>,
+    #[serde(default)]
+    any: Option<AnyFile>,
+    #[serde(default)]
+    sum: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AnyFile {
+    list: String,
+    #[serde(rename = "where")]
+    conditions: BTreeMap<String, String>,
+}
+
+/// What kind of value a field holds, for the client that renders the form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldType {
+    Text,
+    Date,
+    Code,
+    IdNumber,
+    Integer,
+    Number,
+    Boolean,
+}
+
+impl FieldType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FieldType::Text => "text",
+            FieldType::Date => "date",
+            FieldType::Code => "code",
+            FieldType::IdNumber => "id_number",
+            FieldType::Integer => "integer",
+            FieldType::Number => "number",
+            FieldType::Boolean => "boolean",
+        }
+    }
+}
+
+/// A compiled form.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Form {
+    pub id: String,
+    pub title: String,
+    pub title_en: Option<String>,
+    pub purpose: String,
+    pub deadline: Duration,
+    pub member_concurrency: usize,
+    pub sections: Vec<Section>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Section {
+    pub id: String,
+    pub title: String,
+    pub title_en: Option<String>,
+    pub scope: Scope,
+    pub fields: Vec<Field>,
+}
+
+/// Whom a section is about.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scope {
+    /// The form's subject.
+    Subject,
+    /// The person whose ID number the subject's record holds at this field.
+    Linked(Source),
+    /// One row per item of this list in the subject's record; with `lookup_each`,
+    /// each row's person (the item's `id_number`) is looked up too.
+    Repeat { list: Source, lookup_each: bool },
+}
+
+/// A connector operation's field, e.g. `hukou.person_by_id/name`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Source {
+    pub connector: String,
+    pub operation: String,
+    /// Dotted path in the canonical record (`children`, `schemes[].monthly_pension`).
+    pub path: String,
+}
+
+/// Where a field reads from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceRef {
+    Lookup(Source),
+    /// A field of the repeated section's item, e.g. `name` for `item/name`.
+    Item(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Field {
+    pub id: String,
+    pub title: String,
+    pub title_en: Option<String>,
+    pub kind: FieldType,
+    pub value: FieldValue,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum FieldValue {
+    From(SourceRef),
+    Derive(Derive),
+    /// Filled in by the clerk.
+    Input,
+}
+
+/// A value computed from released fields only (never from what was withheld).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Derive {
+    /// Whole years since a date.
+    Age(SourceRef),
+    /// The number of items of a list.
+    Count(SourceRef),
+    /// Whether some item of a list has these field values.
+    Any {
+        list: SourceRef,
+        conditions: Vec<(String, String)>,
+    },
+    /// The sum of a numeric field over a list's items.
+    Sum(SourceRef),
+}
+
+impl Derive {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Derive::Age(_) => "age",
+            Derive::Count(_) => "count",
+            Derive::Any { .. } => "any",
+            Derive::Sum(_) => "sum",
+        }
+    }
+}
+
+/// Every form, by id.
+#[derive(Debug, Clone, Default)]
+pub struct FormSet {
+    forms: BTreeMap<String, Arc<Form>>,
+}
+
+impl FormSet {
+    pub fn get(&self, id: &str) -> Option<&Arc<Form>> {
+        self.forms.get(id)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Form>> {
+        self.forms.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.forms.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.forms.is_empty()
+    }
+
+    pub(crate) fn insert(&mut self, form: Form) -> bool {
+        if self.forms.contains_key(&form.id) {
+            return false;
+        }
+        self.forms.insert(form.id.clone(), Arc::new(form));
+        true
+    }
+}
+
+/// What a path in a record is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Node {
+    Leaf(PiiKind),
+    Object,
+    List,
+}
+
+/// Checks a template against the loaded connectors and purposes; `None` with the
+/// problems (path in the file, message) when it does not hold.
+pub(crate) fn compile(
+    file: FormFile,
+    connectors: &BTreeMap<String, ActiveConnector>,
+    broken: &BTreeSet<String>,
+    purposes: &PurposeCatalog,
+    problems: &mut Vec<(String, String)>,
+) -> Option<Form> {
+    let before = problems.len();
+    let mut problem = |at: String, message: String| problems.push((at, message));
+    if !is_identifier(&file.id) {
+        problem(
+            "id".into(),
+            "must be 1–64 characters of a-z, 0-9, '-' or '_', starting with a letter".into(),
+        );
+    }
+    if purposes.get(&file.purpose).is_none() {
+        problem(
+            "purpose".into(),
+            format!("`{}` is not in the purpose catalog", file.purpose),
+        );
+    }
+    if !(100..=30_000).contains(&file.deadline_ms) {
+        problem("deadline_ms".into(), "must be between 100 and 30000".into());
+    }
+    if !(1..=32).contains(&file.member_concurrency) {
+        problem(
+            "member_concurrency".into(),
+            "must be between 1 and 32".into(),
+        );
+    }
+    if file.sections.is_empty() {
+        problem("sections".into(), "list at least one section".into());
+    }
+    let checker = Checker {
+        connectors,
+        broken,
+        skipped: Cell::new(false),
+    };
+    let mut section_ids = BTreeSet::new();
+    let mut sections = Vec::new();
+    for (i, s) in file.sections.into_iter().enumerate() {
+        let at = format!("sections[{i}]");
+        if !section_ids.insert(s.id.clone()) {
+            problem(format!("{at}.id"), format!("a second section `{}`", s.id));
+        }
+        let scope = match (&s.subject, &s.repeat) {
+            (Some(_), Some(_)) => {
+                problem(
+                    at.clone(),
+                    "a section has either `subject` or `repeat`, not both".into(),
+                );
+                None
+            }
+            (Some(link), None) => checker
+                .source(link, &format!("{at}.subject"), &mut problem)
+                .and_then(|source| match checker.node(&source) {
+                    Some(Node::Leaf(PiiKind::IdNumber)) => Some(Scope::Linked(source)),
+                    _ => {
+                        problem(
+                            format!("{at}.subject"),
+                            "must name an ID-number field".into(),
+                        );
+                        None
+                    }
+                }),
+            (None, Some(list)) => checker
+                .source(list, &format!("{at}.repeat"), &mut problem)
+                .and_then(|source| {
+                    if checker.node(&source) != Some(Node::List) {
+                        problem(format!("{at}.repeat"), "must name a list field".into());
+                        return None;
+                    }
+                    if s.lookup_each {
+                        let id = Source {
+                            path: format!("{}[].id_number", source.path),
+                            ..source.clone()
+                        };
+                        if checker.node(&id) != Some(Node::Leaf(PiiKind::IdNumber)) {
+                            problem(
+                                format!("{at}.lookup_each"),
+                                "needs the list's items to have an `id_number` field".into(),
+                            );
+                            return None;
+                        }
+                    }
+                    Some(Scope::Repeat {
+                        list: source,
+                        lookup_each: s.lookup_each,
+                    })
+                }),
+            (None, None) => Some(Scope::Subject),
+        };
+        if s.lookup_each && s.repeat.is_none() {
+            problem(
+                format!("{at}.lookup_each"),
+                "only a repeated section looks each row up".into(),
+            );
+        }
+        let Some(scope) = scope else {
+            // Its fields cannot be checked without knowing whom they are about.
+            continue;
+        };
+        let mut field_ids = BTreeSet::new();
+        let mut fields = Vec::new();
+        for (j, f) in s.fields.into_iter().enumerate() {
+            let at = format!("{at}.fields[{j}]");
+            if !field_ids.insert(f.id.clone()) {
+                problem(format!("{at}.id"), format!("a second field `{}`", f.id));
+            }
+            let repeat = match &scope {
+                Scope::Repeat { list, .. } => Some(list),
+                _ => None,
+            };
+            // A person reached through a link is known to the caller only as the
+            // link shows them (often masked); their own record must not show more.
+            let linked = matches!(
+                scope,
+                Scope::Linked(_)
+                    | Scope::Repeat {
+                        lookup_each: true,
+                        ..
+                    }
+            );
+            let value = match (f.from, f.derive, f.input) {
+                (Some(from), None, false) => checker
+                    .reference(&from, repeat, &format!("{at}.from"), &mut problem)
+                    .and_then(|(r, node)| match node {
+                        Node::Leaf(PiiKind::IdNumber)
+                            if linked && matches!(r, SourceRef::Lookup(_)) =>
+                        {
+                            problem(
+                                format!("{at}.from"),
+                                "a linked person's ID number is shown only as the link shows it \
+                                 (the section's `subject`, or `item/id_number`), never from their own record"
+                                    .into(),
+                            );
+                            None
+                        }
+                        Node::Leaf(_) => Some(FieldValue::From(r)),
+                        _ => {
+                            problem(format!("{at}.from"), "must name a single field".into());
+                            None
+                        }
+                    }),
+                (None, Some(derive), false) => {
+                    checker.derive(derive, f.kind, repeat, &format!("{at}.derive"), &mut problem)
+                }
+                (None, None, true) => Some(FieldValue::Input),
+                _ => {
+                    problem(
+                        at.clone(),
+                        "a field has exactly one of `from`, `derive` or `input: true`".into(),
+                    );
+                    None
+                }
+            };
+            if let Some(value) = value {
+                fields.push(Field {
+                    id: f.id,
+                    title: f.title,
+                    title_en: f.title_en,
+                    kind: f.kind,
+                    value,
+                });
+            }
+        }
+        sections.push(Section {
+            id: s.id,
+            title: s.title,
+            title_en: s.title_en,
+            scope,
+            fields,
+        });
+    }
+    if problems.len() > before || checker.skipped.get() {
+        return None;
+    }
+    Some(Form {
+        id: file.id,
+        title: file.title,
+        title_en: file.title_en,
+        purpose: file.purpose,
+        deadline: Duration::from_millis(file.deadline_ms),
+        member_concurrency: file.member_concurrency,
+        sections,
+    })
+}
+
+struct Checker<'a> {
+    connectors: &'a BTreeMap<String, ActiveConnector>,
+    /// Connectors whose own files have problems (already reported): bindings to
+    /// them are not checked, and the form is not loaded.
+    broken: &'a BTreeSet<String>,
+    skipped: Cell<bool>,
+}
+
+impl Checker<'_> {
+    /// Parses `connector.operation/path` and checks the connector and operation.
+    fn source(
+        &self,
+        text: &str,
+        at: &str,
+        problem: &mut impl FnMut(String, String),
+    ) -> Option<Source> {
+        let parsed = text.split_once('/').and_then(|(head, path)| {
+            let (connector, operation) = head.split_once('.')?;
+            Some(Source {
+                connector: connector.to_owned(),
+                operation: operation.to_owned(),
+                path: path.to_owned(),
+            })
+        });
+        let Some(source) = parsed.filter(|s| !s.path.is_empty()) else {
+            problem(
+                at.to_owned(),
+                "expected `connector.operation/field` or, in a repeated section, `item/field`"
+                    .into(),
+            );
+            return None;
+        };
+        if self.broken.contains(&source.connector) {
+            self.skipped.set(true);
+            return None;
+        }
+        let Some(connector) = self.connectors.get(&source.connector) else {
+            problem(
+                at.to_owned(),
+                format!("no connector `{}`", source.connector),
+            );
+            return None;
+        };
+        let Some(op) = connector.operations.get(&source.operation) else {
+            problem(
+                at.to_owned(),
+                format!(
+                    "connector `{}` has no operation `{}`",
+                    source.connector, source.operation
+                ),
+            );
+            return None;
+        };
+        if op.subject != SubjectKey::IdNumber {
+            problem(
+                at.to_owned(),
+                format!(
+                    "operation `{}` is looked up by {}; forms look people up by ID number",
+                    source.operation,
+                    op.subject.as_str()
+                ),
+            );
+            return None;
+        }
+        if self.node(&source).is_none() {
+            problem(
+                at.to_owned(),
+                format!(
+                    "operation `{}.{}` has no field `{}`",
+                    source.connector, source.operation, source.path
+                ),
+            );
+            return None;
+        }
+        Some(source)
+    }
+
+    /// What the path of a (checked) source is in its operation's record.
+    fn node(&self, source: &Source) -> Option<Node> {
+        let op = self
+            .connectors
+            .get(&source.connector)?
+            .operations
+            .get(&source.operation)?;
+        let mut tree = &op.fields;
+        let mut segments = source.path.split('.').peekable();
+        while let Some(segment) = segments.next() {
+            let (name, item) = match segment.strip_suffix("[]") {
+                Some(name) => (name, true),
+                None => (segment, false),
+            };
+            let node = tree.get(name)?;
+            let last = segments.peek().is_none();
+            match node {
+                FieldNode::Leaf(_) if last && !item => {
+                    let pii = op.leaves.iter().find(|l| l.path == source.path)?.pii;
+                    return Some(Node::Leaf(pii));
+                }
+                FieldNode::Object(children) if !item => {
+                    if last {
+                        return Some(Node::Object);
+                    }
+                    tree = children;
+                }
+                FieldNode::List(children) => {
+                    if last && !item {
+                        return Some(Node::List);
+                    }
+                    if !item || last {
+                        return None;
+                    }
+                    tree = children;
+                }
+                _ => return None,
+            }
+        }
+        None
+    }
+
+    /// A field reference: `connector.operation/path`, or `item/path` inside a
+    /// repeated section over `repeat`.
+    fn reference(
+        &self,
+        text: &str,
+        repeat: Option<&Source>,
+        at: &str,
+        problem: &mut impl FnMut(String, String),
+    ) -> Option<(SourceRef, Node)> {
+        if let Some(path) = text.strip_prefix("item/") {
+            let Some(list) = repeat else {
+                problem(
+                    at.to_owned(),
+                    "`item/…` is only meaningful in a repeated section".into(),
+                );
+                return None;
+            };
+            let full = Source {
+                path: format!("{}[].{path}", list.path),
+                ..list.clone()
+            };
+            return match self.node(&full) {
+                Some(node) => Some((SourceRef::Item(path.to_owned()), node)),
+                None => {
+                    problem(
+                        at.to_owned(),
+                        format!("the items of `{}` have no field `{path}`", list.path),
+                    );
+                    None
+                }
+            };
+        }
+        let source = self.source(text, at, problem)?;
+        let node = self.node(&source)?;
+        Some((SourceRef::Lookup(source), node))
+    }
+
+    fn derive(
+        &self,
+        derive: DeriveFile,
+        kind: FieldType,
+        repeat: Option<&Source>,
+        at: &str,
+        problem: &mut impl FnMut(String, String),
+    ) -> Option<FieldValue> {
+        let (expected, derived) = match derive {
+            DeriveFile {
+                age: Some(text),
+                count: None,
+                any: None,
+                sum: None,
+            } => {
+                let (r, node) = self.reference(&text, repeat, &format!("{at}.age"), problem)?;
+                if node != Node::Leaf(PiiKind::Date) {
+                    problem(format!("{at}.age"), "must name a date field".into());
+                    return None;
+                }
+                (FieldType::Integer, Derive::Age(r))
+            }
+            DeriveFile {
+                age: None,
+                count: Some(text),
+                any: None,
+                sum: None,
+            } => {
+                let (r, node) = self.reference(&text, repeat, &format!("{at}.count"), problem)?;
+                if node != Node::List {
+                    problem(format!("{at}.count"), "must name a list field".into());
+                    return None;
+                }
+                (FieldType::Integer, Derive::Count(r))
+            }
+            DeriveFile {
+                age: None,
+                count: None,
+                any: Some(AnyFile { list, conditions }),
+                sum: None,
+            } => {
+                let (r, node) =
+                    self.reference(&list, repeat, &format!("{at}.any.list"), problem)?;
+                if node != Node::List {
+                    problem(format!("{at}.any.list"), "must name a list field".into());
+                    return None;
+                }
+                if conditions.is_empty() {
+                    problem(
+                        format!("{at}.any.where"),
+                        "name at least one field and value".into(),
+                    );
+                    return None;
+                }
+                for field in conditions.keys() {
+                    self.reference(
+                        &format!("{list}[].{field}"),
+                        repeat,
+                        &format!("{at}.any.where.{field}"),
+                        problem,
+                    )?;
+                }
+                (
+                    FieldType::Boolean,
+                    Derive::Any {
+                        list: r,
+                        conditions: conditions.into_iter().collect(),
+                    },
+                )
+            }
+            DeriveFile {
+                age: None,
+                count: None,
+                any: None,
+                sum: Some(text),
+            } => {
+                let (r, node) = self.reference(&text, repeat, &format!("{at}.sum"), problem)?;
+                let in_list = match &r {
+                    SourceRef::Lookup(s) => s.path.contains("[]."),
+                    SourceRef::Item(path) => path.contains("[]."),
+                };
+                if !matches!(node, Node::Leaf(PiiKind::Money | PiiKind::Count)) || !in_list {
+                    problem(
+                        format!("{at}.sum"),
+                        "must name a number field of a list's items (`list[].field`)".into(),
+                    );
+                    return None;
+                }
+                (FieldType::Number, Derive::Sum(r))
+            }
+            _ => {
+                problem(
+                    at.to_owned(),
+                    "give exactly one of `age`, `count`, `any` or `sum`".into(),
+                );
+                return None;
+            }
+        };
+        if kind != expected {
+            problem(
+                at.to_owned(),
+                format!(
+                    "`{}` gives a value of type {}",
+                    derived.name(),
+                    expected.as_str()
+                ),
+            );
+            return None;
+        }
+        Some(FieldValue::Derive(derived))
+    }
+}
+
+fn is_identifier(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.starts_with(|c: char| c.is_ascii_lowercase())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}

@@ -1,0 +1,235 @@
+//! One lookup: one subject through one connector operation for one purpose — the
+//! part of the pipeline `/v1/query` and form fills share. In order: decide which
+//! fields may leave (or refuse) → take from the grants' quotas → get the record from
+//! the connector's cache, or fetch it within the department's capacity and check it
+//! against its schema (fail closed; only valid records are cached) → check row
+//! conditions, minimize and mask.
+//!
+//! The caller of [`lookup`] owns the [`Trail`] and turns it into the lookup's audit
+//! event, made durable before anything of the answer is sent. Department failures
+//! become problems in [`upstream`].
+
+pub(crate) mod trail;
+pub(crate) mod upstream;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::Utc;
+use connectors::FetchError;
+
+use crate::auth::Caller;
+use crate::cache::{Answer, Entry, Record};
+use crate::config::{ActiveConfig, ActiveConnector, ActiveOperation};
+use crate::limits::{Limited, Rate};
+use crate::mask::MaskContext;
+use crate::policy::{Outcome, Refusal};
+use crate::problem::{Problem, ProblemKind};
+use crate::purpose::Purpose;
+use crate::query::SubjectKeyValue;
+use crate::schema::Violation;
+use crate::server::App;
+pub(crate) use trail::Trail;
+use upstream::fetch_problem;
+
+/// What is looked up: a resolved connector operation for a purpose.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Target<'a> {
+    pub(crate) connector: &'a ActiveConnector,
+    pub(crate) operation: &'a str,
+    pub(crate) op: &'a ActiveOperation,
+    pub(crate) purpose: &'a Purpose,
+}
+
+/// A lookup that released data.
+#[derive(Debug)]
+pub(crate) struct Found {
+    /// The caller's view: minimized and masked, with its account.
+    pub(crate) outcome: Outcome,
+    /// The canonical record. Stays inside the gateway (a form follows links in it
+    /// only where the caller's view holds the link too).
+    pub(crate) record: Arc<Entry>,
+    pub(crate) cache_hit: bool,
+}
+
+/// Why getting a record failed.
+#[derive(Debug)]
+enum Failure {
+    Fetch(FetchError),
+    Capacity(Limited),
+    Schema(Violation),
+}
+
+/// A policy refusal as a 403 naming the deciding rule.
+pub(crate) fn forbidden(refusal: Refusal) -> Problem {
+    Problem::new(ProblemKind::Forbidden, refusal.detail)
+        .with("rule", refusal.rule)
+        .with("reason", refusal.reason.as_str())
+}
+
+/// Runs one lookup for `caller`, filling `trail` as it goes. With a `deadline`, the
+/// department's answer is waited for until then (a form's deadline).
+pub(crate) async fn lookup(
+    app: &App,
+    config: &ActiveConfig,
+    caller: &Caller,
+    target: Target<'_>,
+    subject: &SubjectKeyValue,
+    deadline: Option<Instant>,
+    trail: &mut Trail,
+) -> Result<Found, Problem> {
+    let connector_id = target.connector.def.id.as_str();
+    trail.policy_version = Some(config.policies.version.clone());
+    trail.connector = Some(connector_id.to_owned());
+    trail.operation = Some(target.operation.to_owned());
+    trail.purpose = Some(target.purpose.code.clone());
+    trail.subject_pseudonym = Some(app.pseudonym.pseudonym(subject.as_str()));
+    trail.subject_masked = Some(subject.masked());
+
+    let today = crate::policy::china_today();
+    let plan = config
+        .policies
+        .decide(
+            caller,
+            connector_id,
+            target.operation,
+            &target.op.leaves,
+            &target.purpose.code,
+            today,
+        )
+        .map_err(|refusal| {
+            trail.refused_by(&refusal.rule);
+            forbidden(refusal)
+        })?;
+    for grant in &plan.grants {
+        if let Some(quota) = &grant.quota {
+            app.limits
+                .check_grant(&grant.id, quota, caller.township.as_deref(), &caller.user)
+                .map_err(|limited| {
+                    trail.refused_by(&grant.id);
+                    limited.problem()
+                })?;
+        }
+    }
+
+    let started = Instant::now();
+    let got = match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline.into(), record(app, target, subject))
+            .await
+            .unwrap_or_else(|_| Err(Arc::new(Failure::Fetch(FetchError::Timeout)))),
+        None => record(app, target, subject).await,
+    };
+    let log = |outcome: &str| {
+        tracing::info!(
+            user = %caller.user,
+            connector = connector_id,
+            operation = target.operation,
+            purpose = %target.purpose.code,
+            subject = %subject.masked(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            outcome,
+            "lookup"
+        );
+    };
+    let answer = got.map_err(|failure| {
+        let problem = failure_problem(connector_id, &failure);
+        log(problem.kind.slug());
+        problem
+    })?;
+    trail.cache_hit = answer.cache_hit;
+    let record = match &*answer.entry {
+        Entry::Found(record) => record,
+        Entry::NotFound { .. } => {
+            log(ProblemKind::SubjectNotFound.slug());
+            return Err(fetch_problem(connector_id, &FetchError::NotFound));
+        }
+    };
+    if !answer.cache_hit {
+        trail.upstream_latency_ms = Some(record.upstream_latency.as_millis() as u64);
+    }
+    let ctx = MaskContext {
+        key: &app.pseudonym,
+        today,
+    };
+    let outcome = plan
+        .apply(&record.value, caller, &target.op.fields, &ctx)
+        .map_err(|refusal| {
+            log(ProblemKind::Forbidden.slug());
+            trail.refused_by(&refusal.rule);
+            forbidden(refusal)
+        })?;
+    trail.decided(&outcome);
+    log("ok");
+    Ok(Found {
+        outcome,
+        record: answer.entry.clone(),
+        cache_hit: answer.cache_hit,
+    })
+}
+
+/// The record from the connector's cache, or fetched from the department within its
+/// capacity and checked against the operation's schema.
+async fn record(
+    app: &App,
+    target: Target<'_>,
+    subject: &SubjectKeyValue,
+) -> Result<Answer, Arc<Failure>> {
+    let def = &target.connector.def;
+    let fetch = async {
+        if let Some(capacity) = &def.capacity {
+            let rate = Rate::per_second(capacity.per_second, capacity.burst());
+            app.limits
+                .check_connector(&def.id, rate)
+                .map_err(Failure::Capacity)?;
+        }
+        match target
+            .connector
+            .connector
+            .fetch(target.operation, subject.as_str())
+            .await
+        {
+            Ok(fetched) => {
+                target
+                    .op
+                    .schema
+                    .check(&fetched.record)
+                    .map_err(Failure::Schema)?;
+                Ok(Entry::Found(Record {
+                    value: fetched.record,
+                    fetched_at: Utc::now(),
+                    upstream_latency: fetched.latency,
+                }))
+            }
+            Err(FetchError::NotFound) => Ok(Entry::NotFound { at: Utc::now() }),
+            Err(e) => Err(Failure::Fetch(e)),
+        }
+    };
+    match &target.connector.cache {
+        Some(cache) => {
+            cache
+                .get_or_fetch(target.operation, subject.as_str(), fetch)
+                .await
+        }
+        None => fetch
+            .await
+            .map(|entry| Answer {
+                entry: Arc::new(entry),
+                cache_hit: false,
+            })
+            .map_err(Arc::new),
+    }
+}
+
+fn failure_problem(connector: &str, failure: &Failure) -> Problem {
+    match failure {
+        Failure::Fetch(e) => fetch_problem(connector, e),
+        Failure::Capacity(limited) => limited.problem().with("connector", connector),
+        Failure::Schema(violation) => Problem::new(
+            ProblemKind::UpstreamSchemaViolation,
+            "The department's record violates the connector's schema; nothing of it was returned.",
+        )
+        .with("connector", connector)
+        .with("schema_path", violation.schema_path.clone())
+        .with("instance_path", violation.instance_path.clone()),
+    }
+}
