@@ -411,6 +411,23 @@ impl Demo {
                 "\nThe same lookup by a 西河乡 clerk is refused (403): the grant holds only for the clerk's own township:"
             );
             let _ = writeln!(out, "{}", curl("clerk-xihe"));
+            let _ = writeln!(
+                out,
+                "\nFill a form from every department at once (自助填表): the forms a clerk may fill, then a birth registration with each field's source and age:"
+            );
+            let _ = writeln!(
+                out,
+                "  curl -s http://{}/v1/forms -H \"authorization: Bearer $(cat {})\"",
+                self.addr,
+                token("clerk-dongling")
+            );
+            let _ = writeln!(
+                out,
+                "  curl -s http://{}/v1/forms/birth-registration/fill -H 'content-type: application/json' -H \"authorization: Bearer $(cat {})\" -d '{{\"subject\":{{\"id_number\":\"{}\"}},\"case_id\":\"DEMO-0002\"}}'",
+                self.addr,
+                token("clerk-dongling"),
+                person.id.as_str()
+            );
             let exe = std::env::current_exe()
                 .map(|p| p.display().to_string())
                 .unwrap_or_else(|_| "gateway".to_owned());

@@ -161,19 +161,7 @@ impl<T: DeserializeOwned> Call<T> {
 
     /// Records this use of the audit log; `Err` is the 503 to send instead.
     async fn record(&self, operation: &str, subject: Option<&IdNumber>) -> Result<(), Response> {
-        let caller = AuditCaller {
-            user: self.caller.user.clone(),
-            roles: self
-                .caller
-                .roles
-                .iter()
-                .map(|r| r.as_str().to_owned())
-                .collect(),
-            township: self.caller.township.clone(),
-            department: self.caller.department.clone(),
-            app: self.caller.app.clone(),
-            source_ip: self.peer.map(|p| p.ip().to_string()),
-        };
+        let caller = AuditCaller::of(&self.caller, self.peer);
         let mut event = AuditEvent::admin(&self.request_id, caller, operation);
         event.subject_pseudonym = subject.map(|id| self.app.pseudonym.pseudonym(id.as_str()));
         event.subject_masked = subject.map(IdNumber::masked);

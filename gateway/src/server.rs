@@ -153,6 +153,8 @@ pub fn router(app: App) -> Router {
         .route("/problems/{slug}", get(problem_doc))
         .merge(crate::privacy::routes())
         .merge(crate::forms::routes())
+        .merge(crate::admin::routes())
+        .route("/metrics", get(crate::metrics::metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))

@@ -122,6 +122,18 @@ impl Columns {
 }
 
 impl AuditCaller {
+    /// An authenticated caller, from the address `peer`.
+    pub fn of(caller: &crate::auth::Caller, peer: Option<std::net::SocketAddr>) -> AuditCaller {
+        AuditCaller {
+            user: caller.user.clone(),
+            roles: caller.roles.iter().map(|r| r.as_str().to_owned()).collect(),
+            township: caller.township.clone(),
+            department: caller.department.clone(),
+            app: caller.app.clone(),
+            source_ip: peer.map(|p| p.ip().to_string()),
+        }
+    }
+
     /// The gateway itself, for events no person caused (its configuration loaded).
     pub fn gateway() -> AuditCaller {
         AuditCaller {

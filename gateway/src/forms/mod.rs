@@ -2,8 +2,8 @@
 //! (those whose purpose a grant in force gives them); `POST /v1/forms/{form}/fill`
 //! with `{subject: {id_number}, case_id}` fills one from every department it needs.
 //!
-//! Templates and their checks are in [`template`]; the fan-out, provenance and
-//! reasons for missing fields in [`fill`]. The answer is 200 with `complete: false`
+//! Templates and their checks are in `template`; the fan-out, provenance and
+//! reasons for missing fields in `fill`. The answer is 200 with `complete: false`
 //! when a department failed or the form's deadline passed; every field either has a
 //! value with its source and age, or says why it has none. Each department lookup is
 //! audited like `/v1/query`; a fill that fails before any lookup leaves one event.

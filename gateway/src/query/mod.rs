@@ -2,7 +2,7 @@
 //! purpose and a case. The handler authenticates the bearer token, takes from the
 //! caller's own rate limits, parses and validates the request (the ID number before
 //! any upstream call), resolves connector, operation and purpose, and runs the shared
-//! [`crate::lookup`] pipeline: decide → quota → cache or fetch → schema → mask.
+//! `lookup` pipeline: decide → quota → cache or fetch → schema → mask.
 //!
 //! Every authenticated lookup — answered, refused or failed — leaves one audit event,
 //! made durable BEFORE the answer is sent; if it cannot be, the caller gets 503 and

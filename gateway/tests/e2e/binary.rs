@@ -13,7 +13,7 @@ use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::helpers::{TOWNSHIP, lookup, post_json, sample};
+use crate::helpers::{TOWNSHIP, client, lookup, post_json, sample};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_gateway");
 
@@ -239,6 +239,8 @@ async fn the_demo_starts_from_a_fresh_data_dir_and_its_hints_work() {
     let gateway = url_in(&demo.line(|l| l.trim_start().starts_with("gateway")).await);
     let allowed = demo.line(|l| l.trim_start().starts_with("curl")).await;
     let refused = demo.line(|l| l.trim_start().starts_with("curl")).await;
+    let forms_list = demo.line(|l| l.contains("/v1/forms ")).await;
+    let form_fill = demo.line(|l| l.contains("/v1/forms/")).await;
     let explain = demo.line(|l| l.contains("policy explain")).await;
     let officer_search = demo.line(|l| l.contains("/v1/audit/search")).await;
     let officer_report = demo.line(|l| l.contains("/v1/audit/report")).await;
@@ -284,6 +286,50 @@ async fn the_demo_starts_from_a_fresh_data_dir_and_its_hints_work() {
     assert_eq!(reply.json["reason"], "row_condition");
     assert!(!reply.text.contains(&id));
 
+    // The forms hints: the clerk's forms, and a birth registration filled from all
+    // three departments, every field with its source or the reason it is missing.
+    let token_of = |line: &str| {
+        let path = line
+            .split("$(cat ")
+            .nth(1)
+            .and_then(|rest| rest.split(')').next())
+            .expect("a $(cat TOKEN) in the hint");
+        std::fs::read_to_string(path).expect("the token file")
+    };
+    let listed = client()
+        .get(format!("{gateway}/v1/forms"))
+        .bearer_auth(token_of(&forms_list).trim())
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(listed.status(), 200);
+    let listed: Value = listed.json().await.expect("JSON");
+    let ids: Vec<&str> = listed["forms"]
+        .as_array()
+        .expect("forms")
+        .iter()
+        .filter_map(|f| f["id"].as_str())
+        .collect();
+    assert!(ids.contains(&"birth-registration"), "{listed}");
+    let (token, body) = curl_parts(&form_fill);
+    let request: Value = serde_json::from_str(&body).expect("JSON");
+    let fill_url = form_fill
+        .split_whitespace()
+        .find(|w| w.contains("/fill"))
+        .expect("the fill URL");
+    let filled = post_json(fill_url, &token, &request).await;
+    assert_eq!(filled.status, 200, "{}", filled.text);
+    assert_eq!(filled.json["complete"], true, "{}", filled.text);
+    let applicant = &filled.json["sections"][0]["fields"];
+    let name = applicant
+        .as_array()
+        .and_then(|f| f.iter().find(|f| f["id"] == "name"))
+        .expect("the applicant's name");
+    assert_eq!(name["source"]["department"]["name"], "县公安局");
+    assert_eq!(name["verified"], true);
+    let fill_lookups = filled.json["lookups"].as_array().map_or(0, Vec::len);
+    assert!(fill_lookups >= 3, "{}", filled.text);
+
     // The third: explain, field by field.
     let words: Vec<&str> = explain.split_whitespace().collect();
     let out = Command::new(words[0])
@@ -303,7 +349,8 @@ async fn the_demo_starts_from_a_fresh_data_dir_and_its_hints_work() {
     // The privacy officer's hints: both lookups listed, the resident's report names
     // the 东岭镇 clerk's access, the CSV has a header and the lookups.
     let (officer, body) = curl_parts(&officer_search);
-    let search: Value = serde_json::from_str(&body).expect("JSON");
+    let mut search: Value = serde_json::from_str(&body).expect("JSON");
+    search["limit"] = Value::from(50);
     let listed = post_json(&format!("{gateway}/v1/audit/search"), &officer, &search).await;
     assert_eq!(listed.status, 200, "{}", listed.text);
     let lookups = listed.json["events"]
@@ -312,16 +359,19 @@ async fn the_demo_starts_from_a_fresh_data_dir_and_its_hints_work() {
         .iter()
         .filter(|e| e["kind"] == "lookup")
         .count();
-    assert_eq!(lookups, 2, "{}", listed.text);
+    assert_eq!(lookups, 2 + fill_lookups, "{}", listed.text);
     let (_, body) = curl_parts(&officer_report);
     let ask: Value = serde_json::from_str(&body).expect("JSON");
     let report = post_json(&format!("{gateway}/v1/audit/report"), &officer, &ask).await;
     assert_eq!(report.status, 200, "{}", report.text);
     assert_eq!(report.json["accesses"][0]["user"], "clerk-dongling");
+    // The lookup, and the form's three lookups of the resident (the spouse's is
+    // the spouse's); the refused lookup released nothing.
     assert_eq!(
         report.json["accesses"].as_array().map(Vec::len),
-        Some(1),
-        "the refused lookup released nothing"
+        Some(4),
+        "{}",
+        report.text
     );
     let (_, body) = curl_parts(&officer_export);
     let csv_ask: Value = serde_json::from_str(&body).expect("JSON");
@@ -352,12 +402,15 @@ async fn the_demo_starts_from_a_fresh_data_dir_and_its_hints_work() {
     let out = audit(&["verify"]).await.expect("verify runs");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
-    // config load, two lookups, three reads by the privacy officer
-    assert!(text.contains("intact: 6 events"), "{text}");
+    // config load, two lookups, the form's lookups, three reads by the privacy officer
+    let events = 6 + fill_lookups;
+    assert!(text.contains(&format!("intact: {events} events")), "{text}");
     let out = audit(&["checkpoint"]).await.expect("checkpoint runs");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.starts_with("county-gateway audit checkpoint v1\nseq: 6\n"),
+        text.starts_with(&format!(
+            "county-gateway audit checkpoint v1\nseq: {events}\n"
+        )),
         "{text}"
     );
 

@@ -1,0 +1,103 @@
+//! `GET /metrics`: the gateway's counters in the Prometheus / OpenMetrics text format —
+//! record cache hits, misses, entries and bytes per connector, and requests refused by
+//! each kind of rate limit. Counts only: no user, township, subject or key appears.
+//! The counters live where they are counted (the caches, the limiters) and are read
+//! at scrape time.
+
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::problem::{Problem, ProblemKind};
+use crate::server::App;
+
+type Labels = Vec<(String, String)>;
+
+/// The OpenMetrics text media type.
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+pub(crate) async fn metrics(State(app): State<App>) -> Response {
+    match render(&app).await {
+        Ok(text) => {
+            let mut response = text.into_response();
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(OPENMETRICS));
+            response
+        }
+        Err(_) => {
+            Problem::new(ProblemKind::Internal, "The metrics could not be written.").into_response()
+        }
+    }
+}
+
+/// The current counters as OpenMetrics text.
+pub async fn render(app: &App) -> Result<String, std::fmt::Error> {
+    let mut registry = Registry::with_prefix("gateway");
+    let hits = Family::<Labels, Counter>::default();
+    let misses = Family::<Labels, Counter>::default();
+    let entries = Family::<Labels, Gauge>::default();
+    let bytes = Family::<Labels, Gauge>::default();
+    let config = app.config.load_full();
+    for (id, connector) in &config.connectors {
+        let Some(cache) = &connector.cache else {
+            continue;
+        };
+        let stats = cache.stats().await;
+        let labels = vec![("connector".to_owned(), id.clone())];
+        hits.get_or_create(&labels).inc_by(stats.hits);
+        misses.get_or_create(&labels).inc_by(stats.misses);
+        entries
+            .get_or_create(&labels)
+            .set(i64::try_from(stats.entries).unwrap_or(i64::MAX));
+        bytes
+            .get_or_create(&labels)
+            .set(i64::try_from(stats.bytes).unwrap_or(i64::MAX));
+    }
+    registry.register(
+        "cache_hits",
+        "Lookups answered from a connector's record cache",
+        hits,
+    );
+    registry.register(
+        "cache_misses",
+        "Lookups that called the department (the cache had no fresh record)",
+        misses,
+    );
+    registry.register(
+        "cache_entries",
+        "Records held in a connector's cache",
+        entries,
+    );
+    registry.register(
+        "cache_bytes",
+        "Approximate memory held by a connector's cache",
+        bytes,
+    );
+    let refused = Family::<Labels, Counter>::default();
+    for (limit, count) in app.limits.refused() {
+        refused
+            .get_or_create(&vec![("limit".to_owned(), limit.to_owned())])
+            .inc_by(count);
+    }
+    registry.register(
+        "rate_limited",
+        "Requests refused by a rate limit, by kind (user, township, grant, connector)",
+        refused,
+    );
+    let buckets = Gauge::<i64>::default();
+    buckets.set(i64::try_from(app.limits.buckets()).unwrap_or(i64::MAX));
+    registry.register(
+        "rate_limit_buckets",
+        "Rate-limit buckets held in memory (idle ones are swept)",
+        buckets,
+    );
+    let mut out = String::new();
+    encode(&mut out, &registry)?;
+    Ok(out)
+}
