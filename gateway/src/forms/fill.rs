@@ -207,8 +207,9 @@ pub(crate) struct Filled {
     pub(crate) lookups: Vec<Arc<Done>>,
 }
 
-/// Fills `ctx.form` for `subject`.
-pub(crate) async fn fill(ctx: &Context<'_>, subject: &IdNumber) -> Filled {
+/// Fills `ctx.form` for `ctx.subject`.
+pub(crate) async fn fill(ctx: &Context<'_>) -> Filled {
+    let subject = ctx.subject;
     let started = Instant::now();
     let lookups = Lookups {
         ctx,

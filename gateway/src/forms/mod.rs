@@ -160,7 +160,7 @@ async fn fill_form(
         today: crate::policy::china_today(),
         subject: &subject,
     };
-    let filled = fill::fill(&ctx, &subject).await;
+    let filled = fill::fill(&ctx).await;
     if filled.lookups.iter().any(|d| !d.audited) {
         return crate::server::audit_unavailable(&request_id, &"a form lookup was not recorded");
     }
