@@ -347,10 +347,10 @@ fn missing_reason(problem: &Problem) -> &'static str {
 fn from_problem(done: &Done, problem: &Problem) -> Missing {
     Missing {
         reason: missing_reason(problem),
-        rule: problem
-            .extensions
-            .get("rule")
-            .and_then(Value::as_str)
+        // The deciding rule, or the limit that stopped the lookup (`grant:<id>`).
+        rule: ["rule", "limit"]
+            .iter()
+            .find_map(|key| problem.extensions.get(*key).and_then(Value::as_str))
             .map(str::to_owned),
         connector: Some(done.connector.clone()),
     }

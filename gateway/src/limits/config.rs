@@ -1,18 +1,16 @@
 //! [`Rate`], [`LimitSetting`] and the `rate_limits:` section of `gateway.yaml`.
 //!
-//! One YAML shape is used for every rate (the gateway's own limits and a department's
-//! `capacity:`): exactly one of `per_second`, `per_minute`, `per_hour` or `per_day`
-//! with a count, or `count` with `window_s` for any other window, plus an optional
-//! `burst` (default: the count).
+//! A rate in the gateway file is exactly one of `per_second`, `per_minute`, `per_hour`
+//! or `per_day` with a count, or `count` with `window_s` for any other window, plus an
+//! optional `burst` (default: the count). A department's `capacity:` in its connector
+//! file is always per second (`{ per_second: 10, burst: 20 }`) and becomes a [`Rate`]
+//! with [`Rate::per_second`].
 //!
 //! ```yaml
 //! rate_limits:
 //!   per_user: { per_minute: 120, burst: 30 }
 //!   per_township: off                 # the string `off` switches a limit off
 //!   sweep_interval_s: 60
-//!
-//! # in a connector definition
-//! capacity: { per_second: 10, burst: 20 }
 //! ```
 
 use serde::de::{self, MapAccess, Unexpected, Visitor};

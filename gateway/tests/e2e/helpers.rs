@@ -40,7 +40,8 @@ pub(crate) async fn post_json(url: &str, token: &str, body: &Value) -> Reply {
     Reply::read(request.send().await.expect("an answer")).await
 }
 
-/// A plain HTTP client for talking to the gateway.
+/// A plain HTTP client for talking to the gateway. (Not shared between tests: each
+/// test has its own runtime, and pooled connections must not outlive theirs.)
 pub(crate) fn client() -> reqwest::Client {
     connectors::install_crypto_provider();
     reqwest::Client::new()

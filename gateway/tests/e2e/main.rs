@@ -9,11 +9,14 @@
 
 mod helpers;
 
+mod admin;
 mod audit;
 mod auth;
 mod binary;
 mod crash;
 mod errors;
+mod forms;
+mod limits;
 mod lookups;
 mod misbehaviour;
 mod privacy;
