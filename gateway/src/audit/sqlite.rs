@@ -106,9 +106,6 @@ impl SqliteAudit {
             )));
         }
         conn.pragma_update(None, "synchronous", "FULL")?;
-        // The WAL is copied back into the database by its own thread (below), not by
-        // the writer in the middle of a commit.
-        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         migrate(&mut conn)?;
         let head = read_head(&conn)?;
@@ -130,13 +127,9 @@ impl SqliteAudit {
             options,
             hooks,
         };
-        let wal = WalCheckpointer::start(&path)?;
         std::thread::Builder::new()
             .name("audit-writer".into())
-            .spawn(move || {
-                runtime.block_on(writer.run(receiver));
-                wal.stop();
-            })
+            .spawn(move || runtime.block_on(writer.run(receiver)))
             .map_err(|source| AuditError::Io {
                 what: "cannot start the audit writer thread",
                 source,
@@ -208,55 +201,6 @@ pub fn latest_checkpoint(data_dir: &Path) -> Result<Option<String>, AuditError> 
             |row| row.get(0),
         )
         .optional()?)
-}
-
-/// Copies the write-ahead log back into the database file every second (a passive
-/// SQLite checkpoint on its own connection), so the writer never pays for it inside a
-/// commit. Passive checkpoints run beside the writer; the WAL is restarted once all
-/// of it has been copied. Stops, after a last checkpoint, when stopped or dropped.
-struct WalCheckpointer {
-    stop: std::sync::mpsc::Sender<()>,
-    thread: std::thread::JoinHandle<()>,
-}
-
-/// How often the WAL is copied back.
-const WAL_CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
-
-impl WalCheckpointer {
-    fn start(path: &Path) -> Result<WalCheckpointer, AuditError> {
-        let conn = Connection::open(path)?;
-        conn.busy_timeout(BUSY_TIMEOUT)?;
-        let (stop, stopped) = std::sync::mpsc::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("audit-wal".into())
-            .spawn(move || {
-                let checkpoint = || {
-                    if let Err(error) =
-                        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-                    {
-                        tracing::warn!(%error, "the audit WAL could not be checkpointed; it will be retried");
-                    }
-                };
-                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
-                    stopped.recv_timeout(WAL_CHECKPOINT_EVERY)
-                {
-                    checkpoint();
-                }
-                checkpoint();
-            })
-            .map_err(|source| AuditError::Io {
-                what: "cannot start the audit WAL checkpointer",
-                source,
-            })?;
-        Ok(WalCheckpointer { stop, thread })
-    }
-
-    fn stop(self) {
-        drop(self.stop);
-        if self.thread.join().is_err() {
-            tracing::warn!("the audit WAL checkpointer panicked");
-        }
-    }
 }
 
 /// Opens the database without the right to write (and without creating it).

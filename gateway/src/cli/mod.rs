@@ -19,6 +19,7 @@ use clap::{Parser, Subcommand};
 use crate::config::{self, ConfigProblem, DiskSource, LoadOptions};
 
 mod audit;
+mod bench;
 mod policy;
 mod run;
 mod token;
@@ -59,6 +60,9 @@ enum Command {
     /// The audit log: verify, checkpoint, export, a citizen's report, anomalies.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Benchmark helpers for `bench/run`: fixtures, a fixed-rate load client, the report.
+    #[command(subcommand, hide = true)]
+    Bench(bench::BenchCommand),
 }
 
 pub fn main(cli: Cli) -> ExitCode {
@@ -84,6 +88,7 @@ pub fn main(cli: Cli) -> ExitCode {
             Command::Token(TokenCommand::Mint(args)) => run_mint(args),
             Command::Policy(PolicyCommand::Explain(args)) => run_explain(args).await,
             Command::Audit(command) => run_audit(command),
+            Command::Bench(command) => bench::run(command).await,
             Command::Policy(PolicyCommand::Test { config, dir }) => {
                 run_policy_test(config.as_deref(), &dir)
             }
