@@ -10,11 +10,6 @@
 
 mod common;
 
-/// The allocator the `gateway` binary uses (src/main.rs), so that the times match
-/// the server's.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 

@@ -22,11 +22,6 @@
 
 mod common;
 
-/// The allocator the `gateway` binary uses (src/main.rs), so that the memory and times reported match
-/// the server's.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::fmt::Write as _;
 use std::hint::black_box;
 use std::path::Path;
@@ -226,7 +221,7 @@ fn rss_scenario(sizes: &Sizes, report: &mut Report) {
     let sweep_time = t.elapsed();
     let after_sweep = rss_bytes();
     // The allocator may give freed pages back only after a delay, on a later call
-    // into it (mimalloc purges lazily): wait, allocate a little, read RSS again.
+    // into it: wait, allocate a little, read RSS again.
     std::thread::sleep(Duration::from_secs(1));
     for i in 0..1_000u32 {
         black_box(vec![i; 64]);
@@ -279,11 +274,9 @@ fn rss_scenario(sizes: &Sizes, report: &mut Report) {
     if !falls {
         report.notes.push(format!(
             "RSS after the sweep: the buckets are gone ({} → {}), but the allocator \
-             (mimalloc, as in the `gateway` binary, with its default options) keeps the freed \
-             pages for reuse instead of returning them to the OS; the refill row shows \
-             that memory being reused, so RSS stays bounded. With \
-             `MIMALLOC_PURGE_DELAY=0` in the environment mimalloc returns them at once and \
-             RSS falls back to near the starting level.",
+             (glibc's malloc, as in the `gateway` binary) keeps the freed pages for \
+             reuse instead of returning them to the OS; the refill row shows that memory \
+             being reused, so RSS stays bounded.",
             thousands(held as u64),
             thousands(remaining as u64),
         ));
