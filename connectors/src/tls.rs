@@ -201,7 +201,8 @@ pub(crate) mod tests {
 
     /// A department served over HTTPS on 127.0.0.1 that requires a client certificate
     /// signed by `client_ca`. It answers every request with `body`, one request per
-    /// connection, on a thread of its own; `served` counts the requests it answered.
+    /// connection, on a thread of its own; `served` counts the requests it received in
+    /// full from a client it accepted.
     pub(crate) struct Department {
         pub(crate) port: u16,
         pub(crate) served: Arc<AtomicUsize>,
@@ -237,19 +238,21 @@ pub(crate) mod tests {
             std::thread::spawn(move || {
                 for tcp in listener.incoming() {
                     let Ok(tcp) = tcp else { continue };
-                    if answer(tcp, config.clone(), body).is_ok() {
-                        counter.fetch_add(1, Ordering::SeqCst);
-                    }
+                    let _ = answer(tcp, config.clone(), body, &counter);
                 }
             });
             Department { port, served }
         }
     }
 
+    /// Answers one request; counts it in `served` once it has been read in full from
+    /// an authenticated client — before the answer is written, so that a client which
+    /// has the answer always finds it counted.
     fn answer(
         tcp: std::net::TcpStream,
         config: Arc<rustls::ServerConfig>,
         body: &str,
+        served: &AtomicUsize,
     ) -> std::io::Result<()> {
         tcp.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
         let connection = rustls::ServerConnection::new(config).map_err(std::io::Error::other)?;
@@ -272,6 +275,7 @@ pub(crate) mod tests {
         }
         let mut request_body = vec![0; length];
         reader.read_exact(&mut request_body)?;
+        served.fetch_add(1, Ordering::SeqCst);
         let stream = reader.get_mut();
         write!(
             stream,
