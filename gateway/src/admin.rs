@@ -6,7 +6,6 @@
 
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::json;
@@ -14,7 +13,7 @@ use serde_json::json;
 use crate::audit::{AuditCaller, AuditEvent, AuditOutcome};
 use crate::auth::{Caller, Role};
 use crate::problem::{Problem, ProblemKind};
-use crate::server::{App, Peer, RequestId};
+use crate::server::{App, Authenticated, Peer, RequestId};
 
 /// The rule named when a caller may not act on a connector.
 const OWNER_RULE: &str = "connector-owner";
@@ -34,14 +33,9 @@ async fn purge_cache(
     State(app): State<App>,
     RequestId(request_id): RequestId,
     Peer(peer): Peer,
+    Authenticated(caller): Authenticated,
     Path(id): Path<String>,
-    uri: axum::http::Uri,
-    headers: HeaderMap,
 ) -> Response {
-    let caller = match app.auth.authenticate(&headers, &uri).await {
-        Ok(caller) => caller,
-        Err(e) => return crate::server::unauthenticated(e, &request_id),
-    };
     let config = app.config.load_full();
     let connector = config.connectors.get(&id);
     let answer = match connector {

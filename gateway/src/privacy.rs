@@ -11,7 +11,7 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::{HeaderMap, HeaderValue, Uri, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use connectors::subject::IdNumber;
@@ -24,7 +24,7 @@ use crate::audit::search::{ExportFormat, Filter, OutcomeClass, SearchError};
 use crate::audit::{AuditCaller, AuditEvent};
 use crate::auth::{Caller, Role};
 use crate::problem::{Problem, ProblemKind};
-use crate::server::{App, Peer, RequestId};
+use crate::server::{App, Authenticated, Peer, RequestId};
 
 /// The rule named when a caller without the role asks.
 pub const OFFICER_RULE: &str = "privacy-officer-only";
@@ -106,19 +106,13 @@ struct Call<T> {
 }
 
 impl<T: DeserializeOwned> Call<T> {
-    async fn open(
+    fn open(
         app: App,
         request_id: String,
         peer: Option<std::net::SocketAddr>,
-        uri: &Uri,
-        headers: &HeaderMap,
+        caller: Arc<Caller>,
         body: Result<Bytes, BytesRejection>,
-    ) -> Result<Call<T>, Response> {
-        let caller = app
-            .auth
-            .authenticate(headers, uri)
-            .await
-            .map_err(|e| crate::server::unauthenticated(e, &request_id))?;
+    ) -> Result<Call<T>, Problem> {
         if !caller.has_role(Role::PrivacyOfficer) {
             return Err(Problem::new(
                 ProblemKind::Forbidden,
@@ -126,8 +120,7 @@ impl<T: DeserializeOwned> Call<T> {
             )
             .with("rule", OFFICER_RULE)
             .with("reason", "role")
-            .for_request(&request_id)
-            .into_response());
+            .for_request(&request_id));
         }
         let body = body
             .ok()
@@ -138,7 +131,6 @@ impl<T: DeserializeOwned> Call<T> {
                     "The body is not the JSON this endpoint expects.",
                 )
                 .for_request(&request_id)
-                .into_response()
             })?;
         Ok(Call {
             app,
@@ -213,10 +205,10 @@ impl<T: DeserializeOwned + Send> FromRequest<App> for Call<T> {
             Ok(peer) => peer,
             Err(never) => match never {},
         };
-        let uri = parts.uri.clone();
-        let headers = parts.headers.clone();
+        let Authenticated(caller) = Authenticated::from_request_parts(&mut parts, app).await?;
         let bytes = Bytes::from_request(Request::from_parts(parts, body), app).await;
-        Call::open(app.clone(), request_id, peer, &uri, &headers, bytes).await
+        Call::open(app.clone(), request_id, peer, caller, bytes)
+            .map_err(IntoResponse::into_response)
     }
 }
 

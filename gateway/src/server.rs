@@ -124,6 +124,27 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
     }
 }
 
+/// The caller of a request, authenticated from its bearer token. A request without a
+/// valid one is answered 401 (with the reason and a Bearer challenge) before the
+/// handler runs.
+#[derive(Debug, Clone)]
+pub struct Authenticated(pub Arc<crate::auth::Caller>);
+
+impl FromRequestParts<App> for Authenticated {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
+        let RequestId(request_id) = RequestId::from_request_parts(parts, app)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        app.auth
+            .authenticate(&parts.headers, &parts.uri)
+            .await
+            .map(Authenticated)
+            .map_err(|e| unauthenticated(e, &request_id))
+    }
+}
+
 /// The peer's address, when the server knows it (recorded in the audit log).
 #[derive(Debug, Clone, Copy)]
 pub struct Peer(pub Option<SocketAddr>);

@@ -9,7 +9,7 @@
 //! member's ID number) to look that person up — and only where the caller's view
 //! holds the link field too.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -62,11 +62,14 @@ pub(crate) struct Done {
 
 type Key = (String, String, String);
 
+/// A lookup under way or done, awaitable by every field that needs it.
+type Pending<'a> = Shared<BoxFuture<'a, Arc<Done>>>;
+
 /// The fill's lookups, each started once and shared by every field that needs it.
 struct Lookups<'a> {
     ctx: &'a Context<'a>,
-    started: Mutex<HashMap<Key, Shared<BoxFuture<'a, Arc<Done>>>>>,
-    order: Mutex<Vec<Key>>,
+    /// Every lookup started, in the order they were.
+    started: Mutex<Vec<(Key, Pending<'a>)>>,
     members: Semaphore,
 }
 
@@ -79,8 +82,8 @@ impl<'a> Lookups<'a> {
         );
         let pending = {
             let mut started = self.started.lock().await;
-            match started.get(&key) {
-                Some(pending) => pending.clone(),
+            match started.iter().find(|(k, _)| *k == key) {
+                Some((_, pending)) => pending.clone(),
                 None => {
                     let pending = run(
                         self.ctx,
@@ -90,8 +93,7 @@ impl<'a> Lookups<'a> {
                     )
                     .boxed()
                     .shared();
-                    started.insert(key.clone(), pending.clone());
-                    self.order.lock().await.push(key);
+                    started.push((key, pending.clone()));
                     pending
                 }
             }
@@ -213,8 +215,7 @@ pub(crate) async fn fill(ctx: &Context<'_>) -> Filled {
     let started = Instant::now();
     let lookups = Lookups {
         ctx,
-        started: Mutex::new(HashMap::new()),
-        order: Mutex::new(Vec::new()),
+        started: Mutex::new(Vec::new()),
         members: Semaphore::new(ctx.form.member_concurrency),
     };
     let sections = join_all(
@@ -233,12 +234,11 @@ pub(crate) async fn fill(ctx: &Context<'_>) -> Filled {
         }));
         out.push(body);
     }
-    let started_map = lookups.started.into_inner();
     let done: Vec<Arc<Done>> = lookups
-        .order
+        .started
         .into_inner()
         .iter()
-        .filter_map(|key| started_map.get(key).and_then(|s| s.peek().cloned()))
+        .filter_map(|(_, pending)| pending.peek().cloned())
         .collect();
     let complete = done.iter().all(|d| match &d.result {
         Ok(_) => true,

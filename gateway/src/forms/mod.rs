@@ -29,7 +29,7 @@ use crate::lookup::Trail;
 use crate::policy::LOOKUP_ROLES;
 use crate::problem::{Problem, ProblemKind};
 use crate::query::{SubjectIn, SubjectKeyValue, check_case_id, parse_json, subject_key};
-use crate::server::{App, Peer, RequestId};
+use crate::server::{App, Authenticated, Peer, RequestId};
 pub use template::{Derive, Field, FieldType, FieldValue, Form, FormSet, Scope, Section, Source};
 pub(crate) use template::{FormFile, compile};
 
@@ -86,16 +86,7 @@ fn describe(config: &ActiveConfig, form: &Form) -> Value {
     })
 }
 
-async fn list(
-    State(app): State<App>,
-    RequestId(request_id): RequestId,
-    uri: axum::http::Uri,
-    headers: HeaderMap,
-) -> Response {
-    let caller = match app.auth.authenticate(&headers, &uri).await {
-        Ok(caller) => caller,
-        Err(e) => return crate::server::unauthenticated(e, &request_id),
-    };
+async fn list(State(app): State<App>, Authenticated(caller): Authenticated) -> Response {
     let config = app.config.load_full();
     let forms: Vec<Value> = config
         .forms
@@ -110,15 +101,11 @@ async fn fill_form(
     State(app): State<App>,
     RequestId(request_id): RequestId,
     Peer(peer): Peer,
+    Authenticated(caller): Authenticated,
     Path(form_id): Path<String>,
-    uri: axum::http::Uri,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let caller = match app.auth.authenticate(&headers, &uri).await {
-        Ok(caller) => caller,
-        Err(e) => return crate::server::unauthenticated(e, &request_id),
-    };
     let config = app.config.load_full();
     let mut trail = Trail::default();
     let prepared = prepare(&app, &config, &caller, &form_id, &headers, body, &mut trail);

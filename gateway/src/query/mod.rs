@@ -22,7 +22,7 @@ use serde_json::json;
 use crate::auth::Caller;
 use crate::lookup::{Target, Trail, lookup};
 use crate::problem::{Problem, ProblemKind};
-use crate::server::{App, Peer, RequestId};
+use crate::server::{App, Authenticated, Peer, RequestId};
 use request::parse;
 pub(crate) use request::{SubjectIn, SubjectKeyValue, check_case_id, parse_json, subject_key};
 
@@ -30,14 +30,10 @@ pub(crate) async fn query(
     State(app): State<App>,
     RequestId(request_id): RequestId,
     Peer(peer): Peer,
-    uri: axum::http::Uri,
+    Authenticated(caller): Authenticated,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let caller = match app.auth.authenticate(&headers, &uri).await {
-        Ok(caller) => caller,
-        Err(e) => return crate::server::unauthenticated(e, &request_id),
-    };
     let mut trail = Trail::default();
     let answer = run(&app, &caller, &request_id, &headers, body, &mut trail).await;
     let (status, problem) = match &answer {

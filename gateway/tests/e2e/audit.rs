@@ -126,6 +126,23 @@ async fn without_a_durable_audit_record_nothing_is_returned() {
 }
 
 #[tokio::test]
+async fn a_form_whose_lookups_cannot_be_recorded_returns_nothing() {
+    let gw = TestGateway::start_full(|_, text| text.to_owned(), Some(Arc::new(BrokenLog))).await;
+    let person = sample(SampleKind::MarriedParent);
+    let token = gw.token(gateway::auth::Role::Clerk, Some(crate::helpers::TOWNSHIP));
+    let reply = crate::helpers::post_json(
+        &gw.url("/v1/forms/birth-registration/fill"),
+        &token,
+        &serde_json::json!({"subject": {"id_number": person.id.as_str()}, "case_id": "SYDJ-1"}),
+    )
+    .await;
+    reply.assert_problem(503, "audit-unavailable");
+    assert!(reply.json.get("sections").is_none());
+    assert!(!reply.text.contains(person.id.as_str()));
+    assert!(!reply.text.contains(&person.name));
+}
+
+#[tokio::test]
 async fn archiving_keeps_three_years_and_refuses_less() {
     let gw = TestGateway::start().await;
     let person = sample(SampleKind::MarriedParent);
