@@ -732,3 +732,89 @@ fn is_identifier(s: &str) -> bool {
         && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::{EmbeddedSource, LoadOptions, load};
+    use crate::demo::{COUNTY_CONFIG, COUNTY_FILES};
+
+    /// The demo county with `forms/rural-housing.yaml` replaced by `form`: the
+    /// problems its loading reports for that file, as (path, message).
+    fn problems_of(form: &str) -> Vec<(String, String)> {
+        let files = COUNTY_FILES.iter().map(|(path, text)| {
+            let text = if *path == "forms/rural-housing.yaml" {
+                form
+            } else {
+                text
+            };
+            (*path, text.to_owned())
+        });
+        match load(
+            &EmbeddedSource::new(files),
+            Path::new(COUNTY_CONFIG),
+            &LoadOptions::default(),
+        ) {
+            Ok(_) => Vec::new(),
+            Err(problems) => problems
+                .into_iter()
+                .filter(|p| p.file.ends_with("rural-housing.yaml"))
+                .map(|p| (p.path, p.message))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn every_bad_binding_is_named_with_its_path() {
+        let problems = problems_of(
+            r#"
+id: rural-housing
+title: 农民建房申请
+purpose: no_such_purpose
+sections:
+  - id: a
+    title: A
+    fields:
+      - { id: x, title: X, type: text, from: nosuch.op/name }
+      - { id: y, title: Y, type: text, from: hukou.person_by_id/nosuch }
+      - { id: z, title: Z, type: text, from: hukou.household/address }
+      - { id: w, title: W, type: text, from: item/name }
+      - { id: v, title: V, type: text, derive: { age: hukou.person_by_id/name } }
+      - { id: u, title: U, type: text, derive: { count: hukou.household_by_member/members } }
+      - { id: t, title: T, type: text, from: hukou.person_by_id/name, input: true }
+  - id: spouse
+    title: S
+    subject: jisheng.fertility_by_id/spouse.id_number
+    fields:
+      - { id: id, title: ID, type: id_number, from: hukou.person_by_id/id_number }
+"#,
+        );
+        let at = |path: &str| {
+            problems
+                .iter()
+                .find(|(p, _)| p == path)
+                .map(|(_, m)| m.as_str())
+                .unwrap_or_else(|| panic!("no problem at {path}: {problems:?}"))
+        };
+        assert!(at("purpose").contains("no_such_purpose"));
+        assert!(at("sections[0].fields[0].from").contains("no connector `nosuch`"));
+        assert!(at("sections[0].fields[1].from").contains("no field `nosuch`"));
+        assert!(at("sections[0].fields[2].from").contains("forms look people up by ID number"));
+        assert!(at("sections[0].fields[3].from").contains("repeated section"));
+        assert!(at("sections[0].fields[4].derive.age").contains("date field"));
+        assert!(at("sections[0].fields[5].derive").contains("integer"));
+        assert!(at("sections[0].fields[6]").contains("exactly one of"));
+        assert!(at("sections[1].fields[0].from").contains("linked person's ID number"));
+        assert_eq!(problems.len(), 9, "{problems:?}");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_their_path() {
+        let problems = problems_of(
+            "id: rural-housing\ntitle: T\npurpose: rural_housing\nsections: []\ncolour: red\n",
+        );
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].1.contains("colour"), "{problems:?}");
+    }
+}
