@@ -45,10 +45,36 @@ pub struct ConnectorDef {
     pub capacity: Option<CapacityDef>,
     /// How the department wraps its answers.
     pub envelope: Envelope,
+    /// The terms its conditional fields are shared on (有条件共享的依据与方式); the
+    /// gateway requires them when any field is conditional and shows them in its
+    /// catalog.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sharing_terms: Option<SharingTerms>,
     /// Code tables used by `transform: {code: NAME}`.
     #[serde(default)]
     pub code_tables: BTreeMap<String, BTreeMap<String, String>>,
     pub operations: BTreeMap<String, OperationDef>,
+}
+
+/// The legal basis and the method under which a department shares its conditional
+/// fields, as the data-sharing regulation asks a catalog to state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharingTerms {
+    /// The law, regulation or document that allows the sharing.
+    pub legal_basis: String,
+    #[serde(default)]
+    pub method: SharingMethod,
+}
+
+/// How conditional fields are shared. Connector kinds bring their methods; so far
+/// every kind answers lookups.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SharingMethod {
+    /// 接口查询: looked up one subject at a time through the gateway.
+    #[default]
+    Query,
 }
 
 /// The department that owns a connector.

@@ -1,13 +1,17 @@
-//! Department and operator actions on the running gateway. So far: purging a
-//! connector's record cache (`POST /v1/admin/connectors/{id}/cache/purge`), which the
-//! connector's own department admin or an operator may do — for example after the
-//! department corrected a record that must not be served stale. Every attempt, allowed
-//! or not, is an admin event in the audit log.
+//! Department and operator actions on connectors, on the running gateway: register or
+//! update a connector (`PUT /v1/admin/connectors/{id}`, a new version each time it
+//! changes, checked exactly as `gateway check` checks files), list its versions,
+//! disable and enable it, test it against the department without returning data, and
+//! purge its record cache (for example after the department corrected a record that
+//! must not be served stale). A department admin acts on their own department's
+//! connectors only; an operator on any. Connectors that came from files are changed
+//! by editing the files. Every attempt, allowed or not, is an admin event in the audit
+//! log; the shared helpers for committing registry changes ([`commit`]) live here.
 
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post, put};
 use serde_json::json;
 
 use crate::audit::{AuditCaller, AuditEvent, AuditOutcome};
@@ -19,7 +23,13 @@ use crate::server::{App, Authenticated, Peer, RequestId};
 const OWNER_RULE: &str = "connector-owner";
 
 pub(crate) fn routes() -> Router<App> {
-    Router::new().route("/v1/admin/connectors/{id}/cache/purge", post(purge_cache))
+    Router::new()
+        .route("/v1/admin/connectors/{id}", put(put_connector))
+        .route("/v1/admin/connectors/{id}/versions", get(versions))
+        .route("/v1/admin/connectors/{id}/disable", post(disable))
+        .route("/v1/admin/connectors/{id}/enable", post(enable))
+        .route("/v1/admin/connectors/{id}/test", post(test_connector))
+        .route("/v1/admin/connectors/{id}/cache/purge", post(purge_cache))
 }
 
 /// Whether `caller` may administer connectors of `department`: its own department
@@ -96,4 +106,574 @@ async fn purge_cache(
         }
         Err(problem) => problem.for_request(&request_id).into_response(),
     }
+}
+
+/// Records an admin action that was refused (or failed before changing anything) and
+/// returns the problem to answer with — or 503 if even the refusal cannot be recorded.
+pub(crate) async fn refused(
+    app: &App,
+    request_id: &str,
+    event: AuditEvent,
+    problem: Problem,
+) -> Response {
+    let mut event = event;
+    event.outcome = AuditOutcome {
+        status: problem.kind.status().as_u16(),
+        problem: Some(problem.kind.slug().to_owned()),
+    };
+    if let Err(e) = app.audit.append(event).await {
+        return crate::server::audit_unavailable(request_id, &e);
+    }
+    problem.for_request(request_id).into_response()
+}
+
+/// Checks, records (`event`), commits and puts in force `changes`; a failure is the
+/// problem to answer with. An invalid change lists every configuration problem,
+/// naming registry objects by their place under `/@registry/`.
+pub(crate) async fn commit(
+    app: &App,
+    request_id: &str,
+    changes: Vec<crate::registry::Change>,
+    event: AuditEvent,
+) -> Result<crate::live::Changed, Response> {
+    use crate::live::ChangeError;
+    use crate::registry::RegistryError;
+    let refusal = event.clone();
+    let problem = match app.change(changes, event).await {
+        Ok(changed) => return Ok(changed),
+        Err(ChangeError::Invalid(problems)) => {
+            let list: Vec<serde_json::Value> = problems
+                .iter()
+                .map(|p| {
+                    json!({
+                        "file": p.file.display().to_string(),
+                        "path": p.path,
+                        "message": p.message,
+                    })
+                })
+                .collect();
+            Problem::new(
+                ProblemKind::InvalidConfig,
+                format!(
+                    "The change would make {} configuration problem(s); nothing was changed.",
+                    list.len()
+                ),
+            )
+            .with("problems", list)
+        }
+        Err(ChangeError::Audit(e)) => {
+            return Err(crate::server::audit_unavailable(request_id, &e));
+        }
+        Err(ChangeError::Registry(RegistryError::Conflict { .. })) => Problem::new(
+            ProblemKind::RegistryConflict,
+            "The registry changed meanwhile; nothing was changed. Send the request again.",
+        ),
+        Err(e) => {
+            tracing::error!(request_id, error = %e, "a registry change failed");
+            Problem::new(
+                ProblemKind::RegistryUnavailable,
+                "The registry could not be changed; nothing was changed.",
+            )
+        }
+    };
+    Err(refused(app, request_id, refusal, problem).await)
+}
+
+/// The answer when the registry cannot be read.
+pub(crate) fn registry_unavailable(
+    request_id: &str,
+    error: &crate::registry::RegistryError,
+) -> Response {
+    tracing::error!(request_id, error = %error, "the registry cannot be read");
+    Problem::new(
+        ProblemKind::RegistryUnavailable,
+        "The registry cannot be read right now.",
+    )
+    .for_request(request_id)
+    .into_response()
+}
+
+/// Who may act on a connector, and where it came from.
+enum Ownership {
+    /// Not configured anywhere.
+    Unknown,
+    /// Listed in `gateway.yaml`'s files.
+    MainFile { department: String },
+    /// In the registry.
+    Registered(Box<crate::registry::RegisteredConnector>),
+}
+
+async fn ownership(app: &App, id: &str) -> Result<Ownership, crate::registry::RegistryError> {
+    let snapshot = app.live.registry().snapshot().await?;
+    if let Some(c) = snapshot.connectors.get(id) {
+        return Ok(Ownership::Registered(Box::new(c.clone())));
+    }
+    Ok(match app.config.load().connectors.get(id) {
+        Some(c) => Ownership::MainFile {
+            department: c.def.department.id.clone(),
+        },
+        None => Ownership::Unknown,
+    })
+}
+
+fn not_admin() -> Problem {
+    Problem::new(
+        ProblemKind::Forbidden,
+        "Only department admins and operators administer connectors.",
+    )
+    .with("rule", OWNER_RULE)
+    .with("reason", "role")
+}
+
+fn not_owner() -> Problem {
+    Problem::new(
+        ProblemKind::Forbidden,
+        "A department admin administers only their own department's connectors.",
+    )
+    .with("rule", OWNER_RULE)
+    .with("reason", "role")
+}
+
+fn file_managed(origin: &str) -> Problem {
+    Problem::new(
+        ProblemKind::FileManaged,
+        "This connector is managed by the county's files; edit the file and apply it.",
+    )
+    .with("origin", origin)
+}
+
+fn unknown_connector() -> Problem {
+    Problem::new(
+        ProblemKind::UnknownConnector,
+        "No connector with this id is configured.",
+    )
+}
+
+/// A connector as the admin API takes it: the definition (YAML text, or the same as a
+/// JSON object) and the schemas its operations name (path → schema, JSON object or
+/// text).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConnectorBody {
+    definition: serde_json::Value,
+    #[serde(default)]
+    schemas: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
+fn as_text(value: &serde_json::Value, yaml: bool) -> Result<String, String> {
+    match value {
+        serde_json::Value::String(text) => Ok(text.clone()),
+        serde_json::Value::Object(_) if yaml => {
+            serde_yaml_ng::to_string(value).map_err(|e| e.to_string())
+        }
+        serde_json::Value::Object(_) => {
+            serde_json::to_string_pretty(value).map_err(|e| e.to_string())
+        }
+        _ => Err("must be an object or a string".to_owned()),
+    }
+}
+
+/// A short digest of a text, for audit records and version lists.
+fn digest(texts: &[&str]) -> String {
+    use sha2::{Digest as _, Sha256};
+    let mut hash = Sha256::new();
+    for t in texts {
+        hash.update(t.as_bytes());
+        hash.update([0]);
+    }
+    hash.finalize()
+        .iter()
+        .take(6)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+async fn put_connector(
+    State(app): State<App>,
+    RequestId(request_id): RequestId,
+    Peer(peer): Peer,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+    body: Result<axum::Json<ConnectorBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let mut event = AuditEvent::admin(
+        &request_id,
+        AuditCaller::of(&caller, peer),
+        &format!("connector.put {}", short(&id)),
+    );
+    if !caller.has_role(Role::Operator) && !caller.has_role(Role::DeptAdmin) {
+        return refused(&app, &request_id, event, not_admin()).await;
+    }
+    let invalid = |detail: String| Problem::new(ProblemKind::InvalidRequest, detail);
+    let body = match body {
+        Ok(axum::Json(body)) => body,
+        Err(e) => {
+            let p = invalid(format!("The body is not a connector: {}", e.body_text()));
+            return refused(&app, &request_id, event, p).await;
+        }
+    };
+    let definition = match as_text(&body.definition, true) {
+        Ok(text) => text,
+        Err(e) => return refused(&app, &request_id, event, invalid(format!("definition {e}"))).await,
+    };
+    let mut schemas = std::collections::BTreeMap::new();
+    for (path, schema) in &body.schemas {
+        match as_text(schema, false) {
+            Ok(text) => {
+                schemas.insert(path.clone(), text);
+            }
+            Err(e) => {
+                let p = invalid(format!("schemas.{path} {e}"));
+                return refused(&app, &request_id, event, p).await;
+            }
+        }
+    }
+    let def = match connectors::ConnectorDef::from_yaml(&definition) {
+        Ok(def) => def,
+        Err(p) => {
+            let problem = invalid("The definition does not parse.".to_owned()).with(
+                "problems",
+                vec![json!({ "path": p.path, "message": p.message })],
+            );
+            return refused(&app, &request_id, event, problem).await;
+        }
+    };
+    if def.id != id {
+        let p = invalid("The definition's id differs from the one in the URL.".to_owned());
+        return refused(&app, &request_id, event, p).await;
+    }
+    event.connector = Some(def.id.clone());
+    let department = def.department.id.clone();
+    let owned = match ownership(&app, &id).await {
+        Ok(owned) => owned,
+        Err(e) => return registry_unavailable(&request_id, &e),
+    };
+    let problem = match &owned {
+        Ownership::MainFile { .. } => Some(file_managed("gateway.yaml")),
+        Ownership::Registered(c) if c.current.origin.is_file() => {
+            Some(file_managed(&c.current.origin.describe()))
+        }
+        Ownership::Registered(c) if !may_administer(&caller, &c.current.department) => {
+            Some(not_owner())
+        }
+        _ if !may_administer(&caller, &department) => Some(not_owner()),
+        _ => None,
+    };
+    if let Some(problem) = problem {
+        return refused(&app, &request_id, event, problem).await;
+    }
+    let version = crate::registry::ConnectorVersion {
+        id: id.clone(),
+        version: 1,
+        department,
+        definition,
+        schemas,
+        origin: crate::registry::Origin::Api,
+        created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        created_by: caller.user.clone(),
+    };
+    let unchanged = match &owned {
+        Ownership::Registered(c) => c.current.same_content(&version),
+        _ => false,
+    };
+    let texts: Vec<&str> = std::iter::once(version.definition.as_str())
+        .chain(version.schemas.values().map(String::as_str))
+        .collect();
+    let content = digest(&texts);
+    event.operation = Some(format!("connector.put {id} content={content}"));
+    let created = matches!(owned, Ownership::Unknown);
+    match commit(
+        &app,
+        &request_id,
+        vec![crate::registry::Change::PutConnector(version)],
+        event,
+    )
+    .await
+    {
+        Ok(changed) => {
+            let current = match app.live.registry().snapshot().await {
+                Ok(s) => s.connectors.get(&id).map(|c| c.current.version),
+                Err(_) => None,
+            };
+            tracing::info!(request_id, user = %caller.user, connector = %id, "connector registered");
+            let status = if created {
+                axum::http::StatusCode::CREATED
+            } else {
+                axum::http::StatusCode::OK
+            };
+            (
+                status,
+                axum::Json(json!({
+                    "connector": id,
+                    "version": current,
+                    "unchanged": unchanged,
+                    "content": content,
+                    "config_version": changed.version,
+                })),
+            )
+                .into_response()
+        }
+        Err(response) => response,
+    }
+}
+
+/// An id from a URL as it may appear in an audit record: bounded, plain characters.
+fn short(id: &str) -> String {
+    id.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .take(64)
+        .collect()
+}
+
+async fn versions(
+    State(app): State<App>,
+    RequestId(request_id): RequestId,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Response {
+    if !caller.has_role(Role::Operator) && !caller.has_role(Role::DeptAdmin) {
+        return not_admin().for_request(&request_id).into_response();
+    }
+    let owned = match ownership(&app, &id).await {
+        Ok(owned) => owned,
+        Err(e) => return registry_unavailable(&request_id, &e),
+    };
+    let (department, registered) = match &owned {
+        Ownership::Unknown => return unknown_connector().for_request(&request_id).into_response(),
+        Ownership::MainFile { department } => (department.clone(), None),
+        Ownership::Registered(c) => (c.current.department.clone(), Some(c)),
+    };
+    if !may_administer(&caller, &department) {
+        return not_owner().for_request(&request_id).into_response();
+    }
+    let Some(registered) = registered else {
+        return axum::Json(json!({
+            "connector": id,
+            "origin": "gateway.yaml",
+            "enabled": true,
+            "versions": [],
+        }))
+        .into_response();
+    };
+    let list = match app.live.registry().connector_versions(&id).await {
+        Ok(list) => list,
+        Err(e) => return registry_unavailable(&request_id, &e),
+    };
+    let versions: Vec<serde_json::Value> = list
+        .iter()
+        .map(|v| {
+            let texts: Vec<&str> = std::iter::once(v.definition.as_str())
+                .chain(v.schemas.values().map(String::as_str))
+                .collect();
+            json!({
+                "version": v.version,
+                "current": v.version == registered.current.version,
+                "created_at": v.created_at,
+                "created_by": v.created_by,
+                "origin": v.origin,
+                "content": digest(&texts),
+                "definition": v.definition,
+                "schemas": v.schemas.keys().collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    axum::Json(json!({
+        "connector": id,
+        "origin": registered.current.origin,
+        "enabled": registered.enabled,
+        "current": registered.current.version,
+        "versions": versions,
+    }))
+    .into_response()
+}
+
+async fn disable(
+    State(app): State<App>,
+    RequestId(request_id): RequestId,
+    Peer(peer): Peer,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Response {
+    set_enabled(app, request_id, peer, caller, id, false).await
+}
+
+async fn enable(
+    State(app): State<App>,
+    RequestId(request_id): RequestId,
+    Peer(peer): Peer,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Response {
+    set_enabled(app, request_id, peer, caller, id, true).await
+}
+
+async fn set_enabled(
+    app: App,
+    request_id: String,
+    peer: Option<std::net::SocketAddr>,
+    caller: std::sync::Arc<Caller>,
+    id: String,
+    enabled: bool,
+) -> Response {
+    let action = if enabled { "enable" } else { "disable" };
+    let mut event = AuditEvent::admin(
+        &request_id,
+        AuditCaller::of(&caller, peer),
+        &format!("connector.{action} {}", short(&id)),
+    );
+    if !caller.has_role(Role::Operator) && !caller.has_role(Role::DeptAdmin) {
+        return refused(&app, &request_id, event, not_admin()).await;
+    }
+    let owned = match ownership(&app, &id).await {
+        Ok(owned) => owned,
+        Err(e) => return registry_unavailable(&request_id, &e),
+    };
+    let problem = match &owned {
+        Ownership::Unknown => Some(unknown_connector()),
+        Ownership::MainFile { .. } => Some(file_managed("gateway.yaml")),
+        Ownership::Registered(c) if !may_administer(&caller, &c.current.department) => {
+            Some(not_owner())
+        }
+        Ownership::Registered(c) if c.current.origin.is_file() => {
+            Some(file_managed(&c.current.origin.describe()))
+        }
+        Ownership::Registered(_) => None,
+    };
+    if !matches!(owned, Ownership::Unknown) {
+        event.connector = Some(id.clone());
+    }
+    if let Some(problem) = problem {
+        return refused(&app, &request_id, event, problem).await;
+    }
+    let change = crate::registry::Change::SetConnectorEnabled {
+        id: id.clone(),
+        enabled,
+    };
+    match commit(&app, &request_id, vec![change], event).await {
+        Ok(changed) => {
+            tracing::info!(request_id, user = %caller.user, connector = %id, enabled, "connector {action}d");
+            axum::Json(json!({
+                "connector": id,
+                "enabled": enabled,
+                "config_version": changed.version,
+            }))
+            .into_response()
+        }
+        Err(response) => response,
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TestBody {
+    operation: String,
+    subject: TestSubject,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TestSubject {
+    id_number: String,
+}
+
+impl std::fmt::Debug for TestSubject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TestSubject(..)")
+    }
+}
+
+/// Makes one call to the department with a test subject and says whether the answer
+/// fits the connector's mapping and schema, and how long it took — never the data.
+async fn test_connector(
+    State(app): State<App>,
+    RequestId(request_id): RequestId,
+    Peer(peer): Peer,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+    body: Result<axum::Json<TestBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let mut event = AuditEvent::admin(
+        &request_id,
+        AuditCaller::of(&caller, peer),
+        &format!("connector.test {}", short(&id)),
+    );
+    if !caller.has_role(Role::Operator) && !caller.has_role(Role::DeptAdmin) {
+        return refused(&app, &request_id, event, not_admin()).await;
+    }
+    let config = app.config.load_full();
+    let Some(connector) = config.connectors.get(&id) else {
+        return refused(&app, &request_id, event, unknown_connector()).await;
+    };
+    event.connector = Some(id.clone());
+    if !may_administer(&caller, &connector.def.department.id) {
+        return refused(&app, &request_id, event, not_owner()).await;
+    }
+    let body = match body {
+        Ok(axum::Json(body)) => body,
+        Err(_) => {
+            let p = Problem::new(
+                ProblemKind::InvalidRequest,
+                "Send {\"operation\": …, \"subject\": {\"id_number\": …}}.",
+            );
+            return refused(&app, &request_id, event, p).await;
+        }
+    };
+    let Some(operation) = connector.operations.get(&body.operation) else {
+        let p = Problem::new(
+            ProblemKind::UnknownOperation,
+            "The connector has no operation with this name.",
+        );
+        return refused(&app, &request_id, event, p).await;
+    };
+    event.operation = Some(format!("connector.test {id}.{}", body.operation));
+    if operation.subject == connectors::definition::SubjectKey::IdNumber
+        && connectors::subject::IdNumber::parse(&body.subject.id_number).is_err()
+    {
+        let p = Problem::new(
+            ProblemKind::InvalidIdNumber,
+            "The test subject's ID number fails the GB 11643 check; no department was called.",
+        );
+        return refused(&app, &request_id, event, p).await;
+    }
+    let started = std::time::Instant::now();
+    let fetched = connector
+        .connector
+        .fetch(&body.operation, &body.subject.id_number)
+        .await;
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let (outcome, violation) = match &fetched {
+        Ok(f) => match operation.schema.check(&f.record) {
+            Ok(()) => ("conforms", None),
+            Err(v) => (
+                "schema_violation",
+                Some(json!({ "schema_path": v.schema_path, "instance_path": v.instance_path })),
+            ),
+        },
+        Err(connectors::FetchError::NotFound) => ("not_found", None),
+        Err(connectors::FetchError::Mapping(_)) => ("mapping_violation", None),
+        Err(connectors::FetchError::Timeout) => ("timed_out", None),
+        Err(connectors::FetchError::Malformed) => ("malformed", None),
+        Err(connectors::FetchError::Oversize { .. }) => ("oversize", None),
+        Err(_) => ("upstream_error", None),
+    };
+    event.operation = Some(format!(
+        "connector.test {id}.{} outcome={outcome}",
+        body.operation
+    ));
+    if let Err(e) = app.audit.append(event).await {
+        return crate::server::audit_unavailable(&request_id, &e);
+    }
+    let mut answer = json!({
+        "connector": id,
+        "operation": body.operation,
+        "outcome": outcome,
+        "latency_ms": (latency_ms * 10.0).round() / 10.0,
+    });
+    if let Some(violation) = violation {
+        answer["violation"] = violation;
+    }
+    if let Err(e) = &fetched {
+        answer["error"] = json!(e.to_string());
+    }
+    axum::Json(answer).into_response()
 }

@@ -25,6 +25,7 @@ use crate::limits::RateLimitsConfig;
 use crate::policy::file::{Catalog, Operations, PolicyFile};
 use crate::policy::{FieldNode, PolicySet};
 use crate::purpose::{PurposeCatalog, PurposeFile};
+use crate::registry::Snapshot;
 use crate::schema::{RecordSchema, undeclared_fields};
 use crate::tls::ServerTlsConfig;
 
@@ -186,13 +187,69 @@ fn normalize(path: &Path) -> PathBuf {
 }
 
 /// Adjustments applied while loading (the demo points connectors at its simulators
-/// and trusts the token issuer it created).
+/// and trusts the token issuer it created), and the registry's objects loaded beside
+/// the files.
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
     /// connector id → base URL replacing the file's.
     pub base_urls: BTreeMap<String, String>,
     /// Replaces the file's `auth` section.
     pub auth: Option<AuthConfig>,
+    /// Replaces the file's `data_dir` (`serve --data-dir`, the demo, tests).
+    pub data_dir: Option<PathBuf>,
+    /// Connectors, policy files and grants from the registry, loaded after the files'.
+    pub registry: Snapshot,
+}
+
+/// Where registry objects appear to live while loading, so problems name them like
+/// files: `/@registry/connectors/ID.yaml`, `/@registry/schemas/ID/…`,
+/// `/@registry/policies/PATH`, `/@registry/grants/ID.yaml`.
+pub const REGISTRY_ROOT: &str = "/@registry";
+
+/// The files of the main configuration, with the registry's objects under
+/// [`REGISTRY_ROOT`].
+struct WithRegistry<'a> {
+    files: &'a dyn Source,
+    registry: &'a Snapshot,
+}
+
+impl WithRegistry<'_> {
+    fn registry_text(&self, rest: &Path) -> Option<String> {
+        let mut parts = rest.iter().map(|p| p.to_string_lossy());
+        let kind = parts.next()?;
+        let rest: PathBuf = parts.map(|p| p.into_owned()).collect();
+        let text = |s: &str| Some(s.to_owned());
+        match kind.as_ref() {
+            "connectors" => {
+                let id = rest.to_str()?.strip_suffix(".yaml")?;
+                text(&self.registry.connectors.get(id)?.current.definition)
+            }
+            "schemas" => {
+                let mut parts = rest.iter();
+                let id = parts.next()?.to_str()?;
+                let schema: PathBuf = parts.collect();
+                let schemas = &self.registry.connectors.get(id)?.current.schemas;
+                text(schemas.get(schema.to_str()?)?)
+            }
+            "policies" => text(&self.registry.policy_files.get(rest.to_str()?)?.text),
+            "grants" => {
+                let id = rest.to_str()?.strip_suffix(".yaml")?;
+                text(&self.registry.grants.get(id)?.policy)
+            }
+            _ => None,
+        }
+    }
+}
+
+impl Source for WithRegistry<'_> {
+    fn read(&self, path: &Path) -> std::io::Result<String> {
+        match path.strip_prefix(REGISTRY_ROOT) {
+            Ok(rest) => self
+                .registry_text(rest)
+                .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotFound)),
+            Err(_) => self.files.read(path),
+        }
+    }
 }
 
 /// One operation, ready to serve.
@@ -213,7 +270,10 @@ pub struct ActiveConnector {
     pub connector: Arc<dyn Connector>,
     pub operations: BTreeMap<String, ActiveOperation>,
     /// The department's validated records, when its connector allows caching.
-    pub cache: Option<RecordCache>,
+    /// Shared with the next configuration when this connector is unchanged in it.
+    pub cache: Option<Arc<RecordCache>>,
+    /// A digest of the definition and its schemas: equal digests, same connector.
+    pub digest: String,
 }
 
 /// The whole configuration a request is served with. Swapped as a unit.
@@ -243,12 +303,17 @@ pub fn load(
     path: &Path,
     options: &LoadOptions,
 ) -> Result<ActiveConfig, Vec<ConfigProblem>> {
+    let source = WithRegistry {
+        files: source,
+        registry: &options.registry,
+    };
     let mut loader = Loader {
-        source,
+        source: &source,
         problems: Vec::new(),
         digest: Sha256::new(),
         schemas: BTreeMap::new(),
         broken: BTreeSet::new(),
+        base_dir: path.parent().unwrap_or(Path::new("")).to_owned(),
     };
     let Some(main) = loader.parse_yaml::<GatewayFile>(path) else {
         return Err(loader.problems);
@@ -288,16 +353,30 @@ pub fn load(
     };
 
     let schemas_dir = base.join(&main.schemas_dir);
+    let root = Path::new(REGISTRY_ROOT);
+    // The files' connectors, then the registry's enabled ones (each with its own
+    // schemas); a disabled connector is skipped, and so are the rules naming it.
+    let registered = options.registry.connectors.iter().filter_map(|(id, c)| {
+        if c.enabled {
+            let file = root.join("connectors").join(format!("{id}.yaml"));
+            Some((file, root.join("schemas").join(id)))
+        } else {
+            None
+        }
+    });
+    let listed = main
+        .connectors
+        .iter()
+        .map(|file| (base.join(file), schemas_dir.clone()));
     let mut connectors = BTreeMap::new();
-    for (i, file) in main.connectors.iter().enumerate() {
-        let file = base.join(file);
+    for (file, schemas_dir) in listed.chain(registered) {
         let Some((def, valid)) = loader.connector(&file, options) else {
             continue;
         };
-        if connectors.contains_key(&def.id) {
+        if connectors.contains_key(&def.id) || loader.broken.contains(&def.id) {
             loader.problem(
-                path,
-                &format!("connectors[{i}]"),
+                &file,
+                "id",
                 &format!("a second connector with id `{}`", def.id),
             );
             continue;
@@ -312,8 +391,32 @@ pub fn load(
             }
         }
     }
+    for (id, c) in &options.registry.connectors {
+        if !c.enabled && !connectors.contains_key(id) {
+            loader.broken.insert(id.clone());
+        }
+    }
 
-    let policies = loader.policies(base, &main.policies, &connectors, &purposes);
+    let policy_files: Vec<PathBuf> = main
+        .policies
+        .iter()
+        .map(|file| base.join(file))
+        .chain(
+            options
+                .registry
+                .policy_files
+                .keys()
+                .map(|p| root.join("policies").join(p)),
+        )
+        .chain(
+            options
+                .registry
+                .grants
+                .keys()
+                .map(|id| root.join("grants").join(format!("{id}.yaml"))),
+        )
+        .collect();
+    let policies = loader.policies(&policy_files, &connectors, &purposes);
     let forms = loader.forms(base, &main.forms, &connectors, &purposes);
 
     if !loader.problems.is_empty() {
@@ -323,7 +426,10 @@ pub fn load(
     Ok(ActiveConfig {
         county: main.county,
         listen: main.listen,
-        data_dir: base.join(main.data_dir),
+        data_dir: options
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| base.join(main.data_dir)),
         limits: main.limits,
         connectors,
         purposes,
@@ -367,8 +473,10 @@ struct Loader<'a> {
     problems: Vec<ConfigProblem>,
     digest: Sha256,
     schemas: BTreeMap<PathBuf, SchemaEntry>,
-    /// Ids of connectors whose files have problems.
+    /// Ids of connectors whose files have problems, or that are disabled.
     broken: BTreeSet<String>,
+    /// The main file's directory.
+    base_dir: PathBuf,
 }
 
 impl Loader<'_> {
@@ -432,7 +540,6 @@ impl Loader<'_> {
     /// are unique across files.
     fn policies(
         &mut self,
-        base: &Path,
         files: &[PathBuf],
         connectors: &BTreeMap<String, ActiveConnector>,
         purposes: &PurposeCatalog,
@@ -459,10 +566,10 @@ impl Loader<'_> {
         let mut denies = Vec::new();
         let mut ids: BTreeMap<String, PathBuf> = BTreeMap::new();
         for file in files {
-            let file = base.join(file);
-            let Some(text) = self.read(&file) else {
+            let Some(text) = self.read(file) else {
                 continue;
             };
+            let file = file.clone();
             digest.update(text.as_bytes());
             let parsed: PolicyFile = match connectors::definition::parse_yaml(&text) {
                 Ok(p) => p,
@@ -563,12 +670,36 @@ impl Loader<'_> {
         valid: bool,
         schemas_dir: &Path,
     ) -> Option<ActiveConnector> {
+        let conditional = def.operations.values().any(|op| {
+            Def::leaf_fields(op)
+                .iter()
+                .any(|leaf| leaf.sharing == connectors::definition::Sharing::Conditional)
+        });
+        let mut valid = valid;
+        match &def.sharing_terms {
+            None if conditional => {
+                self.problem(
+                    file,
+                    "sharing_terms",
+                    "conditional fields are shared only on stated terms: give sharing_terms.legal_basis (and method)",
+                );
+                valid = false;
+            }
+            Some(terms) if terms.legal_basis.trim().is_empty() => {
+                self.problem(file, "sharing_terms.legal_basis", "must not be empty");
+                valid = false;
+            }
+            _ => {}
+        }
         let mut operations = BTreeMap::new();
+        let mut digest = Sha256::new();
+        digest.update(serde_json::to_vec(&def).unwrap_or_default());
         for (name, op) in &def.operations {
             let schema_file = schemas_dir.join(&op.schema);
             let Some((schema, schema_json)) = self.schema(&schema_file) else {
                 continue;
             };
+            digest.update(schema_json.to_string().as_bytes());
             let mut complete = true;
             for (field, message) in undeclared_fields(&schema_json, &op.record) {
                 self.problem(
@@ -595,9 +726,17 @@ impl Loader<'_> {
             return None;
         }
         let def = Arc::new(def);
-        match connectors::build(def.clone(), file.parent().unwrap_or(Path::new("."))) {
+        // A registry connector's relative paths (TLS files) resolve against the main
+        // file's directory, like a listed file's against its own.
+        let dir = if file.starts_with(REGISTRY_ROOT) {
+            self.base_dir.clone()
+        } else {
+            file.parent().unwrap_or(Path::new(".")).to_owned()
+        };
+        match connectors::build(def.clone(), &dir) {
             Ok(connector) => Some(ActiveConnector {
-                cache: RecordCache::new(&def.cache),
+                cache: RecordCache::new(&def.cache).map(Arc::new),
+                digest: short_hex(digest.finalize().as_slice()),
                 def,
                 connector,
                 operations,

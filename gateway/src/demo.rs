@@ -18,6 +18,8 @@ use tokio::net::TcpListener;
 
 use crate::auth::{AuthConfig, Authenticator, MintClaims, Role, SigningKey, mint};
 use crate::config::{self, ActiveConfig, EmbeddedSource, LoadOptions};
+use crate::live::{ChangeError, Live};
+use crate::registry::SqliteRegistry;
 use crate::secrets;
 use crate::server::{self, App};
 use crate::store::SqliteStore;
@@ -251,24 +253,40 @@ pub async fn population(seed: u64, residents: usize) -> Population {
     }
 }
 
-/// Loads the embedded demo county with its connectors pointed at `departments` and
-/// trusting `auth`.
-pub fn county_config(departments: &[SimServer], auth: AuthConfig) -> anyhow::Result<ActiveConfig> {
+/// The embedded demo county with its connectors pointed at `departments`, trusting
+/// `auth`, with its registry in `data_dir`; and the configuration it loads to.
+pub async fn county_config(
+    departments: &[SimServer],
+    auth: AuthConfig,
+    data_dir: &Path,
+) -> anyhow::Result<(Arc<Live>, ActiveConfig)> {
     let options = LoadOptions {
         base_urls: departments
             .iter()
             .map(|d| (d.department.id().to_owned(), d.base_url()))
             .collect(),
         auth: Some(auth),
+        data_dir: Some(data_dir.to_owned()),
+        ..LoadOptions::default()
     };
-    let source = EmbeddedSource::new(COUNTY_FILES.iter().copied());
-    config::load(&source, Path::new(COUNTY_CONFIG), &options).map_err(|problems| {
-        let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
-        anyhow::anyhow!(
-            "the embedded demo county is invalid:\n  {}",
-            list.join("\n  ")
-        )
-    })
+    let registry = SqliteRegistry::open(data_dir).context("cannot open the registry")?;
+    let live = Arc::new(Live::new(
+        Arc::new(EmbeddedSource::new(COUNTY_FILES.iter().copied())),
+        COUNTY_CONFIG,
+        options,
+        Arc::new(registry),
+    ));
+    match live.load().await {
+        Ok(config) => Ok((live, config)),
+        Err(ChangeError::Invalid(problems)) => {
+            let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            Err(anyhow::anyhow!(
+                "the demo county is invalid:\n  {}",
+                list.join("\n  ")
+            ))
+        }
+        Err(e) => Err(anyhow::anyhow!("the demo county cannot load: {e}")),
+    }
 }
 
 /// Starts the departments, loads the county, opens the store and binds the gateway.
@@ -280,8 +298,7 @@ pub async fn start(options: DemoOptions) -> anyhow::Result<Demo> {
     let data_dir = std::path::absolute(&options.data_dir).unwrap_or(options.data_dir);
     let store = SqliteStore::open(&data_dir).context("cannot open the store")?;
     let (key, public) = issuer_key(&data_dir)?;
-    let mut cfg = county_config(&departments, auth_config(&public)?)?;
-    cfg.data_dir.clone_from(&data_dir);
+    let (live, cfg) = county_config(&departments, auth_config(&public)?, &data_dir).await?;
     let auth = Authenticator::new(&cfg.auth, &data_dir)
         .await
         .map_err(|problems| anyhow::anyhow!("the demo issuer: {problems:?}"))?;
@@ -320,6 +337,7 @@ pub async fn start(options: DemoOptions) -> anyhow::Result<Demo> {
         listener,
         app: App::new(
             cfg,
+            live,
             Arc::new(store),
             Arc::new(auth),
             Arc::new(pseudonym),

@@ -35,16 +35,19 @@
 //! log, [`admin`] holds department and operator actions (cache purge), [`demo`] runs
 //! the demo county, and [`cli`] is the command line.
 
+pub mod access;
 pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod cache;
+pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod forms;
 pub mod health;
 pub mod limits;
+pub mod live;
 pub(crate) mod lookup;
 pub mod mask;
 pub mod metrics;
@@ -53,6 +56,7 @@ pub mod privacy;
 pub mod problem;
 pub mod purpose;
 pub mod query;
+pub mod registry;
 pub mod schema;
 pub mod secrets;
 pub mod server;

@@ -24,6 +24,7 @@ use crate::audit::{AuditLog, AuditReader};
 use crate::auth::{AuthError, Authenticator};
 use crate::config::ActiveConfig;
 use crate::limits::{GovernorState, RateLimits};
+use crate::live::Live;
 use crate::mask::PseudonymKey;
 use crate::problem::{Problem, ProblemKind};
 use crate::store::Store;
@@ -44,11 +45,14 @@ pub struct App {
     pub audit_reader: Arc<dyn AuditReader>,
     /// The callers' rate limits, grant quotas and departments' capacities.
     pub limits: Arc<RateLimits>,
+    /// Where the configuration comes from; changes go through it.
+    pub live: Arc<Live>,
 }
 
 impl App {
     pub fn new(
         config: ActiveConfig,
+        live: Arc<Live>,
         store: Arc<dyn Store>,
         auth: Arc<Authenticator>,
         pseudonym: Arc<PseudonymKey>,
@@ -67,7 +71,20 @@ impl App {
             audit,
             audit_reader,
             limits,
+            live,
         }
+    }
+
+    /// Checks `changes`, records `event`, commits them and puts the configuration
+    /// they make in force (see [`Live::change`]).
+    pub async fn change(
+        &self,
+        changes: Vec<crate::registry::Change>,
+        event: crate::audit::AuditEvent,
+    ) -> Result<crate::live::Changed, crate::live::ChangeError> {
+        self.live
+            .change(&self.config, &*self.audit, changes, event)
+            .await
     }
 }
 
@@ -167,6 +184,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Peer {
 pub fn router(app: App) -> Router {
     let max_body = app.config.load().limits.max_request_bytes;
     drop(app.limits.spawn_sweeper());
+    drop(Live::spawn_watcher(&app.live, &app.config, &app.audit));
     Router::new()
         .route("/v1/query", post(query::query))
         .route("/healthz", get(health::healthz))
@@ -175,6 +193,8 @@ pub fn router(app: App) -> Router {
         .merge(crate::privacy::routes())
         .merge(crate::forms::routes())
         .merge(crate::admin::routes())
+        .merge(crate::access::routes())
+        .merge(crate::catalog::routes())
         .route("/metrics", get(crate::metrics::metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

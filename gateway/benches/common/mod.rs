@@ -67,6 +67,7 @@ impl County {
                 .map(|d| (d.department.id().to_owned(), d.base_url()))
                 .collect(),
             auth: Some(demo::auth_config(&public).expect("the auth section")),
+            ..LoadOptions::default()
         };
         let cfg = config::load(
             &EmbeddedSource::new(COUNTY_FILES.iter().copied()),

@@ -17,6 +17,8 @@ use super::{finish, report, shutdown_signal};
 use crate::auth::Authenticator;
 use crate::config::{self, ConfigProblem, DiskSource, LoadOptions};
 use crate::demo::{self, DemoOptions};
+use crate::live::{ChangeError, Live};
+use crate::registry::SqliteRegistry;
 use crate::server::{self, App};
 use crate::store::SqliteStore;
 
@@ -88,16 +90,45 @@ fn parse_faults(arg: &str) -> Result<(Department, Faults), String> {
 
 /// Runs a parsed command line.
 pub(super) async fn run_serve(args: ServeArgs) -> ExitCode {
-    let mut cfg = match config::load(&DiskSource, &args.config, &LoadOptions::default()) {
-        Ok(cfg) => cfg,
-        Err(problems) => {
-            report(&problems);
+    // The data directory holds the registry, so find it before loading the rest.
+    let data_dir = match args.data_dir {
+        Some(dir) => dir,
+        None => match config::load(&DiskSource, &args.config, &LoadOptions::default()) {
+            Ok(cfg) => cfg.data_dir,
+            Err(problems) => {
+                report(&problems);
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    let registry = match SqliteRegistry::open(&data_dir) {
+        Ok(registry) => registry,
+        Err(e) => {
+            eprintln!("error: the registry: {e}");
             return ExitCode::FAILURE;
         }
     };
-    if let Some(dir) = args.data_dir {
-        cfg.data_dir = dir;
-    }
+    let options = LoadOptions {
+        data_dir: Some(data_dir),
+        ..LoadOptions::default()
+    };
+    let live = Arc::new(Live::new(
+        Arc::new(DiskSource),
+        args.config.clone(),
+        options,
+        Arc::new(registry),
+    ));
+    let cfg = match live.load().await {
+        Ok(cfg) => cfg,
+        Err(ChangeError::Invalid(problems)) => {
+            report(&problems);
+            return ExitCode::FAILURE;
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let listen = args.listen.unwrap_or(cfg.listen);
     let store = match SqliteStore::open(&cfg.data_dir) {
         Ok(store) => store,
@@ -175,6 +206,7 @@ pub(super) async fn run_serve(args: ServeArgs) -> ExitCode {
     }
     let app = App::new(
         cfg,
+        live,
         Arc::new(store),
         Arc::new(auth),
         Arc::new(pseudonym),

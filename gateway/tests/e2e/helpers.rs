@@ -1,13 +1,14 @@
 //! Shared test helpers: a population, the departments and a gateway on port 0.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use connectors::sim::{self, Department, Faults, Population, SimServer};
 use gateway::audit::{AuditLog, SqliteAudit, SqliteAuditReader};
 use gateway::auth::{Authenticator, Role, SigningKey};
-use gateway::config::{self, EmbeddedSource, LoadOptions};
+use gateway::config::{EmbeddedSource, LoadOptions};
+use gateway::live::Live;
+use gateway::registry::SqliteRegistry;
 use gateway::demo::{self, COUNTY_CONFIG, COUNTY_FILES};
 use gateway::mask::PseudonymKey;
 use gateway::server::{self, App};
@@ -93,14 +94,18 @@ impl TestGateway {
                 .map(|d| (d.department.id().to_owned(), d.base_url()))
                 .collect(),
             auth: Some(auth),
+            data_dir: Some(data_dir.path().join("data")),
+            ..LoadOptions::default()
         };
-        let mut cfg = config::load(
-            &EmbeddedSource::new(files),
-            Path::new(COUNTY_CONFIG),
-            &options,
-        )
-        .expect("the county config loads");
-        cfg.data_dir = data_dir.path().join("data");
+        let files: Vec<(&str, String)> = files.collect();
+        let registry = SqliteRegistry::open(&data_dir.path().join("data")).expect("registry opens");
+        let live = Arc::new(Live::new(
+            Arc::new(EmbeddedSource::new(files)),
+            COUNTY_CONFIG,
+            options,
+            Arc::new(registry),
+        ));
+        let cfg = live.load().await.expect("the county config loads");
         let store = SqliteStore::open(&data_dir.path().join("data")).expect("store opens");
         let authenticator = Authenticator::new(&cfg.auth, data_dir.path())
             .await
@@ -120,6 +125,7 @@ impl TestGateway {
         };
         let app = App::new(
             cfg,
+            live,
             Arc::new(store),
             Arc::new(authenticator),
             Arc::new(pseudonym),

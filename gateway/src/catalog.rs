@@ -1,0 +1,118 @@
+//! The data catalog (共享目录, `GET /v1/catalog`): what every connector can share and on
+//! what terms — its department, operations and every field with its title, `pii` kind,
+//! sharing type and, for conditional fields, the legal basis and method — and the
+//! purposes grants are made for. Never data: any authenticated caller may read it, so
+//! a township knows what to ask for.
+
+use std::collections::BTreeMap;
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use connectors::definition::{FieldDef, Sharing};
+use serde_json::{Value, json};
+
+use crate::config::ActiveConfig;
+use crate::server::{App, Authenticated};
+
+pub(crate) fn routes() -> Router<App> {
+    Router::new().route("/v1/catalog", get(catalog))
+}
+
+async fn catalog(State(app): State<App>, Authenticated(_caller): Authenticated) -> Response {
+    let config = app.config.load_full();
+    let disabled: Vec<String> = match app.live.registry().snapshot().await {
+        Ok(snapshot) => snapshot
+            .connectors
+            .into_iter()
+            .filter(|(_, c)| !c.enabled)
+            .map(|(id, _)| id)
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    axum::Json(describe(&config, &disabled)).into_response()
+}
+
+/// The catalog of a configuration; `disabled` connectors are listed as such.
+pub fn describe(config: &ActiveConfig, disabled: &[String]) -> Value {
+    let connectors: Vec<Value> = config
+        .connectors
+        .values()
+        .map(|c| {
+            let def = &c.def;
+            let terms = def.sharing_terms.as_ref();
+            let operations: Vec<Value> = def
+                .operations
+                .iter()
+                .map(|(name, op)| {
+                    let mut fields = Vec::new();
+                    leaves("", &op.record, &mut fields);
+                    let fields: Vec<Value> = fields
+                        .into_iter()
+                        .map(|(path, f)| {
+                            let sharing = f.sharing.unwrap_or(Sharing::Never);
+                            let mut field = json!({
+                                "path": path,
+                                "title": f.title,
+                                "pii": f.pii,
+                                "sharing": sharing.as_str(),
+                            });
+                            if sharing == Sharing::Conditional
+                                && let Some(terms) = terms
+                            {
+                                field["legal_basis"] = json!(terms.legal_basis);
+                                field["method"] = json!(terms.method);
+                            }
+                            field
+                        })
+                        .collect();
+                    json!({
+                        "name": name,
+                        "title": op.title,
+                        "subject": op.subject,
+                        "fields": fields,
+                    })
+                })
+                .collect();
+            json!({
+                "id": def.id,
+                "title": def.title,
+                "department": def.department,
+                "enabled": true,
+                "version": c.digest,
+                "operations": operations,
+            })
+        })
+        .chain(disabled.iter().map(|id| json!({ "id": id, "enabled": false })))
+        .collect();
+    let purposes: Vec<Value> = config
+        .purposes
+        .iter()
+        .map(|p| json!({ "code": p.code, "name": p.name, "name_en": p.name_en, "legal_basis": p.legal_basis }))
+        .collect();
+    json!({
+        "county": config.county,
+        "config_version": config.version,
+        "connectors": connectors,
+        "purposes": purposes,
+    })
+}
+
+/// Every leaf field with its path (`children[].name`), in record order.
+fn leaves<'a>(prefix: &str, fields: &'a BTreeMap<String, FieldDef>, out: &mut Vec<(String, &'a FieldDef)>) {
+    for (name, f) in fields {
+        let path = if prefix.is_empty() {
+            name.clone()
+        } else {
+            format!("{prefix}.{name}")
+        };
+        if let Some(children) = &f.fields {
+            leaves(&path, children, out);
+        } else if let Some(items) = &f.items {
+            leaves(&format!("{path}[]"), items, out);
+        } else {
+            out.push((path, f));
+        }
+    }
+}

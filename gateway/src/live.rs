@@ -1,0 +1,229 @@
+//! The live configuration: the files named in `gateway.yaml` plus the registry's
+//! objects, loaded into one [`ActiveConfig`] and swapped in whole, without a restart.
+//!
+//! Every change (an admin request, or `gateway apply` from the command line) goes the
+//! same way: the configuration the change *would* make is loaded and checked exactly
+//! as `gateway check` does; only if it has no problems is the change recorded in the
+//! audit log, committed to the registry (against the revision it was checked on) and
+//! the new configuration swapped in. A request holds the configuration it started
+//! with until it ends, so no request ever sees half of a change. Connectors whose
+//! definition and schemas did not change keep their connection pools and caches.
+//!
+//! Changes made by another process (`gateway apply`, another replica) are picked up by
+//! a watcher that polls the registry's revision.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio::sync::Mutex;
+
+use crate::audit::{AuditError, AuditEvent, AuditLog};
+use crate::config::{self, ActiveConfig, ConfigProblem, LoadOptions, Source};
+use crate::registry::{Change, Registry, RegistryError, Snapshot};
+
+/// How often the watcher asks the registry whether it changed.
+pub const WATCH_EVERY: Duration = Duration::from_secs(1);
+
+/// Why a configuration could not be loaded or a change could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    #[error("the configuration would have {} problem(s)", .0.len())]
+    Invalid(Vec<ConfigProblem>),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error("the audit log cannot record the change: {0}")]
+    Audit(AuditError),
+    #[error("loading the configuration failed: {0}")]
+    Task(String),
+}
+
+/// What a committed change made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Changed {
+    /// The registry's revision after the change.
+    pub revision: u64,
+    /// The new configuration's version.
+    pub version: String,
+}
+
+/// Where the configuration comes from, and the revision of the registry in force.
+pub struct Live {
+    source: Arc<dyn Source>,
+    path: PathBuf,
+    /// The options every load starts from (without the registry snapshot).
+    options: LoadOptions,
+    registry: Arc<dyn Registry>,
+    /// The registry revision the active configuration was built from. Held while a
+    /// change or reload runs, so they happen one at a time.
+    applied: Mutex<u64>,
+}
+
+impl std::fmt::Debug for Live {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Live")
+            .field("path", &self.path)
+            .field("registry", &self.registry)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Live {
+    pub fn new(
+        source: Arc<dyn Source>,
+        path: impl Into<PathBuf>,
+        options: LoadOptions,
+        registry: Arc<dyn Registry>,
+    ) -> Live {
+        Live {
+            source,
+            path: path.into(),
+            options,
+            registry,
+            applied: Mutex::new(0),
+        }
+    }
+
+    pub fn registry(&self) -> &Arc<dyn Registry> {
+        &self.registry
+    }
+
+    /// Loads the configuration at the registry's current revision (at start).
+    pub async fn load(&self) -> Result<ActiveConfig, ChangeError> {
+        let mut applied = self.applied.lock().await;
+        let snapshot = self.registry.snapshot().await?;
+        let revision = snapshot.revision;
+        let config = self.build(snapshot).await?;
+        *applied = revision;
+        Ok(config)
+    }
+
+    /// Loads the configuration `snapshot` gives, off the async workers.
+    pub async fn build(&self, snapshot: Snapshot) -> Result<ActiveConfig, ChangeError> {
+        let source = self.source.clone();
+        let path = self.path.clone();
+        let options = LoadOptions {
+            registry: snapshot,
+            ..self.options.clone()
+        };
+        tokio::task::spawn_blocking(move || config::load(&*source, &path, &options))
+            .await
+            .map_err(|e| ChangeError::Task(e.to_string()))?
+            .map_err(ChangeError::Invalid)
+    }
+
+    /// Checks `changes`, records `event` in the audit log, commits the changes and
+    /// swaps the configuration they make into `active`. Nothing is committed when the
+    /// changes would make an invalid configuration or the audit log fails.
+    pub async fn change(
+        &self,
+        active: &ArcSwap<ActiveConfig>,
+        audit: &dyn AuditLog,
+        changes: Vec<Change>,
+        event: AuditEvent,
+    ) -> Result<Changed, ChangeError> {
+        let mut applied = self.applied.lock().await;
+        let snapshot = self.registry.snapshot().await?;
+        let candidate = snapshot.with(&changes)?;
+        let mut config = self.build(candidate).await?;
+        audit.append(event).await.map_err(ChangeError::Audit)?;
+        let revision = self.registry.commit(snapshot.revision, changes).await?;
+        carry_over(&active.load(), &mut config);
+        let version = config.version.clone();
+        let config = Arc::new(config);
+        active.store(config.clone());
+        *applied = revision;
+        drop(applied);
+        record_loaded(audit, &config).await;
+        Ok(Changed { revision, version })
+    }
+
+    /// Reloads if the registry moved on since the active configuration was built
+    /// (another process changed it). Returns whether it reloaded.
+    pub async fn refresh(
+        &self,
+        active: &ArcSwap<ActiveConfig>,
+        audit: &dyn AuditLog,
+    ) -> Result<bool, ChangeError> {
+        let mut applied = self.applied.lock().await;
+        if self.registry.revision().await? == *applied {
+            return Ok(false);
+        }
+        let snapshot = self.registry.snapshot().await?;
+        let revision = snapshot.revision;
+        let mut config = self.build(snapshot).await?;
+        carry_over(&active.load(), &mut config);
+        let config = Arc::new(config);
+        active.store(config.clone());
+        *applied = revision;
+        drop(applied);
+        record_loaded(audit, &config).await;
+        Ok(true)
+    }
+
+    /// Polls the registry every [`WATCH_EVERY`] and reloads when it moved. The task
+    /// holds only weak references and ends when the app is dropped.
+    pub fn spawn_watcher(
+        live: &Arc<Live>,
+        active: &Arc<ArcSwap<ActiveConfig>>,
+        audit: &Arc<dyn AuditLog>,
+    ) -> tokio::task::JoinHandle<()> {
+        let live: Weak<Live> = Arc::downgrade(live);
+        let active = Arc::downgrade(active);
+        let audit = Arc::downgrade(audit);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(WATCH_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            // The revision whose configuration failed to load, not to retry it.
+            let mut failed = None;
+            loop {
+                tick.tick().await;
+                let (Some(live), Some(active), Some(audit)) =
+                    (live.upgrade(), active.upgrade(), audit.upgrade())
+                else {
+                    return;
+                };
+                let Ok(revision) = live.registry.revision().await else {
+                    continue;
+                };
+                if failed == Some(revision) {
+                    continue;
+                }
+                match live.refresh(&active, &*audit).await {
+                    Ok(true) => tracing::info!(revision, "registry changed; configuration reloaded"),
+                    Ok(false) => {}
+                    Err(e) => {
+                        failed = Some(revision);
+                        tracing::error!(revision, error = %e, "the registry changed but its configuration does not load; the previous one stays in force");
+                        if let ChangeError::Invalid(problems) = e {
+                            for p in problems {
+                                tracing::error!(problem = %p, "configuration problem");
+                            }
+                        }
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// Keeps the connection pools and caches of connectors that did not change.
+fn carry_over(old: &ActiveConfig, new: &mut ActiveConfig) {
+    for (id, connector) in &mut new.connectors {
+        if let Some(before) = old.connectors.get(id)
+            && before.digest == connector.digest
+        {
+            connector.connector = before.connector.clone();
+            connector.cache.clone_from(&before.cache);
+        }
+    }
+}
+
+/// Records the new configuration in the audit log. The change it came from is
+/// already recorded, so a failure here is logged rather than undone.
+async fn record_loaded(audit: &dyn AuditLog, config: &ActiveConfig) {
+    if let Err(e) = config::record_loaded(audit, config).await {
+        tracing::error!(error = %e, version = %config.version, "the audit log could not record a configuration load");
+    }
+}

@@ -1,0 +1,296 @@
+//! The registry: what departments and townships change while the gateway runs —
+//! connectors and their versions, policy files applied with `gateway apply`, grants
+//! made by approving access requests, and the requests themselves.
+//!
+//! The registry sits behind the small [`Registry`] trait (the embedded SQLite file
+//! [`SqliteRegistry`] on one machine; PostgreSQL later, for many replicas). Every write
+//! is one [`Change`] list committed atomically against the revision it was checked
+//! against, so a change validated by loading the whole configuration cannot race
+//! another writer (another request, or `gateway apply` from the command line). The
+//! running gateway builds its configuration from the files named in `gateway.yaml`
+//! plus a [`Snapshot`] of the registry (see [`crate::config`]), and swaps it in
+//! whole ([`crate::live`]).
+//!
+//! Objects have an [`Origin`]: those that came from files (`gateway apply`) are
+//! edited only by editing the files and applying them again; the API refuses them.
+
+use std::collections::BTreeMap;
+
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+
+mod sqlite;
+#[cfg(test)]
+mod tests;
+
+pub use sqlite::{REGISTRY_FILE, SqliteRegistry};
+
+/// Where a registry object came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Origin {
+    /// Made through the admin API.
+    Api,
+    /// Imported by `gateway apply` from this file (relative to the applied directory).
+    File { path: String },
+}
+
+impl Origin {
+    pub fn is_file(&self) -> bool {
+        matches!(self, Origin::File { .. })
+    }
+
+    /// For messages: `the API` or `file connectors/hukou.yaml`.
+    pub fn describe(&self) -> String {
+        match self {
+            Origin::Api => "the API".to_owned(),
+            Origin::File { path } => format!("file {path}"),
+        }
+    }
+}
+
+/// One version of a connector: its definition and the schemas its operations name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectorVersion {
+    pub id: String,
+    /// 1, 2, …; a new one for every change of definition or schemas.
+    pub version: u32,
+    /// The owning department's id (from the definition).
+    pub department: String,
+    /// The definition as YAML (JSON is YAML too).
+    pub definition: String,
+    /// Schema path as the definition names it (e.g. `hukou/person.schema.json`) →
+    /// the schema's JSON text.
+    pub schemas: BTreeMap<String, String>,
+    pub origin: Origin,
+    /// RFC 3339.
+    pub created_at: String,
+    /// The user (or `gateway apply`) that made this version.
+    pub created_by: String,
+}
+
+impl ConnectorVersion {
+    /// Whether two versions say the same thing (definition and schemas).
+    pub fn same_content(&self, other: &ConnectorVersion) -> bool {
+        self.definition == other.definition && self.schemas == other.schemas
+    }
+}
+
+/// A connector in the registry: its current version and whether it serves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisteredConnector {
+    pub current: ConnectorVersion,
+    pub enabled: bool,
+}
+
+/// A policy file imported by `gateway apply` (grants and deny rules).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyFileRecord {
+    /// Relative to the applied directory, e.g. `policies/hukou.yaml`.
+    pub path: String,
+    pub text: String,
+}
+
+/// Why a grant stopped being in force before its validity ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revocation {
+    pub at: String,
+    pub by: String,
+    pub reason: String,
+}
+
+/// A grant made through the API (by approving an access request).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantRecord {
+    /// The rule id, e.g. `ar-0193…`.
+    pub id: String,
+    /// The department that granted it (the connector's owner).
+    pub department: String,
+    pub connector: String,
+    /// The township it was granted to.
+    pub township: String,
+    /// A policy file holding exactly this grant, as YAML.
+    pub policy: String,
+    /// The access request it came from.
+    pub request_id: Option<String>,
+    pub created_at: String,
+    pub created_by: String,
+    pub revoked: Option<Revocation>,
+}
+
+/// Where an access request stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestState {
+    Pending,
+    Approved,
+    Refused,
+}
+
+/// A township's request for fields of a connector, for a purpose (乡镇"点菜").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessRequest {
+    pub id: String,
+    pub township: String,
+    /// The township lead who asked.
+    pub requested_by: String,
+    pub connector: String,
+    /// The connector's department, which decides.
+    pub department: String,
+    pub operations: Vec<String>,
+    pub purposes: Vec<String>,
+    /// Leaf field path → requested mask (`default` or a mask), as JSON.
+    pub fields: BTreeMap<String, serde_json::Value>,
+    /// The roles of the township that would use the grant (e.g. `clerk`).
+    pub roles: Vec<String>,
+    pub justification: String,
+    /// The last day the grant is wanted for, if the township says.
+    pub valid_until: Option<String>,
+    pub created_at: String,
+    /// The day by which the department should answer (working days from creation).
+    pub deadline: String,
+    pub state: RequestState,
+    pub decided_at: Option<String>,
+    pub decided_by: Option<String>,
+    /// A refusal's reason, or the approver's note.
+    pub decision_note: Option<String>,
+    /// The grant an approval made.
+    pub grant_id: Option<String>,
+}
+
+/// What the running configuration is built from, at one revision.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    pub revision: u64,
+    /// Every registered connector (disabled ones too), by id.
+    pub connectors: BTreeMap<String, RegisteredConnector>,
+    /// Applied policy files, by path.
+    pub policy_files: BTreeMap<String, PolicyFileRecord>,
+    /// Grants made through the API that are not revoked, by id.
+    pub grants: BTreeMap<String, GrantRecord>,
+}
+
+/// One write to the registry. A list of them is committed atomically.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A new version of a connector (registered if new), enabled. A definition and
+    /// schemas equal to the current version's make no new version.
+    PutConnector(ConnectorVersion),
+    /// Serves a connector, or stops serving it (its versions are kept).
+    SetConnectorEnabled { id: String, enabled: bool },
+    /// Forgets a file-managed connector that its directory no longer holds (its
+    /// versions are kept for the record).
+    RemoveConnector { id: String },
+    PutPolicyFile(PolicyFileRecord),
+    RemovePolicyFile { path: String },
+    AddGrant(GrantRecord),
+    RevokeGrant { id: String, revocation: Revocation },
+    AddRequest(AccessRequest),
+    /// Replaces a request with its decided form (same id).
+    DecideRequest(AccessRequest),
+}
+
+/// Why the registry failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("SQLite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("a stored registry row cannot be read: {0}")]
+    Corrupt(String),
+    #[error("the registry changed (now at revision {found}, expected {expected}); try again")]
+    Conflict { expected: u64, found: u64 },
+    #[error("the change names something the registry does not hold: {0}")]
+    Missing(String),
+    #[error("the registry's schema version {found} is newer than this gateway knows ({known})")]
+    TooNew { found: u32, known: u32 },
+    #[error("the registry task failed: {0}")]
+    Task(String),
+}
+
+/// The registry's storage.
+pub trait Registry: Send + Sync + std::fmt::Debug {
+    /// The current revision (0 for an empty registry); it grows with every commit.
+    fn revision(&self) -> BoxFuture<'_, Result<u64, RegistryError>>;
+    /// Everything the configuration is built from, at one revision.
+    fn snapshot(&self) -> BoxFuture<'_, Result<Snapshot, RegistryError>>;
+    /// Applies `changes` in one transaction if the registry is still at `expected`;
+    /// returns the new revision. Fails with [`RegistryError::Conflict`] otherwise.
+    fn commit(
+        &self,
+        expected: u64,
+        changes: Vec<Change>,
+    ) -> BoxFuture<'_, Result<u64, RegistryError>>;
+    /// Every version of a connector, oldest first (empty if it was never registered).
+    fn connector_versions(
+        &self,
+        id: &str,
+    ) -> BoxFuture<'_, Result<Vec<ConnectorVersion>, RegistryError>>;
+    /// Every access request, oldest first.
+    fn access_requests(&self) -> BoxFuture<'_, Result<Vec<AccessRequest>, RegistryError>>;
+    /// Every grant made through the API, revoked ones too, oldest first.
+    fn grants(&self) -> BoxFuture<'_, Result<Vec<GrantRecord>, RegistryError>>;
+}
+
+impl Snapshot {
+    /// The snapshot `changes` would make, as [`Registry::commit`] applies them (the
+    /// revision is not advanced), so a change can be checked by loading the
+    /// configuration it would give before it is committed.
+    pub fn with(&self, changes: &[Change]) -> Result<Snapshot, RegistryError> {
+        let mut next = self.clone();
+        for change in changes {
+            match change {
+                Change::PutConnector(v) => match next.connectors.get_mut(&v.id) {
+                    Some(c) if c.current.same_content(v) => c.enabled = true,
+                    Some(c) => {
+                        let version = c.current.version + 1;
+                        c.current = ConnectorVersion {
+                            version,
+                            ..v.clone()
+                        };
+                        c.enabled = true;
+                    }
+                    None => {
+                        next.connectors.insert(
+                            v.id.clone(),
+                            RegisteredConnector {
+                                current: ConnectorVersion {
+                                    version: v.version.max(1),
+                                    ..v.clone()
+                                },
+                                enabled: true,
+                            },
+                        );
+                    }
+                },
+                Change::SetConnectorEnabled { id, enabled } => {
+                    next.connectors
+                        .get_mut(id)
+                        .ok_or_else(|| RegistryError::Missing(format!("connector `{id}`")))?
+                        .enabled = *enabled;
+                }
+                Change::RemoveConnector { id } => {
+                    next.connectors.remove(id);
+                }
+                Change::PutPolicyFile(file) => {
+                    next.policy_files.insert(file.path.clone(), file.clone());
+                }
+                Change::RemovePolicyFile { path } => {
+                    next.policy_files.remove(path);
+                }
+                Change::AddGrant(grant) => {
+                    next.grants.insert(grant.id.clone(), grant.clone());
+                }
+                Change::RevokeGrant { id, .. } => {
+                    next.grants.remove(id);
+                }
+                Change::AddRequest(_) | Change::DecideRequest(_) => {}
+            }
+        }
+        Ok(next)
+    }
+}

@@ -1,0 +1,579 @@
+//! The embedded registry: `DATA_DIR/registry.db` (SQLite, WAL, `synchronous=FULL`),
+//! its schema and migrations, and the [`Registry`] operations on it. Calls are rare
+//! (a change through the admin API, `gateway apply`, a reload), so each one opens its
+//! own connection on a blocking thread; every commit is one `IMMEDIATE` transaction
+//! that checks the revision it was validated against before it writes.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use rusqlite::{
+    Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params,
+};
+
+use super::{
+    AccessRequest, Change, ConnectorVersion, GrantRecord, Origin, PolicyFileRecord,
+    RegisteredConnector, Registry, RegistryError, Revocation, Snapshot,
+};
+
+/// The registry database's file name inside the data directory.
+pub const REGISTRY_FILE: &str = "registry.db";
+
+/// How long a call waits for a lock held by another writer (another request, or
+/// `gateway apply` in another process) before it fails.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Schema migrations; entry `i` takes the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 1: connectors and their versions, policy files, grants, access requests, and
+    // the revision every commit increments.
+    "CREATE TABLE connector_versions (
+         id TEXT NOT NULL,
+         version INTEGER NOT NULL,
+         department TEXT NOT NULL,
+         definition TEXT NOT NULL,
+         schemas TEXT NOT NULL,
+         origin TEXT NOT NULL,
+         created_at TEXT NOT NULL,
+         created_by TEXT NOT NULL,
+         PRIMARY KEY (id, version)
+     ) STRICT;
+     CREATE TABLE connectors (
+         id TEXT PRIMARY KEY,
+         current_version INTEGER NOT NULL,
+         enabled INTEGER NOT NULL
+     ) STRICT;
+     CREATE TABLE policy_files (path TEXT PRIMARY KEY, text TEXT NOT NULL) STRICT;
+     CREATE TABLE grants (
+         id TEXT PRIMARY KEY,
+         body TEXT NOT NULL,
+         created_seq INTEGER NOT NULL UNIQUE
+     ) STRICT;
+     CREATE TABLE access_requests (
+         id TEXT PRIMARY KEY,
+         body TEXT NOT NULL,
+         created_seq INTEGER NOT NULL UNIQUE
+     ) STRICT;
+     INSERT INTO meta (key, value) VALUES ('revision', '0');",
+];
+
+/// The schema version this code writes.
+pub(super) const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+/// The registry in an SQLite file. Cloning is cheap: it holds only the file's path.
+#[derive(Debug, Clone)]
+pub struct SqliteRegistry {
+    path: PathBuf,
+}
+
+impl SqliteRegistry {
+    /// Opens (creating and migrating if needed) `DATA_DIR/registry.db`. Blocking: call
+    /// it before serving or from `spawn_blocking`.
+    pub fn open(data_dir: &Path) -> Result<SqliteRegistry, RegistryError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| RegistryError::DataDir {
+            path: data_dir.to_path_buf(),
+            source,
+        })?;
+        let path = data_dir.join(REGISTRY_FILE);
+        let mut conn = Connection::open(&path)?;
+        let mode: String =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(
+                path = %path.display(),
+                mode,
+                "the registry database refuses WAL mode; readers will wait for writers"
+            );
+        }
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        migrate(&mut conn)?;
+        Ok(SqliteRegistry { path })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `work` on a fresh connection on a blocking thread.
+    async fn with_connection<T, F>(&self, work: F) -> Result<T, RegistryError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, RegistryError> + Send + 'static,
+    {
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = connect(&path)?;
+            work(&mut conn)
+        })
+        .await
+        .map_err(|e| RegistryError::Task(e.to_string()))?
+    }
+}
+
+impl Registry for SqliteRegistry {
+    fn revision(&self) -> BoxFuture<'_, Result<u64, RegistryError>> {
+        Box::pin(self.with_connection(|conn| read_revision(conn)))
+    }
+
+    fn snapshot(&self) -> BoxFuture<'_, Result<Snapshot, RegistryError>> {
+        Box::pin(self.with_connection(|conn| {
+            // One read transaction: every table is read at the same revision.
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
+            let snapshot = Snapshot {
+                revision: read_revision(&tx)?,
+                connectors: read_connectors(&tx)?,
+                policy_files: read_policy_files(&tx)?,
+                grants: read_grants(&tx)?
+                    .into_iter()
+                    .filter(|grant| grant.revoked.is_none())
+                    .map(|grant| (grant.id.clone(), grant))
+                    .collect(),
+            };
+            tx.finish()?;
+            Ok(snapshot)
+        }))
+    }
+
+    fn commit(
+        &self,
+        expected: u64,
+        changes: Vec<Change>,
+    ) -> BoxFuture<'_, Result<u64, RegistryError>> {
+        Box::pin(self.with_connection(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let found = read_revision(&tx)?;
+            if found != expected {
+                return Err(RegistryError::Conflict { expected, found });
+            }
+            for change in changes {
+                apply(&tx, change)?;
+            }
+            let revision = found
+                .checked_add(1)
+                .ok_or_else(|| RegistryError::Corrupt("the revision is exhausted".into()))?;
+            tx.execute(
+                "UPDATE meta SET value = ?1 WHERE key = 'revision'",
+                [revision.to_string()],
+            )?;
+            tx.commit()?;
+            Ok(revision)
+        }))
+    }
+
+    fn connector_versions(
+        &self,
+        id: &str,
+    ) -> BoxFuture<'_, Result<Vec<ConnectorVersion>, RegistryError>> {
+        let id = id.to_owned();
+        Box::pin(self.with_connection(move |conn| {
+            let mut statement = conn.prepare(&format!(
+                "SELECT {VERSION_COLUMNS} FROM connector_versions WHERE id = ?1 ORDER BY version"
+            ))?;
+            let rows = statement
+                .query_map([&id], RawVersion::from_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter().map(RawVersion::decode).collect()
+        }))
+    }
+
+    fn access_requests(&self) -> BoxFuture<'_, Result<Vec<AccessRequest>, RegistryError>> {
+        Box::pin(self.with_connection(|conn| {
+            read_bodies(
+                conn,
+                "SELECT id, body FROM access_requests ORDER BY created_seq",
+                "access request",
+            )
+        }))
+    }
+
+    fn grants(&self) -> BoxFuture<'_, Result<Vec<GrantRecord>, RegistryError>> {
+        Box::pin(self.with_connection(|conn| read_grants(conn)))
+    }
+}
+
+/// Opens the (already created and migrated) database for one call.
+fn connect(path: &Path) -> Result<Connection, RegistryError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), RegistryError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;",
+    )?;
+    let found: Option<String> = tx
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |row| row.get(0),
+        )
+        .optional()?;
+    let found: u32 = match found {
+        None => 0,
+        Some(text) => text
+            .parse()
+            .map_err(|_| RegistryError::Corrupt("the schema version is not a number".into()))?,
+    };
+    if found > SCHEMA_VERSION {
+        return Err(RegistryError::TooNew {
+            found,
+            known: SCHEMA_VERSION,
+        });
+    }
+    if found == SCHEMA_VERSION {
+        return Ok(());
+    }
+    for migration in &MIGRATIONS[found as usize..] {
+        tx.execute_batch(migration)?;
+    }
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)
+           ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        [SCHEMA_VERSION.to_string()],
+    )?;
+    tx.commit()?;
+    tracing::info!(
+        from = found,
+        to = SCHEMA_VERSION,
+        "registry database schema migrated"
+    );
+    Ok(())
+}
+
+fn read_revision(conn: &Connection) -> Result<u64, RegistryError> {
+    let text: Option<String> = conn
+        .query_row("SELECT value FROM meta WHERE key = 'revision'", [], |row| {
+            row.get(0)
+        })
+        .optional()?;
+    let text = text.ok_or_else(|| RegistryError::Corrupt("the revision is missing".into()))?;
+    text.parse()
+        .map_err(|_| RegistryError::Corrupt(format!("the revision `{text}` is not a number")))
+}
+
+/// Applies one change inside the commit's transaction.
+fn apply(tx: &Transaction<'_>, change: Change) -> Result<(), RegistryError> {
+    match change {
+        Change::PutConnector(version) => put_connector(tx, version),
+        Change::SetConnectorEnabled { id, enabled } => {
+            let updated = tx.execute(
+                "UPDATE connectors SET enabled = ?2 WHERE id = ?1",
+                params![id, i64::from(enabled)],
+            )?;
+            require_one(updated, || format!("connector `{id}`"))
+        }
+        Change::RemoveConnector { id } => {
+            let deleted = tx.execute("DELETE FROM connectors WHERE id = ?1", [&id])?;
+            require_one(deleted, || format!("connector `{id}`"))
+        }
+        Change::PutPolicyFile(file) => {
+            tx.execute(
+                "INSERT INTO policy_files (path, text) VALUES (?1, ?2)
+                   ON CONFLICT (path) DO UPDATE SET text = excluded.text",
+                params![file.path, file.text],
+            )?;
+            Ok(())
+        }
+        Change::RemovePolicyFile { path } => {
+            let deleted = tx.execute("DELETE FROM policy_files WHERE path = ?1", [&path])?;
+            require_one(deleted, || format!("policy file `{path}`"))
+        }
+        Change::AddGrant(grant) => {
+            if exists(tx, "SELECT 1 FROM grants WHERE id = ?1", &grant.id)? {
+                return Err(RegistryError::Corrupt(format!(
+                    "grant `{}` already exists",
+                    grant.id
+                )));
+            }
+            tx.execute(
+                "INSERT INTO grants (id, body, created_seq)
+                   VALUES (?1, ?2, (SELECT coalesce(max(created_seq), 0) + 1 FROM grants))",
+                params![grant.id, to_json(&grant)?],
+            )?;
+            Ok(())
+        }
+        Change::RevokeGrant { id, revocation } => revoke_grant(tx, &id, revocation),
+        Change::AddRequest(request) => {
+            if exists(
+                tx,
+                "SELECT 1 FROM access_requests WHERE id = ?1",
+                &request.id,
+            )? {
+                return Err(RegistryError::Corrupt(format!(
+                    "access request `{}` already exists",
+                    request.id
+                )));
+            }
+            tx.execute(
+                "INSERT INTO access_requests (id, body, created_seq)
+                   VALUES (?1, ?2,
+                           (SELECT coalesce(max(created_seq), 0) + 1 FROM access_requests))",
+                params![request.id, to_json(&request)?],
+            )?;
+            Ok(())
+        }
+        Change::DecideRequest(request) => {
+            let updated = tx.execute(
+                "UPDATE access_requests SET body = ?2 WHERE id = ?1",
+                params![request.id, to_json(&request)?],
+            )?;
+            require_one(updated, || format!("access request `{}`", request.id))
+        }
+    }
+}
+
+/// Registers a connector or adds a version of it, enabled. The version number given
+/// is ignored: the registry numbers versions. Content equal to the current version's
+/// makes no new version.
+fn put_connector(tx: &Transaction<'_>, version: ConnectorVersion) -> Result<(), RegistryError> {
+    let current: Option<i64> = tx
+        .query_row(
+            "SELECT current_version FROM connectors WHERE id = ?1",
+            [&version.id],
+            |row| row.get(0),
+        )
+        .optional()?;
+    if let Some(current) = current {
+        let stored = read_version(tx, &version.id, current)?;
+        if stored.same_content(&version) {
+            tx.execute(
+                "UPDATE connectors SET enabled = 1 WHERE id = ?1",
+                [&version.id],
+            )?;
+            return Ok(());
+        }
+    }
+    let last: i64 = tx.query_row(
+        "SELECT coalesce(max(version), 0) FROM connector_versions WHERE id = ?1",
+        [&version.id],
+        |row| row.get(0),
+    )?;
+    let next = last
+        .checked_add(1)
+        .filter(|next| u32::try_from(*next).is_ok())
+        .ok_or_else(|| {
+            RegistryError::Corrupt(format!(
+                "connector `{}` has no version number left",
+                version.id
+            ))
+        })?;
+    tx.execute(
+        "INSERT INTO connector_versions
+           (id, version, department, definition, schemas, origin, created_at, created_by)
+           VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            version.id,
+            next,
+            version.department,
+            version.definition,
+            to_json(&version.schemas)?,
+            to_json(&version.origin)?,
+            version.created_at,
+            version.created_by,
+        ],
+    )?;
+    tx.execute(
+        "INSERT INTO connectors (id, current_version, enabled) VALUES (?1, ?2, 1)
+           ON CONFLICT (id) DO UPDATE SET current_version = excluded.current_version,
+                                          enabled = 1",
+        params![version.id, next],
+    )?;
+    Ok(())
+}
+
+fn revoke_grant(
+    tx: &Transaction<'_>,
+    id: &str,
+    revocation: Revocation,
+) -> Result<(), RegistryError> {
+    let body: Option<String> = tx
+        .query_row("SELECT body FROM grants WHERE id = ?1", [id], |row| {
+            row.get(0)
+        })
+        .optional()?;
+    let body = body.ok_or_else(|| RegistryError::Missing(format!("grant `{id}`")))?;
+    let mut grant: GrantRecord = from_json(&body, || format!("grant `{id}`"))?;
+    grant.revoked = Some(revocation);
+    tx.execute(
+        "UPDATE grants SET body = ?2 WHERE id = ?1",
+        params![id, to_json(&grant)?],
+    )?;
+    Ok(())
+}
+
+/// An `UPDATE` or `DELETE` that should have touched one row.
+fn require_one(rows: usize, what: impl FnOnce() -> String) -> Result<(), RegistryError> {
+    if rows == 0 {
+        Err(RegistryError::Missing(what()))
+    } else {
+        Ok(())
+    }
+}
+
+fn exists(conn: &Connection, sql: &str, id: &str) -> Result<bool, RegistryError> {
+    Ok(conn.query_row(sql, [id], |_| Ok(())).optional()?.is_some())
+}
+
+/// The columns [`RawVersion::from_row`] reads, in order.
+const VERSION_COLUMNS: &str =
+    "id, version, department, definition, schemas, origin, created_at, created_by";
+
+/// A `connector_versions` row before its JSON columns are decoded.
+struct RawVersion {
+    id: String,
+    version: i64,
+    department: String,
+    definition: String,
+    schemas: String,
+    origin: String,
+    created_at: String,
+    created_by: String,
+}
+
+impl RawVersion {
+    fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawVersion> {
+        Ok(RawVersion {
+            id: row.get(0)?,
+            version: row.get(1)?,
+            department: row.get(2)?,
+            definition: row.get(3)?,
+            schemas: row.get(4)?,
+            origin: row.get(5)?,
+            created_at: row.get(6)?,
+            created_by: row.get(7)?,
+        })
+    }
+
+    fn decode(self) -> Result<ConnectorVersion, RegistryError> {
+        let what = || format!("connector `{}` version {}", self.id, self.version);
+        let version = u32::try_from(self.version)
+            .map_err(|_| RegistryError::Corrupt(format!("{}: bad version number", what())))?;
+        let schemas: BTreeMap<String, String> =
+            from_json(&self.schemas, || format!("{}: schemas", what()))?;
+        let origin: Origin = from_json(&self.origin, || format!("{}: origin", what()))?;
+        Ok(ConnectorVersion {
+            id: self.id,
+            version,
+            department: self.department,
+            definition: self.definition,
+            schemas,
+            origin,
+            created_at: self.created_at,
+            created_by: self.created_by,
+        })
+    }
+}
+
+fn read_version(
+    conn: &Connection,
+    id: &str,
+    version: i64,
+) -> Result<ConnectorVersion, RegistryError> {
+    let raw = conn
+        .query_row(
+            &format!(
+                "SELECT {VERSION_COLUMNS} FROM connector_versions WHERE id = ?1 AND version = ?2"
+            ),
+            params![id, version],
+            RawVersion::from_row,
+        )
+        .optional()?
+        .ok_or_else(|| {
+            RegistryError::Corrupt(format!(
+                "connector `{id}`: its current version {version} is not stored"
+            ))
+        })?;
+    raw.decode()
+}
+
+fn read_connectors(
+    conn: &Connection,
+) -> Result<BTreeMap<String, RegisteredConnector>, RegistryError> {
+    let mut statement =
+        conn.prepare("SELECT id, current_version, enabled FROM connectors ORDER BY id")?;
+    let rows = statement
+        .query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, i64>(2)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter()
+        .map(|(id, current, enabled)| {
+            let current = read_version(conn, &id, current)?;
+            Ok((
+                id,
+                RegisteredConnector {
+                    current,
+                    enabled: enabled != 0,
+                },
+            ))
+        })
+        .collect()
+}
+
+fn read_policy_files(
+    conn: &Connection,
+) -> Result<BTreeMap<String, PolicyFileRecord>, RegistryError> {
+    let mut statement = conn.prepare("SELECT path, text FROM policy_files ORDER BY path")?;
+    let files = statement
+        .query_map([], |row| {
+            Ok(PolicyFileRecord {
+                path: row.get(0)?,
+                text: row.get(1)?,
+            })
+        })?
+        .map(|file| file.map(|file| (file.path.clone(), file)))
+        .collect::<Result<BTreeMap<_, _>, _>>()?;
+    Ok(files)
+}
+
+/// Every grant, revoked ones too, oldest first.
+fn read_grants(conn: &Connection) -> Result<Vec<GrantRecord>, RegistryError> {
+    read_bodies(
+        conn,
+        "SELECT id, body FROM grants ORDER BY created_seq",
+        "grant",
+    )
+}
+
+/// Decodes the JSON bodies of `sql`'s rows (`id, body`), each a `kind` (for messages).
+fn read_bodies<T: serde::de::DeserializeOwned>(
+    conn: &Connection,
+    sql: &str,
+    kind: &str,
+) -> Result<Vec<T>, RegistryError> {
+    let mut statement = conn.prepare(sql)?;
+    let rows = statement
+        .query_map([], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter()
+        .map(|(id, body)| from_json(&body, || format!("{kind} `{id}`")))
+        .collect()
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String, RegistryError> {
+    serde_json::to_string(value)
+        .map_err(|e| RegistryError::Corrupt(format!("cannot encode a record: {e}")))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(
+    text: &str,
+    what: impl FnOnce() -> String,
+) -> Result<T, RegistryError> {
+    serde_json::from_str(text).map_err(|e| RegistryError::Corrupt(format!("{}: {e}", what())))
+}

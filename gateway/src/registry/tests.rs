@@ -1,0 +1,551 @@
+//! Tests of the SQLite registry on real files in temporary directories: connector
+//! versioning, enabling, optimistic concurrency (stale revisions), atomic commits,
+//! grant revocation, access requests, persistence across reopening and refusing a
+//! newer schema.
+
+use super::*;
+use std::path::Path;
+
+fn open(dir: &Path) -> SqliteRegistry {
+    SqliteRegistry::open(dir).unwrap()
+}
+
+fn version(id: &str, definition: &str) -> ConnectorVersion {
+    ConnectorVersion {
+        id: id.to_owned(),
+        version: 0,
+        department: "public-security".to_owned(),
+        definition: definition.to_owned(),
+        schemas: BTreeMap::from([(
+            "hukou/person.schema.json".to_owned(),
+            r#"{"type":"object"}"#.to_owned(),
+        )]),
+        origin: Origin::Api,
+        created_at: "2025-03-01T08:00:00Z".to_owned(),
+        created_by: "alice".to_owned(),
+    }
+}
+
+fn grant(id: &str) -> GrantRecord {
+    GrantRecord {
+        id: id.to_owned(),
+        department: "public-security".to_owned(),
+        connector: "hukou".to_owned(),
+        township: "qingshui".to_owned(),
+        policy: format!("grants:\n  - id: {id}\n"),
+        request_id: Some("req-1".to_owned()),
+        created_at: "2025-03-02T08:00:00Z".to_owned(),
+        created_by: "bob".to_owned(),
+        revoked: None,
+    }
+}
+
+fn request(id: &str) -> AccessRequest {
+    AccessRequest {
+        id: id.to_owned(),
+        township: "qingshui".to_owned(),
+        requested_by: "lead".to_owned(),
+        connector: "hukou".to_owned(),
+        department: "public-security".to_owned(),
+        operations: vec!["lookup".to_owned()],
+        purposes: vec!["subsidy-check".to_owned()],
+        fields: BTreeMap::from([("name".to_owned(), serde_json::json!("default"))]),
+        roles: vec!["clerk".to_owned()],
+        justification: "checking subsidy eligibility".to_owned(),
+        valid_until: None,
+        created_at: "2025-03-01T09:00:00Z".to_owned(),
+        deadline: "2025-03-08".to_owned(),
+        state: RequestState::Pending,
+        decided_at: None,
+        decided_by: None,
+        decision_note: None,
+        grant_id: None,
+    }
+}
+
+fn revocation() -> Revocation {
+    Revocation {
+        at: "2025-03-05T08:00:00Z".to_owned(),
+        by: "carol".to_owned(),
+        reason: "no longer needed".to_owned(),
+    }
+}
+
+/// Commits at the current revision.
+async fn commit(registry: &SqliteRegistry, changes: Vec<Change>) -> Result<u64, RegistryError> {
+    let revision = registry.revision().await.unwrap();
+    registry.commit(revision, changes).await
+}
+
+#[tokio::test]
+async fn an_empty_registry_is_at_revision_zero_with_an_empty_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = open(dir.path());
+    assert_eq!(registry.path(), dir.path().join(REGISTRY_FILE));
+    assert_eq!(registry.revision().await.unwrap(), 0);
+    assert_eq!(registry.snapshot().await.unwrap(), Snapshot::default());
+    assert!(
+        registry
+            .connector_versions("hukou")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(registry.grants().await.unwrap().is_empty());
+    assert!(registry.access_requests().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn every_commit_increments_the_revision() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = open(dir.path());
+    assert_eq!(registry.commit(0, vec![]).await.unwrap(), 1);
+    let file = PolicyFileRecord {
+        path: "policies/hukou.yaml".to_owned(),
+        text: "grants: []\n".to_owned(),
+    };
+    assert_eq!(
+        registry
+            .commit(1, vec![Change::PutPolicyFile(file.clone())])
+            .await
+            .unwrap(),
+        2
+    );
+    let snapshot = registry.snapshot().await.unwrap();
+    assert_eq!(snapshot.revision, 2);
+    assert_eq!(snapshot.policy_files.get(&file.path), Some(&file));
+}
+
+#[tokio::test]
+async fn the_same_content_makes_no_new_version_and_new_content_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = open(dir.path());
+    commit(
+        &registry,
+        vec![Change::PutConnector(version("hukou", "a: 1"))],
+    )
+    .await
+    .unwrap();
+    // Same definition and schemas (other metadata aside): no new version.
+    let mut again = version("hukou", "a: 1");
+    again.version = 7;
+    again.created_by = "someone-else".to_owned();
+    commit(&registry, vec![Change::PutConnector(again)])
+        .await
+        .unwrap();
+    let versions = registry.connector_versions("hukou").await.unwrap();
+    assert_eq!(versions.len(), 1);
+    assert_eq!(versions[0].version, 1);
+    assert_eq!(versions[0].created_by, "alice");
+
+    // Different schemas alone make a new version.
+    let mut schemas_changed = version("hukou", "a: 1");
+    schemas_changed
+        .schemas
+        .insert("hukou/extra.schema.json".to_owned(), "{}".to_owned());
+    commit(&registry, vec![Change::PutConnector(schemas_changed)])
+        .await
+        .unwrap();
+    commit(
+        &registry,
+        vec![Change::PutConnector(version("hukou", "a: 2"))],
+    )
+    .await
+    .unwrap();
+
+    let versions = registry.connector_versions("hukou").await.unwrap();
+    let numbers: Vec<u32> = versions.iter().map(|v| v.version).collect();
+    assert_eq!(numbers, [1, 2, 3], "oldest first");
+    assert_eq!(versions[0].definition, "a: 1");
+    assert_eq!(versions[2].definition, "a: 2");
+
+    let snapshot = registry.snapshot().await.unwrap();
+    let registered = &snapshot.connectors["hukou"];
+    assert!(registered.enabled);
+    assert_eq!(registered.current.version, 3);
+    assert_eq!(registered.current.definition, "a: 2");
+    assert_eq!(registered.current, versions[2]);
+    assert!(
+        registry
+            .connector_versions("other")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn disabling_and_enabling_show_in_the_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = open(dir.path());
+    commit(
+        &registry,
+        vec![Change::PutConnector(version("hukou", "a: 1"))],
+    )
+    .await
+    .unwrap();
+    let disable = Change::SetConnectorEnabled {
+        id: "hukou".to_owned(),
+        enabled: false,
+    };
+    commit(&registry, vec![disable]).await.unwrap();
+    let snapshot = registry.snapshot().await.unwrap();
+    assert!(
+        !snapshot.connectors["hukou"].enabled,
+        "still listed, disabled"
+    );
+
+    let enable = Change::SetConnectorEnabled {
+        id: "hukou".to_owned(),
+        enabled: true,
+    };
+    commit(&registry, vec![enable]).await.unwrap();
+    assert!(registry.snapshot().await.unwrap().connectors["hukou"].enabled);
+
+    // Putting the same content again enables a disabled connector, with no new version.
+    commit(
+        &registry,
+        vec![Change::SetConnectorEnabled {
+            id: "hukou".to_owned(),
+            enabled: false,
+        }],
+    )
+    .await
+    .unwrap();
+    commit(
+        &registry,
+        vec![Change::PutConnector(version("hukou", "a: 1"))],
+    )
+    .await
+    .unwrap();
+    let snapshot = registry.snapshot().await.unwrap();
+    assert!(snapshot.connectors["hukou"].enabled);
+    assert_eq!(snapshot.connectors["hukou"].current.version, 1);
+
+    let unknown = commit(
+        &registry,
+        vec![Change::SetConnectorEnabled {
+            id: "nope".to_owned(),
+            enabled: true,
+        }],
+    )
+    .await;
+    assert!(
+        matches!(unknown, Err(RegistryError::Missing(_))),
+        "{unknown:?}"
+    );
+}
+
+#[tokio::test]
+async fn removing_a_connector_keeps_its_versions_and_putting_it_back_numbers_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = open(dir.path());
+    commit(
+        &registry,
+        vec![Change::PutConnector(version("hukou", "a: 1"))],
+    )
+    .await
+    .unwrap();
+    commit(
+        &registry,
+        vec![Change::RemoveConnector {
+            id: "hukou".to_owned(),
+        }],
+    )
+    .await
+    .unwrap();
+    assert!(registry.snapshot().await.unwrap().connectors.is_empty());
+    assert_eq!(registry.connector_versions("hukou").await.unwrap().len(), 1);
+
+    commit(
+        &registry,
+        vec![Change::PutConnector(version("hukou", "a: 1"))],
+    )
+    .await
+    .unwrap();
+    let snapshot = registry.snapshot().await.unwrap();
+    assert_eq!(snapshot.connectors["hukou"].current.version, 2);
+}
+
+#[tokio::test]
+async fn a_commit_against_a_stale_revision_conflicts_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = open(dir.path());
+    registry
+        .commit(0, vec![Change::PutConnector(version("hukou", "a: 1"))])
+        .await
+        .unwrap();
+    let before = registry.snapshot().await.unwrap();
+
+    let stale = registry
+        .commit(0, vec![Change::PutConnector(version("hukou", "a: 2"))])
+        .await;
+    assert!(
+        matches!(
+            stale,
+            Err(RegistryError::Conflict {
+                expected: 0,
+                found: 1
+            })
+        ),
+        "{stale:?}"
+    );
+    assert_eq!(registry.snapshot().await.unwrap(), before);
+    assert_eq!(registry.connector_versions("hukou").await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_commit_with_a_failing_change_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = open(dir.path());
+    commit(&registry, vec![Change::AddGrant(grant("ar-1"))])
+        .await
+        .unwrap();
+    let before = registry.snapshot().await.unwrap();
+
+    let failed = commit(
+        &registry,
+        vec![
+            Change::PutConnector(version("hukou", "a: 1")),
+            Change::PutPolicyFile(PolicyFileRecord {
+                path: "policies/x.yaml".to_owned(),
+                text: "grants: []\n".to_owned(),
+            }),
+            Change::RevokeGrant {
+                id: "ar-1".to_owned(),
+                revocation: revocation(),
+            },
+            Change::AddRequest(request("req-1")),
+            Change::RevokeGrant {
+                id: "unknown".to_owned(),
+                revocation: revocation(),
+            },
+        ],
+    )
+    .await;
+    assert!(
+        matches!(failed, Err(RegistryError::Missing(_))),
+        "{failed:?}"
+    );
+
+    assert_eq!(registry.snapshot().await.unwrap(), before);
+    assert_eq!(registry.revision().await.unwrap(), before.revision);
+    assert!(
+        registry
+            .connector_versions("hukou")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(registry.access_requests().await.unwrap().is_empty());
+    assert_eq!(registry.grants().await.unwrap(), [grant("ar-1")]);
+
+    // Other failing changes roll back the same way.
+    for change in [
+        Change::RemovePolicyFile {
+            path: "policies/none.yaml".to_owned(),
+        },
+        Change::RemoveConnector {
+            id: "none".to_owned(),
+        },
+        Change::DecideRequest(request("none")),
+    ] {
+        let failed = commit(
+            &registry,
+            vec![Change::PutConnector(version("hukou", "a: 1")), change],
+        )
+        .await;
+        assert!(
+            matches!(failed, Err(RegistryError::Missing(_))),
+            "{failed:?}"
+        );
+    }
+    let duplicate = commit(&registry, vec![Change::AddGrant(grant("ar-1"))]).await;
+    assert!(
+        matches!(duplicate, Err(RegistryError::Corrupt(_))),
+        "{duplicate:?}"
+    );
+    assert_eq!(registry.snapshot().await.unwrap(), before);
+}
+
+#[tokio::test]
+async fn a_revoked_grant_leaves_the_snapshot_but_stays_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = open(dir.path());
+    commit(
+        &registry,
+        vec![
+            Change::AddGrant(grant("ar-2")),
+            Change::AddGrant(grant("ar-1")),
+        ],
+    )
+    .await
+    .unwrap();
+    commit(&registry, vec![Change::AddGrant(grant("ar-0"))])
+        .await
+        .unwrap();
+    let snapshot = registry.snapshot().await.unwrap();
+    assert_eq!(snapshot.grants.len(), 3);
+    assert_eq!(snapshot.grants["ar-1"], grant("ar-1"));
+
+    commit(
+        &registry,
+        vec![Change::RevokeGrant {
+            id: "ar-1".to_owned(),
+            revocation: revocation(),
+        }],
+    )
+    .await
+    .unwrap();
+
+    let snapshot = registry.snapshot().await.unwrap();
+    let in_force: Vec<&str> = snapshot.grants.keys().map(String::as_str).collect();
+    assert_eq!(in_force, ["ar-0", "ar-2"]);
+
+    let all = registry.grants().await.unwrap();
+    let ids: Vec<&str> = all.iter().map(|g| g.id.as_str()).collect();
+    assert_eq!(ids, ["ar-2", "ar-1", "ar-0"], "oldest first");
+    assert_eq!(all[1].revoked, Some(revocation()));
+    assert_eq!(all[0].revoked, None);
+}
+
+#[tokio::test]
+async fn requests_round_trip_and_a_decision_replaces_the_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = open(dir.path());
+    commit(
+        &registry,
+        vec![
+            Change::AddRequest(request("req-b")),
+            Change::AddRequest(request("req-a")),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        registry.access_requests().await.unwrap(),
+        [request("req-b"), request("req-a")],
+        "oldest first"
+    );
+
+    let mut decided = request("req-b");
+    decided.state = RequestState::Approved;
+    decided.decided_at = Some("2025-03-03T10:00:00Z".to_owned());
+    decided.decided_by = Some("dept-head".to_owned());
+    decided.decision_note = Some("approved for one year".to_owned());
+    decided.grant_id = Some("ar-9".to_owned());
+    commit(
+        &registry,
+        vec![
+            Change::DecideRequest(decided.clone()),
+            Change::AddGrant(grant("ar-9")),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        registry.access_requests().await.unwrap(),
+        [decided, request("req-a")],
+        "replaced in place, order kept"
+    );
+
+    let duplicate = commit(&registry, vec![Change::AddRequest(request("req-a"))]).await;
+    assert!(
+        matches!(duplicate, Err(RegistryError::Corrupt(_))),
+        "{duplicate:?}"
+    );
+}
+
+#[tokio::test]
+async fn reopening_the_file_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = PolicyFileRecord {
+        path: "policies/hukou.yaml".to_owned(),
+        text: "grants: []\n".to_owned(),
+    };
+    let mut from_file = version("civil", "b: 1");
+    from_file.origin = Origin::File {
+        path: "connectors/civil.yaml".to_owned(),
+    };
+    let (snapshot, versions, grants, requests) = {
+        let registry = open(dir.path());
+        commit(
+            &registry,
+            vec![
+                Change::PutConnector(version("hukou", "a: 1")),
+                Change::PutConnector(from_file),
+                Change::PutPolicyFile(file.clone()),
+                Change::AddGrant(grant("ar-1")),
+                Change::AddRequest(request("req-1")),
+            ],
+        )
+        .await
+        .unwrap();
+        commit(
+            &registry,
+            vec![
+                Change::PutConnector(version("hukou", "a: 2")),
+                Change::SetConnectorEnabled {
+                    id: "civil".to_owned(),
+                    enabled: false,
+                },
+            ],
+        )
+        .await
+        .unwrap();
+        (
+            registry.snapshot().await.unwrap(),
+            registry.connector_versions("hukou").await.unwrap(),
+            registry.grants().await.unwrap(),
+            registry.access_requests().await.unwrap(),
+        )
+    };
+    assert_eq!(snapshot.revision, 2);
+    assert_eq!(snapshot.connectors.len(), 2);
+    assert!(snapshot.connectors["civil"].current.origin.is_file());
+
+    let reopened = open(dir.path());
+    assert_eq!(reopened.revision().await.unwrap(), 2);
+    assert_eq!(reopened.snapshot().await.unwrap(), snapshot);
+    assert_eq!(
+        reopened.connector_versions("hukou").await.unwrap(),
+        versions
+    );
+    assert_eq!(reopened.grants().await.unwrap(), grants);
+    assert_eq!(reopened.access_requests().await.unwrap(), requests);
+    // And it goes on from where it was.
+    assert_eq!(reopened.commit(2, vec![]).await.unwrap(), 3);
+}
+
+#[tokio::test]
+async fn a_registry_from_a_newer_gateway_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = open(dir.path());
+    let conn = rusqlite::Connection::open(registry.path()).unwrap();
+    conn.execute(
+        "UPDATE meta SET value = '99' WHERE key = 'schema_version'",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let refused = SqliteRegistry::open(dir.path());
+    assert!(
+        matches!(
+            refused,
+            Err(RegistryError::TooNew {
+                found: 99,
+                known: sqlite::SCHEMA_VERSION
+            })
+        ),
+        "{refused:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_data_directory_is_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let nested = dir.path().join("a/b");
+    let registry = open(&nested);
+    assert!(registry.path().exists());
+    assert_eq!(registry.revision().await.unwrap(), 0);
+}
