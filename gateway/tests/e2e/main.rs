@@ -20,5 +20,6 @@ mod limits;
 mod lookups;
 mod misbehaviour;
 mod privacy;
+mod registry;
 mod surface;
 mod tls;
