@@ -66,6 +66,26 @@ pub struct GatewayFile {
     /// Form templates, relative to this file.
     #[serde(default)]
     pub forms: Vec<PathBuf>,
+    /// How townships' access requests are handled.
+    #[serde(default)]
+    pub access_requests: AccessRequestSettings,
+}
+
+/// How townships' access requests are handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccessRequestSettings {
+    /// Working days (Monday to Friday) a department has to answer a request before it
+    /// is listed as overdue.
+    pub deadline_working_days: u32,
+}
+
+impl Default for AccessRequestSettings {
+    fn default() -> Self {
+        AccessRequestSettings {
+            deadline_working_days: 10,
+        }
+    }
 }
 
 /// The county this gateway serves (GB/T 2260 code).
@@ -286,6 +306,7 @@ pub struct ActiveConfig {
     pub connectors: BTreeMap<String, ActiveConnector>,
     pub purposes: PurposeCatalog,
     pub rate_limits: RateLimitsConfig,
+    pub access_requests: AccessRequestSettings,
     pub forms: FormSet,
     pub policies: PolicySet,
     pub auth: AuthConfig,
@@ -324,6 +345,13 @@ pub fn load(
             path,
             "county.code",
             "must be a 6-digit GB/T 2260 county code",
+        );
+    }
+    if !(1..=60).contains(&main.access_requests.deadline_working_days) {
+        loader.problem(
+            path,
+            "access_requests.deadline_working_days",
+            "must be between 1 and 60 working days",
         );
     }
     if main.limits.max_request_bytes < 1024 {
@@ -435,6 +463,7 @@ pub fn load(
         purposes,
         policies,
         rate_limits: main.rate_limits,
+        access_requests: main.access_requests,
         forms,
         auth,
         tls: main.tls,

@@ -28,11 +28,16 @@
 //! (`POST /v1/forms/{form}/fill`): one audited lookup per operation and person, all at
 //! once, under one deadline.
 //!
-//! Around it: [`config`] loads and checks everything (`gateway check`), [`store`] is
+//! Around it: [`config`] loads and checks everything (`gateway check`) — the files
+//! `gateway.yaml` names plus the [`registry`] (connectors and their versions, applied
+//! policy files, grants from approved [`access`] requests) — and [`live`] swaps a new
+//! configuration in whole when either changes, without a restart; [`catalog`] shows
+//! what can be shared on what terms; [`store`] is
 //! the durable store behind a trait, [`secrets`] keeps keys in the data directory,
 //! [`tls`] serves HTTPS and mTLS, [`health`] answers `/healthz` and `/readyz`,
 //! [`metrics`] `/metrics`, [`privacy`] is the privacy officer's API over the audit
-//! log, [`admin`] holds department and operator actions (cache purge), [`demo`] runs
+//! log, [`admin`] holds department and operator actions on connectors (register,
+//! version, disable, test, purge the cache), [`demo`] runs
 //! the demo county, and [`cli`] is the command line.
 
 pub mod access;
