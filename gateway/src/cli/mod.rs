@@ -1,10 +1,13 @@
 //! The command line: `demo`, `serve`, `check`, `simulate`, `token` (keygen, mint),
-//! `policy` (explain, test) and `audit` (verify, checkpoint). Each command parses its arguments, calls into the
-//! library and turns the outcome into an exit code: 0 success, 1 a problem the user
-//! can fix (config, address in use, a failing policy case), 2 bad usage.
+//! `policy` (explain, test), `audit` (verify, checkpoint), and `apply` / `export` (the
+//! registry's file-managed objects from and to a directory). Each command parses its
+//! arguments, calls into the library and turns the outcome into an exit code: 0
+//! success, 1 a problem the user can fix (config, address in use, a failing policy
+//! case, an invalid apply), 2 bad usage.
 //!
 //! `run` holds the long-running commands (demo, serve, simulate), `token` the
-//! token tools and `policy` the policy tools; this file parses and dispatches.
+//! token tools, `policy` the policy tools and `registry` apply and export; this file
+//! parses and dispatches.
 #![expect(
     clippy::print_stdout,
     clippy::print_stderr,
@@ -21,11 +24,13 @@ use crate::config::{self, ConfigProblem, DiskSource, LoadOptions};
 mod audit;
 mod bench;
 mod policy;
+mod registry;
 mod run;
 mod token;
 
 use audit::{AuditCommand, run_audit};
 use policy::{PolicyCommand, run_explain, run_policy_test};
+use registry::{ApplyArgs, ExportArgs, run_apply, run_export};
 use run::{DemoArgs, ServeArgs, SimulateArgs, run_demo, run_serve, run_simulate};
 use token::{TokenCommand, run_keygen, run_mint};
 
@@ -60,6 +65,12 @@ enum Command {
     /// The audit log: verify, checkpoint, export, a citizen's report, anomalies.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Make the registry's file-managed connectors and policy files exactly those of a
+    /// directory (connectors/, schemas/, policies/), checked before they are committed.
+    Apply(ApplyArgs),
+    /// Write the registry's connectors, schemas, policy files and API grants to a
+    /// directory that `apply` takes.
+    Export(ExportArgs),
     /// Benchmark helpers for `bench/run`: fixtures, a fixed-rate load client, the report.
     #[command(subcommand, hide = true)]
     Bench(bench::BenchCommand),
@@ -88,6 +99,8 @@ pub fn main(cli: Cli) -> ExitCode {
             Command::Token(TokenCommand::Mint(args)) => run_mint(args),
             Command::Policy(PolicyCommand::Explain(args)) => run_explain(args).await,
             Command::Audit(command) => run_audit(command),
+            Command::Apply(args) => run_apply(args).await,
+            Command::Export(args) => run_export(args).await,
             Command::Bench(command) => bench::run(command).await,
             Command::Policy(PolicyCommand::Test { config, dir }) => {
                 run_policy_test(config.as_deref(), &dir)

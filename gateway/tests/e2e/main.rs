@@ -9,7 +9,9 @@
 
 mod helpers;
 
+mod access;
 mod admin;
+mod apply;
 mod audit;
 mod auth;
 mod binary;
