@@ -47,7 +47,10 @@ fn jisheng2(gw: &TestGateway, sharing: &str) -> Value {
         )
         .replace(
             "base_url: http://127.0.0.1:18103",
-            &format!("base_url: {}", gw.department(Department::Jisheng).base_url()),
+            &format!(
+                "base_url: {}",
+                gw.department(Department::Jisheng).base_url()
+            ),
         )
         .replace(
             "transform: { code: marital_status }, pii: code, sharing: open }",
@@ -94,8 +97,15 @@ async fn a_department_registers_a_connector_and_clerks_use_it_at_once() {
 
     let answer = gw.query(&fertility(person.id.as_str())).await;
     assert_eq!(answer.status, 200, "{}", answer.text);
-    assert!(answer.json["data"]["marital_status"].is_string(), "{}", answer.text);
-    assert!(answer.json["data"].get("name").is_none(), "conditional fields need a grant");
+    assert!(
+        answer.json["data"]["marital_status"].is_string(),
+        "{}",
+        answer.text
+    );
+    assert!(
+        answer.json["data"].get("name").is_none(),
+        "conditional fields need a grant"
+    );
 
     // The same content again makes no new version; a change makes version 2.
     let again = put(&gw, &admin, "jisheng2", &jisheng2(&gw, "open")).await;
@@ -135,11 +145,18 @@ async fn an_invalid_connector_is_refused_with_every_problem_and_changes_nothing(
         .as_str()
         .expect("text")
         .replace("sharing: never", "sharing: sometimes")
-        .replace("timeouts: { connect_ms: 1000, total_ms: 3000 }", "timeouts: { connect_ms: 1000, total_ms: 3000 }\nsharing_terms: { legal_basis: \"\" }");
+        .replace(
+            "timeouts: { connect_ms: 1000, total_ms: 3000 }",
+            "timeouts: { connect_ms: 1000, total_ms: 3000 }\nsharing_terms: { legal_basis: \"\" }",
+        );
     body["definition"] = json!(broken);
     let refused = put(&gw, &admin, "jisheng2", &body).await;
     refused.assert_problem(400, "invalid-request");
-    assert!(refused.json["problems"][0]["path"].is_string(), "{}", refused.text);
+    assert!(
+        refused.json["problems"][0]["path"].is_string(),
+        "{}",
+        refused.text
+    );
 
     // A field mapped that the schema does not declare, and empty sharing terms: both.
     let mut body = jisheng2(&gw, "open");
@@ -162,7 +179,11 @@ async fn an_invalid_connector_is_refused_with_every_problem_and_changes_nothing(
         .iter()
         .filter_map(|p| p["path"].as_str())
         .collect();
-    assert!(paths.contains(&"sharing_terms.legal_basis"), "{}", refused.text);
+    assert!(
+        paths.contains(&"sharing_terms.legal_basis"),
+        "{}",
+        refused.text
+    );
     assert!(
         paths.iter().any(|p| p.contains("shoe_size")),
         "{}",
@@ -241,7 +262,12 @@ async fn departments_act_only_on_their_own_connectors_and_files_stay_the_source(
 
     // Every attempt is in the audit log, with who made it.
     let officer = gw.token(Role::PrivacyOfficer, None);
-    let found = post_json(&gw.url("/v1/audit/search"), &officer, &json!({"limit": 100})).await;
+    let found = post_json(
+        &gw.url("/v1/audit/search"),
+        &officer,
+        &json!({"limit": 100}),
+    )
+    .await;
     assert_eq!(found.status, 200, "{}", found.text);
     let events = found.json["events"].as_array().expect("events");
     let admin_ops: Vec<(String, u64, String)> = events
@@ -255,16 +281,18 @@ async fn departments_act_only_on_their_own_connectors_and_files_stay_the_source(
             (
                 e["operation"].as_str().unwrap_or_default().to_owned(),
                 e["outcome"]["status"].as_u64().unwrap_or_default(),
-                e["caller"]["department"].as_str().unwrap_or_default().to_owned(),
+                e["caller"]["department"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
             )
         })
         .collect();
     assert!(
-        admin_ops
-            .iter()
-            .any(|(op, status, dept)| op.starts_with("connector.put jisheng2 content=")
-                && *status == 200
-                && dept == "county-psb"),
+        admin_ops.iter().any(|(op, status, dept)| op
+            .starts_with("connector.put jisheng2 content=")
+            && *status == 200
+            && dept == "county-psb"),
         "{admin_ops:?}"
     );
     assert!(
@@ -282,7 +310,9 @@ async fn departments_act_only_on_their_own_connectors_and_files_stay_the_source(
         );
     }
     assert!(
-        admin_ops.iter().any(|(o, s, _)| o == "connector.put hukou" && *s == 409),
+        admin_ops
+            .iter()
+            .any(|(o, s, _)| o == "connector.put hukou" && *s == 409),
         "{admin_ops:?}"
     );
     let loads = events
@@ -305,16 +335,11 @@ async fn a_connector_test_reports_conformance_and_latency_without_data() {
     let test = |body: Value| {
         let gw = &gw;
         let admin = admin.clone();
-        async move {
-            post_json(
-                &gw.url("/v1/admin/connectors/hukou/test"),
-                &admin,
-                &body,
-            )
-            .await
-        }
+        async move { post_json(&gw.url("/v1/admin/connectors/hukou/test"), &admin, &body).await }
     };
-    let ok = test(json!({"operation": "person_by_id", "subject": {"id_number": person.id.as_str()}})).await;
+    let ok =
+        test(json!({"operation": "person_by_id", "subject": {"id_number": person.id.as_str()}}))
+            .await;
     assert_eq!(ok.status, 200, "{}", ok.text);
     assert_eq!(ok.json["outcome"], "conforms");
     assert!(ok.json["latency_ms"].as_f64().is_some_and(|ms| ms >= 0.0));
@@ -328,7 +353,9 @@ async fn a_connector_test_reports_conformance_and_latency_without_data() {
             ..Default::default()
         },
     );
-    let bad = test(json!({"operation": "person_by_id", "subject": {"id_number": person.id.as_str()}})).await;
+    let bad =
+        test(json!({"operation": "person_by_id", "subject": {"id_number": person.id.as_str()}}))
+            .await;
     assert_eq!(bad.status, 200, "{}", bad.text);
     assert_ne!(bad.json["outcome"], "conforms", "{}", bad.text);
     assert!(!bad.text.contains(&person.name), "{}", bad.text);
@@ -357,8 +384,14 @@ async fn the_catalog_shows_fields_and_terms_to_any_caller_and_no_data() {
         .expect("hukou is listed");
     assert_eq!(hukou["department"]["id"], "county-psb");
     let fields = hukou["operations"][0]["fields"].as_array().expect("fields");
-    let sharing: BTreeSet<&str> = fields.iter().filter_map(|f| f["sharing"].as_str()).collect();
-    assert!(sharing.contains("open") && sharing.contains("conditional"), "{sharing:?}");
+    let sharing: BTreeSet<&str> = fields
+        .iter()
+        .filter_map(|f| f["sharing"].as_str())
+        .collect();
+    assert!(
+        sharing.contains("open") && sharing.contains("conditional"),
+        "{sharing:?}"
+    );
     for f in fields {
         if f["sharing"] == "conditional" {
             assert!(
@@ -370,8 +403,16 @@ async fn the_catalog_shows_fields_and_terms_to_any_caller_and_no_data() {
             assert!(f.get("legal_basis").is_none(), "{f}");
         }
     }
-    assert!(catalog.json["purposes"].as_array().is_some_and(|p| !p.is_empty()));
-    let anonymous = client().get(gw.url("/v1/catalog")).send().await.expect("answer");
+    assert!(
+        catalog.json["purposes"]
+            .as_array()
+            .is_some_and(|p| !p.is_empty())
+    );
+    let anonymous = client()
+        .get(gw.url("/v1/catalog"))
+        .send()
+        .await
+        .expect("answer");
     assert_eq!(anonymous.status(), 401);
 }
 
@@ -402,7 +443,13 @@ async fn changes_under_steady_load_fail_no_request_and_mix_no_versions() {
     let first = put(&gw, &admin, "jisheng2", &jisheng2(&gw, "open")).await;
     assert_eq!(first.status, 201, "{}", first.text);
     let mut open_in: BTreeMap<String, bool> = BTreeMap::new();
-    open_in.insert(first.json["config_version"].as_str().expect("version").to_owned(), true);
+    open_in.insert(
+        first.json["config_version"]
+            .as_str()
+            .expect("version")
+            .to_owned(),
+        true,
+    );
 
     let stop = Arc::new(AtomicBool::new(false));
     let people: Vec<String> = [
@@ -432,7 +479,11 @@ async fn changes_under_steady_load_fail_no_request_and_mix_no_versions() {
         }));
     }
     for round in 0..10 {
-        let sharing = if round % 2 == 0 { "conditional" } else { "open" };
+        let sharing = if round % 2 == 0 {
+            "conditional"
+        } else {
+            "open"
+        };
         let changed = put(&gw, &admin, "jisheng2", &jisheng2(&gw, sharing)).await;
         assert_eq!(changed.status, 200, "{}", changed.text);
         let version = changed.json["config_version"].as_str().expect("version");
@@ -456,7 +507,9 @@ async fn changes_under_steady_load_fail_no_request_and_mix_no_versions() {
         if a.status != 200 {
             continue;
         }
-        let version = a.json["decision"]["config_version"].as_str().expect("version");
+        let version = a.json["decision"]["config_version"]
+            .as_str()
+            .expect("version");
         let open = *open_in
             .get(version)
             .unwrap_or_else(|| panic!("an answer from an unknown version {version}"));
@@ -468,5 +521,9 @@ async fn changes_under_steady_load_fail_no_request_and_mix_no_versions() {
         *by_version.entry(version).or_default() += 1;
     }
     assert_eq!(open_in.len(), 2, "two contents, two versions: {open_in:?}");
-    assert_eq!(by_version.len(), 2, "answers came from both versions: {by_version:?}");
+    assert_eq!(
+        by_version.len(),
+        2,
+        "answers came from both versions: {by_version:?}"
+    );
 }
