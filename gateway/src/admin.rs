@@ -164,6 +164,10 @@ pub(crate) async fn commit(
         Err(ChangeError::Audit(e)) => {
             return Err(crate::server::audit_unavailable(request_id, &e));
         }
+        Err(ChangeError::Registry(RegistryError::Decided(_))) => Problem::new(
+            ProblemKind::AlreadyDecided,
+            "Someone decided this meanwhile; nothing was changed.",
+        ),
         Err(ChangeError::Registry(RegistryError::Conflict { .. })) => Problem::new(
             ProblemKind::RegistryConflict,
             "The registry changed meanwhile; nothing was changed. Send the request again.",
@@ -314,7 +318,9 @@ async fn put_connector(
     };
     let definition = match as_text(&body.definition, true) {
         Ok(text) => text,
-        Err(e) => return refused(&app, &request_id, event, invalid(format!("definition {e}"))).await,
+        Err(e) => {
+            return refused(&app, &request_id, event, invalid(format!("definition {e}"))).await;
+        }
     };
     let mut schemas = std::collections::BTreeMap::new();
     for (path, schema) in &body.schemas {

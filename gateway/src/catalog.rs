@@ -84,7 +84,11 @@ pub fn describe(config: &ActiveConfig, disabled: &[String]) -> Value {
                 "operations": operations,
             })
         })
-        .chain(disabled.iter().map(|id| json!({ "id": id, "enabled": false })))
+        .chain(
+            disabled
+                .iter()
+                .map(|id| json!({ "id": id, "enabled": false })),
+        )
         .collect();
     let purposes: Vec<Value> = config
         .purposes
@@ -100,7 +104,11 @@ pub fn describe(config: &ActiveConfig, disabled: &[String]) -> Value {
 }
 
 /// Every leaf field with its path (`children[].name`), in record order.
-fn leaves<'a>(prefix: &str, fields: &'a BTreeMap<String, FieldDef>, out: &mut Vec<(String, &'a FieldDef)>) {
+fn leaves<'a>(
+    prefix: &str,
+    fields: &'a BTreeMap<String, FieldDef>,
+    out: &mut Vec<(String, &'a FieldDef)>,
+) {
     for (name, f) in fields {
         let path = if prefix.is_empty() {
             name.clone()

@@ -191,7 +191,9 @@ impl Live {
                     continue;
                 }
                 match live.refresh(&active, &*audit).await {
-                    Ok(true) => tracing::info!(revision, "registry changed; configuration reloaded"),
+                    Ok(true) => {
+                        tracing::info!(revision, "registry changed; configuration reloaded")
+                    }
                     Ok(false) => {}
                     Err(e) => {
                         failed = Some(revision);

@@ -177,14 +177,24 @@ pub enum Change {
     /// schemas equal to the current version's make no new version.
     PutConnector(ConnectorVersion),
     /// Serves a connector, or stops serving it (its versions are kept).
-    SetConnectorEnabled { id: String, enabled: bool },
+    SetConnectorEnabled {
+        id: String,
+        enabled: bool,
+    },
     /// Forgets a file-managed connector that its directory no longer holds (its
     /// versions are kept for the record).
-    RemoveConnector { id: String },
+    RemoveConnector {
+        id: String,
+    },
     PutPolicyFile(PolicyFileRecord),
-    RemovePolicyFile { path: String },
+    RemovePolicyFile {
+        path: String,
+    },
     AddGrant(GrantRecord),
-    RevokeGrant { id: String, revocation: Revocation },
+    RevokeGrant {
+        id: String,
+        revocation: Revocation,
+    },
     AddRequest(AccessRequest),
     /// Replaces a request with its decided form (same id).
     DecideRequest(AccessRequest),
@@ -206,6 +216,8 @@ pub enum RegistryError {
     Conflict { expected: u64, found: u64 },
     #[error("the change names something the registry does not hold: {0}")]
     Missing(String),
+    #[error("{0}")]
+    Decided(String),
     #[error("the registry's schema version {found} is newer than this gateway knows ({known})")]
     TooNew { found: u32, known: u32 },
     #[error("the registry task failed: {0}")]

@@ -15,7 +15,7 @@ use rusqlite::{
 
 use super::{
     AccessRequest, Change, ConnectorVersion, GrantRecord, Origin, PolicyFileRecord,
-    RegisteredConnector, Registry, RegistryError, Revocation, Snapshot,
+    RegisteredConnector, Registry, RegistryError, RequestState, Revocation, Snapshot,
 };
 
 /// The registry database's file name inside the data directory.
@@ -323,11 +323,30 @@ fn apply(tx: &Transaction<'_>, change: Change) -> Result<(), RegistryError> {
             Ok(())
         }
         Change::DecideRequest(request) => {
-            let updated = tx.execute(
+            let body: Option<String> = tx
+                .query_row(
+                    "SELECT body FROM access_requests WHERE id = ?1",
+                    [&request.id],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            let body = body.ok_or_else(|| {
+                RegistryError::Missing(format!("access request `{}`", request.id))
+            })?;
+            let stored: AccessRequest =
+                from_json(&body, || format!("access request `{}`", request.id))?;
+            // Another writer (another replica) may have decided it since it was read.
+            if stored.state != RequestState::Pending {
+                return Err(RegistryError::Decided(format!(
+                    "access request `{}` is already decided",
+                    request.id
+                )));
+            }
+            tx.execute(
                 "UPDATE access_requests SET body = ?2 WHERE id = ?1",
                 params![request.id, to_json(&request)?],
             )?;
-            require_one(updated, || format!("access request `{}`", request.id))
+            Ok(())
         }
     }
 }
@@ -403,6 +422,11 @@ fn revoke_grant(
         .optional()?;
     let body = body.ok_or_else(|| RegistryError::Missing(format!("grant `{id}`")))?;
     let mut grant: GrantRecord = from_json(&body, || format!("grant `{id}`"))?;
+    if grant.revoked.is_some() {
+        return Err(RegistryError::Decided(format!(
+            "grant `{id}` is already revoked"
+        )));
+    }
     grant.revoked = Some(revocation);
     tx.execute(
         "UPDATE grants SET body = ?2 WHERE id = ?1",

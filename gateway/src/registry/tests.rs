@@ -445,9 +445,21 @@ async fn requests_round_trip_and_a_decision_replaces_the_request() {
     .unwrap();
     assert_eq!(
         registry.access_requests().await.unwrap(),
-        [decided, request("req-a")],
+        [decided.clone(), request("req-a")],
         "replaced in place, order kept"
     );
+
+    // A second decision (another replica that read the request before the first) and
+    // a second revocation are refused inside the transaction.
+    let twice = commit(&registry, vec![Change::DecideRequest(decided)]).await;
+    assert!(matches!(twice, Err(RegistryError::Decided(_))), "{twice:?}");
+    let revoke = || Change::RevokeGrant {
+        id: "ar-9".to_owned(),
+        revocation: revocation(),
+    };
+    commit(&registry, vec![revoke()]).await.unwrap();
+    let again = commit(&registry, vec![revoke()]).await;
+    assert!(matches!(again, Err(RegistryError::Decided(_))), "{again:?}");
 
     let duplicate = commit(&registry, vec![Change::AddRequest(request("req-a"))]).await;
     assert!(
