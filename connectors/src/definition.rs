@@ -652,6 +652,21 @@ impl ConnectorDef {
 
     /// Every leaf field of an operation's record with its dotted path.
     pub fn leaf_fields(op: &OperationDef) -> Vec<LeafField> {
+        ConnectorDef::leaf_defs(op)
+            .into_iter()
+            .filter_map(|(path, field)| {
+                Some(LeafField {
+                    path,
+                    pii: field.pii?,
+                    sharing: field.sharing?,
+                })
+            })
+            .collect()
+    }
+
+    /// Every leaf field's definition with its path (`children[].name`), in record
+    /// order.
+    pub fn leaf_defs(op: &OperationDef) -> Vec<(String, &FieldDef)> {
         let mut out = Vec::new();
         collect_leaves("", &op.record, &mut out);
         out
@@ -674,7 +689,11 @@ pub fn parse_yaml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, Defin
     })
 }
 
-fn collect_leaves(prefix: &str, fields: &BTreeMap<String, FieldDef>, out: &mut Vec<LeafField>) {
+fn collect_leaves<'a>(
+    prefix: &str,
+    fields: &'a BTreeMap<String, FieldDef>,
+    out: &mut Vec<(String, &'a FieldDef)>,
+) {
     for (name, field) in fields {
         let path = if prefix.is_empty() {
             name.clone()
@@ -685,8 +704,8 @@ fn collect_leaves(prefix: &str, fields: &BTreeMap<String, FieldDef>, out: &mut V
             collect_leaves(&path, children, out);
         } else if let Some(children) = &field.items {
             collect_leaves(&format!("{path}[]"), children, out);
-        } else if let (Some(pii), Some(sharing)) = (field.pii, field.sharing) {
-            out.push(LeafField { path, pii, sharing });
+        } else {
+            out.push((path, field));
         }
     }
 }

@@ -36,7 +36,7 @@ use connectors::definition::{LeafField, Sharing};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::admin::{commit, may_administer, refused, registry_unavailable};
+use crate::admin::{commit, may_administer, refused, registry_unavailable, short};
 use crate::audit::{AuditCaller, AuditEvent};
 use crate::auth::{Caller, Role};
 use crate::config::{ActiveConfig, ActiveConnector};
@@ -226,14 +226,6 @@ fn now_rfc3339() -> String {
 /// A new request id: `ar-` and a UUIDv7 in lowercase hex (a valid rule id).
 fn new_request_id() -> String {
     format!("ar-{}", uuid::Uuid::now_v7().simple())
-}
-
-/// An id from a URL as it may appear in an audit record: bounded, plain characters.
-fn short(id: &str) -> String {
-    id.chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-        .take(80)
-        .collect()
 }
 
 /// Whether a field key from a request looks like a field path, so it may be named

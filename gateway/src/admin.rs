@@ -423,12 +423,20 @@ async fn put_connector(
     }
 }
 
-/// An id from a URL as it may appear in an audit record: bounded, plain characters.
-fn short(id: &str) -> String {
-    id.chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-        .take(64)
-        .collect()
+/// An id from a URL as it may appear in an audit record: an id's shape (a lowercase
+/// letter, then lowercase letters, digits, `-` and `_`, at most 80), or `?`. Anything
+/// else is not recorded: a mistyped path could hold an ID number.
+pub(crate) fn short(id: &str) -> String {
+    let shaped = id.len() <= 80
+        && id.starts_with(|c: char| c.is_ascii_lowercase())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if shaped {
+        id.to_owned()
+    } else {
+        "?".to_owned()
+    }
 }
 
 async fn versions(
@@ -682,4 +690,23 @@ async fn test_connector(
         answer["error"] = json!(e.to_string());
     }
     axum::Json(answer).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_id_shaped_path_segments_reach_the_audit_log() {
+        assert_eq!(short("jisheng2"), "jisheng2");
+        assert_eq!(
+            short("ar-0193a2b4c5d67e8f9a0b1c2d3e4f5a6b"),
+            "ar-0193a2b4c5d67e8f9a0b1c2d3e4f5a6b"
+        );
+        // An ID number pasted into a URL is not recorded.
+        assert_eq!(short("13990119750327229X"), "?");
+        assert_eq!(short("139901197503272291"), "?");
+        assert_eq!(short("Hukou"), "?");
+        assert_eq!(short(&"a".repeat(81)), "?");
+    }
 }

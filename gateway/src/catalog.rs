@@ -4,13 +4,11 @@
 //! purposes grants are made for. Never data: any authenticated caller may read it, so
 //! a township knows what to ask for.
 
-use std::collections::BTreeMap;
-
 use axum::Router;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use connectors::definition::{FieldDef, Sharing};
+use connectors::definition::Sharing;
 use serde_json::{Value, json};
 
 use crate::config::ActiveConfig;
@@ -46,9 +44,7 @@ pub fn describe(config: &ActiveConfig, disabled: &[String]) -> Value {
                 .operations
                 .iter()
                 .map(|(name, op)| {
-                    let mut fields = Vec::new();
-                    leaves("", &op.record, &mut fields);
-                    let fields: Vec<Value> = fields
+                    let fields: Vec<Value> = connectors::ConnectorDef::leaf_defs(op)
                         .into_iter()
                         .map(|(path, f)| {
                             let sharing = f.sharing.unwrap_or(Sharing::Never);
@@ -101,26 +97,4 @@ pub fn describe(config: &ActiveConfig, disabled: &[String]) -> Value {
         "connectors": connectors,
         "purposes": purposes,
     })
-}
-
-/// Every leaf field with its path (`children[].name`), in record order.
-fn leaves<'a>(
-    prefix: &str,
-    fields: &'a BTreeMap<String, FieldDef>,
-    out: &mut Vec<(String, &'a FieldDef)>,
-) {
-    for (name, f) in fields {
-        let path = if prefix.is_empty() {
-            name.clone()
-        } else {
-            format!("{prefix}.{name}")
-        };
-        if let Some(children) = &f.fields {
-            leaves(&path, children, out);
-        } else if let Some(items) = &f.items {
-            leaves(&format!("{path}[]"), items, out);
-        } else {
-            out.push((path, f));
-        }
-    }
 }

@@ -126,14 +126,24 @@ impl Live {
         let mut applied = self.applied.lock().await;
         let snapshot = self.registry.snapshot().await?;
         let candidate = snapshot.with(&changes)?;
-        let mut config = self.build(candidate).await?;
+        // Changes that touch no configuration (a new access request, a refusal) are
+        // committed without loading anything.
+        let config = if candidate == snapshot {
+            None
+        } else {
+            Some(self.build(candidate).await?)
+        };
         audit.append(event).await.map_err(ChangeError::Audit)?;
         let revision = self.registry.commit(snapshot.revision, changes).await?;
+        *applied = revision;
+        let Some(mut config) = config else {
+            let version = active.load().version.clone();
+            return Ok(Changed { revision, version });
+        };
         carry_over(&active.load(), &mut config);
         let version = config.version.clone();
         let config = Arc::new(config);
         active.store(config.clone());
-        *applied = revision;
         drop(applied);
         record_loaded(audit, &config).await;
         Ok(Changed { revision, version })
