@@ -217,13 +217,14 @@ pub struct LoadOptions {
     pub auth: Option<AuthConfig>,
     /// Replaces the file's `data_dir` (`serve --data-dir`, the demo, tests).
     pub data_dir: Option<PathBuf>,
-    /// Connectors, policy files and grants from the registry, loaded after the files'.
+    /// Connectors, purpose files, policy files and grants from the registry, loaded
+    /// after the files'.
     pub registry: Snapshot,
 }
 
 /// Where registry objects appear to live while loading, so problems name them like
 /// files: `/@registry/connectors/ID.yaml`, `/@registry/schemas/ID/…`,
-/// `/@registry/policies/PATH`, `/@registry/grants/ID.yaml`.
+/// `/@registry/purposes/PATH`, `/@registry/policies/PATH`, `/@registry/grants/ID.yaml`.
 pub const REGISTRY_ROOT: &str = "/@registry";
 
 /// The files of the main configuration, with the registry's objects under
@@ -251,6 +252,7 @@ impl WithRegistry<'_> {
                 let schemas = &self.registry.connectors.get(id)?.current.schemas;
                 text(schemas.get(schema.to_str()?)?)
             }
+            "purposes" => text(&self.registry.purpose_files.get(rest.to_str()?)?.text),
             "policies" => text(&self.registry.policy_files.get(rest.to_str()?)?.text),
             "grants" => {
                 let id = rest.to_str()?.strip_suffix(".yaml")?;
@@ -368,20 +370,50 @@ pub fn load(
         loader.problem(path, &format!("rate_limits.{at}"), &message);
     }
 
-    let purposes_path = base.join(&main.purposes);
-    let purposes = match loader.parse_yaml::<PurposeFile>(&purposes_path) {
-        Some(file) => {
-            let (catalog, problems) = PurposeCatalog::build(file);
-            for (at, message) in problems {
-                loader.problem(&purposes_path, &at, &message);
-            }
-            catalog
+    let root = Path::new(REGISTRY_ROOT);
+    // The main purpose file, then the registry's: before connectors and policies,
+    // which name purposes. A code may be defined once across all of them.
+    let mut purposes = PurposeCatalog::default();
+    let mut defined_in: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let registry_purposes = options
+        .registry
+        .purpose_files
+        .keys()
+        .map(|p| root.join("purposes").join(p));
+    for purposes_path in std::iter::once(base.join(&main.purposes)).chain(registry_purposes) {
+        let Some(file) = loader.parse_yaml::<PurposeFile>(&purposes_path) else {
+            continue;
+        };
+        let codes: Vec<String> = file.purposes.iter().map(|p| p.code.clone()).collect();
+        let (catalog, problems) = PurposeCatalog::build(file);
+        for (at, message) in problems {
+            loader.problem(&purposes_path, &at, &message);
         }
-        None => PurposeCatalog::default(),
-    };
+        let added: Vec<String> = catalog.iter().map(|p| p.code.clone()).collect();
+        let duplicates = purposes.merge(catalog);
+        // In the file's order.
+        let mut at: Vec<(usize, &String)> = duplicates
+            .iter()
+            .map(|code| (codes.iter().position(|c| c == code).unwrap_or(0), code))
+            .collect();
+        at.sort();
+        for (i, code) in at {
+            let earlier = defined_in
+                .get(code)
+                .map(|file| file.display().to_string())
+                .unwrap_or_default();
+            loader.problem(
+                &purposes_path,
+                &format!("purposes[{i}].code"),
+                &format!("purpose `{code}` is already defined in {earlier}"),
+            );
+        }
+        for code in added.into_iter().filter(|c| !duplicates.contains(c)) {
+            defined_in.insert(code, purposes_path.clone());
+        }
+    }
 
     let schemas_dir = base.join(&main.schemas_dir);
-    let root = Path::new(REGISTRY_ROOT);
     // The files' connectors, then the registry's enabled ones (each with its own
     // schemas); a disabled connector is skipped, and so are the rules naming it.
     let registered = options.registry.connectors.iter().filter_map(|(id, c)| {
@@ -801,5 +833,66 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.len(), 1);
         assert_eq!(err[0].file, PathBuf::from("missing.yaml"));
+    }
+
+    fn purpose_file(path: &str, codes: &[&str]) -> (String, crate::registry::PolicyFileRecord) {
+        let mut text = "purposes:\n".to_owned();
+        for code in codes {
+            text.push_str(&format!(
+                "  - code: {code}\n    name: 测试\n    name_en: Test\n    legal_basis: 测试条例\n"
+            ));
+        }
+        (
+            path.to_owned(),
+            crate::registry::PolicyFileRecord {
+                path: path.to_owned(),
+                text,
+            },
+        )
+    }
+
+    fn load_county(purpose_files: &[(&str, &[&str])]) -> Result<ActiveConfig, Vec<ConfigProblem>> {
+        let options = LoadOptions {
+            registry: Snapshot {
+                purpose_files: purpose_files
+                    .iter()
+                    .map(|(path, codes)| purpose_file(path, codes))
+                    .collect(),
+                ..Snapshot::default()
+            },
+            ..LoadOptions::default()
+        };
+        load(
+            &EmbeddedSource::new(crate::demo::COUNTY_FILES.iter().copied()),
+            Path::new(crate::demo::COUNTY_CONFIG),
+            &options,
+        )
+    }
+
+    #[test]
+    fn registry_purpose_files_join_the_catalog() {
+        let cfg = load_county(&[("a.yaml", &["test_a"]), ("b.yaml", &["test_b"])]).unwrap();
+        assert!(cfg.purposes.get("test_a").is_some());
+        assert!(cfg.purposes.get("test_b").is_some());
+        assert!(cfg.purposes.get("birth_registration").is_some());
+    }
+
+    #[test]
+    fn a_purpose_code_defined_twice_is_a_problem_of_the_later_file() {
+        let problems = load_county(&[
+            ("a.yaml", &["test_a"]),
+            ("b.yaml", &["test_a", "birth_registration"]),
+        ])
+        .unwrap_err();
+        let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            text,
+            [
+                "/@registry/purposes/b.yaml: purposes[0].code: purpose `test_a` is already \
+                 defined in /@registry/purposes/a.yaml",
+                "/@registry/purposes/b.yaml: purposes[1].code: purpose `birth_registration` \
+                 is already defined in county/purposes.yaml",
+            ]
+        );
     }
 }

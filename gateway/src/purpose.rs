@@ -73,6 +73,23 @@ impl PurposeCatalog {
         (PurposeCatalog { by_code }, problems)
     }
 
+    /// Adds `other`'s purposes whose codes this catalog does not define yet, and
+    /// returns the codes it already defined (those purposes are left out).
+    pub(crate) fn merge(&mut self, other: PurposeCatalog) -> Vec<String> {
+        let mut duplicates = Vec::new();
+        for (code, purpose) in other.by_code {
+            match self.by_code.entry(code) {
+                std::collections::btree_map::Entry::Occupied(taken) => {
+                    duplicates.push(taken.key().clone());
+                }
+                std::collections::btree_map::Entry::Vacant(free) => {
+                    free.insert(purpose);
+                }
+            }
+        }
+        duplicates
+    }
+
     pub fn get(&self, code: &str) -> Option<&Purpose> {
         self.by_code.get(code)
     }
@@ -119,5 +136,20 @@ mod tests {
         assert_eq!(catalog.len(), 2);
         let paths: Vec<_> = problems.iter().map(|(p, _)| p.as_str()).collect();
         assert_eq!(paths, ["purposes[1].code", "purposes[2].code"]);
+    }
+
+    #[test]
+    fn merging_adds_new_codes_and_returns_the_duplicates() {
+        let build = |codes: &[&str]| {
+            PurposeCatalog::build(PurposeFile {
+                purposes: codes.iter().map(|c| purpose(c)).collect(),
+            })
+            .0
+        };
+        let mut catalog = build(&["a", "b"]);
+        let duplicates = catalog.merge(build(&["b", "c"]));
+        assert_eq!(duplicates, ["b"]);
+        let codes: Vec<_> = catalog.iter().map(|p| p.code.as_str()).collect();
+        assert_eq!(codes, ["a", "b", "c"]);
     }
 }

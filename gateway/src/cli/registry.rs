@@ -2,7 +2,8 @@
 //! step with a directory, and the whole registry written out as such a directory.
 //!
 //! This file owns the apply directory's layout — `connectors/*.yaml`, `schemas/**`
-//! (the schemas the connectors name, relative to `schemas/`) and `policies/*.yaml` —
+//! (the schemas the connectors name, relative to `schemas/`), `purposes.yaml` (more
+//! purposes for the catalog) and `policies/*.yaml` —
 //! reading it into the registry objects it stands for ([`read_apply_dir`]), the plan
 //! that makes the registry's file-managed objects exactly those, with the diff it
 //! prints ([`plan`]), and writing every registered object back out in that layout
@@ -16,7 +17,7 @@
 //! connector the API owns.
 //!
 //! `export` writes connectors (file-managed and API-made alike) with their schemas,
-//! the applied policy files, and the API's grants merged into one policy file, so
+//! the applied purpose and policy files, and the API's grants merged into one policy file, so
 //! that applying the export to a fresh data directory reproduces the registry.
 #![expect(
     clippy::print_stdout,
@@ -42,6 +43,9 @@ use crate::registry::{
 /// Who made the versions and the audit event of an apply.
 const APPLIER: &str = "gateway apply";
 
+/// The apply directory's purpose file, and its path in the registry.
+const PURPOSES_FILE: &str = "purposes.yaml";
+
 /// Where `export` puts the grants made through the API.
 const API_GRANTS_FILE: &str = "policies/api-grants.yaml";
 
@@ -59,7 +63,8 @@ pub(super) struct ApplyArgs {
     /// The data directory holding the registry; by default the configuration's `data_dir`.
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// The directory to apply: connectors/*.yaml, schemas/**, policies/*.yaml.
+    /// The directory to apply: connectors/*.yaml, schemas/**, purposes.yaml,
+    /// policies/*.yaml.
     #[arg(long = "from", short = 'f', value_name = "APPLYDIR")]
     from: PathBuf,
     /// Print the changes and check them; commit nothing.
@@ -78,7 +83,7 @@ pub(super) struct ExportArgs {
     /// Write into OUTDIR even if it is not empty (files of the same name are replaced).
     #[arg(long)]
     force: bool,
-    /// Where to write connectors/, schemas/ and policies/.
+    /// Where to write connectors/, schemas/, purposes.yaml and policies/.
     #[arg(value_name = "OUTDIR")]
     out: PathBuf,
 }
@@ -88,6 +93,8 @@ pub(super) struct ExportArgs {
 pub(super) struct Desired {
     /// By connector id; version 0 (the registry numbers versions).
     pub(super) connectors: BTreeMap<String, ConnectorVersion>,
+    /// By path (`purposes.yaml`).
+    pub(super) purpose_files: BTreeMap<String, PolicyFileRecord>,
     /// By path (`policies/x.yaml`).
     pub(super) policy_files: BTreeMap<String, PolicyFileRecord>,
 }
@@ -256,6 +263,18 @@ pub(super) fn read_apply_dir(dir: &Path, now: &str) -> Result<Desired, Vec<Confi
             },
         );
     }
+    let purposes_file = dir.join(PURPOSES_FILE);
+    if purposes_file.exists() {
+        match std::fs::read_to_string(&purposes_file) {
+            Ok(text) => {
+                let path = PURPOSES_FILE.to_owned();
+                desired
+                    .purpose_files
+                    .insert(path.clone(), PolicyFileRecord { path, text });
+            }
+            Err(e) => problems.push(problem(&purposes_file, "", format!("cannot be read: {e}"))),
+        }
+    }
     let policies_dir = dir.join("policies");
     for name in yaml_files(&policies_dir, &mut problems) {
         let file = policies_dir.join(&name);
@@ -327,7 +346,8 @@ fn connector_diff(old: &ConnectorVersion, new: &ConnectorVersion) -> Vec<String>
     lines
 }
 
-/// The changes that make the registry's file-managed connectors and policy files
+/// The changes that make the registry's file-managed connectors, purpose files and
+/// policy files
 /// exactly `desired`, with one printed line per object. API-made connectors are left
 /// alone; a desired connector with the id of one is refused (the error lists every
 /// such connector). `previous` holds, by id, the highest version the registry ever
@@ -405,46 +425,92 @@ pub(super) fn plan(
         }
     }
 
-    let mut paths: Vec<&String> = desired
-        .policy_files
-        .keys()
-        .chain(snapshot.policy_files.keys())
-        .collect();
+    plan_files(
+        &mut plan,
+        FileKind::Purposes,
+        &snapshot.purpose_files,
+        &desired.purpose_files,
+    );
+    plan_files(
+        &mut plan,
+        FileKind::Policy,
+        &snapshot.policy_files,
+        &desired.policy_files,
+    );
+    Ok(plan)
+}
+
+/// The kinds of whole files an apply keeps in step.
+#[derive(Debug, Clone, Copy)]
+enum FileKind {
+    Purposes,
+    Policy,
+}
+
+impl FileKind {
+    /// The word on the plan's lines.
+    fn word(self) -> &'static str {
+        match self {
+            FileKind::Purposes => "purposes",
+            FileKind::Policy => "policy",
+        }
+    }
+
+    fn put(self, file: PolicyFileRecord) -> Change {
+        match self {
+            FileKind::Purposes => Change::PutPurposeFile(file),
+            FileKind::Policy => Change::PutPolicyFile(file),
+        }
+    }
+
+    fn remove(self, path: String) -> Change {
+        match self {
+            FileKind::Purposes => Change::RemovePurposeFile { path },
+            FileKind::Policy => Change::RemovePolicyFile { path },
+        }
+    }
+}
+
+/// Plans the files of one kind: the registry's become exactly the desired ones.
+fn plan_files(
+    plan: &mut Plan,
+    kind: FileKind,
+    registered: &BTreeMap<String, PolicyFileRecord>,
+    desired: &BTreeMap<String, PolicyFileRecord>,
+) {
+    let word = kind.word();
+    let mut paths: Vec<&String> = desired.keys().chain(registered.keys()).collect();
     paths.sort();
     paths.dedup();
     for path in paths {
-        match (
-            snapshot.policy_files.get(path),
-            desired.policy_files.get(path),
-        ) {
+        match (registered.get(path), desired.get(path)) {
             (None, Some(new)) => {
-                plan.lines.push(format!("+ policy {path}"));
-                plan.changes.push(Change::PutPolicyFile(new.clone()));
+                plan.lines.push(format!("+ {word} {path}"));
+                plan.changes.push(kind.put(new.clone()));
                 plan.added += 1;
             }
             (Some(old), Some(new)) if old.text == new.text => {
-                plan.lines.push(format!("= policy {path} (unchanged)"));
+                plan.lines.push(format!("= {word} {path} (unchanged)"));
             }
             (Some(old), Some(new)) => {
-                plan.lines.push(format!("~ policy {path}"));
+                plan.lines.push(format!("~ {word} {path}"));
                 plan.lines.extend(text_diff(&old.text, &new.text));
-                plan.changes.push(Change::PutPolicyFile(new.clone()));
+                plan.changes.push(kind.put(new.clone()));
                 plan.changed += 1;
             }
             (Some(_), None) => {
-                plan.lines.push(format!("- policy {path}"));
-                plan.changes
-                    .push(Change::RemovePolicyFile { path: path.clone() });
+                plan.lines.push(format!("- {word} {path}"));
+                plan.changes.push(kind.remove(path.clone()));
                 plan.removed += 1;
             }
             (None, None) => {}
         }
     }
-    Ok(plan)
 }
 
 /// Names a problem of a registry object the apply brings by the applied file it came
-/// from (`APPLYDIR/policies/x.yaml`) rather than by its place in the registry.
+/// from (`APPLYDIR/policies/x.yaml`, `APPLYDIR/purposes.yaml`) rather than by its
+/// place in the registry.
 fn locate(mut problem: ConfigProblem, dir: &Path, desired: &Desired) -> ConfigProblem {
     let Ok(rest) = problem.file.strip_prefix(REGISTRY_ROOT) else {
         return problem;
@@ -468,6 +534,10 @@ fn locate(mut problem: ConfigProblem, dir: &Path, desired: &Desired) -> ConfigPr
             id.filter(|id| desired.connectors.contains_key(*id))
                 .map(|_| dir.join("schemas").join(schema))
         }
+        Some("purposes") => rest
+            .to_str()
+            .filter(|path| desired.purpose_files.contains_key(*path))
+            .map(|path| dir.join(path)),
         Some("policies") => rest
             .to_str()
             .filter(|path| desired.policy_files.contains_key(*path))
@@ -732,7 +802,7 @@ fn api_grants_file(snapshot: &Snapshot) -> Result<String, Vec<String>> {
 
 /// Every file `export` writes for `snapshot`, by path: each connector's current
 /// definition at `connectors/ID.yaml` and its schemas under `schemas/`, the applied
-/// policy files at their paths, and the API's grants at [`API_GRANTS_FILE`].
+/// purpose and policy files at their paths, and the API's grants at [`API_GRANTS_FILE`].
 pub(super) fn export_files(snapshot: &Snapshot) -> Result<Vec<ExportFile>, Vec<String>> {
     let mut files = BTreeMap::new();
     let mut problems = Vec::new();
@@ -770,6 +840,17 @@ pub(super) fn export_files(snapshot: &Snapshot) -> Result<Vec<ExportFile>, Vec<S
                 },
             );
         }
+    }
+    for (path, file) in &snapshot.purpose_files {
+        put_file(
+            &mut files,
+            &mut problems,
+            ExportFile {
+                path: path.clone(),
+                text: file.text.clone(),
+                about: "purpose file".to_owned(),
+            },
+        );
     }
     for (path, file) in &snapshot.policy_files {
         put_file(
@@ -874,10 +955,12 @@ pub(super) async fn run_export(args: ExportArgs) -> ExitCode {
         );
     } else {
         println!(
-            "exported registry revision {} to {}: {} connectors, {} policy files, {} API grants",
+            "exported registry revision {} to {}: {} connectors, {} purpose files, {} policy \
+             files, {} API grants",
             snapshot.revision,
             args.out.display(),
             snapshot.connectors.len(),
+            snapshot.purpose_files.len(),
             snapshot.policy_files.len(),
             snapshot.grants.len()
         );
@@ -946,6 +1029,7 @@ mod tests {
                 .map(|c| (c.id.clone(), c.clone()))
                 .collect(),
             policy_files: policies.iter().map(|(p, t)| policy(p, t)).collect(),
+            ..Desired::default()
         }
     }
 
@@ -989,7 +1073,7 @@ mod tests {
             revision: 3,
             connectors: BTreeMap::from([registered(version("a", DEF_A, file("a")), 2, true)]),
             policy_files: BTreeMap::from([policy("policies/a.yaml", "grants: []\n")]),
-            grants: BTreeMap::new(),
+            ..Snapshot::default()
         };
         // Another apply's time and user do not make a new version.
         let mut same = version("a", DEF_A, file("a"));
@@ -1174,6 +1258,44 @@ mod tests {
         assert!(lines[MAX_DIFF_LINES].contains("more lines"));
     }
 
+    const PURPOSES: &str = "purposes:\n  - code: a\n";
+
+    #[test]
+    fn purpose_files_are_added_changed_kept_and_removed_like_policy_files() {
+        let mut want = desired(&[], &[]);
+        want.purpose_files = BTreeMap::from([policy(PURPOSES_FILE, PURPOSES)]);
+        let added = plan_of(&Snapshot::default(), &want);
+        assert_eq!(added.lines, ["+ purposes purposes.yaml"]);
+        assert_eq!(
+            added.changes,
+            [Change::PutPurposeFile(policy(PURPOSES_FILE, PURPOSES).1)]
+        );
+        let next = Snapshot::default().with(&added.changes).unwrap();
+        assert_eq!(next.purpose_files, want.purpose_files);
+        let same = plan_of(&next, &want);
+        assert!(same.is_empty());
+        assert_eq!(same.lines, ["= purposes purposes.yaml (unchanged)"]);
+
+        let mut changed = want.clone();
+        changed.purpose_files = BTreeMap::from([policy(PURPOSES_FILE, "purposes:\n  - code: b\n")]);
+        let plan = plan_of(&next, &changed);
+        assert_eq!(plan.lines[0], "~ purposes purposes.yaml");
+        assert!(
+            plan.lines.iter().any(|l| l.contains("+  - code: b")),
+            "{plan:#?}"
+        );
+        assert_eq!(plan.summary(), "0 to add, 1 to change, 0 to remove");
+
+        let removed = plan_of(&next, &desired(&[], &[]));
+        assert_eq!(removed.lines, ["- purposes purposes.yaml"]);
+        assert_eq!(
+            removed.changes,
+            [Change::RemovePurposeFile {
+                path: PURPOSES_FILE.into()
+            }]
+        );
+    }
+
     #[test]
     fn problems_name_the_applied_files() {
         let dir = Path::new("/apply");
@@ -1187,6 +1309,8 @@ mod tests {
             )],
             &[("policies/p.yaml", "")],
         );
+        let mut want = want;
+        want.purpose_files = BTreeMap::from([policy(PURPOSES_FILE, PURPOSES)]);
         let at = |file: &str| locate(problem(Path::new(file), "x", "bad".into()), dir, &want).file;
         assert_eq!(
             at("/@registry/connectors/a.yaml"),
@@ -1199,6 +1323,10 @@ mod tests {
         assert_eq!(
             at("/@registry/policies/policies/p.yaml"),
             dir.join("policies/p.yaml")
+        );
+        assert_eq!(
+            at("/@registry/purposes/purposes.yaml"),
+            dir.join("purposes.yaml")
         );
         // Objects the apply does not bring, and the files of gateway.yaml, stay as named.
         assert_eq!(
@@ -1240,6 +1368,7 @@ mod tests {
             FERTILITY,
         );
         write(dir.path(), "policies/p.yaml", "grants: []\n");
+        write(dir.path(), "purposes.yaml", PURPOSES);
         let desired = read_apply_dir(dir.path(), "2026-03-01T08:00:00Z").unwrap();
         let jisheng = &desired.connectors["jisheng"];
         assert_eq!(jisheng.definition, JISHENG);
@@ -1260,6 +1389,7 @@ mod tests {
             )])
         );
         assert_eq!(desired.policy_files["policies/p.yaml"].text, "grants: []\n");
+        assert_eq!(desired.purpose_files[PURPOSES_FILE].text, PURPOSES);
 
         // No subdirectories at all: nothing desired.
         let empty = tempfile::tempdir().unwrap();
@@ -1319,13 +1449,14 @@ mod tests {
     }
 
     #[test]
-    fn export_writes_connectors_schemas_policies_and_merged_grants() {
+    fn export_writes_connectors_schemas_purposes_policies_and_merged_grants() {
         let snapshot = Snapshot {
             revision: 7,
             connectors: BTreeMap::from([
                 registered(version("a", DEF_A, file("a")), 2, true),
                 registered(version("b", "id: b\n", Origin::Api), 1, false),
             ]),
+            purpose_files: BTreeMap::from([policy(PURPOSES_FILE, PURPOSES)]),
             policy_files: BTreeMap::from([policy("policies/p.yaml", "grants: []\n")]),
             grants: BTreeMap::from([grant("ar-1", "rule-1"), grant("ar-2", "rule-2")]),
         };
@@ -1338,9 +1469,11 @@ mod tests {
                 "connectors/b.yaml",
                 "policies/api-grants.yaml",
                 "policies/p.yaml",
+                "purposes.yaml",
                 "schemas/test/thing.schema.json",
             ]
         );
+        assert_eq!(files[4].text, PURPOSES);
         assert_eq!(files[0].text, DEF_A);
         assert!(files[1].about.contains("disabled"), "{}", files[1].about);
         let grants = &files[2].text;

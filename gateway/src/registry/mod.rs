@@ -1,6 +1,7 @@
 //! The registry: what departments and townships change while the gateway runs —
-//! connectors and their versions, policy files applied with `gateway apply`, grants
-//! made by approving access requests, and the requests themselves.
+//! connectors and their versions, policy files and purpose files (the purpose
+//! catalog) applied with `gateway apply`, grants made by approving access requests,
+//! and the requests themselves.
 //!
 //! The registry sits behind the small [`Registry`] trait (the embedded SQLite file
 //! [`SqliteRegistry`] on one machine; PostgreSQL later, for many replicas). Every write
@@ -83,10 +84,12 @@ pub struct RegisteredConnector {
     pub enabled: bool,
 }
 
-/// A policy file imported by `gateway apply` (grants and deny rules).
+/// A file imported by `gateway apply`: a policy file (grants and deny rules) or a
+/// purpose file (entries of the purpose catalog).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PolicyFileRecord {
-    /// Relative to the applied directory, e.g. `policies/hukou.yaml`.
+    /// Relative to the applied directory, e.g. `policies/hukou.yaml` or
+    /// `purposes.yaml`.
     pub path: String,
     pub text: String,
 }
@@ -166,6 +169,8 @@ pub struct Snapshot {
     pub connectors: BTreeMap<String, RegisteredConnector>,
     /// Applied policy files, by path.
     pub policy_files: BTreeMap<String, PolicyFileRecord>,
+    /// Applied purpose files (more purposes for the catalog), by path.
+    pub purpose_files: BTreeMap<String, PolicyFileRecord>,
     /// Grants made through the API that are not revoked, by id.
     pub grants: BTreeMap<String, GrantRecord>,
 }
@@ -188,6 +193,10 @@ pub enum Change {
     },
     PutPolicyFile(PolicyFileRecord),
     RemovePolicyFile {
+        path: String,
+    },
+    PutPurposeFile(PolicyFileRecord),
+    RemovePurposeFile {
         path: String,
     },
     AddGrant(GrantRecord),
@@ -293,6 +302,12 @@ impl Snapshot {
                 }
                 Change::RemovePolicyFile { path } => {
                     next.policy_files.remove(path);
+                }
+                Change::PutPurposeFile(file) => {
+                    next.purpose_files.insert(file.path.clone(), file.clone());
+                }
+                Change::RemovePurposeFile { path } => {
+                    next.purpose_files.remove(path);
                 }
                 Change::AddGrant(grant) => {
                     next.grants.insert(grant.id.clone(), grant.clone());

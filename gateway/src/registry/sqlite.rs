@@ -57,6 +57,8 @@ const MIGRATIONS: &[&str] = &[
          created_seq INTEGER NOT NULL UNIQUE
      ) STRICT;
      INSERT INTO meta (key, value) VALUES ('revision', '0');",
+    // 2: purpose files (more purposes for the catalog) applied with `gateway apply`.
+    "CREATE TABLE purpose_files (path TEXT PRIMARY KEY, text TEXT NOT NULL) STRICT;",
 ];
 
 /// The schema version this code writes.
@@ -126,7 +128,8 @@ impl Registry for SqliteRegistry {
             let snapshot = Snapshot {
                 revision: read_revision(&tx)?,
                 connectors: read_connectors(&tx)?,
-                policy_files: read_policy_files(&tx)?,
+                policy_files: read_files(&tx, "policy_files")?,
+                purpose_files: read_files(&tx, "purpose_files")?,
                 grants: read_grants(&tx)?
                     .into_iter()
                     .filter(|grant| grant.revoked.is_none())
@@ -287,6 +290,18 @@ fn apply(tx: &Transaction<'_>, change: Change) -> Result<(), RegistryError> {
         Change::RemovePolicyFile { path } => {
             let deleted = tx.execute("DELETE FROM policy_files WHERE path = ?1", [&path])?;
             require_one(deleted, || format!("policy file `{path}`"))
+        }
+        Change::PutPurposeFile(file) => {
+            tx.execute(
+                "INSERT INTO purpose_files (path, text) VALUES (?1, ?2)
+                   ON CONFLICT (path) DO UPDATE SET text = excluded.text",
+                params![file.path, file.text],
+            )?;
+            Ok(())
+        }
+        Change::RemovePurposeFile { path } => {
+            let deleted = tx.execute("DELETE FROM purpose_files WHERE path = ?1", [&path])?;
+            require_one(deleted, || format!("purpose file `{path}`"))
         }
         Change::AddGrant(grant) => {
             if exists(tx, "SELECT 1 FROM grants WHERE id = ?1", &grant.id)? {
@@ -548,10 +563,12 @@ fn read_connectors(
         .collect()
 }
 
-fn read_policy_files(
+/// The files of `table` (`policy_files` or `purpose_files`), by path.
+fn read_files(
     conn: &Connection,
+    table: &str,
 ) -> Result<BTreeMap<String, PolicyFileRecord>, RegistryError> {
-    let mut statement = conn.prepare("SELECT path, text FROM policy_files ORDER BY path")?;
+    let mut statement = conn.prepare(&format!("SELECT path, text FROM {table} ORDER BY path"))?;
     let files = statement
         .query_map([], |row| {
             Ok(PolicyFileRecord {

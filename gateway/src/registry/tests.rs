@@ -1,7 +1,7 @@
 //! Tests of the SQLite registry on real files in temporary directories: connector
 //! versioning, enabling, optimistic concurrency (stale revisions), atomic commits,
-//! grant revocation, access requests, persistence across reopening and refusing a
-//! newer schema.
+//! grant revocation, access requests, purpose files, persistence across reopening,
+//! migrating an older schema and refusing a newer one.
 
 use super::*;
 use std::path::Path;
@@ -560,4 +560,92 @@ async fn the_data_directory_is_created() {
     let registry = open(&nested);
     assert!(registry.path().exists());
     assert_eq!(registry.revision().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn purpose_files_are_put_shown_and_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = open(dir.path());
+    let file = PolicyFileRecord {
+        path: "purposes.yaml".to_owned(),
+        text: "purposes: []\n".to_owned(),
+    };
+    commit(&registry, vec![Change::PutPurposeFile(file.clone())])
+        .await
+        .unwrap();
+    let snapshot = registry.snapshot().await.unwrap();
+    assert_eq!(
+        snapshot.purpose_files,
+        BTreeMap::from([("purposes.yaml".to_owned(), file.clone())])
+    );
+    assert!(snapshot.policy_files.is_empty());
+    // `Snapshot::with` agrees with the commit.
+    let empty = Snapshot::default();
+    assert_eq!(
+        empty
+            .with(&[Change::PutPurposeFile(file.clone())])
+            .unwrap()
+            .purpose_files,
+        snapshot.purpose_files
+    );
+    let remove = Change::RemovePurposeFile {
+        path: "purposes.yaml".to_owned(),
+    };
+    commit(&registry, vec![remove.clone()]).await.unwrap();
+    assert!(registry.snapshot().await.unwrap().purpose_files.is_empty());
+    // Removing it again names what is missing.
+    let missing = commit(&registry, vec![remove]).await;
+    assert!(
+        matches!(&missing, Err(RegistryError::Missing(what)) if what.contains("purposes.yaml")),
+        "{missing:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_schema_version_1_registry_is_migrated_to_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = open(dir.path());
+    commit(
+        &registry,
+        vec![Change::PutPolicyFile(PolicyFileRecord {
+            path: "policies/hukou.yaml".to_owned(),
+            text: "grants: []\n".to_owned(),
+        })],
+    )
+    .await
+    .unwrap();
+    // Make it a version-1 file: no purpose_files table.
+    let conn = rusqlite::Connection::open(registry.path()).unwrap();
+    conn.execute_batch(
+        "DROP TABLE purpose_files;
+         UPDATE meta SET value = '1' WHERE key = 'schema_version';",
+    )
+    .unwrap();
+    drop(conn);
+    let reopened = open(dir.path());
+    let conn = rusqlite::Connection::open(reopened.path()).unwrap();
+    let schema_version: String = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(schema_version, "2");
+    assert_eq!(sqlite::SCHEMA_VERSION, 2);
+    drop(conn);
+    // What version 1 held is kept, and purpose files can be stored.
+    commit(
+        &reopened,
+        vec![Change::PutPurposeFile(PolicyFileRecord {
+            path: "purposes.yaml".to_owned(),
+            text: "purposes: []\n".to_owned(),
+        })],
+    )
+    .await
+    .unwrap();
+    let snapshot = reopened.snapshot().await.unwrap();
+    assert_eq!(snapshot.revision, 2);
+    assert!(snapshot.policy_files.contains_key("policies/hukou.yaml"));
+    assert!(snapshot.purpose_files.contains_key("purposes.yaml"));
 }

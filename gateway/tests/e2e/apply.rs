@@ -1,8 +1,10 @@
 //! `gateway apply` and `gateway export` as the real binary: a dry run commits nothing,
 //! an apply commits and is recorded in the audit log, applying again changes nothing,
 //! edits make new versions and removals remove, an invalid directory is refused with
-//! its problems named by file, an export applied to a fresh data directory reproduces
-//! the registry, and a running gateway picks an apply up without a restart.
+//! its problems named by file, purposes come from an applied `purposes.yaml` (a code
+//! the county already defines is refused), an export applied to a fresh data
+//! directory reproduces the registry, and a running gateway picks an apply up without
+//! a restart.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -321,6 +323,88 @@ async fn apply_previews_checks_commits_and_keeps_the_registry_in_step() {
 }
 
 /// A connector made through the API: `jisheng3`, disabled.
+/// A purpose the county's catalog does not define.
+const PURPOSES: &str = "purposes:
+  - code: test_purpose
+    name: 测试事项
+    name_en: Test purpose
+    legal_basis: 《测试条例》
+";
+
+#[tokio::test]
+async fn applied_purposes_extend_the_catalog_and_a_duplicate_code_is_refused() {
+    let county = County::new();
+    let dir = county.path("apply");
+    apply_dir(&dir);
+    write(&dir, "purposes.yaml", PURPOSES);
+    write(
+        &dir,
+        "policies/jisheng2.yaml",
+        &POLICY.replace("purposes: [birth_registration]", "purposes: [test_purpose]"),
+    );
+    let applied = county.apply(&dir, false).await;
+    assert_eq!(applied.code, 0, "{applied:?}");
+    assert!(applied.has_line("+ purposes purposes.yaml"), "{applied:?}");
+    assert!(
+        applied.has_line("3 to add, 0 to change, 0 to remove"),
+        "{applied:?}"
+    );
+    assert!(
+        applied.has_line("applied: registry revision 1"),
+        "{applied:?}"
+    );
+    assert_eq!(
+        snapshot(&county.data).await.purpose_files["purposes.yaml"].text,
+        PURPOSES
+    );
+
+    let again = county.apply(&dir, false).await;
+    assert_eq!(again.code, 0, "{again:?}");
+    assert!(
+        again.has_line("= purposes purposes.yaml (unchanged)"),
+        "{again:?}"
+    );
+    assert!(
+        again.has_line("no changes (registry revision 1)"),
+        "{again:?}"
+    );
+
+    let out = county.path("export");
+    let export = county.run("export", &county.data, &[&out]).await;
+    assert_eq!(export.code, 0, "{export:?}");
+    assert_eq!(
+        std::fs::read_to_string(out.join("purposes.yaml")).expect("exported"),
+        PURPOSES
+    );
+
+    // A code the county's catalog defines is refused, named in the applied file.
+    let duplicate = county.path("duplicate");
+    write(
+        &duplicate,
+        "purposes.yaml",
+        &format!(
+            "{PURPOSES}  - code: birth_registration\n    name: 生育登记\n    \
+                  name_en: Birth registration\n    legal_basis: 《人口与计划生育法》\n"
+        ),
+    );
+    let refused = county.apply(&duplicate, false).await;
+    assert_ne!(refused.code, 0, "{refused:?}");
+    let expected = format!(
+        "{}: purposes[1].code: purpose `birth_registration` is already defined in",
+        duplicate.join("purposes.yaml").display()
+    );
+    assert!(refused.stderr.contains(&expected), "{refused:?}");
+    assert!(
+        refused.stderr.contains("county/purposes.yaml"),
+        "{refused:?}"
+    );
+    assert!(
+        refused.has_line("invalid: nothing committed"),
+        "{refused:?}"
+    );
+    assert_eq!(snapshot(&county.data).await.revision, 1);
+}
+
 fn api_connector() -> ConnectorVersion {
     ConnectorVersion {
         id: "jisheng3".to_owned(),
