@@ -277,21 +277,6 @@ fn as_text(value: &serde_json::Value, yaml: bool) -> Result<String, String> {
     }
 }
 
-/// A short digest of a text, for audit records and version lists.
-fn digest(texts: &[&str]) -> String {
-    use sha2::{Digest as _, Sha256};
-    let mut hash = Sha256::new();
-    for t in texts {
-        hash.update(t.as_bytes());
-        hash.update([0]);
-    }
-    hash.finalize()
-        .iter()
-        .take(6)
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 async fn put_connector(
     State(app): State<App>,
     RequestId(request_id): RequestId,
@@ -382,10 +367,7 @@ async fn put_connector(
         Ownership::Registered(c) => c.current.same_content(&version),
         _ => false,
     };
-    let texts: Vec<&str> = std::iter::once(version.definition.as_str())
-        .chain(version.schemas.values().map(String::as_str))
-        .collect();
-    let content = digest(&texts);
+    let content = version.content_digest();
     event.operation = Some(format!("connector.put {id} content={content}"));
     let created = matches!(owned, Ownership::Unknown);
     match commit(
@@ -476,16 +458,13 @@ async fn versions(
     let versions: Vec<serde_json::Value> = list
         .iter()
         .map(|v| {
-            let texts: Vec<&str> = std::iter::once(v.definition.as_str())
-                .chain(v.schemas.values().map(String::as_str))
-                .collect();
             json!({
                 "version": v.version,
                 "current": v.version == registered.current.version,
                 "created_at": v.created_at,
                 "created_by": v.created_by,
                 "origin": v.origin,
-                "content": digest(&texts),
+                "content": v.content_digest(),
                 "definition": v.definition,
                 "schemas": v.schemas.keys().collect::<Vec<_>>(),
             })

@@ -19,21 +19,11 @@ pub(crate) fn routes() -> Router<App> {
 }
 
 async fn catalog(State(app): State<App>, Authenticated(_caller): Authenticated) -> Response {
-    let config = app.config.load_full();
-    let disabled: Vec<String> = match app.live.registry().snapshot().await {
-        Ok(snapshot) => snapshot
-            .connectors
-            .into_iter()
-            .filter(|(_, c)| !c.enabled)
-            .map(|(id, _)| id)
-            .collect(),
-        Err(_) => Vec::new(),
-    };
-    axum::Json(describe(&config, &disabled)).into_response()
+    axum::Json(describe(&app.config.load_full())).into_response()
 }
 
-/// The catalog of a configuration; `disabled` connectors are listed as such.
-pub fn describe(config: &ActiveConfig, disabled: &[String]) -> Value {
+/// The catalog of a configuration; its disabled connectors are listed as such.
+pub fn describe(config: &ActiveConfig) -> Value {
     let connectors: Vec<Value> = config
         .connectors
         .values()
@@ -81,7 +71,8 @@ pub fn describe(config: &ActiveConfig, disabled: &[String]) -> Value {
             })
         })
         .chain(
-            disabled
+            config
+                .disabled
                 .iter()
                 .map(|id| json!({ "id": id, "enabled": false })),
         )

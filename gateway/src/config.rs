@@ -306,6 +306,8 @@ pub struct ActiveConfig {
     pub data_dir: PathBuf,
     pub limits: Limits,
     pub connectors: BTreeMap<String, ActiveConnector>,
+    /// Registered connectors that are disabled (not served).
+    pub disabled: BTreeSet<String>,
     pub purposes: PurposeCatalog,
     pub rate_limits: RateLimitsConfig,
     pub access_requests: AccessRequestSettings,
@@ -492,6 +494,13 @@ pub fn load(
             .unwrap_or_else(|| base.join(main.data_dir)),
         limits: main.limits,
         connectors,
+        disabled: options
+            .registry
+            .connectors
+            .iter()
+            .filter(|(_, c)| !c.enabled)
+            .map(|(id, _)| id.clone())
+            .collect(),
         purposes,
         policies,
         rate_limits: main.rate_limits,

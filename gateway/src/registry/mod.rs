@@ -75,6 +75,22 @@ impl ConnectorVersion {
     pub fn same_content(&self, other: &ConnectorVersion) -> bool {
         self.definition == other.definition && self.schemas == other.schemas
     }
+
+    /// A short digest of the definition and schemas, for audit records and version
+    /// lists: equal content, equal digest.
+    pub fn content_digest(&self) -> String {
+        use sha2::{Digest as _, Sha256};
+        let mut hash = Sha256::new();
+        for text in std::iter::once(&self.definition).chain(self.schemas.values()) {
+            hash.update(text.as_bytes());
+            hash.update([0]);
+        }
+        hash.finalize()
+            .iter()
+            .take(6)
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
 }
 
 /// A connector in the registry: its current version and whether it serves.

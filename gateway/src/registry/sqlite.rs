@@ -279,30 +279,10 @@ fn apply(tx: &Transaction<'_>, change: Change) -> Result<(), RegistryError> {
             let deleted = tx.execute("DELETE FROM connectors WHERE id = ?1", [&id])?;
             require_one(deleted, || format!("connector `{id}`"))
         }
-        Change::PutPolicyFile(file) => {
-            tx.execute(
-                "INSERT INTO policy_files (path, text) VALUES (?1, ?2)
-                   ON CONFLICT (path) DO UPDATE SET text = excluded.text",
-                params![file.path, file.text],
-            )?;
-            Ok(())
-        }
-        Change::RemovePolicyFile { path } => {
-            let deleted = tx.execute("DELETE FROM policy_files WHERE path = ?1", [&path])?;
-            require_one(deleted, || format!("policy file `{path}`"))
-        }
-        Change::PutPurposeFile(file) => {
-            tx.execute(
-                "INSERT INTO purpose_files (path, text) VALUES (?1, ?2)
-                   ON CONFLICT (path) DO UPDATE SET text = excluded.text",
-                params![file.path, file.text],
-            )?;
-            Ok(())
-        }
-        Change::RemovePurposeFile { path } => {
-            let deleted = tx.execute("DELETE FROM purpose_files WHERE path = ?1", [&path])?;
-            require_one(deleted, || format!("purpose file `{path}`"))
-        }
+        Change::PutPolicyFile(file) => put_file(tx, "policy_files", &file),
+        Change::RemovePolicyFile { path } => remove_file(tx, "policy_files", "policy", &path),
+        Change::PutPurposeFile(file) => put_file(tx, "purpose_files", &file),
+        Change::RemovePurposeFile { path } => remove_file(tx, "purpose_files", "purpose", &path),
         Change::AddGrant(grant) => {
             if exists(tx, "SELECT 1 FROM grants WHERE id = ?1", &grant.id)? {
                 return Err(RegistryError::Corrupt(format!(
@@ -448,6 +428,34 @@ fn revoke_grant(
         params![id, to_json(&grant)?],
     )?;
     Ok(())
+}
+
+/// Stores an applied file in `table` (one of this module's file tables), replacing
+/// the one at its path.
+fn put_file(
+    tx: &Transaction<'_>,
+    table: &str,
+    file: &PolicyFileRecord,
+) -> Result<(), RegistryError> {
+    tx.execute(
+        &format!(
+            "INSERT INTO {table} (path, text) VALUES (?1, ?2)
+               ON CONFLICT (path) DO UPDATE SET text = excluded.text"
+        ),
+        params![file.path, file.text],
+    )?;
+    Ok(())
+}
+
+/// Forgets the applied file at `path` in `table`; `kind` names it in the error.
+fn remove_file(
+    tx: &Transaction<'_>,
+    table: &str,
+    kind: &str,
+    path: &str,
+) -> Result<(), RegistryError> {
+    let deleted = tx.execute(&format!("DELETE FROM {table} WHERE path = ?1"), [path])?;
+    require_one(deleted, || format!("{kind} file `{path}`"))
 }
 
 /// An `UPDATE` or `DELETE` that should have touched one row.
