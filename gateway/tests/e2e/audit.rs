@@ -143,6 +143,40 @@ async fn a_form_whose_lookups_cannot_be_recorded_returns_nothing() {
 }
 
 #[tokio::test]
+async fn an_admin_change_that_cannot_be_recorded_is_not_made() {
+    use gateway::registry::Registry as _;
+    let gw = TestGateway::start_full(|_, text| text.to_owned(), Some(Arc::new(BrokenLog))).await;
+    let lead = gw.token(Role::TownshipLead, Some(crate::helpers::TOWNSHIP));
+    let reply = crate::helpers::post_json(
+        &gw.url("/v1/access-requests"),
+        &lead,
+        &serde_json::json!({
+            "connector": "hukou",
+            "operations": ["person_by_id"],
+            "purposes": ["rural_housing"],
+            "fields": {"name": "default"},
+            "justification": "农民建房",
+        }),
+    )
+    .await;
+    reply.assert_problem(503, "audit-unavailable");
+    let registry = gateway::registry::SqliteRegistry::open(&gw.data_dir.path().join("data"))
+        .expect("the registry opens");
+    assert_eq!(
+        registry.revision().await.expect("a revision"),
+        0,
+        "nothing committed"
+    );
+    assert!(
+        registry
+            .access_requests()
+            .await
+            .expect("requests")
+            .is_empty()
+    );
+}
+
+#[tokio::test]
 async fn archiving_keeps_three_years_and_refuses_less() {
     let gw = TestGateway::start().await;
     let person = sample(SampleKind::MarriedParent);
