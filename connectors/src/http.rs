@@ -4,6 +4,7 @@
 //! Which roots it trusts and which client certificate it presents come from the
 //! definition's `tls` section (see [`crate::tls`]).
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,6 +23,8 @@ use crate::{Connector, Fetched};
 pub struct HttpConnector {
     def: Arc<ConnectorDef>,
     client: reqwest::Client,
+    /// Each operation's method and URL, parsed once here rather than per call.
+    endpoints: BTreeMap<String, (reqwest::Method, reqwest::Url)>,
 }
 
 /// Why an HTTP connector could not be built.
@@ -31,6 +34,8 @@ pub enum BuildError {
     Tls(#[from] TlsError),
     #[error("HTTP client: {0}")]
     Client(String),
+    #[error("operation `{operation}`: {problem}")]
+    Endpoint { operation: String, problem: String },
 }
 
 impl HttpConnector {
@@ -49,27 +54,43 @@ impl HttpConnector {
             .user_agent(concat!("county-gateway/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| BuildError::Client(e.to_string()))?;
-        Ok(HttpConnector { def, client })
+        let endpoints = def
+            .operations
+            .iter()
+            .map(|(name, op)| {
+                let problem = |problem: String| BuildError::Endpoint {
+                    operation: name.clone(),
+                    problem,
+                };
+                let method =
+                    reqwest::Method::from_bytes(op.request.method.as_bytes()).map_err(|_| {
+                        problem(format!("`{}` is not an HTTP method", op.request.method))
+                    })?;
+                let url = format!("{}{}", def.base_url.trim_end_matches('/'), op.request.path);
+                let url = reqwest::Url::parse(&url)
+                    .map_err(|e| problem(format!("the URL is not valid: {e}")))?;
+                Ok((name.clone(), (method, url)))
+            })
+            .collect::<Result<_, BuildError>>()?;
+        Ok(HttpConnector {
+            def,
+            client,
+            endpoints,
+        })
     }
 
     async fn call(&self, operation: &str, key: &str) -> Result<Fetched, FetchError> {
-        let op = self
-            .def
-            .operations
-            .get(operation)
-            .ok_or(FetchError::UnknownOperation)?;
-        let url = format!(
-            "{}{}",
-            self.def.base_url.trim_end_matches('/'),
-            op.request.path
-        );
-        let method = reqwest::Method::from_bytes(op.request.method.as_bytes())
-            .map_err(|_| FetchError::UnknownOperation)?;
+        let (Some(op), Some((method, url))) = (
+            self.def.operations.get(operation),
+            self.endpoints.get(operation),
+        ) else {
+            return Err(FetchError::UnknownOperation);
+        };
         let body = fill_subject(&op.request.body, key);
         let started = Instant::now();
         let mut response = self
             .client
-            .request(method, url)
+            .request(method.clone(), url.clone())
             .json(&body)
             .send()
             .await

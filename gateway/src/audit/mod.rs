@@ -140,4 +140,17 @@ pub enum AuditError {
 pub trait AuditLog: Send + Sync + std::fmt::Debug {
     /// Records one event and says where it sits in the chain.
     fn append(&self, event: AuditEvent) -> BoxFuture<'_, Result<Recorded, AuditError>>;
+
+    /// Records several events that belong together (the lookups of one form fill),
+    /// with one outcome each, in their order. A store that can should commit them in
+    /// one transaction, so that they cost one sync; this default appends them
+    /// concurrently.
+    fn append_all(
+        &self,
+        events: Vec<AuditEvent>,
+    ) -> BoxFuture<'_, Vec<Result<Recorded, AuditError>>> {
+        Box::pin(futures::future::join_all(
+            events.into_iter().map(|event| self.append(event)),
+        ))
+    }
 }

@@ -34,7 +34,8 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct AuditOptions {
     /// Events that may wait for the writer; callers beyond it wait for a place.
     pub queue: usize,
-    /// The most events written in one transaction.
+    /// The most events written in one transaction (a unit from
+    /// [`AuditLog::append_all`] is never split, so it may go over).
     pub batch_max: usize,
     /// A checkpoint after this many events (0: no count trigger).
     pub checkpoint_every_events: u64,
@@ -69,6 +70,8 @@ struct Inner {
 
 enum Command {
     Append(Box<Pending>),
+    /// Events committed in one transaction, never split across two.
+    AppendAll(Vec<Pending>),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -173,14 +176,7 @@ impl AuditLog for SqliteAudit {
     /// the event was queued does not withdraw it: it is still recorded.
     fn append(&self, event: AuditEvent) -> BoxFuture<'_, Result<Recorded, AuditError>> {
         Box::pin(async move {
-            let body = event_body(&event)?;
-            let columns = Columns::of(&event);
-            let (reply, answer) = oneshot::channel();
-            let pending = Pending {
-                columns,
-                body,
-                reply,
-            };
+            let (pending, answer) = Pending::of(&event)?;
             self.inner
                 .sender
                 .send(Command::Append(Box::new(pending)))
@@ -189,7 +185,57 @@ impl AuditLog for SqliteAudit {
             answer.await.map_err(|_| AuditError::Closed)?
         })
     }
+
+    /// One place in the queue and one transaction for all of them: one sync.
+    fn append_all(
+        &self,
+        events: Vec<AuditEvent>,
+    ) -> BoxFuture<'_, Vec<Result<Recorded, AuditError>>> {
+        Box::pin(async move {
+            // An event that cannot be encoded fails alone; the others are recorded.
+            let mut outcomes = Vec::with_capacity(events.len());
+            let mut unit = Vec::with_capacity(events.len());
+            for event in &events {
+                outcomes.push(Pending::of(event).map(|(pending, answer)| {
+                    unit.push(pending);
+                    answer
+                }));
+            }
+            let sent = unit.is_empty()
+                || self
+                    .inner
+                    .sender
+                    .send(Command::AppendAll(unit))
+                    .await
+                    .is_ok();
+            let mut recorded = Vec::with_capacity(outcomes.len());
+            for outcome in outcomes {
+                recorded.push(match outcome {
+                    Err(e) => Err(e),
+                    Ok(_) if !sent => Err(AuditError::Closed),
+                    Ok(answer) => answer.await.unwrap_or(Err(AuditError::Closed)),
+                });
+            }
+            recorded
+        })
+    }
 }
+
+impl Pending {
+    /// The event encoded for the writer, and where its outcome will arrive.
+    fn of(event: &AuditEvent) -> Result<(Pending, Answer), AuditError> {
+        let (reply, answer) = oneshot::channel();
+        let pending = Pending {
+            columns: Columns::of(event),
+            body: event_body(event)?,
+            reply,
+        };
+        Ok((pending, answer))
+    }
+}
+
+/// Where the writer answers one event.
+type Answer = oneshot::Receiver<Result<Recorded, AuditError>>;
 
 /// The newest checkpoint text of the log in `data_dir`, if any. Blocking.
 pub fn latest_checkpoint(data_dir: &Path) -> Result<Option<String>, AuditError> {
@@ -405,11 +451,13 @@ impl Writer {
             match received {
                 None => break,
                 Some(Command::Append(pending)) => batch.push(*pending),
+                Some(Command::AppendAll(unit)) => batch.extend(unit),
                 Some(Command::Shutdown(done)) => stopping.push(done),
             }
             while stopping.is_empty() && batch.len() < self.options.batch_max.max(1) {
                 match receiver.try_recv() {
                     Ok(Command::Append(pending)) => batch.push(*pending),
+                    Ok(Command::AppendAll(unit)) => batch.extend(unit),
                     Ok(Command::Shutdown(done)) => stopping.push(done),
                     Err(_) => break,
                 }
@@ -426,6 +474,11 @@ impl Writer {
             match command {
                 Command::Append(pending) => {
                     let _ = pending.reply.send(Err(AuditError::Closed));
+                }
+                Command::AppendAll(unit) => {
+                    for pending in unit {
+                        let _ = pending.reply.send(Err(AuditError::Closed));
+                    }
                 }
                 Command::Shutdown(done) => stopping.push(done),
             }

@@ -332,6 +332,50 @@ async fn a_duplicate_event_id_is_refused_alone() {
     verify(dir.path()).unwrap();
 }
 
+// A form fill's lookups cost one sync: its events are one unit, in one transaction,
+// in their order, even when the unit is larger than a batch; a duplicate among them
+// fails alone.
+#[tokio::test]
+async fn append_all_commits_the_events_together_in_their_order() {
+    let dir = TempDir::new().unwrap();
+    let options = AuditOptions {
+        batch_max: 2,
+        ..options()
+    };
+    let (audit, hooks) = open(dir.path(), options);
+    let recorded_already = event(1);
+    let first = audit.append(recorded_already.clone()).await.unwrap();
+    let before = hooks.transactions();
+    let unit: Vec<AuditEvent> = (2..=6).map(event).chain([recorded_already]).collect();
+    let ids: Vec<String> = unit.iter().map(|e| e.event_id.clone()).collect();
+    let outcomes = audit.append_all(unit).await;
+    assert_eq!(
+        hooks.transactions() - before,
+        1,
+        "one transaction for the unit"
+    );
+    assert_eq!(outcomes.len(), 6);
+    let seqs: Vec<u64> = outcomes[..5]
+        .iter()
+        .map(|o| o.as_ref().unwrap().seq)
+        .collect();
+    assert_eq!(seqs, vec![2, 3, 4, 5, 6]);
+    assert!(matches!(outcomes[5], Err(AuditError::DuplicateEvent)));
+    let conn = db(dir.path());
+    for (seq, id) in (2..=6).zip(&ids) {
+        let stored: String = conn
+            .query_row("SELECT event_id FROM events WHERE seq = ?1", [seq], |row| {
+                row.get(0)
+            })
+            .unwrap();
+        assert_eq!(&stored, id, "seq {seq}");
+    }
+    assert_eq!(first.seq, 1);
+    audit.shutdown().await;
+    assert!(audit.append_all(vec![event(7)]).await[0].is_err());
+    verify(dir.path()).unwrap();
+}
+
 // The tamper suite: a log of 20 events with checkpoints at 10 and 20.
 
 async fn tamper_fixture() -> TempDir {

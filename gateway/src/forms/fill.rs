@@ -2,6 +2,8 @@
 //! person, all at once, under one deadline; household members a few at a time. Each
 //! lookup is a full [`crate::lookup`] — policy, quota, cache, schema, masks — and
 //! leaves its own audit event (sharing the fill's request id and naming the form).
+//! The events are recorded together once every lookup is done, in one transaction of
+//! the audit log (one sync for the whole fill), before anything is answered.
 //!
 //! Values are read from what the caller's view released, never from the canonical
 //! record, so a derived value (an age, a count) cannot reveal what was withheld. The
@@ -22,6 +24,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::{Mutex, Semaphore};
 
 use super::template::{Derive, Field, FieldValue, Form, Scope, Section, Source, SourceRef};
+use crate::audit::AuditEvent;
 use crate::auth::Caller;
 use crate::config::ActiveConfig;
 use crate::lookup::{Found, Target, Trail, lookup};
@@ -56,8 +59,8 @@ pub(crate) struct Done {
     /// is shown only as the link shows them.
     subject_masked: Option<String>,
     result: Result<Found, Problem>,
-    /// Whether its audit event was made durable.
-    pub(crate) audited: bool,
+    /// Its audit event, until the fill records it with the others.
+    event: std::sync::Mutex<Option<AuditEvent>>,
 }
 
 type Key = (String, String, String);
@@ -140,7 +143,7 @@ fn lookup_source(field: &Field) -> Option<&Source> {
     }
 }
 
-/// One lookup, audited.
+/// One lookup, with the audit event that records it.
 async fn run(
     ctx: &Context<'_>,
     connector: String,
@@ -186,19 +189,12 @@ async fn run(
         Err(p) => (p.kind.status().as_u16(), Some(p.kind.slug())),
     };
     let event = trail.event(ctx.request_id, ctx.caller, ctx.peer, status, problem);
-    let audited = match ctx.app.audit.append(event).await {
-        Ok(_) => true,
-        Err(e) => {
-            tracing::error!(request_id = ctx.request_id, error = %e, "the audit log could not record a form lookup");
-            false
-        }
-    };
     Arc::new(Done {
         connector,
         operation,
         subject_masked: primary.then(|| subject.masked()),
         result,
-        audited,
+        event: std::sync::Mutex::new(Some(event)),
     })
 }
 
@@ -207,6 +203,9 @@ async fn run(
 pub(crate) struct Filled {
     pub(crate) body: Value,
     pub(crate) lookups: Vec<Arc<Done>>,
+    /// Whether every lookup's audit event was made durable; if not, nothing of the
+    /// fill may be answered.
+    pub(crate) audited: bool,
 }
 
 /// Fills `ctx.form` for `ctx.subject`.
@@ -257,10 +256,35 @@ pub(crate) async fn fill(ctx: &Context<'_>) -> Filled {
         "missing": missing,
         "lookups": done.iter().map(|d| lookup_summary(ctx, d)).collect::<Vec<_>>(),
     });
+    let audited = record(ctx, &done).await;
     Filled {
         body,
         lookups: done,
+        audited,
     }
+}
+
+/// Records every lookup's event in one append; whether all were made durable.
+async fn record(ctx: &Context<'_>, done: &[Arc<Done>]) -> bool {
+    let events: Vec<AuditEvent> = done
+        .iter()
+        .filter_map(|d| d.event.lock().ok().and_then(|mut event| event.take()))
+        .collect();
+    if events.len() != done.len() {
+        tracing::error!(
+            request_id = ctx.request_id,
+            "a form lookup has no audit event"
+        );
+        return false;
+    }
+    let mut audited = true;
+    for outcome in ctx.app.audit.append_all(events).await {
+        if let Err(e) = outcome {
+            tracing::error!(request_id = ctx.request_id, error = %e, "the audit log could not record a form lookup");
+            audited = false;
+        }
+    }
+    audited
 }
 
 /// Whether a lookup's problem means a department (or the way to it) failed, as

@@ -148,7 +148,7 @@ async fn fill_form(
         subject: &subject,
     };
     let filled = fill::fill(&ctx).await;
-    if filled.lookups.iter().any(|d| !d.audited) {
+    if !filled.audited {
         return crate::server::audit_unavailable(&request_id, &"a form lookup was not recorded");
     }
     tracing::info!(

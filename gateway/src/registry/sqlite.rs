@@ -1,11 +1,15 @@
 //! The embedded registry: `DATA_DIR/registry.db` (SQLite, WAL, `synchronous=FULL`),
 //! its schema and migrations, and the [`Registry`] operations on it. Calls are rare
-//! (a change through the admin API, `gateway apply`, a reload), so each one opens its
-//! own connection on a blocking thread; every commit is one `IMMEDIATE` transaction
-//! that checks the revision it was validated against before it writes.
+//! (a change through the admin API, `gateway apply`, a reload) but for the watcher's
+//! once-a-second look at the revision, so calls run on a blocking thread on one kept
+//! connection (a call made while it is in use opens its own; opening and closing one
+//! every second would create and delete the WAL files each time); every commit is one
+//! `IMMEDIATE` transaction that checks the revision it was validated against before it
+//! writes.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -64,10 +68,13 @@ const MIGRATIONS: &[&str] = &[
 /// The schema version this code writes.
 pub(super) const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
-/// The registry in an SQLite file. Cloning is cheap: it holds only the file's path.
+/// The registry in an SQLite file. Cloning is cheap: clones share the kept
+/// connection.
 #[derive(Debug, Clone)]
 pub struct SqliteRegistry {
     path: PathBuf,
+    /// The connection kept between calls; empty while a call uses it.
+    kept: Arc<Mutex<Option<Connection>>>,
 }
 
 impl SqliteRegistry {
@@ -92,7 +99,10 @@ impl SqliteRegistry {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         migrate(&mut conn)?;
-        Ok(SqliteRegistry { path })
+        Ok(SqliteRegistry {
+            path,
+            kept: Arc::new(Mutex::new(None)),
+        })
     }
 
     /// The database file.
@@ -100,16 +110,29 @@ impl SqliteRegistry {
         &self.path
     }
 
-    /// Runs `work` on a fresh connection on a blocking thread.
+    /// Runs `work` on a blocking thread, on the kept connection if it is free.
     async fn with_connection<T, F>(&self, work: F) -> Result<T, RegistryError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, RegistryError> + Send + 'static,
     {
         let path = self.path.clone();
+        let kept = self.kept.clone();
         tokio::task::spawn_blocking(move || {
-            let mut conn = connect(&path)?;
-            work(&mut conn)
+            let free = kept.lock().ok().and_then(|mut slot| slot.take());
+            let mut conn = match free {
+                Some(conn) => conn,
+                None => connect(&path)?,
+            };
+            let result = work(&mut conn);
+            // A transaction left open by a failed call must not be kept.
+            if conn.is_autocommit()
+                && let Ok(mut slot) = kept.lock()
+                && slot.is_none()
+            {
+                *slot = Some(conn);
+            }
+            result
         })
         .await
         .map_err(|e| RegistryError::Task(e.to_string()))?
