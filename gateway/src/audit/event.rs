@@ -5,38 +5,42 @@
 use serde::{Deserialize, Serialize};
 
 /// One audit event. The gateway fills it; the log numbers, chains and stores it.
+///
+/// The members of this struct and of every struct in it are declared in the byte order
+/// of their names, so that serializing it writes the canonical body directly (sorted
+/// keys, see [`super::canonical`]); a test holds that to the reference writer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditEvent {
-    /// UUIDv7 string made by the caller.
-    pub event_id: String,
-    pub request_id: String,
-    /// RFC 3339 UTC with milliseconds, made by the caller.
-    pub time: String,
-    pub kind: EventKind,
+    pub cache_hit: bool,
     pub caller: AuditCaller,
-    pub purpose: Option<String>,
     pub case_id: Option<String>,
     pub connector: Option<String>,
-    pub operation: Option<String>,
-    /// Keyed HMAC of the subject's ID, never the bare ID.
-    pub subject_pseudonym: Option<String>,
-    pub subject_masked: Option<String>,
-    pub fields_returned: Vec<String>,
-    pub fields_masked: Vec<MaskedField>,
-    pub fields_withheld: Vec<WithheldField>,
-    pub rules: Vec<String>,
-    pub policy_version: Option<String>,
-    pub outcome: AuditOutcome,
-    pub upstream_latency_ms: Option<u64>,
-    pub cache_hit: bool,
     /// Hidden from the citizen's access report until this day (ISO date), when a
     /// grant that released data asks for delayed disclosure (an enforcement case).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disclose_after: Option<String>,
+    /// UUIDv7 string made by the caller.
+    pub event_id: String,
+    pub fields_masked: Vec<MaskedField>,
+    pub fields_returned: Vec<String>,
+    pub fields_withheld: Vec<WithheldField>,
     /// The form this lookup filled a part of (`POST /v1/forms/{form}/fill`); the
     /// lookups of one fill share its request id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub form: Option<String>,
+    pub kind: EventKind,
+    pub operation: Option<String>,
+    pub outcome: AuditOutcome,
+    pub policy_version: Option<String>,
+    pub purpose: Option<String>,
+    pub request_id: String,
+    pub rules: Vec<String>,
+    pub subject_masked: Option<String>,
+    /// Keyed HMAC of the subject's ID, never the bare ID.
+    pub subject_pseudonym: Option<String>,
+    /// RFC 3339 UTC with milliseconds, made by the caller.
+    pub time: String,
+    pub upstream_latency_ms: Option<u64>,
 }
 
 /// What kind of act an event records.
@@ -50,12 +54,12 @@ pub enum EventKind {
 /// Who acted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditCaller {
-    pub user: String,
-    pub roles: Vec<String>,
-    pub township: Option<String>,
-    pub department: Option<String>,
     pub app: Option<String>,
+    pub department: Option<String>,
+    pub roles: Vec<String>,
     pub source_ip: Option<String>,
+    pub township: Option<String>,
+    pub user: String,
 }
 
 /// A field that left the gateway masked, and how.
@@ -76,10 +80,10 @@ pub struct WithheldField {
 /// How the request ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditOutcome {
-    /// The HTTP status answered.
-    pub status: u16,
     /// The problem type, when the answer was an error.
     pub problem: Option<String>,
+    /// The HTTP status answered.
+    pub status: u16,
 }
 
 /// What the log says about an appended event.

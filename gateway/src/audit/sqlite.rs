@@ -351,12 +351,11 @@ struct Head {
 }
 
 fn read_head(conn: &Connection) -> Result<Head, AuditError> {
+    // Cached statements: the writer reads the head and the newest checkpoint in every
+    // batch's transaction.
     let last: Option<(i64, String)> = conn
-        .query_row(
-            "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1",
-            [],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
+        .prepare_cached("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1")?
+        .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))
         .optional()?;
     let Some((seq, hash)) = last else {
         return Ok(Head {
@@ -373,9 +372,9 @@ fn read_head(conn: &Connection) -> Result<Head, AuditError> {
 
 /// The sequence number of the newest checkpoint (0 when none).
 fn read_checkpointed(conn: &Connection) -> Result<u64, AuditError> {
-    let seq: i64 = conn.query_row("SELECT coalesce(max(seq), 0) FROM checkpoints", [], |row| {
-        row.get(0)
-    })?;
+    let seq: i64 = conn
+        .prepare_cached("SELECT coalesce(max(seq), 0) FROM checkpoints")?
+        .query_row([], |row| row.get(0))?;
     from_sql_seq(seq)
 }
 

@@ -142,6 +142,28 @@ fn canonical_json_sorts_keys_and_escapes() {
     assert!(body.starts_with("{\"cache_hit\":false,\"caller\":{\"app\":\"console\""));
 }
 
+// The body is written straight from the struct; it must be exactly what the reference
+// writer makes of the same event, whichever members are set and whatever the strings
+// hold (quotes, backslashes, control characters, non-ASCII).
+#[test]
+fn an_event_body_is_the_reference_canonical_form() {
+    let awkward = "\"q\" \\ \u{0}\u{7}\u{8}\u{b}\u{c}\u{1f}\u{7f} \n\r\t é 中文 \u{2028} 🙂 /";
+    let mut full = event(3);
+    full.disclose_after = Some("2027-01-01".into());
+    full.form = Some(awkward.into());
+    full.caller.department = Some(awkward.into());
+    full.fields_withheld[0].rule = None;
+    full.outcome.problem = Some("forbidden".into());
+    full.upstream_latency_ms = Some(u64::MAX);
+    full.cache_hit = true;
+    let mut bare = AuditEvent::admin("req", AuditCaller::gateway(), "config.load");
+    bare.fields_returned = vec![awkward.into(), String::new()];
+    for event in [event(1), full, bare] {
+        let reference = to_canonical(&serde_json::to_value(&event).unwrap());
+        assert_eq!(event_body(&event).unwrap(), reference);
+    }
+}
+
 #[test]
 fn chain_hash_follows_the_documented_layout() {
     let body = b"{}";
