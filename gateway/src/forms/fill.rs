@@ -59,8 +59,8 @@ pub(crate) struct Done {
     /// is shown only as the link shows them.
     subject_masked: Option<String>,
     result: Result<Found, Problem>,
-    /// Its audit event, until the fill records it with the others.
-    event: std::sync::Mutex<Option<AuditEvent>>,
+    /// Its audit event, which the fill records with the others.
+    event: AuditEvent,
 }
 
 type Key = (String, String, String);
@@ -194,7 +194,7 @@ async fn run(
         operation,
         subject_masked: primary.then(|| subject.masked()),
         result,
-        event: std::sync::Mutex::new(Some(event)),
+        event,
     })
 }
 
@@ -266,17 +266,7 @@ pub(crate) async fn fill(ctx: &Context<'_>) -> Filled {
 
 /// Records every lookup's event in one append; whether all were made durable.
 async fn record(ctx: &Context<'_>, done: &[Arc<Done>]) -> bool {
-    let events: Vec<AuditEvent> = done
-        .iter()
-        .filter_map(|d| d.event.lock().ok().and_then(|mut event| event.take()))
-        .collect();
-    if events.len() != done.len() {
-        tracing::error!(
-            request_id = ctx.request_id,
-            "a form lookup has no audit event"
-        );
-        return false;
-    }
+    let events: Vec<AuditEvent> = done.iter().map(|d| d.event.clone()).collect();
     let mut audited = true;
     for outcome in ctx.app.audit.append_all(events).await {
         if let Err(e) = outcome {

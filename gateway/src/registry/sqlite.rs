@@ -9,13 +9,14 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 use rusqlite::{
     Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params,
 };
+use tokio::sync::Mutex;
 
 use super::{
     AccessRequest, Change, ConnectorVersion, GrantRecord, Origin, PolicyFileRecord,
@@ -119,7 +120,7 @@ impl SqliteRegistry {
         let path = self.path.clone();
         let kept = self.kept.clone();
         tokio::task::spawn_blocking(move || {
-            let free = kept.lock().ok().and_then(|mut slot| slot.take());
+            let free = kept.try_lock().ok().and_then(|mut slot| slot.take());
             let mut conn = match free {
                 Some(conn) => conn,
                 None => connect(&path)?,
@@ -127,7 +128,7 @@ impl SqliteRegistry {
             let result = work(&mut conn);
             // A transaction left open by a failed call must not be kept.
             if conn.is_autocommit()
-                && let Ok(mut slot) = kept.lock()
+                && let Ok(mut slot) = kept.try_lock()
                 && slot.is_none()
             {
                 *slot = Some(conn);
