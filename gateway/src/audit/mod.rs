@@ -64,8 +64,9 @@
 //! oneshot. The writer thread drives its receiving end with a small current-thread
 //! Tokio runtime of its own, which gives it `recv` with a deadline for time-triggered
 //! checkpoints without polling; every SQLite call runs synchronously on that thread.
-//! It takes everything queued (up to `batch_max`), writes the batch in one
-//! `BEGIN IMMEDIATE` transaction, commits (WAL with `synchronous=FULL`, so the commit
+//! It takes everything queued (up to `batch_max`; the events of one
+//! [`AuditLog::append_all`], a form fill's lookups, are never split), writes the
+//! batch in one `BEGIN IMMEDIATE` transaction, commits (WAL with `synchronous=FULL`, so the commit
 //! is durable) and only then answers every waiter: many requests share one sync. If
 //! the transaction fails, every waiter of the batch gets [`AuditError::Unavailable`]
 //! and nothing of the batch remains. The chain head is read inside each transaction,
