@@ -755,10 +755,11 @@ fn is_date_format(fmt: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    const MINIMAL: &str = r#"
+    /// A small valid definition, for other modules' tests too.
+    pub(crate) const MINIMAL: &str = r#"
 id: demo
 title: 示例
 department: { id: dept, name: 示例部门 }

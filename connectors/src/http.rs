@@ -288,21 +288,9 @@ operations:
     // without them still fails at build, naming the operation, not on every call.
     #[test]
     fn an_operation_that_cannot_be_called_fails_the_build_naming_it() {
-        let text = r#"
-id: demo
-title: 示例
-department: { id: dept, name: 示例部门 }
-base_url: "http://exa mple"
-envelope: { status: /code, ok: [0], not_found: [404], data: /data }
-operations:
-  person_by_id:
-    title: 按身份证号查询
-    request: { path: /person, body: { sfzh: "$subject" } }
-    schema: demo/person.schema.json
-    record:
-      id_number: { from: /sfzh, pii: id_number, sharing: open }
-"#;
-        let def = ConnectorDef::from_yaml(text).unwrap();
+        let text =
+            crate::definition::tests::MINIMAL.replace("http://127.0.0.1:1", "http://exa mple");
+        let def = ConnectorDef::from_yaml(&text).unwrap();
         let Err(err) = HttpConnector::new(Arc::new(def), Path::new(".")) else {
             panic!("an unparseable URL was accepted");
         };
