@@ -77,11 +77,14 @@ pub enum SharingMethod {
     Query,
 }
 
-/// The department that owns a connector.
+/// The department that owns a connector, by the id the operator gave it. Its name is
+/// the operator's too: the gateway fills it in from its own configuration, and a name
+/// written here must match it (a connector cannot pose as another department).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DepartmentRef {
     pub id: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub name: String,
 }
 
@@ -719,7 +722,8 @@ fn contains_placeholder(value: &serde_json::Value) -> bool {
     }
 }
 
-fn is_identifier(s: &str) -> bool {
+/// Whether `s` is an id: 1–64 characters of a-z, 0-9, `_` or `-`, starting with a letter.
+pub fn is_identifier(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_lowercase())
         && s.len() <= 64

@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use crate::definition::{ConnectorDef, SUBJECT_PLACEHOLDER};
 use crate::error::FetchError;
+use crate::files::FileRoots;
 use crate::mapping::map_record;
 use crate::tls::{TlsError, client_config};
 use crate::{Connector, Fetched};
@@ -41,8 +42,12 @@ pub enum BuildError {
 impl HttpConnector {
     /// Builds the connector and its HTTP client. Relative paths in the definition's
     /// `tls` section are resolved against `base_dir`, the connector file's directory.
-    pub fn new(def: Arc<ConnectorDef>, base_dir: &Path) -> Result<HttpConnector, BuildError> {
-        let tls = client_config(def.tls.as_ref(), base_dir)?;
+    pub fn new(
+        def: Arc<ConnectorDef>,
+        base_dir: &Path,
+        roots: &FileRoots,
+    ) -> Result<HttpConnector, BuildError> {
+        let tls = client_config(def.tls.as_ref(), base_dir, roots)?;
         let client = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
             .connect_timeout(def.timeouts.connect())
@@ -66,8 +71,7 @@ impl HttpConnector {
                     reqwest::Method::from_bytes(op.request.method.as_bytes()).map_err(|_| {
                         problem(format!("`{}` is not an HTTP method", op.request.method))
                     })?;
-                let url = format!("{}{}", def.base_url.trim_end_matches('/'), op.request.path);
-                let url = reqwest::Url::parse(&url)
+                let url = endpoint_url(&def.base_url, &op.request.path)
                     .map_err(|e| problem(format!("the URL is not valid: {e}")))?;
                 Ok((name.clone(), (method, url)))
             })
@@ -147,6 +151,14 @@ impl Connector for HttpConnector {
     }
 }
 
+/// The URL an operation calls: the base URL and the operation's path, parsed (so `.`
+/// and `..` segments are resolved). This is the URL the department's upstream
+/// allow-list is checked against, exactly as it will be called.
+pub fn endpoint_url(base_url: &str, path: &str) -> Result<reqwest::Url, String> {
+    reqwest::Url::parse(&format!("{}{}", base_url.trim_end_matches('/'), path))
+        .map_err(|e| e.to_string())
+}
+
 fn classify(err: reqwest::Error) -> FetchError {
     if err.is_timeout() {
         FetchError::Timeout
@@ -205,7 +217,7 @@ operations:
             );
             let def = ConnectorDef::from_yaml(&text).unwrap();
             assert_eq!(def.validate(), vec![]);
-            HttpConnector::new(Arc::new(def), &dir.0)
+            HttpConnector::new(Arc::new(def), &dir.0, &FileRoots::within([&dir.0]))
         }
 
         struct Setup {
@@ -291,7 +303,8 @@ operations:
         let text =
             crate::definition::tests::MINIMAL.replace("http://127.0.0.1:1", "http://exa mple");
         let def = ConnectorDef::from_yaml(&text).unwrap();
-        let Err(err) = HttpConnector::new(Arc::new(def), Path::new(".")) else {
+        let Err(err) = HttpConnector::new(Arc::new(def), Path::new("."), &FileRoots::anywhere())
+        else {
             panic!("an unparseable URL was accepted");
         };
         let message = err.to_string();

@@ -5,6 +5,7 @@
 //! - [`Connector`]: the trait every connector kind implements; [`http`] is the first kind,
 //!   with its client TLS settings in [`tls`];
 //! - [`error`]: how an upstream call fails, without echoing upstream content;
+//! - [`files`]: reading files a configuration names (regular, bounded, confined);
 //! - [`subject`]: resident ID numbers (GB 11643);
 //! - [`sim`]: the simulated county department systems used by the demo, tests and benches.
 
@@ -16,6 +17,7 @@ use futures::future::BoxFuture;
 
 pub mod definition;
 pub mod error;
+pub mod files;
 pub mod http;
 pub mod mapping;
 pub mod sim;
@@ -56,12 +58,16 @@ pub fn install_crypto_provider() {
 }
 
 /// Builds the connector for a definition, choosing its kind. Relative paths in the
-/// definition (its TLS files) resolve against `base_dir`, the connector file's directory.
+/// definition (its TLS files) resolve against `base_dir`, the connector file's directory,
+/// and files are read only as `roots` allows.
 pub fn build(
     def: Arc<ConnectorDef>,
     base_dir: &Path,
+    roots: &files::FileRoots,
 ) -> Result<Arc<dyn Connector>, http::BuildError> {
     match def.kind {
-        definition::ConnectorKind::Http => Ok(Arc::new(http::HttpConnector::new(def, base_dir)?)),
+        definition::ConnectorKind::Http => {
+            Ok(Arc::new(http::HttpConnector::new(def, base_dir, roots)?))
+        }
     }
 }

@@ -14,17 +14,19 @@ use rustls_pki_types::pem::{self, PemObject};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::definition::ClientTlsDef;
+use crate::files::{FileError, FileRoots};
 
 /// Why a connector's TLS settings could not be turned into a client configuration.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TlsError {
     /// A file could not be read or holds nothing usable.
-    #[error("tls.{setting}: {}: {reason}", file.display())]
+    #[error("tls.{setting}: {}{reason}", file.as_ref().map(|f| format!("{}: ", f.display())).unwrap_or_default())]
     File {
         /// `ca_bundle`, `client_cert` or `client_key`.
         setting: &'static str,
-        /// The file as resolved against the connector file's directory.
-        file: PathBuf,
+        /// The file as resolved against the connector file's directory; absent when the
+        /// path is outside the allowed folders (it is not echoed).
+        file: Option<PathBuf>,
         reason: String,
     },
     /// `client_cert` and `client_key` must be given together.
@@ -35,50 +37,57 @@ pub enum TlsError {
     Settings(String),
 }
 
+/// The largest PEM file a connector's TLS settings may name.
+pub const MAX_PEM_BYTES: u64 = 1024 * 1024;
+
 /// Builds the rustls client configuration for one connector. Without a `tls` section
 /// (or without `ca_bundle`) the public web roots (webpki-roots) are trusted; with
 /// `ca_bundle` only its certificates are. With `client_cert` and `client_key` the
 /// certificate is presented to the department. Relative paths are resolved against
-/// `base_dir`, the directory of the connector file.
+/// `base_dir`, the directory of the connector file; files are read through `roots`
+/// (regular files only, at most [`MAX_PEM_BYTES`], from the allowed folders).
 pub fn client_config(
     def: Option<&ClientTlsDef>,
     base_dir: &Path,
+    roots: &FileRoots,
 ) -> Result<ClientConfig, TlsError> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let default = ClientTlsDef::default();
     let def = def.unwrap_or(&default);
 
-    let roots = match &def.ca_bundle {
+    let trusted = match &def.ca_bundle {
         None => RootCertStore {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
         },
         Some(bundle) => {
             let file = base_dir.join(bundle);
-            let mut roots = RootCertStore::empty();
-            for (i, cert) in read_certs("ca_bundle", &file)?.into_iter().enumerate() {
-                roots.add(cert).map_err(|e| TlsError::File {
+            let mut trusted = RootCertStore::empty();
+            let certs = read_certs("ca_bundle", &file, roots)?;
+            for (i, cert) in certs.into_iter().enumerate() {
+                trusted.add(cert).map_err(|e| TlsError::File {
                     setting: "ca_bundle",
-                    file: file.clone(),
+                    file: Some(file.clone()),
                     reason: format!("certificate {} is not a usable CA certificate: {e}", i + 1),
                 })?;
             }
-            roots
+            trusted
         }
     };
     let builder = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Settings(e.to_string()))?
-        .with_root_certificates(roots);
+        .with_root_certificates(trusted);
 
     match (&def.client_cert, &def.client_key) {
         (None, None) => Ok(builder.with_no_client_auth()),
         (Some(cert), Some(key)) => {
             let cert_file = base_dir.join(cert);
             let key_file = base_dir.join(key);
-            let chain = read_certs("client_cert", &cert_file)?;
-            let key = PrivateKeyDer::from_pem_file(&key_file).map_err(|e| TlsError::File {
+            let chain = read_certs("client_cert", &cert_file, roots)?;
+            let pem = read_pem("client_key", &key_file, roots)?;
+            let key = PrivateKeyDer::from_pem_slice(&pem).map_err(|e| TlsError::File {
                 setting: "client_key",
-                file: key_file.clone(),
+                file: Some(key_file.clone()),
                 reason: pem_reason(&e, "private key"),
             })?;
             builder
@@ -86,7 +95,7 @@ pub fn client_config(
                 .map_err(|e| match e {
                     rustls::Error::InconsistentKeys(_) => TlsError::File {
                         setting: "client_key",
-                        file: key_file,
+                        file: Some(key_file),
                         reason: format!(
                             "does not belong to the certificate in {}",
                             cert_file.display()
@@ -94,12 +103,12 @@ pub fn client_config(
                     },
                     rustls::Error::General(_) => TlsError::File {
                         setting: "client_key",
-                        file: key_file,
+                        file: Some(key_file),
                         reason: "not a usable private key (RSA, ECDSA or Ed25519)".into(),
                     },
                     other => TlsError::File {
                         setting: "client_cert",
-                        file: cert_file,
+                        file: Some(cert_file),
                         reason: format!("not a usable certificate: {other}"),
                     },
                 })
@@ -108,22 +117,34 @@ pub fn client_config(
     }
 }
 
+/// The bytes of one PEM file named by `setting`, read by the rules of [`FileRoots`].
+fn read_pem(setting: &'static str, file: &Path, roots: &FileRoots) -> Result<Vec<u8>, TlsError> {
+    roots.read(file, MAX_PEM_BYTES).map_err(|e| TlsError::File {
+        setting,
+        // A path outside the allowed folders is not repeated back.
+        file: (e != FileError::NotAllowed).then(|| file.to_owned()),
+        reason: e.to_string(),
+    })
+}
+
 /// Every certificate in a PEM file; at least one.
 fn read_certs(
     setting: &'static str,
     file: &Path,
+    roots: &FileRoots,
 ) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let certs = CertificateDer::pem_file_iter(file)
-        .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
+    let pem = read_pem(setting, file, roots)?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
         .map_err(|e| TlsError::File {
             setting,
-            file: file.to_owned(),
+            file: Some(file.to_owned()),
             reason: pem_reason(&e, "certificate"),
         })?;
     if certs.is_empty() {
         return Err(TlsError::File {
             setting,
-            file: file.to_owned(),
+            file: Some(file.to_owned()),
             reason: "no PEM certificate (BEGIN CERTIFICATE) in the file".into(),
         });
     }
@@ -290,9 +311,14 @@ pub(crate) mod tests {
     fn without_settings_the_web_roots_are_trusted() {
         crate::install_crypto_provider();
         let dir = TempDir::new();
-        let config = client_config(None, &dir.0).unwrap();
+        let config = client_config(None, &dir.0, &FileRoots::within([&dir.0])).unwrap();
         assert!(!config.client_auth_cert_resolver.has_certs());
-        let config = client_config(Some(&ClientTlsDef::default()), &dir.0).unwrap();
+        let config = client_config(
+            Some(&ClientTlsDef::default()),
+            &dir.0,
+            &FileRoots::within([&dir.0]),
+        )
+        .unwrap();
         assert!(!config.client_auth_cert_resolver.has_certs());
     }
 
@@ -310,7 +336,7 @@ pub(crate) mod tests {
             client_cert: Some("certs/gw.pem".into()),
             client_key: Some("certs/gw.key".into()),
         };
-        let config = client_config(Some(&def), &dir.0).unwrap();
+        let config = client_config(Some(&def), &dir.0, &FileRoots::within([&dir.0])).unwrap();
         assert!(config.client_auth_cert_resolver.has_certs());
     }
 
@@ -335,15 +361,17 @@ pub(crate) mod tests {
             client_cert: cert.map(Into::into),
             client_key: key.map(Into::into),
         };
-        let fail = |d: ClientTlsDef| client_config(Some(&d), &dir.0).unwrap_err();
+        let fail = |d: ClientTlsDef| {
+            client_config(Some(&d), &dir.0, &FileRoots::within([&dir.0])).unwrap_err()
+        };
 
         let err = fail(def(Some("missing.pem"), None, None));
         assert!(
-            matches!(&err, TlsError::File { setting: "ca_bundle", file, .. } if file.ends_with("missing.pem")),
+            matches!(&err, TlsError::File { setting: "ca_bundle", file, .. } if file.as_ref().is_some_and(|f| f.ends_with("missing.pem"))),
             "{err:?}"
         );
         assert!(err.to_string().starts_with("tls.ca_bundle: "), "{err}");
-        assert!(err.to_string().contains("cannot read the file"), "{err}");
+        assert!(err.to_string().contains("no such file"), "{err}");
 
         let err = fail(def(Some("empty.pem"), None, None));
         assert!(

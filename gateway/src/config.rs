@@ -14,12 +14,14 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
 use connectors::definition::{ConnectorDef, LeafField, SubjectKey};
+use connectors::files::{FileRoots, MAX_FILE_BYTES};
 use connectors::{Connector, ConnectorDef as Def};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::auth::AuthConfig;
 use crate::cache::RecordCache;
+use crate::departments::{DepartmentConfig, Departments, Upstream};
 use crate::forms::FormSet;
 use crate::limits::RateLimitsConfig;
 use crate::policy::file::{Catalog, Operations, PolicyFile};
@@ -69,6 +71,14 @@ pub struct GatewayFile {
     /// How townships' access requests are handled.
     #[serde(default)]
     pub access_requests: AccessRequestSettings,
+    /// The county's departments: their names and the upstreams their connectors may
+    /// call ([`crate::departments`]).
+    #[serde(default)]
+    pub departments: Vec<DepartmentConfig>,
+    /// A folder, besides this file's own, that connectors' TLS files may be read from
+    /// (relative to this file). Connector definitions name no file outside these two.
+    #[serde(default)]
+    pub certs_dir: Option<PathBuf>,
 }
 
 /// How townships' access requests are handled.
@@ -155,8 +165,12 @@ pub trait Source: Send + Sync {
 pub struct DiskSource;
 
 impl Source for DiskSource {
+    /// Regular files only, at most [`MAX_FILE_BYTES`] (a FIFO or a device named in a
+    /// configuration cannot hang or exhaust the loader).
     fn read(&self, path: &Path) -> std::io::Result<String> {
-        std::fs::read_to_string(path)
+        FileRoots::anywhere()
+            .read_to_string(path, MAX_FILE_BYTES)
+            .map_err(std::io::Error::other)
     }
 }
 
@@ -313,6 +327,8 @@ pub struct ActiveConfig {
     pub access_requests: AccessRequestSettings,
     pub forms: FormSet,
     pub policies: PolicySet,
+    /// The county's departments, with the upstreams their connectors may call.
+    pub departments: Departments,
     pub auth: AuthConfig,
     pub tls: Option<ServerTlsConfig>,
     pub pseudonym_key_env: Option<String>,
@@ -339,11 +355,19 @@ pub fn load(
         schemas: BTreeMap::new(),
         broken: BTreeSet::new(),
         base_dir: path.parent().unwrap_or(Path::new("")).to_owned(),
+        departments: Departments::default(),
+        certs_dir: None,
     };
     let Some(main) = loader.parse_yaml::<GatewayFile>(path) else {
         return Err(loader.problems);
     };
     let base = path.parent().unwrap_or(Path::new(""));
+    let (departments, problems) = Departments::build(&main.departments);
+    for (at, message) in problems {
+        loader.problem(path, &at, &message);
+    }
+    loader.departments = departments;
+    loader.certs_dir = main.certs_dir.as_ref().map(|dir| base.join(dir));
     if main.county.code.len() != 6 || !main.county.code.bytes().all(|b| b.is_ascii_digit()) {
         loader.problem(
             path,
@@ -363,6 +387,13 @@ pub fn load(
     }
     if main.connectors.is_empty() {
         loader.problem(path, "connectors", "list at least one connector file");
+    }
+    if main.departments.is_empty() {
+        loader.problem(
+            path,
+            "departments",
+            "list the county's departments, each with the upstreams its connectors may call",
+        );
     }
     let auth = options.auth.clone().unwrap_or_else(|| main.auth.clone());
     for (at, message) in auth.validate() {
@@ -506,6 +537,7 @@ pub fn load(
         rate_limits: main.rate_limits,
         access_requests: main.access_requests,
         forms,
+        departments: loader.departments,
         auth,
         tls: main.tls,
         pseudonym_key_env: main.pseudonym_key_env,
@@ -547,6 +579,10 @@ struct Loader<'a> {
     broken: BTreeSet<String>,
     /// The main file's directory.
     base_dir: PathBuf,
+    /// The departments; the demo's simulated upstreams are added while loading.
+    departments: Departments,
+    /// `certs_dir`, resolved against the main file's directory.
+    certs_dir: Option<PathBuf>,
 }
 
 impl Loader<'_> {
@@ -597,11 +633,36 @@ impl Loader<'_> {
         };
         if let Some(url) = options.base_urls.get(&def.id) {
             def.base_url.clone_from(url);
+            // The operator's own tooling set this URL: it is the department's upstream.
+            if let Ok(upstream) = Upstream::parse(url) {
+                self.departments.allow(&def.department.id, upstream);
+            }
         }
         let problems = def.validate();
-        let valid = problems.is_empty();
+        let mut valid = problems.is_empty();
         for p in problems {
             self.problem(file, &p.path, &p.message);
+        }
+        match self.departments.get(&def.department.id) {
+            Some(dept) if def.department.name.is_empty() || def.department.name == dept.name => {
+                def.department.name.clone_from(&dept.name);
+            }
+            Some(dept) => {
+                let message = format!(
+                    "differs from the name the county gives department `{}` ({}); the name comes from gateway.yaml, so leave it out",
+                    dept.id, dept.name
+                );
+                self.problem(file, "department.name", &message);
+                valid = false;
+            }
+            None => {
+                let message = format!(
+                    "department `{}` is not one of the county's departments (gateway.yaml `departments`)",
+                    def.department.id
+                );
+                self.problem(file, "department.id", &message);
+                valid = false;
+            }
         }
         Some((def, valid))
     }
@@ -703,6 +764,33 @@ impl Loader<'_> {
         forms
     }
 
+    /// Whether every URL the connector would call is one of its department's
+    /// upstreams; reports each one that is not (without repeating the URL).
+    fn upstreams_allowed(&mut self, file: &Path, def: &Def) -> bool {
+        let department = &def.department.id;
+        if self.departments.get(department).is_none() {
+            return false; // Already reported with the department.
+        }
+        if let Ok(base) = reqwest::Url::parse(&def.base_url)
+            && let Err(refusal) = self.departments.check(department, &base)
+        {
+            self.problem(file, "base_url", &refusal.to_string());
+            return false;
+        }
+        let mut allowed = true;
+        for (name, op) in &def.operations {
+            let Ok(url) = connectors::http::endpoint_url(&def.base_url, &op.request.path) else {
+                continue; // The build reports a URL that does not parse.
+            };
+            if let Err(refusal) = self.departments.check(department, &url) {
+                let at = format!("operations.{name}.request.path");
+                self.problem(file, &at, &format!("leads to a URL that {refusal}"));
+                allowed = false;
+            }
+        }
+        allowed
+    }
+
     /// Reads and compiles a schema once, however many operations use it.
     fn schema(&mut self, file: &Path) -> SchemaEntry {
         if let Some(cached) = self.schemas.get(file) {
@@ -792,18 +880,27 @@ impl Loader<'_> {
                 },
             );
         }
+        if !self.upstreams_allowed(file, &def) {
+            valid = false;
+        }
         if !valid || operations.len() != def.operations.len() {
             return None;
         }
         let def = Arc::new(def);
         // A registry connector's relative paths (TLS files) resolve against the main
-        // file's directory, like a listed file's against its own.
+        // file's directory, like a listed file's against its own; either reads TLS
+        // files only from the main file's folder, `certs_dir` and (for a file the
+        // operator listed) the connector file's own folder.
+        let mut allowed = vec![self.base_dir.clone()];
+        allowed.extend(self.certs_dir.clone());
         let dir = if file.starts_with(REGISTRY_ROOT) {
             self.base_dir.clone()
         } else {
-            file.parent().unwrap_or(Path::new(".")).to_owned()
+            let dir = file.parent().unwrap_or(Path::new(".")).to_owned();
+            allowed.push(dir.clone());
+            dir
         };
-        match connectors::build(def.clone(), &dir) {
+        match connectors::build(def.clone(), &dir, &FileRoots::within(allowed)) {
             Ok(connector) => Some(ActiveConnector {
                 cache: RecordCache::new(&def.cache).map(Arc::new),
                 digest: short_hex(digest.finalize().as_slice()),

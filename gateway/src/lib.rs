@@ -49,6 +49,7 @@ pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod departments;
 pub mod forms;
 pub mod health;
 pub mod limits;

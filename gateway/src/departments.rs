@@ -1,0 +1,300 @@
+//! The county's departments as the operator configures them in `gateway.yaml`: each
+//! department's id, its display name, and the upstreams — the base URLs of its own
+//! systems — that its connectors may call (invariant 10, "departments own their
+//! upstreams").
+//!
+//! ```yaml
+//! departments:
+//!   - id: county-psb
+//!     name: 县公安局
+//!     upstreams:
+//!       - https://10.1.2.3:8443/rkxx   # scheme, host, port and path prefix
+//! ```
+//!
+//! A connector names its department by id; the name users see comes from here, never
+//! from the connector definition. Every URL a connector would call — each operation's
+//! base URL plus path, resolved as the HTTP client resolves it — must lie under one of
+//! its department's upstreams: same scheme, same host (an IP literal does not stand in
+//! for a listed name, nor the other way round), same port, and a path under the
+//! upstream's path prefix (on a segment boundary). Anything else is refused at `gateway
+//! check`, `gateway apply` and registration through the API alike, whatever the
+//! connector's field labels say. URLs with credentials in them are refused too.
+//!
+//! This module owns the configuration and the check; the config loader applies it.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// One department as `gateway.yaml` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DepartmentConfig {
+    /// Stable id, as connectors and department admins' tokens name it.
+    pub id: String,
+    /// The name users see, e.g. 县公安局.
+    pub name: String,
+    /// Base URLs of the department's own systems: its connectors call nothing else.
+    #[serde(default)]
+    pub upstreams: Vec<String>,
+}
+
+/// One allowed upstream: scheme, host, port and path prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    scheme: String,
+    host: String,
+    port: u16,
+    /// Without a trailing `/`; empty for the whole host.
+    path: String,
+}
+
+impl Upstream {
+    /// Reads an upstream from its URL; the problem says what is wrong with it.
+    pub fn parse(text: &str) -> Result<Upstream, String> {
+        let url = reqwest::Url::parse(text).map_err(|e| format!("is not a URL: {e}"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err("must be an http:// or https:// URL".to_owned());
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err("must not carry credentials".to_owned());
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err("must not have a query or a fragment".to_owned());
+        }
+        let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
+            return Err("must name a host".to_owned());
+        };
+        Ok(Upstream {
+            scheme: url.scheme().to_owned(),
+            host: host.to_owned(),
+            port,
+            path: url.path().trim_end_matches('/').to_owned(),
+        })
+    }
+
+    /// Whether `url` lies under this upstream.
+    pub fn covers(&self, url: &reqwest::Url) -> bool {
+        let path = url.path();
+        let under = path == self.path
+            || (path.starts_with(&self.path) && path[self.path.len()..].starts_with('/'));
+        url.scheme() == self.scheme
+            && url.host_str() == Some(self.host.as_str())
+            && url.port_or_known_default() == Some(self.port)
+            && url.username().is_empty()
+            && url.password().is_none()
+            && under
+    }
+}
+
+/// One department, ready to check against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Department {
+    pub id: String,
+    pub name: String,
+    pub upstreams: Vec<Upstream>,
+}
+
+/// Every configured department, by id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Departments {
+    by_id: BTreeMap<String, Department>,
+}
+
+/// Why a connector may not call a URL. Never carries the URL itself: it is a
+/// department admin's input.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UpstreamRefusal {
+    #[error("department `{0}` is not one of the county's departments (gateway.yaml `departments`)")]
+    UnknownDepartment(String),
+    #[error(
+        "is not an upstream of department `{0}`: its connectors call only the URLs gateway.yaml lists for it (`departments[].upstreams`)"
+    )]
+    NotListed(String),
+}
+
+impl Departments {
+    /// Builds the departments from `gateway.yaml`, collecting every problem as
+    /// (path, message).
+    pub fn build(list: &[DepartmentConfig]) -> (Departments, Vec<(String, String)>) {
+        let mut problems = Vec::new();
+        let mut by_id = BTreeMap::new();
+        for (i, dept) in list.iter().enumerate() {
+            let at = |rest: &str| format!("departments[{i}].{rest}");
+            if !connectors::definition::is_identifier(&dept.id) {
+                problems.push((
+                    at("id"),
+                    "must be 1–64 characters of a-z, 0-9, `_` or `-`, starting with a letter"
+                        .to_owned(),
+                ));
+            }
+            if dept.name.trim().is_empty() || dept.name.chars().count() > 100 {
+                problems.push((at("name"), "must be 1 to 100 characters".to_owned()));
+            }
+            let mut upstreams = Vec::new();
+            for (j, text) in dept.upstreams.iter().enumerate() {
+                match Upstream::parse(text) {
+                    Ok(upstream) => upstreams.push(upstream),
+                    Err(message) => problems.push((at(&format!("upstreams[{j}]")), message)),
+                }
+            }
+            let department = Department {
+                id: dept.id.clone(),
+                name: dept.name.clone(),
+                upstreams,
+            };
+            if by_id.insert(dept.id.clone(), department).is_some() {
+                problems.push((at("id"), format!("a second department `{}`", dept.id)));
+            }
+        }
+        (Departments { by_id }, problems)
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Department> {
+        self.by_id.get(id)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Department> {
+        self.by_id.values()
+    }
+
+    /// Adds an upstream the operator's own tooling set (the demo's simulated systems,
+    /// which listen where the operating system puts them).
+    pub fn allow(&mut self, department: &str, upstream: Upstream) {
+        if let Some(dept) = self.by_id.get_mut(department)
+            && !dept.upstreams.contains(&upstream)
+        {
+            dept.upstreams.push(upstream);
+        }
+    }
+
+    /// Whether a connector of `department` may call `url`.
+    pub fn check(&self, department: &str, url: &reqwest::Url) -> Result<(), UpstreamRefusal> {
+        let dept = self
+            .by_id
+            .get(department)
+            .ok_or_else(|| UpstreamRefusal::UnknownDepartment(department.to_owned()))?;
+        if dept.upstreams.iter().any(|u| u.covers(url)) {
+            Ok(())
+        } else {
+            Err(UpstreamRefusal::NotListed(department.to_owned()))
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn county() -> Departments {
+        let (departments, problems) = Departments::build(&[
+            DepartmentConfig {
+                id: "county-psb".into(),
+                name: "县公安局".into(),
+                upstreams: vec!["https://psb.county.example:8443/rkxx/".into()],
+            },
+            DepartmentConfig {
+                id: "county-hrss".into(),
+                name: "县人力资源和社会保障局".into(),
+                upstreams: vec!["http://10.1.2.3:18102".into()],
+            },
+        ]);
+        assert_eq!(problems, vec![]);
+        departments
+    }
+
+    fn url(text: &str) -> reqwest::Url {
+        reqwest::Url::parse(text).unwrap()
+    }
+
+    #[test]
+    fn a_department_reaches_its_own_upstreams() {
+        let d = county();
+        assert_eq!(
+            d.check(
+                "county-psb",
+                &url("https://psb.county.example:8443/rkxx/api/v1/person")
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            d.check("county-psb", &url("https://PSB.county.example:8443/rkxx")),
+            Ok(())
+        );
+        assert_eq!(
+            d.check("county-hrss", &url("http://10.1.2.3:18102/si/q")),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn another_departments_upstream_and_every_variant_is_refused() {
+        let d = county();
+        let refused = |dept: &str, u: &str| d.check(dept, &url(u)).is_err();
+        // The attack: 公安局's connector at 人社局's system.
+        assert!(refused("county-psb", "http://10.1.2.3:18102/si/q"));
+        // Same host, other path (also through `..` and its encoded form).
+        assert!(refused(
+            "county-psb",
+            "https://psb.county.example:8443/other"
+        ));
+        assert!(refused(
+            "county-psb",
+            "https://psb.county.example:8443/rkxxevil/x"
+        ));
+        assert!(refused(
+            "county-psb",
+            "https://psb.county.example:8443/rkxx/../admin"
+        ));
+        assert!(refused(
+            "county-psb",
+            "https://psb.county.example:8443/rkxx/%2e%2e/admin"
+        ));
+        // Other port, other scheme, credentials.
+        assert!(refused(
+            "county-psb",
+            "https://psb.county.example:9443/rkxx/x"
+        ));
+        assert!(refused(
+            "county-psb",
+            "http://psb.county.example:8443/rkxx/x"
+        ));
+        assert!(refused(
+            "county-psb",
+            "https://u:p@psb.county.example:8443/rkxx/x"
+        ));
+        // An IP literal for the listed name, loopback, link-local and metadata.
+        assert!(refused("county-psb", "https://10.9.9.9:8443/rkxx/x"));
+        assert!(refused("county-psb", "https://127.0.0.1:8443/rkxx/x"));
+        assert!(refused(
+            "county-psb",
+            "http://169.254.169.254/latest/meta-data"
+        ));
+        // A department that is not configured.
+        assert_eq!(
+            d.check("county-xx", &url("http://10.1.2.3:18102/")),
+            Err(UpstreamRefusal::UnknownDepartment("county-xx".into()))
+        );
+    }
+
+    #[test]
+    fn bad_entries_are_problems_with_their_paths() {
+        let (_, problems) = Departments::build(&[DepartmentConfig {
+            id: "Bad Id".into(),
+            name: " ".into(),
+            upstreams: vec!["ftp://x".into(), "http://a:b@x".into(), "nope".into()],
+        }]);
+        let at: Vec<&str> = problems.iter().map(|(at, _)| at.as_str()).collect();
+        assert_eq!(
+            at,
+            [
+                "departments[0].id",
+                "departments[0].name",
+                "departments[0].upstreams[0]",
+                "departments[0].upstreams[1]",
+                "departments[0].upstreams[2]",
+            ]
+        );
+    }
+}
