@@ -164,9 +164,13 @@ pub(crate) async fn commit(
         Err(ChangeError::Audit(e)) => {
             return Err(crate::server::audit_unavailable(request_id, &e));
         }
-        Err(ChangeError::Registry(RegistryError::Decided(_))) => Problem::new(
+        Err(ChangeError::Registry(RegistryError::Decided(why))) => Problem::new(
             ProblemKind::AlreadyDecided,
-            "Someone decided this meanwhile; nothing was changed.",
+            format!("{why}; nothing was changed."),
+        ),
+        Err(ChangeError::TooSlow) => Problem::new(
+            ProblemKind::ConfigCheckTooSlow,
+            "The change could not be checked in time; nothing was changed.",
         ),
         Err(ChangeError::Registry(RegistryError::Conflict { .. })) => Problem::new(
             ProblemKind::RegistryConflict,
@@ -353,7 +357,7 @@ async fn put_connector(
     if let Some(problem) = problem {
         return refused(&app, &request_id, event, problem).await;
     }
-    let version = crate::registry::ConnectorVersion {
+    let mut version = crate::registry::ConnectorVersion {
         id: id.clone(),
         version: 1,
         department,
@@ -362,12 +366,39 @@ async fn put_connector(
         origin: crate::registry::Origin::Api,
         created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         created_by: caller.user.clone(),
+        review: None,
     };
-    let unchanged = match &owned {
-        Ownership::Registered(c) => c.current.same_content(&version),
-        _ => false,
+    let (unchanged, in_force) = match &owned {
+        Ownership::Registered(c) => (
+            c.current.same_content(&version),
+            connectors::ConnectorDef::from_yaml(&c.current.definition)
+                .ok()
+                .map(|def| (c.current.version, def)),
+        ),
+        _ => (false, None),
     };
     let content = version.content_digest();
+    // A version that loosens the county's classification waits for its review.
+    let loosenings = if unchanged {
+        Vec::new()
+    } else {
+        crate::classification::loosenings(in_force.as_ref().map(|(_, def)| def), &def)
+    };
+    if !loosenings.is_empty() {
+        version.review = Some(crate::registry::Review {
+            state: crate::registry::ReviewState::Pending,
+            base_version: in_force.as_ref().map(|(number, _)| *number),
+            loosenings: loosenings.clone(),
+            decided_at: None,
+            decided_by: None,
+            note: None,
+        });
+        event.operation = Some(format!(
+            "connector.propose {id} content={content} loosens={}",
+            loosenings.len()
+        ));
+        return propose(&app, &request_id, &caller, version, loosenings, event).await;
+    }
     event.operation = Some(format!("connector.put {id} content={content}"));
     let created = matches!(owned, Ownership::Unknown);
     match commit(
@@ -403,6 +434,39 @@ async fn put_connector(
         }
         Err(response) => response,
     }
+}
+
+/// Keeps a version that loosens the classification for the data-governance office's
+/// review (checked first like any change) and answers 202 with what it loosens.
+async fn propose(
+    app: &App,
+    request_id: &str,
+    caller: &Caller,
+    version: crate::registry::ConnectorVersion,
+    loosenings: Vec<crate::classification::Loosening>,
+    event: AuditEvent,
+) -> Response {
+    let id = version.id.clone();
+    let change = crate::registry::Change::ProposeConnector(version);
+    if let Err(response) = commit(app, request_id, vec![change], event).await {
+        return response;
+    }
+    let proposed = match app.live.registry().connector_versions(&id).await {
+        Ok(list) => list.last().map(|v| v.version),
+        Err(_) => None,
+    };
+    tracing::info!(request_id, user = %caller.user, connector = %id, "connector version kept for classification review");
+    (
+        axum::http::StatusCode::ACCEPTED,
+        axum::Json(json!({
+            "connector": id,
+            "version": proposed,
+            "state": "awaiting_review",
+            "detail": "This version loosens the county's classification; it serves once the data-governance office approves it.",
+            "loosenings": loosenings,
+        })),
+    )
+        .into_response()
 }
 
 /// An id from a URL as it may appear in an audit record: an id's shape (a lowercase
@@ -465,6 +529,7 @@ async fn versions(
                 "created_by": v.created_by,
                 "origin": v.origin,
                 "content": v.content_digest(),
+                "review": v.review,
                 "definition": v.definition,
                 "schemas": v.schemas.keys().collect::<Vec<_>>(),
             })

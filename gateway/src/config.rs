@@ -771,9 +771,14 @@ impl Loader<'_> {
         if self.departments.get(department).is_none() {
             return false; // Already reported with the department.
         }
-        if let Ok(base) = reqwest::Url::parse(&def.base_url)
-            && let Err(refusal) = self.departments.check(department, &base)
-        {
+        // A base URL that is not http(s) is already reported by the definition's checks.
+        let Ok(base) = reqwest::Url::parse(&def.base_url) else {
+            return false;
+        };
+        if !matches!(base.scheme(), "http" | "https") {
+            return false;
+        }
+        if let Err(refusal) = self.departments.check(department, &base) {
             self.problem(file, "base_url", &refusal.to_string());
             return false;
         }

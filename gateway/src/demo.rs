@@ -165,6 +165,13 @@ pub const PERSONAS: &[Persona] = &[
         township: None,
         department: None,
     },
+    Persona {
+        name: "governance",
+        about: "县大数据局数据治理科 (data governance: reviews classification changes)",
+        role: Role::Governance,
+        township: None,
+        department: None,
+    },
 ];
 
 /// How long demo tokens live.

@@ -11,6 +11,15 @@
 //!
 //! Changes made by another process (`gateway apply`, another replica) are picked up by
 //! a watcher that polls the registry's revision.
+//!
+//! Loading reads files and builds connectors from what a department admin sent, so it
+//! runs under a deadline ([`LOAD_DEADLINE`]) and **without** the change lock: a slow
+//! or hostile candidate delays only its own change, never a revocation or another
+//! department's change. The lock is held only to record and commit, after checking
+//! that nobody committed since the candidate's snapshot (else the change is checked
+//! again on the new snapshot). A version that loosens the county's classification is
+//! checked as if in force, then kept for review without serving
+//! ([`crate::classification`]).
 
 use std::path::PathBuf;
 use std::sync::{Arc, Weak};
@@ -26,6 +35,13 @@ use crate::registry::{Change, Registry, RegistryError, Snapshot};
 /// How often the watcher asks the registry whether it changed.
 pub const WATCH_EVERY: Duration = Duration::from_secs(1);
 
+/// The longest a configuration may take to load; a change whose candidate takes
+/// longer is refused.
+pub const LOAD_DEADLINE: Duration = Duration::from_secs(20);
+
+/// How many times a change is checked again when other changes keep committing first.
+const CHANGE_ATTEMPTS: usize = 5;
+
 /// Why a configuration could not be loaded or a change could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum ChangeError {
@@ -37,6 +53,8 @@ pub enum ChangeError {
     Audit(AuditError),
     #[error("loading the configuration failed: {0}")]
     Task(String),
+    #[error("loading the configuration took longer than {} s", LOAD_DEADLINE.as_secs())]
+    TooSlow,
 }
 
 /// What a committed change made.
@@ -56,7 +74,8 @@ pub struct Live {
     options: LoadOptions,
     registry: Arc<dyn Registry>,
     /// The registry revision the active configuration was built from. Held while a
-    /// change or reload runs, so they happen one at a time.
+    /// change is recorded and committed or a reload swapped in, so those happen one
+    /// at a time (never while a candidate loads).
     applied: Mutex<u64>,
 }
 
@@ -99,7 +118,8 @@ impl Live {
         Ok(config)
     }
 
-    /// Loads the configuration `snapshot` gives, off the async workers.
+    /// Loads the configuration `snapshot` gives, off the async workers, within
+    /// [`LOAD_DEADLINE`].
     pub async fn build(&self, snapshot: Snapshot) -> Result<ActiveConfig, ChangeError> {
         let source = self.source.clone();
         let path = self.path.clone();
@@ -107,8 +127,10 @@ impl Live {
             registry: snapshot,
             ..self.options.clone()
         };
-        tokio::task::spawn_blocking(move || config::load(&*source, &path, &options))
+        let task = tokio::task::spawn_blocking(move || config::load(&*source, &path, &options));
+        tokio::time::timeout(LOAD_DEADLINE, task)
             .await
+            .map_err(|_| ChangeError::TooSlow)?
             .map_err(|e| ChangeError::Task(e.to_string()))?
             .map_err(ChangeError::Invalid)
     }
@@ -123,15 +145,34 @@ impl Live {
         changes: Vec<Change>,
         event: AuditEvent,
     ) -> Result<Changed, ChangeError> {
-        let mut applied = self.applied.lock().await;
-        let snapshot = self.registry.snapshot().await?;
-        let candidate = snapshot.with(&changes)?;
-        // Changes that touch no configuration (a new access request, a refusal) are
-        // committed without loading anything.
-        let config = if candidate == snapshot {
-            None
-        } else {
-            Some(self.build(candidate).await?)
+        let mut attempts = 0;
+        let (mut applied, snapshot, config) = loop {
+            attempts += 1;
+            let snapshot = self.registry.snapshot().await?;
+            let candidate = snapshot.with(&changes)?;
+            // A proposal for review is checked as if it were in force.
+            let proposed = snapshot.as_proposed(&changes)?;
+            if proposed != candidate {
+                self.build(proposed).await?;
+            }
+            // Changes that touch no configuration (a new access request, a refusal)
+            // are committed without loading anything.
+            let config = if candidate == snapshot {
+                None
+            } else {
+                Some(self.build(candidate).await?)
+            };
+            let applied = self.applied.lock().await;
+            let now = self.registry.revision().await?;
+            if now == snapshot.revision {
+                break (applied, snapshot, config);
+            }
+            if attempts >= CHANGE_ATTEMPTS {
+                return Err(ChangeError::Registry(RegistryError::Conflict {
+                    expected: snapshot.revision,
+                    found: now,
+                }));
+            }
         };
         audit.append(event).await.map_err(ChangeError::Audit)?;
         let revision = self.registry.commit(snapshot.revision, changes).await?;
@@ -156,13 +197,17 @@ impl Live {
         active: &ArcSwap<ActiveConfig>,
         audit: &dyn AuditLog,
     ) -> Result<bool, ChangeError> {
-        let mut applied = self.applied.lock().await;
-        if self.registry.revision().await? == *applied {
+        if self.registry.revision().await? == *self.applied.lock().await {
             return Ok(false);
         }
         let snapshot = self.registry.snapshot().await?;
         let revision = snapshot.revision;
         let mut config = self.build(snapshot).await?;
+        let mut applied = self.applied.lock().await;
+        if *applied >= revision {
+            // A change made here put this revision (or a later one) in force meanwhile.
+            return Ok(false);
+        }
         carry_over(&active.load(), &mut config);
         let config = Arc::new(config);
         active.store(config.clone());

@@ -193,6 +193,7 @@ pub fn router(app: App) -> Router {
         .merge(crate::privacy::routes())
         .merge(crate::forms::routes())
         .merge(crate::admin::routes())
+        .merge(crate::review::routes())
         .merge(crate::access::routes())
         .merge(crate::catalog::routes())
         .route("/metrics", get(crate::metrics::metrics))

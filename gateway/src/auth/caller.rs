@@ -30,17 +30,21 @@ pub enum Role {
     PrivacyOfficer,
     /// Operator: runs the gateway.
     Operator,
+    /// The county's data-governance office (大数据局): owns the county's classification
+    /// and reviews every change that loosens it.
+    Governance,
 }
 
 impl Role {
     /// Every role.
-    pub const ALL: [Role; 6] = [
+    pub const ALL: [Role; 7] = [
         Role::Clerk,
         Role::GridWorker,
         Role::TownshipLead,
         Role::DeptAdmin,
         Role::PrivacyOfficer,
         Role::Operator,
+        Role::Governance,
     ];
 
     /// The name used in tokens and policies.
@@ -52,6 +56,7 @@ impl Role {
             Role::DeptAdmin => "dept_admin",
             Role::PrivacyOfficer => "privacy_officer",
             Role::Operator => "operator",
+            Role::Governance => "governance",
         }
     }
 

@@ -213,6 +213,7 @@ async fn fixtures(args: FixturesArgs) -> Result<(), String> {
             connector_paths.push(new_rel);
         }
         let mut cfg = main.clone();
+        allow_upstreams(&mut cfg, &repo_county, main, &base_urls)?;
         set(&mut cfg, "connectors", paths_value(&connector_paths));
         set(&mut cfg, "data_dir", Value::from("data"));
         let mut limits = Mapping::new();
@@ -407,6 +408,52 @@ fn remove_quotas(policy: &mut Value) {
 
 /// No department capacity limit; the record cache on or off; the bench's department
 /// addresses.
+/// Lists each simulated system's URL among its department's upstreams, so the bench
+/// connectors (pointed there) are the department's own.
+fn allow_upstreams(
+    cfg: &mut Mapping,
+    repo_county: &Path,
+    main: &Mapping,
+    base_urls: &BTreeMap<String, String>,
+) -> Result<(), String> {
+    let mut department_of = BTreeMap::new();
+    for rel in paths_of(main, "connectors") {
+        let from = repo_county.join(&rel);
+        let value = read_yaml(&from)?;
+        let id = value.get("id").and_then(Value::as_str).map(str::to_owned);
+        let department = value
+            .get("department")
+            .and_then(|d| d.get("id"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        if let (Some(id), Some(department)) = (id, department) {
+            department_of.insert(id, department);
+        }
+    }
+    let Some(Value::Sequence(departments)) = cfg.get_mut("departments") else {
+        return Err("the county config lists no departments".to_owned());
+    };
+    for (connector, url) in base_urls {
+        let Some(department) = department_of.get(connector) else {
+            continue;
+        };
+        for entry in departments.iter_mut() {
+            if entry.get("id").and_then(Value::as_str) != Some(department.as_str()) {
+                continue;
+            }
+            if let Some(Value::Sequence(upstreams)) = entry.get_mut("upstreams") {
+                upstreams.push(Value::from(url.as_str()));
+            } else if let Value::Mapping(map) = entry {
+                map.insert(
+                    "upstreams".into(),
+                    Value::Sequence(vec![Value::from(url.as_str())]),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 fn adjust_connector(
     connector: &mut Value,
     cached: bool,

@@ -68,6 +68,39 @@ pub struct ConnectorVersion {
     pub created_at: String,
     /// The user (or `gateway apply`) that made this version.
     pub created_by: String,
+    /// The data-governance review of a version that loosens the county's
+    /// classification ([`crate::classification`]); `None` when it needed none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<Review>,
+}
+
+/// The data-governance office's review of a connector version that loosens the
+/// county's classification. Until it is approved, the version does not serve.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Review {
+    pub state: ReviewState,
+    /// The version in force when this one was proposed (`None`: the connector was
+    /// new). An approval is refused once another version is in force.
+    pub base_version: Option<u32>,
+    /// Every field the version loosens.
+    pub loosenings: Vec<crate::classification::Loosening>,
+    pub decided_at: Option<String>,
+    pub decided_by: Option<String>,
+    /// The reviewer's note (a refusal's reason).
+    pub note: Option<String>,
+}
+
+/// Where a review stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReviewState {
+    /// Waiting for the data-governance office.
+    Pending,
+    /// Approved: the version went into force.
+    Approved,
+    Refused,
+    /// A later version of the connector was proposed or put in force first.
+    Superseded,
 }
 
 impl ConnectorVersion {
@@ -202,6 +235,15 @@ pub enum Change {
         id: String,
         enabled: bool,
     },
+    /// A version that loosens the classification, kept for review (its `review` is
+    /// pending) without serving; earlier pending versions of the connector are
+    /// superseded.
+    ProposeConnector(ConnectorVersion),
+    /// Records the review of a proposed version (same id and version number, with
+    /// the review decided); an approved one goes into force, enabled. Refused with
+    /// [`RegistryError::Decided`] if the review is no longer pending or another
+    /// version went into force since the proposal.
+    DecideReview(ConnectorVersion),
     /// Forgets a file-managed connector that its directory no longer holds (its
     /// versions are kept for the record).
     RemoveConnector {
@@ -267,6 +309,9 @@ pub trait Registry: Send + Sync + std::fmt::Debug {
         &self,
         id: &str,
     ) -> BoxFuture<'_, Result<Vec<ConnectorVersion>, RegistryError>>;
+    /// Every connector version that needed a classification review, in any state,
+    /// by connector id and version.
+    fn reviewed_versions(&self) -> BoxFuture<'_, Result<Vec<ConnectorVersion>, RegistryError>>;
     /// Every access request, oldest first.
     fn access_requests(&self) -> BoxFuture<'_, Result<Vec<AccessRequest>, RegistryError>>;
     /// Every grant made through the API, revoked ones too, oldest first.
@@ -304,6 +349,18 @@ impl Snapshot {
                         );
                     }
                 },
+                Change::ProposeConnector(_) => {}
+                Change::DecideReview(v) => {
+                    if v.review.as_ref().map(|r| r.state) == Some(ReviewState::Approved) {
+                        next.connectors.insert(
+                            v.id.clone(),
+                            RegisteredConnector {
+                                current: v.clone(),
+                                enabled: true,
+                            },
+                        );
+                    }
+                }
                 Change::SetConnectorEnabled { id, enabled } => {
                     next.connectors
                         .get_mut(id)
@@ -335,5 +392,18 @@ impl Snapshot {
             }
         }
         Ok(next)
+    }
+
+    /// The snapshot `changes` would make if every version they propose were approved:
+    /// a proposal is checked like a change in force before it is kept for review.
+    pub fn as_proposed(&self, changes: &[Change]) -> Result<Snapshot, RegistryError> {
+        let changes: Vec<Change> = changes
+            .iter()
+            .map(|change| match change {
+                Change::ProposeConnector(v) => Change::PutConnector(v.clone()),
+                other => other.clone(),
+            })
+            .collect();
+        self.with(&changes)
     }
 }

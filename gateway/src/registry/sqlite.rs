@@ -20,7 +20,7 @@ use tokio::sync::Mutex;
 
 use super::{
     AccessRequest, Change, ConnectorVersion, GrantRecord, Origin, PolicyFileRecord,
-    RegisteredConnector, Registry, RegistryError, RequestState, Revocation, Snapshot,
+    RegisteredConnector, Registry, RegistryError, RequestState, ReviewState, Revocation, Snapshot,
 };
 
 /// The registry database's file name inside the data directory.
@@ -64,6 +64,9 @@ const MIGRATIONS: &[&str] = &[
      INSERT INTO meta (key, value) VALUES ('revision', '0');",
     // 2: purpose files (more purposes for the catalog) applied with `gateway apply`.
     "CREATE TABLE purpose_files (path TEXT PRIMARY KEY, text TEXT NOT NULL) STRICT;",
+    // 3: the data-governance review of versions that loosen the classification (JSON,
+    // NULL when a version needed none).
+    "ALTER TABLE connector_versions ADD COLUMN review TEXT;",
 ];
 
 /// The schema version this code writes.
@@ -207,6 +210,19 @@ impl Registry for SqliteRegistry {
         }))
     }
 
+    fn reviewed_versions(&self) -> BoxFuture<'_, Result<Vec<ConnectorVersion>, RegistryError>> {
+        Box::pin(self.with_connection(|conn| {
+            let mut statement = conn.prepare(&format!(
+                "SELECT {VERSION_COLUMNS} FROM connector_versions
+                   WHERE review IS NOT NULL ORDER BY id, version"
+            ))?;
+            let rows = statement
+                .query_map([], RawVersion::from_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter().map(RawVersion::decode).collect()
+        }))
+    }
+
     fn access_requests(&self) -> BoxFuture<'_, Result<Vec<AccessRequest>, RegistryError>> {
         Box::pin(self.with_connection(|conn| {
             read_bodies(
@@ -292,6 +308,8 @@ fn read_revision(conn: &Connection) -> Result<u64, RegistryError> {
 fn apply(tx: &Transaction<'_>, change: Change) -> Result<(), RegistryError> {
     match change {
         Change::PutConnector(version) => put_connector(tx, version),
+        Change::ProposeConnector(version) => propose_connector(tx, version),
+        Change::DecideReview(version) => decide_review(tx, version),
         Change::SetConnectorEnabled { id, enabled } => {
             let updated = tx.execute(
                 "UPDATE connectors SET enabled = ?2 WHERE id = ?1",
@@ -391,6 +409,20 @@ fn put_connector(tx: &Transaction<'_>, version: ConnectorVersion) -> Result<(), 
             return Ok(());
         }
     }
+    let next = insert_version(tx, &version)?;
+    tx.execute(
+        "INSERT INTO connectors (id, current_version, enabled) VALUES (?1, ?2, 1)
+           ON CONFLICT (id) DO UPDATE SET current_version = excluded.current_version,
+                                          enabled = 1",
+        params![version.id, next],
+    )?;
+    Ok(())
+}
+
+/// Stores `version` under the next version number, superseding any version of the
+/// connector still pending review; returns the number.
+fn insert_version(tx: &Transaction<'_>, version: &ConnectorVersion) -> Result<i64, RegistryError> {
+    supersede_pending(tx, &version.id)?;
     let last: i64 = tx.query_row(
         "SELECT coalesce(max(version), 0) FROM connector_versions WHERE id = ?1",
         [&version.id],
@@ -405,10 +437,11 @@ fn put_connector(tx: &Transaction<'_>, version: ConnectorVersion) -> Result<(), 
                 version.id
             ))
         })?;
+    let review = version.review.as_ref().map(to_json).transpose()?;
     tx.execute(
         "INSERT INTO connector_versions
-           (id, version, department, definition, schemas, origin, created_at, created_by)
-           VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+           (id, version, department, definition, schemas, origin, created_at, created_by, review)
+           VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         params![
             version.id,
             next,
@@ -418,13 +451,89 @@ fn put_connector(tx: &Transaction<'_>, version: ConnectorVersion) -> Result<(), 
             to_json(&version.origin)?,
             version.created_at,
             version.created_by,
+            review,
         ],
     )?;
+    Ok(next)
+}
+
+/// Marks every version of connector `id` that is still pending review as superseded.
+fn supersede_pending(tx: &Transaction<'_>, id: &str) -> Result<(), RegistryError> {
+    let pending: Vec<i64> = {
+        let mut statement = tx.prepare(
+            "SELECT version FROM connector_versions
+               WHERE id = ?1 AND review IS NOT NULL AND json_extract(review, '$.state') = 'pending'",
+        )?;
+        statement
+            .query_map([id], |row| row.get(0))?
+            .collect::<Result<_, _>>()?
+    };
+    for number in pending {
+        let mut stored = read_version(tx, id, number)?;
+        if let Some(review) = stored.review.as_mut() {
+            review.state = ReviewState::Superseded;
+        }
+        tx.execute(
+            "UPDATE connector_versions SET review = ?3 WHERE id = ?1 AND version = ?2",
+            params![id, number, stored.review.as_ref().map(to_json).transpose()?],
+        )?;
+    }
+    Ok(())
+}
+
+/// Keeps a version for review without putting it in force.
+fn propose_connector(tx: &Transaction<'_>, version: ConnectorVersion) -> Result<(), RegistryError> {
+    if version.review.as_ref().map(|r| r.state) != Some(ReviewState::Pending) {
+        return Err(RegistryError::Corrupt(format!(
+            "a proposed version of connector `{}` must be pending review",
+            version.id
+        )));
+    }
+    insert_version(tx, &version).map(|_| ())
+}
+
+/// Records a review's decision; an approved version goes into force.
+fn decide_review(tx: &Transaction<'_>, decided: ConnectorVersion) -> Result<(), RegistryError> {
+    let (id, number) = (&decided.id, i64::from(decided.version));
+    let stored = read_version(tx, id, number)
+        .map_err(|_| RegistryError::Missing(format!("connector `{id}` version {number}")))?;
+    let Some(review) = stored.review.as_ref() else {
+        return Err(RegistryError::Missing(format!(
+            "a review of connector `{id}` version {number}"
+        )));
+    };
+    if review.state != ReviewState::Pending {
+        return Err(RegistryError::Decided(format!(
+            "the review of connector `{id}` version {number} is already decided"
+        )));
+    }
+    let decision = decided
+        .review
+        .as_ref()
+        .ok_or_else(|| RegistryError::Corrupt("a review decision without a review".into()))?;
+    if decision.state == ReviewState::Approved {
+        let current: Option<i64> = tx
+            .query_row(
+                "SELECT current_version FROM connectors WHERE id = ?1",
+                [id],
+                |row| row.get(0),
+            )
+            .optional()?;
+        if current != review.base_version.map(i64::from) {
+            return Err(RegistryError::Decided(format!(
+                "connector `{id}` changed since version {number} was proposed; it must be proposed again"
+            )));
+        }
+        tx.execute(
+            "INSERT INTO connectors (id, current_version, enabled) VALUES (?1, ?2, 1)
+               ON CONFLICT (id) DO UPDATE SET current_version = excluded.current_version,
+                                              enabled = 1",
+            params![id, number],
+        )?;
+    }
     tx.execute(
-        "INSERT INTO connectors (id, current_version, enabled) VALUES (?1, ?2, 1)
-           ON CONFLICT (id) DO UPDATE SET current_version = excluded.current_version,
-                                          enabled = 1",
-        params![version.id, next],
+        "UPDATE connector_versions SET review = ?3 WHERE id = ?1 AND version = ?2",
+        params![id, number, to_json(decision)?],
     )?;
     Ok(())
 }
@@ -497,7 +606,7 @@ fn exists(conn: &Connection, sql: &str, id: &str) -> Result<bool, RegistryError>
 
 /// The columns [`RawVersion::from_row`] reads, in order.
 const VERSION_COLUMNS: &str =
-    "id, version, department, definition, schemas, origin, created_at, created_by";
+    "id, version, department, definition, schemas, origin, created_at, created_by, review";
 
 /// A `connector_versions` row before its JSON columns are decoded.
 struct RawVersion {
@@ -509,6 +618,7 @@ struct RawVersion {
     origin: String,
     created_at: String,
     created_by: String,
+    review: Option<String>,
 }
 
 impl RawVersion {
@@ -522,6 +632,7 @@ impl RawVersion {
             origin: row.get(5)?,
             created_at: row.get(6)?,
             created_by: row.get(7)?,
+            review: row.get(8)?,
         })
     }
 
@@ -532,6 +643,10 @@ impl RawVersion {
         let schemas: BTreeMap<String, String> =
             from_json(&self.schemas, || format!("{}: schemas", what()))?;
         let origin: Origin = from_json(&self.origin, || format!("{}: origin", what()))?;
+        let review = match &self.review {
+            Some(text) => Some(from_json(text, || format!("{}: review", what()))?),
+            None => None,
+        };
         Ok(ConnectorVersion {
             id: self.id,
             version,
@@ -541,6 +656,7 @@ impl RawVersion {
             origin,
             created_at: self.created_at,
             created_by: self.created_by,
+            review,
         })
     }
 }

@@ -23,6 +23,7 @@ fn version(id: &str, definition: &str) -> ConnectorVersion {
         origin: Origin::Api,
         created_at: "2025-03-01T08:00:00Z".to_owned(),
         created_by: "alice".to_owned(),
+        review: None,
     }
 }
 
@@ -602,7 +603,7 @@ async fn purpose_files_are_put_shown_and_removed() {
 }
 
 #[tokio::test]
-async fn a_schema_version_1_registry_is_migrated_to_2() {
+async fn a_schema_version_1_registry_is_migrated_to_the_latest() {
     let dir = tempfile::tempdir().unwrap();
     let registry = open(dir.path());
     commit(
@@ -614,10 +615,11 @@ async fn a_schema_version_1_registry_is_migrated_to_2() {
     )
     .await
     .unwrap();
-    // Make it a version-1 file: no purpose_files table.
+    // Make it a version-1 file: no purpose_files table, no reviews.
     let conn = rusqlite::Connection::open(registry.path()).unwrap();
     conn.execute_batch(
         "DROP TABLE purpose_files;
+         ALTER TABLE connector_versions DROP COLUMN review;
          UPDATE meta SET value = '1' WHERE key = 'schema_version';",
     )
     .unwrap();
@@ -631,8 +633,8 @@ async fn a_schema_version_1_registry_is_migrated_to_2() {
             |row| row.get(0),
         )
         .unwrap();
-    assert_eq!(schema_version, "2");
-    assert_eq!(sqlite::SCHEMA_VERSION, 2);
+    assert_eq!(schema_version, "3");
+    assert_eq!(sqlite::SCHEMA_VERSION, 3);
     drop(conn);
     // What version 1 held is kept, and purpose files can be stored.
     commit(
@@ -648,4 +650,128 @@ async fn a_schema_version_1_registry_is_migrated_to_2() {
     assert_eq!(snapshot.revision, 2);
     assert!(snapshot.policy_files.contains_key("policies/hukou.yaml"));
     assert!(snapshot.purpose_files.contains_key("purposes.yaml"));
+}
+
+fn pending(base_version: Option<u32>) -> Option<Review> {
+    Some(Review {
+        state: ReviewState::Pending,
+        base_version,
+        loosenings: Vec::new(),
+        decided_at: None,
+        decided_by: None,
+        note: None,
+    })
+}
+
+fn decided(mut version: ConnectorVersion, number: u32, state: ReviewState) -> ConnectorVersion {
+    version.version = number;
+    if let Some(review) = version.review.as_mut() {
+        review.state = state;
+        review.decided_by = Some("governance".to_owned());
+    }
+    version
+}
+
+#[tokio::test]
+async fn a_proposal_serves_nothing_until_approved() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = open(dir.path());
+    let proposed = ConnectorVersion {
+        review: pending(None),
+        ..version("jisheng2", "id: jisheng2\n")
+    };
+    commit(&registry, vec![Change::ProposeConnector(proposed.clone())])
+        .await
+        .unwrap();
+    let snapshot = registry.snapshot().await.unwrap();
+    assert!(snapshot.connectors.is_empty(), "a proposal is not in force");
+    let stored = registry.connector_versions("jisheng2").await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(
+        stored[0].review.as_ref().unwrap().state,
+        ReviewState::Pending
+    );
+    assert_eq!(registry.reviewed_versions().await.unwrap().len(), 1);
+
+    let approved = decided(proposed, 1, ReviewState::Approved);
+    commit(&registry, vec![Change::DecideReview(approved.clone())])
+        .await
+        .unwrap();
+    let snapshot = registry.snapshot().await.unwrap();
+    let current = &snapshot.connectors["jisheng2"];
+    assert_eq!(current.current.version, 1);
+    assert!(current.enabled);
+    // Decided once only.
+    let again = commit(&registry, vec![Change::DecideReview(approved)]).await;
+    assert!(matches!(again, Err(RegistryError::Decided(_))), "{again:?}");
+}
+
+#[tokio::test]
+async fn an_approval_after_the_connector_changed_or_a_refusal_changes_nothing_in_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = open(dir.path());
+    commit(&registry, vec![Change::PutConnector(version("c", "v1"))])
+        .await
+        .unwrap();
+    let proposed = ConnectorVersion {
+        review: pending(Some(1)),
+        ..version("c", "v2 loosened")
+    };
+    commit(&registry, vec![Change::ProposeConnector(proposed.clone())])
+        .await
+        .unwrap();
+    // A tightening goes in force meanwhile (version 3) and supersedes the proposal.
+    commit(
+        &registry,
+        vec![Change::PutConnector(version("c", "v3 tighter"))],
+    )
+    .await
+    .unwrap();
+    let versions = registry.connector_versions("c").await.unwrap();
+    assert_eq!(
+        versions[1].review.as_ref().unwrap().state,
+        ReviewState::Superseded
+    );
+    let late = commit(
+        &registry,
+        vec![Change::DecideReview(decided(
+            proposed.clone(),
+            2,
+            ReviewState::Approved,
+        ))],
+    )
+    .await;
+    assert!(matches!(late, Err(RegistryError::Decided(_))), "{late:?}");
+    assert_eq!(
+        registry.snapshot().await.unwrap().connectors["c"]
+            .current
+            .version,
+        3
+    );
+
+    // A refused proposal stays out of force.
+    let proposed = ConnectorVersion {
+        review: pending(Some(3)),
+        ..version("c", "v4 loosened")
+    };
+    commit(&registry, vec![Change::ProposeConnector(proposed.clone())])
+        .await
+        .unwrap();
+    commit(
+        &registry,
+        vec![Change::DecideReview(decided(
+            proposed,
+            4,
+            ReviewState::Refused,
+        ))],
+    )
+    .await
+    .unwrap();
+    let snapshot = registry.snapshot().await.unwrap();
+    assert_eq!(snapshot.connectors["c"].current.version, 3);
+    let versions = registry.connector_versions("c").await.unwrap();
+    assert_eq!(
+        versions[3].review.as_ref().unwrap().state,
+        ReviewState::Refused
+    );
 }

@@ -418,6 +418,7 @@ fn api_connector() -> ConnectorVersion {
         origin: Origin::Api,
         created_at: "2026-03-01T08:00:00Z".to_owned(),
         created_by: "hc-admin".to_owned(),
+        review: None,
     }
 }
 

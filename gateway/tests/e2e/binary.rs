@@ -457,7 +457,8 @@ async fn serve_runs_against_simulated_departments_in_another_process() {
     write_county(dir.path(), |path, text| {
         let mut text = text.to_owned();
         for (id, url) in &urls {
-            if path == format!("county/connectors/{id}.yaml") {
+            // The connector's base URL, and its department's upstream in gateway.yaml.
+            if path == format!("county/connectors/{id}.yaml") || path == "county/gateway.yaml" {
                 let port = match id.as_str() {
                     "hukou" => "18101",
                     "shebao" => "18102",

@@ -35,16 +35,12 @@ fn county_file(path: &str) -> &'static str {
         .expect("the county has the file")
 }
 
-/// The 计生 connector copied as `jisheng2`, owned by the public security bureau (the
-/// default test admin's department), pointed at the simulated 计生 system, with
-/// `marital_status` shared as `sharing`.
+/// The 计生 connector copied as `jisheng2` by its own department (the health
+/// commission), pointed at the simulated 计生 system, with `marital_status` shared as
+/// `sharing`.
 fn jisheng2(gw: &TestGateway, sharing: &str) -> Value {
     let definition = county_file("county/connectors/jisheng.yaml")
         .replace("id: jisheng\n", "id: jisheng2\n")
-        .replace(
-            "department: { id: county-hc, name: 县卫生健康委员会 }",
-            "department: { id: county-psb, name: 县公安局 }",
-        )
         .replace(
             "base_url: http://127.0.0.1:18103",
             &format!(
@@ -65,6 +61,37 @@ fn jisheng2(gw: &TestGateway, sharing: &str) -> Value {
     })
 }
 
+/// A data admin of the health commission, which owns 计生.
+fn hc_admin(gw: &TestGateway) -> String {
+    token_of(gw, Role::DeptAdmin, "county-hc")
+}
+
+/// The county's data-governance office.
+fn governance(gw: &TestGateway) -> String {
+    let persona = demo::Persona {
+        name: "governance-tester",
+        about: "a test reviewer",
+        role: Role::Governance,
+        township: None,
+        department: None,
+    };
+    demo::persona_token(&gw.issuer, &persona).expect("a token")
+}
+
+/// Approves the classification review of `id`'s `version`, which must succeed.
+async fn approve_review(gw: &TestGateway, id: &str, version: &Value) -> Reply {
+    let approved = post_json(
+        &gw.url(&format!(
+            "/v1/admin/connectors/{id}/versions/{version}/approve"
+        )),
+        &governance(gw),
+        &json!({"note": "checked against the county's catalog"}),
+    )
+    .await;
+    assert_eq!(approved.status, 200, "{}", approved.text);
+    approved
+}
+
 async fn put(gw: &TestGateway, token: &str, id: &str, body: &Value) -> Reply {
     let request = client()
         .put(gw.url(&format!("/v1/admin/connectors/{id}")))
@@ -83,17 +110,40 @@ fn fertility(id_number: &str) -> Value {
 }
 
 #[tokio::test]
-async fn a_department_registers_a_connector_and_clerks_use_it_at_once() {
+async fn a_department_registers_a_connector_and_clerks_use_it_once_its_classification_is_approved()
+{
     let gw = TestGateway::start().await;
-    let admin = gw.token(Role::DeptAdmin, None);
+    let admin = hc_admin(&gw);
     let person = sample(SampleKind::MarriedParent);
     gw.query(&fertility(person.id.as_str()))
         .await
         .assert_problem(404, "unknown-connector");
 
-    let created = put(&gw, &admin, "jisheng2", &jisheng2(&gw, "open")).await;
-    assert_eq!(created.status, 201, "{}", created.text);
-    assert_eq!(created.json["version"], 1);
+    // A new connector shares fields the county has not classified yet: it waits for
+    // the data-governance office, and serves nothing meanwhile.
+    let proposed = put(&gw, &admin, "jisheng2", &jisheng2(&gw, "open")).await;
+    assert_eq!(proposed.status, 202, "{}", proposed.text);
+    assert_eq!(proposed.json["version"], 1);
+    assert_eq!(proposed.json["state"], "awaiting_review");
+    assert!(
+        proposed.json["loosenings"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|l| l["field"] == "marital_status")),
+        "{}",
+        proposed.text
+    );
+    gw.query(&fertility(person.id.as_str()))
+        .await
+        .assert_problem(404, "unknown-connector");
+    // The department may not approve its own classification.
+    post_json(
+        &gw.url("/v1/admin/connectors/jisheng2/versions/1/approve"),
+        &admin,
+        &json!({}),
+    )
+    .await
+    .assert_problem(403, "forbidden");
+    approve_review(&gw, "jisheng2", &json!(1)).await;
 
     let answer = gw.query(&fertility(person.id.as_str())).await;
     assert_eq!(answer.status, 200, "{}", answer.text);
@@ -133,13 +183,23 @@ async fn a_department_registers_a_connector_and_clerks_use_it_at_once() {
         .collect();
     assert_eq!(listed, [1, 2]);
     assert_eq!(versions.json["current"], 2);
-    assert_eq!(versions.json["versions"][0]["created_by"], "dept_admin");
+    assert_eq!(
+        versions.json["versions"][0]["created_by"],
+        "registry-tester"
+    );
+    assert_eq!(versions.json["versions"][0]["review"]["state"], "approved");
+    assert_eq!(
+        versions.json["versions"][0]["review"]["decided_by"],
+        "governance-tester"
+    );
+    // Raising a field's protection needed no review.
+    assert!(versions.json["versions"][1]["review"].is_null());
 }
 
 #[tokio::test]
 async fn an_invalid_connector_is_refused_with_every_problem_and_changes_nothing() {
     let gw = TestGateway::start().await;
-    let admin = gw.token(Role::DeptAdmin, None);
+    let admin = hc_admin(&gw);
     let mut body = jisheng2(&gw, "open");
     let broken = body["definition"]
         .as_str()
@@ -197,16 +257,18 @@ async fn an_invalid_connector_is_refused_with_every_problem_and_changes_nothing(
 async fn departments_act_only_on_their_own_connectors_and_files_stay_the_source() {
     let gw = TestGateway::start().await;
     let body = jisheng2(&gw, "open");
-    let health = token_of(&gw, Role::DeptAdmin, "county-hc");
-    put(&gw, &health, "jisheng2", &body)
+    // The public security bureau may not register the health commission's connector.
+    let police = gw.token(Role::DeptAdmin, None);
+    put(&gw, &police, "jisheng2", &body)
         .await
         .assert_problem(403, "forbidden");
     let clerk = gw.token(Role::Clerk, Some(crate::helpers::TOWNSHIP));
     put(&gw, &clerk, "jisheng2", &body)
         .await
         .assert_problem(403, "forbidden");
-    let admin = gw.token(Role::DeptAdmin, None);
-    assert_eq!(put(&gw, &admin, "jisheng2", &body).await.status, 201);
+    let admin = hc_admin(&gw);
+    assert_eq!(put(&gw, &admin, "jisheng2", &body).await.status, 202);
+    approve_review(&gw, "jisheng2", &json!(1)).await;
     // Another department may not disable it; the owner and an operator may.
     let disable = |token: String| {
         let gw = &gw;
@@ -219,7 +281,7 @@ async fn departments_act_only_on_their_own_connectors_and_files_stay_the_source(
             .await
         }
     };
-    disable(health.clone())
+    disable(police.clone())
         .await
         .assert_problem(403, "forbidden");
     let person = sample(SampleKind::MarriedParent);
@@ -250,11 +312,11 @@ async fn departments_act_only_on_their_own_connectors_and_files_stay_the_source(
     // The county's own files are edited as files.
     let mut hukou = jisheng2(&gw, "open");
     hukou["definition"] = json!(county_file("county/connectors/hukou.yaml"));
-    let refused = put(&gw, &admin, "hukou", &hukou).await;
+    let refused = put(&gw, &police, "hukou", &hukou).await;
     refused.assert_problem(409, "file-managed");
     post_json(
         &gw.url("/v1/admin/connectors/hukou/disable"),
-        &admin,
+        &police,
         &json!({}),
     )
     .await
@@ -290,9 +352,15 @@ async fn departments_act_only_on_their_own_connectors_and_files_stay_the_source(
         .collect();
     assert!(
         admin_ops.iter().any(|(op, status, dept)| op
-            .starts_with("connector.put jisheng2 content=")
+            .starts_with("connector.propose jisheng2 content=")
             && *status == 200
-            && dept == "county-psb"),
+            && dept == "county-hc"),
+        "{admin_ops:?}"
+    );
+    assert!(
+        admin_ops.iter().any(|(op, status, _)| op
+            .starts_with("connector.review.approve jisheng2 v1 content=")
+            && *status == 200),
         "{admin_ops:?}"
     );
     assert!(
@@ -300,7 +368,7 @@ async fn departments_act_only_on_their_own_connectors_and_files_stay_the_source(
             .iter()
             .any(|(op, status, dept)| op == "connector.put jisheng2"
                 && *status == 403
-                && dept == "county-hc"),
+                && dept == "county-psb"),
         "{admin_ops:?}"
     );
     for op in ["connector.disable jisheng2", "connector.enable jisheng2"] {
@@ -323,7 +391,8 @@ async fn departments_act_only_on_their_own_connectors_and_files_stay_the_source(
                 .is_some_and(|o| o.starts_with("config.load"))
         })
         .count();
-    // Registration, disable and enable each put a configuration in force.
+    // The approval, disable and enable each put a configuration in force (the
+    // proposal did not).
     assert_eq!(loads, 3, "every change put a configuration in force");
 }
 
@@ -440,10 +509,11 @@ async fn changes_under_steady_load_fail_no_request_and_mix_no_versions() {
         })
         .await,
     );
-    let admin = gw.token(Role::DeptAdmin, None);
+    let admin = hc_admin(&gw);
     let lead = gw.token(Role::TownshipLead, Some(crate::helpers::TOWNSHIP));
-    let first = put(&gw, &admin, "jisheng2", &jisheng2(&gw, "open")).await;
-    assert_eq!(first.status, 201, "{}", first.text);
+    let proposed = put(&gw, &admin, "jisheng2", &jisheng2(&gw, "open")).await;
+    assert_eq!(proposed.status, 202, "{}", proposed.text);
+    let first = approve_review(&gw, "jisheng2", &proposed.json["version"]).await;
     // config version → (marital status shown, name shown)
     let mut expected: BTreeMap<String, (bool, bool)> = BTreeMap::new();
     let version_of = |reply: &Reply| {
@@ -484,7 +554,12 @@ async fn changes_under_steady_load_fail_no_request_and_mix_no_versions() {
     for round in 0..4 {
         marital = !marital;
         let sharing = if marital { "open" } else { "conditional" };
-        let changed = put(&gw, &admin, "jisheng2", &jisheng2(&gw, sharing)).await;
+        let mut changed = put(&gw, &admin, "jisheng2", &jisheng2(&gw, sharing)).await;
+        if marital {
+            // Conditional back to open lowers the field: the office approves it.
+            assert_eq!(changed.status, 202, "{}", changed.text);
+            changed = approve_review(&gw, "jisheng2", &changed.json["version"]).await;
+        }
         assert_eq!(changed.status, 200, "{}", changed.text);
         expected.insert(version_of(&changed), (marital, name));
 

@@ -1,0 +1,246 @@
+//! Who may lower a field's classification (invariant 10): the county's data-governance
+//! office (大数据局) owns the county's classification, so a connector version made
+//! through the API that *loosens* it waits for that office's review before it serves;
+//! one that keeps or tightens it goes live at once. Files the operator applies
+//! (`gateway apply`, `gateway.yaml`) are reviewed as files and are not held.
+//!
+//! A field's classification is its sharing type (`never` 不予共享 → `conditional`
+//! 有条件共享 → `open` 无条件共享, in decreasing protection) and its personal-data
+//! kind (`pii`, which picks the default mask). Compared field by field (operation and
+//! dotted path) with the version in force, a version **loosens** the classification
+//! where a field:
+//!
+//! - gets a lower sharing type;
+//! - keeps a shared type but changes its personal-data kind (its default mask), or
+//!   the department field it reads (`from`, `transform`): new data under an old label;
+//! - is new and not `never` (a new connector has no classification yet, so every
+//!   field it shares is new).
+//!
+//! Removing a field or raising its sharing type never waits.
+
+use std::collections::BTreeMap;
+
+use connectors::ConnectorDef;
+use connectors::definition::{FieldDef, PiiKind, Sharing};
+use serde::{Deserialize, Serialize};
+
+/// One field whose classification a version loosens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Loosening {
+    pub operation: String,
+    /// Dotted path, e.g. `children[].name`.
+    pub field: String,
+    /// The classification in force; `None` for a new field.
+    pub from: Option<FieldClass>,
+    pub to: FieldClass,
+    /// Why it counts: `lowered`, `new`, `pii_changed` or `source_changed`.
+    pub reason: LooseningReason,
+}
+
+/// A field's sharing type and personal-data kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldClass {
+    pub sharing: Sharing,
+    pub pii: PiiKind,
+}
+
+/// Why a field change needs review.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LooseningReason {
+    /// A lower sharing type.
+    Lowered,
+    /// A field that was not there, shared.
+    New,
+    /// Another personal-data kind (another default mask).
+    PiiChanged,
+    /// Reads another department field, or transforms it differently.
+    SourceChanged,
+}
+
+/// How protected a sharing type is: higher is more protected.
+fn protection(sharing: Sharing) -> u8 {
+    match sharing {
+        Sharing::Open => 0,
+        Sharing::Conditional => 1,
+        Sharing::Never => 2,
+    }
+}
+
+/// A leaf's classification and where it reads from.
+struct Leaf<'a> {
+    class: FieldClass,
+    def: &'a FieldDef,
+}
+
+/// Every leaf of an operation's record, by dotted path.
+fn leaves(record: &BTreeMap<String, FieldDef>) -> BTreeMap<String, Leaf<'_>> {
+    fn walk<'a>(
+        prefix: &str,
+        record: &'a BTreeMap<String, FieldDef>,
+        out: &mut BTreeMap<String, Leaf<'a>>,
+    ) {
+        for (name, def) in record {
+            let path = if prefix.is_empty() {
+                name.clone()
+            } else {
+                format!("{prefix}.{name}")
+            };
+            if let Some(fields) = &def.fields {
+                walk(&path, fields, out);
+            } else if let Some(items) = &def.items {
+                walk(&format!("{path}[]"), items, out);
+            } else if let (Some(pii), Some(sharing)) = (def.pii, def.sharing) {
+                out.insert(
+                    path,
+                    Leaf {
+                        class: FieldClass { sharing, pii },
+                        def,
+                    },
+                );
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk("", record, &mut out);
+    out
+}
+
+/// Every field whose classification `new` loosens compared with `current` (the
+/// version in force; `None` for a new connector), in operation and field order.
+pub fn loosenings(current: Option<&ConnectorDef>, new: &ConnectorDef) -> Vec<Loosening> {
+    let mut found = Vec::new();
+    for (name, op) in &new.operations {
+        let before = current
+            .and_then(|c| c.operations.get(name))
+            .map(|op| leaves(&op.record))
+            .unwrap_or_default();
+        for (path, leaf) in leaves(&op.record) {
+            if leaf.class.sharing == Sharing::Never {
+                continue;
+            }
+            let reason = match before.get(&path) {
+                None => Some(LooseningReason::New),
+                Some(old) if protection(leaf.class.sharing) < protection(old.class.sharing) => {
+                    Some(LooseningReason::Lowered)
+                }
+                Some(old) if leaf.class.pii != old.class.pii => Some(LooseningReason::PiiChanged),
+                Some(old)
+                    if leaf.def.from != old.def.from || leaf.def.transform != old.def.transform =>
+                {
+                    Some(LooseningReason::SourceChanged)
+                }
+                Some(_) => None,
+            };
+            if let Some(reason) = reason {
+                let from = before.get(&path).map(|old| old.class);
+                found.push(Loosening {
+                    operation: name.clone(),
+                    field: path,
+                    from,
+                    to: leaf.class,
+                    reason,
+                });
+            }
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn def(fields: &str) -> ConnectorDef {
+        ConnectorDef::from_yaml(&format!(
+            r#"
+id: psb
+title: 公安
+department: {{ id: county-psb }}
+base_url: http://127.0.0.1:1
+envelope: {{ status: /code, ok: [0], data: /data }}
+operations:
+  person_by_id:
+    title: 按身份证号查询
+    request: {{ path: /person, body: {{ sfzh: "$subject" }} }}
+    schema: psb/person.schema.json
+    record:
+{fields}
+"#
+        ))
+        .unwrap()
+    }
+
+    const BASE: &str = "      id_number: { from: /sfzh, pii: id_number, sharing: open }
+      name: { from: /xm, pii: name, sharing: conditional }
+      bank_account: { from: /yhzh, pii: account, sharing: never }";
+
+    fn reasons(
+        current: Option<&ConnectorDef>,
+        new: &ConnectorDef,
+    ) -> Vec<(String, LooseningReason)> {
+        loosenings(current, new)
+            .into_iter()
+            .map(|l| (l.field, l.reason))
+            .collect()
+    }
+
+    #[test]
+    fn the_same_classification_or_a_tighter_one_needs_no_review() {
+        let base = def(BASE);
+        assert_eq!(reasons(Some(&base), &base), vec![]);
+        let tighter = def(&BASE
+            .replace(
+                "pii: id_number, sharing: open",
+                "pii: id_number, sharing: conditional",
+            )
+            .replace(
+                "      name: { from: /xm, pii: name, sharing: conditional }\n",
+                "",
+            ));
+        assert_eq!(reasons(Some(&base), &tighter), vec![]);
+    }
+
+    #[test]
+    fn never_shared_made_open_is_lowered() {
+        let base = def(BASE);
+        let lowered = def(&BASE.replace(
+            "pii: account, sharing: never",
+            "pii: account, sharing: open",
+        ));
+        let found = loosenings(Some(&base), &lowered);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].field, "bank_account");
+        assert_eq!(found[0].reason, LooseningReason::Lowered);
+        assert_eq!(found[0].from.unwrap().sharing, Sharing::Never);
+        assert_eq!(found[0].to.sharing, Sharing::Open);
+    }
+
+    #[test]
+    fn a_new_connector_shares_only_new_fields() {
+        let new = def(BASE);
+        assert_eq!(
+            reasons(None, &new),
+            vec![
+                ("id_number".to_owned(), LooseningReason::New),
+                ("name".to_owned(), LooseningReason::New),
+            ]
+        );
+    }
+
+    #[test]
+    fn another_personal_data_kind_or_source_under_the_same_label_needs_review() {
+        let base = def(BASE);
+        let relabelled = def(&BASE.replace("pii: name, sharing", "pii: none, sharing"));
+        assert_eq!(
+            reasons(Some(&base), &relabelled),
+            vec![("name".to_owned(), LooseningReason::PiiChanged)]
+        );
+        let resourced = def(&BASE.replace("from: /xm", "from: /yhzh"));
+        assert_eq!(
+            reasons(Some(&base), &resourced),
+            vec![("name".to_owned(), LooseningReason::SourceChanged)]
+        );
+    }
+}

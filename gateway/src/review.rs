@@ -1,0 +1,260 @@
+//! The data-governance office's desk for classification changes (invariant 10): the
+//! connector versions that loosen the county's classification wait here until the
+//! office approves them (they go into force, checked like any change) or refuses them.
+//!
+//! - `GET /v1/admin/reviews` — every version that needed a review, pending first
+//!   (governance, operators and privacy officers see all; a department admin sees
+//!   their own department's);
+//! - `POST /v1/admin/connectors/{id}/versions/{version}/approve` — `{note?}`;
+//! - `POST /v1/admin/connectors/{id}/versions/{version}/refuse` — `{reason}`.
+//!
+//! Only the governance role decides. Every attempt is an admin event in the audit log.
+//! What counts as loosening is [`crate::classification`]'s rule.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::admin::{commit, refused, registry_unavailable, short};
+use crate::audit::{AuditCaller, AuditEvent};
+use crate::auth::{Caller, Role};
+use crate::problem::{Problem, ProblemKind};
+use crate::registry::{Change, ConnectorVersion, ReviewState};
+use crate::server::{App, Authenticated, Peer, RequestId};
+
+/// The rule named when a caller may not decide on classification.
+const GOVERNANCE_RULE: &str = "classification-owner";
+/// The longest note or reason, in characters.
+const MAX_TEXT: usize = 2000;
+
+pub(crate) fn routes() -> Router<App> {
+    Router::new()
+        .route("/v1/admin/reviews", get(list))
+        .route(
+            "/v1/admin/connectors/{id}/versions/{version}/approve",
+            post(approve),
+        )
+        .route(
+            "/v1/admin/connectors/{id}/versions/{version}/refuse",
+            post(refuse),
+        )
+}
+
+/// Whether the caller may see the review of a version of `department`'s connector.
+fn may_see(caller: &Caller, department: &str) -> bool {
+    caller.has_role(Role::Governance)
+        || caller.has_role(Role::Operator)
+        || caller.has_role(Role::PrivacyOfficer)
+        || (caller.has_role(Role::DeptAdmin) && caller.department.as_deref() == Some(department))
+}
+
+fn view(version: &ConnectorVersion) -> serde_json::Value {
+    json!({
+        "connector": version.id,
+        "version": version.version,
+        "department": version.department,
+        "created_at": version.created_at,
+        "created_by": version.created_by,
+        "content": version.content_digest(),
+        "review": version.review,
+    })
+}
+
+async fn list(
+    State(app): State<App>,
+    RequestId(request_id): RequestId,
+    Authenticated(caller): Authenticated,
+) -> Response {
+    let may_list = [
+        Role::Governance,
+        Role::Operator,
+        Role::PrivacyOfficer,
+        Role::DeptAdmin,
+    ]
+    .iter()
+    .any(|role| caller.has_role(*role));
+    if !may_list {
+        return not_governance().for_request(&request_id).into_response();
+    }
+    let all = match app.live.registry().reviewed_versions().await {
+        Ok(all) => all,
+        Err(e) => return registry_unavailable(&request_id, &e),
+    };
+    let mut visible: Vec<&ConnectorVersion> = all
+        .iter()
+        .filter(|v| may_see(&caller, &v.department))
+        .collect();
+    // Pending first, then by connector and version.
+    visible.sort_by_key(|v| {
+        let pending = v.review.as_ref().map(|r| r.state) == Some(ReviewState::Pending);
+        (!pending, v.id.clone(), v.version)
+    });
+    let reviews: Vec<serde_json::Value> = visible.into_iter().map(view).collect();
+    axum::Json(json!({ "reviews": reviews })).into_response()
+}
+
+fn not_governance() -> Problem {
+    Problem::new(
+        ProblemKind::Forbidden,
+        "Only the county's data-governance office decides on classification.",
+    )
+    .with("rule", GOVERNANCE_RULE)
+    .with("reason", "role")
+}
+
+fn unknown_review() -> Problem {
+    Problem::new(
+        ProblemKind::UnknownReview,
+        "No version with this number waits for a classification review.",
+    )
+}
+
+/// `{note}` for an approval, `{reason}` for a refusal.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Decision {
+    #[serde(default)]
+    note: Option<String>,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+async fn approve(
+    State(app): State<App>,
+    RequestId(request_id): RequestId,
+    Peer(peer): Peer,
+    Authenticated(caller): Authenticated,
+    Path((id, version)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    decide(
+        app, request_id, peer, caller, id, version, headers, body, true,
+    )
+    .await
+}
+
+async fn refuse(
+    State(app): State<App>,
+    RequestId(request_id): RequestId,
+    Peer(peer): Peer,
+    Authenticated(caller): Authenticated,
+    Path((id, version)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    decide(
+        app, request_id, peer, caller, id, version, headers, body, false,
+    )
+    .await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn decide(
+    app: App,
+    request_id: String,
+    peer: Option<std::net::SocketAddr>,
+    caller: std::sync::Arc<Caller>,
+    id: String,
+    version: String,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    approve: bool,
+) -> Response {
+    let action = if approve { "approve" } else { "refuse" };
+    let number: Option<u32> = version.parse().ok().filter(|n| *n > 0);
+    let mut event = AuditEvent::admin(
+        &request_id,
+        AuditCaller::of(&caller, peer),
+        &format!(
+            "connector.review.{action} {} v{}",
+            short(&id),
+            number.map(|n| n.to_string()).unwrap_or_else(|| "?".into())
+        ),
+    );
+    if !caller.has_role(Role::Governance) {
+        return refused(&app, &request_id, event, not_governance()).await;
+    }
+    let Some(number) = number else {
+        return refused(&app, &request_id, event, unknown_review()).await;
+    };
+    let decision = match body {
+        Ok(ref bytes) if bytes.is_empty() => Ok(Decision::default()),
+        _ => crate::query::parse_json::<Decision>(&headers, body, "{note} or {reason}"),
+    };
+    let decision = match decision {
+        Ok(decision) => decision,
+        Err(problem) => return refused(&app, &request_id, event, problem).await,
+    };
+    let text = if approve {
+        decision.note.clone()
+    } else {
+        decision.reason.clone()
+    };
+    let text = match check_text(text, !approve, if approve { "note" } else { "reason" }) {
+        Ok(text) => text,
+        Err(problem) => return refused(&app, &request_id, event, problem).await,
+    };
+    let versions = match app.live.registry().connector_versions(&id).await {
+        Ok(versions) => versions,
+        Err(e) => return registry_unavailable(&request_id, &e),
+    };
+    let Some(mut stored) = versions.into_iter().find(|v| v.version == number) else {
+        return refused(&app, &request_id, event, unknown_review()).await;
+    };
+    event.connector = Some(stored.id.clone());
+    let Some(review) = stored.review.as_mut() else {
+        return refused(&app, &request_id, event, unknown_review()).await;
+    };
+    if review.state != ReviewState::Pending {
+        let p = Problem::new(
+            ProblemKind::AlreadyDecided,
+            "This version's review is already decided, or a later version superseded it.",
+        );
+        return refused(&app, &request_id, event, p).await;
+    }
+    review.state = if approve {
+        ReviewState::Approved
+    } else {
+        ReviewState::Refused
+    };
+    review.decided_at =
+        Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    review.decided_by = Some(caller.user.clone());
+    review.note = text;
+    event.operation = Some(format!(
+        "connector.review.{action} {} v{number} content={}",
+        stored.id,
+        stored.content_digest()
+    ));
+    let answer = view(&stored);
+    match commit(&app, &request_id, vec![Change::DecideReview(stored)], event).await {
+        Ok(changed) => {
+            tracing::info!(request_id, user = %caller.user, connector = %id, version = number, "classification review {action}d");
+            let mut answer = answer;
+            answer["config_version"] = json!(changed.version);
+            axum::Json(answer).into_response()
+        }
+        Err(response) => response,
+    }
+}
+
+/// A note (optional) or a reason (required), trimmed and bounded.
+fn check_text(text: Option<String>, required: bool, name: &str) -> Result<Option<String>, Problem> {
+    let text = text.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
+    let problem = match &text {
+        None if required => "say why",
+        Some(t) if t.chars().count() > MAX_TEXT => "is longer than 2000 characters",
+        _ => return Ok(text),
+    };
+    Err(
+        Problem::new(ProblemKind::InvalidRequest, format!("{name}: {problem}."))
+            .with("at", name.to_owned()),
+    )
+}
