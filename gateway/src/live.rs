@@ -284,3 +284,153 @@ async fn record_loaded(audit: &dyn AuditLog, config: &ActiveConfig) {
         tracing::error!(error = %e, version = %config.version, "the audit log could not record a configuration load");
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::config::EmbeddedSource;
+    use crate::registry::{GrantRecord, PolicyFileRecord, Revocation, SqliteRegistry};
+    use std::path::Path;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// The demo county, whose main file can be made to block once: the next load
+    /// that reads it stops there until released, as a load reading a hostile file
+    /// would.
+    struct Gate {
+        files: EmbeddedSource,
+        close_next: AtomicBool,
+        entered: tokio::sync::Mutex<Option<std::sync::mpsc::Sender<()>>>,
+        release: tokio::sync::Mutex<Option<std::sync::mpsc::Receiver<()>>>,
+    }
+
+    impl Source for Gate {
+        fn read(&self, path: &Path) -> std::io::Result<String> {
+            if path == Path::new(crate::demo::COUNTY_CONFIG)
+                && self.close_next.swap(false, Ordering::SeqCst)
+            {
+                if let Some(entered) = self.entered.blocking_lock().take() {
+                    entered.send(()).unwrap();
+                }
+                if let Some(release) = self.release.blocking_lock().take() {
+                    let _ = release.recv();
+                }
+            }
+            self.files.read(path)
+        }
+    }
+
+    fn grant() -> GrantRecord {
+        let policy = include_str!("../../policies/jisheng.yaml");
+        let first = policy
+            .split("\n  - id: ")
+            .nth(1)
+            .expect("a first grant")
+            .replace("jisheng-birth-registration", "ar-test-grant");
+        GrantRecord {
+            id: "ar-test-grant".into(),
+            department: "county-hc".into(),
+            connector: "jisheng".into(),
+            township: "139901101".into(),
+            policy: format!("grants:\n  - id: {first}"),
+            request_id: None,
+            created_at: "2026-12-01T00:00:00Z".into(),
+            created_by: "admin-hc".into(),
+            revoked: None,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_revocation_does_not_wait_behind_another_changes_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let (entered_tx, entered) = std::sync::mpsc::channel();
+        let (release, release_rx) = std::sync::mpsc::channel::<()>();
+        let gate = Arc::new(Gate {
+            files: EmbeddedSource::new(crate::demo::COUNTY_FILES.iter().copied()),
+            close_next: AtomicBool::new(false),
+            entered: tokio::sync::Mutex::new(Some(entered_tx)),
+            release: tokio::sync::Mutex::new(Some(release_rx)),
+        });
+        let registry = Arc::new(SqliteRegistry::open(dir.path()).unwrap());
+        let live = Arc::new(Live::new(
+            gate.clone(),
+            crate::demo::COUNTY_CONFIG,
+            LoadOptions::default(),
+            registry,
+        ));
+        let audit: Arc<dyn AuditLog> =
+            Arc::new(crate::audit::SqliteAudit::open(dir.path(), Default::default()).unwrap());
+        let active = Arc::new(ArcSwap::from_pointee(live.load().await.unwrap()));
+        let event = || AuditEvent::admin("test", crate::audit::AuditCaller::gateway(), "test");
+        live.change(&active, &*audit, vec![Change::AddGrant(grant())], event())
+            .await
+            .unwrap();
+        assert!(
+            active
+                .load()
+                .policies
+                .grants()
+                .iter()
+                .any(|g| g.id == "ar-test-grant")
+        );
+
+        // A change whose check hangs (its load is stopped at the gate).
+        gate.close_next.store(true, Ordering::SeqCst);
+        let slow = {
+            let (live, active, audit) = (live.clone(), active.clone(), audit.clone());
+            tokio::spawn(async move {
+                let file = PolicyFileRecord {
+                    path: "extra.yaml".into(),
+                    text: "grants: []\n".into(),
+                };
+                live.change(&active, &*audit, vec![Change::PutPolicyFile(file)], event())
+                    .await
+            })
+        };
+        tokio::task::spawn_blocking(move || entered.recv().unwrap())
+            .await
+            .unwrap();
+
+        // The revocation goes through meanwhile and is in force.
+        let revocation = Revocation {
+            at: "2026-12-04T00:00:00Z".into(),
+            by: "admin-hc".into(),
+            reason: "no longer needed".into(),
+        };
+        live.change(
+            &active,
+            &*audit,
+            vec![Change::RevokeGrant {
+                id: "ar-test-grant".into(),
+                revocation,
+            }],
+            event(),
+        )
+        .await
+        .unwrap();
+        assert!(
+            !active
+                .load()
+                .policies
+                .grants()
+                .iter()
+                .any(|g| g.id == "ar-test-grant")
+        );
+        assert!(
+            !slow.is_finished(),
+            "the slow change is still being checked"
+        );
+
+        // Released, the slow change is checked again on the new revision and commits.
+        release.send(()).unwrap();
+        slow.await.unwrap().unwrap();
+        assert!(
+            !active
+                .load()
+                .policies
+                .grants()
+                .iter()
+                .any(|g| g.id == "ar-test-grant")
+        );
+    }
+}

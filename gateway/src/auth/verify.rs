@@ -329,10 +329,10 @@ async fn load_source(
             for (j, entry) in entries.iter().enumerate() {
                 let here = format!("{at}.pem[{j}].path");
                 let path = base_dir.join(&entry.path);
-                let bytes = match tokio::fs::read(&path).await {
+                let bytes = match read_key_file(&path).await {
                     Ok(bytes) => bytes,
                     Err(e) => {
-                        problems.push((here, format!("cannot read {}: {e}", path.display())));
+                        problems.push((here, format!("{}: {e}", path.display())));
                         continue;
                     }
                 };
@@ -365,9 +365,9 @@ async fn load_source(
         KeySource::JwksFile(file) => {
             let here = format!("{at}.jwks_file");
             let path = base_dir.join(file);
-            let bytes = tokio::fs::read(&path).await.map_err(|e| {
-                vec![(here.clone(), format!("cannot read {}: {e}", path.display()))]
-            })?;
+            let bytes = read_key_file(&path)
+                .await
+                .map_err(|e| vec![(here.clone(), format!("{}: {e}", path.display()))])?;
             match keys_from_jwks(&bytes, algorithms) {
                 Ok((set, _)) if !set.is_empty() => Ok((set, None)),
                 Ok((_, skipped)) => Err(vec![(
@@ -413,4 +413,16 @@ fn key_kind(key: &VerifyKey) -> String {
         Some(alg) => format!("{alg:?}"),
         None => format!("{:?}", key.family),
     }
+}
+
+/// A key file's bytes (PEM or JWKS): a regular file of at most 1 MiB, read off the
+/// async workers.
+async fn read_key_file(path: &Path) -> Result<Vec<u8>, String> {
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || {
+        connectors::files::FileRoots::anywhere().read(&path, 1024 * 1024)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())
 }

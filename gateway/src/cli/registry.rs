@@ -25,6 +25,7 @@
     reason = "the command line talks to its user on stdout and stderr"
 )]
 
+use connectors::files::{FileRoots, MAX_FILE_BYTES};
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 use std::process::ExitCode;
@@ -186,13 +187,16 @@ pub(super) fn read_apply_dir(dir: &Path, now: &str) -> Result<Desired, Vec<Confi
         return Err(problems);
     }
     let mut desired = Desired::default();
+    // Regular files inside the applied directory only, each bounded.
+    let files = FileRoots::within([dir]);
+    let read = |file: &Path| files.read_to_string(file, MAX_FILE_BYTES);
     let connectors_dir = dir.join("connectors");
     for name in yaml_files(&connectors_dir, &mut problems) {
         let file = connectors_dir.join(&name);
-        let text = match std::fs::read_to_string(&file) {
+        let text = match read(&file) {
             Ok(text) => text,
             Err(e) => {
-                problems.push(problem(&file, "", format!("cannot be read: {e}")));
+                problems.push(problem(&file, "", e.to_string()));
                 continue;
             }
         };
@@ -233,17 +237,14 @@ pub(super) fn read_apply_dir(dir: &Path, now: &str) -> Result<Desired, Vec<Confi
                 continue;
             }
             let schema_file = dir.join("schemas").join(&op.schema);
-            match std::fs::read_to_string(&schema_file) {
+            match read(&schema_file) {
                 Ok(schema) => {
                     schemas.insert(op.schema.clone(), schema);
                 }
                 Err(e) => problems.push(problem(
                     &file,
                     &at,
-                    format!(
-                        "names the schema {}, which cannot be read: {e}",
-                        schema_file.display()
-                    ),
+                    format!("names the schema {}, which {e}", schema_file.display()),
                 )),
             }
         }
@@ -266,27 +267,27 @@ pub(super) fn read_apply_dir(dir: &Path, now: &str) -> Result<Desired, Vec<Confi
     }
     let purposes_file = dir.join(PURPOSES_FILE);
     if purposes_file.exists() {
-        match std::fs::read_to_string(&purposes_file) {
+        match read(&purposes_file) {
             Ok(text) => {
                 let path = PURPOSES_FILE.to_owned();
                 desired
                     .purpose_files
                     .insert(path.clone(), PolicyFileRecord { path, text });
             }
-            Err(e) => problems.push(problem(&purposes_file, "", format!("cannot be read: {e}"))),
+            Err(e) => problems.push(problem(&purposes_file, "", e.to_string())),
         }
     }
     let policies_dir = dir.join("policies");
     for name in yaml_files(&policies_dir, &mut problems) {
         let file = policies_dir.join(&name);
-        match std::fs::read_to_string(&file) {
+        match read(&file) {
             Ok(text) => {
                 let path = format!("policies/{name}");
                 desired
                     .policy_files
                     .insert(path.clone(), PolicyFileRecord { path, text });
             }
-            Err(e) => problems.push(problem(&file, "", format!("cannot be read: {e}"))),
+            Err(e) => problems.push(problem(&file, "", e.to_string())),
         }
     }
     if problems.is_empty() {

@@ -25,6 +25,7 @@ mod tests;
 
 pub use serve::serve_tls;
 
+use connectors::files::FileRoots;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -175,10 +176,18 @@ fn alpn_protocols() -> Vec<Vec<u8>> {
     vec![b"h2".to_vec(), b"http/1.1".to_vec()]
 }
 
+/// A PEM file's bytes: a regular file of at most 1 MiB.
+fn read_pem(path: &Path) -> Result<Vec<u8>, String> {
+    FileRoots::anywhere()
+        .read(path, connectors::tls::MAX_PEM_BYTES)
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
 /// Every certificate in a PEM file; at least one.
 fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let certs = CertificateDer::pem_file_iter(path)
-        .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
+    let pem = read_pem(path)?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("{}: {}", path.display(), pem_problem(&e, "certificate")))?;
     if certs.is_empty() {
         return Err(format!(
@@ -191,7 +200,7 @@ fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
 
 /// The first private key in a PEM file.
 fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
-    PrivateKeyDer::from_pem_file(path)
+    PrivateKeyDer::from_pem_slice(&read_pem(path)?)
         .map_err(|e| format!("{}: {}", path.display(), pem_problem(&e, "private key")))
 }
 

@@ -121,7 +121,7 @@ pub(crate) fn write_county(dir: &Path, edit: impl Fn(&str, &str) -> String) {
     }
 }
 
-async fn check(config: &Path) -> (i32, String, String) {
+pub(crate) async fn check(config: &Path) -> (i32, String, String) {
     let out = Command::new(BINARY)
         .args(["check", "--config"])
         .arg(config)

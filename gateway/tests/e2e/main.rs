@@ -18,6 +18,7 @@ mod binary;
 mod crash;
 mod errors;
 mod forms;
+mod hostile_files;
 mod limits;
 mod lookups;
 mod misbehaviour;

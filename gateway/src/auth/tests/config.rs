@@ -222,7 +222,7 @@ issuers:
     let p = paths(&problems);
     assert!(p.contains(&"auth.leeway_s"), "{problems:#?}");
     for (path, needle) in [
-        ("auth.issuers[0].keys.pem[0].path", "cannot read"),
+        ("auth.issuers[0].keys.pem[0].path", "cannot be read"),
         ("auth.issuers[0].keys.pem[1].path", "private key"),
         ("auth.issuers[0].keys.pem[2].path", "not an RSA, EC"),
         (
