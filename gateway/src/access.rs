@@ -671,14 +671,13 @@ fn check_request(
         }
     }
 
-    let justification = body.justification.trim();
-    if justification.is_empty() {
-        problem(
+    match crate::text::free_text(&body.justification, MAX_TEXT, true) {
+        Ok(_) => {}
+        Err(crate::text::TextError::Empty) => problem(
             "justification".into(),
             "say why the township needs these fields",
-        );
-    } else if body.justification.chars().count() > MAX_TEXT {
-        problem("justification".into(), "is longer than 2000 characters");
+        ),
+        Err(e) => problem("justification".into(), &e.to_string()),
     }
 
     let valid_until = match &body.valid_until {
@@ -760,7 +759,7 @@ async fn create_request(
         purposes: asked.purposes,
         fields: asked.fields,
         roles: asked.roles,
-        justification: body.justification.trim().to_owned(),
+        justification: crate::text::normalize(&body.justification),
         valid_until: asked.valid_until.map(|d| d.to_string()),
         created_at: now_rfc3339(),
         deadline: add_working_days(today, config.access_requests.deadline_working_days).to_string(),
@@ -1042,11 +1041,13 @@ fn check_approval(
             );
             String::new()
         }
-        Some(text) if text.chars().count() > MAX_TEXT => {
-            problem("legal_basis".into(), "is longer than 2000 characters");
-            String::new()
-        }
-        Some(text) => text.trim().to_owned(),
+        Some(text) => match crate::text::free_text(text, MAX_TEXT, true) {
+            Ok(text) => text,
+            Err(e) => {
+                problem("legal_basis".into(), &e.to_string());
+                String::new()
+            }
+        },
         None => {
             let mut bases: Vec<&str> = Vec::new();
             for p in &request.purposes {
@@ -1059,21 +1060,25 @@ fn check_approval(
             bases.join("；")
         }
     };
-    let note = approval
+    let note = match approval
         .note
         .as_deref()
-        .map(str::trim)
-        .filter(|n| !n.is_empty());
-    if note.is_some_and(|n| n.chars().count() > MAX_TEXT) {
-        problem("note".into(), "is longer than 2000 characters");
-    }
+        .map(|n| crate::text::free_text(n, MAX_TEXT, false))
+    {
+        Some(Ok(note)) if !note.is_empty() => Some(note),
+        Some(Err(e)) => {
+            problem("note".into(), &e.to_string());
+            None
+        }
+        _ => None,
+    };
     if problems.is_empty() {
         Ok(Granted {
             fields,
             operators,
             valid_until,
             legal_basis,
-            note: note.map(str::to_owned),
+            note,
         })
     } else {
         Err(problems)
@@ -1259,18 +1264,12 @@ struct Reason {
 const REASON_SHAPE: &str = "{reason}";
 
 fn check_reason(reason: &Reason) -> Result<String, Problem> {
-    let text = reason.reason.trim();
-    let problem = if text.is_empty() {
-        "say why"
-    } else if text.chars().count() > MAX_TEXT {
-        "is longer than 2000 characters"
-    } else {
-        return Ok(text.to_owned());
+    let problem = match crate::text::free_text(&reason.reason, MAX_TEXT, true) {
+        Ok(text) => return Ok(text),
+        Err(crate::text::TextError::Empty) => "say why".to_owned(),
+        Err(e) => e.to_string(),
     };
-    Err(invalid(
-        &[("reason".to_owned(), problem.to_owned())],
-        "request",
-    ))
+    Err(invalid(&[("reason".to_owned(), problem)], "request"))
 }
 
 async fn refuse(

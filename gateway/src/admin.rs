@@ -287,7 +287,8 @@ async fn put_connector(
     Peer(peer): Peer,
     Authenticated(caller): Authenticated,
     Path(id): Path<String>,
-    body: Result<axum::Json<ConnectorBody>, axum::extract::rejection::JsonRejection>,
+    headers: axum::http::HeaderMap,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
     let mut event = AuditEvent::admin(
         &request_id,
@@ -298,13 +299,11 @@ async fn put_connector(
         return refused(&app, &request_id, event, not_admin()).await;
     }
     let invalid = |detail: String| Problem::new(ProblemKind::InvalidRequest, detail);
-    let body = match body {
-        Ok(axum::Json(body)) => body,
-        Err(e) => {
-            let p = invalid(format!("The body is not a connector: {}", e.body_text()));
-            return refused(&app, &request_id, event, p).await;
-        }
-    };
+    let body: ConnectorBody =
+        match crate::query::parse_json(&headers, body, "{definition, schemas: {path: schema}}") {
+            Ok(body) => body,
+            Err(p) => return refused(&app, &request_id, event, p).await,
+        };
     let definition = match as_text(&body.definition, true) {
         Ok(text) => text,
         Err(e) => {
@@ -648,7 +647,8 @@ async fn test_connector(
     Peer(peer): Peer,
     Authenticated(caller): Authenticated,
     Path(id): Path<String>,
-    body: Result<axum::Json<TestBody>, axum::extract::rejection::JsonRejection>,
+    headers: axum::http::HeaderMap,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
     let mut event = AuditEvent::admin(
         &request_id,
@@ -666,16 +666,11 @@ async fn test_connector(
     if !may_administer(&caller, &connector.def.department.id) {
         return refused(&app, &request_id, event, not_owner()).await;
     }
-    let body = match body {
-        Ok(axum::Json(body)) => body,
-        Err(_) => {
-            let p = Problem::new(
-                ProblemKind::InvalidRequest,
-                "Send {\"operation\": …, \"subject\": {\"id_number\": …}}.",
-            );
-            return refused(&app, &request_id, event, p).await;
-        }
-    };
+    let body: TestBody =
+        match crate::query::parse_json(&headers, body, "{operation, subject: {id_number}}") {
+            Ok(body) => body,
+            Err(p) => return refused(&app, &request_id, event, p).await,
+        };
     let Some(operation) = connector.operations.get(&body.operation) else {
         let p = Problem::new(
             ProblemKind::UnknownOperation,

@@ -69,4 +69,5 @@ pub mod schema;
 pub mod secrets;
 pub mod server;
 pub mod store;
+pub mod text;
 pub mod tls;

@@ -245,16 +245,18 @@ async fn decide(
     }
 }
 
-/// A note (optional) or a reason (required), trimmed and bounded.
+/// A note (optional) or a reason (required), as free text ([`crate::text`]).
 fn check_text(text: Option<String>, required: bool, name: &str) -> Result<Option<String>, Problem> {
-    let text = text.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
-    let problem = match &text {
-        None if required => "say why",
-        Some(t) if t.chars().count() > MAX_TEXT => "is longer than 2000 characters",
-        _ => return Ok(text),
-    };
-    Err(
-        Problem::new(ProblemKind::InvalidRequest, format!("{name}: {problem}."))
-            .with("at", name.to_owned()),
-    )
+    let text = text.unwrap_or_default();
+    match crate::text::free_text(&text, MAX_TEXT, required) {
+        Ok(text) if text.is_empty() => Ok(None),
+        Ok(text) => Ok(Some(text)),
+        Err(crate::text::TextError::Empty) => Err(invalid(name, "say why")),
+        Err(e) => Err(invalid(name, &e.to_string())),
+    }
+}
+
+fn invalid(name: &str, problem: &str) -> Problem {
+    Problem::new(ProblemKind::InvalidRequest, format!("{name}: {problem}."))
+        .with("at", name.to_owned())
 }

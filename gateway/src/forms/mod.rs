@@ -196,8 +196,8 @@ fn prepare(
         .with("rule", "forms"));
     }
     let request: FillRequest = parse_json(headers, body, "{subject: {id_number}, case_id}")?;
-    check_case_id(&request.case_id)?;
-    trail.case_id = Some(request.case_id.clone());
+    let case_id = check_case_id(&request.case_id)?;
+    trail.case_id = Some(case_id.clone());
     let subject = match subject_key(
         connectors::definition::SubjectKey::IdNumber,
         request.subject,
@@ -213,5 +213,5 @@ fn prepare(
     };
     trail.subject_pseudonym = Some(app.pseudonym.pseudonym(subject.as_str()));
     trail.subject_masked = Some(subject.masked());
-    Ok((form, subject, request.case_id))
+    Ok((form, subject, case_id))
 }

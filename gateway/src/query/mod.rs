@@ -98,8 +98,8 @@ async fn run(
     trail.operation = Some(operation.clone());
     trail.purpose = Some(purpose.code.clone());
     // A case id that fails its checks is not recorded: it may carry an ID number.
-    check_case_id(&request.case_id)?;
-    trail.case_id = Some(request.case_id.clone());
+    let case_id = check_case_id(&request.case_id)?;
+    trail.case_id = Some(case_id);
     let subject = subject_key(op.subject, request.subject)?;
     let target = Target {
         connector,

@@ -103,11 +103,12 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
             )
         }
     })?;
-    let de = &mut serde_json::Deserializer::from_slice(&body);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let mut de = serde_json::Deserializer::from_slice(&body);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         // Name where the body went wrong and what kind of error it is; never echo
-        // the body (serde's messages can quote the offending value).
-        let at = e.path().to_string();
+        // the body: serde's messages can quote the offending value, and a path can
+        // hold a key the caller wrote (an ID number as a key), so only the declared
+        // field names of `expected` and list positions are named.
         let what = match e.inner().classify() {
             serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
                 "the body is not well-formed JSON"
@@ -118,8 +119,42 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
             ProblemKind::InvalidRequest,
             format!("Expected {expected}: {what}."),
         )
-        .with("at", if at == "." { String::new() } else { at })
-    })
+        .with("at", declared_path(e.path(), expected))
+    })?;
+    // One JSON value and nothing after it.
+    de.end().map_err(|_| {
+        Problem::new(
+            ProblemKind::InvalidRequest,
+            format!("Expected {expected}: the body has data after the JSON value."),
+        )
+    })?;
+    Ok(value)
+}
+
+/// The part of `path` made of field names that `expected` declares and list
+/// positions; it stops at the first segment that is neither.
+fn declared_path(path: &serde_path_to_error::Path, expected: &str) -> String {
+    use serde_path_to_error::Segment;
+    let declared: std::collections::BTreeSet<&str> = expected
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|word| !word.is_empty())
+        .collect();
+    let mut out = String::new();
+    for segment in path.iter() {
+        match segment {
+            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            Segment::Map { key } | Segment::Enum { variant: key }
+                if declared.contains(key.as_str()) =>
+            {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(key);
+            }
+            _ => break,
+        }
+    }
+    out
 }
 
 pub(crate) fn subject_key(key: SubjectKey, subject: SubjectIn) -> Result<SubjectKeyValue, Problem> {
@@ -151,28 +186,23 @@ pub(crate) fn subject_key(key: SubjectKey, subject: SubjectIn) -> Result<Subject
     }
 }
 
-/// A case id names the clerk's case (办件编号). It is required, short, and may not
-/// carry an ID number: it is logged and audited in clear.
-pub(crate) fn check_case_id(case_id: &str) -> Result<(), Problem> {
-    let invalid = |detail: &str| {
-        Err(Problem::new(ProblemKind::InvalidRequest, detail.to_owned()).with("at", "case_id"))
-    };
-    let trimmed = case_id.trim();
-    if trimmed.is_empty() || case_id.chars().count() > 64 {
-        return invalid("case_id is required and at most 64 characters.");
+/// A case id names the clerk's case (办件编号). It is required, short, on one line,
+/// and may carry no ID number or mobile number: it is logged and audited in clear.
+/// Returns the normalized case id (see [`crate::text`]), which is what is recorded.
+pub(crate) fn check_case_id(case_id: &str) -> Result<String, Problem> {
+    let invalid =
+        |detail: String| Problem::new(ProblemKind::InvalidRequest, detail).with("at", "case_id");
+    if case_id.contains('\n') {
+        return Err(invalid(
+            "case_id may not contain control characters.".to_owned(),
+        ));
     }
-    if case_id.chars().any(char::is_control) {
-        return invalid("case_id may not contain control characters.");
-    }
-    let chars: Vec<char> = case_id.chars().collect();
-    let looks_like_id = chars.windows(18).any(|w| {
-        let candidate: String = w.iter().collect();
-        IdNumber::parse(&candidate).is_ok()
-    });
-    if looks_like_id {
-        return invalid("case_id may not contain an ID number.");
-    }
-    Ok(())
+    crate::text::free_text(case_id, 64, true).map_err(|e| match e {
+        crate::text::TextError::Empty | crate::text::TextError::TooLong(_) => {
+            invalid("case_id is required and at most 64 characters.".to_owned())
+        }
+        other => invalid(format!("case_id {other}.")),
+    })
 }
 
 #[cfg(test)]
@@ -193,6 +223,48 @@ mod tests {
         )
         .unwrap();
         assert!(check_case_id(&format!("case-{}", id.as_str())).is_err());
+    }
+
+    #[test]
+    fn a_bad_body_names_only_declared_fields_and_refuses_trailing_data() {
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Body {
+            subject: std::collections::BTreeMap<String, u32>,
+            case_id: String,
+        }
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        );
+        let parse = |body: &str| {
+            parse_json::<Body>(
+                &headers,
+                Ok(Bytes::from(body.to_owned())),
+                "{subject, case_id}",
+            )
+        };
+        let id = "13990119750327229X";
+        for body in [
+            format!(r#"{{"{id}": 1}}"#),
+            format!(r#"{{"subject": {{"{id}": "x"}}, "case_id": "c"}}"#),
+            format!(r#"{{"subject": {{}}, "case_id": 1, "{id}": 2}}"#),
+        ] {
+            let problem = parse(&body).unwrap_err();
+            let text = serde_json::to_string(&problem.extensions).unwrap() + &problem.detail;
+            assert!(!text.contains(id), "{text}");
+        }
+        let problem = parse(r#"{"subject": {"a": "x"}, "case_id": "c"}"#).unwrap_err();
+        assert_eq!(problem.extensions["at"], "subject");
+        let problem = parse(r#"{"subject": {}, "case_id": "c"} {"more": 1}"#).unwrap_err();
+        assert!(
+            problem.detail.contains("data after the JSON value"),
+            "{}",
+            problem.detail
+        );
+        assert!(parse(r#"{"subject": {}, "case_id": "c"}  "#).is_ok());
     }
 
     #[test]

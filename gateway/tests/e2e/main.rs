@@ -18,6 +18,7 @@ mod binary;
 mod crash;
 mod errors;
 mod forms;
+mod free_text;
 mod hostile_files;
 mod limits;
 mod lookups;
