@@ -188,7 +188,7 @@ mod tests {
             format!("申请人{spaced}"),
             format!("申请人{zero_width}"),
             format!("申请人{full_width}"),
-            format!("{}", id.to_lowercase()),
+            id.to_lowercase(),
         ] {
             assert_eq!(
                 free_text(&text, 200, true),
