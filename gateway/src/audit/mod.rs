@@ -74,6 +74,7 @@
 //! same file by mistake could not fork the chain.
 
 pub mod anomalies;
+pub mod cadence;
 pub mod canonical;
 pub mod chain;
 pub mod checkpoint;
@@ -92,6 +93,7 @@ mod tests;
 use futures::future::BoxFuture;
 
 pub use anomalies::{Anomaly, AnomalyKind, Thresholds, anomalies};
+pub use cadence::Cadence;
 pub use event::{
     AuditCaller, AuditEvent, AuditOutcome, EventKind, MaskedField, Recorded, WithheldField,
 };
@@ -102,7 +104,7 @@ pub use search::{
     ExportFormat, Filter, OutcomeClass, Page, SearchError, StoredEvent, export, search,
 };
 pub use sqlite::{AUDIT_FILE, AuditOptions, KEY_FILE, SqliteAudit, latest_checkpoint};
-pub use verify::{VerifyFailure, VerifyReport, verify};
+pub use verify::{Expectations, VerifyFailure, VerifyReport, Witnessed, verify, verify_with};
 
 /// Why an event could not be recorded. Messages never contain event contents.
 #[derive(Debug, thiserror::Error)]
@@ -128,6 +130,14 @@ pub enum AuditError {
     /// The checkpoint key is missing, unreadable or invalid.
     #[error("the audit checkpoint key: {0}")]
     Key(String),
+    /// The log fails the check made before signing over it (stripped checkpoints, a
+    /// rewritten chain, a tail longer than the cadence allows): the gateway refuses
+    /// to write to it rather than sign a forgery.
+    #[error(
+        "{0}; the gateway will not sign over a log that fails this (run `gateway audit \
+         verify`, and restore the log or find out who changed it)"
+    )]
+    Broken(VerifyFailure),
     /// The database's schema cannot be used (written by a newer gateway, unreadable).
     #[error("the audit database schema: {0}")]
     Schema(String),
