@@ -374,3 +374,86 @@ pub fn parse_public_key(text: &str) -> Result<Vec<u8>, String> {
 pub fn encode_public_key(raw: &[u8]) -> String {
     BASE64.encode(raw)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signer() -> Signer {
+        Signer::new(Ed25519KeyPair::generate().unwrap())
+    }
+
+    #[test]
+    fn a_file_of_checkpoints_splits_into_each_and_blank_lines_are_dropped() {
+        let signer = signer();
+        let cadence = Cadence::default();
+        let first = signer.checkpoint(
+            3,
+            &"a".repeat(64),
+            "2026-03-02T08:00:00.000Z",
+            &Prev::NONE,
+            &cadence,
+        );
+        let second = signer.checkpoint(
+            9,
+            &"b".repeat(64),
+            "2026-03-02T08:00:10.000Z",
+            &Prev::of(3, &first),
+            &cadence,
+        );
+        let file = format!("{first}\n{second}\n\n");
+        let texts = split_texts(&file);
+        assert_eq!(texts, [first.as_str(), second.as_str()]);
+        for text in texts {
+            let parsed = Checkpoint::parse(text).unwrap();
+            parsed.check_signature(text, signer.public_key()).unwrap();
+        }
+        assert_eq!(
+            Checkpoint::parse(&second).unwrap().prev,
+            Some(Prev::of(3, &first))
+        );
+        // Something before the first header is kept, to fail on its own.
+        let texts = split_texts("junk\n");
+        assert_eq!(texts, ["junk\n"]);
+        assert!(Checkpoint::parse(texts[0]).is_err());
+        assert!(split_texts("\n\n").is_empty());
+    }
+
+    #[test]
+    fn a_prev_must_be_before_the_checkpoint_and_well_formed() {
+        let signer = signer();
+        let cadence = Cadence::default();
+        let later = Prev {
+            seq: 9,
+            text_sha256: [1; 32],
+        };
+        let text = signer.checkpoint(
+            9,
+            &"a".repeat(64),
+            "2026-03-02T08:00:00.000Z",
+            &later,
+            &cadence,
+        );
+        let problem = Checkpoint::parse(&text).unwrap_err();
+        assert!(problem.contains("not before it"), "{problem}");
+        let text = signer.checkpoint(
+            10,
+            &"a".repeat(64),
+            "2026-03-02T08:00:00.000Z",
+            &later,
+            &cadence,
+        );
+        let broken = text.replace("prev: 9 ", "prev: 9 x");
+        assert!(Checkpoint::parse(&broken).is_err());
+        assert!(Checkpoint::parse(&text.replace("v2\n", "v3\n")).is_err());
+    }
+
+    #[test]
+    fn a_pinned_key_is_32_bytes_of_base64() {
+        let signer = signer();
+        let text = encode_public_key(signer.public_key());
+        assert_eq!(parse_public_key(&text).unwrap(), signer.public_key());
+        assert!(parse_public_key("not base64!").is_err());
+        assert!(parse_public_key(&BASE64.encode([0u8; 31])).is_err());
+    }
+}

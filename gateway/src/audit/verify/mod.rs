@@ -79,6 +79,8 @@
 //! CPUs there are.
 
 mod body;
+#[cfg(test)]
+mod expect_tests;
 mod startup;
 #[cfg(test)]
 mod tests;
