@@ -18,6 +18,7 @@ use connectors::{Connector, ConnectorDef as Def};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use crate::audit::settings::AuditSettings;
 use crate::auth::AuthConfig;
 use crate::cache::RecordCache;
 use crate::forms::FormSet;
@@ -69,6 +70,9 @@ pub struct GatewayFile {
     /// How townships' access requests are handled.
     #[serde(default)]
     pub access_requests: AccessRequestSettings,
+    /// The audit log's checkpoints: cadence, pinned key, witnesses.
+    #[serde(default)]
+    pub audit: AuditSettings,
 }
 
 /// How townships' access requests are handled.
@@ -316,6 +320,8 @@ pub struct ActiveConfig {
     pub auth: AuthConfig,
     pub tls: Option<ServerTlsConfig>,
     pub pseudonym_key_env: Option<String>,
+    /// The audit log's checkpoints: cadence, pinned key, witnesses.
+    pub audit: AuditSettings,
     /// The directory of the main file; relative paths in it resolve against it.
     pub base_dir: PathBuf,
     /// A digest of every file loaded, so two replicas can tell they run the same config.
@@ -370,6 +376,9 @@ pub fn load(
     }
     for (at, message) in main.rate_limits.validate() {
         loader.problem(path, &format!("rate_limits.{at}"), &message);
+    }
+    for (at, message) in main.audit.validate() {
+        loader.problem(path, &format!("audit.{at}"), &message);
     }
 
     let root = Path::new(REGISTRY_ROOT);
@@ -509,6 +518,7 @@ pub fn load(
         auth,
         tls: main.tls,
         pseudonym_key_env: main.pseudonym_key_env,
+        audit: main.audit,
         base_dir: base.to_owned(),
         version,
     })

@@ -334,6 +334,76 @@ pub fn latest_checkpoint(data_dir: &Path) -> Result<Option<String>, AuditError> 
         .optional()?)
 }
 
+/// The checkpoints after seq `after`, oldest first, at most `limit` of them: from
+/// the archive segments, then the live log (each once). Blocking.
+pub fn checkpoints_after(
+    data_dir: &Path,
+    after: u64,
+    limit: usize,
+) -> Result<Vec<(u64, String)>, AuditError> {
+    let mut found: Vec<(u64, String)> = Vec::new();
+    let segments = super::retention::segment_files(data_dir).map_err(|source| AuditError::Io {
+        what: "cannot list the audit archive",
+        source,
+    })?;
+    let files = segments
+        .iter()
+        .filter(|segment| segment.last > after)
+        .map(|segment| segment.path.clone())
+        .chain(std::iter::once(data_dir.join(AUDIT_FILE)));
+    for file in files {
+        let from = found.last().map_or(after, |(seq, _)| *seq);
+        let wanted = limit.saturating_sub(found.len());
+        if wanted == 0 {
+            break;
+        }
+        let conn = open_read_only(&file)?;
+        let mut stmt =
+            conn.prepare("SELECT seq, text FROM checkpoints WHERE seq > ?1 ORDER BY seq LIMIT ?2")?;
+        let rows = stmt.query_map(
+            params![to_sql_seq(from)?, i64::try_from(wanted).unwrap_or(i64::MAX)],
+            |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?)),
+        )?;
+        for row in rows {
+            let (seq, text) = row?;
+            found.push((from_sql_seq(seq)?, text));
+        }
+    }
+    Ok(found)
+}
+
+/// How many checkpoints the live log holds after seq `after` (those still only in
+/// the archive are not counted), and the newest one's seq (0: none). Blocking.
+pub fn checkpoints_pending(data_dir: &Path, after: u64) -> Result<(u64, u64), AuditError> {
+    let conn = open_read_only(&data_dir.join(AUDIT_FILE))?;
+    let (pending, newest): (i64, i64) = conn.query_row(
+        "SELECT (SELECT count(*) FROM checkpoints WHERE seq > ?1),
+                (SELECT coalesce(max(seq), 0) FROM checkpoints)",
+        [to_sql_seq(after)?],
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )?;
+    Ok((from_sql_seq(pending)?, from_sql_seq(newest)?))
+}
+
+/// The public half of the checkpoint key in `data_dir` (raw, 32 bytes); with
+/// `create`, a key is made first when there is none and the log has no checkpoint
+/// yet (as the gateway makes it on its first start). Blocking.
+pub fn checkpoint_public_key(data_dir: &Path, create: bool) -> Result<Vec<u8>, AuditError> {
+    let key_path = data_dir.join(KEY_FILE);
+    if !create || key_path.exists() {
+        return super::checkpoint::public_key(&key_path);
+    }
+    let signed = match open_read_only(&data_dir.join(AUDIT_FILE)) {
+        Ok(conn) => read_newest(&conn)?.seq > 0,
+        Err(_) => false,
+    };
+    std::fs::create_dir_all(data_dir).map_err(|source| AuditError::Io {
+        what: "cannot create the data directory",
+        source,
+    })?;
+    Ok(load_or_create_key(&key_path, !signed)?.public_key().to_vec())
+}
+
 /// Opens the database without the right to write (and without creating it).
 pub(crate) fn open_read_only(path: &Path) -> Result<Connection, rusqlite::Error> {
     let conn = Connection::open_with_flags(
