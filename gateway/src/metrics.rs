@@ -117,7 +117,8 @@ fn register_witnesses(registry: &mut Registry, app: &App) {
     let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
     for status in app.witnesses.iter() {
         let labels = vec![("witness".to_owned(), status.name.clone())];
-        held.get_or_create(&labels).set(gauge(status.acknowledged()));
+        held.get_or_create(&labels)
+            .set(gauge(status.acknowledged()));
         pending.get_or_create(&labels).set(gauge(status.pending()));
         lag.get_or_create(&labels).set(gauge(status.lag_events()));
         failures.get_or_create(&labels).inc_by(status.failures());

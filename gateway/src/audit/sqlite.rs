@@ -401,7 +401,9 @@ pub fn checkpoint_public_key(data_dir: &Path, create: bool) -> Result<Vec<u8>, A
         what: "cannot create the data directory",
         source,
     })?;
-    Ok(load_or_create_key(&key_path, !signed)?.public_key().to_vec())
+    Ok(load_or_create_key(&key_path, !signed)?
+        .public_key()
+        .to_vec())
 }
 
 /// Opens the database without the right to write (and without creating it).

@@ -73,7 +73,11 @@ pub(super) fn run_public_key(args: &PublicKeyArgs) -> ExitCode {
 
 pub(super) async fn run_verify(args: VerifyArgs) -> ExitCode {
     let (data_dir, settings, base_dir) = match &args.config {
-        None => (args.data_dir.clone(), AuditSettings::default(), PathBuf::new()),
+        None => (
+            args.data_dir.clone(),
+            AuditSettings::default(),
+            PathBuf::new(),
+        ),
         Some(path) => {
             let options = LoadOptions {
                 data_dir: args.data_dir.clone(),

@@ -147,7 +147,8 @@ impl WitnessClient {
         let mut after = 0u64;
         loop {
             let mut url = self.url(&format!("v1/logs/{}/checkpoints", hex::encode(key)))?;
-            url.query_pairs_mut().append_pair("after", &after.to_string());
+            url.query_pairs_mut()
+                .append_pair("after", &after.to_string());
             let response = self.http.get(url).send().await.map_err(unreachable)?;
             let status = response.status().as_u16();
             if status != 200 {

@@ -94,8 +94,8 @@ impl WitnessConfig {
     /// Reads and checks `path`; every problem at once, as `path: message` lines.
     pub fn load(path: &Path) -> Result<WitnessConfig, Vec<String>> {
         let text = read_small(path).map_err(|e| vec![format!("{}: {e}", path.display())])?;
-        let file: WitnessFile = serde_yaml_ng::from_str(&text)
-            .map_err(|e| vec![format!("{}: {e}", path.display())])?;
+        let file: WitnessFile =
+            serde_yaml_ng::from_str(&text).map_err(|e| vec![format!("{}: {e}", path.display())])?;
         let base_dir = path.parent().unwrap_or(Path::new("")).to_owned();
         let mut problems = Vec::new();
         if !file.tls.require_client_cert || file.tls.client_ca.is_none() {

@@ -75,6 +75,12 @@ impl WitnessStatus {
     pub fn failures(&self) -> u64 {
         self.failures.load(Ordering::Relaxed)
     }
+
+    /// Completes once the witness holds the checkpoint at `seq` or a later one.
+    pub async fn until_acknowledged(&self, seq: u64) {
+        let mut acknowledged = self.acknowledged.subscribe();
+        let _ = acknowledged.wait_for(|held| *held >= seq).await;
+    }
 }
 
 /// The running senders.
@@ -130,8 +136,7 @@ impl Witnesses {
         let newest = *self.newest.borrow();
         let delivered = async {
             for status in &self.statuses {
-                let mut acknowledged = status.acknowledged.subscribe();
-                let _ = acknowledged.wait_for(|seq| *seq >= newest).await;
+                status.until_acknowledged(newest).await;
             }
         };
         if tokio::time::timeout(within, delivered).await.is_err() {
@@ -275,14 +280,19 @@ impl Sender {
         if batch.is_empty() {
             return Ok(Round::UpToDate);
         }
+        let seqs: Vec<u64> = batch.iter().map(|(seq, _)| *seq).collect();
         let texts: Vec<String> = batch.into_iter().map(|(_, text)| text).collect();
         let submitted = self.client.submit(&texts).await?;
         let head = submitted.head.map_or(held, |head| head.seq);
         self.known = Some(head);
-        self.status.acknowledged.send_replace(head);
+        let delivered = seqs.iter().filter(|seq| **seq <= head).count() as u64;
+        self.status
+            .pending
+            .store(pending.saturating_sub(delivered), Ordering::Relaxed);
         self.status
             .lag_events
             .store(newest_seq.saturating_sub(head), Ordering::Relaxed);
+        self.status.acknowledged.send_replace(head);
         tracing::debug!(witness = %self.client.name, head, "checkpoints delivered to a witness");
         Ok(Round::Sent)
     }

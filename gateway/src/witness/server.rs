@@ -72,7 +72,10 @@ fn problem(status: StatusCode, slug: &str, detail: &str) -> Response {
 }
 
 /// The allow-listed client of this connection.
-fn client<'a>(state: &'a WitnessState, cert: Option<&ClientCert>) -> Result<&'a AllowedClient, Response> {
+fn client<'a>(
+    state: &'a WitnessState,
+    cert: Option<&ClientCert>,
+) -> Result<&'a AllowedClient, Response> {
     let refused = || {
         problem(
             StatusCode::FORBIDDEN,
@@ -139,7 +142,8 @@ async fn submit(
     };
     let name = client.name.clone();
     let store_state = state.clone();
-    let outcome = match blocking(move || store_state.store.submit(&key, &submissions, &name)).await {
+    let outcome = match blocking(move || store_state.store.submit(&key, &submissions, &name)).await
+    {
         Ok(outcome) => outcome,
         Err(response) => return response,
     };
@@ -174,7 +178,10 @@ async fn submit(
 
 /// The checkpoints of a submission, all of one log the client may submit for, each
 /// signed by its key.
-fn read_submission(client: &AllowedClient, body: &str) -> Result<(Vec<u8>, Vec<Submission>), Response> {
+fn read_submission(
+    client: &AllowedClient,
+    body: &str,
+) -> Result<(Vec<u8>, Vec<Submission>), Response> {
     let bad = |detail: &str| problem(StatusCode::BAD_REQUEST, "invalid-checkpoint", detail);
     let texts = split_texts(body);
     if texts.is_empty() {
@@ -192,7 +199,9 @@ fn read_submission(client: &AllowedClient, body: &str) -> Result<(Vec<u8>, Vec<S
         let checkpoint = Checkpoint::parse(text)
             .map_err(|_| bad("A checkpoint is not in the v2 checkpoint format."))?;
         if checkpoint.version < 2 {
-            return Err(bad("Only v2 checkpoints (naming their previous checkpoint) are kept."));
+            return Err(bad(
+                "Only v2 checkpoints (naming their previous checkpoint) are kept.",
+            ));
         }
         match &key {
             None => key = Some(checkpoint.key.clone()),

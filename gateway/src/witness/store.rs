@@ -181,7 +181,12 @@ impl WitnessStore {
 
     /// The checkpoints held for the log of `log_key` after seq `after`, oldest
     /// first, at most `limit`. Blocking.
-    pub fn after(&self, log_key: &[u8], after: u64, limit: usize) -> Result<Vec<String>, StoreError> {
+    pub fn after(
+        &self,
+        log_key: &[u8],
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
         let conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
         let mut stmt = conn.prepare(
             "SELECT text FROM checkpoints WHERE log_key = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",

@@ -25,3 +25,4 @@ mod privacy;
 mod registry;
 mod surface;
 mod tls;
+mod witness;
