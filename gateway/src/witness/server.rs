@@ -55,27 +55,45 @@ pub fn router(state: Arc<WitnessState>) -> Router {
         .with_state(state)
 }
 
-/// A problem answer (RFC 9457); `detail` is written by the witness.
-fn problem(status: StatusCode, slug: &str, detail: &str) -> Response {
-    let body = json!({
-        "type": format!("/problems/witness-{slug}"),
-        "title": status.canonical_reason().unwrap_or("error"),
-        "status": status.as_u16(),
-        "detail": detail,
-    });
-    let mut response = (status, body.to_string()).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/problem+json"),
-    );
-    response
+/// A problem answer (RFC 9457); `detail` is written by the witness, never copied
+/// from a request.
+#[derive(Debug, Clone, Copy)]
+struct Problem {
+    status: StatusCode,
+    slug: &'static str,
+    detail: &'static str,
+}
+
+fn problem(status: StatusCode, slug: &'static str, detail: &'static str) -> Problem {
+    Problem {
+        status,
+        slug,
+        detail,
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let body = json!({
+            "type": format!("/problems/witness-{}", self.slug),
+            "title": self.status.canonical_reason().unwrap_or("error"),
+            "status": self.status.as_u16(),
+            "detail": self.detail,
+        });
+        let mut response = (self.status, body.to_string()).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        response
+    }
 }
 
 /// The allow-listed client of this connection.
 fn client<'a>(
     state: &'a WitnessState,
     cert: Option<&ClientCert>,
-) -> Result<&'a AllowedClient, Response> {
+) -> Result<&'a AllowedClient, Problem> {
     let refused = || {
         problem(
             StatusCode::FORBIDDEN,
@@ -94,7 +112,7 @@ fn client<'a>(
         })
 }
 
-fn log_key(hex_key: &str) -> Result<Vec<u8>, Response> {
+fn log_key(hex_key: &str) -> Result<Vec<u8>, Problem> {
     let mut key = [0u8; 32];
     hex::decode_to_slice(hex_key, &mut key).map_err(|_| {
         problem(
@@ -108,7 +126,7 @@ fn log_key(hex_key: &str) -> Result<Vec<u8>, Response> {
 
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, super::store::StoreError> + Send + 'static,
-) -> Result<T, Response> {
+) -> Result<T, Problem> {
     match tokio::task::spawn_blocking(work).await {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(error)) => {
@@ -134,18 +152,18 @@ async fn submit(
 ) -> Response {
     let client = match client(&state, cert.as_deref()) {
         Ok(client) => client.clone(),
-        Err(response) => return response,
+        Err(problem) => return problem.into_response(),
     };
     let (key, submissions) = match read_submission(&client, &body) {
         Ok(read) => read,
-        Err(response) => return response,
+        Err(problem) => return problem.into_response(),
     };
     let name = client.name.clone();
     let store_state = state.clone();
     let outcome = match blocking(move || store_state.store.submit(&key, &submissions, &name)).await
     {
         Ok(outcome) => outcome,
-        Err(response) => return response,
+        Err(problem) => return problem.into_response(),
     };
     let head = outcome
         .head
@@ -181,8 +199,8 @@ async fn submit(
 fn read_submission(
     client: &AllowedClient,
     body: &str,
-) -> Result<(Vec<u8>, Vec<Submission>), Response> {
-    let bad = |detail: &str| problem(StatusCode::BAD_REQUEST, "invalid-checkpoint", detail);
+) -> Result<(Vec<u8>, Vec<Submission>), Problem> {
+    let bad = |detail: &'static str| problem(StatusCode::BAD_REQUEST, "invalid-checkpoint", detail);
     let texts = split_texts(body);
     if texts.is_empty() {
         return Err(bad("The body holds no checkpoint."));
@@ -233,12 +251,12 @@ async fn head(
     cert: Option<Extension<ClientCert>>,
     Path(hex_key): Path<String>,
 ) -> Response {
-    if let Err(response) = client(&state, cert.as_deref()) {
-        return response;
+    if let Err(problem) = client(&state, cert.as_deref()) {
+        return problem.into_response();
     }
     let key = match log_key(&hex_key) {
         Ok(key) => key,
-        Err(response) => return response,
+        Err(problem) => return problem.into_response(),
     };
     let store_state = state.clone();
     match blocking(move || store_state.store.head(&key)).await {
@@ -247,8 +265,9 @@ async fn head(
             StatusCode::NOT_FOUND,
             "unknown-log",
             "The witness holds no checkpoint of this log.",
-        ),
-        Err(response) => response,
+        )
+        .into_response(),
+        Err(problem) => problem.into_response(),
     }
 }
 
@@ -258,12 +277,12 @@ async fn checkpoints(
     Path(hex_key): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(response) = client(&state, cert.as_deref()) {
-        return response;
+    if let Err(problem) = client(&state, cert.as_deref()) {
+        return problem.into_response();
     }
     let key = match log_key(&hex_key) {
         Ok(key) => key,
-        Err(response) => return response,
+        Err(problem) => return problem.into_response(),
     };
     let after = match query.get("after").map(|after| after.parse::<u64>()) {
         None => 0,
@@ -273,13 +292,14 @@ async fn checkpoints(
                 StatusCode::BAD_REQUEST,
                 "invalid-request",
                 "`after` is a sequence number.",
-            );
+            )
+            .into_response();
         }
     };
     let store_state = state.clone();
     match blocking(move || store_state.store.after(&key, after, PAGE)).await {
         Ok(texts) => text_response(texts.concat()),
-        Err(response) => response,
+        Err(problem) => problem.into_response(),
     }
 }
 

@@ -4,7 +4,6 @@
 //! checkpoint must pass to be kept ([`WitnessStore::submit`]).
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
@@ -40,8 +39,6 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("the witness data directory: {0}")]
     Io(#[from] std::io::Error),
-    #[error("the witness store is unusable after a panic")]
-    Poisoned,
 }
 
 /// A checkpoint already checked for its form and signature, on its way in.
@@ -64,27 +61,34 @@ pub struct Outcome {
     pub refused: Option<(u64, String)>,
 }
 
-/// The witness's store. One connection, used from blocking code only.
+/// The witness's store. Each call opens a connection of its own (a witness is called
+/// rarely); writers take SQLite's write lock (`BEGIN IMMEDIATE`) and wait for each
+/// other up to [`BUSY_TIMEOUT`]. Blocking: call it off the async workers.
 #[derive(Debug)]
 pub struct WitnessStore {
-    conn: Mutex<Connection>,
     path: PathBuf,
 }
+
+/// How long a call waits for another's write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl WitnessStore {
     /// Opens (creating if needed) `DATA_DIR/witness.db`. Blocking.
     pub fn open(data_dir: &Path) -> Result<WitnessStore, StoreError> {
         std::fs::create_dir_all(data_dir)?;
         let path = data_dir.join(WITNESS_FILE);
-        let conn = Connection::open(&path)?;
+        let store = WitnessStore { path };
+        let conn = store.connect()?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.busy_timeout(Duration::from_secs(2))?;
         conn.execute_batch(SCHEMA)?;
-        Ok(WitnessStore {
-            conn: Mutex::new(conn),
-            path,
-        })
+        Ok(store)
+    }
+
+    fn connect(&self) -> Result<Connection, StoreError> {
+        let conn = Connection::open(&self.path)?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        Ok(conn)
     }
 
     pub fn path(&self) -> &Path {
@@ -104,7 +108,7 @@ impl WitnessStore {
         client: &str,
     ) -> Result<Outcome, StoreError> {
         let log = encode_public_key(log_key);
-        let mut conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
+        let mut conn = self.connect()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut head = read_head(&tx, &log)?;
         let mut outcome = Outcome {
@@ -169,7 +173,7 @@ impl WitnessStore {
 
     /// The newest checkpoint held for the log of `log_key`. Blocking.
     pub fn head(&self, log_key: &[u8]) -> Result<Option<String>, StoreError> {
-        let conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
+        let conn = self.connect()?;
         Ok(conn
             .query_row(
                 "SELECT text FROM checkpoints WHERE log_key = ?1 ORDER BY seq DESC LIMIT 1",
@@ -187,7 +191,7 @@ impl WitnessStore {
         after: u64,
         limit: usize,
     ) -> Result<Vec<String>, StoreError> {
-        let conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
+        let conn = self.connect()?;
         let mut stmt = conn.prepare(
             "SELECT text FROM checkpoints WHERE log_key = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
         )?;
