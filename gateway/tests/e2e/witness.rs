@@ -595,3 +595,45 @@ async fn lookups_go_on_while_the_witness_is_down_and_it_gets_the_backlog_when_ba
         "the witness holds every checkpoint from its first on, the last one included"
     );
 }
+
+#[tokio::test]
+async fn check_warns_until_the_key_is_pinned_and_names_witness_problems() {
+    let county = County::new().await;
+    let check = || async {
+        let (code, stdout, stderr) = run(&["check", "--config", text(&county.config())]).await;
+        (code, format!("{stdout}{stderr}"))
+    };
+    county.configure("  checkpoint_every_events: 500\n");
+    let (code, out) = check().await;
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("warning: audit.checkpoint_public_key is not set"),
+        "{out}"
+    );
+
+    let pin = county.pin().await;
+    county.configure(&County::witnessed_audit(&pin, "https://127.0.0.1:9"));
+    let (code, out) = check().await;
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        !out.contains("warning: audit.checkpoint_public_key"),
+        "{out}"
+    );
+
+    // A witness reached without TLS, one whose CA file is missing, a bad pin.
+    let broken = County::witnessed_audit("AAAA", "http://127.0.0.1:9")
+        .replace("../certs/witness-ca.pem", "../certs/missing.pem");
+    county.configure(&broken);
+    let (code, out) = check().await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("audit.checkpoint_public_key"), "{out}");
+    assert!(out.contains("audit.witnesses[0].url"), "{out}");
+    let fixed_url = broken.replace("http://127.0.0.1:9", "https://127.0.0.1:9");
+    county.configure(&fixed_url.replace("AAAA", &pin));
+    let (code, out) = check().await;
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("audit.witnesses[0]") && out.contains("ca_bundle"),
+        "{out}"
+    );
+}
