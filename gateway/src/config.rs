@@ -19,6 +19,7 @@ use connectors::{Connector, ConnectorDef as Def};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use crate::audit::settings::AuditSettings;
 use crate::auth::AuthConfig;
 use crate::cache::RecordCache;
 use crate::departments::{DepartmentConfig, Departments, Upstream};
@@ -79,6 +80,9 @@ pub struct GatewayFile {
     /// (relative to this file). Connector definitions name no file outside these two.
     #[serde(default)]
     pub certs_dir: Option<PathBuf>,
+    /// The audit log's checkpoints: cadence, pinned key, witnesses.
+    #[serde(default)]
+    pub audit: AuditSettings,
 }
 
 /// How townships' access requests are handled.
@@ -332,6 +336,8 @@ pub struct ActiveConfig {
     pub auth: AuthConfig,
     pub tls: Option<ServerTlsConfig>,
     pub pseudonym_key_env: Option<String>,
+    /// The audit log's checkpoints: cadence, pinned key, witnesses.
+    pub audit: AuditSettings,
     /// The directory of the main file; relative paths in it resolve against it.
     pub base_dir: PathBuf,
     /// A digest of every file loaded, so two replicas can tell they run the same config.
@@ -401,6 +407,9 @@ pub fn load(
     }
     for (at, message) in main.rate_limits.validate() {
         loader.problem(path, &format!("rate_limits.{at}"), &message);
+    }
+    for (at, message) in main.audit.validate() {
+        loader.problem(path, &format!("audit.{at}"), &message);
     }
 
     let root = Path::new(REGISTRY_ROOT);
@@ -541,6 +550,7 @@ pub fn load(
         auth,
         tls: main.tls,
         pseudonym_key_env: main.pseudonym_key_env,
+        audit: main.audit,
         base_dir: base.to_owned(),
         version,
     })

@@ -310,7 +310,9 @@ pub async fn start(options: DemoOptions) -> anyhow::Result<Demo> {
         .await
         .map_err(|problems| anyhow::anyhow!("the demo issuer: {problems:?}"))?;
     let pseudonym = secrets::pseudonym_key(None, &data_dir)?;
-    let audit = crate::audit::SqliteAudit::open(&data_dir, Default::default())
+    // The demo trusts the key in its own data directory (nothing to pin: it makes
+    // that key itself); a log that fails the start-up check is still refused.
+    let audit = crate::audit::SqliteAudit::open(&data_dir, cfg.audit.options())
         .map_err(|e| anyhow::anyhow!("the audit log: {e}"))?;
     let reader = crate::audit::SqliteAuditReader::new(&data_dir);
     config::record_loaded(&audit, &cfg)

@@ -37,7 +37,8 @@
 //! [`tls`] serves HTTPS and mTLS, [`health`] answers `/healthz` and `/readyz`,
 //! [`metrics`] `/metrics`, [`privacy`] is the privacy officer's API over the audit
 //! log, [`admin`] holds department and operator actions on connectors (register,
-//! version, disable, test, purge the cache), [`demo`] runs
+//! version, disable, test, purge the cache), [`witness`] sends the audit log's
+//! checkpoints to witnesses and is the witness (`gateway witness serve`), [`demo`] runs
 //! the demo county, and [`cli`] is the command line.
 
 pub mod access;
@@ -71,3 +72,4 @@ pub mod server;
 pub mod store;
 pub mod text;
 pub mod tls;
+pub mod witness;

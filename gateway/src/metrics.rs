@@ -1,6 +1,7 @@
 //! `GET /metrics`: the gateway's counters in the Prometheus / OpenMetrics text format —
 //! record cache hits, misses, entries and bytes per connector, and requests refused by
-//! each kind of rate limit. Counts only: no user, township, subject or key appears.
+//! each kind of rate limit, and how far each audit witness is behind. Counts only: no
+//! user, township, subject or key appears.
 //! The counters live where they are counted (the caches, the limiters) and are read
 //! at scrape time.
 
@@ -97,7 +98,49 @@ pub async fn render(app: &App) -> Result<String, std::fmt::Error> {
         "Rate-limit buckets held in memory (idle ones are swept)",
         buckets,
     );
+    register_witnesses(&mut registry, app);
     let mut out = String::new();
     encode(&mut out, &registry)?;
     Ok(out)
+}
+
+/// Per witness (by its configured name): the seq it holds, the checkpoints and events
+/// it has not acknowledged yet, and the failed attempts to deliver them.
+fn register_witnesses(registry: &mut Registry, app: &App) {
+    if app.witnesses.is_empty() {
+        return;
+    }
+    let held = Family::<Labels, Gauge>::default();
+    let pending = Family::<Labels, Gauge>::default();
+    let lag = Family::<Labels, Gauge>::default();
+    let failures = Family::<Labels, Counter>::default();
+    let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    for status in app.witnesses.iter() {
+        let labels = vec![("witness".to_owned(), status.name.clone())];
+        held.get_or_create(&labels)
+            .set(gauge(status.acknowledged()));
+        pending.get_or_create(&labels).set(gauge(status.pending()));
+        lag.get_or_create(&labels).set(gauge(status.lag_events()));
+        failures.get_or_create(&labels).inc_by(status.failures());
+    }
+    registry.register(
+        "witness_acknowledged_seq",
+        "The seq of the newest audit checkpoint a witness holds",
+        held,
+    );
+    registry.register(
+        "witness_pending_checkpoints",
+        "Audit checkpoints a witness has not acknowledged yet",
+        pending,
+    );
+    registry.register(
+        "witness_lag_events",
+        "Audit events signed by checkpoints a witness does not hold yet",
+        lag,
+    );
+    registry.register(
+        "witness_failures",
+        "Attempts to deliver audit checkpoints to a witness that failed",
+        failures,
+    );
 }

@@ -47,6 +47,8 @@ pub struct App {
     pub limits: Arc<RateLimits>,
     /// Where the configuration comes from; changes go through it.
     pub live: Arc<Live>,
+    /// How far each witness is behind (none when no witness is configured).
+    pub witnesses: Arc<[Arc<crate::witness::sender::WitnessStatus>]>,
 }
 
 impl App {
@@ -72,7 +74,17 @@ impl App {
             audit_reader,
             limits,
             live,
+            witnesses: Arc::new([]),
         }
+    }
+
+    /// The app with the witnesses' statuses shown in `/metrics`.
+    pub fn with_witnesses(
+        mut self,
+        witnesses: Vec<Arc<crate::witness::sender::WitnessStatus>>,
+    ) -> App {
+        self.witnesses = witnesses.into();
+        self
     }
 
     /// Checks `changes`, records `event`, commits them and puts the configuration

@@ -6,8 +6,10 @@
 //! This module owns the event type, the [`AuditLog`] trait the request pipeline writes
 //! through, and the embedded implementation [`SqliteAudit`]. Its parts:
 //! [`event`] (the event), [`canonical`] (the canonical JSON body), [`chain`] (the hash
-//! chain), [`checkpoint`] (signed heads of the chain), [`sqlite`] (the store and its
-//! writer thread) and [`verify`](mod@verify) (the offline check).
+//! chain), [`checkpoint`] (signed heads of the chain), [`cadence`] (how often they are
+//! made, and the rule every log is held to), [`sqlite`] (the store and its writer
+//! thread) and [`verify`](mod@verify) (the offline check, and the check the writer
+//! runs before it signs over a log).
 //!
 //! # The record format (what a second party can re-implement)
 //!
@@ -33,27 +35,46 @@
 //!
 //! where `prev_hash` is `hash(seq - 1)`. Hashes are stored as lowercase hex.
 //!
-//! **Checkpoints.** Every `checkpoint_every_events` events, or `checkpoint_every`
-//! after the previous checkpoint when events have been added since (whichever comes
-//! first), and when the writer stops, the log signs its head with the Ed25519 key in
-//! `audit-signing.key` (PKCS#8, mode 0600). The checkpoint is this text, every line
-//! ending in a newline (`\n`), the last one included:
+//! **Checkpoints.** Every `checkpoint_every_events` events (the event at `C + N`, `C`
+//! the previous checkpoint's seq, is signed in the transaction that commits it), at
+//! most `checkpoint_every` after the first event not signed yet, when the writer
+//! stops, and when it starts on a log whose tail a crash left unsigned, the log signs
+//! its head with the Ed25519 key in `audit-signing.key` (PKCS#8, mode 0600). The
+//! checkpoint is this text, every line ending in a newline (`\n`), the last one
+//! included:
 //!
 //! ```text
-//! county-gateway audit checkpoint v1
+//! county-gateway audit checkpoint v2
 //! seq: 1234
 //! hash: <64 lowercase hex digits: hash(1234)>
 //! time: <RFC 3339 UTC with milliseconds, e.g. 2025-03-01T08:00:00.000Z>
+//! prev: <seq of the previous checkpoint> <64 lowercase hex digits: SHA-256 of its whole text>
+//! cadence: <checkpoint_every_events> events, <checkpoint_every in ms> ms
 //! key: <standard base64 with padding of the 32-byte Ed25519 public key>
-//! signature: <standard base64 with padding of the Ed25519 signature over the five lines above, newlines included>
+//! signature: <standard base64 with padding of the Ed25519 signature over the seven lines above, newlines included>
 //! ```
 //!
-//! A witness (another department, the county's archive) that keeps checkpoints makes
-//! a rewrite of the whole log detectable even by someone holding the database and the
-//! key: the rewritten chain will not reproduce the hash the witness holds. Without a
-//! witness, events appended after the last checkpoint can be cut off undetected;
-//! everything up to a checkpoint cannot be altered, removed or reordered without
-//! [`verify()`] naming the first broken sequence number.
+//! The first checkpoint of a log names `prev: 0 ` and 64 zeros. `prev` makes the
+//! checkpoints a chain of their own: a removed or replaced checkpoint is named by
+//! the next one, and a witness can tell that a new checkpoint extends the one it
+//! holds. `cadence` is the writer's (see [`cadence`]): the gaps it leaves are held to
+//! it, whatever the configuration says later.
+//!
+//! Gateways before v2 wrote v1 checkpoints, which [`verify()`] still reads: the
+//! header `county-gateway audit checkpoint v1` and the lines `seq`, `hash`, `time`,
+//! `key`, `signature` (over the five lines before it), without `prev` and `cadence`.
+//!
+//! **What this proves, and to whom.** [`verify()`] names the first broken sequence
+//! number when anything up to a checkpoint was altered, removed or reordered, and when
+//! checkpoints are missing where the cadence says the writer made them (so stripping
+//! them to recompute the chain is caught), against the key pinned in `gateway.yaml`
+//! (`audit.checkpoint_public_key`) rather than the one beside the log. The unsigned
+//! tail after the newest checkpoint — fewer than `checkpoint_every_events` events,
+//! written within `checkpoint_every` — can still be cut or forged by someone with
+//! write access to the database. Someone who also holds the key can re-sign a
+//! rewritten log; witnesses ([`crate::witness`]) that received the checkpoints as
+//! they were made catch that, and a cut tail beyond what they hold: `gateway audit
+//! verify --witness` checks the log against every checkpoint they keep.
 //!
 //! # Writing: one thread, group commit
 //!
@@ -74,6 +95,7 @@
 //! same file by mistake could not fork the chain.
 
 pub mod anomalies;
+pub mod cadence;
 pub mod canonical;
 pub mod chain;
 pub mod checkpoint;
@@ -83,6 +105,7 @@ pub mod reader;
 pub mod report;
 pub mod retention;
 pub mod search;
+pub mod settings;
 pub mod sqlite;
 pub mod verify;
 
@@ -92,6 +115,7 @@ mod tests;
 use futures::future::BoxFuture;
 
 pub use anomalies::{Anomaly, AnomalyKind, Thresholds, anomalies};
+pub use cadence::Cadence;
 pub use event::{
     AuditCaller, AuditEvent, AuditOutcome, EventKind, MaskedField, Recorded, WithheldField,
 };
@@ -101,8 +125,11 @@ pub use retention::{ArchivedSegment, DEFAULT_KEEP_DAYS, Retention, archive, arch
 pub use search::{
     ExportFormat, Filter, OutcomeClass, Page, SearchError, StoredEvent, export, search,
 };
-pub use sqlite::{AUDIT_FILE, AuditOptions, KEY_FILE, SqliteAudit, latest_checkpoint};
-pub use verify::{VerifyFailure, VerifyReport, verify};
+pub use sqlite::{
+    AUDIT_FILE, AuditOptions, KEY_FILE, SqliteAudit, checkpoint_public_key, checkpoints_after,
+    checkpoints_pending, latest_checkpoint,
+};
+pub use verify::{Expectations, VerifyFailure, VerifyReport, Witnessed, verify, verify_with};
 
 /// Why an event could not be recorded. Messages never contain event contents.
 #[derive(Debug, thiserror::Error)]
@@ -128,6 +155,14 @@ pub enum AuditError {
     /// The checkpoint key is missing, unreadable or invalid.
     #[error("the audit checkpoint key: {0}")]
     Key(String),
+    /// The log fails the check made before signing over it (stripped checkpoints, a
+    /// rewritten chain, a tail longer than the cadence allows): the gateway refuses
+    /// to write to it rather than sign a forgery.
+    #[error(
+        "{0}; the gateway will not sign over a log that fails this (run `gateway audit \
+         verify`, and restore the log or find out who changed it)"
+    )]
+    Broken(VerifyFailure),
     /// The database's schema cannot be used (written by a newer gateway, unreadable).
     #[error("the audit database schema: {0}")]
     Schema(String),

@@ -681,11 +681,15 @@ mod tests {
         }
     }
 
+    /// A writer checkpointing every 5 events. Its events are dated days apart (to be
+    /// old or not), so its time trigger is set beyond them: a checkpoint is due by
+    /// time only after 2,000 days, and the checkpoints sign that cadence.
     fn open(dir: &Path) -> SqliteAudit {
         SqliteAudit::open(
             dir,
             AuditOptions {
                 checkpoint_every_events: 5,
+                checkpoint_every: Duration::from_secs(2000 * 86_400),
                 ..Default::default()
             },
         )

@@ -2,6 +2,13 @@
 //! schema and migrations, and the one writer thread that owns the connection, batches
 //! queued events into one transaction each (group commit) and writes checkpoints.
 //! How and why is in the [module docs of `audit`](super).
+//!
+//! Before the writer starts, the log is checked as far as signing depends on it
+//! ([`check_before_writing`]): the key in the data directory is the pinned one, the
+//! checkpoints are the key's and follow the cadence, and the unsigned tail chains on
+//! from the newest checkpoint and is no longer than the cadence allows. A log that
+//! fails is refused ([`AuditError::Broken`]) instead of being signed over; a tail
+//! that passes (a crash leaves one) is signed at once, before any new event.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,11 +19,15 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, pa
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use tokio::sync::watch;
+
+use super::cadence::Cadence;
 use super::canonical::event_body;
 use super::chain::{GENESIS, link_hash, parse_hash};
-use super::checkpoint::{Signer, load_or_create_key};
+use super::checkpoint::{Prev, Signer, encode_public_key, load_or_create_key};
 use super::event::{AuditEvent, Columns, Recorded};
 use super::hooks::Hooks;
+use super::verify::check_before_writing;
 use super::{AuditError, AuditLog};
 
 /// The audit database's file name inside the data directory.
@@ -28,6 +39,9 @@ pub const KEY_FILE: &str = "audit-signing.key";
 /// How long the writer waits for a lock held by another process before the batch
 /// fails.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How soon the writer tries again when a timed checkpoint could not be written.
+const RETRY_CHECKPOINT: Duration = Duration::from_secs(1);
 
 /// How the writer batches and checkpoints.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +55,20 @@ pub struct AuditOptions {
     pub checkpoint_every_events: u64,
     /// A checkpoint this long after the previous one, when events were added since.
     pub checkpoint_every: Duration,
+    /// The checkpoint key's public half as the operator pinned it (raw, 32 bytes):
+    /// the key in the data directory must be this one, and the log's checkpoints are
+    /// checked against it. `None`: the key found in the data directory is trusted.
+    pub pinned_key: Option<Vec<u8>>,
+}
+
+impl AuditOptions {
+    /// The cadence these options make the writer keep.
+    pub fn cadence(&self) -> Cadence {
+        Cadence {
+            every_events: self.checkpoint_every_events,
+            every: self.checkpoint_every,
+        }
+    }
 }
 
 impl Default for AuditOptions {
@@ -48,8 +76,9 @@ impl Default for AuditOptions {
         AuditOptions {
             queue: 10_000,
             batch_max: 512,
-            checkpoint_every_events: 1000,
-            checkpoint_every: Duration::from_secs(60),
+            checkpoint_every_events: super::cadence::DEFAULT_EVERY_EVENTS,
+            checkpoint_every: super::cadence::DEFAULT_EVERY,
+            pinned_key: None,
         }
     }
 }
@@ -66,6 +95,8 @@ pub struct SqliteAudit {
 struct Inner {
     sender: mpsc::Sender<Command>,
     path: PathBuf,
+    /// The seq of the newest checkpoint committed (0: none yet).
+    checkpointed: watch::Receiver<u64>,
 }
 
 enum Command {
@@ -111,9 +142,51 @@ impl SqliteAudit {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         migrate(&mut conn)?;
+        let key_path = data_dir.join(KEY_FILE);
+        if options.pinned_key.is_some() && !key_path.exists() {
+            return Err(AuditError::Key(
+                "a checkpoint key is pinned but the data directory holds no key; restore \
+                 audit-signing.key instead of starting a new one"
+                    .into(),
+            ));
+        }
+        let signer = load_or_create_key(&key_path, read_newest(&conn)?.seq == 0)?;
+        if let Some(pinned) = &options.pinned_key
+            && signer.public_key() != pinned.as_slice()
+        {
+            return Err(AuditError::Key(format!(
+                "the key in the data directory ({}) is not the pinned key ({}); the data \
+                 directory is not this gateway's, or its key was replaced",
+                encode_public_key(signer.public_key()),
+                encode_public_key(pinned)
+            )));
+        }
+        let cadence = options.cadence();
+        let checked = check_before_writing(&conn, &cadence, signer.public_key())
+            .map_err(AuditError::Broken)?;
         let head = read_head(&conn)?;
-        let checkpointed = read_checkpointed(&conn)?;
-        let signer = load_or_create_key(&data_dir.join(KEY_FILE), checkpointed == 0)?;
+        if head.seq > checked.newest.seq {
+            // A crash left these unsigned; they passed the check: sign them now, so
+            // that the next event starts a gap of its own.
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut prev = read_newest(&tx)?;
+            insert_checkpoint(
+                &tx,
+                &signer,
+                &cadence,
+                &mut prev,
+                head.seq,
+                &hex::encode(head.hash),
+            )?;
+            tx.commit()?;
+            tracing::warn!(
+                events = head.seq - checked.newest.seq,
+                last_seq = head.seq,
+                "signed the audit events the previous run left unsigned (it did not stop cleanly)"
+            );
+        }
+        let newest = read_newest(&conn)?.seq;
+        let (checkpointed_tx, checkpointed) = watch::channel(newest);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
@@ -124,11 +197,13 @@ impl SqliteAudit {
         let (sender, receiver) = mpsc::channel(options.queue.max(1));
         let writer = Writer {
             next_checkpoint: Instant::now().checked_add(options.checkpoint_every),
-            uncheckpointed: head.seq > checkpointed,
+            uncheckpointed: false,
             conn,
             signer,
+            cadence,
             options,
             hooks,
+            checkpointed: checkpointed_tx,
         };
         std::thread::Builder::new()
             .name("audit-writer".into())
@@ -139,7 +214,11 @@ impl SqliteAudit {
             })?;
         tracing::info!(last_seq = head.seq, "audit log opened");
         Ok(SqliteAudit {
-            inner: Arc::new(Inner { sender, path }),
+            inner: Arc::new(Inner {
+                sender,
+                path,
+                checkpointed,
+            }),
         })
     }
 
@@ -162,6 +241,12 @@ impl SqliteAudit {
         {
             let _ = stopped.await;
         }
+    }
+
+    /// The seq of the newest checkpoint, updated as the writer commits new ones (for
+    /// sending them to witnesses as they are made).
+    pub fn checkpoints(&self) -> watch::Receiver<u64> {
+        self.inner.checkpointed.clone()
     }
 
     /// Events waiting in the queue.
@@ -247,6 +332,78 @@ pub fn latest_checkpoint(data_dir: &Path) -> Result<Option<String>, AuditError> 
             |row| row.get(0),
         )
         .optional()?)
+}
+
+/// The checkpoints after seq `after`, oldest first, at most `limit` of them: from
+/// the archive segments, then the live log (each once). Blocking.
+pub fn checkpoints_after(
+    data_dir: &Path,
+    after: u64,
+    limit: usize,
+) -> Result<Vec<(u64, String)>, AuditError> {
+    let mut found: Vec<(u64, String)> = Vec::new();
+    let segments = super::retention::segment_files(data_dir).map_err(|source| AuditError::Io {
+        what: "cannot list the audit archive",
+        source,
+    })?;
+    let files = segments
+        .iter()
+        .filter(|segment| segment.last > after)
+        .map(|segment| segment.path.clone())
+        .chain(std::iter::once(data_dir.join(AUDIT_FILE)));
+    for file in files {
+        let from = found.last().map_or(after, |(seq, _)| *seq);
+        let wanted = limit.saturating_sub(found.len());
+        if wanted == 0 {
+            break;
+        }
+        let conn = open_read_only(&file)?;
+        let mut stmt =
+            conn.prepare("SELECT seq, text FROM checkpoints WHERE seq > ?1 ORDER BY seq LIMIT ?2")?;
+        let rows = stmt.query_map(
+            params![to_sql_seq(from)?, i64::try_from(wanted).unwrap_or(i64::MAX)],
+            |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?)),
+        )?;
+        for row in rows {
+            let (seq, text) = row?;
+            found.push((from_sql_seq(seq)?, text));
+        }
+    }
+    Ok(found)
+}
+
+/// How many checkpoints the live log holds after seq `after` (those still only in
+/// the archive are not counted), and the newest one's seq (0: none). Blocking.
+pub fn checkpoints_pending(data_dir: &Path, after: u64) -> Result<(u64, u64), AuditError> {
+    let conn = open_read_only(&data_dir.join(AUDIT_FILE))?;
+    let (pending, newest): (i64, i64) = conn.query_row(
+        "SELECT (SELECT count(*) FROM checkpoints WHERE seq > ?1),
+                (SELECT coalesce(max(seq), 0) FROM checkpoints)",
+        [to_sql_seq(after)?],
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )?;
+    Ok((from_sql_seq(pending)?, from_sql_seq(newest)?))
+}
+
+/// The public half of the checkpoint key in `data_dir` (raw, 32 bytes); with
+/// `create`, a key is made first when there is none and the log has no checkpoint
+/// yet (as the gateway makes it on its first start). Blocking.
+pub fn checkpoint_public_key(data_dir: &Path, create: bool) -> Result<Vec<u8>, AuditError> {
+    let key_path = data_dir.join(KEY_FILE);
+    if !create || key_path.exists() {
+        return super::checkpoint::public_key(&key_path);
+    }
+    let signed = match open_read_only(&data_dir.join(AUDIT_FILE)) {
+        Ok(conn) => read_newest(&conn)?.seq > 0,
+        Err(_) => false,
+    };
+    std::fs::create_dir_all(data_dir).map_err(|source| AuditError::Io {
+        what: "cannot create the data directory",
+        source,
+    })?;
+    Ok(load_or_create_key(&key_path, !signed)?
+        .public_key()
+        .to_vec())
 }
 
 /// Opens the database without the right to write (and without creating it).
@@ -370,12 +527,16 @@ fn read_head(conn: &Connection) -> Result<Head, AuditError> {
     Ok(Head { seq, hash })
 }
 
-/// The sequence number of the newest checkpoint (0 when none).
-fn read_checkpointed(conn: &Connection) -> Result<u64, AuditError> {
-    let seq: i64 = conn
-        .prepare_cached("SELECT coalesce(max(seq), 0) FROM checkpoints")?
-        .query_row([], |row| row.get(0))?;
-    from_sql_seq(seq)
+/// The newest checkpoint, as the next one names it ([`Prev::NONE`] when none).
+fn read_newest(conn: &Connection) -> Result<Prev, AuditError> {
+    let newest: Option<(i64, String)> = conn
+        .prepare_cached("SELECT seq, text FROM checkpoints ORDER BY seq DESC LIMIT 1")?
+        .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?;
+    Ok(match newest {
+        None => Prev::NONE,
+        Some((seq, text)) => Prev::of(from_sql_seq(seq)?, &text),
+    })
 }
 
 /// SQLite integers are signed; sequence numbers are not.
@@ -388,18 +549,22 @@ fn from_sql_seq(seq: i64) -> Result<u64, AuditError> {
         .map_err(|_| AuditError::Unavailable("a stored sequence number is negative".into()))
 }
 
+/// Signs the head `(seq, hash)` after `prev`, which then names the new checkpoint.
 fn insert_checkpoint(
     conn: &Connection,
     signer: &Signer,
+    cadence: &Cadence,
+    prev: &mut Prev,
     seq: u64,
     hash_hex: &str,
 ) -> Result<(), AuditError> {
     let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let text = signer.checkpoint(seq, hash_hex, &time);
+    let text = signer.checkpoint(seq, hash_hex, &time, prev, cadence);
     conn.execute(
         "INSERT INTO checkpoints (seq, text) VALUES (?1, ?2)",
         params![to_sql_seq(seq)?, text],
     )?;
+    *prev = Prev::of(seq, &text);
     Ok(())
 }
 
@@ -419,7 +584,10 @@ const INSERT_EVENT: &str = "INSERT INTO events (seq, event_id, time, request_id,
 struct Writer {
     conn: Connection,
     signer: Signer,
+    cadence: Cadence,
     options: AuditOptions,
+    /// Where the newest committed checkpoint's seq is published.
+    checkpointed: watch::Sender<u64>,
     hooks: Arc<Hooks>,
     /// When the time trigger fires next (`None`: never, the interval overflows).
     next_checkpoint: Option<Instant>,
@@ -522,7 +690,7 @@ impl Writer {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut head = read_head(&tx)?;
-        let mut checkpointed = read_checkpointed(&tx)?;
+        let mut prev = read_newest(&tx)?;
         let mut wrote_checkpoint = false;
         let mut outcomes = Vec::with_capacity(batch.len());
         {
@@ -557,10 +725,8 @@ impl Writer {
                     Err(e) => return Err(e.into()),
                 }
                 head = Head { seq, hash };
-                let every = self.options.checkpoint_every_events;
-                if every > 0 && seq - checkpointed >= every {
-                    insert_checkpoint(&tx, &self.signer, seq, &hash_hex)?;
-                    checkpointed = seq;
+                if self.cadence.due_by_count(prev.seq, seq) {
+                    insert_checkpoint(&tx, &self.signer, &self.cadence, &mut prev, seq, &hash_hex)?;
                     wrote_checkpoint = true;
                 }
                 outcomes.push(Ok(Recorded {
@@ -570,9 +736,16 @@ impl Writer {
             }
         }
         let time_due = self.next_checkpoint.is_some_and(|at| Instant::now() >= at);
-        if head.seq > checkpointed && time_due {
-            insert_checkpoint(&tx, &self.signer, head.seq, &hex::encode(head.hash))?;
-            checkpointed = head.seq;
+        if head.seq > prev.seq && time_due {
+            let hash_hex = hex::encode(head.hash);
+            insert_checkpoint(
+                &tx,
+                &self.signer,
+                &self.cadence,
+                &mut prev,
+                head.seq,
+                &hash_hex,
+            )?;
             wrote_checkpoint = true;
         }
         self.hooks.commit_fault()?;
@@ -580,18 +753,23 @@ impl Writer {
         self.hooks.committed(wrote_checkpoint);
         if wrote_checkpoint {
             self.next_checkpoint = Instant::now().checked_add(self.options.checkpoint_every);
+            self.checkpointed.send_replace(prev.seq);
         }
-        self.uncheckpointed = head.seq > checkpointed;
+        self.uncheckpointed = head.seq > prev.seq;
         Ok(outcomes)
     }
 
     /// Signs the head now if events were added since the newest checkpoint.
     fn checkpoint_now(&mut self) {
-        if let Err(error) = self.write_checkpoint() {
-            tracing::warn!(%error, "audit checkpoint not written; retrying later");
-        }
-        // Written or not, the next attempt is one interval away.
-        self.next_checkpoint = Instant::now().checked_add(self.options.checkpoint_every);
+        let retry_in = match self.write_checkpoint() {
+            Ok(()) => self.options.checkpoint_every,
+            Err(error) => {
+                // Soon: the cadence (which verify holds the log to) is running out.
+                tracing::warn!(%error, "audit checkpoint not written; retrying in a second");
+                self.options.checkpoint_every.min(RETRY_CHECKPOINT)
+            }
+        };
+        self.next_checkpoint = Instant::now().checked_add(retry_in);
     }
 
     fn write_checkpoint(&mut self) -> Result<(), AuditError> {
@@ -599,13 +777,25 @@ impl Writer {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let head = read_head(&tx)?;
-        let wrote = head.seq > read_checkpointed(&tx)?;
+        let mut prev = read_newest(&tx)?;
+        let wrote = head.seq > prev.seq;
         if wrote {
-            insert_checkpoint(&tx, &self.signer, head.seq, &hex::encode(head.hash))?;
+            let hash_hex = hex::encode(head.hash);
+            insert_checkpoint(
+                &tx,
+                &self.signer,
+                &self.cadence,
+                &mut prev,
+                head.seq,
+                &hash_hex,
+            )?;
         }
         self.hooks.commit_fault()?;
         tx.commit()?;
         self.hooks.committed(wrote);
+        if wrote {
+            self.checkpointed.send_replace(prev.seq);
+        }
         self.uncheckpointed = false;
         Ok(())
     }

@@ -13,6 +13,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use futures::FutureExt;
 use rusqlite::{Connection, params};
 use serde_json::{Value, json};
+use sha2::Digest;
 use tempfile::TempDir;
 
 use super::canonical::{event_body, to_canonical};
@@ -627,8 +628,19 @@ async fn tamper_checkpoint_signed_by_another_key_is_named() {
             row.get(0)
         })
         .unwrap();
-    let forged =
-        super::checkpoint::Signer::new(other).checkpoint(10, &hash, "2025-01-01T00:00:00.000Z");
+    let original: String = conn
+        .query_row("SELECT text FROM checkpoints WHERE seq = 10", [], |row| {
+            row.get(0)
+        })
+        .unwrap();
+    let original = Checkpoint::parse(&original).unwrap();
+    let forged = super::checkpoint::Signer::new(other).checkpoint(
+        10,
+        &hash,
+        "2025-01-01T00:00:00.000Z",
+        &original.prev.unwrap(),
+        &original.cadence.unwrap(),
+    );
     conn.execute("UPDATE checkpoints SET text = ?1 WHERE seq = 10", [forged])
         .unwrap();
     assert_broken_at(dir.path(), 10);
@@ -820,12 +832,13 @@ async fn checkpoints_every_n_events_in_the_documented_format() {
         Some(&texts[2].1)
     );
 
+    let mut previous = (0i64, "0".repeat(64));
     for (seq, text) in &texts {
         // The exact layout, checked independently of the parser.
         let lines: Vec<&str> = text.split_inclusive('\n').collect();
-        assert_eq!(lines.len(), 6, "{text}");
+        assert_eq!(lines.len(), 8, "{text}");
         assert!(lines.iter().all(|l| l.ends_with('\n')));
-        assert_eq!(lines[0], "county-gateway audit checkpoint v1\n");
+        assert_eq!(lines[0], "county-gateway audit checkpoint v2\n");
         assert_eq!(lines[1], format!("seq: {seq}\n"));
         assert_eq!(
             lines[2],
@@ -834,13 +847,21 @@ async fn checkpoints_every_n_events_in_the_documented_format() {
         let time = lines[3].strip_prefix("time: ").unwrap().trim_end();
         assert!(time.ends_with('Z') && time.len() == 24, "{time}");
         chrono::DateTime::parse_from_rfc3339(time).unwrap();
-        assert_eq!(lines[4], format!("key: {}\n", BASE64.encode(&key)));
-        let signature = lines[5]
+        // The previous checkpoint: its seq and the SHA-256 of its whole text.
+        assert_eq!(
+            lines[4],
+            format!("prev: {} {}\n", previous.0, previous.1),
+            "{text}"
+        );
+        assert_eq!(lines[5], "cadence: 5 events, 3600000 ms\n");
+        assert_eq!(lines[6], format!("key: {}\n", BASE64.encode(&key)));
+        let signature = lines[7]
             .strip_prefix("signature: ")
             .unwrap()
             .strip_suffix('\n')
             .unwrap();
-        let signed: String = lines[..5].concat();
+        let signed: String = lines[..7].concat();
+        previous = (*seq, hex::encode(sha2::Sha256::digest(text.as_bytes())));
         UnparsedPublicKey::new(&ED25519, &key)
             .verify(signed.as_bytes(), &BASE64.decode(signature).unwrap())
             .unwrap();
@@ -910,6 +931,10 @@ async fn an_empty_log_verifies() {
             checkpoints: 0,
             last_seq: 0,
             last_hash: hex::encode(GENESIS),
+            key: None,
+            key_pinned: false,
+            unsigned_tail: 0,
+            witnessed: 0,
         }
     );
     assert_eq!(latest_checkpoint(dir.path()).unwrap(), None);

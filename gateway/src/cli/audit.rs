@@ -1,5 +1,5 @@
-//! `gateway audit`: verify the tamper-evident log, print its latest signed
-//! checkpoint for a witness to keep, export matching events as evidence (CSV or JSON
+//! `gateway audit`: verify the tamper-evident log (in `verify.rs`, with the key to
+//! pin), print its latest signed checkpoint for a witness to keep, export matching events as evidence (CSV or JSON
 //! Lines), print a citizen's access report ("who looked at my data?") and list the
 //! anomalies a privacy officer should look at.
 //!
@@ -35,13 +35,13 @@ pub(super) enum AuditCommand {
         #[arg(long, default_value_t = audit::DEFAULT_KEEP_DAYS)]
         keep_days: u32,
     },
-    /// Check the whole hash chain and every signed checkpoint; name the first bad
-    /// sequence number if any. Exit 0 intact, 1 broken.
-    Verify {
-        /// The gateway's data directory (it holds audit.db).
-        #[arg(long)]
-        data_dir: PathBuf,
-    },
+    /// Check the whole hash chain, every signed checkpoint, that checkpoints are where
+    /// the cadence puts them, against the pinned key and the witnesses; name the first
+    /// bad sequence number if any. Exit 0 intact, 1 broken.
+    Verify(super::verify::VerifyArgs),
+    /// Print the checkpoint key's public half, to pin in gateway.yaml
+    /// (audit.checkpoint_public_key) and to list at the witnesses.
+    PublicKey(super::verify::PublicKeyArgs),
     /// Print the latest signed checkpoint.
     Checkpoint {
         #[arg(long)]
@@ -162,19 +162,9 @@ enum OutcomeArg {
 
 pub(super) fn run_audit(command: AuditCommand) -> ExitCode {
     match command {
-        AuditCommand::Verify { data_dir } => match audit::verify(&data_dir) {
-            Ok(report) => {
-                println!(
-                    "audit log intact: {} events, {} checkpoints, last seq {} (hash {})",
-                    report.events, report.checkpoints, report.last_seq, report.last_hash
-                );
-                ExitCode::SUCCESS
-            }
-            Err(failure) => {
-                println!("{failure}");
-                ExitCode::FAILURE
-            }
-        },
+        // Verify talks to witnesses: it is run by the caller, on the runtime.
+        AuditCommand::Verify(_) => ExitCode::from(2),
+        AuditCommand::PublicKey(args) => super::verify::run_public_key(&args),
         AuditCommand::Archive {
             data_dir,
             keep_days,

@@ -1,6 +1,7 @@
 //! The command line: `demo`, `serve`, `check`, `simulate`, `token` (keygen, mint),
-//! `policy` (explain, test), `audit` (verify, checkpoint), and `apply` / `export` (the
-//! registry's file-managed objects from and to a directory). Each command parses its
+//! `policy` (explain, test), `audit` (verify, checkpoint, public-key, …), `witness`
+//! (serve, export), and `apply` / `export` (the registry's file-managed objects from
+//! and to a directory). Each command parses its
 //! arguments, calls into the library and turns the outcome into an exit code: 0
 //! success, 1 a problem the user can fix (config, address in use, a failing policy
 //! case, an invalid apply), 2 bad usage.
@@ -27,6 +28,8 @@ mod policy;
 mod registry;
 mod run;
 mod token;
+mod verify;
+mod witness;
 
 use audit::{AuditCommand, run_audit};
 use policy::{PolicyCommand, run_explain, run_policy_test};
@@ -62,9 +65,13 @@ enum Command {
     /// Policy tools: explain a decision, run golden cases.
     #[command(subcommand)]
     Policy(PolicyCommand),
-    /// The audit log: verify, checkpoint, export, a citizen's report, anomalies.
+    /// The audit log: verify, checkpoint, public-key, export, a citizen's report,
+    /// anomalies.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// The witness role: keep other gateways' audit checkpoints, append-only.
+    #[command(subcommand)]
+    Witness(witness::WitnessCommand),
     /// Make the registry's file-managed connectors and policy files exactly those of a
     /// directory (connectors/, schemas/, policies/), checked before they are committed.
     Apply(ApplyArgs),
@@ -98,7 +105,9 @@ pub fn main(cli: Cli) -> ExitCode {
             Command::Token(TokenCommand::Keygen { out, kid }) => run_keygen(&out, &kid),
             Command::Token(TokenCommand::Mint(args)) => run_mint(args),
             Command::Policy(PolicyCommand::Explain(args)) => run_explain(args).await,
+            Command::Audit(AuditCommand::Verify(args)) => verify::run_verify(args).await,
             Command::Audit(command) => run_audit(command),
+            Command::Witness(command) => witness::run(command).await,
             Command::Apply(args) => run_apply(args).await,
             Command::Export(args) => run_export(args).await,
             Command::Bench(command) => bench::run(command).await,
@@ -132,6 +141,19 @@ fn report(problems: &[ConfigProblem]) {
 fn run_check(path: &Path) -> ExitCode {
     match config::load(&DiskSource, path, &LoadOptions::default()) {
         Ok(cfg) => {
+            if let Err(problems) = crate::witness::clients(&cfg.audit, &cfg.base_dir) {
+                let problems: Vec<ConfigProblem> = problems
+                    .into_iter()
+                    .map(|(at, message)| ConfigProblem {
+                        file: path.to_owned(),
+                        path: at,
+                        message,
+                    })
+                    .collect();
+                report(&problems);
+                return ExitCode::FAILURE;
+            }
+            run::warn_unpinned(&cfg.audit);
             let operations: usize = cfg.connectors.values().map(|c| c.operations.len()).sum();
             println!(
                 "{}: ok — county {} {}, {} connectors, {} operations, {} purposes, version {}",

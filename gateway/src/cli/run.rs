@@ -185,6 +185,34 @@ pub(super) async fn run_serve(args: ServeArgs) -> ExitCode {
         },
         None => None,
     };
+    let witness_clients = match crate::witness::clients(&cfg.audit, &cfg.base_dir) {
+        Ok(clients) => clients,
+        Err(problems) => {
+            report(&in_file(&args.config, problems));
+            return ExitCode::FAILURE;
+        }
+    };
+    warn_unpinned(&cfg.audit);
+    let audit = match crate::audit::SqliteAudit::open(&cfg.data_dir, cfg.audit.options()) {
+        Ok(audit) => audit,
+        Err(e) => {
+            eprintln!("error: the audit log: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let witnesses = match crate::audit::checkpoint_public_key(&cfg.data_dir, false) {
+        Ok(key) => crate::witness::sender::start(
+            cfg.data_dir.clone(),
+            key,
+            witness_clients,
+            audit.checkpoints(),
+        ),
+        Err(e) => {
+            eprintln!("error: the audit checkpoint key: {e}");
+            audit.shutdown().await;
+            return ExitCode::FAILURE;
+        }
+    };
     let addr = listener.local_addr().unwrap_or(listen);
     let scheme = if tls.is_some() { "https" } else { "http" };
     println!(
@@ -192,13 +220,6 @@ pub(super) async fn run_serve(args: ServeArgs) -> ExitCode {
         cfg.version,
         store.path().display()
     );
-    let audit = match crate::audit::SqliteAudit::open(&cfg.data_dir, Default::default()) {
-        Ok(audit) => audit,
-        Err(e) => {
-            eprintln!("error: the audit log: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     let reader = crate::audit::SqliteAuditReader::new(&cfg.data_dir);
     if let Err(e) = config::record_loaded(&audit, &cfg).await {
         eprintln!("error: the audit log cannot record the configuration: {e}");
@@ -212,16 +233,47 @@ pub(super) async fn run_serve(args: ServeArgs) -> ExitCode {
         Arc::new(pseudonym),
         Arc::new(audit.clone()),
         Arc::new(reader),
-    );
+    )
+    .with_witnesses(witnesses.statuses());
     let served = match tls {
         Some(tls) => {
             crate::tls::serve_tls(listener, server::router(app), tls, shutdown_signal()).await
         }
         None => server::serve(listener, app, shutdown_signal()).await,
     };
-    // Record what is queued and sign the chain's head before exiting.
+    // Record what is queued and sign the chain's head before exiting; give the
+    // witnesses a few seconds to receive that last checkpoint.
     audit.shutdown().await;
+    witnesses.finish(WITNESS_GRACE).await;
     finish(served)
+}
+
+/// How long `serve` waits at exit for the witnesses to take the last checkpoint.
+const WITNESS_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Problems found in the gateway file at `file`.
+fn in_file(file: &std::path::Path, problems: Vec<(String, String)>) -> Vec<ConfigProblem> {
+    problems
+        .into_iter()
+        .map(|(path, message)| ConfigProblem {
+            file: file.to_owned(),
+            path,
+            message,
+        })
+        .collect()
+}
+
+/// Says loudly that the checkpoint key is not pinned (`serve`, `check`).
+pub(super) fn warn_unpinned(settings: &crate::audit::settings::AuditSettings) {
+    if settings.checkpoint_public_key.is_none() {
+        eprintln!(
+            "warning: audit.checkpoint_public_key is not set: the audit log's checkpoints are \
+             checked against whatever key is in the data directory, so whoever can replace \
+             that directory can rewrite the log unseen. Pin the key: put what `gateway audit \
+             public-key --data-dir DATA_DIR` prints in gateway.yaml."
+        );
+        tracing::warn!("the audit checkpoint key is not pinned (audit.checkpoint_public_key)");
+    }
 }
 
 pub(super) async fn run_demo(args: DemoArgs) -> ExitCode {

@@ -409,7 +409,7 @@ async fn the_demo_starts_from_a_fresh_data_dir_and_its_hints_work() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.starts_with(&format!(
-            "county-gateway audit checkpoint v1\nseq: {events}\n"
+            "county-gateway audit checkpoint v2\nseq: {events}\n"
         )),
         "{text}"
     );

@@ -28,3 +28,4 @@ mod registry;
 mod surface;
 mod tls;
 mod upstreams;
+mod witness;

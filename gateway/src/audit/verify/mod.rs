@@ -14,6 +14,27 @@
 //! sequence number. Finally SQLite's integrity check must pass (indexes, free pages).
 //! A database that cannot be read is a failure at the first event it cannot read.
 //!
+//! What the log is held to besides ([`Expectations`], from `gateway.yaml`'s `audit:`
+//! section when `verify` is given `--config`):
+//!
+//! - **The cadence** ([`cadence`](super::cadence)): a checkpoint wherever the writer
+//!   must have made one, from the first event on — the event `every_events` after a
+//!   checkpoint carries one, and no event of a gap is later than the gap's first by
+//!   more than `every` (plus a grace). The first event that should have come after a
+//!   missing checkpoint is named. This is what catches a log whose checkpoints were
+//!   deleted and whose chain was then recomputed over an edited event.
+//! - **The checkpoints' own chain**: a v2 checkpoint names the previous checkpoint
+//!   (its seq and the SHA-256 of its text); a removed or replaced checkpoint is named
+//!   by the seq the next one names.
+//! - **The key**: the checkpoints are checked against the pinned key when one is
+//!   given, else against the key found in the data directory (which proves nothing
+//!   to someone who holds that directory: the report says the key was not pinned).
+//! - **Witnesses**: each checkpoint a witness holds must sign, with the same key, the
+//!   hash the log holds at its seq; a witnessed seq beyond the log's last event means
+//!   the tail was cut. This catches a rewrite even by someone holding the key.
+//!
+//! The check the writer runs before it signs anything is in `startup.rs`.
+//!
 //! Across files: the chain runs on from one file to the next, so the first segment
 //! starts at seq 1 from the genesis hash, each further segment starts at the seq after
 //! the previous one's last with that event's hash as its previous hash, and so does
@@ -59,7 +80,12 @@
 
 mod body;
 #[cfg(test)]
+mod expect_tests;
+mod startup;
+#[cfg(test)]
 mod tests;
+
+pub(crate) use startup::check_before_writing;
 
 use std::fmt;
 use std::iter::Peekable;
@@ -69,8 +95,9 @@ use std::sync::mpsc::sync_channel;
 
 use rusqlite::{Connection, OptionalExtension, Row};
 
+use super::cadence::{Cadence, missing_by_count, missing_by_time, time_ms};
 use super::chain::{GENESIS, link_hash, parse_hash};
-use super::checkpoint::{Checkpoint, public_key};
+use super::checkpoint::{Checkpoint, Prev, encode_public_key, public_key};
 use super::retention::{SEGMENT_FORMAT, SegmentFile, segment_files};
 use super::sqlite::{AUDIT_FILE, KEY_FILE, open_read_only};
 use body::{BodyCheck, StoredColumns};
@@ -85,6 +112,36 @@ pub struct VerifyReport {
     pub last_seq: u64,
     /// `hash(last_seq)` (the genesis hash, all zeros, for an empty log).
     pub last_hash: String,
+    /// The checkpoint key the checkpoints were checked against (base64), when there
+    /// was one to check.
+    pub key: Option<String>,
+    /// Whether that key was the pinned one (else: the key found in the data dir).
+    pub key_pinned: bool,
+    /// Events after the newest checkpoint, not signed yet.
+    pub unsigned_tail: u64,
+    /// Witnessed checkpoints found consistent with the log.
+    pub witnessed: u64,
+}
+
+/// What the log is held to, beyond its own chain and signatures.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Expectations {
+    /// The cadence the writer was configured with (checkpoints may loosen it for the
+    /// gaps they close, see [`cadence`](super::cadence)).
+    pub cadence: Cadence,
+    /// The pinned checkpoint key (raw, 32 bytes); `None`: the data directory's key.
+    pub pinned_key: Option<Vec<u8>>,
+    /// Checkpoints held by witnesses, which the log must be consistent with.
+    pub witnessed: Vec<Witnessed>,
+}
+
+/// One checkpoint a witness holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Witnessed {
+    /// Who holds it (a witness's name or URL, a file), for messages.
+    pub witness: String,
+    /// The checkpoint's text, as the witness keeps it.
+    pub text: String,
 }
 
 /// Where and how the log is broken. The problem never quotes event contents.
@@ -113,10 +170,16 @@ fn broken(seq: Option<u64>, problem: impl Into<String>) -> VerifyFailure {
     }
 }
 
+/// Checks the whole history in `data_dir` with the default [`Expectations`] (the
+/// default cadence, the key found in the data directory, no witness). Blocking.
+pub fn verify(data_dir: &Path) -> Result<VerifyReport, VerifyFailure> {
+    verify_with(data_dir, &Expectations::default())
+}
+
 /// Checks the whole history in `data_dir`: the archive segments, then the live log
 /// (opened read-only, in one snapshot, so it may run while the gateway writes or an
-/// archive run moves events). Blocking.
-pub fn verify(data_dir: &Path) -> Result<VerifyReport, VerifyFailure> {
+/// archive run moves events), against `expect`. Blocking.
+pub fn verify_with(data_dir: &Path, expect: &Expectations) -> Result<VerifyReport, VerifyFailure> {
     let path = data_dir.join(AUDIT_FILE);
     let conn = open_for_reading(&path)
         .map_err(|e| broken(None, format!("cannot open the audit database: {e}")))?;
@@ -135,7 +198,7 @@ pub fn verify(data_dir: &Path) -> Result<VerifyReport, VerifyFailure> {
     // list), not the chain, and a newer snapshot of a sound file is as sound.
     let chain = alongside_integrity_check(
         &path,
-        || walk_history(data_dir, &conn, live_first, &segments),
+        || walk_history(data_dir, expect, &conn, live_first, &segments),
         |problem| broken(None, problem),
     )?;
     let last_seq = chain.next - 1;
@@ -144,17 +207,29 @@ pub fn verify(data_dir: &Path) -> Result<VerifyReport, VerifyFailure> {
         checkpoints: chain.checkpoints,
         last_seq,
         last_hash: hex::encode(chain.prev),
+        key: chain.key.as_deref().map(encode_public_key),
+        key_pinned: expect.pinned_key.is_some(),
+        unsigned_tail: last_seq - chain.last_checkpoint.seq,
+        witnessed: chain.witnessed_matched,
     })
 }
 
 /// The walk of [`verify`]: the segments in order, then the live log.
 fn walk_history(
     data_dir: &Path,
+    expect: &Expectations,
     conn: &Connection,
     live_first: Option<i64>,
     segments: &[SegmentFile],
 ) -> Result<Chain, VerifyFailure> {
     let mut chain = Chain::new(data_dir.join(KEY_FILE), 1, GENESIS);
+    chain.key = expect.pinned_key.clone();
+    chain.cadence = Some(expect.cadence);
+    chain.previous_checkpoint = Some(Prev::NONE);
+    chain.witnessed = chain
+        .parse_witnessed(&expect.witnessed)?
+        .into_iter()
+        .peekable();
     for segment in segments {
         if segment.first > chain.next {
             return Err(broken(
@@ -179,6 +254,17 @@ fn walk_history(
         chain.segment(segment)?;
     }
     chain.live(conn, live_first, segments.last())?;
+    if let Some(cut) = chain.witnessed.next() {
+        let last = chain.next - 1;
+        return Err(broken(
+            Some(chain.next),
+            format!(
+                "{} holds a checkpoint at seq {}, but the log ends at seq {last}: events \
+                 after it were cut off",
+                cut.witness, cut.seq
+            ),
+        ));
+    }
     Ok(chain)
 }
 
@@ -196,7 +282,7 @@ pub(crate) fn check_segment(
     Ok(chain.prev)
 }
 
-fn read_checkpoints(conn: &Connection) -> Result<Vec<(u64, String)>, VerifyFailure> {
+pub(super) fn read_checkpoints(conn: &Connection) -> Result<Vec<(u64, String)>, VerifyFailure> {
     let unreadable = |e: rusqlite::Error| broken(None, format!("cannot read the checkpoints: {e}"));
     let mut stmt = conn
         .prepare("SELECT seq, text FROM checkpoints ORDER BY seq")
@@ -296,7 +382,9 @@ fn integrity_check(conn: &Connection) -> Result<(), VerifyFailure> {
 }
 
 /// The walk's state across files: the next expected sequence number and the hash
-/// before it, the key (read once), and the checkpoints checked so far.
+/// before it, the key (read once, or pinned), the checkpoints checked so far, where
+/// the current gap between checkpoints began, and the witnessed checkpoints still to
+/// meet.
 struct Chain {
     key_path: PathBuf,
     key: Option<Vec<u8>>,
@@ -306,10 +394,50 @@ struct Chain {
     checkpoints: u64,
     /// The newest checkpoint counted (0: none yet).
     newest_checkpoint: u64,
+    /// The configured cadence; `None`: not checked (a segment checked on its own).
+    cadence: Option<Cadence>,
+    /// The newest checkpoint checked, as the next one must name it (`None`: not
+    /// known, when the walk starts in the middle of the history).
+    previous_checkpoint: Option<Prev>,
+    /// The newest checkpoint checked (seq 0: none), and the cadence it signed.
+    last_checkpoint: Prev,
+    last_cadence: Option<Cadence>,
+    /// The first event after the newest checkpoint: seq and time (ms).
+    gap_first: Option<(u64, i64)>,
+    /// Witnessed checkpoints not met yet, in seq order.
+    witnessed: Peekable<std::vec::IntoIter<WitnessedHead>>,
+    witnessed_matched: u64,
+}
+
+/// A witnessed checkpoint, parsed and checked against the key.
+struct WitnessedHead {
+    witness: String,
+    seq: u64,
+    hash: String,
+}
+
+/// One stored checkpoint of a file, with the cadence it signs (if it can be read;
+/// its text is checked in full when the walk reaches it).
+struct StoredCheckpoint {
+    seq: u64,
+    text: String,
+    cadence: Option<Cadence>,
 }
 
 /// The checkpoints of one file, in sequence order.
-type Checkpoints = Peekable<std::vec::IntoIter<(u64, String)>>;
+type Checkpoints = Peekable<std::vec::IntoIter<StoredCheckpoint>>;
+
+fn with_cadences(stored: Vec<(u64, String)>) -> Checkpoints {
+    stored
+        .into_iter()
+        .map(|(seq, text)| {
+            let cadence = Checkpoint::parse(&text).ok().and_then(|c| c.cadence);
+            StoredCheckpoint { seq, text, cadence }
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .peekable()
+}
 
 /// One stored row of `events`, borrowed from SQLite's row: nothing is copied.
 struct Stored<'r> {
@@ -389,7 +517,59 @@ impl Chain {
             prev,
             checkpoints: 0,
             newest_checkpoint: 0,
+            cadence: None,
+            previous_checkpoint: None,
+            last_checkpoint: Prev {
+                seq: next - 1,
+                text_sha256: [0; 32],
+            },
+            last_cadence: None,
+            gap_first: None,
+            witnessed: Vec::new().into_iter().peekable(),
+            witnessed_matched: 0,
         }
+    }
+
+    /// The key the checkpoints are checked against: pinned, or read from the data
+    /// directory once.
+    fn key(&mut self) -> Result<&[u8], String> {
+        if self.key.is_none() {
+            let key = public_key(&self.key_path)
+                .map_err(|e| format!("cannot check the checkpoint: {e}"))?;
+            self.key = Some(key);
+        }
+        Ok(self.key.as_deref().unwrap_or_default())
+    }
+
+    /// The witnessed checkpoints, each signed with the log's key, in seq order.
+    fn parse_witnessed(
+        &mut self,
+        witnessed: &[Witnessed],
+    ) -> Result<Vec<WitnessedHead>, VerifyFailure> {
+        let mut heads = Vec::with_capacity(witnessed.len());
+        for held in witnessed {
+            let not_ours = |problem: String| {
+                broken(
+                    None,
+                    format!(
+                        "{} holds a checkpoint that is not this log's: {problem}",
+                        held.witness
+                    ),
+                )
+            };
+            let checkpoint = Checkpoint::parse(&held.text).map_err(not_ours)?;
+            let key = self.key().map_err(not_ours)?;
+            checkpoint
+                .check_signature(&held.text, key)
+                .map_err(not_ours)?;
+            heads.push(WitnessedHead {
+                witness: held.witness.clone(),
+                seq: checkpoint.seq,
+                hash: checkpoint.hash,
+            });
+        }
+        heads.sort_by_key(|head| head.seq);
+        Ok(heads)
     }
 
     /// Walks one archive segment, which must start at `self.next`.
@@ -518,15 +698,15 @@ impl Chain {
         conn: &Connection,
         must_reach: Option<(u64, [u8; 32])>,
     ) -> Result<Option<u64>, VerifyFailure> {
-        let mut checkpoints = read_checkpoints(conn)?.into_iter().peekable();
+        let mut checkpoints = with_cadences(read_checkpoints(conn)?);
         let mut newest = None;
         // The anchor: the checkpoint of the event just before this file's first one.
         if self.next > 1
-            && let Some((at, text)) = checkpoints.next_if(|(at, _)| *at == self.next - 1)
+            && let Some(anchor) = checkpoints.next_if(|c| c.seq == self.next - 1)
         {
             let hash = self.prev;
-            self.checkpoint(at, &hash, &text)
-                .map_err(|problem| broken(Some(at), problem))?;
+            let at = anchor.seq;
+            self.checkpoint(at, &hash, &anchor.text)?;
             newest = Some(at);
         }
         let mut stmt = conn
@@ -548,7 +728,7 @@ impl Chain {
                 newest = Some(at);
             }
         }
-        if let Some((seq, _)) = checkpoints.next() {
+        if let Some(StoredCheckpoint { seq, .. }) = checkpoints.next() {
             return Err(broken(
                 Some(seq),
                 format!("the checkpoint at seq {seq} signs an event that is not in the log"),
@@ -615,15 +795,23 @@ impl Chain {
                 ));
             }
         }
+        if let Some(&next) = checkpoints.peek().map(|c| &c.seq)
+            && next < seq
+        {
+            return Err(broken(
+                Some(next),
+                format!("the checkpoint at seq {next} signs an event that is not in the log"),
+            ));
+        }
+        // Events archived and walked already (the live copies an archive run has not
+        // removed yet) were held to the cadence and the witnesses the first time.
+        if seq > self.newest_checkpoint {
+            self.cadence_rules(seq, stored.columns.time, checkpoints)?;
+            self.witnessed_at(seq, &hash)?;
+        }
         let mut checked = None;
-        while let Some((at, text)) = checkpoints.next_if(|(at, _)| *at <= seq) {
-            if at < seq {
-                return Err(broken(
-                    Some(at),
-                    format!("the checkpoint at seq {at} signs an event that is not in the log"),
-                ));
-            }
-            self.checkpoint(seq, &hash, &text).map_err(here)?;
+        while let Some(stored) = checkpoints.next_if(|c| c.seq == seq) {
+            self.checkpoint(seq, &hash, &stored.text)?;
             checked = Some(seq);
         }
         self.prev = hash;
@@ -631,7 +819,90 @@ impl Chain {
         Ok(checked)
     }
 
-    fn checkpoint(&mut self, seq: u64, hash: &[u8; 32], text: &str) -> Result<(), String> {
+    /// The cadence at the event `seq` recorded at `time`: by count, it must carry a
+    /// checkpoint when the rule says so; by time, it must not be too late after the
+    /// first event of its gap.
+    fn cadence_rules(
+        &mut self,
+        seq: u64,
+        time: &str,
+        checkpoints: &mut Checkpoints,
+    ) -> Result<(), VerifyFailure> {
+        let Some(configured) = self.cadence else {
+            return Ok(());
+        };
+        let closing = checkpoints.peek();
+        let signed_here = closing.is_some_and(|c| c.seq == seq);
+        let cadence = configured.loosened_by([
+            self.last_cadence.as_ref(),
+            closing.and_then(|c| c.cadence.as_ref()),
+        ]);
+        let after = self.last_checkpoint.seq;
+        if cadence.due_by_count(after, seq) && !signed_here {
+            return Err(broken(Some(seq), missing_by_count(after, seq, &cadence)));
+        }
+        let time =
+            time_ms(time).ok_or_else(|| broken(Some(seq), "the event's time is not RFC 3339"))?;
+        let (first, first_ms) = *self.gap_first.get_or_insert((seq, time));
+        if time > cadence.latest_ms(first_ms) {
+            return Err(broken(
+                Some(seq),
+                missing_by_time(first, seq, time - first_ms, &cadence),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The witnessed checkpoints at `seq` must sign `hash`.
+    fn witnessed_at(&mut self, seq: u64, hash: &[u8; 32]) -> Result<(), VerifyFailure> {
+        while let Some(held) = self.witnessed.next_if(|held| held.seq <= seq) {
+            if held.seq < seq || held.hash.as_bytes() != hex64(hash) {
+                return Err(broken(
+                    Some(held.seq),
+                    format!(
+                        "{} holds a checkpoint at seq {} whose hash is not the log's: the log \
+                         was rewritten after the witness received it",
+                        held.witness, held.seq
+                    ),
+                ));
+            }
+            self.witnessed_matched += 1;
+        }
+        Ok(())
+    }
+
+    /// Checks the checkpoint `text` stored at `seq`, whose event's hash is `hash`.
+    fn checkpoint(&mut self, seq: u64, hash: &[u8; 32], text: &str) -> Result<(), VerifyFailure> {
+        let checkpoint = self
+            .checkpoint_text(seq, hash, text)
+            .map_err(|problem| broken(Some(seq), problem))?;
+        if seq <= self.newest_checkpoint {
+            // The anchor again, or a live copy of an archived one: checked before.
+            return Ok(());
+        }
+        if let (Some(named), Some(previous)) = (checkpoint.prev, self.previous_checkpoint)
+            && named != previous
+        {
+            return Err(startup::not_followed(named.seq, seq));
+        }
+        let this = Prev::of(seq, text);
+        self.checkpoints += 1;
+        self.newest_checkpoint = seq;
+        self.previous_checkpoint = Some(this);
+        self.last_checkpoint = this;
+        self.last_cadence = checkpoint.cadence;
+        self.gap_first = None;
+        Ok(())
+    }
+
+    /// The checkpoint's text: it says `seq`, signs `hash`, and carries the key's
+    /// signature.
+    fn checkpoint_text(
+        &mut self,
+        seq: u64,
+        hash: &[u8; 32],
+        text: &str,
+    ) -> Result<Checkpoint, String> {
         let checkpoint =
             Checkpoint::parse(text).map_err(|problem| format!("the checkpoint: {problem}"))?;
         if checkpoint.seq != seq {
@@ -643,22 +914,11 @@ impl Chain {
         if checkpoint.hash != hex::encode(hash) {
             return Err("the checkpoint's hash is not the hash of its event".into());
         }
-        let key = match &self.key {
-            Some(key) => key,
-            None => {
-                let key = public_key(&self.key_path)
-                    .map_err(|e| format!("cannot check the checkpoint: {e}"))?;
-                self.key.insert(key)
-            }
-        };
+        let key = self.key()?;
         checkpoint
             .check_signature(text, key)
             .map_err(|problem| format!("the checkpoint: {problem}"))?;
-        if seq > self.newest_checkpoint {
-            self.checkpoints += 1;
-            self.newest_checkpoint = seq;
-        }
-        Ok(())
+        Ok(checkpoint)
     }
 }
 

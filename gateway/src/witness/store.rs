@@ -1,0 +1,272 @@
+//! What a witness keeps: `DATA_DIR/witness.db` (SQLite, WAL, `synchronous=FULL`),
+//! one row per checkpoint received, per log (a log is its checkpoint key), append
+//! only — triggers refuse every `UPDATE` and `DELETE` — and the rule a new
+//! checkpoint must pass to be kept ([`WitnessStore::submit`]).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use crate::audit::checkpoint::{Checkpoint, Prev, encode_public_key, text_sha256};
+
+/// The witness database's file name inside its data directory.
+pub const WITNESS_FILE: &str = "witness.db";
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS checkpoints (
+    log_key TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    hash TEXT NOT NULL,
+    time TEXT NOT NULL,
+    text TEXT NOT NULL,
+    client TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    PRIMARY KEY (log_key, seq)
+) STRICT;
+CREATE TRIGGER IF NOT EXISTS checkpoints_are_kept_unchanged
+    BEFORE UPDATE ON checkpoints
+    BEGIN SELECT RAISE(ABORT, 'witnessed checkpoints are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS checkpoints_are_never_removed
+    BEFORE DELETE ON checkpoints
+    BEGIN SELECT RAISE(ABORT, 'witnessed checkpoints are append-only'); END;
+";
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the witness store: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("the witness data directory: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A checkpoint already checked for its form and signature, on its way in.
+#[derive(Debug, Clone)]
+pub struct Submission {
+    pub text: String,
+    pub checkpoint: Checkpoint,
+}
+
+/// What became of a submission.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// Newly kept.
+    pub accepted: u64,
+    /// Already held, the very same text (a sender retrying).
+    pub already_held: u64,
+    /// The log's head after it: seq and hash.
+    pub head: Option<(u64, String)>,
+    /// The first checkpoint refused, and why (the ones before it are kept).
+    pub refused: Option<(u64, String)>,
+}
+
+/// The witness's store. Each call opens a connection of its own (a witness is called
+/// rarely); writers take SQLite's write lock (`BEGIN IMMEDIATE`) and wait for each
+/// other up to [`BUSY_TIMEOUT`]. Blocking: call it off the async workers.
+#[derive(Debug)]
+pub struct WitnessStore {
+    path: PathBuf,
+}
+
+/// How long a call waits for another's write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl WitnessStore {
+    /// Opens (creating if needed) `DATA_DIR/witness.db`. Blocking.
+    pub fn open(data_dir: &Path) -> Result<WitnessStore, StoreError> {
+        std::fs::create_dir_all(data_dir)?;
+        let path = data_dir.join(WITNESS_FILE);
+        let store = WitnessStore { path };
+        let conn = store.connect()?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(store)
+    }
+
+    fn connect(&self) -> Result<Connection, StoreError> {
+        let conn = Connection::open(&self.path)?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        Ok(conn)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Keeps each checkpoint of `submissions` (all of one log, in order) that
+    /// extends what the witness holds for that log, as `client`; stops at the first
+    /// that does not. A checkpoint extends the head when it has a larger seq, a time
+    /// not before the head's, and names the head as its previous checkpoint (seq and
+    /// SHA-256 of its text). The first checkpoint of a log is kept as it comes. The
+    /// very same text as one already held is counted as held, not refused. Blocking.
+    pub fn submit(
+        &self,
+        log_key: &[u8],
+        submissions: &[Submission],
+        client: &str,
+    ) -> Result<Outcome, StoreError> {
+        let log = encode_public_key(log_key);
+        let mut conn = self.connect()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut head = read_head(&tx, &log)?;
+        let mut outcome = Outcome {
+            accepted: 0,
+            already_held: 0,
+            head: None,
+            refused: None,
+        };
+        let received_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        for submission in submissions {
+            let checkpoint = &submission.checkpoint;
+            let held: Option<String> = tx
+                .query_row(
+                    "SELECT text FROM checkpoints WHERE log_key = ?1 AND seq = ?2",
+                    params![log, to_sql(checkpoint.seq)],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            if let Some(held) = held {
+                if held == submission.text {
+                    outcome.already_held += 1;
+                    continue;
+                }
+                outcome.refused = Some((
+                    checkpoint.seq,
+                    format!(
+                        "a different checkpoint for seq {} is already held: the log forked",
+                        checkpoint.seq
+                    ),
+                ));
+                break;
+            }
+            if let Some(problem) = head.as_ref().and_then(|head| extends(head, checkpoint)) {
+                outcome.refused = Some((checkpoint.seq, problem));
+                break;
+            }
+            tx.execute(
+                "INSERT INTO checkpoints (log_key, seq, hash, time, text, client, received_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    log,
+                    to_sql(checkpoint.seq),
+                    checkpoint.hash,
+                    checkpoint.time,
+                    submission.text,
+                    client,
+                    received_at
+                ],
+            )?;
+            outcome.accepted += 1;
+            head = Some(Head {
+                seq: checkpoint.seq,
+                time_ms: checkpoint.time_ms(),
+                prev: Prev::of(checkpoint.seq, &submission.text),
+                hash: checkpoint.hash.clone(),
+            });
+        }
+        tx.commit()?;
+        outcome.head = head.map(|head| (head.seq, head.hash));
+        Ok(outcome)
+    }
+
+    /// The newest checkpoint held for the log of `log_key`. Blocking.
+    pub fn head(&self, log_key: &[u8]) -> Result<Option<String>, StoreError> {
+        let conn = self.connect()?;
+        Ok(conn
+            .query_row(
+                "SELECT text FROM checkpoints WHERE log_key = ?1 ORDER BY seq DESC LIMIT 1",
+                [encode_public_key(log_key)],
+                |row| row.get(0),
+            )
+            .optional()?)
+    }
+
+    /// The checkpoints held for the log of `log_key` after seq `after`, oldest
+    /// first, at most `limit`. Blocking.
+    pub fn after(
+        &self,
+        log_key: &[u8],
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let conn = self.connect()?;
+        let mut stmt = conn.prepare(
+            "SELECT text FROM checkpoints WHERE log_key = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(
+            params![
+                encode_public_key(log_key),
+                to_sql(after),
+                i64::try_from(limit).unwrap_or(i64::MAX)
+            ],
+            |row| row.get(0),
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+/// The head of a log, as the rule needs it.
+struct Head {
+    seq: u64,
+    time_ms: i64,
+    prev: Prev,
+    hash: String,
+}
+
+fn read_head(conn: &Connection, log: &str) -> Result<Option<Head>, StoreError> {
+    let text: Option<String> = conn
+        .query_row(
+            "SELECT text FROM checkpoints WHERE log_key = ?1 ORDER BY seq DESC LIMIT 1",
+            [log],
+            |row| row.get(0),
+        )
+        .optional()?;
+    // What the witness stored, it checked: a text that no longer reads is no head.
+    Ok(text.and_then(|text| {
+        let checkpoint = Checkpoint::parse(&text).ok()?;
+        Some(Head {
+            seq: checkpoint.seq,
+            time_ms: checkpoint.time_ms(),
+            prev: Prev {
+                seq: checkpoint.seq,
+                text_sha256: text_sha256(&text),
+            },
+            hash: checkpoint.hash,
+        })
+    }))
+}
+
+/// Why `checkpoint` does not extend `head`, if it does not.
+fn extends(head: &Head, checkpoint: &Checkpoint) -> Option<String> {
+    if checkpoint.seq <= head.seq {
+        return Some(format!(
+            "seq {} is not after the head the witness holds (seq {})",
+            checkpoint.seq, head.seq
+        ));
+    }
+    if checkpoint.time_ms() < head.time_ms {
+        return Some(format!(
+            "its time is before the time of the head the witness holds (seq {})",
+            head.seq
+        ));
+    }
+    match checkpoint.prev {
+        Some(prev) if prev == head.prev => None,
+        Some(prev) if prev.seq == head.seq => Some(format!(
+            "it names a previous checkpoint at seq {} other than the one the witness holds: \
+             the log forked",
+            prev.seq
+        )),
+        Some(prev) => Some(format!(
+            "it follows seq {}, but the head the witness holds is seq {}",
+            prev.seq, head.seq
+        )),
+        None => Some("it does not name its previous checkpoint (v2 required)".into()),
+    }
+}
+
+fn to_sql(seq: u64) -> i64 {
+    i64::try_from(seq).unwrap_or(i64::MAX)
+}
