@@ -213,13 +213,16 @@ pub(super) async fn run_serve(args: ServeArgs) -> ExitCode {
         Arc::new(audit.clone()),
         Arc::new(reader),
     );
+    let limits = app.limits.clone();
     let served = match tls {
         Some(tls) => {
             crate::tls::serve_tls(listener, server::router(app), tls, shutdown_signal()).await
         }
         None => server::serve(listener, app, shutdown_signal()).await,
     };
-    // Record what is queued and sign the chain's head before exiting.
+    // Keep the exact daily quota counts, record what is queued and sign the chain's
+    // head before exiting.
+    limits.flush().await;
     audit.shutdown().await;
     finish(served)
 }
