@@ -180,20 +180,22 @@ fn prepare(
     trail: &mut Trail,
 ) -> Result<(std::sync::Arc<Form>, connectors::subject::IdNumber, String), Problem> {
     trail.policy_version = Some(config.policies.version.clone());
+    // Only a form id the gateway knows is recorded or echoed.
     let form = config.forms.get(form_id).cloned();
+    if let Some(form) = &form {
+        trail.form = Some(form.id.clone());
+        trail.purpose = Some(form.purpose.clone());
+    }
     let cost = form.as_ref().map_or(1, |f| f.max_lookups);
     app.limits
         .check_caller(&caller.user, caller.township.as_deref(), cost)
         .map_err(|limited| limited.problem())?;
-    // Only a form id the gateway knows is recorded or echoed.
     let form = form.ok_or_else(|| {
         Problem::new(
             ProblemKind::UnknownForm,
             "No form template with this id is configured; GET /v1/forms lists yours.",
         )
     })?;
-    trail.form = Some(form.id.clone());
-    trail.purpose = Some(form.purpose.clone());
     if !may_use(config, caller, &form.purpose) {
         return Err(Problem::new(
             ProblemKind::Forbidden,

@@ -904,6 +904,109 @@ sections:
         assert_eq!(problems.len(), 9, "{problems:?}");
     }
 
+    /// The demo county with its files edited by `edit`, loaded.
+    fn load_with(
+        edit: impl Fn(&str, &str) -> String,
+    ) -> Result<crate::config::ActiveConfig, Vec<crate::config::ConfigProblem>> {
+        let files = COUNTY_FILES
+            .iter()
+            .map(|(path, text)| (*path, edit(path, text)));
+        load(
+            &EmbeddedSource::new(files),
+            Path::new(COUNTY_CONFIG),
+            &LoadOptions::default(),
+        )
+    }
+
+    fn three_rows(path: &str, text: &str) -> String {
+        if path == "forms/subsistence-allowance.yaml" {
+            text.replace(
+                "lookup_each: true\n",
+                "lookup_each: true\n    max_rows: 3\n",
+            )
+        } else {
+            text.to_owned()
+        }
+    }
+
+    #[test]
+    fn a_forms_cost_is_every_lookup_one_fill_can_make() {
+        let config = load_with(|_, text| text.to_owned()).unwrap();
+        let cost = |id: &str| config.forms.get(id).unwrap().max_lookups;
+        // hukou, jisheng and shebao for the applicant; hukou for the spouse (the
+        // children are items of the applicant's births record, not lookups).
+        assert_eq!(cost("birth-registration"), 4);
+        // The household, and shebao for each of up to 10 members.
+        assert_eq!(cost("subsistence-allowance"), 11);
+        // The household only: its rows are items of the household's list.
+        assert_eq!(cost("rural-housing"), 1);
+
+        let config = load_with(three_rows).unwrap();
+        let form = config.forms.get("subsistence-allowance").unwrap();
+        assert_eq!(form.max_lookups, 4);
+        assert!(matches!(
+            form.sections[1].scope,
+            super::Scope::Repeat { max_rows: 3, .. }
+        ));
+    }
+
+    #[test]
+    fn max_rows_is_checked_and_every_form_must_fit_the_callers_limits() {
+        let problems = problems_of(
+            r#"
+id: rural-housing
+title: 农民建房申请
+purpose: rural_housing
+sections:
+  - id: members
+    title: M
+    repeat: hukou.household_by_member/members
+    max_rows: 5
+    fields:
+      - { id: name, title: N, type: text, from: item/name }
+"#,
+        );
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].0, "sections[0].max_rows");
+        assert!(problems[0].1.contains("lookup_each"), "{problems:?}");
+        let problems = problems_of(
+            r#"
+id: rural-housing
+title: 农民建房申请
+purpose: rural_housing
+sections:
+  - id: members
+    title: M
+    repeat: hukou.household_by_member/members
+    lookup_each: true
+    max_rows: 0
+    fields:
+      - { id: name, title: N, type: text, from: item/name }
+"#,
+        );
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].0, "sections[0].max_rows");
+
+        // A burst of 10 cannot take a fill of up to 11 lookups at once.
+        let small = |text: &str| {
+            text.replace(
+                "per_user: { per_minute: 120, burst: 30 }",
+                "per_user: { per_minute: 120, burst: 10 }",
+            )
+        };
+        let problems = load_with(|_, text| small(text)).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].file.ends_with("gateway.yaml"));
+        assert_eq!(problems[0].path, "rate_limits.per_user.burst");
+        assert!(
+            problems[0].message.contains("subsistence-allowance")
+                && problems[0].message.contains("11 department lookups"),
+            "{problems:?}"
+        );
+        // With at most 3 members looked up, it fits.
+        assert!(load_with(|path, text| small(&three_rows(path, text))).is_ok());
+    }
+
     #[test]
     fn unknown_keys_are_refused_with_their_path() {
         let problems = problems_of(
