@@ -10,25 +10,26 @@
 //! *reservation* on disk: whenever a take passes it, the reservation is raised to the
 //! count plus a sixteenth of the counter's limit ([`headroom`]) and that take waits
 //! for the write (one small SQLite transaction, `synchronous=FULL`); the takes
-//! within the reservation touch memory only. So at most one take in `limit / 16`
-//! waits for the disk, and the number on disk is never below the true count. After a
+//! within the reservation touch memory only (those racing the write wait for it too).
+//! So about one take in `limit / 16` waits for the disk, and once a take is answered
+//! the number on disk is never below the true count. After a
 //! crash (process or machine) a counter restarts from its reservation: it may count up
 //! to `limit / 16` lookups that were not made, never forget one that was. A clean
 //! shutdown ([`DayCountState::flush`]) writes the exact counts. Should the write fail,
 //! the take goes on (logged as an error): the quota is enforced from memory and
 //! availability does not hang on this file.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use chrono::NaiveDate;
+use dashmap::DashMap;
 use futures::future::{BoxFuture, Either, Ready, ready};
 use tokio::sync::watch;
 
-use super::sqlite::CountFile;
+use super::sqlite::{CountFile, Rows};
 
 /// One counter a take must fit in: its key and its limit for the day.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,13 +46,14 @@ pub type Taking<'a> = Either<Ready<Result<(), usize>>, BoxFuture<'a, Result<(), 
 /// replicas later. It knows keys, limits and days only, nothing about users or grants.
 pub trait DayCountState: Send + Sync + fmt::Debug {
     /// Takes `n` from every counter of `counters` for `day`, or from none of them
-    /// when one has no room: all counters are checked before any is counted.
+    /// when one has no room (the counters before it are given back).
     fn take<'a>(&'a self, day: NaiveDate, counters: &'a [DayCounter<'a>], n: u32) -> Taking<'a>;
 
     /// Makes every count durable exactly as it stands (a clean shutdown).
     fn flush(&self) -> BoxFuture<'_, Result<(), String>>;
 
-    /// Forgets the counts of days before `today`; returns how many counters remain.
+    /// Forgets the counts of days before `today` (blocking: call it on the blocking
+    /// pool); returns how many counters remain.
     fn sweep(&self, today: NaiveDate) -> usize;
 
     /// Counters currently held.
@@ -94,7 +96,8 @@ impl Count {
     }
 }
 
-/// Per-day counts in memory, made durable in an SQLite file when there is one.
+/// Per-day counts in memory (a sharded map, one entry locked at a time), made
+/// durable in an SQLite file when there is one.
 ///
 /// Cloning is cheap: clones share the counts.
 #[derive(Clone)]
@@ -103,94 +106,87 @@ pub struct DayCounts {
 }
 
 struct Inner {
-    counts: Mutex<HashMap<String, Count>>,
+    counts: DashMap<String, Count>,
     file: Option<CountFile>,
     /// Write rounds asked for (each waiting take asks for one).
     requested: AtomicU64,
     /// The highest request number a finished write round covered.
     written: watch::Sender<u64>,
-    /// Rows of days before this one were already removed from the file.
-    pruned_before: Mutex<Option<NaiveDate>>,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl DayCounts {
     /// Counts in memory only: they end with the process.
     pub fn in_memory() -> DayCounts {
-        DayCounts::with(None, HashMap::new())
+        DayCounts::with(None, Rows::new())
     }
 
     /// Counts kept in the SQLite file at `path` (created and migrated if needed),
     /// starting from what it holds: the latest day of each counter. Blocking.
     pub fn open(path: &Path) -> Result<DayCounts, rusqlite::Error> {
         let (file, rows) = CountFile::open(path)?;
-        let mut counts: HashMap<String, Count> = HashMap::with_capacity(rows.len());
-        for (day, key, count) in rows {
-            let keep = counts.get(&key).is_none_or(|c| c.day < day);
-            if keep {
-                let count = Count {
-                    day,
-                    used: count,
-                    reserved: count,
-                    durable: count,
-                };
-                counts.insert(key, count);
-            }
-        }
-        Ok(DayCounts::with(Some(file), counts))
+        Ok(DayCounts::with(Some(file), rows))
     }
 
-    fn with(file: Option<CountFile>, counts: HashMap<String, Count>) -> DayCounts {
+    fn with(file: Option<CountFile>, rows: Rows) -> DayCounts {
+        let counts: DashMap<String, Count> = DashMap::with_capacity(rows.len());
+        for (day, key, count) in rows {
+            let loaded = Count {
+                day,
+                used: count,
+                reserved: count,
+                durable: count,
+            };
+            counts
+                .entry(key)
+                .and_modify(|c| {
+                    if c.day < day {
+                        *c = loaded;
+                    }
+                })
+                .or_insert(loaded);
+        }
         DayCounts {
             inner: Arc::new(Inner {
-                counts: Mutex::new(counts),
+                counts,
                 file,
                 requested: AtomicU64::new(0),
                 written: watch::Sender::new(0),
-                pruned_before: Mutex::new(None),
             }),
         }
     }
 
     /// Counts `n` in memory: `Ok(whether the take must wait for a reservation to be
-    /// written)` or the index of the counter without room.
+    /// written)` or the index of the counter without room. One counter is locked at
+    /// a time; a refusal gives back what the counters before it took (so a racing
+    /// take may briefly see them fuller than they end up: it errs towards refusing).
     fn take_now(&self, day: NaiveDate, counters: &[DayCounter<'_>], n: u32) -> Result<bool, usize> {
         let durable = self.inner.file.is_some();
-        let mut counts = lock(&self.inner.counts);
-        for (i, counter) in counters.iter().enumerate() {
-            let used = counts
-                .get(counter.key)
-                .filter(|c| c.day == day)
-                .map_or(0, |c| c.used);
-            if used.saturating_add(n) > counter.limit {
-                return Err(i);
-            }
-        }
         let mut wait = false;
-        for counter in counters {
-            if !counts.contains_key(counter.key) {
-                counts.insert(counter.key.to_owned(), Count::fresh(day));
-            }
-            let Some(count) = counts.get_mut(counter.key) else {
-                continue;
+        for (i, counter) in counters.iter().enumerate() {
+            let taken = match self.inner.counts.get_mut(counter.key) {
+                Some(mut count) => take_one(&mut count, day, counter.limit, n, durable),
+                None => {
+                    let mut count = self
+                        .inner
+                        .counts
+                        .entry(counter.key.to_owned())
+                        .or_insert_with(|| Count::fresh(day));
+                    take_one(&mut count, day, counter.limit, n, durable)
+                }
             };
-            if count.day != day {
-                *count = Count::fresh(day);
+            match taken {
+                Some(must_wait) => wait |= must_wait,
+                None => {
+                    for earlier in counters.iter().take(i) {
+                        if let Some(mut count) = self.inner.counts.get_mut(earlier.key)
+                            && count.day == day
+                        {
+                            count.used = count.used.saturating_sub(n);
+                        }
+                    }
+                    return Err(i);
+                }
             }
-            count.used = count.used.saturating_add(n);
-            if !durable {
-                continue;
-            }
-            if count.used > count.reserved {
-                count.reserved = count
-                    .used
-                    .saturating_add(headroom(counter.limit))
-                    .min(counter.limit.max(count.used));
-            }
-            wait |= count.used > count.durable;
         }
         Ok(wait)
     }
@@ -214,28 +210,48 @@ impl DayCounts {
     }
 }
 
+/// Takes `n` from one counter for `day` if it has room: `Some(whether the take must
+/// wait for its reservation to be written)`, `None` if it has no room.
+fn take_one(count: &mut Count, day: NaiveDate, limit: u32, n: u32, durable: bool) -> Option<bool> {
+    if count.day != day {
+        *count = Count::fresh(day);
+    }
+    let used = count.used.saturating_add(n);
+    if used > limit {
+        return None;
+    }
+    count.used = used;
+    if !durable {
+        return Some(false);
+    }
+    if used > count.reserved {
+        count.reserved = used.saturating_add(headroom(limit)).min(limit);
+    }
+    Some(used > count.durable)
+}
+
 impl Inner {
     /// Writes every reservation not yet on disk, in one transaction, and publishes
-    /// which requests it covered.
+    /// which requests it covered. Blocking.
     fn write_round(&self) {
         let Some(file) = &self.file else {
             return;
         };
-        let mut conn = file.lock();
+        let mut state = file.lock();
         // Read before the counts: every take that asked before this point has its
         // reservation in the counts read below.
         let target = self.requested.load(Ordering::SeqCst);
-        let pending: Vec<(NaiveDate, String, u32)> = lock(&self.counts)
+        let pending: Rows = self
+            .counts
             .iter()
-            .filter(|(_, c)| c.reserved > c.durable)
-            .map(|(key, c)| (c.day, key.clone(), c.reserved))
+            .filter(|entry| entry.reserved > entry.durable)
+            .map(|entry| (entry.day, entry.key().clone(), entry.reserved))
             .collect();
         if !pending.is_empty() {
-            match CountFile::reserve(&mut conn, &pending) {
+            match state.reserve(&pending) {
                 Ok(()) => {
-                    let mut counts = lock(&self.counts);
                     for (day, key, reserved) in &pending {
-                        if let Some(count) = counts.get_mut(key)
+                        if let Some(mut count) = self.counts.get_mut(key)
                             && count.day == *day
                         {
                             count.durable = count.durable.max(*reserved);
@@ -249,8 +265,33 @@ impl Inner {
                 ),
             }
         }
-        drop(conn);
+        drop(state);
         self.written.send_modify(|w| *w = (*w).max(target));
+    }
+
+    /// Writes the exact counts in place of everything the file holds. Blocking.
+    fn write_exact(&self) -> Result<(), String> {
+        let Some(file) = &self.file else {
+            return Ok(());
+        };
+        let mut state = file.lock();
+        let exact: Rows = self
+            .counts
+            .iter()
+            .filter(|entry| entry.used > 0)
+            .map(|entry| (entry.day, entry.key().clone(), entry.used))
+            .collect();
+        state.replace_all(&exact).map_err(|e| e.to_string())?;
+        for (day, key, used) in &exact {
+            if let Some(mut count) = self.counts.get_mut(key)
+                && count.day == *day
+                && count.used == *used
+            {
+                count.reserved = *used;
+                count.durable = *used;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -269,64 +310,35 @@ impl DayCountState for DayCounts {
     fn flush(&self) -> BoxFuture<'_, Result<(), String>> {
         let inner = Arc::clone(&self.inner);
         Box::pin(async move {
-            let write = move || {
-                let Some(file) = &inner.file else {
-                    return Ok(());
-                };
-                let mut conn = file.lock();
-                let exact: Vec<(NaiveDate, String, u32)> = lock(&inner.counts)
-                    .iter()
-                    .filter(|(_, c)| c.used > 0)
-                    .map(|(key, c)| (c.day, key.clone(), c.used))
-                    .collect();
-                CountFile::replace_all(&mut conn, &exact).map_err(|e| e.to_string())?;
-                let mut counts = lock(&inner.counts);
-                for (day, key, used) in &exact {
-                    if let Some(count) = counts.get_mut(key)
-                        && count.day == *day
-                        && count.used == *used
-                    {
-                        count.reserved = *used;
-                        count.durable = *used;
-                    }
-                }
-                Ok(())
-            };
             match tokio::runtime::Handle::try_current() {
                 Ok(runtime) => runtime
-                    .spawn_blocking(write)
+                    .spawn_blocking(move || inner.write_exact())
                     .await
                     .map_err(|e| e.to_string())?,
-                Err(_) => write(),
+                Err(_) => inner.write_exact(),
             }
         })
     }
 
     fn sweep(&self, today: NaiveDate) -> usize {
-        let remaining = {
-            let mut counts = lock(&self.inner.counts);
-            counts.retain(|_, c| c.day >= today);
-            counts.shrink_to_fit();
-            counts.len()
-        };
-        if let Some(file) = &self.inner.file {
-            let mut pruned = lock(&self.inner.pruned_before);
-            if pruned.is_none_or(|d| d < today) {
-                match CountFile::prune(&mut file.lock(), today) {
-                    Ok(()) => *pruned = Some(today),
-                    Err(error) => tracing::warn!(%error, "old daily quota counts not removed"),
-                }
-            }
+        self.inner.counts.retain(|_, c| c.day >= today);
+        self.inner.counts.shrink_to_fit();
+        // Not worth waiting for: a busy file is pruned at a later sweep.
+        if let Some(mut state) = self.inner.file.as_ref().and_then(CountFile::try_lock)
+            && let Err(error) = state.prune(today)
+        {
+            tracing::warn!(%error, "old daily quota counts not removed");
         }
-        remaining
+        self.inner.counts.len()
     }
 
     fn len(&self) -> usize {
-        lock(&self.inner.counts).len()
+        self.inner.counts.len()
     }
 
     fn count(&self, day: NaiveDate, key: &str) -> u32 {
-        lock(&self.inner.counts)
+        self.inner
+            .counts
             .get(key)
             .filter(|c| c.day == day)
             .map_or(0, |c| c.used)

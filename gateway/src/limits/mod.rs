@@ -369,23 +369,29 @@ impl RateLimits {
         if whole.is_none() && share.is_none() {
             return Ok(());
         }
-        let share_key = format!("grant:{}:{grant_id}:share:{user}", grant_id.len());
-        let mut counters: [DayCounter<'_>; 2] = [DayCounter { key: "", limit: 0 }; 2];
-        let mut used = 0;
-        for (key, limit) in [(share_key.as_str(), share), (key.as_str(), whole)] {
-            if let Some(limit) = limit {
-                counters[used] = DayCounter { key, limit };
-                used += 1;
+        let share_key = share.map(|_| format!("grant:{}:{grant_id}:share:{user}", grant_id.len()));
+        let share = share_key
+            .as_deref()
+            .zip(share)
+            .map(|(key, limit)| DayCounter { key, limit });
+        let whole = whole.map(|limit| DayCounter { key: &key, limit });
+        // The share first: a user over it takes nothing from the township's whole.
+        let mut counters = [DayCounter { key: "", limit: 0 }; 2];
+        let mut n = 0;
+        for counter in [share, whole].into_iter().flatten() {
+            if let Some(slot) = counters.get_mut(n) {
+                *slot = counter;
+                n += 1;
             }
         }
-        let counters = &counters[..used];
+        let counters = counters.get(..n).unwrap_or_default();
         let (day, left) = china_day((self.clock.0)());
         match self.days.take(day, counters, 1).await {
             Ok(()) => Ok(()),
             Err(i) => {
-                let refused = counters.get(i).copied().unwrap_or(counters[0]);
-                let rate = Rate::per_day(refused.limit);
-                if refused.key == share_key {
+                let refused = counters.get(i).map_or(0, |c| c.limit);
+                let rate = Rate::per_day(refused);
+                if share.is_some() && i == 0 {
                     let limit = format!("{limit}{USER_SHARE_SUFFIX}");
                     Err(self.refuse(GRANT_USER_SHARE, limit, rate, left, 1))
                 } else {

@@ -4,31 +4,40 @@
 //! tables (WAL, `synchronous=FULL`, so a committed write survives a power cut).
 //!
 //! [`super::daily`] decides what to write and when; this module only reads and
-//! writes rows, on one connection kept behind a mutex (calls are rare and short).
+//! writes rows, on one connection kept behind a mutex that is only ever locked off
+//! the runtime's workers (calls are rare and short).
 
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use chrono::NaiveDate;
 use rusqlite::{Connection, params};
+use tokio::sync::{Mutex, MutexGuard};
 
 /// How long a write waits for another writer of the same file.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 const DAY_FORMAT: &str = "%Y-%m-%d";
 
+/// Rows as `(day, key, count)`.
+pub(super) type Rows = Vec<(NaiveDate, String, u32)>;
+
 /// The open table.
 pub(super) struct CountFile {
-    conn: Mutex<Connection>,
+    state: Mutex<FileState>,
+}
+
+/// The connection, and what it has done.
+pub(super) struct FileState {
+    conn: Connection,
+    /// Rows of days before this one were already removed.
+    pruned_before: Option<NaiveDate>,
 }
 
 impl CountFile {
     /// Opens the file at `path`, creating the table if needed, and reads every row:
     /// `(day, key, count)`. Rows whose day does not parse are left out.
-    pub(super) fn open(
-        path: &Path,
-    ) -> Result<(CountFile, Vec<(NaiveDate, String, u32)>), rusqlite::Error> {
+    pub(super) fn open(path: &Path) -> Result<(CountFile, Rows), rusqlite::Error> {
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
@@ -59,25 +68,38 @@ impl CountFile {
             }
             out
         };
+        let state = FileState {
+            conn,
+            pruned_before: None,
+        };
         Ok((
             CountFile {
-                conn: Mutex::new(conn),
+                state: Mutex::new(state),
             },
             rows,
         ))
     }
 
-    pub(super) fn lock(&self) -> MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    /// The connection, waiting for it. Never call this on a runtime worker: on the
+    /// blocking pool, or outside a runtime.
+    pub(super) fn lock(&self) -> MutexGuard<'_, FileState> {
+        self.state.blocking_lock()
     }
 
+    /// The connection if it is free.
+    pub(super) fn try_lock(&self) -> Option<MutexGuard<'_, FileState>> {
+        self.state.try_lock().ok()
+    }
+}
+
+impl FileState {
     /// Raises each row to at least its given count (never lowers one), in one
     /// transaction.
     pub(super) fn reserve(
-        conn: &mut Connection,
+        &mut self,
         rows: &[(NaiveDate, String, u32)],
     ) -> Result<(), rusqlite::Error> {
-        let tx = conn.transaction()?;
+        let tx = self.conn.transaction()?;
         {
             let mut upsert = tx.prepare_cached(
                 "INSERT INTO day_counts (day, key, count) VALUES (?1, ?2, ?3)
@@ -92,10 +114,10 @@ impl CountFile {
 
     /// Replaces the whole table with these rows, in one transaction.
     pub(super) fn replace_all(
-        conn: &mut Connection,
+        &mut self,
         rows: &[(NaiveDate, String, u32)],
     ) -> Result<(), rusqlite::Error> {
-        let tx = conn.transaction()?;
+        let tx = self.conn.transaction()?;
         tx.execute("DELETE FROM day_counts", [])?;
         {
             let mut insert =
@@ -107,12 +129,16 @@ impl CountFile {
         tx.commit()
     }
 
-    /// Removes the rows of days before `today`.
-    pub(super) fn prune(conn: &mut Connection, today: NaiveDate) -> Result<(), rusqlite::Error> {
-        conn.execute(
+    /// Removes the rows of days before `today`, once a day.
+    pub(super) fn prune(&mut self, today: NaiveDate) -> Result<(), rusqlite::Error> {
+        if self.pruned_before.is_some_and(|d| d >= today) {
+            return Ok(());
+        }
+        self.conn.execute(
             "DELETE FROM day_counts WHERE day < ?1",
             [today.format(DAY_FORMAT).to_string()],
         )?;
+        self.pruned_before = Some(today);
         Ok(())
     }
 }
