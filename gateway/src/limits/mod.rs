@@ -94,8 +94,8 @@ impl Limited {
     }
 
     /// The 429 answer: `department-capacity` for a connector's capacity, `rate-limited`
-    /// otherwise; members `limit` and `retry_after_s`; headers `Retry-After`,
-    /// `RateLimit-Policy` and `RateLimit`.
+    /// otherwise; members `limit`, `retry_after_s` and, for a request of several
+    /// lookups, `lookups`; headers `Retry-After`, `RateLimit-Policy` and `RateLimit`.
     pub fn problem(&self) -> Problem {
         let secs = self.retry_after_s();
         let rate = self.rate.describe();
@@ -123,7 +123,8 @@ impl Limited {
                     None => format!("the `{other}` limit"),
                 },
             };
-            let reset = if self.rate.window_s == DAY_S {
+            // A grant's daily quota is a calendar day; a rate of N per day is a bucket.
+            let reset = if self.rate.window_s == DAY_S && self.limit.starts_with(GRANT_PREFIX) {
                 " Daily quotas start again at midnight, China Standard Time."
             } else {
                 ""
