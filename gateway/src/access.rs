@@ -921,8 +921,7 @@ struct Approval {
     note: Option<String>,
 }
 
-const APPROVAL_SHAPE: &str =
-    "{fields?: {path: mask}, valid_until?, quota?: {per_minute?, per_day?}, legal_basis?, note?}";
+const APPROVAL_SHAPE: &str = "{fields?: {path: mask}, valid_until?, quota?: {per_minute?, per_day?, per_user_per_day?}, legal_basis?, note?}";
 
 /// What an approval grants.
 #[derive(Debug)]
@@ -1142,6 +1141,9 @@ fn grant_policy(
         if let Some(n) = q.per_day {
             quota.insert("per_day".into(), json!(n));
         }
+        if let Some(n) = q.per_user_per_day {
+            quota.insert("per_user_per_day".into(), json!(n));
+        }
         grant["quota"] = Value::Object(quota);
     }
     serde_yaml_ng::to_string(&json!({ "grants": [grant] }))
@@ -1230,9 +1232,11 @@ async fn approve(
             .valid_until
             .map_or("none".to_owned(), |d| d.to_string()),
         approval.quota.map_or(String::new(), |q| format!(
-            " quota={}/min,{}/day",
+            " quota={}/min,{}/day{}",
             q.per_minute.map_or("-".to_owned(), |n| n.to_string()),
-            q.per_day.map_or("-".to_owned(), |n| n.to_string())
+            q.per_day.map_or("-".to_owned(), |n| n.to_string()),
+            q.per_user_per_day
+                .map_or(String::new(), |n| format!(",{n}/user/day"))
         )),
     ));
     let changes = vec![

@@ -520,6 +520,11 @@ pub fn load(
         .collect();
     let policies = loader.policies(&policy_files, &connectors, &purposes);
     let forms = loader.forms(base, &main.forms, &connectors, &purposes);
+    for form in forms.iter() {
+        for (at, message) in main.rate_limits.too_small_for(form.max_lookups) {
+            loader.problem(path, &at, &format!("form `{}`: {message}", form.id));
+        }
+    }
 
     if !loader.problems.is_empty() {
         return Err(loader.problems);

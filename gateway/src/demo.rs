@@ -498,8 +498,11 @@ impl Demo {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let limits = self.app.limits.clone();
         let served = server::serve(self.listener, self.app, shutdown).await;
-        // Record what is queued and sign the chain's head before exiting.
+        // Keep the exact daily quota counts, record what is queued and sign the chain's
+        // head before exiting.
+        limits.flush().await;
         self.audit.shutdown().await;
         served
     }

@@ -5,10 +5,10 @@
 //! 1. [`server`] — request id, no query strings (a token in one is a 401), body
 //!    limit, access log without data;
 //! 2. [`auth`] — the bearer JWT is verified and becomes a `Caller` (roles, township);
-//! 3. [`query`] — the caller's own rate limits ([`limits`]); parse the body; the
-//!    subject's ID number is checked (GB 11643, in `connectors::subject`) before
-//!    anything else; connector, operation and [`purpose`] are resolved, the case id
-//!    checked;
+//! 3. [`query`] — the caller's own rate limits ([`limits`], counted in department
+//!    lookups: one here); parse the body; the subject's ID number is checked
+//!    (GB 11643, in `connectors::subject`) before anything else; connector, operation
+//!    and [`purpose`] are resolved, the case id checked;
 //! 4. the shared lookup pipeline (`lookup`, also used by [`forms`]):
 //!    - [`policy`] decides: refuse the lookup (403 naming the rule) or plan every
 //!      field (default deny: open fields kept, conditional fields only under a grant,
@@ -26,7 +26,8 @@
 //!
 //! [`forms`] fills a form template from every department it needs in one request
 //! (`POST /v1/forms/{form}/fill`): one audited lookup per operation and person, all at
-//! once, under one deadline.
+//! once, under one deadline, after the caller's limits were charged the most lookups
+//! the form makes (or the fill was refused whole).
 //!
 //! Around it: [`config`] loads and checks everything (`gateway check`) — the files
 //! `gateway.yaml` names plus the [`registry`] (connectors and their versions, applied

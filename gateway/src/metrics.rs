@@ -88,7 +88,7 @@ pub async fn render(app: &App) -> Result<String, std::fmt::Error> {
     }
     registry.register(
         "rate_limited",
-        "Requests refused by a rate limit, by kind (user, township, grant, connector)",
+        "Requests refused by a rate limit, by kind (user, township, grant, grant_user_share, connector)",
         refused,
     );
     let buckets = Gauge::<i64>::default();
@@ -99,6 +99,13 @@ pub async fn render(app: &App) -> Result<String, std::fmt::Error> {
         buckets,
     );
     register_witnesses(&mut registry, app);
+    let counters = Gauge::<i64>::default();
+    counters.set(i64::try_from(app.limits.day_counters()).unwrap_or(i64::MAX));
+    registry.register(
+        "quota_day_counters",
+        "Daily quota counters held (today's; kept in the store)",
+        counters,
+    );
     let mut out = String::new();
     encode(&mut out, &registry)?;
     Ok(out)

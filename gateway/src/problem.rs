@@ -112,7 +112,7 @@ problem_kinds! {
         "Every answer is recorded in the tamper-evident audit log before it is sent; the log could not make this record durable, so nothing was returned (no audit, no data)."),
     RateLimited => ("rate-limited", StatusCode::TOO_MANY_REQUESTS, Blame::Caller,
         "Too many requests",
-        "The caller went over one of its own limits: its user's rate, its township's rate, or a grant's quota. `limit` names which; `Retry-After` and the `RateLimit` header say when to try again."),
+        "The caller went over one of its own limits, counted in department lookups (a form fill counts the most lookups its form makes, `lookups`): its user's rate, its township's rate, a grant's quota (`grant:<id>`) or the user's share of a grant's daily quota (`grant:<id>:user`). `limit` names which; `Retry-After` and the `RateLimit` header say when to try again (a daily quota at midnight, China Standard Time)."),
     DepartmentCapacity => ("department-capacity", StatusCode::TOO_MANY_REQUESTS, Blame::Department,
         "The department's system is at its configured capacity",
         "The department sets how many calls per second its system takes through the gateway; that rate is reached, so the gateway did not call it. `limit` names the connector; `Retry-After` says when to try again. Not the caller's fault."),

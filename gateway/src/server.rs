@@ -64,6 +64,7 @@ impl App {
         let limits = Arc::new(RateLimits::new(
             &config.rate_limits,
             Arc::new(GovernorState::new()),
+            store.day_counts(),
         ));
         App {
             config: Arc::new(ArcSwap::from_pointee(config)),

@@ -1,13 +1,17 @@
 //! The gateway's durable store, behind a small trait so that the embedded SQLite file
 //! (one machine) and PostgreSQL (many replicas) can serve the same callers.
 //!
-//! So far the store holds only its own metadata; readiness depends on it being
-//! writable. The audit log and the registry will live here.
+//! So far the store holds its own metadata and the grants' daily quota counts (their
+//! table belongs to `limits`); readiness depends on it being writable. The audit log
+//! and the registry will live here.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use rusqlite::Connection;
+
+use crate::limits::{DayCountState, DayCounts};
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -29,19 +33,23 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn probe(&self) -> BoxFuture<'_, Result<(), StoreError>>;
     /// Where the store lives, for operators (a file path or a server address).
     fn location(&self) -> String;
+    /// Where the grants' daily quota counts are kept, so they survive a restart.
+    fn day_counts(&self) -> Arc<dyn DayCountState>;
 }
 
 /// The embedded store: one SQLite file in WAL mode in the data directory.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     path: PathBuf,
+    day_counts: DayCounts,
 }
 
 /// The store file's name inside the data directory.
 pub const SQLITE_FILE: &str = "gateway.db";
 
 impl SqliteStore {
-    /// Creates the data directory and the store file if needed and migrates it.
+    /// Creates the data directory and the store file if needed and migrates it, and
+    /// reads the daily quota counts it holds.
     pub fn open(data_dir: &Path) -> Result<SqliteStore, StoreError> {
         std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
             path: data_dir.to_owned(),
@@ -54,7 +62,8 @@ impl SqliteStore {
              INSERT INTO meta (key, value) VALUES ('schema_version', '1')
                ON CONFLICT (key) DO NOTHING;",
         )?;
-        Ok(SqliteStore { path })
+        let day_counts = DayCounts::open(&path)?;
+        Ok(SqliteStore { path, day_counts })
     }
 
     pub fn path(&self) -> &Path {
@@ -90,6 +99,10 @@ impl Store for SqliteStore {
 
     fn location(&self) -> String {
         self.path.display().to_string()
+    }
+
+    fn day_counts(&self) -> Arc<dyn DayCountState> {
+        Arc::new(self.day_counts.clone())
     }
 }
 

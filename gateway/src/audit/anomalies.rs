@@ -31,6 +31,12 @@
 //!   kind of event) by one user within less than ten minutes. A burst goes on while
 //!   each further refusal keeps that many within the ten minutes before it; one anomaly
 //!   per burst, with all its refusals.
+//! - [`AnomalyKind::RepeatedlyLimited`]: `limit_refusals_per_day` or more refusals by
+//!   the caller's own limits (429, problem `rate-limited`: their user or township
+//!   rate, a grant's quota or their share of it — not a department's capacity, which
+//!   is no fault of theirs) by one user within one calendar day of China Standard
+//!   Time. A clerk who meets a limit waits and goes on; one who keeps running into
+//!   limits is scripting, or trying to use up a quota. One anomaly per user and day.
 //!
 //! Each anomaly lists at most [`MAX_EVENTS_PER_ANOMALY`] event numbers (the first
 //! ones); its `detail` gives the full count. Anomalies are sorted by user, kind and
@@ -40,7 +46,7 @@ use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::Path;
 
-use chrono::{DateTime, Datelike, Duration, SecondsFormat, Timelike, Utc, Weekday};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, SecondsFormat, Timelike, Utc, Weekday};
 use serde::{Deserialize, Serialize};
 
 use super::event::{AuditEvent, EventKind};
@@ -56,6 +62,9 @@ pub const MAX_EVENTS_PER_ANOMALY: usize = 1000;
 /// China Standard Time's offset from UTC, in hours.
 const CST_HOURS: i64 = 8;
 
+/// The problem type of a refusal by the caller's own limits.
+const RATE_LIMITED: &str = "rate-limited";
+
 /// What kind of pattern was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -65,6 +74,7 @@ pub enum AnomalyKind {
     OutsideTownship,
     OffHours,
     DenialBurst,
+    RepeatedlyLimited,
 }
 
 /// One thing to look at.
@@ -88,6 +98,9 @@ pub struct Thresholds {
     pub denials_per_10_min: usize,
     /// Office hours `[start, end)`, whole hours of China Standard Time, weekdays.
     pub office_hours: (u32, u32),
+    /// This many refusals by the caller's own limits (429) or more by one user within
+    /// one day (China Standard Time).
+    pub limit_refusals_per_day: usize,
 }
 
 impl Default for Thresholds {
@@ -96,6 +109,7 @@ impl Default for Thresholds {
             subjects_per_hour: 30,
             denials_per_10_min: 5,
             office_hours: (8, 18),
+            limit_refusals_per_day: 10,
         }
     }
 }
@@ -111,6 +125,11 @@ impl Thresholds {
         if self.denials_per_10_min == 0 {
             return Err(SearchError::InvalidFilter(
                 "denials_per_10_min must be at least 1".into(),
+            ));
+        }
+        if self.limit_refusals_per_day == 0 {
+            return Err(SearchError::InvalidFilter(
+                "limit_refusals_per_day must be at least 1".into(),
             ));
         }
         Ok(())
@@ -216,6 +235,8 @@ struct UserState {
     /// Refusals of the last ten minutes, oldest first.
     recent_denials: VecDeque<(DateTime<Utc>, u64)>,
     burst: Option<Burst>,
+    /// Refusals by the user's own limits on one day (China Standard Time).
+    limited: Option<(NaiveDate, Seqs)>,
 }
 
 #[derive(Debug)]
@@ -244,6 +265,19 @@ impl<'t> Scan<'t> {
         let thresholds = self.thresholds;
         if matches!(event.outcome.status, 401 | 403) {
             denied(user, name, seq, time, thresholds, &mut self.found);
+        }
+        if event.outcome.status == 429 && event.outcome.problem.as_deref() == Some(RATE_LIMITED) {
+            let day = (time + Duration::hours(CST_HOURS)).date_naive();
+            if user.limited.as_ref().is_some_and(|(d, _)| *d != day)
+                && let Some(done) = user.limited.take()
+            {
+                self.found
+                    .extend(repeatedly_limited(name, done, thresholds));
+            }
+            user.limited
+                .get_or_insert_with(|| (day, Seqs::default()))
+                .1
+                .push(seq);
         }
         if event.kind != EventKind::Lookup {
             return;
@@ -286,6 +320,10 @@ impl<'t> Scan<'t> {
             }
             if let Some(burst) = state.burst {
                 self.found.push(burst_anomaly(&name, burst));
+            }
+            if let Some(day) = state.limited {
+                self.found
+                    .extend(repeatedly_limited(&name, day, self.thresholds));
             }
             let grouped = [
                 (
@@ -385,6 +423,26 @@ fn burst_anomaly(name: &str, burst: Burst) -> Anomaly {
         ),
         events: burst.events.kept,
     }
+}
+
+fn repeatedly_limited(
+    name: &str,
+    (day, refusals): (NaiveDate, Seqs),
+    thresholds: &Thresholds,
+) -> Option<Anomaly> {
+    if refusals.count < thresholds.limit_refusals_per_day as u64 {
+        return None;
+    }
+    Some(Anomaly {
+        kind: AnomalyKind::RepeatedlyLimited,
+        user: name.to_owned(),
+        detail: format!(
+            "{} on {day} (China Standard Time; {} or more is flagged)",
+            refusals.described("refusals by the caller's own rate limits or quotas (429)"),
+            thresholds.limit_refusals_per_day,
+        ),
+        events: refusals.kept,
+    })
 }
 
 fn many_subjects(name: &str, hour: Hour, thresholds: &Thresholds) -> Option<Anomaly> {

@@ -139,6 +139,9 @@ pub(super) struct AnomaliesArgs {
     /// Flag this many refusals (401/403) by one user within ten minutes.
     #[arg(long)]
     denials_per_10_min: Option<usize>,
+    /// Flag this many refusals by a user's own rate limits or quotas (429) in one day.
+    #[arg(long)]
+    limit_refusals_per_day: Option<usize>,
     /// Print the anomalies as JSON.
     #[arg(long)]
     json: bool,
@@ -482,6 +485,9 @@ fn run_anomalies(args: AnomaliesArgs) -> ExitCode {
             .denials_per_10_min
             .unwrap_or(defaults.denials_per_10_min),
         office_hours: defaults.office_hours,
+        limit_refusals_per_day: args
+            .limit_refusals_per_day
+            .unwrap_or(defaults.limit_refusals_per_day),
     };
     let found = match audit::anomalies(&args.data_dir, &from, &until, &thresholds) {
         Ok(found) => found,
@@ -610,6 +616,7 @@ mod tests {
             until: Some("2026-03-09".into()),
             subjects_per_hour: None,
             denials_per_10_min: None,
+            limit_refusals_per_day: None,
             json: false,
         };
         assert_eq!(

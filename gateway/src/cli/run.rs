@@ -235,14 +235,17 @@ pub(super) async fn run_serve(args: ServeArgs) -> ExitCode {
         Arc::new(reader),
     )
     .with_witnesses(witnesses.statuses());
+    let limits = app.limits.clone();
     let served = match tls {
         Some(tls) => {
             crate::tls::serve_tls(listener, server::router(app), tls, shutdown_signal()).await
         }
         None => server::serve(listener, app, shutdown_signal()).await,
     };
-    // Record what is queued and sign the chain's head before exiting; give the
-    // witnesses a few seconds to receive that last checkpoint.
+    // Keep the exact daily quota counts, record what is queued and sign the chain's
+    // head before exiting; give the witnesses a few seconds to receive that last
+    // checkpoint.
+    limits.flush().await;
     audit.shutdown().await;
     witnesses.finish(WITNESS_GRACE).await;
     finish(served)

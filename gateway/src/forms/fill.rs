@@ -1,5 +1,7 @@
 //! Filling a form: every connector operation the form needs is looked up once per
-//! person, all at once, under one deadline; household members a few at a time. Each
+//! person, all at once, under one deadline; household members a few at a time, in
+//! the first `max_rows` rows of a list (the rest are listed without lookups, reason
+//! `too_many_rows`: the caller's limits were charged for that many). Each
 //! lookup is a full [`crate::lookup`] — policy, quota, cache, schema, masks — and
 //! leaves its own audit event (sharing the fill's request id and naming the form).
 //! The events are recorded together once every lookup is done, in one transaction of
@@ -113,7 +115,7 @@ impl<'a> Lookups<'a> {
         let Some(subject) = subject else {
             return BTreeMap::new();
         };
-        let mut needed: Vec<&Source> = fields.iter().filter_map(lookup_source).collect();
+        let mut needed: Vec<&Source> = fields.iter().filter_map(Field::lookup).collect();
         needed.sort_by(|a, b| (&a.connector, &a.operation).cmp(&(&b.connector, &b.operation)));
         needed.dedup_by(|a, b| a.connector == b.connector && a.operation == b.operation);
         let got = join_all(
@@ -127,19 +129,6 @@ impl<'a> Lookups<'a> {
             .zip(got)
             .map(|(s, done)| ((s.connector.clone(), s.operation.clone()), done))
             .collect()
-    }
-}
-
-fn lookup_source(field: &Field) -> Option<&Source> {
-    let reference = match &field.value {
-        FieldValue::From(r) => r,
-        FieldValue::Derive(Derive::Age(r) | Derive::Count(r) | Derive::Sum(r)) => r,
-        FieldValue::Derive(Derive::Any { list, .. }) => list,
-        FieldValue::Input => return None,
-    };
-    match reference {
-        SourceRef::Lookup(source) => Some(source),
-        SourceRef::Item(_) => None,
     }
 }
 
@@ -242,7 +231,7 @@ pub(crate) async fn fill(ctx: &Context<'_>) -> Filled {
     let complete = done.iter().all(|d| match &d.result {
         Ok(_) => true,
         Err(p) => !failed(p),
-    });
+    }) && !missing.iter().any(|gap| gap["reason"] == TOO_MANY_ROWS);
     let body = json!({
         "request_id": ctx.request_id,
         "form": {"id": ctx.form.id, "title": ctx.form.title, "title_en": ctx.form.title_en},
@@ -276,6 +265,10 @@ async fn record(ctx: &Context<'_>, done: &[Arc<Done>]) -> bool {
     }
     audited
 }
+
+/// The reason of a row's fields left without their lookup because the list has more
+/// rows than the section's `max_rows`.
+const TOO_MANY_ROWS: &str = "too_many_rows";
 
 /// Whether a lookup's problem means a department (or the way to it) failed, as
 /// opposed to the policy withholding something or the person having no record.
@@ -711,7 +704,11 @@ async fn section(
             out["fields"] = json!(fields);
             (out, gaps)
         }
-        Scope::Repeat { list, lookup_each } => {
+        Scope::Repeat {
+            list,
+            lookup_each,
+            max_rows,
+        } => {
             let done = lookups.get(&list.connector, &list.operation, subject).await;
             let items = match released(&done, &list.path, true) {
                 Ok(r) => r,
@@ -732,7 +729,10 @@ async fn section(
                         done,
                         found: items.found,
                     };
-                    let (person, no_subject) = if *lookup_each {
+                    let (person, no_subject) = if *lookup_each && i >= *max_rows {
+                        // Past the rows the form's cost paid for: listed, not looked up.
+                        (None, Missing::new(TOO_MANY_ROWS))
+                    } else if *lookup_each {
                         match link(done, &format!("{}[].id_number", list.path), Some(i)) {
                             Ok(Some(id)) => (Some(id), Missing::new("gateway_error")),
                             Ok(None) => (None, Missing::new("no_subject")),

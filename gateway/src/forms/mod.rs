@@ -7,6 +7,8 @@
 //! when a department failed or the form's deadline passed; every field either has a
 //! value with its source and age, or says why it has none. Each department lookup is
 //! audited like `/v1/query`; a fill that fails before any lookup leaves one event.
+//! A fill counts against the caller's rate limits as the most lookups its form can
+//! make (`max_lookups`, shown by `GET /v1/forms`), charged whole before it starts.
 
 mod fill;
 mod template;
@@ -70,6 +72,7 @@ fn describe(config: &ActiveConfig, form: &Form) -> Value {
             "name_en": purpose.map(|p| p.name_en.clone()),
         },
         "deadline_ms": form.deadline.as_millis() as u64,
+        "max_lookups": form.max_lookups,
         "sections": form.sections.iter().map(|s| json!({
             "id": s.id,
             "title": s.title,
@@ -163,8 +166,10 @@ async fn fill_form(
     axum::Json(filled.body).into_response()
 }
 
-/// Everything checked before any department is asked: the caller's own limits, the
+/// Everything checked before any department is asked: the caller's own limits,
+/// charged the form's cost (the most lookups it makes; 1 for an unknown form), the
 /// form, the caller's grant for its purpose, the body, the ID number and case id.
+/// A fill that does not fit the caller's limits is refused whole: nothing is fetched.
 fn prepare(
     app: &App,
     config: &ActiveConfig,
@@ -175,18 +180,22 @@ fn prepare(
     trail: &mut Trail,
 ) -> Result<(std::sync::Arc<Form>, connectors::subject::IdNumber, String), Problem> {
     trail.policy_version = Some(config.policies.version.clone());
-    app.limits
-        .check_caller(&caller.user, caller.township.as_deref())
-        .map_err(|limited| limited.problem())?;
     // Only a form id the gateway knows is recorded or echoed.
-    let form = config.forms.get(form_id).cloned().ok_or_else(|| {
+    let form = config.forms.get(form_id).cloned();
+    if let Some(form) = &form {
+        trail.form = Some(form.id.clone());
+        trail.purpose = Some(form.purpose.clone());
+    }
+    let cost = form.as_ref().map_or(1, |f| f.max_lookups);
+    app.limits
+        .check_caller(&caller.user, caller.township.as_deref(), cost)
+        .map_err(|limited| limited.problem())?;
+    let form = form.ok_or_else(|| {
         Problem::new(
             ProblemKind::UnknownForm,
             "No form template with this id is configured; GET /v1/forms lists yours.",
         )
     })?;
-    trail.form = Some(form.id.clone());
-    trail.purpose = Some(form.purpose.clone());
     if !may_use(config, caller, &form.purpose) {
         return Err(Problem::new(
             ProblemKind::Forbidden,

@@ -6,8 +6,14 @@
 //! section is about the form's subject, about a person the subject's record links to
 //! (`subject: jisheng.fertility_by_id/spouse.id_number`), or has one row per item of
 //! a list (`repeat: hukou.household_by_member/members`, with `lookup_each: true` when
-//! each row's person is looked up in turn). In a repeated section `item/name` is a
-//! field of the row's item.
+//! each row's person is looked up in turn, for at most `max_rows` rows, 10 by
+//! default). In a repeated section `item/name` is a field of the row's item.
+//!
+//! A form's cost is the most department lookups one fill can make
+//! ([`Form::max_lookups`]): each operation of the subject once, each operation of a
+//! linked person once per linked section, and each operation of a row's person once per
+//! row up to `max_rows`. The caller's rate limits are charged that much before the
+//! fill starts.
 //!
 //! Every binding is checked at load against the connector definitions — the
 //! connector, the operation (it must take an ID number), the field and its kind — and
@@ -64,8 +70,17 @@ struct SectionFile {
     repeat: Option<String>,
     #[serde(default)]
     lookup_each: bool,
+    /// With `lookup_each`: how many rows are looked up at most (the rest are listed
+    /// without their own lookups).
+    #[serde(default)]
+    max_rows: Option<usize>,
     fields: Vec<FieldFile>,
 }
+
+/// Rows a section with `lookup_each` looks up when `max_rows` is not given.
+const DEFAULT_MAX_ROWS: usize = 10;
+/// The largest `max_rows`.
+const MAX_ROWS_LIMIT: usize = 100;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -143,6 +158,9 @@ pub struct Form {
     pub deadline: Duration,
     pub member_concurrency: usize,
     pub sections: Vec<Section>,
+    /// The most department lookups one fill makes: what the caller's limits are
+    /// charged before it starts.
+    pub max_lookups: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -162,8 +180,13 @@ pub enum Scope {
     /// The person whose ID number the subject's record holds at this field.
     Linked(Source),
     /// One row per item of this list in the subject's record; with `lookup_each`,
-    /// each row's person (the item's `id_number`) is looked up too.
-    Repeat { list: Source, lookup_each: bool },
+    /// each row's person (the item's `id_number`) is looked up too, in the first
+    /// `max_rows` rows.
+    Repeat {
+        list: Source,
+        lookup_each: bool,
+        max_rows: usize,
+    },
 }
 
 /// A connector operation's field, e.g. `hukou.person_by_id/name`.
@@ -190,6 +213,23 @@ pub struct Field {
     pub title_en: Option<String>,
     pub kind: FieldType,
     pub value: FieldValue,
+}
+
+impl Field {
+    /// The connector operation this field reads for the section's person, if any
+    /// (not an item of a row, not an input).
+    pub fn lookup(&self) -> Option<&Source> {
+        let reference = match &self.value {
+            FieldValue::From(r) => r,
+            FieldValue::Derive(Derive::Age(r) | Derive::Count(r) | Derive::Sum(r)) => r,
+            FieldValue::Derive(Derive::Any { list, .. }) => list,
+            FieldValue::Input => return None,
+        };
+        match reference {
+            SourceRef::Lookup(source) => Some(source),
+            SourceRef::Item(_) => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -357,6 +397,7 @@ pub(crate) fn compile(
                     Some(Scope::Repeat {
                         list: source,
                         lookup_each: s.lookup_each,
+                        max_rows: s.max_rows.unwrap_or(DEFAULT_MAX_ROWS),
                     })
                 }),
             (None, None) => Some(Scope::Subject),
@@ -366,6 +407,20 @@ pub(crate) fn compile(
                 format!("{at}.lookup_each"),
                 "only a repeated section looks each row up".into(),
             );
+        }
+        if let Some(max_rows) = s.max_rows {
+            if !s.lookup_each {
+                problem(
+                    format!("{at}.max_rows"),
+                    "only a section that looks each row up (`lookup_each: true`) has `max_rows`"
+                        .into(),
+                );
+            } else if !(1..=MAX_ROWS_LIMIT).contains(&max_rows) {
+                problem(
+                    format!("{at}.max_rows"),
+                    format!("must be between 1 and {MAX_ROWS_LIMIT}"),
+                );
+            }
         }
         let Some(scope) = scope else {
             // Its fields cannot be checked without knowing whom they are about.
@@ -446,6 +501,7 @@ pub(crate) fn compile(
     if problems.len() > before || checker.skipped.get() {
         return None;
     }
+    let max_lookups = max_lookups(&sections);
     Some(Form {
         id: file.id,
         title: file.title,
@@ -454,7 +510,46 @@ pub(crate) fn compile(
         deadline: Duration::from_millis(file.deadline_ms),
         member_concurrency: file.member_concurrency,
         sections,
+        max_lookups,
     })
+}
+
+/// The most lookups one fill of these sections makes (see the module docs): a fill
+/// makes each (connector, operation, person) lookup once.
+fn max_lookups(sections: &[Section]) -> u32 {
+    fn source(s: &Source) -> (&str, &str) {
+        (s.connector.as_str(), s.operation.as_str())
+    }
+    let mut subject: BTreeSet<(&str, &str)> = BTreeSet::new();
+    let mut others: usize = 0;
+    for section in sections {
+        let own: BTreeSet<(&str, &str)> = section
+            .fields
+            .iter()
+            .filter_map(Field::lookup)
+            .map(source)
+            .collect();
+        match &section.scope {
+            Scope::Subject => subject.extend(own),
+            Scope::Linked(link) => {
+                subject.insert(source(link));
+                others = others.saturating_add(own.len());
+            }
+            Scope::Repeat {
+                list,
+                lookup_each,
+                max_rows,
+            } => {
+                subject.insert(source(list));
+                if *lookup_each {
+                    others = others.saturating_add(own.len().saturating_mul(*max_rows));
+                } else {
+                    subject.extend(own);
+                }
+            }
+        }
+    }
+    u32::try_from(subject.len().saturating_add(others)).unwrap_or(u32::MAX)
 }
 
 struct Checker<'a> {
@@ -807,6 +902,109 @@ sections:
         assert!(at("sections[0].fields[6]").contains("exactly one of"));
         assert!(at("sections[1].fields[0].from").contains("linked person's ID number"));
         assert_eq!(problems.len(), 9, "{problems:?}");
+    }
+
+    /// The demo county with its files edited by `edit`, loaded.
+    fn load_with(
+        edit: impl Fn(&str, &str) -> String,
+    ) -> Result<crate::config::ActiveConfig, Vec<crate::config::ConfigProblem>> {
+        let files = COUNTY_FILES
+            .iter()
+            .map(|(path, text)| (*path, edit(path, text)));
+        load(
+            &EmbeddedSource::new(files),
+            Path::new(COUNTY_CONFIG),
+            &LoadOptions::default(),
+        )
+    }
+
+    fn three_rows(path: &str, text: &str) -> String {
+        if path == "forms/subsistence-allowance.yaml" {
+            text.replace(
+                "lookup_each: true\n",
+                "lookup_each: true\n    max_rows: 3\n",
+            )
+        } else {
+            text.to_owned()
+        }
+    }
+
+    #[test]
+    fn a_forms_cost_is_every_lookup_one_fill_can_make() {
+        let config = load_with(|_, text| text.to_owned()).unwrap();
+        let cost = |id: &str| config.forms.get(id).unwrap().max_lookups;
+        // hukou, jisheng and shebao for the applicant; hukou for the spouse (the
+        // children are items of the applicant's births record, not lookups).
+        assert_eq!(cost("birth-registration"), 4);
+        // The household, and shebao for each of up to 10 members.
+        assert_eq!(cost("subsistence-allowance"), 11);
+        // The household only: its rows are items of the household's list.
+        assert_eq!(cost("rural-housing"), 1);
+
+        let config = load_with(three_rows).unwrap();
+        let form = config.forms.get("subsistence-allowance").unwrap();
+        assert_eq!(form.max_lookups, 4);
+        assert!(matches!(
+            form.sections[1].scope,
+            super::Scope::Repeat { max_rows: 3, .. }
+        ));
+    }
+
+    #[test]
+    fn max_rows_is_checked_and_every_form_must_fit_the_callers_limits() {
+        let problems = problems_of(
+            r#"
+id: rural-housing
+title: 农民建房申请
+purpose: rural_housing
+sections:
+  - id: members
+    title: M
+    repeat: hukou.household_by_member/members
+    max_rows: 5
+    fields:
+      - { id: name, title: N, type: text, from: item/name }
+"#,
+        );
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].0, "sections[0].max_rows");
+        assert!(problems[0].1.contains("lookup_each"), "{problems:?}");
+        let problems = problems_of(
+            r#"
+id: rural-housing
+title: 农民建房申请
+purpose: rural_housing
+sections:
+  - id: members
+    title: M
+    repeat: hukou.household_by_member/members
+    lookup_each: true
+    max_rows: 0
+    fields:
+      - { id: name, title: N, type: text, from: item/name }
+"#,
+        );
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].0, "sections[0].max_rows");
+
+        // A burst of 10 cannot take a fill of up to 11 lookups at once.
+        let small = |text: &str| {
+            text.replace(
+                "per_user: { per_minute: 120, burst: 30 }",
+                "per_user: { per_minute: 120, burst: 10 }",
+            )
+        };
+        let problems = load_with(|_, text| small(text)).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].file.ends_with("gateway.yaml"));
+        assert_eq!(problems[0].path, "rate_limits.per_user.burst");
+        assert!(
+            problems[0].message.contains("subsistence-allowance")
+                && problems[0].message.contains("11 department lookups"),
+            "{problems:?}"
+        );
+        // With at most 3 members looked up, it fits.
+        assert!(load_with(|path, text| small(&three_rows(path, text))).is_ok());
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! rate_limits:
 //!   per_user: { per_minute: 120, burst: 30 }
 //!   per_township: off                 # the string `off` switches a limit off
+//!   grant_user_share_percent: 20      # a user's default share of a grant's daily quota
 //!   sweep_interval_s: 60
 //! ```
 
@@ -61,8 +62,10 @@ impl Rate {
         }
     }
 
-    /// `count` per (sliding) day, bursts up to `count`: the whole day's quota may be
-    /// used at once and comes back evenly, one request every `86400 / count` s.
+    /// `count` per day, bursts up to `count`. As a bucket (`{ per_day: N }` for a user
+    /// or a township) the day slides: the whole day's quota may be used at once and
+    /// comes back evenly, one request every `86400 / count` s. A grant's daily quota
+    /// is a calendar-day counter instead (see the `limits` module).
     pub fn per_day(count: u32) -> Rate {
         Rate {
             count,
@@ -297,6 +300,7 @@ impl Serialize for LimitSetting {
 /// rate_limits:
 ///   per_user: { per_minute: 120, burst: 30 }      # default
 ///   per_township: { per_minute: 1200, burst: 200 } # default
+///   grant_user_share_percent: 20                  # default
 ///   sweep_interval_s: 60                          # default
 /// ```
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -306,6 +310,10 @@ pub struct RateLimitsConfig {
     pub per_user: LimitSetting,
     /// Each township's rate, shared by all its users. Default: 1200 per minute, burst 200.
     pub per_township: LimitSetting,
+    /// A user's share of a grant's daily quota (`per_day`) when the grant does not set
+    /// `per_user_per_day`, in percent, rounded up to whole lookups. Default 20: it
+    /// takes five users of a township to use up its quota.
+    pub grant_user_share_percent: u32,
     /// How often keyed state is swept (buckets back to full are forgotten and memory
     /// returned). Default 60 s. At run time 0 is read as 1 s and anything over a day
     /// as a day.
@@ -317,6 +325,7 @@ impl Default for RateLimitsConfig {
         RateLimitsConfig {
             per_user: LimitSetting::Limit(Rate::per_minute(120).with_burst(30)),
             per_township: LimitSetting::Limit(Rate::per_minute(1200).with_burst(200)),
+            grant_user_share_percent: 20,
             sweep_interval_s: 60,
         }
     }
@@ -340,6 +349,12 @@ impl RateLimitsConfig {
                 );
             }
         }
+        if !(1..=100).contains(&self.grant_user_share_percent) {
+            problems.push((
+                "grant_user_share_percent".to_owned(),
+                "must be between 1 and 100".to_owned(),
+            ));
+        }
         if self.sweep_interval_s == 0 {
             problems.push((
                 "sweep_interval_s".to_owned(),
@@ -355,6 +370,32 @@ impl RateLimitsConfig {
             ));
         }
         problems
+    }
+
+    /// Why a request making `lookups` department lookups could never pass the user's
+    /// or the township's limit (more than its burst), as (path, message); empty when
+    /// it fits.
+    pub fn too_small_for(&self, lookups: u32) -> Vec<(String, String)> {
+        [
+            ("per_user", self.per_user),
+            ("per_township", self.per_township),
+        ]
+        .into_iter()
+        .filter_map(|(name, setting)| {
+            let rate = setting.rate().filter(Rate::is_enforced)?;
+            (lookups > rate.burst.max(1)).then(|| {
+                (
+                    format!("rate_limits.{name}.burst"),
+                    format!(
+                        "is {}, but this form makes up to {lookups} department lookups, \
+                             which are counted at once; raise the burst or lower the form's \
+                             `max_rows`",
+                        rate.burst
+                    ),
+                )
+            })
+        })
+        .collect()
     }
 
     /// The sweep interval as enforced: clamped to 1 s ..= 1 day.

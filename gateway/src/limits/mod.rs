@@ -1,44 +1,61 @@
 //! Rate limits: they protect the departments' systems and share capacity fairly
 //! between callers.
 //!
-//! This module owns four kinds of limit and the 429 answer when one is reached:
+//! This module owns five kinds of limit and the 429 answer when one is reached:
 //!
 //! - **user** — each user's (token `sub`) own rate, from `rate_limits.per_user`;
 //! - **township** — each township's rate, shared by all its users, from
 //!   `rate_limits.per_township`;
 //! - **grant** — a policy grant's `quota: { per_minute, per_day }`, counted per township
 //!   using the grant (per user for a caller without a township);
+//! - **grant user share** — each user's share of a grant's daily quota,
+//!   `quota: { per_user_per_day }` (by default `rate_limits.grant_user_share_percent`
+//!   of `per_day`, rounded up), so that one user cannot use up their township's quota;
 //! - **connector** — the department's `capacity:`, counted across all callers, for real
 //!   upstream calls only (the pipeline does not check it for cache hits).
 //!
-//! Every limit is a [`Rate`] enforced as a GCRA token bucket (governor): the bucket
-//! holds `burst` requests and refills evenly over the window, so windows slide; a
-//! `per_day` quota of N is a bucket of N refilled one request every 86400/N s, not a
-//! calendar day that resets at midnight.
+//! The user and township limits count **department lookups**: `/v1/query` costs one, a
+//! form fill costs the most lookups its form can make (household members included,
+//! up to the form's row cap), taken whole before the fill starts — a fill that does not
+//! fit is refused whole, nothing is fetched. Grant quotas and capacities are taken by
+//! each lookup as it is made.
 //!
-//! Checks in one call take from each bucket in turn; when a later one refuses, the
-//! earlier ones have already been consumed (there is no refund). The order limits the
-//! damage: the user before the township (so one user over their own limit cannot drain
-//! the township's bucket), a grant's per-minute before its per-day quota (a request
-//! refused for speed does not cost a day's request). The pipeline calls caller, grant,
-//! then connector.
+//! Rates (`per_user`, `per_township`, a grant's `per_minute`, a capacity) are GCRA token
+//! buckets (governor) in memory: a bucket holds `burst` requests and refills evenly
+//! over the window, so windows slide. A grant's **daily** quota and its user share are
+//! counters of the calendar day in China Standard Time (UTC+8), which start again at
+//! midnight ([`daily`]); they survive a restart (kept in the store's SQLite file, see
+//! [`DayCounts`] for what a crash can cost).
 //!
-//! Bucket state lives behind [`LimiterState`] ([`GovernorState`] in memory). Governor
-//! never evicts keys on its own: [`RateLimits::spawn_sweeper`] forgets buckets that are
-//! back to full, which bounds memory by the callers active within one window.
+//! Checks in one call take from each limit in turn; when a later one refuses, the
+//! earlier ones have already been consumed (there is no refund), except that a grant's
+//! two daily counters are taken together or not at all. The order limits the damage:
+//! the user before the township (so one user over their own limit cannot drain the
+//! township's bucket), a grant's per-minute before its daily quota (a request refused
+//! for speed does not cost a day's request), the user's share before the township's
+//! total. The pipeline calls caller, grant, then connector.
+//!
+//! Bucket state lives behind [`LimiterState`] ([`GovernorState`] in memory), daily
+//! counts behind [`DayCountState`] ([`DayCounts`]). Governor never evicts keys on its
+//! own: [`RateLimits::spawn_sweeper`] forgets buckets that are back to full and counts
+//! of past days, which bounds memory by the callers active within one window or day.
 
 mod config;
+pub mod daily;
+mod sqlite;
 mod state;
 #[cfg(test)]
 mod tests;
 
 pub use config::{LimitSetting, Rate, RateLimitsConfig};
+pub use daily::{DayCountState, DayCounter, DayCounts};
 pub use state::{GovernorState, LimiterState};
 
 use crate::policy::Quota;
 use crate::problem::{Problem, ProblemKind};
 use axum::http::{HeaderName, HeaderValue, header};
-use std::fmt::Write as _;
+use chrono::{DateTime, NaiveDate, Utc};
+use std::fmt::{self, Write as _};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -46,16 +63,20 @@ use std::time::Duration;
 /// Which limit stopped a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limited {
-    /// `"user"`, `"township"`, `"grant:<grant id>"` or `"connector:<connector id>"` —
-    /// never a user id or township code.
+    /// `"user"`, `"township"`, `"grant:<grant id>"` (the grant's quota, the township's
+    /// whole), `"grant:<grant id>:user"` (the user's share of its daily quota) or
+    /// `"connector:<connector id>"` — never a user id or township code.
     pub limit: String,
     pub rate: Rate,
-    /// How long until one request would be allowed again.
+    /// How long until the request would be allowed again.
     pub retry_after: Duration,
+    /// Department lookups the request needed (a form's cost; 1 for one lookup).
+    pub cost: u32,
 }
 
 const CONNECTOR_PREFIX: &str = "connector:";
 const GRANT_PREFIX: &str = "grant:";
+const USER_SHARE_SUFFIX: &str = ":user";
 
 impl Limited {
     /// Whether this is the department's protection (connector capacity) rather than the
@@ -73,8 +94,8 @@ impl Limited {
     }
 
     /// The 429 answer: `department-capacity` for a connector's capacity, `rate-limited`
-    /// otherwise; members `limit` and `retry_after_s`; headers `Retry-After`,
-    /// `RateLimit-Policy` and `RateLimit`.
+    /// otherwise; members `limit`, `retry_after_s` and, for a request of several
+    /// lookups, `lookups`; headers `Retry-After`, `RateLimit-Policy` and `RateLimit`.
     pub fn problem(&self) -> Problem {
         let secs = self.retry_after_s();
         let rate = self.rate.describe();
@@ -92,19 +113,45 @@ impl Limited {
                 "user" => "your own rate limit".to_owned(),
                 "township" => "your township's rate limit, shared by its users".to_owned(),
                 other => match other.strip_prefix(GRANT_PREFIX) {
-                    Some(grant) => format!("the quota of grant `{grant}`"),
+                    Some(grant) => match grant.strip_suffix(USER_SHARE_SUFFIX) {
+                        Some(grant) => format!(
+                            "your own share of the daily quota of grant `{grant}` (one user \
+                             may not use up the township's quota)"
+                        ),
+                        None => format!("the quota of grant `{grant}`"),
+                    },
                     None => format!("the `{other}` limit"),
                 },
             };
+            // A grant's daily quota is a calendar day; a rate of N per day is a bucket.
+            let reset = if self.rate.window_s == DAY_S && self.limit.starts_with(GRANT_PREFIX) {
+                " Daily quotas start again at midnight, China Standard Time."
+            } else {
+                ""
+            };
+            let cost = if self.cost > self.rate.burst {
+                format!(
+                    " This request needs {} department lookups at once, more than the limit \
+                     ever allows at once; the operator must raise its burst.",
+                    self.cost
+                )
+            } else if self.cost > 1 {
+                format!(" This request needs {} department lookups.", self.cost)
+            } else {
+                String::new()
+            };
             (
                 ProblemKind::RateLimited,
-                format!("You have reached {which} ({rate}). Try again in {secs} s."),
+                format!("You have reached {which} ({rate}).{cost}{reset} Try again in {secs} s."),
             )
         };
         let mut problem = Problem::new(kind, detail)
             .with("limit", self.limit.as_str())
             .with("retry_after_s", secs)
             .header(header::RETRY_AFTER, HeaderValue::from(secs));
+        if self.cost > 1 {
+            problem = problem.with("lookups", self.cost);
+        }
         // RateLimit header fields, draft-ietf-httpapi-ratelimit-headers-11 (§3, §4):
         // `RateLimit-Policy` is a List of Items whose value is an sf-string naming the
         // policy, with `q` (quota) and `w` (window, seconds); `RateLimit` names the same
@@ -148,70 +195,146 @@ fn sf_string(s: &str) -> String {
 }
 
 /// The kinds of limit, in the order of the `refused` counters.
-const KINDS: [&str; 4] = ["user", "township", "grant", "connector"];
+const KINDS: [&str; 5] = ["user", "township", "grant", "grant_user_share", "connector"];
 const USER: usize = 0;
 const TOWNSHIP: usize = 1;
 const GRANT: usize = 2;
-const CONNECTOR: usize = 3;
+const GRANT_USER_SHARE: usize = 3;
+const CONNECTOR: usize = 4;
 
-/// The gateway's limits over a bucket state.
+/// A day's length in seconds: the window of a daily quota.
+const DAY_S: u32 = 86_400;
+/// China Standard Time's offset from UTC, in seconds.
+const CST_OFFSET_S: i64 = 8 * 3600;
+
+/// The time of day, for daily quotas: the system clock, or a test's.
+#[derive(Clone)]
+struct WallClock(Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>);
+
+impl fmt::Debug for WallClock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("WallClock")
+    }
+}
+
+/// The calendar day of `now` in China Standard Time, and how long until it ends.
+fn china_day(now: DateTime<Utc>) -> (NaiveDate, Duration) {
+    let local = now + chrono::Duration::seconds(CST_OFFSET_S);
+    let day = local.date_naive();
+    let into_day = local.time().signed_duration_since(chrono::NaiveTime::MIN);
+    let left = (chrono::Duration::days(1) - into_day)
+        .to_std()
+        .unwrap_or(Duration::from_secs(1));
+    (day, left)
+}
+
+/// The gateway's limits over a bucket state and a day-count state.
 #[derive(Debug)]
 pub struct RateLimits {
     per_user: Option<Rate>,
     per_township: Option<Rate>,
+    /// Each user's default share of a grant's daily quota, in percent.
+    user_share_percent: u32,
     sweep_interval: Duration,
     state: Arc<dyn LimiterState>,
-    refused: [AtomicU64; 4],
+    days: Arc<dyn DayCountState>,
+    clock: WallClock,
+    refused: [AtomicU64; 5],
 }
 
 impl RateLimits {
-    /// Limits from the `rate_limits:` section over `state`. Never panics: a limit with
-    /// a zero count or window is off, a zero burst is 1, the sweep interval is clamped
-    /// to 1 s ..= 1 day (`validate` rejects all of these first).
-    pub fn new(config: &RateLimitsConfig, state: Arc<dyn LimiterState>) -> RateLimits {
+    /// Limits from the `rate_limits:` section over bucket `state` and daily counts
+    /// `days`. Never panics: a limit with a zero count or window is off, a zero burst
+    /// is 1, the sweep interval is clamped to 1 s ..= 1 day, the user share to
+    /// 1 ..= 100 % (`validate` rejects all of these first).
+    pub fn new(
+        config: &RateLimitsConfig,
+        state: Arc<dyn LimiterState>,
+        days: Arc<dyn DayCountState>,
+    ) -> RateLimits {
         let enforced = |setting: LimitSetting| setting.rate().filter(Rate::is_enforced);
         RateLimits {
             per_user: enforced(config.per_user),
             per_township: enforced(config.per_township),
+            user_share_percent: config.grant_user_share_percent.clamp(1, 100),
             sweep_interval: config.sweep_interval(),
             state,
+            days,
+            clock: WallClock(Arc::new(Utc::now)),
             refused: Default::default(),
         }
     }
 
-    fn take(&self, kind: usize, limit: &str, key: &str, rate: Rate) -> Result<(), Limited> {
-        match self.state.take(key, rate) {
-            Ok(_) => Ok(()),
-            Err(retry_after) => {
-                if let Some(counter) = self.refused.get(kind) {
-                    counter.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(Limited {
-                    limit: limit.to_owned(),
-                    rate,
-                    retry_after,
-                })
-            }
+    /// The same limits on another clock for daily quotas (tests move time).
+    #[cfg(test)]
+    pub(crate) fn with_wall_clock(
+        mut self,
+        now: impl Fn() -> DateTime<Utc> + Send + Sync + 'static,
+    ) -> RateLimits {
+        self.clock = WallClock(Arc::new(now));
+        self
+    }
+
+    fn refuse(
+        &self,
+        kind: usize,
+        limit: String,
+        rate: Rate,
+        retry_after: Duration,
+        cost: u32,
+    ) -> Limited {
+        if let Some(counter) = self.refused.get(kind) {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+        Limited {
+            limit,
+            rate,
+            retry_after,
+            cost,
         }
     }
 
-    /// The caller's own limits: the user (bucket `user:<sub>`), then the township
+    fn take(&self, kind: usize, limit: &str, key: &str, rate: Rate, n: u32) -> Result<(), Limited> {
+        match self.state.take_n(key, rate, n) {
+            Ok(_) => Ok(()),
+            Err(retry_after) => Err(self.refuse(kind, limit.to_owned(), rate, retry_after, n)),
+        }
+    }
+
+    /// The caller's own limits for a request that makes `lookups` department lookups
+    /// (at least 1 is counted): the user (bucket `user:<sub>`), then the township
     /// (bucket `township:<code>`, skipped for a caller without one). A user over their
-    /// own limit is refused before touching the township's bucket.
-    pub fn check_caller(&self, user: &str, township: Option<&str>) -> Result<(), Limited> {
+    /// own limit is refused before touching the township's bucket. A request needing
+    /// more than a limit's burst is always refused (with the whole window to wait).
+    pub fn check_caller(
+        &self,
+        user: &str,
+        township: Option<&str>,
+        lookups: u32,
+    ) -> Result<(), Limited> {
+        let n = lookups.max(1);
         if let Some(rate) = self.per_user {
-            self.take(USER, "user", &format!("user:{user}"), rate)?;
+            self.take(USER, "user", &format!("user:{user}"), rate, n)?;
         }
         if let (Some(rate), Some(township)) = (self.per_township, township) {
-            self.take(TOWNSHIP, "township", &format!("township:{township}"), rate)?;
+            self.take(
+                TOWNSHIP,
+                "township",
+                &format!("township:{township}"),
+                rate,
+                n,
+            )?;
         }
         Ok(())
     }
 
-    /// A grant's quota: `per_minute` then `per_day`, each that is set (and not 0),
-    /// counted per township using the grant, or per user for a caller without a
-    /// township. `per_day` is a sliding day (see the module documentation).
-    pub fn check_grant(
+    /// A grant's quota for one lookup: `per_minute` (a bucket), then the daily
+    /// counters — the user's share, then the whole — taken together or not at all.
+    /// The quota is counted per township using the grant, or per user for a caller
+    /// without a township. The user's share is `per_user_per_day`, or for a caller
+    /// with a township `grant_user_share_percent` of `per_day` (rounded up); a share
+    /// not below the whole is not counted apart.
+    pub async fn check_grant(
         &self,
         grant_id: &str,
         quota: &Quota,
@@ -224,20 +347,72 @@ impl RateLimits {
             Some(t) => format!("grant:{}:{grant_id}:township:{t}", grant_id.len()),
             None => format!("grant:{}:{grant_id}:user:{user}", grant_id.len()),
         };
-        let rates = [
-            quota.per_minute.map(Rate::per_minute),
-            quota.per_day.map(Rate::per_day),
-        ];
-        for rate in rates.into_iter().flatten().filter(Rate::is_enforced) {
-            self.take(GRANT, &limit, &key, rate)?;
+        if let Some(rate) = quota
+            .per_minute
+            .map(Rate::per_minute)
+            .filter(Rate::is_enforced)
+        {
+            self.take(GRANT, &limit, &key, rate, 1)?;
         }
-        Ok(())
+        let whole = quota.per_day.filter(|n| *n > 0);
+        let default_share = || {
+            let percent = u64::from(self.user_share_percent);
+            whole.filter(|_| township.is_some()).map(|n| {
+                let share = (u64::from(n) * percent).div_ceil(100);
+                u32::try_from(share).unwrap_or(n).max(1)
+            })
+        };
+        let share = quota
+            .per_user_per_day
+            .filter(|n| *n > 0)
+            .or_else(default_share)
+            .filter(|share| whole.is_none_or(|whole| *share < whole));
+        if whole.is_none() && share.is_none() {
+            return Ok(());
+        }
+        let share_key = share.map(|_| format!("grant:{}:{grant_id}:share:{user}", grant_id.len()));
+        let share = share_key
+            .as_deref()
+            .zip(share)
+            .map(|(key, limit)| DayCounter { key, limit });
+        let whole = whole.map(|limit| DayCounter { key: &key, limit });
+        // The share first: a user over it takes nothing from the township's whole.
+        let mut counters = [DayCounter { key: "", limit: 0 }; 2];
+        let mut n = 0;
+        for counter in [share, whole].into_iter().flatten() {
+            if let Some(slot) = counters.get_mut(n) {
+                *slot = counter;
+                n += 1;
+            }
+        }
+        let counters = counters.get(..n).unwrap_or_default();
+        let (day, left) = china_day((self.clock.0)());
+        match self.days.take(day, counters, 1).await {
+            Ok(()) => Ok(()),
+            Err(i) => {
+                let refused = counters.get(i).map_or(0, |c| c.limit);
+                let rate = Rate::per_day(refused);
+                if share.is_some() && i == 0 {
+                    let limit = format!("{limit}{USER_SHARE_SUFFIX}");
+                    Err(self.refuse(GRANT_USER_SHARE, limit, rate, left, 1))
+                } else {
+                    Err(self.refuse(GRANT, limit, rate, left, 1))
+                }
+            }
+        }
     }
 
     /// A department's protection limit, for one upstream call (not for cache hits).
     pub fn check_connector(&self, connector: &str, capacity: Rate) -> Result<(), Limited> {
         let limit = format!("{CONNECTOR_PREFIX}{connector}");
-        self.take(CONNECTOR, &limit, &limit, capacity)
+        self.take(CONNECTOR, &limit, &limit, capacity, 1)
+    }
+
+    /// Makes the daily counts durable exactly as they stand; call at shutdown.
+    pub async fn flush(&self) {
+        if let Err(error) = self.days.flush().await {
+            tracing::error!(%error, "daily quota counts could not be written at shutdown");
+        }
     }
 
     /// Sweeps now and every `sweep_interval_s` after (on the blocking pool: a sweep
@@ -269,9 +444,17 @@ impl RateLimits {
         })
     }
 
-    /// Forgets buckets back to full and returns memory; returns the buckets left.
+    /// Forgets buckets back to full and counts of past days, and returns memory;
+    /// returns the buckets left.
     pub fn sweep(&self) -> usize {
+        let (today, _) = china_day((self.clock.0)());
+        self.days.sweep(today);
         self.state.sweep()
+    }
+
+    /// Daily quota counters currently held (today's).
+    pub fn day_counters(&self) -> usize {
+        self.days.len()
     }
 
     /// Buckets currently held.
@@ -280,7 +463,7 @@ impl RateLimits {
     }
 
     /// How many requests each kind of limit refused since start:
-    /// `("user" | "township" | "grant" | "connector", count)`.
+    /// `("user" | "township" | "grant" | "grant_user_share" | "connector", count)`.
     pub fn refused(&self) -> Vec<(&'static str, u64)> {
         KINDS
             .iter()

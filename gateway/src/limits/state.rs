@@ -19,7 +19,14 @@ pub trait LimiterState: Send + Sync + fmt::Debug {
     /// Takes one request from the bucket `key` governed by `rate`: `Ok(requests left in
     /// the burst)` or `Err(how long until one request would be allowed)`. A rate that
     /// is not enforced ([`Rate::is_enforced`]) takes nothing and answers `Ok(u32::MAX)`.
-    fn take(&self, key: &str, rate: Rate) -> Result<u32, Duration>;
+    fn take(&self, key: &str, rate: Rate) -> Result<u32, Duration> {
+        self.take_n(key, rate, 1)
+    }
+
+    /// Takes `n` requests (0 is read as 1) at once, or none: as [`LimiterState::take`],
+    /// with `Err` saying how long until all `n` would be allowed. `n` beyond the burst
+    /// never fits: `Err` of the whole window.
+    fn take_n(&self, key: &str, rate: Rate, n: u32) -> Result<u32, Duration>;
 
     /// Forgets buckets that are back to full (indistinguishable from new ones) and
     /// returns their memory; returns how many buckets remain.
@@ -117,7 +124,7 @@ impl<C> LimiterState for GovernorState<C>
 where
     C: Clock + Clone + Send + Sync + 'static,
 {
-    fn take(&self, key: &str, rate: Rate) -> Result<u32, Duration> {
+    fn take_n(&self, key: &str, rate: Rate, n: u32) -> Result<u32, Duration> {
         let Some(quota) = quota(rate) else {
             return Ok(u32::MAX);
         };
@@ -126,9 +133,11 @@ where
             // refuse everyone because of a bookkeeping race.
             return Ok(u32::MAX);
         };
-        match limiter.check_key(&key.to_owned()) {
-            Ok(snapshot) => Ok(snapshot.remaining_burst_capacity()),
-            Err(not_until) => Err(not_until.wait_time_from(self.clock.now())),
+        let n = NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
+        match limiter.check_key_n(&key.to_owned(), n) {
+            Ok(Ok(snapshot)) => Ok(snapshot.remaining_burst_capacity()),
+            Ok(Err(not_until)) => Err(not_until.wait_time_from(self.clock.now())),
+            Err(_insufficient) => Err(Duration::from_secs(u64::from(rate.window_s))),
         }
     }
 

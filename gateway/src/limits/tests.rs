@@ -1,7 +1,29 @@
 use super::*;
 use governor::clock::FakeRelativeClock;
+use std::sync::atomic::AtomicI64;
 
 const MINUTE: Duration = Duration::from_secs(60);
+
+/// A wall clock the test moves (for daily quotas), in whole seconds.
+#[derive(Clone)]
+struct Wall(Arc<AtomicI64>);
+
+impl Wall {
+    /// Starting at an RFC 3339 time.
+    fn at(time: &str) -> Wall {
+        let t = DateTime::parse_from_rfc3339(time).unwrap().timestamp();
+        Wall(Arc::new(AtomicI64::new(t)))
+    }
+
+    fn set(&self, time: &str) {
+        let t = DateTime::parse_from_rfc3339(time).unwrap().timestamp();
+        self.0.store(t, Ordering::SeqCst);
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        DateTime::from_timestamp(self.0.load(Ordering::SeqCst), 0).unwrap()
+    }
+}
 
 fn config(per_user: LimitSetting, per_township: LimitSetting) -> RateLimitsConfig {
     RateLimitsConfig {
@@ -12,9 +34,22 @@ fn config(per_user: LimitSetting, per_township: LimitSetting) -> RateLimitsConfi
 }
 
 fn limits_with(config: &RateLimitsConfig) -> (Arc<RateLimits>, FakeRelativeClock) {
+    let (limits, clock, _wall) = limits_on(config, Arc::new(DayCounts::in_memory()));
+    (limits, clock)
+}
+
+/// Limits over these daily counts, on a fake clock for buckets and a wall clock at
+/// 10:00 CST on Monday 2 March 2026 for daily quotas.
+fn limits_on(
+    config: &RateLimitsConfig,
+    days: Arc<dyn DayCountState>,
+) -> (Arc<RateLimits>, FakeRelativeClock, Wall) {
     let clock = FakeRelativeClock::default();
     let state = Arc::new(GovernorState::with_clock(clock.clone()));
-    (Arc::new(RateLimits::new(config, state)), clock)
+    let wall = Wall::at("2026-03-02T10:00:00+08:00");
+    let now = wall.clone();
+    let limits = RateLimits::new(config, state, days).with_wall_clock(move || now.now());
+    (Arc::new(limits), clock, wall)
 }
 
 fn rate(r: Rate) -> LimitSetting {
@@ -33,9 +68,9 @@ fn refused(limits: &RateLimits, kind: &str) -> u64 {
 fn a_user_gets_their_burst_then_waits_for_the_refill() {
     let (limits, clock) = limits_with(&config(rate(Rate::per_minute(3)), LimitSetting::Off));
     for _ in 0..3 {
-        assert_eq!(limits.check_caller("u1", None), Ok(()));
+        assert_eq!(limits.check_caller("u1", None, 1), Ok(()));
     }
-    let limited = limits.check_caller("u1", None).unwrap_err();
+    let limited = limits.check_caller("u1", None, 1).unwrap_err();
     assert_eq!(limited.limit, "user");
     assert_eq!(limited.rate, Rate::per_minute(3));
     assert!(
@@ -46,29 +81,29 @@ fn a_user_gets_their_burst_then_waits_for_the_refill() {
     assert!(!limited.is_department());
 
     clock.advance(limited.retry_after);
-    assert_eq!(limits.check_caller("u1", None), Ok(()));
-    assert!(limits.check_caller("u1", None).is_err());
+    assert_eq!(limits.check_caller("u1", None, 1), Ok(()));
+    assert!(limits.check_caller("u1", None, 1).is_err());
     assert_eq!(refused(&limits, "user"), 2);
 }
 
 #[test]
 fn two_users_do_not_share_a_bucket() {
     let (limits, _clock) = limits_with(&config(rate(Rate::per_minute(1)), LimitSetting::Off));
-    assert_eq!(limits.check_caller("u1", Some("T1")), Ok(()));
-    assert!(limits.check_caller("u1", Some("T1")).is_err());
-    assert_eq!(limits.check_caller("u2", Some("T1")), Ok(()));
+    assert_eq!(limits.check_caller("u1", Some("T1"), 1), Ok(()));
+    assert!(limits.check_caller("u1", Some("T1"), 1).is_err());
+    assert_eq!(limits.check_caller("u2", Some("T1"), 1), Ok(()));
 }
 
 #[test]
 fn a_township_bucket_is_shared_by_its_users() {
     let (limits, _clock) = limits_with(&config(LimitSetting::Off, rate(Rate::per_minute(2))));
-    assert_eq!(limits.check_caller("u1", Some("T1")), Ok(()));
-    assert_eq!(limits.check_caller("u2", Some("T1")), Ok(()));
-    let limited = limits.check_caller("u3", Some("T1")).unwrap_err();
+    assert_eq!(limits.check_caller("u1", Some("T1"), 1), Ok(()));
+    assert_eq!(limits.check_caller("u2", Some("T1"), 1), Ok(()));
+    let limited = limits.check_caller("u3", Some("T1"), 1).unwrap_err();
     assert_eq!(limited.limit, "township");
     // Another township and a caller without one are not affected.
-    assert_eq!(limits.check_caller("u3", Some("T2")), Ok(()));
-    assert_eq!(limits.check_caller("u4", None), Ok(()));
+    assert_eq!(limits.check_caller("u3", Some("T2"), 1), Ok(()));
+    assert_eq!(limits.check_caller("u4", None, 1), Ok(()));
     assert_eq!(refused(&limits, "township"), 1);
 }
 
@@ -78,63 +113,206 @@ fn a_user_over_their_own_limit_does_not_drain_the_township() {
         rate(Rate::per_minute(1)),
         rate(Rate::per_minute(3)),
     ));
-    assert_eq!(limits.check_caller("noisy", Some("T1")), Ok(()));
+    assert_eq!(limits.check_caller("noisy", Some("T1"), 1), Ok(()));
     for _ in 0..50 {
         assert_eq!(
-            limits.check_caller("noisy", Some("T1")).unwrap_err().limit,
+            limits
+                .check_caller("noisy", Some("T1"), 1)
+                .unwrap_err()
+                .limit,
             "user"
         );
     }
     // The township's bucket lost only the one request that got through.
-    assert_eq!(limits.check_caller("u2", Some("T1")), Ok(()));
-    assert_eq!(limits.check_caller("u3", Some("T1")), Ok(()));
+    assert_eq!(limits.check_caller("u2", Some("T1"), 1), Ok(()));
+    assert_eq!(limits.check_caller("u3", Some("T1"), 1), Ok(()));
     assert_eq!(refused(&limits, "user"), 50);
     assert_eq!(refused(&limits, "township"), 0);
 }
 
-#[test]
-fn a_daily_grant_quota_is_counted_per_township() {
-    let (limits, clock) = limits_with(&config(LimitSetting::Off, LimitSetting::Off));
-    let quota = Quota {
+fn per_day(n: u32) -> Quota {
+    Quota {
         per_minute: None,
-        per_day: Some(2),
-    };
-    assert_eq!(limits.check_grant("g1", &quota, Some("A"), "u1"), Ok(()));
-    assert_eq!(limits.check_grant("g1", &quota, Some("A"), "u2"), Ok(()));
-    let limited = limits
-        .check_grant("g1", &quota, Some("A"), "u1")
-        .unwrap_err();
-    assert_eq!(limited.limit, "grant:g1");
-    assert_eq!(limited.rate, Rate::per_day(2));
-    // A sliding day: one request comes back every 12 hours.
-    assert_eq!(limited.retry_after, Duration::from_secs(12 * 3600));
-    assert_eq!(limits.check_grant("g1", &quota, Some("B"), "u9"), Ok(()));
-    // Another grant has its own count.
-    assert_eq!(limits.check_grant("g2", &quota, Some("A"), "u1"), Ok(()));
-    // Callers without a township are counted per user.
-    assert_eq!(limits.check_grant("g1", &quota, None, "u1"), Ok(()));
-    assert_eq!(limits.check_grant("g1", &quota, None, "u1"), Ok(()));
-    assert!(limits.check_grant("g1", &quota, None, "u1").is_err());
-    assert_eq!(limits.check_grant("g1", &quota, None, "u2"), Ok(()));
-
-    clock.advance(Duration::from_secs(12 * 3600));
-    assert_eq!(limits.check_grant("g1", &quota, Some("A"), "u1"), Ok(()));
-    assert!(limits.check_grant("g1", &quota, Some("A"), "u1").is_err());
-    assert_eq!(refused(&limits, "grant"), 3);
+        per_day: Some(n),
+        per_user_per_day: None,
+    }
 }
 
-#[test]
-fn refusals_for_speed_do_not_spend_the_daily_quota() {
+#[tokio::test]
+async fn one_user_cannot_use_up_their_townships_daily_quota() {
+    let (limits, _clock, _wall) = limits_on(
+        &config(LimitSetting::Off, LimitSetting::Off),
+        Arc::new(DayCounts::in_memory()),
+    );
+    // 10 a day for the township; by default each user may use a fifth of it.
+    let quota = per_day(10);
+    let grant = |user: &'static str| limits.check_grant("g1", &quota, Some("A"), user);
+    for _ in 0..2 {
+        assert_eq!(grant("u1").await, Ok(()));
+    }
+    let limited = grant("u1").await.unwrap_err();
+    assert_eq!(limited.limit, "grant:g1:user");
+    assert_eq!(limited.rate, Rate::per_day(2));
+    // Until midnight, China Standard Time (it is 10:00).
+    assert_eq!(limited.retry_after, Duration::from_secs(14 * 3600));
+    let problem = limited.problem();
+    assert_eq!(problem.body()["limit"], "grant:g1:user");
+    assert!(
+        problem.detail.contains("your own share"),
+        "{}",
+        problem.detail
+    );
+    assert!(problem.detail.contains("midnight"), "{}", problem.detail);
+    // Refused over their share, the user took nothing from the township.
+    for _ in 0..20 {
+        assert!(grant("u1").await.is_err());
+    }
+    for user in ["u2", "u3", "u4", "u5"] {
+        assert_eq!(grant(user).await, Ok(()));
+        assert_eq!(grant(user).await, Ok(()));
+    }
+    // Five users have used the township's 10: the whole is reached.
+    let limited = grant("u6").await.unwrap_err();
+    assert_eq!(limited.limit, "grant:g1");
+    assert_eq!(limited.rate, Rate::per_day(10));
+    assert!(!limited.problem().detail.contains("share"));
+    // Another township, another grant: their own counts.
+    assert_eq!(
+        limits.check_grant("g1", &quota, Some("B"), "u9").await,
+        Ok(())
+    );
+    assert_eq!(
+        limits.check_grant("g2", &quota, Some("A"), "u1").await,
+        Ok(())
+    );
+    // A user's share is theirs wherever their token places them.
+    assert!(
+        limits
+            .check_grant("g1", &quota, Some("B"), "u1")
+            .await
+            .is_err()
+    );
+    assert_eq!(refused(&limits, "grant_user_share"), 22);
+    assert_eq!(refused(&limits, "grant"), 1);
+}
+
+#[tokio::test]
+async fn a_grant_can_set_the_users_share_and_the_default_share_is_configured() {
+    let shared = RateLimitsConfig {
+        grant_user_share_percent: 50,
+        ..config(LimitSetting::Off, LimitSetting::Off)
+    };
+    let (limits, _clock, _wall) = limits_on(&shared, Arc::new(DayCounts::in_memory()));
+    let half = per_day(5);
+    for _ in 0..3 {
+        assert_eq!(
+            limits.check_grant("g1", &half, Some("A"), "u1").await,
+            Ok(())
+        );
+    }
+    let limited = limits
+        .check_grant("g1", &half, Some("A"), "u1")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (limited.limit.as_str(), limited.rate),
+        ("grant:g1:user", Rate::per_day(3))
+    );
+
+    let explicit = Quota {
+        per_user_per_day: Some(1),
+        ..per_day(5)
+    };
+    assert_eq!(
+        limits.check_grant("g2", &explicit, Some("A"), "u1").await,
+        Ok(())
+    );
+    assert!(
+        limits
+            .check_grant("g2", &explicit, Some("A"), "u1")
+            .await
+            .is_err()
+    );
+    // A share without a whole still holds each user.
+    let share_only = Quota {
+        per_minute: None,
+        per_day: None,
+        per_user_per_day: Some(1),
+    };
+    assert_eq!(
+        limits.check_grant("g3", &share_only, Some("A"), "u1").await,
+        Ok(())
+    );
+    assert!(
+        limits
+            .check_grant("g3", &share_only, Some("A"), "u1")
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        limits.check_grant("g3", &share_only, Some("A"), "u2").await,
+        Ok(())
+    );
+    // A caller without a township is counted alone: the whole day is theirs.
+    for _ in 0..5 {
+        assert_eq!(limits.check_grant("g1", &half, None, "app").await, Ok(()));
+    }
+    let limited = limits
+        .check_grant("g1", &half, None, "app")
+        .await
+        .unwrap_err();
+    assert_eq!(limited.limit, "grant:g1");
+}
+
+#[tokio::test]
+async fn a_daily_quota_is_a_calendar_day_in_china_standard_time() {
+    let (limits, _clock, wall) = limits_on(
+        &config(LimitSetting::Off, LimitSetting::Off),
+        Arc::new(DayCounts::in_memory()),
+    );
+    let quota = Quota {
+        per_user_per_day: Some(2),
+        ..per_day(2)
+    };
+    let grant = || limits.check_grant("g1", &quota, Some("A"), "u1");
+    assert_eq!(grant().await, Ok(()));
+    assert_eq!(grant().await, Ok(()));
+    // 23:59:59 CST (15:59:59 UTC): still the same day, one second to go.
+    wall.set("2026-03-02T15:59:59Z");
+    let limited = grant().await.unwrap_err();
+    assert_eq!(limited.retry_after, Duration::from_secs(1));
+    assert_eq!(limited.retry_after_s(), 1);
+    // Midnight CST: a new day, whatever the UTC date.
+    wall.set("2026-03-02T16:00:00Z");
+    assert_eq!(grant().await, Ok(()));
+    assert_eq!(grant().await, Ok(()));
+    assert!(grant().await.is_err());
+    // Yesterday's counts are forgotten by the sweep; today's stay.
+    assert_eq!(limits.day_counters(), 1);
+    limits.sweep();
+    assert_eq!(limits.day_counters(), 1);
+    wall.set("2026-03-03T16:00:00Z");
+    limits.sweep();
+    assert_eq!(limits.day_counters(), 0);
+}
+
+#[tokio::test]
+async fn refusals_for_speed_do_not_spend_the_daily_quota() {
     let (limits, clock) = limits_with(&config(LimitSetting::Off, LimitSetting::Off));
     let quota = Quota {
         per_minute: Some(1),
         per_day: Some(3),
+        per_user_per_day: Some(3),
     };
     for _ in 0..3 {
-        assert_eq!(limits.check_grant("g1", &quota, Some("A"), "u1"), Ok(()));
+        assert_eq!(
+            limits.check_grant("g1", &quota, Some("A"), "u1").await,
+            Ok(())
+        );
         for _ in 0..10 {
             let limited = limits
                 .check_grant("g1", &quota, Some("A"), "u1")
+                .await
                 .unwrap_err();
             assert_eq!(limited.rate, Rate::per_minute(1));
         }
@@ -142,8 +320,56 @@ fn refusals_for_speed_do_not_spend_the_daily_quota() {
     }
     let limited = limits
         .check_grant("g1", &quota, Some("A"), "u1")
+        .await
         .unwrap_err();
     assert_eq!(limited.rate, Rate::per_day(3));
+}
+
+#[test]
+fn a_request_is_counted_in_department_lookups() {
+    let (limits, clock) = limits_with(&config(
+        rate(Rate::per_minute(10)),
+        rate(Rate::per_minute(100)),
+    ));
+    // A form of 6 lookups, then another: 4 are left, it needs 6.
+    assert_eq!(limits.check_caller("u1", Some("T1"), 6), Ok(()));
+    let limited = limits.check_caller("u1", Some("T1"), 6).unwrap_err();
+    assert_eq!(limited.limit, "user");
+    assert_eq!(limited.cost, 6);
+    // 10 a minute is one every 6 s; two more are needed.
+    assert_eq!(limited.retry_after, Duration::from_secs(12));
+    let problem = limited.problem();
+    assert_eq!(problem.body()["lookups"], 6);
+    assert!(
+        problem.detail.contains("6 department lookups"),
+        "{}",
+        problem.detail
+    );
+    // A refused form took nothing: after 12 s it fits exactly.
+    clock.advance(Duration::from_secs(12));
+    assert_eq!(limits.check_caller("u1", Some("T1"), 6), Ok(()));
+    assert!(limits.check_caller("u1", Some("T1"), 1).is_err());
+    // The township counted 12 lookups: 88 are left for everyone else.
+    assert_eq!(limits.check_caller("u2", Some("T1"), 10), Ok(()));
+    // A lookup counts one, and zero is read as one.
+    clock.advance(MINUTE);
+    for _ in 0..10 {
+        assert_eq!(limits.check_caller("u1", None, 0), Ok(()));
+    }
+    assert!(limits.check_caller("u1", None, 1).is_err());
+}
+
+#[test]
+fn a_request_bigger_than_the_burst_never_fits_and_says_so() {
+    let (limits, _clock) = limits_with(&config(rate(Rate::per_minute(10)), LimitSetting::Off));
+    let limited = limits.check_caller("u1", None, 11).unwrap_err();
+    assert_eq!(limited.limit, "user");
+    assert_eq!(limited.retry_after, MINUTE);
+    let detail = limited.problem().detail;
+    assert!(detail.contains("11 department lookups at once"), "{detail}");
+    assert!(detail.contains("raise its burst"), "{detail}");
+    // It took nothing.
+    assert_eq!(limits.check_caller("u1", None, 10), Ok(()));
 }
 
 #[test]
@@ -182,10 +408,12 @@ fn the_429_for_a_user_says_when_to_retry_and_names_no_one() {
     let secret_user = "sub-3301021985-li-lei";
     let (limits, _clock) = limits_with(&config(rate(Rate::per_minute(3)), LimitSetting::Off));
     for _ in 0..3 {
-        limits.check_caller(secret_user, Some("330102001")).unwrap();
+        limits
+            .check_caller(secret_user, Some("330102001"), 1)
+            .unwrap();
     }
     let problem = limits
-        .check_caller(secret_user, Some("330102001"))
+        .check_caller(secret_user, Some("330102001"), 1)
         .unwrap_err()
         .problem();
 
@@ -219,6 +447,7 @@ fn retry_after_is_whole_seconds_rounded_up_and_at_least_one() {
         limit: "township".to_owned(),
         rate: Rate::per_second(100, 100),
         retry_after,
+        cost: 1,
     };
     assert_eq!(limited(Duration::from_millis(10)).retry_after_s(), 1);
     assert_eq!(limited(Duration::ZERO).retry_after_s(), 1);
@@ -235,6 +464,7 @@ fn ratelimit_policy_names_are_valid_structured_field_strings() {
         limit: "grant:乡镇\"x\\".to_owned(),
         rate: Rate::per_day(10),
         retry_after: Duration::from_secs(1),
+        cost: 1,
     }
     .problem();
     assert_eq!(
@@ -248,7 +478,7 @@ fn ratelimit_policy_names_are_valid_structured_field_strings() {
 fn sweeping_bounds_the_state_to_active_callers() {
     let (limits, clock) = limits_with(&RateLimitsConfig::default());
     for i in 0..100_000 {
-        limits.check_caller(&format!("user-{i}"), None).unwrap();
+        limits.check_caller(&format!("user-{i}"), None, 1).unwrap();
     }
     assert_eq!(limits.buckets(), 100_000);
     // Not yet back to full: nothing may be forgotten.
@@ -262,11 +492,14 @@ fn sweeping_bounds_the_state_to_active_callers() {
 fn sweeping_never_gives_anyone_extra_requests() {
     let (limits, clock) = limits_with(&config(rate(Rate::per_minute(3)), LimitSetting::Off));
     for _ in 0..3 {
-        limits.check_caller("u1", None).unwrap();
+        limits.check_caller("u1", None, 1).unwrap();
     }
     clock.advance(Duration::from_secs(10));
     assert_eq!(limits.sweep(), 1);
-    assert_eq!(limits.check_caller("u1", None).unwrap_err().limit, "user");
+    assert_eq!(
+        limits.check_caller("u1", None, 1).unwrap_err().limit,
+        "user"
+    );
 }
 
 #[tokio::test]
@@ -276,9 +509,10 @@ async fn the_sweeper_sweeps_and_stops_with_its_limits() {
     let limits = Arc::new(RateLimits::new(
         &RateLimitsConfig::default(),
         Arc::clone(&state) as Arc<dyn LimiterState>,
+        Arc::new(DayCounts::in_memory()),
     ));
     for i in 0..10 {
-        limits.check_caller(&format!("user-{i}"), None).unwrap();
+        limits.check_caller(&format!("user-{i}"), None, 1).unwrap();
     }
     clock.advance(MINUTE + Duration::from_secs(1));
     let sweeper = limits.spawn_sweeper_every(Duration::from_millis(1));
@@ -296,8 +530,8 @@ async fn the_sweeper_sweeps_and_stops_with_its_limits() {
         .unwrap();
 }
 
-#[test]
-fn zero_rates_do_not_panic_and_are_off() {
+#[tokio::test]
+async fn zero_rates_do_not_panic_and_are_off() {
     let zero = RateLimitsConfig {
         per_user: rate(Rate::per_minute(0)),
         per_township: rate(Rate {
@@ -305,26 +539,31 @@ fn zero_rates_do_not_panic_and_are_off() {
             window_s: 0,
             burst: 0,
         }),
+        grant_user_share_percent: 0,
         sweep_interval_s: 0,
     };
     let (limits, _clock) = limits_with(&zero);
     for _ in 0..100 {
-        assert_eq!(limits.check_caller("u1", Some("T1")), Ok(()));
+        assert_eq!(limits.check_caller("u1", Some("T1"), 1), Ok(()));
         assert_eq!(
-            limits.check_grant(
-                "g",
-                &Quota {
-                    per_minute: Some(0),
-                    per_day: Some(0)
-                },
-                None,
-                "u1"
-            ),
+            limits
+                .check_grant(
+                    "g",
+                    &Quota {
+                        per_minute: Some(0),
+                        per_day: Some(0),
+                        per_user_per_day: Some(0),
+                    },
+                    Some("T1"),
+                    "u1"
+                )
+                .await,
             Ok(())
         );
         assert_eq!(limits.check_connector("c", Rate::per_second(0, 0)), Ok(()));
     }
     assert_eq!(limits.buckets(), 0);
+    assert_eq!(limits.day_counters(), 0);
     // A zero burst alone is read as 1.
     assert_eq!(limits.check_connector("c", Rate::per_second(1, 0)), Ok(()));
     assert!(limits.check_connector("c", Rate::per_second(1, 0)).is_err());
@@ -453,4 +692,41 @@ fn a_rate_round_trips_through_yaml() {
     }
     let capacity: Rate = serde_yaml_ng::from_str("{ per_second: 10, burst: 20 }").unwrap();
     assert_eq!(capacity, Rate::per_second(10, 20));
+}
+
+#[test]
+fn the_users_default_share_is_configured_and_checked() {
+    let parsed: RateLimitsConfig = serde_yaml_ng::from_str("grant_user_share_percent: 25").unwrap();
+    assert_eq!(parsed.grant_user_share_percent, 25);
+    assert_eq!(RateLimitsConfig::default().grant_user_share_percent, 20);
+    for bad in [0, 101] {
+        let problems = RateLimitsConfig {
+            grant_user_share_percent: bad,
+            ..RateLimitsConfig::default()
+        }
+        .validate();
+        let paths: Vec<&str> = problems.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(paths, ["grant_user_share_percent"], "{bad}");
+    }
+}
+
+#[test]
+fn a_form_bigger_than_a_burst_is_named_with_the_limit_to_raise() {
+    let config = RateLimitsConfig::default();
+    assert_eq!(config.too_small_for(30), []);
+    let problems = config.too_small_for(31);
+    assert_eq!(problems.len(), 1);
+    assert_eq!(problems[0].0, "rate_limits.per_user.burst");
+    assert!(
+        problems[0].1.contains("31 department lookups"),
+        "{}",
+        problems[0].1
+    );
+    let off = RateLimitsConfig {
+        per_user: LimitSetting::Off,
+        ..RateLimitsConfig::default()
+    };
+    assert_eq!(off.too_small_for(200), []);
+    let paths: Vec<String> = off.too_small_for(201).into_iter().map(|(p, _)| p).collect();
+    assert_eq!(paths, ["rate_limits.per_township.burst"]);
 }

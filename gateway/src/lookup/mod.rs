@@ -102,13 +102,14 @@ pub(crate) async fn lookup(
             forbidden(refusal)
         })?;
     for grant in &plan.grants {
-        if let Some(quota) = &grant.quota {
-            app.limits
+        if let Some(quota) = &grant.quota
+            && let Err(limited) = app
+                .limits
                 .check_grant(&grant.id, quota, caller.township.as_deref(), &caller.user)
-                .map_err(|limited| {
-                    trail.refused_by(&grant.id);
-                    limited.problem()
-                })?;
+                .await
+        {
+            trail.refused_by(&grant.id);
+            return Err(limited.problem());
         }
     }
 

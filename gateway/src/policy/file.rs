@@ -370,10 +370,18 @@ fn compile_grant(
     {
         problem(".valid", "`from` is after `until`".into());
     }
-    if let Some(q) = &def.quota
-        && (q.per_minute == Some(0) || q.per_day == Some(0))
-    {
-        problem(".quota", "a quota must be greater than 0".into());
+    if let Some(q) = &def.quota {
+        if [q.per_minute, q.per_day, q.per_user_per_day].contains(&Some(0)) {
+            problem(".quota", "a quota must be greater than 0".into());
+        }
+        if let (Some(share), Some(day)) = (q.per_user_per_day, q.per_day)
+            && share > day
+        {
+            problem(
+                ".quota.per_user_per_day",
+                "a user's share cannot be more than the whole `per_day`".into(),
+            );
+        }
     }
     let consumers = compile_consumers(at, def.consumers, problems);
     Some(Grant {

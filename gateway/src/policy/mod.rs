@@ -133,7 +133,13 @@ impl Validity {
     }
 }
 
-/// A grant's quota; enforced by the rate limiter, recorded here.
+/// A grant's quota; enforced by the rate limiter (`limits`), recorded here.
+///
+/// `per_minute` and `per_day` count the lookups of each township using the grant (of
+/// each user, for a caller without a township); `per_day` is a calendar day of China
+/// Standard Time. `per_user_per_day` is each user's share of the day: by default a
+/// fraction of `per_day` (`rate_limits.grant_user_share_percent`), so that one user
+/// cannot use up the township's quota.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Quota {
@@ -141,6 +147,8 @@ pub struct Quota {
     pub per_minute: Option<u32>,
     #[serde(default)]
     pub per_day: Option<u32>,
+    #[serde(default)]
+    pub per_user_per_day: Option<u32>,
 }
 
 /// A compiled grant: who × connector × operations × purposes → fields and masks.

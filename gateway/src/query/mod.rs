@@ -61,8 +61,9 @@ async fn run(
     body: Result<Bytes, BytesRejection>,
     trail: &mut Trail,
 ) -> Result<Response, Problem> {
+    // One department lookup.
     app.limits
-        .check_caller(&caller.user, caller.township.as_deref())
+        .check_caller(&caller.user, caller.township.as_deref(), 1)
         .map_err(|limited| limited.problem())?;
     let request = parse(headers, body)?;
     let config = app.config.load_full();

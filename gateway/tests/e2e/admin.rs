@@ -99,10 +99,15 @@ async fn only_the_owner_or_an_operator_may_purge_and_every_attempt_is_audited() 
 async fn metrics_count_cache_hits_misses_and_refusals_without_personal_data() {
     let gw = TestGateway::start_with(|path, text| {
         if path == "county/gateway.yaml" {
+            // No forms: a fill makes more lookups at once than this burst takes.
             text.replace(
                 "per_user: { per_minute: 120, burst: 30 }",
                 "per_user: { per_minute: 2, burst: 2 }",
             )
+            .lines()
+            .filter(|line| *line != "forms:" && !line.contains("../forms/"))
+            .collect::<Vec<_>>()
+            .join("\n")
         } else {
             text.to_owned()
         }

@@ -35,6 +35,24 @@ impl Script {
 const FROM: &str = "2026-03-02T00:00:00+08:00";
 const UNTIL: &str = "2026-03-09T00:00:00+08:00";
 
+/// A refusal by the caller's own limits (429 `rate-limited`).
+fn rate_limited(e: &mut AuditEvent) {
+    e.outcome = AuditOutcome {
+        status: 429,
+        problem: Some("rate-limited".into()),
+    };
+    e.fields_returned.clear();
+    e.upstream_latency_ms = None;
+}
+
+/// A refusal by a department's capacity (429 `department-capacity`): not the caller's.
+fn department_busy(e: &mut AuditEvent) {
+    e.outcome = AuditOutcome {
+        status: 429,
+        problem: Some("department-capacity".into()),
+    };
+}
+
 fn deny_role(e: &mut AuditEvent) {
     *e = refused(e.clone(), ROLE_RULE);
 }
@@ -71,6 +89,16 @@ fn ordinary(script: &mut Script) {
             cst(2026, 3, 3, 14, i * 3, 0),
             unauthenticated,
         );
+    }
+    // 9 refusals by the caller's own limits in one day (the threshold is 10), 9 more
+    // the next day, and many by a department's capacity.
+    for day in [2, 3] {
+        for i in 0..9 {
+            script.add("steady.clerk", cst(2026, 3, day, 16, i, 0), rate_limited);
+        }
+    }
+    for i in 0..20 {
+        script.add("steady.clerk", cst(2026, 3, 4, 16, i, 0), department_busy);
     }
     // Refused by a deny rule: not a row condition.
     script.add("grid.worker", cst(2026, 3, 4, 9, 0, 0), |e| {
@@ -231,6 +259,54 @@ async fn a_long_run_of_refusals_is_one_burst_and_a_later_run_another() {
 }
 
 #[tokio::test]
+async fn a_user_who_keeps_running_into_their_limits_is_flagged_once_a_day() {
+    let mut script = Script::default();
+    ordinary(&mut script);
+    // A scripted clerk: 30 refusals by their own limits on Tuesday afternoon, within
+    // ordinary lookups, and 10 more on Wednesday, one of them (23:59 CST) late.
+    let mut tuesday = Vec::new();
+    for i in 0..30 {
+        script.plain("scripted.clerk", cst(2026, 3, 3, 14, i, 0));
+        tuesday.push(script.add("scripted.clerk", cst(2026, 3, 3, 14, i, 30), rate_limited));
+    }
+    let mut wednesday: Vec<u64> = (0..9)
+        .map(|i| script.add("scripted.clerk", cst(2026, 3, 4, 9, i, 0), rate_limited))
+        .collect();
+    wednesday.push(script.add("scripted.clerk", cst(2026, 3, 4, 23, 59, 0), rate_limited));
+    // 00:01 CST on Thursday is another day, whatever the UTC date says.
+    script.add("scripted.clerk", cst(2026, 3, 5, 0, 1, 0), rate_limited);
+    let dir = write_log(script.events).await;
+    let found = anomalies(dir.path(), FROM, UNTIL, &Thresholds::default()).unwrap();
+    let limited: Vec<&Anomaly> = found
+        .iter()
+        .filter(|a| a.kind == AnomalyKind::RepeatedlyLimited)
+        .collect();
+    assert_eq!(limited.len(), 2, "{found:?}");
+    assert!(limited.iter().all(|a| a.user == "scripted.clerk"));
+    assert_eq!(limited[0].events, tuesday);
+    assert_eq!(limited[1].events, wednesday);
+    assert_eq!(
+        limited[0].detail,
+        "30 refusals by the caller's own rate limits or quotas (429) on 2026-03-03 \
+         (China Standard Time; 10 or more is flagged)"
+    );
+    let json = serde_json::to_value(limited[0]).unwrap();
+    assert_eq!(json["kind"], "repeatedly_limited");
+
+    // A lower threshold flags the steady clerk of the ordinary traffic too.
+    let strict = Thresholds {
+        limit_refusals_per_day: 9,
+        ..Thresholds::default()
+    };
+    let found = anomalies(dir.path(), FROM, UNTIL, &strict).unwrap();
+    let steady = found
+        .iter()
+        .filter(|a| a.kind == AnomalyKind::RepeatedlyLimited && a.user == "steady.clerk")
+        .count();
+    assert_eq!(steady, 2, "one a day, never for the department's capacity");
+}
+
+#[tokio::test]
 async fn only_the_window_is_scanned_and_it_is_bounded() {
     let mut script = Script::default();
     let inside = script.plain("night.owl", cst(2026, 3, 4, 22, 0, 0));
@@ -284,6 +360,10 @@ async fn only_the_window_is_scanned_and_it_is_bounded() {
             denials_per_10_min: 0,
             ..Thresholds::default()
         },
+        Thresholds {
+            limit_refusals_per_day: 0,
+            ..Thresholds::default()
+        },
     ] {
         assert!(matches!(
             anomalies(dir.path(), FROM, UNTIL, &thresholds),
@@ -300,6 +380,7 @@ fn thresholds_default_and_read_partially() {
             subjects_per_hour: 30,
             denials_per_10_min: 5,
             office_hours: (8, 18),
+            limit_refusals_per_day: 10,
         }
     );
     let read: Thresholds = serde_json::from_str(r#"{"subjects_per_hour": 50}"#).unwrap();
