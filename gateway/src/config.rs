@@ -40,6 +40,11 @@ pub struct GatewayFile {
     /// Where `serve` listens unless `--listen` says otherwise.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
+    /// A second listener serving only `/metrics`, without a token, for the
+    /// operator's scraper (keep it on a loopback or private address). Without it,
+    /// `/metrics` answers operators only.
+    #[serde(default)]
+    pub metrics_listen: Option<SocketAddr>,
     /// The data directory (store), relative to this file unless absolute.
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
@@ -321,6 +326,7 @@ pub struct ActiveConnector {
 pub struct ActiveConfig {
     pub county: County,
     pub listen: SocketAddr,
+    pub metrics_listen: Option<SocketAddr>,
     pub data_dir: PathBuf,
     pub limits: Limits,
     pub connectors: BTreeMap<String, ActiveConnector>,
@@ -533,6 +539,7 @@ pub fn load(
     Ok(ActiveConfig {
         county: main.county,
         listen: main.listen,
+        metrics_listen: main.metrics_listen,
         data_dir: options
             .data_dir
             .clone()

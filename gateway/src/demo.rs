@@ -246,9 +246,28 @@ pub struct Demo {
     pub population: Arc<Population>,
     /// Persona name → the file holding its token.
     pub tokens: Vec<(Persona, PathBuf)>,
+    /// Held while the demo runs: one gateway per data directory.
+    _lock: crate::datadir::DataDirLock,
     listener: TcpListener,
     app: App,
     audit: crate::audit::SqliteAudit,
+}
+
+/// Writes (replacing) a file readable by its owner only.
+fn write_owner_only(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("{}", path.display()))?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("{}", path.display()))?;
+    file.write_all(bytes)
+        .with_context(|| format!("{}", path.display()))
 }
 
 /// Generates the synthetic population off the async workers.
@@ -303,6 +322,14 @@ pub async fn start(options: DemoOptions) -> anyhow::Result<Demo> {
         .await
         .context("cannot start the simulated departments")?;
     let data_dir = std::path::absolute(&options.data_dir).unwrap_or(options.data_dir);
+    let lock = crate::datadir::DataDirLock::take(
+        &data_dir,
+        &format!("gateway demo pid {}", std::process::id()),
+    )
+    .map_err(|e| anyhow::anyhow!(e))?;
+    if let Some(refusal) = crate::datadir::refusal(&data_dir) {
+        anyhow::bail!(refusal);
+    }
     let store = SqliteStore::open(&data_dir).context("cannot open the store")?;
     let (key, public) = issuer_key(&data_dir)?;
     let (live, cfg) = county_config(&departments, auth_config(&public)?, &data_dir).await?;
@@ -325,12 +352,12 @@ pub async fn start(options: DemoOptions) -> anyhow::Result<Demo> {
             .join(format!("{}.jwt", persona.name));
         let token = persona_token(&key, persona)?;
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("{}", dir.display()))?;
+            crate::datadir::create_dir(dir).with_context(|| format!("{}", dir.display()))?;
         }
-        std::fs::write(&path, token).with_context(|| format!("{}", path.display()))?;
+        // A token is a credential: readable by the owner only.
+        write_owner_only(&path, token.as_bytes())?;
         let claims = path.with_extension("claims.yaml");
-        std::fs::write(&claims, persona.claims_yaml())
-            .with_context(|| format!("{}", claims.display()))?;
+        write_owner_only(&claims, persona.claims_yaml().as_bytes())?;
         tokens.push((*persona, path));
     }
     let listener = TcpListener::bind(options.listen)
@@ -338,6 +365,7 @@ pub async fn start(options: DemoOptions) -> anyhow::Result<Demo> {
         .with_context(|| format!("cannot listen on {}", options.listen))?;
     let addr = listener.local_addr()?;
     Ok(Demo {
+        _lock: lock,
         addr,
         data_dir,
         departments,

@@ -51,6 +51,7 @@ pub mod catalog;
 pub mod classification;
 pub mod cli;
 pub mod config;
+pub mod datadir;
 pub mod demo;
 pub mod departments;
 pub mod forms;

@@ -3,7 +3,9 @@
 //! each kind of rate limit, and how far each audit witness is behind. Counts only: no
 //! user, township, subject or key appears.
 //! The counters live where they are counted (the caches, the limiters) and are read
-//! at scrape time.
+//! at scrape time. On the gateway's listener `/metrics` answers operators only; the
+//! optional metrics listener (`metrics_listen`, e.g. `127.0.0.1:9464`) answers
+//! without a token and serves nothing else.
 
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
@@ -22,7 +24,28 @@ type Labels = Vec<(String, String)>;
 /// The OpenMetrics text media type.
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-pub(crate) async fn metrics(State(app): State<App>) -> Response {
+/// `GET /metrics` on the gateway's own listener: operators only (the counts say how
+/// busy each department is, and who is being refused).
+pub(crate) async fn metrics(
+    State(app): State<App>,
+    crate::server::RequestId(request_id): crate::server::RequestId,
+    crate::server::Authenticated(caller): crate::server::Authenticated,
+) -> Response {
+    if !caller.has_role(crate::auth::Role::Operator) {
+        return Problem::new(
+            ProblemKind::Forbidden,
+            "The metrics are for operators; scrape them with an operator's token, or on the metrics listener (`metrics_listen` in gateway.yaml).",
+        )
+        .with("reason", "role")
+        .for_request(&request_id)
+        .into_response();
+    }
+    exposition(State(app)).await
+}
+
+/// `GET /metrics` on the separate metrics listener (`metrics_listen`), which the
+/// operator keeps on a private address: no token.
+pub(crate) async fn exposition(State(app): State<App>) -> Response {
     match render(&app).await {
         Ok(text) => {
             let mut response = text.into_response();

@@ -35,7 +35,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SecretError + '_ {
 /// Writes a new secret file readable by the owner only; refuses to overwrite.
 pub fn write_private(path: &Path, contents: &[u8]) -> Result<(), SecretError> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        crate::datadir::create_dir(dir).map_err(io(dir))?;
     }
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);

@@ -217,6 +217,16 @@ pub fn router(app: App) -> Router {
         .with_state(app)
 }
 
+/// The metrics listener's routes: `/metrics` without a token, nothing else.
+pub fn metrics_router(app: App) -> Router {
+    Router::new()
+        .route("/metrics", get(crate::metrics::exposition))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(request_context))
+        .with_state(app)
+}
+
 /// Serves until `shutdown` completes, then finishes in-flight requests.
 pub async fn serve(
     listener: TcpListener,

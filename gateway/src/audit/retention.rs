@@ -320,7 +320,8 @@ fn create_dir(dir: &Path) -> Result<(), AuditError> {
     if dir.is_dir() {
         return Ok(());
     }
-    fs::create_dir_all(dir).map_err(io_error("cannot create the audit archive directory"))?;
+    crate::datadir::create_dir(dir)
+        .map_err(io_error("cannot create the audit archive directory"))?;
     if let Some(parent) = dir.parent() {
         sync_dir(parent)?;
     }

@@ -126,11 +126,15 @@ impl SqliteAudit {
         options: AuditOptions,
         hooks: Arc<Hooks>,
     ) -> Result<SqliteAudit, AuditError> {
-        std::fs::create_dir_all(data_dir).map_err(|source| AuditError::Io {
+        crate::datadir::create_dir(data_dir).map_err(|source| AuditError::Io {
             what: "cannot create the data directory",
             source,
         })?;
         let path = data_dir.join(AUDIT_FILE);
+        crate::datadir::create_private_file(&path).map_err(|source| AuditError::Io {
+            what: "cannot create the audit database",
+            source,
+        })?;
         let mut conn = Connection::open(&path)?;
         let mode: String =
             conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;

@@ -94,7 +94,7 @@ impl SigningKey {
         // A uniformly random 256-bit value is ≥ n with probability < 2^-32.
         for _ in 0..16 {
             random.fill(&mut scalar).map_err(|_| MintError::Random)?;
-            if scalar.iter().any(|b| *b != 0) && scalar < P256_ORDER {
+            if scalar.iter().any(|b| *b != 0) && scalar < super::ecdsa::P256_ORDER {
                 let result = es256_from_scalar(&scalar, kid);
                 scalar.fill(0);
                 return result;
@@ -136,7 +136,8 @@ impl SigningKey {
     pub(crate) fn sign_json(&self, claims: &Value) -> String {
         let mut header = Header::new(self.alg);
         header.kid = self.kid.clone();
-        jsonwebtoken::encode(&header, claims, &self.key).unwrap_or_default()
+        let token = jsonwebtoken::encode(&header, claims, &self.key).unwrap_or_default();
+        super::ecdsa::canonicalize(self.alg, token)
     }
 }
 
@@ -189,14 +190,11 @@ pub fn mint(key: &SigningKey, claims: &MintClaims) -> Result<String, MintError> 
     let mut header = Header::new(key.alg);
     header.kid = key.kid.clone();
     header.typ = Some("JWT".to_owned());
-    jsonwebtoken::encode(&header, &Value::Object(body), &key.key).map_err(|_| MintError::Signing)
+    let token = jsonwebtoken::encode(&header, &Value::Object(body), &key.key)
+        .map_err(|_| MintError::Signing)?;
+    // Only the low-S form of an ECDSA signature is accepted (see `ecdsa`).
+    Ok(super::ecdsa::canonicalize(key.alg, token))
 }
-
-/// The order n of the P-256 group, big-endian.
-const P256_ORDER: [u8; 32] = [
-    0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-    0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63, 0x25, 0x51,
-];
 
 /// DER of AlgorithmIdentifier { id-ecPublicKey, prime256v1 }.
 const EC_P256_ALGORITHM_ID: [u8; 21] = [

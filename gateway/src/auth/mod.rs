@@ -6,7 +6,8 @@
 //! the key by `kid` (`keys`, `issuer`, refreshed from JWKS URLs by `jwks`),
 //! checks the signature, then the claims (`caller`) and yields a [`Caller`].
 //! Verified tokens are remembered by digest until they expire (`cache`).
-//! `config` is the `auth:` section; `mint` signs tokens for demos and tests.
+//! `config` is the `auth:` section; `mint` signs tokens for demos and tests; `ecdsa`
+//! keeps ECDSA signatures in their one canonical (low-S) form.
 //!
 //! Secrets — HS256 secrets, private keys, tokens — never appear in logs, `Debug`
 //! output or errors. How an [`AuthError`] becomes an HTTP answer is the server's
@@ -16,6 +17,7 @@ mod cache;
 mod caller;
 mod clock;
 mod config;
+mod ecdsa;
 mod issuer;
 mod jwks;
 mod keys;

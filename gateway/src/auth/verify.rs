@@ -306,6 +306,9 @@ fn check_signature(
     if key.family != alg.family() {
         return Err(AuthError::BadSignature);
     }
+    if !super::ecdsa::is_canonical(alg, signature) {
+        return Err(AuthError::BadSignature);
+    }
     match jsonwebtoken::crypto::verify(signature, signing_input.as_bytes(), &key.key, alg) {
         Ok(true) => Ok(()),
         _ => Err(AuthError::BadSignature),

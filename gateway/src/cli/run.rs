@@ -88,6 +88,15 @@ fn parse_faults(arg: &str) -> Result<(Department, Faults), String> {
     Ok((department, faults))
 }
 
+/// How a process names itself in the data directory's lock file.
+pub(super) fn holder() -> String {
+    format!(
+        "gateway pid {}, started {}",
+        std::process::id(),
+        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    )
+}
+
 /// Runs a parsed command line.
 pub(super) async fn run_serve(args: ServeArgs) -> ExitCode {
     // The data directory holds the registry, so find it before loading the rest.
@@ -101,6 +110,18 @@ pub(super) async fn run_serve(args: ServeArgs) -> ExitCode {
             }
         },
     };
+    // One gateway per data directory, and nobody else may read it.
+    let _lock = match crate::datadir::DataDirLock::take(&data_dir, &holder()) {
+        Ok(lock) => lock,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(refusal) = crate::datadir::refusal(&data_dir) {
+        eprintln!("error: {refusal}");
+        return ExitCode::FAILURE;
+    }
     let registry = match SqliteRegistry::open(&data_dir) {
         Ok(registry) => registry,
         Err(e) => {
@@ -143,6 +164,16 @@ pub(super) async fn run_serve(args: ServeArgs) -> ExitCode {
             eprintln!("error: cannot listen on {listen}: {e}");
             return ExitCode::FAILURE;
         }
+    };
+    let metrics_listener = match cfg.metrics_listen {
+        Some(at) => match tokio::net::TcpListener::bind(at).await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                eprintln!("error: cannot listen on {at} (metrics_listen): {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
     };
     let auth = match Authenticator::new(&cfg.auth, &cfg.base_dir).await {
         Ok(auth) => auth,
@@ -220,6 +251,9 @@ pub(super) async fn run_serve(args: ServeArgs) -> ExitCode {
         cfg.version,
         store.path().display()
     );
+    if let Some(metrics) = metrics_listener.as_ref().and_then(|l| l.local_addr().ok()) {
+        println!("metrics listening on http://{metrics}/metrics");
+    }
     let reader = crate::audit::SqliteAuditReader::new(&cfg.data_dir);
     if let Err(e) = config::record_loaded(&audit, &cfg).await {
         eprintln!("error: the audit log cannot record the configuration: {e}");
@@ -236,6 +270,9 @@ pub(super) async fn run_serve(args: ServeArgs) -> ExitCode {
     )
     .with_witnesses(witnesses.statuses());
     let limits = app.limits.clone();
+    let metrics = metrics_listener.map(|listener| {
+        tokio::spawn(axum::serve(listener, server::metrics_router(app.clone())).into_future())
+    });
     let served = match tls {
         Some(tls) => {
             crate::tls::serve_tls(listener, server::router(app), tls, shutdown_signal()).await
@@ -245,6 +282,9 @@ pub(super) async fn run_serve(args: ServeArgs) -> ExitCode {
     // Keep the exact daily quota counts, record what is queued and sign the chain's
     // head before exiting; give the witnesses a few seconds to receive that last
     // checkpoint.
+    if let Some(metrics) = metrics {
+        metrics.abort();
+    }
     limits.flush().await;
     audit.shutdown().await;
     witnesses.finish(WITNESS_GRACE).await;

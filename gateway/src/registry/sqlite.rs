@@ -85,11 +85,15 @@ impl SqliteRegistry {
     /// Opens (creating and migrating if needed) `DATA_DIR/registry.db`. Blocking: call
     /// it before serving or from `spawn_blocking`.
     pub fn open(data_dir: &Path) -> Result<SqliteRegistry, RegistryError> {
-        std::fs::create_dir_all(data_dir).map_err(|source| RegistryError::DataDir {
+        crate::datadir::create_dir(data_dir).map_err(|source| RegistryError::DataDir {
             path: data_dir.to_path_buf(),
             source,
         })?;
         let path = data_dir.join(REGISTRY_FILE);
+        crate::datadir::create_private_file(&path).map_err(|source| RegistryError::DataDir {
+            path: path.clone(),
+            source,
+        })?;
         let mut conn = Connection::open(&path)?;
         let mode: String =
             conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;

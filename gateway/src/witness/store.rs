@@ -75,8 +75,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 impl WitnessStore {
     /// Opens (creating if needed) `DATA_DIR/witness.db`. Blocking.
     pub fn open(data_dir: &Path) -> Result<WitnessStore, StoreError> {
-        std::fs::create_dir_all(data_dir)?;
+        crate::datadir::create_dir(data_dir)?;
         let path = data_dir.join(WITNESS_FILE);
+        crate::datadir::create_private_file(&path)?;
         let store = WitnessStore { path };
         let conn = store.connect()?;
         conn.pragma_update(None, "journal_mode", "WAL")?;

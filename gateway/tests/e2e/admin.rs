@@ -119,8 +119,19 @@ async fn metrics_count_cache_hits_misses_and_refusals_without_personal_data() {
     assert_eq!(gw.query(&body).await.status, 200);
     gw.query(&body).await.assert_problem(429, "rate-limited");
 
+    // Operators only: nobody else learns how busy each department is.
+    let anonymous = gw.get("/metrics").await;
+    anonymous.assert_problem(401, "unauthenticated");
+    let clerk = client()
+        .get(gw.url("/metrics"))
+        .bearer_auth(gw.token(Role::Clerk, Some(crate::helpers::TOWNSHIP)))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(clerk.status(), 403);
     let response = client()
         .get(gw.url("/metrics"))
+        .bearer_auth(gw.token(Role::Operator, None))
         .send()
         .await
         .expect("an answer");

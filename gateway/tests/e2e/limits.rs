@@ -15,7 +15,7 @@ use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
 use crate::binary::{Running, url_in, write_county};
-use crate::helpers::{Reply, TOWNSHIP, TestGateway, lookup, population, post_json, sample};
+use crate::helpers::{Reply, TOWNSHIP, TestGateway, client, lookup, population, post_json, sample};
 
 /// Another township of the demo county, with its own residents.
 const OTHER_TOWNSHIP: &str = "139901201";
@@ -627,7 +627,15 @@ async fn clerks_cannot_use_up_their_townships_daily_quota_and_the_real_clerk_get
     assert_limited(&reply, &headers, "rate-limited", grant, 10, 86_400);
 
     // The metrics count the refusals by kind only, naming no one.
-    let metrics = gw.get("/metrics").await;
+    let metrics = Reply::read(
+        client()
+            .get(gw.url("/metrics"))
+            .bearer_auth(gw.token(Role::Operator, None))
+            .send()
+            .await
+            .expect("an answer"),
+    )
+    .await;
     assert!(
         metrics
             .text
@@ -714,7 +722,7 @@ async fn daily_quota_counts_survive_a_restart_and_a_crash_of_the_gateway() {
     });
     let data_dir = dir.path().join("data");
     let (issuer, _, public_pem) = SigningKey::generate_es256(demo::ISSUER).expect("key");
-    std::fs::create_dir_all(data_dir.join("keys")).expect("keys dir");
+    gateway::datadir::create_dir(&data_dir.join("keys")).expect("keys dir");
     std::fs::write(data_dir.join("keys/county-demo-idp.pub.pem"), public_pem).expect("key");
     let persona = Persona {
         name: "clerk-zhao-lei",

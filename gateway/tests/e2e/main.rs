@@ -16,6 +16,7 @@ mod audit;
 mod auth;
 mod binary;
 mod crash;
+mod data_dir;
 mod errors;
 mod forms;
 mod free_text;

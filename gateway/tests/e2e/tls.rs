@@ -19,7 +19,8 @@ fn client(ca: &Ca, identity: Option<&Leaf>) -> reqwest::Client {
 }
 
 fn write(path: &Path, text: &str) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    // Private, as the data directory must be.
+    gateway::datadir::create_dir(path.parent().unwrap()).unwrap();
     std::fs::write(path, text).unwrap();
 }
 

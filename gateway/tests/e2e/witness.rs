@@ -138,6 +138,8 @@ impl County {
                 text = text.replace(from, to);
             }
             if path == "county/gateway.yaml" {
+                // The scraper's own listener, without a token.
+                text.push_str("\nmetrics_listen: 127.0.0.1:0\n");
                 text.push_str("\naudit:\n");
                 text.push_str(audit);
             }
@@ -546,7 +548,8 @@ async fn lookups_go_on_while_the_witness_is_down_and_it_gets_the_backlog_when_ba
     let (witness, witness_url) = county.start_witness("127.0.0.1:0").await;
     let listen = witness_url.trim_start_matches("https://").to_owned();
     county.configure(&County::witnessed_audit(&pin, &witness_url));
-    let (serve, gateway) = county.serve().await;
+    let (mut serve, gateway) = county.serve().await;
+    let metrics_url = url_in(&serve.line(|l| l.contains("metrics listening on")).await);
     county.lookups(&gateway, 2).await;
     // The configuration load and two lookups: a checkpoint at 2, sent at once.
     county.until_witnessed(2, Duration::from_secs(30)).await;
@@ -562,7 +565,7 @@ async fn lookups_go_on_while_the_witness_is_down_and_it_gets_the_backlog_when_ba
         .expect("the witness held something");
     assert!(held < newest);
     let metrics = crate::helpers::client()
-        .get(format!("{gateway}/metrics"))
+        .get(&metrics_url)
         .send()
         .await
         .expect("metrics")

@@ -759,3 +759,17 @@ async fn clones_share_the_cache_and_authenticators_are_send_and_sync() {
     idp.auth.verify(&token).await.unwrap();
     assert_eq!(clone.cached_tokens(), 1);
 }
+
+#[tokio::test]
+async fn only_the_low_s_form_of_an_ecdsa_signature_is_accepted() {
+    let idp = idp().await;
+    // Minted tokens are in the low-S form; their high-S twin verifies mathematically
+    // but is refused. Many tokens, so both shapes of raw signature are met.
+    for _ in 0..32 {
+        let token = mint(&idp.es.signer, &clerk()).unwrap();
+        assert!(idp.auth.verify(&token).await.is_ok());
+        let twin = crate::auth::ecdsa::twin(&token);
+        assert_ne!(twin, token);
+        assert_eq!(idp.auth.verify(&twin).await, Err(AuthError::BadSignature));
+    }
+}
