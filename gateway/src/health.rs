@@ -1,6 +1,8 @@
 //! Liveness and readiness. `/healthz` answers 200 while the process runs;
-//! `/readyz` answers 200 only when the configuration is loaded and the store can
-//! commit a write, and 503 (problem+json) otherwise — load balancers route on it.
+//! `/readyz` answers 200 only when the gateway can answer *and audit*: the
+//! configuration is loaded, the audit log's writer runs and its file takes a write,
+//! the registry can be read and the store can commit a write. Otherwise it answers 503
+//! (problem+json) naming which part is not ready — load balancers route on it.
 
 use axum::Json;
 use axum::extract::State;
@@ -16,17 +18,38 @@ pub(crate) async fn healthz() -> Response {
 
 pub(crate) async fn readyz(State(app): State<App>) -> Response {
     let config = app.config.load();
-    match app.store.probe().await {
-        Ok(()) => Json(json!({
+    let (audit, registry, store) = tokio::join!(
+        app.audit.ready(),
+        app.live.registry().revision(),
+        app.store.probe()
+    );
+    let mut failed = Vec::new();
+    if let Err(e) = audit {
+        tracing::error!(error = %e, "readiness probe: the audit log cannot record");
+        failed.push("audit");
+    }
+    if let Err(e) = registry {
+        tracing::error!(error = %e, "readiness probe: the registry cannot be read");
+        failed.push("registry");
+    }
+    if let Err(e) = store {
+        tracing::error!(error = %e, "readiness probe: the store is not writable");
+        failed.push("store");
+    }
+    if failed.is_empty() {
+        Json(json!({
             "status": "ready",
             "config_version": config.version,
             "connectors": config.connectors.len(),
             "purposes": config.purposes.len(),
         }))
-        .into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "readiness probe: the store is not writable");
-            Problem::new(ProblemKind::NotReady, "The store is not writable.").into_response()
-        }
+        .into_response()
+    } else {
+        Problem::new(
+            ProblemKind::NotReady,
+            "The gateway cannot answer and audit right now.",
+        )
+        .with("not_ready", failed)
+        .into_response()
     }
 }

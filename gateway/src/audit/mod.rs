@@ -177,6 +177,12 @@ pub trait AuditLog: Send + Sync + std::fmt::Debug {
     /// Records one event and says where it sits in the chain.
     fn append(&self, event: AuditEvent) -> BoxFuture<'_, Result<Recorded, AuditError>>;
 
+    /// Proves the log could record an event right now, without recording one (for
+    /// `/readyz`). The default says yes.
+    fn ready(&self) -> BoxFuture<'_, Result<(), AuditError>> {
+        Box::pin(async { Ok(()) })
+    }
+
     /// Records several events that belong together (the lookups of one form fill),
     /// with one outcome each, in their order. A store that can should commit them in
     /// one transaction, so that they cost one sync; this default appends them

@@ -261,6 +261,28 @@ impl SqliteAudit {
 }
 
 impl AuditLog for SqliteAudit {
+    /// The writer runs, and the file takes a write transaction (rolled back at once).
+    fn ready(&self) -> BoxFuture<'_, Result<(), AuditError>> {
+        Box::pin(async move {
+            if self.inner.sender.is_closed() {
+                return Err(AuditError::Closed);
+            }
+            let path = self.inner.path.clone();
+            tokio::task::spawn_blocking(move || -> Result<(), AuditError> {
+                let conn = Connection::open_with_flags(
+                    &path,
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+                        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                conn.busy_timeout(std::time::Duration::from_secs(2))?;
+                conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;")?;
+                Ok(())
+            })
+            .await
+            .map_err(|e| AuditError::Unavailable(e.to_string()))?
+        })
+    }
+
     /// Waits for a place in the queue, then for the commit. Dropping the future after
     /// the event was queued does not withdraw it: it is still recorded.
     fn append(&self, event: AuditEvent) -> BoxFuture<'_, Result<Recorded, AuditError>> {

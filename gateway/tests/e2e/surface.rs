@@ -28,6 +28,25 @@ async fn healthz_and_readyz_report_truthfully() {
     assert_eq!(ready.json["blame"], "gateway");
 }
 
+/// Ready means "can answer and audit": an audit log another process holds locked
+/// makes the gateway not ready, though its store is fine.
+#[tokio::test]
+async fn readyz_says_not_ready_while_the_audit_log_cannot_record() {
+    let gw = TestGateway::start().await;
+    assert_eq!(gw.get("/readyz").await.status, 200);
+    let locker = rusqlite::Connection::open(gw.data_dir.path().join("data/audit.db"))
+        .expect("open the audit log");
+    locker
+        .execute_batch("BEGIN EXCLUSIVE")
+        .expect("lock the audit log");
+    let ready = gw.get("/readyz").await;
+    ready.assert_problem(503, "not-ready");
+    assert_eq!(ready.json["not_ready"], serde_json::json!(["audit"]));
+    locker.execute_batch("ROLLBACK").expect("unlock");
+    drop(locker);
+    assert_eq!(gw.get("/readyz").await.status, 200);
+}
+
 #[tokio::test]
 async fn unknown_paths_and_methods_are_problems_too() {
     let gw = TestGateway::start().await;
