@@ -56,6 +56,7 @@ impl HttpConnector {
             .pool_max_idle_per_host(256)
             .tcp_nodelay(true)
             .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(crate::dns::UpstreamResolver)
             .user_agent(concat!("county-gateway/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| BuildError::Client(e.to_string()))?;

@@ -4,6 +4,7 @@
 //! - [`mapping`]: the declarative department-record → canonical-record mapping;
 //! - [`Connector`]: the trait every connector kind implements; [`http`] is the first kind,
 //!   with its client TLS settings in [`tls`];
+//! - [`dns`]: name resolution that keeps connectors off loopback and metadata addresses;
 //! - [`error`]: how an upstream call fails, without echoing upstream content;
 //! - [`files`]: reading files a configuration names (regular, bounded, confined);
 //! - [`subject`]: resident ID numbers (GB 11643);
@@ -16,6 +17,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 
 pub mod definition;
+pub mod dns;
 pub mod error;
 pub mod files;
 pub mod http;
