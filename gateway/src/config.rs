@@ -24,6 +24,7 @@ use crate::auth::AuthConfig;
 use crate::cache::RecordCache;
 use crate::departments::{DepartmentConfig, Departments, Upstream};
 use crate::forms::FormSet;
+use crate::jurisdiction::{Authority, JurisdictionConfig};
 use crate::limits::RateLimitsConfig;
 use crate::policy::file::{Catalog, Operations, PolicyFile};
 use crate::policy::{FieldNode, PolicySet};
@@ -88,6 +89,10 @@ pub struct GatewayFile {
     /// The audit log's checkpoints: cadence, pinned key, witnesses.
     #[serde(default)]
     pub audit: AuditSettings,
+    /// The county's authority for where people live ([`crate::jurisdiction`]), which
+    /// grants with `jurisdiction: township` are checked against.
+    #[serde(default)]
+    pub jurisdiction: Option<JurisdictionConfig>,
 }
 
 /// How townships' access requests are handled.
@@ -330,8 +335,8 @@ pub struct ActiveConfig {
     pub data_dir: PathBuf,
     pub limits: Limits,
     pub connectors: BTreeMap<String, ActiveConnector>,
-    /// Registered connectors that are disabled (not served).
-    pub disabled: BTreeSet<String>,
+    /// Registered connectors that are disabled (not served), with their department's id.
+    pub disabled: BTreeMap<String, String>,
     pub purposes: PurposeCatalog,
     pub rate_limits: RateLimitsConfig,
     pub access_requests: AccessRequestSettings,
@@ -344,10 +349,19 @@ pub struct ActiveConfig {
     pub pseudonym_key_env: Option<String>,
     /// The audit log's checkpoints: cadence, pinned key, witnesses.
     pub audit: AuditSettings,
+    /// The county's authority for where people live, if it names one.
+    pub jurisdiction: Option<Authority>,
     /// The directory of the main file; relative paths in it resolve against it.
     pub base_dir: PathBuf,
     /// A digest of every file loaded, so two replicas can tell they run the same config.
     pub version: String,
+}
+
+impl crate::jurisdiction::Operations for BTreeMap<String, ActiveConnector> {
+    fn operation(&self, connector: &str, operation: &str) -> Option<(SubjectKey, Vec<String>)> {
+        let op = self.get(connector)?.operations.get(operation)?;
+        Some((op.subject, op.fields.keys().cloned().collect()))
+    }
 }
 
 /// Loads and checks the configuration rooted at `path`.
@@ -524,7 +538,53 @@ pub fn load(
                 .map(|id| root.join("grants").join(format!("{id}.yaml"))),
         )
         .collect();
-    let policies = loader.policies(&policy_files, &connectors, &purposes);
+    let jurisdiction = main.jurisdiction.as_ref().and_then(|j| {
+        let broken = loader.broken.contains(&j.connector);
+        match j.check(&connectors, broken) {
+            Ok(authority) => Some(authority),
+            Err(problems) => {
+                for (at, message) in problems {
+                    loader.problem(path, &format!("jurisdiction.{at}"), &message);
+                }
+                None
+            }
+        }
+    });
+    let policies = loader.policies(
+        &policy_files,
+        &connectors,
+        &purposes,
+        main.jurisdiction.is_some(),
+    );
+    if let Some(authority) = &jurisdiction {
+        // A grant holding in the caller's jurisdiction on an operation keyed by
+        // household number needs the authority's household operation.
+        for grant in policies
+            .grants()
+            .iter()
+            .filter(|g| g.jurisdiction.is_some())
+        {
+            let Some(connector) = connectors.get(&grant.connector) else {
+                continue;
+            };
+            for op in &grant.operations {
+                let key = connector.operations.get(op).map(|o| o.subject);
+                if let Some(key) = key
+                    && authority.operation_for(key).is_none()
+                {
+                    loader.problem(
+                        path,
+                        "jurisdiction.by_household_number",
+                        &format!(
+                            "grant `{}` holds in the caller's jurisdiction on `{}.{op}`, \
+                             looked up by household number: name the household operation",
+                            grant.id, grant.connector
+                        ),
+                    );
+                }
+            }
+        }
+    }
     let forms = loader.forms(base, &main.forms, &connectors, &purposes);
     for form in forms.iter() {
         for (at, message) in main.rate_limits.too_small_for(form.max_lookups) {
@@ -551,7 +611,7 @@ pub fn load(
             .connectors
             .iter()
             .filter(|(_, c)| !c.enabled)
-            .map(|(id, _)| id.clone())
+            .map(|(id, c)| (id.clone(), c.current.department.clone()))
             .collect(),
         purposes,
         policies,
@@ -563,6 +623,7 @@ pub fn load(
         tls: main.tls,
         pseudonym_key_env: main.pseudonym_key_env,
         audit: main.audit,
+        jurisdiction,
         base_dir: base.to_owned(),
         version,
     })
@@ -696,6 +757,7 @@ impl Loader<'_> {
         files: &[PathBuf],
         connectors: &BTreeMap<String, ActiveConnector>,
         purposes: &PurposeCatalog,
+        jurisdiction: bool,
     ) -> PolicySet {
         let known: BTreeMap<String, (Arc<ConnectorDef>, Operations)> = connectors
             .iter()
@@ -713,6 +775,7 @@ impl Loader<'_> {
             connectors: &known,
             broken: &broken,
             purposes,
+            jurisdiction,
         };
         let mut digest = Sha256::new();
         let mut grants = Vec::new();

@@ -16,13 +16,15 @@
 //! - [`AnomalyKind::NoCaseId`]: lookups recorded without a case id (none given, or one
 //!   that failed its checks and was not recorded); one anomaly per user.
 //! - [`AnomalyKind::OutsideTownship`]: lookups about a subject outside the caller's
-//!   area, one anomaly per user. The event does not say why a lookup was refused, so
-//!   this is a heuristic: a refusal (403, problem `forbidden`) whose one rule is a
+//!   area, one anomaly per user: a jurisdiction check that found the subject living
+//!   elsewhere (or nowhere), data released about a subject whose township the event
+//!   records (`subject_township`, from the county's authority for residence) and that
+//!   is not the caller's, and, as a heuristic for older events: a refusal (403, problem `forbidden`) whose one rule is a
 //!   *grant* id — not [`ROLE_RULE`] (`lookup-roles`, the role check) and not a deny
 //!   rule (ids starting with `deny-`) — can only be a row-condition refusal, and every
 //!   row condition in the county's policies ties the record to the caller's township.
 //!   A lookup that was answered but had a field withheld with reason `row_condition`
-//!   counts too.
+//!   or `jurisdiction` counts too.
 //! - [`AnomalyKind::OffHours`]: lookups outside office hours in China Standard Time
 //!   (UTC+8): before `office_hours.0` or from `office_hours.1` on Monday to Friday, or
 //!   at any time on Saturday and Sunday. Public holidays and make-up working days are
@@ -471,17 +473,28 @@ fn hour_start(time: DateTime<Utc>) -> DateTime<Utc> {
         .unwrap_or(time)
 }
 
-/// A lookup about a subject outside the caller's area (the heuristic of the module
-/// docs).
+/// A lookup about a subject outside the caller's area (see the module docs).
 fn outside_township(event: &AuditEvent) -> bool {
+    if event.jurisdiction.as_deref() == Some("outside") {
+        return true;
+    }
+    // Released data about a person the authority places in another township (a
+    // grant without jurisdiction, or one reached directly on the authority).
+    let released_elsewhere = event.outcome.status == 200
+        && !event.fields_returned.is_empty()
+        && matches!(
+            (&event.subject_township, &event.caller.township),
+            (Some(theirs), Some(mine)) if theirs != mine
+        );
     let refused_by_grant = event.outcome.status == 403
         && event.outcome.problem.as_deref() == Some("forbidden")
         && matches!(event.rules.as_slice(), [rule] if rule != ROLE_RULE && !rule.starts_with("deny-"));
-    refused_by_grant
+    released_elsewhere
+        || refused_by_grant
         || event
             .fields_withheld
             .iter()
-            .any(|w| w.reason == "row_condition")
+            .any(|w| w.reason == "row_condition" || w.reason == "jurisdiction")
 }
 
 /// Outside `[start, end)` o'clock China Standard Time on a weekday, or on a weekend.

@@ -28,7 +28,17 @@ pub struct AuditEvent {
     /// lookups of one fill share its request id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub form: Option<String>,
+    /// The jurisdiction check behind a lookup whose grants hold only for residents of
+    /// the caller's township: `inside` or `outside` (the authority was asked; an
+    /// unknown person is outside), or `linked` (a person reached through a form's
+    /// subject who was inside).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jurisdiction: Option<String>,
     pub kind: EventKind,
+    /// Every other person whose data the released view holds (a spouse, children,
+    /// household members), each with the fields released about them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub linked: Vec<LinkedPerson>,
     pub operation: Option<String>,
     pub outcome: AuditOutcome,
     pub policy_version: Option<String>,
@@ -38,6 +48,10 @@ pub struct AuditEvent {
     pub subject_masked: Option<String>,
     /// Keyed HMAC of the subject's ID, never the bare ID.
     pub subject_pseudonym: Option<String>,
+    /// The township the subject lives in, when the gateway learnt it (from the
+    /// county's authority for residence): for the privacy officer, never the caller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject_township: Option<String>,
     /// RFC 3339 UTC with milliseconds, made by the caller.
     pub time: String,
     pub upstream_latency_ms: Option<u64>,
@@ -60,6 +74,15 @@ pub struct AuditCaller {
     pub source_ip: Option<String>,
     pub township: Option<String>,
     pub user: String,
+}
+
+/// A person other than the subject whose data a lookup released.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkedPerson {
+    /// The released fields about them (`spouse.name`, `children[].birth_date`).
+    pub fields: Vec<String>,
+    /// Keyed HMAC of their ID number.
+    pub pseudonym: String,
 }
 
 /// A field that left the gateway masked, and how.
@@ -107,6 +130,8 @@ pub(crate) struct Columns {
     pub(crate) purpose: Option<String>,
     pub(crate) subject_pseudonym: Option<String>,
     pub(crate) status: u16,
+    /// The pseudonyms of the linked persons, indexed so that each finds the event.
+    pub(crate) linked: Vec<String>,
 }
 
 impl Columns {
@@ -121,6 +146,7 @@ impl Columns {
             purpose: event.purpose.clone(),
             subject_pseudonym: event.subject_pseudonym.clone(),
             status: event.outcome.status,
+            linked: event.linked.iter().map(|l| l.pseudonym.clone()).collect(),
         }
     }
 }
@@ -167,6 +193,9 @@ impl AuditEvent {
             operation: Some(operation.to_owned()),
             subject_pseudonym: None,
             subject_masked: None,
+            subject_township: None,
+            jurisdiction: None,
+            linked: Vec::new(),
             fields_returned: Vec::new(),
             fields_masked: Vec::new(),
             fields_withheld: Vec::new(),

@@ -117,10 +117,11 @@ use futures::future::BoxFuture;
 pub use anomalies::{Anomaly, AnomalyKind, Thresholds, anomalies};
 pub use cadence::Cadence;
 pub use event::{
-    AuditCaller, AuditEvent, AuditOutcome, EventKind, MaskedField, Recorded, WithheldField,
+    AuditCaller, AuditEvent, AuditOutcome, EventKind, LinkedPerson, MaskedField, Recorded,
+    WithheldField,
 };
 pub use reader::{AuditReader, SqliteAuditReader};
-pub use report::{Access, CitizenReport, citizen_report};
+pub use report::{Access, CitizenReport, ShownAs, citizen_report};
 pub use retention::{ArchivedSegment, DEFAULT_KEEP_DAYS, Retention, archive, archive_with};
 pub use search::{
     ExportFormat, Filter, OutcomeClass, Page, SearchError, StoredEvent, export, search,

@@ -29,8 +29,22 @@ pub struct Access {
     pub operation: Option<String>,
     pub purpose: Option<String>,
     pub case_id: Option<String>,
-    /// The fields returned (some of them masked).
+    /// How the person was shown: `subject` (looked up directly), `linked` (shown as
+    /// part of another person's record: a spouse's, a parent's, a household's) or
+    /// `residence_check` (the gateway asked where they live before a lookup; nothing
+    /// of it was shown beyond allowed or refused).
+    pub shown_as: ShownAs,
+    /// The fields returned about them (some of them masked).
     pub fields: Vec<String>,
+}
+
+/// How a person appeared in an access.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShownAs {
+    Subject,
+    Linked,
+    ResidenceCheck,
 }
 
 /// The report for one subject.
@@ -45,10 +59,14 @@ pub struct CitizenReport {
     pub withheld_until_later: u64,
 }
 
-/// The subject's answered lookups, in chain order. `+status`: the subject's index,
-/// never the status index (nearly every event is a 200).
+/// The answered lookups about the subject or disclosing them through another
+/// person's record, in chain order. `+status`: the subject's index, never the status
+/// index (nearly every event is a 200).
 const REPORT_SQL: &str = "SELECT seq, hash, body FROM events
      WHERE subject_pseudonym = ?1 AND +status = 200
+     UNION
+     SELECT e.seq, e.hash, e.body FROM linked_subjects l JOIN events e ON e.seq = l.seq
+     WHERE l.pseudonym = ?1 AND +e.status = 200
      ORDER BY seq ASC";
 
 /// Every lookup that released data (status 200) about the subject with this
@@ -91,9 +109,25 @@ pub fn citizen_report(
                 continue;
             }
         }
-        if report.subject_masked.is_none() {
-            report.subject_masked = event.subject_masked.clone();
-        }
+        let direct = event.subject_pseudonym.as_deref() == Some(subject_pseudonym);
+        let (shown_as, fields) = if direct {
+            if report.subject_masked.is_none() {
+                report.subject_masked = event.subject_masked.clone();
+            }
+            if event.jurisdiction.is_some() && event.fields_returned.is_empty() {
+                (ShownAs::ResidenceCheck, Vec::new())
+            } else {
+                (ShownAs::Subject, event.fields_returned)
+            }
+        } else {
+            let fields = event
+                .linked
+                .into_iter()
+                .filter(|l| l.pseudonym == subject_pseudonym)
+                .flat_map(|l| l.fields)
+                .collect();
+            (ShownAs::Linked, fields)
+        };
         report.accesses.push(Access {
             time: event.time,
             user: event.caller.user,
@@ -103,7 +137,8 @@ pub fn citizen_report(
             operation: event.operation,
             purpose: event.purpose,
             case_id: event.case_id,
-            fields: event.fields_returned,
+            shown_as,
+            fields,
         });
     }
     Ok(report)
@@ -177,6 +212,7 @@ mod tests {
                 operation: Some("person_by_id".into()),
                 purpose: Some("birth_registration".into()),
                 case_id: Some("CASE-0001".into()),
+                shown_as: ShownAs::Subject,
                 fields: vec!["name".into(), "birth_date".into()],
             }
         );

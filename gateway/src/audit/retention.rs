@@ -621,6 +621,7 @@ fn remove_archived(
     }
     let removed = tx.execute("DELETE FROM events WHERE seq <= ?1", [last])?;
     tx.execute("DELETE FROM checkpoints WHERE seq < ?1", [last])?;
+    tx.execute("DELETE FROM linked_subjects WHERE seq <= ?1", [last])?;
     tx.commit()?;
     Ok(removed as u64)
 }
@@ -666,6 +667,9 @@ mod tests {
             operation: Some("person_by_id".into()),
             subject_pseudonym: Some(format!("psn_{i:08x}")),
             subject_masked: None,
+            subject_township: None,
+            jurisdiction: None,
+            linked: Vec::new(),
             fields_returned: vec!["name".into()],
             fields_masked: Vec::new(),
             fields_withheld: Vec::new(),

@@ -347,7 +347,13 @@ impl Clause {
         let mut clause = Clause::default();
         let text = |s: &String| Value::Text(s.clone());
         if let Some(v) = &filter.subject_pseudonym {
-            clause.push("subject_pseudonym = ?", text(v));
+            // The subject, or a person the lookup disclosed through the subject's
+            // record (a spouse, a child, a household member).
+            clause.push(
+                "subject_pseudonym = ? OR seq IN (SELECT seq FROM linked_subjects WHERE pseudonym = ?)",
+                text(v),
+            );
+            clause.values.push(text(v));
         }
         if let Some(v) = &filter.user {
             clause.push("user = ?", text(v));

@@ -478,6 +478,14 @@ pub(super) const MIGRATIONS: &[&str] = &[
      DROP INDEX events_township;
      DROP INDEX events_connector;
      DROP INDEX events_purpose;",
+    // 3: the other persons a lookup disclosed (a spouse, children, household
+    // members), so that a search by citizen and the citizen's own report find the
+    // event. Derived from the event bodies, like the search columns.
+    "CREATE TABLE linked_subjects (
+         pseudonym TEXT NOT NULL,
+         seq INTEGER NOT NULL,
+         PRIMARY KEY (pseudonym, seq)
+     ) STRICT, WITHOUT ROWID;",
 ];
 
 /// The schema version this code writes.
@@ -606,6 +614,9 @@ const INSERT_EVENT: &str = "INSERT INTO events (seq, event_id, time, request_id,
      connector, purpose, subject_pseudonym, status, body, prev_hash, hash)
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
 
+const INSERT_LINKED: &str =
+    "INSERT OR IGNORE INTO linked_subjects (pseudonym, seq) VALUES (?1, ?2)";
+
 /// The writer thread's state; it alone holds the connection.
 struct Writer {
     conn: Connection,
@@ -721,6 +732,7 @@ impl Writer {
         let mut outcomes = Vec::with_capacity(batch.len());
         {
             let mut insert = tx.prepare_cached(INSERT_EVENT)?;
+            let mut insert_linked = tx.prepare_cached(INSERT_LINKED)?;
             for pending in batch {
                 let seq = head.seq + 1;
                 let hash = link_hash(seq, &head.hash, pending.body.as_bytes());
@@ -749,6 +761,9 @@ impl Writer {
                         continue;
                     }
                     Err(e) => return Err(e.into()),
+                }
+                for pseudonym in &c.linked {
+                    insert_linked.execute(params![pseudonym, to_sql_seq(seq)?])?;
                 }
                 head = Head { seq, hash };
                 if self.cadence.due_by_count(prev.seq, seq) {

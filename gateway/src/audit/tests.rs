@@ -42,6 +42,9 @@ fn event(i: u64) -> AuditEvent {
         operation: Some("person_by_id".into()),
         subject_pseudonym: Some(format!("ps:{i:016x}")),
         subject_masked: Some("330102********1234".into()),
+        subject_township: None,
+        jurisdiction: None,
+        linked: Vec::new(),
         fields_returned: vec!["name".into(), "birth_date".into()],
         fields_masked: vec![MaskedField {
             field: "name".into(),

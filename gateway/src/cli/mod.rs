@@ -154,6 +154,7 @@ fn run_check(path: &Path) -> ExitCode {
                 return ExitCode::FAILURE;
             }
             run::warn_unpinned(&cfg.audit);
+            run::warn_unbounded(&cfg);
             let operations: usize = cfg.connectors.values().map(|c| c.operations.len()).sum();
             println!(
                 "{}: ok — county {} {}, {} connectors, {} operations, {} purposes, version {}",

@@ -306,6 +306,34 @@ fn in_file(file: &std::path::Path, problems: Vec<(String, String)>) -> Vec<Confi
         .collect()
 }
 
+/// Warns about each grant that gives township callers conditional fields (有条件共享)
+/// of any person in the county: no jurisdiction and no row condition (`check`).
+pub(super) fn warn_unbounded(cfg: &crate::config::ActiveConfig) {
+    for grant in cfg.policies.grants() {
+        if grant.jurisdiction.is_some() || grant.row.is_some() {
+            continue;
+        }
+        let conditional = cfg.connectors.get(&grant.connector).is_some_and(|c| {
+            grant.operations.iter().any(|op| {
+                c.operations.get(op).is_some_and(|op| {
+                    op.leaves.iter().any(|l| {
+                        l.sharing == connectors::definition::Sharing::Conditional
+                            && grant.fields.contains_key(&l.path)
+                    })
+                })
+            })
+        });
+        if conditional {
+            eprintln!(
+                "warning: grant `{}` gives township callers conditional fields of {} for every \
+                 person in the county: it has neither `jurisdiction: township` nor a row \
+                 condition",
+                grant.id, grant.connector
+            );
+        }
+    }
+}
+
 /// Says loudly that the checkpoint key is not pinned (`serve`, `check`).
 pub(super) fn warn_unpinned(settings: &crate::audit::settings::AuditSettings) {
     if settings.checkpoint_public_key.is_none() {

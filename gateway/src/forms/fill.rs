@@ -29,7 +29,7 @@ use super::template::{Derive, Field, FieldValue, Form, Scope, Section, Source, S
 use crate::audit::AuditEvent;
 use crate::auth::Caller;
 use crate::config::ActiveConfig;
-use crate::lookup::{Found, Target, Trail, lookup};
+use crate::lookup::{Found, Reach, Target, Trail, forbidden, lookup, residence};
 use crate::problem::{Problem, ProblemKind};
 use crate::purpose::Purpose;
 use crate::query::SubjectKeyValue;
@@ -73,6 +73,10 @@ type Pending<'a> = Shared<BoxFuture<'a, Arc<Done>>>;
 /// The fill's lookups, each started once and shared by every field that needs it.
 struct Lookups<'a> {
     ctx: &'a Context<'a>,
+    /// How the form's subject stands to the caller's jurisdiction, and how the
+    /// persons reached through them do.
+    subject_reach: Reach<'a>,
+    linked_reach: Reach<'a>,
     /// Every lookup started, in the order they were.
     started: Mutex<Vec<(Key, Pending<'a>)>>,
     members: Semaphore,
@@ -90,11 +94,17 @@ impl<'a> Lookups<'a> {
             match started.iter().find(|(k, _)| *k == key) {
                 Some((_, pending)) => pending.clone(),
                 None => {
+                    let reach = if subject == self.ctx.subject {
+                        self.subject_reach
+                    } else {
+                        self.linked_reach
+                    };
                     let pending = run(
                         self.ctx,
                         connector.to_owned(),
                         operation.to_owned(),
                         subject.clone(),
+                        reach,
                     )
                     .boxed()
                     .shared();
@@ -138,6 +148,7 @@ async fn run(
     connector: String,
     operation: String,
     subject: IdNumber,
+    reach: Reach<'_>,
 ) -> Arc<Done> {
     let mut trail = Trail::default();
     trail.form = Some(ctx.form.id.clone());
@@ -162,6 +173,7 @@ async fn run(
                 ctx.caller,
                 target,
                 &subject,
+                reach,
                 Some(ctx.deadline),
                 &mut trail,
             )
@@ -195,14 +207,121 @@ pub(crate) struct Filled {
     /// Whether every lookup's audit event was made durable; if not, nothing of the
     /// fill may be answered.
     pub(crate) audited: bool,
+    /// The answer instead of the form: the subject is outside the caller's
+    /// jurisdiction (nothing was asked of any department), or no department holds
+    /// this person.
+    pub(crate) problem: Option<Problem>,
+}
+
+/// The first grant of the form's lookups, for this caller and purpose, that holds
+/// only in the caller's jurisdiction.
+fn jurisdiction_grant(ctx: &Context<'_>) -> Option<crate::policy::Refusal> {
+    let mut sources: Vec<&Source> = Vec::new();
+    for section in &ctx.form.sections {
+        match &section.scope {
+            Scope::Subject => {}
+            Scope::Linked(source) | Scope::Repeat { list: source, .. } => sources.push(source),
+        }
+        sources.extend(section.fields.iter().filter_map(Field::lookup));
+    }
+    sources.iter().find_map(|source| {
+        let op = ctx
+            .config
+            .connectors
+            .get(&source.connector)?
+            .operations
+            .get(&source.operation)?;
+        let plan = ctx
+            .config
+            .policies
+            .decide(
+                ctx.caller,
+                &source.connector,
+                &source.operation,
+                &op.leaves,
+                &ctx.purpose.code,
+                ctx.today,
+            )
+            .ok()?;
+        let grant = plan.grants.iter().find(|g| g.jurisdiction.is_some())?;
+        Some(crate::policy::Refusal {
+            rule: grant.id.clone(),
+            reason: crate::policy::RefusalReason::Jurisdiction,
+            detail: format!(
+                "Grant `{}` applies only to residents of the caller's township; this person \
+                 is not registered there. No department was asked.",
+                grant.id
+            ),
+        })
+    })
+}
+
+/// The jurisdiction check for the form's subject, once, before any department is
+/// asked: its audit event, and where the subject lives (`Ok(None)`: no grant of the
+/// form needs it) or why the fill stops.
+async fn check_subject(ctx: &Context<'_>) -> (Option<AuditEvent>, Result<Option<String>, Problem>) {
+    let Some(refusal) = jurisdiction_grant(ctx) else {
+        return (None, Ok(None));
+    };
+    let mut trail = Trail::default();
+    trail.form = Some(ctx.form.id.clone());
+    trail.case_id = Some(ctx.case_id.to_owned());
+    trail.purpose = Some(ctx.purpose.code.clone());
+    trail.policy_version = Some(ctx.config.policies.version.clone());
+    trail.subject_pseudonym = Some(ctx.app.pseudonym.pseudonym(ctx.subject.as_str()));
+    trail.subject_masked = Some(ctx.subject.masked());
+    if let Some(authority) = &ctx.config.jurisdiction {
+        trail.connector = Some(authority.connector.clone());
+        trail.operation = Some(authority.by_id_number.clone());
+    }
+    let subject = SubjectKeyValue::Id(ctx.subject.clone());
+    let result = match residence(ctx.app, ctx.config, &subject, Some(ctx.deadline)).await {
+        Ok(Some(township)) if ctx.caller.township.as_deref() == Some(township.as_str()) => {
+            trail.jurisdiction = Some("inside");
+            trail.subject_township = Some(township.clone());
+            Ok(Some(township))
+        }
+        Ok(township) => {
+            trail.jurisdiction = Some("outside");
+            trail.subject_township = township;
+            trail.refused_by(&refusal.rule);
+            Err(forbidden(refusal))
+        }
+        Err(problem) => Err(problem),
+    };
+    let (status, problem) = match &result {
+        Ok(_) => (200, None),
+        Err(p) => (p.kind.status().as_u16(), Some(p.kind.slug())),
+    };
+    let event = trail.event(ctx.request_id, ctx.caller, ctx.peer, status, problem);
+    (Some(event), result)
 }
 
 /// Fills `ctx.form` for `ctx.subject`.
 pub(crate) async fn fill(ctx: &Context<'_>) -> Filled {
     let subject = ctx.subject;
     let started = Instant::now();
+    let (check, checked) = check_subject(ctx).await;
+    let inside = match checked {
+        Ok(inside) => inside,
+        Err(problem) => {
+            let audited = record(ctx, check.into_iter().collect()).await;
+            return Filled {
+                body: Value::Null,
+                lookups: Vec::new(),
+                audited,
+                problem: Some(problem),
+            };
+        }
+    };
+    let (subject_reach, linked_reach) = match &inside {
+        Some(township) => (Reach::Inside(township.as_str()), Reach::Linked),
+        None => (Reach::Direct, Reach::Direct),
+    };
     let lookups = Lookups {
         ctx,
+        subject_reach,
+        linked_reach,
         started: Mutex::new(Vec::new()),
         members: Semaphore::new(ctx.form.member_concurrency),
     };
@@ -245,17 +364,34 @@ pub(crate) async fn fill(ctx: &Context<'_>) -> Filled {
         "missing": missing,
         "lookups": done.iter().map(|d| lookup_summary(ctx, d)).collect::<Vec<_>>(),
     });
-    let audited = record(ctx, &done).await;
+    // Every department asked about the subject answered that it has no record: say
+    // so plainly instead of a form of `not_found` fields.
+    let about_subject: Vec<&Arc<Done>> =
+        done.iter().filter(|d| d.subject_masked.is_some()).collect();
+    let unknown = !about_subject.is_empty()
+        && about_subject
+            .iter()
+            .all(|d| matches!(&d.result, Err(p) if p.kind == ProblemKind::SubjectNotFound));
+    let events = check
+        .into_iter()
+        .chain(done.iter().map(|d| d.event.clone()))
+        .collect();
+    let audited = record(ctx, events).await;
     Filled {
         body,
         lookups: done,
         audited,
+        problem: unknown.then(|| {
+            Problem::new(
+                ProblemKind::PersonUnknown,
+                "No department this form asks holds a record of this person; check the ID number with the citizen.",
+            )
+        }),
     }
 }
 
-/// Records every lookup's event in one append; whether all were made durable.
-async fn record(ctx: &Context<'_>, done: &[Arc<Done>]) -> bool {
-    let events: Vec<AuditEvent> = done.iter().map(|d| d.event.clone()).collect();
+/// Records every event of the fill in one append; whether all were made durable.
+async fn record(ctx: &Context<'_>, events: Vec<AuditEvent>) -> bool {
     let mut audited = true;
     for outcome in ctx.app.audit.append_all(events).await {
         if let Err(e) = outcome {
@@ -336,6 +472,7 @@ fn missing_reason(problem: &Problem) -> &'static str {
         ProblemKind::Forbidden => match problem.extensions.get("reason").and_then(Value::as_str) {
             Some("row_condition") => "row_condition",
             Some("denied_by_rule") => "denied_by_rule",
+            Some("jurisdiction") => "jurisdiction",
             _ => "not_granted",
         },
         ProblemKind::SubjectNotFound => "not_found",
@@ -543,6 +680,16 @@ fn field(
             if let Some(derived) = derived {
                 map.insert("derived".into(), json!(derived));
             }
+            if let FieldValue::Derive(Derive::Count { conditions, .. }) = &f.value
+                && !conditions.is_empty()
+            {
+                // What was counted: only the items with these values.
+                let counted: Map<String, Value> = conditions
+                    .iter()
+                    .map(|(k, v)| (k.clone(), json!(v)))
+                    .collect();
+                map.insert("counted".into(), Value::Object(counted));
+            }
             Ok(out)
         }
         Err(missing) => {
@@ -581,31 +728,13 @@ fn derived<'d>(
             };
             Ok((value, r))
         }
-        Derive::Count(reference) => {
-            let r = resolve(reference, got, row, true, no_subject)?;
-            let count = r.value.as_array().map_or(0, Vec::len);
-            Ok((json!(count), r))
+        Derive::Count { list, conditions } => {
+            let (r, matching) = matching_items(list, conditions, got, row, no_subject)?;
+            Ok((json!(matching), r))
         }
         Derive::Any { list, conditions } => {
-            let r = resolve(list, got, row, true, no_subject)?;
-            let list_path = match list {
-                SourceRef::Lookup(s) => s.path.clone(),
-                SourceRef::Item(p) => match row {
-                    Some(row) => format!("{}[].{p}", row.list.path),
-                    None => p.clone(),
-                },
-            };
-            for (name, _) in conditions {
-                released_leaf(r.done, r.found, &format!("{list_path}[].{name}"))?;
-            }
-            let any = r.value.as_array().is_some_and(|items| {
-                items.iter().any(|item| {
-                    conditions
-                        .iter()
-                        .all(|(name, want)| item.get(name).and_then(Value::as_str) == Some(want))
-                })
-            });
-            Ok((json!(any), r))
+            let (r, matching) = matching_items(list, conditions, got, row, no_subject)?;
+            Ok((json!(matching > 0), r))
         }
         Derive::Sum(reference) => {
             let r = resolve(reference, got, row, false, no_subject)?;
@@ -617,6 +746,39 @@ fn derived<'d>(
             Ok((json!((sum * 100.0).round() / 100.0), r))
         }
     }
+}
+
+/// A list's released items, and how many of them have every named field value (each
+/// of those fields released too: no count from what was withheld).
+fn matching_items<'d>(
+    list: &SourceRef,
+    conditions: &[(String, String)],
+    got: &'d BTreeMap<(String, String), Arc<Done>>,
+    row: Option<&Row<'d>>,
+    no_subject: &Missing,
+) -> Result<(Released<'d>, usize), Missing> {
+    let r = resolve(list, got, row, true, no_subject)?;
+    let list_path = match list {
+        SourceRef::Lookup(s) => s.path.clone(),
+        SourceRef::Item(p) => match row {
+            Some(row) => format!("{}[].{p}", row.list.path),
+            None => p.clone(),
+        },
+    };
+    for (name, _) in conditions {
+        released_leaf(r.done, r.found, &format!("{list_path}[].{name}"))?;
+    }
+    let matching = r.value.as_array().map_or(0, |items| {
+        items
+            .iter()
+            .filter(|item| {
+                conditions
+                    .iter()
+                    .all(|(name, want)| item.get(name).and_then(Value::as_str) == Some(want))
+            })
+            .count()
+    });
+    Ok((r, matching))
 }
 
 /// The fields of one person (or row), and the gaps among them.

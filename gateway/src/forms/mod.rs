@@ -154,6 +154,17 @@ async fn fill_form(
     if !filled.audited {
         return crate::server::audit_unavailable(&request_id, &"a form lookup was not recorded");
     }
+    if let Some(problem) = filled.problem {
+        tracing::info!(
+            request_id,
+            user = %caller.user,
+            form = %form.id,
+            subject = %subject.masked(),
+            outcome = problem.kind.slug(),
+            "form not filled"
+        );
+        return problem.for_request(&request_id).into_response();
+    }
     tracing::info!(
         request_id,
         user = %caller.user,

@@ -106,11 +106,20 @@ struct DeriveFile {
     #[serde(default)]
     age: Option<String>,
     #[serde(default)]
-    count: Option<String>,
+    count: Option<CountFile>,
     #[serde(default)]
     any: Option<AnyFile>,
     #[serde(default)]
     sum: Option<String>,
+}
+
+/// `count: LIST`, or `count: { list: LIST, where: { field: value } }` to count only
+/// the items with those values.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum CountFile {
+    All(String),
+    Where(AnyFile),
 }
 
 #[derive(Debug, Deserialize)]
@@ -221,8 +230,8 @@ impl Field {
     pub fn lookup(&self) -> Option<&Source> {
         let reference = match &self.value {
             FieldValue::From(r) => r,
-            FieldValue::Derive(Derive::Age(r) | Derive::Count(r) | Derive::Sum(r)) => r,
-            FieldValue::Derive(Derive::Any { list, .. }) => list,
+            FieldValue::Derive(Derive::Age(r) | Derive::Sum(r)) => r,
+            FieldValue::Derive(Derive::Any { list, .. } | Derive::Count { list, .. }) => list,
             FieldValue::Input => return None,
         };
         match reference {
@@ -245,8 +254,11 @@ pub enum FieldValue {
 pub enum Derive {
     /// Whole years since a date.
     Age(SourceRef),
-    /// The number of items of a list.
-    Count(SourceRef),
+    /// The number of items of a list (with these field values, if any are named).
+    Count {
+        list: SourceRef,
+        conditions: Vec<(String, String)>,
+    },
     /// Whether some item of a list has these field values.
     Any {
         list: SourceRef,
@@ -260,7 +272,7 @@ impl Derive {
     pub fn name(&self) -> &'static str {
         match self {
             Derive::Age(_) => "age",
-            Derive::Count(_) => "count",
+            Derive::Count { .. } => "count",
             Derive::Any { .. } => "any",
             Derive::Sum(_) => "sum",
         }
@@ -732,16 +744,36 @@ impl Checker<'_> {
             }
             DeriveFile {
                 age: None,
-                count: Some(text),
+                count: Some(count),
                 any: None,
                 sum: None,
             } => {
-                let (r, node) = self.reference(&text, repeat, &format!("{at}.count"), problem)?;
+                let (text, conditions, list_at) = match count {
+                    CountFile::All(text) => (text, BTreeMap::new(), format!("{at}.count")),
+                    CountFile::Where(AnyFile { list, conditions }) => {
+                        (list, conditions, format!("{at}.count.list"))
+                    }
+                };
+                let (r, node) = self.reference(&text, repeat, &list_at, problem)?;
                 if node != Node::List {
-                    problem(format!("{at}.count"), "must name a list field".into());
+                    problem(list_at, "must name a list field".into());
                     return None;
                 }
-                (FieldType::Integer, Derive::Count(r))
+                for field in conditions.keys() {
+                    self.reference(
+                        &format!("{text}[].{field}"),
+                        repeat,
+                        &format!("{at}.count.where.{field}"),
+                        problem,
+                    )?;
+                }
+                (
+                    FieldType::Integer,
+                    Derive::Count {
+                        list: r,
+                        conditions: conditions.into_iter().collect(),
+                    },
+                )
             }
             DeriveFile {
                 age: None,

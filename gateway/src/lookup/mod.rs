@@ -9,6 +9,7 @@
 //! event, made durable before anything of the answer is sent. Department failures
 //! become problems in [`upstream`].
 
+mod linked;
 pub(crate) mod trail;
 pub(crate) mod upstream;
 
@@ -39,6 +40,19 @@ pub(crate) struct Target<'a> {
     pub(crate) operation: &'a str,
     pub(crate) op: &'a ActiveOperation,
     pub(crate) purpose: &'a Purpose,
+}
+
+/// How a lookup's subject was reached, for grants that hold only in the caller's
+/// jurisdiction.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Reach<'a> {
+    /// Asked for directly: the jurisdiction is checked here if a grant needs it.
+    Direct,
+    /// A form's subject whose jurisdiction check passed: they live in this township.
+    Inside(&'a str),
+    /// A person reached through a form's subject who passed (a spouse, a child, a
+    /// household member).
+    Linked,
 }
 
 /// A lookup that released data.
@@ -75,6 +89,7 @@ pub(crate) async fn lookup(
     caller: &Caller,
     target: Target<'_>,
     subject: &SubjectKeyValue,
+    reach: Reach<'_>,
     deadline: Option<Instant>,
     trail: &mut Trail,
 ) -> Result<Found, Problem> {
@@ -83,7 +98,8 @@ pub(crate) async fn lookup(
     trail.connector = Some(connector_id.to_owned());
     trail.operation = Some(target.operation.to_owned());
     trail.purpose = Some(target.purpose.code.clone());
-    trail.subject_pseudonym = Some(app.pseudonym.pseudonym(subject.as_str()));
+    let subject_pseudonym = app.pseudonym.pseudonym(subject.as_str());
+    trail.subject_pseudonym = Some(subject_pseudonym.clone());
     trail.subject_masked = Some(subject.masked());
 
     let today = crate::policy::china_today();
@@ -113,12 +129,39 @@ pub(crate) async fn lookup(
         }
     }
 
+    // Where the subject lives, before the department is asked, when a grant holds
+    // only in the caller's jurisdiction.
+    let mut outside = false;
+    if plan.needs_jurisdiction() {
+        match reach {
+            Reach::Direct => {
+                let township = residence(app, config, subject, deadline).await?;
+                outside = township.is_none() || township != caller.township;
+                trail.jurisdiction = Some(if outside { "outside" } else { "inside" });
+                trail.subject_township = township;
+                if outside && let Some(refusal) = plan.refuse_outside() {
+                    trail.refused_by(&refusal.rule);
+                    return Err(forbidden(refusal));
+                }
+            }
+            Reach::Inside(township) => {
+                trail.jurisdiction = Some("inside");
+                trail.subject_township = Some(township.to_owned());
+            }
+            Reach::Linked => trail.jurisdiction = Some("linked"),
+        }
+    } else if let Reach::Inside(township) = reach {
+        trail.subject_township = Some(township.to_owned());
+    }
+
     let started = Instant::now();
+    let def = &target.connector.def;
+    let fetching = record(app, target.connector, target.operation, target.op, subject);
     let got = match deadline {
-        Some(deadline) => tokio::time::timeout_at(deadline.into(), record(app, target, subject))
+        Some(deadline) => tokio::time::timeout_at(deadline.into(), fetching)
             .await
             .unwrap_or_else(|_| Err(Arc::new(Failure::Fetch(FetchError::Timeout)))),
-        None => record(app, target, subject).await,
+        None => fetching.await,
     };
     let log = |outcome: &str| {
         tracing::info!(
@@ -148,18 +191,31 @@ pub(crate) async fn lookup(
     if !answer.cache_hit {
         trail.upstream_latency_ms = Some(record.upstream_latency.as_millis() as u64);
     }
+    if let Some(authority) = &config.jurisdiction
+        && authority.is_authority(&def.id, target.operation)
+        && trail.subject_township.is_none()
+    {
+        trail.subject_township = authority.township_of(&record.value);
+    }
     let ctx = MaskContext {
         key: &app.pseudonym,
         today,
     };
     let outcome = plan
-        .apply(&record.value, caller, &target.op.fields, &ctx)
+        .apply(&record.value, caller, &target.op.fields, &ctx, outside)
         .map_err(|refusal| {
             log(ProblemKind::Forbidden.slug());
             trail.refused_by(&refusal.rule);
             forbidden(refusal)
         })?;
     trail.decided(&outcome);
+    trail.linked = linked::people(
+        &target.op.leaves,
+        &record.value,
+        &outcome,
+        &subject_pseudonym,
+        &app.pseudonym,
+    );
     log("ok");
     Ok(Found {
         outcome,
@@ -168,14 +224,74 @@ pub(crate) async fn lookup(
     })
 }
 
+/// The township the subject lives in, as the county's authority for residence says
+/// (through its cache, within its department's capacity); `None` for a person it
+/// does not know, or when no authority can answer for this kind of subject key.
+pub(crate) async fn residence(
+    app: &App,
+    config: &ActiveConfig,
+    subject: &SubjectKeyValue,
+    deadline: Option<Instant>,
+) -> Result<Option<String>, Problem> {
+    let Some(authority) = &config.jurisdiction else {
+        return Ok(None);
+    };
+    let key = match subject {
+        SubjectKeyValue::Id(_) => connectors::definition::SubjectKey::IdNumber,
+        SubjectKeyValue::Household(_) => connectors::definition::SubjectKey::HouseholdNumber,
+    };
+    let Some(operation) = authority.operation_for(key) else {
+        return Ok(None);
+    };
+    let Some(connector) = config.connectors.get(&authority.connector) else {
+        // Disabled: nobody's residence can be told, so nothing that needs it is shown.
+        return Err(disabled(config, &authority.connector));
+    };
+    let Some((operation, op)) = connector.operations.get_key_value(operation) else {
+        return Ok(None);
+    };
+    let fetching = record(app, connector, operation, op, subject);
+    let got = match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline.into(), fetching)
+            .await
+            .unwrap_or_else(|_| Err(Arc::new(Failure::Fetch(FetchError::Timeout)))),
+        None => fetching.await,
+    };
+    let answer = got.map_err(|failure| failure_problem(&authority.connector, &failure))?;
+    Ok(match &*answer.entry {
+        Entry::Found(record) => authority.township_of(&record.value),
+        Entry::NotFound { .. } => None,
+    })
+}
+
+/// The answer for a connector its department has switched off: temporary, naming
+/// the department.
+pub(crate) fn disabled(config: &ActiveConfig, connector: &str) -> Problem {
+    let department = config.disabled.get(connector);
+    let name = department
+        .and_then(|d| config.departments.get(d))
+        .map(|d| d.name.clone());
+    let mut problem = Problem::new(
+        ProblemKind::ConnectorDisabled,
+        "The department has switched this connector off for now; nothing was looked up.",
+    )
+    .with("connector", connector);
+    if let Some(id) = department {
+        problem = problem.with("department", serde_json::json!({"id": id, "name": name}));
+    }
+    problem
+}
+
 /// The record from the connector's cache, or fetched from the department within its
 /// capacity and checked against the operation's schema.
 async fn record(
     app: &App,
-    target: Target<'_>,
+    connector: &ActiveConnector,
+    operation: &str,
+    op: &ActiveOperation,
     subject: &SubjectKeyValue,
 ) -> Result<Answer, Arc<Failure>> {
-    let def = &target.connector.def;
+    let def = &connector.def;
     let fetch = async {
         if let Some(capacity) = &def.capacity {
             let rate = Rate::per_second(capacity.per_second, capacity.burst());
@@ -183,18 +299,9 @@ async fn record(
                 .check_connector(&def.id, rate)
                 .map_err(Failure::Capacity)?;
         }
-        match target
-            .connector
-            .connector
-            .fetch(target.operation, subject.as_str())
-            .await
-        {
+        match connector.connector.fetch(operation, subject.as_str()).await {
             Ok(fetched) => {
-                target
-                    .op
-                    .schema
-                    .check(&fetched.record)
-                    .map_err(Failure::Schema)?;
+                op.schema.check(&fetched.record).map_err(Failure::Schema)?;
                 Ok(Entry::Found(Record {
                     value: fetched.record,
                     fetched_at: Utc::now(),
@@ -205,12 +312,8 @@ async fn record(
             Err(e) => Err(Failure::Fetch(e)),
         }
     };
-    match &target.connector.cache {
-        Some(cache) => {
-            cache
-                .get_or_fetch(target.operation, subject.as_str(), fetch)
-                .await
-        }
+    match &connector.cache {
+        Some(cache) => cache.get_or_fetch(operation, subject.as_str(), fetch).await,
         None => fetch
             .await
             .map(|entry| Answer {

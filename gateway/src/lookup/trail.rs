@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 
 use chrono::{SecondsFormat, Utc};
 
-use crate::audit::{AuditCaller, AuditEvent, AuditOutcome, EventKind, MaskedField, WithheldField};
+use crate::audit::{
+    AuditCaller, AuditEvent, AuditOutcome, EventKind, LinkedPerson, MaskedField, WithheldField,
+};
 use crate::auth::Caller;
 use crate::policy::Outcome;
 
@@ -23,6 +25,12 @@ pub(crate) struct Trail {
     pub(crate) upstream_latency_ms: Option<u64>,
     pub(crate) cache_hit: bool,
     pub(crate) form: Option<String>,
+    /// `inside`, `outside` or `linked` when a grant needed the jurisdiction check.
+    pub(crate) jurisdiction: Option<&'static str>,
+    /// Where the subject lives, when the authority said.
+    pub(crate) subject_township: Option<String>,
+    /// The other persons the released view disclosed.
+    pub(crate) linked: Vec<LinkedPerson>,
     returned: Vec<String>,
     masked: Vec<MaskedField>,
     withheld: Vec<WithheldField>,
@@ -82,6 +90,9 @@ impl Trail {
             operation: self.operation,
             subject_pseudonym: self.subject_pseudonym,
             subject_masked: self.subject_masked,
+            subject_township: self.subject_township,
+            jurisdiction: self.jurisdiction.map(str::to_owned),
+            linked: self.linked,
             fields_returned: self.returned,
             fields_masked: self.masked,
             fields_withheld: self.withheld,

@@ -91,6 +91,7 @@ pub fn explain(
                 RefusalReason::Role => "role",
                 RefusalReason::DeniedByRule => "deny rule",
                 RefusalReason::RowCondition => "row condition",
+                RefusalReason::Jurisdiction => "jurisdiction",
             };
             let _ = writeln!(
                 out,
@@ -128,11 +129,14 @@ pub fn explain(
                 let Some((grant, mask)) = granting.first() else {
                     continue;
                 };
-                let condition = grant
+                let mut condition = grant
                     .row
                     .as_ref()
                     .map(|r| format!(" {}", r.describe()))
                     .unwrap_or_default();
+                if let Some(j) = grant.jurisdiction {
+                    condition.push_str(&format!(" only {}", j.describe()));
+                }
                 (
                     "returned",
                     mask.operator().to_owned(),

@@ -13,7 +13,7 @@ use chrono::NaiveDate;
 use connectors::definition::{ConnectorDef, LeafField, Sharing};
 use serde::Deserialize;
 
-use super::{Consumers, Deny, Grant, Quota, RowCondition, RowRule, Validity};
+use super::{Consumers, Deny, Grant, Jurisdiction, Quota, RowCondition, RowRule, Validity};
 use crate::mask::Mask;
 use crate::purpose::PurposeCatalog;
 
@@ -89,6 +89,10 @@ pub(crate) struct GrantDef {
     fields: BTreeMap<String, MaskDef>,
     #[serde(default)]
     row: Option<RowDef>,
+    /// `township`: the grant holds only for subjects who live in the caller's
+    /// township, as the county's authority for residence says.
+    #[serde(default)]
+    jurisdiction: Option<Jurisdiction>,
     #[serde(default)]
     valid: Option<ValidityDef>,
     #[serde(default)]
@@ -134,6 +138,9 @@ pub(crate) struct Catalog<'a> {
     /// them are skipped rather than reported again.
     pub(crate) broken: &'a BTreeSet<String>,
     pub(crate) purposes: &'a PurposeCatalog,
+    /// Whether the county names an authority for residence (`jurisdiction` in
+    /// gateway.yaml), which grants with a jurisdiction need.
+    pub(crate) jurisdiction: bool,
 }
 
 /// Operation name → its leaf fields.
@@ -361,6 +368,13 @@ fn compile_grant(
             None
         }
     });
+    if def.jurisdiction.is_some() && !catalog.jurisdiction {
+        problem(
+            ".jurisdiction",
+            "needs the county's authority for where people live: `jurisdiction` in gateway.yaml"
+                .into(),
+        );
+    }
     let valid = def.valid.map_or(Validity::default(), |v| Validity {
         from: v.from,
         until: v.until,
@@ -393,6 +407,7 @@ fn compile_grant(
         purposes: def.purposes,
         fields,
         row,
+        jurisdiction: def.jurisdiction,
         valid,
         quota: def.quota,
         disclosure_delay_days: def.disclosure.map(|d| d.delay_days),

@@ -40,6 +40,11 @@ pub struct Case {
     /// The canonical record the department would return.
     #[serde(default)]
     pub record: Value,
+    /// The township the subject lives in, as the county's authority for residence
+    /// would say (grants with `jurisdiction: township`); by default the record's own
+    /// township field when the lookup is the authority's, else unknown (outside).
+    #[serde(default)]
+    pub lives_in: Option<String>,
     pub expect: Expect,
 }
 
@@ -134,7 +139,18 @@ pub fn run_case(config: &ActiveConfig, case: &Case) -> Result<(), String> {
             &case.purpose,
             today,
         )
-        .and_then(|plan| plan.apply(&case.record, &caller, &op.fields, &ctx));
+        .and_then(|plan| {
+            let lives_in = case.lives_in.clone().or_else(|| {
+                config
+                    .jurisdiction
+                    .as_ref()
+                    .filter(|a| a.is_authority(&case.connector, &case.operation))
+                    .and_then(|a| a.township_of(&case.record))
+            });
+            let outside =
+                plan.needs_jurisdiction() && (lives_in.is_none() || lives_in != caller.township);
+            plan.apply(&case.record, &caller, &op.fields, &ctx, outside)
+        });
     match (&case.expect.refused_by, outcome) {
         (Some(rule), Err(refusal)) if *rule == refusal.rule => Ok(()),
         (Some(rule), Err(refusal)) => Err(format!(

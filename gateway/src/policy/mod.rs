@@ -120,6 +120,24 @@ impl RowCondition {
     }
 }
 
+/// Where the subject must live for a grant to hold, as the county's authority for
+/// residence says ([`crate::jurisdiction`]): a first-class check, asked of the
+/// authority by the gateway, not a comparison with a field of the department's record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Jurisdiction {
+    /// The subject lives in the caller's township.
+    Township,
+}
+
+impl Jurisdiction {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Jurisdiction::Township => "to residents of the caller's township",
+        }
+    }
+}
+
 /// When a grant is in force (dates inclusive, China Standard Time).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Validity {
@@ -162,6 +180,8 @@ pub struct Grant {
     pub purposes: Vec<String>,
     pub fields: BTreeMap<String, Mask>,
     pub row: Option<RowCondition>,
+    /// Holds only for subjects who live in the caller's jurisdiction.
+    pub jurisdiction: Option<Jurisdiction>,
     pub valid: Validity,
     pub quota: Option<Quota>,
     /// Accesses under this grant stay out of citizens' access reports this many days.
@@ -218,6 +238,9 @@ pub enum RefusalReason {
     Role,
     DeniedByRule,
     RowCondition,
+    /// The subject does not live in the caller's jurisdiction — or is not known to
+    /// the authority: the two get the same answer.
+    Jurisdiction,
 }
 
 impl RefusalReason {
@@ -227,6 +250,7 @@ impl RefusalReason {
             RefusalReason::Role => "role",
             RefusalReason::DeniedByRule => "denied_by_rule",
             RefusalReason::RowCondition => "row_condition",
+            RefusalReason::Jurisdiction => "jurisdiction",
         }
     }
 }
@@ -243,6 +267,8 @@ pub enum WithheldReason {
     DeniedByRule,
     /// Granted only under a row condition the subject does not meet.
     RowCondition,
+    /// Granted only for subjects in the caller's jurisdiction, and this one is not.
+    Jurisdiction,
 }
 
 impl WithheldReason {
@@ -253,6 +279,7 @@ impl WithheldReason {
             WithheldReason::NeverShared => "never_shared",
             WithheldReason::DeniedByRule => "denied_by_rule",
             WithheldReason::RowCondition => "row_condition",
+            WithheldReason::Jurisdiction => "jurisdiction",
         }
     }
 }
@@ -478,19 +505,62 @@ fn openness(mask: &Mask) -> u8 {
 }
 
 impl Plan<'_> {
+    /// Whether a grant of the plan holds only in the caller's jurisdiction: then the
+    /// gateway must know where the subject lives before the department is asked.
+    pub fn needs_jurisdiction(&self) -> bool {
+        self.grants.iter().any(|g| g.jurisdiction.is_some())
+    }
+
+    /// The refusal for a subject outside the caller's jurisdiction (or unknown to the
+    /// authority), when every grant of the plan needs it: given before the department
+    /// is asked, so that it is the same whether or not the person exists. `None` when
+    /// a grant without jurisdiction may still release something.
+    pub fn refuse_outside(&self) -> Option<Refusal> {
+        let first = self.grants.first()?;
+        if !self.grants.iter().all(|g| g.jurisdiction.is_some()) {
+            return None;
+        }
+        let scope = first
+            .jurisdiction
+            .map(Jurisdiction::describe)
+            .unwrap_or_default();
+        Some(Refusal {
+            rule: first.id.clone(),
+            reason: RefusalReason::Jurisdiction,
+            detail: format!(
+                "Grant `{}` applies only {scope}; this person is not registered there.",
+                first.id
+            ),
+        })
+    }
+
     /// The second phase: check row conditions on the record, then minimize and mask.
+    /// `outside`: the subject is not in the caller's jurisdiction, so grants that need
+    /// it do not hold.
     pub fn apply(
         &self,
         record: &Value,
         caller: &Caller,
         tree: &BTreeMap<String, FieldNode>,
         ctx: &MaskContext<'_>,
+        outside: bool,
     ) -> Result<Outcome, Refusal> {
-        let failing: BTreeSet<&str> = self
+        if outside && let Some(refusal) = self.refuse_outside() {
+            return Err(refusal);
+        }
+        // Each grant that does not hold for this subject, and why.
+        let failing: BTreeMap<&str, WithheldReason> = self
             .grants
             .iter()
-            .filter(|g| g.row.as_ref().is_some_and(|r| !r.holds(record, caller)))
-            .map(|g| g.id.as_str())
+            .filter_map(|g| {
+                if outside && g.jurisdiction.is_some() {
+                    Some((g.id.as_str(), WithheldReason::Jurisdiction))
+                } else if g.row.as_ref().is_some_and(|r| !r.holds(record, caller)) {
+                    Some((g.id.as_str(), WithheldReason::RowCondition))
+                } else {
+                    None
+                }
+            })
             .collect();
         if !self.grants.is_empty() && failing.len() == self.grants.len() {
             let grant = self.grants[0];
@@ -537,7 +607,7 @@ impl Plan<'_> {
                 FieldPlan::Granted(granting) => {
                     let best = granting
                         .iter()
-                        .filter(|(g, _)| !failing.contains(g.id.as_str()))
+                        .filter(|(g, _)| !failing.contains_key(g.id.as_str()))
                         .min_by(|(ga, ma), (gb, mb)| {
                             openness(ma).cmp(&openness(mb)).then(ga.id.cmp(&gb.id))
                         });
@@ -553,10 +623,13 @@ impl Plan<'_> {
                                 },
                             );
                         }
-                        None => withhold(
-                            WithheldReason::RowCondition,
-                            granting.first().map(|(g, _)| g.id.clone()),
-                        ),
+                        None => {
+                            let first = granting.first().map(|(g, _)| g.id.as_str());
+                            let reason = first
+                                .and_then(|id| failing.get(id).copied())
+                                .unwrap_or(WithheldReason::RowCondition);
+                            withhold(reason, first.map(str::to_owned))
+                        }
                     }
                 }
             }

@@ -86,6 +86,7 @@ fn grant(id: &str, fields: &[(&str, Mask)]) -> Grant {
             .map(|(f, m)| ((*f).to_owned(), m.clone()))
             .collect(),
         row: None,
+        jurisdiction: None,
         valid: Validity::default(),
         quota: None,
         disclosure_delay_days: None,
@@ -106,7 +107,7 @@ fn run(set: &PolicySet, caller: &Caller, record: &Value) -> Result<Outcome, Refu
     };
     let tree = FieldNode::tree(&fields());
     set.decide(caller, "c", "op", &leaves(), "p", today())?
-        .apply(record, caller, &tree, &ctx)
+        .apply(record, caller, &tree, &ctx, false)
 }
 
 #[test]
@@ -176,6 +177,59 @@ fn a_row_condition_refuses_subjects_of_other_townships() {
     let refusal = run(&set, &caller(&[Role::Clerk], "139901201"), &record()).unwrap_err();
     assert_eq!(refusal.rule, "same-township");
     assert_eq!(refusal.reason, RefusalReason::RowCondition);
+}
+
+fn run_outside(set: &PolicySet, caller: &Caller, outside: bool) -> Result<Outcome, Refusal> {
+    let key = PseudonymKey::new(&[7u8; 32]).unwrap();
+    let ctx = MaskContext {
+        key: &key,
+        today: today(),
+    };
+    let tree = FieldNode::tree(&fields());
+    let plan = set.decide(caller, "c", "op", &leaves(), "p", today())?;
+    assert!(plan.needs_jurisdiction());
+    plan.apply(&record(), caller, &tree, &ctx, outside)
+}
+
+#[test]
+fn a_jurisdiction_grant_refuses_outsiders_before_the_record_is_seen() {
+    let mut g = grant("residents", &[("name", Mask::Keep)]);
+    g.jurisdiction = Some(Jurisdiction::Township);
+    let set = PolicySet::new(vec![g], vec![], "v".into());
+    let clerk = caller(&[Role::Clerk], "139901101");
+    let plan = set
+        .decide(&clerk, "c", "op", &leaves(), "p", today())
+        .unwrap();
+    // Decided without the record: the same for a person elsewhere and for nobody.
+    let refusal = plan.refuse_outside().unwrap();
+    assert_eq!(refusal.reason, RefusalReason::Jurisdiction);
+    assert_eq!(refusal.rule, "residents");
+    assert_eq!(
+        run_outside(&set, &clerk, true).unwrap_err().reason,
+        RefusalReason::Jurisdiction
+    );
+    assert_eq!(
+        run_outside(&set, &clerk, false).unwrap().data["name"],
+        "张小三"
+    );
+}
+
+#[test]
+fn outside_the_jurisdiction_only_grants_without_it_still_hold() {
+    let mut narrow = grant("residents", &[("phone", Mask::Keep)]);
+    narrow.jurisdiction = Some(Jurisdiction::Township);
+    let broad = grant("county-wide", &[("name", Mask::Name)]);
+    let set = PolicySet::new(vec![narrow, broad], vec![], "v".into());
+    let clerk = caller(&[Role::Clerk], "139901101");
+    let plan = set
+        .decide(&clerk, "c", "op", &leaves(), "p", today())
+        .unwrap();
+    assert!(plan.refuse_outside().is_none());
+    let out = run_outside(&set, &clerk, true).unwrap();
+    assert_eq!(out.data["name"], "张*三");
+    let phone = out.withheld.iter().find(|w| w.field == "phone").unwrap();
+    assert_eq!(phone.reason, WithheldReason::Jurisdiction);
+    assert_eq!(phone.rule.as_deref(), Some("residents"));
 }
 
 #[test]

@@ -22,7 +22,7 @@ use chrono::{SecondsFormat, Utc};
 use serde::Serialize;
 
 use crate::auth::Caller;
-use crate::lookup::{Target, Trail, lookup};
+use crate::lookup::{Reach, Target, Trail, lookup};
 use crate::policy::{Returned, Withheld};
 use crate::problem::{Problem, ProblemKind};
 use crate::server::{App, Authenticated, Peer, RequestId};
@@ -70,6 +70,10 @@ async fn run(
     // Only names the gateway knows are recorded: a caller could put anything, even an
     // ID number, where a connector, operation or purpose should be.
     let connector = config.connectors.get(&request.connector).ok_or_else(|| {
+        if config.disabled.contains_key(&request.connector) {
+            // Known to the gateway (so safe to name): switched off for now.
+            return crate::lookup::disabled(&config, &request.connector);
+        }
         Problem::new(
             ProblemKind::UnknownConnector,
             "No connector with this id is configured.",
@@ -108,7 +112,17 @@ async fn run(
         op,
         purpose,
     };
-    let found = lookup(app, &config, caller, target, &subject, None, trail).await?;
+    let found = lookup(
+        app,
+        &config,
+        caller,
+        target,
+        &subject,
+        Reach::Direct,
+        None,
+        trail,
+    )
+    .await?;
     let result = &found.outcome;
     let fetched_at = found.record.fetched_at();
     let department = &connector.def.department;
