@@ -73,7 +73,7 @@ pub fn describe(config: &ActiveConfig) -> Value {
         .chain(
             config
                 .disabled
-                .iter()
+                .keys()
                 .map(|id| json!({ "id": id, "enabled": false })),
         )
         .collect();

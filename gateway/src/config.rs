@@ -539,8 +539,11 @@ pub fn load(
         )
         .collect();
     let jurisdiction = main.jurisdiction.as_ref().and_then(|j| {
-        let broken = loader.broken.contains(&j.connector);
-        match j.check(&connectors, broken) {
+        // A connector that did not load was reported where it is defined.
+        if loader.broken.contains(&j.connector) {
+            return None;
+        }
+        match j.check(&connectors) {
             Ok(authority) => Some(authority),
             Err(problems) => {
                 for (at, message) in problems {

@@ -55,17 +55,8 @@ impl JurisdictionConfig {
     pub(crate) fn check(
         &self,
         loaded: &dyn Operations,
-        broken: bool,
     ) -> Result<Authority, Vec<(String, String)>> {
         let mut problems = Vec::new();
-        if broken {
-            // The connector's own problems were reported where it is defined.
-            problems.push((
-                "connector".to_owned(),
-                "the authority's connector did not load".to_owned(),
-            ));
-            return Err(problems);
-        }
         let mut check = |at: &str, operation: &str, key: SubjectKey| match loaded
             .operation(&self.connector, operation)
         {
@@ -178,7 +169,7 @@ mod tests {
 
     #[test]
     fn the_demo_authority_checks_and_reads_a_township() {
-        let authority = config().check(&loaded(), false).unwrap();
+        let authority = config().check(&loaded()).unwrap();
         assert_eq!(
             authority.township_of(&json!({"township_code": "139901101"})),
             Some("139901101".to_owned())
@@ -198,12 +189,12 @@ mod tests {
         let mut c = config();
         c.by_id_number = "household".into();
         c.township_field = "xzqh".into();
-        let problems = c.check(&loaded(), false).unwrap_err();
+        let problems = c.check(&loaded()).unwrap_err();
         let paths: Vec<&str> = problems.iter().map(|(p, _)| p.as_str()).collect();
         assert!(paths.contains(&"by_id_number"), "{problems:?}");
         assert!(paths.contains(&"township_field"), "{problems:?}");
         let mut c = config();
         c.connector = "nonesuch".into();
-        assert!(c.check(&loaded(), false).is_err());
+        assert!(c.check(&loaded()).is_err());
     }
 }

@@ -132,8 +132,16 @@ pub(crate) async fn lookup(
     // Where the subject lives, before the department is asked, when a grant holds
     // only in the caller's jurisdiction.
     let mut outside = false;
+    // A lookup on the authority's own operation learns where the subject lives from
+    // the record it fetches anyway: decided once the record is here.
+    let on_authority = config
+        .jurisdiction
+        .as_ref()
+        .is_some_and(|a| a.is_authority(connector_id, target.operation));
+    let mut deferred = false;
     if plan.needs_jurisdiction() {
         match reach {
+            Reach::Direct if on_authority => deferred = true,
             Reach::Direct => {
                 let township = residence(app, config, subject, deadline).await?;
                 outside = township.is_none() || township != caller.township;
@@ -155,7 +163,6 @@ pub(crate) async fn lookup(
     }
 
     let started = Instant::now();
-    let def = &target.connector.def;
     let fetching = record(app, target.connector, target.operation, target.op, subject);
     let got = match deadline {
         Some(deadline) => tokio::time::timeout_at(deadline.into(), fetching)
@@ -184,6 +191,16 @@ pub(crate) async fn lookup(
     let record = match &*answer.entry {
         Entry::Found(record) => record,
         Entry::NotFound { .. } => {
+            if deferred {
+                // Nobody by this number lives anywhere: outside, like a resident of
+                // another township.
+                trail.jurisdiction = Some("outside");
+                if let Some(refusal) = plan.refuse_outside() {
+                    log(ProblemKind::Forbidden.slug());
+                    trail.refused_by(&refusal.rule);
+                    return Err(forbidden(refusal));
+                }
+            }
             log(ProblemKind::SubjectNotFound.slug());
             return Err(fetch_problem(connector_id, &FetchError::NotFound));
         }
@@ -192,10 +209,19 @@ pub(crate) async fn lookup(
         trail.upstream_latency_ms = Some(record.upstream_latency.as_millis() as u64);
     }
     if let Some(authority) = &config.jurisdiction
-        && authority.is_authority(&def.id, target.operation)
+        && on_authority
         && trail.subject_township.is_none()
     {
         trail.subject_township = authority.township_of(&record.value);
+    }
+    if deferred {
+        outside = trail.subject_township.is_none() || trail.subject_township != caller.township;
+        trail.jurisdiction = Some(if outside { "outside" } else { "inside" });
+        if outside && let Some(refusal) = plan.refuse_outside() {
+            log(ProblemKind::Forbidden.slug());
+            trail.refused_by(&refusal.rule);
+            return Err(forbidden(refusal));
+        }
     }
     let ctx = MaskContext {
         key: &app.pseudonym,

@@ -283,7 +283,7 @@ async fn the_demo_starts_from_a_fresh_data_dir_and_its_hints_work() {
     let reply = post_json(&format!("{gateway}/v1/query"), &token, &request).await;
     reply.assert_problem(403, "forbidden");
     assert_eq!(reply.json["rule"], "hukou-birth-registration");
-    assert_eq!(reply.json["reason"], "row_condition");
+    assert_eq!(reply.json["reason"], "jurisdiction");
     assert!(!reply.text.contains(&id));
 
     // The forms hints: the clerk's forms, and a birth registration filled from all
@@ -359,17 +359,24 @@ async fn the_demo_starts_from_a_fresh_data_dir_and_its_hints_work() {
         .iter()
         .filter(|e| e["kind"] == "lookup")
         .count();
-    assert_eq!(lookups, 2 + fill_lookups, "{}", listed.text);
+    // The two lookups, the fill's, and the fill's check of where the person lives.
+    assert_eq!(lookups, 2 + fill_lookups + 1, "{}", listed.text);
     let (_, body) = curl_parts(&officer_report);
     let ask: Value = serde_json::from_str(&body).expect("JSON");
     let report = post_json(&format!("{gateway}/v1/audit/report"), &officer, &ask).await;
     assert_eq!(report.status, 200, "{}", report.text);
     assert_eq!(report.json["accesses"][0]["user"], "clerk-dongling");
-    // The lookup, and the form's three lookups of the resident (the spouse's is
-    // the spouse's); the refused lookup released nothing.
+    // The lookup, the form's check of where the resident lives and its three
+    // lookups of the resident (the spouse's is the spouse's); the refused lookup
+    // released nothing.
+    let accesses = report.json["accesses"].as_array().expect("accesses");
+    assert_eq!(accesses.len(), 5, "{}", report.text);
     assert_eq!(
-        report.json["accesses"].as_array().map(Vec::len),
-        Some(4),
+        accesses
+            .iter()
+            .filter(|a| a["shown_as"] == "residence_check")
+            .count(),
+        1,
         "{}",
         report.text
     );
@@ -402,8 +409,9 @@ async fn the_demo_starts_from_a_fresh_data_dir_and_its_hints_work() {
     let out = audit(&["verify"]).await.expect("verify runs");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
-    // config load, two lookups, the form's lookups, three reads by the privacy officer
-    let events = 6 + fill_lookups;
+    // config load, two lookups, the form's check and lookups, three reads by the
+    // privacy officer
+    let events = 7 + fill_lookups;
     assert!(text.contains(&format!("intact: {events} events")), "{text}");
     let out = audit(&["checkpoint"]).await.expect("checkpoint runs");
     let text = String::from_utf8_lossy(&out.stdout);

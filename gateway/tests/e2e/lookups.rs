@@ -54,7 +54,7 @@ async fn a_clerk_registering_a_birth_sees_a_masked_registration_of_their_own_tow
 }
 
 #[tokio::test]
-async fn a_clerk_of_another_township_is_refused_by_the_row_condition() {
+async fn a_clerk_of_another_township_is_refused_by_jurisdiction() {
     let gw = TestGateway::start().await;
     let person = sample(SampleKind::MarriedParent);
     let other = gw.token(Role::Clerk, Some("139901201"));
@@ -63,7 +63,7 @@ async fn a_clerk_of_another_township_is_refused_by_the_row_condition() {
         .await;
     reply.assert_problem(403, "forbidden");
     assert_eq!(reply.json["rule"], "hukou-birth-registration");
-    assert_eq!(reply.json["reason"], "row_condition");
+    assert_eq!(reply.json["reason"], "jurisdiction");
     assert!(!reply.text.contains(person.id.as_str()));
     assert!(!reply.text.contains(&person.name));
 }
@@ -236,8 +236,19 @@ async fn jisheng_shows_children_for_a_birth_registration_but_never_health_data()
 }
 
 #[tokio::test]
-async fn an_unknown_resident_is_a_clean_404() {
-    let gw = TestGateway::start().await;
+async fn an_unknown_resident_is_a_clean_404_where_grants_hold_county_wide() {
+    // Grants without jurisdiction (a county whose policies let every township see
+    // everyone): nothing to hide, so an unknown person is a plain 404. (With
+    // jurisdiction, the answer is the refusal a person elsewhere gets: see
+    // `jurisdiction.rs`.)
+    let gw = TestGateway::start_with(|path, text| {
+        if path.starts_with("policies/") {
+            text.replace("    jurisdiction: township\n", "")
+        } else {
+            text.to_owned()
+        }
+    })
+    .await;
     // A valid ID number that belongs to nobody in the synthetic county.
     let nobody = connectors::subject::IdNumber::build(
         "110101",

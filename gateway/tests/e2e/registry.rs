@@ -287,9 +287,12 @@ async fn departments_act_only_on_their_own_connectors_and_files_stay_the_source(
     let person = sample(SampleKind::MarriedParent);
     let disabled = disable(admin.clone()).await;
     assert_eq!(disabled.status, 200, "{}", disabled.text);
-    gw.query(&fertility(person.id.as_str()))
-        .await
-        .assert_problem(404, "unknown-connector");
+    // Switched off for now: the clerk is told so, and by which department.
+    let off = gw.query(&fertility(person.id.as_str())).await;
+    off.assert_problem(503, "connector-disabled");
+    assert_eq!(off.json["department"]["id"], "county-hc", "{}", off.text);
+    assert_eq!(off.json["department"]["name"], "县卫生健康委员会");
+    assert_eq!(off.json["blame"], "department");
     let catalog = get(&gw, &clerk, "/v1/catalog").await;
     assert!(
         catalog.json["connectors"]
