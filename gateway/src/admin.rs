@@ -1,6 +1,7 @@
-//! Department and operator actions on connectors, on the running gateway: register or
-//! update a connector (`PUT /v1/admin/connectors/{id}`, a new version each time it
-//! changes, checked exactly as `gateway check` checks files), list its versions,
+//! Department and operator actions on connectors, on the running gateway: save a new
+//! version of a connector (`PUT /v1/admin/connectors/{id}`: a draft each time it
+//! changes, checked exactly as `gateway check` checks files, serving nothing until it
+//! is activated — see [`crate::drafts`]), list its versions,
 //! disable and enable it, test it against the department without returning data, and
 //! purge its record cache (for example after the department corrected a record that
 //! must not be served stale). A department admin acts on their own department's
@@ -24,6 +25,7 @@ const OWNER_RULE: &str = "connector-owner";
 
 pub(crate) fn routes() -> Router<App> {
     Router::new()
+        .route("/v1/admin/connectors", get(crate::lists::connectors))
         .route("/v1/admin/connectors/{id}", put(put_connector))
         .route("/v1/admin/connectors/{id}/versions", get(versions))
         .route("/v1/admin/connectors/{id}/disable", post(disable))
@@ -202,29 +204,69 @@ pub(crate) fn registry_unavailable(
 }
 
 /// Who may act on a connector, and where it came from.
-enum Ownership {
+pub(crate) enum Ownership {
     /// Not configured anywhere.
     Unknown,
     /// Listed in `gateway.yaml`'s files.
     MainFile { department: String },
-    /// In the registry.
+    /// In the registry, with a version in force.
     Registered(Box<crate::registry::RegisteredConnector>),
+    /// In the registry with versions but none in force: drafts of a new connector
+    /// (or the versions of one `gateway apply` removed); the last version.
+    Drafts(Box<crate::registry::ConnectorVersion>),
 }
 
-async fn ownership(app: &App, id: &str) -> Result<Ownership, crate::registry::RegistryError> {
+impl Ownership {
+    /// The owning department, when the connector is known.
+    pub(crate) fn department(&self) -> Option<&str> {
+        match self {
+            Ownership::Unknown => None,
+            Ownership::MainFile { department } => Some(department),
+            Ownership::Registered(c) => Some(&c.current.department),
+            Ownership::Drafts(v) => Some(&v.department),
+        }
+    }
+
+    /// The problem when `caller` may not change the connector's versions: unknown,
+    /// managed by files, or another department's.
+    pub(crate) fn refuse_change(&self, caller: &Caller) -> Option<Problem> {
+        match self {
+            Ownership::Unknown => Some(unknown_connector()),
+            Ownership::MainFile { .. } => Some(file_managed("gateway.yaml")),
+            Ownership::Registered(c) if !may_administer(caller, &c.current.department) => {
+                Some(not_owner())
+            }
+            Ownership::Registered(c) if c.current.origin.is_file() => {
+                Some(file_managed(&c.current.origin.describe()))
+            }
+            Ownership::Drafts(v) if !may_administer(caller, &v.department) => Some(not_owner()),
+            Ownership::Drafts(v) if v.origin.is_file() => Some(file_managed(&v.origin.describe())),
+            _ => None,
+        }
+    }
+}
+
+pub(crate) async fn ownership(
+    app: &App,
+    id: &str,
+) -> Result<Ownership, crate::registry::RegistryError> {
     let snapshot = app.live.registry().snapshot().await?;
     if let Some(c) = snapshot.connectors.get(id) {
         return Ok(Ownership::Registered(Box::new(c.clone())));
     }
-    Ok(match app.config.load().connectors.get(id) {
-        Some(c) => Ownership::MainFile {
+    if let Some(c) = app.config.load().connectors.get(id) {
+        return Ok(Ownership::MainFile {
             department: c.def.department.id.clone(),
-        },
+        });
+    }
+    let versions = app.live.registry().connector_versions(id).await?;
+    Ok(match versions.into_iter().last() {
+        Some(last) => Ownership::Drafts(Box::new(last)),
         None => Ownership::Unknown,
     })
 }
 
-fn not_admin() -> Problem {
+pub(crate) fn not_admin() -> Problem {
     Problem::new(
         ProblemKind::Forbidden,
         "Only department admins and operators administer connectors.",
@@ -233,7 +275,7 @@ fn not_admin() -> Problem {
     .with("reason", "role")
 }
 
-fn not_owner() -> Problem {
+pub(crate) fn not_owner() -> Problem {
     Problem::new(
         ProblemKind::Forbidden,
         "A department admin administers only their own department's connectors.",
@@ -242,7 +284,7 @@ fn not_owner() -> Problem {
     .with("reason", "role")
 }
 
-fn file_managed(origin: &str) -> Problem {
+pub(crate) fn file_managed(origin: &str) -> Problem {
     Problem::new(
         ProblemKind::FileManaged,
         "This connector is managed by the county's files; edit the file and apply it.",
@@ -250,7 +292,7 @@ fn file_managed(origin: &str) -> Problem {
     .with("origin", origin)
 }
 
-fn unknown_connector() -> Problem {
+pub(crate) fn unknown_connector() -> Problem {
     Problem::new(
         ProblemKind::UnknownConnector,
         "No connector with this id is configured.",
@@ -343,50 +385,86 @@ async fn put_connector(
         Err(e) => return registry_unavailable(&request_id, &e),
     };
     let problem = match &owned {
-        Ownership::MainFile { .. } => Some(file_managed("gateway.yaml")),
-        Ownership::Registered(c) if c.current.origin.is_file() => {
-            Some(file_managed(&c.current.origin.describe()))
-        }
-        Ownership::Registered(c) if !may_administer(&caller, &c.current.department) => {
-            Some(not_owner())
-        }
-        _ if !may_administer(&caller, &department) => Some(not_owner()),
-        _ => None,
+        Ownership::Unknown if !may_administer(&caller, &department) => Some(not_owner()),
+        Ownership::Unknown => None,
+        known => known.refuse_change(&caller),
     };
     if let Some(problem) = problem {
         return refused(&app, &request_id, event, problem).await;
     }
-    let mut version = crate::registry::ConnectorVersion {
+    let version = crate::registry::ConnectorVersion {
         id: id.clone(),
         version: 1,
         department,
         definition,
         schemas,
         origin: crate::registry::Origin::Api,
-        created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        created_at: crate::access::now_rfc3339(),
         created_by: caller.user.clone(),
         review: None,
+        activated_at: None,
     };
-    let (unchanged, in_force) = match &owned {
-        Ownership::Registered(c) => (
-            c.current.same_content(&version),
-            connectors::ConnectorDef::from_yaml(&c.current.definition)
-                .ok()
-                .map(|def| (c.current.version, def)),
-        ),
-        _ => (false, None),
-    };
+    save_draft(&app, &request_id, &caller, owned, version, &def, event).await
+}
+
+/// Keeps a new version as a draft (nothing changes in force); one that loosens the
+/// county's classification waits for the data-governance office as well (202). The
+/// same content as the version in force, or as the last draft, makes no new version.
+async fn save_draft(
+    app: &App,
+    request_id: &str,
+    caller: &Caller,
+    owned: Ownership,
+    mut version: crate::registry::ConnectorVersion,
+    def: &connectors::ConnectorDef,
+    mut event: AuditEvent,
+) -> Response {
+    let id = version.id.clone();
     let content = version.content_digest();
-    // A version that loosens the county's classification waits for its review.
-    let loosenings = if unchanged {
-        Vec::new()
-    } else {
-        crate::classification::loosenings(in_force.as_ref().map(|(_, def)| def), &def)
+    let (current, last) = match &owned {
+        Ownership::Registered(c) => {
+            let versions = match app.live.registry().connector_versions(&id).await {
+                Ok(versions) => versions,
+                Err(e) => return registry_unavailable(request_id, &e),
+            };
+            (Some(c.current.clone()), versions.into_iter().last())
+        }
+        Ownership::Drafts(v) => (None, Some((**v).clone())),
+        _ => (None, None),
     };
+    let current_number = current.as_ref().map(|c| c.version);
+    let same = [current.as_ref(), last.as_ref()]
+        .into_iter()
+        .flatten()
+        .find(|v| v.same_content(&version) && !crate::drafts::closed(v))
+        .cloned();
+    if let Some(same) = same {
+        event.operation = Some(format!(
+            "connector.put {id} content={content} unchanged=v{}",
+            same.version
+        ));
+        return match commit(app, request_id, Vec::new(), event).await {
+            Ok(_) => axum::Json(json!({
+                "connector": id,
+                "version": same.version,
+                "state": crate::drafts::state(&same, current_number),
+                "active": current_number,
+                "unchanged": true,
+                "content": content,
+            }))
+            .into_response(),
+            Err(response) => response,
+        };
+    }
+    let in_force = current
+        .as_ref()
+        .and_then(|c| connectors::ConnectorDef::from_yaml(&c.definition).ok());
+    // A version that loosens the county's classification waits for its review.
+    let loosenings = crate::classification::loosenings(in_force.as_ref(), def);
     if !loosenings.is_empty() {
         version.review = Some(crate::registry::Review {
             state: crate::registry::ReviewState::Pending,
-            base_version: in_force.as_ref().map(|(number, _)| *number),
+            base_version: current_number,
             loosenings: loosenings.clone(),
             decided_at: None,
             decided_by: None,
@@ -396,73 +474,49 @@ async fn put_connector(
             "connector.propose {id} content={content} loosens={}",
             loosenings.len()
         ));
-        return propose(&app, &request_id, &caller, version, loosenings, event).await;
+    } else {
+        event.operation = Some(format!("connector.draft {id} content={content}"));
     }
-    event.operation = Some(format!("connector.put {id} content={content}"));
-    let created = matches!(owned, Ownership::Unknown);
-    match commit(
-        &app,
-        &request_id,
-        vec![crate::registry::Change::PutConnector(version)],
-        event,
-    )
-    .await
-    {
-        Ok(changed) => {
-            let current = match app.live.registry().snapshot().await {
-                Ok(s) => s.connectors.get(&id).map(|c| c.current.version),
-                Err(_) => None,
-            };
-            tracing::info!(request_id, user = %caller.user, connector = %id, "connector registered");
-            let status = if created {
-                axum::http::StatusCode::CREATED
-            } else {
-                axum::http::StatusCode::OK
-            };
-            (
-                status,
-                axum::Json(json!({
-                    "connector": id,
-                    "version": current,
-                    "unchanged": unchanged,
-                    "content": content,
-                    "config_version": changed.version,
-                })),
-            )
-                .into_response()
-        }
-        Err(response) => response,
-    }
-}
-
-/// Keeps a version that loosens the classification for the data-governance office's
-/// review (checked first like any change) and answers 202 with what it loosens.
-async fn propose(
-    app: &App,
-    request_id: &str,
-    caller: &Caller,
-    version: crate::registry::ConnectorVersion,
-    loosenings: Vec<crate::classification::Loosening>,
-    event: AuditEvent,
-) -> Response {
-    let id = version.id.clone();
-    let change = crate::registry::Change::ProposeConnector(version);
+    let change = crate::registry::Change::SaveDraft(version);
     if let Err(response) = commit(app, request_id, vec![change], event).await {
         return response;
     }
-    let proposed = match app.live.registry().connector_versions(&id).await {
+    let saved = match app.live.registry().connector_versions(&id).await {
         Ok(list) => list.last().map(|v| v.version),
         Err(_) => None,
     };
-    tracing::info!(request_id, user = %caller.user, connector = %id, "connector version kept for classification review");
+    let number = saved.map(|n| n.to_string()).unwrap_or_else(|| "N".into());
+    if !loosenings.is_empty() {
+        tracing::info!(request_id, user = %caller.user, connector = %id, "connector version kept for classification review");
+        return (
+            axum::http::StatusCode::ACCEPTED,
+            axum::Json(json!({
+                "connector": id,
+                "version": saved,
+                "state": "awaiting_review",
+                "active": current_number,
+                "unchanged": false,
+                "content": content,
+                "detail": "This draft loosens the county's classification; the data-governance office's approval puts it in force.",
+                "loosenings": loosenings,
+                "test": format!("/v1/admin/connectors/{id}/versions/{number}/test"),
+            })),
+        )
+            .into_response();
+    }
+    tracing::info!(request_id, user = %caller.user, connector = %id, "connector draft saved");
     (
-        axum::http::StatusCode::ACCEPTED,
+        axum::http::StatusCode::CREATED,
         axum::Json(json!({
             "connector": id,
-            "version": proposed,
-            "state": "awaiting_review",
-            "detail": "This version loosens the county's classification; it serves once the data-governance office approves it.",
-            "loosenings": loosenings,
+            "version": saved,
+            "state": "draft",
+            "active": current_number,
+            "unchanged": false,
+            "content": content,
+            "detail": "Saved as a draft; nothing serves it yet. Test it, then activate it.",
+            "test": format!("/v1/admin/connectors/{id}/versions/{number}/test"),
+            "activate": format!("/v1/admin/connectors/{id}/versions/{number}/activate"),
         })),
     )
         .into_response()
@@ -497,22 +551,24 @@ async fn versions(
         Ok(owned) => owned,
         Err(e) => return registry_unavailable(&request_id, &e),
     };
-    let (department, registered) = match &owned {
-        Ownership::Unknown => return unknown_connector().for_request(&request_id).into_response(),
-        Ownership::MainFile { department } => (department.clone(), None),
-        Ownership::Registered(c) => (c.current.department.clone(), Some(c)),
+    let Some(department) = owned.department() else {
+        return unknown_connector().for_request(&request_id).into_response();
     };
-    if !may_administer(&caller, &department) {
+    if !may_administer(&caller, department) {
         return not_owner().for_request(&request_id).into_response();
     }
-    let Some(registered) = registered else {
-        return axum::Json(json!({
-            "connector": id,
-            "origin": "gateway.yaml",
-            "enabled": true,
-            "versions": [],
-        }))
-        .into_response();
+    let (current, enabled) = match &owned {
+        Ownership::MainFile { .. } => {
+            return axum::Json(json!({
+                "connector": id,
+                "origin": "gateway.yaml",
+                "enabled": true,
+                "versions": [],
+            }))
+            .into_response();
+        }
+        Ownership::Registered(c) => (Some(c.current.version), c.enabled),
+        _ => (None, false),
     };
     let list = match app.live.registry().connector_versions(&id).await {
         Ok(list) => list,
@@ -523,9 +579,11 @@ async fn versions(
         .map(|v| {
             json!({
                 "version": v.version,
-                "current": v.version == registered.current.version,
+                "current": Some(v.version) == current,
+                "state": crate::drafts::state(v, current),
                 "created_at": v.created_at,
                 "created_by": v.created_by,
+                "activated_at": v.activated_at,
                 "origin": v.origin,
                 "content": v.content_digest(),
                 "review": v.review,
@@ -536,9 +594,9 @@ async fn versions(
         .collect();
     axum::Json(json!({
         "connector": id,
-        "origin": registered.current.origin,
-        "enabled": registered.enabled,
-        "current": registered.current.version,
+        "origin": list.last().map(|v| &v.origin),
+        "enabled": enabled,
+        "current": current,
         "versions": versions,
     }))
     .into_response()
@@ -586,15 +644,11 @@ async fn set_enabled(
         Err(e) => return registry_unavailable(&request_id, &e),
     };
     let problem = match &owned {
-        Ownership::Unknown => Some(unknown_connector()),
-        Ownership::MainFile { .. } => Some(file_managed("gateway.yaml")),
-        Ownership::Registered(c) if !may_administer(&caller, &c.current.department) => {
-            Some(not_owner())
-        }
-        Ownership::Registered(c) if c.current.origin.is_file() => {
-            Some(file_managed(&c.current.origin.describe()))
-        }
-        Ownership::Registered(_) => None,
+        Ownership::Drafts(v) if may_administer(&caller, &v.department) => Some(Problem::new(
+            ProblemKind::UnknownVersion,
+            "No version of this connector is in force yet; activate a draft first.",
+        )),
+        known => known.refuse_change(&caller),
     };
     if !matches!(owned, Ownership::Unknown) {
         event.connector = Some(id.clone());
@@ -679,54 +733,41 @@ async fn test_connector(
         return refused(&app, &request_id, event, p).await;
     };
     event.operation = Some(format!("connector.test {id}.{}", body.operation));
-    if operation.subject == connectors::definition::SubjectKey::IdNumber
-        && connectors::subject::IdNumber::parse(&body.subject.id_number).is_err()
-    {
-        let p = Problem::new(
-            ProblemKind::InvalidIdNumber,
-            "The test subject's ID number fails the GB 11643 check; no department was called.",
-        );
-        return refused(&app, &request_id, event, p).await;
-    }
-    let started = std::time::Instant::now();
-    let fetched = connector
-        .connector
-        .fetch(&body.operation, &body.subject.id_number)
-        .await;
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let (outcome, violation) = match &fetched {
-        Ok(f) => match operation.schema.check(&f.record) {
-            Ok(()) => ("conforms", None),
-            Err(v) => (
-                "schema_violation",
-                Some(json!({ "schema_path": v.schema_path, "instance_path": v.instance_path })),
-            ),
-        },
-        Err(connectors::FetchError::NotFound) => ("not_found", None),
-        Err(connectors::FetchError::Mapping(_)) => ("mapping_violation", None),
-        Err(connectors::FetchError::Timeout) => ("timed_out", None),
-        Err(connectors::FetchError::Malformed) => ("malformed", None),
-        Err(connectors::FetchError::Oversize { .. }) => ("oversize", None),
-        Err(_) => ("upstream_error", None),
+    let subject = if operation.subject == connectors::definition::SubjectKey::IdNumber {
+        connectors::subject::IdNumber::parse(&body.subject.id_number)
+            .map(crate::query::SubjectKeyValue::Id)
+            .map_err(|_| {
+                Problem::new(
+                    ProblemKind::InvalidIdNumber,
+                    "The test subject's ID number fails the GB 11643 check; no department was called.",
+                )
+            })
+    } else {
+        crate::query::household_number(body.subject.id_number.clone())
     };
-    event.operation = Some(format!(
-        "connector.test {id}.{} outcome={outcome}",
-        body.operation
-    ));
+    let subject = match subject {
+        Ok(subject) => subject,
+        Err(p) => return refused(&app, &request_id, event, p).await,
+    };
+    let mut answer = crate::drafts::try_operation(
+        &app,
+        connector,
+        &body.operation,
+        operation,
+        &subject,
+        &mut event,
+    )
+    .await;
     if let Err(e) = app.audit.append(event).await {
         return crate::server::audit_unavailable(&request_id, &e);
     }
-    let mut answer = json!({
-        "connector": id,
-        "operation": body.operation,
-        "outcome": outcome,
-        "latency_ms": (latency_ms * 10.0).round() / 10.0,
-    });
-    if let Some(violation) = violation {
-        answer["violation"] = violation;
-    }
-    if let Err(e) = &fetched {
-        answer["error"] = json!(e.to_string());
+    if let Some(map) = answer.as_object_mut() {
+        map.remove("ok");
+        if let Some(problem) = map.remove("problem") {
+            map.insert("error".to_owned(), problem);
+        }
+        map.insert("connector".to_owned(), json!(id));
+        map.insert("operation".to_owned(), json!(body.operation));
     }
     axum::Json(answer).into_response()
 }

@@ -1,8 +1,10 @@
 //! Who may lower a field's classification (invariant 10): the county's data-governance
 //! office (大数据局) owns the county's classification, so a connector version made
-//! through the API that *loosens* it waits for that office's review before it serves;
-//! one that keeps or tightens it goes live at once. Files the operator applies
-//! (`gateway apply`, `gateway.yaml`) are reviewed as files and are not held.
+//! through the API that *loosens* it waits for that office's review, whose approval
+//! puts it in force; one that keeps or tightens it is a draft its department activates
+//! itself ([`crate::drafts`]). Files the operator applies (`gateway apply`,
+//! `gateway.yaml`) are reviewed as files and are not held. [`diff`] says what changed
+//! between two versions.
 //!
 //! A field's classification is its sharing type (`never` 不予共享 → `conditional`
 //! 有条件共享 → `open` 无条件共享, in decreasing protection) and its personal-data
@@ -145,6 +147,117 @@ pub fn loosenings(current: Option<&ConnectorDef>, new: &ConnectorDef) -> Vec<Loo
         }
     }
     found
+}
+
+/// What changed between two versions of a connector: top-level settings, operations,
+/// and every classified field (added, removed, reclassified, read from elsewhere).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct VersionDiff {
+    /// Top-level members of the definition that differ (e.g. `base_url`, `timeouts`).
+    pub connector: Vec<String>,
+    pub operations_added: Vec<String>,
+    pub operations_removed: Vec<String>,
+    /// Operations in both whose request, subject, schema or title differ.
+    pub operations_changed: Vec<OperationChange>,
+    pub fields_added: Vec<FieldChange>,
+    pub fields_removed: Vec<FieldChange>,
+    /// Fields in both whose sharing type or personal-data kind differ.
+    pub fields_reclassified: Vec<FieldChange>,
+    /// Fields in both that read another department field or transform it otherwise.
+    pub fields_remapped: Vec<FieldChange>,
+}
+
+/// An operation present in both versions, and which of its members differ.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OperationChange {
+    pub operation: String,
+    pub changed: Vec<String>,
+}
+
+/// One field in a diff, with its classification before and after (where it has one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldChange {
+    pub operation: String,
+    pub field: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<FieldClass>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to: Option<FieldClass>,
+}
+
+/// The members of two JSON objects that differ, leaving out `skip`.
+fn changed_members(old: &serde_json::Value, new: &serde_json::Value, skip: &str) -> Vec<String> {
+    let empty = serde_json::Map::new();
+    let old = old.as_object().unwrap_or(&empty);
+    let new = new.as_object().unwrap_or(&empty);
+    let mut keys: Vec<&String> = old.keys().chain(new.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter(|k| k.as_str() != skip && old.get(*k) != new.get(*k))
+        .cloned()
+        .collect()
+}
+
+/// What changed from `old` to `new`.
+pub fn diff(old: &ConnectorDef, new: &ConnectorDef) -> VersionDiff {
+    let mut out = VersionDiff {
+        connector: changed_members(&as_json(old), &as_json(new), "operations"),
+        ..VersionDiff::default()
+    };
+    for name in old.operations.keys() {
+        if !new.operations.contains_key(name) {
+            out.operations_removed.push(name.clone());
+        }
+    }
+    for (name, op) in &new.operations {
+        let Some(before) = old.operations.get(name) else {
+            out.operations_added.push(name.clone());
+            continue;
+        };
+        let changed = changed_members(&as_json(before), &as_json(op), "record");
+        if !changed.is_empty() {
+            out.operations_changed.push(OperationChange {
+                operation: name.clone(),
+                changed,
+            });
+        }
+        let (was, now) = (leaves(&before.record), leaves(&op.record));
+        let change = |field: &str, from: Option<FieldClass>, to: Option<FieldClass>| FieldChange {
+            operation: name.clone(),
+            field: field.to_owned(),
+            from,
+            to,
+        };
+        for (path, leaf) in &was {
+            if !now.contains_key(path) {
+                out.fields_removed
+                    .push(change(path, Some(leaf.class), None));
+            }
+        }
+        for (path, leaf) in &now {
+            match was.get(path) {
+                None => out.fields_added.push(change(path, None, Some(leaf.class))),
+                Some(old) if old.class != leaf.class => {
+                    out.fields_reclassified
+                        .push(change(path, Some(old.class), Some(leaf.class)))
+                }
+                Some(old)
+                    if old.def.from != leaf.def.from || old.def.transform != leaf.def.transform =>
+                {
+                    out.fields_remapped
+                        .push(change(path, Some(old.class), Some(leaf.class)))
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    out
+}
+
+/// A definition (or a part of one) as JSON, for [`diff`]'s member comparison.
+fn as_json<T: Serialize>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
 }
 
 #[cfg(test)]

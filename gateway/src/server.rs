@@ -206,6 +206,7 @@ pub fn router(app: App) -> Router {
         .merge(crate::privacy::routes())
         .merge(crate::forms::routes())
         .merge(crate::admin::routes())
+        .merge(crate::drafts::routes())
         .merge(crate::review::routes())
         .merge(crate::access::routes())
         .merge(crate::catalog::routes())
@@ -253,13 +254,13 @@ async fn request_context(mut request: Request, next: Next) -> Response {
     let mut response = if let Err(e) = crate::auth::refuse_token_in_query(request.uri()) {
         // A token in a URL is an authentication failure, whatever else the URL says.
         unauthenticated(e, &id)
-    } else if request.uri().query().is_some() {
-        Problem::new(
-            ProblemKind::InvalidRequest,
-            "URLs take no query string here; personal data and credentials travel only in request bodies and headers.",
-        )
-        .for_request(&id)
-        .into_response()
+    } else if let Err(problem) = crate::lists::check(
+        request.method().as_str(),
+        request.uri().path(),
+        request.uri().query(),
+    ) {
+        // Only listed routes take a query string, and only their parameters.
+        problem.for_request(&id).into_response()
     } else {
         request.extensions_mut().insert(RequestId(id.clone()));
         next.run(request).await

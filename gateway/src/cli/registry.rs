@@ -262,6 +262,7 @@ pub(super) fn read_apply_dir(dir: &Path, now: &str) -> Result<Desired, Vec<Confi
                 created_at: now.to_owned(),
                 created_by: APPLIER.to_owned(),
                 review: None,
+                activated_at: None,
             },
         );
     }
@@ -991,6 +992,7 @@ mod tests {
             created_at: "2026-03-01T08:00:00Z".to_owned(),
             created_by: APPLIER.to_owned(),
             review: None,
+            activated_at: None,
         }
     }
 

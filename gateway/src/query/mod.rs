@@ -27,7 +27,9 @@ use crate::policy::{Returned, Withheld};
 use crate::problem::{Problem, ProblemKind};
 use crate::server::{App, Authenticated, Peer, RequestId};
 use request::parse;
-pub(crate) use request::{SubjectIn, SubjectKeyValue, check_case_id, parse_json, subject_key};
+pub(crate) use request::{
+    SubjectIn, SubjectKeyValue, check_case_id, household_number, parse_json, subject_key,
+};
 
 pub(crate) async fn query(
     State(app): State<App>,

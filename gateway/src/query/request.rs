@@ -157,6 +157,19 @@ fn declared_path(path: &serde_path_to_error::Path, expected: &str) -> String {
     out
 }
 
+/// A household number (户号) as a subject key: 6 to 20 digits.
+pub(crate) fn household_number(h: String) -> Result<SubjectKeyValue, Problem> {
+    if (6..=20).contains(&h.len()) && h.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(SubjectKeyValue::Household(h))
+    } else {
+        Err(Problem::new(
+            ProblemKind::InvalidRequest,
+            "A household number is 6 to 20 digits.",
+        )
+        .with("at", "subject.household_number"))
+    }
+}
+
 pub(crate) fn subject_key(key: SubjectKey, subject: SubjectIn) -> Result<SubjectKeyValue, Problem> {
     match (key, subject.id_number, subject.household_number) {
         (SubjectKey::IdNumber, Some(id), None) => {
@@ -164,17 +177,7 @@ pub(crate) fn subject_key(key: SubjectKey, subject: SubjectIn) -> Result<Subject
                 Problem::new(ProblemKind::InvalidIdNumber, e.to_string()).with("check", e.code())
             })
         }
-        (SubjectKey::HouseholdNumber, None, Some(h)) => {
-            if (6..=20).contains(&h.len()) && h.bytes().all(|b| b.is_ascii_digit()) {
-                Ok(SubjectKeyValue::Household(h))
-            } else {
-                Err(Problem::new(
-                    ProblemKind::InvalidRequest,
-                    "A household number is 6 to 20 digits.",
-                )
-                .with("at", "subject.household_number"))
-            }
-        }
+        (SubjectKey::HouseholdNumber, None, Some(h)) => household_number(h),
         (key, _, _) => Err(Problem::new(
             ProblemKind::InvalidRequest,
             format!(

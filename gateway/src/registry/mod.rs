@@ -72,6 +72,10 @@ pub struct ConnectorVersion {
     /// classification ([`crate::classification`]); `None` when it needed none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub review: Option<Review>,
+    /// When the version last went into force (RFC 3339); `None` for a draft that
+    /// never served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activated_at: Option<String>,
 }
 
 /// The data-governance office's review of a connector version that loosens the
@@ -235,10 +239,14 @@ pub enum Change {
         id: String,
         enabled: bool,
     },
-    /// A version that loosens the classification, kept for review (its `review` is
-    /// pending) without serving; earlier pending versions of the connector are
-    /// superseded.
-    ProposeConnector(ConnectorVersion),
+    /// A draft: a new version kept without serving (numbered by the registry). One
+    /// that loosens the classification carries a pending `review`. Earlier versions
+    /// of the connector still pending review are superseded.
+    SaveDraft(ConnectorVersion),
+    /// Puts a stored version (same id, number and content) in force, enabled: a
+    /// draft's activation or a rollback to an earlier version. Refused with
+    /// [`RegistryError::Decided`] if its review is pending, refused or superseded.
+    ActivateVersion(ConnectorVersion),
     /// Records the review of a proposed version (same id and version number, with
     /// the review decided); an approved one goes into force, enabled. Refused with
     /// [`RegistryError::Decided`] if the review is no longer pending or another
@@ -309,6 +317,8 @@ pub trait Registry: Send + Sync + std::fmt::Debug {
         &self,
         id: &str,
     ) -> BoxFuture<'_, Result<Vec<ConnectorVersion>, RegistryError>>;
+    /// Every version of every connector, by connector id and version.
+    fn all_versions(&self) -> BoxFuture<'_, Result<Vec<ConnectorVersion>, RegistryError>>;
     /// Every connector version that needed a classification review, in any state,
     /// by connector id and version.
     fn reviewed_versions(&self) -> BoxFuture<'_, Result<Vec<ConnectorVersion>, RegistryError>>;
@@ -349,7 +359,16 @@ impl Snapshot {
                         );
                     }
                 },
-                Change::ProposeConnector(_) => {}
+                Change::SaveDraft(_) => {}
+                Change::ActivateVersion(v) => {
+                    next.connectors.insert(
+                        v.id.clone(),
+                        RegisteredConnector {
+                            current: v.clone(),
+                            enabled: true,
+                        },
+                    );
+                }
                 Change::DecideReview(v) => {
                     if v.review.as_ref().map(|r| r.state) == Some(ReviewState::Approved) {
                         next.connectors.insert(
@@ -394,13 +413,13 @@ impl Snapshot {
         Ok(next)
     }
 
-    /// The snapshot `changes` would make if every version they propose were approved:
-    /// a proposal is checked like a change in force before it is kept for review.
+    /// The snapshot `changes` would make if every draft they save were put in force:
+    /// a draft is checked like a change in force before it is kept.
     pub fn as_proposed(&self, changes: &[Change]) -> Result<Snapshot, RegistryError> {
         let changes: Vec<Change> = changes
             .iter()
             .map(|change| match change {
-                Change::ProposeConnector(v) => Change::PutConnector(v.clone()),
+                Change::SaveDraft(v) => Change::PutConnector(v.clone()),
                 other => other.clone(),
             })
             .collect();

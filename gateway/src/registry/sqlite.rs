@@ -67,6 +67,12 @@ const MIGRATIONS: &[&str] = &[
     // 3: the data-governance review of versions that loosen the classification (JSON,
     // NULL when a version needed none).
     "ALTER TABLE connector_versions ADD COLUMN review TEXT;",
+    // 4: drafts. When a version last went into force (NULL: a draft that never
+    // served). Before drafts, every version that needed no review or was approved
+    // went into force when it was made.
+    "ALTER TABLE connector_versions ADD COLUMN activated_at TEXT;
+     UPDATE connector_versions SET activated_at = created_at
+       WHERE review IS NULL OR json_extract(review, '$.state') = 'approved';",
 ];
 
 /// The schema version this code writes.
@@ -214,6 +220,18 @@ impl Registry for SqliteRegistry {
         }))
     }
 
+    fn all_versions(&self) -> BoxFuture<'_, Result<Vec<ConnectorVersion>, RegistryError>> {
+        Box::pin(self.with_connection(|conn| {
+            let mut statement = conn.prepare(&format!(
+                "SELECT {VERSION_COLUMNS} FROM connector_versions ORDER BY id, version"
+            ))?;
+            let rows = statement
+                .query_map([], RawVersion::from_row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter().map(RawVersion::decode).collect()
+        }))
+    }
+
     fn reviewed_versions(&self) -> BoxFuture<'_, Result<Vec<ConnectorVersion>, RegistryError>> {
         Box::pin(self.with_connection(|conn| {
             let mut statement = conn.prepare(&format!(
@@ -312,7 +330,8 @@ fn read_revision(conn: &Connection) -> Result<u64, RegistryError> {
 fn apply(tx: &Transaction<'_>, change: Change) -> Result<(), RegistryError> {
     match change {
         Change::PutConnector(version) => put_connector(tx, version),
-        Change::ProposeConnector(version) => propose_connector(tx, version),
+        Change::SaveDraft(version) => insert_version(tx, &version, None).map(|_| ()),
+        Change::ActivateVersion(version) => activate_version(tx, version),
         Change::DecideReview(version) => decide_review(tx, version),
         Change::SetConnectorEnabled { id, enabled } => {
             let updated = tx.execute(
@@ -413,7 +432,7 @@ fn put_connector(tx: &Transaction<'_>, version: ConnectorVersion) -> Result<(), 
             return Ok(());
         }
     }
-    let next = insert_version(tx, &version)?;
+    let next = insert_version(tx, &version, Some(&version.created_at))?;
     tx.execute(
         "INSERT INTO connectors (id, current_version, enabled) VALUES (?1, ?2, 1)
            ON CONFLICT (id) DO UPDATE SET current_version = excluded.current_version,
@@ -423,9 +442,14 @@ fn put_connector(tx: &Transaction<'_>, version: ConnectorVersion) -> Result<(), 
     Ok(())
 }
 
-/// Stores `version` under the next version number, superseding any version of the
-/// connector still pending review; returns the number.
-fn insert_version(tx: &Transaction<'_>, version: &ConnectorVersion) -> Result<i64, RegistryError> {
+/// Stores `version` under the next version number (in force since `activated_at`, or
+/// a draft), superseding any version of the connector still pending review; returns
+/// the number.
+fn insert_version(
+    tx: &Transaction<'_>,
+    version: &ConnectorVersion,
+    activated_at: Option<&str>,
+) -> Result<i64, RegistryError> {
     supersede_pending(tx, &version.id)?;
     let last: i64 = tx.query_row(
         "SELECT coalesce(max(version), 0) FROM connector_versions WHERE id = ?1",
@@ -444,8 +468,9 @@ fn insert_version(tx: &Transaction<'_>, version: &ConnectorVersion) -> Result<i6
     let review = version.review.as_ref().map(to_json).transpose()?;
     tx.execute(
         "INSERT INTO connector_versions
-           (id, version, department, definition, schemas, origin, created_at, created_by, review)
-           VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+           (id, version, department, definition, schemas, origin, created_at, created_by, review,
+            activated_at)
+           VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         params![
             version.id,
             next,
@@ -456,6 +481,7 @@ fn insert_version(tx: &Transaction<'_>, version: &ConnectorVersion) -> Result<i6
             version.created_at,
             version.created_by,
             review,
+            activated_at,
         ],
     )?;
     Ok(next)
@@ -485,15 +511,38 @@ fn supersede_pending(tx: &Transaction<'_>, id: &str) -> Result<(), RegistryError
     Ok(())
 }
 
-/// Keeps a version for review without putting it in force.
-fn propose_connector(tx: &Transaction<'_>, version: ConnectorVersion) -> Result<(), RegistryError> {
-    if version.review.as_ref().map(|r| r.state) != Some(ReviewState::Pending) {
+/// Puts a stored version in force, enabled, if its review (if any) approved it.
+fn activate_version(tx: &Transaction<'_>, version: ConnectorVersion) -> Result<(), RegistryError> {
+    let (id, number) = (&version.id, i64::from(version.version));
+    let stored = read_version(tx, id, number)
+        .map_err(|_| RegistryError::Missing(format!("connector `{id}` version {number}")))?;
+    if !stored.same_content(&version) {
         return Err(RegistryError::Corrupt(format!(
-            "a proposed version of connector `{}` must be pending review",
-            version.id
+            "connector `{id}` version {number} is stored with other content"
         )));
     }
-    insert_version(tx, &version).map(|_| ())
+    if let Some(review) = &stored.review
+        && review.state != ReviewState::Approved
+    {
+        return Err(RegistryError::Decided(format!(
+            "connector `{id}` version {number} is not approved by the classification review"
+        )));
+    }
+    let at = version
+        .activated_at
+        .clone()
+        .unwrap_or_else(|| stored.created_at.clone());
+    tx.execute(
+        "INSERT INTO connectors (id, current_version, enabled) VALUES (?1, ?2, 1)
+           ON CONFLICT (id) DO UPDATE SET current_version = excluded.current_version,
+                                          enabled = 1",
+        params![id, number],
+    )?;
+    tx.execute(
+        "UPDATE connector_versions SET activated_at = ?3 WHERE id = ?1 AND version = ?2",
+        params![id, number, at],
+    )?;
+    Ok(())
 }
 
 /// Records a review's decision; an approved version goes into force.
@@ -533,6 +582,14 @@ fn decide_review(tx: &Transaction<'_>, decided: ConnectorVersion) -> Result<(), 
                ON CONFLICT (id) DO UPDATE SET current_version = excluded.current_version,
                                               enabled = 1",
             params![id, number],
+        )?;
+        tx.execute(
+            "UPDATE connector_versions SET activated_at = ?3 WHERE id = ?1 AND version = ?2",
+            params![
+                id,
+                number,
+                decision.decided_at.as_deref().unwrap_or(&stored.created_at)
+            ],
         )?;
     }
     tx.execute(
@@ -609,8 +666,8 @@ fn exists(conn: &Connection, sql: &str, id: &str) -> Result<bool, RegistryError>
 }
 
 /// The columns [`RawVersion::from_row`] reads, in order.
-const VERSION_COLUMNS: &str =
-    "id, version, department, definition, schemas, origin, created_at, created_by, review";
+const VERSION_COLUMNS: &str = "id, version, department, definition, schemas, origin, \
+     created_at, created_by, review, activated_at";
 
 /// A `connector_versions` row before its JSON columns are decoded.
 struct RawVersion {
@@ -623,6 +680,7 @@ struct RawVersion {
     created_at: String,
     created_by: String,
     review: Option<String>,
+    activated_at: Option<String>,
 }
 
 impl RawVersion {
@@ -637,6 +695,7 @@ impl RawVersion {
             created_at: row.get(6)?,
             created_by: row.get(7)?,
             review: row.get(8)?,
+            activated_at: row.get(9)?,
         })
     }
 
@@ -661,6 +720,7 @@ impl RawVersion {
             created_at: self.created_at,
             created_by: self.created_by,
             review,
+            activated_at: self.activated_at,
         })
     }
 }

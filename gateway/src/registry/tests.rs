@@ -24,6 +24,7 @@ fn version(id: &str, definition: &str) -> ConnectorVersion {
         created_at: "2025-03-01T08:00:00Z".to_owned(),
         created_by: "alice".to_owned(),
         review: None,
+        activated_at: None,
     }
 }
 
@@ -680,7 +681,7 @@ async fn a_proposal_serves_nothing_until_approved() {
         review: pending(None),
         ..version("jisheng2", "id: jisheng2\n")
     };
-    commit(&registry, vec![Change::ProposeConnector(proposed.clone())])
+    commit(&registry, vec![Change::SaveDraft(proposed.clone())])
         .await
         .unwrap();
     let snapshot = registry.snapshot().await.unwrap();
@@ -717,7 +718,7 @@ async fn an_approval_after_the_connector_changed_or_a_refusal_changes_nothing_in
         review: pending(Some(1)),
         ..version("c", "v2 loosened")
     };
-    commit(&registry, vec![Change::ProposeConnector(proposed.clone())])
+    commit(&registry, vec![Change::SaveDraft(proposed.clone())])
         .await
         .unwrap();
     // A tightening goes in force meanwhile (version 3) and supersedes the proposal.
@@ -754,7 +755,7 @@ async fn an_approval_after_the_connector_changed_or_a_refusal_changes_nothing_in
         review: pending(Some(3)),
         ..version("c", "v4 loosened")
     };
-    commit(&registry, vec![Change::ProposeConnector(proposed.clone())])
+    commit(&registry, vec![Change::SaveDraft(proposed.clone())])
         .await
         .unwrap();
     commit(
@@ -773,5 +774,90 @@ async fn an_approval_after_the_connector_changed_or_a_refusal_changes_nothing_in
     assert_eq!(
         versions[3].review.as_ref().unwrap().state,
         ReviewState::Refused
+    );
+}
+
+#[tokio::test]
+async fn a_draft_serves_nothing_until_activated_and_an_earlier_version_comes_back_in_one_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = open(dir.path());
+    commit(&registry, vec![Change::SaveDraft(version("c", "v1"))])
+        .await
+        .unwrap();
+    assert!(
+        registry.snapshot().await.unwrap().connectors.is_empty(),
+        "a draft of a new connector is not in force"
+    );
+    let stored = registry.connector_versions("c").await.unwrap();
+    assert_eq!(stored[0].version, 1);
+    assert_eq!(stored[0].activated_at, None);
+
+    let activated = |number: u32, definition: &str| ConnectorVersion {
+        version: number,
+        activated_at: Some(format!("2026-03-0{number}T08:00:00Z")),
+        ..version("c", definition)
+    };
+    commit(&registry, vec![Change::ActivateVersion(activated(1, "v1"))])
+        .await
+        .unwrap();
+    commit(&registry, vec![Change::SaveDraft(version("c", "v2"))])
+        .await
+        .unwrap();
+    let snapshot = registry.snapshot().await.unwrap();
+    assert_eq!(
+        snapshot.connectors["c"].current.version, 1,
+        "a draft of a serving connector leaves the version in force"
+    );
+    commit(&registry, vec![Change::ActivateVersion(activated(2, "v2"))])
+        .await
+        .unwrap();
+    assert_eq!(
+        registry.snapshot().await.unwrap().connectors["c"]
+            .current
+            .definition,
+        "v2"
+    );
+    // Rollback: version 1 again, enabled even if the connector was disabled.
+    commit(
+        &registry,
+        vec![Change::SetConnectorEnabled {
+            id: "c".into(),
+            enabled: false,
+        }],
+    )
+    .await
+    .unwrap();
+    commit(&registry, vec![Change::ActivateVersion(activated(1, "v1"))])
+        .await
+        .unwrap();
+    let snapshot = registry.snapshot().await.unwrap();
+    assert_eq!(snapshot.connectors["c"].current.version, 1);
+    assert!(snapshot.connectors["c"].enabled);
+    let stored = registry.connector_versions("c").await.unwrap();
+    assert_eq!(stored.len(), 2, "activation makes no new version");
+    assert!(stored.iter().all(|v| v.activated_at.is_some()));
+
+    // A draft waiting for its classification review cannot be activated; nor can a
+    // version with other content under the same number.
+    let loosening = ConnectorVersion {
+        review: pending(Some(1)),
+        ..version("c", "v3 loosened")
+    };
+    commit(&registry, vec![Change::SaveDraft(loosening)])
+        .await
+        .unwrap();
+    let early = commit(
+        &registry,
+        vec![Change::ActivateVersion(activated(3, "v3 loosened"))],
+    )
+    .await;
+    assert!(matches!(early, Err(RegistryError::Decided(_))), "{early:?}");
+    let forged = commit(&registry, vec![Change::ActivateVersion(activated(2, "v9"))]).await;
+    assert!(forged.is_err(), "{forged:?}");
+    assert_eq!(
+        registry.snapshot().await.unwrap().connectors["c"]
+            .current
+            .version,
+        1
     );
 }

@@ -1,0 +1,381 @@
+//! Filters and pages for the lists (access requests, grants, connectors, reviews),
+//! and the one place URLs may carry a query string.
+//!
+//! URLs take no query string anywhere else: personal data and credentials travel only
+//! in bodies and headers. A listed route ([`ALLOWED`]) takes a fixed set of
+//! non-personal parameters — `state`, `township`, `connector`, `cursor`, `limit` —
+//! whose values are codes and ids only (letters, digits, `-`, `_`, `.`; at most
+//! [`MAX_VALUE`] characters); anything else is refused before a handler runs. An
+//! unknown parameter is named in the 400 when its name looks like a name; its value is
+//! never repeated.
+//!
+//! Lists are in a stable order (requests and grants oldest first, connectors and
+//! reviews by id and version); `cursor` is opaque (`next_cursor` of the previous
+//! page) and `limit` at most [`MAX_LIMIT`] ([`DEFAULT_LIMIT`] when not given).
+
+use axum::extract::{RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::admin::{may_administer, not_admin, registry_unavailable};
+use crate::auth::Role;
+use crate::problem::{Problem, ProblemKind};
+use crate::server::{App, Authenticated, RequestId};
+
+/// The most items one page holds.
+pub const MAX_LIMIT: usize = 200;
+/// The page size when `limit` is not given.
+pub const DEFAULT_LIMIT: usize = 50;
+/// The longest value of a code or id parameter, in characters.
+pub const MAX_VALUE: usize = 80;
+/// The longest cursor, in characters.
+const MAX_CURSOR: usize = 400;
+
+/// Routes (method and exact path) that take a query string, and the parameters each
+/// takes.
+const ALLOWED: &[(&str, &str, &[&str])] = &[
+    (
+        "GET",
+        "/v1/access-requests",
+        &["state", "township", "connector", "cursor", "limit"],
+    ),
+    (
+        "GET",
+        "/v1/grants",
+        &["state", "township", "connector", "cursor", "limit"],
+    ),
+    ("GET", "/v1/admin/connectors", &["state", "cursor", "limit"]),
+    (
+        "GET",
+        "/v1/admin/reviews",
+        &["state", "connector", "cursor", "limit"],
+    ),
+];
+
+/// A list's filters and page, parsed from the query string.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListQuery {
+    pub state: Option<String>,
+    pub township: Option<String>,
+    pub connector: Option<String>,
+    /// The sort key of the last item of the previous page.
+    pub after: Option<String>,
+    pub limit: usize,
+}
+
+fn bad(at: &str, detail: impl Into<String>) -> Problem {
+    Problem::new(ProblemKind::InvalidRequest, detail).with("at", at.to_owned())
+}
+
+/// A parameter name fit to repeat in an error: short, lowercase letters and `_`.
+fn nameable(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 32
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+}
+
+/// Checks the query string of a request before any handler runs: `None` when the
+/// route takes none, else only its parameters, each once, with valid values.
+pub fn check(method: &str, path: &str, query: Option<&str>) -> Result<(), Problem> {
+    let Some(query) = query else {
+        return Ok(());
+    };
+    let allowed = ALLOWED
+        .iter()
+        .find(|(m, p, _)| *m == method && *p == path)
+        .map(|(_, _, names)| *names);
+    let Some(allowed) = allowed else {
+        return Err(Problem::new(
+            ProblemKind::InvalidRequest,
+            "URLs take no query string here; personal data and credentials travel only in request bodies and headers.",
+        ));
+    };
+    parse(query, allowed).map(|_| ())
+}
+
+/// Parses `query` for a route taking the parameters `allowed`.
+fn parse(query: &str, allowed: &[&str]) -> Result<ListQuery, Problem> {
+    let mut out = ListQuery {
+        limit: DEFAULT_LIMIT,
+        ..ListQuery::default()
+    };
+    let mut seen: Vec<&str> = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if !allowed.contains(&name) {
+            let detail = if nameable(name) {
+                format!(
+                    "This list takes no query parameter `{name}`; it takes {}.",
+                    allowed.join(", ")
+                )
+            } else {
+                format!(
+                    "A query parameter is not one this list takes ({}).",
+                    allowed.join(", ")
+                )
+            };
+            let problem = Problem::new(ProblemKind::InvalidRequest, detail);
+            return Err(if nameable(name) {
+                problem.with("at", name.to_owned())
+            } else {
+                problem
+            });
+        }
+        if seen.contains(&name) {
+            return Err(bad(name, format!("`{name}` is given more than once.")));
+        }
+        seen.push(name);
+        match name {
+            "limit" => {
+                let limit: usize = value
+                    .parse()
+                    .map_err(|_| bad("limit", "`limit` is a whole number of items."))?;
+                if limit == 0 || limit > MAX_LIMIT {
+                    return Err(bad(
+                        "limit",
+                        format!("`limit` is from 1 to {MAX_LIMIT} items."),
+                    ));
+                }
+                out.limit = limit;
+            }
+            "cursor" => out.after = Some(decode_cursor(value)?),
+            _ => {
+                let code = value.len() <= MAX_VALUE
+                    && !value.is_empty()
+                    && value
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+                if !code {
+                    return Err(bad(
+                        name,
+                        format!(
+                            "`{name}` is a code or id: letters, digits, `-`, `_` and `.`, at most {MAX_VALUE} characters."
+                        ),
+                    ));
+                }
+                let slot = match name {
+                    "state" => &mut out.state,
+                    "township" => &mut out.township,
+                    _ => &mut out.connector,
+                };
+                *slot = Some(value.to_owned());
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn cursor_problem() -> Problem {
+    bad(
+        "cursor",
+        "`cursor` is not one this list gave; use `next_cursor` from the previous page.",
+    )
+}
+
+/// The opaque cursor after the item with sort key `key`.
+fn encode_cursor(key: &str) -> String {
+    let mut out = String::from("c");
+    for b in key.bytes() {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
+fn decode_cursor(text: &str) -> Result<String, Problem> {
+    let hex = text
+        .strip_prefix('c')
+        .filter(|h| text.len() <= MAX_CURSOR && h.len() % 2 == 0)
+        .ok_or_else(cursor_problem)?;
+    let bytes = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2).unwrap_or("zz"), 16))
+        .collect::<Result<Vec<u8>, _>>()
+        .map_err(|_| cursor_problem())?;
+    String::from_utf8(bytes).map_err(|_| cursor_problem())
+}
+
+impl ListQuery {
+    /// The query of a listed route, checked again (the middleware checked it first).
+    pub fn of(raw: Option<&str>, allowed_state: &[&str]) -> Result<ListQuery, Problem> {
+        let all = ["state", "township", "connector", "cursor", "limit"];
+        let query = parse(raw.unwrap_or(""), &all)?;
+        if let Some(state) = &query.state
+            && !allowed_state.contains(&state.as_str())
+        {
+            return Err(bad(
+                "state",
+                format!("`state` is one of {}.", allowed_state.join(", ")),
+            ));
+        }
+        Ok(query)
+    }
+
+    /// One page of `items` (already filtered, in their stable order; `key` gives each
+    /// item's unique sort key) and the cursor of the next page.
+    pub fn page<T>(&self, items: Vec<T>, key: impl Fn(&T) -> String) -> (Vec<T>, Option<String>) {
+        let start = match &self.after {
+            Some(after) => items
+                .iter()
+                .position(|item| key(item) == *after)
+                .map_or(items.len(), |i| i + 1),
+            None => 0,
+        };
+        let mut rest: Vec<T> = items.into_iter().skip(start).collect();
+        let next = if rest.len() > self.limit {
+            rest.truncate(self.limit);
+            rest.last().map(|item| encode_cursor(&key(item)))
+        } else {
+            None
+        };
+        (rest, next)
+    }
+
+    /// Whether `value` passes the filter `filter` (no filter passes everything).
+    pub fn matches(filter: &Option<String>, value: &str) -> bool {
+        filter.as_deref().is_none_or(|f| f == value)
+    }
+}
+
+/// `GET /v1/admin/connectors`: the connectors the caller administers (every one for
+/// an operator), by id, with their origin, whether they serve, the version in force
+/// and how many drafts wait. `state`: `enabled`, `disabled` or `draft` (no version in
+/// force yet).
+pub(crate) async fn connectors(
+    State(app): State<App>,
+    RequestId(request_id): RequestId,
+    Authenticated(caller): Authenticated,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    if !caller.has_role(Role::Operator) && !caller.has_role(Role::DeptAdmin) {
+        return not_admin().for_request(&request_id).into_response();
+    }
+    let query = match ListQuery::of(raw.as_deref(), &["enabled", "disabled", "draft"]) {
+        Ok(query) => query,
+        Err(p) => return p.for_request(&request_id).into_response(),
+    };
+    let registry = app.live.registry();
+    let (snapshot, versions) = match (registry.snapshot().await, registry.all_versions().await) {
+        (Ok(snapshot), Ok(versions)) => (snapshot, versions),
+        (Err(e), _) | (_, Err(e)) => return registry_unavailable(&request_id, &e),
+    };
+    let config = app.config.load_full();
+    let mut rows: std::collections::BTreeMap<String, Value> = std::collections::BTreeMap::new();
+    for (id, c) in &config.connectors {
+        if snapshot.connectors.contains_key(id) {
+            continue;
+        }
+        rows.insert(
+            id.clone(),
+            json!({
+                "connector": id,
+                "department": c.def.department.id,
+                "origin": "gateway.yaml",
+                "state": "enabled",
+                "active": null,
+                "drafts": 0,
+            }),
+        );
+    }
+    let mut by_id: std::collections::BTreeMap<&str, Vec<&crate::registry::ConnectorVersion>> =
+        std::collections::BTreeMap::new();
+    for v in &versions {
+        by_id.entry(v.id.as_str()).or_default().push(v);
+    }
+    for (id, list) in by_id {
+        let registered = snapshot.connectors.get(id);
+        let current = registered.map(|c| c.current.version);
+        let Some(last) = list.last() else { continue };
+        if registered.is_none() && last.origin.is_file() {
+            // A file connector `gateway apply` removed: kept for the record only.
+            continue;
+        }
+        let drafts = list
+            .iter()
+            .filter(|v| {
+                matches!(
+                    crate::drafts::state(v, current),
+                    "draft" | "awaiting_review"
+                )
+            })
+            .count();
+        let (state, department, origin) = match registered {
+            Some(c) if c.enabled => ("enabled", &c.current.department, &c.current.origin),
+            Some(c) => ("disabled", &c.current.department, &c.current.origin),
+            None => ("draft", &last.department, &last.origin),
+        };
+        rows.insert(
+            id.to_owned(),
+            json!({
+                "connector": id,
+                "department": department,
+                "origin": origin,
+                "state": state,
+                "active": current,
+                "drafts": drafts,
+            }),
+        );
+    }
+    let visible: Vec<Value> = rows
+        .into_values()
+        .filter(|row| {
+            row["department"]
+                .as_str()
+                .is_some_and(|d| may_administer(&caller, d))
+        })
+        .filter(|row| ListQuery::matches(&query.state, row["state"].as_str().unwrap_or("")))
+        .collect();
+    let (page, next) = query.page(visible, |row| {
+        row["connector"].as_str().unwrap_or_default().to_owned()
+    });
+    axum::Json(json!({ "connectors": page, "next_cursor": next })).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_listed_routes_take_a_query_and_only_their_parameters() {
+        assert!(check("GET", "/v1/query", None).is_ok());
+        assert!(check("POST", "/v1/query", Some("state=x")).is_err());
+        assert!(check("GET", "/v1/grants", Some("state=active&limit=5")).is_ok());
+        let unknown = check("GET", "/v1/grants", Some("id_number=139901197503272291"))
+            .expect_err("an unknown parameter");
+        assert!(unknown.detail.contains("id_number"));
+        assert!(!unknown.detail.contains("139901197503272291"));
+        let odd = check("GET", "/v1/grants", Some("13990119750327229X=1")).expect_err("refused");
+        assert!(!odd.detail.contains("13990119750327229X"));
+        let value = check("GET", "/v1/grants", Some("township=%E8%A5%BF")).expect_err("refused");
+        assert!(!value.detail.contains("%E8"));
+        assert!(check("GET", "/v1/grants", Some("limit=201")).is_err());
+        assert!(check("GET", "/v1/grants", Some("limit=0")).is_err());
+        assert!(check("GET", "/v1/grants", Some("state=a&state=b")).is_err());
+    }
+
+    #[test]
+    fn pages_follow_one_another_without_gaps_or_repeats() {
+        let query = ListQuery {
+            limit: 2,
+            ..ListQuery::default()
+        };
+        let items: Vec<String> = ["a", "b", "c", "d", "e"].map(String::from).to_vec();
+        let (first, next) = query.page(items.clone(), |s| s.clone());
+        assert_eq!(first, ["a", "b"]);
+        let next = next.expect("a next page");
+        let query = ListQuery {
+            after: Some(decode_cursor(&next).expect("a cursor")),
+            ..query
+        };
+        let (second, next) = query.page(items.clone(), |s| s.clone());
+        assert_eq!(second, ["c", "d"]);
+        let query = ListQuery {
+            after: Some(decode_cursor(&next.expect("more")).expect("a cursor")),
+            ..query
+        };
+        let (last, next) = query.page(items, |s| s.clone());
+        assert_eq!(last, ["e"]);
+        assert_eq!(next, None);
+        assert!(decode_cursor("zz").is_err());
+        assert!(decode_cursor("c0").is_err());
+    }
+}
