@@ -56,6 +56,7 @@ pub mod demo;
 pub mod departments;
 pub mod forms;
 pub mod health;
+pub mod labels;
 pub mod limits;
 pub mod live;
 pub(crate) mod lookup;
