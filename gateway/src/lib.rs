@@ -58,6 +58,7 @@ pub mod drafts;
 pub mod forms;
 pub mod health;
 pub mod jurisdiction;
+pub mod labels;
 pub mod limits;
 pub mod lists;
 pub mod live;

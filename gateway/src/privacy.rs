@@ -23,6 +23,7 @@ use crate::audit::anomalies::Thresholds;
 use crate::audit::search::{ExportFormat, Filter, OutcomeClass, SearchError};
 use crate::audit::{AuditCaller, AuditEvent};
 use crate::auth::{Caller, Role};
+use crate::labels::Lang;
 use crate::problem::{Problem, ProblemKind};
 use crate::server::{App, Authenticated, Peer, RequestId};
 
@@ -72,6 +73,8 @@ struct ExportIn {
     #[serde(default)]
     filter: FilterIn,
     format: ExportFormatIn,
+    /// The CSV header's language (`zh-CN` or `en`); else `Accept-Language`, else zh-CN.
+    lang: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -102,6 +105,8 @@ struct Call<T> {
     caller: Arc<Caller>,
     request_id: String,
     peer: Option<std::net::SocketAddr>,
+    /// The language `Accept-Language` asks for, if it names one the gateway speaks.
+    accept_language: Option<Lang>,
     body: T,
 }
 
@@ -137,6 +142,7 @@ impl<T: DeserializeOwned> Call<T> {
             caller,
             request_id,
             peer,
+            accept_language: None,
             body,
         })
     }
@@ -206,9 +212,16 @@ impl<T: DeserializeOwned + Send> FromRequest<App> for Call<T> {
             Err(never) => match never {},
         };
         let Authenticated(caller) = Authenticated::from_request_parts(&mut parts, app).await?;
+        let accept_language = parts
+            .headers
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(Lang::from_accept_language);
         let bytes = Bytes::from_request(Request::from_parts(parts, body), app).await;
-        Call::open(app.clone(), request_id, peer, caller, bytes)
-            .map_err(IntoResponse::into_response)
+        let mut call = Call::open(app.clone(), request_id, peer, caller, bytes)
+            .map_err(IntoResponse::into_response)?;
+        call.accept_language = accept_language;
+        Ok(call)
     }
 }
 
@@ -264,11 +277,30 @@ async fn export_events(call: Call<ExportIn>) -> Response {
         Ok(f) => f,
         Err(problem) => return problem.into_response(),
     };
+    let lang = match call.body.lang.as_deref() {
+        None => call.accept_language.unwrap_or_default(),
+        Some(tag) => match Lang::parse(tag) {
+            Some(lang) => lang,
+            None => {
+                return Problem::new(
+                    ProblemKind::InvalidRequest,
+                    "`lang` is not a language the gateway writes (zh-CN or en).",
+                )
+                .with("field", "lang")
+                .for_request(&call.request_id)
+                .into_response();
+            }
+        },
+    };
     if let Err(response) = call.record("audit.export", subject.as_ref()).await {
         return response;
     }
     let (format, media, name) = match call.body.format {
-        ExportFormatIn::Csv => (ExportFormat::Csv, "text/csv; charset=utf-8", "audit.csv"),
+        ExportFormatIn::Csv => (
+            ExportFormat::Csv(lang),
+            "text/csv; charset=utf-8",
+            "audit.csv",
+        ),
         ExportFormatIn::Jsonl => (
             ExportFormat::JsonLines,
             "application/x-ndjson",

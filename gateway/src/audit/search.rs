@@ -27,9 +27,11 @@
 //! rows only, an export streams them. Without a filter the table is read in `seq`
 //! order directly.
 //!
-//! **CSV.** Cells are quoted per RFC 4180 and otherwise written exactly as recorded;
-//! they are not altered against spreadsheet formula injection (a `case_id` may start
-//! with `=`), so open exports in a spreadsheet with care.
+//! **CSV.** The export starts with a UTF-8 byte order mark (so a spreadsheet reads
+//! the Chinese as UTF-8), then a header row in the caller's language (zh-CN or en).
+//! Cells are quoted per RFC 4180; a cell a spreadsheet would take for a formula (it
+//! starts with `=`, `+`, `-`, `@`, a tab or a CR — a `case_id` is free text) is
+//! written with a `'` in front, so it is shown as text and never evaluated.
 
 use std::fmt::Write as _;
 use std::io::Write;
@@ -43,6 +45,7 @@ use serde::{Deserialize, Serialize};
 
 use super::event::AuditEvent;
 use super::sqlite::AUDIT_FILE;
+use crate::labels::Lang;
 
 /// The largest page [`search`] returns; a larger `limit` is lowered to it.
 pub const MAX_PAGE: usize = 1000;
@@ -125,8 +128,9 @@ pub struct Page {
 /// The export's encoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExportFormat {
-    /// RFC 4180, CRLF line ends, a header row first.
-    Csv,
+    /// A UTF-8 BOM, a header row in this language, then RFC 4180 records with CRLF
+    /// line ends; formula-like cells are neutralized.
+    Csv(Lang),
     /// One [`StoredEvent`] JSON object per line.
     JsonLines,
 }
@@ -185,14 +189,15 @@ pub fn export(
     let sql = export_sql(&clause.sql());
     let mut statement = conn.prepare(&sql)?;
     let mut rows = statement.query(params_from_iter(clause.values.iter()))?;
-    if format == ExportFormat::Csv {
-        write_csv_row(out, CSV_HEADER.iter().map(|h| (*h).to_owned()))?;
+    if let ExportFormat::Csv(lang) = format {
+        out.write_all(UTF8_BOM.as_bytes())?;
+        write_csv_row(out, csv_header(lang).iter().map(|h| (*h).to_owned()))?;
     }
     let mut count = 0u64;
     while let Some(row) = rows.next()? {
         let stored = stored_event(row)?;
         match format {
-            ExportFormat::Csv => write_csv_row(out, csv_fields(&stored))?,
+            ExportFormat::Csv(_) => write_csv_row(out, csv_fields(&stored))?,
             ExportFormat::JsonLines => {
                 serde_json::to_writer(&mut *out, &stored)
                     .map_err(|e| SearchError::Write(e.into()))?;
@@ -234,7 +239,46 @@ fn export_sql(where_sql: &str) -> String {
     }
 }
 
-/// The CSV export's columns, in order.
+/// Written first in a CSV export, so spreadsheets read it as UTF-8.
+pub const UTF8_BOM: &str = "\u{feff}";
+
+/// The header row in a language.
+pub fn csv_header(lang: Lang) -> &'static [&'static str; 24] {
+    match lang {
+        Lang::ZhCn => &CSV_HEADER_ZH,
+        Lang::En => &CSV_HEADER,
+    }
+}
+
+/// The CSV export's columns in Chinese, in [`CSV_HEADER`] order.
+pub const CSV_HEADER_ZH: [&str; 24] = [
+    "序号",
+    "时间",
+    "请求编号",
+    "用户",
+    "角色",
+    "乡镇",
+    "部门",
+    "应用",
+    "来源地址",
+    "事项",
+    "办件编号",
+    "数据源",
+    "操作",
+    "对象假名",
+    "对象（脱敏）",
+    "返回字段",
+    "脱敏字段",
+    "未返回字段",
+    "规则",
+    "策略版本",
+    "状态码",
+    "问题",
+    "上游耗时（毫秒）",
+    "哈希",
+];
+
+/// The CSV export's columns (their English names), in order.
 pub const CSV_HEADER: [&str; 24] = [
     "seq",
     "time",
@@ -321,9 +365,20 @@ fn write_csv_row(
     out.write_all(line.as_bytes())
 }
 
+/// A cell starting with one of these is a formula to a spreadsheet.
+const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
 /// RFC 4180: a cell holding a comma, a double quote, CR or LF is enclosed in double
 /// quotes, with each double quote inside doubled; any other cell is written as is.
+/// A formula-like cell gets a `'` in front first.
 fn push_csv_cell(line: &mut String, cell: &str) {
+    let neutral;
+    let cell = if cell.starts_with(FORMULA_STARTS) {
+        neutral = format!("'{cell}");
+        neutral.as_str()
+    } else {
+        cell
+    };
     if cell.contains([',', '"', '\r', '\n']) {
         line.push('"');
         line.push_str(&cell.replace('"', "\"\""));

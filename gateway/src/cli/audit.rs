@@ -23,6 +23,7 @@ use connectors::subject::IdNumber;
 use crate::audit::{
     self, Anomaly, CitizenReport, ExportFormat, Filter, OutcomeClass, SearchError, Thresholds,
 };
+use crate::labels::Lang;
 
 #[derive(Debug, Subcommand)]
 pub(super) enum AuditCommand {
@@ -47,8 +48,9 @@ pub(super) enum AuditCommand {
         #[arg(long)]
         data_dir: PathBuf,
     },
-    /// Export every matching event, oldest first, as CSV (a header row, RFC 4180) or
-    /// JSON Lines, to stdout or a new file.
+    /// Export every matching event, oldest first, as CSV (a UTF-8 BOM, a header row
+    /// in `--lang`, RFC 4180, formula-like cells prefixed with `'`) or JSON Lines, to
+    /// stdout or a new file.
     Export(Box<ExportArgs>),
     /// A citizen's access report: every lookup that released data about one resident,
     /// who made it, when and for what; accesses under delayed disclosure are only
@@ -67,6 +69,9 @@ pub(super) struct ExportArgs {
     data_dir: PathBuf,
     #[arg(long, value_enum, default_value_t = FormatArg::Csv)]
     format: FormatArg,
+    /// The language of the CSV header row.
+    #[arg(long, value_enum, default_value_t = LangArg::ZhCn)]
+    lang: LangArg,
     /// A user id (as the caller's token names it).
     #[arg(long)]
     user: Option<String>,
@@ -151,6 +156,24 @@ pub(super) struct AnomaliesArgs {
 enum FormatArg {
     Csv,
     Jsonl,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LangArg {
+    /// 简体中文.
+    #[value(name = "zh-CN")]
+    ZhCn,
+    /// English.
+    En,
+}
+
+impl LangArg {
+    fn lang(self) -> Lang {
+        match self {
+            LangArg::ZhCn => Lang::ZhCn,
+            LangArg::En => Lang::En,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -261,7 +284,7 @@ fn run_export(args: ExportArgs) -> ExitCode {
         until: args.until.as_deref().map(time_arg),
     };
     let format = match args.format {
-        FormatArg::Csv => ExportFormat::Csv,
+        FormatArg::Csv => ExportFormat::Csv(args.lang.lang()),
         FormatArg::Jsonl => ExportFormat::JsonLines,
     };
     match &args.out {
@@ -650,6 +673,7 @@ mod tests {
         let args = |from: &str| ExportArgs {
             data_dir: dir.path().to_owned(),
             format: FormatArg::Jsonl,
+            lang: LangArg::ZhCn,
             user: None,
             township: None,
             connector: None,

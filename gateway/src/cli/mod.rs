@@ -20,10 +20,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{self, ConfigProblem, DiskSource, LoadOptions};
+use crate::config::{ConfigProblem, DiskSource};
 
 mod audit;
 mod bench;
+mod load;
 mod policy;
 mod registry;
 mod run;
@@ -51,11 +52,16 @@ enum Command {
     Demo(DemoArgs),
     /// Serve the gateway with a configuration file.
     Serve(ServeArgs),
-    /// Check a configuration and report every problem, without serving.
+    /// Check a configuration and report every problem, without serving: everything
+    /// `serve` loads (the registry in the data directory, issuer keys, TLS files,
+    /// witnesses), short of opening ports.
     Check {
         /// The gateway configuration file (e.g. county/gateway.yaml).
         #[arg(long, short)]
         config: PathBuf,
+        /// The data directory `serve` would use (default: the file's `data_dir`).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
     },
     /// Run only the simulated department systems (to `serve` against, or to benchmark).
     Simulate(SimulateArgs),
@@ -100,7 +106,7 @@ pub fn main(cli: Cli) -> ExitCode {
         match cli.command {
             Command::Demo(args) => run_demo(args).await,
             Command::Serve(args) => run_serve(args).await,
-            Command::Check { config } => run_check(&config),
+            Command::Check { config, data_dir } => run_check(&config, data_dir).await,
             Command::Simulate(args) => run_simulate(args).await,
             Command::Token(TokenCommand::Keygen { out, kid }) => run_keygen(&out, &kid),
             Command::Token(TokenCommand::Mint(args)) => run_mint(args),
@@ -138,41 +144,36 @@ fn report(problems: &[ConfigProblem]) {
     }
 }
 
-fn run_check(path: &Path) -> ExitCode {
-    match config::load(&DiskSource, path, &LoadOptions::default()) {
-        Ok(cfg) => {
-            if let Err(problems) = crate::witness::clients(&cfg.audit, &cfg.base_dir) {
-                let problems: Vec<ConfigProblem> = problems
-                    .into_iter()
-                    .map(|(at, message)| ConfigProblem {
-                        file: path.to_owned(),
-                        path: at,
-                        message,
-                    })
-                    .collect();
-                report(&problems);
-                return ExitCode::FAILURE;
-            }
-            run::warn_unpinned(&cfg.audit);
-            run::warn_unbounded(&cfg);
-            let operations: usize = cfg.connectors.values().map(|c| c.operations.len()).sum();
-            println!(
-                "{}: ok — county {} {}, {} connectors, {} operations, {} purposes, version {}",
-                path.display(),
-                cfg.county.code,
-                cfg.county.name,
-                cfg.connectors.len(),
-                operations,
-                cfg.purposes.len(),
-                cfg.version
-            );
-            ExitCode::SUCCESS
-        }
-        Err(problems) => {
+async fn run_check(path: &Path, data_dir: Option<PathBuf>) -> ExitCode {
+    let cfg = match load::with_registry(&DiskSource, path, data_dir).await {
+        Ok(cfg) => cfg,
+        Err(load::LoadError::Problems(problems)) => {
             report(&problems);
-            ExitCode::FAILURE
+            return ExitCode::FAILURE;
         }
+        Err(load::LoadError::Other(e)) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(problems) = load::files(&cfg, path).await {
+        report(&problems);
+        return ExitCode::FAILURE;
     }
+    run::warn_unpinned(&cfg.audit);
+    run::warn_unbounded(&cfg);
+    let operations: usize = cfg.connectors.values().map(|c| c.operations.len()).sum();
+    println!(
+        "{}: ok — county {} {}, {} connectors, {} operations, {} purposes, version {}",
+        path.display(),
+        cfg.county.code,
+        cfg.county.name,
+        cfg.connectors.len(),
+        operations,
+        cfg.purposes.len(),
+        cfg.version
+    );
+    ExitCode::SUCCESS
 }
 
 fn finish(result: std::io::Result<()>) -> ExitCode {

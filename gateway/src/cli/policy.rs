@@ -46,6 +46,11 @@ pub(super) struct ExplainArgs {
     operation: String,
     #[arg(long)]
     purpose: String,
+    /// The data directory of the gateway: explain with its registry (applied
+    /// connectors and policy files, grants from approved access requests) laid over
+    /// the files, as `serve` enforces.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
 }
 
 /// The configuration a policy tool works on: the file, or the embedded demo county.
@@ -64,8 +69,34 @@ fn policy_config(path: Option<&Path>) -> Result<ActiveConfig, ExitCode> {
     })
 }
 
+/// The configuration `serve` would enforce with the registry in `data_dir`.
+async fn served_config(config: Option<&Path>, data_dir: &Path) -> Result<ActiveConfig, ExitCode> {
+    if !data_dir.join(crate::registry::REGISTRY_FILE).is_file() {
+        eprintln!("error: no registry in {}", data_dir.display());
+        return Err(ExitCode::FAILURE);
+    }
+    let embedded = EmbeddedSource::new(demo::COUNTY_FILES.iter().copied());
+    let (source, path): (&dyn crate::config::Source, &Path) = match config {
+        Some(path) => (&DiskSource, path),
+        None => (&embedded, Path::new(demo::COUNTY_CONFIG)),
+    };
+    super::load::with_registry(source, path, Some(data_dir.to_owned()))
+        .await
+        .map_err(|e| {
+            match e {
+                super::load::LoadError::Problems(problems) => report(&problems),
+                super::load::LoadError::Other(e) => eprintln!("error: {e}"),
+            }
+            ExitCode::FAILURE
+        })
+}
+
 pub(super) async fn run_explain(args: ExplainArgs) -> ExitCode {
-    let cfg = match policy_config(args.config.as_deref()) {
+    let cfg = match &args.data_dir {
+        Some(data_dir) => served_config(args.config.as_deref(), data_dir).await,
+        None => policy_config(args.config.as_deref()),
+    };
+    let cfg = match cfg {
         Ok(cfg) => cfg,
         Err(code) => return code,
     };

@@ -14,8 +14,7 @@ use clap::Args;
 use connectors::sim::{self, Department, Faults};
 
 use super::{finish, report, shutdown_signal};
-use crate::auth::Authenticator;
-use crate::config::{self, ConfigProblem, DiskSource, LoadOptions};
+use crate::config::{self, DiskSource, LoadOptions};
 use crate::demo::{self, DemoOptions};
 use crate::live::{ChangeError, Live};
 use crate::registry::SqliteRegistry;
@@ -158,6 +157,25 @@ pub(super) async fn run_serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let super::load::Loaded {
+        auth,
+        tls,
+        witness_clients,
+    } = match super::load::files(&cfg, &args.config).await {
+        Ok(loaded) => loaded,
+        Err(problems) => {
+            report(&problems);
+            return ExitCode::FAILURE;
+        }
+    };
+    let pseudonym =
+        match crate::secrets::pseudonym_key(cfg.pseudonym_key_env.as_deref(), &cfg.data_dir) {
+            Ok(key) => key,
+            Err(e) => {
+                eprintln!("error: the pseudonym key: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
     let listener = match tokio::net::TcpListener::bind(listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -174,54 +192,6 @@ pub(super) async fn run_serve(args: ServeArgs) -> ExitCode {
             }
         },
         None => None,
-    };
-    let auth = match Authenticator::new(&cfg.auth, &cfg.base_dir).await {
-        Ok(auth) => auth,
-        Err(problems) => {
-            let problems: Vec<ConfigProblem> = problems
-                .into_iter()
-                .map(|(path, message)| ConfigProblem {
-                    file: args.config.clone(),
-                    path: format!("auth.{path}"),
-                    message,
-                })
-                .collect();
-            report(&problems);
-            return ExitCode::FAILURE;
-        }
-    };
-    let pseudonym =
-        match crate::secrets::pseudonym_key(cfg.pseudonym_key_env.as_deref(), &cfg.data_dir) {
-            Ok(key) => key,
-            Err(e) => {
-                eprintln!("error: the pseudonym key: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-    let tls = match &cfg.tls {
-        Some(tls) => match tls.load(&cfg.base_dir) {
-            Ok(tls) => Some(tls),
-            Err(problems) => {
-                let problems: Vec<ConfigProblem> = problems
-                    .into_iter()
-                    .map(|(path, message)| ConfigProblem {
-                        file: args.config.clone(),
-                        path: format!("tls.{path}"),
-                        message,
-                    })
-                    .collect();
-                report(&problems);
-                return ExitCode::FAILURE;
-            }
-        },
-        None => None,
-    };
-    let witness_clients = match crate::witness::clients(&cfg.audit, &cfg.base_dir) {
-        Ok(clients) => clients,
-        Err(problems) => {
-            report(&in_file(&args.config, problems));
-            return ExitCode::FAILURE;
-        }
     };
     warn_unpinned(&cfg.audit);
     let audit = match crate::audit::SqliteAudit::open(&cfg.data_dir, cfg.audit.options()) {
@@ -293,18 +263,6 @@ pub(super) async fn run_serve(args: ServeArgs) -> ExitCode {
 
 /// How long `serve` waits at exit for the witnesses to take the last checkpoint.
 const WITNESS_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// Problems found in the gateway file at `file`.
-fn in_file(file: &std::path::Path, problems: Vec<(String, String)>) -> Vec<ConfigProblem> {
-    problems
-        .into_iter()
-        .map(|(path, message)| ConfigProblem {
-            file: file.to_owned(),
-            path,
-            message,
-        })
-        .collect()
-}
 
 /// Warns about each grant that gives township callers conditional fields (有条件共享)
 /// of any person in the county: no jurisdiction and no row condition (`check`).

@@ -419,6 +419,7 @@ fn api_connector() -> ConnectorVersion {
         created_at: "2026-03-01T08:00:00Z".to_owned(),
         created_by: "hc-admin".to_owned(),
         review: None,
+        activated_at: None,
     }
 }
 
@@ -665,4 +666,56 @@ async fn a_running_gateway_picks_up_an_apply_without_a_restart() {
         .await
         .expect("the apply and the reload in the audit log within 30 s");
     serve.terminate().await;
+}
+
+#[tokio::test]
+async fn policy_explain_with_the_data_dir_explains_what_serve_enforces() {
+    let county = County::new();
+    let dir = county.path("apply");
+    apply_dir(&dir);
+    let applied = county.apply(&dir, false).await;
+    assert_eq!(applied.code, 0, "{}", applied.stderr);
+    let claims = county.path("clerk.yaml");
+    std::fs::write(
+        &claims,
+        "sub: li.clerk\nroles: [clerk]\ntownship: \"139901101\"\n",
+    )
+    .expect("write the claims");
+    let explain = |data_dir: Option<&Path>| {
+        let mut command = Command::new(BINARY);
+        command
+            .args(["policy", "explain", "--config"])
+            .arg(&county.config)
+            .arg("--claims")
+            .arg(&claims)
+            .args(["--connector", "jisheng2", "--operation", "fertility_by_id"])
+            .args(["--purpose", "birth_registration"]);
+        if let Some(data_dir) = data_dir {
+            command.arg("--data-dir").arg(data_dir);
+        }
+        command.output()
+    };
+    // The files alone know nothing of the applied connector and its grant.
+    let files_only = explain(None).await.expect("explain runs");
+    assert!(!files_only.status.success());
+    // With the data directory: the applied grant releases the marriage date.
+    let served = explain(Some(&county.data)).await.expect("explain runs");
+    let text = String::from_utf8_lossy(&served.stdout);
+    assert!(
+        served.status.success(),
+        "{}",
+        String::from_utf8_lossy(&served.stderr)
+    );
+    assert!(text.contains("jisheng2-birth-registration"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.contains("marriage_date") && l.contains("jisheng2-birth-registration")),
+        "{text}"
+    );
+    // A directory without a registry is named, not created.
+    let empty = county.path("nothing-here");
+    let missing = explain(Some(&empty)).await.expect("explain runs");
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no registry"));
+    assert!(!empty.exists());
 }

@@ -135,13 +135,68 @@ pub(crate) async fn check(config: &Path) -> (i32, String, String) {
     )
 }
 
+/// `gateway token keygen --out DIR`: the demo issuer's key pair in DIR.
+pub(crate) async fn keygen(dir: &Path) {
+    let out = Command::new(BINARY)
+        .args(["token", "keygen", "--out"])
+        .arg(dir)
+        .output()
+        .await
+        .expect("keygen runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[tokio::test]
-async fn check_accepts_the_repository_county() {
-    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../county/gateway.yaml");
+async fn check_accepts_the_repository_county_once_its_issuer_key_exists() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_county(dir.path(), |_, text| text.to_owned());
+    let config = dir.path().join("county/gateway.yaml");
+    keygen(&dir.path().join("data/keys")).await;
     let (code, stdout, stderr) = check(&config).await;
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("ok"), "{stdout}");
     assert!(stdout.contains("3 connectors"), "{stdout}");
+}
+
+#[tokio::test]
+async fn check_refuses_what_serve_refuses_and_names_paths_as_the_file_does() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_county(dir.path(), |path, text| match path {
+        "county/gateway.yaml" => {
+            format!("{text}\ntls:\n  cert: ../certs/gateway.pem\n  key: ../certs/gateway.key\n")
+        }
+        _ => text.to_owned(),
+    });
+    let config = dir.path().join("county/gateway.yaml");
+    // No issuer key at ../data/keys, no TLS files: `serve` would refuse to start.
+    let (code, stdout, stderr) = check(&config).await;
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(!stdout.contains("ok"), "{stdout}");
+    assert!(
+        stderr.lines().any(|l| l.contains("county/gateway.yaml")
+            && l.contains(" auth.issuers[0].keys")
+            && l.contains("county-demo-idp.pub.pem")),
+        "{stderr}"
+    );
+    assert!(stderr.contains(" tls.cert"), "{stderr}");
+    assert!(!stderr.contains("auth.auth."), "{stderr}");
+    assert!(!stderr.contains("tls.tls."), "{stderr}");
+
+    // `serve` refuses it with the same problems.
+    let serve = Command::new(BINARY)
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .output()
+        .await
+        .expect("serve runs");
+    assert_eq!(serve.status.code(), Some(1));
+    let refused = String::from_utf8_lossy(&serve.stderr);
+    assert!(refused.contains(" auth.issuers[0].keys"), "{refused}");
+    assert!(!refused.contains("auth.auth."), "{refused}");
 }
 
 #[tokio::test]

@@ -68,7 +68,7 @@ async fn an_officer_lists_exports_and_reports_who_looked_at_a_citizen() {
         csv.content_type
     );
     let lines: Vec<&str> = csv.text.lines().collect();
-    assert!(lines[0].starts_with("seq,"), "{}", lines[0]);
+    assert!(lines[0].starts_with("\u{feff}序号,"), "{}", lines[0]);
     assert!(
         lines.iter().filter(|l| l.contains("person_by_id")).count() == 3,
         "{}",
@@ -195,4 +195,63 @@ async fn bad_officer_requests_are_clear_400s_that_echo_nothing() {
             reply.text
         );
     }
+}
+
+/// The bytes of an export, exactly as a spreadsheet would read them, with an optional
+/// `Accept-Language`.
+async fn export_bytes(gw: &TestGateway, accept_language: Option<&str>, body: &Value) -> String {
+    let token = gw.token(Role::PrivacyOfficer, None);
+    let mut request = gw
+        .client
+        .post(gw.url("/v1/audit/export"))
+        .bearer_auth(&token)
+        .json(body);
+    if let Some(lang) = accept_language {
+        request = request.header("accept-language", lang);
+    }
+    let response = request.send().await.expect("answer");
+    assert_eq!(response.status(), 200);
+    String::from_utf8(response.bytes().await.expect("body").to_vec()).expect("UTF-8")
+}
+
+#[tokio::test]
+async fn a_csv_export_is_safe_to_open_in_a_spreadsheet_and_speaks_the_callers_language() {
+    let gw = TestGateway::start().await;
+    let parent = sample(SampleKind::MarriedParent);
+    let mut body = lookup("hukou", "person_by_id", parent.id.as_str());
+    body["case_id"] = json!("=HYPERLINK(\"http://evil.example\",\"点击\")");
+    let reply = gw.query(&body).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let filter = json!({"status": 200, "connector": "hukou"});
+
+    // Default: Chinese headers, a BOM first, the formula written as text.
+    let csv = export_bytes(&gw, None, &json!({"format": "csv", "filter": filter})).await;
+    let text = csv.strip_prefix('\u{feff}').expect("a UTF-8 BOM first");
+    assert!(text.starts_with("序号,时间,"), "{text}");
+    assert!(text.contains(",\"'=HYPERLINK("), "{text}");
+    assert!(!text.contains(",\"=HYPERLINK("), "{text}");
+
+    // English by Accept-Language, or by the body (which wins).
+    let english = export_bytes(
+        &gw,
+        Some("en-GB,en;q=0.9"),
+        &json!({"format": "csv", "filter": filter}),
+    )
+    .await;
+    assert!(english.starts_with("\u{feff}seq,time,"), "{english}");
+    let chinese = export_bytes(
+        &gw,
+        Some("en"),
+        &json!({"format": "csv", "filter": filter, "lang": "zh-CN"}),
+    )
+    .await;
+    assert!(chinese.starts_with("\u{feff}序号,"), "{chinese}");
+    let bad = officer(
+        &gw,
+        "/v1/audit/export",
+        &json!({"format": "csv", "lang": "fr"}),
+    )
+    .await;
+    bad.assert_problem(400, "invalid-request");
+    assert_eq!(bad.json["field"], "lang");
 }

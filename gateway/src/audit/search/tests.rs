@@ -327,7 +327,7 @@ async fn a_bad_filter_is_refused_clearly() {
             "{filter:?}: {error}"
         );
         let mut out = Vec::new();
-        let error = export(dir.path(), &filter, ExportFormat::Csv, &mut out).unwrap_err();
+        let error = export(dir.path(), &filter, ExportFormat::Csv(Lang::En), &mut out).unwrap_err();
         assert!(matches!(error, SearchError::InvalidFilter(_)));
         assert!(out.is_empty());
     }
@@ -443,9 +443,16 @@ async fn csv_export_quotes_awkward_cells_and_reads_back() {
         page.events
     };
     let mut out = Vec::new();
-    let count = export(dir.path(), &Filter::default(), ExportFormat::Csv, &mut out).unwrap();
+    let count = export(
+        dir.path(),
+        &Filter::default(),
+        ExportFormat::Csv(Lang::En),
+        &mut out,
+    )
+    .unwrap();
     assert_eq!(count, 4);
     let csv = String::from_utf8(out).unwrap();
+    let csv = csv.strip_prefix(UTF8_BOM).expect("a BOM first");
     assert!(csv.starts_with(
         "seq,time,request_id,user,roles,township,department,app,source_ip,purpose,case_id,\
          connector,operation,subject_pseudonym,subject_masked,fields_returned,fields_masked,\
@@ -454,7 +461,7 @@ async fn csv_export_quotes_awkward_cells_and_reads_back() {
     assert!(csv.contains(",\"CASE \"\"7\"\", line one\nline two\r\nend\","));
     assert!(csv.contains(",\"民政局, 社会救助科\","));
 
-    let records = read_csv(&csv);
+    let records = read_csv(csv);
     assert_eq!(records.len(), 5);
     assert_eq!(records[0], CSV_HEADER.map(str::to_owned).to_vec());
     for (record, stored) in records[1..].iter().zip(&stored) {
@@ -492,10 +499,53 @@ async fn csv_export_quotes_awkward_cells_and_reads_back() {
         ..Filter::default()
     };
     assert_eq!(
-        export(dir.path(), &filter, ExportFormat::Csv, &mut out).unwrap(),
+        export(dir.path(), &filter, ExportFormat::Csv(Lang::ZhCn), &mut out).unwrap(),
         0
     );
-    assert_eq!(read_csv(&String::from_utf8(out).unwrap()).len(), 1);
+    let text = String::from_utf8(out).unwrap();
+    let only = read_csv(text.strip_prefix(UTF8_BOM).expect("a BOM first"));
+    assert_eq!(only, vec![CSV_HEADER_ZH.map(str::to_owned).to_vec()]);
+}
+
+#[tokio::test]
+async fn csv_cells_a_spreadsheet_would_evaluate_are_written_as_text() {
+    let mut events = awkward_events();
+    events[0].case_id = Some("=HYPERLINK(\"http://x.example\",\"点我\")".into());
+    events[1].case_id = Some("+1".into());
+    events[2].case_id = Some("-2+3".into());
+    events[3].case_id = Some("@SUM(A1)".into());
+    events[3].purpose = Some("\tcmd".into());
+    let dir = write_log(events).await;
+    let mut out = Vec::new();
+    export(
+        dir.path(),
+        &Filter::default(),
+        ExportFormat::Csv(Lang::En),
+        &mut out,
+    )
+    .unwrap();
+    let text = String::from_utf8(out).unwrap();
+    let records = read_csv(text.strip_prefix(UTF8_BOM).expect("a BOM first"));
+    let column = |name: &str| CSV_HEADER.iter().position(|h| *h == name).unwrap();
+    let cases: Vec<&str> = records[1..]
+        .iter()
+        .map(|r| r[column("case_id")].as_str())
+        .collect();
+    assert_eq!(
+        cases,
+        [
+            "'=HYPERLINK(\"http://x.example\",\"点我\")",
+            "'+1",
+            "'-2+3",
+            "'@SUM(A1)"
+        ]
+    );
+    assert_eq!(records[4][column("purpose")], "'\tcmd");
+    for record in &records[1..] {
+        for cell in record {
+            assert!(!cell.starts_with(FORMULA_STARTS), "{cell:?}");
+        }
+    }
 }
 
 #[test]

@@ -1,0 +1,109 @@
+//! Loading a configuration as `serve` does, for the commands that must say what
+//! `serve` would do (`check`, `policy explain`): the files with the registry of the
+//! data directory laid over them, and then everything else the files name — issuer
+//! keys, TLS certificates and keys, witness clients, the pseudonym key's variable —
+//! with every problem reported at once, by its path in `gateway.yaml`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::auth::Authenticator;
+use crate::config::{self, ActiveConfig, ConfigProblem, LoadOptions, Source};
+use crate::registry::{Registry as _, SqliteRegistry};
+
+/// What `serve` loads from the files the configuration names.
+pub(super) struct Loaded {
+    pub(super) auth: Authenticator,
+    pub(super) tls: Option<Arc<rustls::ServerConfig>>,
+    pub(super) witness_clients: Vec<crate::witness::client::WitnessClient>,
+}
+
+/// Why a configuration cannot be loaded: its problems, or another error (said as is).
+pub(super) enum LoadError {
+    Problems(Vec<ConfigProblem>),
+    Other(String),
+}
+
+/// The configuration at `path` read from `source`, with the registry in `data_dir`
+/// (or the file's `data_dir`) laid over it when one exists there. A data directory
+/// without a registry is not created: the files alone are what `serve` would start
+/// with.
+pub(super) async fn with_registry(
+    source: &dyn Source,
+    path: &Path,
+    data_dir: Option<PathBuf>,
+) -> Result<ActiveConfig, LoadError> {
+    let plain = LoadOptions {
+        data_dir: data_dir.clone(),
+        ..LoadOptions::default()
+    };
+    let cfg = config::load(source, path, &plain).map_err(LoadError::Problems)?;
+    if !cfg.data_dir.join(crate::registry::REGISTRY_FILE).is_file() {
+        return Ok(cfg);
+    }
+    let registry = SqliteRegistry::open(&cfg.data_dir)
+        .map_err(|e| LoadError::Other(format!("the registry: {e}")))?;
+    let snapshot = registry
+        .snapshot()
+        .await
+        .map_err(|e| LoadError::Other(format!("the registry: {e}")))?;
+    let options = LoadOptions {
+        data_dir: Some(cfg.data_dir.clone()),
+        registry: snapshot,
+        ..LoadOptions::default()
+    };
+    config::load(source, path, &options).map_err(LoadError::Problems)
+}
+
+/// Everything besides the configuration that `serve` loads before it answers, each
+/// problem named by its path in `file` (the gateway configuration).
+pub(super) async fn files(cfg: &ActiveConfig, file: &Path) -> Result<Loaded, Vec<ConfigProblem>> {
+    let mut problems = Vec::new();
+    let mut found = |found: Vec<(String, String)>| {
+        problems.extend(found.into_iter().map(|(path, message)| ConfigProblem {
+            file: file.to_owned(),
+            path,
+            message,
+        }));
+    };
+    let auth = match Authenticator::new(&cfg.auth, &cfg.base_dir).await {
+        Ok(auth) => Some(auth),
+        Err(p) => {
+            found(p);
+            None
+        }
+    };
+    let tls = match &cfg.tls {
+        None => Some(None),
+        Some(tls) => match tls.load(&cfg.base_dir) {
+            Ok(loaded) => Some(Some(loaded)),
+            Err(p) => {
+                found(p);
+                None
+            }
+        },
+    };
+    let witness_clients = match crate::witness::clients(&cfg.audit, &cfg.base_dir) {
+        Ok(clients) => Some(clients),
+        Err(p) => {
+            found(p);
+            None
+        }
+    };
+    if let Some(var) = &cfg.pseudonym_key_env
+        && std::env::var_os(var).is_none()
+    {
+        found(vec![(
+            "pseudonym_key_env".to_owned(),
+            format!("the environment variable {var} is not set"),
+        )]);
+    }
+    match (auth, tls, witness_clients) {
+        (Some(auth), Some(tls), Some(witness_clients)) if problems.is_empty() => Ok(Loaded {
+            auth,
+            tls,
+            witness_clients,
+        }),
+        _ => Err(problems),
+    }
+}
