@@ -419,6 +419,7 @@ fn api_connector() -> ConnectorVersion {
         created_at: "2026-03-01T08:00:00Z".to_owned(),
         created_by: "hc-admin".to_owned(),
         review: None,
+        activated_at: None,
     }
 }
 

@@ -17,6 +17,7 @@ mod auth;
 mod binary;
 mod crash;
 mod data_dir;
+mod drafts;
 mod errors;
 mod forms;
 mod free_text;

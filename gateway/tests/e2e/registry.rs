@@ -157,14 +157,29 @@ async fn a_department_registers_a_connector_and_clerks_use_it_once_its_classific
         "conditional fields need a grant"
     );
 
-    // The same content again makes no new version; a change makes version 2.
+    // The same content again makes no new version; a change makes version 2, a draft
+    // that serves once the department activates it.
     let again = put(&gw, &admin, "jisheng2", &jisheng2(&gw, "open")).await;
     assert_eq!(again.status, 200, "{}", again.text);
     assert_eq!(again.json["unchanged"], true);
     assert_eq!(again.json["version"], 1);
     let changed = put(&gw, &admin, "jisheng2", &jisheng2(&gw, "conditional")).await;
-    assert_eq!(changed.status, 200, "{}", changed.text);
+    assert_eq!(changed.status, 201, "{}", changed.text);
     assert_eq!(changed.json["version"], 2);
+    assert_eq!(changed.json["state"], "draft");
+    let answer = gw.query(&fertility(person.id.as_str())).await;
+    assert!(
+        answer.json["data"]["marital_status"].is_string(),
+        "version 1 serves until version 2 is activated: {}",
+        answer.text
+    );
+    let activated = post_json(
+        &gw.url("/v1/admin/connectors/jisheng2/versions/2/activate"),
+        &admin,
+        &json!({}),
+    )
+    .await;
+    assert_eq!(activated.status, 200, "{}", activated.text);
     let answer = gw.query(&fertility(person.id.as_str())).await;
     assert_eq!(answer.status, 200, "{}", answer.text);
     assert!(
@@ -559,6 +574,18 @@ async fn changes_under_steady_load_fail_no_request_and_mix_no_versions() {
             // Conditional back to open lowers the field: the office approves it.
             assert_eq!(changed.status, 202, "{}", changed.text);
             changed = approve_review(&gw, "jisheng2", &changed.json["version"]).await;
+        } else {
+            // Raising the protection is a draft the department activates itself.
+            assert_eq!(changed.status, 201, "{}", changed.text);
+            changed = post_json(
+                &gw.url(&format!(
+                    "/v1/admin/connectors/jisheng2/versions/{}/activate",
+                    changed.json["version"]
+                )),
+                &admin,
+                &json!({}),
+            )
+            .await;
         }
         assert_eq!(changed.status, 200, "{}", changed.text);
         expected.insert(version_of(&changed), (marital, name));
