@@ -226,7 +226,7 @@ async fn a_saved_version_is_a_draft_tested_then_activated_and_rolled_back_in_one
         .and_then(|e| e["subject_pseudonym"].as_str())
         .map(str::to_owned);
     let tests = events(&gw, "connector.test hukou2 v2 person_by_id").await;
-    assert_eq!(tests.len(), 1, "{tests:?}");
+    assert_eq!(tests.len(), 1, "{:#?}", tests);
     if let Some(pseudonym) = pseudonym {
         assert_eq!(tests[0]["subject_pseudonym"], pseudonym.as_str());
     } else {
@@ -234,7 +234,7 @@ async fn a_saved_version_is_a_draft_tested_then_activated_and_rolled_back_in_one
     }
     assert!(tests[0]["subject_masked"].is_string(), "{tests:?}");
     assert_eq!(
-        events(&gw, "connector.test hukou2 v2 household")
+        events(&gw, "connector.test hukou2 v2 household ")
             .await
             .len(),
         1
