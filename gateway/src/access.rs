@@ -928,11 +928,29 @@ async fn list_of(
         Ok(revoked) => revoked,
         Err(response) => return response,
     };
-    let today = china_today();
-    let filtered: Vec<&AccessRequest> = list
+    axum::Json(request_page(
+        &list,
+        china_today(),
+        only_overdue,
+        query,
+        &revoked,
+    ))
+    .into_response()
+}
+
+/// One page of `requests` (oldest first) that pass `query` (and are overdue on
+/// `today`, with `only_overdue`), with the cursor of the next page.
+fn request_page(
+    requests: &[AccessRequest],
+    today: NaiveDate,
+    only_overdue: bool,
+    query: &ListQuery,
+    revoked: &BTreeMap<String, Revocation>,
+) -> Value {
+    let filtered: Vec<&AccessRequest> = requests
         .iter()
         .filter(|r| !only_overdue || is_overdue(r, today))
-        .filter(|r| ListQuery::matches(&query.state, shown_state(r, &revoked)))
+        .filter(|r| ListQuery::matches(&query.state, shown_state(r, revoked)))
         .filter(|r| ListQuery::matches(&query.township, &r.township))
         .filter(|r| ListQuery::matches(&query.connector, &r.connector))
         .collect();
@@ -944,7 +962,7 @@ async fn list_of(
             request_view(r, today, revocation)
         })
         .collect();
-    axum::Json(json!({ "requests": views, "next_cursor": next })).into_response()
+    json!({ "requests": views, "next_cursor": next })
 }
 
 async fn show_request(
@@ -1808,7 +1826,13 @@ mod tests {
         };
 
         let all = [old, decided, fresh];
-        let listed = request_list(&all, day("2026-05-25"), true);
+        let listed = request_page(
+            &all,
+            day("2026-05-25"),
+            true,
+            &ListQuery::all(),
+            &BTreeMap::new(),
+        );
         let ids: Vec<&str> = listed["requests"]
             .as_array()
             .unwrap()
@@ -1817,7 +1841,13 @@ mod tests {
             .collect();
         assert_eq!(ids, ["ar-test"]);
         assert_eq!(listed["requests"][0]["overdue"], true);
-        let everything = request_list(&all, day("2026-05-25"), false);
+        let everything = request_page(
+            &all,
+            day("2026-05-25"),
+            false,
+            &ListQuery::all(),
+            &BTreeMap::new(),
+        );
         assert_eq!(everything["requests"].as_array().unwrap().len(), 3);
         assert_eq!(everything["requests"][2]["overdue"], false);
     }
