@@ -429,6 +429,26 @@ async fn a_connector_test_reports_conformance_and_latency_without_data() {
     assert!(ok.json["latency_ms"].as_f64().is_some_and(|ms| ms >= 0.0));
     assert!(!ok.text.contains(person.id.as_str()), "{}", ok.text);
     assert!(!ok.text.contains(&person.name), "no data: {}", ok.text);
+    // The test call is audited with its subject, by pseudonym, like a lookup.
+    let found = post_json(
+        &gw.url("/v1/audit/search"),
+        &gw.token(Role::PrivacyOfficer, None),
+        &json!({"limit": 100}),
+    )
+    .await;
+    let tested = found.json["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .find(|e| {
+            e["operation"]
+                .as_str()
+                .is_some_and(|o| o.starts_with("connector.test hukou.person_by_id"))
+        })
+        .cloned()
+        .expect("the test call is audited");
+    assert!(tested["subject_pseudonym"].is_string(), "{tested}");
+    assert!(tested["subject_masked"].is_string(), "{tested}");
 
     gw.set_faults(
         Department::Hukou,
