@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use axum::Router;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -40,6 +40,7 @@ use crate::admin::{commit, may_administer, refused, registry_unavailable, short}
 use crate::audit::{AuditCaller, AuditEvent};
 use crate::auth::{Caller, Role};
 use crate::config::{ActiveConfig, ActiveConnector};
+use crate::lists::ListQuery;
 use crate::mask::Mask;
 use crate::policy::{Grant, Quota, china_today};
 use crate::problem::{Problem, ProblemKind};
@@ -80,6 +81,7 @@ pub(crate) fn routes() -> Router<App> {
         .route("/v1/access-requests/{id}", get(show_request))
         .route("/v1/access-requests/{id}/approve", post(approve))
         .route("/v1/access-requests/{id}/refuse", post(refuse))
+        .route("/v1/access-requests/{id}/withdraw", post(withdraw))
         .route("/v1/grants", get(list_grants))
         .route("/v1/grants/{id}/revoke", post(revoke))
 }
@@ -353,12 +355,55 @@ fn admin_event(
 // ---------------------------------------------------------------------------------
 // Views
 
-fn request_view(request: &AccessRequest, today: NaiveDate) -> Value {
+/// A request as answered. An approved request whose grant was revoked shows
+/// `state: revoked` and `revoked: {at, by}`.
+fn request_view(request: &AccessRequest, today: NaiveDate, revoked: Option<&Revocation>) -> Value {
     let mut view = serde_json::to_value(request).unwrap_or_default();
     if let Value::Object(map) = &mut view {
         map.insert("overdue".into(), Value::Bool(is_overdue(request, today)));
+        match revoked {
+            Some(r) if request.state == RequestState::Approved => {
+                map.insert("state".into(), json!("revoked"));
+                map.insert("revoked".into(), json!({"at": r.at, "by": r.by}));
+            }
+            _ => {
+                map.insert("revoked".into(), Value::Null);
+            }
+        }
     }
     view
+}
+
+/// The revocation of each revoked API grant, by grant id.
+async fn revocations(
+    app: &App,
+    request_id: &str,
+) -> Result<BTreeMap<String, Revocation>, Response> {
+    let grants = app
+        .live
+        .registry()
+        .grants()
+        .await
+        .map_err(|e| registry_unavailable(request_id, &e))?;
+    Ok(grants
+        .into_iter()
+        .filter_map(|g| g.revoked.map(|r| (g.id, r)))
+        .collect())
+}
+
+/// The state a request shows (`revoked` for an approved one whose grant was revoked).
+fn shown_state(request: &AccessRequest, revoked: &BTreeMap<String, Revocation>) -> &'static str {
+    let revoked = request
+        .grant_id
+        .as_ref()
+        .is_some_and(|g| revoked.contains_key(g));
+    match request.state {
+        RequestState::Approved if revoked => "revoked",
+        RequestState::Pending => "pending",
+        RequestState::Approved => "approved",
+        RequestState::Refused => "refused",
+        RequestState::Withdrawn => "withdrawn",
+    }
 }
 
 /// A grant as answered: the same members for file and API grants.
@@ -489,8 +534,11 @@ fn file_grant_view(grant: &Grant, today: NaiveDate) -> Value {
     out
 }
 
-fn api_grant_view(record: &GrantRecord, today: NaiveDate) -> Value {
-    let view = GrantView::of_record(record);
+/// An API grant as answered; `in_force` is the grant as the running policy loaded it
+/// (for the row condition it enforces), when it is in force.
+fn api_grant_view(record: &GrantRecord, today: NaiveDate, in_force: Option<&Grant>) -> Value {
+    let mut view = GrantView::of_record(record);
+    view.row = in_force.and_then(|g| g.row.as_ref().map(|r| r.describe()));
     let state = grant_state(
         record.revoked.is_some(),
         view.valid_from,
@@ -748,6 +796,28 @@ async fn create_request(
             return refused(&app, &request_id, event, p).await;
         }
     };
+    let existing = match app.live.registry().access_requests().await {
+        Ok(all) => all,
+        Err(e) => return registry_unavailable(&request_id, &e),
+    };
+    let duplicate = existing.iter().find(|r| {
+        r.state == RequestState::Pending
+            && r.township == township
+            && r.connector == asked.connector
+            && r.operations == asked.operations
+            && r.purposes == asked.purposes
+            && r.fields == asked.fields
+            && r.roles == asked.roles
+            && r.valid_until == asked.valid_until.map(|d| d.to_string())
+    });
+    if let Some(first) = duplicate {
+        let p = Problem::new(
+            ProblemKind::DuplicateRequest,
+            "The township already has a pending request for exactly this; wait for its decision or withdraw it.",
+        )
+        .with("duplicate_of", first.id.clone());
+        return refused(&app, &request_id, event, p).await;
+    }
     let id = new_request_id();
     let request = AccessRequest {
         id: id.clone(),
@@ -789,7 +859,7 @@ async fn create_request(
             tracing::info!(request_id, user = %caller.user, access_request = %id, connector = %request.connector, "access requested");
             (
                 StatusCode::CREATED,
-                axum::Json(request_view(&request, today)),
+                axum::Json(request_view(&request, today, None)),
             )
                 .into_response()
         }
@@ -818,24 +888,20 @@ async fn visible_requests(
         .collect())
 }
 
-fn request_list(requests: &[AccessRequest], today: NaiveDate, only_overdue: bool) -> Value {
-    let list: Vec<Value> = requests
-        .iter()
-        .filter(|r| !only_overdue || is_overdue(r, today))
-        .map(|r| request_view(r, today))
-        .collect();
-    json!({ "requests": list })
-}
-
 async fn list_requests(
     State(app): State<App>,
     RequestId(request_id): RequestId,
     Authenticated(caller): Authenticated,
+    RawQuery(raw): RawQuery,
 ) -> Response {
-    match visible_requests(&app, &request_id, &caller).await {
-        Ok(list) => axum::Json(request_list(&list, china_today(), false)).into_response(),
-        Err(response) => response,
-    }
+    let query = match ListQuery::of(
+        raw.as_deref(),
+        &["pending", "approved", "refused", "withdrawn", "revoked"],
+    ) {
+        Ok(query) => query,
+        Err(p) => return p.for_request(&request_id).into_response(),
+    };
+    list_of(&app, &request_id, &caller, &query, false).await
 }
 
 async fn list_overdue(
@@ -843,10 +909,60 @@ async fn list_overdue(
     RequestId(request_id): RequestId,
     Authenticated(caller): Authenticated,
 ) -> Response {
-    match visible_requests(&app, &request_id, &caller).await {
-        Ok(list) => axum::Json(request_list(&list, china_today(), true)).into_response(),
-        Err(response) => response,
-    }
+    list_of(&app, &request_id, &caller, &ListQuery::all(), true).await
+}
+
+/// The visible requests that pass `query`'s filters, oldest first, one page.
+async fn list_of(
+    app: &App,
+    request_id: &str,
+    caller: &Caller,
+    query: &ListQuery,
+    only_overdue: bool,
+) -> Response {
+    let list = match visible_requests(app, request_id, caller).await {
+        Ok(list) => list,
+        Err(response) => return response,
+    };
+    let revoked = match revocations(app, request_id).await {
+        Ok(revoked) => revoked,
+        Err(response) => return response,
+    };
+    axum::Json(request_page(
+        &list,
+        china_today(),
+        only_overdue,
+        query,
+        &revoked,
+    ))
+    .into_response()
+}
+
+/// One page of `requests` (oldest first) that pass `query` (and are overdue on
+/// `today`, with `only_overdue`), with the cursor of the next page.
+fn request_page(
+    requests: &[AccessRequest],
+    today: NaiveDate,
+    only_overdue: bool,
+    query: &ListQuery,
+    revoked: &BTreeMap<String, Revocation>,
+) -> Value {
+    let filtered: Vec<&AccessRequest> = requests
+        .iter()
+        .filter(|r| !only_overdue || is_overdue(r, today))
+        .filter(|r| ListQuery::matches(&query.state, shown_state(r, revoked)))
+        .filter(|r| ListQuery::matches(&query.township, &r.township))
+        .filter(|r| ListQuery::matches(&query.connector, &r.connector))
+        .collect();
+    let (page, next) = query.page(filtered, |r| r.id.clone());
+    let views: Vec<Value> = page
+        .into_iter()
+        .map(|r| {
+            let revocation = r.grant_id.as_ref().and_then(|g| revoked.get(g));
+            request_view(r, today, revocation)
+        })
+        .collect();
+    json!({ "requests": views, "next_cursor": next })
 }
 
 async fn show_request(
@@ -855,11 +971,88 @@ async fn show_request(
     Authenticated(caller): Authenticated,
     Path(id): Path<String>,
 ) -> Response {
-    match visible_requests(&app, &request_id, &caller).await {
-        Ok(list) => match list.iter().find(|r| r.id == id) {
-            Some(r) => axum::Json(request_view(r, china_today())).into_response(),
-            None => unknown_request().for_request(&request_id).into_response(),
-        },
+    let list = match visible_requests(&app, &request_id, &caller).await {
+        Ok(list) => list,
+        Err(response) => return response,
+    };
+    let revoked = match revocations(&app, &request_id).await {
+        Ok(revoked) => revoked,
+        Err(response) => return response,
+    };
+    match list.iter().find(|r| r.id == id) {
+        Some(r) => {
+            let revocation = r.grant_id.as_ref().and_then(|g| revoked.get(g));
+            axum::Json(request_view(r, china_today(), revocation)).into_response()
+        }
+        None => unknown_request().for_request(&request_id).into_response(),
+    }
+}
+
+/// `POST /v1/access-requests/{id}/withdraw`: the township's lead takes back a request
+/// that is still pending. Audited like a decision.
+async fn withdraw(
+    State(app): State<App>,
+    RequestId(request_id): RequestId,
+    Peer(peer): Peer,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Response {
+    let mut event = admin_event(
+        &request_id,
+        &caller,
+        peer,
+        &format!("access.withdraw {}", short(&id)),
+    );
+    let township = match (&caller.township, caller.has_role(Role::TownshipLead)) {
+        (Some(t), true) => t.clone(),
+        _ => {
+            let p = Problem::new(
+                ProblemKind::Forbidden,
+                "Only the township's lead withdraws its access request.",
+            )
+            .with("rule", ACCESS_RULE)
+            .with("reason", "role");
+            return refused(&app, &request_id, event, p).await;
+        }
+    };
+    let _one_at_a_time = DECISIONS.lock().await;
+    let all = match app.live.registry().access_requests().await {
+        Ok(all) => all,
+        Err(e) => return registry_unavailable(&request_id, &e),
+    };
+    let Some(request) = all
+        .into_iter()
+        .find(|r| r.id == id && r.township == township)
+    else {
+        return refused(&app, &request_id, event, unknown_request()).await;
+    };
+    event.connector = Some(request.connector.clone());
+    if request.state != RequestState::Pending {
+        let p = Problem::new(
+            ProblemKind::AlreadyDecided,
+            "Only a pending request can be withdrawn; this one is already decided.",
+        );
+        return refused(&app, &request_id, event, p).await;
+    }
+    let withdrawn = AccessRequest {
+        state: RequestState::Withdrawn,
+        decided_at: Some(now_rfc3339()),
+        decided_by: Some(caller.user.clone()),
+        ..request
+    };
+    event.operation = Some(format!("access.withdraw {}", withdrawn.id));
+    match commit(
+        &app,
+        &request_id,
+        vec![Change::DecideRequest(withdrawn.clone())],
+        event,
+    )
+    .await
+    {
+        Ok(_) => {
+            tracing::info!(request_id, user = %caller.user, access_request = %withdrawn.id, "access request withdrawn");
+            axum::Json(request_view(&withdrawn, china_today(), None)).into_response()
+        }
         Err(response) => response,
     }
 }
@@ -1247,8 +1440,8 @@ async fn approve(
         Ok(changed) => {
             tracing::info!(request_id, user = %caller.user, access_request = %decided.id, connector = %decided.connector, "access request approved");
             axum::Json(json!({
-                "request": request_view(&decided, today),
-                "grant": api_grant_view(&record, today),
+                "request": request_view(&decided, today, None),
+                "grant": api_grant_view(&record, today, app.config.load().policies.grants().iter().find(|g| g.id == record.id)),
                 "config_version": changed.version,
             }))
             .into_response()
@@ -1321,7 +1514,7 @@ async fn refuse(
         Ok(changed) => {
             tracing::info!(request_id, user = %caller.user, access_request = %decided.id, "access request refused");
             axum::Json(json!({
-                "request": request_view(&decided, china_today()),
+                "request": request_view(&decided, china_today(), None),
                 "config_version": changed.version,
             }))
             .into_response()
@@ -1337,10 +1530,18 @@ async fn list_grants(
     State(app): State<App>,
     RequestId(request_id): RequestId,
     Authenticated(caller): Authenticated,
+    RawQuery(raw): RawQuery,
 ) -> Response {
     if !may_list(&caller) {
         return not_listed().for_request(&request_id).into_response();
     }
+    let query = match ListQuery::of(
+        raw.as_deref(),
+        &["active", "not_yet_valid", "expired", "revoked"],
+    ) {
+        Ok(query) => query,
+        Err(p) => return p.for_request(&request_id).into_response(),
+    };
     let records = match app.live.registry().grants().await {
         Ok(records) => records,
         Err(e) => return registry_unavailable(&request_id, &e),
@@ -1390,9 +1591,37 @@ async fn list_grants(
                     || own_department(Some(&r.department))
                     || township == Some(r.township.as_str())
             })
-            .map(|r| api_grant_view(r, today)),
+            .map(|r| {
+                let in_force = config.policies.grants().iter().find(|g| g.id == r.id);
+                api_grant_view(r, today, in_force)
+            }),
     );
-    axum::Json(json!({ "grants": list })).into_response()
+    let township_of = |grant: &Value| -> Vec<String> {
+        match grant["township"].as_str() {
+            Some(t) => vec![t.to_owned()],
+            None => grant["consumers"]["townships"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|t| t.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    };
+    let filtered: Vec<Value> = list
+        .into_iter()
+        .filter(|g| ListQuery::matches(&query.state, g["state"].as_str().unwrap_or("")))
+        .filter(|g| ListQuery::matches(&query.connector, g["connector"].as_str().unwrap_or("")))
+        .filter(|g| {
+            query
+                .township
+                .as_ref()
+                .is_none_or(|t| township_of(g).contains(t))
+        })
+        .collect();
+    let (page, next) = query.page(filtered, |g| g["id"].as_str().unwrap_or("").to_owned());
+    axum::Json(json!({ "grants": page, "next_cursor": next })).into_response()
 }
 
 /// Where a file grant came from, for a `file-managed` answer: the applied policy file
@@ -1512,7 +1741,7 @@ async fn revoke(
                 ..record
             };
             axum::Json(json!({
-                "grant": api_grant_view(&revoked, china_today()),
+                "grant": api_grant_view(&revoked, china_today(), None),
                 "config_version": changed.version,
             }))
             .into_response()
@@ -1597,7 +1826,13 @@ mod tests {
         };
 
         let all = [old, decided, fresh];
-        let listed = request_list(&all, day("2026-05-25"), true);
+        let listed = request_page(
+            &all,
+            day("2026-05-25"),
+            true,
+            &ListQuery::all(),
+            &BTreeMap::new(),
+        );
         let ids: Vec<&str> = listed["requests"]
             .as_array()
             .unwrap()
@@ -1606,7 +1841,13 @@ mod tests {
             .collect();
         assert_eq!(ids, ["ar-test"]);
         assert_eq!(listed["requests"][0]["overdue"], true);
-        let everything = request_list(&all, day("2026-05-25"), false);
+        let everything = request_page(
+            &all,
+            day("2026-05-25"),
+            false,
+            &ListQuery::all(),
+            &BTreeMap::new(),
+        );
         assert_eq!(everything["requests"].as_array().unwrap().len(), 3);
         assert_eq!(everything["requests"][2]["overdue"], false);
     }

@@ -356,4 +356,23 @@ operations:
             vec![("name".to_owned(), LooseningReason::SourceChanged)]
         );
     }
+
+    #[test]
+    fn a_diff_names_fields_added_removed_reclassified_and_remapped() {
+        let old = def(
+            "      name: { from: /xm, pii: name, sharing: conditional }\n      gender: { from: /xb, pii: code, sharing: open }\n      phone: { from: /dh, pii: phone, sharing: conditional }",
+        );
+        let new = def(
+            "      name: { from: /xm, pii: name, sharing: open }\n      gender: { from: /xbdm, pii: code, sharing: open }\n      address: { from: /dz, pii: address, sharing: conditional }",
+        );
+        let d = diff(&old, &new);
+        let names = |list: &[FieldChange]| list.iter().map(|f| f.field.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&d.fields_added), ["address"]);
+        assert_eq!(names(&d.fields_removed), ["phone"]);
+        assert_eq!(names(&d.fields_reclassified), ["name"]);
+        assert_eq!(names(&d.fields_remapped), ["gender"]);
+        assert!(d.operations_changed.is_empty());
+        assert!(d.connector.is_empty());
+        assert_eq!(diff(&old, &old), VersionDiff::default());
+    }
 }

@@ -195,6 +195,14 @@ fn decode_cursor(text: &str) -> Result<String, Problem> {
 }
 
 impl ListQuery {
+    /// No filter, every item on one page.
+    pub fn all() -> ListQuery {
+        ListQuery {
+            limit: usize::MAX,
+            ..ListQuery::default()
+        }
+    }
+
     /// The query of a listed route, checked again (the middleware checked it first).
     pub fn of(raw: Option<&str>, allowed_state: &[&str]) -> Result<ListQuery, Problem> {
         let all = ["state", "township", "connector", "cursor", "limit"];

@@ -3,6 +3,7 @@
 //! office approves them (they go into force, checked like any change) or refuses them.
 //!
 //! - `GET /v1/admin/reviews` — every version that needed a review, pending first
+//!   (filters `state`, `connector`; paged, see [`crate::lists`])
 //!   (governance, operators and privacy officers see all; a department admin sees
 //!   their own department's);
 //! - `POST /v1/admin/connectors/{id}/versions/{version}/approve` — `{note?}`;
@@ -70,7 +71,15 @@ async fn list(
     State(app): State<App>,
     RequestId(request_id): RequestId,
     Authenticated(caller): Authenticated,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
 ) -> Response {
+    let query = match crate::lists::ListQuery::of(
+        raw.as_deref(),
+        &["pending", "approved", "refused", "superseded"],
+    ) {
+        Ok(query) => query,
+        Err(p) => return p.for_request(&request_id).into_response(),
+    };
     let may_list = [
         Role::Governance,
         Role::Operator,
@@ -95,8 +104,23 @@ async fn list(
         let pending = v.review.as_ref().map(|r| r.state) == Some(ReviewState::Pending);
         (!pending, v.id.clone(), v.version)
     });
-    let reviews: Vec<serde_json::Value> = visible.into_iter().map(view).collect();
-    axum::Json(json!({ "reviews": reviews })).into_response()
+    let reviews: Vec<serde_json::Value> = visible
+        .into_iter()
+        .map(view)
+        .filter(|v| {
+            crate::lists::ListQuery::matches(
+                &query.state,
+                v["review"]["state"].as_str().unwrap_or(""),
+            ) && crate::lists::ListQuery::matches(
+                &query.connector,
+                v["connector"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    let (page, next) = query.page(reviews, |v| {
+        format!("{}/{}", v["connector"].as_str().unwrap_or(""), v["version"])
+    });
+    axum::Json(json!({ "reviews": page, "next_cursor": next })).into_response()
 }
 
 fn not_governance() -> Problem {

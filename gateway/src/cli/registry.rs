@@ -616,11 +616,21 @@ pub(super) async fn run_apply(args: ApplyArgs) -> ExitCode {
         Err(code) => return code,
     };
     let mut previous = BTreeMap::new();
+    // Connectors the API holds only drafts of (none in force yet) are the API's too.
+    let mut drafted = Vec::new();
     for id in desired.connectors.keys() {
         match registry.connector_versions(id).await {
             Ok(versions) => {
                 if let Some(last) = versions.iter().map(|v| v.version).max() {
                     previous.insert(id.clone(), last);
+                }
+                if !snapshot.connectors.contains_key(id)
+                    && versions.last().is_some_and(|v| !v.origin.is_file())
+                {
+                    drafted.push(format!(
+                        "connector `{id}` has drafts made through the API, which owns it; a file \
+                         cannot replace it (give the file's connector another id, or leave it out)"
+                    ));
                 }
             }
             Err(e) => {
@@ -628,6 +638,13 @@ pub(super) async fn run_apply(args: ApplyArgs) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         }
+    }
+    if !drafted.is_empty() {
+        for why in drafted {
+            eprintln!("error: {why}");
+        }
+        println!("nothing committed");
+        return ExitCode::FAILURE;
     }
     let plan = match plan(&snapshot, &desired, &previous) {
         Ok(plan) => plan,

@@ -181,6 +181,8 @@ pub enum RequestState {
     Pending,
     Approved,
     Refused,
+    /// Withdrawn by its township before a decision.
+    Withdrawn,
 }
 
 /// A township's request for fields of a connector, for a purpose (乡镇"点菜").

@@ -616,11 +616,15 @@ async fn a_schema_version_1_registry_is_migrated_to_the_latest() {
     )
     .await
     .unwrap();
-    // Make it a version-1 file: no purpose_files table, no reviews.
+    commit(&registry, vec![Change::PutConnector(version("c", "v1"))])
+        .await
+        .unwrap();
+    // Make it a version-1 file: no purpose_files table, no reviews, no drafts.
     let conn = rusqlite::Connection::open(registry.path()).unwrap();
     conn.execute_batch(
         "DROP TABLE purpose_files;
          ALTER TABLE connector_versions DROP COLUMN review;
+         ALTER TABLE connector_versions DROP COLUMN activated_at;
          UPDATE meta SET value = '1' WHERE key = 'schema_version';",
     )
     .unwrap();
@@ -634,9 +638,15 @@ async fn a_schema_version_1_registry_is_migrated_to_the_latest() {
             |row| row.get(0),
         )
         .unwrap();
-    assert_eq!(schema_version, "3");
-    assert_eq!(sqlite::SCHEMA_VERSION, 3);
+    assert_eq!(schema_version, "4");
+    assert_eq!(sqlite::SCHEMA_VERSION, 4);
     drop(conn);
+    // A version that served before drafts existed is not taken for a draft.
+    let versions = reopened.connector_versions("c").await.unwrap();
+    assert_eq!(
+        versions[0].activated_at.as_deref(),
+        Some("2025-03-01T08:00:00Z")
+    );
     // What version 1 held is kept, and purpose files can be stored.
     commit(
         &reopened,
@@ -648,7 +658,7 @@ async fn a_schema_version_1_registry_is_migrated_to_the_latest() {
     .await
     .unwrap();
     let snapshot = reopened.snapshot().await.unwrap();
-    assert_eq!(snapshot.revision, 2);
+    assert_eq!(snapshot.revision, 3);
     assert!(snapshot.policy_files.contains_key("policies/hukou.yaml"));
     assert!(snapshot.purpose_files.contains_key("purposes.yaml"));
 }

@@ -372,7 +372,10 @@ async fn only_the_owning_department_approves_and_never_its_own_request() {
         not_before_s: None,
     };
     let both = mint(&gw.issuer, &claims).expect("a token");
-    let own = post_as(&gw, REQUESTS, &both, &elderly_request()).await;
+    // (Not the same fields as the pending request: that would be a duplicate.)
+    let mut theirs = elderly_request();
+    theirs["fields"] = json!({ "name": "default" });
+    let own = post_as(&gw, REQUESTS, &both, &theirs).await;
     assert_eq!(own.status, 201, "{}", own.text);
     let own_id = own.json["id"].as_str().expect("id");
     let self_approved = post_as(

@@ -719,3 +719,43 @@ async fn policy_explain_with_the_data_dir_explains_what_serve_enforces() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no registry"));
     assert!(!empty.exists());
 }
+
+#[tokio::test]
+async fn a_connector_with_only_api_drafts_is_not_taken_over_by_a_file() {
+    let county = County::new();
+    let dir = county.path("apply");
+    apply_dir(&dir);
+    let applied = county.apply(&dir, false).await;
+    assert_eq!(applied.code, 0, "{applied:?}");
+    // A department saved a draft of a new connector; none of it is in force yet.
+    let registry = SqliteRegistry::open(&county.data).expect("open");
+    let revision = registry.revision().await.expect("revision");
+    registry
+        .commit(revision, vec![Change::SaveDraft(api_connector())])
+        .await
+        .expect("commit");
+    let takeover = county.path("takeover");
+    write(
+        &takeover,
+        "connectors/jisheng3.yaml",
+        &api_connector().definition,
+    );
+    write(
+        &takeover,
+        "schemas/jisheng/fertility.schema.json",
+        FERTILITY,
+    );
+    let refused = county.apply(&takeover, false).await;
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert!(
+        refused
+            .stderr
+            .contains("connector `jisheng3` has drafts made through the API"),
+        "{refused:?}"
+    );
+    assert_eq!(
+        registry.revision().await.expect("revision"),
+        revision + 1,
+        "nothing committed"
+    );
+}

@@ -161,7 +161,7 @@ async fn no_form_fills_anything_for_a_person_outside_the_callers_township() {
     let found = post_json(
         &gw.url("/v1/audit/search"),
         &officer,
-        &json!({"filter": {"citizen_id_number": resident.id.as_str()}}),
+        &json!({"filter": {"id_number": resident.id.as_str()}}),
     )
     .await;
     assert_eq!(found.status, 200, "{}", found.text);
@@ -220,7 +220,7 @@ async fn the_spouse_and_children_a_fill_discloses_each_find_it_in_their_own_repo
         let found = post_json(
             &gw.url("/v1/audit/search"),
             &officer,
-            &json!({"filter": {"citizen_id_number": id.as_str(), "connector": "jisheng"}}),
+            &json!({"filter": {"id_number": id.as_str(), "connector": "jisheng"}}),
         )
         .await;
         let events = found.json["events"].as_array().expect("events");

@@ -157,14 +157,29 @@ async fn a_department_registers_a_connector_and_clerks_use_it_once_its_classific
         "conditional fields need a grant"
     );
 
-    // The same content again makes no new version; a change makes version 2.
+    // The same content again makes no new version; a change makes version 2, a draft
+    // that serves once the department activates it.
     let again = put(&gw, &admin, "jisheng2", &jisheng2(&gw, "open")).await;
     assert_eq!(again.status, 200, "{}", again.text);
     assert_eq!(again.json["unchanged"], true);
     assert_eq!(again.json["version"], 1);
     let changed = put(&gw, &admin, "jisheng2", &jisheng2(&gw, "conditional")).await;
-    assert_eq!(changed.status, 200, "{}", changed.text);
+    assert_eq!(changed.status, 201, "{}", changed.text);
     assert_eq!(changed.json["version"], 2);
+    assert_eq!(changed.json["state"], "draft");
+    let answer = gw.query(&fertility(person.id.as_str())).await;
+    assert!(
+        answer.json["data"]["marital_status"].is_string(),
+        "version 1 serves until version 2 is activated: {}",
+        answer.text
+    );
+    let activated = post_json(
+        &gw.url("/v1/admin/connectors/jisheng2/versions/2/activate"),
+        &admin,
+        &json!({}),
+    )
+    .await;
+    assert_eq!(activated.status, 200, "{}", activated.text);
     let answer = gw.query(&fertility(person.id.as_str())).await;
     assert_eq!(answer.status, 200, "{}", answer.text);
     assert!(
@@ -417,6 +432,26 @@ async fn a_connector_test_reports_conformance_and_latency_without_data() {
     assert!(ok.json["latency_ms"].as_f64().is_some_and(|ms| ms >= 0.0));
     assert!(!ok.text.contains(person.id.as_str()), "{}", ok.text);
     assert!(!ok.text.contains(&person.name), "no data: {}", ok.text);
+    // The test call is audited with its subject, by pseudonym, like a lookup.
+    let found = post_json(
+        &gw.url("/v1/audit/search"),
+        &gw.token(Role::PrivacyOfficer, None),
+        &json!({"limit": 100}),
+    )
+    .await;
+    let tested = found.json["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .find(|e| {
+            e["operation"]
+                .as_str()
+                .is_some_and(|o| o.starts_with("connector.test hukou.person_by_id"))
+        })
+        .cloned()
+        .expect("the test call is audited");
+    assert!(tested["subject_pseudonym"].is_string(), "{tested}");
+    assert!(tested["subject_masked"].is_string(), "{tested}");
 
     gw.set_faults(
         Department::Hukou,
@@ -562,6 +597,18 @@ async fn changes_under_steady_load_fail_no_request_and_mix_no_versions() {
             // Conditional back to open lowers the field: the office approves it.
             assert_eq!(changed.status, 202, "{}", changed.text);
             changed = approve_review(&gw, "jisheng2", &changed.json["version"]).await;
+        } else {
+            // Raising the protection is a draft the department activates itself.
+            assert_eq!(changed.status, 201, "{}", changed.text);
+            changed = post_json(
+                &gw.url(&format!(
+                    "/v1/admin/connectors/jisheng2/versions/{}/activate",
+                    changed.json["version"]
+                )),
+                &admin,
+                &json!({}),
+            )
+            .await;
         }
         assert_eq!(changed.status, 200, "{}", changed.text);
         expected.insert(version_of(&changed), (marital, name));

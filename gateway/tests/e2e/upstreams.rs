@@ -436,9 +436,16 @@ async fn lowering_a_classification_waits_for_the_governance_office_and_raising_d
         "transform: { code: gender }, pii: code, sharing: conditional"
     ));
     let raised = put(&gw, &police, "hukou2", &raised).await;
-    assert_eq!(raised.status, 200, "{}", raised.text);
-    // Version 2 was refused; the raise is version 3.
+    assert_eq!(raised.status, 201, "{}", raised.text);
+    // Version 2 was refused; the raise is version 3, a draft the bureau activates.
     assert_eq!(raised.json["version"], 3, "{}", raised.text);
+    let activated = post_json(
+        &gw.url("/v1/admin/connectors/hukou2/versions/3/activate"),
+        &police,
+        &json!({}),
+    )
+    .await;
+    assert_eq!(activated.status, 200, "{}", activated.text);
     let answer = gw.query(&clerk_lookup).await;
     assert!(
         answer.json["data"].get("gender").is_none(),
