@@ -672,7 +672,7 @@ async fn a_privacy_officer_finds_every_lookup_of_a_fill_under_its_request_id() {
 
     let officer = gw.token(Role::PrivacyOfficer, None);
     let search = |id: &str| {
-        let body = json!({"filter": {"citizen_id_number": id}});
+        let body = json!({"filter": {"id_number": id}});
         let url = gw.url("/v1/audit/search");
         let officer = officer.clone();
         async move { post_json(&url, &officer, &body).await }
