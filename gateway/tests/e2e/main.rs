@@ -21,6 +21,7 @@ mod errors;
 mod forms;
 mod free_text;
 mod hostile_files;
+mod labels;
 mod limits;
 mod lookups;
 mod misbehaviour;
