@@ -109,7 +109,7 @@ pub fn main(cli: Cli) -> ExitCode {
             Command::Check { config, data_dir } => run_check(&config, data_dir).await,
             Command::Simulate(args) => run_simulate(args).await,
             Command::Token(TokenCommand::Keygen { out, kid }) => run_keygen(&out, &kid),
-            Command::Token(TokenCommand::Mint(args)) => run_mint(args),
+            Command::Token(TokenCommand::Mint(args)) => run_mint(*args),
             Command::Policy(PolicyCommand::Explain(args)) => run_explain(args).await,
             Command::Audit(AuditCommand::Verify(args)) => verify::run_verify(args).await,
             Command::Audit(command) => run_audit(command).await,

@@ -23,7 +23,7 @@ pub(super) enum TokenCommand {
         kid: String,
     },
     /// Sign a token with a private key (PEM).
-    Mint(MintArgs),
+    Mint(Box<MintArgs>),
 }
 
 #[derive(Debug, Args)]
