@@ -1,7 +1,8 @@
 //! The data catalog (共享目录, `GET /v1/catalog`): what every connector can share and on
 //! what terms — its department, operations and every field with its title, `pii` kind,
 //! sharing type and, for conditional fields, the legal basis and method — and the
-//! purposes grants are made for. Never data: any authenticated caller may read it, so
+//! purposes grants are made for, and every code table with its zh-CN and en labels
+//! (`code_tables`; a coded field names its table in `code_table`). Never data: any authenticated caller may read it, so
 //! a township knows what to ask for.
 
 use axum::Router;
@@ -44,6 +45,11 @@ pub fn describe(config: &ActiveConfig) -> Value {
                                 "pii": f.pii,
                                 "sharing": sharing.as_str(),
                             });
+                            if let Some(table) = crate::labels::table_of(&path)
+                                && f.pii == Some(connectors::definition::PiiKind::Code)
+                            {
+                                field["code_table"] = json!(table);
+                            }
                             if sharing == Sharing::Conditional
                                 && let Some(terms) = terms
                             {
@@ -87,5 +93,6 @@ pub fn describe(config: &ActiveConfig) -> Value {
         "config_version": config.version,
         "connectors": connectors,
         "purposes": purposes,
+        "code_tables": crate::labels::catalog(),
     })
 }

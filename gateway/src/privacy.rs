@@ -11,7 +11,7 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use connectors::subject::IdNumber;
@@ -30,8 +30,29 @@ use crate::server::{App, Authenticated, Peer, RequestId};
 /// The rule named when a caller without the role asks.
 pub const OFFICER_RULE: &str = "privacy-officer-only";
 
-/// Largest page of a search.
-const MAX_PAGE: usize = 1000;
+/// A page of a search when no `limit` is given.
+const DEFAULT_PAGE: usize = 100;
+
+/// What each route's body looks like, for the error that names where it went wrong.
+trait Shape {
+    const EXPECTED: &'static str;
+}
+
+impl Shape for SearchIn {
+    const EXPECTED: &'static str = "{filter: {id_number, user, township, connector, purpose, outcome, status, from, until}, before, limit}";
+}
+
+impl Shape for ExportIn {
+    const EXPECTED: &'static str = "{filter: {id_number, user, township, connector, purpose, outcome, status, from, until}, format, lang}";
+}
+
+impl Shape for ReportIn {
+    const EXPECTED: &'static str = "{id_number}";
+}
+
+impl Shape for AnomaliesIn {
+    const EXPECTED: &'static str = "{from, until, thresholds: {subjects_per_hour, denials_per_10_min, office_hours, limit_refusals_per_day}}";
+}
 
 pub(crate) fn routes() -> Router<App> {
     Router::new()
@@ -42,12 +63,13 @@ pub(crate) fn routes() -> Router<App> {
 }
 
 /// A search or export filter as a privacy officer sends it: the citizen by ID
-/// number (the gateway turns it into the pseudonym the log holds), the rest as
-/// the log stores them.
+/// number, `id_number` as everywhere else (the gateway turns it into the pseudonym
+/// the log holds), the rest as the log stores them; `from` and `until` are dates
+/// (a day in China) or RFC 3339 instants.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FilterIn {
-    citizen_id_number: Option<String>,
+    id_number: Option<String>,
     user: Option<String>,
     township: Option<String>,
     connector: Option<String>,
@@ -110,12 +132,13 @@ struct Call<T> {
     body: T,
 }
 
-impl<T: DeserializeOwned> Call<T> {
+impl<T: DeserializeOwned + Shape> Call<T> {
     fn open(
         app: App,
         request_id: String,
         peer: Option<std::net::SocketAddr>,
         caller: Arc<Caller>,
+        headers: &HeaderMap,
         body: Result<Bytes, BytesRejection>,
     ) -> Result<Call<T>, Problem> {
         if !caller.has_role(Role::PrivacyOfficer) {
@@ -127,16 +150,8 @@ impl<T: DeserializeOwned> Call<T> {
             .with("reason", "role")
             .for_request(&request_id));
         }
-        let body = body
-            .ok()
-            .and_then(|b| serde_json::from_slice::<T>(&b).ok())
-            .ok_or_else(|| {
-                Problem::new(
-                    ProblemKind::InvalidRequest,
-                    "The body is not the JSON this endpoint expects.",
-                )
-                .for_request(&request_id)
-            })?;
+        let body = crate::query::parse_json::<T>(headers, body, T::EXPECTED)
+            .map_err(|problem| problem.for_request(&request_id))?;
         Ok(Call {
             app,
             caller,
@@ -174,10 +189,11 @@ impl<T: DeserializeOwned> Call<T> {
 
     /// The filter as the log understands it; a bad citizen ID is a 400.
     fn filter(&self, filter: &FilterIn) -> Result<(Filter, Option<IdNumber>), Problem> {
-        let id = match &filter.citizen_id_number {
+        let id = match &filter.id_number {
             Some(raw) => Some(IdNumber::parse(raw).map_err(|e| {
                 Problem::new(ProblemKind::InvalidIdNumber, e.to_string())
                     .with("check", e.code())
+                    .with("at", "filter.id_number")
                     .for_request(&self.request_id)
             })?),
             None => None,
@@ -199,7 +215,7 @@ impl<T: DeserializeOwned> Call<T> {
     }
 }
 
-impl<T: DeserializeOwned + Send> FromRequest<App> for Call<T> {
+impl<T: DeserializeOwned + Shape + Send> FromRequest<App> for Call<T> {
     type Rejection = Response;
 
     async fn from_request(request: Request, app: &App) -> Result<Self, Self::Rejection> {
@@ -217,27 +233,37 @@ impl<T: DeserializeOwned + Send> FromRequest<App> for Call<T> {
             .get(header::ACCEPT_LANGUAGE)
             .and_then(|v| v.to_str().ok())
             .and_then(Lang::from_accept_language);
+        let headers = parts.headers.clone();
         let bytes = Bytes::from_request(Request::from_parts(parts, body), app).await;
-        let mut call = Call::open(app.clone(), request_id, peer, caller, bytes)
+        let mut call = Call::open(app.clone(), request_id, peer, caller, &headers, bytes)
             .map_err(IntoResponse::into_response)?;
         call.accept_language = accept_language;
         Ok(call)
     }
 }
 
+/// The 400 for a bad filter or window, naming the field (under `within`, e.g.
+/// `filter.`, for the fields of a filter).
+fn invalid(field: &str, why: &str, within: &str) -> Problem {
+    Problem::new(
+        ProblemKind::InvalidRequest,
+        format!("The request is not valid: {why}."),
+    )
+    .with("at", format!("{within}{field}"))
+}
+
 /// Runs a blocking read of the audit log off the async workers. A bad filter is
-/// the caller's 400; anything else is the gateway's 500 (details in the log).
+/// the caller's 400 naming the field (under `within`); anything else is the
+/// gateway's 500 (details in the log).
 async fn blocking<T: Send + 'static>(
     request_id: &str,
+    within: &str,
     work: impl FnOnce() -> Result<T, SearchError> + Send + 'static,
 ) -> Result<T, Response> {
     let outcome = tokio::task::spawn_blocking(work).await;
     let problem = match outcome {
         Ok(Ok(value)) => return Ok(value),
-        Ok(Err(SearchError::InvalidFilter(why))) => Problem::new(
-            ProblemKind::InvalidRequest,
-            format!("The filter is not valid: {why}."),
-        ),
+        Ok(Err(SearchError::InvalidFilter(field, why))) => invalid(field, &why, within),
         Ok(Err(e)) => {
             tracing::error!(request_id, error = %e, "an audit-log read failed");
             Problem::new(ProblemKind::Internal, "The audit log could not be read.")
@@ -255,10 +281,15 @@ async fn search_events(call: Call<SearchIn>) -> Response {
         Ok(f) => f,
         Err(problem) => return problem.into_response(),
     };
-    let limit = call.body.limit.unwrap_or(100).clamp(1, MAX_PAGE);
+    let limit = call.body.limit.unwrap_or(DEFAULT_PAGE);
+    if let Err(SearchError::InvalidFilter(field, why)) = crate::audit::check_limit(limit) {
+        return invalid(field, &why, "")
+            .for_request(&call.request_id)
+            .into_response();
+    }
     let before = call.body.before;
     let reader = call.reader();
-    let page = match blocking(&call.request_id, move || {
+    let page = match blocking(&call.request_id, "filter.", move || {
         reader.search(&filter, before, limit)
     })
     .await
@@ -277,6 +308,11 @@ async fn export_events(call: Call<ExportIn>) -> Response {
         Ok(f) => f,
         Err(problem) => return problem.into_response(),
     };
+    if let Err(SearchError::InvalidFilter(field, why)) = crate::audit::check_filter(&filter) {
+        return invalid(field, &why, "filter.")
+            .for_request(&call.request_id)
+            .into_response();
+    }
     let lang = match call.body.lang.as_deref() {
         None => call.accept_language.unwrap_or_default(),
         Some(tag) => match Lang::parse(tag) {
@@ -286,7 +322,7 @@ async fn export_events(call: Call<ExportIn>) -> Response {
                     ProblemKind::InvalidRequest,
                     "`lang` is not a language the gateway writes (zh-CN or en).",
                 )
-                .with("field", "lang")
+                .with("at", "lang")
                 .for_request(&call.request_id)
                 .into_response();
             }
@@ -372,6 +408,7 @@ async fn report(call: Call<ReportIn>) -> Response {
         Err(e) => {
             return Problem::new(ProblemKind::InvalidIdNumber, e.to_string())
                 .with("check", e.code())
+                .with("at", "id_number")
                 .for_request(&call.request_id)
                 .into_response();
         }
@@ -379,7 +416,7 @@ async fn report(call: Call<ReportIn>) -> Response {
     let pseudonym = call.app.pseudonym.pseudonym(id.as_str());
     let reader = call.reader();
     let today = crate::policy::china_today();
-    let report = match blocking(&call.request_id, move || {
+    let report = match blocking(&call.request_id, "", move || {
         reader.citizen_report(&pseudonym, today)
     })
     .await
@@ -398,7 +435,7 @@ async fn anomaly_report(call: Call<AnomaliesIn>) -> Response {
     let from = call.body.from.clone();
     let until = call.body.until.clone();
     let thresholds = call.body.thresholds.clone().unwrap_or_default();
-    let found = match blocking(&call.request_id, move || {
+    let found = match blocking(&call.request_id, "", move || {
         reader.anomalies(&from, &until, &thresholds)
     })
     .await

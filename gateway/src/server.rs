@@ -114,20 +114,25 @@ pub(crate) fn audit_unavailable(request_id: &str, error: &dyn std::fmt::Display)
 
 /// A 401 answer: which check failed, never the token.
 pub(crate) fn unauthenticated(error: AuthError, request_id: &str) -> Response {
-    let mut response = Problem::new(
-        ProblemKind::Unauthenticated,
-        "Send a valid bearer token in the Authorization header.",
-    )
-    .with("reason", error.reason())
-    .for_request(request_id)
-    .into_response();
+    let detail = match error.claim() {
+        Some(claim) => format!(
+            "Send a valid bearer token in the Authorization header: this one lacks the `{claim}` claim."
+        ),
+        None => "Send a valid bearer token in the Authorization header.".to_owned(),
+    };
+    let mut problem =
+        Problem::new(ProblemKind::Unauthenticated, detail).with("reason", error.described());
+    if let Some(claim) = error.claim() {
+        problem = problem.with("claim", claim);
+    }
+    let mut response = problem.for_request(request_id).into_response();
     // RFC 6750 §3.1: a request without credentials gets a bare challenge.
     let challenge = if error == AuthError::Missing {
         "Bearer".to_owned()
     } else {
         format!(
             "Bearer error=\"invalid_token\", error_description=\"{}\"",
-            error.reason()
+            error.described()
         )
     };
     if let Ok(value) = HeaderValue::from_str(&challenge) {

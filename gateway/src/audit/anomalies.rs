@@ -13,8 +13,11 @@
 //!   straddling two hours can escape. Every lookup with a subject counts, answered or
 //!   not: probing is as telling as reading. One anomaly per user and hour, with every
 //!   lookup of that hour behind it.
-//! - [`AnomalyKind::NoCaseId`]: lookups recorded without a case id (none given, or one
-//!   that failed its checks and was not recorded); one anomaly per user.
+//! - [`AnomalyKind::NoCaseId`]: lookups that reached a department (it was asked, or
+//!   its data was answered from the cache) recorded without a case id (none given,
+//!   or one that failed its checks and was not recorded); one anomaly per user. A
+//!   request refused before any department was asked (400, 404, 413, …) shows
+//!   nothing and is not counted.
 //! - [`AnomalyKind::OutsideTownship`]: lookups about a subject outside the caller's
 //!   area, one anomaly per user: a jurisdiction check that found the subject living
 //!   elsewhere (or nowhere), data released about a subject whose township the event
@@ -52,7 +55,7 @@ use chrono::{DateTime, Datelike, Duration, NaiveDate, SecondsFormat, Timelike, U
 use serde::{Deserialize, Serialize};
 
 use super::event::{AuditEvent, EventKind};
-use super::search::{SearchError, format_time, open_log, parse_time_bound, stored_event};
+use super::search::{Bound, SearchError, format_time, open_log, parse_time_bound, stored_event};
 use crate::policy::ROLE_RULE;
 
 /// The longest window one scan reads.
@@ -120,17 +123,20 @@ impl Thresholds {
     fn check(&self) -> Result<(), SearchError> {
         let (start, end) = self.office_hours;
         if start >= end || end > 24 {
-            return Err(SearchError::InvalidFilter(format!(
-                "office hours {start}-{end} are not a span of hours within a day"
-            )));
+            return Err(SearchError::InvalidFilter(
+                "thresholds.office_hours",
+                format!("office hours {start}-{end} are not a span of hours within a day"),
+            ));
         }
         if self.denials_per_10_min == 0 {
             return Err(SearchError::InvalidFilter(
+                "thresholds.denials_per_10_min",
                 "denials_per_10_min must be at least 1".into(),
             ));
         }
         if self.limit_refusals_per_day == 0 {
             return Err(SearchError::InvalidFilter(
+                "thresholds.limit_refusals_per_day",
                 "limit_refusals_per_day must be at least 1".into(),
             ));
         }
@@ -147,17 +153,19 @@ pub fn anomalies(
     thresholds: &Thresholds,
 ) -> Result<Vec<Anomaly>, SearchError> {
     thresholds.check()?;
-    let from = parse_time_bound("from", from)?;
-    let until = parse_time_bound("until", until)?;
+    let from = parse_time_bound(Bound::From, from)?;
+    let until = parse_time_bound(Bound::Until, until)?;
     if from >= until {
         return Err(SearchError::InvalidFilter(
+            "until",
             "`from` must be before `until`".into(),
         ));
     }
     if until - from > Duration::days(MAX_WINDOW_DAYS) {
-        return Err(SearchError::InvalidFilter(format!(
-            "the window is longer than {MAX_WINDOW_DAYS} days; scan it in parts"
-        )));
+        return Err(SearchError::InvalidFilter(
+            "until",
+            format!("the window is longer than {MAX_WINDOW_DAYS} days; scan it in parts"),
+        ));
     }
     let conn = open_log(data_dir)?;
     let mut statement = conn.prepare(
@@ -301,7 +309,8 @@ impl<'t> Scan<'t> {
             }
             hour.lookups.push(seq);
         }
-        if event.case_id.as_deref().is_none_or(|c| c.trim().is_empty()) {
+        if event.case_id.as_deref().is_none_or(|c| c.trim().is_empty()) && reached_department(event)
+        {
             user.no_case_id.push(seq);
         }
         if outside_township(event) {
@@ -502,6 +511,14 @@ fn off_hours(time: DateTime<Utc>, (start, end): (u32, u32)) -> bool {
     let local = time.naive_utc() + Duration::hours(CST_HOURS);
     let weekend = matches!(local.weekday(), Weekday::Sat | Weekday::Sun);
     weekend || local.hour() < start || local.hour() >= end
+}
+
+/// Whether a lookup got as far as a department: it was asked (a latency is
+/// recorded) or its record was answered from the cache.
+fn reached_department(event: &AuditEvent) -> bool {
+    event.upstream_latency_ms.is_some()
+        || event.cache_hit
+        || (200..300).contains(&event.outcome.status)
 }
 
 #[cfg(test)]

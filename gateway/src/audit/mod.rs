@@ -124,7 +124,8 @@ pub use reader::{AuditReader, SqliteAuditReader};
 pub use report::{Access, CitizenReport, ShownAs, citizen_report};
 pub use retention::{ArchivedSegment, DEFAULT_KEEP_DAYS, Retention, archive, archive_with};
 pub use search::{
-    ExportFormat, Filter, OutcomeClass, Page, SearchError, StoredEvent, export, search,
+    Bound, ExportFormat, Filter, MAX_PAGE, OutcomeClass, Page, SearchError, StoredEvent,
+    check_filter, check_limit, export, parse_time_bound, search,
 };
 pub use sqlite::{
     AUDIT_FILE, AuditOptions, KEY_FILE, SqliteAudit, checkpoint_public_key, checkpoints_after,

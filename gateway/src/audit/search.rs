@@ -47,7 +47,7 @@ use super::event::AuditEvent;
 use super::sqlite::AUDIT_FILE;
 use crate::labels::Lang;
 
-/// The largest page [`search`] returns; a larger `limit` is lowered to it.
+/// The largest page [`search`] returns; a larger `limit` is refused.
 pub const MAX_PAGE: usize = 1000;
 
 /// How long a reader waits for a lock before failing.
@@ -57,9 +57,11 @@ const READ_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, thiserror::Error)]
 pub enum SearchError {
     /// The question itself is wrong (a bad time bound, an empty window, …); the
-    /// caller should fix it (HTTP 400, exit code 2).
-    #[error("invalid filter: {0}")]
-    InvalidFilter(String),
+    /// caller should fix it (HTTP 400, exit code 2). The first value names the field
+    /// (`from`, `limit`, `thresholds.office_hours`, …); the message never quotes a
+    /// value the caller sent.
+    #[error("invalid filter: {1}")]
+    InvalidFilter(&'static str, String),
     /// There is no audit database in the data directory.
     #[error("no audit log at {}", .0.display())]
     NoLog(PathBuf),
@@ -135,16 +137,16 @@ pub enum ExportFormat {
     JsonLines,
 }
 
-/// The events matching `filter`, newest first, at most `limit` of them (lowered to
-/// [`MAX_PAGE`], raised to 1). Keyset pagination on `seq`: with `before`, only events
-/// with `seq < before`.
+/// The events matching `filter`, newest first, at most `limit` of them (1 to
+/// [`MAX_PAGE`]; another limit is refused). Keyset pagination on `seq`: with
+/// `before`, only events with `seq < before`.
 pub fn search(
     data_dir: &Path,
     filter: &Filter,
     before: Option<u64>,
     limit: usize,
 ) -> Result<Page, SearchError> {
-    let limit = limit.clamp(1, MAX_PAGE);
+    check_limit(limit)?;
     let mut clause = Clause::of(filter)?;
     let filtered = !clause.conditions.is_empty();
     if let Some(before) = before {
@@ -208,6 +210,24 @@ pub fn export(
     }
     out.flush()?;
     Ok(count)
+}
+
+/// Checks a filter as [`search`] and [`export`] would (its time bounds, its status),
+/// without reading the log: an export checks before it starts streaming.
+pub fn check_filter(filter: &Filter) -> Result<(), SearchError> {
+    Clause::of(filter).map(|_| ())
+}
+
+/// A page size is 1 to [`MAX_PAGE`].
+pub fn check_limit(limit: usize) -> Result<(), SearchError> {
+    if (1..=MAX_PAGE).contains(&limit) {
+        Ok(())
+    } else {
+        Err(SearchError::InvalidFilter(
+            "limit",
+            format!("`limit` must be between 1 and {MAX_PAGE}; page with `before` for more"),
+        ))
+    }
 }
 
 /// The query for a page: `where_sql` and then the limit are bound.
@@ -443,9 +463,10 @@ impl Clause {
         }
         if let Some(status) = filter.status {
             if !(100..=599).contains(&status) {
-                return Err(SearchError::InvalidFilter(format!(
-                    "status {status} is not an HTTP status (100-599)"
-                )));
+                return Err(SearchError::InvalidFilter(
+                    "status",
+                    "`status` is not an HTTP status (100-599)".to_owned(),
+                ));
             }
             let condition = if by_status {
                 "status = ?"
@@ -457,17 +478,18 @@ impl Clause {
         let from = filter
             .from
             .as_deref()
-            .map(|t| time_bound("from", t))
+            .map(|t| time_bound(Bound::From, t))
             .transpose()?;
         let until = filter
             .until
             .as_deref()
-            .map(|t| time_bound("until", t))
+            .map(|t| time_bound(Bound::Until, t))
             .transpose()?;
         if let (Some(from), Some(until)) = (&from, &until)
             && from >= until
         {
             return Err(SearchError::InvalidFilter(
+                "until",
                 "`from` must be before `until`".into(),
             ));
         }
@@ -499,28 +521,74 @@ impl Clause {
     }
 }
 
-/// A time bound parsed (RFC 3339, any offset) and written as the store writes times:
-/// UTC, milliseconds, `Z`; a finer fraction is rounded up to the next millisecond.
-fn time_bound(name: &str, text: &str) -> Result<String, SearchError> {
-    Ok(format_time(parse_time_bound(name, text)?))
+/// Which end of a time window a bound is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bound {
+    /// Inclusive: events at or after it.
+    From,
+    /// Exclusive: events before it.
+    Until,
 }
 
-/// A time bound as an instant (see [`time_bound`]).
-pub(crate) fn parse_time_bound(name: &str, text: &str) -> Result<DateTime<Utc>, SearchError> {
-    let parsed = DateTime::parse_from_rfc3339(text.trim()).map_err(|e| {
-        SearchError::InvalidFilter(format!(
-            "`{name}` is not an RFC 3339 time such as 2026-03-01T08:00:00+08:00 ({e})"
-        ))
-    })?;
-    let mut utc = parsed.with_timezone(&Utc);
+impl Bound {
+    /// The field's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Bound::From => "from",
+            Bound::Until => "until",
+        }
+    }
+}
+
+/// A time bound parsed (see [`parse_time_bound`]) and written as the store writes
+/// times: UTC, milliseconds, `Z`.
+fn time_bound(bound: Bound, text: &str) -> Result<String, SearchError> {
+    Ok(format_time(parse_time_bound(bound, text)?))
+}
+
+/// A time bound as an instant. Two forms, the same in the API and on the command
+/// line: an RFC 3339 instant with any offset (a finer fraction than milliseconds is
+/// rounded up to the next millisecond, as stored times are whole milliseconds), or a
+/// date `2026-12-01` meaning that day in China (UTC+8): as `from`, from its first
+/// moment; as `until`, through its last (until the next day's 00:00 CST).
+pub fn parse_time_bound(bound: Bound, text: &str) -> Result<DateTime<Utc>, SearchError> {
+    let name = bound.name();
+    let text = text.trim();
+    let instant = match chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        Ok(day) => {
+            let day = match bound {
+                Bound::From => Some(day),
+                Bound::Until => day.succ_opt(),
+            };
+            day.and_then(|d| d.and_hms_opt(0, 0, 0))
+                .and_then(|t| t.checked_sub_signed(chrono::Duration::hours(8)))
+                .map(|t| t.and_utc())
+                .ok_or_else(|| {
+                    SearchError::InvalidFilter(name, format!("`{name}` is out of range"))
+                })?
+        }
+        Err(_) => DateTime::parse_from_rfc3339(text)
+            .map_err(|_| {
+                SearchError::InvalidFilter(
+                    name,
+                    format!(
+                        "`{name}` is neither a date such as 2026-03-01 (a day in China) nor an \
+                         RFC 3339 time such as 2026-03-01T08:00:00+08:00"
+                    ),
+                )
+            })?
+            .with_timezone(&Utc),
+    };
+    let mut utc = instant;
     let sub_milli = utc.timestamp_subsec_nanos() % 1_000_000;
     if sub_milli != 0 {
         utc += chrono::Duration::nanoseconds(i64::from(1_000_000 - sub_milli));
     }
     if !(1..=9999).contains(&utc.year()) {
-        return Err(SearchError::InvalidFilter(format!(
-            "`{name}` is outside the years 0001-9999"
-        )));
+        return Err(SearchError::InvalidFilter(
+            name,
+            format!("`{name}` is outside the years 0001-9999"),
+        ));
     }
     Ok(utc)
 }

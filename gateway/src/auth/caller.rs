@@ -130,7 +130,7 @@ pub(crate) fn check_claims(
     rules: ClaimRules<'_>,
 ) -> Result<Caller, AuthError> {
     // Time first: an expired token is reported as expired whatever else it says.
-    let exp = numeric_date(claims.get("exp"))?.ok_or(AuthError::MissingClaim)?;
+    let exp = numeric_date(claims.get("exp"))?.ok_or(AuthError::MissingClaim("exp"))?;
     if rules.now > exp.saturating_add(rules.leeway_s) {
         return Err(AuthError::Expired);
     }
@@ -146,17 +146,17 @@ pub(crate) fn check_claims(
     }
 
     match claims.get("aud") {
-        None | Some(Value::Null) => return Err(AuthError::MissingClaim),
+        None | Some(Value::Null) => return Err(AuthError::MissingClaim("aud")),
         Some(Value::String(aud)) if aud == rules.audience => {}
         Some(Value::Array(auds)) if auds.iter().any(|a| a.as_str() == Some(rules.audience)) => {}
         Some(Value::String(_) | Value::Array(_)) => return Err(AuthError::WrongAudience),
         Some(_) => return Err(AuthError::InvalidClaim),
     }
 
-    let user = required_id(claims.get("sub"))?;
+    let user = required_id(claims.get("sub"), "sub")?;
 
     let roles = match claims.get("roles") {
-        None | Some(Value::Null) => return Err(AuthError::MissingClaim),
+        None | Some(Value::Null) => return Err(AuthError::MissingClaim("roles")),
         Some(Value::Array(items)) => {
             let mut roles = BTreeSet::new();
             for item in items {
@@ -171,7 +171,7 @@ pub(crate) fn check_claims(
         Some(_) => return Err(AuthError::InvalidClaim),
     };
     if roles.is_empty() {
-        return Err(AuthError::MissingClaim);
+        return Err(AuthError::MissingClaim("roles"));
     }
 
     let township = optional_str(claims.get("township"))?;
@@ -206,10 +206,10 @@ pub(crate) fn check_claims(
 
     for role in &roles {
         if role.needs_township() && township.is_none() {
-            return Err(AuthError::MissingClaim);
+            return Err(AuthError::MissingClaim("township"));
         }
         if role.needs_department() && department.is_none() {
-            return Err(AuthError::MissingClaim);
+            return Err(AuthError::MissingClaim("department"));
         }
     }
 
@@ -247,10 +247,10 @@ fn numeric_date(value: Option<&Value>) -> Result<Option<i64>, AuthError> {
     }
 }
 
-fn required_id(value: Option<&Value>) -> Result<String, AuthError> {
+fn required_id(value: Option<&Value>, name: &'static str) -> Result<String, AuthError> {
     match optional_str(value)? {
-        None => Err(AuthError::MissingClaim),
-        Some(s) if s.trim().is_empty() => Err(AuthError::MissingClaim),
+        None => Err(AuthError::MissingClaim(name)),
+        Some(s) if s.trim().is_empty() => Err(AuthError::MissingClaim(name)),
         Some(s) if s.len() > MAX_ID_LEN || s.chars().any(char::is_control) => {
             Err(AuthError::InvalidClaim)
         }

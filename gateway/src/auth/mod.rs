@@ -58,8 +58,10 @@ pub enum AuthError {
     NotYetValid,
     #[error("the token is not meant for this gateway")]
     WrongAudience,
-    #[error("the token lacks a required claim")]
-    MissingClaim,
+    /// The claim named is absent (or empty) and required — by the gateway, or by
+    /// one of the caller's roles (`township`, `department`).
+    #[error("the token lacks the required claim `{0}`")]
+    MissingClaim(&'static str),
     #[error("the token has an invalid claim")]
     InvalidClaim,
 }
@@ -78,8 +80,26 @@ impl AuthError {
             AuthError::Expired => "expired",
             AuthError::NotYetValid => "not_yet_valid",
             AuthError::WrongAudience => "wrong_audience",
-            AuthError::MissingClaim => "missing_claim",
+            AuthError::MissingClaim(_) => "missing_claim",
             AuthError::InvalidClaim => "invalid_claim",
+        }
+    }
+
+    /// The reason with the claim it concerns, when there is one: `missing_claim:
+    /// township` (for people and the `WWW-Authenticate` header; [`reason`](Self::reason)
+    /// is the stable code for metrics).
+    pub fn described(&self) -> String {
+        match self {
+            AuthError::MissingClaim(claim) => format!("{}: {claim}", self.reason()),
+            _ => self.reason().to_owned(),
+        }
+    }
+
+    /// The claim a refusal concerns, if it concerns one.
+    pub fn claim(&self) -> Option<&'static str> {
+        match self {
+            AuthError::MissingClaim(claim) => Some(claim),
+            _ => None,
         }
     }
 }

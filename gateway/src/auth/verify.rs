@@ -220,7 +220,7 @@ impl Authenticator {
             .parse()
             .map_err(|_| AuthError::AlgorithmNotAllowed)?;
         let issuer = match unverified.claims.get("iss") {
-            None | Some(Value::Null) => return Err(AuthError::MissingClaim),
+            None | Some(Value::Null) => return Err(AuthError::MissingClaim("iss")),
             Some(Value::String(iss)) => inner.issuers.get(iss).ok_or(AuthError::UnknownIssuer)?,
             Some(_) => return Err(AuthError::InvalidClaim),
         };

@@ -21,7 +21,8 @@ use clap::{Args, Subcommand, ValueEnum};
 use connectors::subject::IdNumber;
 
 use crate::audit::{
-    self, Anomaly, CitizenReport, ExportFormat, Filter, OutcomeClass, SearchError, Thresholds,
+    self, Anomaly, AuditCaller, AuditEvent, AuditLog as _, CitizenReport, ExportFormat, Filter,
+    OutcomeClass, SearchError, Thresholds,
 };
 use crate::labels::Lang;
 
@@ -48,6 +49,9 @@ pub(super) enum AuditCommand {
         #[arg(long)]
         data_dir: PathBuf,
     },
+    /// Matching events, newest first, a page at a time, as JSON (`next` is the
+    /// `--before` of the next page).
+    Search(Box<SearchArgs>),
     /// Export every matching event, oldest first, as CSV (a UTF-8 BOM, a header row
     /// in `--lang`, RFC 4180, formula-like cells prefixed with `'`) or JSON Lines, to
     /// stdout or a new file.
@@ -62,16 +66,9 @@ pub(super) enum AuditCommand {
     Anomalies(AnomaliesArgs),
 }
 
+/// What to look for, the same in `export` and `search` (and as in the API).
 #[derive(Debug, Args)]
-pub(super) struct ExportArgs {
-    /// The gateway's data directory (it holds audit.db).
-    #[arg(long)]
-    data_dir: PathBuf,
-    #[arg(long, value_enum, default_value_t = FormatArg::Csv)]
-    format: FormatArg,
-    /// The language of the CSV header row.
-    #[arg(long, value_enum, default_value_t = LangArg::ZhCn)]
-    lang: LangArg,
+pub(super) struct FilterArgs {
     /// A user id (as the caller's token names it).
     #[arg(long)]
     user: Option<String>,
@@ -87,26 +84,56 @@ pub(super) struct ExportArgs {
     /// Only lookups about this resident (ID number, or `-` to read it from stdin);
     /// matched by pseudonym, made with the gateway's pseudonym key.
     #[arg(long)]
-    subject: Option<String>,
+    id_number: Option<String>,
     /// The environment variable holding the pseudonym key, when the gateway takes it
     /// from the environment (else DATA_DIR/pseudonym.key).
-    #[arg(long, requires = "subject")]
+    #[arg(long, requires = "id_number")]
     pseudonym_key_env: Option<String>,
     #[arg(long, value_enum)]
     outcome: Option<OutcomeArg>,
     /// One HTTP status exactly.
     #[arg(long)]
     status: Option<u16>,
-    /// Events at or after this time: RFC 3339, or a date (00:00 China Standard Time).
+    /// Events at or after this time: RFC 3339, or a date (that day in China, from
+    /// 00:00 CST).
     #[arg(long)]
     from: Option<String>,
-    /// Events before this time: RFC 3339, or a date (00:00 China Standard Time).
+    /// Events before this time: RFC 3339, or a date (through that day in China).
     #[arg(long)]
     until: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct ExportArgs {
+    /// The gateway's data directory (it holds audit.db).
+    #[arg(long)]
+    data_dir: PathBuf,
+    #[arg(long, value_enum, default_value_t = FormatArg::Csv)]
+    format: FormatArg,
+    /// The language of the CSV header row.
+    #[arg(long, value_enum, default_value_t = LangArg::ZhCn)]
+    lang: LangArg,
+    #[command(flatten)]
+    filter: FilterArgs,
     /// Write to this new file (mode 0600; an existing file is not overwritten)
     /// instead of stdout.
     #[arg(long)]
     out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct SearchArgs {
+    /// The gateway's data directory (it holds audit.db).
+    #[arg(long)]
+    data_dir: PathBuf,
+    #[command(flatten)]
+    filter: FilterArgs,
+    /// Only events older than this sequence number (the `next` of the previous page).
+    #[arg(long)]
+    before: Option<u64>,
+    /// Events per page: 1 to 1000.
+    #[arg(long, default_value_t = 100)]
+    limit: usize,
 }
 
 #[derive(Debug, Args)]
@@ -117,7 +144,7 @@ pub(super) struct ReportArgs {
     /// The resident's ID number (公民身份号码), or `-` to read it from stdin (keeps it
     /// out of the shell history and the process list).
     #[arg(long)]
-    subject: String,
+    id_number: String,
     /// The environment variable holding the pseudonym key, when the gateway takes it
     /// from the environment (else DATA_DIR/pseudonym.key).
     #[arg(long)]
@@ -186,7 +213,7 @@ enum OutcomeArg {
     Failed,
 }
 
-pub(super) fn run_audit(command: AuditCommand) -> ExitCode {
+pub(super) async fn run_audit(command: AuditCommand) -> ExitCode {
     match command {
         // Verify talks to witnesses: it is run by the caller, on the runtime.
         AuditCommand::Verify(_) => ExitCode::from(2),
@@ -228,9 +255,10 @@ pub(super) fn run_audit(command: AuditCommand) -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        AuditCommand::Export(args) => run_export(*args),
-        AuditCommand::Report(args) => run_report(args),
-        AuditCommand::Anomalies(args) => run_anomalies(args),
+        AuditCommand::Search(args) => run_search(*args).await,
+        AuditCommand::Export(args) => run_export(*args).await,
+        AuditCommand::Report(args) => run_report(args).await,
+        AuditCommand::Anomalies(args) => run_anomalies(args).await,
     }
 }
 
@@ -244,32 +272,53 @@ fn usage(message: &str) -> ExitCode {
 fn failed(error: &SearchError) -> ExitCode {
     eprintln!("error: {error}");
     match error {
-        SearchError::InvalidFilter(_) => ExitCode::from(2),
+        SearchError::InvalidFilter(..) => ExitCode::from(2),
         _ => ExitCode::FAILURE,
     }
 }
 
-/// A time given on the command line: a bare date means 00:00 China Standard Time
-/// that day; anything else is passed on as RFC 3339 (and checked by the reader).
-fn time_arg(text: &str) -> String {
-    match NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d") {
-        Ok(day) => format!("{day}T00:00:00+08:00"),
-        Err(_) => text.to_owned(),
+/// Records this use of the audit log in the log itself, as the API does, with the
+/// operating-system user as the user — before anything is read out. A data
+/// directory without a log is a failure, and none is created.
+async fn record_use(
+    data_dir: &Path,
+    operation: &str,
+    subject: Option<&(String, String)>,
+) -> Result<(), ExitCode> {
+    let path = data_dir.join(audit::AUDIT_FILE);
+    if !path.is_file() {
+        return Err(failed(&SearchError::NoLog(path)));
     }
+    let mut caller = AuditCaller::gateway();
+    caller.user = super::os_user();
+    caller.app = Some(super::CLI_APP.to_owned());
+    let mut event = AuditEvent::admin(&uuid::Uuid::now_v7().to_string(), caller, operation);
+    event.subject_pseudonym = subject.map(|(pseudonym, _)| pseudonym.clone());
+    event.subject_masked = subject.map(|(_, masked)| masked.clone());
+    let log = audit::SqliteAudit::open(data_dir, Default::default()).map_err(|e| {
+        eprintln!("error: the audit log: {e}");
+        ExitCode::FAILURE
+    })?;
+    let appended = log.append(event).await;
+    log.shutdown().await;
+    appended.map(|_| ()).map_err(|e| {
+        eprintln!("error: the audit log could not record this use, so nothing was read: {e}");
+        ExitCode::FAILURE
+    })
 }
 
-fn run_export(args: ExportArgs) -> ExitCode {
-    let subject_pseudonym = match &args.subject {
+/// The filter of the command line, the resident (pseudonym, masked ID) if one was
+/// named, checked as the reader checks it.
+fn filter_of(
+    data_dir: &Path,
+    args: FilterArgs,
+) -> Result<(Filter, Option<(String, String)>), ExitCode> {
+    let resident = match &args.id_number {
         None => None,
-        Some(subject) => {
-            match resident(&args.data_dir, subject, args.pseudonym_key_env.as_deref()) {
-                Ok((pseudonym, _)) => Some(pseudonym),
-                Err(code) => return code,
-            }
-        }
+        Some(id) => Some(resident(data_dir, id, args.pseudonym_key_env.as_deref())?),
     };
     let filter = Filter {
-        subject_pseudonym,
+        subject_pseudonym: resident.as_ref().map(|(pseudonym, _)| pseudonym.clone()),
         user: args.user,
         township: args.township,
         connector: args.connector,
@@ -280,9 +329,38 @@ fn run_export(args: ExportArgs) -> ExitCode {
             OutcomeArg::Failed => OutcomeClass::Failed,
         }),
         status: args.status,
-        from: args.from.as_deref().map(time_arg),
-        until: args.until.as_deref().map(time_arg),
+        from: args.from,
+        until: args.until,
     };
+    audit::check_filter(&filter).map_err(|e| failed(&e))?;
+    Ok((filter, resident))
+}
+
+async fn run_search(args: SearchArgs) -> ExitCode {
+    if let Err(e) = audit::check_limit(args.limit) {
+        return failed(&e);
+    }
+    let (filter, resident) = match filter_of(&args.data_dir, args.filter) {
+        Ok(found) => found,
+        Err(code) => return code,
+    };
+    if let Err(code) = record_use(&args.data_dir, "audit.search", resident.as_ref()).await {
+        return code;
+    }
+    match audit::search(&args.data_dir, &filter, args.before, args.limit) {
+        Ok(page) => print_json(&page),
+        Err(e) => failed(&e),
+    }
+}
+
+async fn run_export(args: ExportArgs) -> ExitCode {
+    let (filter, resident) = match filter_of(&args.data_dir, args.filter) {
+        Ok(found) => found,
+        Err(code) => return code,
+    };
+    if let Err(code) = record_use(&args.data_dir, "audit.export", resident.as_ref()).await {
+        return code;
+    }
     let format = match args.format {
         FormatArg::Csv => ExportFormat::Csv(args.lang.lang()),
         FormatArg::Jsonl => ExportFormat::JsonLines,
@@ -355,7 +433,7 @@ fn resident(
     };
     let id = IdNumber::parse(&given).map_err(|e| {
         usage(&format!(
-            "the subject is not a valid ID number ({}): {e}",
+            "--id-number is not a valid ID number ({}): {e}",
             e.code()
         ))
     })?;
@@ -376,15 +454,19 @@ fn resident(
     Ok((key.pseudonym(id.as_str()), id.masked()))
 }
 
-fn run_report(args: ReportArgs) -> ExitCode {
-    let (pseudonym, masked) = match resident(
+async fn run_report(args: ReportArgs) -> ExitCode {
+    let found = match resident(
         &args.data_dir,
-        &args.subject,
+        &args.id_number,
         args.pseudonym_key_env.as_deref(),
     ) {
         Ok(found) => found,
         Err(code) => return code,
     };
+    if let Err(code) = record_use(&args.data_dir, "audit.report", Some(&found)).await {
+        return code;
+    }
+    let (pseudonym, masked) = found;
     let today = crate::policy::china_today();
     let mut report = match audit::citizen_report(&args.data_dir, &pseudonym, today) {
         Ok(report) => report,
@@ -481,24 +563,19 @@ fn report_text(report: &CitizenReport, masked: &str, today: NaiveDate) -> String
     text
 }
 
-fn run_anomalies(args: AnomaliesArgs) -> ExitCode {
+async fn run_anomalies(args: AnomaliesArgs) -> ExitCode {
     let now = Utc::now();
     let until = args
         .until
-        .as_deref()
-        .map(time_arg)
+        .clone()
         .unwrap_or_else(|| now.to_rfc3339_opts(SecondsFormat::Millis, true));
-    let from = match args.from.as_deref() {
-        Some(from) => time_arg(from),
-        None => match DateTime::parse_from_rfc3339(&until) {
-            Ok(until) => (until - chrono::Duration::days(7))
-                .with_timezone(&Utc)
-                .to_rfc3339_opts(SecondsFormat::Millis, true),
-            Err(e) => {
-                return usage(&format!(
-                    "`until` is not an RFC 3339 time such as 2026-03-01T08:00:00+08:00 ({e})"
-                ));
+    let from = match args.from.clone() {
+        Some(from) => from,
+        None => match audit::parse_time_bound(audit::Bound::Until, &until) {
+            Ok(until) => {
+                (until - chrono::Duration::days(7)).to_rfc3339_opts(SecondsFormat::Millis, true)
             }
+            Err(e) => return failed(&e),
         },
     };
     let defaults = Thresholds::default();
@@ -516,6 +593,9 @@ fn run_anomalies(args: AnomaliesArgs) -> ExitCode {
         Ok(found) => found,
         Err(e) => return failed(&e),
     };
+    if let Err(code) = record_use(&args.data_dir, "audit.anomalies", None).await {
+        return code;
+    }
     if args.json {
         return print_json(&found);
     }
@@ -565,13 +645,6 @@ mod tests {
         IdNumber::build("139901", NaiveDate::from_ymd_opt(1980, 5, 17).unwrap(), 123).unwrap()
     }
 
-    #[test]
-    fn a_bare_date_is_midnight_in_china() {
-        assert_eq!(time_arg("2026-03-01"), "2026-03-01T00:00:00+08:00");
-        assert_eq!(time_arg("2026-03-01T08:00:00Z"), "2026-03-01T08:00:00Z");
-        assert_eq!(time_arg("yesterday"), "yesterday");
-    }
-
     #[tokio::test]
     async fn the_report_finds_the_resident_by_the_gateways_pseudonym() {
         let id = resident_id();
@@ -580,7 +653,7 @@ mod tests {
         let key = crate::secrets::pseudonym_key(None, scratch.path()).unwrap();
         let mut mine = lookup(1, &cst(2026, 3, 2, 10, 0, 0), "li.clerk");
         mine.subject_pseudonym = Some(key.pseudonym(id.as_str()));
-        let other = lookup(2, &cst(2026, 3, 2, 10, 5, 0), "wang.clerk");
+        let other = lookup(2, &cst(2026, 3, 2, 10, 0, 5), "wang.clerk");
         let dir = write_log(vec![mine, other]).await;
         std::fs::copy(
             scratch.path().join(crate::secrets::PSEUDONYM_KEY_FILE),
@@ -594,6 +667,7 @@ mod tests {
         let report = audit::citizen_report(dir.path(), &pseudonym, today).unwrap();
         assert_eq!(report.accesses.len(), 1);
         let text = report_text(&report, &masked, today);
+        let _ = &pseudonym;
         assert!(text.contains("li.clerk") && !text.contains("wang.clerk"));
         assert!(text.contains("时间 time: 2026-03-02 10:00:00 CST"));
         assert!(text.contains("办件 case: CASE-0001"));
@@ -604,11 +678,11 @@ mod tests {
         for json in [false, true] {
             let args = ReportArgs {
                 data_dir: dir.path().to_owned(),
-                subject: id.as_str().to_owned(),
+                id_number: id.as_str().to_owned(),
                 pseudonym_key_env: None,
                 json,
             };
-            assert_eq!(run_report(args), ExitCode::SUCCESS);
+            assert_eq!(run_report(args).await, ExitCode::SUCCESS);
         }
     }
 
@@ -617,18 +691,18 @@ mod tests {
         let dir = write_log(vec![lookup(1, &cst(2026, 3, 2, 10, 0, 0), "li.clerk")]).await;
         let report = |subject: &str| ReportArgs {
             data_dir: dir.path().to_owned(),
-            subject: subject.to_owned(),
+            id_number: subject.to_owned(),
             pseudonym_key_env: None,
             json: false,
         };
         let mut bad_check = resident_id().as_str().to_owned();
         let last = if bad_check.ends_with('0') { "1" } else { "0" };
         bad_check.replace_range(17.., last);
-        assert_eq!(run_report(report(&bad_check)), ExitCode::from(2));
-        assert_eq!(run_report(report("12345")), ExitCode::from(2));
+        assert_eq!(run_report(report(&bad_check)).await, ExitCode::from(2));
+        assert_eq!(run_report(report("12345")).await, ExitCode::from(2));
         // A valid ID but no key: a failure, and no key is made.
         assert_eq!(
-            run_report(report(resident_id().as_str())),
+            run_report(report(resident_id().as_str())).await,
             ExitCode::FAILURE
         );
         assert!(!dir.path().join(crate::secrets::PSEUDONYM_KEY_FILE).exists());
@@ -643,30 +717,31 @@ mod tests {
             json: false,
         };
         assert_eq!(
-            run_anomalies(anomalies(Some("2026-03-02"), dir.path())),
+            run_anomalies(anomalies(Some("2026-03-02"), dir.path())).await,
             ExitCode::SUCCESS
         );
         assert_eq!(
-            run_anomalies(anomalies(Some("last monday"), dir.path())),
+            run_anomalies(anomalies(Some("last monday"), dir.path())).await,
             ExitCode::from(2)
         );
         assert_eq!(
-            run_anomalies(anomalies(Some("2026-01-01"), dir.path())),
+            run_anomalies(anomalies(Some("2026-01-01"), dir.path())).await,
             ExitCode::from(2),
             "a window over 31 days"
         );
         let empty = tempfile::tempdir().unwrap();
         assert_eq!(
-            run_anomalies(anomalies(None, empty.path())),
+            run_anomalies(anomalies(None, empty.path())).await,
             ExitCode::FAILURE
         );
     }
 
     #[tokio::test]
     async fn export_to_a_file_writes_a_new_private_file() {
+        // Five seconds apart, on either side of midnight in China.
         let dir = write_log(vec![
-            lookup(1, &cst(2026, 3, 2, 10, 0, 0), "li.clerk"),
-            lookup(2, &cst(2026, 3, 3, 10, 0, 0), "wang.clerk"),
+            lookup(1, &cst(2026, 3, 2, 23, 59, 58), "li.clerk"),
+            lookup(2, &cst(2026, 3, 3, 0, 0, 3), "wang.clerk"),
         ])
         .await;
         let out = dir.path().join("evidence.jsonl");
@@ -674,20 +749,24 @@ mod tests {
             data_dir: dir.path().to_owned(),
             format: FormatArg::Jsonl,
             lang: LangArg::ZhCn,
-            user: None,
-            township: None,
-            connector: None,
-            purpose: None,
-            subject: None,
-            pseudonym_key_env: None,
-            outcome: None,
-            status: None,
-            from: Some(from.to_owned()),
-            until: None,
+            filter: FilterArgs {
+                user: None,
+                township: None,
+                connector: None,
+                purpose: None,
+                id_number: None,
+                pseudonym_key_env: None,
+                outcome: None,
+                status: None,
+                from: Some(from.to_owned()),
+                until: Some("2026-03-03".to_owned()),
+            },
             out: Some(out.clone()),
         };
-        assert_eq!(run_export(args("2026-03-03")), ExitCode::SUCCESS);
+        assert_eq!(run_export(args("2026-03-03")).await, ExitCode::SUCCESS);
         let written = std::fs::read_to_string(&out).unwrap();
+        // The whole China day of 3 March, and nothing else (this export is in the log
+        // now too, after it).
         assert_eq!(written.lines().count(), 1);
         assert!(written.contains("wang.clerk"));
         #[cfg(unix)]
@@ -697,11 +776,11 @@ mod tests {
             assert_eq!(mode & 0o777, 0o600);
         }
         // An existing file is not overwritten.
-        assert_eq!(run_export(args("2026-03-01")), ExitCode::FAILURE);
+        assert_eq!(run_export(args("2026-03-01")).await, ExitCode::FAILURE);
         assert_eq!(std::fs::read_to_string(&out).unwrap(), written);
         // A bad time is bad usage, and leaves no file behind.
         std::fs::remove_file(&out).unwrap();
-        assert_eq!(run_export(args("March")), ExitCode::from(2));
+        assert_eq!(run_export(args("March")).await, ExitCode::from(2));
         assert!(!out.exists());
     }
 
@@ -718,5 +797,103 @@ mod tests {
             "1 anomaly from A until B\n[many_subjects] hoarder: 31 distinct subjects\n"
         ));
         assert!(text.contains("19, 20, … (11 more)\n"));
+    }
+}
+
+#[cfg(test)]
+mod recorded {
+    use super::*;
+    use crate::audit::search::testing::{cst, lookup, write_log};
+
+    /// Every admin event in the log: (user, app, operation, subject pseudonym).
+    fn admin_events(dir: &Path) -> Vec<(String, Option<String>, String, Option<String>)> {
+        let page = audit::search(dir, &Filter::default(), None, audit::MAX_PAGE).unwrap();
+        page.events
+            .into_iter()
+            .filter(|e| e.event.kind == audit::EventKind::Admin)
+            .map(|e| {
+                (
+                    e.event.caller.user,
+                    e.event.caller.app,
+                    e.event.operation.unwrap_or_default(),
+                    e.event.subject_pseudonym,
+                )
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn every_read_of_the_log_from_the_command_line_is_in_the_log() {
+        let scratch = tempfile::tempdir().unwrap();
+        let key = crate::secrets::pseudonym_key(None, scratch.path()).unwrap();
+        let id =
+            IdNumber::build("139901", NaiveDate::from_ymd_opt(1980, 5, 17).unwrap(), 123).unwrap();
+        let dir = write_log(vec![lookup(1, &cst(2026, 3, 2, 10, 0, 0), "li.clerk")]).await;
+        std::fs::copy(
+            scratch.path().join(crate::secrets::PSEUDONYM_KEY_FILE),
+            dir.path().join(crate::secrets::PSEUDONYM_KEY_FILE),
+        )
+        .unwrap();
+        let filter = |id_number: Option<&str>| FilterArgs {
+            user: None,
+            township: None,
+            connector: None,
+            purpose: None,
+            id_number: id_number.map(str::to_owned),
+            pseudonym_key_env: None,
+            outcome: None,
+            status: None,
+            from: Some("2026-03-02".into()),
+            until: Some("2026-03-02".into()),
+        };
+        let search = SearchArgs {
+            data_dir: dir.path().to_owned(),
+            filter: filter(Some(id.as_str())),
+            before: None,
+            limit: 10,
+        };
+        assert_eq!(run_search(search).await, ExitCode::SUCCESS);
+        let export = ExportArgs {
+            data_dir: dir.path().to_owned(),
+            format: FormatArg::Csv,
+            lang: LangArg::En,
+            filter: filter(None),
+            out: Some(dir.path().join("out.csv")),
+        };
+        assert_eq!(run_export(export).await, ExitCode::SUCCESS);
+        let report = ReportArgs {
+            data_dir: dir.path().to_owned(),
+            id_number: id.as_str().to_owned(),
+            pseudonym_key_env: None,
+            json: true,
+        };
+        assert_eq!(run_report(report).await, ExitCode::SUCCESS);
+
+        let user = crate::cli::os_user();
+        let pseudonym = Some(key.pseudonym(id.as_str()));
+        let app = Some(crate::cli::CLI_APP.to_owned());
+        assert_eq!(
+            admin_events(dir.path()),
+            vec![
+                (
+                    user.clone(),
+                    app.clone(),
+                    "audit.report".into(),
+                    pseudonym.clone()
+                ),
+                (user.clone(), app.clone(), "audit.export".into(), None),
+                (user, app, "audit.search".into(), pseudonym),
+            ]
+        );
+        // A bad limit or time is refused before anything is recorded.
+        let bad = SearchArgs {
+            data_dir: dir.path().to_owned(),
+            filter: filter(None),
+            before: None,
+            limit: 5000,
+        };
+        assert_eq!(run_search(bad).await, ExitCode::from(2));
+        assert_eq!(admin_events(dir.path()).len(), 3);
+        assert!(audit::verify(dir.path()).is_ok());
     }
 }

@@ -109,10 +109,10 @@ pub fn main(cli: Cli) -> ExitCode {
             Command::Check { config, data_dir } => run_check(&config, data_dir).await,
             Command::Simulate(args) => run_simulate(args).await,
             Command::Token(TokenCommand::Keygen { out, kid }) => run_keygen(&out, &kid),
-            Command::Token(TokenCommand::Mint(args)) => run_mint(args),
+            Command::Token(TokenCommand::Mint(args)) => run_mint(*args),
             Command::Policy(PolicyCommand::Explain(args)) => run_explain(args).await,
             Command::Audit(AuditCommand::Verify(args)) => verify::run_verify(args).await,
-            Command::Audit(command) => run_audit(command),
+            Command::Audit(command) => run_audit(command).await,
             Command::Witness(command) => witness::run(command).await,
             Command::Apply(args) => run_apply(args).await,
             Command::Export(args) => run_export(args).await,
@@ -122,6 +122,18 @@ pub fn main(cli: Cli) -> ExitCode {
             }
         }
     })
+}
+
+/// The `app` of the audit events the command line records.
+const CLI_APP: &str = "gateway-cli";
+
+/// The operating-system user running the command (`USER`, else `LOGNAME`, else
+/// `USERNAME`), as the audit log's user for what the command line does.
+fn os_user() -> String {
+    ["USER", "LOGNAME", "USERNAME"]
+        .iter()
+        .find_map(|var| std::env::var(var).ok().filter(|v| !v.trim().is_empty()))
+        .unwrap_or_else(|| "unknown-os-user".to_owned())
 }
 
 fn init_tracing() {

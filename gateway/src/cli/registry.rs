@@ -71,6 +71,10 @@ pub(super) struct ApplyArgs {
     /// Print the changes and check them; commit nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Who is applying, as the audit log records it; by default the
+    /// operating-system user.
+    #[arg(long, value_name = "NAME")]
+    by: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -581,10 +585,16 @@ async fn open_registry(data_dir: &Path) -> Result<(SqliteRegistry, Snapshot), Ex
 }
 
 /// Records the apply in the audit log of the data directory as an admin event.
-async fn record_apply(data_dir: &Path, plan: &Plan, revision: u64) -> Result<(), AuditError> {
+async fn record_apply(
+    data_dir: &Path,
+    plan: &Plan,
+    revision: u64,
+    by: &str,
+) -> Result<(), AuditError> {
     let audit = SqliteAudit::open(data_dir, Default::default())?;
     let mut caller = AuditCaller::gateway();
-    caller.user = APPLIER.to_owned();
+    caller.user = by.to_owned();
+    caller.app = Some(APPLIER.to_owned());
     let request_id = uuid::Uuid::now_v7().to_string();
     let operation = format!(
         "registry.apply +{} ~{} -{} rev={revision}",
@@ -703,7 +713,8 @@ pub(super) async fn run_apply(args: ApplyArgs) -> ExitCode {
     }
 
     let revision = snapshot.revision.saturating_add(1);
-    if let Err(e) = record_apply(&data_dir, &plan, revision).await {
+    let by = args.by.clone().unwrap_or_else(super::os_user);
+    if let Err(e) = record_apply(&data_dir, &plan, revision, &by).await {
         eprintln!("error: the audit log cannot record the apply, so nothing was committed: {e}");
         return ExitCode::FAILURE;
     }

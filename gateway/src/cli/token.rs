@@ -23,7 +23,7 @@ pub(super) enum TokenCommand {
         kid: String,
     },
     /// Sign a token with a private key (PEM).
-    Mint(MintArgs),
+    Mint(Box<MintArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -46,15 +46,64 @@ pub(super) struct MintArgs {
     /// A role (repeatable): clerk, grid_worker, township_lead, dept_admin, privacy_officer, operator.
     #[arg(long = "role", required = true, value_parser = parse_role)]
     roles: Vec<Role>,
+    /// The caller's township: 9 digits under `--county`; required for township roles
+    /// (clerk, grid_worker, township_lead).
     #[arg(long)]
     township: Option<String>,
+    /// The county the township belongs to (its 6-digit code).
+    #[arg(long, default_value = DEMO_COUNTY)]
+    county: String,
+    /// The caller's department; required for dept_admin.
     #[arg(long)]
     department: Option<String>,
     #[arg(long)]
     app: Option<String>,
-    /// Lifetime in seconds.
+    /// Lifetime in seconds: 1 to 86400 (24 hours).
     #[arg(long, default_value_t = 3600)]
     ttl_s: u64,
+}
+
+/// The demo county's code, the default `--county`.
+const DEMO_COUNTY: &str = "139901";
+
+/// The longest lifetime `mint` signs: a working day and its night, no more.
+pub(super) const MAX_TTL_S: u64 = 24 * 3600;
+
+/// What the gateway would refuse in a token, said before it is signed: a township
+/// role without a township, a township not 9 digits under the county, a
+/// department role without a department, a lifetime of 0 or over [`MAX_TTL_S`].
+fn check_mint(args: &MintArgs) -> Result<(), String> {
+    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(&args.county, 6) {
+        return Err("--county must be a 6-digit county code".to_owned());
+    }
+    if let Some(township) = &args.township
+        && !(digits(township, 9) && township.starts_with(args.county.as_str()))
+    {
+        return Err(format!(
+            "--township must be a 9-digit township code under the county {} (e.g. {}101)",
+            args.county, args.county
+        ));
+    }
+    for role in &args.roles {
+        if role.needs_township() && args.township.is_none() {
+            return Err(format!(
+                "the role {role} acts for a township: give --township (9 digits under the county {})",
+                args.county
+            ));
+        }
+        if role.needs_department() && args.department.is_none() {
+            return Err(format!(
+                "the role {role} acts for a department: give --department"
+            ));
+        }
+    }
+    if args.ttl_s == 0 || args.ttl_s > MAX_TTL_S {
+        return Err(format!(
+            "--ttl-s must be between 1 and {MAX_TTL_S} seconds (24 hours)"
+        ));
+    }
+    Ok(())
 }
 
 fn parse_alg(s: &str) -> Result<jsonwebtoken::Algorithm, String> {
@@ -95,6 +144,10 @@ pub(super) fn run_keygen(out: &Path, kid: &str) -> ExitCode {
 }
 
 pub(super) fn run_mint(args: MintArgs) -> ExitCode {
+    if let Err(e) = check_mint(&args) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     let minted = std::fs::read(&args.key)
         .map_err(|e| format!("{}: {e}", args.key.display()))
         .and_then(|pem| {
@@ -122,6 +175,80 @@ pub(super) fn run_mint(args: MintArgs) -> ExitCode {
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        mint: MintArgs,
+    }
+
+    fn args(extra: &[&str]) -> MintArgs {
+        let base = ["mint", "--key", "k.pem", "--sub", "li"];
+        Cli::try_parse_from(base.iter().chain(extra)).unwrap().mint
+    }
+
+    #[test]
+    fn tokens_the_gateway_would_refuse_are_not_minted() {
+        let refused = [
+            &["--role", "clerk"][..],
+            &["--role", "grid_worker"],
+            &["--role", "township_lead", "--township", "13990110"],
+            &["--role", "clerk", "--township", "1399011011"],
+            &["--role", "clerk", "--township", "33010610a"],
+            &["--role", "clerk", "--township", "330106101"],
+            &["--role", "dept_admin"],
+            &["--role", "clerk", "--township", "139901101", "--ttl-s", "0"],
+            &[
+                "--role",
+                "clerk",
+                "--township",
+                "139901101",
+                "--ttl-s",
+                "86401",
+            ],
+            &["--role", "operator", "--county", "1399"],
+        ];
+        for extra in refused {
+            assert!(check_mint(&args(extra)).is_err(), "{extra:?}");
+        }
+        let message = check_mint(&args(&["--role", "clerk"])).unwrap_err();
+        assert!(message.contains("--township"), "{message}");
+        let message = check_mint(&args(&[
+            "--role",
+            "clerk",
+            "--township",
+            "139901101",
+            "--ttl-s",
+            "90000",
+        ]))
+        .unwrap_err();
+        assert!(message.contains("86400"), "{message}");
+
+        let accepted = [
+            &["--role", "clerk", "--township", "139901101"][..],
+            &[
+                "--role",
+                "clerk",
+                "--township",
+                "330106101",
+                "--county",
+                "330106",
+            ],
+            &["--role", "operator"],
+            &["--role", "privacy_officer", "--ttl-s", "86400"],
+            &["--role", "dept_admin", "--department", "county-psb"],
+        ];
+        for extra in accepted {
+            assert_eq!(check_mint(&args(extra)), Ok(()), "{extra:?}");
         }
     }
 }

@@ -47,6 +47,9 @@ pub(crate) fn routes() -> Router<App> {
 struct FillRequest {
     subject: SubjectIn,
     case_id: String,
+    /// Labels beside codes in this language (`crate::labels`).
+    #[serde(default)]
+    labels: Option<String>,
 }
 
 /// Whether a grant in force gives the caller this purpose.
@@ -112,7 +115,7 @@ async fn fill_form(
     let config = app.config.load_full();
     let mut trail = Trail::default();
     let prepared = prepare(&app, &config, &caller, &form_id, &headers, body, &mut trail);
-    let (form, subject, case_id) = match prepared {
+    let (form, subject, case_id, lang) = match prepared {
         Ok(ready) => ready,
         Err(problem) => {
             // Nothing was looked up: one event records the refused fill.
@@ -174,7 +177,7 @@ async fn fill_form(
         complete = filled.body["complete"].as_bool().unwrap_or(false),
         "form filled"
     );
-    axum::Json(filled.body).into_response()
+    crate::labels::respond(&filled.body, lang)
 }
 
 /// Everything checked before any department is asked: the caller's own limits,
@@ -189,7 +192,15 @@ fn prepare(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
     trail: &mut Trail,
-) -> Result<(std::sync::Arc<Form>, connectors::subject::IdNumber, String), Problem> {
+) -> Result<
+    (
+        std::sync::Arc<Form>,
+        connectors::subject::IdNumber,
+        String,
+        Option<crate::labels::Lang>,
+    ),
+    Problem,
+> {
     trail.policy_version = Some(config.policies.version.clone());
     // Only a form id the gateway knows is recorded or echoed.
     let form = config.forms.get(form_id).cloned();
@@ -215,7 +226,9 @@ fn prepare(
         .with("reason", "not_granted")
         .with("rule", "forms"));
     }
-    let request: FillRequest = parse_json(headers, body, "{subject: {id_number}, case_id}")?;
+    let request: FillRequest =
+        parse_json(headers, body, "{subject: {id_number}, case_id, labels}")?;
+    let lang = crate::labels::requested(request.labels.as_deref(), headers)?;
     let case_id = check_case_id(&request.case_id)?;
     trail.case_id = Some(case_id.clone());
     let subject = match subject_key(
@@ -233,5 +246,5 @@ fn prepare(
     };
     trail.subject_pseudonym = Some(app.pseudonym.pseudonym(subject.as_str()));
     trail.subject_masked = Some(subject.masked());
-    Ok((form, subject, case_id))
+    Ok((form, subject, case_id, lang))
 }

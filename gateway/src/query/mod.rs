@@ -12,7 +12,6 @@ mod request;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::HeaderMap;
@@ -68,6 +67,7 @@ async fn run(
         .check_caller(&caller.user, caller.township.as_deref(), 1)
         .map_err(|limited| limited.problem())?;
     let request = parse(headers, body)?;
+    let lang = crate::labels::requested(request.labels.as_deref(), headers)?;
     let config = app.config.load_full();
     // Only names the gateway knows are recorded: a caller could put anything, even an
     // ID number, where a connector, operation or purpose should be.
@@ -128,8 +128,9 @@ async fn run(
     let result = &found.outcome;
     let fetched_at = found.record.fetched_at();
     let department = &connector.def.department;
-    // Written straight from borrowed parts: no `Value` tree is built per answer.
-    Ok(Json(Answer {
+    // Written straight from borrowed parts: no `Value` tree is built per answer
+    // (unless labels are asked for).
+    let answer = Answer {
         request_id,
         connector: &connector.def.id,
         operation,
@@ -153,8 +154,8 @@ async fn run(
             policy_version: &config.policies.version,
             config_version: &config.version,
         },
-    })
-    .into_response())
+    };
+    Ok(crate::labels::respond(&answer, lang))
 }
 
 /// The answer to a lookup.

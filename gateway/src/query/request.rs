@@ -20,6 +20,9 @@ pub(crate) struct QueryRequest {
     pub(crate) subject: SubjectIn,
     pub(crate) purpose: String,
     pub(crate) case_id: String,
+    /// Labels beside codes in this language (`crate::labels`).
+    #[serde(default)]
+    pub(crate) labels: Option<String>,
 }
 
 /// Who the lookup is about. Exactly one key, the one the operation takes.

@@ -759,3 +759,46 @@ async fn a_connector_with_only_api_drafts_is_not_taken_over_by_a_file() {
         "nothing committed"
     );
 }
+
+#[tokio::test]
+async fn an_apply_records_who_ran_it() {
+    let county = County::new();
+    let dir = county.path("apply");
+    apply_dir(&dir);
+    let by = county
+        .run(
+            "apply",
+            &county.data,
+            &[
+                Path::new("-f"),
+                &dir,
+                Path::new("--by"),
+                Path::new("wang.ops"),
+            ],
+        )
+        .await;
+    assert_eq!(by.code, 0, "{}", by.stderr);
+    let db = rusqlite::Connection::open(county.data.join("audit.db")).expect("the audit db");
+    let users: Vec<(String, Option<String>)> = db
+        .prepare("SELECT body FROM events ORDER BY seq")
+        .expect("query")
+        .query_map([], |row| row.get::<_, String>(0))
+        .expect("rows")
+        .map(|body| serde_json::from_str::<Value>(&body.expect("row")).expect("JSON"))
+        .filter(|e| {
+            e["operation"]
+                .as_str()
+                .is_some_and(|o| o.starts_with("registry.apply"))
+        })
+        .map(|e| {
+            (
+                e["caller"]["user"].as_str().unwrap_or_default().to_owned(),
+                e["caller"]["app"].as_str().map(str::to_owned),
+            )
+        })
+        .collect();
+    assert_eq!(
+        users,
+        vec![("wang.ops".to_owned(), Some("gateway apply".to_owned()))]
+    );
+}

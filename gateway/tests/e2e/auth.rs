@@ -70,7 +70,10 @@ async fn bad_credentials_are_401_with_a_reason_and_no_department_is_called() {
         (Some(format!("Bearer {forged}")), "bad_signature"),
         (Some(format!("Bearer {tampered}")), "malformed"),
         (Some(format!("Bearer {wrong_aud}")), "wrong_audience"),
-        (Some(format!("Bearer {no_township}")), "missing_claim"),
+        (
+            Some(format!("Bearer {no_township}")),
+            "missing_claim: township",
+        ),
     ];
     for (authorization, reason) in cases {
         let (reply, challenge) = post(&gw, &url, authorization.as_deref()).await;
@@ -89,6 +92,10 @@ async fn bad_credentials_are_401_with_a_reason_and_no_department_is_called() {
         }
         let challenge = challenge.expect("a WWW-Authenticate challenge");
         assert!(challenge.starts_with("Bearer"), "{challenge}");
+        if reason == "missing_claim: township" {
+            assert_eq!(reply.json["claim"], "township", "{}", reply.text);
+            assert!(challenge.contains("missing_claim: township"), "{challenge}");
+        }
         if let Some(auth) = &authorization {
             let token = auth
                 .trim_start_matches("Bearer ")

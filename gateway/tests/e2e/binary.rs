@@ -438,7 +438,7 @@ async fn the_demo_starts_from_a_fresh_data_dir_and_its_hints_work() {
     let (_, body) = curl_parts(&officer_export);
     let csv_ask: Value = serde_json::from_str(&body).expect("JSON");
     let csv = post_json(&format!("{gateway}/v1/audit/export"), &officer, &csv_ask).await;
-    assert!(csv.text.starts_with("seq,"), "{}", csv.text);
+    assert!(csv.text.starts_with("\u{feff}序号,"), "{}", csv.text);
     assert!(!csv.text.contains(&id), "the bare ID in the export");
 
     let stderr = demo.terminate().await;

@@ -23,6 +23,7 @@ mod forms;
 mod free_text;
 mod hostile_files;
 mod jurisdiction;
+mod labels;
 mod limits;
 mod lists;
 mod lookups;

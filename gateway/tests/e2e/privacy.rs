@@ -44,7 +44,7 @@ async fn an_officer_lists_exports_and_reports_who_looked_at_a_citizen() {
     let mine = officer(
         &gw,
         "/v1/audit/search",
-        &json!({"filter": {"citizen_id_number": parent.id.as_str()}}),
+        &json!({"filter": {"id_number": parent.id.as_str()}}),
     )
     .await;
     assert_eq!(mine.json["events"].as_array().expect("events").len(), 2);
@@ -167,7 +167,7 @@ async fn bad_officer_requests_are_clear_400s_that_echo_nothing() {
         ),
         (
             "/v1/audit/search",
-            json!({"filter": {"citizen_id_number": bad_id}}),
+            json!({"filter": {"id_number": bad_id}}),
             "invalid-id-number",
         ),
         (
@@ -253,5 +253,123 @@ async fn a_csv_export_is_safe_to_open_in_a_spreadsheet_and_speaks_the_callers_la
     )
     .await;
     bad.assert_problem(400, "invalid-request");
-    assert_eq!(bad.json["field"], "lang");
+    assert_eq!(bad.json["at"], "lang");
+}
+
+#[tokio::test]
+async fn the_officers_api_takes_one_id_name_dates_and_a_capped_limit_and_names_bad_fields() {
+    let gw = TestGateway::start().await;
+    let parent = sample(SampleKind::MarriedParent);
+    let reply = gw
+        .query(&lookup("hukou", "person_by_id", parent.id.as_str()))
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let today = chrono::Utc::now()
+        .with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).expect("CST"))
+        .date_naive()
+        .to_string();
+
+    // `id_number` in search, export and report alike; a date is that day in China.
+    let found = officer(
+        &gw,
+        "/v1/audit/search",
+        &json!({"filter": {"id_number": parent.id.as_str(), "from": today, "until": today, "connector": "hukou"}}),
+    )
+    .await;
+    assert_eq!(found.status, 200, "{}", found.text);
+    assert_eq!(found.json["events"].as_array().expect("events").len(), 1);
+    let exported = officer(
+        &gw,
+        "/v1/audit/export",
+        &json!({"format": "jsonl", "filter": {"id_number": parent.id.as_str(), "from": today, "connector": "hukou"}}),
+    )
+    .await;
+    assert_eq!(exported.status, 200, "{}", exported.text);
+    assert_eq!(exported.text.lines().count(), 1, "{}", exported.text);
+
+    // Each mistake is a 400 naming the field, never echoing the value.
+    let cases = [
+        (
+            "/v1/audit/search",
+            json!({"filter": {"citizen_id_number": parent.id.as_str()}}),
+            "filter",
+        ),
+        ("/v1/audit/search", json!({"limit": 5000}), "limit"),
+        ("/v1/audit/search", json!({"limit": 0}), "limit"),
+        (
+            "/v1/audit/search",
+            json!({"filter": {"from": "2026-02-30"}}),
+            "filter.from",
+        ),
+        (
+            "/v1/audit/search",
+            json!({"filter": {"status": "two hundred"}}),
+            "filter.status",
+        ),
+        (
+            "/v1/audit/export",
+            json!({"format": "csv", "filter": {"until": "soon-ish"}}),
+            "filter.until",
+        ),
+        (
+            "/v1/audit/anomalies",
+            json!({"from": "2026-03-01", "until": "2026-06-01"}),
+            "until",
+        ),
+    ];
+    for (path, body, at) in cases {
+        let reply = officer(&gw, path, &body).await;
+        reply.assert_problem(400, "invalid-request");
+        assert_eq!(reply.json["at"], at, "{path} {body}: {}", reply.text);
+        for echoed in [parent.id.as_str(), "2026-02-30", "two hundred", "soon-ish"] {
+            assert!(
+                !reply.text.contains(echoed),
+                "{path} echoed: {}",
+                reply.text
+            );
+        }
+    }
+    let limit = officer(&gw, "/v1/audit/search", &json!({"limit": 5000})).await;
+    assert!(
+        limit.json["detail"]
+            .as_str()
+            .expect("detail")
+            .contains("1000"),
+        "{}",
+        limit.text
+    );
+}
+
+#[tokio::test]
+async fn no_case_id_counts_only_lookups_that_reached_a_department() {
+    let gw = TestGateway::start().await;
+    let parent = sample(SampleKind::MarriedParent);
+    // Refused before any department is asked: a bad case id, an unknown connector, an
+    // oversized body.
+    let mut no_case = lookup("hukou", "person_by_id", parent.id.as_str());
+    no_case["case_id"] = json!("");
+    let mut unknown = lookup("nowhere", "person_by_id", parent.id.as_str());
+    unknown["case_id"] = json!("");
+    for body in [no_case, unknown] {
+        let reply = gw.query(&body).await;
+        assert!(matches!(reply.status, 400 | 404), "{}", reply.text);
+    }
+    let big = gw
+        .post_raw("/v1/query", "application/json", "x".repeat(200_000))
+        .await;
+    assert_eq!(big.status, 413, "{}", big.text);
+    let now = chrono::Utc::now();
+    let window = json!({
+        "from": (now - chrono::Duration::days(1)).to_rfc3339(),
+        "until": (now + chrono::Duration::minutes(1)).to_rfc3339(),
+    });
+    let found = officer(&gw, "/v1/audit/anomalies", &window).await;
+    assert_eq!(found.status, 200, "{}", found.text);
+    let kinds: Vec<&Value> = found.json["anomalies"]
+        .as_array()
+        .expect("anomalies")
+        .iter()
+        .map(|a| &a["kind"])
+        .collect();
+    assert!(!kinds.contains(&&json!("no_case_id")), "{}", found.text);
 }

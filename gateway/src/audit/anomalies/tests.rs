@@ -174,6 +174,16 @@ async fn each_detector_fires_on_its_pattern_with_the_events_behind_it() {
     // No case id.
     let no_case = script.add("careless", cst(2026, 3, 5, 9, 0, 0), |e| e.case_id = None);
     script.plain("careless", cst(2026, 3, 5, 9, 10, 0));
+    // Requests refused before any department was asked released nothing: not counted.
+    for (minute, status) in [(20, 400), (21, 404), (22, 413)] {
+        script.add("careless", cst(2026, 3, 5, 9, minute, 0), move |e| {
+            e.case_id = None;
+            e.outcome.status = status;
+            e.outcome.problem = Some("invalid-request".into());
+            e.upstream_latency_ms = None;
+            e.fields_returned.clear();
+        });
+    }
 
     // Refused by a grant's row condition, and a field withheld by one.
     let outside = script.add("roamer", cst(2026, 3, 5, 11, 0, 0), |e| {
@@ -334,7 +344,7 @@ async fn only_the_window_is_scanned_and_it_is_bounded() {
     for (from, until) in bad {
         let error = anomalies(dir.path(), from, until, &Thresholds::default()).unwrap_err();
         assert!(
-            matches!(error, SearchError::InvalidFilter(_)),
+            matches!(error, SearchError::InvalidFilter(..)),
             "{from}..{until}: {error}"
         );
     }
@@ -367,7 +377,7 @@ async fn only_the_window_is_scanned_and_it_is_bounded() {
     ] {
         assert!(matches!(
             anomalies(dir.path(), FROM, UNTIL, &thresholds),
-            Err(SearchError::InvalidFilter(_))
+            Err(SearchError::InvalidFilter(..))
         ));
     }
 }

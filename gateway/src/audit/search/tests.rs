@@ -286,9 +286,16 @@ async fn pages_of_ten_cover_twenty_five_events_without_overlap() {
     assert_eq!(seqs(&second), (6..=15).rev().collect::<Vec<_>>());
     assert_eq!(second.next, None);
 
-    // The limit is kept between 1 and MAX_PAGE.
-    assert_eq!(search(dir, &filter, None, 0).unwrap().events.len(), 1);
-    let all = search(dir, &Filter::default(), None, usize::MAX).unwrap();
+    // The limit is 1 to MAX_PAGE; another is refused, naming it.
+    assert_eq!(search(dir, &filter, None, 1).unwrap().events.len(), 1);
+    for limit in [0, MAX_PAGE + 1, usize::MAX] {
+        let error = search(dir, &Filter::default(), None, limit).unwrap_err();
+        assert!(
+            matches!(&error, SearchError::InvalidFilter("limit", why) if why.contains("1000")),
+            "{error}"
+        );
+    }
+    let all = search(dir, &Filter::default(), None, MAX_PAGE).unwrap();
     assert_eq!(all.events.len(), 25);
     assert_eq!(all.next, None);
 }
@@ -323,12 +330,12 @@ async fn a_bad_filter_is_refused_clearly() {
     for filter in bad {
         let error = search(dir.path(), &filter, None, 10).unwrap_err();
         assert!(
-            matches!(error, SearchError::InvalidFilter(_)),
+            matches!(error, SearchError::InvalidFilter(..)),
             "{filter:?}: {error}"
         );
         let mut out = Vec::new();
         let error = export(dir.path(), &filter, ExportFormat::Csv(Lang::En), &mut out).unwrap_err();
-        assert!(matches!(error, SearchError::InvalidFilter(_)));
+        assert!(matches!(error, SearchError::InvalidFilter(..)));
         assert!(out.is_empty());
     }
     let error = search(
@@ -341,7 +348,8 @@ async fn a_bad_filter_is_refused_clearly() {
         10,
     )
     .unwrap_err();
-    assert!(error.to_string().contains("`from` is not an RFC 3339 time"));
+    assert!(error.to_string().contains("`from` is neither a date"));
+    assert!(!error.to_string().contains("yesterday"));
 
     // Unknown criteria are refused, not ignored.
     assert!(serde_json::from_str::<Filter>(r#"{"usr": "alice"}"#).is_err());
@@ -710,4 +718,22 @@ async fn filtered_reads_go_through_the_filters_index() {
     };
     let window_plan = plan(&window, false);
     assert!(window_plan.contains("INDEX events_time"), "{window_plan}");
+}
+
+#[test]
+fn a_date_is_that_day_in_china_and_an_instant_any_offset() {
+    let at = |bound, text| format_time(parse_time_bound(bound, text).unwrap());
+    assert_eq!(at(Bound::From, "2026-12-01"), "2026-11-30T16:00:00.000Z");
+    assert_eq!(at(Bound::Until, "2026-12-01"), "2026-12-01T16:00:00.000Z");
+    assert_eq!(
+        at(Bound::Until, "2026-12-01T08:00:00+08:00"),
+        "2026-12-01T00:00:00.000Z"
+    );
+    for bad in ["2026-12-32", "yesterday", "2026-12-01T08:00:00"] {
+        let error = parse_time_bound(Bound::From, bad).unwrap_err();
+        assert!(
+            matches!(&error, SearchError::InvalidFilter("from", why) if !why.contains(bad)),
+            "{error}"
+        );
+    }
 }

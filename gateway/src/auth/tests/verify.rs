@@ -281,7 +281,7 @@ async fn wrong_audience_issuer_and_missing_registered_claims_are_refused() {
         claims.as_object_mut().unwrap().remove(claim);
         assert_eq!(
             idp.auth.verify(&idp.es.signer.sign_json(&claims)).await,
-            Err(AuthError::MissingClaim),
+            Err(AuthError::MissingClaim(claim)),
             "{claim}"
         );
     }
@@ -499,7 +499,7 @@ async fn role_requirements_and_custom_claims_are_enforced() {
                 township: None,
                 ..clerk()
             },
-            AuthError::MissingClaim,
+            AuthError::MissingClaim("township"),
         ),
         (
             MintClaims {
@@ -507,7 +507,7 @@ async fn role_requirements_and_custom_claims_are_enforced() {
                 township: None,
                 ..clerk()
             },
-            AuthError::MissingClaim,
+            AuthError::MissingClaim("township"),
         ),
         (
             MintClaims {
@@ -515,7 +515,7 @@ async fn role_requirements_and_custom_claims_are_enforced() {
                 township: None,
                 ..clerk()
             },
-            AuthError::MissingClaim,
+            AuthError::MissingClaim("township"),
         ),
         (
             MintClaims {
@@ -523,14 +523,14 @@ async fn role_requirements_and_custom_claims_are_enforced() {
                 township: None,
                 ..clerk()
             },
-            AuthError::MissingClaim,
+            AuthError::MissingClaim("department"),
         ),
         (
             MintClaims {
                 roles: vec![],
                 ..clerk()
             },
-            AuthError::MissingClaim,
+            AuthError::MissingClaim("roles"),
         ),
         (
             MintClaims {
@@ -565,7 +565,7 @@ async fn role_requirements_and_custom_claims_are_enforced() {
         (json!(["Clerk"]), AuthError::InvalidClaim),
         (json!("clerk"), AuthError::InvalidClaim),
         (json!([1]), AuthError::InvalidClaim),
-        (Value::Null, AuthError::MissingClaim),
+        (Value::Null, AuthError::MissingClaim("roles")),
     ];
     for (roles, expected) in raw_cases {
         let mut claims = clerk_json();
@@ -730,7 +730,7 @@ async fn errors_and_debug_output_carry_no_secrets() {
         AuthError::Expired,
         AuthError::NotYetValid,
         AuthError::WrongAudience,
-        AuthError::MissingClaim,
+        AuthError::MissingClaim("township"),
         AuthError::InvalidClaim,
     ] {
         let reason = e.reason();
