@@ -445,7 +445,7 @@ impl GrantView {
             operations: g.operations.clone(),
             purposes: g.purposes.clone(),
             fields: serde_json::to_value(&g.fields).unwrap_or_default(),
-            row: g.row.as_ref().map(|r| r.describe()),
+            row: enforced(g),
             valid_from: g.valid.from,
             valid_until: g.valid.until,
             quota: g.quota,
@@ -538,7 +538,7 @@ fn file_grant_view(grant: &Grant, today: NaiveDate) -> Value {
 /// (for the row condition it enforces), when it is in force.
 fn api_grant_view(record: &GrantRecord, today: NaiveDate, in_force: Option<&Grant>) -> Value {
     let mut view = GrantView::of_record(record);
-    view.row = in_force.and_then(|g| g.row.as_ref().map(|r| r.describe()));
+    view.row = in_force.and_then(enforced);
     let state = grant_state(
         record.revoked.is_some(),
         view.valid_from,
@@ -1280,17 +1280,51 @@ fn check_approval(
 /// The record field that says which township a subject lives in.
 const TOWNSHIP_FIELD: &str = "township_code";
 
-/// Whether every operation of the request has the subject's township in its record,
-/// so the grant can be held to the township's own residents, as the county's file
-/// grants are.
-fn own_residents_only(request: &AccessRequest, config: &ActiveConfig) -> bool {
-    config.connectors.get(&request.connector).is_some_and(|c| {
-        request.operations.iter().all(|op| {
-            c.operations
-                .get(op)
-                .is_some_and(|o| o.fields.contains_key(TOWNSHIP_FIELD))
-        })
+/// The condition a grant in force is held to, in words: its row condition, or the
+/// caller's jurisdiction.
+fn enforced(grant: &crate::policy::Grant) -> Option<String> {
+    grant.row.as_ref().map(|r| r.describe()).or_else(|| {
+        grant
+            .jurisdiction
+            .map(|j| format!("only {}, as the household register says", j.describe()))
     })
+}
+
+/// How an approved grant is held to the requesting township's own residents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OwnResidents {
+    /// `jurisdiction: township`: the county's authority for residence says where
+    /// the subject lives, whatever the department's record carries.
+    Jurisdiction,
+    /// A row condition on the record's own township field (no authority named).
+    Row,
+    /// Neither can be asked: the grant holds for every subject.
+    Unbounded,
+}
+
+/// How the request's grant can be held to the township's own residents, as the
+/// county's file grants are: by jurisdiction where the county names an authority
+/// that answers for every operation's subject key, else by the record's township.
+fn own_residents_only(request: &AccessRequest, config: &ActiveConfig) -> OwnResidents {
+    let Some(connector) = config.connectors.get(&request.connector) else {
+        return OwnResidents::Unbounded;
+    };
+    let ops = || {
+        request
+            .operations
+            .iter()
+            .map(|op| connector.operations.get(op))
+    };
+    if let Some(authority) = &config.jurisdiction
+        && ops().all(|o| o.is_some_and(|o| authority.operation_for(o.subject).is_some()))
+    {
+        return OwnResidents::Jurisdiction;
+    }
+    if ops().all(|o| o.is_some_and(|o| o.fields.contains_key(TOWNSHIP_FIELD))) {
+        OwnResidents::Row
+    } else {
+        OwnResidents::Unbounded
+    }
 }
 
 /// The one-grant policy file an approval writes. With `own_residents`, the grant
@@ -1301,7 +1335,7 @@ fn grant_policy(
     quota: Option<Quota>,
     approver: &str,
     today: NaiveDate,
-    own_residents: bool,
+    own_residents: OwnResidents,
 ) -> Result<String, serde_yaml_ng::Error> {
     let mut valid = serde_json::Map::new();
     valid.insert("from".into(), json!(today.to_string()));
@@ -1323,8 +1357,12 @@ fn grant_policy(
         "legal_basis": granted.legal_basis,
         "approver": approver,
     });
-    if own_residents {
-        grant["row"] = json!({ "field": TOWNSHIP_FIELD, "equals": "caller_township" });
+    match own_residents {
+        OwnResidents::Jurisdiction => grant["jurisdiction"] = json!("township"),
+        OwnResidents::Row => {
+            grant["row"] = json!({ "field": TOWNSHIP_FIELD, "equals": "caller_township" });
+        }
+        OwnResidents::Unbounded => {}
     }
     if let Some(q) = quota {
         let mut quota = serde_json::Map::new();

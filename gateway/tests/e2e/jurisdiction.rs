@@ -227,3 +227,84 @@ async fn the_spouse_and_children_a_fill_discloses_each_find_it_in_their_own_repo
         assert!(!events.is_empty(), "{who}: {}", found.text);
     }
 }
+
+#[tokio::test]
+async fn a_household_counts_its_current_members_only_and_says_so() {
+    let gw = TestGateway::start().await;
+    let population = crate::helpers::population();
+    // A 东岭镇 household with a member who moved out or died, filled for a member
+    // still registered.
+    let (household, applicant) = population
+        .households
+        .iter()
+        .filter(|h| h.township == TOWNSHIP)
+        .find_map(|h| {
+            let members: Vec<_> = population
+                .people
+                .iter()
+                .filter(|p| p.household == h.number)
+                .collect();
+            let gone = members
+                .iter()
+                .any(|p| p.status != connectors::sim::ResidentStatus::Normal);
+            let here = members
+                .iter()
+                .find(|p| p.status == connectors::sim::ResidentStatus::Normal);
+            if gone { here.map(|p| (h, *p)) } else { None }
+        })
+        .expect("a household with a member gone");
+    let current = population
+        .people
+        .iter()
+        .filter(|p| {
+            p.household == household.number && p.status == connectors::sim::ResidentStatus::Normal
+        })
+        .count();
+    let url = gw.url("/v1/forms/subsistence-allowance/fill");
+    let token = gw.token(Role::Clerk, Some(TOWNSHIP));
+    let body = json!({"subject": {"id_number": applicant.id.as_str()}, "case_id": "JUR-0004"});
+    let filled = post_json(&url, &token, &body).await;
+    assert_eq!(filled.status, 200, "{}", filled.text);
+    let size = filled.json["sections"][0]["fields"]
+        .as_array()
+        .expect("fields")
+        .iter()
+        .find(|f| f["id"] == "household_size")
+        .expect("household_size")
+        .clone();
+    assert_eq!(size["value"], json!(current), "{size}");
+    assert_eq!(size["counted"], json!({"status": "normal"}), "{size}");
+}
+
+#[tokio::test]
+async fn a_form_for_a_person_no_department_knows_says_so_and_is_audited() {
+    // Grants that hold county-wide: nothing to hide about who exists.
+    let gw = TestGateway::start_with(|path, text| {
+        if path.starts_with("policies/") {
+            text.replace("    jurisdiction: township\n", "")
+        } else {
+            text.to_owned()
+        }
+    })
+    .await;
+    let url = gw.url("/v1/forms/birth-registration/fill");
+    let token = gw.token(Role::Clerk, Some(TOWNSHIP));
+    let body = json!({"subject": {"id_number": nobody().as_str()}, "case_id": "JUR-0005"});
+    let reply = post_json(&url, &token, &body).await;
+    reply.assert_problem(404, "person-unknown");
+    assert!(!reply.text.contains(nobody().as_str()));
+    let officer = gw.token(Role::PrivacyOfficer, None);
+    let found = post_json(
+        &gw.url("/v1/audit/search"),
+        &officer,
+        &json!({"filter": {"id_number": nobody().as_str()}}),
+    )
+    .await;
+    let events = found.json["events"].as_array().expect("events");
+    assert!(!events.is_empty(), "{}", found.text);
+    assert!(
+        events.iter().all(|e| e["outcome"]["status"] == 404),
+        "{}",
+        found.text
+    );
+}
