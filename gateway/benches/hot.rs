@@ -115,7 +115,7 @@ fn policy(c: &mut Criterion) {
                 .decide(caller, CONNECTOR, OPERATION, leaves, PURPOSE, today())
                 .expect("planned");
             black_box(
-                plan.apply(black_box(&county.record), caller, tree, &ctx)
+                plan.apply(black_box(&county.record), caller, tree, &ctx, false)
                     .expect("applied"),
             )
         });

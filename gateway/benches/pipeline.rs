@@ -340,7 +340,7 @@ fn policy_scenario(sizes: &Sizes, county: &County, report: &mut Report) {
                 .decide(caller, CONNECTOR, OPERATION, leaves, PURPOSE, today())
                 .expect("planned");
             black_box(
-                plan.apply(&county.record, caller, tree, &ctx)
+                plan.apply(&county.record, caller, tree, &ctx, false)
                     .expect("applied"),
             );
         }

@@ -74,7 +74,7 @@ impl JurisdictionConfig {
                         format!("must look its subject up by {}", key.as_str()),
                     ));
                 }
-                if !fields.iter().any(|f| *f == self.township_field) {
+                if !fields.contains(&self.township_field) {
                     problems.push((
                         "township_field".to_owned(),
                         format!("is not a top-level field of operation `{operation}`"),

@@ -189,6 +189,9 @@ pub(crate) fn lookup_event(caller: &Caller) -> AuditEvent {
         operation: Some(OPERATION.to_owned()),
         subject_pseudonym: Some("psn_0123456789abcdef0123456789abcdef".to_owned()),
         subject_masked: Some("139901********1234".to_owned()),
+        subject_township: None,
+        jurisdiction: None,
+        linked: Vec::new(),
         fields_returned: returned.iter().map(|f| (*f).to_owned()).collect(),
         fields_masked: vec![MaskedField {
             field: "address".to_owned(),

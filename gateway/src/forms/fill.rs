@@ -163,6 +163,7 @@ async fn run(
                 operation,
                 op,
                 purpose: ctx.purpose,
+                reach,
             })
     });
     let result = match target {
@@ -173,7 +174,6 @@ async fn run(
                 ctx.caller,
                 target,
                 &subject,
-                reach,
                 Some(ctx.deadline),
                 &mut trail,
             )

@@ -40,6 +40,8 @@ pub(crate) struct Target<'a> {
     pub(crate) operation: &'a str,
     pub(crate) op: &'a ActiveOperation,
     pub(crate) purpose: &'a Purpose,
+    /// How the subject was reached, for grants held to the caller's jurisdiction.
+    pub(crate) reach: Reach<'a>,
 }
 
 /// How a lookup's subject was reached, for grants that hold only in the caller's
@@ -89,10 +91,10 @@ pub(crate) async fn lookup(
     caller: &Caller,
     target: Target<'_>,
     subject: &SubjectKeyValue,
-    reach: Reach<'_>,
     deadline: Option<Instant>,
     trail: &mut Trail,
 ) -> Result<Found, Problem> {
+    let reach = target.reach;
     let connector_id = target.connector.def.id.as_str();
     trail.policy_version = Some(config.policies.version.clone());
     trail.connector = Some(connector_id.to_owned());

@@ -113,18 +113,9 @@ async fn run(
         operation,
         op,
         purpose,
+        reach: Reach::Direct,
     };
-    let found = lookup(
-        app,
-        &config,
-        caller,
-        target,
-        &subject,
-        Reach::Direct,
-        None,
-        trail,
-    )
-    .await?;
+    let found = lookup(app, &config, caller, target, &subject, None, trail).await?;
     let result = &found.outcome;
     let fetched_at = found.record.fetched_at();
     let department = &connector.def.department;

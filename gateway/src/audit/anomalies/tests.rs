@@ -197,6 +197,18 @@ async fn each_detector_fires_on_its_pattern_with_the_events_behind_it() {
         }];
     });
     script.add("roamer", cst(2026, 3, 5, 11, 40, 0), deny_role);
+    // Released about a person the household register places in another township
+    // (a grant without jurisdiction); the same about a neighbour is ordinary.
+    let released = script.add("roamer", cst(2026, 3, 5, 11, 45, 0), |e| {
+        e.caller.township = Some("139901101".into());
+        e.subject_township = Some("139901201".into());
+        e.fields_returned = vec!["name".into()];
+    });
+    script.add("roamer", cst(2026, 3, 5, 11, 50, 0), |e| {
+        e.caller.township = Some("139901101".into());
+        e.subject_township = Some("139901101".into());
+        e.fields_returned = vec!["name".into()];
+    });
 
     let dir = write_log(script.events).await;
     let found = anomalies(dir.path(), FROM, UNTIL, &Thresholds::default()).unwrap();
@@ -210,7 +222,7 @@ async fn each_detector_fires_on_its_pattern_with_the_events_behind_it() {
             (
                 AnomalyKind::OutsideTownship,
                 "roamer",
-                vec![outside, withheld]
+                vec![outside, withheld, released]
             ),
         ]
     );
