@@ -163,6 +163,33 @@ async fn check_accepts_the_repository_county_once_its_issuer_key_exists() {
 }
 
 #[tokio::test]
+async fn check_warns_about_a_grant_that_shows_every_township_everyone() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // The births grant without its jurisdiction: a clerk would see every family.
+    write_county(dir.path(), |path, text| match path {
+        "policies/jisheng.yaml" => text.replacen("    jurisdiction: township\n", "", 1),
+        _ => text.to_owned(),
+    });
+    let config = dir.path().join("county/gateway.yaml");
+    keygen(&dir.path().join("data/keys")).await;
+    let (code, stdout, stderr) = check(&config).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("ok"), "{stdout}");
+    let warned: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("neither `jurisdiction: township` nor a row condition"))
+        .collect();
+    assert_eq!(warned.len(), 1, "{stderr}");
+    assert!(warned[0].contains("jisheng-birth-registration"), "{stderr}");
+    // The repository's own county has none.
+    let clean = tempfile::tempdir().expect("temp dir");
+    write_county(clean.path(), |_, text| text.to_owned());
+    keygen(&clean.path().join("data/keys")).await;
+    let (_, _, stderr) = check(&clean.path().join("county/gateway.yaml")).await;
+    assert!(!stderr.contains("nor a row condition"), "{stderr}");
+}
+
+#[tokio::test]
 async fn check_refuses_what_serve_refuses_and_names_paths_as_the_file_does() {
     let dir = tempfile::tempdir().expect("temp dir");
     write_county(dir.path(), |path, text| match path {
