@@ -13,12 +13,14 @@ use std::net::SocketAddr;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
-use connectors::definition::{ConnectorDef, LeafField, SubjectKey};
+use connectors::ConnectorDef as Def;
+use connectors::definition::{ConnectorDef, SubjectKey};
 use connectors::files::{FileRoots, MAX_FILE_BYTES};
-use connectors::{Connector, ConnectorDef as Def};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use crate::active::FieldNode;
+pub use crate::active::{ActiveConnector, ActiveOperation};
 use crate::audit::settings::AuditSettings;
 use crate::auth::AuthConfig;
 use crate::cache::RecordCache;
@@ -26,8 +28,8 @@ use crate::departments::{DepartmentConfig, Departments, Upstream};
 use crate::forms::FormSet;
 use crate::jurisdiction::{Authority, JurisdictionConfig};
 use crate::limits::RateLimitsConfig;
+use crate::policy::PolicySet;
 use crate::policy::file::{Catalog, Operations, PolicyFile};
-use crate::policy::{FieldNode, PolicySet};
 use crate::purpose::{PurposeCatalog, PurposeFile};
 use crate::registry::Snapshot;
 use crate::schema::{RecordSchema, undeclared_fields};
@@ -300,30 +302,6 @@ impl Source for WithRegistry<'_> {
             Err(_) => self.files.read(path),
         }
     }
-}
-
-/// One operation, ready to serve.
-#[derive(Debug)]
-pub struct ActiveOperation {
-    pub subject: SubjectKey,
-    pub schema: Arc<RecordSchema>,
-    /// The record's shape, for minimizing.
-    pub fields: BTreeMap<String, FieldNode>,
-    /// Every leaf field with its classification, in record order.
-    pub leaves: Vec<LeafField>,
-}
-
-/// One connector, ready to serve.
-#[derive(Debug)]
-pub struct ActiveConnector {
-    pub def: Arc<ConnectorDef>,
-    pub connector: Arc<dyn Connector>,
-    pub operations: BTreeMap<String, ActiveOperation>,
-    /// The department's validated records, when its connector allows caching.
-    /// Shared with the next configuration when this connector is unchanged in it.
-    pub cache: Option<Arc<RecordCache>>,
-    /// A digest of the definition and its schemas: equal digests, same connector.
-    pub digest: String,
 }
 
 /// The whole configuration a request is served with. Swapped as a unit.
@@ -1062,8 +1040,8 @@ mod tests {
             ..LoadOptions::default()
         };
         load(
-            &EmbeddedSource::new(crate::demo::COUNTY_FILES.iter().copied()),
-            Path::new(crate::demo::COUNTY_CONFIG),
+            &EmbeddedSource::new(crate::county::COUNTY_FILES.iter().copied()),
+            Path::new(crate::county::COUNTY_CONFIG),
             &options,
         )
     }

@@ -14,84 +14,19 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use connectors::sim::{self, Person, Population, SampleKind, SimServer};
-use tokio::net::TcpListener;
 
 use crate::auth::{AuthConfig, Authenticator, MintClaims, Role, SigningKey, mint};
-use crate::config::{self, ActiveConfig, EmbeddedSource, LoadOptions};
+use crate::config::{ActiveConfig, EmbeddedSource, LoadOptions};
+use crate::county::{COUNTY_CONFIG, COUNTY_FILES};
 use crate::live::{ChangeError, Live};
 use crate::registry::SqliteRegistry;
 use crate::secrets;
-use crate::server::{self, App};
-use crate::store::SqliteStore;
+use crate::startup::{Application, Settings};
 
 /// Seed of the demo's synthetic population.
 pub const SEED: u64 = 2026;
 /// Least number of residents in the demo county.
 pub const RESIDENTS: usize = 12_000;
-
-/// The demo county's configuration files, as they are in the repository.
-pub const COUNTY_FILES: &[(&str, &str)] = &[
-    (
-        "county/gateway.yaml",
-        include_str!("../../county/gateway.yaml"),
-    ),
-    (
-        "forms/birth-registration.yaml",
-        include_str!("../../forms/birth-registration.yaml"),
-    ),
-    (
-        "forms/subsistence-allowance.yaml",
-        include_str!("../../forms/subsistence-allowance.yaml"),
-    ),
-    (
-        "forms/rural-housing.yaml",
-        include_str!("../../forms/rural-housing.yaml"),
-    ),
-    (
-        "county/purposes.yaml",
-        include_str!("../../county/purposes.yaml"),
-    ),
-    (
-        "county/connectors/hukou.yaml",
-        include_str!("../../county/connectors/hukou.yaml"),
-    ),
-    (
-        "county/connectors/shebao.yaml",
-        include_str!("../../county/connectors/shebao.yaml"),
-    ),
-    (
-        "county/connectors/jisheng.yaml",
-        include_str!("../../county/connectors/jisheng.yaml"),
-    ),
-    (
-        "schemas/hukou/person.schema.json",
-        include_str!("../../schemas/hukou/person.schema.json"),
-    ),
-    (
-        "schemas/hukou/household.schema.json",
-        include_str!("../../schemas/hukou/household.schema.json"),
-    ),
-    (
-        "schemas/shebao/insured.schema.json",
-        include_str!("../../schemas/shebao/insured.schema.json"),
-    ),
-    (
-        "schemas/jisheng/fertility.schema.json",
-        include_str!("../../schemas/jisheng/fertility.schema.json"),
-    ),
-    (
-        "policies/hukou.yaml",
-        include_str!("../../policies/hukou.yaml"),
-    ),
-    (
-        "policies/shebao.yaml",
-        include_str!("../../policies/shebao.yaml"),
-    ),
-    (
-        "policies/jisheng.yaml",
-        include_str!("../../policies/jisheng.yaml"),
-    ),
-];
 
 /// The demo's token issuer, audience and key id (as in `county/gateway.yaml`).
 pub const ISSUER: &str = "county-demo-idp";
@@ -225,9 +160,6 @@ pub fn persona_token(key: &SigningKey, persona: &Persona) -> anyhow::Result<Stri
     Ok(mint(key, &claims)?)
 }
 
-/// The demo's main configuration file inside [`COUNTY_FILES`].
-pub const COUNTY_CONFIG: &str = "county/gateway.yaml";
-
 /// How to run the demo.
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
@@ -248,9 +180,7 @@ pub struct Demo {
     pub tokens: Vec<(Persona, PathBuf)>,
     /// Held while the demo runs: one gateway per data directory.
     _lock: crate::datadir::DataDirLock,
-    listener: TcpListener,
-    app: App,
-    audit: crate::audit::SqliteAudit,
+    gateway: Application,
 }
 
 /// Writes (replacing) a file readable by its owner only.
@@ -330,21 +260,12 @@ pub async fn start(options: DemoOptions) -> anyhow::Result<Demo> {
     if let Some(refusal) = crate::datadir::refusal(&data_dir) {
         anyhow::bail!(refusal);
     }
-    let store = SqliteStore::open(&data_dir).context("cannot open the store")?;
     let (key, public) = issuer_key(&data_dir)?;
     let (live, cfg) = county_config(&departments, auth_config(&public)?, &data_dir).await?;
     let auth = Authenticator::new(&cfg.auth, &data_dir)
         .await
         .map_err(|problems| anyhow::anyhow!("the demo issuer: {problems:?}"))?;
     let pseudonym = secrets::pseudonym_key(None, &data_dir)?;
-    // The demo trusts the key in its own data directory (nothing to pin: it makes
-    // that key itself); a log that fails the start-up check is still refused.
-    let audit = crate::audit::SqliteAudit::open(&data_dir, cfg.audit.options())
-        .map_err(|e| anyhow::anyhow!("the audit log: {e}"))?;
-    let reader = crate::audit::SqliteAuditReader::new(&data_dir);
-    config::record_loaded(&audit, &cfg)
-        .await
-        .map_err(|e| anyhow::anyhow!("the audit log cannot record the configuration: {e}"))?;
     let mut tokens = Vec::new();
     for persona in PERSONAS {
         let path = data_dir
@@ -360,28 +281,28 @@ pub async fn start(options: DemoOptions) -> anyhow::Result<Demo> {
         write_owner_only(&claims, persona.claims_yaml().as_bytes())?;
         tokens.push((*persona, path));
     }
-    let listener = TcpListener::bind(options.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", options.listen))?;
-    let addr = listener.local_addr()?;
+    // The demo trusts the key in its own data directory (nothing to pin: it makes
+    // that key itself); a log that fails the start-up check is still refused.
+    let gateway = Application::build(Settings {
+        live,
+        config: cfg,
+        auth,
+        pseudonym,
+        listen: options.listen,
+        metrics_listen: None,
+        tls: None,
+        witness_clients: Vec::new(),
+        audit: None,
+    })
+    .await?;
     Ok(Demo {
         _lock: lock,
-        addr,
+        addr: gateway.addr(),
         data_dir,
         departments,
         population,
         tokens,
-        listener,
-        app: App::new(
-            cfg,
-            live,
-            Arc::new(store),
-            Arc::new(auth),
-            Arc::new(pseudonym),
-            Arc::new(audit.clone()),
-            Arc::new(reader),
-        ),
-        audit,
+        gateway,
     })
 }
 
@@ -526,49 +447,6 @@ impl Demo {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let limits = self.app.limits.clone();
-        let served = server::serve(self.listener, self.app, shutdown).await;
-        // Keep the exact daily quota counts, record what is queued and sign the chain's
-        // head before exiting.
-        limits.flush().await;
-        self.audit.shutdown().await;
-        served
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Every file under county/, schemas/, policies/ and forms/ is compiled into the demo, so the
-    /// demo never runs a county that differs from the repository's.
-    #[test]
-    fn the_embedded_county_matches_the_repository() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let mut on_disk = Vec::new();
-        for dir in ["county", "schemas", "policies", "forms"] {
-            collect(&root, &root.join(dir), &mut on_disk);
-        }
-        on_disk.sort();
-        let mut embedded: Vec<String> = COUNTY_FILES.iter().map(|(p, _)| (*p).to_owned()).collect();
-        embedded.sort();
-        assert_eq!(embedded, on_disk);
-        for (path, text) in COUNTY_FILES {
-            assert_eq!(std::fs::read_to_string(root.join(path)).unwrap(), *text);
-        }
-    }
-
-    fn collect(root: &Path, dir: &Path, out: &mut Vec<String>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                if !path.ends_with("tests") {
-                    collect(root, &path, out);
-                }
-            } else if path.extension().is_some_and(|e| e != "md") {
-                let rel = path.strip_prefix(root).unwrap();
-                out.push(rel.to_string_lossy().replace('\\', "/"));
-            }
-        }
+        self.gateway.run_until(shutdown).await
     }
 }

@@ -8,19 +8,15 @@
 //! codes the connectors' `code_tables` produce, the gateway's own `reasons`, and
 //! which table a record field's codes are in. The catalog serves every table
 //! ([`catalog`]); an answer asked for in a language gets a label beside each code
-//! ([`respond`]): in a record, `"gender": "male", "gender_label": "男"`; on a form
+//! ([`label_answer`]; the HTTP layer asks for it in `crate::http::labels`): in a record, `"gender": "male", "gender_label": "男"`; on a form
 //! field of type `code`, `"value_label"`; beside any known `reason`,
 //! `"reason_label"`. Without a request for labels, answers are unchanged.
 
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
-use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
-
-use crate::problem::{Problem, ProblemKind};
 
 /// The labels file, compiled in.
 const LABELS_FILE: &str = include_str!("labels.yaml");
@@ -83,44 +79,6 @@ pub fn label(table: &str, code: &str, lang: Lang) -> Option<&'static str> {
         Lang::ZhCn => zh.as_str(),
         Lang::En => en.as_str(),
     })
-}
-
-/// The language an answer is asked for in: `labels` in the body (`zh-CN`, `en`),
-/// else `Accept-Language`, else none (codes only). An unknown `labels` is a 400.
-pub fn requested(labels: Option<&str>, headers: &HeaderMap) -> Result<Option<Lang>, Problem> {
-    if let Some(tag) = labels {
-        return Lang::parse(tag).map(Some).ok_or_else(|| {
-            Problem::new(
-                ProblemKind::InvalidRequest,
-                "`labels` is a language the gateway writes labels in: zh-CN or en.",
-            )
-            .with("at", "labels")
-        });
-    }
-    Ok(headers
-        .get(axum::http::header::ACCEPT_LANGUAGE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(Lang::from_accept_language))
-}
-
-/// The JSON answer, labelled in `lang` when one was asked for.
-pub fn respond<T: Serialize>(answer: &T, lang: Option<Lang>) -> Response {
-    let Some(lang) = lang else {
-        return axum::Json(answer).into_response();
-    };
-    match serde_json::to_value(answer) {
-        Ok(mut value) => {
-            label_answer(&mut value, lang);
-            let mut response = axum::Json(value).into_response();
-            if let Ok(tag) = axum::http::HeaderValue::from_str(lang.tag()) {
-                response
-                    .headers_mut()
-                    .insert(axum::http::header::CONTENT_LANGUAGE, tag);
-            }
-            response
-        }
-        Err(_) => axum::Json(answer).into_response(),
-    }
 }
 
 /// Adds labels to an answer: the codes of its record (`data`), the values of its
@@ -264,7 +222,7 @@ mod tests {
     fn the_labels_file_parses_and_covers_every_connectors_code_table() {
         let parsed: LabelsFile = serde_yaml_ng::from_str(LABELS_FILE).unwrap();
         for file in ["hukou", "shebao", "jisheng"] {
-            let text = crate::demo::COUNTY_FILES
+            let text = crate::county::COUNTY_FILES
                 .iter()
                 .find(|(path, _)| *path == format!("county/connectors/{file}.yaml"))
                 .map(|(_, text)| *text)

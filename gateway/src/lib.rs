@@ -42,40 +42,43 @@
 //! checkpoints to witnesses and is the witness (`gateway witness serve`), [`demo`] runs
 //! the demo county, and [`cli`] is the command line.
 
-pub mod access;
-pub mod admin;
+// The pipeline's steps, in order.
 pub mod audit;
 pub mod auth;
 pub mod cache;
-pub mod catalog;
+pub mod fill;
+pub mod forms;
+pub mod jurisdiction;
+pub mod limits;
+pub mod lookup;
+pub mod mask;
+pub mod policy;
+pub mod purpose;
+pub mod schema;
+
+// Around it: configuration, stores, the shared state and its bootstrap.
+pub mod active;
+pub mod app;
 pub mod classification;
-pub mod cli;
 pub mod config;
 pub mod datadir;
-pub mod demo;
 pub mod departments;
-pub mod drafts;
-pub mod forms;
-pub mod health;
-pub mod jurisdiction;
 pub mod labels;
-pub mod limits;
-pub mod lists;
 pub mod live;
-pub(crate) mod lookup;
-pub mod mask;
-pub mod metrics;
-pub mod policy;
-pub mod privacy;
 pub mod problem;
-pub mod purpose;
-pub mod query;
 pub mod registry;
-pub mod review;
-pub mod schema;
 pub mod secrets;
-pub mod server;
+pub mod startup;
 pub mod store;
 pub mod text;
+
+// Front ends.
+pub mod http;
 pub mod tls;
 pub mod witness;
+
+// Tools.
+pub mod cli;
+pub mod county;
+pub mod demo;
+pub mod explain;

@@ -306,7 +306,7 @@ mod tests {
 
     impl Source for Gate {
         fn read(&self, path: &Path) -> std::io::Result<String> {
-            if path == Path::new(crate::demo::COUNTY_CONFIG)
+            if path == Path::new(crate::county::COUNTY_CONFIG)
                 && self.close_next.swap(false, Ordering::SeqCst)
             {
                 if let Some(entered) = self.entered.blocking_lock().take() {
@@ -346,7 +346,7 @@ mod tests {
         let (entered_tx, entered) = std::sync::mpsc::channel();
         let (release, release_rx) = std::sync::mpsc::channel::<()>();
         let gate = Arc::new(Gate {
-            files: EmbeddedSource::new(crate::demo::COUNTY_FILES.iter().copied()),
+            files: EmbeddedSource::new(crate::county::COUNTY_FILES.iter().copied()),
             close_next: AtomicBool::new(false),
             entered: tokio::sync::Mutex::new(Some(entered_tx)),
             release: tokio::sync::Mutex::new(Some(release_rx)),
@@ -354,7 +354,7 @@ mod tests {
         let registry = Arc::new(SqliteRegistry::open(dir.path()).unwrap());
         let live = Arc::new(Live::new(
             gate.clone(),
-            crate::demo::COUNTY_CONFIG,
+            crate::county::COUNTY_CONFIG,
             LoadOptions::default(),
             registry,
         ));

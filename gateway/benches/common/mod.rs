@@ -17,7 +17,8 @@ use gateway::audit::{
 };
 use gateway::auth::{Authenticator, Caller, SigningKey};
 use gateway::config::{self, ActiveConfig, EmbeddedSource, LoadOptions};
-use gateway::demo::{self, COUNTY_CONFIG, COUNTY_FILES, PERSONAS};
+use gateway::county::{COUNTY_CONFIG, COUNTY_FILES};
+use gateway::demo::{self, PERSONAS};
 use gateway::mask::PseudonymKey;
 use gateway::policy::{FieldNode, Grant, PolicySet};
 use serde_json::Value;

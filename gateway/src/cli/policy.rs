@@ -13,8 +13,7 @@ use clap::{Args, Subcommand};
 use super::report;
 use crate::auth::Authenticator;
 use crate::config::{self, ActiveConfig, DiskSource, EmbeddedSource, LoadOptions};
-use crate::demo;
-use crate::policy::explain::CallerDef;
+use crate::explain::CallerDef;
 
 #[derive(Debug, Subcommand)]
 pub(super) enum PolicyCommand {
@@ -58,8 +57,8 @@ fn policy_config(path: Option<&Path>) -> Result<ActiveConfig, ExitCode> {
     let loaded = match path {
         Some(path) => config::load(&DiskSource, path, &LoadOptions::default()),
         None => config::load(
-            &EmbeddedSource::new(demo::COUNTY_FILES.iter().copied()),
-            Path::new(demo::COUNTY_CONFIG),
+            &EmbeddedSource::new(crate::county::COUNTY_FILES.iter().copied()),
+            Path::new(crate::county::COUNTY_CONFIG),
             &LoadOptions::default(),
         ),
     };
@@ -75,10 +74,10 @@ async fn served_config(config: Option<&Path>, data_dir: &Path) -> Result<ActiveC
         eprintln!("error: no registry in {}", data_dir.display());
         return Err(ExitCode::FAILURE);
     }
-    let embedded = EmbeddedSource::new(demo::COUNTY_FILES.iter().copied());
+    let embedded = EmbeddedSource::new(crate::county::COUNTY_FILES.iter().copied());
     let (source, path): (&dyn crate::config::Source, &Path) = match config {
         Some(path) => (&DiskSource, path),
-        None => (&embedded, Path::new(demo::COUNTY_CONFIG)),
+        None => (&embedded, Path::new(crate::county::COUNTY_CONFIG)),
     };
     super::load::with_registry(source, path, Some(data_dir.to_owned()))
         .await
@@ -134,7 +133,7 @@ pub(super) async fn run_explain(args: ExplainArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match crate::policy::explain::explain(
+    match crate::explain::explain(
         &cfg,
         &caller,
         &args.connector,
@@ -158,7 +157,7 @@ pub(super) fn run_policy_test(config: Option<&Path>, dir: &Path) -> ExitCode {
         Ok(cfg) => cfg,
         Err(code) => return code,
     };
-    let results = match crate::policy::golden::run_dir(&cfg, dir) {
+    let results = match crate::explain::golden::run_dir(&cfg, dir) {
         Ok(results) => results,
         Err(e) => {
             eprintln!("error: {e}");

@@ -18,8 +18,7 @@ use crate::config::{self, DiskSource, LoadOptions};
 use crate::demo::{self, DemoOptions};
 use crate::live::{ChangeError, Live};
 use crate::registry::SqliteRegistry;
-use crate::server::{self, App};
-use crate::store::SqliteStore;
+use crate::startup::{Application, Settings};
 
 #[derive(Debug, Args)]
 pub(super) struct DemoArgs {
@@ -150,13 +149,6 @@ pub(super) async fn run_serve(args: ServeArgs) -> ExitCode {
         }
     };
     let listen = args.listen.unwrap_or(cfg.listen);
-    let store = match SqliteStore::open(&cfg.data_dir) {
-        Ok(store) => store,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     let super::load::Loaded {
         auth,
         tls,
@@ -176,93 +168,37 @@ pub(super) async fn run_serve(args: ServeArgs) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-    let listener = match tokio::net::TcpListener::bind(listen).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("error: cannot listen on {listen}: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let metrics_listener = match cfg.metrics_listen {
-        Some(at) => match tokio::net::TcpListener::bind(at).await {
-            Ok(l) => Some(l),
-            Err(e) => {
-                eprintln!("error: cannot listen on {at} (metrics_listen): {e}");
-                return ExitCode::FAILURE;
-            }
-        },
-        None => None,
-    };
     warn_unpinned(&cfg.audit);
-    let audit = match crate::audit::SqliteAudit::open(&cfg.data_dir, cfg.audit.options()) {
-        Ok(audit) => audit,
-        Err(e) => {
-            eprintln!("error: the audit log: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let witnesses = match crate::audit::checkpoint_public_key(&cfg.data_dir, false) {
-        Ok(key) => crate::witness::sender::start(
-            cfg.data_dir.clone(),
-            key,
-            witness_clients,
-            audit.checkpoints(),
-        ),
-        Err(e) => {
-            eprintln!("error: the audit checkpoint key: {e}");
-            audit.shutdown().await;
-            return ExitCode::FAILURE;
-        }
-    };
-    let addr = listener.local_addr().unwrap_or(listen);
     let scheme = if tls.is_some() { "https" } else { "http" };
+    let version = cfg.version.clone();
+    let settings = Settings {
+        live,
+        metrics_listen: cfg.metrics_listen,
+        config: cfg,
+        auth,
+        pseudonym,
+        listen,
+        tls,
+        witness_clients,
+        audit: None,
+    };
+    let gateway = match Application::build(settings).await {
+        Ok(gateway) => gateway,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     println!(
-        "gateway listening on {scheme}://{addr} (config version {}, store {})",
-        cfg.version,
-        store.path().display()
+        "gateway listening on {scheme}://{} (config version {version}, store {})",
+        gateway.addr(),
+        gateway.app().store.location()
     );
-    if let Some(metrics) = metrics_listener.as_ref().and_then(|l| l.local_addr().ok()) {
+    if let Some(metrics) = gateway.metrics_addr() {
         println!("metrics listening on http://{metrics}/metrics");
     }
-    let reader = crate::audit::SqliteAuditReader::new(&cfg.data_dir);
-    if let Err(e) = config::record_loaded(&audit, &cfg).await {
-        eprintln!("error: the audit log cannot record the configuration: {e}");
-        return ExitCode::FAILURE;
-    }
-    let app = App::new(
-        cfg,
-        live,
-        Arc::new(store),
-        Arc::new(auth),
-        Arc::new(pseudonym),
-        Arc::new(audit.clone()),
-        Arc::new(reader),
-    )
-    .with_witnesses(witnesses.statuses());
-    let limits = app.limits.clone();
-    let metrics = metrics_listener.map(|listener| {
-        tokio::spawn(axum::serve(listener, server::metrics_router(app.clone())).into_future())
-    });
-    let served = match tls {
-        Some(tls) => {
-            crate::tls::serve_tls(listener, server::router(app), tls, shutdown_signal()).await
-        }
-        None => server::serve(listener, app, shutdown_signal()).await,
-    };
-    // Keep the exact daily quota counts, record what is queued and sign the chain's
-    // head before exiting; give the witnesses a few seconds to receive that last
-    // checkpoint.
-    if let Some(metrics) = metrics {
-        metrics.abort();
-    }
-    limits.flush().await;
-    audit.shutdown().await;
-    witnesses.finish(WITNESS_GRACE).await;
-    finish(served)
+    finish(gateway.run_until(shutdown_signal()).await)
 }
-
-/// How long `serve` waits at exit for the witnesses to take the last checkpoint.
-const WITNESS_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Warns about each grant that gives township callers conditional fields (有条件共享)
 /// of any person in the county: no jurisdiction and no row condition (`check`).

@@ -27,8 +27,8 @@ use std::time::Duration;
 use connectors::definition::{PiiKind, SubjectKey};
 use serde::{Deserialize, Serialize};
 
-use crate::config::ActiveConnector;
-use crate::policy::FieldNode;
+use crate::active::ActiveConnector;
+use crate::active::FieldNode;
 use crate::purpose::PurposeCatalog;
 
 /// A template file.
@@ -865,7 +865,7 @@ mod tests {
     use std::path::Path;
 
     use crate::config::{EmbeddedSource, LoadOptions, load};
-    use crate::demo::{COUNTY_CONFIG, COUNTY_FILES};
+    use crate::county::{COUNTY_CONFIG, COUNTY_FILES};
 
     /// The demo county with `forms/rural-housing.yaml` replaced by `form`: the
     /// problems its loading reports for that file, as (path, message).

@@ -125,7 +125,7 @@ impl Rate {
     }
 
     /// "3 per minute", "10 per second (bursts of 20)", "100 per 10 s".
-    pub(super) fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let per = match self.window_s {
             SECOND => "per second".to_owned(),
             MINUTE => "per minute".to_owned(),

@@ -52,10 +52,8 @@ pub use daily::{DayCountState, DayCounter, DayCounts};
 pub use state::{GovernorState, LimiterState};
 
 use crate::policy::Quota;
-use crate::problem::{Problem, ProblemKind};
-use axum::http::{HeaderName, HeaderValue, header};
 use chrono::{DateTime, NaiveDate, Utc};
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -74,9 +72,9 @@ pub struct Limited {
     pub cost: u32,
 }
 
-const CONNECTOR_PREFIX: &str = "connector:";
-const GRANT_PREFIX: &str = "grant:";
-const USER_SHARE_SUFFIX: &str = ":user";
+pub(crate) const CONNECTOR_PREFIX: &str = "connector:";
+pub(crate) const GRANT_PREFIX: &str = "grant:";
+pub(crate) const USER_SHARE_SUFFIX: &str = ":user";
 
 impl Limited {
     /// Whether this is the department's protection (connector capacity) rather than the
@@ -92,106 +90,6 @@ impl Limited {
             .saturating_add(u64::from(d.subsec_nanos() > 0))
             .max(1)
     }
-
-    /// The 429 answer: `department-capacity` for a connector's capacity, `rate-limited`
-    /// otherwise; members `limit`, `retry_after_s` and, for a request of several
-    /// lookups, `lookups`; headers `Retry-After`, `RateLimit-Policy` and `RateLimit`.
-    pub fn problem(&self) -> Problem {
-        let secs = self.retry_after_s();
-        let rate = self.rate.describe();
-        let (kind, detail) = if let Some(connector) = self.limit.strip_prefix(CONNECTOR_PREFIX) {
-            (
-                ProblemKind::DepartmentCapacity,
-                format!(
-                    "The department's system behind connector `{connector}` takes at most \
-                     {rate} through the gateway, and that capacity is in use. This is not \
-                     a limit on you. Try again in {secs} s."
-                ),
-            )
-        } else {
-            let which = match self.limit.as_str() {
-                "user" => "your own rate limit".to_owned(),
-                "township" => "your township's rate limit, shared by its users".to_owned(),
-                other => match other.strip_prefix(GRANT_PREFIX) {
-                    Some(grant) => match grant.strip_suffix(USER_SHARE_SUFFIX) {
-                        Some(grant) => format!(
-                            "your own share of the daily quota of grant `{grant}` (one user \
-                             may not use up the township's quota)"
-                        ),
-                        None => format!("the quota of grant `{grant}`"),
-                    },
-                    None => format!("the `{other}` limit"),
-                },
-            };
-            // A grant's daily quota is a calendar day; a rate of N per day is a bucket.
-            let reset = if self.rate.window_s == DAY_S && self.limit.starts_with(GRANT_PREFIX) {
-                " Daily quotas start again at midnight, China Standard Time."
-            } else {
-                ""
-            };
-            let cost = if self.cost > self.rate.burst {
-                format!(
-                    " This request needs {} department lookups at once, more than the limit \
-                     ever allows at once; the operator must raise its burst.",
-                    self.cost
-                )
-            } else if self.cost > 1 {
-                format!(" This request needs {} department lookups.", self.cost)
-            } else {
-                String::new()
-            };
-            (
-                ProblemKind::RateLimited,
-                format!("You have reached {which} ({rate}).{cost}{reset} Try again in {secs} s."),
-            )
-        };
-        let mut problem = Problem::new(kind, detail)
-            .with("limit", self.limit.as_str())
-            .with("retry_after_s", secs)
-            .header(header::RETRY_AFTER, HeaderValue::from(secs));
-        if self.cost > 1 {
-            problem = problem.with("lookups", self.cost);
-        }
-        // RateLimit header fields, draft-ietf-httpapi-ratelimit-headers-11 (§3, §4):
-        // `RateLimit-Policy` is a List of Items whose value is an sf-string naming the
-        // policy, with `q` (quota) and `w` (window, seconds); `RateLimit` names the same
-        // policy with `r` (available quota) and `t` (seconds within which no more than
-        // `r` is available).
-        let name = sf_string(&self.limit);
-        let policy = format!("{name};q={};w={}", self.rate.count, self.rate.window_s);
-        let current = format!("{name};r=0;t={secs}");
-        for (field, value) in [("ratelimit-policy", policy), ("ratelimit", current)] {
-            if let Ok(value) = HeaderValue::from_str(&value) {
-                problem = problem.header(HeaderName::from_static(field), value);
-            }
-        }
-        problem
-    }
-}
-
-/// `s` as a Structured Field String (RFC 9651 §3.3.3): quoted, `"` and `\` escaped.
-/// An sf-string holds printable ASCII only, so any other character is written as the
-/// percent-encoded bytes of its UTF-8 (the `limit` body member keeps the name as is).
-fn sf_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len().saturating_add(2));
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' | '\\' => {
-                out.push('\\');
-                out.push(c);
-            }
-            ' '..='~' => out.push(c),
-            _ => {
-                let mut buf = [0u8; 4];
-                for byte in c.encode_utf8(&mut buf).bytes() {
-                    let _ = write!(out, "%{byte:02X}");
-                }
-            }
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// The kinds of limit, in the order of the `refused` counters.
@@ -203,7 +101,7 @@ const GRANT_USER_SHARE: usize = 3;
 const CONNECTOR: usize = 4;
 
 /// A day's length in seconds: the window of a daily quota.
-const DAY_S: u32 = 86_400;
+pub(crate) const DAY_S: u32 = 86_400;
 /// China Standard Time's offset from UTC, in seconds.
 const CST_OFFSET_S: i64 = 8 * 3600;
 

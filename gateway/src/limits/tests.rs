@@ -1,6 +1,18 @@
 use super::*;
+use crate::http::problem::{Problem, ProblemKind};
 use governor::clock::FakeRelativeClock;
 use std::sync::atomic::AtomicI64;
+
+/// The 429 answer a limit becomes (written by the HTTP layer).
+trait AsProblem {
+    fn problem(&self) -> Problem;
+}
+
+impl AsProblem for Limited {
+    fn problem(&self) -> Problem {
+        crate::http::error::limited(self)
+    }
+}
 
 const MINUTE: Duration = Duration::from_secs(60);
 

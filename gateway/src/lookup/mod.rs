@@ -6,12 +6,14 @@
 //! conditions, minimize and mask.
 //!
 //! The caller of [`lookup`] owns the [`Trail`] and turns it into the lookup's audit
-//! event, made durable before anything of the answer is sent. Department failures
-//! become problems in [`upstream`].
+//! event, made durable before anything of the answer is sent. A lookup fails with a
+//! [`LookupError`] ([`error`]); the subject key and case id are checked in
+//! [`subject`]. It needs only [`Services`]: the pseudonym key and the limits.
 
+pub mod error;
 mod linked;
+pub mod subject;
 pub(crate) mod trail;
-pub(crate) mod upstream;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -22,16 +24,22 @@ use connectors::FetchError;
 use crate::auth::Caller;
 use crate::cache::{Answer, Entry, Record};
 use crate::config::{ActiveConfig, ActiveConnector, ActiveOperation};
-use crate::limits::{Limited, Rate};
-use crate::mask::MaskContext;
-use crate::policy::{Outcome, Refusal};
-use crate::problem::{Problem, ProblemKind};
+use crate::limits::{Limited, Rate, RateLimits};
+use crate::mask::{MaskContext, PseudonymKey};
+use crate::policy::Outcome;
 use crate::purpose::Purpose;
-use crate::query::SubjectKeyValue;
 use crate::schema::Violation;
-use crate::server::App;
+pub use error::LookupError;
+pub use subject::{SubjectError, SubjectKeyValue, check_case_id, household_number, subject_key};
 pub(crate) use trail::Trail;
-use upstream::fetch_problem;
+
+/// What a lookup needs besides the configuration: the key of subject pseudonyms and
+/// masks, and the limits (grant quotas, departments' capacity).
+#[derive(Debug, Clone, Copy)]
+pub struct Services<'a> {
+    pub pseudonym: &'a PseudonymKey,
+    pub limits: &'a RateLimits,
+}
 
 /// What is looked up: a resolved connector operation for a purpose.
 #[derive(Debug, Clone, Copy)]
@@ -76,24 +84,17 @@ enum Failure {
     Schema(Violation),
 }
 
-/// A policy refusal as a 403 naming the deciding rule.
-pub(crate) fn forbidden(refusal: Refusal) -> Problem {
-    Problem::new(ProblemKind::Forbidden, refusal.detail)
-        .with("rule", refusal.rule)
-        .with("reason", refusal.reason.as_str())
-}
-
 /// Runs one lookup for `caller`, filling `trail` as it goes. With a `deadline`, the
 /// department's answer is waited for until then (a form's deadline).
 pub(crate) async fn lookup(
-    app: &App,
+    app: Services<'_>,
     config: &ActiveConfig,
     caller: &Caller,
     target: Target<'_>,
     subject: &SubjectKeyValue,
     deadline: Option<Instant>,
     trail: &mut Trail,
-) -> Result<Found, Problem> {
+) -> Result<Found, LookupError> {
     let reach = target.reach;
     let connector_id = target.connector.def.id.as_str();
     trail.policy_version = Some(config.policies.version.clone());
@@ -117,7 +118,7 @@ pub(crate) async fn lookup(
         )
         .map_err(|refusal| {
             trail.refused_by(&refusal.rule);
-            forbidden(refusal)
+            LookupError::Refused(refusal)
         })?;
     for grant in &plan.grants {
         if let Some(quota) = &grant.quota
@@ -127,7 +128,7 @@ pub(crate) async fn lookup(
                 .await
         {
             trail.refused_by(&grant.id);
-            return Err(limited.problem());
+            return Err(LookupError::Limited(limited));
         }
     }
 
@@ -151,7 +152,7 @@ pub(crate) async fn lookup(
                 trail.subject_township = township;
                 if outside && let Some(refusal) = plan.refuse_outside() {
                     trail.refused_by(&refusal.rule);
-                    return Err(forbidden(refusal));
+                    return Err(LookupError::Refused(refusal));
                 }
             }
             Reach::Inside(township) => {
@@ -165,13 +166,15 @@ pub(crate) async fn lookup(
     }
 
     let started = Instant::now();
-    let fetching = record(app, target.connector, target.operation, target.op, subject);
-    let got = match deadline {
-        Some(deadline) => tokio::time::timeout_at(deadline.into(), fetching)
-            .await
-            .unwrap_or_else(|_| Err(Arc::new(Failure::Fetch(FetchError::Timeout)))),
-        None => fetching.await,
-    };
+    let got = record(
+        app,
+        target.connector,
+        target.operation,
+        target.op,
+        subject,
+        deadline,
+    )
+    .await;
     let log = |outcome: &str| {
         tracing::info!(
             user = %caller.user,
@@ -185,9 +188,9 @@ pub(crate) async fn lookup(
         );
     };
     let answer = got.map_err(|failure| {
-        let problem = failure_problem(connector_id, &failure);
-        log(problem.kind.slug());
-        problem
+        let error = failure.error(connector_id);
+        log(error.kind().slug());
+        error
     })?;
     trail.cache_hit = answer.cache_hit;
     let record = match &*answer.entry {
@@ -198,13 +201,16 @@ pub(crate) async fn lookup(
                 // another township.
                 trail.jurisdiction = Some("outside");
                 if let Some(refusal) = plan.refuse_outside() {
-                    log(ProblemKind::Forbidden.slug());
+                    log(crate::problem::ProblemKind::Forbidden.slug());
                     trail.refused_by(&refusal.rule);
-                    return Err(forbidden(refusal));
+                    return Err(LookupError::Refused(refusal));
                 }
             }
-            log(ProblemKind::SubjectNotFound.slug());
-            return Err(fetch_problem(connector_id, &FetchError::NotFound));
+            let error = LookupError::NotFound {
+                connector: connector_id.to_owned(),
+            };
+            log(error.kind().slug());
+            return Err(error);
         }
     };
     if !answer.cache_hit {
@@ -220,21 +226,21 @@ pub(crate) async fn lookup(
         outside = trail.subject_township.is_none() || trail.subject_township != caller.township;
         trail.jurisdiction = Some(if outside { "outside" } else { "inside" });
         if outside && let Some(refusal) = plan.refuse_outside() {
-            log(ProblemKind::Forbidden.slug());
+            log(crate::problem::ProblemKind::Forbidden.slug());
             trail.refused_by(&refusal.rule);
-            return Err(forbidden(refusal));
+            return Err(LookupError::Refused(refusal));
         }
     }
     let ctx = MaskContext {
-        key: &app.pseudonym,
+        key: app.pseudonym,
         today,
     };
     let outcome = plan
         .apply(&record.value, caller, &target.op.fields, &ctx, outside)
         .map_err(|refusal| {
-            log(ProblemKind::Forbidden.slug());
+            log(crate::problem::ProblemKind::Forbidden.slug());
             trail.refused_by(&refusal.rule);
-            forbidden(refusal)
+            LookupError::Refused(refusal)
         })?;
     trail.decided(&outcome);
     trail.linked = linked::people(
@@ -242,7 +248,7 @@ pub(crate) async fn lookup(
         &record.value,
         &outcome,
         &subject_pseudonym,
-        &app.pseudonym,
+        app.pseudonym,
     );
     log("ok");
     Ok(Found {
@@ -256,19 +262,15 @@ pub(crate) async fn lookup(
 /// (through its cache, within its department's capacity); `None` for a person it
 /// does not know, or when no authority can answer for this kind of subject key.
 pub(crate) async fn residence(
-    app: &App,
+    app: Services<'_>,
     config: &ActiveConfig,
     subject: &SubjectKeyValue,
     deadline: Option<Instant>,
-) -> Result<Option<String>, Problem> {
+) -> Result<Option<String>, LookupError> {
     let Some(authority) = &config.jurisdiction else {
         return Ok(None);
     };
-    let key = match subject {
-        SubjectKeyValue::Id(_) => connectors::definition::SubjectKey::IdNumber,
-        SubjectKeyValue::Household(_) => connectors::definition::SubjectKey::HouseholdNumber,
-    };
-    let Some(operation) = authority.operation_for(key) else {
+    let Some(operation) = authority.operation_for(subject.key()) else {
         return Ok(None);
     };
     let Some(connector) = config.connectors.get(&authority.connector) else {
@@ -278,42 +280,50 @@ pub(crate) async fn residence(
     let Some((operation, op)) = connector.operations.get_key_value(operation) else {
         return Ok(None);
     };
-    let fetching = record(app, connector, operation, op, subject);
-    let got = match deadline {
-        Some(deadline) => tokio::time::timeout_at(deadline.into(), fetching)
-            .await
-            .unwrap_or_else(|_| Err(Arc::new(Failure::Fetch(FetchError::Timeout)))),
-        None => fetching.await,
-    };
-    let answer = got.map_err(|failure| failure_problem(&authority.connector, &failure))?;
+    let answer = record(app, connector, operation, op, subject, deadline)
+        .await
+        .map_err(|failure| failure.error(&authority.connector))?;
     Ok(match &*answer.entry {
         Entry::Found(record) => authority.township_of(&record.value),
         Entry::NotFound { .. } => None,
     })
 }
 
-/// The answer for a connector its department has switched off: temporary, naming
+/// The failure for a connector its department has switched off: temporary, naming
 /// the department.
-pub(crate) fn disabled(config: &ActiveConfig, connector: &str) -> Problem {
-    let department = config.disabled.get(connector);
-    let name = department
-        .and_then(|d| config.departments.get(d))
-        .map(|d| d.name.clone());
-    let mut problem = Problem::new(
-        ProblemKind::ConnectorDisabled,
-        "The department has switched this connector off for now; nothing was looked up.",
-    )
-    .with("connector", connector);
-    if let Some(id) = department {
-        problem = problem.with("department", serde_json::json!({"id": id, "name": name}));
+pub(crate) fn disabled(config: &ActiveConfig, connector: &str) -> LookupError {
+    let department = config.disabled.get(connector).map(|id| {
+        let name = config.departments.get(id).map(|d| d.name.clone());
+        (id.clone(), name)
+    });
+    LookupError::Disabled {
+        connector: connector.to_owned(),
+        department,
     }
-    problem
 }
 
 /// The record from the connector's cache, or fetched from the department within its
-/// capacity and checked against the operation's schema.
+/// capacity and checked against the operation's schema. With a `deadline`, waited
+/// for until then (a form's deadline).
 async fn record(
-    app: &App,
+    app: Services<'_>,
+    connector: &ActiveConnector,
+    operation: &str,
+    op: &ActiveOperation,
+    subject: &SubjectKeyValue,
+    deadline: Option<Instant>,
+) -> Result<Answer, Arc<Failure>> {
+    let fetching = cached(app, connector, operation, op, subject);
+    match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline.into(), fetching)
+            .await
+            .unwrap_or_else(|_| Err(Arc::new(Failure::Fetch(FetchError::Timeout)))),
+        None => fetching.await,
+    }
+}
+
+async fn cached(
+    app: Services<'_>,
     connector: &ActiveConnector,
     operation: &str,
     op: &ActiveOperation,
@@ -352,16 +362,22 @@ async fn record(
     }
 }
 
-fn failure_problem(connector: &str, failure: &Failure) -> Problem {
-    match failure {
-        Failure::Fetch(e) => fetch_problem(connector, e),
-        Failure::Capacity(limited) => limited.problem().with("connector", connector),
-        Failure::Schema(violation) => Problem::new(
-            ProblemKind::UpstreamSchemaViolation,
-            "The department's record violates the connector's schema; nothing of it was returned.",
-        )
-        .with("connector", connector)
-        .with("schema_path", violation.schema_path.clone())
-        .with("instance_path", violation.instance_path.clone()),
+impl Failure {
+    fn error(&self, connector: &str) -> LookupError {
+        let connector = connector.to_owned();
+        match self {
+            Failure::Fetch(error) => LookupError::Upstream {
+                connector,
+                error: error.clone(),
+            },
+            Failure::Capacity(limited) => LookupError::Busy {
+                connector,
+                limited: limited.clone(),
+            },
+            Failure::Schema(violation) => LookupError::Schema {
+                connector,
+                violation: violation.clone(),
+            },
+        }
     }
 }

@@ -464,7 +464,7 @@ mod tests {
     use std::path::Path;
 
     use crate::config::{self, ConfigProblem, EmbeddedSource, LoadOptions};
-    use crate::demo::{COUNTY_CONFIG, COUNTY_FILES};
+    use crate::county::{COUNTY_CONFIG, COUNTY_FILES};
 
     /// Loads the demo county with `extra` appended to policies/shebao.yaml.
     fn load_with(extra: &str) -> Result<(), Vec<ConfigProblem>> {

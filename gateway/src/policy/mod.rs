@@ -14,47 +14,20 @@
 //! Candidate grants are found through an index by connector × operation × purpose and
 //! then township or county, so the cost of a decision does not grow with the number
 //! of grants. Policy files and their compilation are in [`file`]; the explanation the
-//! CLI prints is in [`explain`]; golden test cases in [`golden`].
+//! CLI prints and golden test cases are in [`crate::explain`].
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::NaiveDate;
-use connectors::definition::{FieldDef, LeafField, Sharing};
+use connectors::definition::{LeafField, Sharing};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+pub use crate::active::FieldNode;
 use crate::auth::{Caller, Role};
 use crate::mask::{Mask, MaskContext};
 
-pub mod explain;
 pub(crate) mod file;
-pub mod golden;
-
-/// The shape of an operation's record, from its connector definition.
-#[derive(Debug, Clone, PartialEq)]
-pub enum FieldNode {
-    Leaf(Sharing),
-    Object(BTreeMap<String, FieldNode>),
-    List(BTreeMap<String, FieldNode>),
-}
-
-impl FieldNode {
-    pub fn tree(fields: &BTreeMap<String, FieldDef>) -> BTreeMap<String, FieldNode> {
-        fields
-            .iter()
-            .map(|(name, f)| {
-                let node = if let Some(children) = &f.fields {
-                    FieldNode::Object(FieldNode::tree(children))
-                } else if let Some(children) = &f.items {
-                    FieldNode::List(FieldNode::tree(children))
-                } else {
-                    FieldNode::Leaf(f.sharing.unwrap_or(Sharing::Never))
-                };
-                (name.clone(), node)
-            })
-            .collect()
-    }
-}
 
 /// Who a rule applies to: every selector given must match; within one, any value.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

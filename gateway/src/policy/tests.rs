@@ -7,8 +7,8 @@ use connectors::definition::FieldDef;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-use super::explain::CallerDef;
 use super::*;
+use crate::explain::CallerDef;
 use crate::mask::{Mask, MaskContext, PseudonymKey};
 
 fn fields() -> BTreeMap<String, FieldDef> {

@@ -7,7 +7,8 @@
 
 use connectors::sim::{Department, SampleKind};
 use gateway::auth::Role;
-use gateway::demo::{self, COUNTY_FILES};
+use gateway::county::COUNTY_FILES;
+use gateway::demo;
 use serde_json::{Value, json};
 
 use crate::helpers::{Reply, TestGateway, client, post_json, sample};

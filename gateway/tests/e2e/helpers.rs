@@ -4,15 +4,15 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
 use connectors::sim::{self, Department, Faults, Population, SimServer};
-use gateway::audit::{AuditLog, SqliteAudit, SqliteAuditReader};
+use gateway::audit::AuditLog;
 use gateway::auth::{Authenticator, Role, SigningKey};
 use gateway::config::{EmbeddedSource, LoadOptions};
-use gateway::demo::{self, COUNTY_CONFIG, COUNTY_FILES};
+use gateway::county::{COUNTY_CONFIG, COUNTY_FILES};
+use gateway::demo;
 use gateway::live::Live;
 use gateway::mask::PseudonymKey;
 use gateway::registry::SqliteRegistry;
-use gateway::server::{self, App};
-use gateway::store::SqliteStore;
+use gateway::startup::{Application, Settings};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
@@ -106,33 +106,26 @@ impl TestGateway {
             Arc::new(registry),
         ));
         let cfg = live.load().await.expect("the county config loads");
-        let store = SqliteStore::open(&data_dir.path().join("data")).expect("store opens");
         let authenticator = Authenticator::new(&cfg.auth, data_dir.path())
             .await
             .expect("the issuer loads");
         let pseudonym = PseudonymKey::new(&[42u8; 32]).expect("key");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let (stop, stopped) = oneshot::channel::<()>();
-        let audit: Arc<dyn AuditLog> = match audit {
-            Some(audit) => audit,
-            None => Arc::new(
-                SqliteAudit::open(&data_dir.path().join("data"), Default::default())
-                    .expect("the audit log opens"),
-            ),
-        };
-        let app = App::new(
-            cfg,
+        let gateway = Application::build(Settings {
             live,
-            Arc::new(store),
-            Arc::new(authenticator),
-            Arc::new(pseudonym),
+            config: cfg,
+            auth: authenticator,
+            pseudonym,
+            listen: ([127, 0, 0, 1], 0).into(),
+            metrics_listen: None,
+            tls: None,
+            witness_clients: Vec::new(),
             audit,
-            Arc::new(SqliteAuditReader::new(data_dir.path().join("data"))),
-        );
-        tokio::spawn(server::serve(listener, app, async {
+        })
+        .await
+        .expect("the gateway starts");
+        let addr = gateway.addr();
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(gateway.run_until(async {
             let _ = stopped.await;
         }));
         TestGateway {

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use gateway::auth::Role;
-use gateway::demo::COUNTY_FILES;
+use gateway::county::COUNTY_FILES;
 use serde_json::{Value, json};
 
 use crate::binary::{check, write_county};

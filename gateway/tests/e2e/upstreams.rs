@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use connectors::sim::{Department, SampleKind};
 use gateway::auth::Role;
-use gateway::demo::{self, COUNTY_FILES};
+use gateway::county::COUNTY_FILES;
+use gateway::demo;
 use serde_json::{Value, json};
 
 use crate::helpers::{Reply, TestGateway, client, post_json, sample};

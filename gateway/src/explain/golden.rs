@@ -11,7 +11,7 @@ use chrono::NaiveDate;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::explain::CallerDef;
+use super::CallerDef;
 use crate::config::ActiveConfig;
 use crate::mask::{MaskContext, PseudonymKey};
 

@@ -9,8 +9,8 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::problem::{Problem, ProblemKind};
-use crate::server::App;
+use super::problem::{Problem, ProblemKind};
+use crate::app::App;
 
 pub(crate) async fn healthz() -> Response {
     Json(json!({"status": "ok"})).into_response()

@@ -32,15 +32,16 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::admin::{
+use super::admin::{
     Ownership, commit, may_administer, not_admin, not_owner, ownership, refused,
     registry_unavailable, short, unknown_connector,
 };
+use super::problem::{Problem, ProblemKind};
+use super::{Authenticated, Peer, RequestId};
+use crate::app::App;
 use crate::audit::{AuditCaller, AuditEvent};
 use crate::auth::{Caller, Role};
-use crate::problem::{Problem, ProblemKind};
 use crate::registry::{Change, ConnectorVersion, ReviewState};
-use crate::server::{App, Authenticated, Peer, RequestId};
 
 pub(crate) fn routes() -> Router<App> {
     Router::new()
@@ -339,7 +340,7 @@ async fn rollback(
     if !caller.has_role(Role::Operator) && !caller.has_role(Role::DeptAdmin) {
         return refused(&app, &request_id, event, not_admin()).await;
     }
-    let body: RollbackBody = match crate::query::parse_json(&headers, body, "{version}") {
+    let body: RollbackBody = match super::body::json(&headers, body, "{version}") {
         Ok(body) => body,
         Err(p) => return refused(&app, &request_id, event, p).await,
     };
@@ -414,7 +415,7 @@ async fn put_in_force(
         return refused(app, request_id, event, problem).await;
     }
     let target = ConnectorVersion {
-        activated_at: Some(crate::access::now_rfc3339()),
+        activated_at: Some(super::access::now_rfc3339()),
         ..target
     };
     let number = target.version;
@@ -542,7 +543,7 @@ async fn test_version(
     };
     let problem = match &owned {
         Ownership::Unknown => Some(unknown_connector()),
-        Ownership::MainFile { .. } => Some(crate::admin::file_managed("gateway.yaml")),
+        Ownership::MainFile { .. } => Some(super::admin::file_managed("gateway.yaml")),
         known => known
             .department()
             .filter(|d| !may_administer(&caller, d))
@@ -554,16 +555,13 @@ async fn test_version(
     if let Some(problem) = problem {
         return refused(&app, &request_id, event, problem).await;
     }
-    let body: TestBody = match crate::query::parse_json(
-        &headers,
-        body,
-        "{subject: {id_number, household_number}}",
-    ) {
-        Ok(body) => body,
-        Err(p) => return refused(&app, &request_id, event, p).await,
-    };
+    let body: TestBody =
+        match super::body::json(&headers, body, "{subject: {id_number, household_number}}") {
+            Ok(body) => body,
+            Err(p) => return refused(&app, &request_id, event, p).await,
+        };
     let id_number = match body.subject.id_number.map(|text| {
-        connectors::subject::IdNumber::parse(&text).map(crate::query::SubjectKeyValue::Id)
+        connectors::subject::IdNumber::parse(&text).map(crate::lookup::SubjectKeyValue::Id)
     }) {
         Some(Err(_)) => {
             let p = Problem::new(
@@ -579,7 +577,7 @@ async fn test_version(
     let household = match body
         .subject
         .household_number
-        .map(crate::query::household_number)
+        .map(|h| crate::lookup::household_number(h).map_err(Problem::from))
     {
         Some(Err(p)) => return refused(&app, &request_id, event, p).await,
         Some(Ok(key)) => Some(key),
@@ -659,7 +657,7 @@ async fn test_version(
         call.connector = Some(id.clone());
         let tried = try_operation(&app, connector, name, op, subject, &mut call).await;
         if let Err(e) = app.audit.append(call).await {
-            return crate::server::audit_unavailable(&request_id, &e);
+            return super::error::audit_unavailable(&request_id, &e);
         }
         let mut result = tried;
         result["operation"] = json!(name);
@@ -685,7 +683,7 @@ pub(crate) async fn try_operation(
     connector: &crate::config::ActiveConnector,
     operation: &str,
     op: &crate::config::ActiveOperation,
-    subject: &crate::query::SubjectKeyValue,
+    subject: &crate::lookup::SubjectKeyValue,
     event: &mut AuditEvent,
 ) -> serde_json::Value {
     event.subject_pseudonym = Some(app.pseudonym.pseudonym(subject.as_str()));

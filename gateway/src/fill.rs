@@ -1,4 +1,4 @@
-//! Filling a form: every connector operation the form needs is looked up once per
+//! Filling a form (the templates are in [`crate::forms`]): every connector operation the form needs is looked up once per
 //! person, all at once, under one deadline; household members a few at a time, in
 //! the first `max_rows` rows of a list (the rest are listed without lookups, reason
 //! `too_many_rows`: the caller's limits were charged for that many). Each
@@ -25,20 +25,24 @@ use futures::future::{BoxFuture, Shared, join_all};
 use serde_json::{Map, Value, json};
 use tokio::sync::{Mutex, Semaphore};
 
-use super::template::{Derive, Field, FieldValue, Form, Scope, Section, Source, SourceRef};
-use crate::audit::AuditEvent;
+use crate::audit::{AuditEvent, AuditLog};
 use crate::auth::Caller;
 use crate::config::ActiveConfig;
-use crate::lookup::{Found, Reach, Target, Trail, forbidden, lookup, residence};
-use crate::problem::{Problem, ProblemKind};
+use crate::forms::template::{Derive, Field, FieldValue, Form, Scope, Section, Source, SourceRef};
+use crate::lookup::error::fetch_kind;
+use crate::lookup::{
+    Found, LookupError, Reach, Services, SubjectKeyValue, Target, Trail, lookup, residence,
+};
+use crate::policy::{LOOKUP_ROLES, RefusalReason};
+use crate::problem::{Blame, ProblemKind};
 use crate::purpose::Purpose;
-use crate::query::SubjectKeyValue;
-use crate::server::App;
 
 /// What a fill runs with.
 #[derive(Debug)]
 pub(crate) struct Context<'a> {
-    pub(crate) app: &'a App,
+    pub(crate) services: Services<'a>,
+    /// Where the fill's lookups are recorded.
+    pub(crate) audit: &'a dyn AuditLog,
     pub(crate) config: &'a ActiveConfig,
     pub(crate) caller: &'a Caller,
     pub(crate) form: &'a Form,
@@ -52,6 +56,17 @@ pub(crate) struct Context<'a> {
     pub(crate) subject: &'a IdNumber,
 }
 
+/// Whether a grant in force gives the caller this purpose.
+pub fn may_use(config: &ActiveConfig, caller: &Caller, purpose: &str) -> bool {
+    let today = crate::policy::china_today();
+    LOOKUP_ROLES.iter().any(|r| caller.roles.contains(r))
+        && config.policies.grants().iter().any(|g| {
+            g.purposes.iter().any(|p| p == purpose)
+                && g.valid.contains(today)
+                && g.consumers.matches(caller)
+        })
+}
+
 /// One lookup made for the form and what became of it.
 #[derive(Debug)]
 pub(crate) struct Done {
@@ -60,7 +75,7 @@ pub(crate) struct Done {
     /// The form's subject, masked; `None` for a person reached through a link, who
     /// is shown only as the link shows them.
     subject_masked: Option<String>,
-    result: Result<Found, Problem>,
+    result: Result<Found, LookupError>,
     /// Its audit event, which the fill records with the others.
     event: AuditEvent,
 }
@@ -169,7 +184,7 @@ async fn run(
     let result = match target {
         Some(target) => {
             lookup(
-                ctx.app,
+                ctx.services,
                 ctx.config,
                 ctx.caller,
                 target,
@@ -180,14 +195,13 @@ async fn run(
             .await
         }
         // The template was checked against this configuration when it loaded.
-        None => Err(Problem::new(
-            ProblemKind::Internal,
-            "The form names a connector operation that is not configured.",
-        )),
+        None => Err(LookupError::NotConfigured {
+            connector: connector.clone(),
+        }),
     };
     let (status, problem) = match &result {
         Ok(_) => (200, None),
-        Err(p) => (p.kind.status().as_u16(), Some(p.kind.slug())),
+        Err(e) => (e.kind().status().as_u16(), Some(e.kind().slug())),
     };
     let event = trail.event(ctx.request_id, ctx.caller, ctx.peer, status, problem);
     Arc::new(Done {
@@ -210,7 +224,25 @@ pub(crate) struct Filled {
     /// The answer instead of the form: the subject is outside the caller's
     /// jurisdiction (nothing was asked of any department), or no department holds
     /// this person.
-    pub(crate) problem: Option<Problem>,
+    pub(crate) problem: Option<Unfilled>,
+}
+
+/// Why a form was answered with a problem instead of the form.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Unfilled {
+    /// The subject's jurisdiction check refused or failed.
+    Lookup(LookupError),
+    /// No department the form asks holds a record of this person.
+    PersonUnknown,
+}
+
+impl Unfilled {
+    pub fn kind(&self) -> ProblemKind {
+        match self {
+            Unfilled::Lookup(error) => error.kind(),
+            Unfilled::PersonUnknown => ProblemKind::PersonUnknown,
+        }
+    }
 }
 
 /// The first grant of the form's lookups, for this caller and purpose, that holds
@@ -259,7 +291,9 @@ fn jurisdiction_grant(ctx: &Context<'_>) -> Option<crate::policy::Refusal> {
 /// The jurisdiction check for the form's subject, once, before any department is
 /// asked: its audit event, and where the subject lives (`Ok(None)`: no grant of the
 /// form needs it) or why the fill stops.
-async fn check_subject(ctx: &Context<'_>) -> (Option<AuditEvent>, Result<Option<String>, Problem>) {
+async fn check_subject(
+    ctx: &Context<'_>,
+) -> (Option<AuditEvent>, Result<Option<String>, LookupError>) {
     let Some(refusal) = jurisdiction_grant(ctx) else {
         return (None, Ok(None));
     };
@@ -268,14 +302,14 @@ async fn check_subject(ctx: &Context<'_>) -> (Option<AuditEvent>, Result<Option<
     trail.case_id = Some(ctx.case_id.to_owned());
     trail.purpose = Some(ctx.purpose.code.clone());
     trail.policy_version = Some(ctx.config.policies.version.clone());
-    trail.subject_pseudonym = Some(ctx.app.pseudonym.pseudonym(ctx.subject.as_str()));
+    trail.subject_pseudonym = Some(ctx.services.pseudonym.pseudonym(ctx.subject.as_str()));
     trail.subject_masked = Some(ctx.subject.masked());
     if let Some(authority) = &ctx.config.jurisdiction {
         trail.connector = Some(authority.connector.clone());
         trail.operation = Some(authority.by_id_number.clone());
     }
     let subject = SubjectKeyValue::Id(ctx.subject.clone());
-    let result = match residence(ctx.app, ctx.config, &subject, Some(ctx.deadline)).await {
+    let result = match residence(ctx.services, ctx.config, &subject, Some(ctx.deadline)).await {
         Ok(Some(township)) if ctx.caller.township.as_deref() == Some(township.as_str()) => {
             trail.jurisdiction = Some("inside");
             trail.subject_township = Some(township.clone());
@@ -285,13 +319,13 @@ async fn check_subject(ctx: &Context<'_>) -> (Option<AuditEvent>, Result<Option<
             trail.jurisdiction = Some("outside");
             trail.subject_township = township;
             trail.refused_by(&refusal.rule);
-            Err(forbidden(refusal))
+            Err(LookupError::Refused(refusal))
         }
-        Err(problem) => Err(problem),
+        Err(error) => Err(error),
     };
     let (status, problem) = match &result {
         Ok(_) => (200, None),
-        Err(p) => (p.kind.status().as_u16(), Some(p.kind.slug())),
+        Err(e) => (e.kind().status().as_u16(), Some(e.kind().slug())),
     };
     let event = trail.event(ctx.request_id, ctx.caller, ctx.peer, status, problem);
     (Some(event), result)
@@ -304,13 +338,13 @@ pub(crate) async fn fill(ctx: &Context<'_>) -> Filled {
     let (check, checked) = check_subject(ctx).await;
     let inside = match checked {
         Ok(inside) => inside,
-        Err(problem) => {
+        Err(error) => {
             let audited = record(ctx, check.into_iter().collect()).await;
             return Filled {
                 body: Value::Null,
                 lookups: Vec::new(),
                 audited,
-                problem: Some(problem),
+                problem: Some(Unfilled::Lookup(error)),
             };
         }
     };
@@ -371,7 +405,7 @@ pub(crate) async fn fill(ctx: &Context<'_>) -> Filled {
     let unknown = !about_subject.is_empty()
         && about_subject
             .iter()
-            .all(|d| matches!(&d.result, Err(p) if p.kind == ProblemKind::SubjectNotFound));
+            .all(|d| matches!(&d.result, Err(LookupError::NotFound { .. })));
     let events = check
         .into_iter()
         .chain(done.iter().map(|d| d.event.clone()))
@@ -381,19 +415,14 @@ pub(crate) async fn fill(ctx: &Context<'_>) -> Filled {
         body,
         lookups: done,
         audited,
-        problem: unknown.then(|| {
-            Problem::new(
-                ProblemKind::PersonUnknown,
-                "No department this form asks holds a record of this person; check the ID number with the citizen.",
-            )
-        }),
+        problem: unknown.then_some(Unfilled::PersonUnknown),
     }
 }
 
 /// Records every event of the fill in one append; whether all were made durable.
 async fn record(ctx: &Context<'_>, events: Vec<AuditEvent>) -> bool {
     let mut audited = true;
-    for outcome in ctx.app.audit.append_all(events).await {
+    for outcome in ctx.audit.append_all(events).await {
         if let Err(e) = outcome {
             tracing::error!(request_id = ctx.request_id, error = %e, "the audit log could not record a form lookup");
             audited = false;
@@ -408,10 +437,10 @@ const TOO_MANY_ROWS: &str = "too_many_rows";
 
 /// Whether a lookup's problem means a department (or the way to it) failed, as
 /// opposed to the policy withholding something or the person having no record.
-fn failed(problem: &Problem) -> bool {
+fn failed(error: &LookupError) -> bool {
     !matches!(
-        problem.kind,
-        ProblemKind::Forbidden | ProblemKind::SubjectNotFound
+        error,
+        LookupError::Refused(_) | LookupError::NotFound { .. }
     )
 }
 
@@ -433,9 +462,9 @@ fn lookup_summary(ctx: &Context<'_>, done: &Done) -> Value {
             summary["cache_hit"] = json!(found.cache_hit);
             summary["fetched_at"] = json!(time(found));
         }
-        Err(problem) => {
-            summary["outcome"] = json!(problem.kind.slug());
-            summary["reason"] = json!(missing_reason(problem));
+        Err(error) => {
+            summary["outcome"] = json!(error.kind().slug());
+            summary["reason"] = json!(missing_reason(error));
         }
     }
     summary
@@ -467,35 +496,42 @@ impl Missing {
 }
 
 /// The reason a form shows for a lookup that failed.
-fn missing_reason(problem: &Problem) -> &'static str {
-    match problem.kind {
-        ProblemKind::Forbidden => match problem.extensions.get("reason").and_then(Value::as_str) {
-            Some("row_condition") => "row_condition",
-            Some("denied_by_rule") => "denied_by_rule",
-            Some("jurisdiction") => "jurisdiction",
-            _ => "not_granted",
+fn missing_reason(error: &LookupError) -> &'static str {
+    match error {
+        LookupError::Refused(refusal) => match refusal.reason {
+            RefusalReason::RowCondition => "row_condition",
+            RefusalReason::DeniedByRule => "denied_by_rule",
+            RefusalReason::Jurisdiction => "jurisdiction",
+            RefusalReason::Role => "not_granted",
         },
-        ProblemKind::SubjectNotFound => "not_found",
-        ProblemKind::UpstreamTimeout => "timed_out",
-        ProblemKind::RateLimited => "rate_limited",
-        ProblemKind::DepartmentCapacity => "department_busy",
-        ProblemKind::UpstreamUnavailable
-        | ProblemKind::UpstreamError
-        | ProblemKind::UpstreamMalformed
-        | ProblemKind::UpstreamOversize
-        | ProblemKind::UpstreamSchemaViolation => "department_unavailable",
-        _ => "gateway_error",
+        LookupError::NotFound { .. } => "not_found",
+        LookupError::Upstream {
+            error: connectors::FetchError::Timeout,
+            ..
+        } => "timed_out",
+        LookupError::Limited(limited) if !limited.is_department() => "rate_limited",
+        LookupError::Limited(_) | LookupError::Busy { .. } => "department_busy",
+        LookupError::Upstream { error, .. } if fetch_kind(error).blame() == Blame::Department => {
+            "department_unavailable"
+        }
+        LookupError::Schema { .. } => "department_unavailable",
+        LookupError::Upstream { .. }
+        | LookupError::Disabled { .. }
+        | LookupError::NotConfigured { .. } => "gateway_error",
     }
 }
 
-fn from_problem(done: &Done, problem: &Problem) -> Missing {
+fn from_error(done: &Done, error: &LookupError) -> Missing {
     Missing {
-        reason: missing_reason(problem),
+        reason: missing_reason(error),
         // The deciding rule, or the limit that stopped the lookup (`grant:<id>`).
-        rule: ["rule", "limit"]
-            .iter()
-            .find_map(|key| problem.extensions.get(*key).and_then(Value::as_str))
-            .map(str::to_owned),
+        rule: match error {
+            LookupError::Refused(refusal) => Some(refusal.rule.clone()),
+            LookupError::Limited(limited) | LookupError::Busy { limited, .. } => {
+                Some(limited.limit.clone())
+            }
+            _ => None,
+        },
         connector: Some(done.connector.clone()),
     }
 }
@@ -509,7 +545,7 @@ struct Released<'d> {
 }
 
 fn found(done: &Done) -> Result<&Found, Missing> {
-    done.result.as_ref().map_err(|p| from_problem(done, p))
+    done.result.as_ref().map_err(|e| from_error(done, e))
 }
 
 /// Whether the caller's view released the leaf at `path`, or why not.

@@ -22,12 +22,13 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::admin::{commit, refused, registry_unavailable, short};
+use super::admin::{commit, refused, registry_unavailable, short};
+use super::problem::{Problem, ProblemKind};
+use super::{Authenticated, Peer, RequestId};
+use crate::app::App;
 use crate::audit::{AuditCaller, AuditEvent};
 use crate::auth::{Caller, Role};
-use crate::problem::{Problem, ProblemKind};
 use crate::registry::{Change, ConnectorVersion, ReviewState};
-use crate::server::{App, Authenticated, Peer, RequestId};
 
 /// The rule named when a caller may not decide on classification.
 const GOVERNANCE_RULE: &str = "classification-owner";
@@ -73,7 +74,7 @@ async fn list(
     Authenticated(caller): Authenticated,
     axum::extract::RawQuery(raw): axum::extract::RawQuery,
 ) -> Response {
-    let query = match crate::lists::ListQuery::of(
+    let query = match super::lists::ListQuery::of(
         raw.as_deref(),
         &["pending", "approved", "refused", "superseded"],
     ) {
@@ -108,10 +109,10 @@ async fn list(
         .into_iter()
         .map(view)
         .filter(|v| {
-            crate::lists::ListQuery::matches(
+            super::lists::ListQuery::matches(
                 &query.state,
                 v["review"]["state"].as_str().unwrap_or(""),
-            ) && crate::lists::ListQuery::matches(
+            ) && super::lists::ListQuery::matches(
                 &query.connector,
                 v["connector"].as_str().unwrap_or(""),
             )
@@ -210,7 +211,7 @@ async fn decide(
     };
     let decision = match body {
         Ok(ref bytes) if bytes.is_empty() => Ok(Decision::default()),
-        _ => crate::query::parse_json::<Decision>(&headers, body, "{note} or {reason}"),
+        _ => super::body::json::<Decision>(&headers, body, "{note} or {reason}"),
     };
     let decision = match decision {
         Ok(decision) => decision,

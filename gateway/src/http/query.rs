@@ -6,9 +6,7 @@
 //!
 //! Every authenticated lookup — answered, refused or failed — leaves one audit event,
 //! made durable BEFORE the answer is sent; if it cannot be, the caller gets 503 and
-//! nothing else (no audit, no data). The request is parsed in [`request`].
-
-mod request;
+//! nothing else (no audit, no data). The request is parsed in [`super::request`].
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -20,15 +18,14 @@ use bytes::Bytes;
 use chrono::{SecondsFormat, Utc};
 use serde::Serialize;
 
+use super::error::audit_unavailable;
+use super::problem::{Problem, ProblemKind};
+use super::request::parse;
+use super::{Authenticated, Peer, RequestId};
+use crate::app::App;
 use crate::auth::Caller;
-use crate::lookup::{Reach, Target, Trail, lookup};
+use crate::lookup::{Reach, Target, Trail, check_case_id, lookup};
 use crate::policy::{Returned, Withheld};
-use crate::problem::{Problem, ProblemKind};
-use crate::server::{App, Authenticated, Peer, RequestId};
-use request::parse;
-pub(crate) use request::{
-    SubjectIn, SubjectKeyValue, check_case_id, household_number, parse_json, subject_key,
-};
 
 pub(crate) async fn query(
     State(app): State<App>,
@@ -46,7 +43,7 @@ pub(crate) async fn query(
     };
     let event = trail.event(&request_id, &caller, peer, status, problem);
     if let Err(e) = app.audit.append(event).await {
-        return crate::server::audit_unavailable(&request_id, &e);
+        return audit_unavailable(&request_id, &e);
     }
     match answer {
         Ok(response) => response,
@@ -65,16 +62,16 @@ async fn run(
     // One department lookup.
     app.limits
         .check_caller(&caller.user, caller.township.as_deref(), 1)
-        .map_err(|limited| limited.problem())?;
+        .map_err(Problem::from)?;
     let request = parse(headers, body)?;
-    let lang = crate::labels::requested(request.labels.as_deref(), headers)?;
+    let lang = super::labels::requested(request.labels.as_deref(), headers)?;
     let config = app.config.load_full();
     // Only names the gateway knows are recorded: a caller could put anything, even an
     // ID number, where a connector, operation or purpose should be.
     let connector = config.connectors.get(&request.connector).ok_or_else(|| {
         if config.disabled.contains_key(&request.connector) {
             // Known to the gateway (so safe to name): switched off for now.
-            return crate::lookup::disabled(&config, &request.connector);
+            return crate::lookup::disabled(&config, &request.connector).into();
         }
         Problem::new(
             ProblemKind::UnknownConnector,
@@ -107,7 +104,7 @@ async fn run(
     // A case id that fails its checks is not recorded: it may carry an ID number.
     let case_id = check_case_id(&request.case_id)?;
     trail.case_id = Some(case_id);
-    let subject = subject_key(op.subject, request.subject)?;
+    let subject = request.subject.key(op.subject)?;
     let target = Target {
         connector,
         operation,
@@ -115,7 +112,16 @@ async fn run(
         purpose,
         reach: Reach::Direct,
     };
-    let found = lookup(app, &config, caller, target, &subject, None, trail).await?;
+    let found = lookup(
+        app.services(),
+        &config,
+        caller,
+        target,
+        &subject,
+        None,
+        trail,
+    )
+    .await?;
     let result = &found.outcome;
     let fetched_at = found.record.fetched_at();
     let department = &connector.def.department;
@@ -146,7 +152,7 @@ async fn run(
             config_version: &config.version,
         },
     };
-    Ok(crate::labels::respond(&answer, lang))
+    Ok(super::labels::respond(&answer, lang))
 }
 
 /// The answer to a lookup.

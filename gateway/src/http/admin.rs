@@ -15,17 +15,18 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use serde_json::json;
 
+use super::problem::{Problem, ProblemKind};
+use super::{Authenticated, Peer, RequestId};
+use crate::app::App;
 use crate::audit::{AuditCaller, AuditEvent, AuditOutcome};
 use crate::auth::{Caller, Role};
-use crate::problem::{Problem, ProblemKind};
-use crate::server::{App, Authenticated, Peer, RequestId};
 
 /// The rule named when a caller may not act on a connector.
 const OWNER_RULE: &str = "connector-owner";
 
 pub(crate) fn routes() -> Router<App> {
     Router::new()
-        .route("/v1/admin/connectors", get(crate::lists::connectors))
+        .route("/v1/admin/connectors", get(super::lists::connectors))
         .route("/v1/admin/connectors/{id}", put(put_connector))
         .route("/v1/admin/connectors/{id}/versions", get(versions))
         .route("/v1/admin/connectors/{id}/disable", post(disable))
@@ -99,7 +100,7 @@ async fn purge_cache(
         };
     }
     if let Err(e) = app.audit.append(event).await {
-        return crate::server::audit_unavailable(&request_id, &e);
+        return super::error::audit_unavailable(&request_id, &e);
     }
     match answer {
         Ok(body) => {
@@ -124,7 +125,7 @@ pub(crate) async fn refused(
         problem: Some(problem.kind.slug().to_owned()),
     };
     if let Err(e) = app.audit.append(event).await {
-        return crate::server::audit_unavailable(request_id, &e);
+        return super::error::audit_unavailable(request_id, &e);
     }
     problem.for_request(request_id).into_response()
 }
@@ -164,7 +165,7 @@ pub(crate) async fn commit(
             .with("problems", list)
         }
         Err(ChangeError::Audit(e)) => {
-            return Err(crate::server::audit_unavailable(request_id, &e));
+            return Err(super::error::audit_unavailable(request_id, &e));
         }
         Err(ChangeError::Registry(RegistryError::Decided(why))) => Problem::new(
             ProblemKind::AlreadyDecided,
@@ -342,7 +343,7 @@ async fn put_connector(
     }
     let invalid = |detail: String| Problem::new(ProblemKind::InvalidRequest, detail);
     let body: ConnectorBody =
-        match crate::query::parse_json(&headers, body, "{definition, schemas: {path: schema}}") {
+        match super::body::json(&headers, body, "{definition, schemas: {path: schema}}") {
             Ok(body) => body,
             Err(p) => return refused(&app, &request_id, event, p).await,
         };
@@ -399,7 +400,7 @@ async fn put_connector(
         definition,
         schemas,
         origin: crate::registry::Origin::Api,
-        created_at: crate::access::now_rfc3339(),
+        created_at: super::access::now_rfc3339(),
         created_by: caller.user.clone(),
         review: None,
         activated_at: None,
@@ -436,7 +437,7 @@ async fn save_draft(
     let same = [current.as_ref(), last.as_ref()]
         .into_iter()
         .flatten()
-        .find(|v| v.same_content(&version) && !crate::drafts::closed(v))
+        .find(|v| v.same_content(&version) && !super::drafts::closed(v))
         .cloned();
     if let Some(same) = same {
         event.operation = Some(format!(
@@ -447,7 +448,7 @@ async fn save_draft(
             Ok(_) => axum::Json(json!({
                 "connector": id,
                 "version": same.version,
-                "state": crate::drafts::state(&same, current_number),
+                "state": super::drafts::state(&same, current_number),
                 "active": current_number,
                 "unchanged": true,
                 "content": content,
@@ -580,7 +581,7 @@ async fn versions(
             json!({
                 "version": v.version,
                 "current": Some(v.version) == current,
-                "state": crate::drafts::state(v, current),
+                "state": super::drafts::state(v, current),
                 "created_at": v.created_at,
                 "created_by": v.created_by,
                 "activated_at": v.activated_at,
@@ -721,7 +722,7 @@ async fn test_connector(
         return refused(&app, &request_id, event, not_owner()).await;
     }
     let body: TestBody =
-        match crate::query::parse_json(&headers, body, "{operation, subject: {id_number}}") {
+        match super::body::json(&headers, body, "{operation, subject: {id_number}}") {
             Ok(body) => body,
             Err(p) => return refused(&app, &request_id, event, p).await,
         };
@@ -735,7 +736,7 @@ async fn test_connector(
     event.operation = Some(format!("connector.test {id}.{}", body.operation));
     let subject = if operation.subject == connectors::definition::SubjectKey::IdNumber {
         connectors::subject::IdNumber::parse(&body.subject.id_number)
-            .map(crate::query::SubjectKeyValue::Id)
+            .map(crate::lookup::SubjectKeyValue::Id)
             .map_err(|_| {
                 Problem::new(
                     ProblemKind::InvalidIdNumber,
@@ -743,13 +744,13 @@ async fn test_connector(
                 )
             })
     } else {
-        crate::query::household_number(body.subject.id_number.clone())
+        crate::lookup::household_number(body.subject.id_number.clone()).map_err(Problem::from)
     };
     let subject = match subject {
         Ok(subject) => subject,
         Err(p) => return refused(&app, &request_id, event, p).await,
     };
-    let mut answer = crate::drafts::try_operation(
+    let mut answer = super::drafts::try_operation(
         &app,
         connector,
         &body.operation,
@@ -759,7 +760,7 @@ async fn test_connector(
     )
     .await;
     if let Err(e) = app.audit.append(event).await {
-        return crate::server::audit_unavailable(&request_id, &e);
+        return super::error::audit_unavailable(&request_id, &e);
     }
     if let Some(map) = answer.as_object_mut() {
         map.remove("ok");

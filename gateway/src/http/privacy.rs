@@ -19,13 +19,14 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
+use super::problem::{Problem, ProblemKind};
+use super::{Authenticated, Peer, RequestId};
+use crate::app::App;
 use crate::audit::anomalies::Thresholds;
 use crate::audit::search::{ExportFormat, Filter, OutcomeClass, SearchError};
 use crate::audit::{AuditCaller, AuditEvent};
 use crate::auth::{Caller, Role};
 use crate::labels::Lang;
-use crate::problem::{Problem, ProblemKind};
-use crate::server::{App, Authenticated, Peer, RequestId};
 
 /// The rule named when a caller without the role asks.
 pub const OFFICER_RULE: &str = "privacy-officer-only";
@@ -150,7 +151,7 @@ impl<T: DeserializeOwned + Shape> Call<T> {
             .with("reason", "role")
             .for_request(&request_id));
         }
-        let body = crate::query::parse_json::<T>(headers, body, T::EXPECTED)
+        let body = super::body::json::<T>(headers, body, T::EXPECTED)
             .map_err(|problem| problem.for_request(&request_id))?;
         Ok(Call {
             app,

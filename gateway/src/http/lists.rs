@@ -17,10 +17,11 @@ use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::admin::{may_administer, not_admin, registry_unavailable};
+use super::admin::{may_administer, not_admin, registry_unavailable};
+use super::problem::{Problem, ProblemKind};
+use super::{Authenticated, RequestId};
+use crate::app::App;
 use crate::auth::Role;
-use crate::problem::{Problem, ProblemKind};
-use crate::server::{App, Authenticated, RequestId};
 
 /// The most items one page holds.
 pub const MAX_LIMIT: usize = 200;
@@ -301,7 +302,7 @@ pub(crate) async fn connectors(
             .iter()
             .filter(|v| {
                 matches!(
-                    crate::drafts::state(v, current),
+                    super::drafts::state(v, current),
                     "draft" | "awaiting_review"
                 )
             })

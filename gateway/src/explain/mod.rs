@@ -1,15 +1,18 @@
 //! `gateway policy explain`: the decision for one caller, connector, operation and
 //! purpose, field by field — returned or withheld, the mask, and the rule — without
-//! calling any department.
+//! calling any department; and golden test cases of policies ([`golden`]). Works on
+//! a loaded configuration, so it sits above `config` and `policy`.
+
+pub mod golden;
 
 use std::fmt::Write as _;
 
 use chrono::NaiveDate;
 use serde::Deserialize;
 
-use super::{FieldPlan, RefusalReason};
 use crate::auth::{Caller, Role};
 use crate::config::ActiveConfig;
+use crate::policy::{FieldPlan, RefusalReason};
 
 /// A caller as written in a claims file or a golden case (what a token would carry).
 #[derive(Debug, Clone, Deserialize)]

@@ -16,8 +16,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use crate::problem::{Problem, ProblemKind};
-use crate::server::App;
+use super::problem::{Problem, ProblemKind};
+use crate::app::App;
 
 type Labels = Vec<(String, String)>;
 
@@ -28,8 +28,8 @@ const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=
 /// busy each department is, and who is being refused).
 pub(crate) async fn metrics(
     State(app): State<App>,
-    crate::server::RequestId(request_id): crate::server::RequestId,
-    crate::server::Authenticated(caller): crate::server::Authenticated,
+    super::RequestId(request_id): super::RequestId,
+    super::Authenticated(caller): super::Authenticated,
 ) -> Response {
     if !caller.has_role(crate::auth::Role::Operator) {
         return Problem::new(

@@ -36,18 +36,19 @@ use connectors::definition::{LeafField, Sharing};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::admin::{commit, may_administer, refused, registry_unavailable, short};
+use super::admin::{commit, may_administer, refused, registry_unavailable, short};
+use super::lists::ListQuery;
+use super::problem::{Problem, ProblemKind};
+use super::{Authenticated, Peer, RequestId};
+use crate::app::App;
 use crate::audit::{AuditCaller, AuditEvent};
 use crate::auth::{Caller, Role};
 use crate::config::{ActiveConfig, ActiveConnector};
-use crate::lists::ListQuery;
 use crate::mask::Mask;
 use crate::policy::{Grant, Quota, china_today};
-use crate::problem::{Problem, ProblemKind};
 use crate::registry::{
     AccessRequest, Change, GrantRecord, Origin, RequestState, Revocation, Snapshot,
 };
-use crate::server::{App, Authenticated, Peer, RequestId};
 
 /// How many working days (Monday to Friday) a department has to answer a request,
 /// unless `gateway.yaml` says otherwise (`access_requests.deadline_working_days`).
@@ -340,7 +341,7 @@ fn body_or_default<T: serde::de::DeserializeOwned + Default>(
     if matches!(&body, Ok(b) if b.is_empty()) {
         return Ok(T::default());
     }
-    crate::query::parse_json(headers, body, expected)
+    super::body::json(headers, body, expected)
 }
 
 fn admin_event(
@@ -778,7 +779,7 @@ async fn create_request(
             return refused(&app, &request_id, event, p).await;
         }
     };
-    let body: NewRequest = match crate::query::parse_json(&headers, body, NEW_REQUEST_SHAPE) {
+    let body: NewRequest = match super::body::json(&headers, body, NEW_REQUEST_SHAPE) {
         Ok(body) => body,
         Err(p) => return refused(&app, &request_id, event, p).await,
     };

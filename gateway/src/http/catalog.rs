@@ -12,8 +12,9 @@ use axum::routing::get;
 use connectors::definition::Sharing;
 use serde_json::{Value, json};
 
+use super::Authenticated;
+use crate::app::App;
 use crate::config::ActiveConfig;
-use crate::server::{App, Authenticated};
 
 pub(crate) fn routes() -> Router<App> {
     Router::new().route("/v1/catalog", get(catalog))

@@ -1,0 +1,97 @@
+//! The gateway's shared state, free of any front end: the active configuration, the
+//! stores, the authenticator, the limits, the audit log and where configuration
+//! changes go. The HTTP layer ([`crate::http`]) and the command line hold one; the
+//! domain never sees it whole (a lookup takes [`crate::lookup::Services`]).
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use crate::audit::{AuditLog, AuditReader};
+use crate::auth::Authenticator;
+use crate::config::ActiveConfig;
+use crate::limits::{GovernorState, RateLimits};
+use crate::live::Live;
+use crate::mask::PseudonymKey;
+use crate::store::Store;
+
+/// What every request handler shares.
+#[derive(Debug, Clone)]
+pub struct App {
+    /// The active configuration; swapped whole, read without locks.
+    pub config: Arc<ArcSwap<ActiveConfig>>,
+    pub store: Arc<dyn Store>,
+    pub auth: Arc<Authenticator>,
+    /// The key of subject pseudonyms and the `pseudonym` mask.
+    pub pseudonym: Arc<PseudonymKey>,
+    /// Where every answer is recorded before it is sent.
+    pub audit: Arc<dyn AuditLog>,
+    /// Where the privacy officer's API reads the log.
+    pub audit_reader: Arc<dyn AuditReader>,
+    /// The callers' rate limits, grant quotas and departments' capacities.
+    pub limits: Arc<RateLimits>,
+    /// Where the configuration comes from; changes go through it.
+    pub live: Arc<Live>,
+    /// How far each witness is behind (none when no witness is configured).
+    pub witnesses: Arc<[Arc<crate::witness::sender::WitnessStatus>]>,
+}
+
+impl App {
+    pub fn new(
+        config: ActiveConfig,
+        live: Arc<Live>,
+        store: Arc<dyn Store>,
+        auth: Arc<Authenticator>,
+        pseudonym: Arc<PseudonymKey>,
+        audit: Arc<dyn AuditLog>,
+        audit_reader: Arc<dyn AuditReader>,
+    ) -> App {
+        let limits = Arc::new(RateLimits::new(
+            &config.rate_limits,
+            Arc::new(GovernorState::new()),
+            store.day_counts(),
+        ));
+        App {
+            config: Arc::new(ArcSwap::from_pointee(config)),
+            store,
+            auth,
+            pseudonym,
+            audit,
+            audit_reader,
+            limits,
+            live,
+            witnesses: Arc::new([]),
+        }
+    }
+
+    /// The app with the witnesses' statuses shown in `/metrics`.
+    pub fn with_witnesses(
+        mut self,
+        witnesses: Vec<Arc<crate::witness::sender::WitnessStatus>>,
+    ) -> App {
+        self.witnesses = witnesses.into();
+        self
+    }
+
+    /// Checks `changes`, records `event`, commits them and puts the configuration
+    /// they make in force (see [`Live::change`]).
+    pub async fn change(
+        &self,
+        changes: Vec<crate::registry::Change>,
+        event: crate::audit::AuditEvent,
+    ) -> Result<crate::live::Changed, crate::live::ChangeError> {
+        self.live
+            .change(&self.config, &*self.audit, changes, event)
+            .await
+    }
+}
+
+impl App {
+    /// What a lookup needs of the app.
+    pub fn services(&self) -> crate::lookup::Services<'_> {
+        crate::lookup::Services {
+            pseudonym: &self.pseudonym,
+            limits: &self.limits,
+        }
+    }
+}

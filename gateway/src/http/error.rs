@@ -1,0 +1,304 @@
+//! Where every error becomes an answer: the one place a domain error turns into a
+//! [`Problem`] (RFC 9457), and a `Problem` into an HTTP response.
+//!
+//! Which to use when: a handler returns `Result<_, Problem>` and uses `?` on domain
+//! errors, which convert here (`From` impls). A lookup's failures are
+//! [`LookupError`](crate::lookup::LookupError); the caller's and the department's
+//! limits are [`Limited`](crate::limits::Limited); a department's failure is a
+//! [`FetchError`](connectors::FetchError); authentication failures answer 401 with a
+//! challenge ([`unauthenticated`]); an audit log that cannot record answers 503 and
+//! nothing else ([`audit_unavailable`]). Every `detail` is written here or by the
+//! gateway, never copied from the request or a department.
+
+use std::fmt::Write as _;
+
+use axum::http::{HeaderName, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use connectors::FetchError;
+
+use super::problem::{PROBLEM_JSON, Problem, ProblemKind};
+use crate::auth::AuthError;
+use crate::limits::{self, Limited};
+use crate::lookup::{LookupError, SubjectError};
+use crate::policy::Refusal;
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let mut response = (self.kind.status(), self.body().to_string()).into_response();
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        for (name, value) in self.headers {
+            response.headers_mut().append(name, value);
+        }
+        response
+    }
+}
+
+/// The answer when the audit log cannot record a request: 503 and nothing else.
+pub(crate) fn audit_unavailable(request_id: &str, error: &dyn std::fmt::Display) -> Response {
+    tracing::error!(request_id, error = %error, "the audit log could not record a request; nothing was returned");
+    Problem::new(
+        ProblemKind::AuditUnavailable,
+        "The audit log could not record this request, so nothing was returned.",
+    )
+    .for_request(request_id)
+    .into_response()
+}
+
+/// A 401 answer: which check failed, never the token.
+pub(crate) fn unauthenticated(error: AuthError, request_id: &str) -> Response {
+    let detail = match error.claim() {
+        Some(claim) => format!(
+            "Send a valid bearer token in the Authorization header: this one lacks the `{claim}` claim."
+        ),
+        None => "Send a valid bearer token in the Authorization header.".to_owned(),
+    };
+    let mut problem =
+        Problem::new(ProblemKind::Unauthenticated, detail).with("reason", error.described());
+    if let Some(claim) = error.claim() {
+        problem = problem.with("claim", claim);
+    }
+    let mut response = problem.for_request(request_id).into_response();
+    // RFC 6750 §3.1: a request without credentials gets a bare challenge.
+    let challenge = if error == AuthError::Missing {
+        "Bearer".to_owned()
+    } else {
+        format!(
+            "Bearer error=\"invalid_token\", error_description=\"{}\"",
+            error.described()
+        )
+    };
+    if let Ok(value) = HeaderValue::from_str(&challenge) {
+        response
+            .headers_mut()
+            .insert(axum::http::header::WWW_AUTHENTICATE, value);
+    }
+    response
+}
+
+/// The 429 answer: `department-capacity` for a connector's capacity, `rate-limited`
+/// otherwise; members `limit`, `retry_after_s` and, for a request of several
+/// lookups, `lookups`; headers `Retry-After`, `RateLimit-Policy` and `RateLimit`.
+pub(crate) fn limited(limited: &Limited) -> Problem {
+    let this = limited;
+    let secs = this.retry_after_s();
+    let rate = this.rate.describe();
+    let (kind, detail) = if let Some(connector) = this.limit.strip_prefix(limits::CONNECTOR_PREFIX)
+    {
+        (
+            ProblemKind::DepartmentCapacity,
+            format!(
+                "The department's system behind connector `{connector}` takes at most \
+                 {rate} through the gateway, and that capacity is in use. This is not \
+                 a limit on you. Try again in {secs} s."
+            ),
+        )
+    } else {
+        let which = match this.limit.as_str() {
+            "user" => "your own rate limit".to_owned(),
+            "township" => "your township's rate limit, shared by its users".to_owned(),
+            other => match other.strip_prefix(limits::GRANT_PREFIX) {
+                Some(grant) => match grant.strip_suffix(limits::USER_SHARE_SUFFIX) {
+                    Some(grant) => format!(
+                        "your own share of the daily quota of grant `{grant}` (one user \
+                         may not use up the township's quota)"
+                    ),
+                    None => format!("the quota of grant `{grant}`"),
+                },
+                None => format!("the `{other}` limit"),
+            },
+        };
+        // A grant's daily quota is a calendar day; a rate of N per day is a bucket.
+        let reset = if this.rate.window_s == limits::DAY_S
+            && this.limit.starts_with(limits::GRANT_PREFIX)
+        {
+            " Daily quotas start again at midnight, China Standard Time."
+        } else {
+            ""
+        };
+        let cost = if this.cost > this.rate.burst {
+            format!(
+                " This request needs {} department lookups at once, more than the limit \
+                 ever allows at once; the operator must raise its burst.",
+                this.cost
+            )
+        } else if this.cost > 1 {
+            format!(" This request needs {} department lookups.", this.cost)
+        } else {
+            String::new()
+        };
+        (
+            ProblemKind::RateLimited,
+            format!("You have reached {which} ({rate}).{cost}{reset} Try again in {secs} s."),
+        )
+    };
+    let mut problem = Problem::new(kind, detail)
+        .with("limit", this.limit.as_str())
+        .with("retry_after_s", secs)
+        .header(header::RETRY_AFTER, HeaderValue::from(secs));
+    if this.cost > 1 {
+        problem = problem.with("lookups", this.cost);
+    }
+    // RateLimit header fields, draft-ietf-httpapi-ratelimit-headers-11 (§3, §4):
+    // `RateLimit-Policy` is a List of Items whose value is an sf-string naming the
+    // policy, with `q` (quota) and `w` (window, seconds); `RateLimit` names the same
+    // policy with `r` (available quota) and `t` (seconds within which no more than
+    // `r` is available).
+    let name = sf_string(&this.limit);
+    let policy = format!("{name};q={};w={}", this.rate.count, this.rate.window_s);
+    let current = format!("{name};r=0;t={secs}");
+    for (field, value) in [("ratelimit-policy", policy), ("ratelimit", current)] {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            problem = problem.header(HeaderName::from_static(field), value);
+        }
+    }
+    problem
+}
+
+impl From<Limited> for Problem {
+    fn from(limited: Limited) -> Problem {
+        self::limited(&limited)
+    }
+}
+
+/// `s` as a Structured Field String (RFC 9651 §3.3.3): quoted, `"` and `\` escaped.
+/// An sf-string holds printable ASCII only, so any other character is written as the
+/// percent-encoded bytes of its UTF-8 (the `limit` body member keeps the name as is).
+fn sf_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len().saturating_add(2));
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            ' '..='~' => out.push(c),
+            _ => {
+                let mut buf = [0u8; 4];
+                for byte in c.encode_utf8(&mut buf).bytes() {
+                    let _ = write!(out, "%{byte:02X}");
+                }
+            }
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A department's failure: names the connector, never echoes its answer.
+pub(crate) fn fetch_problem(connector: &str, e: &FetchError) -> Problem {
+    let problem = match e {
+        FetchError::UnknownOperation => Problem::new(
+            ProblemKind::UnknownOperation,
+            "The connector has no operation with this name.",
+        ),
+        FetchError::NotFound => Problem::new(
+            ProblemKind::SubjectNotFound,
+            "The department has no record for this subject.",
+        ),
+        FetchError::Timeout => Problem::new(
+            ProblemKind::UpstreamTimeout,
+            "The department's system did not answer within the connector's time limit.",
+        ),
+        FetchError::Unavailable => Problem::new(
+            ProblemKind::UpstreamUnavailable,
+            "The department's system could not be reached.",
+        ),
+        FetchError::Status(status) => Problem::new(
+            ProblemKind::UpstreamError,
+            "The department's system answered with an HTTP error.",
+        )
+        .with("upstream_status", *status),
+        FetchError::Rejected => Problem::new(
+            ProblemKind::UpstreamError,
+            "The department's system reported an error in its answer.",
+        ),
+        FetchError::Oversize { limit } => Problem::new(
+            ProblemKind::UpstreamOversize,
+            "The department's answer exceeded the connector's size limit and was discarded.",
+        )
+        .with("limit_bytes", *limit),
+        FetchError::Malformed => Problem::new(
+            ProblemKind::UpstreamMalformed,
+            "The department's answer is not well-formed JSON in the declared envelope.",
+        ),
+        FetchError::Mapping(m) => Problem::new(
+            ProblemKind::UpstreamSchemaViolation,
+            "The department's record does not fit the connector's mapping; nothing of it was returned.",
+        )
+        .with("field", m.field.clone())
+        .with("upstream_path", m.from.clone())
+        .with("rule", m.rule.clone()),
+    };
+    problem.with("connector", connector)
+}
+
+impl From<LookupError> for Problem {
+    fn from(error: LookupError) -> Problem {
+        match error {
+            LookupError::Refused(refusal) => forbidden(refusal),
+            LookupError::Limited(limited) => limited.into(),
+            LookupError::Busy { connector, limited } => {
+                self::limited(&limited).with("connector", connector)
+            }
+            LookupError::NotFound { connector } => {
+                fetch_problem(&connector, &FetchError::NotFound)
+            }
+            LookupError::Upstream { connector, error } => fetch_problem(&connector, &error),
+            LookupError::Schema {
+                connector,
+                violation,
+            } => Problem::new(
+                ProblemKind::UpstreamSchemaViolation,
+                "The department's record violates the connector's schema; nothing of it was returned.",
+            )
+            .with("connector", connector)
+            .with("schema_path", violation.schema_path)
+            .with("instance_path", violation.instance_path),
+            LookupError::Disabled {
+                connector,
+                department,
+            } => {
+                let mut problem = Problem::new(
+                    ProblemKind::ConnectorDisabled,
+                    "The department has switched this connector off for now; nothing was looked up.",
+                )
+                .with("connector", connector);
+                if let Some((id, name)) = department {
+                    problem = problem.with("department", serde_json::json!({"id": id, "name": name}));
+                }
+                problem
+            }
+            LookupError::NotConfigured { .. } => Problem::new(
+                ProblemKind::Internal,
+                "The form names a connector operation that is not configured.",
+            ),
+        }
+    }
+}
+
+/// A policy refusal as a 403 naming the deciding rule.
+pub(crate) fn forbidden(refusal: Refusal) -> Problem {
+    Problem::new(ProblemKind::Forbidden, refusal.detail)
+        .with("rule", refusal.rule)
+        .with("reason", refusal.reason.as_str())
+}
+
+impl From<SubjectError> for Problem {
+    fn from(error: SubjectError) -> Problem {
+        let kind = match error {
+            SubjectError::IdNumber(_) => ProblemKind::InvalidIdNumber,
+            _ => ProblemKind::InvalidRequest,
+        };
+        let mut problem = Problem::new(kind, error.to_string());
+        if let SubjectError::IdNumber(e) = &error {
+            problem = problem.with("check", e.code());
+        }
+        if let Some(at) = error.at() {
+            problem = problem.with("at", at);
+        }
+        problem
+    }
+}

@@ -1,0 +1,166 @@
+//! The HTTP front end: the router, the request context every route runs in (request
+//! id, no query strings, access log without personal data), and one file of routes
+//! per area. It depends on the domain; the domain never depends on it.
+//!
+//! - [`extract`]: request id, peer, authenticated caller; [`body`]: the one JSON body
+//!   reader; [`error`]: domain errors into [`problem`]s into responses;
+//! - routes: [`query`] (`/v1/query`), [`forms`], [`privacy`], [`admin`], [`drafts`],
+//!   [`review`], [`access`], [`catalog`], [`lists`] (query strings of list routes),
+//!   [`health`], [`metrics`].
+//!
+//! [`serve`] takes an already bound listener and a shutdown future, so tests bind
+//! port 0 and the binary binds what the config or `--listen` says. Background tasks
+//! (rate-limit sweeper, configuration watcher) are started by
+//! [`crate::startup`], not here.
+
+pub mod access;
+pub mod admin;
+pub(crate) mod body;
+pub mod catalog;
+pub mod drafts;
+pub mod error;
+pub mod extract;
+pub mod forms;
+pub mod health;
+pub(crate) mod labels;
+pub mod lists;
+pub mod metrics;
+pub mod privacy;
+pub mod problem;
+pub mod query;
+pub(crate) mod request;
+pub mod review;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Request};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use crate::app::App;
+use error::unauthenticated;
+pub use extract::{Authenticated, Peer, RequestId};
+pub use problem::{Problem, ProblemKind};
+
+/// The gateway's routes (routes only: [`crate::startup`] starts the background tasks).
+pub fn router(app: App) -> Router {
+    let max_body = app.config.load().limits.max_request_bytes;
+    Router::new()
+        .route("/v1/query", post(query::query))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/problems/{slug}", get(problem_doc))
+        .merge(privacy::routes())
+        .merge(forms::routes())
+        .merge(admin::routes())
+        .merge(drafts::routes())
+        .merge(review::routes())
+        .merge(access::routes())
+        .merge(catalog::routes())
+        .route("/metrics", get(metrics::metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn(request_context))
+        .with_state(app)
+}
+
+/// The metrics listener's routes: `/metrics` without a token, nothing else.
+pub fn metrics_router(app: App) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics::exposition))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(request_context))
+        .with_state(app)
+}
+
+/// Serves until `shutdown` completes, then finishes in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    app: App,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router(app).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+async fn request_context(mut request: Request, next: Next) -> Response {
+    let id = uuid::Uuid::now_v7().to_string();
+    let started = Instant::now();
+    let method = request.method().clone();
+    // Log the route template, never the raw path or query: they could carry data.
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "(unmatched)".to_owned(), |p| p.as_str().to_owned());
+    let mut response = if let Err(e) = crate::auth::refuse_token_in_query(request.uri()) {
+        // A token in a URL is an authentication failure, whatever else the URL says.
+        unauthenticated(e, &id)
+    } else if let Err(problem) = lists::check(
+        request.method().as_str(),
+        request.uri().path(),
+        request.uri().query(),
+    ) {
+        // Only listed routes take a query string, and only their parameters.
+        problem.for_request(&id).into_response()
+    } else {
+        request.extensions_mut().insert(RequestId(id.clone()));
+        next.run(request).await
+    };
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    tracing::debug!(
+        request_id = %id,
+        %method,
+        route,
+        status = response.status().as_u16(),
+        elapsed_us = started.elapsed().as_micros() as u64,
+        "http"
+    );
+    response
+}
+
+async fn not_found(RequestId(id): RequestId) -> Response {
+    Problem::new(ProblemKind::NotFound, "Nothing is served at this path.")
+        .for_request(&id)
+        .into_response()
+}
+
+async fn method_not_allowed(RequestId(id): RequestId) -> Response {
+    Problem::new(
+        ProblemKind::MethodNotAllowed,
+        "This path does not accept this method.",
+    )
+    .for_request(&id)
+    .into_response()
+}
+
+/// Documents a problem type at its own `type` URI.
+async fn problem_doc(Path(slug): Path<String>, RequestId(id): RequestId) -> Response {
+    match ProblemKind::from_slug(&slug) {
+        Some(kind) => (
+            StatusCode::OK,
+            axum::Json(json!({
+                "type": kind.type_uri(),
+                "title": kind.title(),
+                "status": kind.status().as_u16(),
+                "about": kind.about(),
+            })),
+        )
+            .into_response(),
+        None => not_found(RequestId(id)).await,
+    }
+}

@@ -1,0 +1,242 @@
+//! The one bootstrap: from a loaded configuration to a gateway ready to serve.
+//! `gateway serve`, `gateway demo`, the end-to-end tests and the benchmark (which
+//! runs `gateway serve`) all start the gateway through [`Application::build`], so
+//! they open the same stores, record the configuration the same way and start the
+//! same background tasks (rate-limit sweeper, configuration watcher, witness
+//! senders).
+//!
+//! [`Application::run_until`] serves until a shutdown future completes, then keeps
+//! the exact daily quota counts, records what the audit log has queued and signs the
+//! chain's head, and gives the witnesses a few seconds to take that last checkpoint.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::app::App;
+use crate::audit::{AuditLog, SqliteAudit, SqliteAuditReader};
+use crate::auth::Authenticator;
+use crate::config::ActiveConfig;
+use crate::live::Live;
+use crate::mask::PseudonymKey;
+use crate::store::SqliteStore;
+use crate::witness::client::WitnessClient;
+use crate::witness::sender::Witnesses;
+
+/// How long a gateway waits at exit for the witnesses to take the last checkpoint.
+const WITNESS_GRACE: Duration = Duration::from_secs(5);
+
+/// What a gateway is built from: a loaded configuration and where it came from, and
+/// what was loaded beside it.
+#[derive(Debug)]
+pub struct Settings {
+    /// Where the configuration comes from; changes go through it.
+    pub live: Arc<Live>,
+    /// The configuration loaded from `live`; its `data_dir` holds the stores.
+    pub config: ActiveConfig,
+    pub auth: Authenticator,
+    /// The key of subject pseudonyms and the `pseudonym` mask.
+    pub pseudonym: PseudonymKey,
+    /// Where to listen (port 0: any free port; see [`Application::addr`]).
+    pub listen: SocketAddr,
+    /// Where to serve `/metrics` without a token, if anywhere.
+    pub metrics_listen: Option<SocketAddr>,
+    /// HTTPS (and mTLS) instead of plain HTTP.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The witnesses the audit log's checkpoints are sent to.
+    pub witness_clients: Vec<WitnessClient>,
+    /// The audit log to record into; by default the SQLite log in the data directory.
+    pub audit: Option<Arc<dyn AuditLog>>,
+}
+
+/// Why a gateway could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Store(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr} (metrics_listen): {source}")]
+    MetricsListen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the audit log: {0}")]
+    Audit(String),
+    #[error("the audit checkpoint key: {0}")]
+    CheckpointKey(String),
+    #[error("the audit log cannot record the configuration: {0}")]
+    RecordConfig(String),
+}
+
+/// A gateway ready to serve.
+#[derive(Debug)]
+pub struct Application {
+    app: App,
+    listener: TcpListener,
+    addr: SocketAddr,
+    metrics_listener: Option<TcpListener>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    /// The SQLite audit log, when the gateway opened it (flushed at exit).
+    sqlite_audit: Option<SqliteAudit>,
+    witnesses: Option<Witnesses>,
+    background: Vec<JoinHandle<()>>,
+}
+
+impl Application {
+    /// Opens the stores in the configuration's data directory, binds the listeners,
+    /// records the configuration in the audit log and starts the background tasks.
+    /// Call inside a Tokio runtime.
+    pub async fn build(settings: Settings) -> Result<Application, StartError> {
+        let Settings {
+            live,
+            config,
+            auth,
+            pseudonym,
+            listen,
+            metrics_listen,
+            tls,
+            witness_clients,
+            audit,
+        } = settings;
+        let data_dir = config.data_dir.clone();
+        let store = SqliteStore::open(&data_dir).map_err(|e| StartError::Store(e.to_string()))?;
+        let listener = TcpListener::bind(listen)
+            .await
+            .map_err(|source| StartError::Listen {
+                addr: listen,
+                source,
+            })?;
+        let addr = listener.local_addr().unwrap_or(listen);
+        let metrics_listener = match metrics_listen {
+            Some(at) => Some(
+                TcpListener::bind(at)
+                    .await
+                    .map_err(|source| StartError::MetricsListen { addr: at, source })?,
+            ),
+            None => None,
+        };
+        let (audit, sqlite_audit, witnesses): (Arc<dyn AuditLog>, _, _) = match audit {
+            Some(audit) => (audit, None, None),
+            None => {
+                let log = SqliteAudit::open(&data_dir, config.audit.options())
+                    .map_err(|e| StartError::Audit(e.to_string()))?;
+                let key = match crate::audit::checkpoint_public_key(&data_dir, false) {
+                    Ok(key) => key,
+                    Err(e) => {
+                        log.shutdown().await;
+                        return Err(StartError::CheckpointKey(e.to_string()));
+                    }
+                };
+                let witnesses = crate::witness::sender::start(
+                    data_dir.clone(),
+                    key,
+                    witness_clients,
+                    log.checkpoints(),
+                );
+                (Arc::new(log.clone()), Some(log), Some(witnesses))
+            }
+        };
+        if let Err(e) = crate::config::record_loaded(&*audit, &config).await {
+            if let Some(log) = &sqlite_audit {
+                log.shutdown().await;
+            }
+            return Err(StartError::RecordConfig(e.to_string()));
+        }
+        let mut app = App::new(
+            config,
+            live,
+            Arc::new(store),
+            Arc::new(auth),
+            Arc::new(pseudonym),
+            audit,
+            Arc::new(SqliteAuditReader::new(&data_dir)),
+        );
+        if let Some(witnesses) = &witnesses {
+            app = app.with_witnesses(witnesses.statuses());
+        }
+        let background = vec![
+            app.limits.spawn_sweeper(),
+            Live::spawn_watcher(&app.live, &app.config, &app.audit),
+        ];
+        Ok(Application {
+            app,
+            listener,
+            addr,
+            metrics_listener,
+            tls,
+            sqlite_audit,
+            witnesses,
+            background,
+        })
+    }
+
+    /// Where the gateway listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Where `/metrics` is served without a token, if anywhere.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+    }
+
+    /// The gateway's shared state.
+    pub fn app(&self) -> &App {
+        &self.app
+    }
+
+    /// Serves until `shutdown` completes, then finishes in-flight requests, keeps the
+    /// daily quota counts, records what the audit log has queued and gives the
+    /// witnesses a few seconds to take the last checkpoint.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let Application {
+            app,
+            listener,
+            metrics_listener,
+            tls,
+            sqlite_audit,
+            witnesses,
+            background,
+            ..
+        } = self;
+        let limits = app.limits.clone();
+        let metrics = metrics_listener.map(|listener| {
+            tokio::spawn(
+                axum::serve(listener, crate::http::metrics_router(app.clone())).into_future(),
+            )
+        });
+        let served = match tls {
+            Some(tls) => {
+                crate::tls::serve_tls(listener, crate::http::router(app), tls, shutdown).await
+            }
+            None => crate::http::serve(listener, app, shutdown).await,
+        };
+        if let Some(metrics) = metrics {
+            metrics.abort();
+        }
+        for task in background {
+            task.abort();
+        }
+        limits.flush().await;
+        if let Some(log) = sqlite_audit {
+            log.shutdown().await;
+        }
+        if let Some(witnesses) = witnesses {
+            witnesses.finish(WITNESS_GRACE).await;
+        }
+        served
+    }
+}
