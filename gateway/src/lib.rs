@@ -43,6 +43,7 @@
 //! the demo county, and [`cli`] is the command line.
 
 // The pipeline's steps, in order.
+pub mod access;
 pub mod audit;
 pub mod auth;
 pub mod cache;

@@ -311,17 +311,43 @@ struct ConnectorBody {
     schemas: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
-fn as_text(value: &serde_json::Value, yaml: bool) -> Result<String, String> {
+/// The text of a definition or schema sent as a string or an object; `None` for
+/// anything else (the error says so without quoting it).
+fn as_text(value: &serde_json::Value, yaml: bool) -> Option<String> {
     match value {
-        serde_json::Value::String(text) => Ok(text.clone()),
-        serde_json::Value::Object(_) if yaml => {
-            serde_yaml_ng::to_string(value).map_err(|e| e.to_string())
-        }
-        serde_json::Value::Object(_) => {
-            serde_json::to_string_pretty(value).map_err(|e| e.to_string())
-        }
-        _ => Err("must be an object or a string".to_owned()),
+        serde_json::Value::String(text) => Some(text.clone()),
+        serde_json::Value::Object(_) if yaml => serde_yaml_ng::to_string(value).ok(),
+        serde_json::Value::Object(_) => serde_json::to_string_pretty(value).ok(),
+        _ => None,
     }
+}
+
+/// Where a definition that does not parse went wrong, said without quoting it: the
+/// parser's own message can quote what was sent, and a key the sender wrote can be
+/// anything (an ID number), so only the leading path of names a definition could
+/// declare (a letter, then letters, digits, `_` or `-`) and list positions is kept.
+fn unparsed(problem: &connectors::definition::DefinitionProblem) -> serde_json::Value {
+    let mut path = Vec::new();
+    for segment in problem.path.split('.').filter(|s| !s.is_empty()) {
+        let name = segment.split('[').next().unwrap_or_default();
+        let positions = &segment[name.len()..];
+        let declarable = name.len() <= 64
+            && name.starts_with(|c: char| c.is_ascii_lowercase())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+        let indexed = positions
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == '[' || c == ']');
+        if !declarable || !indexed {
+            break;
+        }
+        path.push(segment);
+    }
+    json!({
+        "path": path.join("."),
+        "message": "is not well-formed YAML, or does not have the fields and types a connector definition takes",
+    })
 }
 
 async fn put_connector(
@@ -347,31 +373,26 @@ async fn put_connector(
             Ok(body) => body,
             Err(p) => return refused(&app, &request_id, event, p).await,
         };
-    let definition = match as_text(&body.definition, true) {
-        Ok(text) => text,
-        Err(e) => {
-            return refused(&app, &request_id, event, invalid(format!("definition {e}"))).await;
-        }
+    let Some(definition) = as_text(&body.definition, true) else {
+        let p = invalid("definition must be an object or a string.".to_owned())
+            .with("at", "definition");
+        return refused(&app, &request_id, event, p).await;
     };
     let mut schemas = std::collections::BTreeMap::new();
     for (path, schema) in &body.schemas {
-        match as_text(schema, false) {
-            Ok(text) => {
-                schemas.insert(path.clone(), text);
-            }
-            Err(e) => {
-                let p = invalid(format!("schemas.{path} {e}"));
-                return refused(&app, &request_id, event, p).await;
-            }
-        }
+        let Some(text) = as_text(schema, false) else {
+            // The path is the sender's own key: not echoed.
+            let p = invalid("Each schema must be an object or a string.".to_owned())
+                .with("at", "schemas");
+            return refused(&app, &request_id, event, p).await;
+        };
+        schemas.insert(path.clone(), text);
     }
     let def = match connectors::ConnectorDef::from_yaml(&definition) {
         Ok(def) => def,
         Err(p) => {
-            let problem = invalid("The definition does not parse.".to_owned()).with(
-                "problems",
-                vec![json!({ "path": p.path, "message": p.message })],
-            );
+            let problem = invalid("The definition does not parse.".to_owned())
+                .with("problems", vec![unparsed(&p)]);
             return refused(&app, &request_id, event, problem).await;
         }
     };
@@ -400,7 +421,7 @@ async fn put_connector(
         definition,
         schemas,
         origin: crate::registry::Origin::Api,
-        created_at: super::access::now_rfc3339(),
+        created_at: crate::access::now_rfc3339(),
         created_by: caller.user.clone(),
         review: None,
         activated_at: None,
@@ -789,5 +810,21 @@ mod tests {
         assert_eq!(short("139901197503272291"), "?");
         assert_eq!(short("Hukou"), "?");
         assert_eq!(short(&"a".repeat(81)), "?");
+    }
+
+    #[test]
+    fn a_definition_that_does_not_parse_is_not_quoted_back() {
+        let id = "13990119750327229X";
+        for text in [
+            format!("id: hukou\ntimeout_ms: \"{id}\"\n"),
+            format!("id: hukou\noperations:\n  \"{id}\": [1\n"),
+            format!("id: hukou\n{id}: 1\n"),
+        ] {
+            let problem = connectors::ConnectorDef::from_yaml(&text)
+                .expect_err("the definition does not parse");
+            let shown = unparsed(&problem).to_string();
+            assert!(!shown.contains(id), "{shown}");
+            assert!(!shown.contains("29X"), "{shown}");
+        }
     }
 }

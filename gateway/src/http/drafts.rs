@@ -415,7 +415,7 @@ async fn put_in_force(
         return refused(app, request_id, event, problem).await;
     }
     let target = ConnectorVersion {
-        activated_at: Some(super::access::now_rfc3339()),
+        activated_at: Some(crate::access::now_rfc3339()),
         ..target
     };
     let number = target.version;

@@ -11,112 +11,115 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 use connectors::definition::{ConnectorDef, LeafField, Sharing};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Consumers, Deny, Grant, Jurisdiction, Quota, RowCondition, RowRule, Validity};
 use crate::mask::Mask;
 use crate::purpose::PurposeCatalog;
 
-/// One policy file.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// One policy file. Also what an approved access request writes into the registry
+/// (a file of one grant), so API grants and file grants have one shape.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct PolicyFile {
-    #[serde(default)]
-    pub(crate) grants: Vec<GrantDef>,
-    #[serde(default)]
-    pub(crate) denies: Vec<DenyDef>,
+pub struct PolicyFile {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grants: Vec<GrantDef>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub denies: Vec<DenyDef>,
 }
 
 /// Who a rule applies to. Every selector given must match; within one, any value.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct ConsumersDef {
-    #[serde(default)]
-    roles: Vec<crate::auth::Role>,
+pub struct ConsumersDef {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<crate::auth::Role>,
     /// 9-digit township codes (GB/T 10114).
-    #[serde(default)]
-    townships: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub townships: Vec<String>,
     /// 6-digit county codes: every township of the county.
-    #[serde(default)]
-    counties: Vec<String>,
-    #[serde(default)]
-    apps: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub counties: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub apps: Vec<String>,
 }
 
 /// A field's mask in a grant: a mask, or `default` for the field kind's default.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(untagged)]
-enum MaskDef {
+pub enum MaskDef {
     Default(DefaultWord),
     Mask(Mask),
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
-enum DefaultWord {
+pub enum DefaultWord {
     Default,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-struct RowDef {
+pub struct RowDef {
     /// A top-level field of the record, e.g. `township_code`.
-    field: String,
+    pub field: String,
     /// `caller_township` (equal to the caller's township code) or `caller_county`
     /// (starting with the caller's county code).
-    equals: RowRule,
+    pub equals: RowRule,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-struct ValidityDef {
-    from: Option<NaiveDate>,
-    until: Option<NaiveDate>,
+pub struct ValidityDef {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<NaiveDate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<NaiveDate>,
 }
 
 /// A grant as written.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct GrantDef {
-    id: String,
+pub struct GrantDef {
+    pub id: String,
     #[serde(default)]
-    description: String,
-    consumers: ConsumersDef,
-    connector: String,
-    operations: Vec<String>,
-    purposes: Vec<String>,
+    pub description: String,
+    pub consumers: ConsumersDef,
+    pub connector: String,
+    pub operations: Vec<String>,
+    pub purposes: Vec<String>,
     /// Leaf field path (`name`, `children[].birth_date`) → mask.
-    fields: BTreeMap<String, MaskDef>,
-    #[serde(default)]
-    row: Option<RowDef>,
+    pub fields: BTreeMap<String, MaskDef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row: Option<RowDef>,
     /// `township`: the grant holds only for subjects who live in the caller's
     /// township, as the county's authority for residence says.
-    #[serde(default)]
-    jurisdiction: Option<Jurisdiction>,
-    #[serde(default)]
-    valid: Option<ValidityDef>,
-    #[serde(default)]
-    quota: Option<Quota>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jurisdiction: Option<Jurisdiction>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid: Option<ValidityDef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<Quota>,
     /// Keeps accesses out of citizens' access reports for a while (an enforcement
     /// case must not be tipped off): `disclosure: { delay_days: 180 }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disclosure: Option<DisclosureDef>,
     #[serde(default)]
-    disclosure: Option<DisclosureDef>,
+    pub legal_basis: String,
     #[serde(default)]
-    legal_basis: String,
-    #[serde(default)]
-    approver: String,
+    pub approver: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-struct DisclosureDef {
-    delay_days: u32,
+pub struct DisclosureDef {
+    pub delay_days: u32,
 }
 
 /// A deny rule as written. Without `fields`, the whole lookup is refused.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct DenyDef {
+pub struct DenyDef {
     id: String,
     reason: String,
     consumers: ConsumersDef,

@@ -27,7 +27,7 @@ pub use crate::active::FieldNode;
 use crate::auth::{Caller, Role};
 use crate::mask::{Mask, MaskContext};
 
-pub(crate) mod file;
+pub mod file;
 
 /// Who a rule applies to: every selector given must match; within one, any value.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

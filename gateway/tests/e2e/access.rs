@@ -833,7 +833,7 @@ async fn the_overdue_list_holds_only_pending_requests_past_their_deadline() {
     let asked = post_as(&gw, REQUESTS, &lead(&gw), &elderly_request()).await;
     assert_eq!(asked.status, 201, "{}", asked.text);
     let id = asked.json["id"].as_str().expect("id").to_owned();
-    let due = gateway::http::access::add_working_days(gateway::policy::china_today(), 3);
+    let due = gateway::access::add_working_days(gateway::policy::china_today(), 3);
     assert_eq!(asked.json["deadline"], due.to_string());
     // A fresh request is due in ten working days, so nothing is overdue yet (the
     // listing filter itself is unit-tested with a back-dated request).

@@ -1,0 +1,206 @@
+//! How requests and grants are answered: the same members for file and API grants.
+
+use super::*;
+
+// Views
+
+/// A request as answered. An approved request whose grant was revoked shows
+/// `state: revoked` and `revoked: {at, by}`.
+pub(super) fn request_view(
+    request: &AccessRequest,
+    today: NaiveDate,
+    revoked: Option<&Revocation>,
+) -> Value {
+    let mut view = serde_json::to_value(request).unwrap_or_default();
+    if let Value::Object(map) = &mut view {
+        map.insert("overdue".into(), Value::Bool(is_overdue(request, today)));
+        match revoked {
+            Some(r) if request.state == RequestState::Approved => {
+                map.insert("state".into(), json!("revoked"));
+                map.insert("revoked".into(), json!({"at": r.at, "by": r.by}));
+            }
+            _ => {
+                map.insert("revoked".into(), Value::Null);
+            }
+        }
+    }
+    view
+}
+
+/// The revocation of each revoked API grant, by grant id.
+pub(super) async fn revocations(
+    app: &App,
+    request_id: &str,
+) -> Result<BTreeMap<String, Revocation>, Response> {
+    let grants = app
+        .live
+        .registry()
+        .grants()
+        .await
+        .map_err(|e| registry_unavailable(request_id, &e))?;
+    Ok(grants
+        .into_iter()
+        .filter_map(|g| g.revoked.map(|r| (g.id, r)))
+        .collect())
+}
+
+/// The state a request shows (`revoked` for an approved one whose grant was revoked).
+pub(super) fn shown_state(
+    request: &AccessRequest,
+    revoked: &BTreeMap<String, Revocation>,
+) -> &'static str {
+    let revoked = request
+        .grant_id
+        .as_ref()
+        .is_some_and(|g| revoked.contains_key(g));
+    match request.state {
+        RequestState::Approved if revoked => "revoked",
+        RequestState::Pending => "pending",
+        RequestState::Approved => "approved",
+        RequestState::Refused => "refused",
+        RequestState::Withdrawn => "withdrawn",
+    }
+}
+
+/// A grant as answered: the same members for file and API grants.
+pub(super) struct GrantView {
+    id: String,
+    description: String,
+    consumers: Value,
+    connector: String,
+    operations: Vec<String>,
+    purposes: Vec<String>,
+    fields: Value,
+    row: Option<String>,
+    valid_from: Option<NaiveDate>,
+    valid_until: Option<NaiveDate>,
+    quota: Option<Quota>,
+    legal_basis: String,
+    approver: String,
+}
+
+impl GrantView {
+    fn of_grant(g: &Grant) -> GrantView {
+        let mut consumers = serde_json::Map::new();
+        let roles: Vec<&str> = g.consumers.roles.iter().map(|r| r.as_str()).collect();
+        for (key, list) in [
+            ("roles", json!(roles)),
+            ("townships", json!(g.consumers.townships)),
+            ("counties", json!(g.consumers.counties)),
+            ("apps", json!(g.consumers.apps)),
+        ] {
+            if list.as_array().is_some_and(|a| !a.is_empty()) {
+                consumers.insert(key.to_owned(), list);
+            }
+        }
+        GrantView {
+            id: g.id.clone(),
+            description: g.description.clone(),
+            consumers: Value::Object(consumers),
+            connector: g.connector.clone(),
+            operations: g.operations.clone(),
+            purposes: g.purposes.clone(),
+            fields: serde_json::to_value(&g.fields).unwrap_or_default(),
+            row: enforced(g),
+            valid_from: g.valid.from,
+            valid_until: g.valid.until,
+            quota: g.quota,
+            legal_basis: g.legal_basis.clone(),
+            approver: g.approver.clone(),
+        }
+    }
+
+    /// An API grant, from the policy file the registry holds for it.
+    fn of_record(record: &GrantRecord) -> GrantView {
+        let Some(stored) = stored_grant(&record.policy) else {
+            tracing::error!(grant = %record.id, "a stored grant's policy does not parse");
+            return GrantView {
+                id: record.id.clone(),
+                description: String::new(),
+                consumers: Value::Null,
+                connector: record.connector.clone(),
+                operations: Vec::new(),
+                purposes: Vec::new(),
+                fields: Value::Null,
+                row: None,
+                valid_from: None,
+                valid_until: None,
+                quota: None,
+                legal_basis: String::new(),
+                approver: String::new(),
+            };
+        };
+        let (valid_from, valid_until) = stored
+            .valid
+            .as_ref()
+            .map_or((None, None), |v| (v.from, v.until));
+        GrantView {
+            id: record.id.clone(),
+            description: stored.description,
+            consumers: serde_json::to_value(&stored.consumers).unwrap_or_default(),
+            connector: record.connector.clone(),
+            operations: stored.operations,
+            purposes: stored.purposes,
+            fields: serde_json::to_value(&stored.fields).unwrap_or_default(),
+            row: None,
+            valid_from,
+            valid_until,
+            quota: stored.quota,
+            legal_basis: stored.legal_basis,
+            approver: stored.approver,
+        }
+    }
+
+    fn to_json(&self, state: GrantState) -> Value {
+        json!({
+            "id": self.id,
+            "state": state.as_str(),
+            "description": self.description,
+            "consumers": self.consumers,
+            "connector": self.connector,
+            "operations": self.operations,
+            "purposes": self.purposes,
+            "fields": self.fields,
+            "row": self.row,
+            "valid_from": self.valid_from.map(|d| d.to_string()),
+            "valid_until": self.valid_until.map(|d| d.to_string()),
+            "quota": self.quota,
+            "legal_basis": self.legal_basis,
+            "approver": self.approver,
+        })
+    }
+}
+
+pub(super) fn file_grant_view(grant: &Grant, today: NaiveDate) -> Value {
+    let view = GrantView::of_grant(grant);
+    let state = grant_state(false, view.valid_from, view.valid_until, today);
+    let mut out = view.to_json(state);
+    out["origin"] = json!("file");
+    out
+}
+
+/// An API grant as answered; `in_force` is the grant as the running policy loaded it
+/// (for the row condition it enforces), when it is in force.
+pub(super) fn api_grant_view(
+    record: &GrantRecord,
+    today: NaiveDate,
+    in_force: Option<&Grant>,
+) -> Value {
+    let mut view = GrantView::of_record(record);
+    view.row = in_force.and_then(enforced);
+    let state = grant_state(
+        record.revoked.is_some(),
+        view.valid_from,
+        view.valid_until,
+        today,
+    );
+    let mut out = view.to_json(state);
+    out["origin"] = json!("api");
+    out["department"] = json!(record.department);
+    out["township"] = json!(record.township);
+    out["request_id"] = json!(record.request_id);
+    out["created_at"] = json!(record.created_at);
+    out["created_by"] = json!(record.created_by);
+    out["revoked"] = serde_json::to_value(&record.revoked).unwrap_or_default();
+    out
+}
