@@ -61,6 +61,7 @@ pub mod schema;
 pub mod active;
 pub mod app;
 pub mod classification;
+pub mod clock;
 pub mod config;
 pub mod datadir;
 pub mod departments;

@@ -6,6 +6,7 @@ use std::sync::{Arc, OnceLock};
 use connectors::sim::{self, Department, Faults, Population, SimServer};
 use gateway::audit::AuditLog;
 use gateway::auth::{Authenticator, Role, SigningKey};
+use gateway::clock::ManualClock;
 use gateway::config::{EmbeddedSource, LoadOptions};
 use gateway::county::{COUNTY_CONFIG, COUNTY_FILES};
 use gateway::demo;
@@ -56,6 +57,8 @@ pub(crate) struct TestGateway {
     pub(crate) departments: Vec<SimServer>,
     pub(crate) client: reqwest::Client,
     pub(crate) data_dir: tempfile::TempDir,
+    /// The gateway's clock: tests move it forward instead of waiting.
+    pub(crate) clock: Arc<ManualClock>,
     _stop: oneshot::Sender<()>,
 }
 
@@ -110,6 +113,7 @@ impl TestGateway {
             .await
             .expect("the issuer loads");
         let pseudonym = PseudonymKey::new(&[42u8; 32]).expect("key");
+        let clock = Arc::new(ManualClock::default());
         let gateway = Application::build(Settings {
             live,
             config: cfg,
@@ -120,6 +124,7 @@ impl TestGateway {
             tls: None,
             witness_clients: Vec::new(),
             audit,
+            clock: Some(clock.clone()),
         })
         .await
         .expect("the gateway starts");
@@ -134,6 +139,7 @@ impl TestGateway {
             departments,
             client: client(),
             data_dir,
+            clock,
             _stop: stop,
         }
     }
