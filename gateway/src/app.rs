@@ -39,17 +39,28 @@ pub struct App {
     pub witnesses: Arc<[Arc<crate::witness::sender::WitnessStatus>]>,
 }
 
+/// Where the app keeps what must last: the store, the audit log and its reader.
+#[derive(Debug, Clone)]
+pub struct Stores {
+    pub store: Arc<dyn Store>,
+    pub audit: Arc<dyn AuditLog>,
+    pub audit_reader: Arc<dyn AuditReader>,
+}
+
 impl App {
     pub fn new(
         config: ActiveConfig,
         live: Arc<Live>,
-        store: Arc<dyn Store>,
+        stores: Stores,
         auth: Arc<Authenticator>,
         pseudonym: Arc<PseudonymKey>,
-        audit: Arc<dyn AuditLog>,
-        audit_reader: Arc<dyn AuditReader>,
         clock: Arc<dyn Clock>,
     ) -> App {
+        let Stores {
+            store,
+            audit,
+            audit_reader,
+        } = stores;
         let limits = Arc::new(RateLimits::new(
             &config.rate_limits,
             Arc::new(GovernorState::new()),

@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::app::App;
+use crate::app::{App, Stores};
 use crate::audit::{AuditLog, SqliteAudit, SqliteAuditReader};
 use crate::auth::Authenticator;
 use crate::clock::{Clock, SystemClock};
@@ -154,14 +154,17 @@ impl Application {
             }
             return Err(StartError::RecordConfig(e.to_string()));
         }
+        let stores = Stores {
+            store: Arc::new(store),
+            audit,
+            audit_reader: Arc::new(SqliteAuditReader::new(&data_dir)),
+        };
         let mut app = App::new(
             config,
             live,
-            Arc::new(store),
+            stores,
             Arc::new(auth),
             Arc::new(pseudonym),
-            audit,
-            Arc::new(SqliteAuditReader::new(&data_dir)),
             clock.unwrap_or_else(|| Arc::new(SystemClock)),
         );
         if let Some(witnesses) = &witnesses {
