@@ -251,3 +251,21 @@ pub(crate) fn lookup(connector: &str, operation: &str, id_number: &str) -> Value
         "case_id": "TEST-0001",
     })
 }
+
+/// Edits a configuration text for a test, and fails the test when the text to
+/// replace is not there (a test whose edit silently did nothing would test the
+/// unedited county).
+pub(crate) trait Edit {
+    fn edit(&self, from: &str, to: &str) -> String;
+}
+
+impl Edit for str {
+    #[track_caller]
+    fn edit(&self, from: &str, to: &str) -> String {
+        assert!(
+            self.contains(from),
+            "the test edits text that is not there: {from:?}"
+        );
+        self.replace(from, to)
+    }
+}
