@@ -32,9 +32,10 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::action::Action;
 use super::admin::{
-    Ownership, commit, may_administer, not_admin, not_owner, ownership, refused,
-    registry_unavailable, short, unknown_connector,
+    Ownership, may_administer, not_admin, not_owner, ownership, registry_unavailable, short,
+    unknown_connector,
 };
 use super::problem::{Problem, ProblemKind};
 use super::{Authenticated, Peer, RequestId};
@@ -302,9 +303,11 @@ async fn activate(
     Authenticated(caller): Authenticated,
     Path((id, version)): Path<(String, String)>,
 ) -> Response {
-    let event = AuditEvent::admin(
+    let act = Action::start(
+        &app,
         &request_id,
-        AuditCaller::of(&caller, peer),
+        &caller,
+        peer,
         &format!(
             "connector.activate {} v{}",
             short(&id),
@@ -318,7 +321,7 @@ async fn activate(
         &id,
         number(&version),
         false,
-        event,
+        act,
     )
     .await
 }
@@ -332,17 +335,19 @@ async fn rollback(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let event = AuditEvent::admin(
+    let act = Action::start(
+        &app,
         &request_id,
-        AuditCaller::of(&caller, peer),
+        &caller,
+        peer,
         &format!("connector.rollback {}", short(&id)),
     );
     if !caller.has_role(Role::Operator) && !caller.has_role(Role::DeptAdmin) {
-        return refused(&app, &request_id, event, not_admin()).await;
+        return act.refuse(not_admin()).await;
     }
     let body: RollbackBody = match super::body::json(&headers, body, "{version}") {
         Ok(body) => body,
-        Err(p) => return refused(&app, &request_id, event, p).await,
+        Err(p) => return act.refuse(p).await,
     };
     put_in_force(
         &app,
@@ -351,7 +356,7 @@ async fn rollback(
         &id,
         Some(body.version),
         true,
-        event,
+        act,
     )
     .await
 }
@@ -365,27 +370,27 @@ async fn put_in_force(
     id: &str,
     number: Option<u32>,
     rollback: bool,
-    mut event: AuditEvent,
+    mut act: Action,
 ) -> Response {
     if !caller.has_role(Role::Operator) && !caller.has_role(Role::DeptAdmin) {
-        return refused(app, request_id, event, not_admin()).await;
+        return act.refuse(not_admin()).await;
     }
     let owned = match ownership(app, id).await {
         Ok(owned) => owned,
         Err(e) => return registry_unavailable(request_id, &e),
     };
     if !matches!(owned, Ownership::Unknown) {
-        event.connector = Some(id.to_owned());
+        act.event.connector = Some(id.to_owned());
     }
     if let Some(problem) = owned.refuse_change(caller) {
-        return refused(app, request_id, event, problem).await;
+        return act.refuse(problem).await;
     }
     let versions = match app.live.registry().connector_versions(id).await {
         Ok(versions) => versions,
         Err(e) => return registry_unavailable(request_id, &e),
     };
     let Some(target) = number.and_then(|n| versions.into_iter().find(|v| v.version == n)) else {
-        return refused(app, request_id, event, unknown_version()).await;
+        return act.refuse(unknown_version()).await;
     };
     let (current, enabled) = match &owned {
         Ownership::Registered(c) => (Some(c.current.clone()), c.enabled),
@@ -393,7 +398,7 @@ async fn put_in_force(
     };
     let current_number = current.as_ref().map(|c| c.version);
     let action = if rollback { "rollback" } else { "activate" };
-    event.operation = Some(format!(
+    act.event.operation = Some(format!(
         "connector.{action} {id} v{} from={} content={}",
         target.version,
         current_number.map_or_else(|| "none".to_owned(), |n| format!("v{n}")),
@@ -406,27 +411,20 @@ async fn put_in_force(
             "active": target.version,
             "unchanged": true,
         });
-        return match commit(app, request_id, Vec::new(), event).await {
+        return match act.commit(Vec::new()).await {
             Ok(_) => axum::Json(answer).into_response(),
             Err(response) => response,
         };
     }
     if let Some(problem) = not_activatable(&target, current.as_ref(), rollback) {
-        return refused(app, request_id, event, problem).await;
+        return act.refuse(problem).await;
     }
     let target = ConnectorVersion {
         activated_at: Some(crate::access::now_rfc3339()),
         ..target
     };
     let number = target.version;
-    match commit(
-        app,
-        request_id,
-        vec![Change::ActivateVersion(target)],
-        event,
-    )
-    .await
-    {
+    match act.commit(vec![Change::ActivateVersion(target)]).await {
         Ok(changed) => {
             tracing::info!(request_id, user = %caller.user, connector = %id, version = number, "connector version put in force ({action})");
             axum::Json(json!({
@@ -533,9 +531,9 @@ async fn test_version(
         short(&id),
         number.map_or_else(|| "?".to_owned(), |n| n.to_string())
     );
-    let mut event = AuditEvent::admin(&request_id, AuditCaller::of(&caller, peer), &operation);
+    let mut act = Action::start(&app, &request_id, &caller, peer, &operation);
     if !caller.has_role(Role::Operator) && !caller.has_role(Role::DeptAdmin) {
-        return refused(&app, &request_id, event, not_admin()).await;
+        return act.refuse(not_admin()).await;
     }
     let owned = match ownership(&app, &id).await {
         Ok(owned) => owned,
@@ -550,15 +548,15 @@ async fn test_version(
             .map(|_| not_owner()),
     };
     if !matches!(owned, Ownership::Unknown) {
-        event.connector = Some(id.clone());
+        act.event.connector = Some(id.clone());
     }
     if let Some(problem) = problem {
-        return refused(&app, &request_id, event, problem).await;
+        return act.refuse(problem).await;
     }
     let body: TestBody =
         match super::body::json(&headers, body, "{subject: {id_number, household_number}}") {
             Ok(body) => body,
-            Err(p) => return refused(&app, &request_id, event, p).await,
+            Err(p) => return act.refuse(p).await,
         };
     let id_number = match body.subject.id_number.map(|text| {
         connectors::subject::IdNumber::parse(&text).map(crate::lookup::SubjectKeyValue::Id)
@@ -569,7 +567,7 @@ async fn test_version(
                 "The test subject's ID number fails the GB 11643 check; no department was called.",
             )
             .with("at", "subject.id_number");
-            return refused(&app, &request_id, event, p).await;
+            return act.refuse(p).await;
         }
         Some(Ok(key)) => Some(key),
         None => None,
@@ -579,7 +577,7 @@ async fn test_version(
         .household_number
         .map(|h| crate::lookup::household_number(h).map_err(Problem::from))
     {
-        Some(Err(p)) => return refused(&app, &request_id, event, p).await,
+        Some(Err(p)) => return act.refuse(p).await,
         Some(Ok(key)) => Some(key),
         None => None,
     };
@@ -589,14 +587,14 @@ async fn test_version(
             "Give a sample subject: subject.id_number, subject.household_number or both.",
         )
         .with("at", "subject");
-        return refused(&app, &request_id, event, p).await;
+        return act.refuse(p).await;
     }
     let versions = match app.live.registry().connector_versions(&id).await {
         Ok(versions) => versions,
         Err(e) => return registry_unavailable(&request_id, &e),
     };
     let Some(target) = number.and_then(|n| versions.into_iter().find(|v| v.version == n)) else {
-        return refused(&app, &request_id, event, unknown_version()).await;
+        return act.refuse(unknown_version()).await;
     };
     // The configuration the version would make if it were in force, built aside.
     let snapshot = match app.live.registry().snapshot().await {
@@ -628,11 +626,11 @@ async fn test_version(
                     _ => Vec::new(),
                 },
             );
-            return refused(&app, &request_id, event, p).await;
+            return act.refuse(p).await;
         }
     };
     let Some(connector) = config.connectors.get(&id) else {
-        return refused(&app, &request_id, event, unknown_version()).await;
+        return act.refuse(unknown_version()).await;
     };
     let mut results = Vec::new();
     for (name, op) in &connector.operations {
