@@ -134,34 +134,25 @@ fn number(text: &str) -> Option<u32> {
     text.parse().ok().filter(|n| *n > 0)
 }
 
-/// The connector a read is about, with its versions, if `caller` may read it; else
-/// the answer.
+/// The connector a read is about, with its versions, if `caller` may read it.
 async fn readable(
     app: &App,
-    request_id: &str,
     caller: &Caller,
     id: &str,
-) -> Result<(Ownership, Vec<ConnectorVersion>), Response> {
+) -> Result<(Ownership, Vec<ConnectorVersion>), Problem> {
     if !caller.has_role(Role::Operator) && !caller.has_role(Role::DeptAdmin) {
-        return Err(not_admin().for_request(request_id).into_response());
+        return Err(not_admin());
     }
-    let owned = match ownership(app, id).await {
-        Ok(owned) => owned,
-        Err(e) => return Err(registry_unavailable(request_id, &e)),
-    };
-    let Some(department) = owned.department() else {
-        return Err(unknown_connector().for_request(request_id).into_response());
-    };
+    let owned = ownership(app, id).await?;
+    let department = owned.department().ok_or_else(unknown_connector)?;
     if !may_administer(caller, department) {
-        return Err(not_owner().for_request(request_id).into_response());
+        return Err(not_owner());
     }
     if matches!(owned, Ownership::MainFile { .. }) {
         return Ok((owned, Vec::new()));
     }
-    match app.live.registry().connector_versions(id).await {
-        Ok(versions) => Ok((owned, versions)),
-        Err(e) => Err(registry_unavailable(request_id, &e)),
-    }
+    let versions = app.live.registry().connector_versions(id).await?;
+    Ok((owned, versions))
 }
 
 fn current_of(owned: &Ownership) -> Option<u32> {
@@ -173,21 +164,17 @@ fn current_of(owned: &Ownership) -> Option<u32> {
 
 async fn show(
     State(app): State<App>,
-    RequestId(request_id): RequestId,
     Authenticated(caller): Authenticated,
     Path(id): Path<String>,
-) -> Response {
-    let (owned, versions) = match readable(&app, &request_id, &caller, &id).await {
-        Ok(found) => found,
-        Err(response) => return response,
-    };
+) -> Result<Response, Problem> {
+    let (owned, versions) = readable(&app, &caller, &id).await?;
     if let Ownership::MainFile { department } = &owned {
         let config = app.config.load();
         let definition = config
             .connectors
             .get(&id)
             .and_then(|c| serde_yaml_ng::to_string(&*c.def).ok());
-        return axum::Json(json!({
+        return Ok(axum::Json(json!({
             "connector": id,
             "department": department,
             "origin": "gateway.yaml",
@@ -196,7 +183,7 @@ async fn show(
             "definition": definition,
             "drafts": [],
         }))
-        .into_response();
+        .into_response());
     }
     let current = current_of(&owned);
     let (enabled, in_force) = match &owned {
@@ -208,7 +195,7 @@ async fn show(
         .filter(|v| matches!(state(v, current), "draft" | "awaiting_review"))
         .map(|v| summary(v, current))
         .collect();
-    axum::Json(json!({
+    Ok(axum::Json(json!({
         "connector": id,
         "department": owned.department(),
         "origin": versions.last().map(|v| &v.origin),
@@ -218,24 +205,18 @@ async fn show(
         "drafts": drafts,
         "versions": versions.len(),
     }))
-    .into_response()
+    .into_response())
 }
 
 async fn show_version(
     State(app): State<App>,
-    RequestId(request_id): RequestId,
     Authenticated(caller): Authenticated,
     Path((id, version)): Path<(String, String)>,
-) -> Response {
-    let (owned, versions) = match readable(&app, &request_id, &caller, &id).await {
-        Ok(found) => found,
-        Err(response) => return response,
-    };
+) -> Result<Response, Problem> {
+    let (owned, versions) = readable(&app, &caller, &id).await?;
     let found = number(&version).and_then(|n| versions.iter().find(|v| v.version == n));
-    match found {
-        Some(v) => axum::Json(full(v, current_of(&owned))).into_response(),
-        None => unknown_version().for_request(&request_id).into_response(),
-    }
+    let v = found.ok_or_else(unknown_version)?;
+    Ok(axum::Json(full(v, current_of(&owned))).into_response())
 }
 
 async fn diff(
@@ -243,21 +224,19 @@ async fn diff(
     RequestId(request_id): RequestId,
     Authenticated(caller): Authenticated,
     Path((id, from, to)): Path<(String, String, String)>,
-) -> Response {
-    let (_, versions) = match readable(&app, &request_id, &caller, &id).await {
-        Ok(found) => found,
-        Err(response) => return response,
-    };
+) -> Result<Response, Problem> {
+    let (_, versions) = readable(&app, &caller, &id).await?;
     let find = |text: &str| number(text).and_then(|n| versions.iter().find(|v| v.version == n));
     let (Some(old), Some(new)) = (find(&from), find(&to)) else {
-        return unknown_version().for_request(&request_id).into_response();
+        return Err(unknown_version());
     };
     let parse = |v: &ConnectorVersion| connectors::ConnectorDef::from_yaml(&v.definition).ok();
     let (Some(old_def), Some(new_def)) = (parse(old), parse(new)) else {
         tracing::error!(request_id, connector = %id, "a stored connector version does not parse");
-        return Problem::new(ProblemKind::Internal, "A stored version cannot be read.")
-            .for_request(&request_id)
-            .into_response();
+        return Err(Problem::new(
+            ProblemKind::Internal,
+            "A stored version cannot be read.",
+        ));
     };
     let changes = crate::classification::diff(&old_def, &new_def);
     let mut schemas_changed: Vec<&String> = old
@@ -267,7 +246,7 @@ async fn diff(
         .filter(|path| old.schemas.get(*path) != new.schemas.get(*path))
         .collect();
     schemas_changed.dedup();
-    axum::Json(json!({
+    Ok(axum::Json(json!({
         "connector": id,
         "from": old.version,
         "to": new.version,
@@ -286,7 +265,7 @@ async fn diff(
         },
         "schemas_changed": schemas_changed,
     }))
-    .into_response()
+    .into_response())
 }
 
 /// `{version}` for a rollback.

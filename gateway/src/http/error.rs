@@ -23,15 +23,45 @@ use crate::lookup::{LookupError, SubjectError};
 use crate::policy::Refusal;
 
 impl IntoResponse for Problem {
+    /// The answer. A problem made without its request's id (a handler returning
+    /// `Err(problem)` through `?`) is kept in the response's extensions, and the
+    /// request context writes it again with the id ([`with_request_id`]).
     fn into_response(self) -> Response {
         let mut response = (self.kind.status(), self.body().to_string()).into_response();
         response
             .headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-        for (name, value) in self.headers {
-            response.headers_mut().append(name, value);
+        for (name, value) in &self.headers {
+            response.headers_mut().append(name.clone(), value.clone());
+        }
+        if self.request_id.is_none() {
+            response.extensions_mut().insert(Unidentified(self));
         }
         response
+    }
+}
+
+/// The registry cannot be read or written: 503 (the cause goes to the log).
+impl From<crate::registry::RegistryError> for Problem {
+    fn from(error: crate::registry::RegistryError) -> Problem {
+        tracing::error!(error = %error, "the registry cannot be read");
+        Problem::new(
+            ProblemKind::RegistryUnavailable,
+            "The registry cannot be read right now.",
+        )
+    }
+}
+
+/// A problem answered without its request's id.
+#[derive(Debug, Clone)]
+struct Unidentified(Problem);
+
+/// The response again with the request's id in its problem body, if it is a problem
+/// that was answered without one; otherwise unchanged.
+pub(crate) fn with_request_id(response: Response, request_id: &str) -> Response {
+    match response.extensions().get::<Unidentified>() {
+        Some(Unidentified(problem)) => problem.clone().for_request(request_id).into_response(),
+        None => response,
     }
 }
 
