@@ -91,3 +91,6 @@ pub mod cli;
 pub mod demo;
 pub mod county;
 pub mod explain;
+
+#[cfg(test)]
+mod layout_tests;
