@@ -7,8 +7,10 @@
 //! - [`dns`]: name resolution that keeps connectors off loopback and metadata addresses;
 //! - [`error`]: how an upstream call fails, without echoing upstream content;
 //! - [`files`]: reading files a configuration names (regular, bounded, confined);
-//! - [`subject`]: resident ID numbers (GB 11643);
-//! - [`sim`]: the simulated county department systems used by the demo, tests and benches.
+//! - [`subject`]: resident ID numbers (GB 11643).
+//!
+//! The simulated department systems the demo, tests and benches call are the `sim` crate,
+//! not part of the product.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -22,7 +24,6 @@ pub mod error;
 pub mod files;
 pub mod http;
 pub mod mapping;
-pub mod sim;
 pub mod subject;
 pub mod tls;
 

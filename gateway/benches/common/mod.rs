@@ -11,7 +11,6 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 use connectors::definition::LeafField;
-use connectors::sim::{self, Population, SampleKind, SimServer};
 use gateway::audit::{
     AuditCaller, AuditEvent, AuditOutcome, EventKind, MaskedField, WithheldField,
 };
@@ -22,6 +21,7 @@ use gateway::demo::{self, PERSONAS};
 use gateway::mask::PseudonymKey;
 use gateway::policy::{FieldNode, Grant, PolicySet};
 use serde_json::Value;
+use sim::{Population, SampleKind, SimServer};
 
 /// The township of the clerk every bench acts as.
 pub(crate) const TOWNSHIP: &str = "139901101";

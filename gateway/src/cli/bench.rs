@@ -20,9 +20,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
-use connectors::sim::ResidentStatus;
 use serde::{Deserialize, Serialize};
 use serde_yaml_ng::{Mapping, Value};
+use sim::ResidentStatus;
 
 use crate::auth::{MintClaims, Role, SigningKey};
 use crate::config::{self, DiskSource, LoadOptions};

@@ -3,10 +3,10 @@
 //! follows each decision without a restart, only the owning department decides (and
 //! never on its own request), and every action is an admin event in the audit log.
 
-use connectors::sim::SampleKind;
 use gateway::auth::{MintClaims, Role, mint};
 use gateway::demo;
 use serde_json::{Value, json};
+use sim::SampleKind;
 
 use crate::helpers::{Reply, TOWNSHIP, TestGateway, client, lookup, post_json, sample};
 

@@ -1,10 +1,10 @@
 //! Department and operator actions: purging a connector's record cache (only its own
 //! department admin or an operator, always audited), and the `/metrics` counters.
 
-use connectors::sim::{Department, SampleKind};
 use gateway::auth::Role;
 use gateway::demo;
 use serde_json::{Value, json};
+use sim::{Department, SampleKind};
 
 use crate::helpers::{Reply, TestGateway, client, lookup, post_json, sample};
 

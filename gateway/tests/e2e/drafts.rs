@@ -5,11 +5,11 @@
 //! governance office's approval only; the connector, its versions and a diff between
 //! two can be read back.
 
-use connectors::sim::{Department, SampleKind};
 use gateway::auth::Role;
 use gateway::county::COUNTY_FILES;
 use gateway::demo;
 use serde_json::{Value, json};
+use sim::{Department, SampleKind};
 
 use crate::helpers::{Reply, TestGateway, client, post_json, sample};
 

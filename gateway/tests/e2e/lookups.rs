@@ -2,9 +2,9 @@
 //! masked as the grant says, every returned field naming its rule, withheld fields
 //! with their reason, `never` fields nowhere, and refusals naming the deciding rule.
 
-use connectors::sim::SampleKind;
 use gateway::auth::Role;
 use serde_json::json;
+use sim::SampleKind;
 
 use crate::helpers::{TOWNSHIP, TestGateway, lookup, population, sample};
 
@@ -72,7 +72,7 @@ async fn a_clerk_of_another_township_is_refused_by_jurisdiction() {
 async fn roles_and_deny_rules_refuse_before_any_department_is_called() {
     let gw = TestGateway::start().await;
     let person = sample(SampleKind::MarriedParent);
-    let calls = gw.department(connectors::sim::Department::Hukou).requests();
+    let calls = gw.department(sim::Department::Hukou).requests();
 
     let officer = gw.token(Role::PrivacyOfficer, None);
     let reply = gw
@@ -92,10 +92,7 @@ async fn roles_and_deny_rules_refuse_before_any_department_is_called() {
     assert_eq!(reply.json["rule"], "deny-grid-workers-households");
     assert_eq!(reply.json["reason"], "denied_by_rule");
 
-    assert_eq!(
-        gw.department(connectors::sim::Department::Hukou).requests(),
-        calls
-    );
+    assert_eq!(gw.department(sim::Department::Hukou).requests(), calls);
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 //! department as the one at fault, and never in data: nothing the department sent is
 //! echoed, and undeclared fields never reach the caller.
 
-use connectors::sim::{Department, Faults, SampleKind};
+use sim::{Department, Faults, SampleKind};
 
 use crate::helpers::{Reply, TestGateway, lookup, sample};
 
