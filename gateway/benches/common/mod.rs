@@ -10,6 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use chrono::NaiveDate;
+use connectors::FetchContext;
 use connectors::definition::LeafField;
 use gateway::audit::{
     AuditCaller, AuditEvent, AuditOutcome, EventKind, MaskedField, WithheldField,
@@ -90,7 +91,7 @@ impl County {
             .expect("the township has a married parent");
         let fetched = cfg.connectors[CONNECTOR]
             .connector
-            .fetch(OPERATION, person.id.as_str())
+            .fetch(OPERATION, person.id.as_str(), &FetchContext::default())
             .await
             .expect("the department answers");
         let record = fetched.record;
