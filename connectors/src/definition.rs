@@ -6,7 +6,7 @@
 //! mapping and classification, time limits, cache and capacity — plus the settings of
 //! its kind ([`Transport`], [`OperationCall`]): `kind: http` is the only kind so far
 //! (see [`crate::http`]). This module owns that model and the checks that need nothing
-//! but the file itself; the YAML shape of the file is [`file`]'s. Checks against other
+//! but the file itself; the YAML shape of the file is `file`'s. Checks against other
 //! files (the record's JSON Schema, other connectors) belong to the gateway's config
 //! loader.
 
@@ -21,7 +21,7 @@ use crate::http::{HttpSettings, RequestDef};
 mod file;
 
 /// One connector: a department system the gateway may call. Read from and written as
-/// the YAML shape in [`file`].
+/// the YAML shape in `definition::file`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(from = "file::DefinitionFile", into = "file::DefinitionFile")]
 pub struct ConnectorDef {
@@ -236,7 +236,7 @@ impl SubjectKey {
 }
 
 /// One operation of a connector, e.g. `person_by_id`. Read from and written as the
-/// YAML shape in [`file`].
+/// YAML shape in `definition::file`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(from = "file::OperationFile", into = "file::OperationFile")]
 pub struct OperationDef {

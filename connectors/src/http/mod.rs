@@ -1,6 +1,6 @@
 //! The HTTP/JSON connector kind (`kind: http`): its settings in the definition
-//! ([`config`]) and the connector that calls a department system with them
-//! ([`connector`]).
+//! (`config`) and the connector that calls a department system with them
+//! (`connector`).
 
 mod config;
 mod connector;
