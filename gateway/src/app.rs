@@ -9,6 +9,7 @@ use arc_swap::ArcSwap;
 
 use crate::audit::{AuditLog, AuditReader};
 use crate::auth::Authenticator;
+use crate::clock::Clock;
 use crate::config::ActiveConfig;
 use crate::limits::{GovernorState, RateLimits};
 use crate::live::Live;
@@ -32,20 +33,34 @@ pub struct App {
     pub limits: Arc<RateLimits>,
     /// Where the configuration comes from; changes go through it.
     pub live: Arc<Live>,
+    /// Where "now" comes from (the machine's clock; tests move theirs forward).
+    pub clock: Arc<dyn Clock>,
     /// How far each witness is behind (none when no witness is configured).
     pub witnesses: Arc<[Arc<crate::witness::sender::WitnessStatus>]>,
+}
+
+/// Where the app keeps what must last: the store, the audit log and its reader.
+#[derive(Debug, Clone)]
+pub struct Stores {
+    pub store: Arc<dyn Store>,
+    pub audit: Arc<dyn AuditLog>,
+    pub audit_reader: Arc<dyn AuditReader>,
 }
 
 impl App {
     pub fn new(
         config: ActiveConfig,
         live: Arc<Live>,
-        store: Arc<dyn Store>,
+        stores: Stores,
         auth: Arc<Authenticator>,
         pseudonym: Arc<PseudonymKey>,
-        audit: Arc<dyn AuditLog>,
-        audit_reader: Arc<dyn AuditReader>,
+        clock: Arc<dyn Clock>,
     ) -> App {
+        let Stores {
+            store,
+            audit,
+            audit_reader,
+        } = stores;
         let limits = Arc::new(RateLimits::new(
             &config.rate_limits,
             Arc::new(GovernorState::new()),
@@ -60,6 +75,7 @@ impl App {
             audit_reader,
             limits,
             live,
+            clock,
             witnesses: Arc::new([]),
         }
     }
@@ -92,6 +108,7 @@ impl App {
         crate::lookup::Services {
             pseudonym: &self.pseudonym,
             limits: &self.limits,
+            clock: &*self.clock,
         }
     }
 }

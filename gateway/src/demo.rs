@@ -293,6 +293,7 @@ pub async fn start(options: DemoOptions) -> anyhow::Result<Demo> {
         tls: None,
         witness_clients: Vec::new(),
         audit: None,
+        clock: None,
     })
     .await?;
     Ok(Demo {

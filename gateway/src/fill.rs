@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use chrono::{NaiveDate, SecondsFormat, Utc};
+use chrono::{NaiveDate, SecondsFormat};
 use connectors::subject::IdNumber;
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared, join_all};
@@ -57,8 +57,7 @@ pub(crate) struct Context<'a> {
 }
 
 /// Whether a grant in force gives the caller this purpose.
-pub fn may_use(config: &ActiveConfig, caller: &Caller, purpose: &str) -> bool {
-    let today = crate::policy::china_today();
+pub fn may_use(config: &ActiveConfig, caller: &Caller, purpose: &str, today: NaiveDate) -> bool {
     LOOKUP_ROLES.iter().any(|r| caller.roles.contains(r))
         && config.policies.grants().iter().any(|g| {
             g.purposes.iter().any(|p| p == purpose)
@@ -670,7 +669,7 @@ fn provenance(ctx: &Context<'_>, r: &Released<'_>) -> Map<String, Value> {
     out.insert("fetched_at".into(), json!(time(r.found)));
     out.insert(
         "age_s".into(),
-        json!((Utc::now() - fetched_at).num_seconds().max(0)),
+        json!((ctx.services.clock.now() - fetched_at).num_seconds().max(0)),
     );
     out.insert("verified".into(), json!(true));
     out

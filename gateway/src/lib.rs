@@ -2,17 +2,19 @@
 //!
 //! A lookup (`POST /v1/query`) goes through these modules, in order:
 //!
-//! 1. [`server`] — request id, no query strings (a token in one is a 401), body
-//!    limit, access log without data;
+//! 1. [`http`] — request id, no query strings (a token in one is a 401), body
+//!    limit, access log without data; the route (`http::query`) parses the body;
 //! 2. [`auth`] — the bearer JWT is verified and becomes a `Caller` (roles, township);
-//! 3. [`query`] — the caller's own rate limits ([`limits`], counted in department
-//!    lookups: one here); parse the body; the subject's ID number is checked
-//!    (GB 11643, in `connectors::subject`) before anything else; connector, operation
-//!    and [`purpose`] are resolved, the case id checked;
-//! 4. the shared lookup pipeline (`lookup`, also used by [`forms`]):
+//! 3. [`limits`] — the caller's own rate limits, counted in department lookups (one
+//!    here); the subject's ID number is checked (GB 11643, [`lookup::subject`])
+//!    before anything else; connector, operation and [`purpose`] are resolved, the
+//!    case id checked;
+//! 4. the shared lookup pipeline ([`lookup`], also used by [`fill`]):
 //!    - [`policy`] decides: refuse the lookup (403 naming the rule) or plan every
 //!      field (default deny: open fields kept, conditional fields only under a grant,
-//!      never-shared fields never); the matching grants' quotas are taken;
+//!      never-shared fields never); the matching grants' quotas are taken; grants
+//!      held to the caller's [`jurisdiction`] ask the county's authority where the
+//!      subject lives;
 //!    - the record comes from the connector's [`cache`], or is fetched within the
 //!      department's capacity through the connector (`connectors::Connector`; the
 //!      HTTP kind maps the department's answer to the canonical record, reading
@@ -20,58 +22,64 @@
 //!      fails closed with 502, and only valid records are cached;
 //!    - the plan checks row conditions, minimizes and [`mask`]s the record, afresh
 //!      for every caller (a cached record is never served as another caller's view);
+//!    - a failure is a typed [`lookup::LookupError`];
 //! 5. [`audit`] — the event is made durable in the hash-chained log BEFORE the answer
-//!    is sent (503 and nothing else if it cannot be). Every error is a [`problem`]
-//!    (RFC 9457) that never echoes personal data or upstream content.
+//!    is sent (503 and nothing else if it cannot be). Every error answer is an
+//!    RFC 9457 problem of a kind in the catalogue [`problem`], written in
+//!    `http::error`, that never echoes personal data or upstream content.
 //!
-//! [`forms`] fills a form template from every department it needs in one request
-//! (`POST /v1/forms/{form}/fill`): one audited lookup per operation and person, all at
-//! once, under one deadline, after the caller's limits were charged the most lookups
-//! the form makes (or the fill was refused whole).
+//! [`fill`] fills a form template ([`forms`]) from every department it needs in one
+//! request (`POST /v1/forms/{form}/fill`): one audited lookup per operation and
+//! person, all at once, under one deadline, after the caller's limits were charged
+//! the most lookups the form makes (or the fill was refused whole).
 //!
 //! Around it: [`config`] loads and checks everything (`gateway check`) — the files
 //! `gateway.yaml` names plus the [`registry`] (connectors and their versions, applied
-//! policy files, grants from approved [`access`] requests) — and [`live`] swaps a new
-//! configuration in whole when either changes, without a restart; [`catalog`] shows
-//! what can be shared on what terms; [`store`] is
-//! the durable store behind a trait, [`secrets`] keeps keys in the data directory,
-//! [`tls`] serves HTTPS and mTLS, [`health`] answers `/healthz` and `/readyz`,
-//! [`metrics`] `/metrics`, [`privacy`] is the privacy officer's API over the audit
-//! log, [`admin`] holds department and operator actions on connectors (register,
-//! version, disable, test, purge the cache), [`witness`] sends the audit log's
-//! checkpoints to witnesses and is the witness (`gateway witness serve`), [`demo`] runs
-//! the demo county, and [`cli`] is the command line.
+//! policy files, grants from approved [`access`] requests) — into the connectors in
+//! force ([`active`]) and the rest; [`live`] swaps a new configuration in whole when
+//! either changes, without a restart; [`classification`] holds what loosens a
+//! county's classification for review; [`store`] is the durable store behind a
+//! trait, [`secrets`] keeps keys in the data directory; [`app`] is the shared state
+//! (no HTTP in it), [`clock`] its "now", and [`startup`] the one bootstrap that
+//! `serve`, `demo` and the tests start the gateway through.
+//!
+//! Front ends: [`http`] (the API: routes per area, extractors, errors), [`tls`]
+//! (HTTPS and mTLS), [`witness`] (sends the audit log's checkpoints to witnesses and
+//! is one, `gateway witness serve`). Tools: [`cli`] (the command line), [`demo`] and
+//! the embedded [`county`], [`explain`] (`gateway policy explain` and golden cases).
+//! The HTTP layer depends on the domain; no domain module depends on it.
 
 // The pipeline's steps, in order.
-pub mod access;
-pub mod audit;
 pub mod auth;
-pub mod cache;
-pub mod fill;
-pub mod forms;
-pub mod jurisdiction;
 pub mod limits;
-pub mod lookup;
-pub mod mask;
-pub mod policy;
 pub mod purpose;
+pub mod policy;
+pub mod jurisdiction;
+pub mod cache;
 pub mod schema;
+pub mod mask;
+pub mod lookup;
+pub mod audit;
+pub mod forms;
+pub mod fill;
 
 // Around it: configuration, stores, the shared state and its bootstrap.
-pub mod active;
-pub mod app;
-pub mod classification;
 pub mod config;
-pub mod datadir;
+pub mod active;
+pub mod registry;
+pub mod live;
+pub mod access;
+pub mod classification;
 pub mod departments;
 pub mod labels;
-pub mod live;
 pub mod problem;
-pub mod registry;
-pub mod secrets;
-pub mod startup;
 pub mod store;
+pub mod datadir;
+pub mod secrets;
 pub mod text;
+pub mod clock;
+pub mod app;
+pub mod startup;
 
 // Front ends.
 pub mod http;
@@ -80,6 +88,6 @@ pub mod witness;
 
 // Tools.
 pub mod cli;
-pub mod county;
 pub mod demo;
+pub mod county;
 pub mod explain;

@@ -17,9 +17,10 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::app::App;
+use crate::app::{App, Stores};
 use crate::audit::{AuditLog, SqliteAudit, SqliteAuditReader};
 use crate::auth::Authenticator;
+use crate::clock::{Clock, SystemClock};
 use crate::config::ActiveConfig;
 use crate::live::Live;
 use crate::mask::PseudonymKey;
@@ -51,6 +52,8 @@ pub struct Settings {
     pub witness_clients: Vec<WitnessClient>,
     /// The audit log to record into; by default the SQLite log in the data directory.
     pub audit: Option<Arc<dyn AuditLog>>,
+    /// Where "now" comes from; by default the machine's clock.
+    pub clock: Option<Arc<dyn Clock>>,
 }
 
 /// Why a gateway could not be built.
@@ -105,6 +108,7 @@ impl Application {
             tls,
             witness_clients,
             audit,
+            clock,
         } = settings;
         let data_dir = config.data_dir.clone();
         let store = SqliteStore::open(&data_dir).map_err(|e| StartError::Store(e.to_string()))?;
@@ -150,14 +154,18 @@ impl Application {
             }
             return Err(StartError::RecordConfig(e.to_string()));
         }
+        let stores = Stores {
+            store: Arc::new(store),
+            audit,
+            audit_reader: Arc::new(SqliteAuditReader::new(&data_dir)),
+        };
         let mut app = App::new(
             config,
             live,
-            Arc::new(store),
+            stores,
             Arc::new(auth),
             Arc::new(pseudonym),
-            audit,
-            Arc::new(SqliteAuditReader::new(&data_dir)),
+            clock.unwrap_or_else(|| Arc::new(SystemClock)),
         );
         if let Some(witnesses) = &witnesses {
             app = app.with_witnesses(witnesses.statuses());

@@ -1,7 +1,8 @@
 //! Test-only support shared by the workspace's tests; never a dependency of shipped code.
 //!
 //! - [`pki`]: a throwaway certificate authority that signs server and client
-//!   certificates, and a rustls client configuration that trusts it.
+//!   certificates, and a rustls client configuration that trusts it;
+//! - [`skip`]: a test that cannot check anything here says so.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -9,3 +10,18 @@
 )]
 
 pub mod pki;
+
+/// Says on the test output that `test` checked nothing, and why, instead of passing
+/// silently. Where `.ci/run` makes every test required (`GATEWAY_TESTS_REQUIRED` is
+/// set) and `required` says the reason is one CI must not have (a missing tool), the
+/// test fails instead.
+#[expect(
+    clippy::print_stderr,
+    reason = "a skipped test says so on the test output"
+)]
+pub fn skip(test: &str, why: &str, required: bool) {
+    if required && std::env::var_os("GATEWAY_TESTS_REQUIRED").is_some() {
+        panic!("{test} cannot run here: {why} (GATEWAY_TESTS_REQUIRED is set)");
+    }
+    eprintln!("SKIPPED {test}: {why}");
+}

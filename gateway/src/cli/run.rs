@@ -181,6 +181,7 @@ pub(super) async fn run_serve(args: ServeArgs) -> ExitCode {
         tls,
         witness_clients,
         audit: None,
+        clock: None,
     };
     let gateway = match Application::build(settings).await {
         Ok(gateway) => gateway,

@@ -15,10 +15,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use serde_json::json;
 
+use super::action::Action;
 use super::problem::{Problem, ProblemKind};
 use super::{Authenticated, Peer, RequestId};
 use crate::app::App;
-use crate::audit::{AuditCaller, AuditEvent, AuditOutcome};
+use crate::audit::AuditOutcome;
 use crate::auth::{Caller, Role};
 
 /// The rule named when a caller may not act on a connector.
@@ -86,21 +87,17 @@ async fn purge_cache(
             }))
         }
     };
-    let mut event = AuditEvent::admin(
-        &request_id,
-        AuditCaller::of(&caller, peer),
-        "connector.cache.purge",
-    );
+    let mut act = Action::start(&app, &request_id, &caller, peer, "connector.cache.purge");
     // Only a connector id the gateway knows is recorded.
-    event.connector = connector.map(|c| c.def.id.clone());
+    act.event.connector = connector.map(|c| c.def.id.clone());
     if let Err(p) = &answer {
-        event.outcome = AuditOutcome {
+        act.event.outcome = AuditOutcome {
             status: p.kind.status().as_u16(),
             problem: Some(p.kind.slug().to_owned()),
         };
     }
-    if let Err(e) = app.audit.append(event).await {
-        return super::error::audit_unavailable(&request_id, &e);
+    if let Err(response) = act.record().await {
+        return response;
     }
     match answer {
         Ok(body) => {
@@ -109,85 +106,6 @@ async fn purge_cache(
         }
         Err(problem) => problem.for_request(&request_id).into_response(),
     }
-}
-
-/// Records an admin action that was refused (or failed before changing anything) and
-/// returns the problem to answer with — or 503 if even the refusal cannot be recorded.
-pub(crate) async fn refused(
-    app: &App,
-    request_id: &str,
-    event: AuditEvent,
-    problem: Problem,
-) -> Response {
-    let mut event = event;
-    event.outcome = AuditOutcome {
-        status: problem.kind.status().as_u16(),
-        problem: Some(problem.kind.slug().to_owned()),
-    };
-    if let Err(e) = app.audit.append(event).await {
-        return super::error::audit_unavailable(request_id, &e);
-    }
-    problem.for_request(request_id).into_response()
-}
-
-/// Checks, records (`event`), commits and puts in force `changes`; a failure is the
-/// problem to answer with. An invalid change lists every configuration problem,
-/// naming registry objects by their place under `/@registry/`.
-pub(crate) async fn commit(
-    app: &App,
-    request_id: &str,
-    changes: Vec<crate::registry::Change>,
-    event: AuditEvent,
-) -> Result<crate::live::Changed, Response> {
-    use crate::live::ChangeError;
-    use crate::registry::RegistryError;
-    let refusal = event.clone();
-    let problem = match app.change(changes, event).await {
-        Ok(changed) => return Ok(changed),
-        Err(ChangeError::Invalid(problems)) => {
-            let list: Vec<serde_json::Value> = problems
-                .iter()
-                .map(|p| {
-                    json!({
-                        "file": p.file.display().to_string(),
-                        "path": p.path,
-                        "message": p.message,
-                    })
-                })
-                .collect();
-            Problem::new(
-                ProblemKind::InvalidConfig,
-                format!(
-                    "The change would make {} configuration problem(s); nothing was changed.",
-                    list.len()
-                ),
-            )
-            .with("problems", list)
-        }
-        Err(ChangeError::Audit(e)) => {
-            return Err(super::error::audit_unavailable(request_id, &e));
-        }
-        Err(ChangeError::Registry(RegistryError::Decided(why))) => Problem::new(
-            ProblemKind::AlreadyDecided,
-            format!("{why}; nothing was changed."),
-        ),
-        Err(ChangeError::TooSlow) => Problem::new(
-            ProblemKind::ConfigCheckTooSlow,
-            "The change could not be checked in time; nothing was changed.",
-        ),
-        Err(ChangeError::Registry(RegistryError::Conflict { .. })) => Problem::new(
-            ProblemKind::RegistryConflict,
-            "The registry changed meanwhile; nothing was changed. Send the request again.",
-        ),
-        Err(e) => {
-            tracing::error!(request_id, error = %e, "a registry change failed");
-            Problem::new(
-                ProblemKind::RegistryUnavailable,
-                "The registry could not be changed; nothing was changed.",
-            )
-        }
-    };
-    Err(refused(app, request_id, refusal, problem).await)
 }
 
 /// The answer when the registry cannot be read.
@@ -359,24 +277,26 @@ async fn put_connector(
     headers: axum::http::HeaderMap,
     body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
-    let mut event = AuditEvent::admin(
+    let mut act = Action::start(
+        &app,
         &request_id,
-        AuditCaller::of(&caller, peer),
+        &caller,
+        peer,
         &format!("connector.put {}", short(&id)),
     );
     if !caller.has_role(Role::Operator) && !caller.has_role(Role::DeptAdmin) {
-        return refused(&app, &request_id, event, not_admin()).await;
+        return act.refuse(not_admin()).await;
     }
     let invalid = |detail: String| Problem::new(ProblemKind::InvalidRequest, detail);
     let body: ConnectorBody =
         match super::body::json(&headers, body, "{definition, schemas: {path: schema}}") {
             Ok(body) => body,
-            Err(p) => return refused(&app, &request_id, event, p).await,
+            Err(p) => return act.refuse(p).await,
         };
     let Some(definition) = as_text(&body.definition, true) else {
         let p = invalid("definition must be an object or a string.".to_owned())
             .with("at", "definition");
-        return refused(&app, &request_id, event, p).await;
+        return act.refuse(p).await;
     };
     let mut schemas = std::collections::BTreeMap::new();
     for (path, schema) in &body.schemas {
@@ -384,7 +304,7 @@ async fn put_connector(
             // The path is the sender's own key: not echoed.
             let p = invalid("Each schema must be an object or a string.".to_owned())
                 .with("at", "schemas");
-            return refused(&app, &request_id, event, p).await;
+            return act.refuse(p).await;
         };
         schemas.insert(path.clone(), text);
     }
@@ -393,14 +313,14 @@ async fn put_connector(
         Err(p) => {
             let problem = invalid("The definition does not parse.".to_owned())
                 .with("problems", vec![unparsed(&p)]);
-            return refused(&app, &request_id, event, problem).await;
+            return act.refuse(problem).await;
         }
     };
     if def.id != id {
         let p = invalid("The definition's id differs from the one in the URL.".to_owned());
-        return refused(&app, &request_id, event, p).await;
+        return act.refuse(p).await;
     }
-    event.connector = Some(def.id.clone());
+    act.event.connector = Some(def.id.clone());
     let department = def.department.id.clone();
     let owned = match ownership(&app, &id).await {
         Ok(owned) => owned,
@@ -412,7 +332,7 @@ async fn put_connector(
         known => known.refuse_change(&caller),
     };
     if let Some(problem) = problem {
-        return refused(&app, &request_id, event, problem).await;
+        return act.refuse(problem).await;
     }
     let version = crate::registry::ConnectorVersion {
         id: id.clone(),
@@ -426,7 +346,7 @@ async fn put_connector(
         review: None,
         activated_at: None,
     };
-    save_draft(&app, &request_id, &caller, owned, version, &def, event).await
+    save_draft(&app, &request_id, &caller, owned, version, &def, act).await
 }
 
 /// Keeps a new version as a draft (nothing changes in force); one that loosens the
@@ -439,7 +359,7 @@ async fn save_draft(
     owned: Ownership,
     mut version: crate::registry::ConnectorVersion,
     def: &connectors::ConnectorDef,
-    mut event: AuditEvent,
+    mut act: Action,
 ) -> Response {
     let id = version.id.clone();
     let content = version.content_digest();
@@ -461,11 +381,11 @@ async fn save_draft(
         .find(|v| v.same_content(&version) && !super::drafts::closed(v))
         .cloned();
     if let Some(same) = same {
-        event.operation = Some(format!(
+        act.event.operation = Some(format!(
             "connector.put {id} content={content} unchanged=v{}",
             same.version
         ));
-        return match commit(app, request_id, Vec::new(), event).await {
+        return match act.commit(Vec::new()).await {
             Ok(_) => axum::Json(json!({
                 "connector": id,
                 "version": same.version,
@@ -492,15 +412,15 @@ async fn save_draft(
             decided_by: None,
             note: None,
         });
-        event.operation = Some(format!(
+        act.event.operation = Some(format!(
             "connector.propose {id} content={content} loosens={}",
             loosenings.len()
         ));
     } else {
-        event.operation = Some(format!("connector.draft {id} content={content}"));
+        act.event.operation = Some(format!("connector.draft {id} content={content}"));
     }
     let change = crate::registry::Change::SaveDraft(version);
-    if let Err(response) = commit(app, request_id, vec![change], event).await {
+    if let Err(response) = act.commit(vec![change]).await {
         return response;
     }
     let saved = match app.live.registry().connector_versions(&id).await {
@@ -653,13 +573,15 @@ async fn set_enabled(
     enabled: bool,
 ) -> Response {
     let action = if enabled { "enable" } else { "disable" };
-    let mut event = AuditEvent::admin(
+    let mut act = Action::start(
+        &app,
         &request_id,
-        AuditCaller::of(&caller, peer),
+        &caller,
+        peer,
         &format!("connector.{action} {}", short(&id)),
     );
     if !caller.has_role(Role::Operator) && !caller.has_role(Role::DeptAdmin) {
-        return refused(&app, &request_id, event, not_admin()).await;
+        return act.refuse(not_admin()).await;
     }
     let owned = match ownership(&app, &id).await {
         Ok(owned) => owned,
@@ -673,16 +595,16 @@ async fn set_enabled(
         known => known.refuse_change(&caller),
     };
     if !matches!(owned, Ownership::Unknown) {
-        event.connector = Some(id.clone());
+        act.event.connector = Some(id.clone());
     }
     if let Some(problem) = problem {
-        return refused(&app, &request_id, event, problem).await;
+        return act.refuse(problem).await;
     }
     let change = crate::registry::Change::SetConnectorEnabled {
         id: id.clone(),
         enabled,
     };
-    match commit(&app, &request_id, vec![change], event).await {
+    match act.commit(vec![change]).await {
         Ok(changed) => {
             tracing::info!(request_id, user = %caller.user, connector = %id, enabled, "connector {action}d");
             axum::Json(json!({
@@ -726,35 +648,37 @@ async fn test_connector(
     headers: axum::http::HeaderMap,
     body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
-    let mut event = AuditEvent::admin(
+    let mut act = Action::start(
+        &app,
         &request_id,
-        AuditCaller::of(&caller, peer),
+        &caller,
+        peer,
         &format!("connector.test {}", short(&id)),
     );
     if !caller.has_role(Role::Operator) && !caller.has_role(Role::DeptAdmin) {
-        return refused(&app, &request_id, event, not_admin()).await;
+        return act.refuse(not_admin()).await;
     }
     let config = app.config.load_full();
     let Some(connector) = config.connectors.get(&id) else {
-        return refused(&app, &request_id, event, unknown_connector()).await;
+        return act.refuse(unknown_connector()).await;
     };
-    event.connector = Some(id.clone());
+    act.event.connector = Some(id.clone());
     if !may_administer(&caller, &connector.def.department.id) {
-        return refused(&app, &request_id, event, not_owner()).await;
+        return act.refuse(not_owner()).await;
     }
     let body: TestBody =
         match super::body::json(&headers, body, "{operation, subject: {id_number}}") {
             Ok(body) => body,
-            Err(p) => return refused(&app, &request_id, event, p).await,
+            Err(p) => return act.refuse(p).await,
         };
     let Some(operation) = connector.operations.get(&body.operation) else {
         let p = Problem::new(
             ProblemKind::UnknownOperation,
             "The connector has no operation with this name.",
         );
-        return refused(&app, &request_id, event, p).await;
+        return act.refuse(p).await;
     };
-    event.operation = Some(format!("connector.test {id}.{}", body.operation));
+    act.event.operation = Some(format!("connector.test {id}.{}", body.operation));
     let subject = if operation.subject == connectors::definition::SubjectKey::IdNumber {
         connectors::subject::IdNumber::parse(&body.subject.id_number)
             .map(crate::lookup::SubjectKeyValue::Id)
@@ -769,7 +693,7 @@ async fn test_connector(
     };
     let subject = match subject {
         Ok(subject) => subject,
-        Err(p) => return refused(&app, &request_id, event, p).await,
+        Err(p) => return act.refuse(p).await,
     };
     let mut answer = super::drafts::try_operation(
         &app,
@@ -777,11 +701,11 @@ async fn test_connector(
         &body.operation,
         operation,
         &subject,
-        &mut event,
+        &mut act.event,
     )
     .await;
-    if let Err(e) = app.audit.append(event).await {
-        return super::error::audit_unavailable(&request_id, &e);
+    if let Err(response) = act.record().await {
+        return response;
     }
     if let Some(map) = answer.as_object_mut() {
         map.remove("ok");

@@ -32,9 +32,10 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::action::Action;
 use super::admin::{
-    Ownership, commit, may_administer, not_admin, not_owner, ownership, refused,
-    registry_unavailable, short, unknown_connector,
+    Ownership, may_administer, not_admin, not_owner, ownership, registry_unavailable, short,
+    unknown_connector,
 };
 use super::problem::{Problem, ProblemKind};
 use super::{Authenticated, Peer, RequestId};
@@ -133,34 +134,25 @@ fn number(text: &str) -> Option<u32> {
     text.parse().ok().filter(|n| *n > 0)
 }
 
-/// The connector a read is about, with its versions, if `caller` may read it; else
-/// the answer.
+/// The connector a read is about, with its versions, if `caller` may read it.
 async fn readable(
     app: &App,
-    request_id: &str,
     caller: &Caller,
     id: &str,
-) -> Result<(Ownership, Vec<ConnectorVersion>), Response> {
+) -> Result<(Ownership, Vec<ConnectorVersion>), Problem> {
     if !caller.has_role(Role::Operator) && !caller.has_role(Role::DeptAdmin) {
-        return Err(not_admin().for_request(request_id).into_response());
+        return Err(not_admin());
     }
-    let owned = match ownership(app, id).await {
-        Ok(owned) => owned,
-        Err(e) => return Err(registry_unavailable(request_id, &e)),
-    };
-    let Some(department) = owned.department() else {
-        return Err(unknown_connector().for_request(request_id).into_response());
-    };
+    let owned = ownership(app, id).await?;
+    let department = owned.department().ok_or_else(unknown_connector)?;
     if !may_administer(caller, department) {
-        return Err(not_owner().for_request(request_id).into_response());
+        return Err(not_owner());
     }
     if matches!(owned, Ownership::MainFile { .. }) {
         return Ok((owned, Vec::new()));
     }
-    match app.live.registry().connector_versions(id).await {
-        Ok(versions) => Ok((owned, versions)),
-        Err(e) => Err(registry_unavailable(request_id, &e)),
-    }
+    let versions = app.live.registry().connector_versions(id).await?;
+    Ok((owned, versions))
 }
 
 fn current_of(owned: &Ownership) -> Option<u32> {
@@ -172,21 +164,17 @@ fn current_of(owned: &Ownership) -> Option<u32> {
 
 async fn show(
     State(app): State<App>,
-    RequestId(request_id): RequestId,
     Authenticated(caller): Authenticated,
     Path(id): Path<String>,
-) -> Response {
-    let (owned, versions) = match readable(&app, &request_id, &caller, &id).await {
-        Ok(found) => found,
-        Err(response) => return response,
-    };
+) -> Result<Response, Problem> {
+    let (owned, versions) = readable(&app, &caller, &id).await?;
     if let Ownership::MainFile { department } = &owned {
         let config = app.config.load();
         let definition = config
             .connectors
             .get(&id)
             .and_then(|c| serde_yaml_ng::to_string(&*c.def).ok());
-        return axum::Json(json!({
+        return Ok(axum::Json(json!({
             "connector": id,
             "department": department,
             "origin": "gateway.yaml",
@@ -195,7 +183,7 @@ async fn show(
             "definition": definition,
             "drafts": [],
         }))
-        .into_response();
+        .into_response());
     }
     let current = current_of(&owned);
     let (enabled, in_force) = match &owned {
@@ -207,7 +195,7 @@ async fn show(
         .filter(|v| matches!(state(v, current), "draft" | "awaiting_review"))
         .map(|v| summary(v, current))
         .collect();
-    axum::Json(json!({
+    Ok(axum::Json(json!({
         "connector": id,
         "department": owned.department(),
         "origin": versions.last().map(|v| &v.origin),
@@ -217,24 +205,18 @@ async fn show(
         "drafts": drafts,
         "versions": versions.len(),
     }))
-    .into_response()
+    .into_response())
 }
 
 async fn show_version(
     State(app): State<App>,
-    RequestId(request_id): RequestId,
     Authenticated(caller): Authenticated,
     Path((id, version)): Path<(String, String)>,
-) -> Response {
-    let (owned, versions) = match readable(&app, &request_id, &caller, &id).await {
-        Ok(found) => found,
-        Err(response) => return response,
-    };
+) -> Result<Response, Problem> {
+    let (owned, versions) = readable(&app, &caller, &id).await?;
     let found = number(&version).and_then(|n| versions.iter().find(|v| v.version == n));
-    match found {
-        Some(v) => axum::Json(full(v, current_of(&owned))).into_response(),
-        None => unknown_version().for_request(&request_id).into_response(),
-    }
+    let v = found.ok_or_else(unknown_version)?;
+    Ok(axum::Json(full(v, current_of(&owned))).into_response())
 }
 
 async fn diff(
@@ -242,21 +224,19 @@ async fn diff(
     RequestId(request_id): RequestId,
     Authenticated(caller): Authenticated,
     Path((id, from, to)): Path<(String, String, String)>,
-) -> Response {
-    let (_, versions) = match readable(&app, &request_id, &caller, &id).await {
-        Ok(found) => found,
-        Err(response) => return response,
-    };
+) -> Result<Response, Problem> {
+    let (_, versions) = readable(&app, &caller, &id).await?;
     let find = |text: &str| number(text).and_then(|n| versions.iter().find(|v| v.version == n));
     let (Some(old), Some(new)) = (find(&from), find(&to)) else {
-        return unknown_version().for_request(&request_id).into_response();
+        return Err(unknown_version());
     };
     let parse = |v: &ConnectorVersion| connectors::ConnectorDef::from_yaml(&v.definition).ok();
     let (Some(old_def), Some(new_def)) = (parse(old), parse(new)) else {
         tracing::error!(request_id, connector = %id, "a stored connector version does not parse");
-        return Problem::new(ProblemKind::Internal, "A stored version cannot be read.")
-            .for_request(&request_id)
-            .into_response();
+        return Err(Problem::new(
+            ProblemKind::Internal,
+            "A stored version cannot be read.",
+        ));
     };
     let changes = crate::classification::diff(&old_def, &new_def);
     let mut schemas_changed: Vec<&String> = old
@@ -266,7 +246,7 @@ async fn diff(
         .filter(|path| old.schemas.get(*path) != new.schemas.get(*path))
         .collect();
     schemas_changed.dedup();
-    axum::Json(json!({
+    Ok(axum::Json(json!({
         "connector": id,
         "from": old.version,
         "to": new.version,
@@ -285,7 +265,7 @@ async fn diff(
         },
         "schemas_changed": schemas_changed,
     }))
-    .into_response()
+    .into_response())
 }
 
 /// `{version}` for a rollback.
@@ -302,9 +282,11 @@ async fn activate(
     Authenticated(caller): Authenticated,
     Path((id, version)): Path<(String, String)>,
 ) -> Response {
-    let event = AuditEvent::admin(
+    let act = Action::start(
+        &app,
         &request_id,
-        AuditCaller::of(&caller, peer),
+        &caller,
+        peer,
         &format!(
             "connector.activate {} v{}",
             short(&id),
@@ -318,7 +300,7 @@ async fn activate(
         &id,
         number(&version),
         false,
-        event,
+        act,
     )
     .await
 }
@@ -332,17 +314,19 @@ async fn rollback(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let event = AuditEvent::admin(
+    let act = Action::start(
+        &app,
         &request_id,
-        AuditCaller::of(&caller, peer),
+        &caller,
+        peer,
         &format!("connector.rollback {}", short(&id)),
     );
     if !caller.has_role(Role::Operator) && !caller.has_role(Role::DeptAdmin) {
-        return refused(&app, &request_id, event, not_admin()).await;
+        return act.refuse(not_admin()).await;
     }
     let body: RollbackBody = match super::body::json(&headers, body, "{version}") {
         Ok(body) => body,
-        Err(p) => return refused(&app, &request_id, event, p).await,
+        Err(p) => return act.refuse(p).await,
     };
     put_in_force(
         &app,
@@ -351,7 +335,7 @@ async fn rollback(
         &id,
         Some(body.version),
         true,
-        event,
+        act,
     )
     .await
 }
@@ -365,27 +349,27 @@ async fn put_in_force(
     id: &str,
     number: Option<u32>,
     rollback: bool,
-    mut event: AuditEvent,
+    mut act: Action,
 ) -> Response {
     if !caller.has_role(Role::Operator) && !caller.has_role(Role::DeptAdmin) {
-        return refused(app, request_id, event, not_admin()).await;
+        return act.refuse(not_admin()).await;
     }
     let owned = match ownership(app, id).await {
         Ok(owned) => owned,
         Err(e) => return registry_unavailable(request_id, &e),
     };
     if !matches!(owned, Ownership::Unknown) {
-        event.connector = Some(id.to_owned());
+        act.event.connector = Some(id.to_owned());
     }
     if let Some(problem) = owned.refuse_change(caller) {
-        return refused(app, request_id, event, problem).await;
+        return act.refuse(problem).await;
     }
     let versions = match app.live.registry().connector_versions(id).await {
         Ok(versions) => versions,
         Err(e) => return registry_unavailable(request_id, &e),
     };
     let Some(target) = number.and_then(|n| versions.into_iter().find(|v| v.version == n)) else {
-        return refused(app, request_id, event, unknown_version()).await;
+        return act.refuse(unknown_version()).await;
     };
     let (current, enabled) = match &owned {
         Ownership::Registered(c) => (Some(c.current.clone()), c.enabled),
@@ -393,7 +377,7 @@ async fn put_in_force(
     };
     let current_number = current.as_ref().map(|c| c.version);
     let action = if rollback { "rollback" } else { "activate" };
-    event.operation = Some(format!(
+    act.event.operation = Some(format!(
         "connector.{action} {id} v{} from={} content={}",
         target.version,
         current_number.map_or_else(|| "none".to_owned(), |n| format!("v{n}")),
@@ -406,27 +390,20 @@ async fn put_in_force(
             "active": target.version,
             "unchanged": true,
         });
-        return match commit(app, request_id, Vec::new(), event).await {
+        return match act.commit(Vec::new()).await {
             Ok(_) => axum::Json(answer).into_response(),
             Err(response) => response,
         };
     }
     if let Some(problem) = not_activatable(&target, current.as_ref(), rollback) {
-        return refused(app, request_id, event, problem).await;
+        return act.refuse(problem).await;
     }
     let target = ConnectorVersion {
         activated_at: Some(crate::access::now_rfc3339()),
         ..target
     };
     let number = target.version;
-    match commit(
-        app,
-        request_id,
-        vec![Change::ActivateVersion(target)],
-        event,
-    )
-    .await
-    {
+    match act.commit(vec![Change::ActivateVersion(target)]).await {
         Ok(changed) => {
             tracing::info!(request_id, user = %caller.user, connector = %id, version = number, "connector version put in force ({action})");
             axum::Json(json!({
@@ -533,9 +510,9 @@ async fn test_version(
         short(&id),
         number.map_or_else(|| "?".to_owned(), |n| n.to_string())
     );
-    let mut event = AuditEvent::admin(&request_id, AuditCaller::of(&caller, peer), &operation);
+    let mut act = Action::start(&app, &request_id, &caller, peer, &operation);
     if !caller.has_role(Role::Operator) && !caller.has_role(Role::DeptAdmin) {
-        return refused(&app, &request_id, event, not_admin()).await;
+        return act.refuse(not_admin()).await;
     }
     let owned = match ownership(&app, &id).await {
         Ok(owned) => owned,
@@ -550,15 +527,15 @@ async fn test_version(
             .map(|_| not_owner()),
     };
     if !matches!(owned, Ownership::Unknown) {
-        event.connector = Some(id.clone());
+        act.event.connector = Some(id.clone());
     }
     if let Some(problem) = problem {
-        return refused(&app, &request_id, event, problem).await;
+        return act.refuse(problem).await;
     }
     let body: TestBody =
         match super::body::json(&headers, body, "{subject: {id_number, household_number}}") {
             Ok(body) => body,
-            Err(p) => return refused(&app, &request_id, event, p).await,
+            Err(p) => return act.refuse(p).await,
         };
     let id_number = match body.subject.id_number.map(|text| {
         connectors::subject::IdNumber::parse(&text).map(crate::lookup::SubjectKeyValue::Id)
@@ -569,7 +546,7 @@ async fn test_version(
                 "The test subject's ID number fails the GB 11643 check; no department was called.",
             )
             .with("at", "subject.id_number");
-            return refused(&app, &request_id, event, p).await;
+            return act.refuse(p).await;
         }
         Some(Ok(key)) => Some(key),
         None => None,
@@ -579,7 +556,7 @@ async fn test_version(
         .household_number
         .map(|h| crate::lookup::household_number(h).map_err(Problem::from))
     {
-        Some(Err(p)) => return refused(&app, &request_id, event, p).await,
+        Some(Err(p)) => return act.refuse(p).await,
         Some(Ok(key)) => Some(key),
         None => None,
     };
@@ -589,14 +566,14 @@ async fn test_version(
             "Give a sample subject: subject.id_number, subject.household_number or both.",
         )
         .with("at", "subject");
-        return refused(&app, &request_id, event, p).await;
+        return act.refuse(p).await;
     }
     let versions = match app.live.registry().connector_versions(&id).await {
         Ok(versions) => versions,
         Err(e) => return registry_unavailable(&request_id, &e),
     };
     let Some(target) = number.and_then(|n| versions.into_iter().find(|v| v.version == n)) else {
-        return refused(&app, &request_id, event, unknown_version()).await;
+        return act.refuse(unknown_version()).await;
     };
     // The configuration the version would make if it were in force, built aside.
     let snapshot = match app.live.registry().snapshot().await {
@@ -628,11 +605,11 @@ async fn test_version(
                     _ => Vec::new(),
                 },
             );
-            return refused(&app, &request_id, event, p).await;
+            return act.refuse(p).await;
         }
     };
     let Some(connector) = config.connectors.get(&id) else {
-        return refused(&app, &request_id, event, unknown_version()).await;
+        return act.refuse(unknown_version()).await;
     };
     let mut results = Vec::new();
     for (name, op) in &connector.operations {

@@ -23,15 +23,45 @@ use crate::lookup::{LookupError, SubjectError};
 use crate::policy::Refusal;
 
 impl IntoResponse for Problem {
+    /// The answer. A problem made without its request's id (a handler returning
+    /// `Err(problem)` through `?`) is kept in the response's extensions, and the
+    /// request context writes it again with the id ([`with_request_id`]).
     fn into_response(self) -> Response {
         let mut response = (self.kind.status(), self.body().to_string()).into_response();
         response
             .headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-        for (name, value) in self.headers {
-            response.headers_mut().append(name, value);
+        for (name, value) in &self.headers {
+            response.headers_mut().append(name.clone(), value.clone());
+        }
+        if self.request_id.is_none() {
+            response.extensions_mut().insert(Unidentified(self));
         }
         response
+    }
+}
+
+/// The registry cannot be read or written: 503 (the cause goes to the log).
+impl From<crate::registry::RegistryError> for Problem {
+    fn from(error: crate::registry::RegistryError) -> Problem {
+        tracing::error!(error = %error, "the registry cannot be read");
+        Problem::new(
+            ProblemKind::RegistryUnavailable,
+            "The registry cannot be read right now.",
+        )
+    }
+}
+
+/// A problem answered without its request's id.
+#[derive(Debug, Clone)]
+struct Unidentified(Problem);
+
+/// The response again with the request's id in its problem body, if it is a problem
+/// that was answered without one; otherwise unchanged.
+pub(crate) fn with_request_id(response: Response, request_id: &str) -> Response {
+    match response.extensions().get::<Unidentified>() {
+        Some(Unidentified(problem)) => problem.clone().for_request(request_id).into_response(),
+        None => response,
     }
 }
 
@@ -300,5 +330,126 @@ impl From<SubjectError> for Problem {
             problem = problem.with("at", at);
         }
         problem
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::limits::Rate;
+    use crate::policy::RefusalReason;
+    use crate::schema::Violation;
+
+    /// A problem as the caller receives it: status, body and the headers it adds.
+    fn answered(problem: Problem) -> Value {
+        let headers: Vec<Value> = problem
+            .headers
+            .iter()
+            .map(|(name, value)| json!([name.as_str(), value.to_str().unwrap_or("?")]))
+            .collect();
+        json!({
+            "status": problem.kind.status().as_u16(),
+            "body": problem.body(),
+            "headers": headers,
+        })
+    }
+
+    fn limited(limit: &str, rate: Rate, cost: u32) -> Limited {
+        Limited {
+            limit: limit.to_owned(),
+            rate,
+            retry_after: Duration::from_millis(1500),
+            cost,
+        }
+    }
+
+    #[test]
+    fn lookup_failures_answer_with_these_bodies() {
+        let cases = [
+            (
+                "refused",
+                LookupError::Refused(Refusal {
+                    rule: "hukou-birth-registration".to_owned(),
+                    reason: RefusalReason::Jurisdiction,
+                    detail: "Grant `hukou-birth-registration` applies only to residents of the caller's township.".to_owned(),
+                }),
+            ),
+            (
+                "grant_quota",
+                LookupError::Limited(limited("grant:hukou-birth-registration", Rate::per_day(300), 1)),
+            ),
+            (
+                "department_busy",
+                LookupError::Busy {
+                    connector: "hukou".to_owned(),
+                    limited: limited("connector:hukou", Rate::per_second(50, 10), 1),
+                },
+            ),
+            ("not_found", LookupError::NotFound { connector: "hukou".to_owned() }),
+            (
+                "timeout",
+                LookupError::Upstream {
+                    connector: "shebao".to_owned(),
+                    error: FetchError::Timeout,
+                },
+            ),
+            (
+                "oversize",
+                LookupError::Upstream {
+                    connector: "shebao".to_owned(),
+                    error: FetchError::Oversize { limit: 65536 },
+                },
+            ),
+            (
+                "schema",
+                LookupError::Schema {
+                    connector: "jisheng".to_owned(),
+                    violation: Violation {
+                        schema_path: "/properties/township_code/pattern".to_owned(),
+                        instance_path: "/township_code".to_owned(),
+                    },
+                },
+            ),
+            (
+                "disabled",
+                LookupError::Disabled {
+                    connector: "jisheng".to_owned(),
+                    department: Some(("county-hfpc".to_owned(), Some("县卫生健康委员会".to_owned()))),
+                },
+            ),
+        ];
+        for (name, error) in cases {
+            let kind = error.kind();
+            let problem = Problem::from(error);
+            assert_eq!(problem.kind, kind, "{name}");
+            insta::assert_json_snapshot!(format!("lookup_{name}"), answered(problem));
+        }
+    }
+
+    #[test]
+    fn a_callers_own_limits_answer_429_with_retry_headers() {
+        let form = limited("user", Rate::per_minute(120), 11);
+        insta::assert_json_snapshot!("limited_form", answered(Problem::from(form)));
+    }
+
+    #[test]
+    fn a_bad_subject_names_the_check_not_the_number() {
+        let id = connectors::subject::IdNumber::parse("13990119750327229Y")
+            .expect_err("a wrong check digit");
+        let cases = [
+            ("id_number", SubjectError::IdNumber(id)),
+            ("household", SubjectError::HouseholdNumber),
+            (
+                "one_key",
+                SubjectError::OneKey(connectors::definition::SubjectKey::HouseholdNumber),
+            ),
+        ];
+        for (name, error) in cases {
+            insta::assert_json_snapshot!(format!("subject_{name}"), answered(Problem::from(error)));
+        }
     }
 }

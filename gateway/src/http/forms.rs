@@ -84,7 +84,7 @@ async fn list(State(app): State<App>, Authenticated(caller): Authenticated) -> R
     let forms: Vec<Value> = config
         .forms
         .iter()
-        .filter(|f| may_use(&config, &caller, &f.purpose))
+        .filter(|f| may_use(&config, &caller, &f.purpose, app.clock.today()))
         .map(|f| describe(&config, f))
         .collect();
     axum::Json(json!({ "forms": forms })).into_response()
@@ -138,7 +138,7 @@ async fn fill_form(
         peer,
         case_id: &case_id,
         deadline: Instant::now() + form.deadline,
-        today: crate::policy::china_today(),
+        today: app.clock.today(),
         subject: &subject,
     };
     let filled = fill::fill(&ctx).await;
@@ -213,7 +213,7 @@ fn prepare(
             "No form template with this id is configured; GET /v1/forms lists yours.",
         )
     })?;
-    if !may_use(config, caller, &form.purpose) {
+    if !may_use(config, caller, &form.purpose, app.clock.today()) {
         return Err(Problem::new(
             ProblemKind::Forbidden,
             "No grant in force gives this caller the form's purpose.",

@@ -14,6 +14,7 @@
 //! [`crate::startup`], not here.
 
 pub mod access;
+pub(crate) mod action;
 pub mod admin;
 pub(crate) mod body;
 pub mod catalog;
@@ -117,7 +118,7 @@ async fn request_context(mut request: Request, next: Next) -> Response {
         problem.for_request(&id).into_response()
     } else {
         request.extensions_mut().insert(RequestId(id.clone()));
-        next.run(request).await
+        error::with_request_id(next.run(request).await, &id)
     };
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", value);

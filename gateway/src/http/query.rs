@@ -15,7 +15,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use chrono::{SecondsFormat, Utc};
+use chrono::SecondsFormat;
 use serde::Serialize;
 
 use super::error::audit_unavailable;
@@ -141,7 +141,7 @@ async fn run(
         },
         case_id: &request.case_id,
         fetched_at: fetched_at.to_rfc3339_opts(SecondsFormat::Millis, true),
-        age_s: (Utc::now() - fetched_at).num_seconds().max(0),
+        age_s: (app.clock.now() - fetched_at).num_seconds().max(0),
         cache_hit: found.cache_hit,
         data: &result.data,
         fields: &result.fields,

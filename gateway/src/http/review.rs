@@ -22,11 +22,11 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::admin::{commit, refused, registry_unavailable, short};
+use super::action::Action;
+use super::admin::{registry_unavailable, short};
 use super::problem::{Problem, ProblemKind};
 use super::{Authenticated, Peer, RequestId};
 use crate::app::App;
-use crate::audit::{AuditCaller, AuditEvent};
 use crate::auth::{Caller, Role};
 use crate::registry::{Change, ConnectorVersion, ReviewState};
 
@@ -194,9 +194,11 @@ async fn decide(
 ) -> Response {
     let action = if approve { "approve" } else { "refuse" };
     let number: Option<u32> = version.parse().ok().filter(|n| *n > 0);
-    let mut event = AuditEvent::admin(
+    let mut act = Action::start(
+        &app,
         &request_id,
-        AuditCaller::of(&caller, peer),
+        &caller,
+        peer,
         &format!(
             "connector.review.{action} {} v{}",
             short(&id),
@@ -204,10 +206,10 @@ async fn decide(
         ),
     );
     if !caller.has_role(Role::Governance) {
-        return refused(&app, &request_id, event, not_governance()).await;
+        return act.refuse(not_governance()).await;
     }
     let Some(number) = number else {
-        return refused(&app, &request_id, event, unknown_review()).await;
+        return act.refuse(unknown_review()).await;
     };
     let decision = match body {
         Ok(ref bytes) if bytes.is_empty() => Ok(Decision::default()),
@@ -215,7 +217,7 @@ async fn decide(
     };
     let decision = match decision {
         Ok(decision) => decision,
-        Err(problem) => return refused(&app, &request_id, event, problem).await,
+        Err(problem) => return act.refuse(problem).await,
     };
     let text = if approve {
         decision.note.clone()
@@ -224,25 +226,25 @@ async fn decide(
     };
     let text = match check_text(text, !approve, if approve { "note" } else { "reason" }) {
         Ok(text) => text,
-        Err(problem) => return refused(&app, &request_id, event, problem).await,
+        Err(problem) => return act.refuse(problem).await,
     };
     let versions = match app.live.registry().connector_versions(&id).await {
         Ok(versions) => versions,
         Err(e) => return registry_unavailable(&request_id, &e),
     };
     let Some(mut stored) = versions.into_iter().find(|v| v.version == number) else {
-        return refused(&app, &request_id, event, unknown_review()).await;
+        return act.refuse(unknown_review()).await;
     };
-    event.connector = Some(stored.id.clone());
+    act.event.connector = Some(stored.id.clone());
     let Some(review) = stored.review.as_mut() else {
-        return refused(&app, &request_id, event, unknown_review()).await;
+        return act.refuse(unknown_review()).await;
     };
     if review.state != ReviewState::Pending {
         let p = Problem::new(
             ProblemKind::AlreadyDecided,
             "This version's review is already decided, or a later version superseded it.",
         );
-        return refused(&app, &request_id, event, p).await;
+        return act.refuse(p).await;
     }
     review.state = if approve {
         ReviewState::Approved
@@ -253,13 +255,13 @@ async fn decide(
         Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
     review.decided_by = Some(caller.user.clone());
     review.note = text;
-    event.operation = Some(format!(
+    act.event.operation = Some(format!(
         "connector.review.{action} {} v{number} content={}",
         stored.id,
         stored.content_digest()
     ));
     let answer = view(&stored);
-    match commit(&app, &request_id, vec![Change::DecideReview(stored)], event).await {
+    match act.commit(vec![Change::DecideReview(stored)]).await {
         Ok(changed) => {
             tracing::info!(request_id, user = %caller.user, connector = %id, version = number, "classification review {action}d");
             let mut answer = answer;

@@ -18,7 +18,6 @@ pub(crate) mod trail;
 use std::sync::Arc;
 use std::time::Instant;
 
-use chrono::Utc;
 use connectors::{FetchContext, FetchError};
 
 use crate::auth::Caller;
@@ -34,11 +33,13 @@ pub use subject::{SubjectError, SubjectKeyValue, check_case_id, household_number
 pub(crate) use trail::Trail;
 
 /// What a lookup needs besides the configuration: the key of subject pseudonyms and
-/// masks, and the limits (grant quotas, departments' capacity).
+/// masks, the limits (grant quotas, departments' capacity) and the clock.
 #[derive(Debug, Clone, Copy)]
 pub struct Services<'a> {
     pub pseudonym: &'a PseudonymKey,
     pub limits: &'a RateLimits,
+    /// "Now" for records fetched and "today" for grants' validity.
+    pub clock: &'a dyn crate::clock::Clock,
 }
 
 /// What is looked up: a resolved connector operation for a purpose.
@@ -105,7 +106,7 @@ pub(crate) async fn lookup(
     trail.subject_pseudonym = Some(subject_pseudonym.clone());
     trail.subject_masked = Some(subject.masked());
 
-    let today = crate::policy::china_today();
+    let today = app.clock.today();
     let plan = config
         .policies
         .decide(
@@ -349,11 +350,13 @@ async fn cached(
                 op.schema.check(&fetched.record).map_err(Failure::Schema)?;
                 Ok(Entry::Found(Record {
                     value: fetched.record,
-                    fetched_at: Utc::now(),
+                    fetched_at: app.clock.now(),
                     upstream_latency: fetched.latency,
                 }))
             }
-            Err(FetchError::NotFound) => Ok(Entry::NotFound { at: Utc::now() }),
+            Err(FetchError::NotFound) => Ok(Entry::NotFound {
+                at: app.clock.now(),
+            }),
             Err(e) => Err(Failure::Fetch(e)),
         }
     };

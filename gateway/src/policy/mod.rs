@@ -188,7 +188,7 @@ impl Deny {
 
 /// Today in China Standard Time (UTC+8), the calendar grants and masks go by.
 pub fn china_today() -> NaiveDate {
-    (chrono::Utc::now() + chrono::Duration::hours(8)).date_naive()
+    crate::clock::china_date(chrono::Utc::now())
 }
 
 /// Roles that may look records up.

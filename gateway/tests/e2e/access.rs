@@ -3,6 +3,7 @@
 //! follows each decision without a restart, only the owning department decides (and
 //! never on its own request), and every action is an admin event in the audit log.
 
+use crate::helpers::Edit as _;
 use gateway::auth::{MintClaims, Role, mint};
 use gateway::demo;
 use serde_json::{Value, json};
@@ -824,7 +825,7 @@ async fn the_overdue_list_holds_only_pending_requests_past_their_deadline() {
     // The county gives departments three working days.
     let gw = TestGateway::start_with(|path, text| {
         if path == "county/gateway.yaml" {
-            text.replace("deadline_working_days: 10", "deadline_working_days: 3")
+            text.edit("deadline_working_days: 10", "deadline_working_days: 3")
         } else {
             text.to_owned()
         }

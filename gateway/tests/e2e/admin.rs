@@ -1,6 +1,7 @@
 //! Department and operator actions: purging a connector's record cache (only its own
 //! department admin or an operator, always audited), and the `/metrics` counters.
 
+use crate::helpers::Edit as _;
 use gateway::auth::Role;
 use gateway::demo;
 use serde_json::{Value, json};
@@ -100,7 +101,7 @@ async fn metrics_count_cache_hits_misses_and_refusals_without_personal_data() {
     let gw = TestGateway::start_with(|path, text| {
         if path == "county/gateway.yaml" {
             // No forms: a fill makes more lookups at once than this burst takes.
-            text.replace(
+            text.edit(
                 "per_user: { per_minute: 120, burst: 30 }",
                 "per_user: { per_minute: 2, burst: 2 }",
             )

@@ -6,6 +6,7 @@
 //! directory reproduces the registry, and a running gateway picks an apply up without
 //! a restart.
 
+use crate::helpers::Edit as _;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -217,7 +218,7 @@ async fn apply_previews_checks_commits_and_keeps_the_registry_in_step() {
     // A new title is a new version, shown with its lines.
     let connector = dir.join("connectors/jisheng2.yaml");
     let text = std::fs::read_to_string(&connector).expect("read");
-    std::fs::write(&connector, text.replace(TITLE, "title: 婚育信息（第二版）")).expect("write");
+    std::fs::write(&connector, text.edit(TITLE, "title: 婚育信息（第二版）")).expect("write");
     let changed = county.apply(&dir, false).await;
     assert_eq!(changed.code, 0, "{changed:?}");
     assert!(
@@ -259,8 +260,8 @@ async fn apply_previews_checks_commits_and_keeps_the_registry_in_step() {
         &dir,
         "policies/bad.yaml",
         &POLICY
-            .replace("jisheng2-birth-registration", "bad-grant")
-            .replace("marriage_date: keep", "hereditary_disease: keep"),
+            .edit("jisheng2-birth-registration", "bad-grant")
+            .edit("marriage_date: keep", "hereditary_disease: keep"),
     );
     let invalid = county.apply(&dir, false).await;
     assert_eq!(invalid.code, 1, "{invalid:?}");
@@ -340,7 +341,7 @@ async fn applied_purposes_extend_the_catalog_and_a_duplicate_code_is_refused() {
     write(
         &dir,
         "policies/jisheng2.yaml",
-        &POLICY.replace("purposes: [birth_registration]", "purposes: [test_purpose]"),
+        &POLICY.edit("purposes: [birth_registration]", "purposes: [test_purpose]"),
     );
     let applied = county.apply(&dir, false).await;
     assert_eq!(applied.code, 0, "{applied:?}");

@@ -2,6 +2,7 @@
 //! from a fresh data directory following its own printed hint, and `serve` against
 //! `simulate` as two processes.
 
+use crate::helpers::Edit as _;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -230,21 +231,21 @@ async fn check_refuses_what_serve_refuses_and_names_paths_as_the_file_does() {
 async fn check_reports_every_problem_at_once() {
     let dir = tempfile::tempdir().expect("temp dir");
     write_county(dir.path(), |path, text| match path {
-        "county/gateway.yaml" => text.replace("code: \"139901\"", "code: \"13990\""),
-        "county/purposes.yaml" => text.replace("code: rural_housing", "code: birth_registration"),
+        "county/gateway.yaml" => text.edit("code: \"139901\"", "code: \"13990\""),
+        "county/purposes.yaml" => text.edit("code: rural_housing", "code: birth_registration"),
         "county/connectors/hukou.yaml" => {
-            text.replace("ethnicity: { from: /mz", "ethnicity: { from: mz")
+            text.edit("ethnicity: { from: /mz", "ethnicity: { from: mz")
         }
         "county/connectors/shebao.yaml" => text
-            .replace(
+            .edit(
                 "base_url: http://127.0.0.1:18102",
                 "base_url: ftp://127.0.0.1",
             )
-            .replace(
+            .edit(
                 "transform: { code: scheme }",
                 "transform: { code: schemes }",
             ),
-        "county/connectors/jisheng.yaml" => text.replace(
+        "county/connectors/jisheng.yaml" => text.edit(
             "hereditary_disease: { from: /ycbs",
             "genetic_notes: { from: /ycbs",
         ),

@@ -5,6 +5,7 @@
 //! governance office's approval only; the connector, its versions and a diff between
 //! two can be read back.
 
+use crate::helpers::Edit as _;
 use gateway::auth::Role;
 use gateway::county::COUNTY_FILES;
 use gateway::demo;
@@ -48,8 +49,8 @@ fn admin_of(gw: &TestGateway, department: &'static str) -> String {
 fn hukou2(gw: &TestGateway, edit: impl Fn(String) -> String) -> Value {
     let base = gw.department(Department::Hukou).base_url();
     let text = county_file("county/connectors/hukou.yaml")
-        .replace("id: hukou\n", "id: hukou2\n")
-        .replace(
+        .edit("id: hukou\n", "id: hukou2\n")
+        .edit(
             "base_url: http://127.0.0.1:18101",
             &format!("base_url: {base}"),
         );
@@ -65,7 +66,7 @@ fn hukou2(gw: &TestGateway, edit: impl Fn(String) -> String) -> Value {
 
 /// Version 2's mistake: the person lookup asks a path the department does not serve.
 fn wrong_path(text: String) -> String {
-    text.replace("path: /rkxx/api/v1/person,", "path: /rkxx/api/v1/persons,")
+    text.edit("path: /rkxx/api/v1/person,", "path: /rkxx/api/v1/persons,")
 }
 
 /// Ethnicity shared openly: a loosening.
@@ -75,9 +76,9 @@ fn ethnicity_open(text: String) -> String {
         .find(|l| l.trim_start().starts_with("ethnicity:"))
         .expect("an ethnicity field")
         .to_owned();
-    let open = line.replace("sharing: conditional", "sharing: open");
+    let open = line.edit("sharing: conditional", "sharing: open");
     assert_ne!(open, line, "ethnicity was conditional");
-    text.replace(&line, &open)
+    text.edit(&line, &open)
 }
 
 async fn put(gw: &TestGateway, token: &str, body: &Value) -> Reply {

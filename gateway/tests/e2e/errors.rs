@@ -132,3 +132,39 @@ async fn the_id_may_not_travel_in_the_url() {
     reply.assert_problem(400, "invalid-request");
     assert!(!reply.text.contains(id.as_str()));
 }
+
+#[tokio::test]
+async fn a_problem_names_the_request_it_answers() {
+    let gw = TestGateway::start().await;
+    let admin = gw.token(gateway::auth::Role::DeptAdmin, None);
+    // A handler that answers its problem through `?` (an unknown connector), and one
+    // that writes the id itself (an unknown purpose).
+    let response = gw
+        .client
+        .get(gw.url("/v1/admin/connectors/nope"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("an answer");
+    let header = response
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .expect("a request id")
+        .to_owned();
+    let reply = crate::helpers::Reply::read(response).await;
+    reply.assert_problem(404, "unknown-connector");
+    assert_eq!(reply.json["request_id"], header);
+    assert_eq!(reply.json["instance"], format!("urn:uuid:{header}"));
+
+    let person = sample(SampleKind::MarriedParent);
+    let mut body = lookup("hukou", "person_by_id", person.id.as_str());
+    body["purpose"] = json!("curiosity");
+    let reply = gw.query(&body).await;
+    reply.assert_problem(400, "unknown-purpose");
+    assert!(
+        reply.json["request_id"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty())
+    );
+}

@@ -5,6 +5,7 @@
 //! never widens a view; and every department lookup is in the audit log under the
 //! fill's request id.
 
+use crate::helpers::Edit as _;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -130,9 +131,9 @@ async fn departments_are_asked_at_once_so_a_form_takes_the_slowest_not_the_sum()
     // second department would not hear of the fill while the first still hangs.
     let gw = TestGateway::start_with(|path, text| {
         let text = if path.starts_with("county/connectors/") {
-            text.replace("total_ms: 3000", "total_ms: 30000")
+            text.edit("total_ms: 3000", "total_ms: 30000")
         } else if path == "forms/birth-registration.yaml" {
-            text.replace("deadline_ms: 2500", "deadline_ms: 30000")
+            text.edit("deadline_ms: 2500", "deadline_ms: 30000")
         } else {
             text.to_owned()
         };
@@ -334,20 +335,20 @@ async fn a_hundred_clerks_filling_one_household_ask_each_department_once_per_per
     let gw = TestGateway::start_with(|path, text| match path {
         // A fill counts its form's most lookups (11): 100 fills at once are 1,100.
         "county/gateway.yaml" => text
-            .replace(
+            .edit(
                 "per_user: { per_minute: 120, burst: 30 }",
                 "per_user: { per_minute: 60000, burst: 2000 }",
             )
-            .replace(
+            .edit(
                 "per_township: { per_minute: 1200, burst: 200 }",
                 "per_township: { per_minute: 60000, burst: 2000 }",
             ),
-        p if p.starts_with("policies/") => text.replace("per_day: 300 }", "per_day: 100000 }"),
+        "policies/hukou.yaml" | "policies/shebao.yaml" => {
+            text.edit("per_day: 300 }", "per_day: 100000 }")
+        }
         // A hundred fills at once keep a debug build's two cores busy for seconds:
         // this test counts department calls, so no fill may hit its deadline.
-        "forms/subsistence-allowance.yaml" => {
-            text.replace("deadline_ms: 2500", "deadline_ms: 30000")
-        }
+        "forms/subsistence-allowance.yaml" => text.edit("deadline_ms: 2500", "deadline_ms: 30000"),
         _ => text.to_owned(),
     })
     .await;
@@ -479,13 +480,13 @@ async fn every_value_names_its_source_and_age_and_the_spouse_shows_masked() {
     let gw = TestGateway::start().await;
     let person = sample(SampleKind::MarriedParent);
     let spouse = person.fertility.spouse.as_ref().expect("a spouse");
-    // The household register was read a while ago (a real gap, not a wait for
-    // readiness): its values come from the cache and say how old they are.
+    // The household register was read a while ago (the gateway's clock is moved
+    // on, not waited for): its values come from the cache and say how old they are.
     let earlier = gw
         .query(&lookup("hukou", "person_by_id", person.id.as_str()))
         .await;
     assert_eq!(earlier.status, 200, "{}", earlier.text);
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    gw.clock.advance(Duration::from_secs(2));
     let reply = fill(&gw, "birth-registration", person.id.as_str()).await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     let body = &reply.json;
@@ -827,11 +828,11 @@ async fn what_the_policy_withholds_is_a_reason_not_an_incomplete_form() {
     // and whose births grant holds county-wide: a form for a resident of another
     // township fills what the births record gives and says why the rest is missing.
     let gw = TestGateway::start_with(|path, text| match path {
-        "policies/hukou.yaml" => text.replace(
+        "policies/hukou.yaml" => text.edit(
             "    jurisdiction: township\n",
             "    row: { field: township_code, equals: caller_township }\n",
         ),
-        "policies/jisheng.yaml" => text.replace("    jurisdiction: township\n", ""),
+        "policies/jisheng.yaml" => text.edit("    jurisdiction: township\n", ""),
         _ => text.to_owned(),
     })
     .await;

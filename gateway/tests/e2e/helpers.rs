@@ -5,6 +5,7 @@ use std::sync::{Arc, OnceLock};
 
 use gateway::audit::AuditLog;
 use gateway::auth::{Authenticator, Role, SigningKey};
+use gateway::clock::ManualClock;
 use gateway::config::{EmbeddedSource, LoadOptions};
 use gateway::county::{COUNTY_CONFIG, COUNTY_FILES};
 use gateway::demo;
@@ -56,6 +57,8 @@ pub(crate) struct TestGateway {
     pub(crate) departments: Vec<SimServer>,
     pub(crate) client: reqwest::Client,
     pub(crate) data_dir: tempfile::TempDir,
+    /// The gateway's clock: tests move it forward instead of waiting.
+    pub(crate) clock: Arc<ManualClock>,
     _stop: oneshot::Sender<()>,
 }
 
@@ -110,6 +113,7 @@ impl TestGateway {
             .await
             .expect("the issuer loads");
         let pseudonym = PseudonymKey::new(&[42u8; 32]).expect("key");
+        let clock = Arc::new(ManualClock::default());
         let gateway = Application::build(Settings {
             live,
             config: cfg,
@@ -120,6 +124,7 @@ impl TestGateway {
             tls: None,
             witness_clients: Vec::new(),
             audit,
+            clock: Some(clock.clone()),
         })
         .await
         .expect("the gateway starts");
@@ -134,6 +139,7 @@ impl TestGateway {
             departments,
             client: client(),
             data_dir,
+            clock,
             _stop: stop,
         }
     }
@@ -244,4 +250,22 @@ pub(crate) fn lookup(connector: &str, operation: &str, id_number: &str) -> Value
         "purpose": "birth_registration",
         "case_id": "TEST-0001",
     })
+}
+
+/// Edits a configuration text for a test, and fails the test when the text to
+/// replace is not there (a test whose edit silently did nothing would test the
+/// unedited county).
+pub(crate) trait Edit {
+    fn edit(&self, from: &str, to: &str) -> String;
+}
+
+impl Edit for str {
+    #[track_caller]
+    fn edit(&self, from: &str, to: &str) -> String {
+        assert!(
+            self.contains(from),
+            "the test edits text that is not there: {from:?}"
+        );
+        self.replace(from, to)
+    }
 }

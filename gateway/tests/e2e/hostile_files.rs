@@ -3,6 +3,7 @@
 //! at once — by `gateway check` and by registration through the API — without reading
 //! forever, hanging, or saying whether such a path exists.
 
+use crate::helpers::Edit as _;
 use std::path::Path;
 
 use gateway::auth::Role;
@@ -23,7 +24,7 @@ fn county_file(path: &str) -> &'static str {
 /// The 户籍 connector's file with a `tls` section naming `ca_bundle` and an https
 /// base URL (listed for its department in `gateway.yaml` by the caller).
 fn with_bundle(text: &str, base_url: &str, bundle: &str) -> String {
-    text.replace(
+    text.edit(
         "base_url: http://127.0.0.1:18101",
         &format!("base_url: {base_url}\ntls: {{ ca_bundle: \"{bundle}\" }}"),
     )
@@ -45,7 +46,7 @@ async fn check_refuses_a_device_a_fifo_and_a_file_outside_the_configuration() {
             "county/connectors/hukou.yaml" => {
                 with_bundle(text, "https://psb.county.example:8443", bundle)
             }
-            "county/gateway.yaml" => text.replace(
+            "county/gateway.yaml" => text.edit(
                 "upstreams: [http://127.0.0.1:18101]",
                 "upstreams: [http://127.0.0.1:18101, https://psb.county.example:8443]",
             ),
@@ -78,7 +79,7 @@ async fn check_refuses_a_device_a_fifo_and_a_file_outside_the_configuration() {
 async fn registration_with_hostile_tls_files_is_refused_and_names_no_path() {
     let gw = TestGateway::start_with(|path, text| {
         if path == "county/gateway.yaml" {
-            text.replace(
+            text.edit(
                 "upstreams: [http://127.0.0.1:18101]",
                 "upstreams: [http://127.0.0.1:18101, https://psb.county.example:8443]",
             )
@@ -109,7 +110,7 @@ async fn registration_with_hostile_tls_files_is_refused_and_names_no_path() {
         "/no/such/file.pem",
     ] {
         let definition = with_bundle(
-            &county_file("county/connectors/hukou.yaml").replace("id: hukou\n", "id: hukou2\n"),
+            &county_file("county/connectors/hukou.yaml").edit("id: hukou\n", "id: hukou2\n"),
             "https://psb.county.example:8443",
             bundle,
         );

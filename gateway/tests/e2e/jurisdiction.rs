@@ -4,6 +4,7 @@
 //! elsewhere as for a person nobody knows. Every person a released view discloses
 //! (spouse, children) finds the access in their own report.
 
+use crate::helpers::Edit as _;
 use gateway::auth::Role;
 use serde_json::{Value, json};
 use sim::{Department, SampleKind};
@@ -123,7 +124,7 @@ async fn a_person_elsewhere_and_a_person_nobody_knows_get_the_same_refusal_from_
 async fn no_form_fills_anything_for_a_person_outside_the_callers_township() {
     // Six fills of the largest forms at once would pass the default per-user rate.
     let gw = TestGateway::start_with(|path, text| match path {
-        "county/gateway.yaml" => text.replace(
+        "county/gateway.yaml" => text.edit(
             "per_user: { per_minute: 120, burst: 30 }",
             "per_user: { per_minute: 6000, burst: 1000 }",
         ),
@@ -279,7 +280,7 @@ async fn a_form_for_a_person_no_department_knows_says_so_and_is_audited() {
     // Grants that hold county-wide: nothing to hide about who exists.
     let gw = TestGateway::start_with(|path, text| {
         if path.starts_with("policies/") {
-            text.replace("    jurisdiction: township\n", "")
+            text.edit("    jurisdiction: township\n", "")
         } else {
             text.to_owned()
         }

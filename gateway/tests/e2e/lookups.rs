@@ -2,6 +2,7 @@
 //! masked as the grant says, every returned field naming its rule, withheld fields
 //! with their reason, `never` fields nowhere, and refusals naming the deciding rule.
 
+use crate::helpers::Edit as _;
 use gateway::auth::Role;
 use serde_json::json;
 use sim::SampleKind;
@@ -240,7 +241,7 @@ async fn an_unknown_resident_is_a_clean_404_where_grants_hold_county_wide() {
     // `jurisdiction.rs`.)
     let gw = TestGateway::start_with(|path, text| {
         if path.starts_with("policies/") {
-            text.replace("    jurisdiction: township\n", "")
+            text.edit("    jurisdiction: township\n", "")
         } else {
             text.to_owned()
         }

@@ -2,6 +2,7 @@
 //! department as the one at fault, and never in data: nothing the department sent is
 //! echoed, and undeclared fields never reach the caller.
 
+use crate::helpers::Edit as _;
 use sim::{Department, Faults, SampleKind};
 
 use crate::helpers::{Reply, TestGateway, lookup, sample};
@@ -12,10 +13,10 @@ use crate::helpers::{Reply, TestGateway, lookup, sample};
 async fn gateway() -> TestGateway {
     TestGateway::start_with(|path, text| {
         if path.starts_with("county/connectors/") {
-            text.replace("total_ms: 3000", "total_ms: 400")
-                .replace("connect_ms: 1000", "connect_ms: 400")
-                .replace("ttl_s: 60", "ttl_s: 0")
-                .replace("not_found_ttl_s: 10", "not_found_ttl_s: 0")
+            text.edit("total_ms: 3000", "total_ms: 400")
+                .edit("connect_ms: 1000", "connect_ms: 400")
+                .edit("ttl_s: 60", "ttl_s: 0")
+                .edit("not_found_ttl_s: 10", "not_found_ttl_s: 0")
         } else {
             text.to_owned()
         }

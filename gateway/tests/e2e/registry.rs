@@ -4,6 +4,7 @@
 //! what terms; and a series of changes under steady load fails no request and mixes
 //! no versions.
 
+use crate::helpers::Edit as _;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -41,15 +42,15 @@ fn county_file(path: &str) -> &'static str {
 /// `sharing`.
 fn jisheng2(gw: &TestGateway, sharing: &str) -> Value {
     let definition = county_file("county/connectors/jisheng.yaml")
-        .replace("id: jisheng\n", "id: jisheng2\n")
-        .replace(
+        .edit("id: jisheng\n", "id: jisheng2\n")
+        .edit(
             "base_url: http://127.0.0.1:18103",
             &format!(
                 "base_url: {}",
                 gw.department(Department::Jisheng).base_url()
             ),
         )
-        .replace(
+        .edit(
             "transform: { code: marital_status }, pii: code, sharing: open }",
             &format!("transform: {{ code: marital_status }}, pii: code, sharing: {sharing} }}"),
         );
@@ -220,8 +221,8 @@ async fn an_invalid_connector_is_refused_with_every_problem_and_changes_nothing(
     let broken = body["definition"]
         .as_str()
         .expect("text")
-        .replace("sharing: never", "sharing: sometimes")
-        .replace(
+        .edit("sharing: never", "sharing: sometimes")
+        .edit(
             "timeouts: { connect_ms: 1000, total_ms: 3000 }",
             "timeouts: { connect_ms: 1000, total_ms: 3000 }\nsharing_terms: { legal_basis: \"\" }",
         );
@@ -238,11 +239,11 @@ async fn an_invalid_connector_is_refused_with_every_problem_and_changes_nothing(
     let mut body = jisheng2(&gw, "open");
     let text = body["definition"].as_str().expect("text").to_owned();
     let text = text
-        .replace(
+        .edit(
             "      hereditary_disease:",
             "      shoe_size: { from: /shoe, pii: none, sharing: open }\n      hereditary_disease:",
         )
-        .replace(
+        .edit(
             "legal_basis: 《中华人民共和国人口与计划生育法》；《政务数据共享条例》",
             "legal_basis: \"\"",
         );
@@ -534,11 +535,11 @@ async fn changes_under_steady_load_fail_no_request_and_mix_no_versions() {
     let gw = Arc::new(
         TestGateway::start_with(|path, text| {
             if path == "county/gateway.yaml" {
-                text.replace(
+                text.edit(
                     "per_user: { per_minute: 120, burst: 30 }",
                     "per_user: { per_minute: 1000000, burst: 100000 }",
                 )
-                .replace(
+                .edit(
                     "per_township: { per_minute: 1200, burst: 200 }",
                     "per_township: { per_minute: 1000000, burst: 100000 }",
                 )

@@ -2,6 +2,7 @@
 //! apps), through the real binary: a township app with a certificate from the
 //! townships' CA gets its lookup answered; a client without one never reaches HTTP.
 
+use crate::helpers::Edit as _;
 use std::path::Path;
 
 use testkit::pki::{Ca, Leaf, Usage, rustls_client_config};
@@ -109,7 +110,7 @@ async fn serve_requires_township_client_certificates_over_tls() {
     let wrong = client(&server_ca, Some(&stranger));
     assert!(wrong.get(format!("{base}/healthz")).send().await.is_err());
     // Plain HTTP on the TLS port gets no answer either.
-    let plain = base.replace("https://", "http://");
+    let plain = base.edit("https://", "http://");
     let answered = reqwest::Client::new()
         .get(format!("{plain}/healthz"))
         .send()

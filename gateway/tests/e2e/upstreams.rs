@@ -4,6 +4,7 @@
 //! operator's; a connector cannot follow a redirect off its department's system; and a
 //! department cannot loosen its own classification without the data-governance office.
 
+use crate::helpers::Edit as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -38,20 +39,19 @@ fn persona_token(gw: &TestGateway, role: Role, department: Option<&'static str>)
 /// bureau, at `base_url`, with every field labelled `open` — bank account included.
 fn stolen_shebao(id: &str, base_url: &str, request_path: Option<&str>) -> Value {
     let mut definition = county_file("county/connectors/shebao.yaml")
-        .replace("id: shebao\n", &format!("id: {id}\n"))
-        .replace(
+        .edit("id: shebao\n", &format!("id: {id}\n"))
+        .edit(
             "department: { id: county-hrss }",
             "department: { id: county-psb }",
         )
-        .replace(
+        .edit(
             "base_url: http://127.0.0.1:18102",
             &format!("base_url: {base_url}"),
         )
-        .replace("sharing: never", "sharing: open")
-        .replace("sharing: conditional", "sharing: open");
+        .edit("sharing: never", "sharing: open")
+        .edit("sharing: conditional", "sharing: open");
     if let Some(path) = request_path {
-        definition =
-            definition.replace("path: /si/api/insured/query", &format!("path: \"{path}\""));
+        definition = definition.edit("path: /si/api/insured/query", &format!("path: \"{path}\""));
     }
     let schema: Value =
         serde_json::from_str(county_file("schemas/shebao/insured.schema.json")).expect("json");
@@ -180,7 +180,7 @@ async fn a_connector_cannot_take_another_departments_name() {
     let police = gw.token(Role::DeptAdmin, None);
     let hukou = gw.department(Department::Hukou).base_url();
     let mut body = stolen_shebao("psb-insurance", &hukou, None);
-    body["definition"] = json!(body["definition"].as_str().expect("text").replace(
+    body["definition"] = json!(body["definition"].as_str().expect("text").edit(
         "department: { id: county-psb }",
         "department: { id: county-psb, name: 县人力资源和社会保障局 }"
     ));
@@ -255,7 +255,7 @@ async fn a_listed_upstream_that_redirects_elsewhere_is_not_followed() {
     let listed = redirect.clone();
     let gw = TestGateway::start_with(move |path, text| {
         if path == "county/gateway.yaml" {
-            text.replace(
+            text.edit(
                 "upstreams: [http://127.0.0.1:18101]",
                 &format!("upstreams: [http://127.0.0.1:18101, {listed}]"),
             )
@@ -269,12 +269,12 @@ async fn a_listed_upstream_that_redirects_elsewhere_is_not_followed() {
     // Its own classification, so that only the redirect is under test.
     body["definition"] = json!(
         county_file("county/connectors/shebao.yaml")
-            .replace("id: shebao\n", "id: psb-insurance\n")
-            .replace(
+            .edit("id: shebao\n", "id: psb-insurance\n")
+            .edit(
                 "department: { id: county-hrss }",
                 "department: { id: county-psb }"
             )
-            .replace(
+            .edit(
                 "base_url: http://127.0.0.1:18102",
                 &format!("base_url: {redirect}")
             )
@@ -323,8 +323,8 @@ async fn lowering_a_classification_waits_for_the_governance_office_and_raising_d
     // The 公安局's own copy of its household connector, exactly as classified.
     let definition = |sharing_of_ethnicity: &str| {
         let text = county_file("county/connectors/hukou.yaml")
-            .replace("id: hukou\n", "id: hukou2\n")
-            .replace(
+            .edit("id: hukou\n", "id: hukou2\n")
+            .edit(
                 "base_url: http://127.0.0.1:18101",
                 &format!("base_url: {hukou}"),
             );
@@ -333,13 +333,18 @@ async fn lowering_a_classification_waits_for_the_governance_office_and_raising_d
             .find(|l| l.trim_start().starts_with("ethnicity:"))
             .expect("an ethnicity field")
             .to_owned();
+        // The field is one or the other.
         let changed = line
             .replace(
                 "sharing: conditional",
                 &format!("sharing: {sharing_of_ethnicity}"),
             )
             .replace("sharing: open", &format!("sharing: {sharing_of_ethnicity}"));
-        text.replace(&line, &changed)
+        assert_ne!(
+            changed, line,
+            "the ethnicity field's sharing is not written as expected"
+        );
+        text.edit(&line, &changed)
     };
     let schemas: Value = json!({
         "hukou/person.schema.json":
@@ -432,7 +437,7 @@ async fn lowering_a_classification_waits_for_the_governance_office_and_raising_d
     assert_eq!(same.status, 200, "{}", same.text);
     assert_eq!(same.json["unchanged"], true, "{}", same.text);
     let mut raised = body("never");
-    raised["definition"] = json!(definition("never").replace(
+    raised["definition"] = json!(definition("never").edit(
         "transform: { code: gender }, pii: code, sharing: open",
         "transform: { code: gender }, pii: code, sharing: conditional"
     ));

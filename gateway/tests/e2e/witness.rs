@@ -8,6 +8,7 @@
 //! key), and `serve` refuses to start on it. A witness that is down never fails a
 //! lookup, and gets what it missed when it is back.
 
+use crate::helpers::Edit as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -625,14 +626,14 @@ async fn check_warns_until_the_key_is_pinned_and_names_witness_problems() {
 
     // A witness reached without TLS, one whose CA file is missing, a bad pin.
     let broken = County::witnessed_audit("AAAA", "http://127.0.0.1:9")
-        .replace("../certs/witness-ca.pem", "../certs/missing.pem");
+        .edit("../certs/witness-ca.pem", "../certs/missing.pem");
     county.configure(&broken);
     let (code, out) = check().await;
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("audit.checkpoint_public_key"), "{out}");
     assert!(out.contains("audit.witnesses[0].url"), "{out}");
-    let fixed_url = broken.replace("http://127.0.0.1:9", "https://127.0.0.1:9");
-    county.configure(&fixed_url.replace("AAAA", &pin));
+    let fixed_url = broken.edit("http://127.0.0.1:9", "https://127.0.0.1:9");
+    county.configure(&fixed_url.edit("AAAA", &pin));
     let (code, out) = check().await;
     assert_eq!(code, 1, "{out}");
     assert!(

@@ -193,20 +193,21 @@ pub(super) async fn approve(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let mut event = admin_event(
+    let mut act = Action::start(
+        &app,
         &request_id,
         &caller,
         peer,
         &format!("access.approve {}", short(&id)),
     );
     let _one_at_a_time = DECISIONS.lock().await;
-    let request = match decidable(&app, &request_id, &caller, &id, &mut event).await {
+    let request = match decidable(&app, &request_id, &caller, &id, &mut act).await {
         Ok(request) => request,
         Err(response) => return response,
     };
     let approval: Approval = match body_or_default(&headers, body, APPROVAL_SHAPE) {
         Ok(a) => a,
-        Err(p) => return refused(&app, &request_id, event, p).await,
+        Err(p) => return act.refuse(p).await,
     };
     let config = app.config.load_full();
     let today = china_today();
@@ -214,7 +215,7 @@ pub(super) async fn approve(
         Ok(g) => g,
         Err(problems) => {
             let p = invalid(&problems, "approval");
-            return refused(&app, &request_id, event, p).await;
+            return act.refuse(p).await;
         }
     };
     let own_residents = own_residents_only(&request, &config);
@@ -239,7 +240,7 @@ pub(super) async fn approve(
         Err(e) => {
             tracing::error!(request_id, error = %e, "a grant could not be written as YAML");
             let p = Problem::new(ProblemKind::Internal, "The grant could not be written.");
-            return refused(&app, &request_id, event, p).await;
+            return act.refuse(p).await;
         }
     };
     let now = now_rfc3339();
@@ -267,7 +268,7 @@ pub(super) async fn approve(
         .iter()
         .map(|(path, op)| format!("{path}:{op}"))
         .collect();
-    event.operation = Some(format!(
+    act.event.operation = Some(format!(
         "access.approve {} grant={} fields={} valid_until={}{}",
         decided.id,
         record.id,
@@ -287,7 +288,7 @@ pub(super) async fn approve(
         Change::AddGrant(record.clone()),
         Change::DecideRequest(decided.clone()),
     ];
-    match commit(&app, &request_id, changes, event).await {
+    match act.commit(changes).await {
         Ok(changed) => {
             tracing::info!(request_id, user = %caller.user, access_request = %decided.id, connector = %decided.connector, "access request approved");
             axum::Json(json!({
@@ -329,14 +330,15 @@ pub(super) async fn refuse(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let mut event = admin_event(
+    let mut act = Action::start(
+        &app,
         &request_id,
         &caller,
         peer,
         &format!("access.refuse {}", short(&id)),
     );
     let _one_at_a_time = DECISIONS.lock().await;
-    let request = match decidable(&app, &request_id, &caller, &id, &mut event).await {
+    let request = match decidable(&app, &request_id, &caller, &id, &mut act).await {
         Ok(request) => request,
         Err(response) => return response,
     };
@@ -344,7 +346,7 @@ pub(super) async fn refuse(
         .and_then(|r| check_reason(&r))
     {
         Ok(reason) => reason,
-        Err(p) => return refused(&app, &request_id, event, p).await,
+        Err(p) => return act.refuse(p).await,
     };
     let decided = AccessRequest {
         state: RequestState::Refused,
@@ -353,14 +355,10 @@ pub(super) async fn refuse(
         decision_note: Some(reason),
         ..request
     };
-    event.operation = Some(format!("access.refuse {}", decided.id));
-    match commit(
-        &app,
-        &request_id,
-        vec![Change::DecideRequest(decided.clone())],
-        event,
-    )
-    .await
+    act.event.operation = Some(format!("access.refuse {}", decided.id));
+    match act
+        .commit(vec![Change::DecideRequest(decided.clone())])
+        .await
     {
         Ok(changed) => {
             tracing::info!(request_id, user = %caller.user, access_request = %decided.id, "access request refused");

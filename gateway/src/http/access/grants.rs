@@ -139,7 +139,8 @@ pub(super) async fn revoke(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let mut event = admin_event(
+    let mut act = Action::start(
+        &app,
         &request_id,
         &caller,
         peer,
@@ -152,7 +153,7 @@ pub(super) async fn revoke(
         )
         .with("rule", OWNER_RULE)
         .with("reason", "role");
-        return refused(&app, &request_id, event, p).await;
+        return act.refuse(p).await;
     }
     let _one_at_a_time = DECISIONS.lock().await;
     let snapshot = match app.live.registry().snapshot().await {
@@ -167,7 +168,7 @@ pub(super) async fn revoke(
     let Some(record) = records.into_iter().find(|r| r.id == id) else {
         let problem = match config.policies.grants().iter().find(|g| g.id == id) {
             Some(g) => {
-                event.connector = Some(g.connector.clone());
+                act.event.connector = Some(g.connector.clone());
                 Problem::new(
                     ProblemKind::FileManaged,
                     "This grant is in the county's policy files; edit the file and apply it.",
@@ -176,9 +177,9 @@ pub(super) async fn revoke(
             }
             None => unknown_grant(),
         };
-        return refused(&app, &request_id, event, problem).await;
+        return act.refuse(problem).await;
     };
-    event.connector = Some(record.connector.clone());
+    act.event.connector = Some(record.connector.clone());
     let department = config
         .connectors
         .get(&record.connector)
@@ -190,29 +191,29 @@ pub(super) async fn revoke(
         )
         .with("rule", OWNER_RULE)
         .with("reason", "role");
-        return refused(&app, &request_id, event, p).await;
+        return act.refuse(p).await;
     }
     if record.revoked.is_some() {
         let p = Problem::new(ProblemKind::AlreadyDecided, "The grant is already revoked.");
-        return refused(&app, &request_id, event, p).await;
+        return act.refuse(p).await;
     }
     let reason = match body_or_default::<Reason>(&headers, body, REASON_SHAPE)
         .and_then(|r| check_reason(&r))
     {
         Ok(reason) => reason,
-        Err(p) => return refused(&app, &request_id, event, p).await,
+        Err(p) => return act.refuse(p).await,
     };
     let revocation = Revocation {
         at: now_rfc3339(),
         by: caller.user.clone(),
         reason,
     };
-    event.operation = Some(format!("grant.revoke {}", record.id));
+    act.event.operation = Some(format!("grant.revoke {}", record.id));
     let change = Change::RevokeGrant {
         id: record.id.clone(),
         revocation: revocation.clone(),
     };
-    match commit(&app, &request_id, vec![change], event).await {
+    match act.commit(vec![change]).await {
         Ok(changed) => {
             tracing::info!(request_id, user = %caller.user, grant = %record.id, "grant revoked");
             let revoked = GrantRecord {

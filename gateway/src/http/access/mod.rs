@@ -18,7 +18,7 @@
 //! past its deadline is overdue. A grant's validity is enforced by every
 //! policy decision, so an expired grant needs no job to retire it.
 //!
-//! Every change, allowed or refused, is an admin event in the audit log naming what
+//! Every change, allowed or is an admin event in the audit log naming what
 //! changed (ids, connector, fields and masks); justifications, notes and reasons are
 //! free text and stay in the registry, out of the log.
 
@@ -41,13 +41,13 @@ use connectors::definition::{LeafField, Sharing};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::admin::{commit, may_administer, refused, registry_unavailable, short};
+use super::action::Action;
+use super::admin::{may_administer, registry_unavailable, short};
 use super::lists::ListQuery;
 use super::problem::{Problem, ProblemKind};
 use super::{Authenticated, Peer, RequestId};
 use crate::access::*;
 use crate::app::App;
-use crate::audit::{AuditCaller, AuditEvent};
 use crate::auth::{Caller, Role};
 use crate::config::{ActiveConfig, ActiveConnector};
 use crate::mask::Mask;
@@ -227,15 +227,6 @@ fn body_or_default<T: serde::de::DeserializeOwned + Default>(
         return Ok(T::default());
     }
     crate::http::body::json(headers, body, expected)
-}
-
-fn admin_event(
-    request_id: &str,
-    caller: &Caller,
-    peer: Option<std::net::SocketAddr>,
-    operation: &str,
-) -> AuditEvent {
-    AuditEvent::admin(request_id, AuditCaller::of(caller, peer), operation)
 }
 
 #[cfg(test)]

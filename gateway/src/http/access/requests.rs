@@ -211,7 +211,7 @@ pub(super) async fn create_request(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let mut event = admin_event(&request_id, &caller, peer, "access.request");
+    let mut act = Action::start(&app, &request_id, &caller, peer, "access.request");
     let township = match (&caller.township, caller.has_role(Role::TownshipLead)) {
         (Some(t), true) => t.clone(),
         _ => {
@@ -221,16 +221,16 @@ pub(super) async fn create_request(
             )
             .with("rule", ACCESS_RULE)
             .with("reason", "role");
-            return refused(&app, &request_id, event, p).await;
+            return act.refuse(p).await;
         }
     };
     let body: NewRequest = match crate::http::body::json(&headers, body, NEW_REQUEST_SHAPE) {
         Ok(body) => body,
-        Err(p) => return refused(&app, &request_id, event, p).await,
+        Err(p) => return act.refuse(p).await,
     };
     let config = app.config.load_full();
     // Only a connector id the gateway knows is recorded.
-    event.connector = config
+    act.event.connector = config
         .connectors
         .get(&body.connector)
         .map(|c| c.def.id.clone());
@@ -239,7 +239,7 @@ pub(super) async fn create_request(
         Ok(asked) => asked,
         Err(problems) => {
             let p = invalid(&problems, "access request");
-            return refused(&app, &request_id, event, p).await;
+            return act.refuse(p).await;
         }
     };
     let existing = match app.live.registry().access_requests().await {
@@ -262,7 +262,7 @@ pub(super) async fn create_request(
             "The township already has a pending request for exactly this; wait for its decision or withdraw it.",
         )
         .with("duplicate_of", first.id.clone());
-        return refused(&app, &request_id, event, p).await;
+        return act.refuse(p).await;
     }
     let id = new_request_id();
     let request = AccessRequest {
@@ -285,7 +285,7 @@ pub(super) async fn create_request(
         decision_note: None,
         grant_id: None,
     };
-    event.operation = Some(format!(
+    act.event.operation = Some(format!(
         "access.request {id} {} ops={} purposes={} fields={} roles={}",
         request.connector,
         request.operations.join(","),
@@ -293,14 +293,7 @@ pub(super) async fn create_request(
         request.fields.keys().cloned().collect::<Vec<_>>().join(","),
         request.roles.join(","),
     ));
-    match commit(
-        &app,
-        &request_id,
-        vec![Change::AddRequest(request.clone())],
-        event,
-    )
-    .await
-    {
+    match act.commit(vec![Change::AddRequest(request.clone())]).await {
         Ok(_) => {
             tracing::info!(request_id, user = %caller.user, access_request = %id, connector = %request.connector, "access requested");
             (
@@ -443,7 +436,8 @@ pub(super) async fn withdraw(
     Authenticated(caller): Authenticated,
     Path(id): Path<String>,
 ) -> Response {
-    let mut event = admin_event(
+    let mut act = Action::start(
+        &app,
         &request_id,
         &caller,
         peer,
@@ -458,7 +452,7 @@ pub(super) async fn withdraw(
             )
             .with("rule", ACCESS_RULE)
             .with("reason", "role");
-            return refused(&app, &request_id, event, p).await;
+            return act.refuse(p).await;
         }
     };
     let _one_at_a_time = DECISIONS.lock().await;
@@ -470,15 +464,15 @@ pub(super) async fn withdraw(
         .into_iter()
         .find(|r| r.id == id && r.township == township)
     else {
-        return refused(&app, &request_id, event, unknown_request()).await;
+        return act.refuse(unknown_request()).await;
     };
-    event.connector = Some(request.connector.clone());
+    act.event.connector = Some(request.connector.clone());
     if request.state != RequestState::Pending {
         let p = Problem::new(
             ProblemKind::AlreadyDecided,
             "Only a pending request can be withdrawn; this one is already decided.",
         );
-        return refused(&app, &request_id, event, p).await;
+        return act.refuse(p).await;
     }
     let withdrawn = AccessRequest {
         state: RequestState::Withdrawn,
@@ -486,14 +480,10 @@ pub(super) async fn withdraw(
         decided_by: Some(caller.user.clone()),
         ..request
     };
-    event.operation = Some(format!("access.withdraw {}", withdrawn.id));
-    match commit(
-        &app,
-        &request_id,
-        vec![Change::DecideRequest(withdrawn.clone())],
-        event,
-    )
-    .await
+    act.event.operation = Some(format!("access.withdraw {}", withdrawn.id));
+    match act
+        .commit(vec![Change::DecideRequest(withdrawn.clone())])
+        .await
     {
         Ok(_) => {
             tracing::info!(request_id, user = %caller.user, access_request = %withdrawn.id, "access request withdrawn");
@@ -510,7 +500,7 @@ pub(super) async fn decidable(
     request_id: &str,
     caller: &Caller,
     id: &str,
-    event: &mut AuditEvent,
+    act: &mut Action,
 ) -> Result<AccessRequest, Response> {
     let all = match app.live.registry().access_requests().await {
         Ok(all) => all,
@@ -520,7 +510,7 @@ pub(super) async fn decidable(
         _ if !caller.has_role(Role::DeptAdmin) => not_decider(),
         None => unknown_request(),
         Some(request) => {
-            event.connector = Some(request.connector.clone());
+            act.event.connector = Some(request.connector.clone());
             // The connector's current owner decides; the request's department if the
             // connector is gone.
             let department = app
@@ -540,5 +530,5 @@ pub(super) async fn decidable(
             }
         }
     };
-    Err(refused(app, request_id, event.clone(), problem).await)
+    Err(act.refuse_now(problem).await)
 }

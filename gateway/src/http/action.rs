@@ -1,0 +1,142 @@
+//! One helper for every admin action (connectors, drafts, reviews, access requests,
+//! grants): the action's audit event is started with the request, and recorded
+//! exactly once whatever happens — refused or failed before changing anything
+//! ([`Action::refuse`]), committed with the change it makes ([`Action::commit`]),
+//! or done without a change ([`Action::record`]). If even that record cannot be
+//! made, the answer is 503 and nothing else.
+
+use std::net::SocketAddr;
+
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::problem::{Problem, ProblemKind};
+use crate::app::App;
+use crate::audit::{AuditCaller, AuditEvent, AuditOutcome};
+use crate::auth::Caller;
+
+/// An admin action under way, with the audit event that will record it.
+#[derive(Debug)]
+pub(crate) struct Action {
+    app: App,
+    request_id: String,
+    /// What the audit log will say about the action; steps add what they learn.
+    pub(crate) event: AuditEvent,
+}
+
+impl Action {
+    /// Starts `operation` (ids only, never personal data) for `caller`.
+    pub(crate) fn start(
+        app: &App,
+        request_id: &str,
+        caller: &Caller,
+        peer: Option<SocketAddr>,
+        operation: &str,
+    ) -> Action {
+        Action {
+            app: app.clone(),
+            request_id: request_id.to_owned(),
+            event: AuditEvent::admin(request_id, AuditCaller::of(caller, peer), operation),
+        }
+    }
+
+    /// Records the action as refused (or failed before changing anything) and answers
+    /// with `problem`.
+    pub(crate) async fn refuse(self, problem: Problem) -> Response {
+        let mut event = self.event;
+        event.outcome = AuditOutcome {
+            status: problem.kind.status().as_u16(),
+            problem: Some(problem.kind.slug().to_owned()),
+        };
+        if let Err(e) = self.app.audit.append(event).await {
+            return super::error::audit_unavailable(&self.request_id, &e);
+        }
+        problem.for_request(&self.request_id).into_response()
+    }
+
+    /// Records a refusal now, leaving this action's event as it is (for a check that
+    /// ends the handler on failure).
+    pub(crate) async fn refuse_now(&self, problem: Problem) -> Response {
+        Action {
+            app: self.app.clone(),
+            request_id: self.request_id.clone(),
+            event: self.event.clone(),
+        }
+        .refuse(problem)
+        .await
+    }
+
+    /// Records the action as it stands (its outcome already set), without a change.
+    pub(crate) async fn record(self) -> Result<(), Response> {
+        self.app
+            .audit
+            .append(self.event)
+            .await
+            .map(|_| ())
+            .map_err(|e| super::error::audit_unavailable(&self.request_id, &e))
+    }
+
+    /// Checks, records, commits and puts in force `changes`; a failure is the
+    /// problem to answer with (recorded as a refusal). An invalid change lists every
+    /// configuration problem, naming registry objects by their place under
+    /// `/@registry/`.
+    pub(crate) async fn commit(
+        self,
+        changes: Vec<crate::registry::Change>,
+    ) -> Result<crate::live::Changed, Response> {
+        use crate::live::ChangeError;
+        use crate::registry::RegistryError;
+        let refusal = self.event.clone();
+        let problem = match self.app.change(changes, self.event).await {
+            Ok(changed) => return Ok(changed),
+            Err(ChangeError::Invalid(problems)) => {
+                let list: Vec<serde_json::Value> = problems
+                    .iter()
+                    .map(|p| {
+                        json!({
+                            "file": p.file.display().to_string(),
+                            "path": p.path,
+                            "message": p.message,
+                        })
+                    })
+                    .collect();
+                Problem::new(
+                    ProblemKind::InvalidConfig,
+                    format!(
+                        "The change would make {} configuration problem(s); nothing was changed.",
+                        list.len()
+                    ),
+                )
+                .with("problems", list)
+            }
+            Err(ChangeError::Audit(e)) => {
+                return Err(super::error::audit_unavailable(&self.request_id, &e));
+            }
+            Err(ChangeError::Registry(RegistryError::Decided(why))) => Problem::new(
+                ProblemKind::AlreadyDecided,
+                format!("{why}; nothing was changed."),
+            ),
+            Err(ChangeError::TooSlow) => Problem::new(
+                ProblemKind::ConfigCheckTooSlow,
+                "The change could not be checked in time; nothing was changed.",
+            ),
+            Err(ChangeError::Registry(RegistryError::Conflict { .. })) => Problem::new(
+                ProblemKind::RegistryConflict,
+                "The registry changed meanwhile; nothing was changed. Send the request again.",
+            ),
+            Err(e) => {
+                tracing::error!(request_id = %self.request_id, error = %e, "a registry change failed");
+                Problem::new(
+                    ProblemKind::RegistryUnavailable,
+                    "The registry could not be changed; nothing was changed.",
+                )
+            }
+        };
+        Err(Action {
+            event: refusal,
+            ..self
+        }
+        .refuse(problem)
+        .await)
+    }
+}
