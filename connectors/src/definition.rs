@@ -2,9 +2,13 @@
 //! its systems — where it is, how to call each operation, and how its answer maps to
 //! the canonical record, field by field, with each field's classification.
 //!
-//! This module owns parsing and the checks that need nothing but the file itself.
-//! Checks against other files (the record's JSON Schema, other connectors) belong to
-//! the gateway's config loader.
+//! The definition is kind-neutral — the department, the operations, each field's
+//! mapping and classification, time limits, cache and capacity — plus the settings of
+//! its kind ([`Transport`], [`OperationCall`]): `kind: http` is the only kind so far
+//! (see [`crate::http`]). This module owns that model and the checks that need nothing
+//! but the file itself; the YAML shape of the file is `file`'s. Checks against other
+//! files (the record's JSON Schema, other connectors) belong to the gateway's config
+//! loader.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -12,48 +16,74 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// One connector: a department system the gateway may call.
+use crate::http::{HttpSettings, RequestDef};
+
+mod file;
+
+/// One connector: a department system the gateway may call. Read from and written as
+/// the YAML shape in `definition::file`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(from = "file::DefinitionFile", into = "file::DefinitionFile")]
 pub struct ConnectorDef {
     /// Stable identifier used in requests and audit records, e.g. `hukou`.
     pub id: String,
     /// Human title, e.g. 户籍人口信息.
     pub title: String,
     pub department: DepartmentRef,
-    /// The connector kind; only `http` (HTTP/JSON) exists so far.
-    #[serde(default)]
-    pub kind: ConnectorKind,
-    /// Base URL of the department system, e.g. `https://10.1.2.3:8443`.
-    pub base_url: String,
-    #[serde(default)]
+    /// The connector's kind and how it reaches the department's system.
+    pub transport: Transport,
     pub timeouts: Timeouts,
-    /// Responses larger than this are rejected without being parsed.
-    #[serde(default = "default_max_response_bytes")]
-    pub max_response_bytes: u64,
-    /// Client TLS settings for this department (its own CA, a client certificate);
-    /// without them the public web roots are trusted and no certificate is presented.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tls: Option<ClientTlsDef>,
     /// How long the gateway may keep this department's validated records in memory
     /// (off unless set; the department decides how fresh its data must be).
-    #[serde(default)]
     pub cache: CacheDef,
     /// The calls per second the department's system takes through the gateway; calls
     /// beyond it are refused before they reach the department. Unlimited if absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capacity: Option<CapacityDef>,
-    /// How the department wraps its answers.
-    pub envelope: Envelope,
     /// The terms its conditional fields are shared on (有条件共享的依据与方式); the
     /// gateway requires them when any field is conditional and shows them in its
     /// catalog.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sharing_terms: Option<SharingTerms>,
     /// Code tables used by `transform: {code: NAME}`.
-    #[serde(default)]
     pub code_tables: BTreeMap<String, BTreeMap<String, String>>,
     pub operations: BTreeMap<String, OperationDef>,
+}
+
+/// A connector's kind (`kind:` in the file) with the settings of that kind. Each kind
+/// is a `Connector` implementation in a folder of its own.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Transport {
+    /// `kind: http` (the default): HTTP/JSON, see [`crate::http`].
+    Http(HttpSettings),
+}
+
+impl Transport {
+    /// The kind's name as the file writes it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Transport::Http(_) => "http",
+        }
+    }
+
+    fn problems(&self) -> Vec<DefinitionProblem> {
+        match self {
+            Transport::Http(settings) => settings.problems(),
+        }
+    }
+}
+
+/// How one operation reaches the department, in the connector's kind.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OperationCall {
+    /// The HTTP request the operation makes.
+    Http(RequestDef),
+}
+
+impl OperationCall {
+    fn problems(&self, at: &str) -> Vec<DefinitionProblem> {
+        match self {
+            OperationCall::Http(request) => request.problems(at),
+        }
+    }
 }
 
 /// The legal basis and the method under which a department shares its conditional
@@ -86,14 +116,6 @@ pub struct DepartmentRef {
     pub id: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub name: String,
-}
-
-/// Connector kinds. Each kind is a `Connector` implementation in its own module.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ConnectorKind {
-    #[default]
-    Http,
 }
 
 /// How the gateway authenticates a department's system and itself to it:
@@ -193,26 +215,6 @@ impl CapacityDef {
     }
 }
 
-fn default_max_response_bytes() -> u64 {
-    1024 * 1024
-}
-
-/// Where a department puts its status code and its data, and which status values mean
-/// success or "no such person".
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Envelope {
-    /// JSON Pointer to the status value, e.g. `/code`.
-    pub status: String,
-    /// Status values that mean success (compared as JSON values: `0` ≠ `"0"`).
-    pub ok: Vec<serde_json::Value>,
-    /// Status values that mean the subject is unknown to the department.
-    #[serde(default)]
-    pub not_found: Vec<serde_json::Value>,
-    /// JSON Pointer to the record inside a successful answer, e.g. `/data`.
-    pub data: String,
-}
-
 /// What kind of key an operation looks its subject up by.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -233,39 +235,20 @@ impl SubjectKey {
     }
 }
 
-/// One operation of a connector, e.g. `person_by_id`.
+/// One operation of a connector, e.g. `person_by_id`. Read from and written as the
+/// YAML shape in `definition::file`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(from = "file::OperationFile", into = "file::OperationFile")]
 pub struct OperationDef {
     pub title: String,
     /// Which subject key the operation takes.
-    #[serde(default)]
     pub subject: SubjectKey,
-    pub request: RequestDef,
+    /// How it reaches the department, in the connector's kind.
+    pub call: OperationCall,
     /// Path of the canonical record's JSON Schema, relative to the schemas directory.
     pub schema: String,
     /// The canonical record: field name → where it comes from and how it is classified.
     pub record: BTreeMap<String, FieldDef>,
-}
-
-/// The HTTP request an operation makes. The subject always travels in the body.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RequestDef {
-    #[serde(default = "default_method")]
-    pub method: String,
-    /// Path appended to the base URL. It may not contain the subject.
-    pub path: String,
-    /// JSON body; every string equal to [`SUBJECT_PLACEHOLDER`] is replaced by the
-    /// subject key.
-    pub body: serde_json::Value,
-}
-
-/// The placeholder for the subject key in a request body template.
-pub const SUBJECT_PLACEHOLDER: &str = "$subject";
-
-fn default_method() -> String {
-    "POST".to_owned()
 }
 
 /// One canonical field. A leaf has `pii` and `sharing`; a container has `fields` (an
@@ -432,44 +415,8 @@ impl ConnectorDef {
                 "must be 1–64 characters of a-z, 0-9, '_' or '-', starting with a letter".into(),
             );
         }
-        match reqwest::Url::parse(&self.base_url) {
-            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
-                if url.query().is_some() || !url.username().is_empty() || url.password().is_some() {
-                    problem(
-                        "base_url",
-                        "may not carry a query or credentials; put credentials in the connector's auth settings".into(),
-                    );
-                }
-            }
-            _ => problem(
-                "base_url",
-                "must be an absolute http:// or https:// URL".into(),
-            ),
-        }
-        if let Some(tls) = &self.tls {
-            if reqwest::Url::parse(&self.base_url).is_ok_and(|url| url.scheme() == "http") {
-                problem("tls", "TLS settings need an https:// base_url".into());
-            }
-            for (path, file) in [
-                ("tls.ca_bundle", &tls.ca_bundle),
-                ("tls.client_cert", &tls.client_cert),
-                ("tls.client_key", &tls.client_key),
-            ] {
-                if file.as_ref().is_some_and(|f| f.as_os_str().is_empty()) {
-                    problem(path, "must name a file".into());
-                }
-            }
-            match (&tls.client_cert, &tls.client_key) {
-                (Some(_), None) => problem(
-                    "tls.client_key",
-                    "is needed with tls.client_cert: the certificate's private key".into(),
-                ),
-                (None, Some(_)) => problem(
-                    "tls.client_cert",
-                    "is needed with tls.client_key: the certificate the key belongs to".into(),
-                ),
-                _ => {}
-            }
+        for p in self.transport.problems() {
+            problem(&p.path, p.message);
         }
         if self.timeouts.connect_ms == 0 || self.timeouts.total_ms == 0 {
             problem(
@@ -506,23 +453,6 @@ impl ConnectorDef {
         if self.timeouts.connect_ms > self.timeouts.total_ms {
             problem("timeouts.connect_ms", "must not exceed total_ms".into());
         }
-        if self.max_response_bytes < 1024 || self.max_response_bytes > 64 * 1024 * 1024 {
-            problem(
-                "max_response_bytes",
-                "must be between 1024 and 67108864 (64 MiB)".into(),
-            );
-        }
-        for (name, pointer) in [
-            ("envelope.status", &self.envelope.status),
-            ("envelope.data", &self.envelope.data),
-        ] {
-            if !is_pointer(pointer) {
-                problem(name, "must be a JSON Pointer such as /code".into());
-            }
-        }
-        if self.envelope.ok.is_empty() {
-            problem("envelope.ok", "must list at least one success value".into());
-        }
         if self.operations.is_empty() {
             problem("operations", "must define at least one operation".into());
         }
@@ -531,26 +461,8 @@ impl ConnectorDef {
             if !is_identifier(op_name) {
                 problem(&at, "operation names use a-z, 0-9, '_' or '-'".into());
             }
-            if !matches!(op.request.method.as_str(), "POST" | "PUT") {
-                problem(
-                    &format!("{at}.request.method"),
-                    "must be POST or PUT: the subject travels in the body, never in a URL".into(),
-                );
-            }
-            if !op.request.path.starts_with('/')
-                || op.request.path.contains(SUBJECT_PLACEHOLDER)
-                || op.request.path.contains('?')
-            {
-                problem(
-                    &format!("{at}.request.path"),
-                    "must start with '/' and carry neither a query nor the subject".into(),
-                );
-            }
-            if !contains_placeholder(&op.request.body) {
-                problem(
-                    &format!("{at}.request.body"),
-                    format!("must contain the subject placeholder \"{SUBJECT_PLACEHOLDER}\""),
-                );
+            for p in op.call.problems(&at) {
+                problem(&p.path, p.message);
             }
             if op.schema.is_empty() || op.schema.contains("..") || op.schema.starts_with('/') {
                 problem(
@@ -713,15 +625,6 @@ fn collect_leaves<'a>(
     }
 }
 
-fn contains_placeholder(value: &serde_json::Value) -> bool {
-    match value {
-        serde_json::Value::String(s) => s == SUBJECT_PLACEHOLDER,
-        serde_json::Value::Array(a) => a.iter().any(contains_placeholder),
-        serde_json::Value::Object(o) => o.values().any(contains_placeholder),
-        _ => false,
-    }
-}
-
 /// Whether `s` is an id: 1–64 characters of a-z, 0-9, `_` or `-`, starting with a letter.
 pub fn is_identifier(s: &str) -> bool {
     let mut chars = s.chars();
@@ -737,7 +640,8 @@ fn is_field_name(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
-fn is_pointer(s: &str) -> bool {
+/// Whether `s` is a JSON Pointer (or empty, the whole value).
+pub(crate) fn is_pointer(s: &str) -> bool {
     s.is_empty() || s.starts_with('/')
 }
 
@@ -761,6 +665,12 @@ fn is_date_format(fmt: &str) -> bool {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    /// The HTTP settings of a definition.
+    fn http(def: &ConnectorDef) -> &HttpSettings {
+        let Transport::Http(settings) = &def.transport;
+        settings
+    }
 
     /// A small valid definition, for other modules' tests too.
     pub(crate) const MINIMAL: &str = r#"
@@ -833,14 +743,14 @@ operations:
         let def = ConnectorDef::from_yaml(&text).unwrap();
         assert_eq!(def.validate(), vec![]);
         assert_eq!(
-            def.tls,
+            http(&def).tls,
             Some(ClientTlsDef {
                 ca_bundle: Some("certs/psb-ca.pem".into()),
                 client_cert: Some("certs/gw.pem".into()),
                 client_key: Some("certs/gw.key".into()),
             })
         );
-        assert_eq!(ConnectorDef::from_yaml(MINIMAL).unwrap().tls, None);
+        assert_eq!(http(&ConnectorDef::from_yaml(MINIMAL).unwrap()).tls, None);
 
         let text = MINIMAL.replace("http://127.0.0.1:1", "https://10.1.2.3:8443")
             + "tls: { ca_bundle: a.pem, password: x }\n";

@@ -1,18 +1,23 @@
 //! The upstream side of the county gateway.
 //!
-//! - [`definition`]: connector definition files (YAML) and their own checks;
+//! - [`definition`]: connector definition files (YAML) and their own checks: a
+//!   kind-neutral definition and the settings of its kind;
 //! - [`mapping`]: the declarative department-record → canonical-record mapping;
-//! - [`Connector`]: the trait every connector kind implements; [`http`] is the first kind,
-//!   with its client TLS settings in [`tls`];
+//! - [`Connector`]: the trait every connector kind implements, called with a
+//!   [`FetchContext`]; [`http`] is the first kind, with its client TLS settings in
+//!   [`tls`];
 //! - [`dns`]: name resolution that keeps connectors off loopback and metadata addresses;
-//! - [`error`]: how an upstream call fails, without echoing upstream content;
+//! - [`error`]: how building a connector and an upstream call fail, without echoing
+//!   upstream content;
 //! - [`files`]: reading files a configuration names (regular, bounded, confined);
-//! - [`subject`]: resident ID numbers (GB 11643);
-//! - [`sim`]: the simulated county department systems used by the demo, tests and benches.
+//! - [`subject`]: resident ID numbers (GB 11643).
+//!
+//! The simulated department systems the demo, tests and benches call are the `sim` crate,
+//! not part of the product.
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 
@@ -22,12 +27,11 @@ pub mod error;
 pub mod files;
 pub mod http;
 pub mod mapping;
-pub mod sim;
 pub mod subject;
 pub mod tls;
 
 pub use definition::ConnectorDef;
-pub use error::FetchError;
+pub use error::{BuildError, FetchError};
 
 /// A canonical record fetched from a department, mapped but not yet schema-checked.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,6 +41,20 @@ pub struct Fetched {
     pub latency: Duration,
 }
 
+/// What the caller knows about one upstream call, whatever the connector's kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FetchContext {
+    /// When the answer stops being useful: the connector gives up then, or at its own
+    /// time limit if that comes first. `None`: the connector's own limits only.
+    pub deadline: Option<Instant>,
+    /// The gateway request the call serves, for the department's logs and the
+    /// gateway's to meet (the HTTP kind sends it as `X-Request-Id`).
+    pub request_id: Option<String>,
+    /// A W3C Trace Context `traceparent` value, when the call is traced (the HTTP kind
+    /// sends it as the `traceparent` header).
+    pub trace_context: Option<String>,
+}
+
 /// One department system. A connector kind implements this; the gateway never needs
 /// to know which kind it talks to.
 pub trait Connector: Send + Sync + std::fmt::Debug {
@@ -44,11 +62,12 @@ pub trait Connector: Send + Sync + std::fmt::Debug {
     fn definition(&self) -> &Arc<ConnectorDef>;
 
     /// Looks one subject up with one operation. `key` is the subject key the operation
-    /// declares (an ID number or a household number); it travels in the request body.
+    /// declares (an ID number or a household number); it never travels in a URL.
     fn fetch<'a>(
         &'a self,
         operation: &'a str,
         key: &'a str,
+        context: &'a FetchContext,
     ) -> BoxFuture<'a, Result<Fetched, FetchError>>;
 }
 
@@ -66,9 +85,9 @@ pub fn build(
     def: Arc<ConnectorDef>,
     base_dir: &Path,
     roots: &files::FileRoots,
-) -> Result<Arc<dyn Connector>, http::BuildError> {
-    match def.kind {
-        definition::ConnectorKind::Http => {
+) -> Result<Arc<dyn Connector>, BuildError> {
+    match def.transport {
+        definition::Transport::Http(_) => {
             Ok(Arc::new(http::HttpConnector::new(def, base_dir, roots)?))
         }
     }

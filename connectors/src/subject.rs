@@ -2,7 +2,7 @@
 //!
 //! This module owns parsing, validating and building the 18-character number and the
 //! one masked form that may appear in logs and debug output. It knows nothing about who
-//! the number belongs to; departments' records live in [`crate::sim`] and upstream systems.
+//! the number belongs to; departments' records live in upstream systems (and the simulated ones in the `sim` crate).
 //!
 //! An [`IdNumber`] has no `Display`: the only ways to get the digits out are
 //! [`IdNumber::as_str`] (for request bodies) and serde (for the same). `Debug` and

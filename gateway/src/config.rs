@@ -14,7 +14,7 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
 use connectors::ConnectorDef as Def;
-use connectors::definition::{ConnectorDef, SubjectKey};
+use connectors::definition::{ConnectorDef, OperationCall, SubjectKey, Transport};
 use connectors::files::{FileRoots, MAX_FILE_BYTES};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -696,7 +696,8 @@ impl Loader<'_> {
             }
         };
         if let Some(url) = options.base_urls.get(&def.id) {
-            def.base_url.clone_from(url);
+            let Transport::Http(http) = &mut def.transport;
+            http.base_url.clone_from(url);
             // The operator's own tooling set this URL: it is the department's upstream.
             if let Ok(upstream) = Upstream::parse(url) {
                 self.departments.allow(&def.department.id, upstream);
@@ -837,8 +838,9 @@ impl Loader<'_> {
         if self.departments.get(department).is_none() {
             return false; // Already reported with the department.
         }
+        let Transport::Http(http) = &def.transport;
         // A base URL that is not http(s) is already reported by the definition's checks.
-        let Ok(base) = reqwest::Url::parse(&def.base_url) else {
+        let Ok(base) = reqwest::Url::parse(&http.base_url) else {
             return false;
         };
         if !matches!(base.scheme(), "http" | "https") {
@@ -850,7 +852,8 @@ impl Loader<'_> {
         }
         let mut allowed = true;
         for (name, op) in &def.operations {
-            let Ok(url) = connectors::http::endpoint_url(&def.base_url, &op.request.path) else {
+            let OperationCall::Http(request) = &op.call;
+            let Ok(url) = connectors::http::endpoint_url(&http.base_url, &request.path) else {
                 continue; // The build reports a URL that does not parse.
             };
             if let Err(refusal) = self.departments.check(department, &url) {

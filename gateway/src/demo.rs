@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use connectors::sim::{self, Person, Population, SampleKind, SimServer};
+use sim::{Person, Population, SampleKind, SimServer};
 
 use crate::auth::{AuthConfig, Authenticator, MintClaims, Role, SigningKey, mint};
 use crate::config::{ActiveConfig, EmbeddedSource, LoadOptions};

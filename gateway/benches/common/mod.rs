@@ -10,8 +10,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use chrono::NaiveDate;
+use connectors::FetchContext;
 use connectors::definition::LeafField;
-use connectors::sim::{self, Population, SampleKind, SimServer};
 use gateway::audit::{
     AuditCaller, AuditEvent, AuditOutcome, EventKind, MaskedField, WithheldField,
 };
@@ -22,6 +22,7 @@ use gateway::demo::{self, PERSONAS};
 use gateway::mask::PseudonymKey;
 use gateway::policy::{FieldNode, Grant, PolicySet};
 use serde_json::Value;
+use sim::{Population, SampleKind, SimServer};
 
 /// The township of the clerk every bench acts as.
 pub(crate) const TOWNSHIP: &str = "139901101";
@@ -90,7 +91,7 @@ impl County {
             .expect("the township has a married parent");
         let fetched = cfg.connectors[CONNECTOR]
             .connector
-            .fetch(OPERATION, person.id.as_str())
+            .fetch(OPERATION, person.id.as_str(), &FetchContext::default())
             .await
             .expect("the department answers");
         let record = fetched.record;

@@ -23,7 +23,6 @@ use clap::{Parser, Subcommand};
 use crate::config::{ConfigProblem, DiskSource};
 
 mod audit;
-mod bench;
 mod load;
 mod policy;
 mod registry;
@@ -84,9 +83,6 @@ enum Command {
     /// Write the registry's connectors, schemas, policy files and API grants to a
     /// directory that `apply` takes.
     Export(ExportArgs),
-    /// Benchmark helpers for `bench/run`: fixtures, a fixed-rate load client, the report.
-    #[command(subcommand, hide = true)]
-    Bench(bench::BenchCommand),
 }
 
 pub fn main(cli: Cli) -> ExitCode {
@@ -116,7 +112,6 @@ pub fn main(cli: Cli) -> ExitCode {
             Command::Witness(command) => witness::run(command).await,
             Command::Apply(args) => run_apply(args).await,
             Command::Export(args) => run_export(args).await,
-            Command::Bench(command) => bench::run(command).await,
             Command::Policy(PolicyCommand::Test { config, dir }) => {
                 run_policy_test(config.as_deref(), &dir)
             }

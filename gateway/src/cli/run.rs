@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Args;
-use connectors::sim::{self, Department, Faults};
+use sim::{Department, Faults};
 
 use super::{finish, report, shutdown_signal};
 use crate::config::{self, DiskSource, LoadOptions};

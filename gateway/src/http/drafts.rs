@@ -666,7 +666,11 @@ pub(crate) async fn try_operation(
     event.subject_pseudonym = Some(app.pseudonym.pseudonym(subject.as_str()));
     event.subject_masked = Some(subject.masked());
     let started = std::time::Instant::now();
-    let fetched = connector.connector.fetch(operation, subject.as_str()).await;
+    let context = connectors::FetchContext::default();
+    let fetched = connector
+        .connector
+        .fetch(operation, subject.as_str(), &context)
+        .await;
     let elapsed = started.elapsed();
     let latency_ms = elapsed.as_secs_f64() * 1000.0;
     event.upstream_latency_ms = u64::try_from(elapsed.as_millis()).ok();

@@ -18,7 +18,7 @@ pub(crate) mod trail;
 use std::sync::Arc;
 use std::time::Instant;
 
-use connectors::FetchError;
+use connectors::{FetchContext, FetchError};
 
 use crate::auth::Caller;
 use crate::cache::{Answer, Entry, Record};
@@ -338,7 +338,14 @@ async fn cached(
                 .check_connector(&def.id, rate)
                 .map_err(Failure::Capacity)?;
         }
-        match connector.connector.fetch(operation, subject.as_str()).await {
+        // The fetch may be shared by lookups waiting on the cache: it runs to the
+        // connector's own limits, each lookup's deadline stays with the lookup.
+        let context = FetchContext::default();
+        match connector
+            .connector
+            .fetch(operation, subject.as_str(), &context)
+            .await
+        {
             Ok(fetched) => {
                 op.schema.check(&fetched.record).map_err(Failure::Schema)?;
                 Ok(Entry::Found(Record {

@@ -1,7 +1,13 @@
-//! Just enough X.509 DER decoding for a certificate's subject (as an RFC 4514 string)
-//! and validity: a private reader, not a general ASN.1 parser.
+//! What the gateway reads from an X.509 certificate: its validity and its subject as
+//! an RFC 4514 string. Decoding is x509-parser's; this module owns only what that
+//! crate lacks, the RFC 4514 form of a name (RDNs last to first, short attribute
+//! names, escaping, `#hex` for values that are not strings).
 
 use rustls_pki_types::CertificateDer;
+use x509_parser::asn1_rs::{Any, BmpString, Tag, ToDer};
+use x509_parser::oid_registry::Oid;
+use x509_parser::prelude::{FromDer, X509Certificate};
+use x509_parser::x509::{AttributeTypeAndValue, X509Name};
 
 /// What the gateway wants to know about a certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,106 +20,14 @@ pub(super) struct CertInfo {
     pub(super) not_after: i64,
 }
 
-const SEQUENCE: u8 = 0x30;
-const SET: u8 = 0x31;
-const OID: u8 = 0x06;
-const INTEGER: u8 = 0x02;
-const VERSION: u8 = 0xa0;
-const UTC_TIME: u8 = 0x17;
-const GENERALIZED_TIME: u8 = 0x18;
-
-/// One DER element: its tag, its content and the whole encoding.
-struct Tlv<'a> {
-    tag: u8,
-    content: &'a [u8],
-    whole: &'a [u8],
-}
-
-/// Splits the first element off `input`.
-fn next<'a>(input: &mut &'a [u8]) -> Option<Tlv<'a>> {
-    let data: &'a [u8] = input;
-    let (&tag, rest) = data.split_first()?;
-    if tag & 0x1f == 0x1f {
-        return None; // high tag numbers do not occur in the parts we read
-    }
-    let (&first, rest) = rest.split_first()?;
-    let (len, rest) = if first < 0x80 {
-        (usize::from(first), rest)
-    } else {
-        let n = usize::from(first & 0x7f);
-        if n == 0 || n > 4 || rest.len() < n {
-            return None;
-        }
-        let len = rest[..n]
-            .iter()
-            .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
-        (len, &rest[n..])
-    };
-    if rest.len() < len {
-        return None;
-    }
-    let header = data.len() - rest.len();
-    let tlv = Tlv {
-        tag,
-        content: &rest[..len],
-        whole: &data[..header + len],
-    };
-    *input = &rest[len..];
-    Some(tlv)
-}
-
-fn expect<'a>(input: &mut &'a [u8], tag: u8) -> Option<&'a [u8]> {
-    let data: &'a [u8] = input;
-    let mut cursor = data;
-    let tlv = next(&mut cursor)?;
-    if tlv.tag != tag {
-        return None;
-    }
-    let content = tlv.content;
-    *input = cursor;
-    Some(content)
-}
-
 pub(super) fn parse(cert: &CertificateDer<'_>) -> Option<CertInfo> {
-    let mut input: &[u8] = cert.as_ref();
-    let mut certificate = expect(&mut input, SEQUENCE)?;
-    let mut tbs = expect(&mut certificate, SEQUENCE)?;
-    if tbs.first() == Some(&VERSION) {
-        expect(&mut tbs, VERSION)?;
-    }
-    expect(&mut tbs, INTEGER)?; // serial number
-    expect(&mut tbs, SEQUENCE)?; // signature algorithm
-    expect(&mut tbs, SEQUENCE)?; // issuer
-    let mut validity = expect(&mut tbs, SEQUENCE)?;
-    let not_before = time(&mut validity)?;
-    let not_after = time(&mut validity)?;
-    let subject = expect(&mut tbs, SEQUENCE)?;
+    let (_, cert) = X509Certificate::from_der(cert.as_ref()).ok()?;
+    let validity = cert.validity();
     Some(CertInfo {
-        subject: name(subject)?,
-        not_before,
-        not_after,
+        subject: rfc4514(cert.subject())?,
+        not_before: validity.not_before.timestamp(),
+        not_after: validity.not_after.timestamp(),
     })
-}
-
-fn time(input: &mut &[u8]) -> Option<i64> {
-    let tlv = next(input)?;
-    let text = std::str::from_utf8(tlv.content).ok()?;
-    let text = text.strip_suffix('Z')?;
-    if !text.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let (year, rest) = match (tlv.tag, text.len()) {
-        (UTC_TIME, 12) => {
-            let yy: i32 = text[..2].parse().ok()?;
-            (if yy >= 50 { 1900 + yy } else { 2000 + yy }, &text[2..])
-        }
-        (GENERALIZED_TIME, 14) => (text[..4].parse().ok()?, &text[4..]),
-        _ => return None,
-    };
-    let part = |i: usize| rest[i..i + 2].parse::<u32>().ok();
-    let date = chrono::NaiveDate::from_ymd_opt(year, part(0)?, part(2)?)?;
-    let at = date.and_hms_opt(part(4)?, part(6)?, part(8)?)?;
-    Some(at.and_utc().timestamp())
 }
 
 pub(super) fn format_time(unix: i64) -> String {
@@ -123,88 +37,66 @@ pub(super) fn format_time(unix: i64) -> String {
 }
 
 /// An RFC 4514 string: RDNs last to first, joined by `,`; multi-valued RDNs by `+`.
-fn name(mut rdns: &[u8]) -> Option<String> {
+/// `None` if the name was read only in part: x509-parser stops at the first RDN it
+/// cannot read and keeps those before it, so the encoding it kept falls short of the
+/// length its own header declares.
+fn rfc4514(name: &X509Name<'_>) -> Option<String> {
+    if !Any::from_der(name.as_raw()).is_ok_and(|(rest, _)| rest.is_empty()) {
+        return None;
+    }
     let mut parts = Vec::new();
-    while !rdns.is_empty() {
-        let mut set = expect(&mut rdns, SET)?;
-        let mut attributes = Vec::new();
-        while !set.is_empty() {
-            let mut attribute = expect(&mut set, SEQUENCE)?;
-            let oid = expect(&mut attribute, OID)?;
-            let value = next(&mut attribute)?;
-            attributes.push(format!(
-                "{}={}",
-                attribute_type(oid),
-                attribute_value(&value)
-            ));
-        }
-        parts.push(attributes.join("+"));
+    for rdn in name.iter() {
+        let attributes: Option<Vec<String>> = rdn.iter().map(attribute).collect();
+        parts.push(attributes?.join("+"));
     }
     parts.reverse();
     Some(parts.join(","))
 }
 
-fn attribute_type(oid: &[u8]) -> String {
-    // 2.5.4.x is encoded as 55 04 x.
-    let short = match oid {
-        [0x55, 0x04, 3] => "CN",
-        [0x55, 0x04, 5] => "serialNumber",
-        [0x55, 0x04, 6] => "C",
-        [0x55, 0x04, 7] => "L",
-        [0x55, 0x04, 8] => "ST",
-        [0x55, 0x04, 9] => "STREET",
-        [0x55, 0x04, 10] => "O",
-        [0x55, 0x04, 11] => "OU",
-        [0x09, 0x92, 0x26, 0x89, 0x93, 0xf2, 0x2c, 0x64, 0x01, 0x19] => "DC",
-        [0x09, 0x92, 0x26, 0x89, 0x93, 0xf2, 0x2c, 0x64, 0x01, 0x01] => "UID",
-        _ => return dotted(oid),
+fn attribute(attribute: &AttributeTypeAndValue<'_>) -> Option<String> {
+    Some(format!(
+        "{}={}",
+        attribute_type(attribute.attr_type()),
+        attribute_value(attribute.attr_value())?
+    ))
+}
+
+fn attribute_type(oid: &Oid<'_>) -> String {
+    let dotted = oid.to_id_string();
+    let short = match dotted.as_str() {
+        "2.5.4.3" => "CN",
+        "2.5.4.5" => "serialNumber",
+        "2.5.4.6" => "C",
+        "2.5.4.7" => "L",
+        "2.5.4.8" => "ST",
+        "2.5.4.9" => "STREET",
+        "2.5.4.10" => "O",
+        "2.5.4.11" => "OU",
+        "0.9.2342.19200300.100.1.25" => "DC",
+        "0.9.2342.19200300.100.1.1" => "UID",
+        _ => return dotted,
     };
     short.to_owned()
 }
 
-fn dotted(oid: &[u8]) -> String {
-    let mut arcs: Vec<u64> = Vec::new();
-    let mut value: u64 = 0;
-    for &b in oid {
-        value = (value << 7) | u64::from(b & 0x7f);
-        if b & 0x80 == 0 {
-            if arcs.is_empty() {
-                let first = (value / 40).min(2);
-                arcs.push(first);
-                arcs.push(value - first * 40);
-            } else {
-                arcs.push(value);
-            }
-            value = 0;
+/// The value as escaped text, or `#` and the hex of its DER encoding if it is not a
+/// string; `None` if it cannot be encoded again.
+fn attribute_value(value: &Any<'_>) -> Option<String> {
+    let text = match value.tag() {
+        Tag::Utf8String | Tag::PrintableString | Tag::Ia5String => {
+            std::str::from_utf8(value.data).ok().map(str::to_owned)
         }
-    }
-    arcs.iter()
-        .map(u64::to_string)
-        .collect::<Vec<_>>()
-        .join(".")
-}
-
-fn attribute_value(value: &Tlv<'_>) -> String {
-    let text = match value.tag {
-        // UTF8String, PrintableString, IA5String
-        0x0c | 0x13 | 0x16 => std::str::from_utf8(value.content).ok().map(str::to_owned),
         // TeletexString, read as Latin-1
-        0x14 => Some(value.content.iter().map(|&b| char::from(b)).collect()),
-        // BMPString (UTF-16BE)
-        0x1e => {
-            let pairs = value.content.chunks_exact(2);
-            if pairs.remainder().is_empty() {
-                let units: Vec<u16> = pairs.map(|c| u16::from_be_bytes([c[0], c[1]])).collect();
-                String::from_utf16(&units).ok()
-            } else {
-                None
-            }
-        }
+        Tag::TeletexString => Some(value.data.iter().map(|&b| char::from(b)).collect()),
+        Tag::BmpString => BmpString::try_from(value).ok().map(|s| s.string()),
         _ => None,
     };
     match text {
-        Some(text) => escape(&text),
-        None => format!("#{}", hex::encode(value.whole)),
+        Some(text) => Some(escape(&text)),
+        None => value
+            .to_der_vec()
+            .ok()
+            .map(|der| format!("#{}", hex::encode(der))),
     }
 }
 
@@ -230,6 +122,20 @@ fn escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The RFC 4514 form of a name given as its RDNs' encoding (the content of the
+    /// name's SEQUENCE).
+    fn name(rdns: &[u8]) -> Option<String> {
+        let mut der = vec![0x30, u8::try_from(rdns.len()).unwrap()];
+        der.extend_from_slice(rdns);
+        let (_, name) = X509Name::from_der(&der).ok()?;
+        rfc4514(&name)
+    }
+
+    /// The name of an attribute type given as its OID's encoding.
+    fn dotted(oid: &[u8]) -> String {
+        attribute_type(&Oid::new(oid.into()))
+    }
 
     #[test]
     fn special_characters_are_escaped() {

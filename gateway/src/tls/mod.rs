@@ -13,7 +13,7 @@
 //! - [`ClientCert`] (in this file): the verified client certificate of a connection, handed to
 //!   every request on it as a request extension, next to axum's
 //!   `ConnectInfo<SocketAddr>`. Its subject, and the validity check of the server
-//!   certificate, come from the small DER reader in `der.rs`.
+//!   certificate, come from `der.rs` (x509-parser, and the RFC 4514 form of a name).
 //!
 //! Private keys are read here and handed to rustls; they never appear in a log line,
 //! a `Debug` output or an error message.

@@ -4,10 +4,10 @@
 //! never on its own request), and every action is an admin event in the audit log.
 
 use crate::helpers::Edit as _;
-use connectors::sim::SampleKind;
 use gateway::auth::{MintClaims, Role, mint};
 use gateway::demo;
 use serde_json::{Value, json};
+use sim::SampleKind;
 
 use crate::helpers::{Reply, TOWNSHIP, TestGateway, client, lookup, post_json, sample};
 

@@ -2,10 +2,10 @@
 //! department admin or an operator, always audited), and the `/metrics` counters.
 
 use crate::helpers::Edit as _;
-use connectors::sim::{Department, SampleKind};
 use gateway::auth::Role;
 use gateway::demo;
 use serde_json::{Value, json};
+use sim::{Department, SampleKind};
 
 use crate::helpers::{Reply, TestGateway, client, lookup, post_json, sample};
 

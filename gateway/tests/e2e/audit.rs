@@ -5,11 +5,11 @@
 
 use std::sync::Arc;
 
-use connectors::sim::SampleKind;
 use futures::future::BoxFuture;
 use gateway::audit::{AuditError, AuditEvent, AuditLog, Recorded};
 use gateway::auth::Role;
 use serde_json::Value;
+use sim::SampleKind;
 
 use crate::helpers::{TestGateway, lookup, sample};
 

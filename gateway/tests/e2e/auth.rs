@@ -2,9 +2,9 @@
 //! it is ends in 401 problem+json with a reason and a Bearer challenge, before any
 //! department is called, and never echoes the token.
 
-use connectors::sim::{Department, SampleKind};
 use gateway::auth::{MintClaims, Role, SigningKey, mint};
 use gateway::demo;
+use sim::{Department, SampleKind};
 
 use crate::helpers::{Reply, TOWNSHIP, TestGateway, lookup, sample};
 

@@ -634,7 +634,7 @@ async fn serve_runs_against_simulated_departments_in_another_process() {
         data_dir.to_str().expect("utf-8"),
     ]);
     let gateway = url_in(&serve.line(|l| l.contains("listening on")).await);
-    let person = sample(connectors::sim::SampleKind::Pensioner);
+    let person = sample(sim::SampleKind::Pensioner);
     let body = lookup("shebao", "insured_by_id", person.id.as_str());
     let reply = post_json(&format!("{gateway}/v1/query"), &token, &body).await;
     assert_eq!(reply.status, 200, "{}", reply.text);

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use connectors::sim::SampleKind;
 use serde_json::Value;
+use sim::SampleKind;
 use tokio::process::Command;
 use tokio::sync::mpsc;
 use tokio::time::Instant;

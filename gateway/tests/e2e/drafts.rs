@@ -6,11 +6,11 @@
 //! two can be read back.
 
 use crate::helpers::Edit as _;
-use connectors::sim::{Department, SampleKind};
 use gateway::auth::Role;
 use gateway::county::COUNTY_FILES;
 use gateway::demo;
 use serde_json::{Value, json};
+use sim::{Department, SampleKind};
 
 use crate::helpers::{Reply, TestGateway, client, post_json, sample};
 

@@ -1,8 +1,8 @@
 //! Bad requests fail before any department is called, with a problem+json that names
 //! what is wrong and echoes nothing the caller sent.
 
-use connectors::sim::{Department, SampleKind};
 use serde_json::json;
+use sim::{Department, SampleKind};
 
 use crate::helpers::{TestGateway, lookup, sample};
 

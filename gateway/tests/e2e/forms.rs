@@ -9,9 +9,9 @@ use crate::helpers::Edit as _;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use connectors::sim::{Department, Faults, SampleKind};
 use gateway::auth::Role;
 use serde_json::{Value, json};
+use sim::{Department, Faults, SampleKind};
 
 use crate::helpers::{Reply, TOWNSHIP, TestGateway, lookup, population, post_json, sample};
 
@@ -182,7 +182,7 @@ async fn departments_are_asked_at_once_so_a_form_takes_the_slowest_not_the_sum()
                 && population()
                     .household(&p.household)
                     .is_some_and(|h| h.township == TOWNSHIP)
-                && p.status == connectors::sim::ResidentStatus::Normal
+                && p.status == sim::ResidentStatus::Normal
         })
         .expect("another resident");
     let hanging = [Department::Shebao, Department::Jisheng];

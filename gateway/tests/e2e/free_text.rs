@@ -3,10 +3,10 @@
 //! characters, spaces or full-width digits is refused; a mobile number too; a key in a
 //! bad body is never echoed; data after the JSON body is refused.
 
-use connectors::sim::SampleKind;
 use gateway::auth::Role;
 use gateway::demo;
 use serde_json::json;
+use sim::SampleKind;
 
 use crate::helpers::{TestGateway, lookup, post_json, sample};
 

@@ -3,7 +3,6 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
-use connectors::sim::{self, Department, Faults, Population, SimServer};
 use gateway::audit::AuditLog;
 use gateway::auth::{Authenticator, Role, SigningKey};
 use gateway::clock::ManualClock;
@@ -15,6 +14,7 @@ use gateway::mask::PseudonymKey;
 use gateway::registry::SqliteRegistry;
 use gateway::startup::{Application, Settings};
 use serde_json::{Value, json};
+use sim::{Department, Faults, Population, SimServer};
 use tokio::sync::oneshot;
 
 /// A population shared by every test of this binary (read-only, so no test depends
@@ -30,7 +30,7 @@ pub(crate) const TOWNSHIP: &str = "139901101";
 
 /// A sample resident registered in [`TOWNSHIP`], so row conditions hold for the
 /// default caller.
-pub(crate) fn sample(kind: connectors::sim::SampleKind) -> &'static connectors::sim::Person {
+pub(crate) fn sample(kind: sim::SampleKind) -> &'static sim::Person {
     population()
         .sample_in(kind, TOWNSHIP)
         .expect("the township has every sample kind")

@@ -5,9 +5,9 @@
 //! (spouse, children) finds the access in their own report.
 
 use crate::helpers::Edit as _;
-use connectors::sim::{Department, SampleKind};
 use gateway::auth::Role;
 use serde_json::{Value, json};
+use sim::{Department, SampleKind};
 
 use crate::helpers::{Reply, TOWNSHIP, TestGateway, post_json, sample};
 
@@ -247,19 +247,17 @@ async fn a_household_counts_its_current_members_only_and_says_so() {
                 .collect();
             let gone = members
                 .iter()
-                .any(|p| p.status != connectors::sim::ResidentStatus::Normal);
+                .any(|p| p.status != sim::ResidentStatus::Normal);
             let here = members
                 .iter()
-                .find(|p| p.status == connectors::sim::ResidentStatus::Normal);
+                .find(|p| p.status == sim::ResidentStatus::Normal);
             if gone { here.map(|p| (h, *p)) } else { None }
         })
         .expect("a household with a member gone");
     let current = population
         .people
         .iter()
-        .filter(|p| {
-            p.household == household.number && p.status == connectors::sim::ResidentStatus::Normal
-        })
+        .filter(|p| p.household == household.number && p.status == sim::ResidentStatus::Normal)
         .count();
     let url = gw.url("/v1/forms/subsistence-allowance/fill");
     let token = gw.token(Role::Clerk, Some(TOWNSHIP));

@@ -2,9 +2,9 @@
 //! or a form fill asked for labels (in the body or by `Accept-Language`) carries a
 //! label beside each code and each reason; without asking, answers are unchanged.
 
-use connectors::sim::SampleKind;
 use gateway::auth::Role;
 use serde_json::{Value, json};
+use sim::SampleKind;
 
 use crate::helpers::{Reply, TOWNSHIP, TestGateway, lookup, sample};
 

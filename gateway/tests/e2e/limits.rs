@@ -9,11 +9,11 @@
 //! binary; a clerk who keeps running into limits is on the anomaly report.
 
 use crate::helpers::Edit as _;
-use connectors::sim::{self, Department, SampleKind};
 use gateway::auth::{Role, SigningKey};
 use gateway::demo::{self, Persona};
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
+use sim::{Department, SampleKind};
 
 use crate::binary::{Running, url_in, write_county};
 use crate::helpers::{Reply, TOWNSHIP, TestGateway, client, lookup, population, post_json, sample};
@@ -79,7 +79,7 @@ fn assert_limited(reply: &Reply, headers: &HeaderMap, kind: &str, limit: &str, q
 }
 
 /// A resident of `township` (row conditions hold for its callers).
-fn resident_of(township: &str) -> &'static connectors::sim::Person {
+fn resident_of(township: &str) -> &'static sim::Person {
     population()
         .sample_in(SampleKind::MarriedParent, township)
         .expect("a resident")
@@ -388,7 +388,7 @@ fn department_requests(gw: &TestGateway) -> u64 {
 }
 
 /// One member of each of `n` different households registered in `township`.
-fn households_in(township: &str, n: usize) -> Vec<&'static connectors::sim::Person> {
+fn households_in(township: &str, n: usize) -> Vec<&'static sim::Person> {
     let population = population();
     let mut seen = std::collections::BTreeSet::new();
     let people: Vec<_> = population

@@ -3,9 +3,9 @@
 //! with their reason, `never` fields nowhere, and refusals naming the deciding rule.
 
 use crate::helpers::Edit as _;
-use connectors::sim::SampleKind;
 use gateway::auth::Role;
 use serde_json::json;
+use sim::SampleKind;
 
 use crate::helpers::{TOWNSHIP, TestGateway, lookup, population, sample};
 
@@ -73,7 +73,7 @@ async fn a_clerk_of_another_township_is_refused_by_jurisdiction() {
 async fn roles_and_deny_rules_refuse_before_any_department_is_called() {
     let gw = TestGateway::start().await;
     let person = sample(SampleKind::MarriedParent);
-    let calls = gw.department(connectors::sim::Department::Hukou).requests();
+    let calls = gw.department(sim::Department::Hukou).requests();
 
     let officer = gw.token(Role::PrivacyOfficer, None);
     let reply = gw
@@ -93,10 +93,7 @@ async fn roles_and_deny_rules_refuse_before_any_department_is_called() {
     assert_eq!(reply.json["rule"], "deny-grid-workers-households");
     assert_eq!(reply.json["reason"], "denied_by_rule");
 
-    assert_eq!(
-        gw.department(connectors::sim::Department::Hukou).requests(),
-        calls
-    );
+    assert_eq!(gw.department(sim::Department::Hukou).requests(), calls);
 }
 
 #[tokio::test]

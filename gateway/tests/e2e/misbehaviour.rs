@@ -3,7 +3,7 @@
 //! echoed, and undeclared fields never reach the caller.
 
 use crate::helpers::Edit as _;
-use connectors::sim::{Department, Faults, SampleKind};
+use sim::{Department, Faults, SampleKind};
 
 use crate::helpers::{Reply, TestGateway, lookup, sample};
 

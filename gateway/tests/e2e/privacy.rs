@@ -2,9 +2,9 @@
 //! them, filters by citizen, exports CSV, gets the citizen's access report; other
 //! roles are refused; and every use of the audit log is itself recorded.
 
-use connectors::sim::SampleKind;
 use gateway::auth::Role;
 use serde_json::{Value, json};
+use sim::SampleKind;
 
 use crate::helpers::{Reply, TestGateway, lookup, sample};
 

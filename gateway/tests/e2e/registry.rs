@@ -9,11 +9,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use connectors::sim::{Department, SampleKind};
 use gateway::auth::Role;
 use gateway::county::COUNTY_FILES;
 use gateway::demo;
 use serde_json::{Value, json};
+use sim::{Department, SampleKind};
 
 use crate::helpers::{Reply, TestGateway, client, lookup, post_json, sample};
 
@@ -457,7 +457,7 @@ async fn a_connector_test_reports_conformance_and_latency_without_data() {
 
     gw.set_faults(
         Department::Hukou,
-        connectors::sim::Faults {
+        sim::Faults {
             schema_violation: true,
             ..Default::default()
         },

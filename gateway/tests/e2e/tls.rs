@@ -93,7 +93,7 @@ async fn serve_requires_township_client_certificates_over_tls() {
     .unwrap();
     // No department runs here: the lookup passes TLS, authentication and policy and
     // then fails at the (absent) department, which proves the whole front half.
-    let person = sample(connectors::sim::SampleKind::MarriedParent);
+    let person = sample(sim::SampleKind::MarriedParent);
     let reply = with_cert
         .post(format!("{base}/v1/query"))
         .bearer_auth(&token)

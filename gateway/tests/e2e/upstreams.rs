@@ -8,11 +8,11 @@ use crate::helpers::Edit as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use connectors::sim::{Department, SampleKind};
 use gateway::auth::Role;
 use gateway::county::COUNTY_FILES;
 use gateway::demo;
 use serde_json::{Value, json};
+use sim::{Department, SampleKind};
 
 use crate::helpers::{Reply, TestGateway, client, post_json, sample};
 
@@ -243,7 +243,7 @@ async fn redirector(to: String) -> (String, Arc<AtomicU64>) {
 async fn a_listed_upstream_that_redirects_elsewhere_is_not_followed() {
     // The 公安局's listed system answers with a redirect to the 人社局's.
     let population = crate::helpers::population();
-    let departments = connectors::sim::spawn_all(population.clone(), [127, 0, 0, 1].into())
+    let departments = sim::spawn_all(population.clone(), [127, 0, 0, 1].into())
         .await
         .expect("departments start");
     let shebao = departments

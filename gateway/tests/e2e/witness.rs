@@ -16,7 +16,6 @@ use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use connectors::sim::{self, SampleKind, SimServer};
 use gateway::audit::chain::link_hash;
 use gateway::audit::checkpoint::Checkpoint;
 use rusqlite::{Connection, OpenFlags, params};
@@ -24,6 +23,7 @@ use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use sim::{SampleKind, SimServer};
 use testkit::pki::{Ca, Leaf, Usage};
 use tokio::process::Command;
 

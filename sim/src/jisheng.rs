@@ -19,7 +19,7 @@ use super::dates::{iso, ymd};
 use super::faults::FaultHandle;
 use super::population::{Person, Population};
 use super::respond::{Outcome, Shared, by_id, with_control};
-use crate::subject::IdNumber;
+use connectors::subject::IdNumber;
 
 /// `POST /hfp/api/fertility/person` and `/__sim/faults`.
 pub fn router(population: Arc<Population>, faults: FaultHandle) -> Router {
@@ -99,9 +99,9 @@ fn break_schema(data: &mut Value) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{call, server};
     use super::*;
-    use crate::sim::SampleKind;
+    use crate::SampleKind;
+    use crate::testing::{call, server};
 
     const PATH: &str = "/hfp/api/fertility/person";
 

@@ -5,7 +5,7 @@
 //! household registration 户籍 ([`hukou`]), social insurance 社保 ([`shebao`]) and
 //! births 计生 ([`jisheng`]). Each can be told to misbehave ([`Faults`]) at run time.
 //!
-//! This module owns starting and stopping the servers; the data is in [`population`],
+//! This crate root owns starting and stopping the servers; the data is in [`population`],
 //! the wire formats in the department modules, misbehaviour in [`faults`].
 
 use std::net::{IpAddr, SocketAddr};

@@ -115,10 +115,10 @@ fn break_schema(data: &mut Value) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{call, server};
     use super::*;
-    use crate::sim::SampleKind;
-    use crate::subject::IdNumber;
+    use crate::SampleKind;
+    use crate::testing::{call, server};
+    use connectors::subject::IdNumber;
 
     #[tokio::test]
     async fn person_has_the_documented_shape() {
@@ -198,7 +198,7 @@ mod tests {
     async fn unknown_and_malformed_requests_get_error_envelopes() {
         let (_pop, srv) = server(Department::Hukou).await;
         // Valid, but nobody in the synthetic county was born in 1900 in Beijing.
-        let stranger = IdNumber::build("110105", super::super::dates::ymd(1900, 1, 1), 1).unwrap();
+        let stranger = IdNumber::build("110105", crate::dates::ymd(1900, 1, 1), 1).unwrap();
         let body = json!({ "sfzh": stranger.as_str() }).to_string();
         for path in ["/rkxx/api/v1/person", "/rkxx/api/v1/household"] {
             let reply = call(srv.addr, "POST", path, &body).await;

@@ -9,7 +9,7 @@ use super::population::{
     COUNTY_CODE, HukouType, MaritalStatus, Population, Relation, ResidentStatus, SampleKind, Scheme,
 };
 use super::testing::population;
-use crate::subject::IdNumber;
+use connectors::subject::IdNumber;
 
 /// The shared test county and two others, so the invariants hold beyond one seed.
 fn several() -> Vec<Arc<Population>> {

@@ -14,7 +14,7 @@ use chrono::{Datelike, NaiveDate};
 pub use super::codes::{
     Gender, HukouType, InsuranceStatus, MaritalStatus, Relation, ResidentStatus, Scheme,
 };
-use crate::subject::IdNumber;
+use connectors::subject::IdNumber;
 
 /// The seed the demo uses.
 pub const DEMO_SEED: u64 = 2026;

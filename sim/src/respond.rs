@@ -15,7 +15,7 @@ use serde_json::{Map, Value, json};
 use super::Department;
 use super::faults::{FaultHandle, control_routes};
 use super::population::{Person, Population};
-use crate::subject::IdNumber;
+use connectors::subject::IdNumber;
 
 /// What every simulated department's handlers share.
 #[derive(Debug, Clone)]

@@ -101,9 +101,9 @@ fn break_schema(data: &mut Value) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{call, server};
     use super::*;
-    use crate::sim::SampleKind;
+    use crate::SampleKind;
+    use crate::testing::{call, server};
 
     const PATH: &str = "/si/api/insured/query";
 
@@ -169,7 +169,7 @@ mod tests {
     async fn unknown_and_malformed_requests_get_error_envelopes() {
         let (pop, srv) = server(Department::Shebao).await;
         let stranger =
-            crate::subject::IdNumber::build("110105", super::super::dates::ymd(1900, 1, 2), 3)
+            connectors::subject::IdNumber::build("110105", crate::dates::ymd(1900, 1, 2), 3)
                 .unwrap();
         assert!(pop.person(stranger.as_str()).is_none());
         let body = json!({ "aac002": stranger.as_str() }).to_string();

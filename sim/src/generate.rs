@@ -19,7 +19,7 @@ use super::population::{
     Population, Relation, ResidentStatus, SocialInsurance, Township, Village,
 };
 use super::records::{self, Family};
-use crate::subject::IdNumber;
+use connectors::subject::IdNumber;
 
 /// The day the synthetic data describes (or today, if the clock is earlier).
 const AS_OF: NaiveDate = match NaiveDate::from_ymd_opt(2026, 10, 31) {

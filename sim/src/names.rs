@@ -169,7 +169,7 @@ mod tests {
         let birth = chrono::NaiveDate::from_ymd_opt(1990, 1, 1).unwrap();
         for region in OUTSIDE_REGIONS {
             assert!(
-                crate::subject::IdNumber::build(region, birth, 1).is_ok(),
+                connectors::subject::IdNumber::build(region, birth, 1).is_ok(),
                 "{region}"
             );
         }

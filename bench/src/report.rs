@@ -1,0 +1,315 @@
+//! `gateway-bench report`: turns the JSON results of a run into the markdown tables of
+//! `bench/results.md`, with the targets of DESIGN.md §8 marked pass or fail.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use serde::Deserialize;
+
+use crate::load::LoadResult;
+
+#[derive(Debug, Args)]
+pub(crate) struct ReportArgs {
+    /// The run's results directory (`wrk-*.json` and `load-*.json`).
+    #[arg(long)]
+    dir: PathBuf,
+    /// The latency injected into each department for the form scenario, ms.
+    #[arg(long, default_value_t = 20)]
+    injected_ms: u64,
+}
+
+/// What the wrk script's `done()` prints.
+#[derive(Debug, Clone, Deserialize)]
+struct WrkResult {
+    requests: u64,
+    duration_us: u64,
+    /// Connect, read, write and timeout errors, and non-2xx/3xx answers.
+    errors: u64,
+    p50_us: u64,
+    p99_us: u64,
+    p999_us: u64,
+}
+
+impl WrkResult {
+    #[expect(
+        clippy::cast_precision_loss,
+        reason = "request counts are far below 2^52"
+    )]
+    fn rps(&self) -> f64 {
+        if self.duration_us == 0 {
+            0.0
+        } else {
+            self.requests as f64 / (self.duration_us as f64 / 1e6)
+        }
+    }
+}
+
+/// CPU time the process under test used during a wrk run (`cpu-*.json`).
+#[derive(Debug, Clone, Deserialize)]
+struct CpuResult {
+    cpu_ticks: u64,
+    ticks_per_s: u64,
+}
+
+/// The throughput scenarios: file stem, name, what is measured.
+const THROUGHPUT: [(&str, &str, &str); 4] = [
+    (
+        "direct",
+        "1. department directly",
+        "hukou `person` API, native request",
+    ),
+    (
+        "nginx",
+        "2. nginx plain reverse proxy",
+        "keep-alive upstream, same request",
+    ),
+    (
+        "gateway",
+        "3. gateway, full pipeline",
+        "`/v1/query`, cache off, audit durable",
+    ),
+    (
+        "gateway-cache",
+        "4. gateway, cache hits",
+        "`/v1/query`, every record cached",
+    ),
+];
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Option<T> {
+    let text = std::fs::read_to_string(path).ok()?;
+    // wrk prints its own lines too; the result is the last JSON line.
+    text.lines()
+        .rev()
+        .find_map(|line| serde_json::from_str(line.trim()).ok())
+}
+
+fn ms(us: u64) -> String {
+    #[expect(clippy::cast_precision_loss, reason = "microseconds of a request")]
+    let ms = us as f64 / 1000.0;
+    format!("{ms:.2} ms")
+}
+
+fn signed_ms(us: i128) -> String {
+    #[expect(clippy::cast_precision_loss, reason = "microseconds of a request")]
+    let ms = us as f64 / 1000.0;
+    format!("{ms:+.2} ms")
+}
+
+fn verdict(pass: bool) -> &'static str {
+    if pass { "**pass**" } else { "**FAIL**" }
+}
+
+pub(crate) fn report(args: &ReportArgs) -> Result<(), String> {
+    let mut out = String::new();
+    let wrk: BTreeMap<&str, WrkResult> = THROUGHPUT
+        .iter()
+        .filter_map(|(stem, _, _)| {
+            read_json(&args.dir.join(format!("wrk-{stem}.json"))).map(|r| (*stem, r))
+        })
+        .collect();
+    let nginx_rps = wrk.get("nginx").map(WrkResult::rps);
+    let _ = writeln!(
+        out,
+        "### Throughput (wrk, closed loop, same settings for every target)\n"
+    );
+    let _ = writeln!(
+        out,
+        "| scenario | what | requests/s | p50 | p99 | p99.9 | errors | CPU/request | × nginx |"
+    );
+    let _ = writeln!(
+        out,
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    );
+    for (stem, name, what) in THROUGHPUT {
+        match wrk.get(stem) {
+            Some(r) => {
+                let ratio = nginx_rps
+                    .filter(|n| *n > 0.0)
+                    .map_or("–".to_owned(), |n| format!("{:.2}×", r.rps() / n));
+                let cpu = read_json::<CpuResult>(&args.dir.join(format!("cpu-{stem}.json")))
+                    .filter(|c| c.ticks_per_s > 0 && r.requests > 0)
+                    .map_or("–".to_owned(), |c| {
+                        let us = c.cpu_ticks * 1_000_000 / c.ticks_per_s / r.requests;
+                        format!("{us} µs")
+                    });
+                let _ = writeln!(
+                    out,
+                    "| {name} | {what} | {:.0} | {} | {} | {} | {} | {cpu} | {ratio} |",
+                    r.rps(),
+                    ms(r.p50_us),
+                    ms(r.p99_us),
+                    ms(r.p999_us),
+                    r.errors
+                );
+            }
+            None => {
+                let _ = writeln!(out, "| {name} | {what} | not run | | | | | | |");
+            }
+        }
+    }
+
+    let _ = writeln!(
+        out,
+        "\nCPU/request: CPU time of the process under test over the run ÷ requests — the \
+         department in 1, nginx's workers in 2, the gateway in 3 and 4 (without the \
+         department it calls)."
+    );
+
+    let lat = |stem: &str| read_json::<LoadResult>(&args.dir.join(format!("load-{stem}.json")));
+    let direct = lat("direct");
+    let nginx = lat("nginx");
+    let gateway = lat("gateway");
+    let form = lat("form");
+    let slow: Vec<LoadResult> = ["hukou", "shebao", "jisheng"]
+        .iter()
+        .filter_map(|d| lat(&format!("slow-{d}")))
+        .collect();
+    let _ = writeln!(
+        out,
+        "\n### Latency at a fixed rate below saturation (open loop)\n"
+    );
+    let _ = writeln!(
+        out,
+        "| measured | rate | p50 | p90 | p99 | p99.9 | errors | client lag p99 |"
+    );
+    let _ = writeln!(
+        out,
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    );
+    let mut rows: Vec<(String, &LoadResult)> = Vec::new();
+    for (name, r) in [
+        ("1. department directly", &direct),
+        ("2. nginx plain reverse proxy", &nginx),
+        ("3. gateway, full pipeline", &gateway),
+    ] {
+        if let Some(r) = r {
+            rows.push((name.to_owned(), r));
+        }
+    }
+    for r in &slow {
+        rows.push((
+            format!(
+                "{} directly, {} ms injected",
+                r.label.trim_start_matches("slow-"),
+                args.injected_ms
+            ),
+            r,
+        ));
+    }
+    if let Some(r) = &form {
+        rows.push(("5. form over three departments".to_owned(), r));
+    }
+    for (name, r) in &rows {
+        let _ = writeln!(
+            out,
+            "| {name} | {}/s | {} | {} | {} | {} | {} | {} |",
+            r.rate,
+            ms(r.p50_us),
+            ms(r.p90_us),
+            ms(r.p99_us),
+            ms(r.p999_us),
+            r.errors,
+            ms(r.lag_p99_us)
+        );
+    }
+
+    let _ = writeln!(out, "\n### Targets (DESIGN.md §8)\n");
+    let _ = writeln!(out, "| target | measured | result |");
+    let _ = writeln!(out, "| --- | --- | --- |");
+    let errors = |r: &LoadResult| -> String {
+        if r.errors > 0 {
+            format!(
+                "; {} errors, first: {}",
+                r.errors,
+                r.first_error.as_deref().unwrap_or("")
+            )
+        } else {
+            String::new()
+        }
+    };
+    match (wrk.get("gateway"), nginx_rps) {
+        (Some(g), Some(n)) if n > 0.0 => {
+            let ratio = g.rps() / n;
+            let clean = g.errors == 0 && wrk.get("nginx").is_some_and(|r| r.errors == 0);
+            let _ = writeln!(
+                out,
+                "| full pipeline throughput ≥ 1.0× nginx plain proxy | {:.0}/s vs {n:.0}/s = {ratio:.2}×{} | {} |",
+                g.rps(),
+                if clean { "" } else { " (with errors)" },
+                verdict(ratio >= 1.0 && clean)
+            );
+        }
+        _ => {
+            let _ = writeln!(
+                out,
+                "| full pipeline throughput ≥ 1.0× nginx plain proxy | not measured | – |"
+            );
+        }
+    }
+    match (&gateway, &direct) {
+        (Some(g), Some(d)) => {
+            let p50 = i128::from(g.p50_us) - i128::from(d.p50_us);
+            let p99 = i128::from(g.p99_us) - i128::from(d.p99_us);
+            let nginx_added = nginx.as_ref().map_or(String::new(), |n| {
+                format!(
+                    " (nginx adds {} at p99)",
+                    signed_ms(i128::from(n.p99_us) - i128::from(d.p99_us))
+                )
+            });
+            let _ = writeln!(
+                out,
+                "| added p99 < 1 ms below saturation ({}/s) | gateway − direct: p50 {}, p99 {}{nginx_added}{} | {} |",
+                g.rate,
+                signed_ms(p50),
+                signed_ms(p99),
+                errors(g),
+                verdict(p99 < 1000 && g.errors == 0)
+            );
+        }
+        _ => {
+            let _ = writeln!(
+                out,
+                "| added p99 < 1 ms below saturation | not measured | – |"
+            );
+        }
+    }
+    match &form {
+        Some(f) => {
+            let nominal = i128::from(args.injected_ms) * 1000;
+            let slowest = slow.iter().max_by_key(|r| r.p99_us);
+            let slowest_p50 = slow.iter().map(|r| r.p50_us).max();
+            let measured = match (slowest, slowest_p50) {
+                (Some(s), Some(p50)) => format!(
+                    "; − slowest department measured directly ({}): p50 {}, p99 {}",
+                    s.label.trim_start_matches("slow-"),
+                    signed_ms(i128::from(f.p50_us) - i128::from(p50)),
+                    signed_ms(i128::from(f.p99_us) - i128::from(s.p99_us))
+                ),
+                _ => String::new(),
+            };
+            let baseline = slowest.map_or(nominal, |s| i128::from(s.p99_us));
+            let p99 = i128::from(f.p99_us) - baseline;
+            let _ = writeln!(
+                out,
+                "| form ≤ slowest department + 1 ms ({}/s, {} ms each) | form − {} ms: p50 {}, p99 {}{measured}{} | {} |",
+                f.rate,
+                args.injected_ms,
+                args.injected_ms,
+                signed_ms(i128::from(f.p50_us) - nominal),
+                signed_ms(i128::from(f.p99_us) - nominal),
+                errors(f),
+                verdict(p99 <= 1000 && f.errors == 0)
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "| form ≤ slowest department + 1 ms | not measured | – |"
+            );
+        }
+    }
+    print!("{out}");
+    Ok(())
+}
