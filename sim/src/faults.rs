@@ -1,7 +1,7 @@
 //! Misbehaviour switches for the simulated department systems, changeable at run time.
 //!
 //! This module owns the [`Faults`] settings, the shared [`FaultHandle`] a server reads
-//! them from, and the `GET`/`PUT /__sim/faults` control endpoints. How a fault changes
+//! them from, the [`Rendezvous`] tests make several servers' answers wait at, and the `GET`/`PUT /__sim/faults` control endpoints. How a fault changes
 //! a response is in `respond.rs`.
 
 use std::sync::Arc;
@@ -64,6 +64,44 @@ pub struct FaultHandle {
     requests: Arc<AtomicU64>,
     /// Data requests received since the server started (never reset).
     received: Arc<AtomicU64>,
+    /// Where this server's answers wait for other servers' requests, if anywhere.
+    rendezvous: Arc<std::sync::Mutex<Option<Arc<Rendezvous>>>>,
+}
+
+/// A meeting point for several servers' first requests: each holds its answer until
+/// `expected` requests have arrived across all of them, then every one answers (and
+/// later requests pass straight on). Tests use it to prove that a caller asks
+/// several departments at once: asked one after another, the first never answers.
+#[derive(Debug)]
+pub struct Rendezvous {
+    expected: u64,
+    arrived: AtomicU64,
+    all_here: tokio::sync::watch::Sender<bool>,
+}
+
+impl Rendezvous {
+    /// A meeting of `expected` requests.
+    pub fn new(expected: u64) -> Arc<Rendezvous> {
+        Arc::new(Rendezvous {
+            expected,
+            arrived: AtomicU64::new(0),
+            all_here: tokio::sync::watch::Sender::new(expected == 0),
+        })
+    }
+
+    /// Requests that have arrived so far.
+    pub fn arrived(&self) -> u64 {
+        self.arrived.load(Ordering::SeqCst)
+    }
+
+    /// Arrives, and returns once everyone expected has.
+    pub(crate) async fn meet(&self) {
+        let mut here = self.all_here.subscribe();
+        if self.arrived.fetch_add(1, Ordering::SeqCst) + 1 >= self.expected {
+            self.all_here.send_replace(true);
+        }
+        let _ = here.wait_for(|all| *all).await;
+    }
 }
 
 impl FaultHandle {
@@ -73,7 +111,20 @@ impl FaultHandle {
             current: Arc::new(ArcSwap::from_pointee(faults)),
             requests: Arc::new(AtomicU64::new(0)),
             received: Arc::new(AtomicU64::new(0)),
+            rendezvous: Arc::new(std::sync::Mutex::new(None)),
         }
+    }
+
+    /// Makes this server's answers wait at `rendezvous` (`None`: answer at once).
+    pub fn meet_at(&self, rendezvous: Option<Arc<Rendezvous>>) {
+        if let Ok(mut slot) = self.rendezvous.lock() {
+            *slot = rendezvous;
+        }
+    }
+
+    /// Where this server's answers wait, if anywhere.
+    pub(crate) fn rendezvous(&self) -> Option<Arc<Rendezvous>> {
+        self.rendezvous.lock().ok().and_then(|slot| slot.clone())
     }
 
     /// Data requests received since the server started, whatever their outcome.

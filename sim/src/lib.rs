@@ -35,7 +35,7 @@ pub mod shebao;
 #[cfg(test)]
 mod testing;
 
-pub use faults::{FaultHandle, Faults, FaultsError};
+pub use faults::{FaultHandle, Faults, FaultsError, Rendezvous};
 pub use population::{
     BankAccount, BirthRegistration, ChildRecord, Fertility, Gender, Household, HukouType,
     InsuranceRecord, InsuranceStatus, MaritalStatus, Person, PersonRef, Population, Relation,

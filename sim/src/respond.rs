@@ -103,6 +103,9 @@ pub(crate) async fn respond(
     violate: fn(&mut Value),
 ) -> Response {
     faults.count_received();
+    if let Some(rendezvous) = faults.rendezvous() {
+        rendezvous.meet().await;
+    }
     let now = faults.get();
     if now.hang {
         std::future::pending::<()>().await;

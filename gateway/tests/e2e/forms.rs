@@ -172,8 +172,10 @@ async fn departments_are_asked_at_once_so_a_form_takes_the_slowest_not_the_sum()
         assert!(ok, "{section}/{f}");
     }
 
-    // Counted at the departments: with 社保 and 计生 both hanging, each hears of a
-    // second fill (another person, nothing cached) while the other still hangs.
+    // Proved at the departments: 社保 and 计生 each hold their answer until both
+    // have been asked about a second person (nothing cached). Asked one after the
+    // other, the first would wait for the second until the form's deadline, and the
+    // form would come back incomplete.
     let other = population()
         .people
         .iter()
@@ -185,44 +187,16 @@ async fn departments_are_asked_at_once_so_a_form_takes_the_slowest_not_the_sum()
                 && p.status == sim::ResidentStatus::Normal
         })
         .expect("another resident");
-    let hanging = [Department::Shebao, Department::Jisheng];
-    let before: Vec<u64> = hanging
-        .iter()
-        .map(|d| gw.department(*d).requests())
-        .collect();
-    for department in hanging {
-        gw.set_faults(
-            department,
-            Faults {
-                hang: true,
-                ..Faults::default()
-            },
-        );
+    let meeting = sim::Rendezvous::new(2);
+    for department in [Department::Shebao, Department::Jisheng] {
+        gw.department(department)
+            .faults
+            .meet_at(Some(meeting.clone()));
     }
-    let url = gw.url("/v1/forms/birth-registration/fill");
-    let request = gw
-        .client
-        .post(&url)
-        .bearer_auth(&token)
-        .json(&fill_body(other.id.as_str()));
-    let pending = tokio::spawn(async move { request.send().await });
-    let mut both = false;
-    for _ in 0..2_000 {
-        both = hanging
-            .iter()
-            .zip(&before)
-            .all(|(d, b)| gw.department(*d).requests() > *b);
-        if both {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    assert!(both, "the departments were not asked at once");
-    assert!(!pending.is_finished(), "both departments still hang");
-    for department in hanging {
-        gw.set_faults(department, Faults::default());
-    }
-    pending.abort();
+    let reply = fill_as(&gw, &token, "birth-registration", other.id.as_str()).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(reply.json["complete"], true, "{}", reply.text);
+    assert_eq!(meeting.arrived(), 2, "both departments were asked");
 }
 
 #[tokio::test]
