@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -65,7 +65,7 @@ pub struct FaultHandle {
     /// Data requests received since the server started (never reset).
     received: Arc<AtomicU64>,
     /// Where this server's answers wait for other servers' requests, if anywhere.
-    rendezvous: Arc<std::sync::Mutex<Option<Arc<Rendezvous>>>>,
+    rendezvous: Arc<ArcSwapOption<Rendezvous>>,
 }
 
 /// A meeting point for several servers' first requests: each holds its answer until
@@ -111,20 +111,18 @@ impl FaultHandle {
             current: Arc::new(ArcSwap::from_pointee(faults)),
             requests: Arc::new(AtomicU64::new(0)),
             received: Arc::new(AtomicU64::new(0)),
-            rendezvous: Arc::new(std::sync::Mutex::new(None)),
+            rendezvous: Arc::new(ArcSwapOption::empty()),
         }
     }
 
     /// Makes this server's answers wait at `rendezvous` (`None`: answer at once).
     pub fn meet_at(&self, rendezvous: Option<Arc<Rendezvous>>) {
-        if let Ok(mut slot) = self.rendezvous.lock() {
-            *slot = rendezvous;
-        }
+        self.rendezvous.store(rendezvous);
     }
 
     /// Where this server's answers wait, if anywhere.
     pub(crate) fn rendezvous(&self) -> Option<Arc<Rendezvous>> {
-        self.rendezvous.lock().ok().and_then(|slot| slot.clone())
+        self.rendezvous.load_full()
     }
 
     /// Data requests received since the server started, whatever their outcome.
