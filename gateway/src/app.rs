@@ -103,12 +103,13 @@ impl App {
 }
 
 impl App {
-    /// What a lookup needs of the app.
-    pub fn services(&self) -> crate::lookup::Services<'_> {
+    /// What a lookup for the request `request_id` needs of the app.
+    pub fn services<'a>(&'a self, request_id: &'a str) -> crate::lookup::Services<'a> {
         crate::lookup::Services {
             pseudonym: &self.pseudonym,
             limits: &self.limits,
             clock: &*self.clock,
+            request_id,
         }
     }
 }

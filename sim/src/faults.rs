@@ -66,6 +66,8 @@ pub struct FaultHandle {
     received: Arc<AtomicU64>,
     /// Where this server's answers wait for other servers' requests, if anywhere.
     rendezvous: Arc<ArcSwapOption<Rendezvous>>,
+    /// The last `X-Request-Id` a caller sent.
+    last_request_id: Arc<ArcSwapOption<String>>,
 }
 
 /// A meeting point for several servers' first requests: each holds its answer until
@@ -112,12 +114,24 @@ impl FaultHandle {
             requests: Arc::new(AtomicU64::new(0)),
             received: Arc::new(AtomicU64::new(0)),
             rendezvous: Arc::new(ArcSwapOption::empty()),
+            last_request_id: Arc::new(ArcSwapOption::empty()),
         }
     }
 
     /// Makes this server's answers wait at `rendezvous` (`None`: answer at once).
     pub fn meet_at(&self, rendezvous: Option<Arc<Rendezvous>>) {
         self.rendezvous.store(rendezvous);
+    }
+
+    /// The last `X-Request-Id` a caller sent, if any did.
+    pub fn last_request_id(&self) -> Option<String> {
+        self.last_request_id
+            .load_full()
+            .map(|id| String::clone(&id))
+    }
+
+    pub(crate) fn saw_request_id(&self, id: &str) {
+        self.last_request_id.store(Some(Arc::new(id.to_owned())));
     }
 
     /// Where this server's answers wait, if anywhere.

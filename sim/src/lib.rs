@@ -85,12 +85,30 @@ impl Department {
 }
 
 /// The routes of one department's system (data endpoints and `/__sim/faults`).
+/// Each request's `X-Request-Id` (the gateway request it serves) is kept as the
+/// server's last seen, so tests can check a caller passes it on.
 pub fn router(department: Department, population: Arc<Population>, faults: FaultHandle) -> Router {
-    match department {
+    let seen = faults.clone();
+    let routes = match department {
         Department::Hukou => hukou::router(population, faults),
         Department::Shebao => shebao::router(population, faults),
         Department::Jisheng => jisheng::router(population, faults),
-    }
+    };
+    routes.layer(axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| {
+            let seen = seen.clone();
+            async move {
+                if let Some(id) = request
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                {
+                    seen.saw_request_id(id);
+                }
+                next.run(request).await
+            }
+        },
+    ))
 }
 
 /// A running simulated system. Dropping it leaves the server running until the

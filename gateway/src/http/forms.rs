@@ -128,7 +128,7 @@ async fn fill_form(
         .into_response();
     };
     let ctx = fill::Context {
-        services: app.services(),
+        services: app.services(&request_id),
         audit: &*app.audit,
         config: &config,
         caller: &caller,

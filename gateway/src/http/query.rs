@@ -113,7 +113,7 @@ async fn run(
         reach: Reach::Direct,
     };
     let found = lookup(
-        app.services(),
+        app.services(request_id),
         &config,
         caller,
         target,

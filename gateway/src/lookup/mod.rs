@@ -40,6 +40,9 @@ pub struct Services<'a> {
     pub limits: &'a RateLimits,
     /// "Now" for records fetched and "today" for grants' validity.
     pub clock: &'a dyn crate::clock::Clock,
+    /// The gateway request the lookup serves, passed on to the department (a fetch
+    /// shared by callers at once carries the first one's).
+    pub request_id: &'a str,
 }
 
 /// What is looked up: a resolved connector operation for a purpose.
@@ -340,7 +343,10 @@ async fn cached(
         }
         // The fetch may be shared by lookups waiting on the cache: it runs to the
         // connector's own limits, each lookup's deadline stays with the lookup.
-        let context = FetchContext::default();
+        let context = FetchContext {
+            request_id: Some(app.request_id.to_owned()),
+            ..FetchContext::default()
+        };
         match connector
             .connector
             .fetch(operation, subject.as_str(), &context)

@@ -266,3 +266,19 @@ async fn an_unknown_resident_is_a_clean_404_where_grants_hold_county_wide() {
         assert!(!reply.text.contains(nobody.as_str()));
     }
 }
+
+#[tokio::test]
+async fn the_department_hears_which_gateway_request_asked() {
+    let gw = TestGateway::start().await;
+    let person = sample(SampleKind::Pensioner);
+    let reply = gw
+        .query(&lookup("shebao", "insured_by_id", person.id.as_str()))
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let department = gw.department(sim::Department::Shebao);
+    assert_eq!(
+        department.faults.last_request_id().as_deref(),
+        reply.json["request_id"].as_str(),
+        "the department's log and the gateway's meet on the request id"
+    );
+}
