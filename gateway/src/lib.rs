@@ -68,6 +68,7 @@ pub mod live;
 pub mod problem;
 pub mod registry;
 pub mod secrets;
+pub mod sqlite;
 pub mod startup;
 pub mod store;
 pub mod text;

@@ -66,7 +66,8 @@ impl SqliteStore {
              INSERT INTO meta (key, value) VALUES ('schema_version', '1')
                ON CONFLICT (key) DO NOTHING;",
         )?;
-        let day_counts = DayCounts::open(&path)?;
+        let day_counts = DayCounts::open(&data_dir.join(crate::limits::DAY_COUNTS_FILE))
+            .map_err(StoreError::Task)?;
         Ok(SqliteStore { path, day_counts })
     }
 

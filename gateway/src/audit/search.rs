@@ -40,7 +40,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Datelike, SecondsFormat, Utc};
 use rusqlite::types::Value;
-use rusqlite::{Connection, OpenFlags, params_from_iter};
+use rusqlite::{Connection, params_from_iter};
 use serde::{Deserialize, Serialize};
 
 use super::event::AuditEvent;
@@ -605,12 +605,7 @@ pub(crate) fn open_log(data_dir: &Path) -> Result<Connection, SearchError> {
     if !path.is_file() {
         return Err(SearchError::NoLog(path));
     }
-    let conn = Connection::open_with_flags(
-        &path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    conn.busy_timeout(READ_BUSY_TIMEOUT)?;
-    Ok(conn)
+    Ok(crate::sqlite::connect_read_only(&path, READ_BUSY_TIMEOUT)?)
 }
 
 /// Reads a row of `SELECT seq, hash, body`.

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -39,6 +39,9 @@ pub const KEY_FILE: &str = "audit-signing.key";
 /// How long the writer waits for a lock held by another process before the batch
 /// fails.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long the readiness probe waits for the write lock.
+const READY_BUSY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How soon the writer tries again when a timed checkpoint could not be written.
 const RETRY_CHECKPOINT: Duration = Duration::from_secs(1);
@@ -126,26 +129,14 @@ impl SqliteAudit {
         options: AuditOptions,
         hooks: Arc<Hooks>,
     ) -> Result<SqliteAudit, AuditError> {
-        crate::datadir::create_dir(data_dir).map_err(|source| AuditError::Io {
-            what: "cannot create the data directory",
-            source,
-        })?;
-        let path = data_dir.join(AUDIT_FILE);
-        crate::datadir::create_private_file(&path).map_err(|source| AuditError::Io {
-            what: "cannot create the audit database",
-            source,
-        })?;
-        let mut conn = Connection::open(&path)?;
-        let mode: String =
-            conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(AuditError::Schema(format!(
-                "the database refuses WAL mode (it is in {mode} mode)"
-            )));
-        }
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.busy_timeout(BUSY_TIMEOUT)?;
-        migrate(&mut conn)?;
+        let opened = crate::sqlite::open(
+            &data_dir.join(AUDIT_FILE),
+            &SCHEMA,
+            crate::sqlite::Journal::RequireWal,
+            BUSY_TIMEOUT,
+        )
+        .map_err(open_error)?;
+        let (mut conn, path) = (opened.conn, opened.path);
         let key_path = data_dir.join(KEY_FILE);
         if options.pinned_key.is_some() && !key_path.exists() {
             return Err(AuditError::Key(
@@ -269,13 +260,7 @@ impl AuditLog for SqliteAudit {
             }
             let path = self.inner.path.clone();
             tokio::task::spawn_blocking(move || -> Result<(), AuditError> {
-                let conn = Connection::open_with_flags(
-                    &path,
-                    rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
-                        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                )?;
-                conn.busy_timeout(std::time::Duration::from_secs(2))?;
-                conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;")?;
+                crate::sqlite::probe_write(&path, READY_BUSY_TIMEOUT)?;
                 Ok(())
             })
             .await
@@ -434,12 +419,7 @@ pub fn checkpoint_public_key(data_dir: &Path, create: bool) -> Result<Vec<u8>, A
 
 /// Opens the database without the right to write (and without creating it).
 pub(crate) fn open_read_only(path: &Path) -> Result<Connection, rusqlite::Error> {
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    conn.busy_timeout(BUSY_TIMEOUT)?;
-    Ok(conn)
+    crate::sqlite::connect_read_only(path, BUSY_TIMEOUT)
 }
 
 /// Schema migrations; entry `i` takes the schema from version `i` to `i + 1`.
@@ -489,49 +469,31 @@ pub(super) const MIGRATIONS: &[&str] = &[
 ];
 
 /// The schema version this code writes.
-pub(crate) const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+pub(crate) const SCHEMA_VERSION: u32 = SCHEMA.version();
 
-fn migrate(conn: &mut Connection) -> Result<(), AuditError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    tx.execute_batch(
-        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;",
-    )?;
-    let found: Option<String> = tx
-        .query_row(
-            "SELECT value FROM meta WHERE key = 'schema_version'",
-            [],
-            |row| row.get(0),
-        )
-        .optional()?;
-    let found: u32 = match found {
-        None => 0,
-        Some(text) => text
-            .parse()
-            .map_err(|_| AuditError::Schema("the schema version is not a number".into()))?,
-    };
-    if found > SCHEMA_VERSION {
-        return Err(AuditError::Schema(format!(
-            "version {found} was written by a newer gateway; this one knows up to {SCHEMA_VERSION}"
-        )));
+/// The audit database's schema, as the shared helper migrates it.
+pub(crate) const SCHEMA: crate::sqlite::Schema = crate::sqlite::Schema {
+    name: "audit",
+    migrations: MIGRATIONS,
+};
+
+/// An open that failed, as the audit log reports it.
+fn open_error(error: crate::sqlite::OpenError) -> AuditError {
+    use crate::sqlite::OpenError;
+    match error {
+        OpenError::Create { path, source } => AuditError::Io {
+            what: if path.ends_with(AUDIT_FILE) {
+                "cannot create the audit database"
+            } else {
+                "cannot create the data directory"
+            },
+            source,
+        },
+        OpenError::Sqlite(e) => e.into(),
+        other @ (OpenError::NotWal { .. } | OpenError::TooNew { .. } | OpenError::BadVersion) => {
+            AuditError::Schema(other.to_string())
+        }
     }
-    if found == SCHEMA_VERSION {
-        return Ok(());
-    }
-    for migration in &MIGRATIONS[found as usize..] {
-        tx.execute_batch(migration)?;
-    }
-    tx.execute(
-        "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)
-           ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        [SCHEMA_VERSION.to_string()],
-    )?;
-    tx.commit()?;
-    tracing::info!(
-        from = found,
-        to = SCHEMA_VERSION,
-        "audit database schema migrated"
-    );
-    Ok(())
 }
 
 /// The last event in the chain (sequence 0 and the genesis hash when empty).

@@ -31,6 +31,9 @@ use tokio::sync::watch;
 
 use super::sqlite::{CountFile, Rows};
 
+/// The daily counts' file name inside a gateway's data directory.
+pub const DAY_COUNTS_FILE: &str = "quota.db";
+
 /// One counter a take must fit in: its key and its limit for the day.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DayCounter<'a> {
@@ -122,7 +125,7 @@ impl DayCounts {
 
     /// Counts kept in the SQLite file at `path` (created and migrated if needed),
     /// starting from what it holds: the latest day of each counter. Blocking.
-    pub fn open(path: &Path) -> Result<DayCounts, rusqlite::Error> {
+    pub fn open(path: &Path) -> Result<DayCounts, String> {
         let (file, rows) = CountFile::open(path)?;
         Ok(DayCounts::with(Some(file), rows))
     }

@@ -48,7 +48,7 @@ mod state;
 mod tests;
 
 pub use config::{LimitSetting, Rate, RateLimitsConfig};
-pub use daily::{DayCountState, DayCounter, DayCounts};
+pub use daily::{DAY_COUNTS_FILE, DayCountState, DayCounter, DayCounts};
 pub use state::{GovernorState, LimiterState};
 
 use crate::policy::Quota;
