@@ -21,8 +21,9 @@ pub enum StoreError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("SQLite: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    /// The store failed (the backend's own message, e.g. SQLite's).
+    #[error("{0}")]
+    Backend(String),
     #[error("the store task failed: {0}")]
     Task(String),
 }
@@ -67,7 +68,7 @@ impl SqliteStore {
                ON CONFLICT (key) DO NOTHING;",
         )?;
         let day_counts = DayCounts::open(&data_dir.join(crate::limits::DAY_COUNTS_FILE))
-            .map_err(StoreError::Task)?;
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
         Ok(SqliteStore { path, day_counts })
     }
 
@@ -108,6 +109,12 @@ impl Store for SqliteStore {
 
     fn day_counts(&self) -> Arc<dyn DayCountState> {
         Arc::new(self.day_counts.clone())
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> StoreError {
+        StoreError::Backend(format!("SQLite: {error}"))
     }
 }
 

@@ -168,9 +168,10 @@ pub enum AuditError {
     /// The database's schema cannot be used (written by a newer gateway, unreadable).
     #[error("the audit database schema: {0}")]
     Schema(String),
-    /// SQLite failed while opening or reading the log.
-    #[error("SQLite: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    /// The store behind the log failed while opening or reading it (the backend's
+    /// own message, e.g. SQLite's).
+    #[error("{0}")]
+    Backend(String),
 }
 
 /// Where audit events go. Appending returns only once the event is durable

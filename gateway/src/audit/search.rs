@@ -68,9 +68,10 @@ pub enum SearchError {
     /// A stored body is not an audit event (the log should be verified).
     #[error("the stored event with seq {seq} cannot be read: {reason}")]
     Corrupt { seq: u64, reason: String },
-    /// SQLite failed while opening or reading the log.
-    #[error("SQLite: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    /// The store behind the log failed while opening or reading it (the backend's
+    /// own message, e.g. SQLite's).
+    #[error("{0}")]
+    Backend(String),
     /// Writing the export failed.
     #[error("cannot write the export: {0}")]
     Write(#[from] std::io::Error),

@@ -471,6 +471,18 @@ pub(super) const MIGRATIONS: &[&str] = &[
 /// The schema version this code writes.
 pub(crate) const SCHEMA_VERSION: u32 = SCHEMA.version();
 
+impl From<rusqlite::Error> for AuditError {
+    fn from(error: rusqlite::Error) -> AuditError {
+        AuditError::Backend(format!("SQLite: {error}"))
+    }
+}
+
+impl From<rusqlite::Error> for super::SearchError {
+    fn from(error: rusqlite::Error) -> super::SearchError {
+        super::SearchError::Backend(format!("SQLite: {error}"))
+    }
+}
+
 /// The audit database's schema, as the shared helper migrates it.
 pub(crate) const SCHEMA: crate::sqlite::Schema = crate::sqlite::Schema {
     name: "audit",

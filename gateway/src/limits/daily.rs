@@ -29,6 +29,7 @@ use dashmap::DashMap;
 use futures::future::{BoxFuture, Either, Ready, ready};
 use tokio::sync::watch;
 
+use super::StateError;
 use super::sqlite::{CountFile, Rows};
 
 /// The daily counts' file name inside a gateway's data directory.
@@ -53,7 +54,7 @@ pub trait DayCountState: Send + Sync + fmt::Debug {
     fn take<'a>(&'a self, day: NaiveDate, counters: &'a [DayCounter<'a>], n: u32) -> Taking<'a>;
 
     /// Makes every count durable exactly as it stands (a clean shutdown).
-    fn flush(&self) -> BoxFuture<'_, Result<(), String>>;
+    fn flush(&self) -> BoxFuture<'_, Result<(), StateError>>;
 
     /// Forgets the counts of days before `today` (blocking: call it on the blocking
     /// pool); returns how many counters remain.
@@ -125,7 +126,7 @@ impl DayCounts {
 
     /// Counts kept in the SQLite file at `path` (created and migrated if needed),
     /// starting from what it holds: the latest day of each counter. Blocking.
-    pub fn open(path: &Path) -> Result<DayCounts, String> {
+    pub fn open(path: &Path) -> Result<DayCounts, StateError> {
         let (file, rows) = CountFile::open(path)?;
         Ok(DayCounts::with(Some(file), rows))
     }
@@ -273,7 +274,7 @@ impl Inner {
     }
 
     /// Writes the exact counts in place of everything the file holds. Blocking.
-    fn write_exact(&self) -> Result<(), String> {
+    fn write_exact(&self) -> Result<(), StateError> {
         let Some(file) = &self.file else {
             return Ok(());
         };
@@ -284,7 +285,7 @@ impl Inner {
             .filter(|entry| entry.used > 0)
             .map(|entry| (entry.day, entry.key().clone(), entry.used))
             .collect();
-        state.replace_all(&exact).map_err(|e| e.to_string())?;
+        state.replace_all(&exact)?;
         for (day, key, used) in &exact {
             if let Some(mut count) = self.counts.get_mut(key)
                 && count.day == *day
@@ -310,14 +311,14 @@ impl DayCountState for DayCounts {
         }
     }
 
-    fn flush(&self) -> BoxFuture<'_, Result<(), String>> {
+    fn flush(&self) -> BoxFuture<'_, Result<(), StateError>> {
         let inner = Arc::clone(&self.inner);
         Box::pin(async move {
             match tokio::runtime::Handle::try_current() {
                 Ok(runtime) => runtime
                     .spawn_blocking(move || inner.write_exact())
                     .await
-                    .map_err(|e| e.to_string())?,
+                    .map_err(|e| StateError::Unavailable(e.to_string()))?,
                 Err(_) => inner.write_exact(),
             }
         })

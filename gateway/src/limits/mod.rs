@@ -58,6 +58,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+/// Why a store of limit state (buckets, daily counts) failed. Backend-neutral: a
+/// backend's own failure is carried as its message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StateError {
+    /// The store cannot answer right now (a task failed, a connection is down).
+    #[error("the limits store is unavailable: {0}")]
+    Unavailable(String),
+    /// The store failed (the backend's own message, e.g. SQLite's).
+    #[error("{0}")]
+    Backend(String),
+}
+
 /// Which limit stopped a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limited {

@@ -14,7 +14,14 @@ use chrono::NaiveDate;
 use rusqlite::{Connection, params};
 use tokio::sync::{Mutex, MutexGuard};
 
+use super::StateError;
 use crate::sqlite::{Journal, Schema};
+
+impl From<rusqlite::Error> for StateError {
+    fn from(error: rusqlite::Error) -> StateError {
+        StateError::Backend(format!("SQLite: {error}"))
+    }
+}
 
 /// How long a write waits for another writer of the same file.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -54,9 +61,9 @@ pub(super) struct FileState {
 impl CountFile {
     /// Opens the file at `path`, creating the table if needed, and reads every row:
     /// `(day, key, count)`. Rows whose day does not parse are left out.
-    pub(super) fn open(path: &Path) -> Result<(CountFile, Rows), String> {
+    pub(super) fn open(path: &Path) -> Result<(CountFile, Rows), StateError> {
         let conn = crate::sqlite::open(path, &SCHEMA, Journal::PreferWal, BUSY_TIMEOUT)
-            .map_err(|e| e.to_string())?
+            .map_err(|e| StateError::Backend(format!("the daily counts: {e}")))?
             .conn;
         let rows = {
             let read = |conn: &Connection| -> Result<Rows, rusqlite::Error> {
@@ -77,7 +84,7 @@ impl CountFile {
                 }
                 Ok(out)
             };
-            read(&conn).map_err(|e| format!("SQLite: {e}"))?
+            read(&conn)?
         };
         let state = FileState {
             conn,

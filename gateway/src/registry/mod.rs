@@ -285,8 +285,10 @@ pub enum RegistryError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
-    #[error("SQLite: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    /// The store behind the registry failed (the backend's own message, e.g.
+    /// SQLite's).
+    #[error("{0}")]
+    Backend(String),
     #[error("a stored registry row cannot be read: {0}")]
     Corrupt(String),
     #[error("the registry changed (now at revision {found}, expected {expected}); try again")]

@@ -250,6 +250,12 @@ fn connect(path: &Path) -> Result<Connection, RegistryError> {
     Ok(crate::sqlite::connect(path, BUSY_TIMEOUT)?)
 }
 
+impl From<rusqlite::Error> for RegistryError {
+    fn from(error: rusqlite::Error) -> RegistryError {
+        RegistryError::Backend(format!("SQLite: {error}"))
+    }
+}
+
 /// The registry database's schema, as the shared helper migrates it.
 const SCHEMA: crate::sqlite::Schema = crate::sqlite::Schema {
     name: "registry",
