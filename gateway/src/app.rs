@@ -10,17 +10,19 @@ use arc_swap::ArcSwap;
 use crate::audit::{AuditLog, AuditReader};
 use crate::auth::Authenticator;
 use crate::config::ActiveConfig;
+use crate::limits::DayCountState;
 use crate::limits::{GovernorState, RateLimits};
 use crate::live::Live;
 use crate::mask::PseudonymKey;
-use crate::store::Store;
+use crate::store::Storage;
 
 /// What every request handler shares.
 #[derive(Debug, Clone)]
 pub struct App {
     /// The active configuration; swapped whole, read without locks.
     pub config: Arc<ArcSwap<ActiveConfig>>,
-    pub store: Arc<dyn Store>,
+    /// Where the stores live (the registry is `live`'s, the audit log `audit`).
+    pub storage: Storage,
     pub auth: Arc<Authenticator>,
     /// The key of subject pseudonyms and the `pseudonym` mask.
     pub pseudonym: Arc<PseudonymKey>,
@@ -40,7 +42,8 @@ impl App {
     pub fn new(
         config: ActiveConfig,
         live: Arc<Live>,
-        store: Arc<dyn Store>,
+        storage: Storage,
+        day_counts: Arc<dyn DayCountState>,
         auth: Arc<Authenticator>,
         pseudonym: Arc<PseudonymKey>,
         audit: Arc<dyn AuditLog>,
@@ -49,11 +52,11 @@ impl App {
         let limits = Arc::new(RateLimits::new(
             &config.rate_limits,
             Arc::new(GovernorState::new()),
-            store.day_counts(),
+            day_counts,
         ));
         App {
             config: Arc::new(ArcSwap::from_pointee(config)),
-            store,
+            storage,
             auth,
             pseudonym,
             audit,

@@ -33,8 +33,9 @@
 //! `gateway.yaml` names plus the [`registry`] (connectors and their versions, applied
 //! policy files, grants from approved [`access`] requests) — and [`live`] swaps a new
 //! configuration in whole when either changes, without a restart; [`catalog`] shows
-//! what can be shared on what terms; [`store`] is
-//! the durable store behind a trait, [`secrets`] keeps keys in the data directory,
+//! what can be shared on what terms; [`store`] opens
+//! the stores (registry, audit log, daily counts) from one backend, [`sqlite`] is
+//! how every SQLite file is opened and migrated, [`secrets`] keeps keys in the data directory,
 //! [`tls`] serves HTTPS and mTLS, [`health`] answers `/healthz` and `/readyz`,
 //! [`metrics`] `/metrics`, [`privacy`] is the privacy officer's API over the audit
 //! log, [`admin`] holds department and operator actions on connectors (register,

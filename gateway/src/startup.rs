@@ -18,12 +18,12 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::app::App;
-use crate::audit::{AuditLog, SqliteAudit, SqliteAuditReader};
+use crate::audit::{AuditLog, SqliteAudit};
 use crate::auth::Authenticator;
 use crate::config::ActiveConfig;
 use crate::live::Live;
 use crate::mask::PseudonymKey;
-use crate::store::SqliteStore;
+use crate::store::{Storage, StoreError};
 use crate::witness::client::WitnessClient;
 use crate::witness::sender::Witnesses;
 
@@ -49,8 +49,10 @@ pub struct Settings {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// The witnesses the audit log's checkpoints are sent to.
     pub witness_clients: Vec<WitnessClient>,
-    /// The audit log to record into; by default the SQLite log in the data directory.
+    /// The audit log to record into; by default the one `storage` opens.
     pub audit: Option<Arc<dyn AuditLog>>,
+    /// Where the stores live; its registry is the one `live` reads.
+    pub storage: Storage,
 }
 
 /// Why a gateway could not be built.
@@ -105,9 +107,9 @@ impl Application {
             tls,
             witness_clients,
             audit,
+            storage,
         } = settings;
         let data_dir = config.data_dir.clone();
-        let store = SqliteStore::open(&data_dir).map_err(|e| StartError::Store(e.to_string()))?;
         let listener = TcpListener::bind(listen)
             .await
             .map_err(|source| StartError::Listen {
@@ -123,11 +125,17 @@ impl Application {
             ),
             None => None,
         };
+        let own_audit = audit.is_none().then(|| config.audit.options());
+        let stores = storage.open(own_audit).map_err(|e| match e {
+            StoreError::Audit(e) => StartError::Audit(e.to_string()),
+            other => StartError::Store(other.to_string()),
+        })?;
         let (audit, sqlite_audit, witnesses): (Arc<dyn AuditLog>, _, _) = match audit {
             Some(audit) => (audit, None, None),
             None => {
-                let log = SqliteAudit::open(&data_dir, config.audit.options())
-                    .map_err(|e| StartError::Audit(e.to_string()))?;
+                let Some(log) = stores.audit else {
+                    return Err(StartError::Audit("the audit log was not opened".into()));
+                };
                 let key = match crate::audit::checkpoint_public_key(&data_dir, false) {
                     Ok(key) => key,
                     Err(e) => {
@@ -153,11 +161,12 @@ impl Application {
         let mut app = App::new(
             config,
             live,
-            Arc::new(store),
+            storage,
+            stores.day_counts,
             Arc::new(auth),
             Arc::new(pseudonym),
             audit,
-            Arc::new(SqliteAuditReader::new(&data_dir)),
+            stores.audit_reader,
         );
         if let Some(witnesses) = &witnesses {
             app = app.with_witnesses(witnesses.statuses());

@@ -8,6 +8,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use chrono::NaiveDate;
+use futures::future::BoxFuture;
 
 use super::anomalies::{Anomaly, Thresholds};
 use super::report::CitizenReport;
@@ -15,6 +16,8 @@ use super::search::{ExportFormat, Filter, Page, SearchError};
 
 /// Search, export and reports over the audit log.
 pub trait AuditReader: Send + Sync + std::fmt::Debug {
+    /// Proves the log can be read right now (for `/readyz`).
+    fn ready(&self) -> BoxFuture<'_, Result<(), SearchError>>;
     /// Matching events, newest first, before the `before` sequence number.
     fn search(
         &self,
@@ -59,6 +62,24 @@ impl SqliteAuditReader {
 }
 
 impl AuditReader for SqliteAuditReader {
+    /// The file opens read-only and its newest event can be read.
+    fn ready(&self) -> BoxFuture<'_, Result<(), SearchError>> {
+        let data_dir = self.data_dir.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || -> Result<(), SearchError> {
+                let conn = super::search::open_log(&data_dir)?;
+                conn.query_row(
+                    "SELECT count(*) FROM (SELECT seq FROM events ORDER BY seq DESC LIMIT 1)",
+                    [],
+                    |_| Ok(()),
+                )?;
+                Ok(())
+            })
+            .await
+            .map_err(|e| SearchError::Backend(e.to_string()))?
+        })
+    }
+
     fn search(
         &self,
         filter: &Filter,

@@ -3,8 +3,8 @@
 //!
 //! A counter counts lookups within one calendar day of China Standard Time (UTC+8)
 //! and starts again from 0 at midnight; the caller passes the day. Counts live in
-//! memory and, with a file ([`DayCounts::open`]), are kept durable in the store's
-//! SQLite file so that a restart does not hand out a day's quota twice.
+//! memory and, with a file ([`DayCounts::open`], `DATA_DIR/quota.db` in a gateway),
+//! are kept durable so that a restart does not hand out a day's quota twice.
 //!
 //! **No disk write per lookup, and a crash never forgets a count.** A counter keeps a
 //! *reservation* on disk: whenever a take passes it, the reservation is raised to the
@@ -55,6 +55,12 @@ pub trait DayCountState: Send + Sync + fmt::Debug {
 
     /// Makes every count durable exactly as it stands (a clean shutdown).
     fn flush(&self) -> BoxFuture<'_, Result<(), StateError>>;
+
+    /// Proves the counts could be made durable right now (for `/readyz`). The
+    /// default says yes.
+    fn ready(&self) -> BoxFuture<'_, Result<(), StateError>> {
+        Box::pin(async { Ok(()) })
+    }
 
     /// Forgets the counts of days before `today` (blocking: call it on the blocking
     /// pool); returns how many counters remain.
@@ -321,6 +327,22 @@ impl DayCountState for DayCounts {
                     .map_err(|e| StateError::Unavailable(e.to_string()))?,
                 Err(_) => inner.write_exact(),
             }
+        })
+    }
+
+    /// The file takes a write (no file: ready).
+    fn ready(&self) -> BoxFuture<'_, Result<(), StateError>> {
+        let inner = Arc::clone(&self.inner);
+        Box::pin(async move {
+            if inner.file.is_none() {
+                return Ok(());
+            }
+            tokio::task::spawn_blocking(move || match &inner.file {
+                Some(file) => file.probe(),
+                None => Ok(()),
+            })
+            .await
+            .map_err(|e| StateError::Unavailable(e.to_string()))?
         })
     }
 

@@ -24,7 +24,7 @@
 //! buckets (governor) in memory: a bucket holds `burst` requests and refills evenly
 //! over the window, so windows slide. A grant's **daily** quota and its user share are
 //! counters of the calendar day in China Standard Time (UTC+8), which start again at
-//! midnight ([`daily`]); they survive a restart (kept in the store's SQLite file, see
+//! midnight ([`daily`]); they survive a restart (kept in `quota.db`, see
 //! [`DayCounts`] for what a crash can cost).
 //!
 //! Checks in one call take from each limit in turn; when a later one refuses, the
@@ -316,6 +316,11 @@ impl RateLimits {
     pub fn check_connector(&self, connector: &str, capacity: Rate) -> Result<(), Limited> {
         let limit = format!("{CONNECTOR_PREFIX}{connector}");
         self.take(CONNECTOR, &limit, &limit, capacity, 1)
+    }
+
+    /// Whether the daily counts' store could keep a count right now (for `/readyz`).
+    pub async fn ready(&self) -> Result<(), StateError> {
+        self.days.ready().await
     }
 
     /// Makes the daily counts durable exactly as they stand; call at shutdown.

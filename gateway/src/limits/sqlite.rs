@@ -48,6 +48,7 @@ pub(super) type Rows = Vec<(NaiveDate, String, u32)>;
 
 /// The open table.
 pub(super) struct CountFile {
+    path: std::path::PathBuf,
     state: Mutex<FileState>,
 }
 
@@ -92,10 +93,17 @@ impl CountFile {
         };
         Ok((
             CountFile {
+                path: path.to_owned(),
                 state: Mutex::new(state),
             },
             rows,
         ))
+    }
+
+    /// Proves the file takes a write right now (on a connection of its own, rolled
+    /// back at once). Blocking.
+    pub(super) fn probe(&self) -> Result<(), StateError> {
+        Ok(crate::sqlite::probe_write(&self.path, BUSY_TIMEOUT)?)
     }
 
     /// The connection, waiting for it. Never call this on a runtime worker: on the

@@ -307,6 +307,11 @@ pub enum RegistryError {
 pub trait Registry: Send + Sync + std::fmt::Debug {
     /// The current revision (0 for an empty registry); it grows with every commit.
     fn revision(&self) -> BoxFuture<'_, Result<u64, RegistryError>>;
+    /// Proves the registry can be read right now (for `/readyz`); by default, by
+    /// reading the revision.
+    fn ready(&self) -> BoxFuture<'_, Result<(), RegistryError>> {
+        Box::pin(async move { self.revision().await.map(|_| ()) })
+    }
     /// Everything the configuration is built from, at one revision.
     fn snapshot(&self) -> BoxFuture<'_, Result<Snapshot, RegistryError>>;
     /// Applies `changes` in one transaction if the registry is still at `expected`;
