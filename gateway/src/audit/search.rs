@@ -187,30 +187,65 @@ pub fn export(
     format: ExportFormat,
     out: &mut dyn Write,
 ) -> Result<u64, SearchError> {
+    check_filter(filter)?;
+    // Nothing is written when there is no log to read.
+    drop(open_log(data_dir)?);
+    out.write_all(&format.header())?;
+    let mut count = 0u64;
+    each_event(data_dir, filter, |stored| {
+        out.write_all(&format.encode(&stored)?)?;
+        count += 1;
+        Ok(true)
+    })?;
+    out.flush()?;
+    Ok(count)
+}
+
+/// Calls `each` with every event matching `filter`, oldest first, one row at a
+/// time (never all in memory), until it answers `false`. One snapshot of the log:
+/// events appended meanwhile are not seen. Blocking.
+pub(crate) fn each_event(
+    data_dir: &Path,
+    filter: &Filter,
+    mut each: impl FnMut(StoredEvent) -> Result<bool, SearchError>,
+) -> Result<(), SearchError> {
     let clause = Clause::of(filter)?;
     let conn = open_log(data_dir)?;
     let sql = export_sql(&clause.sql());
     let mut statement = conn.prepare(&sql)?;
     let mut rows = statement.query(params_from_iter(clause.values.iter()))?;
-    if let ExportFormat::Csv(lang) = format {
-        out.write_all(UTF8_BOM.as_bytes())?;
-        write_csv_row(out, csv_header(lang).iter().map(|h| (*h).to_owned()))?;
-    }
-    let mut count = 0u64;
     while let Some(row) = rows.next()? {
-        let stored = stored_event(row)?;
-        match format {
-            ExportFormat::Csv(_) => write_csv_row(out, csv_fields(&stored))?,
+        if !each(stored_event(row)?)? {
+            break;
+        }
+    }
+    Ok(())
+}
+
+impl ExportFormat {
+    /// What the export starts with: for CSV the BOM and the header row.
+    pub fn header(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        if let ExportFormat::Csv(lang) = self {
+            out.extend_from_slice(UTF8_BOM.as_bytes());
+            csv_row(&mut out, csv_header(*lang).iter().map(|h| (*h).to_owned()));
+        }
+        out
+    }
+
+    /// One event as the export writes it (a CSV record, or a JSON line).
+    pub fn encode(&self, stored: &StoredEvent) -> Result<Vec<u8>, SearchError> {
+        let mut out = Vec::new();
+        match self {
+            ExportFormat::Csv(_) => csv_row(&mut out, csv_fields(stored)),
             ExportFormat::JsonLines => {
-                serde_json::to_writer(&mut *out, &stored)
+                serde_json::to_writer(&mut out, stored)
                     .map_err(|e| SearchError::Write(e.into()))?;
-                out.write_all(b"\n")?;
+                out.push(b'\n');
             }
         }
-        count += 1;
+        Ok(out)
     }
-    out.flush()?;
-    Ok(count)
 }
 
 /// Checks a filter as [`search`] and [`export`] would (its time bounds, its status),
@@ -370,11 +405,8 @@ fn csv_fields(stored: &StoredEvent) -> [String; 24] {
     ]
 }
 
-/// Writes one CSV record and its CRLF.
-fn write_csv_row(
-    out: &mut dyn Write,
-    cells: impl IntoIterator<Item = String>,
-) -> std::io::Result<()> {
+/// Appends one CSV record and its CRLF.
+fn csv_row(out: &mut Vec<u8>, cells: impl IntoIterator<Item = String>) {
     let mut line = String::new();
     for (i, cell) in cells.into_iter().enumerate() {
         if i > 0 {
@@ -383,7 +415,7 @@ fn write_csv_row(
         push_csv_cell(&mut line, &cell);
     }
     line.push_str("\r\n");
-    out.write_all(line.as_bytes())
+    out.extend_from_slice(line.as_bytes());
 }
 
 /// A cell starting with one of these is a formula to a spreadsheet.
