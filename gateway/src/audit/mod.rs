@@ -35,6 +35,11 @@
 //!
 //! where `prev_hash` is `hash(seq - 1)`. Hashes are stored as lowercase hex.
 //!
+//! **Chain id.** A log has a stable id, 128 random bits in lowercase hex, made when
+//! the log is created (or first migrated to schema 4) and kept in its `meta` table
+//! (`chain_id`); archive segments copy it. Every receipt ([`Recorded`]) and every
+//! search page names it, so that `seq` and `hash` say which log they belong to.
+//!
 //! **Checkpoints.** Every `checkpoint_every_events` events (the event at `C + N`, `C`
 //! the previous checkpoint's seq, is signed in the transaction that commits it), at
 //! most `checkpoint_every` after the first event not signed yet, when the writer

@@ -169,5 +169,6 @@ mod tests {
         let page = reader.search(Filter::default(), None, 2).await.unwrap();
         assert_eq!(page.events.len(), 2);
         assert_eq!(page.next, Some(2));
+        assert_eq!(page.chain_id.len(), 32);
     }
 }

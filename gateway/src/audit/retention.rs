@@ -533,6 +533,7 @@ fn write_segment(
         for (key, value) in [
             ("segment_format", SEGMENT_FORMAT.to_owned()),
             ("schema_version", SCHEMA_VERSION.to_string()),
+            ("chain_id", super::sqlite::read_chain_id(live)?),
             ("first_seq", first.to_string()),
             ("last_seq", last.to_string()),
             (

@@ -123,6 +123,8 @@ pub struct StoredEvent {
 /// One page of [`search`] results, newest first.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Page {
+    /// The log's chain id (see [`super::Recorded::chain_id`]).
+    pub chain_id: String,
     pub events: Vec<StoredEvent>,
     /// Pass as `before` for the next (older) page; `None` at the end.
     pub next: Option<u64>,
@@ -175,7 +177,13 @@ pub fn search(
     } else {
         None
     };
-    Ok(Page { events, next })
+    let chain_id =
+        super::sqlite::read_chain_id(&conn).map_err(|e| SearchError::Backend(e.to_string()))?;
+    Ok(Page {
+        chain_id,
+        events,
+        next,
+    })
 }
 
 /// Writes every event matching `filter` to `out`, oldest first, one row at a time

@@ -181,6 +181,7 @@ impl SqliteAudit {
             );
         }
         let newest = read_newest(&conn)?.seq;
+        let chain_id = read_chain_id(&conn)?;
         let (checkpointed_tx, checkpointed) = watch::channel(newest);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_time()
@@ -193,6 +194,7 @@ impl SqliteAudit {
         let writer = Writer {
             next_checkpoint: Instant::now().checked_add(options.checkpoint_every),
             uncheckpointed: false,
+            chain_id,
             conn,
             signer,
             cadence,
@@ -466,7 +468,20 @@ pub(super) const MIGRATIONS: &[&str] = &[
          seq INTEGER NOT NULL,
          PRIMARY KEY (pseudonym, seq)
      ) STRICT, WITHOUT ROWID;",
+    // 4: the chain id, a stable random id of this log (128 bits, lowercase hex),
+    // set once: every receipt names it, so a receipt says which log it is in.
+    "INSERT INTO meta (key, value) VALUES ('chain_id', lower(hex(randomblob(16))))
+       ON CONFLICT (key) DO NOTHING;",
 ];
+
+/// The log's chain id (set by migration 4; archive segments copy it).
+pub(crate) fn read_chain_id(conn: &Connection) -> Result<String, AuditError> {
+    conn.query_row("SELECT value FROM meta WHERE key = 'chain_id'", [], |row| {
+        row.get(0)
+    })
+    .optional()?
+    .ok_or_else(|| AuditError::Schema("the log has no chain id".into()))
+}
 
 /// The schema version this code writes.
 pub(crate) const SCHEMA_VERSION: u32 = SCHEMA.version();
@@ -594,6 +609,8 @@ const INSERT_LINKED: &str =
 /// The writer thread's state; it alone holds the connection.
 struct Writer {
     conn: Connection,
+    /// The log's chain id, named in every receipt.
+    chain_id: String,
     signer: Signer,
     cadence: Cadence,
     options: AuditOptions,
@@ -745,6 +762,7 @@ impl Writer {
                     wrote_checkpoint = true;
                 }
                 outcomes.push(Ok(Recorded {
+                    chain_id: self.chain_id.clone(),
                     seq,
                     hash: hash_hex,
                 }));

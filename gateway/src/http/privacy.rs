@@ -301,7 +301,8 @@ async fn search_events(call: Call<SearchIn>) -> Response {
     if let Err(response) = call.record("audit.search", subject.as_ref()).await {
         return response;
     }
-    axum::Json(json!({"events": page.events, "next": page.next})).into_response()
+    axum::Json(json!({"chain_id": page.chain_id, "events": page.events, "next": page.next}))
+        .into_response()
 }
 
 async fn export_events(call: Call<ExportIn>) -> Response {
