@@ -109,7 +109,6 @@ impl Application {
             audit,
             storage,
         } = settings;
-        let data_dir = config.data_dir.clone();
         let listener = TcpListener::bind(listen)
             .await
             .map_err(|source| StartError::Listen {
@@ -136,7 +135,7 @@ impl Application {
                 let Some(log) = stores.audit else {
                     return Err(StartError::Audit("the audit log was not opened".into()));
                 };
-                let key = match crate::audit::checkpoint_public_key(&data_dir, false) {
+                let key = match stores.audit_backend.public_key(false).await {
                     Ok(key) => key,
                     Err(e) => {
                         log.shutdown().await;
@@ -144,7 +143,7 @@ impl Application {
                     }
                 };
                 let witnesses = crate::witness::sender::start(
-                    data_dir.clone(),
+                    stores.audit_backend.clone(),
                     key,
                     witness_clients,
                     log.checkpoints(),

@@ -19,7 +19,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use crate::audit::{AuditError, AuditOptions, AuditReader, SqliteAudit, SqliteAuditReader};
+use crate::audit::{
+    AuditBackend, AuditError, AuditOptions, AuditReader, SqliteAudit, SqliteAuditBackend,
+    SqliteAuditReader,
+};
 use crate::limits::{DAY_COUNTS_FILE, DayCountState, DayCounts, StateError};
 use crate::registry::{Registry, RegistryError, SqliteRegistry};
 
@@ -62,6 +65,8 @@ pub struct Stores {
     pub audit: Option<SqliteAudit>,
     /// Where the privacy officer's API reads the log.
     pub audit_reader: Arc<dyn AuditReader>,
+    /// The log's checks, archive and checkpoints.
+    pub audit_backend: Arc<dyn AuditBackend>,
     /// The grants' daily quota counts.
     pub day_counts: Arc<dyn DayCountState>,
 }
@@ -104,6 +109,14 @@ impl Storage {
         Ok(self.registry.get_or_init(|| opened).clone())
     }
 
+    /// The audit log's checks, archive and checkpoints (nothing is opened until
+    /// one is asked for).
+    pub fn audit_backend(&self) -> Arc<dyn AuditBackend> {
+        match &self.backend {
+            Backend::Sqlite { data_dir } => Arc::new(SqliteAuditBackend::new(data_dir)),
+        }
+    }
+
     /// Opens every store: the registry, the audit log with `audit` (none when
     /// `None`: the caller records elsewhere) and its reader, and the daily counts.
     /// Blocking: call it before serving or from `spawn_blocking`.
@@ -120,6 +133,7 @@ impl Storage {
                     registry,
                     audit,
                     audit_reader: Arc::new(SqliteAuditReader::new(data_dir)),
+                    audit_backend: self.audit_backend(),
                     day_counts,
                 })
             }

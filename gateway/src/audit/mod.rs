@@ -100,6 +100,7 @@
 //! same file by mistake could not fork the chain.
 
 pub mod anomalies;
+pub mod backend;
 pub mod cadence;
 pub mod canonical;
 pub mod chain;
@@ -120,6 +121,7 @@ mod tests;
 use futures::future::BoxFuture;
 
 pub use anomalies::{Anomaly, AnomalyKind, Thresholds, anomalies};
+pub use backend::{AuditBackend, SqliteAuditBackend};
 pub use cadence::Cadence;
 pub use event::{
     AuditCaller, AuditEvent, AuditOutcome, EventKind, LinkedPerson, MaskedField, Recorded,
