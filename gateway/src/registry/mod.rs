@@ -17,7 +17,11 @@
 
 use std::collections::BTreeMap;
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use futures::future::BoxFuture;
+use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 
 mod sqlite;
@@ -304,9 +308,35 @@ pub enum RegistryError {
 }
 
 /// The registry's storage.
-pub trait Registry: Send + Sync + std::fmt::Debug {
+pub trait Registry: Send + Sync + std::fmt::Debug + 'static {
     /// The current revision (0 for an empty registry); it grows with every commit.
     fn revision(&self) -> BoxFuture<'_, Result<u64, RegistryError>>;
+    /// Change notifications: the current revision first, then every new revision
+    /// seen (a failure to read it is an item too; the stream goes on). The stream
+    /// holds the registry weakly and ends once the registry is dropped.
+    ///
+    /// The default polls [`Registry::revision`] every `every`; a backend that can be
+    /// told of commits (PostgreSQL's `LISTEN`) answers sooner.
+    fn watch(self: Arc<Self>, every: Duration) -> BoxStream<'static, Result<u64, RegistryError>> {
+        let registry = Arc::downgrade(&self);
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Box::pin(futures::stream::unfold(
+            (registry, None, tick),
+            |(registry, mut seen, mut tick)| async move {
+                loop {
+                    tick.tick().await;
+                    let revision = registry.upgrade()?.revision().await;
+                    match revision {
+                        Ok(revision) if seen == Some(revision) => continue,
+                        Ok(revision) => seen = Some(revision),
+                        Err(_) => {}
+                    }
+                    return Some((revision, (registry, seen, tick)));
+                }
+            },
+        ))
+    }
     /// Proves the registry can be read right now (for `/readyz`); by default, by
     /// reading the revision.
     fn ready(&self) -> BoxFuture<'_, Result<(), RegistryError>> {
