@@ -10,11 +10,13 @@ use arc_swap::ArcSwap;
 use crate::audit::{AuditLog, AuditReader};
 use crate::auth::Authenticator;
 use crate::config::ActiveConfig;
-use crate::limits::DayCountState;
-use crate::limits::{GovernorState, RateLimits};
+use crate::limits::RateLimits;
 use crate::live::Live;
 use crate::mask::PseudonymKey;
-use crate::store::Storage;
+use crate::store::{Storage, Stores};
+
+/// What the limits' key secret is derived from (with the pseudonym key).
+const LIMIT_KEYS_SECRET: &str = "county-gateway/limit-keys/v1";
 
 /// What every request handler shares.
 #[derive(Debug, Clone)]
@@ -43,24 +45,29 @@ impl App {
         config: ActiveConfig,
         live: Arc<Live>,
         storage: Storage,
-        day_counts: Arc<dyn DayCountState>,
+        stores: &Stores,
         auth: Arc<Authenticator>,
         pseudonym: Arc<PseudonymKey>,
         audit: Arc<dyn AuditLog>,
-        audit_reader: Arc<dyn AuditReader>,
     ) -> App {
-        let limits = Arc::new(RateLimits::new(
-            &config.rate_limits,
-            Arc::new(GovernorState::new()),
-            day_counts,
-        ));
+        // Limit keys are hashed under a secret derived from the pseudonym key: the
+        // same across restarts (the daily counts are kept by key) and replicas.
+        let key_secret = pseudonym.pseudonym(LIMIT_KEYS_SECRET);
+        let limits = Arc::new(
+            RateLimits::new(
+                &config.rate_limits,
+                stores.limiter.clone(),
+                stores.day_counts.clone(),
+            )
+            .with_key_secret(key_secret.as_bytes()),
+        );
         App {
             config: Arc::new(ArcSwap::from_pointee(config)),
             storage,
             auth,
             pseudonym,
             audit,
-            audit_reader,
+            audit_reader: stores.audit_reader.clone(),
             limits,
             live,
             witnesses: Arc::new([]),

@@ -132,7 +132,7 @@ impl Application {
         let (audit, sqlite_audit, witnesses): (Arc<dyn AuditLog>, _, _) = match audit {
             Some(audit) => (audit, None, None),
             None => {
-                let Some(log) = stores.audit else {
+                let Some(log) = stores.audit.clone() else {
                     return Err(StartError::Audit("the audit log was not opened".into()));
                 };
                 let key = match stores.audit_backend.public_key(false).await {
@@ -161,11 +161,10 @@ impl Application {
             config,
             live,
             storage,
-            stores.day_counts,
+            &stores,
             Arc::new(auth),
             Arc::new(pseudonym),
             audit,
-            stores.audit_reader,
         );
         if let Some(witnesses) = &witnesses {
             app = app.with_witnesses(witnesses.statuses());

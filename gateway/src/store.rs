@@ -13,8 +13,10 @@
 //! **`gateway.db`.** Gateways before this one kept the daily counts in
 //! `DATA_DIR/gateway.db`, beside a meta row. That file is a valid `quota.db` (same
 //! table, schema version 1): when the data directory holds `gateway.db` and no
-//! `quota.db`, [`Storage::open`] renames it (after folding its WAL back in), so the
-//! day's counts survive the upgrade.
+//! `quota.db`, [`Storage::open`] renames it (after folding its WAL back in). Its rows
+//! are kept, but they were keyed in clear and the gateway now hashes its counter
+//! keys ([`crate::limits::KeyHasher`]): the day of the upgrade starts its counts
+//! again, and the old rows go at the next day's prune.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
@@ -23,7 +25,9 @@ use crate::audit::{
     AuditBackend, AuditError, AuditOptions, AuditReader, SqliteAudit, SqliteAuditBackend,
     SqliteAuditReader,
 };
-use crate::limits::{DAY_COUNTS_FILE, DayCountState, DayCounts, StateError};
+use crate::limits::{
+    DAY_COUNTS_FILE, DayCountState, DayCounts, GovernorState, LimiterState, StateError,
+};
 use crate::registry::{Registry, RegistryError, SqliteRegistry};
 
 /// The file older gateways kept the daily counts in (see the module docs).
@@ -69,6 +73,8 @@ pub struct Stores {
     pub audit_backend: Arc<dyn AuditBackend>,
     /// The grants' daily quota counts.
     pub day_counts: Arc<dyn DayCountState>,
+    /// The rate limits' buckets (in memory with SQLite; Redis next, for replicas).
+    pub limiter: Arc<dyn LimiterState>,
 }
 
 impl Storage {
@@ -134,6 +140,7 @@ impl Storage {
                     audit,
                     audit_reader: Arc::new(SqliteAuditReader::new(data_dir)),
                     audit_backend: self.audit_backend(),
+                    limiter: Arc::new(GovernorState::new()),
                     day_counts,
                 })
             }

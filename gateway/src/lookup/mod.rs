@@ -335,6 +335,7 @@ async fn cached(
             let rate = Rate::per_second(capacity.per_second, capacity.burst());
             app.limits
                 .check_connector(&def.id, rate)
+                .await
                 .map_err(Failure::Capacity)?;
         }
         match connector.connector.fetch(operation, subject.as_str()).await {

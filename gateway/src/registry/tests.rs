@@ -877,9 +877,7 @@ async fn watch_names_the_revision_then_each_new_one_and_ends_with_the_registry()
     use futures::StreamExt;
     let dir = tempfile::tempdir().unwrap();
     let registry = std::sync::Arc::new(open(dir.path()));
-    let mut changes = registry
-        .clone()
-        .watch(std::time::Duration::from_millis(5));
+    let mut changes = registry.clone().watch(std::time::Duration::from_millis(5));
     assert_eq!(changes.next().await.unwrap().unwrap(), 0);
     registry.commit(0, vec![]).await.unwrap();
     assert_eq!(changes.next().await.unwrap().unwrap(), 1);
