@@ -21,7 +21,7 @@
 //! each lookup as it is made.
 //!
 //! Rates (`per_user`, `per_township`, a grant's `per_minute`, a capacity) are GCRA token
-//! buckets (governor) in memory: a bucket holds `burst` requests and refills evenly
+//! buckets in memory ([`GovernorState`]): a bucket holds `burst` requests and refills evenly
 //! over the window, so windows slide. A grant's **daily** quota and its user share are
 //! counters of the calendar day in China Standard Time (UTC+8), which start again at
 //! midnight ([`daily`]); they survive a restart (kept in `quota.db`, see
