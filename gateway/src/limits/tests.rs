@@ -762,3 +762,77 @@ fn a_form_bigger_than_a_burst_is_named_with_the_limit_to_raise() {
     let paths: Vec<String> = off.too_small_for(201).into_iter().map(|(p, _)| p).collect();
     assert_eq!(paths, ["rate_limits.per_township.burst"]);
 }
+
+#[tokio::test]
+async fn a_request_the_township_refuses_costs_the_user_nothing() {
+    let (limits, _clock) = limits_with(&config(
+        rate(Rate::per_minute(2)),
+        rate(Rate::per_minute(1)),
+    ));
+    limits.check_caller("u1", Some("T1"), 1).await.unwrap();
+    // The township is empty: u2's request is refused whole.
+    let limited = limits.check_caller("u2", Some("T1"), 1).await.unwrap_err();
+    assert_eq!(limited.limit, "township");
+    // u2's own bucket was not taken: both of its requests fit elsewhere.
+    limits.check_caller("u2", Some("T2"), 1).await.unwrap();
+    limits.check_caller("u2", Some("T3"), 1).await.unwrap();
+    assert_eq!(
+        limits
+            .check_caller("u2", Some("T4"), 1)
+            .await
+            .unwrap_err()
+            .limit,
+        "user"
+    );
+}
+
+#[tokio::test]
+async fn a_lookup_the_daily_quota_refuses_gives_back_its_minute() {
+    let (limits, _clock) = limits_with(&config(LimitSetting::Off, LimitSetting::Off));
+    let day = Quota {
+        per_minute: Some(2),
+        ..per_day(1)
+    };
+    let minute_only = Quota {
+        per_minute: Some(2),
+        per_day: None,
+        per_user_per_day: None,
+    };
+    limits
+        .check_grant("g1", &day, Some("A"), "u1")
+        .await
+        .unwrap();
+    let limited = limits
+        .check_grant("g1", &day, Some("A"), "u1")
+        .await
+        .unwrap_err();
+    assert_eq!(limited.rate, Rate::per_day(1));
+    // The refused lookup's minute was given back: the minute still has one.
+    limits
+        .check_grant("g1", &minute_only, Some("A"), "u1")
+        .await
+        .unwrap();
+    assert_eq!(
+        limits
+            .check_grant("g1", &minute_only, Some("A"), "u1")
+            .await
+            .unwrap_err()
+            .rate,
+        Rate::per_minute(2)
+    );
+}
+
+#[tokio::test]
+async fn limit_keys_reach_the_stores_hashed() {
+    let days = Arc::new(DayCounts::in_memory());
+    let (limits, _clock, _wall) =
+        limits_on(&config(LimitSetting::Off, LimitSetting::Off), days.clone());
+    limits
+        .check_grant("g1", &per_day(5), Some("330102001"), "zhang.wei")
+        .await
+        .unwrap();
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
+    let clear = "grant:2:g1:township:330102001";
+    assert_eq!(days.count(day, clear), 0);
+    assert_eq!(days.len(), 2, "the township's whole and the user's share");
+}
