@@ -9,19 +9,23 @@ use arc_swap::ArcSwap;
 
 use crate::audit::{AuditLog, AuditReader};
 use crate::auth::Authenticator;
-use crate::clock::Clock;
+use crate::clock::{Clock, SystemClock};
 use crate::config::ActiveConfig;
-use crate::limits::{GovernorState, RateLimits};
+use crate::limits::RateLimits;
 use crate::live::Live;
 use crate::mask::PseudonymKey;
-use crate::store::Store;
+use crate::store::{Storage, Stores};
+
+/// What the limits' key secret is derived from (with the pseudonym key).
+const LIMIT_KEYS_SECRET: &str = "county-gateway/limit-keys/v1";
 
 /// What every request handler shares.
 #[derive(Debug, Clone)]
 pub struct App {
     /// The active configuration; swapped whole, read without locks.
     pub config: Arc<ArcSwap<ActiveConfig>>,
-    pub store: Arc<dyn Store>,
+    /// Where the stores live (the registry is `live`'s, the audit log `audit`).
+    pub storage: Storage,
     pub auth: Arc<Authenticator>,
     /// The key of subject pseudonyms and the `pseudonym` mask.
     pub pseudonym: Arc<PseudonymKey>,
@@ -39,45 +43,45 @@ pub struct App {
     pub witnesses: Arc<[Arc<crate::witness::sender::WitnessStatus>]>,
 }
 
-/// Where the app keeps what must last: the store, the audit log and its reader.
-#[derive(Debug, Clone)]
-pub struct Stores {
-    pub store: Arc<dyn Store>,
-    pub audit: Arc<dyn AuditLog>,
-    pub audit_reader: Arc<dyn AuditReader>,
-}
-
 impl App {
     pub fn new(
         config: ActiveConfig,
         live: Arc<Live>,
-        stores: Stores,
+        storage: Storage,
+        stores: &Stores,
         auth: Arc<Authenticator>,
         pseudonym: Arc<PseudonymKey>,
-        clock: Arc<dyn Clock>,
+        audit: Arc<dyn AuditLog>,
     ) -> App {
-        let Stores {
-            store,
-            audit,
-            audit_reader,
-        } = stores;
-        let limits = Arc::new(RateLimits::new(
-            &config.rate_limits,
-            Arc::new(GovernorState::new()),
-            store.day_counts(),
-        ));
+        // Limit keys are hashed under a secret derived from the pseudonym key: the
+        // same across restarts (the daily counts are kept by key) and replicas.
+        let key_secret = pseudonym.pseudonym(LIMIT_KEYS_SECRET);
+        let limits = Arc::new(
+            RateLimits::new(
+                &config.rate_limits,
+                stores.limiter.clone(),
+                stores.day_counts.clone(),
+            )
+            .with_key_secret(key_secret.as_bytes()),
+        );
         App {
             config: Arc::new(ArcSwap::from_pointee(config)),
-            store,
+            storage,
             auth,
             pseudonym,
             audit,
-            audit_reader,
+            audit_reader: stores.audit_reader.clone(),
             limits,
             live,
-            clock,
+            clock: Arc::new(SystemClock),
             witnesses: Arc::new([]),
         }
+    }
+
+    /// The app with its "now" from `clock`.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> App {
+        self.clock = clock;
+        self
     }
 
     /// The app with the witnesses' statuses shown in `/metrics`.

@@ -1,4 +1,4 @@
-//! The data directory's permissions: the audit log, the registry, the store and the
+//! The data directory's permissions: the audit log, the registry, the daily counts and the
 //! keys hold personal data and secrets, so the directory is created `0700` and every
 //! database file `0600` before SQLite first opens it (SQLite gives its `-wal` and
 //! `-shm` files the database file's mode). [`check`] finds anything in the data

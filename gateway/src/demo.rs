@@ -19,9 +19,9 @@ use crate::auth::{AuthConfig, Authenticator, MintClaims, Role, SigningKey, mint}
 use crate::config::{ActiveConfig, EmbeddedSource, LoadOptions};
 use crate::county::{COUNTY_CONFIG, COUNTY_FILES};
 use crate::live::{ChangeError, Live};
-use crate::registry::SqliteRegistry;
 use crate::secrets;
 use crate::startup::{Application, Settings};
+use crate::store::Storage;
 
 /// Seed of the demo's synthetic population.
 pub const SEED: u64 = 2026;
@@ -215,6 +215,7 @@ pub async fn county_config(
     departments: &[SimServer],
     auth: AuthConfig,
     data_dir: &Path,
+    storage: &Storage,
 ) -> anyhow::Result<(Arc<Live>, ActiveConfig)> {
     let options = LoadOptions {
         base_urls: departments
@@ -225,12 +226,12 @@ pub async fn county_config(
         data_dir: Some(data_dir.to_owned()),
         ..LoadOptions::default()
     };
-    let registry = SqliteRegistry::open(data_dir).context("cannot open the registry")?;
+    let registry = storage.registry().context("cannot open the registry")?;
     let live = Arc::new(Live::new(
         Arc::new(EmbeddedSource::new(COUNTY_FILES.iter().copied())),
         COUNTY_CONFIG,
         options,
-        Arc::new(registry),
+        registry,
     ));
     match live.load().await {
         Ok(config) => Ok((live, config)),
@@ -261,7 +262,9 @@ pub async fn start(options: DemoOptions) -> anyhow::Result<Demo> {
         anyhow::bail!(refusal);
     }
     let (key, public) = issuer_key(&data_dir)?;
-    let (live, cfg) = county_config(&departments, auth_config(&public)?, &data_dir).await?;
+    let storage = Storage::sqlite(&data_dir);
+    let (live, cfg) =
+        county_config(&departments, auth_config(&public)?, &data_dir, &storage).await?;
     let auth = Authenticator::new(&cfg.auth, &data_dir)
         .await
         .map_err(|problems| anyhow::anyhow!("the demo issuer: {problems:?}"))?;
@@ -294,6 +297,7 @@ pub async fn start(options: DemoOptions) -> anyhow::Result<Demo> {
         witness_clients: Vec::new(),
         audit: None,
         clock: None,
+        storage,
     })
     .await?;
     Ok(Demo {

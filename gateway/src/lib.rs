@@ -38,8 +38,9 @@
 //! policy files, grants from approved [`access`] requests) — into the connectors in
 //! force ([`active`]) and the rest; [`live`] swaps a new configuration in whole when
 //! either changes, without a restart; [`classification`] holds what loosens a
-//! county's classification for review; [`store`] is the durable store behind a
-//! trait, [`secrets`] keeps keys in the data directory; [`app`] is the shared state
+//! county's classification for review; [`store`] opens the stores (registry, audit
+//! log, daily counts) from one backend and [`sqlite`] is how every SQLite file is
+//! opened and migrated; [`secrets`] keeps keys in the data directory; [`app`] is the shared state
 //! (no HTTP in it), [`clock`] its "now", and [`startup`] the one bootstrap that
 //! `serve`, `demo` and the tests start the gateway through.
 //!
@@ -74,6 +75,7 @@ pub mod departments;
 pub mod labels;
 pub mod problem;
 pub mod store;
+pub mod sqlite;
 pub mod datadir;
 pub mod secrets;
 pub mod text;

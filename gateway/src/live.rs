@@ -10,7 +10,7 @@
 //! definition and schemas did not change keep their connection pools and caches.
 //!
 //! Changes made by another process (`gateway apply`, another replica) are picked up by
-//! a watcher that polls the registry's revision.
+//! a watcher on the registry's change notifications ([`Registry::watch`]).
 //!
 //! Loading reads files and builds connectors from what a department admin sent, so it
 //! runs under a deadline ([`LOAD_DEADLINE`]) and **without** the change lock: a slow
@@ -26,13 +26,14 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use futures::StreamExt;
 use tokio::sync::Mutex;
 
 use crate::audit::{AuditError, AuditEvent, AuditLog};
 use crate::config::{self, ActiveConfig, ConfigProblem, LoadOptions, Source};
 use crate::registry::{Change, Registry, RegistryError, Snapshot};
 
-/// How often the watcher asks the registry whether it changed.
+/// How often a registry that can only be polled is asked whether it changed.
 pub const WATCH_EVERY: Duration = Duration::from_secs(1);
 
 /// The longest a configuration may take to load; a change whose candidate takes
@@ -217,8 +218,9 @@ impl Live {
         Ok(true)
     }
 
-    /// Polls the registry every [`WATCH_EVERY`] and reloads when it moved. The task
-    /// holds only weak references and ends when the app is dropped.
+    /// Reloads whenever the registry's change notifications ([`Registry::watch`],
+    /// polled every [`WATCH_EVERY`] by default) name a revision not in force. The
+    /// task holds only weak references and ends when the app is dropped.
     pub fn spawn_watcher(
         live: &Arc<Live>,
         active: &Arc<ArcSwap<ActiveConfig>>,
@@ -227,19 +229,22 @@ impl Live {
         let live: Weak<Live> = Arc::downgrade(live);
         let active = Arc::downgrade(active);
         let audit = Arc::downgrade(audit);
+        let mut changes = live
+            .upgrade()
+            .map(|live| live.registry.clone().watch(WATCH_EVERY));
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(WATCH_EVERY);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let Some(changes) = changes.as_mut() else {
+                return;
+            };
             // The revision whose configuration failed to load, not to retry it.
             let mut failed = None;
-            loop {
-                tick.tick().await;
+            while let Some(change) = changes.next().await {
                 let (Some(live), Some(active), Some(audit)) =
                     (live.upgrade(), active.upgrade(), audit.upgrade())
                 else {
                     return;
                 };
-                let Ok(revision) = live.registry.revision().await else {
+                let Ok(revision) = change else {
                     continue;
                 };
                 if failed == Some(revision) {

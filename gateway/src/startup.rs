@@ -17,14 +17,14 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::app::{App, Stores};
-use crate::audit::{AuditLog, SqliteAudit, SqliteAuditReader};
+use crate::app::App;
+use crate::audit::{AuditLog, SqliteAudit};
 use crate::auth::Authenticator;
 use crate::clock::{Clock, SystemClock};
 use crate::config::ActiveConfig;
 use crate::live::Live;
 use crate::mask::PseudonymKey;
-use crate::store::SqliteStore;
+use crate::store::{Storage, StoreError};
 use crate::witness::client::WitnessClient;
 use crate::witness::sender::Witnesses;
 
@@ -50,10 +50,12 @@ pub struct Settings {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// The witnesses the audit log's checkpoints are sent to.
     pub witness_clients: Vec<WitnessClient>,
-    /// The audit log to record into; by default the SQLite log in the data directory.
+    /// The audit log to record into; by default the one `storage` opens.
     pub audit: Option<Arc<dyn AuditLog>>,
     /// Where "now" comes from; by default the machine's clock.
     pub clock: Option<Arc<dyn Clock>>,
+    /// Where the stores live; its registry is the one `live` reads.
+    pub storage: Storage,
 }
 
 /// Why a gateway could not be built.
@@ -109,9 +111,8 @@ impl Application {
             witness_clients,
             audit,
             clock,
+            storage,
         } = settings;
-        let data_dir = config.data_dir.clone();
-        let store = SqliteStore::open(&data_dir).map_err(|e| StartError::Store(e.to_string()))?;
         let listener = TcpListener::bind(listen)
             .await
             .map_err(|source| StartError::Listen {
@@ -127,12 +128,18 @@ impl Application {
             ),
             None => None,
         };
+        let own_audit = audit.is_none().then(|| config.audit.options());
+        let stores = storage.open(own_audit).map_err(|e| match e {
+            StoreError::Audit(e) => StartError::Audit(e.to_string()),
+            other => StartError::Store(other.to_string()),
+        })?;
         let (audit, sqlite_audit, witnesses): (Arc<dyn AuditLog>, _, _) = match audit {
             Some(audit) => (audit, None, None),
             None => {
-                let log = SqliteAudit::open(&data_dir, config.audit.options())
-                    .map_err(|e| StartError::Audit(e.to_string()))?;
-                let key = match crate::audit::checkpoint_public_key(&data_dir, false) {
+                let Some(log) = stores.audit.clone() else {
+                    return Err(StartError::Audit("the audit log was not opened".into()));
+                };
+                let key = match stores.audit_backend.public_key(false).await {
                     Ok(key) => key,
                     Err(e) => {
                         log.shutdown().await;
@@ -140,7 +147,7 @@ impl Application {
                     }
                 };
                 let witnesses = crate::witness::sender::start(
-                    data_dir.clone(),
+                    stores.audit_backend.clone(),
                     key,
                     witness_clients,
                     log.checkpoints(),
@@ -154,19 +161,16 @@ impl Application {
             }
             return Err(StartError::RecordConfig(e.to_string()));
         }
-        let stores = Stores {
-            store: Arc::new(store),
-            audit,
-            audit_reader: Arc::new(SqliteAuditReader::new(&data_dir)),
-        };
         let mut app = App::new(
             config,
             live,
-            stores,
+            storage,
+            &stores,
             Arc::new(auth),
             Arc::new(pseudonym),
-            clock.unwrap_or_else(|| Arc::new(SystemClock)),
-        );
+            audit,
+        )
+        .with_clock(clock.unwrap_or_else(|| Arc::new(SystemClock)));
         if let Some(witnesses) = &witnesses {
             app = app.with_witnesses(witnesses.statuses());
         }

@@ -112,6 +112,8 @@ pub struct AuditOutcome {
 /// What the log says about an appended event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recorded {
+    /// The log's chain id: which log the event is in (see [`super::sqlite::read_chain_id`]).
+    pub chain_id: String,
     pub seq: u64,
     /// `hash(seq)`, lowercase hex.
     pub hash: String,

@@ -35,6 +35,11 @@
 //!
 //! where `prev_hash` is `hash(seq - 1)`. Hashes are stored as lowercase hex.
 //!
+//! **Chain id.** A log has a stable id, 128 random bits in lowercase hex, made when
+//! the log is created (or first migrated to schema 4) and kept in its `meta` table
+//! (`chain_id`); archive segments copy it. Every receipt ([`Recorded`]) and every
+//! search page names it, so that `seq` and `hash` say which log they belong to.
+//!
 //! **Checkpoints.** Every `checkpoint_every_events` events (the event at `C + N`, `C`
 //! the previous checkpoint's seq, is signed in the transaction that commits it), at
 //! most `checkpoint_every` after the first event not signed yet, when the writer
@@ -95,6 +100,7 @@
 //! same file by mistake could not fork the chain.
 
 pub mod anomalies;
+pub mod backend;
 pub mod cadence;
 pub mod canonical;
 pub mod chain;
@@ -115,6 +121,7 @@ mod tests;
 use futures::future::BoxFuture;
 
 pub use anomalies::{Anomaly, AnomalyKind, Thresholds, anomalies};
+pub use backend::{AuditBackend, SqliteAuditBackend};
 pub use cadence::Cadence;
 pub use event::{
     AuditCaller, AuditEvent, AuditOutcome, EventKind, LinkedPerson, MaskedField, Recorded,
@@ -168,9 +175,10 @@ pub enum AuditError {
     /// The database's schema cannot be used (written by a newer gateway, unreadable).
     #[error("the audit database schema: {0}")]
     Schema(String),
-    /// SQLite failed while opening or reading the log.
-    #[error("SQLite: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    /// The store behind the log failed while opening or reading it (the backend's
+    /// own message, e.g. SQLite's).
+    #[error("{0}")]
+    Backend(String),
 }
 
 /// Where audit events go. Appending returns only once the event is durable

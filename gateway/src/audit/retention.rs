@@ -306,13 +306,7 @@ fn io_error(what: &'static str) -> impl FnOnce(io::Error) -> AuditError {
 
 /// Opens the live log for writing, without creating it.
 fn open_live(path: &Path) -> Result<Connection, AuditError> {
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    conn.busy_timeout(BUSY_TIMEOUT)?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    Ok(conn)
+    Ok(crate::sqlite::connect(path, BUSY_TIMEOUT)?)
 }
 
 /// Creates the archive directory (and makes its entry durable) if needed.
@@ -539,6 +533,7 @@ fn write_segment(
         for (key, value) in [
             ("segment_format", SEGMENT_FORMAT.to_owned()),
             ("schema_version", SCHEMA_VERSION.to_string()),
+            ("chain_id", super::sqlite::read_chain_id(live)?),
             ("first_seq", first.to_string()),
             ("last_seq", last.to_string()),
             (

@@ -40,7 +40,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Datelike, SecondsFormat, Utc};
 use rusqlite::types::Value;
-use rusqlite::{Connection, OpenFlags, params_from_iter};
+use rusqlite::{Connection, params_from_iter};
 use serde::{Deserialize, Serialize};
 
 use super::event::AuditEvent;
@@ -68,9 +68,10 @@ pub enum SearchError {
     /// A stored body is not an audit event (the log should be verified).
     #[error("the stored event with seq {seq} cannot be read: {reason}")]
     Corrupt { seq: u64, reason: String },
-    /// SQLite failed while opening or reading the log.
-    #[error("SQLite: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    /// The store behind the log failed while opening or reading it (the backend's
+    /// own message, e.g. SQLite's).
+    #[error("{0}")]
+    Backend(String),
     /// Writing the export failed.
     #[error("cannot write the export: {0}")]
     Write(#[from] std::io::Error),
@@ -122,6 +123,8 @@ pub struct StoredEvent {
 /// One page of [`search`] results, newest first.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Page {
+    /// The log's chain id (see [`super::Recorded::chain_id`]).
+    pub chain_id: String,
     pub events: Vec<StoredEvent>,
     /// Pass as `before` for the next (older) page; `None` at the end.
     pub next: Option<u64>,
@@ -174,7 +177,13 @@ pub fn search(
     } else {
         None
     };
-    Ok(Page { events, next })
+    let chain_id =
+        super::sqlite::read_chain_id(&conn).map_err(|e| SearchError::Backend(e.to_string()))?;
+    Ok(Page {
+        chain_id,
+        events,
+        next,
+    })
 }
 
 /// Writes every event matching `filter` to `out`, oldest first, one row at a time
@@ -186,30 +195,65 @@ pub fn export(
     format: ExportFormat,
     out: &mut dyn Write,
 ) -> Result<u64, SearchError> {
+    check_filter(filter)?;
+    // Nothing is written when there is no log to read.
+    drop(open_log(data_dir)?);
+    out.write_all(&format.header())?;
+    let mut count = 0u64;
+    each_event(data_dir, filter, |stored| {
+        out.write_all(&format.encode(&stored)?)?;
+        count += 1;
+        Ok(true)
+    })?;
+    out.flush()?;
+    Ok(count)
+}
+
+/// Calls `each` with every event matching `filter`, oldest first, one row at a
+/// time (never all in memory), until it answers `false`. One snapshot of the log:
+/// events appended meanwhile are not seen. Blocking.
+pub(crate) fn each_event(
+    data_dir: &Path,
+    filter: &Filter,
+    mut each: impl FnMut(StoredEvent) -> Result<bool, SearchError>,
+) -> Result<(), SearchError> {
     let clause = Clause::of(filter)?;
     let conn = open_log(data_dir)?;
     let sql = export_sql(&clause.sql());
     let mut statement = conn.prepare(&sql)?;
     let mut rows = statement.query(params_from_iter(clause.values.iter()))?;
-    if let ExportFormat::Csv(lang) = format {
-        out.write_all(UTF8_BOM.as_bytes())?;
-        write_csv_row(out, csv_header(lang).iter().map(|h| (*h).to_owned()))?;
-    }
-    let mut count = 0u64;
     while let Some(row) = rows.next()? {
-        let stored = stored_event(row)?;
-        match format {
-            ExportFormat::Csv(_) => write_csv_row(out, csv_fields(&stored))?,
+        if !each(stored_event(row)?)? {
+            break;
+        }
+    }
+    Ok(())
+}
+
+impl ExportFormat {
+    /// What the export starts with: for CSV the BOM and the header row.
+    pub fn header(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        if let ExportFormat::Csv(lang) = self {
+            out.extend_from_slice(UTF8_BOM.as_bytes());
+            csv_row(&mut out, csv_header(*lang).iter().map(|h| (*h).to_owned()));
+        }
+        out
+    }
+
+    /// One event as the export writes it (a CSV record, or a JSON line).
+    pub fn encode(&self, stored: &StoredEvent) -> Result<Vec<u8>, SearchError> {
+        let mut out = Vec::new();
+        match self {
+            ExportFormat::Csv(_) => csv_row(&mut out, csv_fields(stored)),
             ExportFormat::JsonLines => {
-                serde_json::to_writer(&mut *out, &stored)
+                serde_json::to_writer(&mut out, stored)
                     .map_err(|e| SearchError::Write(e.into()))?;
-                out.write_all(b"\n")?;
+                out.push(b'\n');
             }
         }
-        count += 1;
+        Ok(out)
     }
-    out.flush()?;
-    Ok(count)
 }
 
 /// Checks a filter as [`search`] and [`export`] would (its time bounds, its status),
@@ -369,11 +413,8 @@ fn csv_fields(stored: &StoredEvent) -> [String; 24] {
     ]
 }
 
-/// Writes one CSV record and its CRLF.
-fn write_csv_row(
-    out: &mut dyn Write,
-    cells: impl IntoIterator<Item = String>,
-) -> std::io::Result<()> {
+/// Appends one CSV record and its CRLF.
+fn csv_row(out: &mut Vec<u8>, cells: impl IntoIterator<Item = String>) {
     let mut line = String::new();
     for (i, cell) in cells.into_iter().enumerate() {
         if i > 0 {
@@ -382,7 +423,7 @@ fn write_csv_row(
         push_csv_cell(&mut line, &cell);
     }
     line.push_str("\r\n");
-    out.write_all(line.as_bytes())
+    out.extend_from_slice(line.as_bytes());
 }
 
 /// A cell starting with one of these is a formula to a spreadsheet.
@@ -605,12 +646,7 @@ pub(crate) fn open_log(data_dir: &Path) -> Result<Connection, SearchError> {
     if !path.is_file() {
         return Err(SearchError::NoLog(path));
     }
-    let conn = Connection::open_with_flags(
-        &path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    conn.busy_timeout(READ_BUSY_TIMEOUT)?;
-    Ok(conn)
+    Ok(crate::sqlite::connect_read_only(&path, READ_BUSY_TIMEOUT)?)
 }
 
 /// Reads a row of `SELECT seq, hash, body`.

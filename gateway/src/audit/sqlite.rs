@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -39,6 +39,9 @@ pub const KEY_FILE: &str = "audit-signing.key";
 /// How long the writer waits for a lock held by another process before the batch
 /// fails.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long the readiness probe waits for the write lock.
+const READY_BUSY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How soon the writer tries again when a timed checkpoint could not be written.
 const RETRY_CHECKPOINT: Duration = Duration::from_secs(1);
@@ -126,26 +129,14 @@ impl SqliteAudit {
         options: AuditOptions,
         hooks: Arc<Hooks>,
     ) -> Result<SqliteAudit, AuditError> {
-        crate::datadir::create_dir(data_dir).map_err(|source| AuditError::Io {
-            what: "cannot create the data directory",
-            source,
-        })?;
-        let path = data_dir.join(AUDIT_FILE);
-        crate::datadir::create_private_file(&path).map_err(|source| AuditError::Io {
-            what: "cannot create the audit database",
-            source,
-        })?;
-        let mut conn = Connection::open(&path)?;
-        let mode: String =
-            conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(AuditError::Schema(format!(
-                "the database refuses WAL mode (it is in {mode} mode)"
-            )));
-        }
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.busy_timeout(BUSY_TIMEOUT)?;
-        migrate(&mut conn)?;
+        let opened = crate::sqlite::open(
+            &data_dir.join(AUDIT_FILE),
+            &SCHEMA,
+            crate::sqlite::Journal::RequireWal,
+            BUSY_TIMEOUT,
+        )
+        .map_err(open_error)?;
+        let (mut conn, path) = (opened.conn, opened.path);
         let key_path = data_dir.join(KEY_FILE);
         if options.pinned_key.is_some() && !key_path.exists() {
             return Err(AuditError::Key(
@@ -190,6 +181,7 @@ impl SqliteAudit {
             );
         }
         let newest = read_newest(&conn)?.seq;
+        let chain_id = read_chain_id(&conn)?;
         let (checkpointed_tx, checkpointed) = watch::channel(newest);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_time()
@@ -202,6 +194,7 @@ impl SqliteAudit {
         let writer = Writer {
             next_checkpoint: Instant::now().checked_add(options.checkpoint_every),
             uncheckpointed: false,
+            chain_id,
             conn,
             signer,
             cadence,
@@ -269,13 +262,7 @@ impl AuditLog for SqliteAudit {
             }
             let path = self.inner.path.clone();
             tokio::task::spawn_blocking(move || -> Result<(), AuditError> {
-                let conn = Connection::open_with_flags(
-                    &path,
-                    rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
-                        | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                )?;
-                conn.busy_timeout(std::time::Duration::from_secs(2))?;
-                conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;")?;
+                crate::sqlite::probe_write(&path, READY_BUSY_TIMEOUT)?;
                 Ok(())
             })
             .await
@@ -434,12 +421,7 @@ pub fn checkpoint_public_key(data_dir: &Path, create: bool) -> Result<Vec<u8>, A
 
 /// Opens the database without the right to write (and without creating it).
 pub(crate) fn open_read_only(path: &Path) -> Result<Connection, rusqlite::Error> {
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    conn.busy_timeout(BUSY_TIMEOUT)?;
-    Ok(conn)
+    crate::sqlite::connect_read_only(path, BUSY_TIMEOUT)
 }
 
 /// Schema migrations; entry `i` takes the schema from version `i` to `i + 1`.
@@ -486,52 +468,59 @@ pub(super) const MIGRATIONS: &[&str] = &[
          seq INTEGER NOT NULL,
          PRIMARY KEY (pseudonym, seq)
      ) STRICT, WITHOUT ROWID;",
+    // 4: the chain id, a stable random id of this log (128 bits, lowercase hex),
+    // set once: every receipt names it, so a receipt says which log it is in.
+    "INSERT INTO meta (key, value) VALUES ('chain_id', lower(hex(randomblob(16))))
+       ON CONFLICT (key) DO NOTHING;",
 ];
 
-/// The schema version this code writes.
-pub(crate) const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+/// The log's chain id (set by migration 4; archive segments copy it).
+pub(crate) fn read_chain_id(conn: &Connection) -> Result<String, AuditError> {
+    conn.query_row("SELECT value FROM meta WHERE key = 'chain_id'", [], |row| {
+        row.get(0)
+    })
+    .optional()?
+    .ok_or_else(|| AuditError::Schema("the log has no chain id".into()))
+}
 
-fn migrate(conn: &mut Connection) -> Result<(), AuditError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    tx.execute_batch(
-        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;",
-    )?;
-    let found: Option<String> = tx
-        .query_row(
-            "SELECT value FROM meta WHERE key = 'schema_version'",
-            [],
-            |row| row.get(0),
-        )
-        .optional()?;
-    let found: u32 = match found {
-        None => 0,
-        Some(text) => text
-            .parse()
-            .map_err(|_| AuditError::Schema("the schema version is not a number".into()))?,
-    };
-    if found > SCHEMA_VERSION {
-        return Err(AuditError::Schema(format!(
-            "version {found} was written by a newer gateway; this one knows up to {SCHEMA_VERSION}"
-        )));
+/// The schema version this code writes.
+pub(crate) const SCHEMA_VERSION: u32 = SCHEMA.version();
+
+impl From<rusqlite::Error> for AuditError {
+    fn from(error: rusqlite::Error) -> AuditError {
+        AuditError::Backend(format!("SQLite: {error}"))
     }
-    if found == SCHEMA_VERSION {
-        return Ok(());
+}
+
+impl From<rusqlite::Error> for super::SearchError {
+    fn from(error: rusqlite::Error) -> super::SearchError {
+        super::SearchError::Backend(format!("SQLite: {error}"))
     }
-    for migration in &MIGRATIONS[found as usize..] {
-        tx.execute_batch(migration)?;
+}
+
+/// The audit database's schema, as the shared helper migrates it.
+pub(crate) const SCHEMA: crate::sqlite::Schema = crate::sqlite::Schema {
+    name: "audit",
+    migrations: MIGRATIONS,
+};
+
+/// An open that failed, as the audit log reports it.
+fn open_error(error: crate::sqlite::OpenError) -> AuditError {
+    use crate::sqlite::OpenError;
+    match error {
+        OpenError::Create { path, source } => AuditError::Io {
+            what: if path.ends_with(AUDIT_FILE) {
+                "cannot create the audit database"
+            } else {
+                "cannot create the data directory"
+            },
+            source,
+        },
+        OpenError::Sqlite(e) => e.into(),
+        other @ (OpenError::NotWal { .. } | OpenError::TooNew { .. } | OpenError::BadVersion) => {
+            AuditError::Schema(other.to_string())
+        }
     }
-    tx.execute(
-        "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)
-           ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        [SCHEMA_VERSION.to_string()],
-    )?;
-    tx.commit()?;
-    tracing::info!(
-        from = found,
-        to = SCHEMA_VERSION,
-        "audit database schema migrated"
-    );
-    Ok(())
 }
 
 /// The last event in the chain (sequence 0 and the genesis hash when empty).
@@ -620,6 +609,8 @@ const INSERT_LINKED: &str =
 /// The writer thread's state; it alone holds the connection.
 struct Writer {
     conn: Connection,
+    /// The log's chain id, named in every receipt.
+    chain_id: String,
     signer: Signer,
     cadence: Cadence,
     options: AuditOptions,
@@ -771,6 +762,7 @@ impl Writer {
                     wrote_checkpoint = true;
                 }
                 outcomes.push(Ok(Recorded {
+                    chain_id: self.chain_id.clone(),
                     seq,
                     hash: hash_hex,
                 }));

@@ -311,6 +311,7 @@ async fn the_recorded_hash_is_the_chain_hash_of_the_canonical_body() {
     assert_eq!(
         r1,
         Recorded {
+            chain_id: r1.chain_id.clone(),
             seq: 1,
             hash: hex::encode(h1)
         }
@@ -318,10 +319,19 @@ async fn the_recorded_hash_is_the_chain_hash_of_the_canonical_body() {
     assert_eq!(
         r2,
         Recorded {
+            chain_id: r1.chain_id.clone(),
             seq: 2,
             hash: hex::encode(h2)
         }
     );
+    // Both receipts name the log's chain id, which its meta keeps.
+    assert_eq!(r1.chain_id.len(), 32);
+    let kept: String = db(dir.path())
+        .query_row("SELECT value FROM meta WHERE key = 'chain_id'", [], |row| {
+            row.get(0)
+        })
+        .unwrap();
+    assert_eq!(kept, r1.chain_id);
     let conn = db(dir.path());
     assert_eq!(body(&conn, 2), event_body(&e2).unwrap());
     let (user, status, pseudonym): (String, i64, String) = conn

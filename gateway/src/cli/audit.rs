@@ -213,15 +213,29 @@ enum OutcomeArg {
     Failed,
 }
 
+/// The audit log's checks, archive and checkpoints for the stores in `data_dir`.
+pub(super) fn log_of(data_dir: &std::path::Path) -> std::sync::Arc<dyn audit::AuditBackend> {
+    crate::store::Storage::sqlite(data_dir).audit_backend()
+}
+
 pub(super) async fn run_audit(command: AuditCommand) -> ExitCode {
     match command {
         // Verify talks to witnesses: it is run by the caller, on the runtime.
         AuditCommand::Verify(_) => ExitCode::from(2),
-        AuditCommand::PublicKey(args) => super::verify::run_public_key(&args),
+        AuditCommand::PublicKey(args) => super::verify::run_public_key(&args).await,
         AuditCommand::Archive {
             data_dir,
             keep_days,
-        } => match audit::archive(&data_dir, keep_days, chrono::Utc::now()) {
+        } => match log_of(&data_dir)
+            .archive(
+                audit::Retention {
+                    keep_days,
+                    allow_short: false,
+                },
+                chrono::Utc::now(),
+            )
+            .await
+        {
             Ok(Some(segment)) => {
                 println!(
                     "archived events {}–{} ({} events) to {}",
@@ -241,20 +255,22 @@ pub(super) async fn run_audit(command: AuditCommand) -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        AuditCommand::Checkpoint { data_dir } => match audit::latest_checkpoint(&data_dir) {
-            Ok(Some(text)) => {
-                print!("{text}");
-                ExitCode::SUCCESS
+        AuditCommand::Checkpoint { data_dir } => {
+            match log_of(&data_dir).latest_checkpoint().await {
+                Ok(Some(text)) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Ok(None) => {
+                    eprintln!("no checkpoint yet in {}", data_dir.display());
+                    ExitCode::FAILURE
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
             }
-            Ok(None) => {
-                eprintln!("no checkpoint yet in {}", data_dir.display());
-                ExitCode::FAILURE
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
-            }
-        },
+        }
         AuditCommand::Search(args) => run_search(*args).await,
         AuditCommand::Export(args) => run_export(*args).await,
         AuditCommand::Report(args) => run_report(args).await,

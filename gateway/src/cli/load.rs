@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use crate::auth::Authenticator;
 use crate::config::{self, ActiveConfig, ConfigProblem, LoadOptions, Source};
-use crate::registry::{Registry as _, SqliteRegistry};
 
 /// What `serve` loads from the files the configuration names.
 pub(super) struct Loaded {
@@ -41,8 +40,9 @@ pub(super) async fn with_registry(
     if !cfg.data_dir.join(crate::registry::REGISTRY_FILE).is_file() {
         return Ok(cfg);
     }
-    let registry = SqliteRegistry::open(&cfg.data_dir)
-        .map_err(|e| LoadError::Other(format!("the registry: {e}")))?;
+    let registry = crate::store::Storage::sqlite(&cfg.data_dir)
+        .registry()
+        .map_err(|e| LoadError::Other(e.to_string()))?;
     let snapshot = registry
         .snapshot()
         .await

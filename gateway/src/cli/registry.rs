@@ -37,9 +37,7 @@ use similar::{ChangeTag, TextDiff};
 use super::report;
 use crate::audit::{AuditCaller, AuditError, AuditEvent, AuditLog, SqliteAudit};
 use crate::config::{self, ConfigProblem, DiskSource, LoadOptions, REGISTRY_ROOT};
-use crate::registry::{
-    Change, ConnectorVersion, Origin, PolicyFileRecord, Registry, Snapshot, SqliteRegistry,
-};
+use crate::registry::{Change, ConnectorVersion, Origin, PolicyFileRecord, Registry, Snapshot};
 
 /// Who made the versions and the audit event of an apply.
 const APPLIER: &str = "gateway apply";
@@ -572,11 +570,15 @@ fn data_dir_of(config: &Path, data_dir: Option<PathBuf>) -> Result<PathBuf, Exit
 }
 
 /// The registry in the data directory, and a snapshot of it.
-async fn open_registry(data_dir: &Path) -> Result<(SqliteRegistry, Snapshot), ExitCode> {
-    let registry = SqliteRegistry::open(data_dir).map_err(|e| {
-        eprintln!("error: the registry: {e}");
-        ExitCode::FAILURE
-    })?;
+async fn open_registry(
+    data_dir: &Path,
+) -> Result<(std::sync::Arc<dyn Registry>, Snapshot), ExitCode> {
+    let registry = crate::store::Storage::sqlite(data_dir)
+        .registry()
+        .map_err(|e| {
+            eprintln!("error: the registry: {e}");
+            ExitCode::FAILURE
+        })?;
     let snapshot = registry.snapshot().await.map_err(|e| {
         eprintln!("error: the registry: {e}");
         ExitCode::FAILURE

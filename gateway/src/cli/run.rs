@@ -17,8 +17,8 @@ use super::{finish, report, shutdown_signal};
 use crate::config::{self, DiskSource, LoadOptions};
 use crate::demo::{self, DemoOptions};
 use crate::live::{ChangeError, Live};
-use crate::registry::SqliteRegistry;
 use crate::startup::{Application, Settings};
+use crate::store::Storage;
 
 #[derive(Debug, Args)]
 pub(super) struct DemoArgs {
@@ -120,7 +120,8 @@ pub(super) async fn run_serve(args: ServeArgs) -> ExitCode {
         eprintln!("error: {refusal}");
         return ExitCode::FAILURE;
     }
-    let registry = match SqliteRegistry::open(&data_dir) {
+    let storage = Storage::sqlite(&data_dir);
+    let registry = match storage.registry() {
         Ok(registry) => registry,
         Err(e) => {
             eprintln!("error: the registry: {e}");
@@ -135,7 +136,7 @@ pub(super) async fn run_serve(args: ServeArgs) -> ExitCode {
         Arc::new(DiskSource),
         args.config.clone(),
         options,
-        Arc::new(registry),
+        registry,
     ));
     let cfg = match live.load().await {
         Ok(cfg) => cfg,
@@ -182,6 +183,7 @@ pub(super) async fn run_serve(args: ServeArgs) -> ExitCode {
         witness_clients,
         audit: None,
         clock: None,
+        storage,
     };
     let gateway = match Application::build(settings).await {
         Ok(gateway) => gateway,
@@ -193,7 +195,7 @@ pub(super) async fn run_serve(args: ServeArgs) -> ExitCode {
     println!(
         "gateway listening on {scheme}://{} (config version {version}, store {})",
         gateway.addr(),
-        gateway.app().store.location()
+        gateway.app().storage.location()
     );
     if let Some(metrics) = gateway.metrics_addr() {
         println!("metrics listening on http://{metrics}/metrics");

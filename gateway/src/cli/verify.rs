@@ -15,9 +15,9 @@ use std::process::ExitCode;
 
 use clap::Args;
 
+use crate::audit::Witnessed;
 use crate::audit::checkpoint::{encode_public_key, split_texts};
 use crate::audit::settings::AuditSettings;
-use crate::audit::{self, Witnessed};
 use crate::config::{self, DiskSource, LoadOptions};
 use crate::witness::client::WitnessClient;
 
@@ -55,8 +55,11 @@ pub(super) struct PublicKeyArgs {
     create: bool,
 }
 
-pub(super) fn run_public_key(args: &PublicKeyArgs) -> ExitCode {
-    match audit::checkpoint_public_key(&args.data_dir, args.create) {
+pub(super) async fn run_public_key(args: &PublicKeyArgs) -> ExitCode {
+    match super::audit::log_of(&args.data_dir)
+        .public_key(args.create)
+        .await
+    {
         Ok(key) => {
             println!("{}", encode_public_key(&key));
             ExitCode::SUCCESS
@@ -101,7 +104,7 @@ pub(super) async fn run_verify(args: VerifyArgs) -> ExitCode {
     if !args.witness.is_empty() {
         let key = match &expect.pinned_key {
             Some(key) => key.clone(),
-            None => match audit::checkpoint_public_key(&data_dir, false) {
+            None => match super::audit::log_of(&data_dir).public_key(false).await {
                 Ok(key) => key,
                 Err(e) => {
                     eprintln!("error: which log to ask the witnesses for: {e}");
@@ -127,15 +130,10 @@ pub(super) async fn run_verify(args: VerifyArgs) -> ExitCode {
             }
         }
     }
-    let checked = tokio::task::spawn_blocking(move || audit::verify_with(&data_dir, &expect)).await;
-    let report = match checked {
-        Ok(Ok(report)) => report,
-        Ok(Err(failure)) => {
+    let report = match super::audit::log_of(&data_dir).verify(expect).await {
+        Ok(report) => report,
+        Err(failure) => {
             println!("{failure}");
-            return ExitCode::FAILURE;
-        }
-        Err(_) => {
-            eprintln!("error: the check failed");
             return ExitCode::FAILURE;
         }
     };

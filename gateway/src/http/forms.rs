@@ -101,7 +101,7 @@ async fn fill_form(
 ) -> Response {
     let config = app.config.load_full();
     let mut trail = Trail::default();
-    let prepared = prepare(&app, &config, &caller, &form_id, &headers, body, &mut trail);
+    let prepared = prepare(&app, &config, &caller, &form_id, &headers, body, &mut trail).await;
     let (form, subject, case_id, lang) = match prepared {
         Ok(ready) => ready,
         Err(problem) => {
@@ -179,7 +179,7 @@ async fn fill_form(
 /// charged the form's cost (the most lookups it makes; 1 for an unknown form), the
 /// form, the caller's grant for its purpose, the body, the ID number and case id.
 /// A fill that does not fit the caller's limits is refused whole: nothing is fetched.
-fn prepare(
+async fn prepare(
     app: &App,
     config: &ActiveConfig,
     caller: &Caller,
@@ -206,6 +206,7 @@ fn prepare(
     let cost = form.as_ref().map_or(1, |f| f.max_lookups);
     app.limits
         .check_caller(&caller.user, caller.township.as_deref(), cost)
+        .await
         .map_err(Problem::from)?;
     let form = form.ok_or_else(|| {
         Problem::new(

@@ -4,7 +4,7 @@
 //! never travels in a URL — and every use is itself recorded in the audit log as an
 //! admin event before anything is returned (no audit, no data).
 
-use std::io::Write;
+use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
@@ -15,6 +15,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use connectors::subject::IdNumber;
+use futures::StreamExt;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
@@ -33,6 +34,9 @@ pub const OFFICER_RULE: &str = "privacy-officer-only";
 
 /// A page of a search when no `limit` is given.
 const DEFAULT_PAGE: usize = 100;
+
+/// How many exported events (at most) go out in one chunk of the body.
+const EXPORT_CHUNK_EVENTS: usize = 64;
 
 /// What each route's body looks like, for the error that names where it went wrong.
 trait Shape {
@@ -253,24 +257,18 @@ fn invalid(field: &str, why: &str, within: &str) -> Problem {
     .with("at", format!("{within}{field}"))
 }
 
-/// Runs a blocking read of the audit log off the async workers. A bad filter is
-/// the caller's 400 naming the field (under `within`); anything else is the
-/// gateway's 500 (details in the log).
-async fn blocking<T: Send + 'static>(
+/// Awaits a read of the audit log. A bad filter is the caller's 400 naming the
+/// field (under `within`); anything else is the gateway's 500 (details in the log).
+async fn read<T>(
     request_id: &str,
     within: &str,
-    work: impl FnOnce() -> Result<T, SearchError> + Send + 'static,
+    work: impl Future<Output = Result<T, SearchError>>,
 ) -> Result<T, Response> {
-    let outcome = tokio::task::spawn_blocking(work).await;
-    let problem = match outcome {
-        Ok(Ok(value)) => return Ok(value),
-        Ok(Err(SearchError::InvalidFilter(field, why))) => invalid(field, &why, within),
-        Ok(Err(e)) => {
-            tracing::error!(request_id, error = %e, "an audit-log read failed");
-            Problem::new(ProblemKind::Internal, "The audit log could not be read.")
-        }
+    let problem = match work.await {
+        Ok(value) => return Ok(value),
+        Err(SearchError::InvalidFilter(field, why)) => invalid(field, &why, within),
         Err(e) => {
-            tracing::error!(request_id, error = %e, "an audit-log read panicked");
+            tracing::error!(request_id, error = %e, "an audit-log read failed");
             Problem::new(ProblemKind::Internal, "The audit log could not be read.")
         }
     };
@@ -290,9 +288,11 @@ async fn search_events(call: Call<SearchIn>) -> Response {
     }
     let before = call.body.before;
     let reader = call.reader();
-    let page = match blocking(&call.request_id, "filter.", move || {
-        reader.search(&filter, before, limit)
-    })
+    let page = match read(
+        &call.request_id,
+        "filter.",
+        reader.search(filter, before, limit),
+    )
     .await
     {
         Ok(page) => page,
@@ -301,7 +301,8 @@ async fn search_events(call: Call<SearchIn>) -> Response {
     if let Err(response) = call.record("audit.search", subject.as_ref()).await {
         return response;
     }
-    axum::Json(json!({"events": page.events, "next": page.next})).into_response()
+    axum::Json(json!({"chain_id": page.chain_id, "events": page.events, "next": page.next}))
+        .into_response()
 }
 
 async fn export_events(call: Call<ExportIn>) -> Response {
@@ -344,28 +345,36 @@ async fn export_events(call: Call<ExportIn>) -> Response {
             "audit.jsonl",
         ),
     };
-    // The export streams: a blocking writer feeds chunks through a bounded channel.
-    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
-    let reader = call.reader();
+    // The export streams: events are read as the body is sent, a few at a time.
     let request_id = call.request_id.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut sink = ChannelWriter {
-            tx,
-            buffer: Vec::new(),
-        };
-        match reader.export(&filter, format, &mut sink) {
-            Ok(_) => {
-                let _ = sink.flush();
-            }
-            Err(e) => tracing::warn!(request_id, error = %e, "an audit export stopped"),
-        }
-    });
-    let stream = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv()
-            .await
-            .map(|chunk| (Ok::<_, std::io::Error>(chunk), rx))
-    });
-    let mut response = Body::from_stream(stream).into_response();
+    let header = futures::stream::once(futures::future::ready(Ok(format.header())));
+    let events = call
+        .reader()
+        .events(filter)
+        .map(move |event| event.and_then(|stored| format.encode(&stored)));
+    let chunks =
+        header
+            .chain(events)
+            .ready_chunks(EXPORT_CHUNK_EVENTS)
+            .scan(false, move |failed, items| {
+                // A failure ends the body where it is (logged, never sent).
+                if *failed {
+                    return futures::future::ready(None);
+                }
+                let mut chunk = Vec::new();
+                for item in items {
+                    match item {
+                        Ok(bytes) => chunk.extend_from_slice(&bytes),
+                        Err(e) => {
+                            tracing::warn!(request_id, error = %e, "an audit export stopped");
+                            *failed = true;
+                            break;
+                        }
+                    }
+                }
+                futures::future::ready(Some(Ok::<_, std::io::Error>(Bytes::from(chunk))))
+            });
+    let mut response = Body::from_stream(chunks).into_response();
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
@@ -375,32 +384,6 @@ async fn export_events(call: Call<ExportIn>) -> Response {
             .insert(header::CONTENT_DISPOSITION, value);
     }
     response
-}
-
-/// A `Write` that sends what it is given, in chunks, to an async receiver.
-struct ChannelWriter {
-    tx: tokio::sync::mpsc::Sender<Bytes>,
-    buffer: Vec<u8>,
-}
-
-impl Write for ChannelWriter {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.buffer.extend_from_slice(data);
-        if self.buffer.len() >= 64 * 1024 {
-            self.flush()?;
-        }
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        if self.buffer.is_empty() {
-            return Ok(());
-        }
-        let chunk = Bytes::from(std::mem::take(&mut self.buffer));
-        self.tx
-            .blocking_send(chunk)
-            .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))
-    }
 }
 
 async fn report(call: Call<ReportIn>) -> Response {
@@ -417,9 +400,11 @@ async fn report(call: Call<ReportIn>) -> Response {
     let pseudonym = call.app.pseudonym.pseudonym(id.as_str());
     let reader = call.reader();
     let today = crate::policy::china_today();
-    let report = match blocking(&call.request_id, "", move || {
-        reader.citizen_report(&pseudonym, today)
-    })
+    let report = match read(
+        &call.request_id,
+        "",
+        reader.citizen_report(pseudonym, today),
+    )
     .await
     {
         Ok(report) => report,
@@ -436,9 +421,11 @@ async fn anomaly_report(call: Call<AnomaliesIn>) -> Response {
     let from = call.body.from.clone();
     let until = call.body.until.clone();
     let thresholds = call.body.thresholds.clone().unwrap_or_default();
-    let found = match blocking(&call.request_id, "", move || {
-        reader.anomalies(&from, &until, &thresholds)
-    })
+    let found = match read(
+        &call.request_id,
+        "",
+        reader.anomalies(from, until, thresholds),
+    )
     .await
     {
         Ok(found) => found,

@@ -62,6 +62,7 @@ async fn run(
     // One department lookup.
     app.limits
         .check_caller(&caller.user, caller.township.as_deref(), 1)
+        .await
         .map_err(Problem::from)?;
     let request = parse(headers, body)?;
     let lang = super::labels::requested(request.labels.as_deref(), headers)?;

@@ -3,8 +3,8 @@
 //!
 //! A counter counts lookups within one calendar day of China Standard Time (UTC+8)
 //! and starts again from 0 at midnight; the caller passes the day. Counts live in
-//! memory and, with a file ([`DayCounts::open`]), are kept durable in the store's
-//! SQLite file so that a restart does not hand out a day's quota twice.
+//! memory and, with a file ([`DayCounts::open`], `DATA_DIR/quota.db` in a gateway),
+//! are kept durable so that a restart does not hand out a day's quota twice.
 //!
 //! **No disk write per lookup, and a crash never forgets a count.** A counter keeps a
 //! *reservation* on disk: whenever a take passes it, the reservation is raised to the
@@ -29,7 +29,11 @@ use dashmap::DashMap;
 use futures::future::{BoxFuture, Either, Ready, ready};
 use tokio::sync::watch;
 
+use super::StateError;
 use super::sqlite::{CountFile, Rows};
+
+/// The daily counts' file name inside a gateway's data directory.
+pub const DAY_COUNTS_FILE: &str = "quota.db";
 
 /// One counter a take must fit in: its key and its limit for the day.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,7 +54,13 @@ pub trait DayCountState: Send + Sync + fmt::Debug {
     fn take<'a>(&'a self, day: NaiveDate, counters: &'a [DayCounter<'a>], n: u32) -> Taking<'a>;
 
     /// Makes every count durable exactly as it stands (a clean shutdown).
-    fn flush(&self) -> BoxFuture<'_, Result<(), String>>;
+    fn flush(&self) -> BoxFuture<'_, Result<(), StateError>>;
+
+    /// Proves the counts could be made durable right now (for `/readyz`). The
+    /// default says yes.
+    fn ready(&self) -> BoxFuture<'_, Result<(), StateError>> {
+        Box::pin(async { Ok(()) })
+    }
 
     /// Forgets the counts of days before `today` (blocking: call it on the blocking
     /// pool); returns how many counters remain.
@@ -122,7 +132,7 @@ impl DayCounts {
 
     /// Counts kept in the SQLite file at `path` (created and migrated if needed),
     /// starting from what it holds: the latest day of each counter. Blocking.
-    pub fn open(path: &Path) -> Result<DayCounts, rusqlite::Error> {
+    pub fn open(path: &Path) -> Result<DayCounts, StateError> {
         let (file, rows) = CountFile::open(path)?;
         Ok(DayCounts::with(Some(file), rows))
     }
@@ -270,7 +280,7 @@ impl Inner {
     }
 
     /// Writes the exact counts in place of everything the file holds. Blocking.
-    fn write_exact(&self) -> Result<(), String> {
+    fn write_exact(&self) -> Result<(), StateError> {
         let Some(file) = &self.file else {
             return Ok(());
         };
@@ -281,7 +291,7 @@ impl Inner {
             .filter(|entry| entry.used > 0)
             .map(|entry| (entry.day, entry.key().clone(), entry.used))
             .collect();
-        state.replace_all(&exact).map_err(|e| e.to_string())?;
+        state.replace_all(&exact)?;
         for (day, key, used) in &exact {
             if let Some(mut count) = self.counts.get_mut(key)
                 && count.day == *day
@@ -307,16 +317,32 @@ impl DayCountState for DayCounts {
         }
     }
 
-    fn flush(&self) -> BoxFuture<'_, Result<(), String>> {
+    fn flush(&self) -> BoxFuture<'_, Result<(), StateError>> {
         let inner = Arc::clone(&self.inner);
         Box::pin(async move {
             match tokio::runtime::Handle::try_current() {
                 Ok(runtime) => runtime
                     .spawn_blocking(move || inner.write_exact())
                     .await
-                    .map_err(|e| e.to_string())?,
+                    .map_err(|e| StateError::Unavailable(e.to_string()))?,
                 Err(_) => inner.write_exact(),
             }
+        })
+    }
+
+    /// The file takes a write (no file: ready).
+    fn ready(&self) -> BoxFuture<'_, Result<(), StateError>> {
+        let inner = Arc::clone(&self.inner);
+        Box::pin(async move {
+            if inner.file.is_none() {
+                return Ok(());
+            }
+            tokio::task::spawn_blocking(move || match &inner.file {
+                Some(file) => file.probe(),
+                None => Ok(()),
+            })
+            .await
+            .map_err(|e| StateError::Unavailable(e.to_string()))?
         })
     }
 

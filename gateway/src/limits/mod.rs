@@ -21,22 +21,27 @@
 //! each lookup as it is made.
 //!
 //! Rates (`per_user`, `per_township`, a grant's `per_minute`, a capacity) are GCRA token
-//! buckets (governor) in memory: a bucket holds `burst` requests and refills evenly
+//! buckets in memory ([`GovernorState`]): a bucket holds `burst` requests and refills evenly
 //! over the window, so windows slide. A grant's **daily** quota and its user share are
 //! counters of the calendar day in China Standard Time (UTC+8), which start again at
-//! midnight ([`daily`]); they survive a restart (kept in the store's SQLite file, see
+//! midnight ([`daily`]); they survive a restart (kept in `quota.db`, see
 //! [`DayCounts`] for what a crash can cost).
 //!
-//! Checks in one call take from each limit in turn; when a later one refuses, the
-//! earlier ones have already been consumed (there is no refund), except that a grant's
-//! two daily counters are taken together or not at all. The order limits the damage:
-//! the user before the township (so one user over their own limit cannot drain the
-//! township's bucket), a grant's per-minute before its daily quota (a request refused
-//! for speed does not cost a day's request), the user's share before the township's
-//! total. The pipeline calls caller, grant, then connector.
+//! Each call takes its limits together or not at all: a caller's user and township
+//! buckets in one [`LimiterState::take_all`] (a request the township refuses costs
+//! the user nothing), a grant's per-minute bucket and its two daily counters (the
+//! minute's request is given back when a daily counter refuses). The user comes
+//! before the township in the answer (a user over their own limit is named as such),
+//! a grant's per-minute before its daily quota (a request refused for speed does
+//! not cost a day's request), the user's share before the township's total. The
+//! pipeline calls caller, grant, then connector.
+//!
+//! Keys (`user:<sub>`, `township:<code>`, a grant's counters) are hashed with a keyed
+//! HMAC ([`KeyHasher`]) before they reach the bucket or day-count state, so no store
+//! sees a user id or a township code.
 //!
 //! Bucket state lives behind [`LimiterState`] ([`GovernorState`] in memory), daily
-//! counts behind [`DayCountState`] ([`DayCounts`]). Governor never evicts keys on its
+//! counts behind [`DayCountState`] ([`DayCounts`]). The state never evicts keys on its
 //! own: [`RateLimits::spawn_sweeper`] forgets buckets that are back to full and counts
 //! of past days, which bounds memory by the callers active within one window or day.
 
@@ -48,8 +53,8 @@ mod state;
 mod tests;
 
 pub use config::{LimitSetting, Rate, RateLimitsConfig};
-pub use daily::{DayCountState, DayCounter, DayCounts};
-pub use state::{GovernorState, LimiterState};
+pub use daily::{DAY_COUNTS_FILE, DayCountState, DayCounter, DayCounts};
+pub use state::{GovernorState, KeyHasher, LimiterState, Refusal, Take};
 
 use crate::policy::Quota;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -57,6 +62,18 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
+
+/// Why a store of limit state (buckets, daily counts) failed. Backend-neutral: a
+/// backend's own failure is carried as its message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StateError {
+    /// The store cannot answer right now (a task failed, a connection is down).
+    #[error("the limits store is unavailable: {0}")]
+    Unavailable(String),
+    /// The store failed (the backend's own message, e.g. SQLite's).
+    #[error("{0}")]
+    Backend(String),
+}
 
 /// Which limit stopped a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,6 +153,8 @@ pub struct RateLimits {
     sweep_interval: Duration,
     state: Arc<dyn LimiterState>,
     days: Arc<dyn DayCountState>,
+    /// What bucket and counter keys become before they reach `state` and `days`.
+    keys: KeyHasher,
     clock: WallClock,
     refused: [AtomicU64; 5],
 }
@@ -158,9 +177,18 @@ impl RateLimits {
             sweep_interval: config.sweep_interval(),
             state,
             days,
+            keys: KeyHasher::random(),
             clock: WallClock(Arc::new(Utc::now)),
             refused: Default::default(),
         }
+    }
+
+    /// The same limits with keys hashed under `secret`, so that they stay the same
+    /// across restarts (the daily counts are kept by key) and replicas sharing the
+    /// stores; by default a random secret of this process.
+    pub fn with_key_secret(mut self, secret: &[u8]) -> RateLimits {
+        self.keys = KeyHasher::new(secret);
+        self
     }
 
     /// The same limits on another clock for daily quotas (tests move time).
@@ -192,10 +220,24 @@ impl RateLimits {
         }
     }
 
-    fn take(&self, kind: usize, limit: &str, key: &str, rate: Rate, n: u32) -> Result<(), Limited> {
-        match self.state.take_n(key, rate, n) {
-            Ok(_) => Ok(()),
-            Err(retry_after) => Err(self.refuse(kind, limit.to_owned(), rate, retry_after, n)),
+    /// Takes every one of `takes` (`(kind, limit name, bucket)`) or none, with keys
+    /// hashed; the first that does not fit is the answer.
+    async fn take_all(&self, takes: &[(usize, &str, Take<'_>)]) -> Result<(), Limited> {
+        let hashed: Vec<String> = takes.iter().map(|(_, _, t)| self.keys.key(t.key)).collect();
+        let buckets: Vec<Take<'_>> = takes
+            .iter()
+            .zip(&hashed)
+            .map(|((_, _, t), key)| Take { key, ..*t })
+            .collect();
+        match self.state.take_all(&buckets).await {
+            Ok(()) => Ok(()),
+            Err(Refusal { index, retry_after }) => {
+                // The state names one of the takes; should it not, the first answers.
+                let Some(&(kind, limit, take)) = takes.get(index).or(takes.first()) else {
+                    return Ok(());
+                };
+                Err(self.refuse(kind, limit.to_owned(), take.rate, retry_after, take.n))
+            }
         }
     }
 
@@ -204,26 +246,31 @@ impl RateLimits {
     /// (bucket `township:<code>`, skipped for a caller without one). A user over their
     /// own limit is refused before touching the township's bucket. A request needing
     /// more than a limit's burst is always refused (with the whole window to wait).
-    pub fn check_caller(
+    pub async fn check_caller(
         &self,
         user: &str,
         township: Option<&str>,
         lookups: u32,
     ) -> Result<(), Limited> {
         let n = lookups.max(1);
+        let user_key = format!("user:{user}");
+        let township_key = township.map(|t| format!("township:{t}"));
+        let mut takes = Vec::with_capacity(2);
         if let Some(rate) = self.per_user {
-            self.take(USER, "user", &format!("user:{user}"), rate, n)?;
+            takes.push((
+                USER,
+                "user",
+                Take {
+                    key: &user_key,
+                    rate,
+                    n,
+                },
+            ));
         }
-        if let (Some(rate), Some(township)) = (self.per_township, township) {
-            self.take(
-                TOWNSHIP,
-                "township",
-                &format!("township:{township}"),
-                rate,
-                n,
-            )?;
+        if let (Some(rate), Some(key)) = (self.per_township, &township_key) {
+            takes.push((TOWNSHIP, "township", Take { key, rate, n }));
         }
-        Ok(())
+        self.take_all(&takes).await
     }
 
     /// A grant's quota for one lookup: `per_minute` (a bucket), then the daily
@@ -245,12 +292,27 @@ impl RateLimits {
             Some(t) => format!("grant:{}:{grant_id}:township:{t}", grant_id.len()),
             None => format!("grant:{}:{grant_id}:user:{user}", grant_id.len()),
         };
-        if let Some(rate) = quota
+        let per_minute = quota
             .per_minute
             .map(Rate::per_minute)
-            .filter(Rate::is_enforced)
-        {
-            self.take(GRANT, &limit, &key, rate, 1)?;
+            .filter(Rate::is_enforced);
+        let hashed_key = self.keys.key(&key);
+        let minute = per_minute.map(|rate| Take {
+            key: &hashed_key,
+            rate,
+            n: 1,
+        });
+        if let Some(rate) = per_minute {
+            self.take_all(&[(
+                GRANT,
+                &limit,
+                Take {
+                    key: &key,
+                    rate,
+                    n: 1,
+                },
+            )])
+            .await?;
         }
         let whole = quota.per_day.filter(|n| *n > 0);
         let default_share = || {
@@ -268,12 +330,18 @@ impl RateLimits {
         if whole.is_none() && share.is_none() {
             return Ok(());
         }
-        let share_key = share.map(|_| format!("grant:{}:{grant_id}:share:{user}", grant_id.len()));
+        let share_key = share.map(|_| {
+            self.keys
+                .key(&format!("grant:{}:{grant_id}:share:{user}", grant_id.len()))
+        });
         let share = share_key
             .as_deref()
             .zip(share)
             .map(|(key, limit)| DayCounter { key, limit });
-        let whole = whole.map(|limit| DayCounter { key: &key, limit });
+        let whole = whole.map(|limit| DayCounter {
+            key: &hashed_key,
+            limit,
+        });
         // The share first: a user over it takes nothing from the township's whole.
         let mut counters = [DayCounter { key: "", limit: 0 }; 2];
         let mut n = 0;
@@ -288,6 +356,11 @@ impl RateLimits {
         match self.days.take(day, counters, 1).await {
             Ok(()) => Ok(()),
             Err(i) => {
+                // The grant's quota is taken together or not at all: the minute's
+                // request is given back.
+                if let Some(minute) = minute {
+                    self.state.give_back(&[minute]).await;
+                }
                 let refused = counters.get(i).map_or(0, |c| c.limit);
                 let rate = Rate::per_day(refused);
                 if share.is_some() && i == 0 {
@@ -301,9 +374,19 @@ impl RateLimits {
     }
 
     /// A department's protection limit, for one upstream call (not for cache hits).
-    pub fn check_connector(&self, connector: &str, capacity: Rate) -> Result<(), Limited> {
+    pub async fn check_connector(&self, connector: &str, capacity: Rate) -> Result<(), Limited> {
         let limit = format!("{CONNECTOR_PREFIX}{connector}");
-        self.take(CONNECTOR, &limit, &limit, capacity, 1)
+        let take = Take {
+            key: &limit,
+            rate: capacity,
+            n: 1,
+        };
+        self.take_all(&[(CONNECTOR, &limit, take)]).await
+    }
+
+    /// Whether the daily counts' store could keep a count right now (for `/readyz`).
+    pub async fn ready(&self) -> Result<(), StateError> {
+        self.days.ready().await
     }
 
     /// Makes the daily counts durable exactly as they stand; call at shutdown.

@@ -1,7 +1,7 @@
-//! The daily quota counts' table in the store's SQLite file: `day_counts (day, key,
-//! count)`, one row per counter and day (`day` as `YYYY-MM-DD`, China Standard Time).
-//! The table is created on open if missing; the file is shared with the store's other
-//! tables (WAL, `synchronous=FULL`, so a committed write survives a power cut).
+//! The daily quota counts' SQLite file (`DATA_DIR/quota.db` in a gateway): table
+//! `day_counts (day, key, count)`, one row per counter and day (`day` as
+//! `YYYY-MM-DD`, China Standard Time). Opened and migrated by [`crate::sqlite`] (WAL,
+//! `synchronous=FULL`, so a committed write survives a power cut).
 //!
 //! [`super::daily`] decides what to write and when; this module only reads and
 //! writes rows, on one connection kept behind a mutex that is only ever locked off
@@ -14,16 +14,41 @@ use chrono::NaiveDate;
 use rusqlite::{Connection, params};
 use tokio::sync::{Mutex, MutexGuard};
 
+use super::StateError;
+use crate::sqlite::{Journal, Schema};
+
+impl From<rusqlite::Error> for StateError {
+    fn from(error: rusqlite::Error) -> StateError {
+        StateError::Backend(format!("SQLite: {error}"))
+    }
+}
+
 /// How long a write waits for another writer of the same file.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 const DAY_FORMAT: &str = "%Y-%m-%d";
+
+/// The file's schema; entry `i` takes it from version `i` to `i + 1`.
+const SCHEMA: Schema = Schema {
+    name: "daily counts",
+    migrations: &[
+        // 1: the counts. `IF NOT EXISTS`: the counts were once a table of the store's
+        // `gateway.db`, whose meta row says version 1 too (see `crate::store`).
+        "CREATE TABLE IF NOT EXISTS day_counts (
+             day TEXT NOT NULL,
+             key TEXT NOT NULL,
+             count INTEGER NOT NULL,
+             PRIMARY KEY (day, key)
+         ) STRICT, WITHOUT ROWID;",
+    ],
+};
 
 /// Rows as `(day, key, count)`.
 pub(super) type Rows = Vec<(NaiveDate, String, u32)>;
 
 /// The open table.
 pub(super) struct CountFile {
+    path: std::path::PathBuf,
     state: Mutex<FileState>,
 }
 
@@ -37,36 +62,30 @@ pub(super) struct FileState {
 impl CountFile {
     /// Opens the file at `path`, creating the table if needed, and reads every row:
     /// `(day, key, count)`. Rows whose day does not parse are left out.
-    pub(super) fn open(path: &Path) -> Result<(CountFile, Rows), rusqlite::Error> {
-        let conn = Connection::open(path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.busy_timeout(BUSY_TIMEOUT)?;
-        conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS day_counts (
-                 day TEXT NOT NULL,
-                 key TEXT NOT NULL,
-                 count INTEGER NOT NULL,
-                 PRIMARY KEY (day, key)
-             ) STRICT, WITHOUT ROWID;",
-        )?;
+    pub(super) fn open(path: &Path) -> Result<(CountFile, Rows), StateError> {
+        let conn = crate::sqlite::open(path, &SCHEMA, Journal::PreferWal, BUSY_TIMEOUT)
+            .map_err(|e| StateError::Backend(format!("the daily counts: {e}")))?
+            .conn;
         let rows = {
-            let mut statement = conn.prepare("SELECT day, key, count FROM day_counts")?;
-            let rows = statement.query_map([], |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, i64>(2)?,
-                ))
-            })?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (day, key, count) = row?;
-                if let Ok(day) = NaiveDate::parse_from_str(&day, DAY_FORMAT) {
-                    out.push((day, key, u32::try_from(count.max(0)).unwrap_or(u32::MAX)));
+            let read = |conn: &Connection| -> Result<Rows, rusqlite::Error> {
+                let mut statement = conn.prepare("SELECT day, key, count FROM day_counts")?;
+                let rows = statement.query_map([], |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, i64>(2)?,
+                    ))
+                })?;
+                let mut out = Vec::new();
+                for row in rows {
+                    let (day, key, count) = row?;
+                    if let Ok(day) = NaiveDate::parse_from_str(&day, DAY_FORMAT) {
+                        out.push((day, key, u32::try_from(count.max(0)).unwrap_or(u32::MAX)));
+                    }
                 }
-            }
-            out
+                Ok(out)
+            };
+            read(&conn)?
         };
         let state = FileState {
             conn,
@@ -74,10 +93,17 @@ impl CountFile {
         };
         Ok((
             CountFile {
+                path: path.to_owned(),
                 state: Mutex::new(state),
             },
             rows,
         ))
+    }
+
+    /// Proves the file takes a write right now (on a connection of its own, rolled
+    /// back at once). Blocking.
+    pub(super) fn probe(&self) -> Result<(), StateError> {
+        Ok(crate::sqlite::probe_write(&self.path, BUSY_TIMEOUT)?)
     }
 
     /// The connection, waiting for it. Never call this on a runtime worker: on the

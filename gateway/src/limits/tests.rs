@@ -76,13 +76,13 @@ fn refused(limits: &RateLimits, kind: &str) -> u64 {
         .map_or(0, |(_, n)| n)
 }
 
-#[test]
-fn a_user_gets_their_burst_then_waits_for_the_refill() {
+#[tokio::test]
+async fn a_user_gets_their_burst_then_waits_for_the_refill() {
     let (limits, clock) = limits_with(&config(rate(Rate::per_minute(3)), LimitSetting::Off));
     for _ in 0..3 {
-        assert_eq!(limits.check_caller("u1", None, 1), Ok(()));
+        assert_eq!(limits.check_caller("u1", None, 1).await, Ok(()));
     }
-    let limited = limits.check_caller("u1", None, 1).unwrap_err();
+    let limited = limits.check_caller("u1", None, 1).await.unwrap_err();
     assert_eq!(limited.limit, "user");
     assert_eq!(limited.rate, Rate::per_minute(3));
     assert!(
@@ -93,51 +93,52 @@ fn a_user_gets_their_burst_then_waits_for_the_refill() {
     assert!(!limited.is_department());
 
     clock.advance(limited.retry_after);
-    assert_eq!(limits.check_caller("u1", None, 1), Ok(()));
-    assert!(limits.check_caller("u1", None, 1).is_err());
+    assert_eq!(limits.check_caller("u1", None, 1).await, Ok(()));
+    assert!(limits.check_caller("u1", None, 1).await.is_err());
     assert_eq!(refused(&limits, "user"), 2);
 }
 
-#[test]
-fn two_users_do_not_share_a_bucket() {
+#[tokio::test]
+async fn two_users_do_not_share_a_bucket() {
     let (limits, _clock) = limits_with(&config(rate(Rate::per_minute(1)), LimitSetting::Off));
-    assert_eq!(limits.check_caller("u1", Some("T1"), 1), Ok(()));
-    assert!(limits.check_caller("u1", Some("T1"), 1).is_err());
-    assert_eq!(limits.check_caller("u2", Some("T1"), 1), Ok(()));
+    assert_eq!(limits.check_caller("u1", Some("T1"), 1).await, Ok(()));
+    assert!(limits.check_caller("u1", Some("T1"), 1).await.is_err());
+    assert_eq!(limits.check_caller("u2", Some("T1"), 1).await, Ok(()));
 }
 
-#[test]
-fn a_township_bucket_is_shared_by_its_users() {
+#[tokio::test]
+async fn a_township_bucket_is_shared_by_its_users() {
     let (limits, _clock) = limits_with(&config(LimitSetting::Off, rate(Rate::per_minute(2))));
-    assert_eq!(limits.check_caller("u1", Some("T1"), 1), Ok(()));
-    assert_eq!(limits.check_caller("u2", Some("T1"), 1), Ok(()));
-    let limited = limits.check_caller("u3", Some("T1"), 1).unwrap_err();
+    assert_eq!(limits.check_caller("u1", Some("T1"), 1).await, Ok(()));
+    assert_eq!(limits.check_caller("u2", Some("T1"), 1).await, Ok(()));
+    let limited = limits.check_caller("u3", Some("T1"), 1).await.unwrap_err();
     assert_eq!(limited.limit, "township");
     // Another township and a caller without one are not affected.
-    assert_eq!(limits.check_caller("u3", Some("T2"), 1), Ok(()));
-    assert_eq!(limits.check_caller("u4", None, 1), Ok(()));
+    assert_eq!(limits.check_caller("u3", Some("T2"), 1).await, Ok(()));
+    assert_eq!(limits.check_caller("u4", None, 1).await, Ok(()));
     assert_eq!(refused(&limits, "township"), 1);
 }
 
-#[test]
-fn a_user_over_their_own_limit_does_not_drain_the_township() {
+#[tokio::test]
+async fn a_user_over_their_own_limit_does_not_drain_the_township() {
     let (limits, _clock) = limits_with(&config(
         rate(Rate::per_minute(1)),
         rate(Rate::per_minute(3)),
     ));
-    assert_eq!(limits.check_caller("noisy", Some("T1"), 1), Ok(()));
+    assert_eq!(limits.check_caller("noisy", Some("T1"), 1).await, Ok(()));
     for _ in 0..50 {
         assert_eq!(
             limits
                 .check_caller("noisy", Some("T1"), 1)
+                .await
                 .unwrap_err()
                 .limit,
             "user"
         );
     }
     // The township's bucket lost only the one request that got through.
-    assert_eq!(limits.check_caller("u2", Some("T1"), 1), Ok(()));
-    assert_eq!(limits.check_caller("u3", Some("T1"), 1), Ok(()));
+    assert_eq!(limits.check_caller("u2", Some("T1"), 1).await, Ok(()));
+    assert_eq!(limits.check_caller("u3", Some("T1"), 1).await, Ok(()));
     assert_eq!(refused(&limits, "user"), 50);
     assert_eq!(refused(&limits, "township"), 0);
 }
@@ -337,15 +338,15 @@ async fn refusals_for_speed_do_not_spend_the_daily_quota() {
     assert_eq!(limited.rate, Rate::per_day(3));
 }
 
-#[test]
-fn a_request_is_counted_in_department_lookups() {
+#[tokio::test]
+async fn a_request_is_counted_in_department_lookups() {
     let (limits, clock) = limits_with(&config(
         rate(Rate::per_minute(10)),
         rate(Rate::per_minute(100)),
     ));
     // A form of 6 lookups, then another: 4 are left, it needs 6.
-    assert_eq!(limits.check_caller("u1", Some("T1"), 6), Ok(()));
-    let limited = limits.check_caller("u1", Some("T1"), 6).unwrap_err();
+    assert_eq!(limits.check_caller("u1", Some("T1"), 6).await, Ok(()));
+    let limited = limits.check_caller("u1", Some("T1"), 6).await.unwrap_err();
     assert_eq!(limited.limit, "user");
     assert_eq!(limited.cost, 6);
     // 10 a minute is one every 6 s; two more are needed.
@@ -359,42 +360,42 @@ fn a_request_is_counted_in_department_lookups() {
     );
     // A refused form took nothing: after 12 s it fits exactly.
     clock.advance(Duration::from_secs(12));
-    assert_eq!(limits.check_caller("u1", Some("T1"), 6), Ok(()));
-    assert!(limits.check_caller("u1", Some("T1"), 1).is_err());
+    assert_eq!(limits.check_caller("u1", Some("T1"), 6).await, Ok(()));
+    assert!(limits.check_caller("u1", Some("T1"), 1).await.is_err());
     // The township counted 12 lookups: 88 are left for everyone else.
-    assert_eq!(limits.check_caller("u2", Some("T1"), 10), Ok(()));
+    assert_eq!(limits.check_caller("u2", Some("T1"), 10).await, Ok(()));
     // A lookup counts one, and zero is read as one.
     clock.advance(MINUTE);
     for _ in 0..10 {
-        assert_eq!(limits.check_caller("u1", None, 0), Ok(()));
+        assert_eq!(limits.check_caller("u1", None, 0).await, Ok(()));
     }
-    assert!(limits.check_caller("u1", None, 1).is_err());
+    assert!(limits.check_caller("u1", None, 1).await.is_err());
 }
 
-#[test]
-fn a_request_bigger_than_the_burst_never_fits_and_says_so() {
+#[tokio::test]
+async fn a_request_bigger_than_the_burst_never_fits_and_says_so() {
     let (limits, _clock) = limits_with(&config(rate(Rate::per_minute(10)), LimitSetting::Off));
-    let limited = limits.check_caller("u1", None, 11).unwrap_err();
+    let limited = limits.check_caller("u1", None, 11).await.unwrap_err();
     assert_eq!(limited.limit, "user");
     assert_eq!(limited.retry_after, MINUTE);
     let detail = limited.problem().detail;
     assert!(detail.contains("11 department lookups at once"), "{detail}");
     assert!(detail.contains("raise its burst"), "{detail}");
     // It took nothing.
-    assert_eq!(limits.check_caller("u1", None, 10), Ok(()));
+    assert_eq!(limits.check_caller("u1", None, 10).await, Ok(()));
 }
 
-#[test]
-fn connector_capacity_is_the_departments_protection() {
+#[tokio::test]
+async fn connector_capacity_is_the_departments_protection() {
     let (limits, _clock) = limits_with(&RateLimitsConfig::default());
     let capacity = Rate::per_second(2, 2);
-    assert_eq!(limits.check_connector("hukou", capacity), Ok(()));
-    assert_eq!(limits.check_connector("hukou", capacity), Ok(()));
-    let limited = limits.check_connector("hukou", capacity).unwrap_err();
+    assert_eq!(limits.check_connector("hukou", capacity).await, Ok(()));
+    assert_eq!(limits.check_connector("hukou", capacity).await, Ok(()));
+    let limited = limits.check_connector("hukou", capacity).await.unwrap_err();
     assert!(limited.is_department());
     assert_eq!(limited.limit, "connector:hukou");
     // Counted across all callers, per connector.
-    assert_eq!(limits.check_connector("shebao", capacity), Ok(()));
+    assert_eq!(limits.check_connector("shebao", capacity).await, Ok(()));
 
     let problem = limited.problem();
     assert_eq!(problem.kind, ProblemKind::DepartmentCapacity);
@@ -415,17 +416,19 @@ fn header<'a>(problem: &'a Problem, name: &str) -> &'a str {
     found.1.to_str().unwrap()
 }
 
-#[test]
-fn the_429_for_a_user_says_when_to_retry_and_names_no_one() {
+#[tokio::test]
+async fn the_429_for_a_user_says_when_to_retry_and_names_no_one() {
     let secret_user = "sub-3301021985-li-lei";
     let (limits, _clock) = limits_with(&config(rate(Rate::per_minute(3)), LimitSetting::Off));
     for _ in 0..3 {
         limits
             .check_caller(secret_user, Some("330102001"), 1)
+            .await
             .unwrap();
     }
     let problem = limits
         .check_caller(secret_user, Some("330102001"), 1)
+        .await
         .unwrap_err()
         .problem();
 
@@ -486,11 +489,14 @@ fn ratelimit_policy_names_are_valid_structured_field_strings() {
     assert_eq!(problem.body()["limit"], "grant:乡镇\"x\\");
 }
 
-#[test]
-fn sweeping_bounds_the_state_to_active_callers() {
+#[tokio::test]
+async fn sweeping_bounds_the_state_to_active_callers() {
     let (limits, clock) = limits_with(&RateLimitsConfig::default());
     for i in 0..100_000 {
-        limits.check_caller(&format!("user-{i}"), None, 1).unwrap();
+        limits
+            .check_caller(&format!("user-{i}"), None, 1)
+            .await
+            .unwrap();
     }
     assert_eq!(limits.buckets(), 100_000);
     // Not yet back to full: nothing may be forgotten.
@@ -500,16 +506,16 @@ fn sweeping_bounds_the_state_to_active_callers() {
     assert_eq!(limits.buckets(), 0);
 }
 
-#[test]
-fn sweeping_never_gives_anyone_extra_requests() {
+#[tokio::test]
+async fn sweeping_never_gives_anyone_extra_requests() {
     let (limits, clock) = limits_with(&config(rate(Rate::per_minute(3)), LimitSetting::Off));
     for _ in 0..3 {
-        limits.check_caller("u1", None, 1).unwrap();
+        limits.check_caller("u1", None, 1).await.unwrap();
     }
     clock.advance(Duration::from_secs(10));
     assert_eq!(limits.sweep(), 1);
     assert_eq!(
-        limits.check_caller("u1", None, 1).unwrap_err().limit,
+        limits.check_caller("u1", None, 1).await.unwrap_err().limit,
         "user"
     );
 }
@@ -524,7 +530,10 @@ async fn the_sweeper_sweeps_and_stops_with_its_limits() {
         Arc::new(DayCounts::in_memory()),
     ));
     for i in 0..10 {
-        limits.check_caller(&format!("user-{i}"), None, 1).unwrap();
+        limits
+            .check_caller(&format!("user-{i}"), None, 1)
+            .await
+            .unwrap();
     }
     clock.advance(MINUTE + Duration::from_secs(1));
     let sweeper = limits.spawn_sweeper_every(Duration::from_millis(1));
@@ -556,7 +565,7 @@ async fn zero_rates_do_not_panic_and_are_off() {
     };
     let (limits, _clock) = limits_with(&zero);
     for _ in 0..100 {
-        assert_eq!(limits.check_caller("u1", Some("T1"), 1), Ok(()));
+        assert_eq!(limits.check_caller("u1", Some("T1"), 1).await, Ok(()));
         assert_eq!(
             limits
                 .check_grant(
@@ -572,13 +581,24 @@ async fn zero_rates_do_not_panic_and_are_off() {
                 .await,
             Ok(())
         );
-        assert_eq!(limits.check_connector("c", Rate::per_second(0, 0)), Ok(()));
+        assert_eq!(
+            limits.check_connector("c", Rate::per_second(0, 0)).await,
+            Ok(())
+        );
     }
     assert_eq!(limits.buckets(), 0);
     assert_eq!(limits.day_counters(), 0);
     // A zero burst alone is read as 1.
-    assert_eq!(limits.check_connector("c", Rate::per_second(1, 0)), Ok(()));
-    assert!(limits.check_connector("c", Rate::per_second(1, 0)).is_err());
+    assert_eq!(
+        limits.check_connector("c", Rate::per_second(1, 0)).await,
+        Ok(())
+    );
+    assert!(
+        limits
+            .check_connector("c", Rate::per_second(1, 0))
+            .await
+            .is_err()
+    );
     // A rate too fast for nanosecond resolution is still enforced (one per ns).
     let state = GovernorState::with_clock(FakeRelativeClock::default());
     let fastest = Rate::per_second(u32::MAX, 1);
@@ -741,4 +761,78 @@ fn a_form_bigger_than_a_burst_is_named_with_the_limit_to_raise() {
     assert_eq!(off.too_small_for(200), []);
     let paths: Vec<String> = off.too_small_for(201).into_iter().map(|(p, _)| p).collect();
     assert_eq!(paths, ["rate_limits.per_township.burst"]);
+}
+
+#[tokio::test]
+async fn a_request_the_township_refuses_costs_the_user_nothing() {
+    let (limits, _clock) = limits_with(&config(
+        rate(Rate::per_minute(2)),
+        rate(Rate::per_minute(1)),
+    ));
+    limits.check_caller("u1", Some("T1"), 1).await.unwrap();
+    // The township is empty: u2's request is refused whole.
+    let limited = limits.check_caller("u2", Some("T1"), 1).await.unwrap_err();
+    assert_eq!(limited.limit, "township");
+    // u2's own bucket was not taken: both of its requests fit elsewhere.
+    limits.check_caller("u2", Some("T2"), 1).await.unwrap();
+    limits.check_caller("u2", Some("T3"), 1).await.unwrap();
+    assert_eq!(
+        limits
+            .check_caller("u2", Some("T4"), 1)
+            .await
+            .unwrap_err()
+            .limit,
+        "user"
+    );
+}
+
+#[tokio::test]
+async fn a_lookup_the_daily_quota_refuses_gives_back_its_minute() {
+    let (limits, _clock) = limits_with(&config(LimitSetting::Off, LimitSetting::Off));
+    let day = Quota {
+        per_minute: Some(2),
+        ..per_day(1)
+    };
+    let minute_only = Quota {
+        per_minute: Some(2),
+        per_day: None,
+        per_user_per_day: None,
+    };
+    limits
+        .check_grant("g1", &day, Some("A"), "u1")
+        .await
+        .unwrap();
+    let limited = limits
+        .check_grant("g1", &day, Some("A"), "u1")
+        .await
+        .unwrap_err();
+    assert_eq!(limited.rate, Rate::per_day(1));
+    // The refused lookup's minute was given back: the minute still has one.
+    limits
+        .check_grant("g1", &minute_only, Some("A"), "u1")
+        .await
+        .unwrap();
+    assert_eq!(
+        limits
+            .check_grant("g1", &minute_only, Some("A"), "u1")
+            .await
+            .unwrap_err()
+            .rate,
+        Rate::per_minute(2)
+    );
+}
+
+#[tokio::test]
+async fn limit_keys_reach_the_stores_hashed() {
+    let days = Arc::new(DayCounts::in_memory());
+    let (limits, _clock, _wall) =
+        limits_on(&config(LimitSetting::Off, LimitSetting::Off), days.clone());
+    limits
+        .check_grant("g1", &per_day(5), Some("330102001"), "zhang.wei")
+        .await
+        .unwrap();
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
+    let clear = "grant:2:g1:township:330102001";
+    assert_eq!(days.count(day, clear), 0);
+    assert_eq!(days.len(), 2, "the township's whole and the user's share");
 }

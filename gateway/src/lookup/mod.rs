@@ -339,6 +339,7 @@ async fn cached(
             let rate = Rate::per_second(capacity.per_second, capacity.burst());
             app.limits
                 .check_connector(&def.id, rate)
+                .await
                 .map_err(Failure::Capacity)?;
         }
         // The fetch may be shared by lookups waiting on the cache: it runs to the

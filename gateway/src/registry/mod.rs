@@ -17,7 +17,11 @@
 
 use std::collections::BTreeMap;
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use futures::future::BoxFuture;
+use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 
 mod sqlite;
@@ -285,8 +289,10 @@ pub enum RegistryError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
-    #[error("SQLite: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    /// The store behind the registry failed (the backend's own message, e.g.
+    /// SQLite's).
+    #[error("{0}")]
+    Backend(String),
     #[error("a stored registry row cannot be read: {0}")]
     Corrupt(String),
     #[error("the registry changed (now at revision {found}, expected {expected}); try again")]
@@ -302,9 +308,40 @@ pub enum RegistryError {
 }
 
 /// The registry's storage.
-pub trait Registry: Send + Sync + std::fmt::Debug {
+pub trait Registry: Send + Sync + std::fmt::Debug + 'static {
     /// The current revision (0 for an empty registry); it grows with every commit.
     fn revision(&self) -> BoxFuture<'_, Result<u64, RegistryError>>;
+    /// Change notifications: the current revision first, then every new revision
+    /// seen (a failure to read it is an item too; the stream goes on). The stream
+    /// holds the registry weakly and ends once the registry is dropped.
+    ///
+    /// The default polls [`Registry::revision`] every `every`; a backend that can be
+    /// told of commits (PostgreSQL's `LISTEN`) answers sooner.
+    fn watch(self: Arc<Self>, every: Duration) -> BoxStream<'static, Result<u64, RegistryError>> {
+        let registry = Arc::downgrade(&self);
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Box::pin(futures::stream::unfold(
+            (registry, None, tick),
+            |(registry, mut seen, mut tick)| async move {
+                loop {
+                    tick.tick().await;
+                    let revision = registry.upgrade()?.revision().await;
+                    match revision {
+                        Ok(revision) if seen == Some(revision) => continue,
+                        Ok(revision) => seen = Some(revision),
+                        Err(_) => {}
+                    }
+                    return Some((revision, (registry, seen, tick)));
+                }
+            },
+        ))
+    }
+    /// Proves the registry can be read right now (for `/readyz`); by default, by
+    /// reading the revision.
+    fn ready(&self) -> BoxFuture<'_, Result<(), RegistryError>> {
+        Box::pin(async move { self.revision().await.map(|_| ()) })
+    }
     /// Everything the configuration is built from, at one revision.
     fn snapshot(&self) -> BoxFuture<'_, Result<Snapshot, RegistryError>>;
     /// Applies `changes` in one transaction if the registry is still at `expected`;

@@ -13,9 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use rusqlite::{
-    Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params,
-};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use tokio::sync::Mutex;
 
 use super::{
@@ -76,7 +74,8 @@ const MIGRATIONS: &[&str] = &[
 ];
 
 /// The schema version this code writes.
-pub(super) const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+#[cfg(test)]
+pub(super) const SCHEMA_VERSION: u32 = SCHEMA.version();
 
 /// The registry in an SQLite file. Cloning is cheap: clones share the kept
 /// connection.
@@ -91,28 +90,14 @@ impl SqliteRegistry {
     /// Opens (creating and migrating if needed) `DATA_DIR/registry.db`. Blocking: call
     /// it before serving or from `spawn_blocking`.
     pub fn open(data_dir: &Path) -> Result<SqliteRegistry, RegistryError> {
-        crate::datadir::create_dir(data_dir).map_err(|source| RegistryError::DataDir {
-            path: data_dir.to_path_buf(),
-            source,
-        })?;
-        let path = data_dir.join(REGISTRY_FILE);
-        crate::datadir::create_private_file(&path).map_err(|source| RegistryError::DataDir {
-            path: path.clone(),
-            source,
-        })?;
-        let mut conn = Connection::open(&path)?;
-        let mode: String =
-            conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            tracing::warn!(
-                path = %path.display(),
-                mode,
-                "the registry database refuses WAL mode; readers will wait for writers"
-            );
-        }
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.busy_timeout(BUSY_TIMEOUT)?;
-        migrate(&mut conn)?;
+        let opened = crate::sqlite::open(
+            &data_dir.join(REGISTRY_FILE),
+            &SCHEMA,
+            crate::sqlite::Journal::PreferWal,
+            BUSY_TIMEOUT,
+        )
+        .map_err(open_error)?;
+        let path = opened.path;
         Ok(SqliteRegistry {
             path,
             kept: Arc::new(Mutex::new(None)),
@@ -262,57 +247,33 @@ impl Registry for SqliteRegistry {
 
 /// Opens the (already created and migrated) database for one call.
 fn connect(path: &Path) -> Result<Connection, RegistryError> {
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    conn.busy_timeout(BUSY_TIMEOUT)?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    Ok(conn)
+    Ok(crate::sqlite::connect(path, BUSY_TIMEOUT)?)
 }
 
-fn migrate(conn: &mut Connection) -> Result<(), RegistryError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    tx.execute_batch(
-        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;",
-    )?;
-    let found: Option<String> = tx
-        .query_row(
-            "SELECT value FROM meta WHERE key = 'schema_version'",
-            [],
-            |row| row.get(0),
-        )
-        .optional()?;
-    let found: u32 = match found {
-        None => 0,
-        Some(text) => text
-            .parse()
-            .map_err(|_| RegistryError::Corrupt("the schema version is not a number".into()))?,
-    };
-    if found > SCHEMA_VERSION {
-        return Err(RegistryError::TooNew {
-            found,
-            known: SCHEMA_VERSION,
-        });
+impl From<rusqlite::Error> for RegistryError {
+    fn from(error: rusqlite::Error) -> RegistryError {
+        RegistryError::Backend(format!("SQLite: {error}"))
     }
-    if found == SCHEMA_VERSION {
-        return Ok(());
+}
+
+/// The registry database's schema, as the shared helper migrates it.
+const SCHEMA: crate::sqlite::Schema = crate::sqlite::Schema {
+    name: "registry",
+    migrations: MIGRATIONS,
+};
+
+/// An open that failed, as the registry reports it.
+fn open_error(error: crate::sqlite::OpenError) -> RegistryError {
+    use crate::sqlite::OpenError;
+    match error {
+        OpenError::Create { path, source } => RegistryError::DataDir { path, source },
+        OpenError::TooNew { found, known } => RegistryError::TooNew { found, known },
+        OpenError::BadVersion => {
+            RegistryError::Corrupt("the schema version is not a number".into())
+        }
+        OpenError::Sqlite(e) => e.into(),
+        other @ OpenError::NotWal { .. } => RegistryError::Corrupt(other.to_string()),
     }
-    for migration in &MIGRATIONS[found as usize..] {
-        tx.execute_batch(migration)?;
-    }
-    tx.execute(
-        "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)
-           ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        [SCHEMA_VERSION.to_string()],
-    )?;
-    tx.commit()?;
-    tracing::info!(
-        from = found,
-        to = SCHEMA_VERSION,
-        "registry database schema migrated"
-    );
-    Ok(())
 }
 
 fn read_revision(conn: &Connection) -> Result<u64, RegistryError> {

@@ -871,3 +871,24 @@ async fn a_draft_serves_nothing_until_activated_and_an_earlier_version_comes_bac
         1
     );
 }
+
+#[tokio::test]
+async fn watch_names_the_revision_then_each_new_one_and_ends_with_the_registry() {
+    use futures::StreamExt;
+    let dir = tempfile::tempdir().unwrap();
+    let registry = std::sync::Arc::new(open(dir.path()));
+    let mut changes = registry.clone().watch(std::time::Duration::from_millis(5));
+    assert_eq!(changes.next().await.unwrap().unwrap(), 0);
+    registry.commit(0, vec![]).await.unwrap();
+    assert_eq!(changes.next().await.unwrap().unwrap(), 1);
+    registry.commit(1, vec![]).await.unwrap();
+    registry.commit(2, vec![]).await.unwrap();
+    // Each revision seen once, in order (a poll may fall between the two commits).
+    let mut seen = changes.next().await.unwrap().unwrap();
+    if seen == 2 {
+        seen = changes.next().await.unwrap().unwrap();
+    }
+    assert_eq!(seen, 3);
+    drop(registry);
+    assert!(changes.next().await.is_none());
+}

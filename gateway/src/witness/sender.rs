@@ -17,7 +17,6 @@
 //! [`WitnessStatus`] makes the lag visible: `/metrics` shows per witness the seq it
 //! holds, the checkpoints not acknowledged yet, the events they cover, and failures.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -26,8 +25,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::client::{WitnessClient, WitnessError};
+use crate::audit::AuditBackend;
 use crate::audit::checkpoint::Checkpoint;
-use crate::audit::{checkpoints_after, checkpoints_pending, latest_checkpoint};
 
 /// The most checkpoints sent in one request.
 const BATCH: usize = 100;
@@ -92,10 +91,11 @@ pub struct Witnesses {
     tasks: Vec<JoinHandle<()>>,
 }
 
-/// Starts one sender per witness for the log in `data_dir` whose checkpoint key is
-/// `key` (raw); `newest` is the writer's newest checkpoint.
+/// Starts one sender per witness for the log `log` (its checkpoints read through
+/// its backend) whose checkpoint key is `key` (raw); `newest` is the writer's newest
+/// checkpoint.
 pub fn start(
-    data_dir: PathBuf,
+    log: Arc<dyn AuditBackend>,
     key: Vec<u8>,
     clients: Vec<WitnessClient>,
     newest: watch::Receiver<u64>,
@@ -108,7 +108,7 @@ pub fn start(
         let sender = Sender {
             client,
             status: status.clone(),
-            data_dir: data_dir.clone(),
+            log: log.clone(),
             key: key.clone(),
             known: None,
         };
@@ -183,7 +183,7 @@ enum RoundError {
 struct Sender {
     client: WitnessClient,
     status: Arc<WitnessStatus>,
-    data_dir: PathBuf,
+    log: Arc<dyn AuditBackend>,
     key: Vec<u8>,
     /// The witness's head seq, when known (0: it holds nothing of this log).
     known: Option<u64>,
@@ -251,18 +251,19 @@ impl Sender {
         self.status.acknowledged.send_replace(held);
         // Seen now: a checkpoint committed from here on wakes the next wait.
         newest.borrow_and_update();
-        let data_dir = self.data_dir.clone();
-        let (batch, pending, newest_seq) = blocking(move || {
-            let (pending, newest) = checkpoints_pending(&data_dir, held)?;
+        let (batch, pending, newest_seq) = local(async {
+            let (pending, newest) = self.log.checkpoints_pending(held).await?;
             let batch = if held == 0 {
-                latest_checkpoint(&data_dir)?
+                self.log
+                    .latest_checkpoint()
+                    .await?
                     .map(|text| {
                         let seq = Checkpoint::parse(&text).map_or(0, |c| c.seq);
                         vec![(seq, text)]
                     })
                     .unwrap_or_default()
             } else {
-                checkpoints_after(&data_dir, held, BATCH)?
+                self.log.checkpoints_after(held, BATCH).await?
             };
             Ok((batch, pending, newest))
         })
@@ -298,12 +299,9 @@ impl Sender {
     }
 }
 
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, crate::audit::AuditError> + Send + 'static,
+async fn local<T>(
+    work: impl std::future::Future<Output = Result<T, crate::audit::AuditError>>,
 ) -> Result<T, RoundError> {
-    match tokio::task::spawn_blocking(work).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(error)) => Err(RoundError::Local(error.to_string())),
-        Err(_) => Err(RoundError::Local("the reading task failed".into())),
-    }
+    work.await
+        .map_err(|error| RoundError::Local(error.to_string()))
 }

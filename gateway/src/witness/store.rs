@@ -13,7 +13,14 @@ use crate::audit::checkpoint::{Checkpoint, Prev, encode_public_key, text_sha256}
 /// The witness database's file name inside its data directory.
 pub const WITNESS_FILE: &str = "witness.db";
 
-const SCHEMA: &str = "
+/// The store's schema. Version 1 uses `IF NOT EXISTS` because witnesses before
+/// versioned migrations created it without a version.
+const SCHEMA: crate::sqlite::Schema = crate::sqlite::Schema {
+    name: "witness",
+    migrations: &[MIGRATION_1],
+};
+
+const MIGRATION_1: &str = "
 CREATE TABLE IF NOT EXISTS checkpoints (
     log_key TEXT NOT NULL,
     seq INTEGER NOT NULL,
@@ -39,6 +46,8 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("the witness data directory: {0}")]
     Io(#[from] std::io::Error),
+    #[error("the witness database schema: {0}")]
+    Schema(String),
 }
 
 /// A checkpoint already checked for its form and signature, on its way in.
@@ -75,21 +84,22 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 impl WitnessStore {
     /// Opens (creating if needed) `DATA_DIR/witness.db`. Blocking.
     pub fn open(data_dir: &Path) -> Result<WitnessStore, StoreError> {
-        crate::datadir::create_dir(data_dir)?;
-        let path = data_dir.join(WITNESS_FILE);
-        crate::datadir::create_private_file(&path)?;
-        let store = WitnessStore { path };
-        let conn = store.connect()?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.execute_batch(SCHEMA)?;
-        Ok(store)
+        let opened = crate::sqlite::open(
+            &data_dir.join(WITNESS_FILE),
+            &SCHEMA,
+            crate::sqlite::Journal::PreferWal,
+            BUSY_TIMEOUT,
+        )
+        .map_err(|e| match e {
+            crate::sqlite::OpenError::Create { source, .. } => StoreError::Io(source),
+            crate::sqlite::OpenError::Sqlite(e) => StoreError::Sqlite(e),
+            other => StoreError::Schema(other.to_string()),
+        })?;
+        Ok(WitnessStore { path: opened.path })
     }
 
     fn connect(&self) -> Result<Connection, StoreError> {
-        let conn = Connection::open(&self.path)?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.busy_timeout(BUSY_TIMEOUT)?;
-        Ok(conn)
+        Ok(crate::sqlite::connect(&self.path, BUSY_TIMEOUT)?)
     }
 
     pub fn path(&self) -> &Path {

@@ -294,7 +294,7 @@ async fn a_witness_that_is_down_holds_nothing_up_and_gets_the_backlog_when_back(
     let addr = listener.local_addr().unwrap();
     let witness = Running::start(config.clone(), listener).await;
     let senders = super::sender::start(
-        log.path().to_owned(),
+        std::sync::Arc::new(crate::audit::SqliteAuditBackend::new(log.path())),
         key.clone(),
         vec![setup.witness_client("city", addr, county_tls)],
         audit.checkpoints(),

@@ -117,6 +117,7 @@ impl AuditLog for BrokenLog {
         Box::pin(async move {
             if first {
                 Ok(Recorded {
+                    chain_id: String::new(),
                     seq: 1,
                     hash: String::new(),
                 })

@@ -330,8 +330,8 @@ async fn the_demo_starts_from_a_fresh_data_dir_and_its_hints_work() {
     let officer_export = demo.line(|l| l.contains("/v1/audit/export")).await;
     demo.line(|l| l.contains("Ctrl-C stops")).await;
     assert!(
-        data_dir.join("gateway.db").exists(),
-        "the store is in the data dir"
+        data_dir.join("quota.db").exists(),
+        "the stores are in the data dir"
     );
     assert!(data_dir.join("keys/county-demo-idp.pem").exists());
 

@@ -57,7 +57,7 @@ async fn the_data_directory_is_private_and_served_by_one_gateway() {
     for file in [
         "audit.db",
         "registry.db",
-        "gateway.db",
+        "quota.db",
         "audit.db-wal",
         "registry.db-wal",
     ] {

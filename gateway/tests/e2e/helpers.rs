@@ -11,8 +11,8 @@ use gateway::county::{COUNTY_CONFIG, COUNTY_FILES};
 use gateway::demo;
 use gateway::live::Live;
 use gateway::mask::PseudonymKey;
-use gateway::registry::SqliteRegistry;
 use gateway::startup::{Application, Settings};
+use gateway::store::Storage;
 use serde_json::{Value, json};
 use sim::{Department, Faults, Population, SimServer};
 use tokio::sync::oneshot;
@@ -101,12 +101,13 @@ impl TestGateway {
             ..LoadOptions::default()
         };
         let files: Vec<(&str, String)> = files.collect();
-        let registry = SqliteRegistry::open(&data_dir.path().join("data")).expect("registry opens");
+        let storage = Storage::sqlite(data_dir.path().join("data"));
+        let registry = storage.registry().expect("registry opens");
         let live = Arc::new(Live::new(
             Arc::new(EmbeddedSource::new(files)),
             COUNTY_CONFIG,
             options,
-            Arc::new(registry),
+            registry,
         ));
         let cfg = live.load().await.expect("the county config loads");
         let authenticator = Authenticator::new(&cfg.auth, data_dir.path())
@@ -125,6 +126,7 @@ impl TestGateway {
             witness_clients: Vec::new(),
             audit,
             clock: Some(clock.clone()),
+            storage,
         })
         .await
         .expect("the gateway starts");

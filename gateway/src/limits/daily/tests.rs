@@ -15,7 +15,7 @@ async fn take(counts: &DayCounts, on: NaiveDate, key: &str, limit: u32) -> Resul
 /// A store file in a fresh directory.
 fn file() -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("gateway.db");
+    let path = dir.path().join("quota.db");
     (dir, path)
 }
 
