@@ -22,8 +22,8 @@ use crate::helpers::client;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_gateway");
 
-const JISHENG: &str = include_str!("../../../county/connectors/jisheng.yaml");
-const FERTILITY: &str = include_str!("../../../schemas/jisheng/fertility.schema.json");
+const JISHENG: &str = include_str!("../../county/connectors/jisheng.yaml");
+const FERTILITY: &str = include_str!("../../schemas/jisheng/fertility.schema.json");
 const TITLE: &str = "title: 婚育与生育登记信息";
 
 /// A grant on the applied connector.
