@@ -55,14 +55,14 @@ impl App {
     ) -> App {
         // Limit keys are hashed under a secret derived from the pseudonym key: the
         // same across restarts (the daily counts are kept by key) and replicas.
-        let key_secret = pseudonym.pseudonym(LIMIT_KEYS_SECRET);
+        let key_secret = pseudonym.derive(LIMIT_KEYS_SECRET);
         let limits = Arc::new(
             RateLimits::new(
                 &config.rate_limits,
                 stores.limiter.clone(),
                 stores.day_counts.clone(),
             )
-            .with_key_secret(key_secret.as_bytes()),
+            .with_key_secret(&key_secret),
         );
         App {
             config: Arc::new(ArcSwap::from_pointee(config)),

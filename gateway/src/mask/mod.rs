@@ -121,6 +121,9 @@ pub struct PseudonymKey(Hmac<Sha256>);
 /// confused with any other use of the same key.
 const PSEUDONYM_DOMAIN: &[u8] = b"county-gateway/pseudonym/v1";
 
+/// Domain separation for secrets derived from the key for other uses.
+const DERIVE_DOMAIN: &[u8] = b"county-gateway/derived-secret/v1";
+
 impl PseudonymKey {
     /// The shortest accepted secret, in bytes.
     pub const MIN_LEN: usize = 32;
@@ -135,6 +138,16 @@ impl PseudonymKey {
         }
         let mac = Hmac::<Sha256>::new_from_slice(secret).map_err(|_| MaskError::InvalidKey)?;
         Ok(PseudonymKey(mac))
+    }
+
+    /// A secret for another use of this key (`label` names the use), under its own
+    /// domain: never equal to any pseudonym, so no masked value can reveal it.
+    pub fn derive(&self, label: &str) -> [u8; 32] {
+        let mut mac = self.0.clone();
+        mac.update(DERIVE_DOMAIN);
+        mac.update(&[0]);
+        mac.update(label.as_bytes());
+        mac.finalize().into_bytes().into()
     }
 
     /// `psn_` + lowercase hex of the first 16 bytes of

@@ -867,3 +867,13 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_derived_secret_is_not_the_pseudonym_of_its_label() {
+    let key = PseudonymKey::new(&[7u8; 32]).unwrap();
+    let label = "county-gateway/limit-keys/v1";
+    let derived = hex::encode(key.derive(label));
+    assert!(!derived.contains(key.pseudonym(label).trim_start_matches("psn_")));
+    assert_eq!(key.derive(label), key.derive(label));
+    assert_ne!(key.derive(label), key.derive("another use"));
+}
