@@ -38,6 +38,12 @@ pub(crate) fn routes() -> Router<App> {
 
 /// Whether `caller` may administer connectors of `department`: its own department
 /// admin, or an operator.
+/// Whether the caller administers connectors at all: an operator, or a department's
+/// admin (for their own department's, see [`may_administer`]).
+pub(crate) fn administers(caller: &Caller) -> bool {
+    caller.has_role(Role::Operator) || caller.has_role(Role::DeptAdmin)
+}
+
 pub(crate) fn may_administer(caller: &Caller, department: &str) -> bool {
     caller.has_role(Role::Operator)
         || (caller.has_role(Role::DeptAdmin) && caller.department.as_deref() == Some(department))
@@ -53,14 +59,12 @@ async fn purge_cache(
     let config = app.config.load_full();
     let connector = config.connectors.get(&id);
     let answer = match connector {
-        _ if !caller.has_role(Role::Operator) && !caller.has_role(Role::DeptAdmin) => {
-            Err(Problem::new(
-                ProblemKind::Forbidden,
-                "Only department admins and operators administer connectors.",
-            )
-            .with("rule", OWNER_RULE)
-            .with("reason", "role"))
-        }
+        _ if !administers(&caller) => Err(Problem::new(
+            ProblemKind::Forbidden,
+            "Only department admins and operators administer connectors.",
+        )
+        .with("rule", OWNER_RULE)
+        .with("reason", "role")),
         None => Err(Problem::new(
             ProblemKind::UnknownConnector,
             "No connector with this id is configured.",
@@ -284,7 +288,7 @@ async fn put_connector(
         peer,
         &format!("connector.put {}", short(&id)),
     );
-    if !caller.has_role(Role::Operator) && !caller.has_role(Role::DeptAdmin) {
+    if !administers(&caller) {
         return act.refuse(not_admin()).await;
     }
     let invalid = |detail: String| Problem::new(ProblemKind::InvalidRequest, detail);
@@ -486,7 +490,7 @@ async fn versions(
     Authenticated(caller): Authenticated,
     Path(id): Path<String>,
 ) -> Response {
-    if !caller.has_role(Role::Operator) && !caller.has_role(Role::DeptAdmin) {
+    if !administers(&caller) {
         return not_admin().for_request(&request_id).into_response();
     }
     let owned = match ownership(&app, &id).await {
@@ -580,7 +584,7 @@ async fn set_enabled(
         peer,
         &format!("connector.{action} {}", short(&id)),
     );
-    if !caller.has_role(Role::Operator) && !caller.has_role(Role::DeptAdmin) {
+    if !administers(&caller) {
         return act.refuse(not_admin()).await;
     }
     let owned = match ownership(&app, &id).await {
@@ -655,7 +659,7 @@ async fn test_connector(
         peer,
         &format!("connector.test {}", short(&id)),
     );
-    if !caller.has_role(Role::Operator) && !caller.has_role(Role::DeptAdmin) {
+    if !administers(&caller) {
         return act.refuse(not_admin()).await;
     }
     let config = app.config.load_full();

@@ -34,14 +34,14 @@ use serde_json::json;
 
 use super::action::Action;
 use super::admin::{
-    Ownership, may_administer, not_admin, not_owner, ownership, registry_unavailable, short,
-    unknown_connector,
+    Ownership, administers, may_administer, not_admin, not_owner, ownership, registry_unavailable,
+    short, unknown_connector,
 };
 use super::problem::{Problem, ProblemKind};
 use super::{Authenticated, Peer, RequestId};
 use crate::app::App;
 use crate::audit::{AuditCaller, AuditEvent};
-use crate::auth::{Caller, Role};
+use crate::auth::Caller;
 use crate::registry::{Change, ConnectorVersion, ReviewState};
 
 pub(crate) fn routes() -> Router<App> {
@@ -140,7 +140,7 @@ async fn readable(
     caller: &Caller,
     id: &str,
 ) -> Result<(Ownership, Vec<ConnectorVersion>), Problem> {
-    if !caller.has_role(Role::Operator) && !caller.has_role(Role::DeptAdmin) {
+    if !administers(caller) {
         return Err(not_admin());
     }
     let owned = ownership(app, id).await?;
@@ -321,7 +321,7 @@ async fn rollback(
         peer,
         &format!("connector.rollback {}", short(&id)),
     );
-    if !caller.has_role(Role::Operator) && !caller.has_role(Role::DeptAdmin) {
+    if !administers(&caller) {
         return act.refuse(not_admin()).await;
     }
     let body: RollbackBody = match super::body::json(&headers, body, "{version}") {
@@ -351,7 +351,7 @@ async fn put_in_force(
     rollback: bool,
     mut act: Action,
 ) -> Response {
-    if !caller.has_role(Role::Operator) && !caller.has_role(Role::DeptAdmin) {
+    if !administers(caller) {
         return act.refuse(not_admin()).await;
     }
     let owned = match ownership(app, id).await {
@@ -511,7 +511,7 @@ async fn test_version(
         number.map_or_else(|| "?".to_owned(), |n| n.to_string())
     );
     let mut act = Action::start(&app, &request_id, &caller, peer, &operation);
-    if !caller.has_role(Role::Operator) && !caller.has_role(Role::DeptAdmin) {
+    if !administers(&caller) {
         return act.refuse(not_admin()).await;
     }
     let owned = match ownership(&app, &id).await {

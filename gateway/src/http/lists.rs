@@ -17,11 +17,10 @@ use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::admin::{may_administer, not_admin, registry_unavailable};
+use super::admin::{administers, may_administer, not_admin, registry_unavailable};
 use super::problem::{Problem, ProblemKind};
 use super::{Authenticated, RequestId};
 use crate::app::App;
-use crate::auth::Role;
 
 /// The most items one page holds.
 pub const MAX_LIMIT: usize = 200;
@@ -255,7 +254,7 @@ pub(crate) async fn connectors(
     Authenticated(caller): Authenticated,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    if !caller.has_role(Role::Operator) && !caller.has_role(Role::DeptAdmin) {
+    if !administers(&caller) {
         return not_admin().for_request(&request_id).into_response();
     }
     let query = match ListQuery::of(raw.as_deref(), &["enabled", "disabled", "draft"]) {

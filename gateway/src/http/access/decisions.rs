@@ -184,6 +184,29 @@ pub(super) fn check_approval(
     }
 }
 
+/// A decision starting: its admin action (`operation` and the request's id), the
+/// request it decides — pending, and the caller's to decide — and the lock that keeps
+/// decisions one at a time. A refusal is recorded and is the answer.
+async fn deciding(
+    app: &App,
+    request_id: &str,
+    caller: &Caller,
+    peer: Option<std::net::SocketAddr>,
+    id: &str,
+    operation: &str,
+) -> Result<(Action, AccessRequest, tokio::sync::MutexGuard<'static, ()>), Response> {
+    let mut act = Action::start(
+        app,
+        request_id,
+        caller,
+        peer,
+        &format!("{operation} {}", short(id)),
+    );
+    let one_at_a_time = DECISIONS.lock().await;
+    let request = decidable(app, request_id, caller, id, &mut act).await?;
+    Ok((act, request, one_at_a_time))
+}
+
 pub(super) async fn approve(
     State(app): State<App>,
     RequestId(request_id): RequestId,
@@ -193,18 +216,11 @@ pub(super) async fn approve(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let mut act = Action::start(
-        &app,
-        &request_id,
-        &caller,
-        peer,
-        &format!("access.approve {}", short(&id)),
-    );
-    let _one_at_a_time = DECISIONS.lock().await;
-    let request = match decidable(&app, &request_id, &caller, &id, &mut act).await {
-        Ok(request) => request,
-        Err(response) => return response,
-    };
+    let (mut act, request, _one_at_a_time) =
+        match deciding(&app, &request_id, &caller, peer, &id, "access.approve").await {
+            Ok(decision) => decision,
+            Err(response) => return response,
+        };
     let approval: Approval = match body_or_default(&headers, body, APPROVAL_SHAPE) {
         Ok(a) => a,
         Err(p) => return act.refuse(p).await,
@@ -330,18 +346,11 @@ pub(super) async fn refuse(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let mut act = Action::start(
-        &app,
-        &request_id,
-        &caller,
-        peer,
-        &format!("access.refuse {}", short(&id)),
-    );
-    let _one_at_a_time = DECISIONS.lock().await;
-    let request = match decidable(&app, &request_id, &caller, &id, &mut act).await {
-        Ok(request) => request,
-        Err(response) => return response,
-    };
+    let (mut act, request, _one_at_a_time) =
+        match deciding(&app, &request_id, &caller, peer, &id, "access.refuse").await {
+            Ok(decision) => decision,
+            Err(response) => return response,
+        };
     let reason = match body_or_default::<Reason>(&headers, body, REASON_SHAPE)
         .and_then(|r| check_reason(&r))
     {

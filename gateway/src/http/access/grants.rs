@@ -146,7 +146,7 @@ pub(super) async fn revoke(
         peer,
         &format!("grant.revoke {}", short(&id)),
     );
-    if !caller.has_role(Role::DeptAdmin) && !caller.has_role(Role::Operator) {
+    if !administers(&caller) {
         let p = Problem::new(
             ProblemKind::Forbidden,
             "Only the granting department's admin or an operator revokes a grant.",

@@ -42,7 +42,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::action::Action;
-use super::admin::{may_administer, registry_unavailable, short};
+use super::admin::{administers, may_administer, registry_unavailable, short};
 use super::lists::ListQuery;
 use super::problem::{Problem, ProblemKind};
 use super::{Authenticated, Peer, RequestId};
