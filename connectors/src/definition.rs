@@ -717,6 +717,17 @@ operations:
     }
 
     #[test]
+    fn the_kind_defaults_to_http_and_an_unknown_kind_is_refused() {
+        let explicit = MINIMAL.replace("base_url:", "kind: http\nbase_url:");
+        assert_eq!(
+            ConnectorDef::from_yaml(&explicit).unwrap(),
+            ConnectorDef::from_yaml(MINIMAL).unwrap()
+        );
+        let sql = MINIMAL.replace("base_url:", "kind: sql\nbase_url:");
+        assert_eq!(ConnectorDef::from_yaml(&sql).unwrap_err().path, "kind");
+    }
+
+    #[test]
     fn validation_reports_every_problem() {
         let text = MINIMAL
             .replace("base_url: http://127.0.0.1:1", "base_url: ftp://x")
