@@ -28,6 +28,7 @@ mod limits;
 mod lists;
 mod lookups;
 mod misbehaviour;
+mod oidc;
 mod privacy;
 mod registry;
 mod surface;
