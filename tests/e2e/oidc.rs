@@ -9,13 +9,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gateway::auth::{AuthConfig, AuthError, Authenticator, Role};
 use gateway::oidc::{Callback, ConsoleConfig, OidcClient, OidcConfig, OidcError};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
+use tokio::sync::watch;
 
 use crate::helpers::TOWNSHIP;
 
@@ -33,7 +33,8 @@ fn provider_dir() -> PathBuf {
 struct Provider {
     issuer: String,
     _child: Child,
-    stderr: Arc<Mutex<String>>,
+    /// What the provider wrote on stderr so far, for failure messages.
+    stderr: watch::Sender<String>,
 }
 
 /// Starts the provider, or says why this test cannot run here and returns None.
@@ -74,14 +75,15 @@ async fn start_provider(test: &str) -> Option<Provider> {
         .kill_on_drop(true)
         .spawn()
         .expect("node starts");
-    let stderr = Arc::new(Mutex::new(String::new()));
+    let stderr = watch::Sender::new(String::new());
     let mut errors = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let sink = Arc::clone(&stderr);
+    let sink = stderr.clone();
     tokio::spawn(async move {
         while let Ok(Some(line)) = errors.next_line().await {
-            let mut all = sink.lock().expect("not poisoned");
-            all.push_str(&line);
-            all.push('\n');
+            sink.send_modify(|all| {
+                all.push_str(&line);
+                all.push('\n');
+            });
         }
     });
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
@@ -95,12 +97,10 @@ async fn start_provider(test: &str) -> Option<Provider> {
     })
     .await;
     let Ok(Some(issuer)) = ready else {
-        let alive = child.try_wait();
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        let more = tokio::time::timeout(Duration::from_secs(3), lines.next_line()).await;
         panic!(
-            "the OpenID provider did not start: {alive:?} {more:?} {}",
-            stderr.lock().expect("not poisoned")
+            "the OpenID provider did not start (exited: {:?}): {}",
+            child.try_wait(),
+            *stderr.borrow()
         );
     };
     // Keep reading stdout so the provider never writes into a closed pipe.
@@ -199,7 +199,7 @@ async fn sign_in(provider: &Provider, url: &str, login: &str) -> String {
         assert!(
             status.is_success(),
             "the provider answered {status}: {page}\n{}",
-            provider.stderr.lock().expect("not poisoned")
+            *provider.stderr.borrow()
         );
         let action = between(&page, "action=\"", "\"").expect("a form");
         let action = page_url.join(action).expect("a form URL");

@@ -10,7 +10,7 @@
 // Prints `oidc-provider ready at http://127.0.0.1:PORT` once it listens; the test
 // reads the issuer from that line. Stops on SIGTERM/SIGINT or when stdin closes.
 
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import process from 'node:process';
 
@@ -49,9 +49,19 @@ const ACCOUNTS = {
   'resident-1': {},
 };
 
-const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+// Generated as PEM and read back before it becomes a JWK: exporting the very key
+// object generateKeyPairSync returned can deadlock Node.js 20 when a garbage
+// collection runs during the export (seen as a provider that never gets ready).
+const { privateKey: privatePem } = generateKeyPairSync('rsa', {
+  modulusLength: 2048,
+  privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+  publicKeyEncoding: { type: 'spki', format: 'pem' },
+});
 const signingKey = {
-  ...privateKey.export({ format: 'jwk' }), kid: 'test-rs256-1', use: 'sig', alg: 'RS256',
+  ...createPrivateKey(privatePem).export({ format: 'jwk' }),
+  kid: 'test-rs256-1',
+  use: 'sig',
+  alg: 'RS256',
 };
 
 const configuration = {
