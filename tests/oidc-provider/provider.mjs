@@ -49,6 +49,9 @@ const ACCOUNTS = {
   'resident-1': {},
 };
 
+// RS256, not ES256: the gateway accepts an ECDSA signature only in its low-S form,
+// and Node.js (OpenSSL) does not normalise S, so half of its ES256 tokens would be
+// refused.
 // Generated as PEM and read back before it becomes a JWK: exporting the very key
 // object generateKeyPairSync returned can deadlock Node.js 20 when a garbage
 // collection runs during the export (seen as a provider that never gets ready).

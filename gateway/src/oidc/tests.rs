@@ -19,6 +19,15 @@ const AUD: &str = "county-gateway";
 const CLIENT: &str = "county-console";
 
 #[test]
+fn the_client_can_be_shared_by_handlers() {
+    fn shared<T: Clone + Send + Sync + 'static>() {}
+    shared::<OidcClient>();
+    shared::<PendingLogin>();
+    shared::<Callback>();
+    shared::<OidcError>();
+}
+
+#[test]
 fn the_pkce_challenge_is_rfc_7636_appendix_b() {
     assert_eq!(
         pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
@@ -391,5 +400,55 @@ fn errors_have_stable_reasons_and_carry_no_secrets() {
     assert_eq!(
         OidcError::IdToken(AuthError::WrongNonce).auth_error(),
         Some(AuthError::WrongNonce)
+    );
+}
+
+/// The county's files with a `console:` section added to its main file, checked
+/// against the `auth:` section in force.
+fn load_county_with(console: &str, auth: Option<AuthConfig>) -> Vec<(String, String)> {
+    let files = crate::county::COUNTY_FILES.iter().map(|(path, text)| {
+        let text = if *path == crate::county::COUNTY_CONFIG {
+            format!("{text}\nconsole:\n{console}")
+        } else {
+            (*text).to_owned()
+        };
+        (*path, text)
+    });
+    let options = crate::config::LoadOptions {
+        auth,
+        ..crate::config::LoadOptions::default()
+    };
+    match crate::config::load(
+        &crate::config::EmbeddedSource::new(files.collect::<Vec<_>>()),
+        std::path::Path::new(crate::county::COUNTY_CONFIG),
+        &options,
+    ) {
+        Ok(config) => {
+            assert!(config.console.oidc.is_some());
+            vec![]
+        }
+        Err(problems) => problems.into_iter().map(|p| (p.path, p.message)).collect(),
+    }
+}
+
+#[test]
+fn the_gateway_file_takes_a_console_section_checked_against_the_auth_in_force() {
+    let section = format!(
+        "  oidc:\n    issuer: {ISS}\n    client_id: {CLIENT}\n    client_secret: {{ file: console.secret }}\n    redirect_url: https://gw.example/console/oidc/callback\n"
+    );
+    // The county's own issuer is not this one…
+    let problems = load_county_with(&section, None);
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].0, "console.oidc.issuer");
+    // …but the auth section in force (here replaced, as the demo does) is what counts.
+    let mut auth: AuthConfig = serde_yaml_ng::from_str(&format!(
+        "audience: {AUD}\nissuers:\n  - issuer: {ISS}\n    algorithms: [ES256]\n    keys:\n      jwks_url: {{ url: \"{ISS}/jwks\" }}\n"
+    ))
+    .unwrap();
+    assert_eq!(load_county_with(&section, Some(auth.clone())), vec![]);
+    auth.issuers[0].issuer = "https://another.example".to_owned();
+    assert_eq!(
+        load_county_with(&section, Some(auth))[0].0,
+        "console.oidc.issuer"
     );
 }
