@@ -184,6 +184,7 @@ pub(super) async fn run_serve(args: ServeArgs) -> ExitCode {
         audit: None,
         clock: None,
         storage,
+        console: crate::console::Options::default(),
     };
     let gateway = match Application::build(settings).await {
         Ok(gateway) => gateway,
