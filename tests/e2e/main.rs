@@ -15,6 +15,7 @@ mod apply;
 mod audit;
 mod auth;
 mod binary;
+mod console;
 mod crash;
 mod data_dir;
 mod drafts;
