@@ -93,7 +93,7 @@ fn departments(config: &ActiveConfig, form: &FormTemplate) -> Vec<String> {
 pub(crate) async fn desk(visit: Visit) -> Response {
     let caller = match visit.require(DESK_ROLES) {
         Ok(caller) => caller,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let config = visit.console.app.config.load_full();
     let today = visit.console.app.clock.today();
@@ -131,7 +131,7 @@ struct FormPage {
 pub(crate) async fn form_page(visit: Visit, Path(form_id): Path<String>) -> Response {
     let caller = match visit.require(DESK_ROLES) {
         Ok(caller) => caller,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let config = visit.console.app.config.load_full();
     let Some(form) = config.forms.get(&form_id) else {
@@ -223,13 +223,13 @@ pub(crate) async fn fill(
 ) -> Response {
     let caller = match visit.require(DESK_ROLES) {
         Ok(caller) => caller,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let Ok(Form(input)) = form else {
         return visit.error(StatusCode::BAD_REQUEST, "error-bad-form", None);
     };
     if let Err(refused) = visit.check_post(&input.csrf) {
-        return refused;
+        return *refused;
     }
     let app = &visit.console.app;
     let config = app.config.load_full();
@@ -526,7 +526,7 @@ fn choices(visit: &Visit, config: &ActiveConfig, caller: &Caller) -> (Vec<Choice
 pub(crate) async fn lookup_page(visit: Visit) -> Response {
     let caller = match visit.require(DESK_ROLES) {
         Ok(caller) => caller,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let config = visit.console.app.config.load_full();
     let (operations, purposes) = choices(&visit, &config, &caller);
@@ -583,13 +583,13 @@ pub(crate) async fn lookup(
 ) -> Response {
     let caller = match visit.require(DESK_ROLES) {
         Ok(caller) => caller,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let Ok(Form(input)) = form else {
         return visit.error(StatusCode::BAD_REQUEST, "error-bad-form", None);
     };
     if let Err(refused) = visit.check_post(&input.csrf) {
-        return refused;
+        return *refused;
     }
     let app = &visit.console.app;
     let services = app.services(&visit.request_id);

@@ -90,7 +90,10 @@ fn criteria(form: &FilterForm, id_number: Option<IdNumber>) -> Result<Criteria, 
     })
 }
 
-fn officer<'a>(visit: &'a Visit, caller: &'a crate::auth::Caller) -> Result<Officer<'a>, Response> {
+fn officer<'a>(
+    visit: &'a Visit,
+    caller: &'a crate::auth::Caller,
+) -> Result<Officer<'a>, Box<Response>> {
     let app = &visit.console.app;
     Officer::new(
         &*app.audit_reader,
@@ -100,7 +103,7 @@ fn officer<'a>(visit: &'a Visit, caller: &'a crate::auth::Caller) -> Result<Offi
         &visit.request_id,
         visit.peer,
     )
-    .map_err(|_| visit.error(StatusCode::FORBIDDEN, "error-forbidden", None))
+    .map_err(|_| Box::new(visit.error(StatusCode::FORBIDDEN, "error-forbidden", None)))
 }
 
 fn failed(visit: &Visit, error: PrivacyError) -> Response {
@@ -210,7 +213,7 @@ pub(crate) async fn search(
 ) -> Response {
     let caller = match visit.require(OFFICER) {
         Ok(caller) => caller,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let Ok(Query(filter)) = query else {
         return visit.error(StatusCode::BAD_REQUEST, "error-bad-form", None);
@@ -225,13 +228,13 @@ pub(crate) async fn search_citizen(
 ) -> Response {
     let caller = match visit.require(OFFICER) {
         Ok(caller) => caller,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let Ok(Form(form)) = form else {
         return visit.error(StatusCode::BAD_REQUEST, "error-bad-form", None);
     };
     if let Err(refused) = visit.check_post(&form.csrf) {
-        return refused;
+        return *refused;
     }
     let id = match some(&form.id_number) {
         None => None,
@@ -257,7 +260,7 @@ async fn run_search(
 ) -> Response {
     let officer = match officer(visit, caller) {
         Ok(o) => o,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let citizen = id.is_some();
     let id_number = id
@@ -352,13 +355,13 @@ pub(crate) async fn export(
 ) -> Response {
     let caller = match visit.require(OFFICER) {
         Ok(caller) => caller,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let Ok(Form(form)) = form else {
         return visit.error(StatusCode::BAD_REQUEST, "error-bad-form", None);
     };
     if let Err(refused) = visit.check_post(&form.csrf) {
-        return refused;
+        return *refused;
     }
     let format = match form.format.as_str() {
         "csv" => ExportFormat::Csv(visit.t.lang),
@@ -390,7 +393,7 @@ pub(crate) async fn export(
     };
     let officer = match officer(&visit, &caller) {
         Ok(o) => o,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let filter = match officer.export(&criteria).await {
         Ok(filter) => filter,
@@ -428,11 +431,11 @@ struct EventPage {
 pub(crate) async fn event(visit: Visit, Path(seq): Path<u64>) -> Response {
     let caller = match visit.require(OFFICER) {
         Ok(caller) => caller,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let officer = match officer(&visit, &caller) {
         Ok(o) => o,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let (stored, prev) = match officer.event(seq).await {
         Ok(Some(found)) => found,
@@ -541,7 +544,7 @@ struct ReportFormPage {
 /// The citizen report's form.
 pub(crate) async fn report_page(visit: Visit) -> Response {
     if let Err(response) = visit.require(OFFICER) {
-        return response;
+        return *response;
     }
     visit.respond(&ReportFormPage {
         chrome: visit.chrome("/console/report"),
@@ -583,13 +586,13 @@ pub(crate) async fn report(
 ) -> Response {
     let caller = match visit.require(OFFICER) {
         Ok(caller) => caller,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let Ok(Form(form)) = form else {
         return visit.error(StatusCode::BAD_REQUEST, "error-bad-form", None);
     };
     if let Err(refused) = visit.check_post(&form.csrf) {
-        return refused;
+        return *refused;
     }
     let Ok(id) = IdNumber::parse(form.id_number.trim()) else {
         return visit.problem(
@@ -600,7 +603,7 @@ pub(crate) async fn report(
     };
     let officer = match officer(&visit, &caller) {
         Ok(o) => o,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let today = visit.console.app.clock.today();
     let (report, head) = match officer.report(&id, today).await {
@@ -687,7 +690,7 @@ struct AnomaliesPage {
 /// The anomaly report's form (the last seven days by default).
 pub(crate) async fn anomalies_page(visit: Visit) -> Response {
     if let Err(response) = visit.require(OFFICER) {
-        return response;
+        return *response;
     }
     let today = visit.console.app.clock.today();
     let from = today - chrono::Days::new(7);
@@ -707,17 +710,17 @@ pub(crate) async fn anomalies(
 ) -> Response {
     let caller = match visit.require(OFFICER) {
         Ok(caller) => caller,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let Ok(Form(form)) = form else {
         return visit.error(StatusCode::BAD_REQUEST, "error-bad-form", None);
     };
     if let Err(refused) = visit.check_post(&form.csrf) {
-        return refused;
+        return *refused;
     }
     let officer = match officer(&visit, &caller) {
         Ok(o) => o,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let found = match officer
         .anomalies(form.from.clone(), form.until.clone(), Default::default())
@@ -780,7 +783,7 @@ async fn integrity_page(visit: &Visit, verified: Option<(bool, String)>) -> Resp
 /// The log's integrity: the latest signed checkpoint.
 pub(crate) async fn integrity(visit: Visit) -> Response {
     if let Err(response) = visit.require(INTEGRITY) {
-        return response;
+        return *response;
     }
     integrity_page(&visit, None).await
 }
@@ -794,13 +797,13 @@ pub(crate) struct CsrfOnly {
 pub(crate) async fn verify(visit: Visit, form: Result<Form<CsrfOnly>, FormRejection>) -> Response {
     let caller = match visit.require(INTEGRITY) {
         Ok(caller) => caller,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let Ok(Form(form)) = form else {
         return visit.error(StatusCode::BAD_REQUEST, "error-bad-form", None);
     };
     if let Err(refused) = visit.check_post(&form.csrf) {
-        return refused;
+        return *refused;
     }
     let app = &visit.console.app;
     let event = crate::audit::AuditEvent::admin(

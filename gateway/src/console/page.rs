@@ -218,7 +218,7 @@ impl Visit {
 
     /// Whether a POST may change anything: it comes from this site (`Origin`, when
     /// the browser sends one, is this host) and carries this visit's CSRF token.
-    pub fn check_post(&self, token: &str) -> Result<(), Response> {
+    pub fn check_post(&self, token: &str) -> Result<(), Box<Response>> {
         let expected = self.csrf();
         let same_origin = match self.headers.get(header::ORIGIN) {
             None => true,
@@ -238,20 +238,28 @@ impl Visit {
         if same_origin && !expected.is_empty() && same_secret(&expected, token) {
             Ok(())
         } else {
-            Err(self.error(StatusCode::FORBIDDEN, "error-csrf", None))
+            Err(Box::new(self.error(
+                StatusCode::FORBIDDEN,
+                "error-csrf",
+                None,
+            )))
         }
     }
 
     /// The signed-in person when they hold one of `roles`; else the answer: the
     /// sign-in page (no session, or it ended) or 403.
-    pub fn require(&self, roles: &[Role]) -> Result<Arc<Caller>, Response> {
+    pub fn require(&self, roles: &[Role]) -> Result<Arc<Caller>, Box<Response>> {
         let Some(caller) = self.caller() else {
-            return Err(self.to_sign_in());
+            return Err(Box::new(self.to_sign_in()));
         };
         if roles.iter().any(|r| caller.has_role(*r)) {
             Ok(caller.clone())
         } else {
-            Err(self.error(StatusCode::FORBIDDEN, "error-forbidden", None))
+            Err(Box::new(self.error(
+                StatusCode::FORBIDDEN,
+                "error-forbidden",
+                None,
+            )))
         }
     }
 

@@ -12,7 +12,8 @@
 //! Session ids and CSRF tokens are never logged; the store keeps only a digest of
 //! each id, so a memory dump of the map does not give a usable cookie.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use base64::Engine;
@@ -57,7 +58,8 @@ pub struct Session {
     /// The token forms of this session carry.
     pub csrf: String,
     pub started: DateTime<Utc>,
-    last_seen: Mutex<DateTime<Utc>>,
+    /// When the session was last used, in Unix milliseconds.
+    last_seen: AtomicI64,
 }
 
 /// The sessions of one gateway process.
@@ -108,7 +110,7 @@ impl Sessions {
             caller,
             csrf: random_token(),
             started: now,
-            last_seen: Mutex::new(now),
+            last_seen: AtomicI64::new(now.timestamp_millis()),
         };
         self.map.insert(digest(&id), Arc::new(session));
         id
@@ -120,23 +122,20 @@ impl Sessions {
         let key = digest(id);
         let session = self.map.get(&key)?;
         let now = self.clock.now();
-        let mut last_seen = match session.last_seen.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        let idle = chrono::Duration::from_std(self.timeouts.idle).unwrap_or(chrono::Duration::MAX);
+        let idle_ms = i64::try_from(self.timeouts.idle.as_millis()).unwrap_or(i64::MAX);
         let absolute =
             chrono::Duration::from_std(self.timeouts.absolute).unwrap_or(chrono::Duration::MAX);
-        let ended = now - *last_seen > idle
+        let last_seen = session.last_seen.load(Ordering::Relaxed);
+        let ended = now.timestamp_millis().saturating_sub(last_seen) > idle_ms
             || now - session.started > absolute
             || now.timestamp() >= session.caller.expires_at;
         if ended {
-            drop(last_seen);
             self.map.invalidate(&key);
             return None;
         }
-        *last_seen = now;
-        drop(last_seen);
+        session
+            .last_seen
+            .fetch_max(now.timestamp_millis(), Ordering::Relaxed);
         Some(session)
     }
 

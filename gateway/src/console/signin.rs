@@ -95,7 +95,7 @@ pub(crate) async fn demo(visit: Visit, form: Result<Form<DemoForm>, FormRejectio
         return visit.error(StatusCode::BAD_REQUEST, "error-bad-form", None);
     };
     if let Err(refused) = visit.check_post(&form.csrf) {
-        return refused;
+        return *refused;
     }
     let Some(persona) = demo.personas.iter().find(|p| p.name == form.persona) else {
         return visit.error(StatusCode::BAD_REQUEST, "error-bad-form", None);
@@ -172,7 +172,7 @@ pub(crate) async fn signout(visit: Visit, form: Result<Form<CsrfForm>, FormRejec
     if visit.session.is_some()
         && let Err(refused) = visit.check_post(&form.csrf)
     {
-        return refused;
+        return *refused;
     }
     if let Some(id) = &visit.session_id {
         visit.console.sessions.end(id);
@@ -198,7 +198,7 @@ pub(crate) async fn lang(visit: Visit, form: Result<Form<LangForm>, FormRejectio
         return visit.error(StatusCode::BAD_REQUEST, "error-bad-form", None);
     };
     if let Err(refused) = visit.check_post(&form.csrf) {
-        return refused;
+        return *refused;
     }
     let Some(lang) = crate::labels::Lang::parse(&form.lang) else {
         return visit.error(StatusCode::BAD_REQUEST, "error-bad-form", None);

@@ -179,14 +179,16 @@ impl<T: DeserializeOwned + Shape> Call<T> {
     }
 
     /// The criteria of a filter; a bad citizen ID is a 400.
-    fn criteria(&self, filter: &FilterIn) -> Result<Criteria, Response> {
+    fn criteria(&self, filter: &FilterIn) -> Result<Criteria, Box<Response>> {
         let id_number = match &filter.id_number {
             Some(raw) => Some(IdNumber::parse(raw).map_err(|e| {
-                Problem::new(ProblemKind::InvalidIdNumber, e.to_string())
-                    .with("check", e.code())
-                    .with("at", "filter.id_number")
-                    .for_request(&self.request_id)
-                    .into_response()
+                Box::new(
+                    Problem::new(ProblemKind::InvalidIdNumber, e.to_string())
+                        .with("check", e.code())
+                        .with("at", "filter.id_number")
+                        .for_request(&self.request_id)
+                        .into_response(),
+                )
             })?),
             None => None,
         };
@@ -270,7 +272,7 @@ fn invalid(field: &str, why: &str, within: &str) -> Problem {
 async fn search_events(call: Call<SearchIn>) -> Response {
     let criteria = match call.criteria(&call.body.filter) {
         Ok(c) => c,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let limit = call.body.limit.unwrap_or(DEFAULT_PAGE);
     match call
@@ -289,7 +291,7 @@ async fn search_events(call: Call<SearchIn>) -> Response {
 async fn export_events(call: Call<ExportIn>) -> Response {
     let criteria = match call.criteria(&call.body.filter) {
         Ok(c) => c,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     if let Err(SearchError::InvalidFilter(field, why)) =
         crate::audit::check_filter(&call.officer().filter(&criteria))
