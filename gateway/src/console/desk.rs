@@ -106,7 +106,7 @@ pub(crate) async fn desk(visit: Visit) -> Response {
             id: f.id.clone(),
             title: pick(lang, &f.title, f.title_en.as_deref()).to_owned(),
             purpose: purpose_name(&config, &f.purpose, lang),
-            departments: departments(&config, f).join("、"),
+            departments: departments(&config, f).join(&visit.t.get("list-sep")),
         })
         .collect();
     visit.respond(&DeskPage {
@@ -160,7 +160,7 @@ fn form_page_for(
         id: form.id.clone(),
         title: pick(lang, &form.title, form.title_en.as_deref()).to_owned(),
         purpose: purpose_name(config, &form.purpose, lang),
-        departments: departments(config, form).join("、"),
+        departments: departments(config, form).join(&visit.t.get("list-sep")),
         error,
     }
 }
@@ -339,32 +339,40 @@ fn lookup_failed(visit: &Visit, error: &LookupError) -> Response {
     visit.problem(kind.status(), kind.slug(), reason)
 }
 
-fn text_of(value: &Value, label: Option<&Value>) -> String {
+/// A value as words: its label when it has one, yes/no for a boolean.
+fn text_of(t: Tr, value: &Value, label: Option<&Value>) -> String {
     if let Some(Value::String(label)) = label {
         return label.clone();
     }
     match value {
         Value::Null => String::new(),
         Value::String(s) => s.clone(),
-        Value::Bool(b) => b.to_string(),
+        Value::Bool(true) => t.get("value-true"),
+        Value::Bool(false) => t.get("value-false"),
         Value::Number(n) => n.to_string(),
         Value::Array(items) => items
             .iter()
-            .map(|v| text_of(v, None))
+            .map(|v| text_of(t, v, None))
             .filter(|s| !s.is_empty())
             .collect::<Vec<_>>()
-            .join("、"),
+            .join(&t.get("list-sep")),
         Value::Object(map) => map
             .iter()
             .filter(|(k, _)| !k.ends_with("_label"))
             .map(|(k, v)| {
                 let label = map.get(&format!("{k}_label"));
-                text_of(v, label)
+                text_of(t, v, label)
             })
             .filter(|s| !s.is_empty())
             .collect::<Vec<_>>()
             .join(" "),
     }
+}
+
+/// A mask's name in words (its code when the catalogue has none).
+pub(crate) fn mask_words(t: Tr, mask: &str) -> String {
+    t.maybe(&format!("mask-{mask}"))
+        .unwrap_or_else(|| mask.to_owned())
 }
 
 fn field_view(t: Tr, field: &Value) -> FieldView {
@@ -387,10 +395,10 @@ fn field_view(t: Tr, field: &Value) -> FieldView {
         .map(str::to_owned);
     FieldView {
         title,
-        value: text_of(&field["value"], field.get("value_label")),
+        value: text_of(t, &field["value"], field.get("value_label")),
         source: department,
         age: field["age_s"].as_i64().map(|s| t.age(s)),
-        mask: field["mask"].as_str().map(str::to_owned),
+        mask: field["mask"].as_str().map(|m| mask_words(t, m)),
         verified: field["verified"].as_bool().unwrap_or(false),
         derived: field.get("derived").is_some(),
         input: field["input"].as_bool().unwrap_or(false),
@@ -426,7 +434,7 @@ fn filled_page(
                 .unwrap_or_default();
             SectionView {
                 title: pick(lang, &template.title, template.title_en.as_deref()).to_owned(),
-                about: section.get("subject").map(|s| text_of(s, None)),
+                about: section.get("subject").map(|s| text_of(t, s, None)),
                 fields: fields_of(t, section),
                 repeated,
                 columns: template
@@ -657,12 +665,13 @@ pub(crate) async fn lookup(
         .map(|(path, returned)| Row {
             name: path.clone(),
             value: text_of(
+                visit.t,
                 &walk(&data["data"], path),
                 Some(&walk_label(&data["data"], path)),
             ),
             mask: Some(returned.mask)
                 .filter(|m| *m != "keep")
-                .map(str::to_owned),
+                .map(|m| mask_words(visit.t, m)),
         })
         .collect();
     let withheld = found

@@ -71,6 +71,9 @@ pub struct Console {
     pub(crate) demo: Option<Arc<DemoSignIn>>,
     /// Whether the gateway serves HTTPS (cookies are then `Secure`).
     pub(crate) secure: bool,
+    /// The last verification of the audit log run from the console: when, whether
+    /// it passed, and what it said.
+    pub(crate) last_verified: Arc<arc_swap::ArcSwapOption<officer::Verified>>,
 }
 
 impl Console {
@@ -81,6 +84,7 @@ impl Console {
             sessions,
             demo: options.demo.map(Arc::new),
             secure,
+            last_verified: Arc::default(),
         }
     }
 }

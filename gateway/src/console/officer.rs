@@ -649,7 +649,7 @@ pub(crate) async fn report(
                 purpose,
                 case_id: a.case_id.clone().unwrap_or_default(),
                 shown: t.get(&format!("shown-{shown}")),
-                fields: a.fields.join("、"),
+                fields: a.fields.join(&t.get("list-sep")),
             }
         })
         .collect();
@@ -753,18 +753,29 @@ pub(crate) async fn anomalies(
     })
 }
 
+/// A verification of the log run from the console.
+#[derive(Debug)]
+pub struct Verified {
+    /// RFC 3339.
+    pub at: String,
+    pub passed: bool,
+    /// Events checked, or where the log is broken (no event contents).
+    pub events: u64,
+    pub failure: Option<String>,
+}
+
 #[derive(Template)]
 #[template(path = "console/integrity.html")]
 struct IntegrityPage {
     chrome: Chrome,
     checkpoint: Option<String>,
-    /// The outcome of the verification just run, in words.
-    verified: Option<(bool, String)>,
+    /// The outcome of the last verification, in words, and when it ran.
+    verified: Option<(bool, String, String)>,
 }
 
 const INTEGRITY: &[Role] = &[Role::PrivacyOfficer, Role::Operator];
 
-async fn integrity_page(visit: &Visit, verified: Option<(bool, String)>) -> Response {
+async fn integrity_page(visit: &Visit) -> Response {
     let backend = visit.console.app.storage.audit_backend();
     let checkpoint = match backend.latest_checkpoint().await {
         Ok(text) => text,
@@ -773,6 +784,15 @@ async fn integrity_page(visit: &Visit, verified: Option<(bool, String)>) -> Resp
             None
         }
     };
+    let verified = visit.console.last_verified.load_full().map(|v| {
+        let text = match &v.failure {
+            None => visit
+                .t
+                .arg("integrity-verified-ok", "n", &v.events.to_string()),
+            Some(failure) => visit.t.arg("integrity-verified-bad", "detail", failure),
+        };
+        (v.passed, text, v.at.clone())
+    });
     visit.respond(&IntegrityPage {
         chrome: visit.chrome("/console/integrity"),
         checkpoint,
@@ -785,7 +805,7 @@ pub(crate) async fn integrity(visit: Visit) -> Response {
     if let Err(response) = visit.require(INTEGRITY) {
         return *response;
     }
-    integrity_page(&visit, None).await
+    integrity_page(&visit).await
 }
 
 #[derive(Deserialize)]
@@ -819,19 +839,27 @@ pub(crate) async fn verify(visit: Visit, form: Result<Form<CsrfOnly>, FormReject
         );
     }
     let expect = app.config.load().audit.expectations();
-    let outcome = match app.storage.audit_backend().verify(expect).await {
-        Ok(report) => (
-            true,
-            visit
-                .t
-                .arg("integrity-verified-ok", "n", &report.events.to_string()),
-        ),
-        Err(failure) => (
-            false,
-            visit
-                .t
-                .arg("integrity-verified-bad", "detail", &failure.to_string()),
-        ),
+    let at = app.clock.now_rfc3339();
+    let verified = match app.storage.audit_backend().verify(expect).await {
+        Ok(report) => Verified {
+            at,
+            passed: true,
+            events: report.events,
+            failure: None,
+        },
+        Err(failure) => {
+            tracing::error!(request_id = %visit.request_id, error = %failure, "the audit log failed its verification");
+            Verified {
+                at,
+                passed: false,
+                events: 0,
+                failure: Some(failure.to_string()),
+            }
+        }
     };
-    integrity_page(&visit, Some(outcome)).await
+    visit
+        .console
+        .last_verified
+        .store(Some(std::sync::Arc::new(verified)));
+    integrity_page(&visit).await
 }
