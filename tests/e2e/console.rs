@@ -351,6 +351,43 @@ async fn a_clerk_fills_a_form_in_the_console_as_through_the_api_and_no_id_number
 }
 
 #[tokio::test]
+async fn an_incomplete_form_names_the_departments_that_failed_and_can_be_retried() {
+    let gw = TestGateway::start().await;
+    gw.set_faults(
+        Department::Shebao,
+        Faults {
+            error_rate: 1.0,
+            ..Faults::default()
+        },
+    );
+    let person = resident();
+    let mut clerk = Visitor::signed_in(&gw, "clerk-dongling").await;
+    let page = clerk
+        .fill("birth-registration", person.id.as_str(), "CONSOLE-0007")
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("id=\"incomplete\""), "{}", page.body);
+    assert!(page.body.contains("县人力资源和社会保障局"));
+    assert!(page.body.contains("id=\"retry\""));
+    // The department is back: the retry (a POST of the same case) completes it.
+    gw.set_faults(Department::Shebao, Faults::default());
+    let retry_csrf = page.csrf();
+    let again = clerk
+        .post(
+            "/console/forms/birth-registration",
+            &[
+                ("id_number", person.id.as_str()),
+                ("case_id", "CONSOLE-0007"),
+                ("csrf", &retry_csrf),
+            ],
+        )
+        .await;
+    assert_eq!(again.status, 200);
+    assert!(again.body.contains("id=\"complete\""));
+    clerk.assert_never_in_a_url(person.id.as_str());
+}
+
+#[tokio::test]
 async fn a_clerk_of_another_township_sees_the_refusal_explained() {
     let gw = TestGateway::start().await;
     let person = resident();
@@ -585,7 +622,10 @@ async fn the_privacy_officer_finds_a_fill_opens_it_exports_and_reports() {
         .get("/console/audit?user=clerk-dongling&township=&connector=hukou&purpose=&outcome=ok&status=&from=&until=")
         .await;
     assert_eq!(found.status, 200, "{}", found.body);
-    assert!(found.body.contains("CONSOLE-0006") || found.body.contains("birth_registration"));
+    assert!(
+        found.body.contains("生育登记"),
+        "purposes are named in words"
+    );
     let seq = {
         let at = found
             .body

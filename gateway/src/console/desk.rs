@@ -212,6 +212,9 @@ struct FilledPage {
     complete: bool,
     /// Departments that did not answer in time or failed.
     failed: Vec<String>,
+    /// For the retry of an incomplete form: the ID number, POSTed again from a
+    /// hidden field (never in a URL; the page is not stored).
+    retry_id: String,
     sections: Vec<SectionView>,
 }
 
@@ -293,7 +296,10 @@ pub(crate) async fn fill(
     );
     let mut body = filled.body;
     label_answer(&mut body, visit.t.lang);
-    let page = filled_page(&visit, &config, &caller, &form, &body);
+    let mut page = filled_page(&visit, &config, &caller, &form, &body);
+    if !page.complete {
+        page.retry_id = subject.as_str().to_owned();
+    }
     visit.respond(&page)
 }
 
@@ -477,6 +483,7 @@ fn filled_page(
         township: caller.township.clone().unwrap_or_default(),
         complete: body["complete"].as_bool().unwrap_or(false),
         failed,
+        retry_id: String::new(),
         sections,
     }
 }

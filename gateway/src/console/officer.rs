@@ -141,6 +141,18 @@ struct EventRow {
     outcome: String,
 }
 
+/// A purpose code as its name in the page's language (the code when unknown).
+fn purpose_words(visit: &Visit, code: &str) -> String {
+    let config = visit.console.app.config.load();
+    config.purposes.get(code).map_or_else(
+        || code.to_owned(),
+        |p| match visit.t.lang {
+            crate::labels::Lang::En => p.name_en.clone(),
+            crate::labels::Lang::ZhCn => p.name.clone(),
+        },
+    )
+}
+
 fn row(visit: &Visit, stored: &StoredEvent) -> EventRow {
     let e = &stored.event;
     let kind = match e.kind {
@@ -164,7 +176,11 @@ fn row(visit: &Visit, stored: &StoredEvent) -> EventRow {
         user: e.caller.user.clone(),
         township: e.caller.township.clone().unwrap_or_default(),
         what,
-        purpose: e.purpose.clone().unwrap_or_default(),
+        purpose: e
+            .purpose
+            .as_deref()
+            .map(|p| purpose_words(visit, p))
+            .unwrap_or_default(),
         subject: e.subject_masked.clone().unwrap_or_default(),
         status: e.outcome.status,
         outcome,
@@ -611,7 +627,6 @@ pub(crate) async fn report(
         Err(e) => return failed(&visit, e),
     };
     let config = visit.console.app.config.load_full();
-    let lang = visit.t.lang;
     let t = visit.t;
     let rows = report
         .accesses
@@ -630,16 +645,8 @@ pub(crate) async fn report(
                 .unwrap_or_default();
             let purpose = a
                 .purpose
-                .as_ref()
-                .map(|p| {
-                    config.purposes.get(p).map_or_else(
-                        || p.clone(),
-                        |p| match lang {
-                            crate::labels::Lang::En => p.name_en.clone(),
-                            crate::labels::Lang::ZhCn => p.name.clone(),
-                        },
-                    )
-                })
+                .as_deref()
+                .map(|p| purpose_words(&visit, p))
                 .unwrap_or_default();
             AccessRow {
                 time: a.time.clone(),
