@@ -353,6 +353,11 @@ impl Demo {
         let _ = writeln!(out, "  gateway      http://{}", self.addr);
         let _ = writeln!(
             out,
+            "  console      http://{}/console/  (open it in a browser; sign in as a demo persona)",
+            self.addr
+        );
+        let _ = writeln!(
+            out,
             "  data dir     {} (choose with --data-dir)",
             self.data_dir.display()
         );

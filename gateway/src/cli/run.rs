@@ -198,6 +198,7 @@ pub(super) async fn run_serve(args: ServeArgs) -> ExitCode {
         gateway.addr(),
         gateway.app().storage.location()
     );
+    println!("console at {scheme}://{}/console/", gateway.addr());
     if let Some(metrics) = gateway.metrics_addr() {
         println!("metrics listening on http://{metrics}/metrics");
     }
