@@ -704,3 +704,71 @@ async fn the_privacy_officer_finds_a_fill_opens_it_exports_and_reports() {
         assert!(operations.iter().any(|o| o == op), "{op} in {operations:?}");
     }
 }
+
+/// The `id`s of a page's visible inputs and selects, and the `for`s of its labels.
+fn inputs_and_labels(body: &str) -> (Vec<String>, Vec<String>) {
+    let attr = |tag: &str, name: &str| -> Option<String> {
+        let key = format!("{name}=\"");
+        let at = tag.find(&key)?;
+        let rest = &tag[at + key.len()..];
+        Some(rest[..rest.find('"')?].to_owned())
+    };
+    let mut inputs = Vec::new();
+    let mut labels = Vec::new();
+    for (i, _) in body.match_indices('<') {
+        let tag = &body[i..i + body[i..].find('>').unwrap_or(0)];
+        if tag.starts_with("<input") || tag.starts_with("<select") {
+            if attr(tag, "type").as_deref() == Some("hidden") {
+                continue;
+            }
+            inputs.push(attr(tag, "id").unwrap_or_else(|| format!("(no id) {tag}")));
+        } else if tag.starts_with("<label")
+            && let Some(target) = attr(tag, "for")
+        {
+            labels.push(target);
+        }
+    }
+    (inputs, labels)
+}
+
+#[tokio::test]
+async fn every_input_on_every_page_has_a_label() {
+    let gw = TestGateway::start().await;
+    let mut clerk = Visitor::signed_in(&gw, "clerk-dongling").await;
+    let mut officer = Visitor::signed_in(&gw, "privacy-officer").await;
+    let mut pages = Vec::new();
+    for path in [
+        "/console/desk",
+        "/console/forms/birth-registration",
+        "/console/lookup",
+    ] {
+        pages.push((path, clerk.get(path).await));
+    }
+    for path in [
+        "/console/audit",
+        "/console/report",
+        "/console/anomalies",
+        "/console/integrity",
+    ] {
+        pages.push((path, officer.get(path).await));
+    }
+    pages.push((
+        "/console/signin",
+        Visitor::new(&gw).get("/console/signin").await,
+    ));
+    for (path, page) in pages {
+        assert_eq!(page.status, 200, "{path}");
+        let (inputs, labels) = inputs_and_labels(&page.body);
+        for input in inputs {
+            assert!(
+                labels.contains(&input),
+                "{path}: the input {input} has no label"
+            );
+        }
+        assert!(
+            page.body.contains("<main id=\"main\""),
+            "{path}: a main landmark"
+        );
+        assert!(page.body.contains("class=\"skip\""), "{path}: a skip link");
+    }
+}
