@@ -28,6 +28,7 @@ use crate::departments::{DepartmentConfig, Departments, Upstream};
 use crate::forms::FormSet;
 use crate::jurisdiction::{Authority, JurisdictionConfig};
 use crate::limits::RateLimitsConfig;
+use crate::oidc::ConsoleConfig;
 use crate::policy::PolicySet;
 use crate::policy::file::{Catalog, Operations, PolicyFile};
 use crate::purpose::{PurposeCatalog, PurposeFile};
@@ -95,6 +96,9 @@ pub struct GatewayFile {
     /// grants with `jurisdiction: township` are checked against.
     #[serde(default)]
     pub jurisdiction: Option<JurisdictionConfig>,
+    /// The web console: its sign-in ([`crate::oidc`]) and other settings.
+    #[serde(default)]
+    pub console: ConsoleConfig,
 }
 
 /// How townships' access requests are handled.
@@ -329,6 +333,8 @@ pub struct ActiveConfig {
     pub audit: AuditSettings,
     /// The county's authority for where people live, if it names one.
     pub jurisdiction: Option<Authority>,
+    /// The web console's settings (its OpenID Connect sign-in, …).
+    pub console: ConsoleConfig,
     /// The directory of the main file; relative paths in it resolve against it.
     pub base_dir: PathBuf,
     /// A digest of every file loaded, so two replicas can tell they run the same config.
@@ -402,6 +408,9 @@ pub fn load(
     let auth = options.auth.clone().unwrap_or_else(|| main.auth.clone());
     for (at, message) in auth.validate() {
         loader.problem(path, &format!("auth.{at}"), &message);
+    }
+    for (at, message) in main.console.validate(&auth) {
+        loader.problem(path, &at, &message);
     }
     for (at, message) in main.rate_limits.validate() {
         loader.problem(path, &format!("rate_limits.{at}"), &message);
@@ -605,6 +614,7 @@ pub fn load(
         pseudonym_key_env: main.pseudonym_key_env,
         audit: main.audit,
         jurisdiction,
+        console: main.console,
         base_dir: base.to_owned(),
         version,
     })

@@ -5,6 +5,8 @@
 //! 1. [`http`] — request id, no query strings (a token in one is a 401), body
 //!    limit, access log without data; the route (`http::query`) parses the body;
 //! 2. [`auth`] — the bearer JWT is verified and becomes a `Caller` (roles, township);
+//!    the console's sign-in ([`oidc`], OpenID Connect with PKCE) ends in the same
+//!    `Caller`, its ID token verified by the same issuers' keys and claim rules;
 //! 3. [`limits`] — the caller's own rate limits, counted in department lookups (one
 //!    here); the subject's ID number is checked (GB 11643, [`lookup::subject`])
 //!    before anything else; connector, operation and [`purpose`] are resolved, the
@@ -53,6 +55,7 @@
 
 // The pipeline's steps, in order.
 pub mod auth;
+pub mod oidc;
 pub mod limits;
 pub mod purpose;
 pub mod policy;

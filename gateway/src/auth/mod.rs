@@ -6,6 +6,8 @@
 //! the key by `kid` (`keys`, `issuer`, refreshed from JWKS URLs by `jwks`),
 //! checks the signature, then the claims (`caller`) and yields a [`Caller`].
 //! Verified tokens are remembered by digest until they expire (`cache`).
+//! [`Authenticator::verify_id_token`] runs the same checks on a console sign-in's
+//! OpenID Connect ID token (audience = the console's client, plus its `nonce`).
 //! `config` is the `auth:` section; `mint` signs tokens for demos and tests; `ecdsa`
 //! keeps ECDSA signatures in their one canonical (low-S) form.
 //!
@@ -33,6 +35,7 @@ pub use config::{AuthConfig, CacheConfig, IssuerConfig, JwksUrlConfig, KeySource
 pub use mint::{MintClaims, MintError, SigningKey, mint};
 pub use verify::Authenticator;
 
+pub(crate) use config::check_jwks_url as check_fetch_url;
 pub(crate) use token::refuse_token_in_query;
 
 /// Why a request was not authenticated. Carries nothing from the token.
@@ -64,6 +67,9 @@ pub enum AuthError {
     MissingClaim(&'static str),
     #[error("the token has an invalid claim")]
     InvalidClaim,
+    /// An ID token's `nonce` is not the one its sign-in was started with.
+    #[error("the ID token's nonce does not match the sign-in")]
+    WrongNonce,
 }
 
 impl AuthError {
@@ -82,6 +88,7 @@ impl AuthError {
             AuthError::WrongAudience => "wrong_audience",
             AuthError::MissingClaim(_) => "missing_claim",
             AuthError::InvalidClaim => "invalid_claim",
+            AuthError::WrongNonce => "wrong_nonce",
         }
     }
 

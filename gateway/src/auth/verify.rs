@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use jsonwebtoken::Algorithm;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use tokio::task::JoinHandle;
 
 use super::AuthError;
@@ -213,6 +213,83 @@ impl Authenticator {
             return Ok(caller);
         }
 
+        let (caller, _claims) = self.verify_signed(token, &inner.audience, now).await?;
+        let caller = Arc::new(caller);
+        inner.cache.insert(digest, Arc::clone(&caller));
+        Ok(caller)
+    }
+
+    /// Verifies an OpenID Connect ID token for a console sign-in: the same issuers,
+    /// algorithm allowlists, keys and claim rules as bearer tokens (so a person's
+    /// console can never see more than their API calls), but the audience is the
+    /// console's OAuth `client_id`, `azp` (when present, or when there are several
+    /// audiences) must be that client, and `nonce` must equal the one the sign-in
+    /// was started with. Not cached: an ID token is used once.
+    pub async fn verify_id_token(
+        &self,
+        token: &str,
+        client_id: &str,
+        nonce: &str,
+    ) -> Result<Arc<Caller>, AuthError> {
+        let result = self.verify_id_token_inner(token, client_id, nonce).await;
+        if let Err(e) = &result {
+            tracing::debug!(reason = e.reason(), "ID token refused");
+        }
+        result
+    }
+
+    async fn verify_id_token_inner(
+        &self,
+        token: &str,
+        client_id: &str,
+        nonce: &str,
+    ) -> Result<Arc<Caller>, AuthError> {
+        if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
+            return Err(AuthError::Malformed);
+        }
+        if client_id.is_empty() {
+            return Err(AuthError::WrongAudience);
+        }
+        let now = self.inner.clock.now();
+        let (caller, claims) = self.verify_signed(token, client_id, now).await?;
+        // OpenID Connect Core 1.0 §3.1.3.7, items 4 and 5.
+        let several_audiences = matches!(claims.get("aud"), Some(Value::Array(a)) if a.len() > 1);
+        match claims.get("azp") {
+            None | Some(Value::Null) if several_audiences => {
+                return Err(AuthError::MissingClaim("azp"));
+            }
+            None | Some(Value::Null) => {}
+            Some(Value::String(azp)) if azp == client_id => {}
+            Some(Value::String(_)) => return Err(AuthError::WrongAudience),
+            Some(_) => return Err(AuthError::InvalidClaim),
+        }
+        match claims.get("nonce") {
+            None | Some(Value::Null) => Err(AuthError::MissingClaim("nonce")),
+            Some(Value::String(got))
+                if !nonce.is_empty()
+                    && aws_lc_rs::constant_time::verify_slices_are_equal(
+                        got.as_bytes(),
+                        nonce.as_bytes(),
+                    )
+                    .is_ok() =>
+            {
+                Ok(Arc::new(caller))
+            }
+            Some(Value::String(_)) => Err(AuthError::WrongNonce),
+            Some(_) => Err(AuthError::InvalidClaim),
+        }
+    }
+
+    /// The checks every token goes through, in this order: structure, issuer (by the
+    /// unverified `iss`), algorithm allowlist, key (by `kid`), signature, then the
+    /// claims against `audience`. Returns the caller and the verified claims.
+    async fn verify_signed(
+        &self,
+        token: &str,
+        audience: &str,
+        now: i64,
+    ) -> Result<(Caller, Map<String, Value>), AuthError> {
+        let inner = &*self.inner;
         let unverified = token::parse(token)?;
         // `none` and names we do not know are refused before anything else.
         let alg: Algorithm = unverified
@@ -238,14 +315,17 @@ impl Authenticator {
             &unverified.claims,
             &issuer.name,
             ClaimRules {
-                audience: &inner.audience,
+                audience,
                 leeway_s: inner.leeway_s,
                 now,
             },
         )?;
-        let caller = Arc::new(caller);
-        inner.cache.insert(digest, Arc::clone(&caller));
-        Ok(caller)
+        Ok((caller, unverified.claims))
+    }
+
+    /// Whether `issuer` is one of the trusted issuers (exactly as tokens write `iss`).
+    pub fn trusts_issuer(&self, issuer: &str) -> bool {
+        self.inner.issuers.contains_key(issuer)
     }
 
     /// Tokens in the verified-token cache.
