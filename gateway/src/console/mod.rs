@@ -40,6 +40,8 @@ pub use session::{Sessions, Timeouts};
 pub struct Options {
     /// The demo's one-click sign-in (served only by `gateway demo`).
     pub demo: Option<DemoSignIn>,
+    /// Sign-in through an OpenID provider (`console.oidc`).
+    pub oidc: Option<crate::oidc::OidcClient>,
     pub timeouts: Timeouts,
 }
 
@@ -63,12 +65,19 @@ pub struct DemoPersona {
     pub department: Option<String>,
 }
 
+/// The most sign-ins waiting for the OpenID provider at once.
+const MAX_PENDING_SIGN_INS: u64 = 10_000;
+
 /// The console's state: the app, the sessions and the ways to sign in.
 #[derive(Debug, Clone)]
 pub struct Console {
     pub(crate) app: App,
     pub(crate) sessions: Sessions,
     pub(crate) demo: Option<Arc<DemoSignIn>>,
+    pub(crate) oidc: Option<crate::oidc::OidcClient>,
+    /// Sign-ins sent to the OpenID provider, by their `state`, until the browser
+    /// comes back (or they expire).
+    pub(crate) pending: moka::sync::Cache<String, crate::oidc::PendingLogin>,
     /// Whether the gateway serves HTTPS (cookies are then `Secure`).
     pub(crate) secure: bool,
     /// The last verification of the audit log run from the console: when, whether
@@ -83,6 +92,13 @@ impl Console {
             app,
             sessions,
             demo: options.demo.map(Arc::new),
+            oidc: options.oidc,
+            pending: moka::sync::Cache::builder()
+                .max_capacity(MAX_PENDING_SIGN_INS)
+                .time_to_live(std::time::Duration::from_secs(
+                    crate::oidc::PENDING_LOGIN_TTL_S.unsigned_abs(),
+                ))
+                .build(),
             secure,
             last_verified: Arc::default(),
         }
@@ -96,6 +112,8 @@ pub fn router(console: Console) -> Router {
         .route("/", get(|| async { Redirect::to("/console/") }))
         .route("/signin", get(signin::page))
         .route("/signin/demo", post(signin::demo))
+        .route("/oidc/start", post(signin::oidc_start))
+        .route("/oidc/callback", get(signin::oidc_callback))
         .route("/signout", post(signin::signout))
         .route("/lang", post(signin::lang))
         .route("/desk", get(desk::desk))

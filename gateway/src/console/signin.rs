@@ -74,7 +74,7 @@ pub(crate) async fn page(
     let page = SignInPage {
         chrome: visit.chrome("/console/signin"),
         ended,
-        oidc: false,
+        oidc: visit.console.oidc.is_some(),
         personas,
     };
     (jar, visit.respond(&page)).into_response()
@@ -140,6 +140,52 @@ fn persona_token(
 /// A demo token lives as long as the longest session.
 fn visit_ttl() -> u64 {
     super::Timeouts::default().absolute.as_secs()
+}
+
+/// Sign-in through the OpenID provider: the browser goes to the provider with a
+/// fresh `state`, `nonce` and PKCE challenge; the sign-in waits here by its state.
+pub(crate) async fn oidc_start(
+    visit: Visit,
+    form: Result<Form<CsrfForm>, FormRejection>,
+) -> Response {
+    let Some(client) = visit.console.oidc.clone() else {
+        return visit.error(StatusCode::NOT_FOUND, "error-not-found", None);
+    };
+    let Ok(Form(form)) = form else {
+        return visit.error(StatusCode::BAD_REQUEST, "error-bad-form", None);
+    };
+    if let Err(refused) = visit.check_post(&form.csrf) {
+        return *refused;
+    }
+    let (url, pending) = client.begin();
+    visit
+        .console
+        .pending
+        .insert(pending.state().to_owned(), pending);
+    Redirect::to(url.as_str()).into_response()
+}
+
+/// The provider sends the browser back with a one-time code and the state: the
+/// waiting sign-in is taken (once), the code redeemed, the ID token verified by the
+/// app's authenticator, and a session starts. The code is never logged.
+pub(crate) async fn oidc_callback(visit: Visit, uri: axum::http::Uri) -> Response {
+    let Some(client) = visit.console.oidc.clone() else {
+        return visit.error(StatusCode::NOT_FOUND, "error-not-found", None);
+    };
+    let outcome = match crate::oidc::Callback::from_query(uri.query().unwrap_or_default()) {
+        Err(e) => Err(e),
+        Ok(callback) => match visit.console.pending.remove(callback.state()) {
+            None => Err(crate::oidc::OidcError::WrongState),
+            Some(pending) => client.finish(pending, &callback).await,
+        },
+    };
+    match outcome {
+        Ok(caller) => start(&visit, caller),
+        Err(e) => {
+            tracing::warn!(request_id = %visit.request_id, reason = e.reason(), "an OpenID Connect sign-in failed");
+            visit.error(StatusCode::UNAUTHORIZED, "signin-failed", None)
+        }
+    }
 }
 
 /// Starts a session for a verified caller and goes to their start page.

@@ -73,6 +73,37 @@ const CONSOLE: &[(&str, &[&str])] = &[
     ("/console/signin", &["ended"]),
 ];
 
+/// Where an OpenID provider sends the browser back: its query carries a one-time
+/// code and the state (read by `crate::oidc::Callback`), or the provider's error.
+const OIDC_CALLBACK: &str = "/console/oidc/callback";
+const OIDC_PARAMETERS: &[&str] = &[
+    "code",
+    "state",
+    "iss",
+    "session_state",
+    "error",
+    "error_description",
+    "error_uri",
+];
+/// The longest callback query accepted.
+const MAX_CALLBACK_QUERY: usize = 8192;
+
+/// Checks an OpenID callback's query: only the protocol's parameters, bounded.
+fn oidc_callback(query: &str) -> Result<(), Problem> {
+    let known = query.split('&').filter(|p| !p.is_empty()).all(|pair| {
+        let name = pair.split_once('=').map_or(pair, |(n, _)| n);
+        OIDC_PARAMETERS.contains(&name)
+    });
+    if known && query.len() <= MAX_CALLBACK_QUERY {
+        Ok(())
+    } else {
+        Err(Problem::new(
+            ProblemKind::InvalidRequest,
+            "The sign-in callback takes only the OpenID Connect parameters.",
+        ))
+    }
+}
+
 /// A list's filters and page, parsed from the query string.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListQuery {
@@ -103,6 +134,9 @@ pub fn check(method: &str, path: &str, query: Option<&str>) -> Result<(), Proble
     };
     if let Some((_, names)) = CONSOLE.iter().find(|(p, _)| method == "GET" && *p == path) {
         return console(query, names);
+    }
+    if method == "GET" && path == OIDC_CALLBACK {
+        return oidc_callback(query);
     }
     let allowed = ALLOWED
         .iter()
