@@ -247,6 +247,23 @@ async fn the_console_answers_in_chinese_first_then_english_by_switch_or_header()
     let mut browser = Visitor::new(&gw);
     browser.accept_language = Some("en-GB,en;q=0.9,zh;q=0.5");
     assert_eq!(browser.get("/console/signin").await.lang(), "en");
+
+    // Any page, even an error page, switches for a visitor who has not signed in.
+    let mut stranger = Visitor::new(&gw);
+    let missing = stranger.get("/console/nowhere").await;
+    assert_eq!((missing.status, missing.lang()), (404, "zh-CN"));
+    let switched = stranger
+        .post(
+            "/console/lang",
+            &[
+                ("lang", "en"),
+                ("back", "/console/nowhere"),
+                ("csrf", &missing.csrf()),
+            ],
+        )
+        .await;
+    assert_eq!(switched.status, 303);
+    assert_eq!(stranger.get("/console/nowhere").await.lang(), "en");
 }
 
 #[tokio::test]

@@ -67,6 +67,9 @@ pub struct Visit {
     pub peer: Option<SocketAddr>,
     /// The path of this page, for the language switch to come back to.
     pub here: String,
+    /// A pre-session token made for this visit (a browser without a session or one),
+    /// set as a cookie with the page.
+    fresh_presession: Option<String>,
     headers: HeaderMap,
 }
 
@@ -92,6 +95,8 @@ impl FromRequestParts<Console> for Visit {
             Some(pq) if parts.method == axum::http::Method::GET => pq.as_str().to_owned(),
             _ => parts.uri.path().to_owned(),
         };
+        let fresh_presession =
+            (session.is_none() && jar.get(PRESESSION_COOKIE).is_none()).then(random_token);
         Ok(Visit {
             console: console.clone(),
             t,
@@ -101,6 +106,7 @@ impl FromRequestParts<Console> for Visit {
             request_id,
             peer,
             here,
+            fresh_presession,
             headers: parts.headers.clone(),
         })
     }
@@ -207,8 +213,19 @@ impl Visit {
     }
 
     /// The CSRF token this visit's forms carry: the session's, or before sign-in
-    /// the pre-session cookie's (set by [`Visit::respond`] when missing).
+    /// the pre-session cookie's (made for this visit and set with the page when the
+    /// browser has none).
     pub fn csrf(&self) -> String {
+        match (&self.session, self.jar.get(PRESESSION_COOKIE)) {
+            (Some(session), _) => session.csrf.clone(),
+            (None, Some(cookie)) => cookie.value().to_owned(),
+            (None, None) => self.fresh_presession.clone().unwrap_or_default(),
+        }
+    }
+
+    /// The token a POST is checked against: the session's, or the pre-session
+    /// cookie the browser sent (never one made for this very request).
+    fn expected_csrf(&self) -> String {
         match (&self.session, self.jar.get(PRESESSION_COOKIE)) {
             (Some(session), _) => session.csrf.clone(),
             (None, Some(cookie)) => cookie.value().to_owned(),
@@ -219,7 +236,7 @@ impl Visit {
     /// Whether a POST may change anything: it comes from this site (`Origin`, when
     /// the browser sends one, is this host) and carries this visit's CSRF token.
     pub fn check_post(&self, token: &str) -> Result<(), Box<Response>> {
-        let expected = self.csrf();
+        let expected = self.expected_csrf();
         let same_origin = match self.headers.get(header::ORIGIN) {
             None => true,
             Some(origin) => {
@@ -286,7 +303,13 @@ impl Visit {
     pub fn respond_with(&self, status: StatusCode, template: &impl Template) -> Response {
         match template.render() {
             Ok(html) => {
-                let mut response = (status, Html(html)).into_response();
+                let mut response = match &self.fresh_presession {
+                    Some(token) => {
+                        let cookie = self.cookie(PRESESSION_COOKIE, token.clone(), None);
+                        (status, self.jar.clone().add(cookie), Html(html)).into_response()
+                    }
+                    None => (status, Html(html)).into_response(),
+                };
                 if let Ok(lang) = HeaderValue::from_str(self.t.tag()) {
                     response
                         .headers_mut()
@@ -329,19 +352,6 @@ impl Visit {
         self.t
             .maybe(&format!("reason-{reason}"))
             .or_else(|| crate::labels::label("reasons", reason, self.t.lang).map(str::to_owned))
-    }
-
-    /// The pre-session cookie for a page with a sign-in form (a fresh one when the
-    /// browser has none).
-    pub fn with_presession(&self) -> (CookieJar, Visit) {
-        if self.session.is_some() || self.jar.get(PRESESSION_COOKIE).is_some() {
-            return (self.jar.clone(), self.clone());
-        }
-        let cookie = self.cookie(PRESESSION_COOKIE, random_token(), None);
-        let jar = self.jar.clone().add(cookie);
-        let mut visit = self.clone();
-        visit.jar = jar.clone();
-        (jar, visit)
     }
 
     /// A console cookie: `HttpOnly`, `SameSite=Strict`, path `/console`, `Secure`

@@ -57,7 +57,6 @@ pub(crate) async fn page(
     visit: Visit,
     query: Result<Query<SignInQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    let (jar, visit) = visit.with_presession();
     let personas = visit
         .console
         .demo
@@ -77,7 +76,7 @@ pub(crate) async fn page(
         oidc: visit.console.oidc.is_some(),
         personas,
     };
-    (jar, visit.respond(&page)).into_response()
+    visit.respond(&page)
 }
 
 #[derive(Debug, Deserialize)]
