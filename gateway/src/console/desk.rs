@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::i18n::Tr;
-use super::page::{Chrome, Visit};
+use super::page::{Chrome, Visit, posted};
 use crate::auth::{Caller, Role};
 use crate::config::ActiveConfig;
 use crate::fill::{Attempt, Refused, Unfilled, may_use};
@@ -173,6 +173,8 @@ pub(crate) struct FillForm {
     csrf: String,
 }
 
+posted!(FillForm, LookupForm);
+
 /// One value of a filled form, as the page shows it.
 struct FieldView {
     title: String,
@@ -224,16 +226,10 @@ pub(crate) async fn fill(
     Path(form_id): Path<String>,
     form: Result<Form<FillForm>, FormRejection>,
 ) -> Response {
-    let caller = match visit.require(DESK_ROLES) {
-        Ok(caller) => caller,
+    let (caller, input) = match visit.accept(DESK_ROLES, form) {
+        Ok(accepted) => accepted,
         Err(response) => return *response,
     };
-    let Ok(Form(input)) = form else {
-        return visit.error(StatusCode::BAD_REQUEST, "error-bad-form", None);
-    };
-    if let Err(refused) = visit.check_post(&input.csrf) {
-        return *refused;
-    }
     let app = &visit.console.app;
     let config = app.config.load_full();
     let mut attempt = Attempt::new(
@@ -317,21 +313,28 @@ fn refused_page(visit: &Visit, config: &ActiveConfig, form_id: &str, refused: Re
     let kind = refused.kind();
     match (&refused, config.forms.get(form_id)) {
         (Refused::Subject(error), Some(form)) => {
-            let message = match error {
-                crate::lookup::SubjectError::IdNumber(e) if e.code() == "length" => {
-                    visit.t.get("fill-id-number-short")
-                }
-                crate::lookup::SubjectError::IdNumber(e) if e.code() == "check_digit" => {
-                    visit.t.get("fill-id-number-bad")
-                }
-                crate::lookup::SubjectError::IdNumber(_) => visit.t.problem(kind.slug()),
-                _ => visit.t.get("fill-case-id-help"),
-            };
+            let message = subject_message(visit, error);
             let page = form_page_for(visit, config, form, Some(message));
             visit.respond_with(kind.status(), &page)
         }
         (Refused::NotGranted, _) => visit.problem(kind.status(), kind.slug(), Some("not_granted")),
         _ => visit.problem(kind.status(), kind.slug(), None),
+    }
+}
+
+/// What is wrong with an ID number or a case number, in words (never the value).
+fn subject_message(visit: &Visit, error: &crate::lookup::SubjectError) -> String {
+    match error {
+        crate::lookup::SubjectError::IdNumber(e) if e.code() == "length" => {
+            visit.t.get("fill-id-number-short")
+        }
+        crate::lookup::SubjectError::IdNumber(e) if e.code() == "check_digit" => {
+            visit.t.get("fill-id-number-bad")
+        }
+        crate::lookup::SubjectError::IdNumber(_) => visit
+            .t
+            .problem(crate::problem::ProblemKind::InvalidIdNumber.slug()),
+        _ => visit.t.get("fill-case-id-help"),
     }
 }
 
@@ -596,16 +599,10 @@ pub(crate) async fn lookup(
     visit: Visit,
     form: Result<Form<LookupForm>, FormRejection>,
 ) -> Response {
-    let caller = match visit.require(DESK_ROLES) {
-        Ok(caller) => caller,
+    let (caller, input) = match visit.accept(DESK_ROLES, form) {
+        Ok(accepted) => accepted,
         Err(response) => return *response,
     };
-    let Ok(Form(input)) = form else {
-        return visit.error(StatusCode::BAD_REQUEST, "error-bad-form", None);
-    };
-    if let Err(refused) = visit.check_post(&input.csrf) {
-        return *refused;
-    }
     let app = &visit.console.app;
     let services = app.services(&visit.request_id);
     let mut trail = Trail::default();
@@ -641,13 +638,7 @@ pub(crate) async fn lookup(
         Err(AskError::Subject(error)) => {
             let (operations, purposes) = choices(&visit, &config, &caller);
             let kind = AskError::Subject(error.clone()).kind();
-            let message = match &error {
-                crate::lookup::SubjectError::IdNumber(e) if e.code() == "check_digit" => {
-                    visit.t.get("fill-id-number-bad")
-                }
-                crate::lookup::SubjectError::IdNumber(_) => visit.t.problem(kind.slug()),
-                _ => visit.t.get("fill-case-id-help"),
-            };
+            let message = subject_message(&visit, &error);
             let page = LookupPage {
                 chrome: visit.chrome("/console/lookup"),
                 operations,

@@ -16,7 +16,7 @@ use axum::response::Response;
 use connectors::subject::IdNumber;
 use serde::Deserialize;
 
-use super::page::{Chrome, Visit};
+use super::page::{Chrome, Visit, posted};
 use crate::audit::search::{ExportFormat, OutcomeClass, StoredEvent};
 use crate::auth::Role;
 use crate::privacy::{Criteria, Officer, PrivacyError};
@@ -58,6 +58,8 @@ pub(crate) struct CitizenForm {
     filter: FilterForm,
     csrf: String,
 }
+
+posted!(CitizenForm, ExportForm, ReportForm, WindowForm, CsrfOnly);
 
 fn some(text: &str) -> Option<String> {
     let text = text.trim();
@@ -106,14 +108,34 @@ fn officer<'a>(
     .map_err(|_| Box::new(visit.error(StatusCode::FORBIDDEN, "error-forbidden", None)))
 }
 
+/// The 400 page naming the filter that is wrong (never its value).
+fn bad_filter(visit: &Visit, field: &str) -> Response {
+    visit.error(
+        StatusCode::BAD_REQUEST,
+        "error-bad-form",
+        Some(visit.t.arg("audit-bad-filter", "field", field)),
+    )
+}
+
+/// The citizen named by an ID number field: none when empty; a wrong one is the
+/// 400 page (the number is not echoed).
+fn citizen(visit: &Visit, raw: &str) -> Result<Option<IdNumber>, Box<Response>> {
+    match some(raw) {
+        None => Ok(None),
+        Some(raw) => IdNumber::parse(&raw).map(Some).map_err(|_| {
+            Box::new(visit.problem(
+                StatusCode::BAD_REQUEST,
+                ProblemKind::InvalidIdNumber.slug(),
+                None,
+            ))
+        }),
+    }
+}
+
 fn failed(visit: &Visit, error: PrivacyError) -> Response {
     match error {
         PrivacyError::NotOfficer => visit.error(StatusCode::FORBIDDEN, "error-forbidden", None),
-        PrivacyError::Invalid(field, _) => visit.error(
-            StatusCode::BAD_REQUEST,
-            "error-bad-form",
-            Some(visit.t.arg("audit-bad-filter", "field", field)),
-        ),
+        PrivacyError::Invalid(field, _) => bad_filter(visit, field),
         PrivacyError::NotRecorded => visit.problem(
             StatusCode::SERVICE_UNAVAILABLE,
             ProblemKind::AuditUnavailable.slug(),
@@ -242,28 +264,13 @@ pub(crate) async fn search_citizen(
     visit: Visit,
     form: Result<Form<CitizenForm>, FormRejection>,
 ) -> Response {
-    let caller = match visit.require(OFFICER) {
-        Ok(caller) => caller,
+    let (caller, form) = match visit.accept(OFFICER, form) {
+        Ok(accepted) => accepted,
         Err(response) => return *response,
     };
-    let Ok(Form(form)) = form else {
-        return visit.error(StatusCode::BAD_REQUEST, "error-bad-form", None);
-    };
-    if let Err(refused) = visit.check_post(&form.csrf) {
-        return *refused;
-    }
-    let id = match some(&form.id_number) {
-        None => None,
-        Some(raw) => match IdNumber::parse(&raw) {
-            Ok(id) => Some(id),
-            Err(_) => {
-                return visit.problem(
-                    StatusCode::BAD_REQUEST,
-                    ProblemKind::InvalidIdNumber.slug(),
-                    None,
-                );
-            }
-        },
+    let id = match citizen(&visit, &form.id_number) {
+        Ok(id) => id,
+        Err(response) => return *response,
     };
     run_search(&visit, &caller, form.filter, id).await
 }
@@ -285,25 +292,13 @@ async fn run_search(
         .unwrap_or_default();
     let criteria = match criteria(&filter, id) {
         Ok(c) => c,
-        Err(field) => {
-            return visit.error(
-                StatusCode::BAD_REQUEST,
-                "error-bad-form",
-                Some(visit.t.arg("audit-bad-filter", "field", field)),
-            );
-        }
+        Err(field) => return bad_filter(visit, field),
     };
     let before = match some(&filter.before) {
         None => None,
         Some(b) => match b.parse::<u64>() {
             Ok(b) => Some(b),
-            Err(_) => {
-                return visit.error(
-                    StatusCode::BAD_REQUEST,
-                    "error-bad-form",
-                    Some(visit.t.arg("audit-bad-filter", "field", "before")),
-                );
-            }
+            Err(_) => return bad_filter(visit, "before"),
         },
     };
     let page = match officer.search(&criteria, before, PAGE).await {
@@ -369,43 +364,22 @@ pub(crate) async fn export(
     visit: Visit,
     form: Result<Form<ExportForm>, FormRejection>,
 ) -> Response {
-    let caller = match visit.require(OFFICER) {
-        Ok(caller) => caller,
+    let (caller, form) = match visit.accept(OFFICER, form) {
+        Ok(accepted) => accepted,
         Err(response) => return *response,
     };
-    let Ok(Form(form)) = form else {
-        return visit.error(StatusCode::BAD_REQUEST, "error-bad-form", None);
-    };
-    if let Err(refused) = visit.check_post(&form.csrf) {
-        return *refused;
-    }
     let format = match form.format.as_str() {
         "csv" => ExportFormat::Csv(visit.t.lang),
         "jsonl" => ExportFormat::JsonLines,
         _ => return visit.error(StatusCode::BAD_REQUEST, "error-bad-form", None),
     };
-    let id = match some(&form.id_number) {
-        None => None,
-        Some(raw) => match IdNumber::parse(&raw) {
-            Ok(id) => Some(id),
-            Err(_) => {
-                return visit.problem(
-                    StatusCode::BAD_REQUEST,
-                    ProblemKind::InvalidIdNumber.slug(),
-                    None,
-                );
-            }
-        },
+    let id = match citizen(&visit, &form.id_number) {
+        Ok(id) => id,
+        Err(response) => return *response,
     };
     let criteria = match criteria(&form.filter, id) {
         Ok(c) => c,
-        Err(field) => {
-            return visit.error(
-                StatusCode::BAD_REQUEST,
-                "error-bad-form",
-                Some(visit.t.arg("audit-bad-filter", "field", field)),
-            );
-        }
+        Err(field) => return bad_filter(&visit, field),
     };
     let officer = match officer(&visit, &caller) {
         Ok(o) => o,
@@ -600,22 +574,14 @@ pub(crate) async fn report(
     visit: Visit,
     form: Result<Form<ReportForm>, FormRejection>,
 ) -> Response {
-    let caller = match visit.require(OFFICER) {
-        Ok(caller) => caller,
+    let (caller, form) = match visit.accept(OFFICER, form) {
+        Ok(accepted) => accepted,
         Err(response) => return *response,
     };
-    let Ok(Form(form)) = form else {
-        return visit.error(StatusCode::BAD_REQUEST, "error-bad-form", None);
-    };
-    if let Err(refused) = visit.check_post(&form.csrf) {
-        return *refused;
-    }
-    let Ok(id) = IdNumber::parse(form.id_number.trim()) else {
-        return visit.problem(
-            StatusCode::BAD_REQUEST,
-            ProblemKind::InvalidIdNumber.slug(),
-            None,
-        );
+    let id = match citizen(&visit, &form.id_number) {
+        Ok(Some(id)) => id,
+        Ok(None) => return visit.error(StatusCode::BAD_REQUEST, "error-bad-form", None),
+        Err(response) => return *response,
     };
     let officer = match officer(&visit, &caller) {
         Ok(o) => o,
@@ -715,16 +681,10 @@ pub(crate) async fn anomalies(
     visit: Visit,
     form: Result<Form<WindowForm>, FormRejection>,
 ) -> Response {
-    let caller = match visit.require(OFFICER) {
-        Ok(caller) => caller,
+    let (caller, form) = match visit.accept(OFFICER, form) {
+        Ok(accepted) => accepted,
         Err(response) => return *response,
     };
-    let Ok(Form(form)) = form else {
-        return visit.error(StatusCode::BAD_REQUEST, "error-bad-form", None);
-    };
-    if let Err(refused) = visit.check_post(&form.csrf) {
-        return *refused;
-    }
     let officer = match officer(&visit, &caller) {
         Ok(o) => o,
         Err(response) => return *response,
@@ -822,16 +782,10 @@ pub(crate) struct CsrfOnly {
 
 /// Verifies the whole log now (as `gateway audit verify` does) and shows the outcome.
 pub(crate) async fn verify(visit: Visit, form: Result<Form<CsrfOnly>, FormRejection>) -> Response {
-    let caller = match visit.require(INTEGRITY) {
-        Ok(caller) => caller,
+    let (caller, _) = match visit.accept(INTEGRITY, form) {
+        Ok(accepted) => accepted,
         Err(response) => return *response,
     };
-    let Ok(Form(form)) = form else {
-        return visit.error(StatusCode::BAD_REQUEST, "error-bad-form", None);
-    };
-    if let Err(refused) = visit.check_post(&form.csrf) {
-        return *refused;
-    }
     let app = &visit.console.app;
     let event = crate::audit::AuditEvent::admin(
         &visit.request_id,

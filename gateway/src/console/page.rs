@@ -11,6 +11,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use askama::Template;
+use axum::Form;
+use axum::extract::rejection::FormRejection;
 use axum::extract::{FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -111,6 +113,23 @@ impl FromRequestParts<Console> for Visit {
         })
     }
 }
+
+/// A form a page POSTs: it carries the page's CSRF token.
+pub trait Posted {
+    fn csrf(&self) -> &str;
+}
+
+/// Implements [`Posted`] for forms with a `csrf` field.
+macro_rules! posted {
+    ($($form:ty),* $(,)?) => {
+        $(impl $crate::console::page::Posted for $form {
+            fn csrf(&self) -> &str {
+                &self.csrf
+            }
+        })*
+    };
+}
+pub(crate) use posted;
 
 /// A link of the navigation.
 #[derive(Debug, Clone)]
@@ -261,6 +280,25 @@ impl Visit {
                 None,
             )))
         }
+    }
+
+    /// A POSTed form of a person holding one of `roles`: signed in, the form
+    /// readable, its token this visit's; else the answer instead (sign-in, 403, 400).
+    pub fn accept<T: Posted>(
+        &self,
+        roles: &[Role],
+        form: Result<Form<T>, FormRejection>,
+    ) -> Result<(Arc<Caller>, T), Box<Response>> {
+        let caller = self.require(roles)?;
+        let Ok(Form(form)) = form else {
+            return Err(Box::new(self.error(
+                StatusCode::BAD_REQUEST,
+                "error-bad-form",
+                None,
+            )));
+        };
+        self.check_post(form.csrf())?;
+        Ok((caller, form))
     }
 
     /// The signed-in person when they hold one of `roles`; else the answer: the
