@@ -514,8 +514,16 @@ async fn a_post_without_the_pages_token_or_from_another_site_changes_nothing() {
             ("case_id", "X-3"),
             ("csrf", &csrf),
         ]);
-    let foreign = clerk.send(request, url).await;
+    let foreign = clerk.send(request, url.clone()).await;
     assert_eq!(foreign.status, 403);
+    // A browser that names no origin (`null`) but says the request is cross-site.
+    let request = clerk
+        .client
+        .post(&url)
+        .header("origin", "null")
+        .header("sec-fetch-site", "cross-site")
+        .form(&[("id_number", person.id.as_str()), ("case_id", "X-4"), ("csrf", &csrf)]);
+    assert_eq!(clerk.send(request, url).await.status, 403);
     assert_eq!(
         events(&gw).len(),
         before,

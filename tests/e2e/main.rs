@@ -15,6 +15,7 @@ mod apply;
 mod audit;
 mod auth;
 mod binary;
+mod browser;
 mod console;
 mod crash;
 mod data_dir;

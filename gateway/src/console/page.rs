@@ -252,26 +252,30 @@ impl Visit {
         }
     }
 
-    /// Whether a POST may change anything: it comes from this site (`Origin`, when
-    /// the browser sends one, is this host) and carries this visit's CSRF token.
+    /// Whether a POST may change anything: it carries this visit's CSRF token, and
+    /// nothing says it comes from another site — `Origin`, when the browser names
+    /// one (under `Referrer-Policy: no-referrer` it sends `null`), is this host, and
+    /// `Sec-Fetch-Site`, when sent, is `same-origin` (or `none`: typed by the person).
     pub fn check_post(&self, token: &str) -> Result<(), Box<Response>> {
         let expected = self.expected_csrf();
-        let same_origin = match self.headers.get(header::ORIGIN) {
-            None => true,
-            Some(origin) => {
-                let host = self
-                    .headers
-                    .get(header::HOST)
-                    .and_then(|h| h.to_str().ok())
-                    .unwrap_or_default();
-                origin.to_str().ok().is_some_and(|o| {
-                    o.strip_prefix("http://")
-                        .or_else(|| o.strip_prefix("https://"))
-                        .is_some_and(|rest| !host.is_empty() && rest == host)
-                })
-            }
+        let header = |name| {
+            self.headers
+                .get(name)
+                .map(|v| v.to_str().unwrap_or("(unreadable)"))
         };
-        if same_origin && !expected.is_empty() && same_secret(&expected, token) {
+        let host = header(header::HOST).unwrap_or_default();
+        let origin_ok = match header(header::ORIGIN) {
+            None | Some("null") => true,
+            Some(origin) => origin
+                .strip_prefix("http://")
+                .or_else(|| origin.strip_prefix("https://"))
+                .is_some_and(|rest| !host.is_empty() && rest == host),
+        };
+        let site_ok = matches!(
+            header(axum::http::HeaderName::from_static("sec-fetch-site")),
+            None | Some("same-origin" | "none")
+        );
+        if origin_ok && site_ok && !expected.is_empty() && same_secret(&expected, token) {
             Ok(())
         } else {
             Err(Box::new(self.error(
