@@ -190,39 +190,21 @@ impl Browser {
         let profile = dir.path().join("profile");
         std::fs::create_dir(&profile).expect("the browser's profile directory");
         let log_path = dir.path().join("chromedriver.log");
-        let log = std::fs::File::create(&log_path).expect("chromedriver's log file");
+        std::fs::File::create(&log_path).expect("chromedriver's log file");
 
-        // Port 0: chromedriver binds a free port itself and says which, so two tests
-        // never race for one. Its own process group, so that Chromium and every
-        // helper process it starts can be killed together.
-        let mut command = Command::new(driver);
-        command
-            .arg("--port=0")
-            .env("LANGUAGE", options.lang.replace('-', "_"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .process_group(0)
-            .kill_on_drop(true);
-        let mut child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("{test}: cannot start {}: {e}", driver.display()));
-        let driver_pid = child
+        let (driver, port) = spawn_driver(test, driver, &options.lang, &log_path).await;
+        let driver_pid = driver
             .id()
             .and_then(|id| i32::try_from(id).ok())
             .and_then(rustix::process::Pid::from_raw);
-        let stdout = child.stdout.take().expect("chromedriver's piped stdout");
-
         let mut browser = Self {
             test: test.to_owned(),
             client: None,
-            driver: child,
+            driver,
             driver_pid,
             dir: Some(dir),
             artifacts,
         };
-
-        let port = browser.driver_port(stdout, &log_path).await;
         browser.await_driver_ready(port, &log_path).await;
 
         let mut capabilities = Capabilities::new();
@@ -252,54 +234,6 @@ impl Browser {
             .unwrap_or_else(|e| panic!("{test}: cannot set the session's timeouts: {e}"));
         browser.client = Some(client);
         browser
-    }
-
-    /// Reads chromedriver's stdout until it says which port it bound, then keeps
-    /// copying it into the log so that it never blocks on a full pipe.
-    async fn driver_port(&mut self, stdout: tokio::process::ChildStdout, log_path: &Path) -> u16 {
-        const STARTED: &str = "started successfully on port ";
-        let mut lines = BufReader::new(stdout).lines();
-        let found = tokio::time::timeout(WAIT, async {
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(rest) = line.split(STARTED).nth(1) {
-                    return rest.trim_end_matches('.').trim().parse::<u16>().ok();
-                }
-            }
-            None
-        })
-        .await;
-        let port = match found {
-            Ok(Some(port)) => port,
-            Ok(None) => panic!(
-                "{}: chromedriver stopped without saying which port it listens on\n{}",
-                self.test,
-                log_tail(log_path)
-            ),
-            Err(_) => panic!(
-                "{}: chromedriver did not say which port it listens on within {WAIT:?}\n{}",
-                self.test,
-                log_tail(log_path)
-            ),
-        };
-        let log_path = log_path.to_path_buf();
-        tokio::spawn(async move {
-            let Ok(mut log) = tokio::fs::OpenOptions::new()
-                .append(true)
-                .open(&log_path)
-                .await
-            else {
-                while let Ok(Some(_)) = lines.next_line().await {}
-                return;
-            };
-            while let Ok(Some(line)) = lines.next_line().await {
-                if log.write_all(line.as_bytes()).await.is_err()
-                    || log.write_all(b"\n").await.is_err()
-                {
-                    break;
-                }
-            }
-        });
-        port
     }
 
     /// Polls chromedriver's `/status` until it says it is ready for a session.
@@ -675,6 +609,84 @@ impl Drop for Browser {
     }
 }
 
+/// Starts chromedriver and returns it with the port it listens on. Port 0:
+/// chromedriver binds a free port itself and says which, so two tests never race for
+/// one; should it still stop before saying (it also binds the IPv6 loopback on that
+/// port, which something else may hold), it is started again, up to three times. Its
+/// own process group, so that Chromium and every helper process Chromium starts can
+/// be killed together.
+async fn spawn_driver(test: &str, driver: &Path, lang: &str, log_path: &Path) -> (Child, u16) {
+    const ATTEMPTS: usize = 3;
+    for _ in 0..ATTEMPTS {
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(log_path)
+            .expect("chromedriver's log file");
+        let mut child = Command::new(driver)
+            .arg("--port=0")
+            .env("LANGUAGE", lang.replace('-', "_"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{test}: cannot start {}: {e}", driver.display()));
+        let stdout = child.stdout.take().expect("chromedriver's piped stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let said = tokio::time::timeout(WAIT, async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                append_line(log_path, &line).await;
+                if let Some(port) = started_on(&line) {
+                    return Some(port);
+                }
+            }
+            None
+        })
+        .await;
+        match said {
+            Ok(Some(port)) => {
+                // Keep reading, so that chromedriver never blocks on a full pipe.
+                let log_path = log_path.to_path_buf();
+                tokio::spawn(async move {
+                    while let Ok(Some(line)) = lines.next_line().await {
+                        append_line(&log_path, &line).await;
+                    }
+                });
+                return (child, port);
+            }
+            Ok(None) => {
+                let _ = child.wait().await;
+            }
+            Err(_) => panic!(
+                "{test}: chromedriver did not say which port it listens on within {WAIT:?}\n{}",
+                log_tail(log_path)
+            ),
+        }
+    }
+    panic!(
+        "{test}: chromedriver stopped {ATTEMPTS} times without saying which port it listens on\n{}",
+        log_tail(log_path)
+    )
+}
+
+/// The port in chromedriver's `ChromeDriver was started successfully on port 4711.`
+fn started_on(line: &str) -> Option<u16> {
+    let (_, rest) = line.split_once("started successfully on port ")?;
+    rest.trim().trim_end_matches('.').parse().ok()
+}
+
+/// Appends `line` to chromedriver's log; a log that cannot be written loses the line.
+async fn append_line(log_path: &Path, line: &str) {
+    if let Ok(mut log) = tokio::fs::OpenOptions::new()
+        .append(true)
+        .open(log_path)
+        .await
+    {
+        let _ = log.write_all(format!("{line}\n").as_bytes()).await;
+    }
+}
+
 /// `goog:chromeOptions` for `options`, with Chromium at `binary` and its profile in
 /// `profile`.
 fn chrome_options(options: &BrowserOptions, binary: &Path, profile: &Path) -> Value {
@@ -815,6 +827,15 @@ mod tests {
     fn a_regional_language_also_accepts_its_base() {
         assert_eq!(accept_languages("zh-CN"), "zh-CN,zh");
         assert_eq!(accept_languages("en"), "en");
+    }
+
+    #[test]
+    fn chromedriver_says_its_port() {
+        assert_eq!(
+            started_on("ChromeDriver was started successfully on port 40123."),
+            Some(40123)
+        );
+        assert_eq!(started_on("Only local connections are allowed."), None);
     }
 
     #[test]
