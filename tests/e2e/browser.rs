@@ -86,7 +86,13 @@ async fn chinese_labels(browser: &Browser) -> Vec<String> {
 
 #[tokio::test]
 async fn the_walk_through_in_chinese_clerk_fills_and_prints_officer_finds_and_reports() {
-    let Some(browser) = Browser::start("console_walk_through_zh").await else {
+    // A tall window: the README's screenshots show a whole form section and the
+    // search's results.
+    let Some(browser) = BrowserOptions::new()
+        .window(1280, 1500)
+        .start("console_walk_through_zh")
+        .await
+    else {
         return;
     };
     let gw = TestGateway::start().await;

@@ -522,7 +522,11 @@ async fn a_post_without_the_pages_token_or_from_another_site_changes_nothing() {
         .post(&url)
         .header("origin", "null")
         .header("sec-fetch-site", "cross-site")
-        .form(&[("id_number", person.id.as_str()), ("case_id", "X-4"), ("csrf", &csrf)]);
+        .form(&[
+            ("id_number", person.id.as_str()),
+            ("case_id", "X-4"),
+            ("csrf", &csrf),
+        ]);
     assert_eq!(clerk.send(request, url).await.status, 403);
     assert_eq!(
         events(&gw).len(),

@@ -115,6 +115,7 @@ audit-status = Status code
 audit-from = From (date)
 audit-until = Until (date)
 audit-search = Search
+audit-search-citizen = Search by ID number
 audit-clear = Clear filters
 audit-any = Any
 audit-outcome-ok = Answered

@@ -115,6 +115,7 @@ audit-status = 状态码
 audit-from = 起始日期
 audit-until = 截止日期
 audit-search = 查询
+audit-search-citizen = 按身份证号查询
 audit-clear = 清除条件
 audit-any = 全部
 audit-outcome-ok = 成功
