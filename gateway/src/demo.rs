@@ -160,6 +160,25 @@ pub fn persona_token(key: &SigningKey, persona: &Persona) -> anyhow::Result<Stri
     Ok(mint(key, &claims)?)
 }
 
+/// The console's one-click sign-in for the demo's personas, signing with `key`.
+pub fn console_sign_in(key: SigningKey) -> crate::console::DemoSignIn {
+    crate::console::DemoSignIn {
+        key,
+        issuer: ISSUER.to_owned(),
+        audience: AUDIENCE.to_owned(),
+        personas: PERSONAS
+            .iter()
+            .map(|p| crate::console::DemoPersona {
+                name: p.name.to_owned(),
+                about: p.about.to_owned(),
+                role: p.role,
+                township: p.township.map(str::to_owned),
+                department: p.department.map(str::to_owned),
+            })
+            .collect(),
+    }
+}
+
 /// How to run the demo.
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
@@ -298,6 +317,10 @@ pub async fn start(options: DemoOptions) -> anyhow::Result<Demo> {
         audit: None,
         clock: None,
         storage,
+        console: crate::console::Options {
+            demo: Some(console_sign_in(key)),
+            ..crate::console::Options::default()
+        },
     })
     .await?;
     Ok(Demo {
@@ -328,6 +351,11 @@ impl Demo {
             "县乡数据共享网关 demo — the demo county 示范县 (139901) is running."
         );
         let _ = writeln!(out, "  gateway      http://{}", self.addr);
+        let _ = writeln!(
+            out,
+            "  console      http://{}/console/  (open it in a browser; sign in as a demo persona)",
+            self.addr
+        );
         let _ = writeln!(
             out,
             "  data dir     {} (choose with --data-dir)",

@@ -214,7 +214,7 @@ async fn run(
 
 /// A filled form and the lookups made for it.
 #[derive(Debug)]
-pub(crate) struct Filled {
+pub struct Filled {
     pub(crate) body: Value,
     pub(crate) lookups: Vec<Arc<Done>>,
     /// Whether every lookup's audit event was made durable; if not, nothing of the
@@ -968,5 +968,168 @@ async fn section(
             out["rows"] = json!(rows_out);
             (out, gaps)
         }
+    }
+}
+
+/// Why a fill was refused before any department was asked.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Refused {
+    /// The caller's own limits cannot take the form's lookups.
+    Limited(crate::limits::Limited),
+    /// No form template with this id is configured.
+    UnknownForm,
+    /// No grant in force gives the caller the form's purpose.
+    NotGranted,
+    /// The ID number or the case id is wrong.
+    Subject(crate::lookup::SubjectError),
+    /// The form's purpose is not configured (the gateway's fault).
+    NoPurpose,
+}
+
+impl Refused {
+    /// The problem type this refusal answers with (and the audit log records).
+    pub fn kind(&self) -> ProblemKind {
+        match self {
+            Refused::Limited(limited) => LookupError::Limited(limited.clone()).kind(),
+            Refused::UnknownForm => ProblemKind::UnknownForm,
+            Refused::NotGranted => ProblemKind::Forbidden,
+            Refused::Subject(crate::lookup::SubjectError::IdNumber(_)) => {
+                ProblemKind::InvalidIdNumber
+            }
+            Refused::Subject(_) => ProblemKind::InvalidRequest,
+            Refused::NoPurpose => ProblemKind::Internal,
+        }
+    }
+}
+
+/// One fill as a front end runs it: [`Attempt::admit`] checks the caller's limits
+/// (charged the form's cost), the form and the caller's grant before the front end
+/// reads its input; [`Attempt::person`] checks the ID number and case id;
+/// [`Attempt::fill`] asks the departments. A fill refused before any lookup is
+/// recorded as one event by [`Attempt::record_refusal`].
+#[derive(Debug)]
+pub struct Attempt<'a> {
+    services: Services<'a>,
+    audit: &'a dyn AuditLog,
+    config: &'a ActiveConfig,
+    caller: &'a Caller,
+    peer: Option<SocketAddr>,
+    trail: Trail,
+}
+
+impl<'a> Attempt<'a> {
+    pub fn new(
+        services: Services<'a>,
+        audit: &'a dyn AuditLog,
+        config: &'a ActiveConfig,
+        caller: &'a Caller,
+        peer: Option<SocketAddr>,
+    ) -> Attempt<'a> {
+        let mut trail = Trail::default();
+        trail.policy_version = Some(config.policies.version.clone());
+        Attempt {
+            services,
+            audit,
+            config,
+            caller,
+            peer,
+            trail,
+        }
+    }
+
+    /// The caller's own limits, charged the form's cost (the most lookups it makes;
+    /// 1 for an unknown form), then the form, then the caller's grant for its
+    /// purpose. Only a form id the gateway knows is recorded.
+    pub async fn admit(&mut self, form_id: &str) -> Result<Arc<Form>, Refused> {
+        let form = self.config.forms.get(form_id).cloned();
+        if let Some(form) = &form {
+            self.trail.form = Some(form.id.clone());
+            self.trail.purpose = Some(form.purpose.clone());
+        }
+        let cost = form.as_ref().map_or(1, |f| f.max_lookups);
+        self.services
+            .limits
+            .check_caller(&self.caller.user, self.caller.township.as_deref(), cost)
+            .await
+            .map_err(Refused::Limited)?;
+        let form = form.ok_or(Refused::UnknownForm)?;
+        if !may_use(
+            self.config,
+            self.caller,
+            &form.purpose,
+            self.services.clock.today(),
+        ) {
+            return Err(Refused::NotGranted);
+        }
+        Ok(form)
+    }
+
+    /// The person (by ID number: a form is filled for a person) and the case id,
+    /// checked; the case id as it is recorded.
+    pub fn person(
+        &mut self,
+        subject: Result<SubjectKeyValue, crate::lookup::SubjectError>,
+        case_id: &str,
+    ) -> Result<(IdNumber, String), Refused> {
+        let case_id = crate::lookup::check_case_id(case_id).map_err(Refused::Subject)?;
+        self.trail.case_id = Some(case_id.clone());
+        let subject = match subject.map_err(Refused::Subject)? {
+            SubjectKeyValue::Id(id) => id,
+            SubjectKeyValue::Household(_) => {
+                return Err(Refused::Subject(crate::lookup::SubjectError::PersonOnly));
+            }
+        };
+        self.trail.subject_pseudonym = Some(self.services.pseudonym.pseudonym(subject.as_str()));
+        self.trail.subject_masked = Some(subject.masked());
+        Ok((subject, case_id))
+    }
+
+    /// Records a fill refused before any lookup (status and problem type as
+    /// answered); `Err` when the audit log could not record it (then nothing but
+    /// `audit-unavailable` may be answered).
+    pub async fn record_refusal(
+        self,
+        status: u16,
+        problem: &str,
+    ) -> Result<(), crate::audit::AuditError> {
+        let event = self.trail.event(
+            self.services.request_id,
+            self.caller,
+            self.peer,
+            status,
+            Some(problem),
+        );
+        self.audit.append(event).await.map(|_| ())
+    }
+
+    /// Fills `form` for `subject` from every department it needs.
+    pub async fn fill(
+        self,
+        form: &Form,
+        subject: &IdNumber,
+        case_id: &str,
+    ) -> Result<Filled, Refused> {
+        let purpose = self
+            .config
+            .purposes
+            .get(&form.purpose)
+            .ok_or(Refused::NoPurpose)?;
+        let today = self.services.clock.today();
+        let request_id = self.services.request_id;
+        let ctx = Context {
+            services: self.services,
+            audit: self.audit,
+            config: self.config,
+            caller: self.caller,
+            form,
+            purpose,
+            request_id,
+            peer: self.peer,
+            case_id,
+            deadline: Instant::now() + form.deadline,
+            today,
+            subject,
+        };
+        Ok(fill(&ctx).await)
     }
 }

@@ -6,8 +6,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-/// The modules allowed to depend on `http`: the bootstrap and the tools above it.
-const ABOVE_HTTP: &[&str] = &["startup", "cli", "demo"];
+/// The modules allowed to depend on `http`: the console (a second front end, served
+/// in the HTTP layer's request context), the bootstrap and the tools above it.
+const ABOVE_HTTP: &[&str] = &["console", "startup", "cli", "demo"];
 
 fn top_level_modules(src: &Path) -> BTreeSet<String> {
     let mut out = BTreeSet::new();

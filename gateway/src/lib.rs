@@ -46,7 +46,8 @@
 //! (no HTTP in it), [`clock`] its "now", and [`startup`] the one bootstrap that
 //! `serve`, `demo` and the tests start the gateway through.
 //!
-//! Front ends: [`http`] (the API: routes per area, extractors, errors), [`tls`]
+//! Front ends: [`http`] (the API: routes per area, extractors, errors), [`console`]
+//! (the web pages for people, on the same domain calls as the API), [`tls`]
 //! (HTTPS and mTLS), [`witness`] (sends the audit log's checkpoints to witnesses and
 //! is one, `gateway witness serve`). Tools: [`cli`] (the command line), [`demo`] and
 //! the embedded [`county`], [`explain`] (`gateway policy explain` and golden cases).
@@ -66,6 +67,7 @@ pub mod lookup;
 pub mod audit;
 pub mod forms;
 pub mod fill;
+pub mod privacy;
 
 // Around it: configuration, stores, the shared state and its bootstrap.
 pub mod config;
@@ -88,6 +90,7 @@ pub mod startup;
 
 // Front ends.
 pub mod http;
+pub mod console;
 pub mod tls;
 pub mod witness;
 

@@ -22,6 +22,7 @@ use crate::audit::{AuditLog, SqliteAudit};
 use crate::auth::Authenticator;
 use crate::clock::{Clock, SystemClock};
 use crate::config::ActiveConfig;
+use crate::console::Console;
 use crate::live::Live;
 use crate::mask::PseudonymKey;
 use crate::store::{Storage, StoreError};
@@ -56,6 +57,8 @@ pub struct Settings {
     pub clock: Option<Arc<dyn Clock>>,
     /// Where the stores live; its registry is the one `live` reads.
     pub storage: Storage,
+    /// The web console's sign-in and sessions.
+    pub console: crate::console::Options,
 }
 
 /// Why a gateway could not be built.
@@ -85,6 +88,7 @@ pub enum StartError {
 #[derive(Debug)]
 pub struct Application {
     app: App,
+    console: Console,
     listener: TcpListener,
     addr: SocketAddr,
     metrics_listener: Option<TcpListener>,
@@ -112,6 +116,7 @@ impl Application {
             audit,
             clock,
             storage,
+            console,
         } = settings;
         let listener = TcpListener::bind(listen)
             .await
@@ -174,12 +179,14 @@ impl Application {
         if let Some(witnesses) = &witnesses {
             app = app.with_witnesses(witnesses.statuses());
         }
+        let console = Console::new(app.clone(), console, tls.is_some());
         let background = vec![
             app.limits.spawn_sweeper(),
             Live::spawn_watcher(&app.live, &app.config, &app.audit),
         ];
         Ok(Application {
             app,
+            console,
             listener,
             addr,
             metrics_listener,
@@ -216,6 +223,7 @@ impl Application {
     ) -> std::io::Result<()> {
         let Application {
             app,
+            console,
             listener,
             metrics_listener,
             tls,
@@ -230,11 +238,10 @@ impl Application {
                 axum::serve(listener, crate::http::metrics_router(app.clone())).into_future(),
             )
         });
+        let router = crate::http::router_with(app, crate::console::router(console));
         let served = match tls {
-            Some(tls) => {
-                crate::tls::serve_tls(listener, crate::http::router(app), tls, shutdown).await
-            }
-            None => crate::http::serve(listener, app, shutdown).await,
+            Some(tls) => crate::tls::serve_tls(listener, router, tls, shutdown).await,
+            None => crate::http::serve(listener, router, shutdown).await,
         };
         if let Some(metrics) = metrics {
             metrics.abort();

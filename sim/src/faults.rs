@@ -35,6 +35,9 @@ pub struct Faults {
     pub oversized_bytes: u64,
     /// Never answer.
     pub hang: bool,
+    /// Put markup before every name (`xm`), as a compromised system might: what
+    /// shows a department's values must show them as text.
+    pub markup_in_names: bool,
 }
 
 /// Why a [`Faults`] value was refused.

@@ -125,6 +125,9 @@ pub(crate) async fn respond(
             if now.extra_fields {
                 add_extra_fields(&mut data);
             }
+            if now.markup_in_names {
+                mark_up_names(&mut data);
+            }
             let envelope = envelope_ok(department, data);
             pad(department, envelope, now.oversized_bytes)
         }
@@ -181,6 +184,25 @@ fn envelope_error(department: Department, failure: Failure) -> Value {
             };
             json!({ "status": code, "message": msg, "body": null })
         }
+    }
+}
+
+/// What `markup_in_names` puts before every name.
+pub(crate) const NAME_MARKUP: &str = "<script>alert(1)</script>";
+
+/// Puts [`NAME_MARKUP`] before every `xm` (name) in the record, at any depth.
+fn mark_up_names(data: &mut Value) {
+    match data {
+        Value::Object(object) => {
+            for (key, value) in object.iter_mut() {
+                match value {
+                    Value::String(name) if key == "xm" => *name = format!("{NAME_MARKUP}{name}"),
+                    other => mark_up_names(other),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(mark_up_names),
+        _ => {}
     }
 }
 

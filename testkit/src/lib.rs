@@ -1,5 +1,7 @@
 //! Test-only support shared by the workspace's tests; never a dependency of shipped code.
 //!
+//! - [`browser`]: a real headless Chromium behind its own chromedriver, driven over
+//!   WebDriver, with the waits and screenshots browser tests need;
 //! - [`pki`]: a throwaway certificate authority that signs server and client
 //!   certificates, and a rustls client configuration that trusts it;
 //! - [`skip`]: a test that cannot check anything here says so.
@@ -9,6 +11,7 @@
     reason = "test support: a fixture that cannot be built should fail the test loudly"
 )]
 
+pub mod browser;
 pub mod pki;
 
 /// Says on the test output that `test` checked nothing, and why, instead of passing

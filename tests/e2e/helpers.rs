@@ -127,6 +127,10 @@ impl TestGateway {
             audit,
             clock: Some(clock.clone()),
             storage,
+            console: gateway::console::Options {
+                demo: Some(demo::console_sign_in(issuer.clone())),
+                ..gateway::console::Options::default()
+            },
         })
         .await
         .expect("the gateway starts");

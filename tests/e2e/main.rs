@@ -15,6 +15,8 @@ mod apply;
 mod audit;
 mod auth;
 mod binary;
+mod browser;
+mod console;
 mod crash;
 mod data_dir;
 mod drafts;

@@ -170,6 +170,20 @@ pub(super) async fn run_serve(args: ServeArgs) -> ExitCode {
             }
         };
     warn_unpinned(&cfg.audit);
+    // The console's single sign-on: without its provider the gateway still serves
+    // the API (and says so); the console then offers no sign-in.
+    let oidc = match &cfg.console.oidc {
+        None => None,
+        Some(settings) => {
+            match crate::oidc::OidcClient::new(settings, auth.clone(), &cfg.base_dir).await {
+                Ok(client) => Some(client),
+                Err(e) => {
+                    eprintln!("warning: the console's OpenID Connect sign-in is off: {e}");
+                    None
+                }
+            }
+        }
+    };
     let scheme = if tls.is_some() { "https" } else { "http" };
     let version = cfg.version.clone();
     let settings = Settings {
@@ -184,6 +198,10 @@ pub(super) async fn run_serve(args: ServeArgs) -> ExitCode {
         audit: None,
         clock: None,
         storage,
+        console: crate::console::Options {
+            oidc,
+            ..crate::console::Options::default()
+        },
     };
     let gateway = match Application::build(settings).await {
         Ok(gateway) => gateway,
@@ -197,6 +215,7 @@ pub(super) async fn run_serve(args: ServeArgs) -> ExitCode {
         gateway.addr(),
         gateway.app().storage.location()
     );
+    println!("console at {scheme}://{}/console/", gateway.addr());
     if let Some(metrics) = gateway.metrics_addr() {
         println!("metrics listening on http://{metrics}/metrics");
     }

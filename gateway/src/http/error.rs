@@ -309,6 +309,69 @@ impl From<LookupError> for Problem {
     }
 }
 
+impl From<crate::fill::Refused> for Problem {
+    fn from(refused: crate::fill::Refused) -> Problem {
+        use crate::fill::Refused;
+        match refused {
+            Refused::Limited(limited) => limited.into(),
+            Refused::UnknownForm => Problem::new(
+                ProblemKind::UnknownForm,
+                "No form template with this id is configured; GET /v1/forms lists yours.",
+            ),
+            Refused::NotGranted => Problem::new(
+                ProblemKind::Forbidden,
+                "No grant in force gives this caller the form's purpose.",
+            )
+            .with("reason", "not_granted")
+            .with("rule", "forms"),
+            Refused::Subject(error) => error.into(),
+            Refused::NoPurpose => Problem::new(
+                ProblemKind::Internal,
+                "The form's purpose is not configured.",
+            ),
+        }
+    }
+}
+
+impl From<crate::fill::Unfilled> for Problem {
+    fn from(unfilled: crate::fill::Unfilled) -> Problem {
+        match unfilled {
+            crate::fill::Unfilled::Lookup(error) => error.into(),
+            crate::fill::Unfilled::PersonUnknown => Problem::new(
+                ProblemKind::PersonUnknown,
+                "No department this form asks holds a record of this person; check the ID number with the citizen.",
+            ),
+        }
+    }
+}
+
+impl From<crate::lookup::single::AskError> for Problem {
+    fn from(error: crate::lookup::single::AskError) -> Problem {
+        use crate::lookup::single::AskError;
+        match error {
+            AskError::UnknownConnector => Problem::new(
+                ProblemKind::UnknownConnector,
+                "No connector with this id is configured.",
+            ),
+            AskError::UnknownOperation {
+                connector,
+                operations,
+            } => Problem::new(
+                ProblemKind::UnknownOperation,
+                "The connector has no operation with this name.",
+            )
+            .with("connector", connector)
+            .with("operations", operations),
+            AskError::UnknownPurpose => Problem::new(
+                ProblemKind::UnknownPurpose,
+                "The purpose code is not in the purpose catalog.",
+            ),
+            AskError::Subject(error) => error.into(),
+            AskError::Lookup(error) => error.into(),
+        }
+    }
+}
+
 /// A policy refusal as a 403 naming the deciding rule.
 pub(crate) fn forbidden(refusal: Refusal) -> Problem {
     Problem::new(ProblemKind::Forbidden, refusal.detail)

@@ -10,8 +10,6 @@
 //! A fill counts against the caller's rate limits as the most lookups its form can
 //! make (`max_lookups`, shown by `GET /v1/forms`), charged whole before it starts.
 
-use std::time::Instant;
-
 use axum::Router;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
@@ -23,15 +21,13 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::audit_unavailable;
-use super::problem::{Problem, ProblemKind};
+use super::problem::Problem;
 use super::request::SubjectIn;
 use super::{Authenticated, Peer, RequestId};
 use crate::app::App;
-use crate::auth::Caller;
 use crate::config::ActiveConfig;
-use crate::fill::{self, Unfilled, may_use};
+use crate::fill::{Attempt, may_use};
 use crate::forms::{FieldValue, Form, Scope};
-use crate::lookup::{SubjectError, SubjectKeyValue, Trail, check_case_id};
 
 pub(crate) fn routes() -> Router<App> {
     Router::new()
@@ -100,48 +96,33 @@ async fn fill_form(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let config = app.config.load_full();
-    let mut trail = Trail::default();
-    let prepared = prepare(&app, &config, &caller, &form_id, &headers, body, &mut trail).await;
+    let mut attempt = Attempt::new(
+        app.services(&request_id),
+        &*app.audit,
+        &config,
+        &caller,
+        peer,
+    );
+    let prepared = prepare(&mut attempt, &form_id, &headers, body).await;
     let (form, subject, case_id, lang) = match prepared {
         Ok(ready) => ready,
         Err(problem) => {
             // Nothing was looked up: one event records the refused fill.
-            let event = trail.event(
-                &request_id,
-                &caller,
-                peer,
-                problem.kind.status().as_u16(),
-                Some(problem.kind.slug()),
-            );
-            if let Err(e) = app.audit.append(event).await {
+            let status = problem.kind.status().as_u16();
+            if let Err(e) = attempt.record_refusal(status, problem.kind.slug()).await {
                 return audit_unavailable(&request_id, &e);
             }
             return problem.for_request(&request_id).into_response();
         }
     };
-    let Some(purpose) = config.purposes.get(&form.purpose) else {
-        return Problem::new(
-            ProblemKind::Internal,
-            "The form's purpose is not configured.",
-        )
-        .for_request(&request_id)
-        .into_response();
+    let filled = match attempt.fill(&form, &subject, &case_id).await {
+        Ok(filled) => filled,
+        Err(refused) => {
+            return Problem::from(refused)
+                .for_request(&request_id)
+                .into_response();
+        }
     };
-    let ctx = fill::Context {
-        services: app.services(&request_id),
-        audit: &*app.audit,
-        config: &config,
-        caller: &caller,
-        form: &form,
-        purpose,
-        request_id: &request_id,
-        peer,
-        case_id: &case_id,
-        deadline: Instant::now() + form.deadline,
-        today: app.clock.today(),
-        subject: &subject,
-    };
-    let filled = fill::fill(&ctx).await;
     if !filled.audited {
         return audit_unavailable(&request_id, &"a form lookup was not recorded");
     }
@@ -154,14 +135,9 @@ async fn fill_form(
             outcome = unfilled.kind().slug(),
             "form not filled"
         );
-        let problem = match unfilled {
-            Unfilled::Lookup(error) => Problem::from(error),
-            Unfilled::PersonUnknown => Problem::new(
-                ProblemKind::PersonUnknown,
-                "No department this form asks holds a record of this person; check the ID number with the citizen.",
-            ),
-        };
-        return problem.for_request(&request_id).into_response();
+        return Problem::from(unfilled)
+            .for_request(&request_id)
+            .into_response();
     }
     tracing::info!(
         request_id,
@@ -176,17 +152,14 @@ async fn fill_form(
 }
 
 /// Everything checked before any department is asked: the caller's own limits,
-/// charged the form's cost (the most lookups it makes; 1 for an unknown form), the
-/// form, the caller's grant for its purpose, the body, the ID number and case id.
-/// A fill that does not fit the caller's limits is refused whole: nothing is fetched.
+/// charged the form's cost, the form, the caller's grant for its purpose
+/// ([`Attempt::admit`]), then the body, the ID number and case id. A fill that does
+/// not fit the caller's limits is refused whole: nothing is fetched.
 async fn prepare(
-    app: &App,
-    config: &ActiveConfig,
-    caller: &Caller,
+    attempt: &mut Attempt<'_>,
     form_id: &str,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
-    trail: &mut Trail,
 ) -> Result<
     (
         std::sync::Arc<Form>,
@@ -196,45 +169,13 @@ async fn prepare(
     ),
     Problem,
 > {
-    trail.policy_version = Some(config.policies.version.clone());
-    // Only a form id the gateway knows is recorded or echoed.
-    let form = config.forms.get(form_id).cloned();
-    if let Some(form) = &form {
-        trail.form = Some(form.id.clone());
-        trail.purpose = Some(form.purpose.clone());
-    }
-    let cost = form.as_ref().map_or(1, |f| f.max_lookups);
-    app.limits
-        .check_caller(&caller.user, caller.township.as_deref(), cost)
-        .await
-        .map_err(Problem::from)?;
-    let form = form.ok_or_else(|| {
-        Problem::new(
-            ProblemKind::UnknownForm,
-            "No form template with this id is configured; GET /v1/forms lists yours.",
-        )
-    })?;
-    if !may_use(config, caller, &form.purpose, app.clock.today()) {
-        return Err(Problem::new(
-            ProblemKind::Forbidden,
-            "No grant in force gives this caller the form's purpose.",
-        )
-        .with("reason", "not_granted")
-        .with("rule", "forms"));
-    }
+    let form = attempt.admit(form_id).await?;
     let request: FillRequest =
         super::body::json(headers, body, "{subject: {id_number}, case_id, labels}")?;
     let lang = super::labels::requested(request.labels.as_deref(), headers)?;
-    let case_id = check_case_id(&request.case_id)?;
-    trail.case_id = Some(case_id.clone());
-    let subject = match request
+    let subject = request
         .subject
-        .key(connectors::definition::SubjectKey::IdNumber)?
-    {
-        SubjectKeyValue::Id(id) => id,
-        SubjectKeyValue::Household(_) => return Err(SubjectError::PersonOnly.into()),
-    };
-    trail.subject_pseudonym = Some(app.pseudonym.pseudonym(subject.as_str()));
-    trail.subject_masked = Some(subject.masked());
+        .key(connectors::definition::SubjectKey::IdNumber);
+    let (subject, case_id) = attempt.person(subject, &request.case_id)?;
     Ok((form, subject, case_id, lang))
 }

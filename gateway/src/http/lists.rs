@@ -52,6 +52,58 @@ const ALLOWED: &[(&str, &str, &[&str])] = &[
     ),
 ];
 
+/// Console pages (GET) that take a query string: filters of codes, ids, dates and
+/// numbers — never a citizen's ID number, which the console only POSTs. A form sends
+/// every field, so a value may be empty here.
+const CONSOLE: &[(&str, &[&str])] = &[
+    (
+        "/console/audit",
+        &[
+            "user",
+            "township",
+            "connector",
+            "purpose",
+            "outcome",
+            "status",
+            "from",
+            "until",
+            "before",
+        ],
+    ),
+    ("/console/signin", &["ended"]),
+];
+
+/// Where an OpenID provider sends the browser back: its query carries a one-time
+/// code and the state (read by `crate::oidc::Callback`), or the provider's error.
+const OIDC_CALLBACK: &str = "/console/oidc/callback";
+const OIDC_PARAMETERS: &[&str] = &[
+    "code",
+    "state",
+    "iss",
+    "session_state",
+    "error",
+    "error_description",
+    "error_uri",
+];
+/// The longest callback query accepted.
+const MAX_CALLBACK_QUERY: usize = 8192;
+
+/// Checks an OpenID callback's query: only the protocol's parameters, bounded.
+fn oidc_callback(query: &str) -> Result<(), Problem> {
+    let known = query.split('&').filter(|p| !p.is_empty()).all(|pair| {
+        let name = pair.split_once('=').map_or(pair, |(n, _)| n);
+        OIDC_PARAMETERS.contains(&name)
+    });
+    if known && query.len() <= MAX_CALLBACK_QUERY {
+        Ok(())
+    } else {
+        Err(Problem::new(
+            ProblemKind::InvalidRequest,
+            "The sign-in callback takes only the OpenID Connect parameters.",
+        ))
+    }
+}
+
 /// A list's filters and page, parsed from the query string.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListQuery {
@@ -80,6 +132,12 @@ pub fn check(method: &str, path: &str, query: Option<&str>) -> Result<(), Proble
     let Some(query) = query else {
         return Ok(());
     };
+    if let Some((_, names)) = CONSOLE.iter().find(|(p, _)| method == "GET" && *p == path) {
+        return console(query, names);
+    }
+    if method == "GET" && path == OIDC_CALLBACK {
+        return oidc_callback(query);
+    }
     let allowed = ALLOWED
         .iter()
         .find(|(m, p, _)| *m == method && *p == path)
@@ -91,6 +149,30 @@ pub fn check(method: &str, path: &str, query: Option<&str>) -> Result<(), Proble
         ));
     };
     parse(query, allowed).map(|_| ())
+}
+
+/// Checks a console page's query: only its parameters, each once, each value empty
+/// or a code (letters, digits, `-`, `_`, `.`, at most [`MAX_VALUE`] characters).
+fn console(query: &str, allowed: &[&str]) -> Result<(), Problem> {
+    let mut seen: Vec<&str> = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let code = value.len() <= MAX_VALUE
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if !allowed.contains(&name) || seen.contains(&name) || !code {
+            return Err(Problem::new(
+                ProblemKind::InvalidRequest,
+                format!(
+                    "This page takes only these query parameters, each once, with codes as values: {}.",
+                    allowed.join(", ")
+                ),
+            ));
+        }
+        seen.push(name);
+    }
+    Ok(())
 }
 
 /// Parses `query` for a route taking the parameters `allowed`.
@@ -358,6 +440,32 @@ mod tests {
         assert!(check("GET", "/v1/grants", Some("limit=201")).is_err());
         assert!(check("GET", "/v1/grants", Some("limit=0")).is_err());
         assert!(check("GET", "/v1/grants", Some("state=a&state=b")).is_err());
+    }
+
+    #[test]
+    fn console_pages_take_only_their_filters_and_never_an_id_number() {
+        let empty = "user=&township=&connector=&purpose=&outcome=&status=&from=&until=";
+        assert!(check("GET", "/console/audit", Some(empty)).is_ok());
+        assert!(
+            check(
+                "GET",
+                "/console/audit",
+                Some("user=clerk-dongling&from=2026-12-01")
+            )
+            .is_ok()
+        );
+        assert!(check("GET", "/console/signin", Some("ended=1")).is_ok());
+        for refused in [
+            "id_number=139901197503272291",
+            "user=%E9%82%93",
+            "user=a&user=b",
+            "subject=139901197503272291",
+        ] {
+            let problem = check("GET", "/console/audit", Some(refused)).expect_err(refused);
+            assert!(!problem.detail.contains("139901197503272291"));
+        }
+        assert!(check("POST", "/console/audit", Some("user=x")).is_err());
+        assert!(check("GET", "/console/desk", Some("user=x")).is_err());
     }
 
     #[test]

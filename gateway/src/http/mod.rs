@@ -52,6 +52,12 @@ pub use problem::{Problem, ProblemKind};
 
 /// The gateway's routes (routes only: [`crate::startup`] starts the background tasks).
 pub fn router(app: App) -> Router {
+    router_with(app, Router::new())
+}
+
+/// The gateway's routes and `pages` (the console's), all in the same request
+/// context. `pages` has no fallback of its own at the top level.
+pub fn router_with(app: App, pages: Router) -> Router {
     let max_body = app.config.load().limits.max_request_bytes;
     Router::new()
         .route("/v1/query", post(query::query))
@@ -68,9 +74,10 @@ pub fn router(app: App) -> Router {
         .route("/metrics", get(metrics::metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .with_state(app)
+        .merge(pages)
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn(request_context))
-        .with_state(app)
 }
 
 /// The metrics listener's routes: `/metrics` without a token, nothing else.
@@ -83,15 +90,15 @@ pub fn metrics_router(app: App) -> Router {
         .with_state(app)
 }
 
-/// Serves until `shutdown` completes, then finishes in-flight requests.
+/// Serves `router` until `shutdown` completes, then finishes in-flight requests.
 pub async fn serve(
     listener: TcpListener,
-    app: App,
+    router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     axum::serve(
         listener,
-        router(app).into_make_service_with_connect_info::<SocketAddr>(),
+        router.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown)
     .await

@@ -1,10 +1,10 @@
 //! The privacy officer's API over the audit log: search, export, a citizen's access
-//! report and the anomaly report. Only callers with the `privacy_officer` role get
-//! in (others: 403). Every route is a POST with a JSON body — a citizen's ID number
-//! never travels in a URL — and every use is itself recorded in the audit log as an
-//! admin event before anything is returned (no audit, no data).
+//! report and the anomaly report, on the use cases of [`crate::privacy`]. Only
+//! callers with the `privacy_officer` role get in (others: 403). Every route is a
+//! POST with a JSON body — a citizen's ID number never travels in a URL — and every
+//! use is itself recorded in the audit log as an admin event before anything is
+//! returned (no audit, no data).
 
-use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
@@ -24,13 +24,12 @@ use super::problem::{Problem, ProblemKind};
 use super::{Authenticated, Peer, RequestId};
 use crate::app::App;
 use crate::audit::anomalies::Thresholds;
-use crate::audit::search::{ExportFormat, Filter, OutcomeClass, SearchError};
-use crate::audit::{AuditCaller, AuditEvent};
+use crate::audit::search::{ExportFormat, OutcomeClass, SearchError};
 use crate::auth::{Caller, Role};
 use crate::labels::Lang;
+use crate::privacy::{Criteria, Officer, PrivacyError};
 
-/// The rule named when a caller without the role asks.
-pub const OFFICER_RULE: &str = "privacy-officer-only";
+pub use crate::privacy::OFFICER_RULE;
 
 /// A page of a search when no `limit` is given.
 const DEFAULT_PAGE: usize = 100;
@@ -167,46 +166,34 @@ impl<T: DeserializeOwned + Shape> Call<T> {
         })
     }
 
-    fn reader(&self) -> Arc<dyn crate::audit::AuditReader> {
-        self.app.audit_reader.clone()
+    /// The officer's use cases for this request.
+    fn officer(&self) -> Officer<'_> {
+        Officer {
+            reader: &*self.app.audit_reader,
+            audit: &*self.app.audit,
+            pseudonym: &self.app.pseudonym,
+            caller: &self.caller,
+            request_id: &self.request_id,
+            peer: self.peer,
+        }
     }
 
-    fn problem(&self, kind: ProblemKind, detail: &str) -> Response {
-        Problem::new(kind, detail.to_owned())
-            .for_request(&self.request_id)
-            .into_response()
-    }
-
-    /// Records this use of the audit log; `Err` is the 503 to send instead.
-    async fn record(&self, operation: &str, subject: Option<&IdNumber>) -> Result<(), Response> {
-        let caller = AuditCaller::of(&self.caller, self.peer);
-        let mut event = AuditEvent::admin(&self.request_id, caller, operation);
-        event.subject_pseudonym = subject.map(|id| self.app.pseudonym.pseudonym(id.as_str()));
-        event.subject_masked = subject.map(IdNumber::masked);
-        self.app.audit.append(event).await.map(|_| ()).map_err(|e| {
-            tracing::error!(request_id = %self.request_id, error = %e, "the audit log could not record an audit-log read");
-            self.problem(
-                ProblemKind::AuditUnavailable,
-                "The audit log could not record this request, so nothing was returned.",
-            )
-        })
-    }
-
-    /// The filter as the log understands it; a bad citizen ID is a 400.
-    fn filter(&self, filter: &FilterIn) -> Result<(Filter, Option<IdNumber>), Problem> {
-        let id = match &filter.id_number {
+    /// The criteria of a filter; a bad citizen ID is a 400.
+    fn criteria(&self, filter: &FilterIn) -> Result<Criteria, Box<Response>> {
+        let id_number = match &filter.id_number {
             Some(raw) => Some(IdNumber::parse(raw).map_err(|e| {
-                Problem::new(ProblemKind::InvalidIdNumber, e.to_string())
-                    .with("check", e.code())
-                    .with("at", "filter.id_number")
-                    .for_request(&self.request_id)
+                Box::new(
+                    Problem::new(ProblemKind::InvalidIdNumber, e.to_string())
+                        .with("check", e.code())
+                        .with("at", "filter.id_number")
+                        .for_request(&self.request_id)
+                        .into_response(),
+                )
             })?),
             None => None,
         };
-        let log_filter = Filter {
-            subject_pseudonym: id
-                .as_ref()
-                .map(|id| self.app.pseudonym.pseudonym(id.as_str())),
+        Ok(Criteria {
+            id_number,
             user: filter.user.clone(),
             township: filter.township.clone(),
             connector: filter.connector.clone(),
@@ -215,8 +202,33 @@ impl<T: DeserializeOwned + Shape> Call<T> {
             status: filter.status,
             from: filter.from.clone(),
             until: filter.until.clone(),
+        })
+    }
+
+    /// The answer for a use case's failure: a bad filter is the caller's 400 naming
+    /// the field (under `within`, e.g. `filter.`, for the fields of a filter);
+    /// anything else is the gateway's.
+    fn failed(&self, error: PrivacyError, within: &str) -> Response {
+        let problem = match error {
+            PrivacyError::Invalid(field, why) => {
+                let within = if field == "limit" { "" } else { within };
+                invalid(field, &why, within)
+            }
+            PrivacyError::NotRecorded => Problem::new(
+                ProblemKind::AuditUnavailable,
+                "The audit log could not record this request, so nothing was returned.",
+            ),
+            PrivacyError::NotOfficer => Problem::new(
+                ProblemKind::Forbidden,
+                "Only privacy officers read the audit log.",
+            )
+            .with("rule", OFFICER_RULE)
+            .with("reason", "role"),
+            PrivacyError::Unreadable => {
+                Problem::new(ProblemKind::Internal, "The audit log could not be read.")
+            }
         };
-        Ok((log_filter, id))
+        problem.for_request(&self.request_id).into_response()
     }
 }
 
@@ -257,60 +269,33 @@ fn invalid(field: &str, why: &str, within: &str) -> Problem {
     .with("at", format!("{within}{field}"))
 }
 
-/// Awaits a read of the audit log. A bad filter is the caller's 400 naming the
-/// field (under `within`); anything else is the gateway's 500 (details in the log).
-async fn read<T>(
-    request_id: &str,
-    within: &str,
-    work: impl Future<Output = Result<T, SearchError>>,
-) -> Result<T, Response> {
-    let problem = match work.await {
-        Ok(value) => return Ok(value),
-        Err(SearchError::InvalidFilter(field, why)) => invalid(field, &why, within),
-        Err(e) => {
-            tracing::error!(request_id, error = %e, "an audit-log read failed");
-            Problem::new(ProblemKind::Internal, "The audit log could not be read.")
-        }
-    };
-    Err(problem.for_request(request_id).into_response())
-}
-
 async fn search_events(call: Call<SearchIn>) -> Response {
-    let (filter, subject) = match call.filter(&call.body.filter) {
-        Ok(f) => f,
-        Err(problem) => return problem.into_response(),
+    let criteria = match call.criteria(&call.body.filter) {
+        Ok(c) => c,
+        Err(response) => return *response,
     };
     let limit = call.body.limit.unwrap_or(DEFAULT_PAGE);
-    if let Err(SearchError::InvalidFilter(field, why)) = crate::audit::check_limit(limit) {
-        return invalid(field, &why, "")
-            .for_request(&call.request_id)
-            .into_response();
-    }
-    let before = call.body.before;
-    let reader = call.reader();
-    let page = match read(
-        &call.request_id,
-        "filter.",
-        reader.search(filter, before, limit),
-    )
-    .await
+    match call
+        .officer()
+        .search(&criteria, call.body.before, limit)
+        .await
     {
-        Ok(page) => page,
-        Err(response) => return response,
-    };
-    if let Err(response) = call.record("audit.search", subject.as_ref()).await {
-        return response;
+        Ok(page) => {
+            axum::Json(json!({"chain_id": page.chain_id, "events": page.events, "next": page.next}))
+                .into_response()
+        }
+        Err(e) => call.failed(e, "filter."),
     }
-    axum::Json(json!({"chain_id": page.chain_id, "events": page.events, "next": page.next}))
-        .into_response()
 }
 
 async fn export_events(call: Call<ExportIn>) -> Response {
-    let (filter, subject) = match call.filter(&call.body.filter) {
-        Ok(f) => f,
-        Err(problem) => return problem.into_response(),
+    let criteria = match call.criteria(&call.body.filter) {
+        Ok(c) => c,
+        Err(response) => return *response,
     };
-    if let Err(SearchError::InvalidFilter(field, why)) = crate::audit::check_filter(&filter) {
+    if let Err(SearchError::InvalidFilter(field, why)) =
+        crate::audit::check_filter(&call.officer().filter(&criteria))
+    {
         return invalid(field, &why, "filter.")
             .for_request(&call.request_id)
             .into_response();
@@ -330,26 +315,36 @@ async fn export_events(call: Call<ExportIn>) -> Response {
             }
         },
     };
-    if let Err(response) = call.record("audit.export", subject.as_ref()).await {
-        return response;
-    }
-    let (format, media, name) = match call.body.format {
-        ExportFormatIn::Csv => (
-            ExportFormat::Csv(lang),
-            "text/csv; charset=utf-8",
-            "audit.csv",
-        ),
-        ExportFormatIn::Jsonl => (
-            ExportFormat::JsonLines,
-            "application/x-ndjson",
-            "audit.jsonl",
-        ),
+    let filter = match call.officer().export(&criteria).await {
+        Ok(filter) => filter,
+        Err(e) => return call.failed(e, "filter."),
     };
-    // The export streams: events are read as the body is sent, a few at a time.
-    let request_id = call.request_id.clone();
+    let format = match call.body.format {
+        ExportFormatIn::Csv => ExportFormat::Csv(lang),
+        ExportFormatIn::Jsonl => ExportFormat::JsonLines,
+    };
+    export_body(
+        call.app.audit_reader.clone(),
+        filter,
+        format,
+        call.request_id.clone(),
+    )
+}
+
+/// The export's body, streamed: events are read as the body is sent, a few at a
+/// time. A failure ends the body where it is (logged, never sent).
+pub(crate) fn export_body(
+    reader: Arc<dyn crate::audit::AuditReader>,
+    filter: crate::audit::search::Filter,
+    format: ExportFormat,
+    request_id: String,
+) -> Response {
+    let (media, name) = match format {
+        ExportFormat::Csv(_) => ("text/csv; charset=utf-8", "audit.csv"),
+        ExportFormat::JsonLines => ("application/x-ndjson", "audit.jsonl"),
+    };
     let header = futures::stream::once(futures::future::ready(Ok(format.header())));
-    let events = call
-        .reader()
+    let events = reader
         .events(filter)
         .map(move |event| event.and_then(|stored| format.encode(&stored)));
     let chunks =
@@ -357,7 +352,6 @@ async fn export_events(call: Call<ExportIn>) -> Response {
             .chain(events)
             .ready_chunks(EXPORT_CHUNK_EVENTS)
             .scan(false, move |failed, items| {
-                // A failure ends the body where it is (logged, never sent).
                 if *failed {
                     return futures::future::ready(None);
                 }
@@ -397,42 +391,19 @@ async fn report(call: Call<ReportIn>) -> Response {
                 .into_response();
         }
     };
-    let pseudonym = call.app.pseudonym.pseudonym(id.as_str());
-    let reader = call.reader();
     let today = crate::policy::china_today();
-    let report = match read(
-        &call.request_id,
-        "",
-        reader.citizen_report(pseudonym, today),
-    )
-    .await
-    {
-        Ok(report) => report,
-        Err(response) => return response,
-    };
-    if let Err(response) = call.record("audit.report", Some(&id)).await {
-        return response;
+    match call.officer().report(&id, today).await {
+        Ok((report, _)) => axum::Json(report).into_response(),
+        Err(e) => call.failed(e, ""),
     }
-    axum::Json(report).into_response()
 }
 
 async fn anomaly_report(call: Call<AnomaliesIn>) -> Response {
-    let reader = call.reader();
     let from = call.body.from.clone();
     let until = call.body.until.clone();
     let thresholds = call.body.thresholds.clone().unwrap_or_default();
-    let found = match read(
-        &call.request_id,
-        "",
-        reader.anomalies(from, until, thresholds),
-    )
-    .await
-    {
-        Ok(found) => found,
-        Err(response) => return response,
-    };
-    if let Err(response) = call.record("audit.anomalies", None).await {
-        return response;
+    match call.officer().anomalies(from, until, thresholds).await {
+        Ok(found) => axum::Json(json!({"anomalies": found})).into_response(),
+        Err(e) => call.failed(e, ""),
     }
-    axum::Json(json!({"anomalies": found})).into_response()
 }

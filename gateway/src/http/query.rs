@@ -19,12 +19,13 @@ use chrono::SecondsFormat;
 use serde::Serialize;
 
 use super::error::audit_unavailable;
-use super::problem::{Problem, ProblemKind};
+use super::problem::Problem;
 use super::request::parse;
 use super::{Authenticated, Peer, RequestId};
 use crate::app::App;
 use crate::auth::Caller;
-use crate::lookup::{Reach, Target, Trail, check_case_id, lookup};
+use crate::lookup::Trail;
+use crate::lookup::single::{self, Ask};
 use crate::policy::{Returned, Withheld};
 
 pub(crate) async fn query(
@@ -60,69 +61,28 @@ async fn run(
     trail: &mut Trail,
 ) -> Result<Response, Problem> {
     // One department lookup.
-    app.limits
-        .check_caller(&caller.user, caller.township.as_deref(), 1)
+    single::admit(app.services(request_id), caller)
         .await
         .map_err(Problem::from)?;
     let request = parse(headers, body)?;
     let lang = super::labels::requested(request.labels.as_deref(), headers)?;
     let config = app.config.load_full();
-    // Only names the gateway knows are recorded: a caller could put anything, even an
-    // ID number, where a connector, operation or purpose should be.
-    let connector = config.connectors.get(&request.connector).ok_or_else(|| {
-        if config.disabled.contains_key(&request.connector) {
-            // Known to the gateway (so safe to name): switched off for now.
-            return crate::lookup::disabled(&config, &request.connector).into();
-        }
-        Problem::new(
-            ProblemKind::UnknownConnector,
-            "No connector with this id is configured.",
-        )
-    })?;
-    let (operation, op) = connector
-        .operations
-        .get_key_value(&request.operation)
-        .ok_or_else(|| {
-            Problem::new(
-                ProblemKind::UnknownOperation,
-                "The connector has no operation with this name.",
-            )
-            .with("connector", connector.def.id.clone())
-            .with(
-                "operations",
-                connector.operations.keys().cloned().collect::<Vec<_>>(),
-            )
-        })?;
-    let purpose = config.purposes.get(&request.purpose).ok_or_else(|| {
-        Problem::new(
-            ProblemKind::UnknownPurpose,
-            "The purpose code is not in the purpose catalog.",
-        )
-    })?;
-    trail.connector = Some(connector.def.id.clone());
-    trail.operation = Some(operation.clone());
-    trail.purpose = Some(purpose.code.clone());
-    // A case id that fails its checks is not recorded: it may carry an ID number.
-    let case_id = check_case_id(&request.case_id)?;
-    trail.case_id = Some(case_id);
-    let subject = request.subject.key(op.subject)?;
-    let target = Target {
-        connector,
-        operation,
-        op,
-        purpose,
-        reach: Reach::Direct,
+    let (id_number, household_number) = request.subject.into_parts();
+    let ask = Ask {
+        connector: request.connector,
+        operation: request.operation,
+        purpose: request.purpose,
+        case_id: request.case_id.clone(),
+        id_number,
+        household_number,
     };
-    let found = lookup(
-        app.services(request_id),
-        &config,
-        caller,
-        target,
-        &subject,
-        None,
-        trail,
-    )
-    .await?;
+    let answered = single::ask(app.services(request_id), &config, caller, ask, trail).await?;
+    let (found, connector, operation, purpose) = (
+        &answered.found,
+        answered.connector,
+        answered.operation,
+        answered.purpose,
+    );
     let result = &found.outcome;
     let fetched_at = found.record.fetched_at();
     let department = &connector.def.department;

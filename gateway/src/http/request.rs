@@ -40,6 +40,11 @@ impl std::fmt::Debug for SubjectIn {
 }
 
 impl SubjectIn {
+    /// The keys as given, unchecked: (ID number, household number).
+    pub(crate) fn into_parts(self) -> (Option<String>, Option<String>) {
+        (self.id_number, self.household_number)
+    }
+
     /// The subject key `key`, checked.
     pub(crate) fn key(self, key: SubjectKey) -> Result<SubjectKeyValue, SubjectError> {
         crate::lookup::subject_key(key, self.id_number, self.household_number)

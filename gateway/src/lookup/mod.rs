@@ -12,6 +12,7 @@
 
 pub mod error;
 mod linked;
+pub mod single;
 pub mod subject;
 pub(crate) mod trail;
 

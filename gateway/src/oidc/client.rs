@@ -167,39 +167,43 @@ impl OidcClient {
     /// Exchanges the code at the token endpoint; returns the ID token.
     async fn redeem(&self, pending: &PendingLogin, code: &str) -> Result<String, OidcError> {
         let inner = &*self.inner;
-        let mut form = url::form_urlencoded::Serializer::new(String::new());
-        form.append_pair("grant_type", "authorization_code")
-            .append_pair("code", code)
-            .append_pair("redirect_uri", inner.redirect_url.as_str())
-            .append_pair("code_verifier", &pending.code_verifier);
-        let mut request = inner
-            .http
-            .post(inner.discovery.token_endpoint.clone())
-            .header(http::header::ACCEPT, "application/json")
-            .header(
-                http::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded",
-            );
-        match inner.discovery.client_auth {
-            ClientAuth::Basic => {
-                // RFC 6749 §2.3.1: each part form-urlencoded, then Basic.
-                let encode = |s: &str| {
-                    url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>()
-                };
-                let credentials =
-                    format!("{}:{}", encode(&inner.client_id), encode(&inner.secret.0));
-                request = request.header(
-                    http::header::AUTHORIZATION,
-                    format!("Basic {}", STANDARD.encode(credentials)),
+        // Built in a block that ends before the await: the serializer is not `Send`.
+        let (request, body) = {
+            let mut form = url::form_urlencoded::Serializer::new(String::new());
+            form.append_pair("grant_type", "authorization_code")
+                .append_pair("code", code)
+                .append_pair("redirect_uri", inner.redirect_url.as_str())
+                .append_pair("code_verifier", &pending.code_verifier);
+            let mut request = inner
+                .http
+                .post(inner.discovery.token_endpoint.clone())
+                .header(http::header::ACCEPT, "application/json")
+                .header(
+                    http::header::CONTENT_TYPE,
+                    "application/x-www-form-urlencoded",
                 );
+            match inner.discovery.client_auth {
+                ClientAuth::Basic => {
+                    // RFC 6749 §2.3.1: each part form-urlencoded, then Basic.
+                    let encode = |s: &str| {
+                        url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>()
+                    };
+                    let credentials =
+                        format!("{}:{}", encode(&inner.client_id), encode(&inner.secret.0));
+                    request = request.header(
+                        http::header::AUTHORIZATION,
+                        format!("Basic {}", STANDARD.encode(credentials)),
+                    );
+                }
+                ClientAuth::Post => {
+                    form.append_pair("client_id", &inner.client_id)
+                        .append_pair("client_secret", &inner.secret.0);
+                }
             }
-            ClientAuth::Post => {
-                form.append_pair("client_id", &inner.client_id)
-                    .append_pair("client_secret", &inner.secret.0);
-            }
-        }
+            (request, form.finish())
+        };
         let response = request
-            .body(form.finish())
+            .body(body)
             .send()
             .await
             .map_err(|e| OidcError::Unreachable(discovery::describe(&e)))?;
