@@ -27,6 +27,16 @@ fn the_client_can_be_shared_by_handlers() {
     shared::<OidcError>();
 }
 
+/// A handler's future must be `Send` (axum spawns it): so must `new` and `finish`.
+#[allow(dead_code, reason = "only compiled, never run")]
+fn the_clients_futures_are_send(client: &OidcClient, config: &OidcConfig, auth: Authenticator) {
+    fn send<T: Send>(_: T) {}
+    let (_, pending) = client.begin();
+    let callback = Callback::new("code", "state", None);
+    send(client.finish(pending, &callback));
+    send(OidcClient::new(config, auth, std::path::Path::new(".")));
+}
+
 #[test]
 fn the_pkce_challenge_is_rfc_7636_appendix_b() {
     assert_eq!(
