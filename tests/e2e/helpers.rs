@@ -79,6 +79,19 @@ impl TestGateway {
         edit: impl Fn(&str, &str) -> String,
         audit: Option<Arc<dyn AuditLog>>,
     ) -> TestGateway {
+        TestGateway::start_inner(edit, audit, None).await
+    }
+
+    /// The demo county with the console's sign-in through `oidc` as well.
+    pub(crate) async fn start_with_oidc(oidc: gateway::oidc::OidcClient) -> TestGateway {
+        TestGateway::start_inner(|_, text| text.to_owned(), None, Some(oidc)).await
+    }
+
+    async fn start_inner(
+        edit: impl Fn(&str, &str) -> String,
+        audit: Option<Arc<dyn AuditLog>>,
+        oidc: Option<gateway::oidc::OidcClient>,
+    ) -> TestGateway {
         connectors::install_crypto_provider();
         let departments = sim::spawn_all(population().clone(), [127, 0, 0, 1].into())
             .await
@@ -129,6 +142,7 @@ impl TestGateway {
             storage,
             console: gateway::console::Options {
                 demo: Some(demo::console_sign_in(issuer.clone())),
+                oidc,
                 ..gateway::console::Options::default()
             },
         })

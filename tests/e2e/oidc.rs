@@ -17,7 +17,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
 
-use crate::helpers::TOWNSHIP;
+use crate::helpers::{TOWNSHIP, TestGateway};
 
 const CLIENT_ID: &str = "county-console";
 const CLIENT_SECRET: &str = "a-test-client-secret-of-some-length";
@@ -464,4 +464,98 @@ async fn a_discovery_document_naming_another_issuer_is_refused() {
         }
     );
     assert!(!refused.to_string().contains("not-the-secret"));
+}
+
+#[tokio::test]
+async fn the_console_signs_a_clerk_in_through_the_provider_and_refuses_a_replayed_callback() {
+    let Some(provider) = start_provider("oidc::the_console_signs_a_clerk_in").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let gw = TestGateway::start_with_oidc(console_client(&provider, dir.path()).await).await;
+    let gateway_browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("a client");
+    let cookie_of = |response: &reqwest::Response, name: &str| -> Option<String> {
+        response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .find_map(|v| {
+                let text = v.to_str().ok()?;
+                let pair = text.split(';').next()?;
+                let (k, value) = pair.split_once('=')?;
+                (k == name && !value.is_empty()).then(|| value.to_owned())
+            })
+    };
+
+    // The sign-in page offers single sign-on; its button POSTs with the page's token.
+    let page = gateway_browser
+        .get(gw.url("/console/signin"))
+        .send()
+        .await
+        .expect("the sign-in page");
+    let presession = cookie_of(&page, "gw_presession").expect("a pre-session token");
+    let html = page.text().await.expect("a page");
+    assert!(
+        html.contains("id=\"signin-oidc\""),
+        "single sign-on is offered"
+    );
+    let started = gateway_browser
+        .post(gw.url("/console/oidc/start"))
+        .header("cookie", format!("gw_presession={presession}"))
+        .form(&[("csrf", presession.as_str())])
+        .send()
+        .await
+        .expect("the start");
+    assert_eq!(started.status(), 303);
+    let to_provider = started
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .expect("to the provider")
+        .to_owned();
+    assert!(to_provider.starts_with(&provider.issuer), "{to_provider}");
+
+    // The provider sends the browser back; its query goes to the console's callback.
+    let query = sign_in(&provider, &to_provider, "clerk-1").await;
+    let callback = gw.url(&format!("/console/oidc/callback?{query}"));
+    let back = gateway_browser
+        .get(&callback)
+        .header("cookie", format!("gw_presession={presession}"))
+        .send()
+        .await
+        .expect("the callback");
+    assert_eq!(back.status(), 303);
+    assert_eq!(
+        back.headers().get("location").and_then(|v| v.to_str().ok()),
+        Some("/console/desk")
+    );
+    let session = cookie_of(&back, "gw_session").expect("a session");
+    let desk = gateway_browser
+        .get(gw.url("/console/desk"))
+        .header("cookie", format!("gw_session={session}"))
+        .send()
+        .await
+        .expect("the desk");
+    assert_eq!(desk.status(), 200);
+    let desk = desk.text().await.expect("the desk page");
+    assert!(
+        desk.contains("clerk-1"),
+        "signed in as the provider's person"
+    );
+    assert!(
+        desk.contains("生育登记"),
+        "with the clerk's grants in township {TOWNSHIP}"
+    );
+
+    // The same callback again (a replayed URL) starts nothing.
+    let replay = gateway_browser
+        .get(&callback)
+        .send()
+        .await
+        .expect("the replay");
+    assert_eq!(replay.status(), 401);
+    assert!(cookie_of(&replay, "gw_session").is_none());
 }
