@@ -16,7 +16,7 @@ use crate::helpers::{TestGateway, lookup, sample};
 /// Every event's canonical body in the test gateway's audit log, in order.
 /// The events recorded since the gateway started: its start-up record of the
 /// configuration in force (always the first) is left out.
-fn events(gw: &TestGateway) -> Vec<Value> {
+pub(crate) fn events(gw: &TestGateway) -> Vec<Value> {
     let db = rusqlite::Connection::open(gw.data_dir.path().join("data/audit.db")).expect("db");
     let mut statement = db
         .prepare("SELECT body FROM events WHERE seq > 1 ORDER BY seq")

@@ -221,6 +221,17 @@ async fn the_walk_through_in_english_leaves_no_chinese_only_label() {
     browser.close().await;
 }
 
+/// Presses Tab (at most 40 times) until `target` has the focus.
+async fn tab_to(browser: &Browser, target: &str, what: &str) {
+    for _ in 0..40 {
+        browser.press(Key::Tab).await;
+        if browser.focused().await == target {
+            return;
+        }
+    }
+    panic!("{what}");
+}
+
 #[tokio::test]
 async fn a_clerk_fills_a_form_with_the_keyboard_alone() {
     let Some(browser) = Browser::start("console_keyboard_only").await else {
@@ -231,37 +242,28 @@ async fn a_clerk_fills_a_form_with_the_keyboard_alone() {
     browser.goto(&gw.url("/console/signin")).await;
     browser.wait_for("#persona-clerk-dongling").await;
     // From the top of the page, Tab until the clerk's persona has the focus.
-    let mut reached = false;
-    for _ in 0..40 {
-        browser.press(Key::Tab).await;
-        if browser.focused().await == "#persona-clerk-dongling" {
-            reached = true;
-            break;
-        }
-    }
-    assert!(reached, "the persona is reachable by Tab");
+    tab_to(
+        &browser,
+        "#persona-clerk-dongling",
+        "the persona is reachable by Tab",
+    )
+    .await;
     browser.press(Key::Enter).await;
     browser.wait_for("#fill-birth-registration").await;
-    let mut reached = false;
-    for _ in 0..40 {
-        browser.press(Key::Tab).await;
-        if browser.focused().await == "#fill-birth-registration" {
-            reached = true;
-            break;
-        }
-    }
-    assert!(reached, "the form's link is reachable by Tab");
+    tab_to(
+        &browser,
+        "#fill-birth-registration",
+        "the form's link is reachable by Tab",
+    )
+    .await;
     browser.press(Key::Enter).await;
     browser.wait_for("#id_number").await;
-    let mut reached = false;
-    for _ in 0..40 {
-        browser.press(Key::Tab).await;
-        if browser.focused().await == "#id_number" {
-            reached = true;
-            break;
-        }
-    }
-    assert!(reached, "the ID number field is reachable by Tab");
+    tab_to(
+        &browser,
+        "#id_number",
+        "the ID number field is reachable by Tab",
+    )
+    .await;
     browser.type_keys(person.id.as_str()).await;
     browser.press(Key::Tab).await;
     assert_eq!(

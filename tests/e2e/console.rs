@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use sim::{Department, Faults, SampleKind};
 
+use crate::audit::events;
 use crate::helpers::{TOWNSHIP, TestGateway, population, post_json};
 
 /// A person with a browser's cookies, talking to the console (no redirects
@@ -184,19 +185,6 @@ impl Visitor {
             );
         }
     }
-}
-
-/// The events in the gateway's audit log since it started.
-fn events(gw: &TestGateway) -> Vec<serde_json::Value> {
-    let db = rusqlite::Connection::open(gw.data_dir.path().join("data/audit.db")).expect("db");
-    let mut statement = db
-        .prepare("SELECT body FROM events WHERE seq > 1 ORDER BY seq")
-        .expect("query");
-    statement
-        .query_map([], |row| row.get::<_, String>(0))
-        .expect("rows")
-        .map(|body| serde_json::from_str(&body.expect("body")).expect("JSON"))
-        .collect()
 }
 
 fn resident() -> &'static sim::Person {
