@@ -438,6 +438,26 @@ impl Browser {
         }
     }
 
+    /// Waits until the page's whole address contains `needle` (a submitted GET
+    /// form has navigated, not merely been clicked).
+    pub async fn wait_for_url_containing(&self, needle: &str) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let now = self.url().await;
+            if now.contains(needle) {
+                return;
+            }
+            if Instant::now() >= deadline {
+                return self
+                    .fail(&format!(
+                        "the address did not come to contain {needle:?} within {WAIT:?}: it is {now}"
+                    ))
+                    .await;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
     /// Waits for `css`, clears it and types `text` into it.
     pub async fn fill(&self, css: &str, text: &str) {
         let element = self.wait_for(css).await;
