@@ -73,6 +73,7 @@ pub mod privacy;
 pub mod config;
 pub mod active;
 pub mod registry;
+pub mod action;
 pub mod live;
 pub mod access;
 pub mod classification;

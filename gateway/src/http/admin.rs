@@ -15,9 +15,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use serde_json::json;
 
-use super::action::Action;
 use super::problem::{Problem, ProblemKind};
 use super::{Authenticated, Peer, RequestId};
+use crate::action::Action;
 use crate::app::App;
 use crate::audit::AuditOutcome;
 use crate::auth::{Caller, Role};
@@ -101,7 +101,7 @@ async fn purge_cache(
         };
     }
     if let Err(response) = act.record().await {
-        return response;
+        return response.into_response();
     }
     match answer {
         Ok(body) => {
@@ -289,18 +289,18 @@ async fn put_connector(
         &format!("connector.put {}", short(&id)),
     );
     if !administers(&caller) {
-        return act.refuse(not_admin()).await;
+        return act.refuse(not_admin()).await.into_response();
     }
     let invalid = |detail: String| Problem::new(ProblemKind::InvalidRequest, detail);
     let body: ConnectorBody =
         match super::body::json(&headers, body, "{definition, schemas: {path: schema}}") {
             Ok(body) => body,
-            Err(p) => return act.refuse(p).await,
+            Err(p) => return act.refuse(p).await.into_response(),
         };
     let Some(definition) = as_text(&body.definition, true) else {
         let p = invalid("definition must be an object or a string.".to_owned())
             .with("at", "definition");
-        return act.refuse(p).await;
+        return act.refuse(p).await.into_response();
     };
     let mut schemas = std::collections::BTreeMap::new();
     for (path, schema) in &body.schemas {
@@ -308,7 +308,7 @@ async fn put_connector(
             // The path is the sender's own key: not echoed.
             let p = invalid("Each schema must be an object or a string.".to_owned())
                 .with("at", "schemas");
-            return act.refuse(p).await;
+            return act.refuse(p).await.into_response();
         };
         schemas.insert(path.clone(), text);
     }
@@ -317,12 +317,12 @@ async fn put_connector(
         Err(p) => {
             let problem = invalid("The definition does not parse.".to_owned())
                 .with("problems", vec![unparsed(&p)]);
-            return act.refuse(problem).await;
+            return act.refuse(problem).await.into_response();
         }
     };
     if def.id != id {
         let p = invalid("The definition's id differs from the one in the URL.".to_owned());
-        return act.refuse(p).await;
+        return act.refuse(p).await.into_response();
     }
     act.event.connector = Some(def.id.clone());
     let department = def.department.id.clone();
@@ -336,7 +336,7 @@ async fn put_connector(
         known => known.refuse_change(&caller),
     };
     if let Some(problem) = problem {
-        return act.refuse(problem).await;
+        return act.refuse(problem).await.into_response();
     }
     let version = crate::registry::ConnectorVersion {
         id: id.clone(),
@@ -399,7 +399,7 @@ async fn save_draft(
                 "content": content,
             }))
             .into_response(),
-            Err(response) => response,
+            Err(problem) => problem.into_response(),
         };
     }
     let in_force = current
@@ -425,7 +425,7 @@ async fn save_draft(
     }
     let change = crate::registry::Change::SaveDraft(version);
     if let Err(response) = act.commit(vec![change]).await {
-        return response;
+        return response.into_response();
     }
     let saved = match app.live.registry().connector_versions(&id).await {
         Ok(list) => list.last().map(|v| v.version),
@@ -585,7 +585,7 @@ async fn set_enabled(
         &format!("connector.{action} {}", short(&id)),
     );
     if !administers(&caller) {
-        return act.refuse(not_admin()).await;
+        return act.refuse(not_admin()).await.into_response();
     }
     let owned = match ownership(&app, &id).await {
         Ok(owned) => owned,
@@ -602,7 +602,7 @@ async fn set_enabled(
         act.event.connector = Some(id.clone());
     }
     if let Some(problem) = problem {
-        return act.refuse(problem).await;
+        return act.refuse(problem).await.into_response();
     }
     let change = crate::registry::Change::SetConnectorEnabled {
         id: id.clone(),
@@ -618,7 +618,7 @@ async fn set_enabled(
             }))
             .into_response()
         }
-        Err(response) => response,
+        Err(problem) => problem.into_response(),
     }
 }
 
@@ -660,27 +660,27 @@ async fn test_connector(
         &format!("connector.test {}", short(&id)),
     );
     if !administers(&caller) {
-        return act.refuse(not_admin()).await;
+        return act.refuse(not_admin()).await.into_response();
     }
     let config = app.config.load_full();
     let Some(connector) = config.connectors.get(&id) else {
-        return act.refuse(unknown_connector()).await;
+        return act.refuse(unknown_connector()).await.into_response();
     };
     act.event.connector = Some(id.clone());
     if !may_administer(&caller, &connector.def.department.id) {
-        return act.refuse(not_owner()).await;
+        return act.refuse(not_owner()).await.into_response();
     }
     let body: TestBody =
         match super::body::json(&headers, body, "{operation, subject: {id_number}}") {
             Ok(body) => body,
-            Err(p) => return act.refuse(p).await,
+            Err(p) => return act.refuse(p).await.into_response(),
         };
     let Some(operation) = connector.operations.get(&body.operation) else {
         let p = Problem::new(
             ProblemKind::UnknownOperation,
             "The connector has no operation with this name.",
         );
-        return act.refuse(p).await;
+        return act.refuse(p).await.into_response();
     };
     act.event.operation = Some(format!("connector.test {id}.{}", body.operation));
     let subject = if operation.subject == connectors::definition::SubjectKey::IdNumber {
@@ -697,7 +697,7 @@ async fn test_connector(
     };
     let subject = match subject {
         Ok(subject) => subject,
-        Err(p) => return act.refuse(p).await,
+        Err(p) => return act.refuse(p).await.into_response(),
     };
     let mut answer = super::drafts::try_operation(
         &app,
@@ -709,7 +709,7 @@ async fn test_connector(
     )
     .await;
     if let Err(response) = act.record().await {
-        return response;
+        return response.into_response();
     }
     if let Some(map) = answer.as_object_mut() {
         map.remove("ok");

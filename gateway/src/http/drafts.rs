@@ -32,13 +32,13 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::action::Action;
 use super::admin::{
     Ownership, administers, may_administer, not_admin, not_owner, ownership, registry_unavailable,
     short, unknown_connector,
 };
 use super::problem::{Problem, ProblemKind};
 use super::{Authenticated, Peer, RequestId};
+use crate::action::Action;
 use crate::app::App;
 use crate::audit::{AuditCaller, AuditEvent};
 use crate::auth::Caller;
@@ -322,11 +322,11 @@ async fn rollback(
         &format!("connector.rollback {}", short(&id)),
     );
     if !administers(&caller) {
-        return act.refuse(not_admin()).await;
+        return act.refuse(not_admin()).await.into_response();
     }
     let body: RollbackBody = match super::body::json(&headers, body, "{version}") {
         Ok(body) => body,
-        Err(p) => return act.refuse(p).await,
+        Err(p) => return act.refuse(p).await.into_response(),
     };
     put_in_force(
         &app,
@@ -352,7 +352,7 @@ async fn put_in_force(
     mut act: Action,
 ) -> Response {
     if !administers(caller) {
-        return act.refuse(not_admin()).await;
+        return act.refuse(not_admin()).await.into_response();
     }
     let owned = match ownership(app, id).await {
         Ok(owned) => owned,
@@ -362,14 +362,14 @@ async fn put_in_force(
         act.event.connector = Some(id.to_owned());
     }
     if let Some(problem) = owned.refuse_change(caller) {
-        return act.refuse(problem).await;
+        return act.refuse(problem).await.into_response();
     }
     let versions = match app.live.registry().connector_versions(id).await {
         Ok(versions) => versions,
         Err(e) => return registry_unavailable(request_id, &e),
     };
     let Some(target) = number.and_then(|n| versions.into_iter().find(|v| v.version == n)) else {
-        return act.refuse(unknown_version()).await;
+        return act.refuse(unknown_version()).await.into_response();
     };
     let (current, enabled) = match &owned {
         Ownership::Registered(c) => (Some(c.current.clone()), c.enabled),
@@ -392,11 +392,11 @@ async fn put_in_force(
         });
         return match act.commit(Vec::new()).await {
             Ok(_) => axum::Json(answer).into_response(),
-            Err(response) => response,
+            Err(problem) => problem.into_response(),
         };
     }
     if let Some(problem) = not_activatable(&target, current.as_ref(), rollback) {
-        return act.refuse(problem).await;
+        return act.refuse(problem).await.into_response();
     }
     let target = ConnectorVersion {
         activated_at: Some(crate::access::now_rfc3339()),
@@ -416,7 +416,7 @@ async fn put_in_force(
             }))
             .into_response()
         }
-        Err(response) => response,
+        Err(problem) => problem.into_response(),
     }
 }
 
@@ -512,7 +512,7 @@ async fn test_version(
     );
     let mut act = Action::start(&app, &request_id, &caller, peer, &operation);
     if !administers(&caller) {
-        return act.refuse(not_admin()).await;
+        return act.refuse(not_admin()).await.into_response();
     }
     let owned = match ownership(&app, &id).await {
         Ok(owned) => owned,
@@ -530,12 +530,12 @@ async fn test_version(
         act.event.connector = Some(id.clone());
     }
     if let Some(problem) = problem {
-        return act.refuse(problem).await;
+        return act.refuse(problem).await.into_response();
     }
     let body: TestBody =
         match super::body::json(&headers, body, "{subject: {id_number, household_number}}") {
             Ok(body) => body,
-            Err(p) => return act.refuse(p).await,
+            Err(p) => return act.refuse(p).await.into_response(),
         };
     let id_number = match body.subject.id_number.map(|text| {
         connectors::subject::IdNumber::parse(&text).map(crate::lookup::SubjectKeyValue::Id)
@@ -546,7 +546,7 @@ async fn test_version(
                 "The test subject's ID number fails the GB 11643 check; no department was called.",
             )
             .with("at", "subject.id_number");
-            return act.refuse(p).await;
+            return act.refuse(p).await.into_response();
         }
         Some(Ok(key)) => Some(key),
         None => None,
@@ -556,7 +556,7 @@ async fn test_version(
         .household_number
         .map(|h| crate::lookup::household_number(h).map_err(Problem::from))
     {
-        Some(Err(p)) => return act.refuse(p).await,
+        Some(Err(p)) => return act.refuse(p).await.into_response(),
         Some(Ok(key)) => Some(key),
         None => None,
     };
@@ -566,14 +566,14 @@ async fn test_version(
             "Give a sample subject: subject.id_number, subject.household_number or both.",
         )
         .with("at", "subject");
-        return act.refuse(p).await;
+        return act.refuse(p).await.into_response();
     }
     let versions = match app.live.registry().connector_versions(&id).await {
         Ok(versions) => versions,
         Err(e) => return registry_unavailable(&request_id, &e),
     };
     let Some(target) = number.and_then(|n| versions.into_iter().find(|v| v.version == n)) else {
-        return act.refuse(unknown_version()).await;
+        return act.refuse(unknown_version()).await.into_response();
     };
     // The configuration the version would make if it were in force, built aside.
     let snapshot = match app.live.registry().snapshot().await {
@@ -605,11 +605,11 @@ async fn test_version(
                     _ => Vec::new(),
                 },
             );
-            return act.refuse(p).await;
+            return act.refuse(p).await.into_response();
         }
     };
     let Some(connector) = config.connectors.get(&id) else {
-        return act.refuse(unknown_version()).await;
+        return act.refuse(unknown_version()).await.into_response();
     };
     let mut results = Vec::new();
     for (name, op) in &connector.operations {

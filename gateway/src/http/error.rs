@@ -67,13 +67,7 @@ pub(crate) fn with_request_id(response: Response, request_id: &str) -> Response 
 
 /// The answer when the audit log cannot record a request: 503 and nothing else.
 pub(crate) fn audit_unavailable(request_id: &str, error: &dyn std::fmt::Display) -> Response {
-    tracing::error!(request_id, error = %error, "the audit log could not record a request; nothing was returned");
-    Problem::new(
-        ProblemKind::AuditUnavailable,
-        "The audit log could not record this request, so nothing was returned.",
-    )
-    .for_request(request_id)
-    .into_response()
+    crate::action::audit_unavailable(request_id, error).into_response()
 }
 
 /// A 401 answer: which check failed, never the token.

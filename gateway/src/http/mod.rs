@@ -14,7 +14,6 @@
 //! [`crate::startup`], not here.
 
 pub mod access;
-pub(crate) mod action;
 pub mod admin;
 pub(crate) mod body;
 pub mod catalog;

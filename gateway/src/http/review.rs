@@ -22,10 +22,10 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::action::Action;
 use super::admin::{registry_unavailable, short};
 use super::problem::{Problem, ProblemKind};
 use super::{Authenticated, Peer, RequestId};
+use crate::action::Action;
 use crate::app::App;
 use crate::auth::{Caller, Role};
 use crate::registry::{Change, ConnectorVersion, ReviewState};
@@ -206,10 +206,10 @@ async fn decide(
         ),
     );
     if !caller.has_role(Role::Governance) {
-        return act.refuse(not_governance()).await;
+        return act.refuse(not_governance()).await.into_response();
     }
     let Some(number) = number else {
-        return act.refuse(unknown_review()).await;
+        return act.refuse(unknown_review()).await.into_response();
     };
     let decision = match body {
         Ok(ref bytes) if bytes.is_empty() => Ok(Decision::default()),
@@ -217,7 +217,7 @@ async fn decide(
     };
     let decision = match decision {
         Ok(decision) => decision,
-        Err(problem) => return act.refuse(problem).await,
+        Err(problem) => return act.refuse(problem).await.into_response(),
     };
     let text = if approve {
         decision.note.clone()
@@ -226,25 +226,25 @@ async fn decide(
     };
     let text = match check_text(text, !approve, if approve { "note" } else { "reason" }) {
         Ok(text) => text,
-        Err(problem) => return act.refuse(problem).await,
+        Err(problem) => return act.refuse(problem).await.into_response(),
     };
     let versions = match app.live.registry().connector_versions(&id).await {
         Ok(versions) => versions,
         Err(e) => return registry_unavailable(&request_id, &e),
     };
     let Some(mut stored) = versions.into_iter().find(|v| v.version == number) else {
-        return act.refuse(unknown_review()).await;
+        return act.refuse(unknown_review()).await.into_response();
     };
     act.event.connector = Some(stored.id.clone());
     let Some(review) = stored.review.as_mut() else {
-        return act.refuse(unknown_review()).await;
+        return act.refuse(unknown_review()).await.into_response();
     };
     if review.state != ReviewState::Pending {
         let p = Problem::new(
             ProblemKind::AlreadyDecided,
             "This version's review is already decided, or a later version superseded it.",
         );
-        return act.refuse(p).await;
+        return act.refuse(p).await.into_response();
     }
     review.state = if approve {
         ReviewState::Approved
@@ -268,7 +268,7 @@ async fn decide(
             answer["config_version"] = json!(changed.version);
             axum::Json(answer).into_response()
         }
-        Err(response) => response,
+        Err(problem) => problem.into_response(),
     }
 }
 

@@ -223,7 +223,7 @@ pub(super) async fn approve(
         };
     let approval: Approval = match body_or_default(&headers, body, APPROVAL_SHAPE) {
         Ok(a) => a,
-        Err(p) => return act.refuse(p).await,
+        Err(p) => return act.refuse(p).await.into_response(),
     };
     let config = app.config.load_full();
     let today = china_today();
@@ -231,7 +231,7 @@ pub(super) async fn approve(
         Ok(g) => g,
         Err(problems) => {
             let p = invalid(&problems, "approval");
-            return act.refuse(p).await;
+            return act.refuse(p).await.into_response();
         }
     };
     let own_residents = own_residents_only(&request, &config);
@@ -256,7 +256,7 @@ pub(super) async fn approve(
         Err(e) => {
             tracing::error!(request_id, error = %e, "a grant could not be written as YAML");
             let p = Problem::new(ProblemKind::Internal, "The grant could not be written.");
-            return act.refuse(p).await;
+            return act.refuse(p).await.into_response();
         }
     };
     let now = now_rfc3339();
@@ -314,7 +314,7 @@ pub(super) async fn approve(
             }))
             .into_response()
         }
-        Err(response) => response,
+        Err(problem) => problem.into_response(),
     }
 }
 
@@ -355,7 +355,7 @@ pub(super) async fn refuse(
         .and_then(|r| check_reason(&r))
     {
         Ok(reason) => reason,
-        Err(p) => return act.refuse(p).await,
+        Err(p) => return act.refuse(p).await.into_response(),
     };
     let decided = AccessRequest {
         state: RequestState::Refused,
@@ -377,6 +377,6 @@ pub(super) async fn refuse(
             }))
             .into_response()
         }
-        Err(response) => response,
+        Err(problem) => problem.into_response(),
     }
 }

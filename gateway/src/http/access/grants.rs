@@ -153,7 +153,7 @@ pub(super) async fn revoke(
         )
         .with("rule", OWNER_RULE)
         .with("reason", "role");
-        return act.refuse(p).await;
+        return act.refuse(p).await.into_response();
     }
     let _one_at_a_time = DECISIONS.lock().await;
     let snapshot = match app.live.registry().snapshot().await {
@@ -177,7 +177,7 @@ pub(super) async fn revoke(
             }
             None => unknown_grant(),
         };
-        return act.refuse(problem).await;
+        return act.refuse(problem).await.into_response();
     };
     act.event.connector = Some(record.connector.clone());
     let department = config
@@ -191,17 +191,17 @@ pub(super) async fn revoke(
         )
         .with("rule", OWNER_RULE)
         .with("reason", "role");
-        return act.refuse(p).await;
+        return act.refuse(p).await.into_response();
     }
     if record.revoked.is_some() {
         let p = Problem::new(ProblemKind::AlreadyDecided, "The grant is already revoked.");
-        return act.refuse(p).await;
+        return act.refuse(p).await.into_response();
     }
     let reason = match body_or_default::<Reason>(&headers, body, REASON_SHAPE)
         .and_then(|r| check_reason(&r))
     {
         Ok(reason) => reason,
-        Err(p) => return act.refuse(p).await,
+        Err(p) => return act.refuse(p).await.into_response(),
     };
     let revocation = Revocation {
         at: now_rfc3339(),
@@ -226,6 +226,6 @@ pub(super) async fn revoke(
             }))
             .into_response()
         }
-        Err(response) => response,
+        Err(problem) => problem.into_response(),
     }
 }

@@ -41,12 +41,12 @@ use connectors::definition::{LeafField, Sharing};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::action::Action;
 use super::admin::{administers, may_administer, registry_unavailable, short};
 use super::lists::ListQuery;
 use super::problem::{Problem, ProblemKind};
 use super::{Authenticated, Peer, RequestId};
 use crate::access::*;
+use crate::action::Action;
 use crate::app::App;
 use crate::auth::{Caller, Role};
 use crate::config::{ActiveConfig, ActiveConnector};

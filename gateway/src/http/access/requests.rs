@@ -221,12 +221,12 @@ pub(super) async fn create_request(
             )
             .with("rule", ACCESS_RULE)
             .with("reason", "role");
-            return act.refuse(p).await;
+            return act.refuse(p).await.into_response();
         }
     };
     let body: NewRequest = match crate::http::body::json(&headers, body, NEW_REQUEST_SHAPE) {
         Ok(body) => body,
-        Err(p) => return act.refuse(p).await,
+        Err(p) => return act.refuse(p).await.into_response(),
     };
     let config = app.config.load_full();
     // Only a connector id the gateway knows is recorded.
@@ -239,7 +239,7 @@ pub(super) async fn create_request(
         Ok(asked) => asked,
         Err(problems) => {
             let p = invalid(&problems, "access request");
-            return act.refuse(p).await;
+            return act.refuse(p).await.into_response();
         }
     };
     let existing = match app.live.registry().access_requests().await {
@@ -262,7 +262,7 @@ pub(super) async fn create_request(
             "The township already has a pending request for exactly this; wait for its decision or withdraw it.",
         )
         .with("duplicate_of", first.id.clone());
-        return act.refuse(p).await;
+        return act.refuse(p).await.into_response();
     }
     let id = new_request_id();
     let request = AccessRequest {
@@ -302,7 +302,7 @@ pub(super) async fn create_request(
             )
                 .into_response()
         }
-        Err(response) => response,
+        Err(problem) => problem.into_response(),
     }
 }
 
@@ -452,7 +452,7 @@ pub(super) async fn withdraw(
             )
             .with("rule", ACCESS_RULE)
             .with("reason", "role");
-            return act.refuse(p).await;
+            return act.refuse(p).await.into_response();
         }
     };
     let _one_at_a_time = DECISIONS.lock().await;
@@ -464,7 +464,7 @@ pub(super) async fn withdraw(
         .into_iter()
         .find(|r| r.id == id && r.township == township)
     else {
-        return act.refuse(unknown_request()).await;
+        return act.refuse(unknown_request()).await.into_response();
     };
     act.event.connector = Some(request.connector.clone());
     if request.state != RequestState::Pending {
@@ -472,7 +472,7 @@ pub(super) async fn withdraw(
             ProblemKind::AlreadyDecided,
             "Only a pending request can be withdrawn; this one is already decided.",
         );
-        return act.refuse(p).await;
+        return act.refuse(p).await.into_response();
     }
     let withdrawn = AccessRequest {
         state: RequestState::Withdrawn,
@@ -489,7 +489,7 @@ pub(super) async fn withdraw(
             tracing::info!(request_id, user = %caller.user, access_request = %withdrawn.id, "access request withdrawn");
             axum::Json(request_view(&withdrawn, china_today(), None)).into_response()
         }
-        Err(response) => response,
+        Err(problem) => problem.into_response(),
     }
 }
 
@@ -530,5 +530,5 @@ pub(super) async fn decidable(
             }
         }
     };
-    Err(act.refuse_now(problem).await)
+    Err(act.refuse_now(problem).await.into_response())
 }

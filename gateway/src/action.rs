@@ -1,32 +1,32 @@
 //! One helper for every admin action (connectors, drafts, reviews, access requests,
-//! grants): the action's audit event is started with the request, and recorded
-//! exactly once whatever happens — refused or failed before changing anything
-//! ([`Action::refuse`]), committed with the change it makes ([`Action::commit`]),
-//! or done without a change ([`Action::record`]). If even that record cannot be
-//! made, the answer is 503 and nothing else.
+//! grants), whichever front end asks for it: the action's audit event is started
+//! with the request, and recorded exactly once whatever happens — refused or failed
+//! before changing anything ([`Action::refuse`]), committed with the change it makes
+//! ([`Action::commit`]), or done without a change ([`Action::record`]). If even
+//! that record cannot be made, the problem is `audit-unavailable` (503) and nothing
+//! else.
 
 use std::net::SocketAddr;
 
-use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::problem::{Problem, ProblemKind};
 use crate::app::App;
 use crate::audit::{AuditCaller, AuditEvent, AuditOutcome};
 use crate::auth::Caller;
+use crate::problem::{Problem, ProblemKind};
 
 /// An admin action under way, with the audit event that will record it.
 #[derive(Debug)]
-pub(crate) struct Action {
+pub struct Action {
     app: App,
     request_id: String,
     /// What the audit log will say about the action; steps add what they learn.
-    pub(crate) event: AuditEvent,
+    pub event: AuditEvent,
 }
 
 impl Action {
     /// Starts `operation` (ids only, never personal data) for `caller`.
-    pub(crate) fn start(
+    pub fn start(
         app: &App,
         request_id: &str,
         caller: &Caller,
@@ -40,23 +40,24 @@ impl Action {
         }
     }
 
-    /// Records the action as refused (or failed before changing anything) and answers
-    /// with `problem`.
-    pub(crate) async fn refuse(self, problem: Problem) -> Response {
+    /// Records the action as refused (or failed before changing anything); the
+    /// problem to answer with is `problem`, or `audit-unavailable` when even the
+    /// refusal could not be recorded.
+    pub async fn refuse(self, problem: Problem) -> Problem {
         let mut event = self.event;
         event.outcome = AuditOutcome {
             status: problem.kind.status().as_u16(),
             problem: Some(problem.kind.slug().to_owned()),
         };
         if let Err(e) = self.app.audit.append(event).await {
-            return super::error::audit_unavailable(&self.request_id, &e);
+            return audit_unavailable(&self.request_id, &e);
         }
-        problem.for_request(&self.request_id).into_response()
+        problem.for_request(&self.request_id)
     }
 
     /// Records a refusal now, leaving this action's event as it is (for a check that
     /// ends the handler on failure).
-    pub(crate) async fn refuse_now(&self, problem: Problem) -> Response {
+    pub async fn refuse_now(&self, problem: Problem) -> Problem {
         Action {
             app: self.app.clone(),
             request_id: self.request_id.clone(),
@@ -67,23 +68,23 @@ impl Action {
     }
 
     /// Records the action as it stands (its outcome already set), without a change.
-    pub(crate) async fn record(self) -> Result<(), Response> {
+    pub async fn record(self) -> Result<(), Problem> {
         self.app
             .audit
             .append(self.event)
             .await
             .map(|_| ())
-            .map_err(|e| super::error::audit_unavailable(&self.request_id, &e))
+            .map_err(|e| audit_unavailable(&self.request_id, &e))
     }
 
     /// Checks, records, commits and puts in force `changes`; a failure is the
     /// problem to answer with (recorded as a refusal). An invalid change lists every
     /// configuration problem, naming registry objects by their place under
     /// `/@registry/`.
-    pub(crate) async fn commit(
+    pub async fn commit(
         self,
         changes: Vec<crate::registry::Change>,
-    ) -> Result<crate::live::Changed, Response> {
+    ) -> Result<crate::live::Changed, Problem> {
         use crate::live::ChangeError;
         use crate::registry::RegistryError;
         let refusal = self.event.clone();
@@ -110,7 +111,7 @@ impl Action {
                 .with("problems", list)
             }
             Err(ChangeError::Audit(e)) => {
-                return Err(super::error::audit_unavailable(&self.request_id, &e));
+                return Err(audit_unavailable(&self.request_id, &e));
             }
             Err(ChangeError::Registry(RegistryError::Decided(why))) => Problem::new(
                 ProblemKind::AlreadyDecided,
@@ -139,4 +140,15 @@ impl Action {
         .refuse(problem)
         .await)
     }
+}
+
+/// The problem when the audit log cannot record an action: 503 and nothing else (the
+/// cause goes to the log).
+pub fn audit_unavailable(request_id: &str, error: &dyn std::fmt::Display) -> Problem {
+    tracing::error!(request_id, error = %error, "the audit log could not record a request; nothing was returned");
+    Problem::new(
+        ProblemKind::AuditUnavailable,
+        "The audit log could not record this request, so nothing was returned.",
+    )
+    .for_request(request_id)
 }
