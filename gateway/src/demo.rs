@@ -94,6 +94,20 @@ pub const PERSONAS: &[Persona] = &[
         department: Some("county-psb"),
     },
     Persona {
+        name: "admin-hrss",
+        about: "县人社局数据管理员 (department admin)",
+        role: Role::DeptAdmin,
+        township: None,
+        department: Some("county-hrss"),
+    },
+    Persona {
+        name: "operator",
+        about: "县大数据局运维人员 (operator)",
+        role: Role::Operator,
+        township: None,
+        department: None,
+    },
+    Persona {
         name: "privacy-officer",
         about: "县数据安全官 (privacy officer)",
         role: Role::PrivacyOfficer,
