@@ -15,6 +15,22 @@ use crate::audit::{AuditCaller, AuditEvent, AuditOutcome};
 use crate::auth::Caller;
 use crate::problem::{Problem, ProblemKind};
 
+/// Who asks for an action, whichever front end they came through: the request's id,
+/// the signed-in caller and the peer's address (for the audit event).
+#[derive(Debug, Clone)]
+pub struct Who {
+    pub request_id: String,
+    pub caller: std::sync::Arc<Caller>,
+    pub peer: Option<SocketAddr>,
+}
+
+impl Who {
+    /// Starts `operation` for this person (see [`Action::start`]).
+    pub fn start(&self, app: &App, operation: &str) -> Action {
+        Action::start(app, &self.request_id, &self.caller, self.peer, operation)
+    }
+}
+
 /// An admin action under way, with the audit event that will record it.
 #[derive(Debug)]
 pub struct Action {
