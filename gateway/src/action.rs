@@ -168,3 +168,28 @@ pub fn audit_unavailable(request_id: &str, error: &dyn std::fmt::Display) -> Pro
     )
     .for_request(request_id)
 }
+
+/// A reason for an admin change as the audit event keeps it: checked free text
+/// ([`crate::text::free_text`]: no control characters, no ID numbers or phone
+/// numbers), at most [`crate::audit::MAX_REASON_CHARS`] characters. `required` says
+/// whether an empty reason is refused.
+pub fn reason(text: Option<&str>, required: bool) -> Result<Option<String>, Problem> {
+    let text = text.unwrap_or_default();
+    if text.trim().is_empty() && !required {
+        return Ok(None);
+    }
+    match crate::text::free_text(text, crate::audit::MAX_REASON_CHARS, true) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) => {
+            let why = match e {
+                crate::text::TextError::Empty => "say why".to_owned(),
+                e => e.to_string(),
+            };
+            Err(Problem::new(
+                ProblemKind::InvalidRequest,
+                format!("The reason is not accepted: {why}."),
+            )
+            .with("at", "reason"))
+        }
+    }
+}

@@ -339,6 +339,13 @@ pub struct ActiveConfig {
     pub base_dir: PathBuf,
     /// A digest of every file loaded, so two replicas can tell they run the same config.
     pub version: String,
+    /// The files loaded, relative to the main file's directory where they are under
+    /// it (for the operator's status page).
+    pub files: Vec<String>,
+    /// The registry revision this configuration was built from.
+    pub registry_revision: u64,
+    /// When this configuration was built (RFC 3339, UTC).
+    pub loaded_at: String,
 }
 
 impl crate::jurisdiction::Operations for BTreeMap<String, ActiveConnector> {
@@ -367,6 +374,7 @@ pub fn load(
         base_dir: path.parent().unwrap_or(Path::new("")).to_owned(),
         departments: Departments::default(),
         certs_dir: None,
+        files: Vec::new(),
     };
     let Some(main) = loader.parse_yaml::<GatewayFile>(path) else {
         return Err(loader.problems);
@@ -617,6 +625,9 @@ pub fn load(
         console: main.console,
         base_dir: base.to_owned(),
         version,
+        files: loader.files,
+        registry_revision: options.registry.revision,
+        loaded_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     })
 }
 
@@ -657,6 +668,8 @@ struct Loader<'a> {
     departments: Departments,
     /// `certs_dir`, resolved against the main file's directory.
     certs_dir: Option<PathBuf>,
+    /// The files read, as the status page shows them.
+    files: Vec<String>,
 }
 
 impl Loader<'_> {
@@ -674,6 +687,8 @@ impl Loader<'_> {
                 self.digest.update(file.to_string_lossy().as_bytes());
                 self.digest.update([0]);
                 self.digest.update(text.as_bytes());
+                let shown = file.strip_prefix(&self.base_dir).unwrap_or(file);
+                self.files.push(shown.to_string_lossy().into_owned());
                 Some(text)
             }
             Err(e) => {

@@ -50,6 +50,11 @@ pub struct Upstream {
 }
 
 impl Upstream {
+    /// The host and port its connections go to.
+    pub fn address(&self) -> (&str, u16) {
+        (&self.host, self.port)
+    }
+
     /// Reads an upstream from its URL; the problem says what is wrong with it.
     pub fn parse(text: &str) -> Result<Upstream, String> {
         let url = reqwest::Url::parse(text).map_err(|e| format!("is not a URL: {e}"))?;

@@ -39,7 +39,9 @@
 //! `gateway.yaml` names plus the [`registry`] (connectors and their versions, applied
 //! policy files, grants from approved [`access`] requests) — into the connectors in
 //! force ([`active`]) and the rest; [`live`] swaps a new configuration in whole when
-//! either changes, without a restart; [`classification`] holds what loosens a
+//! either changes, without a restart; [`admin`] administers connectors (who may,
+//! disable, purge, test, save a version, put one in force); [`catalog`] is the shared
+//! catalog of what can be shared on what terms; [`classification`] holds what loosens a
 //! county's classification for review; [`store`] opens the stores (registry, audit
 //! log, daily counts) from one backend and [`sqlite`] is how every SQLite file is
 //! opened and migrated; [`secrets`] keeps keys in the data directory; [`app`] is the shared state
@@ -74,9 +76,13 @@ pub mod config;
 pub mod active;
 pub mod registry;
 pub mod action;
+pub mod admin;
 pub mod live;
 pub mod access;
 pub mod classification;
+pub mod catalog;
+pub mod usage;
+pub mod status;
 pub mod departments;
 pub mod labels;
 pub mod problem;

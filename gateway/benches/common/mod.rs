@@ -186,6 +186,7 @@ pub(crate) fn lookup_event(caller: &Caller) -> AuditEvent {
         kind: EventKind::Lookup,
         caller: AuditCaller::of(caller, Some(([127, 0, 0, 1], 40_000).into())),
         purpose: Some(PURPOSE.to_owned()),
+        reason: None,
         case_id: Some("SYDJ139901-2026-000123".to_owned()),
         connector: Some(CONNECTOR.to_owned()),
         operation: Some(OPERATION.to_owned()),

@@ -43,6 +43,11 @@ pub struct AuditEvent {
     pub outcome: AuditOutcome,
     pub policy_version: Option<String>,
     pub purpose: Option<String>,
+    /// Why a person made an admin change (disable, purge, revoke, refuse), in their
+    /// words: checked free text ([`crate::text::free_text`]), at most
+    /// [`MAX_REASON_CHARS`] characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     pub request_id: String,
     pub rules: Vec<String>,
     pub subject_masked: Option<String>,
@@ -56,6 +61,9 @@ pub struct AuditEvent {
     pub time: String,
     pub upstream_latency_ms: Option<u64>,
 }
+
+/// The longest reason an admin event keeps, in characters.
+pub const MAX_REASON_CHARS: usize = 500;
 
 /// What kind of act an event records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -190,6 +198,7 @@ impl AuditEvent {
             kind: EventKind::Admin,
             caller,
             purpose: None,
+            reason: None,
             case_id: None,
             connector: None,
             operation: Some(operation.to_owned()),

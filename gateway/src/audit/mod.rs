@@ -124,8 +124,8 @@ pub use anomalies::{Anomaly, AnomalyKind, Thresholds, anomalies};
 pub use backend::{AuditBackend, SqliteAuditBackend};
 pub use cadence::Cadence;
 pub use event::{
-    AuditCaller, AuditEvent, AuditOutcome, EventKind, LinkedPerson, MaskedField, Recorded,
-    WithheldField,
+    AuditCaller, AuditEvent, AuditOutcome, EventKind, LinkedPerson, MAX_REASON_CHARS, MaskedField,
+    Recorded, WithheldField,
 };
 pub use reader::{AuditReader, SqliteAuditReader};
 pub use report::{Access, CitizenReport, ShownAs, citizen_report};

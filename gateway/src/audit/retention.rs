@@ -657,6 +657,7 @@ mod tests {
                 source_ip: Some("127.0.0.1".into()),
             },
             purpose: Some("birth_registration".into()),
+            reason: None,
             case_id: Some(format!("CASE-{i}")),
             connector: Some("hukou".into()),
             operation: Some("person_by_id".into()),

@@ -37,6 +37,7 @@ fn event(i: u64) -> AuditEvent {
             source_ip: Some("10.0.0.8".into()),
         },
         purpose: Some("birth_registration".into()),
+        reason: None,
         case_id: Some(format!("CASE-{i}")),
         connector: Some("civil_affairs".into()),
         operation: Some("person_by_id".into()),

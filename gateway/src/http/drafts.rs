@@ -1,5 +1,5 @@
 //! Connector versions as drafts: a version saved through the admin API
-//! (`PUT /v1/admin/connectors/{id}`, in [`crate::admin`]) serves nothing until it is
+//! (`PUT /v1/admin/connectors/{id}`, in [`super::admin`]) serves nothing until it is
 //! activated. This module owns what a department admin does with versions after that:
 //!
 //! - `GET /v1/admin/connectors/{id}` — the definition in force, which version that is,
@@ -20,7 +20,8 @@
 //! department: the data-governance office's approval ([`crate::review`]) puts it in
 //! force, and until then activation is refused (`awaiting-review`). Activating any
 //! version that would loosen the classification in force needs that approval too.
-//! Every change is an admin event in the audit log.
+//! Every change is an admin event in the audit log. The rules and the actions are the
+//! domain's ([`crate::admin`]).
 
 use axum::Router;
 use axum::body::Bytes;
@@ -32,17 +33,16 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::admin::{
-    Ownership, administers, may_administer, not_admin, not_owner, ownership, registry_unavailable,
-    short, unknown_connector,
-};
 use super::problem::{Problem, ProblemKind};
 use super::{Authenticated, Peer, RequestId};
-use crate::action::Action;
+use crate::action::Who;
+use crate::admin::{
+    self, Ownership, may_administer, not_admin, not_owner, readable, short, state,
+    unknown_connector, unknown_version,
+};
 use crate::app::App;
 use crate::audit::{AuditCaller, AuditEvent};
-use crate::auth::Caller;
-use crate::registry::{Change, ConnectorVersion, ReviewState};
+use crate::registry::ConnectorVersion;
 
 pub(crate) fn routes() -> Router<App> {
     Router::new()
@@ -64,31 +64,6 @@ pub(crate) fn routes() -> Router<App> {
             post(activate),
         )
         .route("/v1/admin/connectors/{id}/rollback", post(rollback))
-}
-
-/// Where a version stands: `active` (the one in force), `draft` (never served),
-/// `awaiting_review`, `refused`, `superseded` (a later version came first while it
-/// waited for review) or `previous` (served before).
-pub(crate) fn state(version: &ConnectorVersion, current: Option<u32>) -> &'static str {
-    if Some(version.version) == current {
-        return "active";
-    }
-    match version.review.as_ref().map(|r| r.state) {
-        Some(ReviewState::Pending) => "awaiting_review",
-        Some(ReviewState::Refused) => "refused",
-        Some(ReviewState::Superseded) => "superseded",
-        _ if version.activated_at.is_some() => "previous",
-        _ => "draft",
-    }
-}
-
-/// Whether a version can no longer be put in force: its review was refused or
-/// superseded.
-pub(crate) fn closed(version: &ConnectorVersion) -> bool {
-    matches!(
-        version.review.as_ref().map(|r| r.state),
-        Some(ReviewState::Refused | ReviewState::Superseded)
-    )
 }
 
 /// A version without its content (for lists).
@@ -122,44 +97,9 @@ fn full(version: &ConnectorVersion, current: Option<u32>) -> serde_json::Value {
     out
 }
 
-fn unknown_version() -> Problem {
-    Problem::new(
-        ProblemKind::UnknownVersion,
-        "The connector has no version with this number.",
-    )
-}
-
 /// A version number from a URL: 1, 2, ….
 fn number(text: &str) -> Option<u32> {
     text.parse().ok().filter(|n| *n > 0)
-}
-
-/// The connector a read is about, with its versions, if `caller` may read it.
-async fn readable(
-    app: &App,
-    caller: &Caller,
-    id: &str,
-) -> Result<(Ownership, Vec<ConnectorVersion>), Problem> {
-    if !administers(caller) {
-        return Err(not_admin());
-    }
-    let owned = ownership(app, id).await?;
-    let department = owned.department().ok_or_else(unknown_connector)?;
-    if !may_administer(caller, department) {
-        return Err(not_owner());
-    }
-    if matches!(owned, Ownership::MainFile { .. }) {
-        return Ok((owned, Vec::new()));
-    }
-    let versions = app.live.registry().connector_versions(id).await?;
-    Ok((owned, versions))
-}
-
-fn current_of(owned: &Ownership) -> Option<u32> {
-    match owned {
-        Ownership::Registered(c) => Some(c.current.version),
-        _ => None,
-    }
 }
 
 async fn show(
@@ -185,7 +125,7 @@ async fn show(
         }))
         .into_response());
     }
-    let current = current_of(&owned);
+    let current = owned.current();
     let (enabled, in_force) = match &owned {
         Ownership::Registered(c) => (c.enabled, Some(full(&c.current, current))),
         _ => (false, None),
@@ -216,7 +156,7 @@ async fn show_version(
     let (owned, versions) = readable(&app, &caller, &id).await?;
     let found = number(&version).and_then(|n| versions.iter().find(|v| v.version == n));
     let v = found.ok_or_else(unknown_version)?;
-    Ok(axum::Json(full(v, current_of(&owned))).into_response())
+    Ok(axum::Json(full(v, owned.current())).into_response())
 }
 
 async fn diff(
@@ -282,27 +222,12 @@ async fn activate(
     Authenticated(caller): Authenticated,
     Path((id, version)): Path<(String, String)>,
 ) -> Response {
-    let act = Action::start(
-        &app,
-        &request_id,
-        &caller,
+    let who = Who {
+        request_id,
+        caller,
         peer,
-        &format!(
-            "connector.activate {} v{}",
-            short(&id),
-            number(&version).map_or_else(|| "?".to_owned(), |n| n.to_string())
-        ),
-    );
-    put_in_force(
-        &app,
-        &request_id,
-        &caller,
-        &id,
-        number(&version),
-        false,
-        act,
-    )
-    .await
+    };
+    in_force(admin::versions::put_in_force(&app, &who, &id, number(&version), false).await)
 }
 
 async fn rollback(
@@ -314,163 +239,49 @@ async fn rollback(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let act = Action::start(
-        &app,
-        &request_id,
-        &caller,
+    let who = Who {
+        request_id,
+        caller,
         peer,
-        &format!("connector.rollback {}", short(&id)),
-    );
-    if !administers(&caller) {
-        return act.refuse(not_admin()).await.into_response();
+    };
+    let refused = |problem: Problem| async {
+        let operation = format!("connector.rollback {}", short(&id));
+        who.start(&app, &operation)
+            .refuse(problem)
+            .await
+            .into_response()
+    };
+    if !admin::administers(&who.caller) {
+        return refused(not_admin()).await;
     }
     let body: RollbackBody = match super::body::json(&headers, body, "{version}") {
         Ok(body) => body,
-        Err(p) => return act.refuse(p).await.into_response(),
+        Err(p) => return refused(p).await,
     };
-    put_in_force(
-        &app,
-        &request_id,
-        &caller,
-        &id,
-        Some(body.version),
-        true,
-        act,
-    )
-    .await
+    in_force(admin::versions::put_in_force(&app, &who, &id, Some(body.version), true).await)
 }
 
-/// Puts version `number` of connector `id` in force (a rollback only to a version that
-/// served before), checked like any change and recorded as `event`.
-async fn put_in_force(
-    app: &App,
-    request_id: &str,
-    caller: &Caller,
-    id: &str,
-    number: Option<u32>,
-    rollback: bool,
-    mut act: Action,
-) -> Response {
-    if !administers(caller) {
-        return act.refuse(not_admin()).await.into_response();
-    }
-    let owned = match ownership(app, id).await {
-        Ok(owned) => owned,
-        Err(e) => return registry_unavailable(request_id, &e),
-    };
-    if !matches!(owned, Ownership::Unknown) {
-        act.event.connector = Some(id.to_owned());
-    }
-    if let Some(problem) = owned.refuse_change(caller) {
-        return act.refuse(problem).await.into_response();
-    }
-    let versions = match app.live.registry().connector_versions(id).await {
-        Ok(versions) => versions,
-        Err(e) => return registry_unavailable(request_id, &e),
-    };
-    let Some(target) = number.and_then(|n| versions.into_iter().find(|v| v.version == n)) else {
-        return act.refuse(unknown_version()).await.into_response();
-    };
-    let (current, enabled) = match &owned {
-        Ownership::Registered(c) => (Some(c.current.clone()), c.enabled),
-        _ => (None, false),
-    };
-    let current_number = current.as_ref().map(|c| c.version);
-    let action = if rollback { "rollback" } else { "activate" };
-    act.event.operation = Some(format!(
-        "connector.{action} {id} v{} from={} content={}",
-        target.version,
-        current_number.map_or_else(|| "none".to_owned(), |n| format!("v{n}")),
-        target.content_digest()
-    ));
-    if current_number == Some(target.version) && enabled {
-        let answer = json!({
-            "connector": id,
-            "version": target.version,
-            "active": target.version,
+/// The answer to an activation or a rollback.
+fn in_force(done: Result<admin::versions::InForce, Problem>) -> Response {
+    match done {
+        Ok(done) if done.unchanged => axum::Json(json!({
+            "connector": done.connector,
+            "version": done.version,
+            "active": done.version,
             "unchanged": true,
-        });
-        return match act.commit(Vec::new()).await {
-            Ok(_) => axum::Json(answer).into_response(),
-            Err(problem) => problem.into_response(),
-        };
-    }
-    if let Some(problem) = not_activatable(&target, current.as_ref(), rollback) {
-        return act.refuse(problem).await.into_response();
-    }
-    let target = ConnectorVersion {
-        activated_at: Some(crate::access::now_rfc3339()),
-        ..target
-    };
-    let number = target.version;
-    match act.commit(vec![Change::ActivateVersion(target)]).await {
-        Ok(changed) => {
-            tracing::info!(request_id, user = %caller.user, connector = %id, version = number, "connector version put in force ({action})");
-            axum::Json(json!({
-                "connector": id,
-                "version": number,
-                "active": number,
-                "previous": current_number,
-                "unchanged": false,
-                "config_version": changed.version,
-            }))
-            .into_response()
-        }
+        }))
+        .into_response(),
+        Ok(done) => axum::Json(json!({
+            "connector": done.connector,
+            "version": done.version,
+            "active": done.version,
+            "previous": done.previous,
+            "unchanged": false,
+            "config_version": done.config_version,
+        }))
+        .into_response(),
         Err(problem) => problem.into_response(),
     }
-}
-
-/// Why `target` may not be put in force over `current`, if it may not.
-fn not_activatable(
-    target: &ConnectorVersion,
-    current: Option<&ConnectorVersion>,
-    rollback: bool,
-) -> Option<Problem> {
-    let review = target.review.as_ref().map(|r| r.state);
-    if review == Some(ReviewState::Pending) {
-        return Some(
-            Problem::new(
-                ProblemKind::AwaitingReview,
-                "This version loosens the county's classification; the data-governance office's approval puts it in force.",
-            )
-            .with("version", target.version),
-        );
-    }
-    if matches!(review, Some(ReviewState::Refused | ReviewState::Superseded)) {
-        return Some(
-            Problem::new(
-                ProblemKind::AwaitingReview,
-                "This version's classification review was refused or superseded; it cannot be put in force. Save it again to have it reviewed.",
-            )
-            .with("version", target.version),
-        );
-    }
-    if rollback && target.activated_at.is_none() {
-        return Some(
-            Problem::new(
-                ProblemKind::InvalidRequest,
-                "A rollback goes back to a version that served before; this one never did. Activate it instead.",
-            )
-            .with("at", "version"),
-        );
-    }
-    if review == Some(ReviewState::Approved) {
-        return None;
-    }
-    let in_force = current.and_then(|c| connectors::ConnectorDef::from_yaml(&c.definition).ok());
-    let target_def = connectors::ConnectorDef::from_yaml(&target.definition).ok()?;
-    let loosenings = crate::classification::loosenings(in_force.as_ref(), &target_def);
-    if current.is_some() && !loosenings.is_empty() {
-        return Some(
-            Problem::new(
-                ProblemKind::AwaitingReview,
-                "Putting this version in force would loosen the classification in force; save it again as a new version for the data-governance office's review.",
-            )
-            .with("version", target.version)
-            .with("loosenings", serde_json::to_value(&loosenings).unwrap_or_default()),
-        );
-    }
-    None
 }
 
 /// The admin's sample subject: the key each operation takes.
@@ -510,17 +321,17 @@ async fn test_version(
         short(&id),
         number.map_or_else(|| "?".to_owned(), |n| n.to_string())
     );
-    let mut act = Action::start(&app, &request_id, &caller, peer, &operation);
-    if !administers(&caller) {
+    let mut act = crate::action::Action::start(&app, &request_id, &caller, peer, &operation);
+    if !admin::administers(&caller) {
         return act.refuse(not_admin()).await.into_response();
     }
-    let owned = match ownership(&app, &id).await {
+    let owned = match admin::ownership(&app, &id).await {
         Ok(owned) => owned,
-        Err(e) => return registry_unavailable(&request_id, &e),
+        Err(e) => return admin::registry_unavailable(&request_id, &e).into_response(),
     };
     let problem = match &owned {
         Ownership::Unknown => Some(unknown_connector()),
-        Ownership::MainFile { .. } => Some(super::admin::file_managed("gateway.yaml")),
+        Ownership::MainFile { .. } => Some(admin::file_managed("gateway.yaml")),
         known => known
             .department()
             .filter(|d| !may_administer(&caller, d))
@@ -570,7 +381,7 @@ async fn test_version(
     }
     let versions = match app.live.registry().connector_versions(&id).await {
         Ok(versions) => versions,
-        Err(e) => return registry_unavailable(&request_id, &e),
+        Err(e) => return admin::registry_unavailable(&request_id, &e).into_response(),
     };
     let Some(target) = number.and_then(|n| versions.into_iter().find(|v| v.version == n)) else {
         return act.refuse(unknown_version()).await.into_response();
@@ -578,7 +389,7 @@ async fn test_version(
     // The configuration the version would make if it were in force, built aside.
     let snapshot = match app.live.registry().snapshot().await {
         Ok(snapshot) => snapshot,
-        Err(e) => return registry_unavailable(&request_id, &e),
+        Err(e) => return admin::registry_unavailable(&request_id, &e).into_response(),
     };
     let mut trial = snapshot;
     trial.connectors.insert(
@@ -632,7 +443,9 @@ async fn test_version(
             &format!("connector.test {id} v{} {name}", target.version),
         );
         call.connector = Some(id.clone());
-        let tried = try_operation(&app, connector, name, op, subject, &mut call).await;
+        let tried = admin::try_operation(&app, connector, name, op, subject, &mut call)
+            .await
+            .to_json();
         if let Err(e) = app.audit.append(call).await {
             return super::error::audit_unavailable(&request_id, &e);
         }
@@ -644,66 +457,9 @@ async fn test_version(
     axum::Json(json!({
         "connector": id,
         "version": target.version,
-        "state": state(&target, current_of(&owned)),
+        "state": state(&target, owned.current()),
         "ok": all_ok,
         "operations": results,
     }))
     .into_response()
-}
-
-/// Calls the department once for `operation` with `subject` and says whether the
-/// answer fits the mapping and schema, and how long it took — never the data. Fills
-/// `event` (the subject's pseudonym and masked form, latency, outcome) for the audit
-/// log.
-pub(crate) async fn try_operation(
-    app: &App,
-    connector: &crate::config::ActiveConnector,
-    operation: &str,
-    op: &crate::config::ActiveOperation,
-    subject: &crate::lookup::SubjectKeyValue,
-    event: &mut AuditEvent,
-) -> serde_json::Value {
-    event.subject_pseudonym = Some(app.pseudonym.pseudonym(subject.as_str()));
-    event.subject_masked = Some(subject.masked());
-    let started = std::time::Instant::now();
-    let context = connectors::FetchContext::default();
-    let fetched = connector
-        .connector
-        .fetch(operation, subject.as_str(), &context)
-        .await;
-    let elapsed = started.elapsed();
-    let latency_ms = elapsed.as_secs_f64() * 1000.0;
-    event.upstream_latency_ms = u64::try_from(elapsed.as_millis()).ok();
-    let (outcome, violation) = match &fetched {
-        Ok(f) => match op.schema.check(&f.record) {
-            Ok(()) => ("conforms", None),
-            Err(v) => (
-                "schema_violation",
-                Some(json!({ "schema_path": v.schema_path, "instance_path": v.instance_path })),
-            ),
-        },
-        Err(connectors::FetchError::NotFound) => ("not_found", None),
-        Err(connectors::FetchError::Mapping(_)) => ("mapping_violation", None),
-        Err(connectors::FetchError::Timeout) => ("timed_out", None),
-        Err(connectors::FetchError::Malformed) => ("malformed", None),
-        Err(connectors::FetchError::Oversize { .. }) => ("oversize", None),
-        Err(_) => ("upstream_error", None),
-    };
-    if let Some(operation) = &event.operation {
-        event.operation = Some(format!("{operation} outcome={outcome}"));
-    }
-    // `not_found` is an answer that fits: the department does not know the sample.
-    let ok = outcome == "conforms" || outcome == "not_found";
-    let mut answer = json!({
-        "ok": ok,
-        "outcome": outcome,
-        "latency_ms": (latency_ms * 10.0).round() / 10.0,
-    });
-    if let Some(violation) = violation {
-        answer["violation"] = violation;
-    }
-    if let Err(e) = &fetched {
-        answer["problem"] = json!(e.to_string());
-    }
-    answer
 }

@@ -3,7 +3,8 @@
 //! configuration is loaded, the audit log's writer runs and its file takes a write
 //! (and the privacy officer's reader can read it), the registry can be read and the
 //! daily quota counts can be kept. Otherwise it answers 503
-//! (problem+json) naming which part is not ready — load balancers route on it.
+//! (problem+json) naming which part is not ready — load balancers route on it. The
+//! checks are [`crate::status::readiness`].
 
 use axum::Json;
 use axum::extract::State;
@@ -19,28 +20,7 @@ pub(crate) async fn healthz() -> Response {
 
 pub(crate) async fn readyz(State(app): State<App>) -> Response {
     let config = app.config.load();
-    let (audit, reader, registry, day_counts) = tokio::join!(
-        app.audit.ready(),
-        app.audit_reader.ready(),
-        app.live.registry().ready(),
-        app.limits.ready()
-    );
-    let mut failed = Vec::new();
-    if let Err(e) = audit {
-        tracing::error!(error = %e, "readiness probe: the audit log cannot record");
-        failed.push("audit");
-    } else if let Err(e) = reader {
-        tracing::error!(error = %e, "readiness probe: the audit log cannot be read");
-        failed.push("audit");
-    }
-    if let Err(e) = registry {
-        tracing::error!(error = %e, "readiness probe: the registry cannot be read");
-        failed.push("registry");
-    }
-    if let Err(e) = day_counts {
-        tracing::error!(error = %e, "readiness probe: the daily quota counts cannot be kept");
-        failed.push("day_counts");
-    }
+    let failed = crate::status::readiness(&app).await;
     if failed.is_empty() {
         Json(json!({
             "status": "ready",

@@ -17,7 +17,6 @@ use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::admin::{administers, may_administer, not_admin, registry_unavailable};
 use super::problem::{Problem, ProblemKind};
 use super::{Authenticated, RequestId};
 use crate::app::App;
@@ -336,83 +335,32 @@ pub(crate) async fn connectors(
     Authenticated(caller): Authenticated,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    if !administers(&caller) {
-        return not_admin().for_request(&request_id).into_response();
+    if !crate::admin::administers(&caller) {
+        return crate::admin::not_admin()
+            .for_request(&request_id)
+            .into_response();
     }
     let query = match ListQuery::of(raw.as_deref(), &["enabled", "disabled", "draft"]) {
         Ok(query) => query,
         Err(p) => return p.for_request(&request_id).into_response(),
     };
-    let registry = app.live.registry();
-    let (snapshot, versions) = match (registry.snapshot().await, registry.all_versions().await) {
-        (Ok(snapshot), Ok(versions)) => (snapshot, versions),
-        (Err(e), _) | (_, Err(e)) => return registry_unavailable(&request_id, &e),
+    let rows = match crate::admin::rows(&app, &caller).await {
+        Ok(rows) => rows,
+        Err(p) => return p.for_request(&request_id).into_response(),
     };
-    let config = app.config.load_full();
-    let mut rows: std::collections::BTreeMap<String, Value> = std::collections::BTreeMap::new();
-    for (id, c) in &config.connectors {
-        if snapshot.connectors.contains_key(id) {
-            continue;
-        }
-        rows.insert(
-            id.clone(),
-            json!({
-                "connector": id,
-                "department": c.def.department.id,
-                "origin": "gateway.yaml",
-                "state": "enabled",
-                "active": null,
-                "drafts": 0,
-            }),
-        );
-    }
-    let mut by_id: std::collections::BTreeMap<&str, Vec<&crate::registry::ConnectorVersion>> =
-        std::collections::BTreeMap::new();
-    for v in &versions {
-        by_id.entry(v.id.as_str()).or_default().push(v);
-    }
-    for (id, list) in by_id {
-        let registered = snapshot.connectors.get(id);
-        let current = registered.map(|c| c.current.version);
-        let Some(last) = list.last() else { continue };
-        if registered.is_none() && last.origin.is_file() {
-            // A file connector `gateway apply` removed: kept for the record only.
-            continue;
-        }
-        let drafts = list
-            .iter()
-            .filter(|v| {
-                matches!(
-                    super::drafts::state(v, current),
-                    "draft" | "awaiting_review"
-                )
-            })
-            .count();
-        let (state, department, origin) = match registered {
-            Some(c) if c.enabled => ("enabled", &c.current.department, &c.current.origin),
-            Some(c) => ("disabled", &c.current.department, &c.current.origin),
-            None => ("draft", &last.department, &last.origin),
-        };
-        rows.insert(
-            id.to_owned(),
-            json!({
-                "connector": id,
-                "department": department,
-                "origin": origin,
-                "state": state,
-                "active": current,
-                "drafts": drafts,
-            }),
-        );
-    }
     let visible: Vec<Value> = rows
-        .into_values()
-        .filter(|row| {
-            row["department"]
-                .as_str()
-                .is_some_and(|d| may_administer(&caller, d))
+        .into_iter()
+        .filter(|row| ListQuery::matches(&query.state, row.state))
+        .map(|row| {
+            json!({
+                "connector": row.connector,
+                "department": row.department,
+                "origin": row.origin.map_or_else(|| json!("gateway.yaml"), |o| json!(o)),
+                "state": row.state,
+                "active": row.active,
+                "drafts": row.drafts,
+            })
         })
-        .filter(|row| ListQuery::matches(&query.state, row["state"].as_str().unwrap_or("")))
         .collect();
     let (page, next) = query.page(visible, |row| {
         row["connector"].as_str().unwrap_or_default().to_owned()

@@ -22,10 +22,10 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::admin::{registry_unavailable, short};
 use super::problem::{Problem, ProblemKind};
 use super::{Authenticated, Peer, RequestId};
 use crate::action::Action;
+use crate::admin::short;
 use crate::app::App;
 use crate::auth::{Caller, Role};
 use crate::registry::{Change, ConnectorVersion, ReviewState};
@@ -94,7 +94,7 @@ async fn list(
     }
     let all = match app.live.registry().reviewed_versions().await {
         Ok(all) => all,
-        Err(e) => return registry_unavailable(&request_id, &e),
+        Err(e) => return crate::admin::registry_unavailable(&request_id, &e).into_response(),
     };
     let mut visible: Vec<&ConnectorVersion> = all
         .iter()
@@ -230,7 +230,7 @@ async fn decide(
     };
     let versions = match app.live.registry().connector_versions(&id).await {
         Ok(versions) => versions,
-        Err(e) => return registry_unavailable(&request_id, &e),
+        Err(e) => return crate::admin::registry_unavailable(&request_id, &e).into_response(),
     };
     let Some(mut stored) = versions.into_iter().find(|v| v.version == number) else {
         return act.refuse(unknown_review()).await.into_response();

@@ -85,6 +85,7 @@ impl Trail {
             kind: EventKind::Lookup,
             caller: AuditCaller::of(caller, peer),
             purpose: self.purpose,
+            reason: None,
             case_id: self.case_id,
             connector: self.connector,
             operation: self.operation,

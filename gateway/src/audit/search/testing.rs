@@ -38,6 +38,7 @@ pub(crate) fn lookup(n: u64, time: &str, user: &str) -> AuditEvent {
             source_ip: Some("10.1.2.3".into()),
         },
         purpose: Some("birth_registration".into()),
+        reason: None,
         case_id: Some(format!("CASE-{n:04}")),
         connector: Some("hukou".into()),
         operation: Some("person_by_id".into()),

@@ -54,6 +54,7 @@ fn event(i: u64) -> AuditEvent {
         },
         policy_version: Some("2025.1".into()),
         purpose: Some("birth_registration".into()),
+        reason: None,
         request_id: format!("req-{i}"),
         rules: vec!["G12".into()],
         subject_masked: Some("330102********1234".into()),

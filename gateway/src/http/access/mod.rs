@@ -41,7 +41,15 @@ use connectors::definition::{LeafField, Sharing};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::admin::{administers, may_administer, registry_unavailable, short};
+use crate::admin::{administers, may_administer, short};
+
+/// The answer when the registry cannot be read.
+pub(crate) fn registry_unavailable(
+    request_id: &str,
+    error: &crate::registry::RegistryError,
+) -> Response {
+    crate::admin::registry_unavailable(request_id, error).into_response()
+}
 use super::lists::ListQuery;
 use super::problem::{Problem, ProblemKind};
 use super::{Authenticated, Peer, RequestId};
