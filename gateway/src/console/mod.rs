@@ -9,7 +9,10 @@
 //! - [`page`]: what every page shares (frame, visit, errors, security headers);
 //! - pages: [`signin`] (sign-in, sign-out, language switch), [`desk`] (the clerk's
 //!   and grid worker's forms and lookups), [`officer`] (the privacy officer's audit
-//!   search, events, exports, citizen report, anomalies, log integrity);
+//!   search, events, exports, citizen report, anomalies, log integrity),
+//!   [`connectors`] (the department admin's connectors: list, page, test, disable,
+//!   purge, versions, upload) and [`usage`] (who used my data), [`catalog`] (the
+//!   shared catalog, for everyone), [`status`] (the operator's status page);
 //! - [`assets`]: the one stylesheet and the one small script, written here.
 //!
 //! Templates are compiled into the binary (askama, `gateway/templates/console/`).
@@ -17,12 +20,16 @@
 //! person answer a POST and are `no-store`.
 
 pub mod assets;
+pub mod catalog;
+pub mod connectors;
 pub mod desk;
 pub mod i18n;
 pub mod officer;
 pub mod page;
 pub mod session;
 pub mod signin;
+pub mod status;
+pub mod usage;
 
 use std::sync::Arc;
 
@@ -128,6 +135,19 @@ pub fn router(console: Console) -> Router {
             get(officer::anomalies_page).post(officer::anomalies),
         )
         .route("/integrity", get(officer::integrity).post(officer::verify))
+        .route("/connectors", get(connectors::list))
+        .route(
+            "/connectors/new",
+            get(connectors::upload_page).post(connectors::upload),
+        )
+        .route("/connectors/{id}", get(connectors::show))
+        .route("/connectors/{id}/test", post(connectors::test))
+        .route("/connectors/{id}/change", post(connectors::change))
+        .route("/connectors/{id}/diff", post(connectors::diff))
+        .route("/connectors/{id}/activate", post(connectors::activate))
+        .route("/usage", get(usage::show))
+        .route("/catalog", get(catalog::show).post(catalog::search))
+        .route("/status", get(status::show))
         .route("/static/{file}", get(assets::serve))
         .fallback(page::not_found)
         .with_state(console.clone());

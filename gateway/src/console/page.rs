@@ -178,6 +178,26 @@ const PAGES: &[(&str, &str, &[Role])] = &[
         "nav-integrity",
         &[Role::PrivacyOfficer, Role::Operator],
     ),
+    (
+        "/console/connectors",
+        "nav-connectors",
+        &[Role::DeptAdmin, Role::Operator],
+    ),
+    ("/console/usage", "nav-usage", &[Role::DeptAdmin]),
+    ("/console/status", "nav-status", &[Role::Operator]),
+    (
+        "/console/catalog",
+        "nav-catalog",
+        &[
+            Role::Clerk,
+            Role::GridWorker,
+            Role::TownshipLead,
+            Role::DeptAdmin,
+            Role::PrivacyOfficer,
+            Role::Operator,
+            Role::Governance,
+        ],
+    ),
 ];
 
 /// Where a person lands after sign-in: the first page of their roles.

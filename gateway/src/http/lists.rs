@@ -55,6 +55,7 @@ const ALLOWED: &[(&str, &str, &[&str])] = &[
 /// numbers — never a citizen's ID number, which the console only POSTs. A form sends
 /// every field, so a value may be empty here.
 const CONSOLE: &[(&str, &[&str])] = &[
+    ("/console/usage", &["connector", "from", "until"]),
     (
         "/console/audit",
         &[
