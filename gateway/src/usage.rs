@@ -120,7 +120,8 @@ pub struct Health {
 
 /// The department's health behind `connector` over the hour before `now`.
 pub async fn health(app: &App, connector: &str, now: DateTime<Utc>) -> Result<Health, Problem> {
-    let from = (now - chrono::Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let from =
+        (now - chrono::Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     let mut health = Health::default();
     let mut latencies = Vec::new();
     lookups(app, connector, from, None, |event| {

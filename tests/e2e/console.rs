@@ -14,28 +14,28 @@ use crate::helpers::{TOWNSHIP, TestGateway, population, post_json};
 /// A person with a browser's cookies, talking to the console (no redirects
 /// followed, so each `Location` is seen). Every URL and `Location` it meets is kept,
 /// to check that no ID number is ever in one.
-struct Visitor {
+pub(crate) struct Visitor {
     base: String,
     client: reqwest::Client,
     cookies: BTreeMap<String, String>,
-    accept_language: Option<&'static str>,
+    pub(crate) accept_language: Option<&'static str>,
     urls: Vec<String>,
 }
 
 /// A page as received.
 #[derive(Debug)]
-struct Page {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    body: String,
+pub(crate) struct Page {
+    pub(crate) status: u16,
+    pub(crate) headers: reqwest::header::HeaderMap,
+    pub(crate) body: String,
 }
 
 impl Page {
-    fn location(&self) -> Option<&str> {
+    pub(crate) fn location(&self) -> Option<&str> {
         self.headers.get("location").and_then(|v| v.to_str().ok())
     }
 
-    fn header(&self, name: &str) -> &str {
+    pub(crate) fn header(&self, name: &str) -> &str {
         self.headers
             .get(name)
             .and_then(|v| v.to_str().ok())
@@ -43,7 +43,7 @@ impl Page {
     }
 
     /// The CSRF token the page's forms carry.
-    fn csrf(&self) -> String {
+    pub(crate) fn csrf(&self) -> String {
         let at = self
             .body
             .find("name=\"csrf\" value=\"")
@@ -53,14 +53,14 @@ impl Page {
     }
 
     /// The `lang` of the page's `<html>`.
-    fn lang(&self) -> &str {
+    pub(crate) fn lang(&self) -> &str {
         let at = self.body.find("<html lang=\"").expect("an html element");
         let rest = &self.body[at + "<html lang=\"".len()..];
         &rest[..rest.find('"').expect("end of lang")]
     }
 
     /// Every `href` and `action` in the page.
-    fn links(&self) -> Vec<String> {
+    pub(crate) fn links(&self) -> Vec<String> {
         let mut out = Vec::new();
         for attr in ["href=\"", "action=\""] {
             let mut rest = self.body.as_str();
@@ -76,7 +76,7 @@ impl Page {
 }
 
 impl Visitor {
-    fn new(gw: &TestGateway) -> Visitor {
+    pub(crate) fn new(gw: &TestGateway) -> Visitor {
         connectors::install_crypto_provider();
         Visitor {
             base: gw.url(""),
@@ -91,7 +91,7 @@ impl Visitor {
     }
 
     /// Signs in as a demo persona through the sign-in page.
-    async fn signed_in(gw: &TestGateway, persona: &str) -> Visitor {
+    pub(crate) async fn signed_in(gw: &TestGateway, persona: &str) -> Visitor {
         let mut visitor = Visitor::new(gw);
         let page = visitor.get("/console/signin").await;
         assert_eq!(page.status, 200);
@@ -147,15 +147,26 @@ impl Visitor {
         page
     }
 
-    async fn get(&mut self, path: &str) -> Page {
+    pub(crate) async fn get(&mut self, path: &str) -> Page {
         let url = format!("{}{path}", self.base);
         let request = self.client.get(&url);
         self.send(request, url).await
     }
 
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+    pub(crate) async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
         let url = format!("{}{path}", self.base);
         let request = self.client.post(&url).form(form);
+        self.send(request, url).await
+    }
+
+    /// POSTs a multipart form (an upload), as a browser would.
+    pub(crate) async fn post_multipart(
+        &mut self,
+        path: &str,
+        form: reqwest::multipart::Form,
+    ) -> Page {
+        let url = format!("{}{path}", self.base);
+        let request = self.client.post(&url).multipart(form);
         self.send(request, url).await
     }
 
@@ -176,7 +187,7 @@ impl Visitor {
     }
 
     /// Asserts that no URL or `Location` seen carried this ID number.
-    fn assert_never_in_a_url(&self, id_number: &str) {
+    pub(crate) fn assert_never_in_a_url(&self, id_number: &str) {
         for url in &self.urls {
             assert!(!url.contains(id_number), "an ID number in a URL: {url}");
             assert!(

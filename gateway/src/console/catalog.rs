@@ -169,7 +169,10 @@ pub(crate) async fn show(visit: Visit) -> Response {
 }
 
 /// The catalog narrowed to what matches the search term.
-pub(crate) async fn search(visit: Visit, form: Result<Form<SearchForm>, FormRejection>) -> Response {
+pub(crate) async fn search(
+    visit: Visit,
+    form: Result<Form<SearchForm>, FormRejection>,
+) -> Response {
     let (_, form) = match visit.accept(CATALOG_ROLES, form) {
         Ok(accepted) => accepted,
         Err(response) => return *response,

@@ -151,7 +151,8 @@ pub(crate) async fn list(visit: Visit) -> Response {
                     ("errors", &h.errors.to_string()),
                     (
                         "median",
-                        &h.median_ms.map_or_else(|| "—".to_owned(), |m| m.to_string()),
+                        &h.median_ms
+                            .map_or_else(|| "—".to_owned(), |m| m.to_string()),
                     ),
                 ],
             ),
@@ -365,7 +366,9 @@ async fn connector_page(visit: &Visit, id: &str, status: StatusCode, extras: Ext
     let page = ConnectorPage {
         chrome: visit.chrome("/console/connectors"),
         id: id.to_owned(),
-        title: def.as_ref().map_or_else(|| id.to_owned(), |d| d.title.clone()),
+        title: def
+            .as_ref()
+            .map_or_else(|| id.to_owned(), |d| d.title.clone()),
         kind: def
             .as_ref()
             .map_or_else(String::new, |d| d.transport.kind().to_owned()),
@@ -594,9 +597,9 @@ pub(crate) async fn change(
         "enable" => admin::set_enabled(app, &who, &id, true, reason)
             .await
             .map(|_| t.get("conn-enabled-done")),
-        "purge" => admin::purge_cache(app, &who, &id, reason).await.map(|p| {
-            t.arg("conn-purged-done", "n", &p.entries.to_string())
-        }),
+        "purge" => admin::purge_cache(app, &who, &id, reason)
+            .await
+            .map(|p| t.arg("conn-purged-done", "n", &p.entries.to_string())),
         _ => {
             return visit.error(StatusCode::BAD_REQUEST, "error-bad-form", None);
         }
@@ -673,7 +676,10 @@ pub(crate) async fn diff(
     let named: [(&str, String); 7] = [
         ("conn-diff-connector", changes.connector.join(&sep)),
         ("conn-diff-ops-added", changes.operations_added.join(&sep)),
-        ("conn-diff-ops-removed", changes.operations_removed.join(&sep)),
+        (
+            "conn-diff-ops-removed",
+            changes.operations_removed.join(&sep),
+        ),
         (
             "conn-diff-ops-changed",
             changes
@@ -685,7 +691,10 @@ pub(crate) async fn diff(
         ),
         ("conn-diff-fields-added", fields(&changes.fields_added)),
         ("conn-diff-fields-removed", fields(&changes.fields_removed)),
-        ("conn-diff-fields-remapped", fields(&changes.fields_remapped)),
+        (
+            "conn-diff-fields-remapped",
+            fields(&changes.fields_remapped),
+        ),
     ];
     for (key, list) in named {
         if !list.is_empty() {
@@ -847,7 +856,10 @@ fn match_schemas(definition: &str, files: &[(String, String)]) -> BTreeMap<Strin
 
 /// Checks an uploaded definition (and schemas) and saves it as a new draft version;
 /// every problem is listed and nothing is saved when the check fails.
-pub(crate) async fn upload(visit: Visit, multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>) -> Response {
+pub(crate) async fn upload(
+    visit: Visit,
+    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Response {
     let caller = match visit.require(ADMIN_ROLES) {
         Ok(caller) => caller,
         Err(response) => return *response,
@@ -913,11 +925,7 @@ pub(crate) async fn upload(visit: Visit, multipart: Result<Multipart, axum::extr
                         .collect()
                 })
                 .unwrap_or_default();
-            let error = t.arg(
-                "conn-upload-refused",
-                "problem",
-                &refusal_words(t, &p),
-            );
+            let error = t.arg("conn-upload-refused", "problem", &refusal_words(t, &p));
             page(problems, Some(error), p.kind.status())
         }
     }

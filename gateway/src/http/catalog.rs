@@ -18,4 +18,3 @@ pub(crate) fn routes() -> Router<App> {
 async fn catalog(State(app): State<App>, Authenticated(_caller): Authenticated) -> Response {
     axum::Json(crate::catalog::describe(&app.config.load_full())).into_response()
 }
-
