@@ -96,7 +96,7 @@ pub fn fields(
                 default_mask: Mask::default_for(f.pii.unwrap_or(PiiKind::None)).operator(),
                 code_table,
                 legal_basis: conditional.map(|t| t.legal_basis.clone()),
-                method: conditional.map(|t| t.method.clone()),
+                method: conditional.map(|t| t.method),
                 path,
             }
         })

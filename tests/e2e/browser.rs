@@ -23,12 +23,12 @@ fn resident() -> &'static sim::Person {
 }
 
 /// Where the README's screenshots go, when asked for.
-fn readme_shot(name: &str) -> Option<PathBuf> {
+pub(crate) fn readme_shot(name: &str) -> Option<PathBuf> {
     std::env::var_os("CONSOLE_SCREENSHOTS").map(|dir| PathBuf::from(dir).join(name))
 }
 
 /// Signs in as a demo persona from the sign-in page.
-async fn sign_in(browser: &Browser, gw: &TestGateway, persona: &str) {
+pub(crate) async fn sign_in(browser: &Browser, gw: &TestGateway, persona: &str) {
     browser.goto(&gw.url("/console/")).await;
     browser.wait_for_path("/console/signin").await;
     browser.click(&format!("#persona-{persona}")).await;

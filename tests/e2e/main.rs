@@ -16,6 +16,7 @@ mod audit;
 mod auth;
 mod binary;
 mod browser;
+mod browser_admin;
 mod console;
 mod console_admin;
 mod crash;
