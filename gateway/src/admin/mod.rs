@@ -11,6 +11,7 @@
 //! attempt, allowed or not, is an admin event in the audit log, with the person's
 //! reason when they gave one.
 
+pub mod edit;
 pub mod trial;
 pub mod versions;
 

@@ -791,6 +791,28 @@ pub(crate) async fn upload_page(visit: Visit) -> Response {
     })
 }
 
+/// The problems a refusal lists (`problems`: file, path, message).
+fn check_lines(problem: &Problem) -> Vec<CheckLine> {
+    problem
+        .extensions
+        .get("problems")
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .map(|item| CheckLine {
+                    place: [item["file"].as_str(), item["path"].as_str()]
+                        .into_iter()
+                        .flatten()
+                        .filter(|s| !s.is_empty())
+                        .collect::<Vec<_>>()
+                        .join(" · "),
+                    message: item["message"].as_str().unwrap_or_default().to_owned(),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// What an upload carried.
 #[derive(Default)]
 struct Upload {
@@ -907,26 +929,254 @@ pub(crate) async fn upload(
             Redirect::to(&target).into_response()
         }
         Err(p) => {
-            let problems = p
-                .extensions
-                .get("problems")
-                .and_then(Value::as_array)
-                .map(|list| {
-                    list.iter()
-                        .map(|item| CheckLine {
-                            place: [item["file"].as_str(), item["path"].as_str()]
-                                .into_iter()
-                                .flatten()
-                                .filter(|s| !s.is_empty())
-                                .collect::<Vec<_>>()
-                                .join(" · "),
-                            message: item["message"].as_str().unwrap_or_default().to_owned(),
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
+            let problems = check_lines(&p);
             let error = t.arg("conn-upload-refused", "problem", &refusal_words(t, &p));
             page(problems, Some(error), p.kind.status())
+        }
+    }
+}
+
+struct SharingChoice {
+    code: &'static str,
+    words: String,
+    selected: bool,
+}
+
+struct EditField {
+    /// The form field's name: `sharing:OPERATION:PATH`.
+    name: String,
+    title: String,
+    path: String,
+    choices: Vec<SharingChoice>,
+}
+
+struct EditOperation {
+    title: String,
+    fields: Vec<EditField>,
+}
+
+#[derive(Template)]
+#[template(path = "console/connector_edit.html")]
+struct EditPage {
+    chrome: Chrome,
+    id: String,
+    file_managed: bool,
+    title: String,
+    base_url: String,
+    connect_ms: String,
+    total_ms: String,
+    per_second: String,
+    burst: String,
+    ttl_s: String,
+    not_found_ttl_s: String,
+    operations: Vec<EditOperation>,
+    problems: Vec<CheckLine>,
+    error: Option<String>,
+    notice: Option<String>,
+}
+
+/// The edit form for `def`.
+fn edit_page(
+    visit: &Visit,
+    id: &str,
+    def: &connectors::ConnectorDef,
+    file_managed: bool,
+) -> EditPage {
+    let t = visit.t;
+    let connectors::definition::Transport::Http(http) = &def.transport;
+    let operations = def
+        .operations
+        .iter()
+        .map(|(name, op)| EditOperation {
+            title: format!("{} ({name})", op.title),
+            fields: crate::catalog::fields(def, op)
+                .into_iter()
+                .map(|f| EditField {
+                    name: format!("sharing:{name}:{}", f.path),
+                    title: f.title.clone().unwrap_or_default(),
+                    choices: ["open", "conditional", "never"]
+                        .into_iter()
+                        .map(|code| SharingChoice {
+                            code,
+                            words: words(t, "sharing", code),
+                            selected: code == f.sharing,
+                        })
+                        .collect(),
+                    path: f.path,
+                })
+                .collect(),
+        })
+        .collect();
+    EditPage {
+        chrome: visit.chrome("/console/connectors"),
+        id: id.to_owned(),
+        file_managed,
+        title: def.title.clone(),
+        base_url: http.base_url.clone(),
+        connect_ms: def.timeouts.connect_ms.to_string(),
+        total_ms: def.timeouts.total_ms.to_string(),
+        per_second: def
+            .capacity
+            .as_ref()
+            .map_or_else(String::new, |c| c.per_second.to_string()),
+        burst: def
+            .capacity
+            .as_ref()
+            .and_then(|c| c.burst)
+            .map_or_else(String::new, |b| b.to_string()),
+        ttl_s: def.cache.ttl_s.to_string(),
+        not_found_ttl_s: def.cache.not_found_ttl_s.to_string(),
+        operations,
+        problems: Vec::new(),
+        error: None,
+        notice: None,
+    }
+}
+
+/// `/console/connectors/{id}/edit`: the common changes, as a form.
+pub(crate) async fn edit_form(visit: Visit, Path(id): Path<String>) -> Response {
+    let caller = match visit.require(ADMIN_ROLES) {
+        Ok(caller) => caller,
+        Err(response) => return *response,
+    };
+    let app = &visit.console.app;
+    let who = who(&visit, caller);
+    let (def, _) = match admin::edit::base(app, &who, &id).await {
+        Ok(found) => found,
+        Err(p) => return refused(&visit, &p),
+    };
+    let file_managed = match admin::ownership(app, &id).await {
+        Ok(owned) => owned.file_managed(),
+        Err(e) => return refused(&visit, &admin::registry_unavailable(&who.request_id, &e)),
+    };
+    visit.respond(&edit_page(&visit, &id, &def, file_managed))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct EditForm {
+    csrf: String,
+    title: String,
+    #[serde(default)]
+    base_url: String,
+    connect_ms: String,
+    total_ms: String,
+    #[serde(default)]
+    per_second: String,
+    #[serde(default)]
+    burst: String,
+    ttl_s: String,
+    not_found_ttl_s: String,
+    /// `sharing:OPERATION:PATH` → `open`, `conditional` or `never`.
+    #[serde(flatten)]
+    rest: BTreeMap<String, String>,
+}
+
+posted!(EditForm);
+
+/// The changes a posted edit form asks for; the names of the settings that are not
+/// numbers (or sharing types) when it cannot be read.
+fn changes_of(form: &EditForm) -> Result<admin::edit::CommonChanges, Vec<&'static str>> {
+    let mut bad = Vec::new();
+    let mut number = |text: &str, name: &'static str| -> Option<u64> {
+        let parsed = text.trim().parse().ok();
+        if parsed.is_none() {
+            bad.push(name);
+        }
+        parsed
+    };
+    let connect_ms = number(&form.connect_ms, "connect_ms");
+    let total_ms = number(&form.total_ms, "total_ms");
+    let ttl_s = number(&form.ttl_s, "ttl_s");
+    let not_found_ttl_s = number(&form.not_found_ttl_s, "not_found_ttl_s");
+    let capacity = if form.per_second.trim().is_empty() {
+        None
+    } else {
+        let per_second = number(&form.per_second, "per_second").and_then(|n| u32::try_from(n).ok());
+        let burst = if form.burst.trim().is_empty() {
+            None
+        } else {
+            number(&form.burst, "burst").and_then(|n| u32::try_from(n).ok())
+        };
+        per_second.map(|per_second| connectors::definition::CapacityDef { per_second, burst })
+    };
+    let mut sharing = BTreeMap::new();
+    for (name, value) in &form.rest {
+        let Some(rest) = name.strip_prefix("sharing:") else {
+            continue;
+        };
+        let (Some((operation, path)), Some(kind)) = (
+            rest.split_once(':'),
+            match value.as_str() {
+                "open" => Some(connectors::definition::Sharing::Open),
+                "conditional" => Some(connectors::definition::Sharing::Conditional),
+                "never" => Some(connectors::definition::Sharing::Never),
+                _ => None,
+            },
+        ) else {
+            bad.push("sharing");
+            continue;
+        };
+        sharing.insert((operation.to_owned(), path.to_owned()), kind);
+    }
+    if !bad.is_empty() {
+        return Err(bad);
+    }
+    Ok(admin::edit::CommonChanges {
+        title: Some(form.title.trim().to_owned()),
+        base_url: Some(form.base_url.trim().to_owned()).filter(|u| !u.is_empty()),
+        connect_ms,
+        total_ms,
+        capacity: Some(capacity),
+        cache_ttl_s: ttl_s,
+        not_found_ttl_s,
+        sharing,
+    })
+}
+
+/// Saves the edit form's changes as a new draft version (checked like an upload).
+pub(crate) async fn edit(
+    visit: Visit,
+    Path(id): Path<String>,
+    form: Result<Form<EditForm>, FormRejection>,
+) -> Response {
+    let (caller, form) = match visit.accept(ADMIN_ROLES, form) {
+        Ok(accepted) => accepted,
+        Err(response) => return *response,
+    };
+    let app = &visit.console.app;
+    let t = visit.t;
+    let who = who(&visit, caller);
+    let (def, _) = match admin::edit::base(app, &who, &id).await {
+        Ok(found) => found,
+        Err(p) => return refused(&visit, &p),
+    };
+    let file_managed = match admin::ownership(app, &id).await {
+        Ok(owned) => owned.file_managed(),
+        Err(e) => return refused(&visit, &admin::registry_unavailable(&who.request_id, &e)),
+    };
+    let mut page = edit_page(&visit, &id, &def, file_managed);
+    let changes = match changes_of(&form) {
+        Ok(changes) => changes,
+        Err(bad) => {
+            page.error = Some(t.arg("conn-edit-not-numbers", "list", &bad.join(", ")));
+            return visit.respond_with(StatusCode::BAD_REQUEST, &page);
+        }
+    };
+    match admin::edit::edit(app, &who, &id, &changes).await {
+        Ok(Some(_)) => {
+            Redirect::to(&format!("/console/connectors/{}", admin::short(&id))).into_response()
+        }
+        Ok(None) => {
+            page.notice = Some(t.get("conn-edit-unchanged"));
+            visit.respond(&page)
+        }
+        Err(p) if p.kind == ProblemKind::Forbidden || p.kind == ProblemKind::UnknownConnector => {
+            refused(&visit, &p)
+        }
+        Err(p) => {
+            page.problems = check_lines(&p);
+            page.error = Some(t.arg("conn-upload-refused", "problem", &refusal_words(t, &p)));
+            visit.respond_with(p.kind.status(), &page)
         }
     }
 }

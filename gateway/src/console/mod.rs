@@ -145,6 +145,10 @@ pub fn router(console: Console) -> Router {
         .route("/connectors/{id}/change", post(connectors::change))
         .route("/connectors/{id}/diff", post(connectors::diff))
         .route("/connectors/{id}/activate", post(connectors::activate))
+        .route(
+            "/connectors/{id}/edit",
+            get(connectors::edit_form).post(connectors::edit),
+        )
         .route("/usage", get(usage::show))
         .route("/catalog", get(catalog::show).post(catalog::search))
         .route("/status", get(status::show))
