@@ -31,7 +31,9 @@ pub use grants::{GrantFilter, ListedGrant, Revoked, list_grants, revoke};
 pub use requests::{
     NEW_REQUEST_SHAPE, NewRequest, Visible, create, list_requests, show_request, withdraw,
 };
-pub use views::{GrantView, api_grant_view, file_grant_view, request_view, shown_state};
+pub use views::{
+    GrantView, api_grant_view, approved_as_asked, file_grant_view, request_view, shown_state,
+};
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -472,6 +474,34 @@ fn unknown_grant() -> Problem {
     )
 }
 
+/// Working days (Monday to Friday) from `today` to `deadline`: how many are left,
+/// the deadline's own day counted (0 when it is due today), or, negative, by how
+/// many working days it is overdue. Public holidays count as working days (see
+/// [`DEADLINE_WORKING_DAYS`]).
+pub fn working_days_left(today: NaiveDate, deadline: NaiveDate) -> i64 {
+    let (from, to, sign) = if deadline >= today {
+        (today, deadline, 1)
+    } else {
+        (deadline, today, -1)
+    };
+    let mut day = from;
+    let mut n: i64 = 0;
+    // Deadlines are written by the gateway; the bound only keeps a damaged one cheap.
+    for _ in 0..20_000 {
+        if day >= to {
+            break;
+        }
+        match day.succ_opt() {
+            Some(next) => day = next,
+            None => break,
+        }
+        if !matches!(day.weekday(), Weekday::Sat | Weekday::Sun) {
+            n += 1;
+        }
+    }
+    sign * n
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 mod tests {
@@ -587,6 +617,17 @@ mod tests {
             rule(may_decide(&operator, "county-psb", "lead").unwrap_err()),
             "grant-owner"
         );
+    }
+
+    #[test]
+    fn working_days_left_count_to_the_deadline_and_past_it() {
+        // 2026-05-08 is a Friday.
+        assert_eq!(working_days_left(day("2026-05-08"), day("2026-05-08")), 0);
+        assert_eq!(working_days_left(day("2026-05-08"), day("2026-05-11")), 1);
+        assert_eq!(working_days_left(day("2026-05-08"), day("2026-05-22")), 10);
+        assert_eq!(working_days_left(day("2026-05-11"), day("2026-05-08")), -1);
+        assert_eq!(working_days_left(day("2026-05-25"), day("2026-05-22")), -1);
+        assert_eq!(working_days_left(day("2026-05-26"), day("2026-05-22")), -2);
     }
 
     #[test]

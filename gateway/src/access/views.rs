@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::policy::Grant;
+use crate::config::ActiveConfig as Config;
 use crate::registry::{GrantRecord, Revocation};
 
 /// A request as answered. An approved request whose grant was revoked shows
@@ -193,4 +194,29 @@ pub(super) fn api_members(out: &mut Value, record: &GrantRecord) {
     out["created_at"] = json!(record.created_at);
     out["created_by"] = json!(record.created_by);
     out["revoked"] = serde_json::to_value(&record.revoked).unwrap_or_default();
+}
+
+/// Whether an approved request's grant is what was asked: the same fields, each with
+/// the mask asked (a `"default"` resolved on the connector's field), the validity
+/// asked and no quota. Otherwise the department narrowed it.
+pub fn approved_as_asked(request: &AccessRequest, grant: &GrantView, config: &Config) -> bool {
+    let granted: BTreeMap<String, Value> =
+        serde_json::from_value(grant.fields.clone()).unwrap_or_default();
+    let connector = config.connectors.get(&request.connector);
+    let same_fields = granted.len() == request.fields.len()
+        && request.fields.iter().all(|(path, asked)| {
+            let Some(given) = granted.get(path) else {
+                return false;
+            };
+            let asked = parse_mask(asked).ok().flatten().or_else(|| {
+                let leaf = leaves(connector?, &request.operations, path)
+                    .into_iter()
+                    .flatten()
+                    .next()?;
+                Some(Mask::default_for(leaf.pii))
+            });
+            asked.is_some() && asked == parse_mask(given).ok().flatten()
+        });
+    let same_until = request.valid_until.as_deref().and_then(parse_date) == grant.valid_until;
+    same_fields && same_until && grant.quota.is_none()
 }
