@@ -14,28 +14,28 @@ use crate::helpers::{TOWNSHIP, TestGateway, population, post_json};
 /// A person with a browser's cookies, talking to the console (no redirects
 /// followed, so each `Location` is seen). Every URL and `Location` it meets is kept,
 /// to check that no ID number is ever in one.
-struct Visitor {
-    base: String,
-    client: reqwest::Client,
-    cookies: BTreeMap<String, String>,
-    accept_language: Option<&'static str>,
-    urls: Vec<String>,
+pub(crate) struct Visitor {
+    pub(crate) base: String,
+    pub(crate) client: reqwest::Client,
+    pub(crate) cookies: BTreeMap<String, String>,
+    pub(crate) accept_language: Option<&'static str>,
+    pub(crate) urls: Vec<String>,
 }
 
 /// A page as received.
 #[derive(Debug)]
-struct Page {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    body: String,
+pub(crate) struct Page {
+    pub(crate) status: u16,
+    pub(crate) headers: reqwest::header::HeaderMap,
+    pub(crate) body: String,
 }
 
 impl Page {
-    fn location(&self) -> Option<&str> {
+    pub(crate) fn location(&self) -> Option<&str> {
         self.headers.get("location").and_then(|v| v.to_str().ok())
     }
 
-    fn header(&self, name: &str) -> &str {
+    pub(crate) fn header(&self, name: &str) -> &str {
         self.headers
             .get(name)
             .and_then(|v| v.to_str().ok())
@@ -43,7 +43,7 @@ impl Page {
     }
 
     /// The CSRF token the page's forms carry.
-    fn csrf(&self) -> String {
+    pub(crate) fn csrf(&self) -> String {
         let at = self
             .body
             .find("name=\"csrf\" value=\"")
@@ -53,14 +53,14 @@ impl Page {
     }
 
     /// The `lang` of the page's `<html>`.
-    fn lang(&self) -> &str {
+    pub(crate) fn lang(&self) -> &str {
         let at = self.body.find("<html lang=\"").expect("an html element");
         let rest = &self.body[at + "<html lang=\"".len()..];
         &rest[..rest.find('"').expect("end of lang")]
     }
 
     /// Every `href` and `action` in the page.
-    fn links(&self) -> Vec<String> {
+    pub(crate) fn links(&self) -> Vec<String> {
         let mut out = Vec::new();
         for attr in ["href=\"", "action=\""] {
             let mut rest = self.body.as_str();
@@ -76,7 +76,7 @@ impl Page {
 }
 
 impl Visitor {
-    fn new(gw: &TestGateway) -> Visitor {
+    pub(crate) fn new(gw: &TestGateway) -> Visitor {
         connectors::install_crypto_provider();
         Visitor {
             base: gw.url(""),
@@ -91,7 +91,7 @@ impl Visitor {
     }
 
     /// Signs in as a demo persona through the sign-in page.
-    async fn signed_in(gw: &TestGateway, persona: &str) -> Visitor {
+    pub(crate) async fn signed_in(gw: &TestGateway, persona: &str) -> Visitor {
         let mut visitor = Visitor::new(gw);
         let page = visitor.get("/console/signin").await;
         assert_eq!(page.status, 200);
@@ -107,7 +107,7 @@ impl Visitor {
         visitor
     }
 
-    fn cookie_header(&self) -> String {
+    pub(crate) fn cookie_header(&self) -> String {
         self.cookies
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
@@ -115,7 +115,7 @@ impl Visitor {
             .join("; ")
     }
 
-    async fn send(&mut self, request: reqwest::RequestBuilder, url: String) -> Page {
+    pub(crate) async fn send(&mut self, request: reqwest::RequestBuilder, url: String) -> Page {
         self.urls.push(url);
         let mut request = request.header("cookie", self.cookie_header());
         if let Some(lang) = self.accept_language {
@@ -147,20 +147,20 @@ impl Visitor {
         page
     }
 
-    async fn get(&mut self, path: &str) -> Page {
+    pub(crate) async fn get(&mut self, path: &str) -> Page {
         let url = format!("{}{path}", self.base);
         let request = self.client.get(&url);
         self.send(request, url).await
     }
 
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+    pub(crate) async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
         let url = format!("{}{path}", self.base);
         let request = self.client.post(&url).form(form);
         self.send(request, url).await
     }
 
     /// Fills a form on its page, as a person would: the page's token, the fields.
-    async fn fill(&mut self, form: &str, id_number: &str, case_id: &str) -> Page {
+    pub(crate) async fn fill(&mut self, form: &str, id_number: &str, case_id: &str) -> Page {
         let page = self.get(&format!("/console/forms/{form}")).await;
         assert_eq!(page.status, 200, "{}", page.body);
         let csrf = page.csrf();
@@ -176,7 +176,7 @@ impl Visitor {
     }
 
     /// Asserts that no URL or `Location` seen carried this ID number.
-    fn assert_never_in_a_url(&self, id_number: &str) {
+    pub(crate) fn assert_never_in_a_url(&self, id_number: &str) {
         for url in &self.urls {
             assert!(!url.contains(id_number), "an ID number in a URL: {url}");
             assert!(
@@ -187,7 +187,7 @@ impl Visitor {
     }
 }
 
-fn resident() -> &'static sim::Person {
+pub(crate) fn resident() -> &'static sim::Person {
     population()
         .sample_in(SampleKind::MarriedParent, TOWNSHIP)
         .expect("a married parent in the township")
@@ -723,7 +723,7 @@ async fn the_privacy_officer_finds_a_fill_opens_it_exports_and_reports() {
 }
 
 /// The `id`s of a page's visible inputs and selects, and the `for`s of its labels.
-fn inputs_and_labels(body: &str) -> (Vec<String>, Vec<String>) {
+pub(crate) fn inputs_and_labels(body: &str) -> (Vec<String>, Vec<String>) {
     let attr = |tag: &str, name: &str| -> Option<String> {
         let key = format!("{name}=\"");
         let at = tag.find(&key)?;

@@ -17,6 +17,7 @@ mod auth;
 mod binary;
 mod browser;
 mod console;
+mod console_access;
 mod crash;
 mod data_dir;
 mod drafts;
