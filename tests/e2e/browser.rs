@@ -16,26 +16,26 @@ use testkit::browser::{Browser, BrowserOptions, Key};
 
 use crate::helpers::{TOWNSHIP, TestGateway, population};
 
-fn resident() -> &'static sim::Person {
+pub(crate) fn resident() -> &'static sim::Person {
     population()
         .sample_in(SampleKind::MarriedParent, TOWNSHIP)
         .expect("a married parent in the township")
 }
 
 /// Where the README's screenshots go, when asked for.
-fn readme_shot(name: &str) -> Option<PathBuf> {
+pub(crate) fn readme_shot(name: &str) -> Option<PathBuf> {
     std::env::var_os("CONSOLE_SCREENSHOTS").map(|dir| PathBuf::from(dir).join(name))
 }
 
 /// Signs in as a demo persona from the sign-in page.
-async fn sign_in(browser: &Browser, gw: &TestGateway, persona: &str) {
+pub(crate) async fn sign_in(browser: &Browser, gw: &TestGateway, persona: &str) {
     browser.goto(&gw.url("/console/")).await;
     browser.wait_for_path("/console/signin").await;
     browser.click(&format!("#persona-{persona}")).await;
     browser.wait_for("#signout").await;
 }
 
-async fn sign_out(browser: &Browser) {
+pub(crate) async fn sign_out(browser: &Browser) {
     browser.click("#signout").await;
     browser.wait_for_path("/console/signin").await;
 }

@@ -16,6 +16,7 @@ mod audit;
 mod auth;
 mod binary;
 mod browser;
+mod browser_access;
 mod console;
 mod console_access;
 mod crash;

@@ -412,9 +412,15 @@ pub(crate) async fn inbox(visit: Visit) -> Response {
         }
     }
     decided.reverse();
+    let department = caller.department.clone().unwrap_or_default();
+    let department = config
+        .connectors
+        .values()
+        .find(|c| c.def.department.id == department && !c.def.department.name.is_empty())
+        .map_or(department, |c| c.def.department.name.clone());
     visit.respond(&InboxPage {
         chrome: visit.chrome("/console/inbox"),
-        department: caller.department.clone().unwrap_or_default(),
+        department,
         pending,
         decided,
     })
