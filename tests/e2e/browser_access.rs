@@ -61,7 +61,9 @@ async fn a_lead_orders_the_department_serves_narrowed_and_takes_it_back() {
     browser.wait_for_path("/console/request").await;
     choose(&browser, "#op", "hukou.person_by_id").await;
     browser.click("#ask-show").await;
-    browser.wait_for_url_containing("op=hukou.person_by_id").await;
+    browser
+        .wait_for_url_containing("op=hukou.person_by_id")
+        .await;
     browser.wait_for("#ask-form").await;
     browser.click("input[name='field.name']").await;
     browser.click("input[name='field.birth_date']").await;
@@ -114,7 +116,10 @@ async fn a_lead_orders_the_department_serves_narrowed_and_takes_it_back() {
     let answer = browser.text("#answer").await;
     assert!(answer.contains("birth_date"), "{answer}");
     assert!(answer.contains(&year), "the year is shown: {answer}");
-    assert!(!answer.contains(&full_date), "never the whole date: {answer}");
+    assert!(
+        !answer.contains(&full_date),
+        "never the whole date: {answer}"
+    );
     assert!(!answer.contains(&person.name), "the name was not approved");
     let withheld = browser.text("#withheld").await;
     assert!(withheld.contains("name"), "{withheld}");
@@ -127,7 +132,10 @@ async fn a_lead_orders_the_department_serves_narrowed_and_takes_it_back() {
     browser.wait_for_path("/console/grants").await;
     let form = format!("form.revoke[data-grant='{id}']");
     browser
-        .fill(&format!("{form} textarea"), "农民建房审批改由自然资源部门核对。")
+        .fill(
+            &format!("{form} textarea"),
+            "农民建房审批改由自然资源部门核对。",
+        )
         .await;
     browser
         .click(&format!("{form} input[name='confirm']"))

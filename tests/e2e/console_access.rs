@@ -149,7 +149,10 @@ async fn every_access_page_answers_in_chinese_and_in_english_for_its_own_people(
     admin.accept_language = None;
     let inbox = admin.get("/console/inbox").await;
     assert!(inbox.body.contains(&id), "the request is in the inbox");
-    assert!(inbox.body.contains("个工作日"), "its deadline in working days");
+    assert!(
+        inbox.body.contains("个工作日"),
+        "its deadline in working days"
+    );
     let item = admin.get(&inbox_item).await;
     for text in [
         "《中华人民共和国土地管理法》第六十二条",
@@ -162,7 +165,12 @@ async fn every_access_page_answers_in_chinese_and_in_english_for_its_own_people(
 
     // Each desk is its own people's.
     let mut clerk = Visitor::signed_in(&gw, "clerk-dongling").await;
-    for path in ["/console/inbox", "/console/grants", "/console/township", "/console/request"] {
+    for path in [
+        "/console/inbox",
+        "/console/grants",
+        "/console/township",
+        "/console/request",
+    ] {
         assert_eq!(clerk.get(path).await.status, 403, "{path}");
     }
     assert_eq!(lead.get("/console/inbox").await.status, 403);
@@ -182,7 +190,10 @@ async fn another_departments_admin_neither_sees_nor_changes_its_requests_or_gran
     assert!(!inbox.body.contains(&id), "not in 县人社局's inbox");
     let item = hrss.get(&format!("/console/inbox/{id}")).await;
     assert_eq!(item.status, 404, "another department's request is unknown");
-    assert!(!item.body.contains("农民建房审批"), "nothing of it is shown");
+    assert!(
+        !item.body.contains("农民建房审批"),
+        "nothing of it is shown"
+    );
     let csrf = inbox.csrf();
     let approve = hrss
         .post(
@@ -221,8 +232,10 @@ async fn another_departments_admin_neither_sees_nor_changes_its_requests_or_gran
 
     // The refusals are recorded against the user who tried, like the API's.
     let summary = summary(&access_events(&gw));
-    let tried: Vec<&(String, String, u64)> =
-        summary.iter().filter(|(_, user, _)| user == "admin-hrss").collect();
+    let tried: Vec<&(String, String, u64)> = summary
+        .iter()
+        .filter(|(_, user, _)| user == "admin-hrss")
+        .collect();
     assert_eq!(
         tried
             .iter()
@@ -264,7 +277,10 @@ async fn an_approval_narrowed_and_a_revocation_with_its_confirmation_are_audited
     assert!(item.body.contains("已缩小范围批准"), "{}", item.body);
     let township = lead.get("/console/township").await;
     assert!(township.body.contains("已缩小范围批准"));
-    assert!(township.body.contains("只批出生年份。"), "the department's answer");
+    assert!(
+        township.body.contains("只批出生年份。"),
+        "the department's answer"
+    );
     assert!(township.body.contains("只显示年份"), "the mask approved");
 
     let grants = psb
@@ -273,21 +289,28 @@ async fn an_approval_narrowed_and_a_revocation_with_its_confirmation_are_audited
     assert!(grants.body.contains(&id));
     assert!(grants.body.contains("每天 50 次"), "the quota");
     assert!(grants.body.contains("admin-psb"), "approved by whom");
-    let elsewhere = psb
-        .get("/console/grants?township=139901201&purpose=")
-        .await;
+    let elsewhere = psb.get("/console/grants?township=139901201&purpose=").await;
     assert!(!elsewhere.body.contains(&format!("data-grant=\"{id}\"")));
 
     // A revocation needs the confirmation and a reason.
     let csrf = grants.csrf();
     let revoke = format!("/console/grants/{id}/revoke");
     let unconfirmed = psb
-        .post(&revoke, &[("csrf", &csrf), ("reason", "农民建房审批改由自然资源部门核对。")])
+        .post(
+            &revoke,
+            &[
+                ("csrf", &csrf),
+                ("reason", "农民建房审批改由自然资源部门核对。"),
+            ],
+        )
         .await;
     assert_eq!(unconfirmed.status, 400);
     assert!(unconfirmed.body.contains("收回授权前请勾选确认"));
     let unexplained = psb
-        .post(&revoke, &[("csrf", &csrf), ("reason", " "), ("confirm", "yes")])
+        .post(
+            &revoke,
+            &[("csrf", &csrf), ("reason", " "), ("confirm", "yes")],
+        )
         .await;
     assert_eq!(unexplained.status, 400);
     let still = lead.get("/console/township").await;
@@ -339,7 +362,11 @@ async fn an_approval_narrowed_and_a_revocation_with_its_confirmation_are_audited
             (format!("grant.revoke {id}"), "admin-psb".to_owned(), 200),
         ]
     );
-    assert!(events.iter().all(|e| e["kind"] == "admin" && e["connector"] == "hukou"));
+    assert!(
+        events
+            .iter()
+            .all(|e| e["kind"] == "admin" && e["connector"] == "hukou")
+    );
     let log = serde_json::to_string(&events).expect("json");
     for text in ["核对申请人姓名", "只批出生年份", "自然资源部门"] {
         assert!(!log.contains(text), "free text in the log: {text}");
@@ -362,13 +389,20 @@ async fn a_refusal_needs_a_reason_and_the_township_sees_it() {
     let refused = psb
         .post(
             &refuse,
-            &[("csrf", &item.csrf()), ("reason", "农民建房只需核对户主，请改用整户查询。")],
+            &[
+                ("csrf", &item.csrf()),
+                ("reason", "农民建房只需核对户主，请改用整户查询。"),
+            ],
         )
         .await;
     assert_eq!(refused.status, 303, "{}", refused.body);
     let township = lead.get("/console/township").await;
     assert!(township.body.contains("不予批准"));
-    assert!(township.body.contains("农民建房只需核对户主，请改用整户查询。"));
+    assert!(
+        township
+            .body
+            .contains("农民建房只需核对户主，请改用整户查询。")
+    );
     let again = psb
         .post(&refuse, &[("csrf", &item.csrf()), ("reason", "再次")])
         .await;
@@ -488,7 +522,10 @@ async fn a_post_without_the_pages_token_changes_nothing() {
         .form(&[("csrf", page.csrf().as_str()), ("reason", "x")]);
     assert_eq!(psb.send(request, url).await.status, 403);
     let item = psb.get(&format!("/console/inbox/{id}")).await;
-    assert!(item.body.contains("data-state=\"pending\""), "still pending");
+    assert!(
+        item.body.contains("data-state=\"pending\""),
+        "still pending"
+    );
     assert_eq!(
         summary(&access_events(&gw)).len(),
         1,

@@ -46,9 +46,9 @@ pub use crate::action::Who;
 use crate::auth::{Caller, Role};
 use crate::config::{ActiveConfig, ActiveConnector};
 use crate::mask::Mask;
-use crate::problem::{Problem, ProblemKind};
 use crate::policy::file::{ConsumersDef, GrantDef, MaskDef, PolicyFile, RowDef, ValidityDef};
 use crate::policy::{Jurisdiction, Quota, RowRule};
+use crate::problem::{Problem, ProblemKind};
 use crate::registry::{AccessRequest, RequestState};
 
 /// How many working days (Monday to Friday) a department has to answer a request,
@@ -391,14 +391,18 @@ pub fn field_at(key: &str) -> String {
     }
 }
 
+/// A value that is neither `"default"` nor a mask.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotAMask;
+
 /// A field's mask as written: `"default"` (`None`) or a mask.
-pub fn parse_mask(value: &Value) -> Result<Option<Mask>, ()> {
+pub fn parse_mask(value: &Value) -> Result<Option<Mask>, NotAMask> {
     if value.as_str() == Some("default") {
         return Ok(None);
     }
     serde_json::from_value::<Mask>(value.clone())
         .map(Some)
-        .map_err(|_| ())
+        .map_err(|_| NotAMask)
 }
 
 /// The leaf at `path` in each of `operations` of the connector (`None` where an

@@ -101,7 +101,7 @@ fn check_request(
         let at = field_at(path);
         let mask = match parse_mask(mask_value) {
             Ok(mask) => mask,
-            Err(()) => {
+            Err(NotAMask) => {
                 problem(
                     at,
                     "is not a mask: write \"default\" or a mask as policy files do",
@@ -317,10 +317,7 @@ pub struct Visible {
 impl Visible {
     /// The revocation of the grant a request became, if it was revoked.
     pub fn revocation(&self, request: &AccessRequest) -> Option<&Revocation> {
-        request
-            .grant_id
-            .as_ref()
-            .and_then(|g| self.revoked.get(g))
+        request.grant_id.as_ref().and_then(|g| self.revoked.get(g))
     }
 }
 

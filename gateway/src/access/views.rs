@@ -2,8 +2,8 @@
 //! API grants.
 
 use super::*;
-use crate::policy::Grant;
 use crate::config::ActiveConfig as Config;
+use crate::policy::Grant;
 use crate::registry::{GrantRecord, Revocation};
 
 /// A request as answered. An approved request whose grant was revoked shows
@@ -167,11 +167,7 @@ pub fn file_grant_view(grant: &Grant, today: NaiveDate) -> Value {
 
 /// An API grant as answered; `in_force` is the grant as the running policy loaded it
 /// (for the row condition it enforces), when it is in force.
-pub fn api_grant_view(
-    record: &GrantRecord,
-    today: NaiveDate,
-    in_force: Option<&Grant>,
-) -> Value {
+pub fn api_grant_view(record: &GrantRecord, today: NaiveDate, in_force: Option<&Grant>) -> Value {
     let mut view = GrantView::of_record(record);
     view.row = in_force.and_then(enforced);
     let state = grant_state(

@@ -24,7 +24,7 @@ use super::desk::mask_words;
 use super::i18n::Tr;
 use super::page::{Chrome, Visit, posted};
 use crate::access::{
-    self, Approval, GrantFilter, ListedGrant, NewRequest, Reason, Who, approved_as_asked,
+    self, Approval, GrantFilter, ListedGrant, NewRequest, NotAMask, Reason, Who, approved_as_asked,
     working_days_left,
 };
 use crate::auth::{Caller, Role};
@@ -117,7 +117,10 @@ fn mask_choices() -> Vec<(&'static str, Mask)> {
         ("date_year", Mask::DateYear),
         ("age_band", Mask::AgeBand),
         ("address_to.village", Mask::AddressTo(AddressLevel::Village)),
-        ("address_to.township", Mask::AddressTo(AddressLevel::Township)),
+        (
+            "address_to.township",
+            Mask::AddressTo(AddressLevel::Township),
+        ),
         ("address_to.county", Mask::AddressTo(AddressLevel::County)),
         ("pseudonym", Mask::Pseudonym),
         ("redact", Mask::Redact),
@@ -147,7 +150,7 @@ fn mask_value_text(t: Tr, value: &Value) -> String {
     match access::parse_mask(value) {
         Ok(None) => t.get("access-mask-default"),
         Ok(Some(mask)) => mask_text(t, &mask),
-        Err(()) => value.to_string(),
+        Err(NotAMask) => value.to_string(),
     }
 }
 
@@ -245,7 +248,8 @@ fn asked_rows(t: Tr, config: &ActiveConfig, request: &AccessRequest) -> Vec<Fiel
             for (code, mask) in mask_choices() {
                 let fits = leaf.is_none_or(|l| mask.fits(l.pii));
                 // Never less masked than the township asked.
-                let allowed = !(mask == Mask::Keep && requested.as_ref().is_some_and(|m| *m != Mask::Keep));
+                let allowed =
+                    !(mask == Mask::Keep && requested.as_ref().is_some_and(|m| *m != Mask::Keep));
                 if fits && allowed {
                     choices.push((
                         code.to_owned(),
@@ -257,7 +261,9 @@ fn asked_rows(t: Tr, config: &ActiveConfig, request: &AccessRequest) -> Vec<Fiel
             FieldRow {
                 path: path.clone(),
                 title,
-                sharing: leaf.map(|l| sharing_words(t, l.sharing)).unwrap_or_default(),
+                sharing: leaf
+                    .map(|l| sharing_words(t, l.sharing))
+                    .unwrap_or_default(),
                 pii: leaf.map(|l| pii_words(t, l.pii)).unwrap_or_default(),
                 mask: mask_value_text(t, asked),
                 requestable: true,
@@ -396,7 +402,9 @@ pub(crate) async fn inbox(visit: Visit) -> Response {
     requests.sort_by(|a, b| a.created_at.cmp(&b.created_at));
     let (mut pending, mut decided) = (Vec::new(), Vec::new());
     for r in &requests {
-        let grant = grants.iter().find(|g| Some(&g.view.id) == r.grant_id.as_ref());
+        let grant = grants
+            .iter()
+            .find(|g| Some(&g.view.id) == r.grant_id.as_ref());
         let row = request_row(
             visit.t,
             &config,
@@ -450,7 +458,12 @@ struct RequestPage {
     today: String,
 }
 
-async fn request_page(visit: &Visit, caller: Arc<Caller>, id: &str, errors: Vec<String>) -> Response {
+async fn request_page(
+    visit: &Visit,
+    caller: Arc<Caller>,
+    id: &str,
+    errors: Vec<String>,
+) -> Response {
     let app = &visit.console.app;
     let who = who(visit, caller);
     let (request, revocation) = match access::show_request(app, &who, id).await {
@@ -620,7 +633,10 @@ fn approval_of(form: &ApproveForm) -> Result<Approval, Problem> {
         match text.parse::<u32>() {
             Ok(n) if n > 0 => Some(n),
             _ => {
-                problems.push((format!("quota.{name}"), "is not a positive whole number".to_owned()));
+                problems.push((
+                    format!("quota.{name}"),
+                    "is not a positive whole number".to_owned(),
+                ));
                 None
             }
         }
@@ -823,7 +839,11 @@ fn grant_row(t: Tr, config: &ActiveConfig, grant: &ListedGrant, today: NaiveDate
             .map(|r| {
                 t.args(
                     "access-revoked-by",
-                    &[("user", &r.by), ("day", &day_of(&r.at)), ("reason", &r.reason)],
+                    &[
+                        ("user", &r.by),
+                        ("day", &day_of(&r.at)),
+                        ("reason", &r.reason),
+                    ],
                 )
             }),
         revocable: grant.record.as_ref().is_some_and(|r| r.revoked.is_none()),
@@ -930,7 +950,10 @@ async fn grants_page(
 /// `/console/grants`: the department's grants — who may see which fields, for which
 /// purpose, masked how, under which condition and quota, until when, approved by
 /// whom — filtered by township and purpose; API grants can be revoked here.
-pub(crate) async fn grants(visit: Visit, query: Result<Query<GrantsQuery>, QueryRejection>) -> Response {
+pub(crate) async fn grants(
+    visit: Visit,
+    query: Result<Query<GrantsQuery>, QueryRejection>,
+) -> Response {
     let caller = match visit.require(ADMIN) {
         Ok(caller) => caller,
         Err(response) => return *response,
@@ -1059,7 +1082,12 @@ pub(crate) struct AskQuery {
 
 /// Every field of an operation, with its classification: conditional ones can be
 /// asked for, open ones need no request, never-shared ones cannot be.
-fn operation_rows(t: Tr, connector: &ActiveConnector, operation: &str, ticked: &[String]) -> Vec<FieldRow> {
+fn operation_rows(
+    t: Tr,
+    connector: &ActiveConnector,
+    operation: &str,
+    ticked: &[String],
+) -> Vec<FieldRow> {
     let Some(op) = connector.operations.get(operation) else {
         return Vec::new();
     };
@@ -1113,16 +1141,17 @@ fn ask_page(
                 .collect()
         })
         .unwrap_or_default();
-    let (chosen, fields) = match connector.and_then(|c| c.def.operations.get(operation).map(|o| (c, o))) {
-        Some((c, o)) => (
-            Some((
-                format!("{} · {}", c.def.department.name, c.def.title),
-                o.title.clone(),
-            )),
-            operation_rows(t, c, operation, &ticked),
-        ),
-        None => (None, Vec::new()),
-    };
+    let (chosen, fields) =
+        match connector.and_then(|c| c.def.operations.get(operation).map(|o| (c, o))) {
+            Some((c, o)) => (
+                Some((
+                    format!("{} · {}", c.def.department.name, c.def.title),
+                    o.title.clone(),
+                )),
+                operation_rows(t, c, operation, &ticked),
+            ),
+            None => (None, Vec::new()),
+        };
     let purpose = input.map(|f| f.purpose.as_str()).unwrap_or_default();
     let purposes = config
         .purposes
@@ -1160,7 +1189,10 @@ fn ask_page(
 /// `/console/request` (`?op=connector.operation`): pick a department's operation
 /// from the catalog, then the fields (with their classification; never-shared ones
 /// cannot be picked), the purpose with its legal basis, who needs them, the reason.
-pub(crate) async fn ask_form(visit: Visit, query: Result<Query<AskQuery>, QueryRejection>) -> Response {
+pub(crate) async fn ask_form(
+    visit: Visit,
+    query: Result<Query<AskQuery>, QueryRejection>,
+) -> Response {
     if let Err(response) = visit.require(LEAD) {
         return *response;
     }
@@ -1209,7 +1241,13 @@ pub(crate) async fn ask(visit: Visit, form: Result<Form<AskForm>, FormRejection>
         Ok(_) => back_to("/console/township"),
         Err(p) if fixable(&p) => {
             let config = app.config.load_full();
-            let page = ask_page(&visit, &config, &op, Some(&input), problem_lines(visit.t, &p));
+            let page = ask_page(
+                &visit,
+                &config,
+                &op,
+                Some(&input),
+                problem_lines(visit.t, &p),
+            );
             visit.respond_with(StatusCode::BAD_REQUEST, &page)
         }
         Err(p) => problem_page(&visit, &p),
