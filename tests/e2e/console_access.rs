@@ -532,3 +532,48 @@ async fn a_post_without_the_pages_token_changes_nothing() {
         "only the request itself is recorded"
     );
 }
+
+#[tokio::test]
+async fn an_overdue_request_is_marked_in_words_as_well_as_by_its_class() {
+    use gateway::registry::{Change, Registry as _, SqliteRegistry};
+    let gw = TestGateway::start().await;
+    let mut lead = Visitor::signed_in(&gw, "lead-dongling").await;
+    let id = file_request(&mut lead).await;
+    // The request as if it had been filed long ago: its deadline has passed.
+    let registry =
+        SqliteRegistry::open(&gw.data_dir.path().join("data")).expect("the registry opens");
+    let mut request = registry
+        .access_requests()
+        .await
+        .expect("requests")
+        .into_iter()
+        .find(|r| r.id == id)
+        .expect("the request");
+    request.created_at = "2026-01-05T02:00:00.000Z".to_owned();
+    request.deadline = "2026-01-19".to_owned();
+    let revision = registry.revision().await.expect("a revision");
+    registry
+        .commit(revision, vec![Change::DecideRequest(request)])
+        .await
+        .expect("back-dated");
+
+    let mut psb = Visitor::signed_in(&gw, "admin-psb").await;
+    let inbox = psb.get("/console/inbox").await;
+    assert_eq!(inbox.status, 200);
+    assert!(
+        inbox.body.contains("class=\"request overdue\""),
+        "{}",
+        inbox.body
+    );
+    assert!(inbox.body.contains("已逾期"), "in words, not colour only");
+    assert!(inbox.body.contains("2026-01-19"));
+    assert!(inbox.body.contains("逾期 "), "by how many working days");
+    let item = psb.get(&format!("/console/inbox/{id}")).await;
+    assert!(item.body.contains("已逾期"));
+    let township = lead.get("/console/township").await;
+    assert!(township.body.contains("已逾期"), "the township sees it too");
+    psb.accept_language = Some("en");
+    let english = psb.get("/console/inbox").await;
+    assert!(english.body.contains("Overdue"));
+    assert!(english.body.contains("working day(s) overdue"));
+}
