@@ -289,6 +289,10 @@ async fn an_approval_narrowed_and_a_revocation_with_its_confirmation_are_audited
     assert!(grants.body.contains(&id));
     assert!(grants.body.contains("每天 50 次"), "the quota");
     assert!(grants.body.contains("admin-psb"), "approved by whom");
+    assert!(
+        grants.body.contains("仅限本乡镇户籍居民"),
+        "the condition it holds under, in words"
+    );
     let elsewhere = psb.get("/console/grants?township=139901201&purpose=").await;
     assert!(!elsewhere.body.contains(&format!("data-grant=\"{id}\"")));
 

@@ -412,3 +412,6 @@ ask-valid-until = Valid until (optional)
 ask-justification = Reason
 ask-justification-help = Say why the township needs these fields; never write a citizen's personal data here.
 ask-submit = Submit the request
+access-row-jurisdiction = only residents of the caller's township, as the household register says
+access-row-township = only records whose { $field } is the caller's township
+access-row-county = only records whose { $field } is in the caller's county

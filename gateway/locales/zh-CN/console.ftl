@@ -412,3 +412,6 @@ ask-valid-until = 希望有效期至（可选）
 ask-justification = 申请理由
 ask-justification-help = 请说明为什么需要这些字段；不要填写任何群众的个人信息。
 ask-submit = 提交申请
+access-row-jurisdiction = 仅限本乡镇户籍居民（以户籍登记为准）
+access-row-township = 仅限 { $field } 为本乡镇的记录
+access-row-county = 仅限 { $field } 在本县的记录

@@ -31,7 +31,7 @@ use crate::auth::{Caller, Role};
 use crate::config::{ActiveConfig, ActiveConnector};
 use crate::labels::Lang;
 use crate::mask::{AddressLevel, Mask};
-use crate::policy::Quota;
+use crate::policy::{Jurisdiction, Quota, RowRule};
 use crate::problem::{Problem, ProblemKind};
 use crate::registry::{AccessRequest, RequestState, Revocation};
 
@@ -819,7 +819,7 @@ fn grant_row(t: Tr, config: &ActiveConfig, grant: &ListedGrant, today: NaiveDate
             .collect::<Vec<_>>()
             .join(&sep),
         fields,
-        row: view.row.clone(),
+        row: row_words(t, config, &view.id).or_else(|| view.row.clone()),
         quota,
         valid,
         state: t.get(&format!("access-grant-{}", grant.state.as_str())),
@@ -848,6 +848,20 @@ fn grant_row(t: Tr, config: &ActiveConfig, grant: &ListedGrant, today: NaiveDate
             }),
         revocable: grant.record.as_ref().is_some_and(|r| r.revoked.is_none()),
         request_id: grant.record.as_ref().and_then(|r| r.request_id.clone()),
+    }
+}
+
+/// The condition a grant in force holds under, in words: its row condition, or the
+/// caller's jurisdiction (`None` when it holds for every subject or is not in force).
+fn row_words(t: Tr, config: &ActiveConfig, id: &str) -> Option<String> {
+    let grant = config.policies.grants().iter().find(|g| g.id == id)?;
+    match (&grant.row, grant.jurisdiction) {
+        (Some(row), _) => Some(match row.rule {
+            RowRule::CallerTownship => t.arg("access-row-township", "field", &row.field),
+            RowRule::CallerCounty => t.arg("access-row-county", "field", &row.field),
+        }),
+        (None, Some(Jurisdiction::Township)) => Some(t.get("access-row-jurisdiction")),
+        (None, None) => None,
     }
 }
 
