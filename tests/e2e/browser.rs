@@ -16,7 +16,7 @@ use testkit::browser::{Browser, BrowserOptions, Key};
 
 use crate::helpers::{TOWNSHIP, TestGateway, population};
 
-fn resident() -> &'static sim::Person {
+pub(crate) fn resident() -> &'static sim::Person {
     population()
         .sample_in(SampleKind::MarriedParent, TOWNSHIP)
         .expect("a married parent in the township")
@@ -35,7 +35,7 @@ pub(crate) async fn sign_in(browser: &Browser, gw: &TestGateway, persona: &str) 
     browser.wait_for("#signout").await;
 }
 
-async fn sign_out(browser: &Browser) {
+pub(crate) async fn sign_out(browser: &Browser) {
     browser.click("#signout").await;
     browser.wait_for_path("/console/signin").await;
 }

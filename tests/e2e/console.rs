@@ -15,11 +15,11 @@ use crate::helpers::{TOWNSHIP, TestGateway, population, post_json};
 /// followed, so each `Location` is seen). Every URL and `Location` it meets is kept,
 /// to check that no ID number is ever in one.
 pub(crate) struct Visitor {
-    base: String,
-    client: reqwest::Client,
-    cookies: BTreeMap<String, String>,
+    pub(crate) base: String,
+    pub(crate) client: reqwest::Client,
+    pub(crate) cookies: BTreeMap<String, String>,
     pub(crate) accept_language: Option<&'static str>,
-    urls: Vec<String>,
+    pub(crate) urls: Vec<String>,
 }
 
 /// A page as received.
@@ -107,7 +107,7 @@ impl Visitor {
         visitor
     }
 
-    fn cookie_header(&self) -> String {
+    pub(crate) fn cookie_header(&self) -> String {
         self.cookies
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
@@ -115,7 +115,7 @@ impl Visitor {
             .join("; ")
     }
 
-    async fn send(&mut self, request: reqwest::RequestBuilder, url: String) -> Page {
+    pub(crate) async fn send(&mut self, request: reqwest::RequestBuilder, url: String) -> Page {
         self.urls.push(url);
         let mut request = request.header("cookie", self.cookie_header());
         if let Some(lang) = self.accept_language {
@@ -171,7 +171,7 @@ impl Visitor {
     }
 
     /// Fills a form on its page, as a person would: the page's token, the fields.
-    async fn fill(&mut self, form: &str, id_number: &str, case_id: &str) -> Page {
+    pub(crate) async fn fill(&mut self, form: &str, id_number: &str, case_id: &str) -> Page {
         let page = self.get(&format!("/console/forms/{form}")).await;
         assert_eq!(page.status, 200, "{}", page.body);
         let csrf = page.csrf();
@@ -198,7 +198,7 @@ impl Visitor {
     }
 }
 
-fn resident() -> &'static sim::Person {
+pub(crate) fn resident() -> &'static sim::Person {
     population()
         .sample_in(SampleKind::MarriedParent, TOWNSHIP)
         .expect("a married parent in the township")
@@ -734,7 +734,7 @@ async fn the_privacy_officer_finds_a_fill_opens_it_exports_and_reports() {
 }
 
 /// The `id`s of a page's visible inputs and selects, and the `for`s of its labels.
-fn inputs_and_labels(body: &str) -> (Vec<String>, Vec<String>) {
+pub(crate) fn inputs_and_labels(body: &str) -> (Vec<String>, Vec<String>) {
     let attr = |tag: &str, name: &str| -> Option<String> {
         let key = format!("{name}=\"");
         let at = tag.find(&key)?;

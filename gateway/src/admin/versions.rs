@@ -124,7 +124,7 @@ pub async fn save(
         definition,
         schemas,
         origin: crate::registry::Origin::Api,
-        created_at: crate::access::now_rfc3339(),
+        created_at: app.clock.now_rfc3339(),
         created_by: caller.user.clone(),
         review: None,
         activated_at: None,
@@ -301,7 +301,7 @@ pub async fn put_in_force(
         return Err(act.refuse(problem).await);
     }
     let target = ConnectorVersion {
-        activated_at: Some(crate::access::now_rfc3339()),
+        activated_at: Some(app.clock.now_rfc3339()),
         ..target
     };
     let number = target.version;

@@ -63,7 +63,7 @@ pub struct AuditEvent {
 }
 
 /// The longest reason an admin event keeps, in characters.
-pub const MAX_REASON_CHARS: usize = 500;
+pub const MAX_REASON_CHARS: usize = 2000;
 
 /// What kind of act an event records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

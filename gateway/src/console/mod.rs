@@ -9,16 +9,19 @@
 //! - [`page`]: what every page shares (frame, visit, errors, security headers);
 //! - pages: [`signin`] (sign-in, sign-out, language switch), [`desk`] (the clerk's
 //!   and grid worker's forms and lookups), [`officer`] (the privacy officer's audit
-//!   search, events, exports, citizen report, anomalies, log integrity),
+//!   search, events, exports, citizen report, anomalies, log integrity), [`access`]
+//!   (the department admin's requests inbox and grants, the township lead's grants,
+//!   requests and request form — the access-request use cases of [`crate::access`]),
 //!   [`connectors`] (the department admin's connectors: list, page, test, disable,
-//!   purge, versions, upload) and [`usage`] (who used my data), [`catalog`] (the
-//!   shared catalog, for everyone), [`status`] (the operator's status page);
+//!   purge, versions, upload, edit) and [`usage`] (who used my data), [`catalog`]
+//!   (the shared catalog, for everyone), [`status`] (the operator's status page);
 //! - [`assets`]: the one stylesheet and the one small script, written here.
 //!
 //! Templates are compiled into the binary (askama, `gateway/templates/console/`).
 //! Personal data never goes into a URL: ID numbers are POSTed; pages that show a
 //! person answer a POST and are `no-store`.
 
+pub mod access;
 pub mod assets;
 pub mod catalog;
 pub mod connectors;
@@ -126,6 +129,15 @@ pub fn router(console: Console) -> Router {
         .route("/desk", get(desk::desk))
         .route("/forms/{form}", get(desk::form_page).post(desk::fill))
         .route("/lookup", get(desk::lookup_page).post(desk::lookup))
+        .route("/inbox", get(access::inbox))
+        .route("/inbox/{id}", get(access::request))
+        .route("/inbox/{id}/approve", post(access::approve))
+        .route("/inbox/{id}/refuse", post(access::refuse))
+        .route("/grants", get(access::grants))
+        .route("/grants/{id}/revoke", post(access::revoke))
+        .route("/township", get(access::township))
+        .route("/request", get(access::ask_form).post(access::ask))
+        .route("/request/{id}/withdraw", post(access::withdraw))
         .route("/audit", get(officer::search).post(officer::search_citizen))
         .route("/audit/events/{seq}", get(officer::event))
         .route("/audit/export", post(officer::export))

@@ -166,6 +166,10 @@ const PAGES: &[(&str, &str, &[Role])] = &[
         "nav-lookup",
         &[Role::Clerk, Role::GridWorker, Role::TownshipLead],
     ),
+    ("/console/inbox", "nav-inbox", &[Role::DeptAdmin]),
+    ("/console/grants", "nav-grants", &[Role::DeptAdmin]),
+    ("/console/township", "nav-township", &[Role::TownshipLead]),
+    ("/console/request", "nav-request", &[Role::TownshipLead]),
     ("/console/audit", "nav-audit", &[Role::PrivacyOfficer]),
     ("/console/report", "nav-report", &[Role::PrivacyOfficer]),
     (
@@ -200,8 +204,12 @@ const PAGES: &[(&str, &str, &[Role])] = &[
     ),
 ];
 
-/// Where a person lands after sign-in: the first page of their roles.
+/// Where a person lands after sign-in: a department admin at the requests inbox,
+/// anyone else at the first page of their roles.
 pub fn start_page(caller: &Caller) -> &'static str {
+    if caller.has_role(Role::DeptAdmin) {
+        return "/console/inbox";
+    }
     PAGES
         .iter()
         .find(|(_, _, roles)| roles.iter().any(|r| caller.has_role(*r)))

@@ -71,6 +71,8 @@ const CONSOLE: &[(&str, &[&str])] = &[
         ],
     ),
     ("/console/signin", &["ended"]),
+    ("/console/grants", &["township", "purpose"]),
+    ("/console/request", &["op"]),
 ];
 
 /// Where an OpenID provider sends the browser back: its query carries a one-time

@@ -1,12 +1,14 @@
-//! How requests and grants are answered: the same members for file and API grants.
+//! How requests and grants are answered by the API: the same members for file and
+//! API grants.
 
 use super::*;
-
-// Views
+use crate::config::ActiveConfig as Config;
+use crate::policy::Grant;
+use crate::registry::{GrantRecord, Revocation};
 
 /// A request as answered. An approved request whose grant was revoked shows
 /// `state: revoked` and `revoked: {at, by}`.
-pub(super) fn request_view(
+pub fn request_view(
     request: &AccessRequest,
     today: NaiveDate,
     revoked: Option<&Revocation>,
@@ -27,25 +29,8 @@ pub(super) fn request_view(
     view
 }
 
-/// The revocation of each revoked API grant, by grant id.
-pub(super) async fn revocations(
-    app: &App,
-    request_id: &str,
-) -> Result<BTreeMap<String, Revocation>, Response> {
-    let grants = app
-        .live
-        .registry()
-        .grants()
-        .await
-        .map_err(|e| registry_unavailable(request_id, &e))?;
-    Ok(grants
-        .into_iter()
-        .filter_map(|g| g.revoked.map(|r| (g.id, r)))
-        .collect())
-}
-
 /// The state a request shows (`revoked` for an approved one whose grant was revoked).
-pub(super) fn shown_state(
+pub fn shown_state(
     request: &AccessRequest,
     revoked: &BTreeMap<String, Revocation>,
 ) -> &'static str {
@@ -63,24 +48,25 @@ pub(super) fn shown_state(
 }
 
 /// A grant as answered: the same members for file and API grants.
-pub(super) struct GrantView {
-    id: String,
-    description: String,
-    consumers: Value,
-    connector: String,
-    operations: Vec<String>,
-    purposes: Vec<String>,
-    fields: Value,
-    row: Option<String>,
-    valid_from: Option<NaiveDate>,
-    valid_until: Option<NaiveDate>,
-    quota: Option<Quota>,
-    legal_basis: String,
-    approver: String,
+#[derive(Debug, Clone)]
+pub struct GrantView {
+    pub id: String,
+    pub description: String,
+    pub consumers: Value,
+    pub connector: String,
+    pub operations: Vec<String>,
+    pub purposes: Vec<String>,
+    pub fields: Value,
+    pub row: Option<String>,
+    pub valid_from: Option<NaiveDate>,
+    pub valid_until: Option<NaiveDate>,
+    pub quota: Option<Quota>,
+    pub legal_basis: String,
+    pub approver: String,
 }
 
 impl GrantView {
-    fn of_grant(g: &Grant) -> GrantView {
+    pub(super) fn of_grant(g: &Grant) -> GrantView {
         let mut consumers = serde_json::Map::new();
         let roles: Vec<&str> = g.consumers.roles.iter().map(|r| r.as_str()).collect();
         for (key, list) in [
@@ -111,7 +97,7 @@ impl GrantView {
     }
 
     /// An API grant, from the policy file the registry holds for it.
-    fn of_record(record: &GrantRecord) -> GrantView {
+    pub(super) fn of_record(record: &GrantRecord) -> GrantView {
         let Some(stored) = stored_grant(&record.policy) else {
             tracing::error!(grant = %record.id, "a stored grant's policy does not parse");
             return GrantView {
@@ -151,7 +137,7 @@ impl GrantView {
         }
     }
 
-    fn to_json(&self, state: GrantState) -> Value {
+    pub(super) fn to_json(&self, state: GrantState) -> Value {
         json!({
             "id": self.id,
             "state": state.as_str(),
@@ -171,7 +157,7 @@ impl GrantView {
     }
 }
 
-pub(super) fn file_grant_view(grant: &Grant, today: NaiveDate) -> Value {
+pub fn file_grant_view(grant: &Grant, today: NaiveDate) -> Value {
     let view = GrantView::of_grant(grant);
     let state = grant_state(false, view.valid_from, view.valid_until, today);
     let mut out = view.to_json(state);
@@ -181,11 +167,7 @@ pub(super) fn file_grant_view(grant: &Grant, today: NaiveDate) -> Value {
 
 /// An API grant as answered; `in_force` is the grant as the running policy loaded it
 /// (for the row condition it enforces), when it is in force.
-pub(super) fn api_grant_view(
-    record: &GrantRecord,
-    today: NaiveDate,
-    in_force: Option<&Grant>,
-) -> Value {
+pub fn api_grant_view(record: &GrantRecord, today: NaiveDate, in_force: Option<&Grant>) -> Value {
     let mut view = GrantView::of_record(record);
     view.row = in_force.and_then(enforced);
     let state = grant_state(
@@ -195,6 +177,12 @@ pub(super) fn api_grant_view(
         today,
     );
     let mut out = view.to_json(state);
+    api_members(&mut out, record);
+    out
+}
+
+/// The members an API grant's answer has beside a file grant's.
+pub(super) fn api_members(out: &mut Value, record: &GrantRecord) {
     out["origin"] = json!("api");
     out["department"] = json!(record.department);
     out["township"] = json!(record.township);
@@ -202,5 +190,29 @@ pub(super) fn api_grant_view(
     out["created_at"] = json!(record.created_at);
     out["created_by"] = json!(record.created_by);
     out["revoked"] = serde_json::to_value(&record.revoked).unwrap_or_default();
-    out
+}
+
+/// Whether an approved request's grant is what was asked: the same fields, each with
+/// the mask asked (a `"default"` resolved on the connector's field), the validity
+/// asked and no quota. Otherwise the department narrowed it.
+pub fn approved_as_asked(request: &AccessRequest, grant: &GrantView, config: &Config) -> bool {
+    let granted: BTreeMap<String, Value> =
+        serde_json::from_value(grant.fields.clone()).unwrap_or_default();
+    let connector = config.connectors.get(&request.connector);
+    let same_fields = granted.len() == request.fields.len()
+        && request.fields.iter().all(|(path, asked)| {
+            let Some(given) = granted.get(path) else {
+                return false;
+            };
+            let asked = parse_mask(asked).ok().flatten().or_else(|| {
+                let leaf = leaves(connector?, &request.operations, path)
+                    .into_iter()
+                    .flatten()
+                    .next()?;
+                Some(Mask::default_for(leaf.pii))
+            });
+            asked.is_some() && asked == parse_mask(given).ok().flatten()
+        });
+    let same_until = request.valid_until.as_deref().and_then(parse_date) == grant.valid_until;
+    same_fields && same_until && grant.quota.is_none()
 }
