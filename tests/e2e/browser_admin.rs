@@ -4,11 +4,10 @@
 //! nothing saved. Skipped, saying why, where Chromium is not installed; required
 //! under `.ci/run`.
 
-use gateway::county::COUNTY_FILES;
 use testkit::browser::Browser;
 
 use crate::browser::{readme_shot, sign_in};
-use crate::helpers::TestGateway;
+use crate::helpers::{TestGateway, county_file};
 
 #[tokio::test]
 async fn an_admin_reads_a_connector_and_a_bad_upload_shows_every_problem_and_saves_nothing() {
@@ -31,11 +30,7 @@ async fn an_admin_reads_a_connector_and_a_bad_upload_shows_every_problem_and_sav
 
     // A definition whose department system the county does not know, and whose
     // schemas were not sent: two problems at least, both listed.
-    let text = COUNTY_FILES
-        .iter()
-        .find(|(p, _)| *p == "county/connectors/hukou.yaml")
-        .map(|(_, t)| *t)
-        .expect("the county's household connector")
+    let text = county_file("county/connectors/hukou.yaml")
         .replace("id: hukou\n", "id: hukou3\n")
         .replace("http://127.0.0.1:18101", "http://10.9.9.9:8080");
     let file = browser.artifacts().join("hukou3.yaml");

@@ -6,7 +6,6 @@
 //! problems lists every one and saves nothing; a good one is a draft put in force
 //! from the page; a test call shows the record to the department's own admin only.
 
-use gateway::county::COUNTY_FILES;
 use sim::{Department, SampleKind};
 
 use crate::audit::events;
@@ -14,15 +13,7 @@ use crate::console::{Page, Visitor};
 use gateway::auth::Role;
 use serde_json::json;
 
-use crate::helpers::{Edit as _, TOWNSHIP, TestGateway, lookup, post_json, sample};
-
-fn county_file(path: &str) -> &'static str {
-    COUNTY_FILES
-        .iter()
-        .find(|(p, _)| *p == path)
-        .map(|(_, text)| *text)
-        .expect("the county has the file")
-}
+use crate::helpers::{Edit as _, TOWNSHIP, TestGateway, county_file, lookup, post_json, sample};
 
 /// The 公安局's own copy of its household connector as `hukou2`, pointed at the
 /// simulated system.

@@ -289,3 +289,13 @@ impl Edit for str {
         self.replace(from, to)
     }
 }
+
+/// The text of one of the county's files as the demo embeds it
+/// (`county/connectors/hukou.yaml`, `schemas/hukou/person.schema.json`, …).
+pub(crate) fn county_file(path: &str) -> &'static str {
+    gateway::county::COUNTY_FILES
+        .iter()
+        .find(|(p, _)| *p == path)
+        .map(|(_, text)| *text)
+        .expect("the county has the file")
+}

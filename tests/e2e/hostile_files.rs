@@ -7,19 +7,10 @@ use crate::helpers::Edit as _;
 use std::path::Path;
 
 use gateway::auth::Role;
-use gateway::county::COUNTY_FILES;
 use serde_json::{Value, json};
 
 use crate::binary::{check, write_county};
-use crate::helpers::{Reply, TestGateway, client};
-
-fn county_file(path: &str) -> &'static str {
-    COUNTY_FILES
-        .iter()
-        .find(|(p, _)| *p == path)
-        .map(|(_, text)| *text)
-        .expect("the county has the file")
-}
+use crate::helpers::{Reply, TestGateway, client, county_file};
 
 /// The 户籍 connector's file with a `tls` section naming `ca_bundle` and an https
 /// base URL (listed for its department in `gateway.yaml` by the caller).

@@ -10,12 +10,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use gateway::auth::Role;
-use gateway::county::COUNTY_FILES;
 use gateway::demo;
 use serde_json::{Value, json};
 use sim::{Department, SampleKind};
 
-use crate::helpers::{Reply, TestGateway, client, lookup, post_json, sample};
+use crate::helpers::{Reply, TestGateway, client, county_file, lookup, post_json, sample};
 
 /// A token for `role` in `department`.
 fn token_of(gw: &TestGateway, role: Role, department: &'static str) -> String {
@@ -27,14 +26,6 @@ fn token_of(gw: &TestGateway, role: Role, department: &'static str) -> String {
         department: Some(department),
     };
     demo::persona_token(&gw.issuer, &persona).expect("a token")
-}
-
-fn county_file(path: &str) -> &'static str {
-    COUNTY_FILES
-        .iter()
-        .find(|(p, _)| *p == path)
-        .map(|(_, text)| *text)
-        .expect("the county has the file")
 }
 
 /// The 计生 connector copied as `jisheng2` by its own department (the health

@@ -9,20 +9,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use gateway::auth::Role;
-use gateway::county::COUNTY_FILES;
 use gateway::demo;
 use serde_json::{Value, json};
 use sim::{Department, SampleKind};
 
-use crate::helpers::{Reply, TestGateway, client, post_json, sample};
-
-fn county_file(path: &str) -> &'static str {
-    COUNTY_FILES
-        .iter()
-        .find(|(p, _)| *p == path)
-        .map(|(_, text)| *text)
-        .expect("the county has the file")
-}
+use crate::helpers::{Reply, TestGateway, client, county_file, post_json, sample};
 
 fn persona_token(gw: &TestGateway, role: Role, department: Option<&'static str>) -> String {
     let persona = demo::Persona {

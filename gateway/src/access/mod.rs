@@ -470,11 +470,11 @@ pub fn working_days_left(today: NaiveDate, deadline: NaiveDate) -> i64 {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use chrono::{Datelike, Weekday};
 
-    fn day(text: &str) -> NaiveDate {
+    pub(crate) fn day(text: &str) -> NaiveDate {
         parse_date(text).unwrap()
     }
 
@@ -491,7 +491,8 @@ mod tests {
         }
     }
 
-    fn request(created: &str, state: RequestState) -> AccessRequest {
+    /// A request of 东岭镇 for hukou, made on `created`.
+    pub(crate) fn request(created: &str, state: RequestState) -> AccessRequest {
         let created = day(created);
         AccessRequest {
             id: "ar-test".to_owned(),

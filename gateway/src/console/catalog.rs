@@ -15,15 +15,7 @@ use crate::auth::Role;
 use crate::labels::Lang;
 
 /// Everyone signed in may read the catalog.
-pub const CATALOG_ROLES: &[Role] = &[
-    Role::Clerk,
-    Role::GridWorker,
-    Role::TownshipLead,
-    Role::DeptAdmin,
-    Role::PrivacyOfficer,
-    Role::Operator,
-    Role::Governance,
-];
+pub const CATALOG_ROLES: &[Role] = &Role::ALL;
 
 /// The longest search term, in characters.
 const MAX_TERM: usize = 64;

@@ -604,25 +604,29 @@ pub(crate) async fn change(
             return visit.error(StatusCode::BAD_REQUEST, "error-bad-form", None);
         }
     };
-    match done {
-        Ok(notice) => {
-            let extras = Extras {
-                notice: Some(notice),
-                ..Extras::default()
-            };
-            connector_page(&visit, &id, StatusCode::OK, extras).await
-        }
+    after_change(&visit, &id, done).await
+}
+
+/// The connector's page after a change: what was done, or why not (a page of its own
+/// when the person may not see the connector at all).
+async fn after_change(visit: &Visit, id: &str, done: Result<String, Problem>) -> Response {
+    let extras = match done {
+        Ok(notice) => Extras {
+            notice: Some(notice),
+            ..Extras::default()
+        },
         Err(p) if p.kind == ProblemKind::Forbidden || p.kind == ProblemKind::UnknownConnector => {
-            refused(&visit, &p)
+            return refused(visit, &p);
         }
         Err(p) => {
             let extras = Extras {
-                error: Some(refusal_words(t, &p)),
+                error: Some(refusal_words(visit.t, &p)),
                 ..Extras::default()
             };
-            connector_page(&visit, &id, p.kind.status(), extras).await
+            return connector_page(visit, id, p.kind.status(), extras).await;
         }
-    }
+    };
+    connector_page(visit, id, StatusCode::OK, extras).await
 }
 
 /// What changed between two versions.
@@ -744,25 +748,10 @@ pub(crate) async fn activate(
     };
     // Back to a version that served before is a rollback; a draft is activated.
     let rollback = current.is_some_and(|c| form.version < c);
-    match admin::versions::put_in_force(app, &who, &id, Some(form.version), rollback).await {
-        Ok(done) => {
-            let extras = Extras {
-                notice: Some(t.arg("conn-activated", "version", &done.version.to_string())),
-                ..Extras::default()
-            };
-            connector_page(&visit, &id, StatusCode::OK, extras).await
-        }
-        Err(p) if p.kind == ProblemKind::Forbidden || p.kind == ProblemKind::UnknownConnector => {
-            refused(&visit, &p)
-        }
-        Err(p) => {
-            let extras = Extras {
-                error: Some(refusal_words(t, &p)),
-                ..Extras::default()
-            };
-            connector_page(&visit, &id, p.kind.status(), extras).await
-        }
-    }
+    let done = admin::versions::put_in_force(app, &who, &id, Some(form.version), rollback)
+        .await
+        .map(|done| t.arg("conn-activated", "version", &done.version.to_string()));
+    after_change(&visit, &id, done).await
 }
 
 /// A problem the check found, as the upload page lists it.

@@ -189,19 +189,7 @@ const PAGES: &[(&str, &str, &[Role])] = &[
     ),
     ("/console/usage", "nav-usage", &[Role::DeptAdmin]),
     ("/console/status", "nav-status", &[Role::Operator]),
-    (
-        "/console/catalog",
-        "nav-catalog",
-        &[
-            Role::Clerk,
-            Role::GridWorker,
-            Role::TownshipLead,
-            Role::DeptAdmin,
-            Role::PrivacyOfficer,
-            Role::Operator,
-            Role::Governance,
-        ],
-    ),
+    ("/console/catalog", "nav-catalog", &Role::ALL),
 ];
 
 /// Where a person lands after sign-in: a department admin at the requests inbox,

@@ -89,36 +89,9 @@ fn body_or_default<T: serde::de::DeserializeOwned + Default>(
 #[allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 mod tests {
     use super::*;
-    use crate::access::{DEADLINE_WORKING_DAYS, add_working_days, is_overdue, parse_date};
+    use crate::access::is_overdue;
+    use crate::access::tests::{day, request};
     use crate::registry::RequestState;
-
-    fn day(text: &str) -> NaiveDate {
-        parse_date(text).unwrap()
-    }
-
-    fn request(created: &str, state: RequestState) -> AccessRequest {
-        let created = day(created);
-        AccessRequest {
-            id: "ar-test".to_owned(),
-            township: "139901101".to_owned(),
-            requested_by: "lead".to_owned(),
-            connector: "hukou".to_owned(),
-            department: "county-psb".to_owned(),
-            operations: vec!["person_by_id".to_owned()],
-            purposes: vec!["elderly_allowance".to_owned()],
-            fields: BTreeMap::from([("birth_date".to_owned(), json!("default"))]),
-            roles: vec!["clerk".to_owned()],
-            justification: "why".to_owned(),
-            valid_until: None,
-            created_at: format!("{created}T02:00:00.000Z"),
-            deadline: add_working_days(created, DEADLINE_WORKING_DAYS).to_string(),
-            state,
-            decided_at: None,
-            decided_by: None,
-            decision_note: None,
-            grant_id: None,
-        }
-    }
 
     #[test]
     fn a_pending_request_past_its_deadline_is_overdue_and_listed() {
