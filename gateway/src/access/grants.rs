@@ -27,7 +27,7 @@ pub struct ListedGrant {
 }
 
 impl ListedGrant {
-    fn of_file(grant: &Grant, today: NaiveDate) -> ListedGrant {
+    pub(super) fn of_file(grant: &Grant, today: NaiveDate) -> ListedGrant {
         let view = GrantView::of_grant(grant);
         let state = grant_state(false, view.valid_from, view.valid_until, today);
         ListedGrant {
@@ -37,7 +37,11 @@ impl ListedGrant {
         }
     }
 
-    fn of_record(record: &GrantRecord, today: NaiveDate, in_force: Option<&Grant>) -> ListedGrant {
+    pub(super) fn of_record(
+        record: &GrantRecord,
+        today: NaiveDate,
+        in_force: Option<&Grant>,
+    ) -> ListedGrant {
         let mut view = GrantView::of_record(record);
         view.row = in_force.and_then(enforced);
         let state = grant_state(

@@ -216,17 +216,12 @@ pub async fn create(
 ) -> Result<AccessRequest, Problem> {
     let caller = &who.caller;
     let mut act = who.start(app, "access.request");
-    let township = match (&caller.township, caller.has_role(Role::TownshipLead)) {
-        (Some(t), true) => t.clone(),
-        _ => {
-            let p = Problem::new(
-                ProblemKind::Forbidden,
-                "Only a township lead requests access for their township.",
-            )
-            .with("rule", ACCESS_RULE)
-            .with("reason", "role");
-            return Err(act.refuse(p).await);
-        }
+    let township = match lead_township(
+        caller,
+        "Only a township lead requests access for their township.",
+    ) {
+        Ok(township) => township,
+        Err(p) => return Err(act.refuse(p).await),
     };
     let body = match body {
         Ok(body) => body,
@@ -379,17 +374,12 @@ pub async fn show_request(
 pub async fn withdraw(app: &App, who: &Who, id: &str) -> Result<AccessRequest, Problem> {
     let caller = &who.caller;
     let mut act = who.start(app, &format!("access.withdraw {}", short(id)));
-    let township = match (&caller.township, caller.has_role(Role::TownshipLead)) {
-        (Some(t), true) => t.clone(),
-        _ => {
-            let p = Problem::new(
-                ProblemKind::Forbidden,
-                "Only the township's lead withdraws its access request.",
-            )
-            .with("rule", ACCESS_RULE)
-            .with("reason", "role");
-            return Err(act.refuse(p).await);
-        }
+    let township = match lead_township(
+        caller,
+        "Only the township's lead withdraws its access request.",
+    ) {
+        Ok(township) => township,
+        Err(p) => return Err(act.refuse(p).await),
     };
     let _one_at_a_time = DECISIONS.lock().await;
     let all = app
@@ -466,4 +456,14 @@ pub(super) async fn decidable(
         }
     };
     Err(act.refuse_now(problem).await)
+}
+
+/// The township a township lead acts for; for anyone else, the refusal (`detail`).
+fn lead_township(caller: &Caller, detail: &str) -> Result<String, Problem> {
+    match (&caller.township, caller.has_role(Role::TownshipLead)) {
+        (Some(t), true) => Ok(t.clone()),
+        _ => Err(Problem::new(ProblemKind::Forbidden, detail.to_owned())
+            .with("rule", ACCESS_RULE)
+            .with("reason", "role")),
+    }
 }

@@ -158,27 +158,13 @@ impl GrantView {
 }
 
 pub fn file_grant_view(grant: &Grant, today: NaiveDate) -> Value {
-    let view = GrantView::of_grant(grant);
-    let state = grant_state(false, view.valid_from, view.valid_until, today);
-    let mut out = view.to_json(state);
-    out["origin"] = json!("file");
-    out
+    super::grants::ListedGrant::of_file(grant, today).to_json()
 }
 
 /// An API grant as answered; `in_force` is the grant as the running policy loaded it
 /// (for the row condition it enforces), when it is in force.
 pub fn api_grant_view(record: &GrantRecord, today: NaiveDate, in_force: Option<&Grant>) -> Value {
-    let mut view = GrantView::of_record(record);
-    view.row = in_force.and_then(enforced);
-    let state = grant_state(
-        record.revoked.is_some(),
-        view.valid_from,
-        view.valid_until,
-        today,
-    );
-    let mut out = view.to_json(state);
-    api_members(&mut out, record);
-    out
+    super::grants::ListedGrant::of_record(record, today, in_force).to_json()
 }
 
 /// The members an API grant's answer has beside a file grant's.

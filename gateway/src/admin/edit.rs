@@ -100,14 +100,21 @@ pub fn apply(
     }
 }
 
-/// The definition the edit form starts from, and the schemas it keeps: the version
-/// in force, else the newest draft.
-pub async fn base(
-    app: &App,
-    who: &Who,
-    id: &str,
-) -> Result<(connectors::ConnectorDef, BTreeMap<String, String>), Problem> {
+/// What the edit form starts from.
+#[derive(Debug, Clone)]
+pub struct Base {
+    /// The version in force, else the newest draft (a main-file connector's own).
+    pub def: connectors::ConnectorDef,
+    /// The schemas that version names, kept as they are.
+    pub schemas: BTreeMap<String, String>,
+    /// Whether the connector is changed in the county's files instead.
+    pub file_managed: bool,
+}
+
+/// The definition the edit form starts from, and the schemas it keeps.
+pub async fn base(app: &App, who: &Who, id: &str) -> Result<Base, Problem> {
     let (owned, versions) = readable(app, &who.caller, id).await?;
+    let file_managed = owned.file_managed();
     let version = match &owned {
         Ownership::Registered(c) => Some(c.current.clone()),
         Ownership::Drafts(_) => versions.last().cloned(),
@@ -116,12 +123,20 @@ pub async fn base(
     if let Some(version) = version {
         let def = connectors::ConnectorDef::from_yaml(&version.definition)
             .map_err(|_| Problem::new(ProblemKind::Internal, "A stored version cannot be read."))?;
-        return Ok((def, version.schemas));
+        return Ok(Base {
+            def,
+            schemas: version.schemas,
+            file_managed,
+        });
     }
     // A connector of the main file's: edited in its file, but its form may be read.
     let config = app.config.load_full();
     let connector = config.connectors.get(id).ok_or_else(unknown_connector)?;
-    Ok(((*connector.def).clone(), BTreeMap::new()))
+    Ok(Base {
+        def: (*connector.def).clone(),
+        schemas: BTreeMap::new(),
+        file_managed,
+    })
 }
 
 /// Applies `changes` to connector `id` and saves the result as a new draft version;
@@ -132,7 +147,11 @@ pub async fn edit(
     id: &str,
     changes: &CommonChanges,
 ) -> Result<Option<Saved>, Problem> {
-    let (base_def, schemas) = base(app, who, id).await?;
+    let Base {
+        def: base_def,
+        schemas,
+        ..
+    } = base(app, who, id).await?;
     let def = apply(base_def.clone(), changes).map_err(|missing| {
         Problem::new(
             ProblemKind::InvalidRequest,

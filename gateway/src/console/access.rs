@@ -24,12 +24,11 @@ use super::desk::mask_words;
 use super::i18n::Tr;
 use super::page::{Chrome, Visit, posted};
 use crate::access::{
-    self, Approval, GrantFilter, ListedGrant, NewRequest, NotAMask, Reason, Who, approved_as_asked,
+    self, Approval, GrantFilter, ListedGrant, NewRequest, NotAMask, Reason, approved_as_asked,
     working_days_left,
 };
 use crate::auth::{Caller, Role};
 use crate::config::{ActiveConfig, ActiveConnector};
-use crate::labels::Lang;
 use crate::mask::{AddressLevel, Mask};
 use crate::policy::{Jurisdiction, Quota, RowRule};
 use crate::problem::{Problem, ProblemKind};
@@ -42,29 +41,6 @@ const LEAD: &[Role] = &[Role::TownshipLead];
 /// A grant ending within this many days is marked as expiring soon.
 const EXPIRING_DAYS: i64 = 30;
 
-fn who(visit: &Visit, caller: Arc<Caller>) -> Who {
-    Who {
-        request_id: visit.request_id.clone(),
-        caller,
-        peer: visit.peer,
-    }
-}
-
-fn pick<'a>(lang: Lang, zh: &'a str, en: &'a str) -> &'a str {
-    match lang {
-        Lang::En if !en.is_empty() => en,
-        _ => zh,
-    }
-}
-
-/// A purpose by name (its code when the catalog has none).
-fn purpose_words(config: &ActiveConfig, code: &str, lang: Lang) -> String {
-    config.purposes.get(code).map_or_else(
-        || code.to_owned(),
-        |p| pick(lang, &p.name, &p.name_en).to_owned(),
-    )
-}
-
 fn department_name(config: &ActiveConfig, connector: &str) -> String {
     config
         .connectors
@@ -75,12 +51,6 @@ fn department_name(config: &ActiveConfig, connector: &str) -> String {
 /// The day part of an RFC 3339 time the registry keeps.
 fn day_of(at: &str) -> String {
     at.get(..10).unwrap_or(at).to_owned()
-}
-
-/// A domain refusal as a page: its kind in words and the reason, if any.
-fn problem_page(visit: &Visit, problem: &Problem) -> Response {
-    let reason = problem.extensions.get("reason").and_then(Value::as_str);
-    visit.problem(problem.kind.status(), problem.kind.slug(), reason)
 }
 
 /// The places an invalid request or decision went wrong, in words: each path the
@@ -348,7 +318,7 @@ fn request_row(
         purposes: request
             .purposes
             .iter()
-            .map(|p| purpose_words(config, p, lang))
+            .map(|p| Tr::new(lang).purpose(config, p))
             .collect::<Vec<_>>()
             .join(&t.get("list-sep")),
         fields: request
@@ -389,10 +359,10 @@ pub(crate) async fn inbox(visit: Visit) -> Response {
         Err(response) => return *response,
     };
     let app = &visit.console.app;
-    let who = who(&visit, caller.clone());
+    let who = visit.who(caller.clone());
     let visible = match access::list_requests(app, &who).await {
         Ok(visible) => visible,
-        Err(problem) => return problem_page(&visit, &problem),
+        Err(problem) => return visit.refused(&problem),
     };
     let grants = access::list_grants(app, &who, &GrantFilter::default())
         .await
@@ -465,10 +435,10 @@ async fn request_page(
     errors: Vec<String>,
 ) -> Response {
     let app = &visit.console.app;
-    let who = who(visit, caller);
+    let who = visit.who(caller);
     let (request, revocation) = match access::show_request(app, &who, id).await {
         Ok(found) => found,
-        Err(problem) => return problem_page(visit, &problem),
+        Err(problem) => return visit.refused(&problem),
     };
     let grants = access::list_grants(app, &who, &GrantFilter::default())
         .await
@@ -504,7 +474,7 @@ async fn request_page(
             .iter()
             .map(|code| PurposeRow {
                 code: code.clone(),
-                name: purpose_words(&config, code, t.lang),
+                name: Tr::new(t.lang).purpose(&config, code),
                 legal_basis: config
                     .purposes
                     .get(code)
@@ -682,13 +652,13 @@ pub(crate) async fn approve(
         Err(response) => return *response,
     };
     let app = &visit.console.app;
-    let who = who(&visit, caller.clone());
+    let who = visit.who(caller.clone());
     match access::approve(app, &who, &id, approval_of(&input)).await {
         Ok(decision) => back_to(&format!("/console/inbox/{}", decision.request.id)),
         Err(p) if fixable(&p) => {
             request_page(&visit, caller, &id, problem_lines(visit.t, &p)).await
         }
-        Err(p) => problem_page(&visit, &p),
+        Err(p) => visit.refused(&p),
     }
 }
 
@@ -703,7 +673,7 @@ pub(crate) async fn refuse(
         Err(response) => return *response,
     };
     let app = &visit.console.app;
-    let who = who(&visit, caller.clone());
+    let who = visit.who(caller.clone());
     let reason = Reason {
         reason: input.reason,
     };
@@ -712,7 +682,7 @@ pub(crate) async fn refuse(
         Err(p) if fixable(&p) => {
             request_page(&visit, caller, &id, problem_lines(visit.t, &p)).await
         }
-        Err(p) => problem_page(&visit, &p),
+        Err(p) => visit.refused(&p),
     }
 }
 
@@ -815,7 +785,7 @@ fn grant_row(t: Tr, config: &ActiveConfig, grant: &ListedGrant, today: NaiveDate
         purposes: view
             .purposes
             .iter()
-            .map(|p| purpose_words(config, p, lang))
+            .map(|p| Tr::new(lang).purpose(config, p))
             .collect::<Vec<_>>()
             .join(&sep),
         fields,
@@ -898,10 +868,10 @@ async fn grants_page(
     errors: Vec<String>,
 ) -> Response {
     let app = &visit.console.app;
-    let who = who(visit, caller);
+    let who = visit.who(caller);
     let all = match access::list_grants(app, &who, &GrantFilter::default()).await {
         Ok(all) => all,
-        Err(problem) => return problem_page(visit, &problem),
+        Err(problem) => return visit.refused(&problem),
     };
     let filter = GrantFilter {
         township: some(&query.township),
@@ -951,7 +921,7 @@ async fn grants_page(
             .into_iter()
             .map(|p| Choice {
                 selected: filter.purpose.as_deref() == Some(p.as_str()),
-                label: purpose_words(&config, &p, t.lang),
+                label: Tr::new(t.lang).purpose(&config, &p),
                 value: p,
             })
             .collect(),
@@ -988,7 +958,7 @@ pub(crate) async fn revoke(
         Err(response) => return *response,
     };
     let app = &visit.console.app;
-    let who = who(&visit, caller.clone());
+    let who = visit.who(caller.clone());
     let reason = if input.confirm.as_deref().is_some_and(|c| !c.is_empty()) {
         Ok(Reason {
             reason: input.reason,
@@ -1013,7 +983,7 @@ pub(crate) async fn revoke(
             )
             .await
         }
-        Err(p) => problem_page(&visit, &p),
+        Err(p) => visit.refused(&p),
     }
 }
 
@@ -1037,14 +1007,14 @@ pub(crate) async fn township(visit: Visit) -> Response {
         Err(response) => return *response,
     };
     let app = &visit.console.app;
-    let who = who(&visit, caller.clone());
+    let who = visit.who(caller.clone());
     let all = match access::list_grants(app, &who, &GrantFilter::default()).await {
         Ok(all) => all,
-        Err(problem) => return problem_page(&visit, &problem),
+        Err(problem) => return visit.refused(&problem),
     };
     let visible = match access::list_requests(app, &who).await {
         Ok(visible) => visible,
-        Err(problem) => return problem_page(&visit, &problem),
+        Err(problem) => return visit.refused(&problem),
     };
     let config = app.config.load_full();
     let t = visit.t;
@@ -1172,7 +1142,11 @@ fn ask_page(
         .iter()
         .map(|p| Choice {
             value: p.code.clone(),
-            label: format!("{} — {}", pick(lang, &p.name, &p.name_en), p.legal_basis),
+            label: format!(
+                "{} — {}",
+                super::i18n::pick(lang, &p.name, Some(&p.name_en)),
+                p.legal_basis
+            ),
             selected: p.code == purpose,
         })
         .collect();
@@ -1250,7 +1224,7 @@ pub(crate) async fn ask(visit: Visit, form: Result<Form<AskForm>, FormRejection>
         justification: input.justification.clone(),
         valid_until: some(&input.valid_until),
     };
-    let who = who(&visit, caller);
+    let who = visit.who(caller);
     match access::create(app, &who, Ok(body)).await {
         Ok(_) => back_to("/console/township"),
         Err(p) if fixable(&p) => {
@@ -1264,7 +1238,7 @@ pub(crate) async fn ask(visit: Visit, form: Result<Form<AskForm>, FormRejection>
             );
             visit.respond_with(StatusCode::BAD_REQUEST, &page)
         }
-        Err(p) => problem_page(&visit, &p),
+        Err(p) => visit.refused(&p),
     }
 }
 
@@ -1278,9 +1252,9 @@ pub(crate) async fn withdraw(
         Ok(accepted) => accepted,
         Err(response) => return *response,
     };
-    let who = who(&visit, caller);
+    let who = visit.who(caller);
     match access::withdraw(&visit.console.app, &who, &id).await {
         Ok(_) => back_to("/console/township"),
-        Err(p) => problem_page(&visit, &p),
+        Err(p) => visit.refused(&p),
     }
 }

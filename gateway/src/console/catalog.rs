@@ -9,7 +9,6 @@ use axum::extract::rejection::FormRejection;
 use axum::response::Response;
 use serde::Deserialize;
 
-use super::i18n::Tr;
 use super::page::{Chrome, Visit, posted};
 use crate::auth::Role;
 use crate::labels::Lang;
@@ -20,14 +19,33 @@ pub const CATALOG_ROLES: &[Role] = &Role::ALL;
 /// The longest search term, in characters.
 const MAX_TERM: usize = 64;
 
-struct FieldRow {
-    path: String,
-    title: String,
-    pii: String,
-    sharing: String,
-    sharing_code: String,
-    mask: String,
-    terms: String,
+/// A field of the catalog as a page shows it: title, kind of personal data, sharing
+/// type and default mask in words (also the connector desk's).
+pub(crate) struct FieldRow {
+    pub(crate) path: String,
+    pub(crate) title: String,
+    pub(crate) pii: String,
+    pub(crate) sharing: String,
+    pub(crate) sharing_code: String,
+    pub(crate) mask: String,
+    /// The legal basis a conditional field is shared on.
+    pub(crate) terms: String,
+}
+
+impl FieldRow {
+    pub(crate) fn of(t: super::i18n::Tr, f: crate::catalog::Field) -> FieldRow {
+        FieldRow {
+            title: f.title.unwrap_or_default(),
+            pii: f.pii.map_or_else(String::new, |k| {
+                t.words("pii", &crate::catalog::pii_code(k))
+            }),
+            sharing: t.words("sharing", f.sharing),
+            sharing_code: f.sharing.to_owned(),
+            mask: super::desk::mask_words(t, f.default_mask),
+            terms: f.legal_basis.unwrap_or_default(),
+            path: f.path,
+        }
+    }
 }
 
 struct OperationRow {
@@ -67,11 +85,6 @@ pub(crate) struct SearchForm {
 
 posted!(SearchForm);
 
-fn words(t: Tr, prefix: &str, code: &str) -> String {
-    t.maybe(&format!("{prefix}-{code}"))
-        .unwrap_or_else(|| code.to_owned())
-}
-
 fn page(visit: &Visit, term: &str) -> Response {
     let t = visit.t;
     let config = visit.console.app.config.load_full();
@@ -103,17 +116,7 @@ fn page(visit: &Visit, term: &str) -> Response {
                     .fields
                     .into_iter()
                     .filter(|f| op_hit || hit(&[&f.path, f.title.as_deref().unwrap_or_default()]))
-                    .map(|f| FieldRow {
-                        title: f.title.clone().unwrap_or_default(),
-                        pii: f.pii.map_or_else(String::new, |k| {
-                            words(t, "pii", &crate::catalog::pii_code(k))
-                        }),
-                        sharing: words(t, "sharing", f.sharing),
-                        sharing_code: f.sharing.to_owned(),
-                        mask: super::desk::mask_words(t, f.default_mask),
-                        terms: f.legal_basis.clone().unwrap_or_default(),
-                        path: f.path,
-                    })
+                    .map(|f| FieldRow::of(t, f))
                     .collect();
                 (!fields.is_empty()).then_some(OperationRow {
                     name: op.name,

@@ -24,7 +24,6 @@ use serde_json::Value;
 
 use super::i18n::Tr;
 use super::page::{Chrome, Visit, posted};
-use crate::action::Who;
 use crate::admin::{self, Ownership};
 use crate::auth::Role;
 use crate::problem::{Problem, ProblemKind};
@@ -37,28 +36,6 @@ pub const ADMIN_ROLES: &[Role] = &[Role::DeptAdmin, Role::Operator];
 pub const MAX_UPLOAD_FILE: usize = 256 * 1024;
 /// The most schema files one upload takes.
 pub const MAX_UPLOAD_SCHEMAS: usize = 20;
-
-/// A domain refusal as a page.
-fn refused(visit: &Visit, problem: &Problem) -> Response {
-    let kind = problem.kind;
-    let reason = problem.extensions.get("reason").and_then(Value::as_str);
-    visit.problem(kind.status(), kind.slug(), reason)
-}
-
-fn who(visit: &Visit, caller: std::sync::Arc<crate::auth::Caller>) -> Who {
-    Who {
-        request_id: visit.request_id.clone(),
-        caller,
-        peer: visit.peer,
-    }
-}
-
-/// Words for a code under `prefix` in the catalogue (the code itself when there are
-/// none).
-fn words(t: Tr, prefix: &str, code: &str) -> String {
-    t.maybe(&format!("{prefix}-{code}"))
-        .unwrap_or_else(|| code.to_owned())
-}
 
 struct RowView {
     id: String,
@@ -120,7 +97,7 @@ pub(crate) async fn list(visit: Visit) -> Response {
     let app = &visit.console.app;
     let rows = match admin::rows(app, &caller).await {
         Ok(rows) => rows,
-        Err(p) => return refused(&visit, &p),
+        Err(p) => return visit.refused(&p),
     };
     let t = visit.t;
     let config = app.config.load_full();
@@ -140,7 +117,7 @@ pub(crate) async fn list(visit: Visit) -> Response {
             (Some(_), None) => "—".to_owned(),
         };
         let last_test = match last_test(&visit, &row.connector).await {
-            Some((outcome, at)) => format!("{} · {at}", words(t, "outcome", &outcome)),
+            Some((outcome, at)) => format!("{} · {at}", t.words("outcome", &outcome)),
             None => t.get("conn-never-tested"),
         };
         let health = match crate::usage::health(app, &row.connector, now).await {
@@ -178,7 +155,7 @@ pub(crate) async fn list(visit: Visit) -> Response {
             department,
             version,
             state: row.state.to_owned(),
-            state_words: words(t, "conn-state", row.state),
+            state_words: t.words("conn-state", row.state),
             last_test,
             health,
             cache,
@@ -191,20 +168,11 @@ pub(crate) async fn list(visit: Visit) -> Response {
     })
 }
 
-struct FieldView {
-    path: String,
-    title: String,
-    pii: String,
-    sharing: String,
-    sharing_code: String,
-    mask: String,
-}
-
 struct OperationView {
     name: String,
     title: String,
     subject: String,
-    fields: Vec<FieldView>,
+    fields: Vec<super::catalog::FieldRow>,
 }
 
 struct VersionView {
@@ -289,19 +257,10 @@ fn operations(t: Tr, def: &connectors::ConnectorDef) -> Vec<OperationView> {
         .map(|(name, op)| OperationView {
             name: name.clone(),
             title: op.title.clone(),
-            subject: words(t, "conn-subject", op.subject.as_str()),
+            subject: t.words("conn-subject", op.subject.as_str()),
             fields: crate::catalog::fields(def, op)
                 .into_iter()
-                .map(|f| FieldView {
-                    title: f.title.clone().unwrap_or_default(),
-                    pii: f.pii.map_or_else(String::new, |k| {
-                        words(t, "pii", &crate::catalog::pii_code(k))
-                    }),
-                    sharing: words(t, "sharing", f.sharing),
-                    sharing_code: f.sharing.to_owned(),
-                    mask: super::desk::mask_words(t, f.default_mask),
-                    path: f.path,
-                })
+                .map(|f| super::catalog::FieldRow::of(t, f))
                 .collect(),
         })
         .collect()
@@ -324,7 +283,7 @@ async fn connector_page(visit: &Visit, id: &str, status: StatusCode, extras: Ext
     let app = &visit.console.app;
     let (owned, versions) = match admin::readable(app, &caller, id).await {
         Ok(found) => found,
-        Err(p) => return refused(visit, &p),
+        Err(p) => return visit.refused(&p),
     };
     let t = visit.t;
     let config = app.config.load_full();
@@ -356,7 +315,7 @@ async fn connector_page(visit: &Visit, id: &str, status: StatusCode, extras: Ext
             VersionView {
                 number: v.version,
                 state: state.to_owned(),
-                state_words: words(t, "conn-version", state),
+                state_words: t.words("conn-version", state),
                 created: format!("{} · {}", v.created_at, v.created_by),
                 activated: v.activated_at.clone().unwrap_or_default(),
                 activatable: !file_managed && matches!(state, "draft" | "previous"),
@@ -374,7 +333,7 @@ async fn connector_page(visit: &Visit, id: &str, status: StatusCode, extras: Ext
             .map_or_else(String::new, |d| d.transport.kind().to_owned()),
         department,
         state: state.to_owned(),
-        state_words: words(t, "conn-state", state),
+        state_words: t.words("conn-state", state),
         origin,
         file_managed,
         enabled,
@@ -459,7 +418,7 @@ pub(crate) async fn test(
     };
     let app = &visit.console.app;
     let t = visit.t;
-    let who = who(&visit, caller);
+    let who = visit.who(caller);
     let subject = form.subject.trim().to_uppercase();
     let extras = match admin::test(app, &who, &id, &form.operation, &subject).await {
         Ok(tried) => {
@@ -484,7 +443,7 @@ pub(crate) async fn test(
             Extras {
                 test: Some(TestView {
                     ok: tried.ok,
-                    outcome: words(t, "outcome", tried.outcome),
+                    outcome: t.words("outcome", tried.outcome),
                     latency: format!("{:.1}", tried.latency_ms),
                     record,
                     shown,
@@ -493,7 +452,7 @@ pub(crate) async fn test(
             }
         }
         Err(p) if p.kind == ProblemKind::Forbidden || p.kind == ProblemKind::UnknownConnector => {
-            return refused(&visit, &p);
+            return visit.refused(&p);
         }
         Err(p) => Extras {
             error: Some(refusal_words(t, &p)),
@@ -518,7 +477,7 @@ fn record_lines(
             title: field
                 .and_then(|f| f.title.clone())
                 .unwrap_or_else(|| pattern.clone()),
-            sharing: field.map_or_else(String::new, |f| words(t, "sharing", f.sharing)),
+            sharing: field.map_or_else(String::new, |f| t.words("sharing", f.sharing)),
             value: match value {
                 Value::String(s) => s.clone(),
                 Value::Null => "—".to_owned(),
@@ -588,7 +547,7 @@ pub(crate) async fn change(
         return connector_page(&visit, &id, StatusCode::BAD_REQUEST, extras).await;
     }
     let app = &visit.console.app;
-    let who = who(&visit, caller);
+    let who = visit.who(caller);
     let reason = Some(form.reason.as_str());
     let done = match form.action.as_str() {
         "disable" => admin::set_enabled(app, &who, &id, false, reason)
@@ -616,7 +575,7 @@ async fn after_change(visit: &Visit, id: &str, done: Result<String, Problem>) ->
             ..Extras::default()
         },
         Err(p) if p.kind == ProblemKind::Forbidden || p.kind == ProblemKind::UnknownConnector => {
-            return refused(visit, &p);
+            return visit.refused(&p);
         }
         Err(p) => {
             let extras = Extras {
@@ -643,7 +602,7 @@ pub(crate) async fn diff(
     let t = visit.t;
     let (_, versions) = match admin::readable(app, &caller, &id).await {
         Ok(found) => found,
-        Err(p) => return refused(&visit, &p),
+        Err(p) => return visit.refused(&p),
     };
     let parse = |n: u32| {
         versions
@@ -664,8 +623,8 @@ pub(crate) async fn diff(
         c.as_ref().map_or_else(String::new, |c| {
             format!(
                 "{} / {}",
-                words(t, "sharing", c.sharing.as_str()),
-                words(t, "pii", &crate::catalog::pii_code(c.pii))
+                t.words("sharing", c.sharing.as_str()),
+                t.words("pii", &crate::catalog::pii_code(c.pii))
             )
         })
     };
@@ -741,10 +700,10 @@ pub(crate) async fn activate(
     };
     let app = &visit.console.app;
     let t = visit.t;
-    let who = who(&visit, caller);
+    let who = visit.who(caller);
     let current = match admin::ownership(app, &id).await {
         Ok(owned) => owned.current(),
-        Err(e) => return refused(&visit, &admin::registry_unavailable(&who.request_id, &e)),
+        Err(e) => return visit.refused(&admin::registry_unavailable(&who.request_id, &e)),
     };
     // Back to a version that served before is a rollback; a draft is activated.
     let rollback = current.is_some_and(|c| form.version < c);
@@ -911,7 +870,7 @@ pub(crate) async fn upload(
         );
     };
     let schemas = match_schemas(&definition, &upload.schemas);
-    let who = who(&visit, caller);
+    let who = visit.who(caller);
     match admin::versions::save(&visit.console.app, &who, None, definition, schemas).await {
         Ok(saved) => {
             let target = format!("/console/connectors/{}", admin::short(&saved.connector));
@@ -987,7 +946,7 @@ fn edit_page(
                         .into_iter()
                         .map(|code| SharingChoice {
                             code,
-                            words: words(t, "sharing", code),
+                            words: t.words("sharing", code),
                             selected: code == f.sharing,
                         })
                         .collect(),
@@ -1029,16 +988,12 @@ pub(crate) async fn edit_form(visit: Visit, Path(id): Path<String>) -> Response 
         Err(response) => return *response,
     };
     let app = &visit.console.app;
-    let who = who(&visit, caller);
-    let (def, _) = match admin::edit::base(app, &who, &id).await {
-        Ok(found) => found,
-        Err(p) => return refused(&visit, &p),
+    let who = visit.who(caller);
+    let base = match admin::edit::base(app, &who, &id).await {
+        Ok(base) => base,
+        Err(p) => return visit.refused(&p),
     };
-    let file_managed = match admin::ownership(app, &id).await {
-        Ok(owned) => owned.file_managed(),
-        Err(e) => return refused(&visit, &admin::registry_unavailable(&who.request_id, &e)),
-    };
-    visit.respond(&edit_page(&visit, &id, &def, file_managed))
+    visit.respond(&edit_page(&visit, &id, &base.def, base.file_managed))
 }
 
 #[derive(Deserialize)]
@@ -1134,16 +1089,12 @@ pub(crate) async fn edit(
     };
     let app = &visit.console.app;
     let t = visit.t;
-    let who = who(&visit, caller);
-    let (def, _) = match admin::edit::base(app, &who, &id).await {
-        Ok(found) => found,
-        Err(p) => return refused(&visit, &p),
+    let who = visit.who(caller);
+    let base = match admin::edit::base(app, &who, &id).await {
+        Ok(base) => base,
+        Err(p) => return visit.refused(&p),
     };
-    let file_managed = match admin::ownership(app, &id).await {
-        Ok(owned) => owned.file_managed(),
-        Err(e) => return refused(&visit, &admin::registry_unavailable(&who.request_id, &e)),
-    };
-    let mut page = edit_page(&visit, &id, &def, file_managed);
+    let mut page = edit_page(&visit, &id, &base.def, base.file_managed);
     let changes = match changes_of(&form) {
         Ok(changes) => changes,
         Err(bad) => {
@@ -1160,7 +1111,7 @@ pub(crate) async fn edit(
             visit.respond(&page)
         }
         Err(p) if p.kind == ProblemKind::Forbidden || p.kind == ProblemKind::UnknownConnector => {
-            refused(&visit, &p)
+            visit.refused(&p)
         }
         Err(p) => {
             page.problems = check_lines(&p);

@@ -15,13 +15,13 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::i18n::Tr;
+use super::i18n::{Tr, pick};
 use super::page::{Chrome, Visit, posted};
 use crate::auth::{Caller, Role};
 use crate::config::ActiveConfig;
 use crate::fill::{Attempt, Refused, Unfilled, may_use};
 use crate::forms::{FieldValue, Form as FormTemplate, Scope};
-use crate::labels::{Lang, label_answer};
+use crate::labels::label_answer;
 use crate::lookup::single::{self, Ask, AskError};
 use crate::lookup::{LookupError, Trail, subject_key};
 use crate::problem::ProblemKind;
@@ -42,20 +42,6 @@ struct FormCard {
 struct DeskPage {
     chrome: Chrome,
     forms: Vec<FormCard>,
-}
-
-fn pick<'a>(lang: Lang, zh: &'a str, en: Option<&'a str>) -> &'a str {
-    match (lang, en) {
-        (Lang::En, Some(en)) if !en.is_empty() => en,
-        _ => zh,
-    }
-}
-
-fn purpose_name(config: &ActiveConfig, code: &str, lang: Lang) -> String {
-    config.purposes.get(code).map_or_else(
-        || code.to_owned(),
-        |p| pick(lang, &p.name, Some(&p.name_en)).to_owned(),
-    )
 }
 
 /// The departments a form asks, by name, in the order the form first names them.
@@ -105,7 +91,7 @@ pub(crate) async fn desk(visit: Visit) -> Response {
         .map(|f| FormCard {
             id: f.id.clone(),
             title: pick(lang, &f.title, f.title_en.as_deref()).to_owned(),
-            purpose: purpose_name(&config, &f.purpose, lang),
+            purpose: Tr::new(lang).purpose(&config, &f.purpose),
             departments: departments(&config, f).join(&visit.t.get("list-sep")),
         })
         .collect();
@@ -159,7 +145,7 @@ fn form_page_for(
         chrome: visit.chrome("/console/desk"),
         id: form.id.clone(),
         title: pick(lang, &form.title, form.title_en.as_deref()).to_owned(),
-        purpose: purpose_name(config, &form.purpose, lang),
+        purpose: Tr::new(lang).purpose(config, &form.purpose),
         departments: departments(config, form).join(&visit.t.get("list-sep")),
         error,
     }
@@ -380,8 +366,7 @@ fn text_of(t: Tr, value: &Value, label: Option<&Value>) -> String {
 
 /// A mask's name in words (its code when the catalogue has none).
 pub(crate) fn mask_words(t: Tr, mask: &str) -> String {
-    t.maybe(&format!("mask-{mask}"))
-        .unwrap_or_else(|| mask.to_owned())
+    t.words("mask", mask)
 }
 
 fn field_view(t: Tr, field: &Value) -> FieldView {
@@ -479,7 +464,7 @@ fn filled_page(
         chrome: visit.chrome("/console/desk"),
         form_id: form.id.clone(),
         title: pick(lang, &form.title, form.title_en.as_deref()).to_owned(),
-        purpose: purpose_name(config, &form.purpose, lang),
+        purpose: Tr::new(lang).purpose(config, &form.purpose),
         case_id: body["case_id"].as_str().unwrap_or_default().to_owned(),
         subject: body["subject"].as_str().unwrap_or_default().to_owned(),
         date: visit.console.app.clock.today().to_string(),
@@ -532,7 +517,7 @@ fn choices(visit: &Visit, config: &ActiveConfig, caller: &Caller) -> (Vec<Choice
             if !purposes.iter().any(|p| &p.value == code) {
                 purposes.push(Choice {
                     value: code.clone(),
-                    label: purpose_name(config, code, lang),
+                    label: Tr::new(lang).purpose(config, code),
                 });
             }
         }
@@ -689,7 +674,7 @@ pub(crate) async fn lookup(
         chrome: visit.chrome("/console/lookup"),
         department: answered.connector.def.department.name.clone(),
         operation: answered.operation.to_owned(),
-        purpose: purpose_name(&config, &answered.purpose.code, visit.t.lang),
+        purpose: Tr::new(visit.t.lang).purpose(&config, &answered.purpose.code),
         case_id: input.case_id,
         age: visit.t.age(age),
         cache_hit: found.cache_hit,

@@ -94,6 +94,21 @@ impl Tr {
         LOCALES.try_lookup(langid(self.lang), key)
     }
 
+    /// The words for a code under `prefix` (`sharing-open`, `pii-name`, …); the code
+    /// itself when the catalogue has none.
+    pub fn words(&self, prefix: &str, code: &str) -> String {
+        self.maybe(&format!("{prefix}-{code}"))
+            .unwrap_or_else(|| code.to_owned())
+    }
+
+    /// A purpose (事项) by its name in this language; its code when unknown.
+    pub fn purpose(&self, config: &crate::config::ActiveConfig, code: &str) -> String {
+        config.purposes.get(code).map_or_else(
+            || code.to_owned(),
+            |p| pick(self.lang, &p.name, Some(&p.name_en)).to_owned(),
+        )
+    }
+
     /// The words for a problem type (by its slug).
     pub fn problem(&self, slug: &str) -> String {
         self.maybe(&format!("problem-{slug}"))
@@ -117,6 +132,15 @@ impl Tr {
             Lang::ZhCn => Lang::En,
             Lang::En => Lang::ZhCn,
         }
+    }
+}
+
+/// A text in the page's language: the English one when there is one and the page is
+/// in English, else the Chinese.
+pub fn pick<'a>(lang: Lang, zh: &'a str, en: Option<&'a str>) -> &'a str {
+    match (lang, en) {
+        (Lang::En, Some(en)) if !en.is_empty() => en,
+        _ => zh,
     }
 }
 

@@ -163,18 +163,6 @@ struct EventRow {
     outcome: String,
 }
 
-/// A purpose code as its name in the page's language (the code when unknown).
-fn purpose_words(visit: &Visit, code: &str) -> String {
-    let config = visit.console.app.config.load();
-    config.purposes.get(code).map_or_else(
-        || code.to_owned(),
-        |p| match visit.t.lang {
-            crate::labels::Lang::En => p.name_en.clone(),
-            crate::labels::Lang::ZhCn => p.name.clone(),
-        },
-    )
-}
-
 fn row(visit: &Visit, stored: &StoredEvent) -> EventRow {
     let e = &stored.event;
     let kind = match e.kind {
@@ -201,7 +189,7 @@ fn row(visit: &Visit, stored: &StoredEvent) -> EventRow {
         purpose: e
             .purpose
             .as_deref()
-            .map(|p| purpose_words(visit, p))
+            .map(|p| visit.t.purpose(&visit.console.app.config.load(), p))
             .unwrap_or_default(),
         subject: e.subject_masked.clone().unwrap_or_default(),
         status: e.outcome.status,
@@ -612,7 +600,7 @@ pub(crate) async fn report(
             let purpose = a
                 .purpose
                 .as_deref()
-                .map(|p| purpose_words(&visit, p))
+                .map(|p| visit.t.purpose(&visit.console.app.config.load(), p))
                 .unwrap_or_default();
             AccessRow {
                 time: a.time.clone(),

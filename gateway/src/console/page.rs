@@ -412,6 +412,24 @@ impl Visit {
             .or_else(|| crate::labels::label("reasons", reason, self.t.lang).map(str::to_owned))
     }
 
+    /// The person as the domain's use cases take them: this request's id and peer.
+    pub fn who(&self, caller: Arc<Caller>) -> crate::action::Who {
+        crate::action::Who {
+            request_id: self.request_id.clone(),
+            caller,
+            peer: self.peer,
+        }
+    }
+
+    /// A domain refusal as a page: its kind in words and the reason, if any.
+    pub fn refused(&self, problem: &crate::problem::Problem) -> Response {
+        let reason = problem
+            .extensions
+            .get("reason")
+            .and_then(serde_json::Value::as_str);
+        self.problem(problem.kind.status(), problem.kind.slug(), reason)
+    }
+
     /// A console cookie: `HttpOnly`, `SameSite=Strict`, path `/console`, `Secure`
     /// under TLS.
     pub fn cookie(

@@ -154,12 +154,7 @@ pub(crate) async fn show(
                     } else {
                         key.township
                     },
-                    purpose: config.purposes.get(&key.purpose).map_or(key.purpose, |p| {
-                        match t.lang {
-                            crate::labels::Lang::En if !p.name_en.is_empty() => p.name_en.clone(),
-                            _ => p.name.clone(),
-                        }
-                    }),
+                    purpose: t.purpose(&config, &key.purpose),
                     operation: key.operation,
                     answered: count.answered,
                     refused: count.refused,
