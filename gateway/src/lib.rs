@@ -43,8 +43,10 @@
 //! disable, purge, test, save a version, put one in force); [`catalog`] is the shared
 //! catalog of what can be shared on what terms; [`classification`] holds what loosens a
 //! county's classification for review; [`store`] opens the stores (registry, audit
-//! log, daily counts) from one backend and [`sqlite`] is how every SQLite file is
-//! opened and migrated; [`secrets`] keeps keys in the data directory; [`app`] is the shared state
+//! log, daily counts) from one backend, [`sqlite`] is how every SQLite file is
+//! opened and migrated and [`pg`] how PostgreSQL is reached and migrated (many
+//! replicas); [`secrets`] keeps keys in the data directory and server addresses out of
+//! sight; [`app`] is the shared state
 //! (no HTTP in it), [`clock`] its "now", and [`startup`] the one bootstrap that
 //! `serve`, `demo` and the tests start the gateway through.
 //!
@@ -88,6 +90,7 @@ pub mod labels;
 pub mod problem;
 pub mod store;
 pub mod sqlite;
+pub mod pg;
 pub mod datadir;
 pub mod secrets;
 pub mod text;
