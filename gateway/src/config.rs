@@ -34,6 +34,7 @@ use crate::policy::file::{Catalog, Operations, PolicyFile};
 use crate::purpose::{PurposeCatalog, PurposeFile};
 use crate::registry::Snapshot;
 use crate::schema::{RecordSchema, undeclared_fields};
+use crate::store::StoreSettings;
 use crate::tls::ServerTlsConfig;
 
 /// The main configuration file.
@@ -52,6 +53,10 @@ pub struct GatewayFile {
     /// The data directory (store), relative to this file unless absolute.
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
+    /// Where the registry and the audit log live: the embedded SQLite files in
+    /// `data_dir` (the default), or PostgreSQL for many replicas ([`crate::store`]).
+    #[serde(default)]
+    pub store: StoreSettings,
     /// Connector definition files, relative to this file.
     pub connectors: Vec<PathBuf>,
     /// Directory of record schemas, relative to this file.
@@ -315,6 +320,7 @@ pub struct ActiveConfig {
     pub listen: SocketAddr,
     pub metrics_listen: Option<SocketAddr>,
     pub data_dir: PathBuf,
+    pub store: StoreSettings,
     pub limits: Limits,
     pub connectors: BTreeMap<String, ActiveConnector>,
     /// Registered connectors that are disabled (not served), with their department's id.
@@ -399,6 +405,11 @@ pub fn load(
             "access_requests.deadline_working_days",
             "must be between 1 and 60 working days",
         );
+    }
+    if let StoreSettings::Postgres(pg) = &main.store {
+        for (at, message) in pg.problems() {
+            loader.problem(path, &format!("store.{at}"), &message);
+        }
     }
     if main.limits.max_request_bytes < 1024 {
         loader.problem(path, "limits.max_request_bytes", "must be at least 1024");
@@ -602,6 +613,7 @@ pub fn load(
             .data_dir
             .clone()
             .unwrap_or_else(|| base.join(main.data_dir)),
+        store: main.store,
         limits: main.limits,
         connectors,
         disabled: options

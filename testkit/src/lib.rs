@@ -4,6 +4,8 @@
 //!   WebDriver, with the waits and screenshots browser tests need;
 //! - [`pki`]: a throwaway certificate authority that signs server and client
 //!   certificates, and a rustls client configuration that trusts it;
+//! - [`services`]: the test PostgreSQL server, Redis servers of a test's own, and a
+//!   TCP forwarder that can be cut;
 //! - [`skip`]: a test that cannot check anything here says so.
 #![allow(
     clippy::unwrap_used,
@@ -13,6 +15,7 @@
 
 pub mod browser;
 pub mod pki;
+pub mod services;
 
 /// Says on the test output that `test` checked nothing, and why, instead of passing
 /// silently. Where `.ci/run` makes every test required (`GATEWAY_TESTS_REQUIRED` is

@@ -408,6 +408,7 @@ pub async fn purge_cache(
         Some(cache) => {
             let before = cache.stats().await.entries;
             cache.purge();
+            crate::cluster::announce_purge(&app.storage, id).await;
             Some(before)
         }
         None => None,

@@ -37,10 +37,43 @@ pub(super) async fn with_registry(
         ..LoadOptions::default()
     };
     let cfg = config::load(source, path, &plain).map_err(LoadError::Problems)?;
-    if !cfg.data_dir.join(crate::registry::REGISTRY_FILE).is_file() {
-        return Ok(cfg);
+    let storage = crate::store::Storage::configured(&cfg.store, &cfg.data_dir, &cfg.base_dir)
+        .map_err(|e| LoadError::Other(format!("the store: {e}")))?;
+    match storage.backend() {
+        crate::store::Backend::Sqlite { data_dir } => {
+            if !data_dir.join(crate::registry::REGISTRY_FILE).is_file() {
+                return Ok(cfg);
+            }
+        }
+        crate::store::Backend::Postgres { pg, .. } => {
+            // Connects and says where the schema stands, changing nothing.
+            let status = crate::pg::migrations::status(pg)
+                .await
+                .map_err(|e| LoadError::Other(format!("the store: {e}")))?;
+            if status.found > status.known {
+                return Err(LoadError::Other(format!(
+                    "the store: {}",
+                    crate::pg::PgError::TooNew {
+                        schema: pg.schema().to_owned(),
+                        found: status.found,
+                        known: status.known,
+                    }
+                )));
+            }
+            if status.found < status.known {
+                eprintln!(
+                    "note: the PostgreSQL schema `{}` is at version {} of {}; `gateway migrate` (or the first replica to start) brings it up to date",
+                    pg.schema(),
+                    status.found,
+                    status.known
+                );
+                if status.found == 0 {
+                    return Ok(cfg);
+                }
+            }
+        }
     }
-    let registry = crate::store::Storage::sqlite(&cfg.data_dir)
+    let registry = storage
         .registry()
         .map_err(|e| LoadError::Other(e.to_string()))?;
     let snapshot = registry

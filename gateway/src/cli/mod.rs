@@ -27,6 +27,7 @@ mod load;
 mod policy;
 mod registry;
 mod run;
+mod store;
 mod token;
 mod verify;
 mod witness;
@@ -83,6 +84,13 @@ enum Command {
     /// Write the registry's connectors, schemas, policy files and API grants to a
     /// directory that `apply` takes.
     Export(ExportArgs),
+    /// Bring the store's schema (PostgreSQL) up to this gateway's version, one
+    /// process at a time; replicas with `migrate: manual` wait for this.
+    Migrate {
+        /// The gateway configuration file naming the store.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
 }
 
 pub fn main(cli: Cli) -> ExitCode {
@@ -112,6 +120,7 @@ pub fn main(cli: Cli) -> ExitCode {
             Command::Witness(command) => witness::run(command).await,
             Command::Apply(args) => run_apply(args).await,
             Command::Export(args) => run_export(args).await,
+            Command::Migrate { config } => store::run_migrate(&config).await,
             Command::Policy(PolicyCommand::Test { config, dir }) => {
                 run_policy_test(config.as_deref(), &dir)
             }

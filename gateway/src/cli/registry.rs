@@ -35,7 +35,7 @@ use connectors::ConnectorDef;
 use similar::{ChangeTag, TextDiff};
 
 use super::report;
-use crate::audit::{AuditCaller, AuditError, AuditEvent, AuditLog, SqliteAudit};
+use crate::audit::{AuditCaller, AuditEvent};
 use crate::config::{self, ConfigProblem, DiskSource, LoadOptions, REGISTRY_ROOT};
 use crate::registry::{Change, ConnectorVersion, Origin, PolicyFileRecord, Registry, Snapshot};
 
@@ -555,30 +555,40 @@ fn locate(mut problem: ConfigProblem, dir: &Path, desired: &Desired) -> ConfigPr
     problem
 }
 
-/// The data directory: `--data-dir`, or the configuration's `data_dir`.
-fn data_dir_of(config: &Path, data_dir: Option<PathBuf>) -> Result<PathBuf, ExitCode> {
-    match data_dir {
-        Some(dir) => Ok(dir),
-        None => match config::load(&DiskSource, config, &LoadOptions::default()) {
-            Ok(cfg) => Ok(cfg.data_dir),
-            Err(problems) => {
-                report(&problems);
-                Err(ExitCode::FAILURE)
-            }
-        },
-    }
-}
-
-/// The registry in the data directory, and a snapshot of it.
-async fn open_registry(
-    data_dir: &Path,
-) -> Result<(std::sync::Arc<dyn Registry>, Snapshot), ExitCode> {
-    let registry = crate::store::Storage::sqlite(data_dir)
-        .registry()
+/// The stores the configuration names, with `--data-dir` if given, schema made
+/// current.
+async fn storage_of(
+    config: &Path,
+    data_dir: Option<PathBuf>,
+) -> Result<crate::store::Storage, ExitCode> {
+    let options = LoadOptions {
+        data_dir,
+        ..LoadOptions::default()
+    };
+    let cfg = config::load(&DiskSource, config, &options).map_err(|problems| {
+        report(&problems);
+        ExitCode::FAILURE
+    })?;
+    let storage = crate::store::Storage::configured(&cfg.store, &cfg.data_dir, &cfg.base_dir)
         .map_err(|e| {
-            eprintln!("error: the registry: {e}");
+            eprintln!("error: the store: {e}");
             ExitCode::FAILURE
         })?;
+    storage.prepare().await.map_err(|e| {
+        eprintln!("error: the store: {e}");
+        ExitCode::FAILURE
+    })?;
+    Ok(storage)
+}
+
+/// The registry of the stores, and a snapshot of it.
+async fn open_registry(
+    storage: &crate::store::Storage,
+) -> Result<(std::sync::Arc<dyn Registry>, Snapshot), ExitCode> {
+    let registry = storage.registry().map_err(|e| {
+        eprintln!("error: the registry: {e}");
+        ExitCode::FAILURE
+    })?;
     let snapshot = registry.snapshot().await.map_err(|e| {
         eprintln!("error: the registry: {e}");
         ExitCode::FAILURE
@@ -586,14 +596,17 @@ async fn open_registry(
     Ok((registry, snapshot))
 }
 
-/// Records the apply in the audit log of the data directory as an admin event.
+/// Records the apply in the stores' audit log as an admin event.
 async fn record_apply(
-    data_dir: &Path,
+    storage: &crate::store::Storage,
     plan: &Plan,
     revision: u64,
     by: &str,
-) -> Result<(), AuditError> {
-    let audit = SqliteAudit::open(data_dir, Default::default())?;
+) -> Result<(), String> {
+    let audit = storage
+        .open_audit(Default::default())
+        .await
+        .map_err(|e| e.to_string())?;
     let mut caller = AuditCaller::gateway();
     caller.user = by.to_owned();
     caller.app = Some(APPLIER.to_owned());
@@ -603,15 +616,16 @@ async fn record_apply(
         plan.added, plan.changed, plan.removed
     );
     let appended = audit
+        .log()
         .append(AuditEvent::admin(&request_id, caller, &operation))
         .await;
     audit.shutdown().await;
-    appended.map(|_| ())
+    appended.map(|_| ()).map_err(|e| e.to_string())
 }
 
 pub(super) async fn run_apply(args: ApplyArgs) -> ExitCode {
-    let data_dir = match data_dir_of(&args.config, args.data_dir) {
-        Ok(dir) => dir,
+    let storage = match storage_of(&args.config, args.data_dir).await {
+        Ok(storage) => storage,
         Err(code) => return code,
     };
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
@@ -623,7 +637,7 @@ pub(super) async fn run_apply(args: ApplyArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let (registry, snapshot) = match open_registry(&data_dir).await {
+    let (registry, snapshot) = match open_registry(&storage).await {
         Ok(opened) => opened,
         Err(code) => return code,
     };
@@ -687,7 +701,7 @@ pub(super) async fn run_apply(args: ApplyArgs) -> ExitCode {
     };
     let options = LoadOptions {
         registry: candidate,
-        data_dir: Some(data_dir.clone()),
+        data_dir: Some(storage.data_dir().to_owned()),
         ..LoadOptions::default()
     };
     match config::load(&DiskSource, &args.config, &options) {
@@ -716,7 +730,7 @@ pub(super) async fn run_apply(args: ApplyArgs) -> ExitCode {
 
     let revision = snapshot.revision.saturating_add(1);
     let by = args.by.clone().unwrap_or_else(super::os_user);
-    if let Err(e) = record_apply(&data_dir, &plan, revision, &by).await {
+    if let Err(e) = record_apply(&storage, &plan, revision, &by).await {
         eprintln!("error: the audit log cannot record the apply, so nothing was committed: {e}");
         return ExitCode::FAILURE;
     }
@@ -918,11 +932,11 @@ pub(super) fn export_files(snapshot: &Snapshot) -> Result<Vec<ExportFile>, Vec<S
 }
 
 pub(super) async fn run_export(args: ExportArgs) -> ExitCode {
-    let data_dir = match data_dir_of(&args.config, args.data_dir) {
-        Ok(dir) => dir,
+    let storage = match storage_of(&args.config, args.data_dir).await {
+        Ok(storage) => storage,
         Err(code) => return code,
     };
-    let (_, snapshot) = match open_registry(&data_dir).await {
+    let (_, snapshot) = match open_registry(&storage).await {
         Ok(opened) => opened,
         Err(code) => return code,
     };

@@ -97,16 +97,24 @@ pub(super) fn holder() -> String {
 
 /// Runs a parsed command line.
 pub(super) async fn run_serve(args: ServeArgs) -> ExitCode {
-    // The data directory holds the registry, so find it before loading the rest.
-    let data_dir = match args.data_dir {
-        Some(dir) => dir,
-        None => match config::load(&DiskSource, &args.config, &LoadOptions::default()) {
-            Ok(cfg) => cfg.data_dir,
-            Err(problems) => {
-                report(&problems);
+    // The store holds the registry, so find it (and the data directory) before
+    // loading the rest.
+    let plain = LoadOptions {
+        data_dir: args.data_dir.clone(),
+        ..LoadOptions::default()
+    };
+    let (data_dir, storage) = match config::load(&DiskSource, &args.config, &plain) {
+        Ok(cfg) => match Storage::configured(&cfg.store, &cfg.data_dir, &cfg.base_dir) {
+            Ok(storage) => (cfg.data_dir, storage),
+            Err(e) => {
+                eprintln!("error: the store: {e}");
                 return ExitCode::FAILURE;
             }
         },
+        Err(problems) => {
+            report(&problems);
+            return ExitCode::FAILURE;
+        }
     };
     // One gateway per data directory, and nobody else may read it.
     let _lock = match crate::datadir::DataDirLock::take(&data_dir, &holder()) {
@@ -120,7 +128,10 @@ pub(super) async fn run_serve(args: ServeArgs) -> ExitCode {
         eprintln!("error: {refusal}");
         return ExitCode::FAILURE;
     }
-    let storage = Storage::sqlite(&data_dir);
+    if let Err(e) = storage.prepare().await {
+        eprintln!("error: the store: {e}");
+        return ExitCode::FAILURE;
+    }
     let registry = match storage.registry() {
         Ok(registry) => registry,
         Err(e) => {

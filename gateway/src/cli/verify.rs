@@ -75,36 +75,48 @@ pub(super) async fn run_public_key(args: &PublicKeyArgs) -> ExitCode {
 }
 
 pub(super) async fn run_verify(args: VerifyArgs) -> ExitCode {
-    let (data_dir, settings, base_dir) = match &args.config {
-        None => (
-            args.data_dir.clone(),
-            AuditSettings::default(),
-            PathBuf::new(),
-        ),
+    let (storage, settings, base_dir) = match &args.config {
+        None => match &args.data_dir {
+            Some(data_dir) => (
+                crate::store::Storage::sqlite(data_dir),
+                AuditSettings::default(),
+                PathBuf::new(),
+            ),
+            None => {
+                eprintln!("error: give --data-dir or --config");
+                return ExitCode::from(2);
+            }
+        },
         Some(path) => {
             let options = LoadOptions {
                 data_dir: args.data_dir.clone(),
                 ..LoadOptions::default()
             };
-            match config::load(&DiskSource, path, &options) {
-                Ok(cfg) => (Some(cfg.data_dir), cfg.audit, cfg.base_dir),
+            let cfg = match config::load(&DiskSource, path, &options) {
+                Ok(cfg) => cfg,
                 Err(problems) => {
                     super::report(&problems);
+                    return ExitCode::FAILURE;
+                }
+            };
+            // The store the configuration names: the data directory's files, or
+            // every replica's chain in PostgreSQL.
+            match crate::store::Storage::configured(&cfg.store, &cfg.data_dir, &cfg.base_dir) {
+                Ok(storage) => (storage, cfg.audit, cfg.base_dir),
+                Err(e) => {
+                    eprintln!("error: the store: {e}");
                     return ExitCode::FAILURE;
                 }
             }
         }
     };
-    let Some(data_dir) = data_dir else {
-        eprintln!("error: give --data-dir or --config");
-        return ExitCode::from(2);
-    };
+    let log = storage.audit_backend();
     let mut expect = settings.expectations();
     let mut sources = Vec::new();
     if !args.witness.is_empty() {
         let key = match &expect.pinned_key {
             Some(key) => key.clone(),
-            None => match super::audit::log_of(&data_dir).public_key(false).await {
+            None => match log.public_key(false).await {
                 Ok(key) => key,
                 Err(e) => {
                     eprintln!("error: which log to ask the witnesses for: {e}");
@@ -130,7 +142,7 @@ pub(super) async fn run_verify(args: VerifyArgs) -> ExitCode {
             }
         }
     }
-    let report = match super::audit::log_of(&data_dir).verify(expect).await {
+    let report = match log.verify(expect).await {
         Ok(report) => report,
         Err(failure) => {
             println!("{failure}");

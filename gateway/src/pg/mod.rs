@@ -40,13 +40,29 @@ use crate::secrets::ServerUrl;
 /// prefix).
 const MAX_SCHEMA_CHARS: usize = 40;
 
-/// `store: { kind: postgres, … }` in `gateway.yaml`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// `store: { kind: postgres, … }` in `gateway.yaml`:
+///
+/// ```yaml
+/// store:
+///   kind: postgres
+///   url_env: GATEWAY_POSTGRES_URL   # or url: / url_file:, exactly one
+///   schema: gateway                 # default
+///   pool_size: 16                   # default
+///   connect_timeout_ms: 5000        # default
+///   migrate: auto                   # default; `manual`: only `gateway migrate` migrates
+/// ```
+#[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PgSettings {
-    /// The server's address (`url`, `url_env` or `url_file`).
-    #[serde(flatten)]
-    pub server: ServerUrl,
+    /// The server's address, written here (no password in it, please).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// … or the environment variable holding it.
+    #[serde(default)]
+    pub url_env: Option<String>,
+    /// … or a file holding it (relative to `gateway.yaml`).
+    #[serde(default)]
+    pub url_file: Option<PathBuf>,
     /// The schema everything is kept in.
     #[serde(default = "default_schema")]
     pub schema: String,
@@ -60,6 +76,33 @@ pub struct PgSettings {
     /// roots; relative to `gateway.yaml`.
     #[serde(default)]
     pub tls_ca_file: Option<PathBuf>,
+    /// Whether a replica applies missing migrations when it starts.
+    #[serde(default)]
+    pub migrate: Migrate,
+}
+
+impl std::fmt::Debug for PgSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgSettings")
+            .field("server", &self.server())
+            .field("schema", &self.schema)
+            .field("pool_size", &self.pool_size)
+            .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .field("tls_ca_file", &self.tls_ca_file)
+            .field("migrate", &self.migrate)
+            .finish()
+    }
+}
+
+/// When the schema is migrated.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Migrate {
+    /// At start, by the first replica to take the migration lock.
+    #[default]
+    Auto,
+    /// Only by `gateway migrate`; a replica refuses to start on an older schema.
+    Manual,
 }
 
 fn default_schema() -> String {
@@ -78,18 +121,30 @@ impl PgSettings {
     /// Settings for `url` with every default (the command line, tests).
     pub fn new(url: impl Into<String>) -> PgSettings {
         PgSettings {
-            server: ServerUrl::literal(url),
+            url: Some(url.into()),
+            url_env: None,
+            url_file: None,
             schema: default_schema(),
             pool_size: default_pool_size(),
             connect_timeout_ms: default_connect_timeout_ms(),
             tls_ca_file: None,
+            migrate: Migrate::Auto,
+        }
+    }
+
+    /// Where the address comes from.
+    pub fn server(&self) -> ServerUrl {
+        ServerUrl {
+            url: self.url.clone(),
+            url_env: self.url_env.clone(),
+            url_file: self.url_file.clone(),
         }
     }
 
     /// Problems with the settings' form, as (setting, message).
     pub fn problems(&self) -> Vec<(&'static str, String)> {
         let mut problems = Vec::new();
-        if let Some(problem) = self.server.problem() {
+        if let Some(problem) = self.server().problem() {
             problems.push(("url", problem.to_owned()));
         }
         if !valid_schema(&self.schema) {
@@ -183,6 +238,7 @@ pub struct Pg {
     tls: MakeRustlsConnect,
     schema: Arc<str>,
     at: Arc<str>,
+    migrate: Migrate,
 }
 
 impl std::fmt::Debug for Pg {
@@ -204,7 +260,7 @@ impl Pg {
         if let Some((setting, message)) = settings.problems().into_iter().next() {
             return Err(PgError::Settings(format!("{setting}: {message}")));
         }
-        let server = settings.server.clone().relative_to(base);
+        let server = settings.server().relative_to(base);
         let url = server
             .resolve()
             .map_err(|e| PgError::Settings(e.to_string()))?;
@@ -259,12 +315,18 @@ impl Pg {
             tls,
             schema: settings.schema.as_str().into(),
             at: at.into(),
+            migrate: settings.migrate,
         })
     }
 
     /// Where the server is, fit to print.
     pub fn location(&self) -> String {
         format!("{} (schema {})", self.at, self.schema)
+    }
+
+    /// Whether a replica migrates the schema when it starts.
+    pub fn migrate_mode(&self) -> Migrate {
+        self.migrate
     }
 
     /// The schema everything is kept in.
