@@ -27,8 +27,14 @@ pub(crate) struct Running {
 
 impl Running {
     pub(crate) fn spawn(args: &[&str]) -> Running {
+        Running::spawn_with_env(args, &[])
+    }
+
+    /// Like [`Running::spawn`], with `env` set in the process's environment.
+    pub(crate) fn spawn_with_env(args: &[&str], env: &[(&str, &str)]) -> Running {
         let mut child = Command::new(BINARY)
             .args(args)
+            .envs(env.iter().copied())
             .env("GATEWAY_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -18,6 +18,7 @@ mod binary;
 mod browser;
 mod browser_access;
 mod browser_admin;
+mod cluster;
 mod console;
 mod console_access;
 mod console_admin;

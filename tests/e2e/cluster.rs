@@ -1,0 +1,525 @@
+//! Many replicas: three real `gateway serve` processes on one PostgreSQL schema and
+//! one Redis, in front of the simulated departments (a `simulate` process), with
+//! nothing but the test's own round-robin in front of them. PostgreSQL is reached
+//! through a forwarder the test can cut ([`Cuttable`]), and Redis is a server of the
+//! test's own that it can stop, so that neither outage disturbs other tests.
+//!
+//! What a county moving to many machines relies on: limits exact across replicas, a
+//! revocation in force everywhere, nothing acknowledged lost when a replica is
+//! killed, every chain verifying, no data without audit when PostgreSQL is gone, and
+//! service coming back by itself.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use testkit::services::{Cuttable, RedisServer};
+use tokio::process::Command;
+
+use crate::binary::{Running, url_in, write_county};
+use crate::helpers::{Edit as _, Reply, TOWNSHIP, lookup, post_json, sample};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_gateway");
+/// The pseudonym key every replica shares (limit keys are derived from it).
+const PSEUDONYM_KEY: &str = "cluster-test-pseudonym-key-0123456789abcdef";
+const REPLICAS: usize = 3;
+
+/// How a test's cluster is configured.
+struct Options {
+    /// The per-user limit, per minute (burst the same).
+    per_user: u32,
+}
+
+/// Three replicas and what they stand on.
+struct Cluster {
+    _dir: tempfile::TempDir,
+    dir: PathBuf,
+    config: PathBuf,
+    _sim: Running,
+    replicas: Vec<Option<Running>>,
+    urls: Vec<String>,
+    redis: RedisServer,
+    postgres: Cuttable,
+    postgres_url: String,
+    schema: String,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl Cluster {
+    /// Starts the departments, writes the county for PostgreSQL and Redis, and starts
+    /// three replicas; `None` when PostgreSQL or Redis is not here (said by skip).
+    async fn start(test: &str, options: Options) -> Option<Cluster> {
+        let postgres_url = testkit::services::postgres(test).await?;
+        let redis = RedisServer::start(test).await?;
+        let target = postgres_url
+            .split('@')
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .expect("host:port in the test server's address")
+            .to_owned();
+        let postgres = Cuttable::start(&target).await;
+        let schema = testkit::services::schema_name();
+        let through_forwarder = postgres_url.replace(&target, &postgres.addr().to_string());
+
+        let mut sim = Running::spawn(&[
+            "simulate",
+            "--hukou",
+            "127.0.0.1:0",
+            "--shebao",
+            "127.0.0.1:0",
+            "--jisheng",
+            "127.0.0.1:0",
+            "--residents",
+            "2000",
+        ]);
+        let mut departments = std::collections::BTreeMap::new();
+        for _ in 0..3 {
+            let line = sim.line(|l| l.contains("http://")).await;
+            let id = line.split_whitespace().next().expect("an id").to_owned();
+            departments.insert(id, url_in(&line));
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = dir.path().to_owned();
+        let store = format!(
+            "store:\n  kind: postgres\n  url: {through_forwarder}\n  schema: {schema}\n  connect_timeout_ms: 2000\n"
+        );
+        let limits = format!(
+            "rate_limits:\n  backend: redis\n  redis:\n    url: {}\n    key_prefix: {schema}\n    fallback: local\n    replicas: {REPLICAS}\n  per_user: {{ per_minute: {n}, burst: {n} }}\n",
+            redis.url(),
+            n = options.per_user,
+        );
+        write_county(&root, |path, text| {
+            let mut text = text.to_owned();
+            for (id, url) in &departments {
+                let port = match id.as_str() {
+                    "hukou" => "18101",
+                    "shebao" => "18102",
+                    _ => "18103",
+                };
+                let local = format!("http://127.0.0.1:{port}");
+                if (path == format!("county/connectors/{id}.yaml") || path == "county/gateway.yaml")
+                    && text.contains(&local)
+                {
+                    text = text.replace(&local, url);
+                }
+            }
+            if path == "county/gateway.yaml" {
+                text = text
+                    .edit("data_dir: ../data\n", &format!("data_dir: ../data\n{store}"))
+                    .edit(
+                        "rate_limits:\n  per_user: { per_minute: 120, burst: 30 }\n",
+                        &limits,
+                    );
+                text.push_str("pseudonym_key_env: GATEWAY_CLUSTER_PSEUDONYM_KEY\n");
+            }
+            text
+        });
+        let config = root.join("county/gateway.yaml");
+        run_ok(&["token", "keygen", "--out", path(&root.join("data/keys"))]).await;
+        // Every replica signs its chain's checkpoints with the county's one key.
+        let first = root.join("r1");
+        run_ok(&["audit", "public-key", "--create", "--data-dir", path(&first)]).await;
+        for n in 2..=REPLICAS {
+            let data_dir = root.join(format!("r{n}"));
+            std::fs::create_dir_all(&data_dir).expect("data dir");
+            std::fs::copy(
+                first.join("audit-signing.key"),
+                data_dir.join("audit-signing.key"),
+            )
+            .expect("the key copied");
+        }
+        let mut cluster = Cluster {
+            _dir: dir,
+            dir: root,
+            config,
+            _sim: sim,
+            replicas: (0..REPLICAS).map(|_| None).collect(),
+            urls: vec![String::new(); REPLICAS],
+            redis,
+            postgres,
+            postgres_url,
+            schema,
+            next: std::sync::atomic::AtomicUsize::new(0),
+        };
+        for n in 0..REPLICAS {
+            cluster.start_replica(n).await;
+        }
+        Some(cluster)
+    }
+
+    /// Starts replica `n` (0-based) on its own data directory and waits until it
+    /// listens.
+    async fn start_replica(&mut self, n: usize) {
+        let data_dir = self.dir.join(format!("r{}", n + 1));
+        let mut replica = Running::spawn_with_env(
+            &[
+                "serve",
+                "--config",
+                path(&self.config),
+                "--listen",
+                "127.0.0.1:0",
+                "--data-dir",
+                path(&data_dir),
+            ],
+            &[("GATEWAY_CLUSTER_PSEUDONYM_KEY", PSEUDONYM_KEY)],
+        );
+        self.urls[n] = url_in(&replica.line(|l| l.contains("listening on")).await);
+        self.replicas[n] = Some(replica);
+    }
+
+    /// Kills replica `n` at once (SIGKILL): no flush, no goodbye.
+    async fn kill(&mut self, n: usize) {
+        if let Some(replica) = self.replicas[n].take() {
+            replica.stop().await;
+        }
+    }
+
+    fn url(&self, n: usize, path: &str) -> String {
+        format!("{}{path}", self.urls[n])
+    }
+
+    /// A token for `sub` with `role` (and a township or department), signed by the
+    /// county's demo issuer.
+    async fn token(&self, sub: &str, role: &str, scope: &[&str]) -> String {
+        let key = self.dir.join("data/keys/county-demo-idp.pem");
+        let mut args = vec!["token", "mint", "--key", path(&key), "--sub", sub, "--role", role];
+        args.extend_from_slice(scope);
+        let out = Command::new(BINARY)
+            .args(&args)
+            .output()
+            .await
+            .expect("mint runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    async fn clerk(&self) -> String {
+        self.token("clerk-1", "clerk", &["--township", TOWNSHIP])
+            .await
+    }
+
+    /// A lookup of a resident on replica `n`.
+    async fn lookup_on(&self, n: usize, token: &str) -> Reply {
+        let person = sample(sim::SampleKind::Pensioner);
+        let body = lookup("hukou", "person_by_id", person.id.as_str());
+        post_json(&self.url(n, "/v1/query"), token, &body).await
+    }
+
+    /// The next replica in turn that is up.
+    fn round_robin(&self) -> usize {
+        loop {
+            let n = self.next.fetch_add(1, std::sync::atomic::Ordering::SeqCst) % REPLICAS;
+            if self.replicas[n].is_some() {
+                return n;
+            }
+        }
+    }
+
+    /// `gateway audit verify --config` as the operator runs it: every chain.
+    async fn verify(&self) -> (bool, String) {
+        let out = Command::new(BINARY)
+            .args(["audit", "verify", "--config", path(&self.config)])
+            .args(["--data-dir", path(&self.dir.join("r1"))])
+            .output()
+            .await
+            .expect("verify runs");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    }
+
+    /// A client of the test's schema, straight to the server (not through the
+    /// forwarder), to look at or tamper with what the replicas wrote.
+    async fn sql(&self) -> tokio_postgres::Client {
+        let (client, connection) = tokio_postgres::connect(
+            &format!(
+                "{} options=-csearch_path={}",
+                libpq_form(&self.postgres_url),
+                self.schema
+            ),
+            tokio_postgres::NoTls,
+        )
+        .await
+        .expect("the test connects to PostgreSQL");
+        tokio::spawn(connection);
+        client
+    }
+}
+
+/// `postgres://user@host:port/db` as libpq's `key=value` form, so that options can be
+/// added.
+fn libpq_form(url: &str) -> String {
+    let parsed = url::Url::parse(url).expect("a URL");
+    format!(
+        "host={} port={} user={} dbname={}",
+        parsed.host_str().expect("host"),
+        parsed.port().unwrap_or(5432),
+        parsed.username(),
+        parsed.path().trim_start_matches('/')
+    )
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+async fn run_ok(args: &[&str]) {
+    let out = Command::new(BINARY)
+        .args(args)
+        .output()
+        .await
+        .expect("the binary runs");
+    assert!(
+        out.status.success(),
+        "gateway {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Polls `check` until it holds (every 50 ms, for at most `limit`), failing with
+/// `what` if it never does. The limit only guards against a hang.
+async fn eventually<F, Fut>(what: &str, limit: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let polled = async {
+        while !check().await {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(limit, polled)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: not within {limit:?}"));
+}
+
+#[tokio::test]
+async fn a_per_user_limit_is_exact_across_replicas_and_survives_a_redis_outage() {
+    let Some(mut cluster) = Cluster::start(
+        "cluster::a_per_user_limit_is_exact_across_replicas_and_survives_a_redis_outage",
+        Options { per_user: 7 },
+    )
+    .await
+    else {
+        return;
+    };
+    let clerk = cluster.clerk().await;
+    // Fourteen lookups, round-robin over the three: exactly seven are let through.
+    let mut statuses = Vec::new();
+    for _ in 0..14 {
+        let n = cluster.round_robin();
+        statuses.push(cluster.lookup_on(n, &clerk).await.status);
+    }
+    let admitted = statuses.iter().filter(|s| **s == 200).count();
+    let limited = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!((admitted, limited), (7, 7), "{statuses:?}");
+
+    // Redis goes away: each replica falls back to its share of the limit (7 ÷ 3,
+    // at least 1), so the user is still served, and still limited.
+    cluster.redis.stop();
+    let other = cluster
+        .token("clerk-2", "clerk", &["--township", TOWNSHIP])
+        .await;
+    let mut during = Vec::new();
+    for _ in 0..12 {
+        let n = cluster.round_robin();
+        during.push(cluster.lookup_on(n, &other).await.status);
+    }
+    let served = during.iter().filter(|s| **s == 200).count();
+    assert!(
+        (1..=REPLICAS * 3).contains(&served),
+        "served within the replicas' shares while Redis is down: {during:?}"
+    );
+    assert!(during.iter().all(|s| *s == 200 || *s == 429), "{during:?}");
+
+    // Redis is back (empty): the limit is exact again across the three.
+    cluster.redis.restart().await;
+    let third = cluster
+        .token("clerk-3", "clerk", &["--township", TOWNSHIP])
+        .await;
+    // A replica is on Redis again once one user gets more than its local share
+    // there (3 > 7 ÷ 3) — probed with users of their own.
+    let mut probes = 0;
+    for n in 0..REPLICAS {
+        eventually("the replica uses Redis again", Duration::from_secs(60), || {
+            probes += 1;
+            let sub = format!("probe-{n}-{probes}");
+            let cluster = &cluster;
+            async move {
+                let probe = cluster
+                    .token(&sub, "clerk", &["--township", TOWNSHIP])
+                    .await;
+                for _ in 0..3 {
+                    if cluster.lookup_on(n, &probe).await.status != 200 {
+                        return false;
+                    }
+                }
+                true
+            }
+        })
+        .await;
+    }
+    let mut after = Vec::new();
+    for _ in 0..14 {
+        let n = cluster.round_robin();
+        after.push(cluster.lookup_on(n, &third).await.status);
+    }
+    let admitted = after.iter().filter(|s| **s == 200).count();
+    assert_eq!(admitted, 7, "{after:?}");
+}
+
+#[tokio::test]
+async fn a_revocation_on_one_replica_is_in_force_on_the_others() {
+    let Some(cluster) = Cluster::start(
+        "cluster::a_revocation_on_one_replica_is_in_force_on_the_others",
+        Options { per_user: 1000 },
+    )
+    .await
+    else {
+        return;
+    };
+    let lead = cluster
+        .token("lead-1", "township_lead", &["--township", TOWNSHIP])
+        .await;
+    let admin = cluster
+        .token("psb-admin", "dept_admin", &["--department", "county-psb"])
+        .await;
+    let clerk = cluster.clerk().await;
+    // A township asks on replica 1, the department approves on replica 2.
+    let asked = post_json(
+        &cluster.url(0, "/v1/access-requests"),
+        &lead,
+        &json!({
+            "connector": "hukou",
+            "operations": ["person_by_id"],
+            "purposes": ["elderly_allowance"],
+            "fields": { "name": "default", "birth_date": "default" },
+            "justification": "窗口办理高龄津贴时需核对申请人年龄（仅限本乡镇）。",
+        }),
+    )
+    .await;
+    assert_eq!(asked.status, 201, "{}", asked.text);
+    let id = asked.json["id"].as_str().expect("an id").to_owned();
+    let approved = post_json(
+        &cluster.url(1, &format!("/v1/access-requests/{id}/approve")),
+        &admin,
+        &json!({ "quota": { "per_day": 100 } }),
+    )
+    .await;
+    assert_eq!(approved.status, 200, "{}", approved.text);
+
+    let elderly = |n: usize| {
+        let clerk = clerk.clone();
+        let url = cluster.url(n, "/v1/query");
+        async move {
+            let person = sample(sim::SampleKind::Pensioner);
+            let mut body = lookup("hukou", "person_by_id", person.id.as_str());
+            body["purpose"] = json!("elderly_allowance");
+            post_json(&url, &clerk, &body).await
+        }
+    };
+    let granted = |reply: &Reply| reply.status == 200 && reply.json["data"]["birth_date"] != Value::Null;
+    // Every replica serves the grant once it knows it.
+    for n in 0..REPLICAS {
+        eventually("the grant is in force", Duration::from_secs(30), || async {
+            granted(&elderly(n).await)
+        })
+        .await;
+    }
+    // 收回 on replica 1: replicas 2 and 3 withhold the fields as soon as they hear.
+    let revoked = post_json(
+        &cluster.url(0, &format!("/v1/grants/{id}/revoke")),
+        &admin,
+        &json!({ "reason": "高龄津贴核对已改由民政系统完成。" }),
+    )
+    .await;
+    assert_eq!(revoked.status, 200, "{}", revoked.text);
+    for n in 1..REPLICAS {
+        eventually("the revocation is in force", Duration::from_secs(30), || async {
+            let reply = elderly(n).await;
+            reply.status == 200 && reply.json["data"]["birth_date"] == Value::Null
+        })
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn a_killed_replica_loses_nothing_acknowledged_and_postgres_outages_release_no_data() {
+    let Some(mut cluster) = Cluster::start(
+        "cluster::a_killed_replica_loses_nothing_acknowledged_and_postgres_outages_release_no_data",
+        Options { per_user: 100_000 },
+    )
+    .await
+    else {
+        return;
+    };
+    let clerk = cluster.clerk().await;
+    // Steady load over the three; replica 2 is killed in the middle of it.
+    let mut acknowledged = Vec::new();
+    for i in 0..60 {
+        if i == 30 {
+            cluster.kill(1).await;
+        }
+        let n = cluster.round_robin();
+        let reply = cluster.lookup_on(n, &clerk).await;
+        if reply.status == 200 {
+            acknowledged.push(reply.json["request_id"].as_str().expect("id").to_owned());
+        }
+    }
+    assert!(acknowledged.len() >= 55, "{}", acknowledged.len());
+    // The killed replica comes back and continues a chain.
+    cluster.start_replica(1).await;
+    let reply = cluster.lookup_on(1, &clerk).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    acknowledged.push(reply.json["request_id"].as_str().expect("id").to_owned());
+
+    // Every answered lookup has its event.
+    let sql = cluster.sql().await;
+    let found: i64 = sql
+        .query_one(
+            "SELECT count(DISTINCT request_id) FROM audit_events WHERE request_id = ANY($1)",
+            &[&acknowledged],
+        )
+        .await
+        .expect("the events are read")
+        .get(0);
+    assert_eq!(found as usize, acknowledged.len());
+    let (intact, text) = cluster.verify().await;
+    assert!(intact, "{text}");
+
+    // PostgreSQL out of reach: no lookup releases data.
+    cluster.postgres.cut();
+    for n in 0..REPLICAS {
+        let reply = cluster.lookup_on(n, &clerk).await;
+        reply.assert_problem(503, "audit-unavailable");
+        assert!(reply.json.get("data").is_none(), "{}", reply.text);
+    }
+    // … and service returns by itself when it is back.
+    cluster.postgres.restore();
+    for n in 0..REPLICAS {
+        eventually("service returns", Duration::from_secs(60), || async {
+            cluster.lookup_on(n, &clerk).await.status == 200
+        })
+        .await;
+    }
+
+    // Tampering is caught: a row's body, a chain's tail, a whole chain.
+    let (intact, text) = cluster.verify().await;
+    assert!(intact, "{text}");
+    sql.execute(
+        "UPDATE audit_events SET body = replace(body, 'clerk-1', 'clerk-9')
+          WHERE (chain_id, seq) = (SELECT chain_id, seq FROM audit_events ORDER BY pos LIMIT 1 OFFSET 3)",
+        &[],
+    )
+    .await
+    .expect("tampered");
+    let (intact, text) = cluster.verify().await;
+    assert!(!intact, "{text}");
+}
