@@ -105,7 +105,10 @@ impl Cluster {
             }
             if path == "county/gateway.yaml" {
                 text = text
-                    .edit("data_dir: ../data\n", &format!("data_dir: ../data\n{store}"))
+                    .edit(
+                        "data_dir: ../data\n",
+                        &format!("data_dir: ../data\n{store}"),
+                    )
                     .edit(
                         "rate_limits:\n  per_user: { per_minute: 120, burst: 30 }\n",
                         &limits,
@@ -118,7 +121,14 @@ impl Cluster {
         run_ok(&["token", "keygen", "--out", path(&root.join("data/keys"))]).await;
         // Every replica signs its chain's checkpoints with the county's one key.
         let first = root.join("r1");
-        run_ok(&["audit", "public-key", "--create", "--data-dir", path(&first)]).await;
+        run_ok(&[
+            "audit",
+            "public-key",
+            "--create",
+            "--data-dir",
+            path(&first),
+        ])
+        .await;
         for n in 2..=REPLICAS {
             let data_dir = root.join(format!("r{n}"));
             std::fs::create_dir_all(&data_dir).expect("data dir");
@@ -182,7 +192,16 @@ impl Cluster {
     /// county's demo issuer.
     async fn token(&self, sub: &str, role: &str, scope: &[&str]) -> String {
         let key = self.dir.join("data/keys/county-demo-idp.pem");
-        let mut args = vec!["token", "mint", "--key", path(&key), "--sub", sub, "--role", role];
+        let mut args = vec![
+            "token",
+            "mint",
+            "--key",
+            path(&key),
+            "--sub",
+            sub,
+            "--role",
+            role,
+        ];
         args.extend_from_slice(scope);
         let out = Command::new(BINARY)
             .args(&args)
@@ -348,22 +367,26 @@ async fn a_per_user_limit_is_exact_across_replicas_and_survives_a_redis_outage()
     // there (3 > 7 ÷ 3) — probed with users of their own.
     let mut probes = 0;
     for n in 0..REPLICAS {
-        eventually("the replica uses Redis again", Duration::from_secs(60), || {
-            probes += 1;
-            let sub = format!("probe-{n}-{probes}");
-            let cluster = &cluster;
-            async move {
-                let probe = cluster
-                    .token(&sub, "clerk", &["--township", TOWNSHIP])
-                    .await;
-                for _ in 0..3 {
-                    if cluster.lookup_on(n, &probe).await.status != 200 {
-                        return false;
+        eventually(
+            "the replica uses Redis again",
+            Duration::from_secs(60),
+            || {
+                probes += 1;
+                let sub = format!("probe-{n}-{probes}");
+                let cluster = &cluster;
+                async move {
+                    let probe = cluster
+                        .token(&sub, "clerk", &["--township", TOWNSHIP])
+                        .await;
+                    for _ in 0..3 {
+                        if cluster.lookup_on(n, &probe).await.status != 200 {
+                            return false;
+                        }
                     }
+                    true
                 }
-                true
-            }
-        })
+            },
+        )
         .await;
     }
     let mut after = Vec::new();
@@ -425,7 +448,8 @@ async fn a_revocation_on_one_replica_is_in_force_on_the_others() {
             post_json(&url, &clerk, &body).await
         }
     };
-    let granted = |reply: &Reply| reply.status == 200 && reply.json["data"]["birth_date"] != Value::Null;
+    let granted =
+        |reply: &Reply| reply.status == 200 && reply.json["data"]["birth_date"] != Value::Null;
     // Every replica serves the grant once it knows it.
     for n in 0..REPLICAS {
         eventually("the grant is in force", Duration::from_secs(30), || async {
@@ -442,10 +466,14 @@ async fn a_revocation_on_one_replica_is_in_force_on_the_others() {
     .await;
     assert_eq!(revoked.status, 200, "{}", revoked.text);
     for n in 1..REPLICAS {
-        eventually("the revocation is in force", Duration::from_secs(30), || async {
-            let reply = elderly(n).await;
-            reply.status == 200 && reply.json["data"]["birth_date"] == Value::Null
-        })
+        eventually(
+            "the revocation is in force",
+            Duration::from_secs(30),
+            || async {
+                let reply = elderly(n).await;
+                reply.status == 200 && reply.json["data"]["birth_date"] == Value::Null
+            },
+        )
         .await;
     }
 }
