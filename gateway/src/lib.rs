@@ -43,12 +43,13 @@
 //! disable, purge, test, save a version, put one in force); [`catalog`] is the shared
 //! catalog of what can be shared on what terms; [`classification`] holds what loosens a
 //! county's classification for review; [`store`] opens the stores (registry, audit
-//! log, daily counts) from one backend, [`sqlite`] is how every SQLite file is
-//! opened and migrated and [`pg`] how PostgreSQL is reached and migrated (many
-//! replicas); [`secrets`] keeps keys in the data directory and server addresses out of
-//! sight; [`app`] is the shared state
-//! (no HTTP in it), [`clock`] its "now", and [`startup`] the one bootstrap that
-//! `serve`, `demo` and the tests start the gateway through.
+//! log, daily counts, rate-limit buckets) from one backend, [`sqlite`] is how every
+//! SQLite file is opened and migrated, [`pg`] how PostgreSQL is reached and migrated
+//! (many replicas), and [`cluster`] what replicas tell each other beyond the
+//! registry; [`secrets`] keeps keys in the data directory and server addresses out of
+//! sight; [`app`] is the shared state (no HTTP in it), [`clock`] its "now", and
+//! [`startup`] the one bootstrap that `serve`, `demo` and the tests start the gateway
+//! through.
 //!
 //! Front ends: [`http`] (the API: routes per area, extractors, errors), [`console`]
 //! (the web pages for people, on the same domain calls as the API), [`tls`]
