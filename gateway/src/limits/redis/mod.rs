@@ -179,15 +179,16 @@ impl RedisLimits {
 /// authentication failed, a read-only replica, … — naming the address redacted,
 /// never its password.
 pub async fn check(settings: &RedisSettings, base: &Path) -> Result<String, StateError> {
-    if let Some((path, message)) = settings.problems().into_iter().next() {
-        return Err(StateError::Backend(format!(
-            "rate_limits.redis.{path}: {message}"
-        )));
-    }
     let (url, at) = resolve(settings, base)?;
     let client = open(&url, &at)?;
-    let wrong =
-        |e: &RedisError| StateError::Unavailable(format!("Redis at {at}: {}", describe(e, &url)));
+    let wrong = |e: &RedisError| {
+        let what = format!("Redis at {at}: {}", describe(e, &url));
+        if is_auth(e) {
+            StateError::Backend(what)
+        } else {
+            StateError::Unavailable(what)
+        }
+    };
     let timeout = settings.connect_timeout().max(settings.timeout());
     let late = || {
         StateError::Unavailable(format!(
@@ -344,7 +345,9 @@ fn day_share(limit: u32, used: u32, replicas: u32) -> u32 {
 }
 
 /// Probes Redis every `probe_every` while the replica is in its fallback, and ends the
-/// fallback when Redis answers. Ends with the last clone of the limits.
+/// fallback when Redis answers a write within a request's timeout (the first probe
+/// after an outage may only start the reconnection, which goes on in the background).
+/// Ends with the last clone of the limits.
 fn spawn_probe(inner: &Arc<Inner>) {
     let weak: Weak<Inner> = Arc::downgrade(inner);
     let every = inner.probe_every;
@@ -356,9 +359,8 @@ fn spawn_probe(inner: &Arc<Inner>) {
             let Some(inner) = weak.upgrade() else {
                 break;
             };
-            if inner.degraded.load(Ordering::SeqCst)
-                && inner.probe(inner.timeout.max(every)).await.is_ok()
-            {
+            // Within a request's timeout: a Redis too slow for requests is not back.
+            if inner.degraded.load(Ordering::SeqCst) && inner.probe(inner.timeout).await.is_ok() {
                 inner.recover();
             }
         }
@@ -655,20 +657,12 @@ impl DayCountState for RedisLimits {
         Box::pin(async { Ok(()) })
     }
 
-    /// Ready unless Redis is out of reach and the fallback is `closed` (then every
-    /// request would be refused). With the `local` fallback a replica stays ready:
-    /// [`RedisLimits::degraded`] says it is in fallback.
+    /// Ready, even while Redis is out of reach: with `fallback: local` the replica
+    /// enforces its share, with `closed` it answers every counted request with a clear
+    /// 503 problem — which a load balancer taking every replica out at once would
+    /// hide. [`RedisLimits::degraded`] says whether a replica is in its fallback.
     fn ready(&self) -> BoxFuture<'_, Result<(), StateError>> {
-        let answer = if self.degraded() && self.inner.fallback == Fallback::Closed {
-            Err(StateError::Unavailable(format!(
-                "Redis at {} cannot be reached and the rate limits refuse meanwhile \
-                 (fallback: closed)",
-                self.inner.at
-            )))
-        } else {
-            Ok(())
-        };
-        Box::pin(std::future::ready(answer))
+        Box::pin(std::future::ready(Ok(())))
     }
 
     /// Forgets what Redis said of past days and the fallback's counts of past days

@@ -384,7 +384,8 @@ async fn the_closed_fallback_refuses_every_take() {
         limit: 10,
     }];
     assert_eq!(count(&limits, &counter).await, Err(daily::UNAVAILABLE));
-    assert!(limits.ready().await.is_err());
+    // Still ready: every request gets the clear 503, not a load balancer's page.
+    assert!(limits.ready().await.is_ok());
     // Through the gateway's limits: a refusal that names no limit of the caller.
     let gateway = RateLimits::new(
         &RateLimitsConfig::default(),
