@@ -12,8 +12,11 @@
 //!   per_township: off                 # the string `off` switches a limit off
 //!   grant_user_share_percent: 20      # a user's default share of a grant's daily quota
 //!   sweep_interval_s: 60
+//!   backend: redis                    # `local` (the default) or `redis`, for replicas
+//!   redis: { url_env: GATEWAY_REDIS_URL, replicas: 3 }   # see `limits::redis`
 //! ```
 
+use super::redis::RedisSettings;
 use serde::de::{self, MapAccess, Unexpected, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
@@ -302,6 +305,8 @@ impl Serialize for LimitSetting {
 ///   per_township: { per_minute: 1200, burst: 200 } # default
 ///   grant_user_share_percent: 20                  # default
 ///   sweep_interval_s: 60                          # default
+///   backend: local                                # default; `redis` for replicas
+///   redis: { url_env: GATEWAY_REDIS_URL }          # with `backend: redis`
 /// ```
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -318,6 +323,22 @@ pub struct RateLimitsConfig {
     /// returned). Default 60 s. At run time 0 is read as 1 s and anything over a day
     /// as a day.
     pub sweep_interval_s: u64,
+    /// Where buckets and daily counts live: `local` (this process, the counts in
+    /// `quota.db`; the default) or `redis` (shared by every replica, exact across them).
+    pub backend: LimitsBackend,
+    /// The shared Redis, for `backend: redis` ([`RedisSettings`]).
+    pub redis: Option<RedisSettings>,
+}
+
+/// `rate_limits.backend`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitsBackend {
+    /// In this process (one machine).
+    #[default]
+    Local,
+    /// On the Redis of `rate_limits.redis` (many replicas).
+    Redis,
 }
 
 impl Default for RateLimitsConfig {
@@ -327,6 +348,8 @@ impl Default for RateLimitsConfig {
             per_township: LimitSetting::Limit(Rate::per_minute(1200).with_burst(200)),
             grant_user_share_percent: 20,
             sweep_interval_s: 60,
+            backend: LimitsBackend::Local,
+            redis: None,
         }
     }
 }
@@ -369,7 +392,31 @@ impl RateLimitsConfig {
                 ),
             ));
         }
+        match (self.backend, &self.redis) {
+            (LimitsBackend::Redis, None) => problems.push((
+                "redis".to_owned(),
+                "`backend: redis` needs a `redis:` section with the server's address \
+                 (`url`, `url_env` or `url_file`)"
+                    .to_owned(),
+            )),
+            (_, Some(redis)) => problems.extend(
+                redis
+                    .problems()
+                    .into_iter()
+                    .map(|(path, message)| (format!("redis.{path}"), message)),
+            ),
+            (LimitsBackend::Local, None) => {}
+        }
         problems
+    }
+
+    /// The Redis settings when the limits live on Redis (`backend: redis`), else
+    /// `None` (in this process).
+    pub fn redis(&self) -> Option<&RedisSettings> {
+        match self.backend {
+            LimitsBackend::Redis => self.redis.as_ref(),
+            LimitsBackend::Local => None,
+        }
     }
 
     /// Why a request making `lookups` department lookups could never pass the user's

@@ -43,11 +43,17 @@ pub struct DayCounter<'a> {
 }
 
 /// What a take answers: `Ok(())`, or `Err(i)` when `counters[i]` (the first that has
-/// no room) refused it. Ready at once in the common case.
+/// no room) refused it, or `Err(`[`UNAVAILABLE`]`)` when a shared store could not be
+/// asked and must not guess. Ready at once in the common case.
 pub type Taking<'a> = Either<Ready<Result<(), usize>>, BoxFuture<'a, Result<(), usize>>>;
 
-/// Where per-day counts live. Embedded now ([`DayCounts`]); a shared store for many
-/// replicas later. It knows keys, limits and days only, nothing about users or grants.
+/// The refusal of a take that no counter caused: the store could not be asked (a
+/// shared store out of reach, with the `closed` fallback).
+pub const UNAVAILABLE: usize = usize::MAX;
+
+/// Where per-day counts live: embedded ([`DayCounts`]) or, for many replicas, on Redis
+/// ([`super::redis::RedisLimits`]). It knows keys, limits and days only, nothing about
+/// users or grants.
 pub trait DayCountState: Send + Sync + fmt::Debug {
     /// Takes `n` from every counter of `counters` for `day`, or from none of them
     /// when one has no room (the counters before it are given back).

@@ -44,15 +44,23 @@
 //! counts behind [`DayCountState`] ([`DayCounts`]). The state never evicts keys on its
 //! own: [`RateLimits::spawn_sweeper`] forgets buckets that are back to full and counts
 //! of past days, which bounds memory by the callers active within one window or day.
+//!
+//! For many replicas both live on Redis instead ([`redis::RedisLimits`],
+//! `rate_limits.backend: redis`), exact across replicas; keys there expire by
+//! themselves. While Redis cannot be reached, each replica enforces its share of every
+//! limit in memory, or (`fallback: closed`) refuses: such a refusal is a [`Limited`]
+//! whose limit is [`UNAVAILABLE_LIMIT`] ([`Limited::is_unavailable`]).
 
 mod config;
 pub mod daily;
+pub mod redis;
 mod sqlite;
 mod state;
 #[cfg(test)]
 mod tests;
 
-pub use config::{LimitSetting, Rate, RateLimitsConfig};
+pub use self::redis::{Fallback, RedisLimits, RedisSettings};
+pub use config::{LimitSetting, LimitsBackend, Rate, RateLimitsConfig};
 pub use daily::{DAY_COUNTS_FILE, DayCountState, DayCounter, DayCounts};
 pub use state::{GovernorState, KeyHasher, LimiterState, Refusal, Take};
 
@@ -92,12 +100,21 @@ pub struct Limited {
 pub(crate) const CONNECTOR_PREFIX: &str = "connector:";
 pub(crate) const GRANT_PREFIX: &str = "grant:";
 pub(crate) const USER_SHARE_SUFFIX: &str = ":user";
+/// The `limit` of a refusal because the limits' shared store (Redis) cannot be reached
+/// and the deployment chose to refuse then (`fallback: closed`): no limit was reached.
+pub const UNAVAILABLE_LIMIT: &str = "rate-limits-unavailable";
 
 impl Limited {
     /// Whether this is the department's protection (connector capacity) rather than the
     /// caller's own limit.
     pub fn is_department(&self) -> bool {
         self.limit.starts_with(CONNECTOR_PREFIX)
+    }
+
+    /// Whether the limits could not be checked at all (their shared store is out of
+    /// reach and the deployment refuses then): a 503, not the caller's doing.
+    pub fn is_unavailable(&self) -> bool {
+        self.limit == UNAVAILABLE_LIMIT
     }
 
     /// Whole seconds to wait, rounded up, at least 1.
@@ -141,6 +158,21 @@ fn china_day(now: DateTime<Utc>) -> (NaiveDate, Duration) {
         .to_std()
         .unwrap_or(Duration::from_secs(1));
     (day, left)
+}
+
+/// How long a caller refused by [`daily::UNAVAILABLE`] is told to wait.
+const UNAVAILABLE_RETRY: Duration = Duration::from_secs(1);
+
+/// The refusal of a request whose limits could not be checked (see
+/// [`Limited::is_unavailable`]); `rate` is the first limit it would have been counted
+/// against. Not counted among the limits' refusals.
+fn unavailable(rate: Rate, retry_after: Duration, cost: u32) -> Limited {
+    Limited {
+        limit: UNAVAILABLE_LIMIT.to_owned(),
+        rate,
+        retry_after,
+        cost,
+    }
 }
 
 /// The gateway's limits over a bucket state and a day-count state.
@@ -231,6 +263,12 @@ impl RateLimits {
             .collect();
         match self.state.take_all(&buckets).await {
             Ok(()) => Ok(()),
+            Err(refusal) if refusal.is_unavailable() => {
+                let Some(&(_, _, take)) = takes.first() else {
+                    return Ok(());
+                };
+                Err(unavailable(take.rate, refusal.retry_after, take.n))
+            }
             Err(Refusal { index, retry_after }) => {
                 // The state names one of the takes; should it not, the first answers.
                 let Some(&(kind, limit, take)) = takes.get(index).or(takes.first()) else {
@@ -355,6 +393,13 @@ impl RateLimits {
         let (day, left) = china_day((self.clock.0)());
         match self.days.take(day, counters, 1).await {
             Ok(()) => Ok(()),
+            Err(daily::UNAVAILABLE) => {
+                if let Some(minute) = minute {
+                    self.state.give_back(&[minute]).await;
+                }
+                let limit = counters.last().map_or(0, |c| c.limit);
+                Err(unavailable(Rate::per_day(limit), UNAVAILABLE_RETRY, 1))
+            }
             Err(i) => {
                 // The grant's quota is taken together or not at all: the minute's
                 // request is given back.

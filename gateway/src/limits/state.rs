@@ -34,18 +34,40 @@ pub struct Take<'a> {
 /// The take that did not fit, and how long until it would.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Refusal {
-    /// Its index in the takes.
+    /// Its index in the takes, or [`Refusal::UNAVAILABLE`].
     pub index: usize,
     pub retry_after: Duration,
 }
 
-/// Where bucket state lives. In memory ([`GovernorState`]) now; a shared store for many
-/// replicas later. It knows buckets and rates only, nothing about users or grants.
+impl Refusal {
+    /// The index of a refusal that no take caused: the state could not be asked (a
+    /// shared store out of reach, with the `closed` fallback).
+    pub const UNAVAILABLE: usize = usize::MAX;
+
+    /// A refusal because the state could not be asked; worth asking again after
+    /// `retry_after`.
+    pub fn unavailable(retry_after: Duration) -> Refusal {
+        Refusal {
+            index: Refusal::UNAVAILABLE,
+            retry_after,
+        }
+    }
+
+    /// Whether the state could not be asked (rather than a take not fitting).
+    pub fn is_unavailable(&self) -> bool {
+        self.index == Refusal::UNAVAILABLE
+    }
+}
+
+/// Where bucket state lives: in memory ([`GovernorState`]) or, for many replicas, on
+/// Redis ([`super::redis::RedisLimits`]). It knows buckets and rates only, nothing
+/// about users or grants.
 pub trait LimiterState: Send + Sync + fmt::Debug {
     /// Takes every one of `takes` or none of them: `Ok(())`, or the first that does
     /// not fit and how long until it would (`n` beyond the burst never fits: the
     /// whole window). A rate that is not enforced ([`Rate::is_enforced`]) takes
-    /// nothing.
+    /// nothing. A shared store that cannot be asked and must not guess refuses with
+    /// [`Refusal::unavailable`].
     fn take_all<'a>(&'a self, takes: &'a [Take<'a>]) -> BoxFuture<'a, Result<(), Refusal>>;
 
     /// Gives back what an earlier [`LimiterState::take_all`] of these `takes`
@@ -103,16 +125,17 @@ impl fmt::Debug for KeyHasher {
 }
 
 /// A rate as GCRA parameters, in nanoseconds: one request every `t`, and `tau`
-/// (`t` times the burst less one) of credit. `None` when the rate is off.
+/// (`t` times the burst less one) of credit. `None` when the rate is off. The Redis
+/// state ([`super::redis`]) runs the same algorithm in Lua with these parameters.
 #[derive(Debug, Clone, Copy)]
-struct Gcra {
-    t: u64,
-    tau: u64,
-    window: Duration,
+pub(super) struct Gcra {
+    pub(super) t: u64,
+    pub(super) tau: u64,
+    pub(super) window: Duration,
 }
 
 impl Gcra {
-    fn of(rate: Rate) -> Option<Gcra> {
+    pub(super) fn of(rate: Rate) -> Option<Gcra> {
         if !rate.is_enforced() {
             return None;
         }
@@ -127,10 +150,16 @@ impl Gcra {
         })
     }
 
+    /// What `n` requests at once take beyond the first (`t` times `n - 1`); more than
+    /// `tau` never fits.
+    pub(super) fn additional(&self, n: u32) -> u64 {
+        self.t.saturating_mul(u64::from(n.max(1)) - 1)
+    }
+
     /// The bucket's next theoretical arrival time after taking `n` at `now` from
     /// `tat`, and what is left of the burst; or how long until it would fit.
     fn take(&self, tat: Option<u64>, now: u64, n: u32) -> Result<(u64, u32), Duration> {
-        let additional = self.t.saturating_mul(u64::from(n.max(1)) - 1);
+        let additional = self.additional(n);
         if additional > self.tau {
             return Err(self.window);
         }

@@ -562,6 +562,7 @@ async fn zero_rates_do_not_panic_and_are_off() {
         }),
         grant_user_share_percent: 0,
         sweep_interval_s: 0,
+        ..RateLimitsConfig::default()
     };
     let (limits, _clock) = limits_with(&zero);
     for _ in 0..100 {
