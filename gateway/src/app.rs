@@ -35,6 +35,8 @@ pub struct App {
     pub audit_reader: Arc<dyn AuditReader>,
     /// The callers' rate limits, grant quotas and departments' capacities.
     pub limits: Arc<RateLimits>,
+    /// The Redis the limits are kept on, when they are (its state for `/metrics`).
+    pub redis_limits: Option<Arc<crate::limits::RedisLimits>>,
     /// Where the configuration comes from; changes go through it.
     pub live: Arc<Live>,
     /// Where "now" comes from (the machine's clock; tests move theirs forward).
@@ -72,6 +74,7 @@ impl App {
             audit,
             audit_reader: stores.audit_reader.clone(),
             limits,
+            redis_limits: stores.redis.clone(),
             live,
             clock: Arc::new(SystemClock),
             witnesses: Arc::new([]),

@@ -135,7 +135,7 @@ impl Application {
         };
         let own_audit = audit.is_none().then(|| config.audit.options());
         let stores = storage
-            .open(own_audit, &config.rate_limits)
+            .open(own_audit, &config.rate_limits, &config.base_dir)
             .await
             .map_err(|e| match e {
                 StoreError::Audit(e) => StartError::Audit(e.to_string()),

@@ -35,7 +35,8 @@ use crate::audit::{
     SqliteAuditBackend, SqliteAuditReader,
 };
 use crate::limits::{
-    DAY_COUNTS_FILE, DayCountState, DayCounts, GovernorState, LimiterState, StateError,
+    DAY_COUNTS_FILE, DayCountState, DayCounts, GovernorState, LimiterState, RedisLimits,
+    StateError,
 };
 use crate::pg::{Pg, PgError, PgSettings};
 use crate::registry::{Registry, RegistryError, SqliteRegistry};
@@ -123,6 +124,9 @@ pub struct Stores {
     pub day_counts: Arc<dyn DayCountState>,
     /// The rate limits' buckets (in memory, or on Redis for replicas).
     pub limiter: Arc<dyn LimiterState>,
+    /// The Redis behind `limiter` and `day_counts`, when they are on Redis (for its
+    /// state in `/metrics`).
+    pub redis: Option<Arc<RedisLimits>>,
 }
 
 impl Storage {
@@ -236,15 +240,21 @@ impl Storage {
 
     /// Opens every store: the registry, the audit log with `audit` (none when
     /// `None`: the caller records elsewhere) and its reader, the daily counts and the
-    /// rate limits' buckets (`limits`, from `rate_limits:`).
+    /// rate limits' buckets (`limits`, from `rate_limits:`; `base` is the folder of
+    /// `gateway.yaml`).
     pub async fn open(
         &self,
         audit: Option<AuditOptions>,
         limits: &crate::limits::RateLimitsConfig,
+        base: &Path,
     ) -> Result<Stores, StoreError> {
         self.prepare().await?;
         let registry = self.registry()?;
-        let (limiter, day_counts) = self.limits(limits).await?;
+        let OpenedLimits {
+            limiter,
+            day_counts,
+            redis,
+        } = self.limits(limits, base).await?;
         let audit = match audit {
             Some(options) => Some(self.open_audit(options).await?),
             None => None,
@@ -256,6 +266,7 @@ impl Storage {
             audit_backend: self.audit_backend(),
             limiter,
             day_counts,
+            redis,
         })
     }
 
@@ -277,13 +288,22 @@ impl Storage {
         })
     }
 
-    /// The rate limits' buckets and the daily counts: on Redis when `rate_limits`
-    /// says so, else in this process (the counts kept in `quota.db`).
+    /// The rate limits' buckets and the daily counts: on Redis when `limits` says so
+    /// (`base`: the folder of `gateway.yaml`, for a relative `url_file`), else in this
+    /// process (the counts kept in `quota.db`).
     async fn limits(
         &self,
         limits: &crate::limits::RateLimitsConfig,
-    ) -> Result<(Arc<dyn LimiterState>, Arc<dyn DayCountState>), StoreError> {
-        let _ = limits;
+        base: &Path,
+    ) -> Result<OpenedLimits, StoreError> {
+        if let Some(settings) = limits.redis() {
+            let redis = Arc::new(RedisLimits::connect(settings, base).await?);
+            return Ok(OpenedLimits {
+                limiter: redis.clone(),
+                day_counts: redis.clone(),
+                redis: Some(redis),
+            });
+        }
         let data_dir = self.data_dir().to_owned();
         let day_counts = tokio::task::spawn_blocking(move || {
             adopt_legacy_counts(&data_dir);
@@ -291,8 +311,19 @@ impl Storage {
         })
         .await
         .map_err(|e| StateError::Unavailable(e.to_string()))??;
-        Ok((Arc::new(GovernorState::new()), Arc::new(day_counts)))
+        Ok(OpenedLimits {
+            limiter: Arc::new(GovernorState::new()),
+            day_counts: Arc::new(day_counts),
+            redis: None,
+        })
     }
+}
+
+/// The rate limits' stores, as [`Storage::open`] opens them.
+struct OpenedLimits {
+    limiter: Arc<dyn LimiterState>,
+    day_counts: Arc<dyn DayCountState>,
+    redis: Option<Arc<RedisLimits>>,
 }
 
 /// Renames an older gateway's `gateway.db` to `quota.db` when there is no
@@ -343,7 +374,7 @@ mod tests {
         let data_dir = dir.path().join("nested/data");
         let storage = Storage::sqlite(&data_dir);
         let stores = storage
-            .open(Some(AuditOptions::default()), &Default::default())
+            .open(Some(AuditOptions::default()), &Default::default(), &data_dir)
             .await
             .unwrap();
         stores.registry.ready().await.unwrap();
@@ -380,7 +411,7 @@ mod tests {
             .unwrap();
         }
         let stores = Storage::sqlite(dir.path())
-            .open(None, &Default::default())
+            .open(None, &Default::default(), dir.path())
             .await
             .unwrap();
         assert_eq!(stores.day_counts.count(day, "grant:1:g:township:t"), 7);

@@ -163,7 +163,7 @@ async fn ping(port: u16) -> bool {
         return false;
     }
     let mut answer = [0u8; 7];
-    matches!(stream.read_exact(&mut answer).await, Ok(_) if &answer == b"+PONG\r\n")
+    stream.read_exact(&mut answer).await.is_ok() && &answer == b"+PONG\r\n"
 }
 
 /// A TCP forwarder from a local port to `target` that can be cut (every connection

@@ -214,6 +214,7 @@ problem-upstream-error = The department's system failed.
 problem-upstream-malformed = The department's answer could not be read.
 problem-upstream-oversize = The department's answer was too large.
 problem-upstream-schema-violation = The department's answer broke its agreed schema.
+problem-rate-limit-unavailable = Rate limits cannot be checked right now, so nothing was looked up; try again shortly.
 problem-audit-unavailable = The audit log is unavailable, so nothing was returned.
 problem-rate-limited = Over your lookup limits; try again later.
 problem-department-capacity = The department's system is busy; try again later.

@@ -214,6 +214,7 @@ problem-upstream-error = 部门系统出错。
 problem-upstream-malformed = 部门系统返回的数据无法识别。
 problem-upstream-oversize = 部门系统返回的数据过大。
 problem-upstream-schema-violation = 部门系统返回的数据不符合约定。
+problem-rate-limit-unavailable = 暂时无法核对限流额度，为安全起见未作查询，请稍后再试。
 problem-audit-unavailable = 审计日志暂不可用，为安全起见未返回任何数据。
 problem-rate-limited = 已超出查询限额，请稍后再试。
 problem-department-capacity = 部门系统繁忙，请稍后再试。

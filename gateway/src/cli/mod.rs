@@ -178,6 +178,16 @@ async fn run_check(path: &Path, data_dir: Option<PathBuf>) -> ExitCode {
     }
     run::warn_unpinned(&cfg.audit);
     run::warn_unbounded(&cfg);
+    // The shared servers answer as `serve` needs them (PostgreSQL was reached above).
+    if let Some(redis) = cfg.rate_limits.redis() {
+        match crate::limits::redis::check(redis, &cfg.base_dir).await {
+            Ok(found) => println!("rate limits: {found}"),
+            Err(e) => {
+                eprintln!("error: rate_limits.redis: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let operations: usize = cfg.connectors.values().map(|c| c.operations.len()).sum();
     println!(
         "{}: ok — county {} {}, {} connectors, {} operations, {} purposes, version {}",

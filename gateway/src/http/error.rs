@@ -107,6 +107,17 @@ pub(crate) fn unauthenticated(error: AuthError, request_id: &str) -> Response {
 pub(crate) fn limited(limited: &Limited) -> Problem {
     let this = limited;
     let secs = this.retry_after_s();
+    if this.is_unavailable() {
+        return Problem::new(
+            ProblemKind::RateLimitUnavailable,
+            format!(
+                "The gateway cannot check its rate limits right now, so nothing was looked up. \
+                 Try again in {secs} s."
+            ),
+        )
+        .with("retry_after_s", secs)
+        .header(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
     let rate = this.rate.describe();
     let (kind, detail) = if let Some(connector) = this.limit.strip_prefix(limits::CONNECTOR_PREFIX)
     {

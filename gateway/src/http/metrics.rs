@@ -121,6 +121,29 @@ pub async fn render(app: &App) -> Result<String, std::fmt::Error> {
         "Rate-limit buckets held in memory (idle ones are swept)",
         buckets,
     );
+    if let Some(redis) = &app.redis_limits {
+        let degraded = Gauge::<i64>::default();
+        degraded.set(i64::from(redis.degraded()));
+        registry.register(
+            "rate_limits_degraded",
+            "1 while Redis cannot be reached and this replica enforces its share of each limit alone (or refuses, with `fallback: closed`)",
+            degraded,
+        );
+        let outages = Counter::<u64>::default();
+        outages.inc_by(redis.outages());
+        registry.register(
+            "rate_limits_redis_outages",
+            "Times this replica lost Redis and fell back",
+            outages,
+        );
+        let fallback = Counter::<u64>::default();
+        fallback.inc_by(redis.fallback_takes());
+        registry.register(
+            "rate_limits_fallback_takes",
+            "Limit checks answered without Redis (by the fallback)",
+            fallback,
+        );
+    }
     register_witnesses(&mut registry, app);
     let counters = Gauge::<i64>::default();
     counters.set(i64::try_from(app.limits.day_counters()).unwrap_or(i64::MAX));
