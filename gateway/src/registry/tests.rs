@@ -1102,3 +1102,68 @@ async fn driver_errors_are_backend_errors_that_quote_nothing_from_the_server() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn a_watch_through_a_cut_connection_yields_errors_then_what_it_missed_and_listens_again() {
+    use futures::StreamExt;
+    let Some(db) = crate::pg::testing::migrated("registry::watch_cut").await else {
+        return;
+    };
+    // Replica two reaches the server through a forwarder the test can cut.
+    let url = db.settings.url.clone().unwrap();
+    let config: tokio_postgres::Config = url.parse().unwrap();
+    let (tokio_postgres::config::Host::Tcp(host), Some(port)) =
+        (&config.get_hosts()[0], config.get_ports().first())
+    else {
+        panic!("the test server is reached over TCP");
+    };
+    let server = format!("{host}:{port}");
+    let forwarder = testkit::services::Cuttable::start(&server).await;
+    let mut settings = db.settings.clone();
+    settings.url = Some(url.replacen(&server, &forwarder.addr().to_string(), 1));
+    assert_ne!(settings.url.as_ref(), Some(&url));
+    let one = Arc::new(PgRegistry::new(db.pg.clone()));
+    let two = Arc::new(PgRegistry::new(
+        crate::pg::Pg::new(&settings, Path::new(".")).unwrap(),
+    ));
+
+    let mut changes = two.clone().watch(std::time::Duration::from_millis(20));
+    let (forward, mut seen) = tokio::sync::mpsc::unbounded_channel();
+    let forwarding = tokio::spawn(async move {
+        while let Some(item) = changes.next().await {
+            if forward.send(item).is_err() {
+                break;
+            }
+        }
+    });
+    assert_eq!(next_seen(&mut seen).await, 0);
+    forwarder.cut();
+    // The periodic check fails while the server cannot be reached: an item, not the end.
+    let failed = tokio::time::timeout(HANG_GUARD, seen.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(failed, Err(RegistryError::Backend(_))),
+        "{failed:?}"
+    );
+    one.commit(0, vec![Change::AddGrant(grant("ar-1"))])
+        .await
+        .unwrap();
+    forwarder.restore();
+    // What was committed meanwhile (its notification lost), then what comes after.
+    let mut next_ok = async || loop {
+        let item = tokio::time::timeout(HANG_GUARD, seen.recv())
+            .await
+            .expect("the watch yields the revision")
+            .expect("the watch goes on");
+        if let Ok(revision) = item {
+            return revision;
+        }
+    };
+    assert_eq!(next_ok().await, 1);
+    one.commit(1, vec![]).await.unwrap();
+    assert_eq!(next_ok().await, 2);
+    assert_eq!(two.snapshot().await.unwrap(), one.snapshot().await.unwrap());
+    forwarding.abort();
+}
