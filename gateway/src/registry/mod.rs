@@ -4,7 +4,7 @@
 //! and the requests themselves.
 //!
 //! The registry sits behind the small [`Registry`] trait (the embedded SQLite file
-//! [`SqliteRegistry`] on one machine; PostgreSQL later, for many replicas). Every write
+//! [`SqliteRegistry`] on one machine; [`PgRegistry`] on PostgreSQL, for many replicas). Every write
 //! is one [`Change`] list committed atomically against the revision it was checked
 //! against, so a change validated by loading the whole configuration cannot race
 //! another writer (another request, or `gateway apply` from the command line). The
@@ -24,10 +24,13 @@ use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 
+mod common;
+mod postgres;
 mod sqlite;
 #[cfg(test)]
 mod tests;
 
+pub use postgres::PgRegistry;
 pub use sqlite::{REGISTRY_FILE, SqliteRegistry};
 
 /// Where a registry object came from.

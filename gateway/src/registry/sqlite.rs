@@ -16,9 +16,13 @@ use futures::future::BoxFuture;
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use tokio::sync::Mutex;
 
+use super::common::{
+    RawVersion, activation, already_exists, from_json, in_force, missing_version, next_revision,
+    next_version, require_one, review_decision, revoked, still_pending, to_json,
+};
 use super::{
-    AccessRequest, Change, ConnectorVersion, GrantRecord, Origin, PolicyFileRecord,
-    RegisteredConnector, Registry, RegistryError, RequestState, ReviewState, Revocation, Snapshot,
+    AccessRequest, Change, ConnectorVersion, GrantRecord, PolicyFileRecord, RegisteredConnector,
+    Registry, RegistryError, ReviewState, Revocation, Snapshot,
 };
 
 /// The registry database's file name inside the data directory.
@@ -152,11 +156,7 @@ impl Registry for SqliteRegistry {
                 connectors: read_connectors(&tx)?,
                 policy_files: read_files(&tx, "policy_files")?,
                 purpose_files: read_files(&tx, "purpose_files")?,
-                grants: read_grants(&tx)?
-                    .into_iter()
-                    .filter(|grant| grant.revoked.is_none())
-                    .map(|grant| (grant.id.clone(), grant))
-                    .collect(),
+                grants: in_force(read_grants(&tx)?),
             };
             tx.finish()?;
             Ok(snapshot)
@@ -170,16 +170,10 @@ impl Registry for SqliteRegistry {
     ) -> BoxFuture<'_, Result<u64, RegistryError>> {
         Box::pin(self.with_connection(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let found = read_revision(&tx)?;
-            if found != expected {
-                return Err(RegistryError::Conflict { expected, found });
-            }
+            let revision = next_revision(expected, read_revision(&tx)?)?;
             for change in changes {
                 apply(&tx, change)?;
             }
-            let revision = found
-                .checked_add(1)
-                .ok_or_else(|| RegistryError::Corrupt("the revision is exhausted".into()))?;
             tx.execute(
                 "UPDATE meta SET value = ?1 WHERE key = 'revision'",
                 [revision.to_string()],
@@ -199,7 +193,7 @@ impl Registry for SqliteRegistry {
                 "SELECT {VERSION_COLUMNS} FROM connector_versions WHERE id = ?1 ORDER BY version"
             ))?;
             let rows = statement
-                .query_map([&id], RawVersion::from_row)?
+                .query_map([&id], raw_version)?
                 .collect::<Result<Vec<_>, _>>()?;
             rows.into_iter().map(RawVersion::decode).collect()
         }))
@@ -211,7 +205,7 @@ impl Registry for SqliteRegistry {
                 "SELECT {VERSION_COLUMNS} FROM connector_versions ORDER BY id, version"
             ))?;
             let rows = statement
-                .query_map([], RawVersion::from_row)?
+                .query_map([], raw_version)?
                 .collect::<Result<Vec<_>, _>>()?;
             rows.into_iter().map(RawVersion::decode).collect()
         }))
@@ -224,7 +218,7 @@ impl Registry for SqliteRegistry {
                    WHERE review IS NOT NULL ORDER BY id, version"
             ))?;
             let rows = statement
-                .query_map([], RawVersion::from_row)?
+                .query_map([], raw_version)?
                 .collect::<Result<Vec<_>, _>>()?;
             rows.into_iter().map(RawVersion::decode).collect()
         }))
@@ -299,11 +293,11 @@ fn apply(tx: &Transaction<'_>, change: Change) -> Result<(), RegistryError> {
                 "UPDATE connectors SET enabled = ?2 WHERE id = ?1",
                 params![id, i64::from(enabled)],
             )?;
-            require_one(updated, || format!("connector `{id}`"))
+            require_one(updated > 0, || format!("connector `{id}`"))
         }
         Change::RemoveConnector { id } => {
             let deleted = tx.execute("DELETE FROM connectors WHERE id = ?1", [&id])?;
-            require_one(deleted, || format!("connector `{id}`"))
+            require_one(deleted > 0, || format!("connector `{id}`"))
         }
         Change::PutPolicyFile(file) => put_file(tx, "policy_files", &file),
         Change::RemovePolicyFile { path } => remove_file(tx, "policy_files", "policy", &path),
@@ -311,10 +305,7 @@ fn apply(tx: &Transaction<'_>, change: Change) -> Result<(), RegistryError> {
         Change::RemovePurposeFile { path } => remove_file(tx, "purpose_files", "purpose", &path),
         Change::AddGrant(grant) => {
             if exists(tx, "SELECT 1 FROM grants WHERE id = ?1", &grant.id)? {
-                return Err(RegistryError::Corrupt(format!(
-                    "grant `{}` already exists",
-                    grant.id
-                )));
+                return Err(already_exists("grant", &grant.id));
             }
             tx.execute(
                 "INSERT INTO grants (id, body, created_seq)
@@ -330,10 +321,7 @@ fn apply(tx: &Transaction<'_>, change: Change) -> Result<(), RegistryError> {
                 "SELECT 1 FROM access_requests WHERE id = ?1",
                 &request.id,
             )? {
-                return Err(RegistryError::Corrupt(format!(
-                    "access request `{}` already exists",
-                    request.id
-                )));
+                return Err(already_exists("access request", &request.id));
             }
             tx.execute(
                 "INSERT INTO access_requests (id, body, created_seq)
@@ -356,13 +344,7 @@ fn apply(tx: &Transaction<'_>, change: Change) -> Result<(), RegistryError> {
             })?;
             let stored: AccessRequest =
                 from_json(&body, || format!("access request `{}`", request.id))?;
-            // Another writer (another replica) may have decided it since it was read.
-            if stored.state != RequestState::Pending {
-                return Err(RegistryError::Decided(format!(
-                    "access request `{}` is already decided",
-                    request.id
-                )));
-            }
+            still_pending(&stored)?;
             tx.execute(
                 "UPDATE access_requests SET body = ?2 WHERE id = ?1",
                 params![request.id, to_json(&request)?],
@@ -417,15 +399,7 @@ fn insert_version(
         [&version.id],
         |row| row.get(0),
     )?;
-    let next = last
-        .checked_add(1)
-        .filter(|next| u32::try_from(*next).is_ok())
-        .ok_or_else(|| {
-            RegistryError::Corrupt(format!(
-                "connector `{}` has no version number left",
-                version.id
-            ))
-        })?;
+    let next = next_version(&version.id, last)?;
     let review = version.review.as_ref().map(to_json).transpose()?;
     tx.execute(
         "INSERT INTO connector_versions
@@ -475,24 +449,8 @@ fn supersede_pending(tx: &Transaction<'_>, id: &str) -> Result<(), RegistryError
 /// Puts a stored version in force, enabled, if its review (if any) approved it.
 fn activate_version(tx: &Transaction<'_>, version: ConnectorVersion) -> Result<(), RegistryError> {
     let (id, number) = (&version.id, i64::from(version.version));
-    let stored = read_version(tx, id, number)
-        .map_err(|_| RegistryError::Missing(format!("connector `{id}` version {number}")))?;
-    if !stored.same_content(&version) {
-        return Err(RegistryError::Corrupt(format!(
-            "connector `{id}` version {number} is stored with other content"
-        )));
-    }
-    if let Some(review) = &stored.review
-        && review.state != ReviewState::Approved
-    {
-        return Err(RegistryError::Decided(format!(
-            "connector `{id}` version {number} is not approved by the classification review"
-        )));
-    }
-    let at = version
-        .activated_at
-        .clone()
-        .unwrap_or_else(|| stored.created_at.clone());
+    let stored = read_version(tx, id, number).map_err(|_| missing_version(id, number))?;
+    let at = activation(&stored, &version)?;
     tx.execute(
         "INSERT INTO connectors (id, current_version, enabled) VALUES (?1, ?2, 1)
            ON CONFLICT (id) DO UPDATE SET current_version = excluded.current_version,
@@ -509,35 +467,16 @@ fn activate_version(tx: &Transaction<'_>, version: ConnectorVersion) -> Result<(
 /// Records a review's decision; an approved version goes into force.
 fn decide_review(tx: &Transaction<'_>, decided: ConnectorVersion) -> Result<(), RegistryError> {
     let (id, number) = (&decided.id, i64::from(decided.version));
-    let stored = read_version(tx, id, number)
-        .map_err(|_| RegistryError::Missing(format!("connector `{id}` version {number}")))?;
-    let Some(review) = stored.review.as_ref() else {
-        return Err(RegistryError::Missing(format!(
-            "a review of connector `{id}` version {number}"
-        )));
-    };
-    if review.state != ReviewState::Pending {
-        return Err(RegistryError::Decided(format!(
-            "the review of connector `{id}` version {number} is already decided"
-        )));
-    }
-    let decision = decided
-        .review
-        .as_ref()
-        .ok_or_else(|| RegistryError::Corrupt("a review decision without a review".into()))?;
-    if decision.state == ReviewState::Approved {
-        let current: Option<i64> = tx
-            .query_row(
-                "SELECT current_version FROM connectors WHERE id = ?1",
-                [id],
-                |row| row.get(0),
-            )
-            .optional()?;
-        if current != review.base_version.map(i64::from) {
-            return Err(RegistryError::Decided(format!(
-                "connector `{id}` changed since version {number} was proposed; it must be proposed again"
-            )));
-        }
+    let stored = read_version(tx, id, number).map_err(|_| missing_version(id, number))?;
+    let current: Option<i64> = tx
+        .query_row(
+            "SELECT current_version FROM connectors WHERE id = ?1",
+            [id],
+            |row| row.get(0),
+        )
+        .optional()?;
+    let checked = review_decision(&stored, &decided, current)?;
+    if let Some(at) = checked.activated_at {
         tx.execute(
             "INSERT INTO connectors (id, current_version, enabled) VALUES (?1, ?2, 1)
                ON CONFLICT (id) DO UPDATE SET current_version = excluded.current_version,
@@ -546,16 +485,12 @@ fn decide_review(tx: &Transaction<'_>, decided: ConnectorVersion) -> Result<(), 
         )?;
         tx.execute(
             "UPDATE connector_versions SET activated_at = ?3 WHERE id = ?1 AND version = ?2",
-            params![
-                id,
-                number,
-                decision.decided_at.as_deref().unwrap_or(&stored.created_at)
-            ],
+            params![id, number, at],
         )?;
     }
     tx.execute(
         "UPDATE connector_versions SET review = ?3 WHERE id = ?1 AND version = ?2",
-        params![id, number, to_json(decision)?],
+        params![id, number, to_json(checked.decision)?],
     )?;
     Ok(())
 }
@@ -571,13 +506,8 @@ fn revoke_grant(
         })
         .optional()?;
     let body = body.ok_or_else(|| RegistryError::Missing(format!("grant `{id}`")))?;
-    let mut grant: GrantRecord = from_json(&body, || format!("grant `{id}`"))?;
-    if grant.revoked.is_some() {
-        return Err(RegistryError::Decided(format!(
-            "grant `{id}` is already revoked"
-        )));
-    }
-    grant.revoked = Some(revocation);
+    let grant: GrantRecord = from_json(&body, || format!("grant `{id}`"))?;
+    let grant = revoked(grant, revocation)?;
     tx.execute(
         "UPDATE grants SET body = ?2 WHERE id = ?1",
         params![id, to_json(&grant)?],
@@ -610,80 +540,31 @@ fn remove_file(
     path: &str,
 ) -> Result<(), RegistryError> {
     let deleted = tx.execute(&format!("DELETE FROM {table} WHERE path = ?1"), [path])?;
-    require_one(deleted, || format!("{kind} file `{path}`"))
-}
-
-/// An `UPDATE` or `DELETE` that should have touched one row.
-fn require_one(rows: usize, what: impl FnOnce() -> String) -> Result<(), RegistryError> {
-    if rows == 0 {
-        Err(RegistryError::Missing(what()))
-    } else {
-        Ok(())
-    }
+    require_one(deleted > 0, || format!("{kind} file `{path}`"))
 }
 
 fn exists(conn: &Connection, sql: &str, id: &str) -> Result<bool, RegistryError> {
     Ok(conn.query_row(sql, [id], |_| Ok(())).optional()?.is_some())
 }
 
-/// The columns [`RawVersion::from_row`] reads, in order.
+/// The columns [`raw_version`] reads, in order.
 const VERSION_COLUMNS: &str = "id, version, department, definition, schemas, origin, \
      created_at, created_by, review, activated_at";
 
-/// A `connector_versions` row before its JSON columns are decoded.
-struct RawVersion {
-    id: String,
-    version: i64,
-    department: String,
-    definition: String,
-    schemas: String,
-    origin: String,
-    created_at: String,
-    created_by: String,
-    review: Option<String>,
-    activated_at: Option<String>,
-}
-
-impl RawVersion {
-    fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawVersion> {
-        Ok(RawVersion {
-            id: row.get(0)?,
-            version: row.get(1)?,
-            department: row.get(2)?,
-            definition: row.get(3)?,
-            schemas: row.get(4)?,
-            origin: row.get(5)?,
-            created_at: row.get(6)?,
-            created_by: row.get(7)?,
-            review: row.get(8)?,
-            activated_at: row.get(9)?,
-        })
-    }
-
-    fn decode(self) -> Result<ConnectorVersion, RegistryError> {
-        let what = || format!("connector `{}` version {}", self.id, self.version);
-        let version = u32::try_from(self.version)
-            .map_err(|_| RegistryError::Corrupt(format!("{}: bad version number", what())))?;
-        let schemas: BTreeMap<String, String> =
-            from_json(&self.schemas, || format!("{}: schemas", what()))?;
-        let origin: Origin = from_json(&self.origin, || format!("{}: origin", what()))?;
-        let review = match &self.review {
-            Some(text) => Some(from_json(text, || format!("{}: review", what()))?),
-            None => None,
-        };
-        Ok(ConnectorVersion {
-            id: self.id,
-            version,
-            department: self.department,
-            definition: self.definition,
-            schemas,
-            origin,
-            created_at: self.created_at,
-            created_by: self.created_by,
-            review,
-            activated_at: self.activated_at,
-        })
-    }
+/// A `connector_versions` row of [`VERSION_COLUMNS`].
+fn raw_version(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawVersion> {
+    Ok(RawVersion {
+        id: row.get(0)?,
+        version: row.get(1)?,
+        department: row.get(2)?,
+        definition: row.get(3)?,
+        schemas: row.get(4)?,
+        origin: row.get(5)?,
+        created_at: row.get(6)?,
+        created_by: row.get(7)?,
+        review: row.get(8)?,
+        activated_at: row.get(9)?,
+    })
 }
 
 fn read_version(
@@ -697,7 +578,7 @@ fn read_version(
                 "SELECT {VERSION_COLUMNS} FROM connector_versions WHERE id = ?1 AND version = ?2"
             ),
             params![id, version],
-            RawVersion::from_row,
+            raw_version,
         )
         .optional()?
         .ok_or_else(|| {
@@ -778,16 +659,4 @@ fn read_bodies<T: serde::de::DeserializeOwned>(
     rows.into_iter()
         .map(|(id, body)| from_json(&body, || format!("{kind} `{id}`")))
         .collect()
-}
-
-fn to_json<T: serde::Serialize>(value: &T) -> Result<String, RegistryError> {
-    serde_json::to_string(value)
-        .map_err(|e| RegistryError::Corrupt(format!("cannot encode a record: {e}")))
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(
-    text: &str,
-    what: impl FnOnce() -> String,
-) -> Result<T, RegistryError> {
-    serde_json::from_str(text).map_err(|e| RegistryError::Corrupt(format!("{}: {e}", what())))
 }

@@ -1,10 +1,62 @@
-//! Tests of the SQLite registry on real files in temporary directories: connector
-//! versioning, enabling, optimistic concurrency (stale revisions), atomic commits,
-//! grant revocation, access requests, purpose files, persistence across reopening,
-//! migrating an older schema and refusing a newer one.
+//! Tests of the registry on both backends — SQLite on real files in temporary
+//! directories, PostgreSQL in a schema of each test's own on the test server:
+//! connector versioning, enabling, optimistic concurrency (stale revisions), atomic
+//! commits, grant revocation, access requests, purpose files, reviews and drafts,
+//! watching for changes. Each backend-neutral test is written once over
+//! `Arc<dyn Registry>` and run on both (`on_sqlite::…`, `on_postgres::…`). SQLite
+//! alone: persistence across reopening, migrating an older file and refusing a newer
+//! one. PostgreSQL alone: two replicas on one schema — one's commits reach the
+//! other's watch (also after its listening connection is cut), and commits racing at
+//! one revision serialize with exactly one winner.
 
 use super::*;
 use std::path::Path;
+
+/// Runs each backend-neutral test on both registries: `on_sqlite::NAME` on a file in
+/// a temporary directory, `on_postgres::NAME` in a migrated schema of its own (it says
+/// it skipped when there is no server).
+macro_rules! on_both {
+    ($($test:ident),+ $(,)?) => {
+        mod on_sqlite {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    let dir = tempfile::tempdir().unwrap();
+                    super::$test(std::sync::Arc::new(super::open(dir.path()))).await;
+                }
+            )+
+        }
+        mod on_postgres {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    let test = concat!("registry::", stringify!($test));
+                    let Some(db) = crate::pg::testing::migrated(test).await else {
+                        return;
+                    };
+                    super::$test(std::sync::Arc::new(super::PgRegistry::new(db.pg.clone()))).await;
+                }
+            )+
+        }
+    };
+}
+
+on_both!(
+    an_empty_registry_is_at_revision_zero_with_an_empty_snapshot,
+    every_commit_increments_the_revision,
+    the_same_content_makes_no_new_version_and_new_content_does,
+    disabling_and_enabling_show_in_the_snapshot,
+    removing_a_connector_keeps_its_versions_and_putting_it_back_numbers_on,
+    a_commit_against_a_stale_revision_conflicts_and_changes_nothing,
+    a_commit_with_a_failing_change_changes_nothing,
+    a_revoked_grant_leaves_the_snapshot_but_stays_listed,
+    requests_round_trip_and_a_decision_replaces_the_request,
+    purpose_files_are_put_shown_and_removed,
+    a_proposal_serves_nothing_until_approved,
+    an_approval_after_the_connector_changed_or_a_refusal_changes_nothing_in_force,
+    a_draft_serves_nothing_until_activated_and_an_earlier_version_comes_back_in_one_change,
+    watch_names_the_revision_then_each_new_one_and_ends_with_the_registry,
+);
 
 fn open(dir: &Path) -> SqliteRegistry {
     SqliteRegistry::open(dir).unwrap()
@@ -74,16 +126,12 @@ fn revocation() -> Revocation {
 }
 
 /// Commits at the current revision.
-async fn commit(registry: &SqliteRegistry, changes: Vec<Change>) -> Result<u64, RegistryError> {
+async fn commit(registry: &dyn Registry, changes: Vec<Change>) -> Result<u64, RegistryError> {
     let revision = registry.revision().await.unwrap();
     registry.commit(revision, changes).await
 }
 
-#[tokio::test]
-async fn an_empty_registry_is_at_revision_zero_with_an_empty_snapshot() {
-    let dir = tempfile::tempdir().unwrap();
-    let registry = open(dir.path());
-    assert_eq!(registry.path(), dir.path().join(REGISTRY_FILE));
+async fn an_empty_registry_is_at_revision_zero_with_an_empty_snapshot(registry: Arc<dyn Registry>) {
     assert_eq!(registry.revision().await.unwrap(), 0);
     assert_eq!(registry.snapshot().await.unwrap(), Snapshot::default());
     assert!(
@@ -97,10 +145,7 @@ async fn an_empty_registry_is_at_revision_zero_with_an_empty_snapshot() {
     assert!(registry.access_requests().await.unwrap().is_empty());
 }
 
-#[tokio::test]
-async fn every_commit_increments_the_revision() {
-    let dir = tempfile::tempdir().unwrap();
-    let registry = open(dir.path());
+async fn every_commit_increments_the_revision(registry: Arc<dyn Registry>) {
     assert_eq!(registry.commit(0, vec![]).await.unwrap(), 1);
     let file = PolicyFileRecord {
         path: "policies/hukou.yaml".to_owned(),
@@ -118,12 +163,9 @@ async fn every_commit_increments_the_revision() {
     assert_eq!(snapshot.policy_files.get(&file.path), Some(&file));
 }
 
-#[tokio::test]
-async fn the_same_content_makes_no_new_version_and_new_content_does() {
-    let dir = tempfile::tempdir().unwrap();
-    let registry = open(dir.path());
+async fn the_same_content_makes_no_new_version_and_new_content_does(registry: Arc<dyn Registry>) {
     commit(
-        &registry,
+        &*registry,
         vec![Change::PutConnector(version("hukou", "a: 1"))],
     )
     .await
@@ -132,7 +174,7 @@ async fn the_same_content_makes_no_new_version_and_new_content_does() {
     let mut again = version("hukou", "a: 1");
     again.version = 7;
     again.created_by = "someone-else".to_owned();
-    commit(&registry, vec![Change::PutConnector(again)])
+    commit(&*registry, vec![Change::PutConnector(again)])
         .await
         .unwrap();
     let versions = registry.connector_versions("hukou").await.unwrap();
@@ -145,11 +187,11 @@ async fn the_same_content_makes_no_new_version_and_new_content_does() {
     schemas_changed
         .schemas
         .insert("hukou/extra.schema.json".to_owned(), "{}".to_owned());
-    commit(&registry, vec![Change::PutConnector(schemas_changed)])
+    commit(&*registry, vec![Change::PutConnector(schemas_changed)])
         .await
         .unwrap();
     commit(
-        &registry,
+        &*registry,
         vec![Change::PutConnector(version("hukou", "a: 2"))],
     )
     .await
@@ -176,12 +218,9 @@ async fn the_same_content_makes_no_new_version_and_new_content_does() {
     );
 }
 
-#[tokio::test]
-async fn disabling_and_enabling_show_in_the_snapshot() {
-    let dir = tempfile::tempdir().unwrap();
-    let registry = open(dir.path());
+async fn disabling_and_enabling_show_in_the_snapshot(registry: Arc<dyn Registry>) {
     commit(
-        &registry,
+        &*registry,
         vec![Change::PutConnector(version("hukou", "a: 1"))],
     )
     .await
@@ -190,7 +229,7 @@ async fn disabling_and_enabling_show_in_the_snapshot() {
         id: "hukou".to_owned(),
         enabled: false,
     };
-    commit(&registry, vec![disable]).await.unwrap();
+    commit(&*registry, vec![disable]).await.unwrap();
     let snapshot = registry.snapshot().await.unwrap();
     assert!(
         !snapshot.connectors["hukou"].enabled,
@@ -201,12 +240,12 @@ async fn disabling_and_enabling_show_in_the_snapshot() {
         id: "hukou".to_owned(),
         enabled: true,
     };
-    commit(&registry, vec![enable]).await.unwrap();
+    commit(&*registry, vec![enable]).await.unwrap();
     assert!(registry.snapshot().await.unwrap().connectors["hukou"].enabled);
 
     // Putting the same content again enables a disabled connector, with no new version.
     commit(
-        &registry,
+        &*registry,
         vec![Change::SetConnectorEnabled {
             id: "hukou".to_owned(),
             enabled: false,
@@ -215,7 +254,7 @@ async fn disabling_and_enabling_show_in_the_snapshot() {
     .await
     .unwrap();
     commit(
-        &registry,
+        &*registry,
         vec![Change::PutConnector(version("hukou", "a: 1"))],
     )
     .await
@@ -225,7 +264,7 @@ async fn disabling_and_enabling_show_in_the_snapshot() {
     assert_eq!(snapshot.connectors["hukou"].current.version, 1);
 
     let unknown = commit(
-        &registry,
+        &*registry,
         vec![Change::SetConnectorEnabled {
             id: "nope".to_owned(),
             enabled: true,
@@ -238,18 +277,17 @@ async fn disabling_and_enabling_show_in_the_snapshot() {
     );
 }
 
-#[tokio::test]
-async fn removing_a_connector_keeps_its_versions_and_putting_it_back_numbers_on() {
-    let dir = tempfile::tempdir().unwrap();
-    let registry = open(dir.path());
+async fn removing_a_connector_keeps_its_versions_and_putting_it_back_numbers_on(
+    registry: Arc<dyn Registry>,
+) {
     commit(
-        &registry,
+        &*registry,
         vec![Change::PutConnector(version("hukou", "a: 1"))],
     )
     .await
     .unwrap();
     commit(
-        &registry,
+        &*registry,
         vec![Change::RemoveConnector {
             id: "hukou".to_owned(),
         }],
@@ -260,7 +298,7 @@ async fn removing_a_connector_keeps_its_versions_and_putting_it_back_numbers_on(
     assert_eq!(registry.connector_versions("hukou").await.unwrap().len(), 1);
 
     commit(
-        &registry,
+        &*registry,
         vec![Change::PutConnector(version("hukou", "a: 1"))],
     )
     .await
@@ -269,10 +307,9 @@ async fn removing_a_connector_keeps_its_versions_and_putting_it_back_numbers_on(
     assert_eq!(snapshot.connectors["hukou"].current.version, 2);
 }
 
-#[tokio::test]
-async fn a_commit_against_a_stale_revision_conflicts_and_changes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let registry = open(dir.path());
+async fn a_commit_against_a_stale_revision_conflicts_and_changes_nothing(
+    registry: Arc<dyn Registry>,
+) {
     registry
         .commit(0, vec![Change::PutConnector(version("hukou", "a: 1"))])
         .await
@@ -296,17 +333,14 @@ async fn a_commit_against_a_stale_revision_conflicts_and_changes_nothing() {
     assert_eq!(registry.connector_versions("hukou").await.unwrap().len(), 1);
 }
 
-#[tokio::test]
-async fn a_commit_with_a_failing_change_changes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let registry = open(dir.path());
-    commit(&registry, vec![Change::AddGrant(grant("ar-1"))])
+async fn a_commit_with_a_failing_change_changes_nothing(registry: Arc<dyn Registry>) {
+    commit(&*registry, vec![Change::AddGrant(grant("ar-1"))])
         .await
         .unwrap();
     let before = registry.snapshot().await.unwrap();
 
     let failed = commit(
-        &registry,
+        &*registry,
         vec![
             Change::PutConnector(version("hukou", "a: 1")),
             Change::PutPolicyFile(PolicyFileRecord {
@@ -353,7 +387,7 @@ async fn a_commit_with_a_failing_change_changes_nothing() {
         Change::DecideRequest(request("none")),
     ] {
         let failed = commit(
-            &registry,
+            &*registry,
             vec![Change::PutConnector(version("hukou", "a: 1")), change],
         )
         .await;
@@ -362,7 +396,7 @@ async fn a_commit_with_a_failing_change_changes_nothing() {
             "{failed:?}"
         );
     }
-    let duplicate = commit(&registry, vec![Change::AddGrant(grant("ar-1"))]).await;
+    let duplicate = commit(&*registry, vec![Change::AddGrant(grant("ar-1"))]).await;
     assert!(
         matches!(duplicate, Err(RegistryError::Corrupt(_))),
         "{duplicate:?}"
@@ -370,12 +404,9 @@ async fn a_commit_with_a_failing_change_changes_nothing() {
     assert_eq!(registry.snapshot().await.unwrap(), before);
 }
 
-#[tokio::test]
-async fn a_revoked_grant_leaves_the_snapshot_but_stays_listed() {
-    let dir = tempfile::tempdir().unwrap();
-    let registry = open(dir.path());
+async fn a_revoked_grant_leaves_the_snapshot_but_stays_listed(registry: Arc<dyn Registry>) {
     commit(
-        &registry,
+        &*registry,
         vec![
             Change::AddGrant(grant("ar-2")),
             Change::AddGrant(grant("ar-1")),
@@ -383,7 +414,7 @@ async fn a_revoked_grant_leaves_the_snapshot_but_stays_listed() {
     )
     .await
     .unwrap();
-    commit(&registry, vec![Change::AddGrant(grant("ar-0"))])
+    commit(&*registry, vec![Change::AddGrant(grant("ar-0"))])
         .await
         .unwrap();
     let snapshot = registry.snapshot().await.unwrap();
@@ -391,7 +422,7 @@ async fn a_revoked_grant_leaves_the_snapshot_but_stays_listed() {
     assert_eq!(snapshot.grants["ar-1"], grant("ar-1"));
 
     commit(
-        &registry,
+        &*registry,
         vec![Change::RevokeGrant {
             id: "ar-1".to_owned(),
             revocation: revocation(),
@@ -411,12 +442,9 @@ async fn a_revoked_grant_leaves_the_snapshot_but_stays_listed() {
     assert_eq!(all[0].revoked, None);
 }
 
-#[tokio::test]
-async fn requests_round_trip_and_a_decision_replaces_the_request() {
-    let dir = tempfile::tempdir().unwrap();
-    let registry = open(dir.path());
+async fn requests_round_trip_and_a_decision_replaces_the_request(registry: Arc<dyn Registry>) {
     commit(
-        &registry,
+        &*registry,
         vec![
             Change::AddRequest(request("req-b")),
             Change::AddRequest(request("req-a")),
@@ -437,7 +465,7 @@ async fn requests_round_trip_and_a_decision_replaces_the_request() {
     decided.decision_note = Some("approved for one year".to_owned());
     decided.grant_id = Some("ar-9".to_owned());
     commit(
-        &registry,
+        &*registry,
         vec![
             Change::DecideRequest(decided.clone()),
             Change::AddGrant(grant("ar-9")),
@@ -453,17 +481,17 @@ async fn requests_round_trip_and_a_decision_replaces_the_request() {
 
     // A second decision (another replica that read the request before the first) and
     // a second revocation are refused inside the transaction.
-    let twice = commit(&registry, vec![Change::DecideRequest(decided)]).await;
+    let twice = commit(&*registry, vec![Change::DecideRequest(decided)]).await;
     assert!(matches!(twice, Err(RegistryError::Decided(_))), "{twice:?}");
     let revoke = || Change::RevokeGrant {
         id: "ar-9".to_owned(),
         revocation: revocation(),
     };
-    commit(&registry, vec![revoke()]).await.unwrap();
-    let again = commit(&registry, vec![revoke()]).await;
+    commit(&*registry, vec![revoke()]).await.unwrap();
+    let again = commit(&*registry, vec![revoke()]).await;
     assert!(matches!(again, Err(RegistryError::Decided(_))), "{again:?}");
 
-    let duplicate = commit(&registry, vec![Change::AddRequest(request("req-a"))]).await;
+    let duplicate = commit(&*registry, vec![Change::AddRequest(request("req-a"))]).await;
     assert!(
         matches!(duplicate, Err(RegistryError::Corrupt(_))),
         "{duplicate:?}"
@@ -560,19 +588,17 @@ async fn the_data_directory_is_created() {
     let dir = tempfile::tempdir().unwrap();
     let nested = dir.path().join("a/b");
     let registry = open(&nested);
+    assert_eq!(registry.path(), nested.join(REGISTRY_FILE));
     assert!(registry.path().exists());
     assert_eq!(registry.revision().await.unwrap(), 0);
 }
 
-#[tokio::test]
-async fn purpose_files_are_put_shown_and_removed() {
-    let dir = tempfile::tempdir().unwrap();
-    let registry = open(dir.path());
+async fn purpose_files_are_put_shown_and_removed(registry: Arc<dyn Registry>) {
     let file = PolicyFileRecord {
         path: "purposes.yaml".to_owned(),
         text: "purposes: []\n".to_owned(),
     };
-    commit(&registry, vec![Change::PutPurposeFile(file.clone())])
+    commit(&*registry, vec![Change::PutPurposeFile(file.clone())])
         .await
         .unwrap();
     let snapshot = registry.snapshot().await.unwrap();
@@ -593,10 +619,10 @@ async fn purpose_files_are_put_shown_and_removed() {
     let remove = Change::RemovePurposeFile {
         path: "purposes.yaml".to_owned(),
     };
-    commit(&registry, vec![remove.clone()]).await.unwrap();
+    commit(&*registry, vec![remove.clone()]).await.unwrap();
     assert!(registry.snapshot().await.unwrap().purpose_files.is_empty());
     // Removing it again names what is missing.
-    let missing = commit(&registry, vec![remove]).await;
+    let missing = commit(&*registry, vec![remove]).await;
     assert!(
         matches!(&missing, Err(RegistryError::Missing(what)) if what.contains("purposes.yaml")),
         "{missing:?}"
@@ -683,15 +709,12 @@ fn decided(mut version: ConnectorVersion, number: u32, state: ReviewState) -> Co
     version
 }
 
-#[tokio::test]
-async fn a_proposal_serves_nothing_until_approved() {
-    let dir = tempfile::tempdir().unwrap();
-    let registry = open(dir.path());
+async fn a_proposal_serves_nothing_until_approved(registry: Arc<dyn Registry>) {
     let proposed = ConnectorVersion {
         review: pending(None),
         ..version("jisheng2", "id: jisheng2\n")
     };
-    commit(&registry, vec![Change::SaveDraft(proposed.clone())])
+    commit(&*registry, vec![Change::SaveDraft(proposed.clone())])
         .await
         .unwrap();
     let snapshot = registry.snapshot().await.unwrap();
@@ -705,7 +728,7 @@ async fn a_proposal_serves_nothing_until_approved() {
     assert_eq!(registry.reviewed_versions().await.unwrap().len(), 1);
 
     let approved = decided(proposed, 1, ReviewState::Approved);
-    commit(&registry, vec![Change::DecideReview(approved.clone())])
+    commit(&*registry, vec![Change::DecideReview(approved.clone())])
         .await
         .unwrap();
     let snapshot = registry.snapshot().await.unwrap();
@@ -713,27 +736,26 @@ async fn a_proposal_serves_nothing_until_approved() {
     assert_eq!(current.current.version, 1);
     assert!(current.enabled);
     // Decided once only.
-    let again = commit(&registry, vec![Change::DecideReview(approved)]).await;
+    let again = commit(&*registry, vec![Change::DecideReview(approved)]).await;
     assert!(matches!(again, Err(RegistryError::Decided(_))), "{again:?}");
 }
 
-#[tokio::test]
-async fn an_approval_after_the_connector_changed_or_a_refusal_changes_nothing_in_force() {
-    let dir = tempfile::tempdir().unwrap();
-    let registry = open(dir.path());
-    commit(&registry, vec![Change::PutConnector(version("c", "v1"))])
+async fn an_approval_after_the_connector_changed_or_a_refusal_changes_nothing_in_force(
+    registry: Arc<dyn Registry>,
+) {
+    commit(&*registry, vec![Change::PutConnector(version("c", "v1"))])
         .await
         .unwrap();
     let proposed = ConnectorVersion {
         review: pending(Some(1)),
         ..version("c", "v2 loosened")
     };
-    commit(&registry, vec![Change::SaveDraft(proposed.clone())])
+    commit(&*registry, vec![Change::SaveDraft(proposed.clone())])
         .await
         .unwrap();
     // A tightening goes in force meanwhile (version 3) and supersedes the proposal.
     commit(
-        &registry,
+        &*registry,
         vec![Change::PutConnector(version("c", "v3 tighter"))],
     )
     .await
@@ -744,7 +766,7 @@ async fn an_approval_after_the_connector_changed_or_a_refusal_changes_nothing_in
         ReviewState::Superseded
     );
     let late = commit(
-        &registry,
+        &*registry,
         vec![Change::DecideReview(decided(
             proposed.clone(),
             2,
@@ -765,11 +787,11 @@ async fn an_approval_after_the_connector_changed_or_a_refusal_changes_nothing_in
         review: pending(Some(3)),
         ..version("c", "v4 loosened")
     };
-    commit(&registry, vec![Change::SaveDraft(proposed.clone())])
+    commit(&*registry, vec![Change::SaveDraft(proposed.clone())])
         .await
         .unwrap();
     commit(
-        &registry,
+        &*registry,
         vec![Change::DecideReview(decided(
             proposed,
             4,
@@ -787,11 +809,10 @@ async fn an_approval_after_the_connector_changed_or_a_refusal_changes_nothing_in
     );
 }
 
-#[tokio::test]
-async fn a_draft_serves_nothing_until_activated_and_an_earlier_version_comes_back_in_one_change() {
-    let dir = tempfile::tempdir().unwrap();
-    let registry = open(dir.path());
-    commit(&registry, vec![Change::SaveDraft(version("c", "v1"))])
+async fn a_draft_serves_nothing_until_activated_and_an_earlier_version_comes_back_in_one_change(
+    registry: Arc<dyn Registry>,
+) {
+    commit(&*registry, vec![Change::SaveDraft(version("c", "v1"))])
         .await
         .unwrap();
     assert!(
@@ -807,10 +828,13 @@ async fn a_draft_serves_nothing_until_activated_and_an_earlier_version_comes_bac
         activated_at: Some(format!("2026-03-0{number}T08:00:00Z")),
         ..version("c", definition)
     };
-    commit(&registry, vec![Change::ActivateVersion(activated(1, "v1"))])
-        .await
-        .unwrap();
-    commit(&registry, vec![Change::SaveDraft(version("c", "v2"))])
+    commit(
+        &*registry,
+        vec![Change::ActivateVersion(activated(1, "v1"))],
+    )
+    .await
+    .unwrap();
+    commit(&*registry, vec![Change::SaveDraft(version("c", "v2"))])
         .await
         .unwrap();
     let snapshot = registry.snapshot().await.unwrap();
@@ -818,9 +842,12 @@ async fn a_draft_serves_nothing_until_activated_and_an_earlier_version_comes_bac
         snapshot.connectors["c"].current.version, 1,
         "a draft of a serving connector leaves the version in force"
     );
-    commit(&registry, vec![Change::ActivateVersion(activated(2, "v2"))])
-        .await
-        .unwrap();
+    commit(
+        &*registry,
+        vec![Change::ActivateVersion(activated(2, "v2"))],
+    )
+    .await
+    .unwrap();
     assert_eq!(
         registry.snapshot().await.unwrap().connectors["c"]
             .current
@@ -829,7 +856,7 @@ async fn a_draft_serves_nothing_until_activated_and_an_earlier_version_comes_bac
     );
     // Rollback: version 1 again, enabled even if the connector was disabled.
     commit(
-        &registry,
+        &*registry,
         vec![Change::SetConnectorEnabled {
             id: "c".into(),
             enabled: false,
@@ -837,9 +864,12 @@ async fn a_draft_serves_nothing_until_activated_and_an_earlier_version_comes_bac
     )
     .await
     .unwrap();
-    commit(&registry, vec![Change::ActivateVersion(activated(1, "v1"))])
-        .await
-        .unwrap();
+    commit(
+        &*registry,
+        vec![Change::ActivateVersion(activated(1, "v1"))],
+    )
+    .await
+    .unwrap();
     let snapshot = registry.snapshot().await.unwrap();
     assert_eq!(snapshot.connectors["c"].current.version, 1);
     assert!(snapshot.connectors["c"].enabled);
@@ -853,16 +883,20 @@ async fn a_draft_serves_nothing_until_activated_and_an_earlier_version_comes_bac
         review: pending(Some(1)),
         ..version("c", "v3 loosened")
     };
-    commit(&registry, vec![Change::SaveDraft(loosening)])
+    commit(&*registry, vec![Change::SaveDraft(loosening)])
         .await
         .unwrap();
     let early = commit(
-        &registry,
+        &*registry,
         vec![Change::ActivateVersion(activated(3, "v3 loosened"))],
     )
     .await;
     assert!(matches!(early, Err(RegistryError::Decided(_))), "{early:?}");
-    let forged = commit(&registry, vec![Change::ActivateVersion(activated(2, "v9"))]).await;
+    let forged = commit(
+        &*registry,
+        vec![Change::ActivateVersion(activated(2, "v9"))],
+    )
+    .await;
     assert!(forged.is_err(), "{forged:?}");
     assert_eq!(
         registry.snapshot().await.unwrap().connectors["c"]
@@ -872,11 +906,10 @@ async fn a_draft_serves_nothing_until_activated_and_an_earlier_version_comes_bac
     );
 }
 
-#[tokio::test]
-async fn watch_names_the_revision_then_each_new_one_and_ends_with_the_registry() {
+async fn watch_names_the_revision_then_each_new_one_and_ends_with_the_registry(
+    registry: Arc<dyn Registry>,
+) {
     use futures::StreamExt;
-    let dir = tempfile::tempdir().unwrap();
-    let registry = std::sync::Arc::new(open(dir.path()));
     let mut changes = registry.clone().watch(std::time::Duration::from_millis(5));
     assert_eq!(changes.next().await.unwrap().unwrap(), 0);
     registry.commit(0, vec![]).await.unwrap();
@@ -891,4 +924,246 @@ async fn watch_names_the_revision_then_each_new_one_and_ends_with_the_registry()
     assert_eq!(seen, 3);
     drop(registry);
     assert!(changes.next().await.is_none());
+}
+
+/// A generous bound on a wait that should end at once: a guard against a hang, never
+/// an assertion about time.
+const HANG_GUARD: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Another replica's registry on `db`'s schema, with a pool of its own.
+fn replica(db: &crate::pg::testing::TestDb) -> Arc<PgRegistry> {
+    let pg = crate::pg::Pg::new(&db.settings, Path::new(".")).unwrap();
+    Arc::new(PgRegistry::new(pg))
+}
+
+/// The next revision a watch forwarded, within the hang guard.
+async fn next_seen(
+    seen: &mut tokio::sync::mpsc::UnboundedReceiver<Result<u64, RegistryError>>,
+) -> u64 {
+    tokio::time::timeout(HANG_GUARD, seen.recv())
+        .await
+        .expect("the watch yields the revision")
+        .expect("the watch goes on")
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_commit_on_one_replica_reaches_the_others_watch_also_after_its_connection_is_cut() {
+    use futures::StreamExt;
+    let Some(db) = crate::pg::testing::migrated("registry::replicas_watch").await else {
+        return;
+    };
+    let one = Arc::new(PgRegistry::new(db.pg.clone()));
+    let two = replica(&db);
+    // Checks an hour apart: after the first, a new revision reaches this watch by
+    // notification, or by the check it makes once it listens (again).
+    let mut changes = two.clone().watch(std::time::Duration::from_secs(3600));
+    let (forward, mut seen) = tokio::sync::mpsc::unbounded_channel();
+    // Polled in a task of its own, as the gateway polls it, so it listens meanwhile.
+    let forwarding = tokio::spawn(async move {
+        while let Some(item) = changes.next().await {
+            if forward.send(item).is_err() {
+                break;
+            }
+        }
+    });
+    assert_eq!(next_seen(&mut seen).await, 0);
+    let mut named = version("hukou", "名称: 户籍\n");
+    named.origin = Origin::File {
+        path: "connectors/户籍.yaml".to_owned(),
+    };
+    one.commit(0, vec![Change::PutConnector(named)])
+        .await
+        .unwrap();
+    assert_eq!(next_seen(&mut seen).await, 1);
+    // The watch listens now (revision 1 came by notification or by the check it made
+    // once listening): this one can only come by notification.
+    one.commit(1, vec![Change::AddGrant(grant("ar-1"))])
+        .await
+        .unwrap();
+    assert_eq!(next_seen(&mut seen).await, 2);
+    assert_eq!(two.snapshot().await.unwrap(), one.snapshot().await.unwrap());
+
+    // Cut its listening connection: the commit made while it is down is found when it
+    // listens again, and notifications come again after.
+    let admin = db.pg.client().await.unwrap();
+    let cut: i64 = admin
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE query = $1",
+            &[&format!("LISTEN {}", db.pg.channel("registry"))],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(cut, 1, "one listening connection");
+    let revoke = Change::RevokeGrant {
+        id: "ar-1".to_owned(),
+        revocation: revocation(),
+    };
+    one.commit(2, vec![revoke]).await.unwrap();
+    assert_eq!(next_seen(&mut seen).await, 3);
+    one.commit(3, vec![]).await.unwrap();
+    assert_eq!(next_seen(&mut seen).await, 4);
+    assert!(two.snapshot().await.unwrap().grants.is_empty());
+    forwarding.abort();
+}
+
+#[tokio::test]
+async fn commits_racing_from_two_replicas_at_one_revision_serialize_and_exactly_one_wins() {
+    let Some(db) = crate::pg::testing::migrated("registry::replicas_race").await else {
+        return;
+    };
+    let one = Arc::new(PgRegistry::new(db.pg.clone()));
+    let two = replica(&db);
+    one.commit(0, vec![]).await.unwrap();
+    // Hold the revision row, so that both commits are waiting for it at once.
+    let (blocker, _) = db.pg.dedicated().await.unwrap();
+    blocker
+        .batch_execute("BEGIN; SELECT revision FROM registry_revision FOR UPDATE")
+        .await
+        .unwrap();
+    let blocker_pid: i32 = blocker
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let racing = |registry: Arc<PgRegistry>, definition: &'static str| {
+        tokio::spawn(async move {
+            registry
+                .commit(1, vec![Change::PutConnector(version("c", definition))])
+                .await
+        })
+    };
+    let (a, b) = (
+        racing(one.clone(), "from one"),
+        racing(two.clone(), "from two"),
+    );
+    // Both wait: one for the blocker's transaction, the other for the row's lock.
+    let admin = db.pg.client().await.unwrap();
+    tokio::time::timeout(HANG_GUARD, async {
+        loop {
+            let waiting: i64 = admin
+                .query_one(
+                    "SELECT count(*) FROM pg_locks
+                      WHERE NOT granted
+                        AND ((locktype = 'transactionid' AND transactionid =
+                               (SELECT backend_xid FROM pg_stat_activity WHERE pid = $1))
+                          OR (locktype = 'tuple'
+                              AND relation = 'registry_revision'::regclass))",
+                    &[&blocker_pid],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if waiting == 2 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("both commits wait for the revision row");
+    blocker.batch_execute("ROLLBACK").await.unwrap();
+
+    let a = tokio::time::timeout(HANG_GUARD, a).await.unwrap().unwrap();
+    let b = tokio::time::timeout(HANG_GUARD, b).await.unwrap().unwrap();
+    let (winner, loser) = match (&a, &b) {
+        (Ok(2), Err(_)) => ("from one", &b),
+        (Err(_), Ok(2)) => ("from two", &a),
+        _ => panic!("exactly one commit wins: {a:?} {b:?}"),
+    };
+    assert!(
+        matches!(
+            loser,
+            Err(RegistryError::Conflict {
+                expected: 1,
+                found: 2
+            })
+        ),
+        "{loser:?}"
+    );
+    let snapshot = two.snapshot().await.unwrap();
+    assert_eq!(snapshot.revision, 2);
+    assert_eq!(snapshot.connectors["c"].current.definition, winner);
+    assert_eq!(one.connector_versions("c").await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn driver_errors_are_backend_errors_that_quote_nothing_from_the_server() {
+    // A schema never migrated: the registry's tables are not there.
+    let Some(db) = crate::pg::testing::fresh("registry::pg_errors").await else {
+        return;
+    };
+    let registry = PgRegistry::new(db.pg.clone());
+    let error = registry.revision().await.unwrap_err();
+    assert!(
+        matches!(&error, RegistryError::Backend(text)
+            if text == "PostgreSQL: SQLSTATE 42P01"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_watch_through_a_cut_connection_yields_errors_then_what_it_missed_and_listens_again() {
+    use futures::StreamExt;
+    let Some(db) = crate::pg::testing::migrated("registry::watch_cut").await else {
+        return;
+    };
+    // Replica two reaches the server through a forwarder the test can cut.
+    let url = db.settings.url.clone().unwrap();
+    let config: tokio_postgres::Config = url.parse().unwrap();
+    let (tokio_postgres::config::Host::Tcp(host), Some(port)) =
+        (&config.get_hosts()[0], config.get_ports().first())
+    else {
+        panic!("the test server is reached over TCP");
+    };
+    let server = format!("{host}:{port}");
+    let forwarder = testkit::services::Cuttable::start(&server).await;
+    let mut settings = db.settings.clone();
+    settings.url = Some(url.replacen(&server, &forwarder.addr().to_string(), 1));
+    assert_ne!(settings.url.as_ref(), Some(&url));
+    let one = Arc::new(PgRegistry::new(db.pg.clone()));
+    let two = Arc::new(PgRegistry::new(
+        crate::pg::Pg::new(&settings, Path::new(".")).unwrap(),
+    ));
+
+    let mut changes = two.clone().watch(std::time::Duration::from_millis(20));
+    let (forward, mut seen) = tokio::sync::mpsc::unbounded_channel();
+    let forwarding = tokio::spawn(async move {
+        while let Some(item) = changes.next().await {
+            if forward.send(item).is_err() {
+                break;
+            }
+        }
+    });
+    assert_eq!(next_seen(&mut seen).await, 0);
+    forwarder.cut();
+    // The periodic check fails while the server cannot be reached: an item, not the end.
+    let failed = tokio::time::timeout(HANG_GUARD, seen.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(failed, Err(RegistryError::Backend(_))),
+        "{failed:?}"
+    );
+    one.commit(0, vec![Change::AddGrant(grant("ar-1"))])
+        .await
+        .unwrap();
+    forwarder.restore();
+    // What was committed meanwhile (its notification lost), then what comes after.
+    let mut next_ok = async || loop {
+        let item = tokio::time::timeout(HANG_GUARD, seen.recv())
+            .await
+            .expect("the watch yields the revision")
+            .expect("the watch goes on");
+        if let Ok(revision) = item {
+            return revision;
+        }
+    };
+    assert_eq!(next_ok().await, 1);
+    one.commit(1, vec![]).await.unwrap();
+    assert_eq!(next_ok().await, 2);
+    assert_eq!(two.snapshot().await.unwrap(), one.snapshot().await.unwrap());
+    forwarding.abort();
 }
