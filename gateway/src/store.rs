@@ -35,11 +35,10 @@ use crate::audit::{
     SqliteAuditBackend, SqliteAuditReader,
 };
 use crate::limits::{
-    DAY_COUNTS_FILE, DayCountState, DayCounts, GovernorState, LimiterState, RedisLimits,
-    StateError,
+    DAY_COUNTS_FILE, DayCountState, DayCounts, GovernorState, LimiterState, RedisLimits, StateError,
 };
 use crate::pg::{Pg, PgError, PgSettings};
-use crate::registry::{Registry, RegistryError, SqliteRegistry};
+use crate::registry::{PgRegistry, Registry, RegistryError, SqliteRegistry};
 
 /// The file older gateways kept the daily counts in (see the module docs).
 pub const LEGACY_FILE: &str = "gateway.db";
@@ -207,10 +206,7 @@ impl Storage {
         }
         let opened: Arc<dyn Registry> = match &self.backend {
             Backend::Sqlite { data_dir } => Arc::new(SqliteRegistry::open(data_dir)?),
-            Backend::Postgres { pg, .. } => {
-                let _ = pg;
-                return Err(StoreError::Postgres(PgError::Settings(String::new())));
-            }
+            Backend::Postgres { pg, .. } => Arc::new(PgRegistry::new(pg.clone())),
         };
         Ok(self.registry.get_or_init(|| opened).clone())
     }
@@ -374,7 +370,11 @@ mod tests {
         let data_dir = dir.path().join("nested/data");
         let storage = Storage::sqlite(&data_dir);
         let stores = storage
-            .open(Some(AuditOptions::default()), &Default::default(), &data_dir)
+            .open(
+                Some(AuditOptions::default()),
+                &Default::default(),
+                &data_dir,
+            )
             .await
             .unwrap();
         stores.registry.ready().await.unwrap();

@@ -1102,7 +1102,7 @@ pub(crate) async fn edit(
             return visit.respond_with(StatusCode::BAD_REQUEST, &page);
         }
     };
-    match admin::edit::edit(app, &who, &id, &changes).await {
+    match Box::pin(admin::edit::edit(app, &who, &id, &changes)).await {
         Ok(Some(_)) => {
             Redirect::to(&format!("/console/connectors/{}", admin::short(&id))).into_response()
         }

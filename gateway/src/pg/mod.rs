@@ -232,7 +232,9 @@ pub fn describe(error: &tokio_postgres::Error) -> String {
 
 /// The PostgreSQL stores' shared connection pool and settings. Cloning is cheap.
 #[derive(Clone)]
-pub struct Pg {
+pub struct Pg(Arc<Inner>);
+
+struct Inner {
     pool: Pool,
     config: tokio_postgres::Config,
     tls: MakeRustlsConnect,
@@ -244,8 +246,8 @@ pub struct Pg {
 impl std::fmt::Debug for Pg {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pg")
-            .field("at", &self.at)
-            .field("schema", &self.schema)
+            .field("at", &self.0.at)
+            .field("schema", &self.0.schema)
             .finish()
     }
 }
@@ -309,41 +311,41 @@ impl Pg {
             .recycle_timeout(Some(timeout))
             .build()
             .map_err(|e| PgError::Settings(e.to_string()))?;
-        Ok(Pg {
+        Ok(Pg(Arc::new(Inner {
             pool,
             config,
             tls,
             schema: settings.schema.as_str().into(),
             at: at.into(),
             migrate: settings.migrate,
-        })
+        })))
     }
 
     /// Where the server is, fit to print.
     pub fn location(&self) -> String {
-        format!("{} (schema {})", self.at, self.schema)
+        format!("{} (schema {})", self.0.at, self.0.schema)
     }
 
     /// Whether a replica migrates the schema when it starts.
     pub fn migrate_mode(&self) -> Migrate {
-        self.migrate
+        self.0.migrate
     }
 
     /// The schema everything is kept in.
     pub fn schema(&self) -> &str {
-        &self.schema
+        &self.0.schema
     }
 
     /// A pooled connection.
     pub async fn client(&self) -> Result<PgClient, PgError> {
-        self.pool.get().await.map_err(|e| match e {
+        self.0.pool.get().await.map_err(|e| match e {
             deadpool_postgres::PoolError::Backend(e) => self.connect_error(&e),
             deadpool_postgres::PoolError::Timeout(_) => PgError::Unreachable {
-                at: self.at.to_string(),
+                at: self.0.at.to_string(),
                 why: "no connection within the connect timeout".to_owned(),
             },
             other => PgError::Unreachable {
-                at: self.at.to_string(),
+                at: self.0.at.to_string(),
                 why: other.to_string(),
             },
         })
@@ -362,8 +364,9 @@ impl Pg {
         PgError,
     > {
         let (client, mut connection) = self
+            .0
             .config
-            .connect(self.tls.clone())
+            .connect(self.0.tls.clone())
             .await
             .map_err(|e| self.connect_error(&e))?;
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
@@ -389,7 +392,7 @@ impl Pg {
         use sha2::{Digest as _, Sha256};
         let digest = Sha256::new()
             .chain_update(b"county-gateway/lock\0")
-            .chain_update(self.schema.as_bytes())
+            .chain_update(self.0.schema.as_bytes())
             .chain_update([0])
             .chain_update(name.as_bytes())
             .finalize();
@@ -401,11 +404,11 @@ impl Pg {
     /// The notification channel for `topic` within this schema (an identifier:
     /// lowercase letters, digits and `_`).
     pub fn channel(&self, topic: &str) -> String {
-        format!("gw_{}_{}", self.schema, topic)
+        format!("gw_{}_{}", self.0.schema, topic)
     }
 
     fn connect_error(&self, error: &tokio_postgres::Error) -> PgError {
-        let at = self.at.to_string();
+        let at = self.0.at.to_string();
         if let Some(db) = error.as_db_error() {
             let code = db.code().code();
             // 28P01 invalid_password, 28000 invalid_authorization_specification.
@@ -414,7 +417,7 @@ impl Pg {
             }
             // 3D000 invalid_catalog_name.
             if code == "3D000" {
-                let database = self.config.get_dbname().unwrap_or("").to_owned();
+                let database = self.0.config.get_dbname().unwrap_or("").to_owned();
                 return PgError::NoDatabase { at, database };
             }
         }
