@@ -237,6 +237,45 @@ pub struct Snapshot {
     pub grants: BTreeMap<String, GrantRecord>,
 }
 
+/// Everything a registry holds, as read through [`Registry`], to move a county to
+/// another store (`gateway migrate-store`): versions keep their numbers, reviews and
+/// activation times, grants and requests their order, and the revision its value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryCopy {
+    pub revision: u64,
+    /// Every version of every connector (removed connectors' too), by id and number.
+    pub versions: Vec<ConnectorVersion>,
+    /// The registered connectors: id, the version in force, whether it serves.
+    pub connectors: Vec<(String, u32, bool)>,
+    pub policy_files: Vec<PolicyFileRecord>,
+    pub purpose_files: Vec<PolicyFileRecord>,
+    /// Every grant made through the API, revoked ones too, oldest first.
+    pub grants: Vec<GrantRecord>,
+    /// Every access request, oldest first.
+    pub requests: Vec<AccessRequest>,
+}
+
+impl RegistryCopy {
+    /// Reads everything `registry` holds. The parts are read one after another: copy
+    /// from a registry nobody changes meanwhile (a stopped gateway's).
+    pub async fn read(registry: &dyn Registry) -> Result<RegistryCopy, RegistryError> {
+        let snapshot = registry.snapshot().await?;
+        Ok(RegistryCopy {
+            revision: snapshot.revision,
+            versions: registry.all_versions().await?,
+            connectors: snapshot
+                .connectors
+                .values()
+                .map(|c| (c.current.id.clone(), c.current.version, c.enabled))
+                .collect(),
+            policy_files: snapshot.policy_files.into_values().collect(),
+            purpose_files: snapshot.purpose_files.into_values().collect(),
+            grants: registry.grants().await?,
+            requests: registry.access_requests().await?,
+        })
+    }
+}
+
 /// One write to the registry. A list of them is committed atomically.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {

@@ -30,7 +30,7 @@ use super::common::{
 };
 use super::{
     AccessRequest, Change, ConnectorVersion, GrantRecord, PolicyFileRecord, RegisteredConnector,
-    Registry, RegistryError, ReviewState, Snapshot,
+    Registry, RegistryCopy, RegistryError, ReviewState, Snapshot,
 };
 use crate::pg::{Pg, PgError};
 
@@ -57,6 +57,102 @@ impl PgRegistry {
     async fn client(&self) -> Result<crate::pg::PgClient, RegistryError> {
         Ok(self.pg.client().await?)
     }
+
+    /// Writes `copy` into this registry, which must be empty (revision 0, nothing
+    /// registered), in one transaction: versions with their numbers, reviews and
+    /// activation times, grants and requests in their order, the revision as it was.
+    pub async fn import(&self, copy: &RegistryCopy) -> Result<(), RegistryError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        match import_into(&tx, copy, &self.pg.channel(TOPIC)).await {
+            Ok(()) => Ok(tx.commit().await?),
+            Err(e) => {
+                if tx.rollback().await.is_err() {
+                    // The connection is broken; the server ends the transaction.
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+/// [`PgRegistry::import`]'s writes in its transaction `tx`.
+async fn import_into(
+    tx: &Transaction<'_>,
+    copy: &RegistryCopy,
+    channel: &str,
+) -> Result<(), RegistryError> {
+    let found = read_revision(tx, LOCK_REVISION).await?;
+    let versions: i64 = tx
+        .query_one("SELECT count(*) FROM connector_versions", &[])
+        .await?
+        .try_get(0)?;
+    if found != 0 || versions != 0 {
+        return Err(RegistryError::Decided(format!(
+            "the PostgreSQL registry is not empty (revision {found}, {versions} connector versions); a copy goes only into an empty one"
+        )));
+    }
+    for version in &copy.versions {
+        tx.execute(
+            "INSERT INTO connector_versions
+               (id, version, department, definition, schemas, origin, created_at, created_by,
+                review, activated_at)
+               VALUES ($1, $2, $3, $4, $5::text::jsonb, $6::text::jsonb, $7, $8,
+                       $9::text::jsonb, $10)",
+            &[
+                &version.id,
+                &i64::from(version.version),
+                &version.department,
+                &version.definition,
+                &to_json(&version.schemas)?,
+                &to_json(&version.origin)?,
+                &version.created_at,
+                &version.created_by,
+                &version.review.as_ref().map(to_json).transpose()?,
+                &version.activated_at,
+            ],
+        )
+        .await?;
+    }
+    for (id, current, enabled) in &copy.connectors {
+        tx.execute(
+            "INSERT INTO connectors (id, current_version, enabled) VALUES ($1, $2, $3)",
+            &[id, &i64::from(*current), enabled],
+        )
+        .await?;
+    }
+    for (table, files) in [
+        ("policy_files", &copy.policy_files),
+        ("purpose_files", &copy.purpose_files),
+    ] {
+        for file in files {
+            put_file(tx, table, file).await?;
+        }
+    }
+    // Oldest first: the identity column keeps their order.
+    for grant in &copy.grants {
+        add_body(tx, "grants", "grant", &grant.id, grant).await?;
+    }
+    for request in &copy.requests {
+        add_body(
+            tx,
+            "access_requests",
+            "access request",
+            &request.id,
+            request,
+        )
+        .await?;
+    }
+    let revision = i64::try_from(copy.revision)
+        .map_err(|_| RegistryError::Corrupt("the revision is too large".into()))?;
+    tx.execute("UPDATE registry_revision SET revision = $1", &[&revision])
+        .await?;
+    tx.execute(
+        "SELECT pg_notify($1, $2)",
+        &[&channel, &copy.revision.to_string()],
+    )
+    .await?;
+    Ok(())
 }
 
 impl From<tokio_postgres::Error> for RegistryError {

@@ -1167,3 +1167,71 @@ async fn a_watch_through_a_cut_connection_yields_errors_then_what_it_missed_and_
     assert_eq!(two.snapshot().await.unwrap(), one.snapshot().await.unwrap());
     forwarding.abort();
 }
+
+#[tokio::test]
+async fn a_sqlite_registry_copied_into_an_empty_postgres_one_reads_the_same_and_a_second_copy_is_refused()
+ {
+    let Some(db) = crate::pg::testing::migrated("registry::copy").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let from = open(dir.path());
+    // Versions with a gap-free history, a draft, a removal, files, grants (one revoked)
+    // and requests (one decided).
+    commit(&from, vec![Change::PutConnector(version("hukou", "a: 1"))])
+        .await
+        .unwrap();
+    commit(&from, vec![Change::PutConnector(version("hukou", "a: 2"))])
+        .await
+        .unwrap();
+    commit(&from, vec![Change::SaveDraft(version("hukou", "a: 3"))])
+        .await
+        .unwrap();
+    commit(&from, vec![Change::PutConnector(version("gone", "b: 1"))])
+        .await
+        .unwrap();
+    commit(&from, vec![Change::RemoveConnector { id: "gone".into() }])
+        .await
+        .unwrap();
+    commit(
+        &from,
+        vec![
+            Change::PutPolicyFile(PolicyFileRecord {
+                path: "policies/hukou.yaml".into(),
+                text: "grants: []\n".into(),
+            }),
+            Change::PutPurposeFile(PolicyFileRecord {
+                path: "purposes.yaml".into(),
+                text: "purposes: []\n".into(),
+            }),
+            Change::AddGrant(grant("g-1")),
+            Change::AddGrant(grant("g-2")),
+            Change::AddRequest(request("r-1")),
+            Change::AddRequest(request("r-2")),
+        ],
+    )
+    .await
+    .unwrap();
+    commit(
+        &from,
+        vec![Change::RevokeGrant {
+            id: "g-1".into(),
+            revocation: revocation(),
+        }],
+    )
+    .await
+    .unwrap();
+    let copy = RegistryCopy::read(&from).await.unwrap();
+    let to = replica(&db);
+    to.import(&copy).await.unwrap();
+    assert_eq!(RegistryCopy::read(&*to).await.unwrap(), copy);
+    assert_eq!(to.snapshot().await.unwrap(), from.snapshot().await.unwrap());
+    // The copy goes on where the file left off.
+    let next = commit(&*to, vec![Change::PutConnector(version("hukou", "a: 4"))])
+        .await
+        .unwrap();
+    assert_eq!(next, copy.revision + 1);
+    assert_eq!(to.connector_versions("hukou").await.unwrap().len(), 4);
+    let again = to.import(&copy).await.unwrap_err();
+    assert!(again.to_string().contains("not empty"), "{again}");
+}
