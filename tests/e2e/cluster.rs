@@ -551,3 +551,108 @@ async fn a_killed_replica_loses_nothing_acknowledged_and_postgres_outages_releas
     let (intact, text) = cluster.verify().await;
     assert!(!intact, "{text}");
 }
+
+/// `gateway check` and `gateway migrate` against PostgreSQL as an operator meets them:
+/// what is wrong said plainly, never the password.
+#[tokio::test]
+async fn check_and_migrate_say_what_is_wrong_with_postgres_without_the_password() {
+    let test = "cluster::check_and_migrate_say_what_is_wrong_with_postgres_without_the_password";
+    let Some(url) = testkit::services::postgres(test).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path();
+    let schema = testkit::services::schema_name();
+    let parsed = url::Url::parse(&url).expect("a URL");
+    let host = format!(
+        "{}:{}",
+        parsed.host_str().expect("host"),
+        parsed.port().unwrap_or(5432)
+    );
+    let database = parsed.path().trim_start_matches('/').to_owned();
+    let closed = testkit::services::free_port();
+    let cases = [
+        // Nothing listens there.
+        (
+            format!("postgres://gw:s3cret-pw@127.0.0.1:{closed}/{database}"),
+            "cannot be reached",
+        ),
+        // A role the server does not know.
+        (
+            format!("postgres://nosuchrole:s3cret-pw@{host}/{database}"),
+            "refused the credentials",
+        ),
+    ];
+    run_ok(&["token", "keygen", "--out", path(&root.join("data/keys"))]).await;
+    for (address, said) in cases {
+        write_store(root, &format!("url: {address}"), &schema);
+        for command in ["check", "migrate"] {
+            let out = Command::new(BINARY)
+                .args([command, "--config", path(&root.join("county/gateway.yaml"))])
+                .output()
+                .await
+                .expect("runs");
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(!out.status.success(), "{command}: {text}");
+            assert!(text.contains(said), "{command}: {text}");
+            assert!(!text.contains("s3cret-pw"), "{command}: {text}");
+        }
+    }
+    // The address from the environment: migrate brings the schema up, check says so.
+    write_store(root, "url_env: GATEWAY_TEST_STORE_URL", &schema);
+    let config = root.join("county/gateway.yaml");
+    let run = |command: &'static str| {
+        let config = config.clone();
+        let url = url.clone();
+        async move {
+            let out = Command::new(BINARY)
+                .args([command, "--config", path(&config)])
+                .env("GATEWAY_TEST_STORE_URL", &url)
+                .output()
+                .await
+                .expect("runs");
+            (
+                out.status.success(),
+                format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                ),
+            )
+        }
+    };
+    let (ok, text) = run("migrate").await;
+    assert!(ok, "{text}");
+    assert!(text.contains("went from version 0"), "{text}");
+    let (ok, text) = run("migrate").await;
+    assert!(ok && text.contains("nothing to do"), "{text}");
+    let (ok, text) = run("check").await;
+    assert!(ok, "{text}");
+    assert!(text.contains(&format!("schema {schema}")), "{text}");
+    let known = gateway::pg::migrations::known();
+    assert!(
+        text.contains(&format!("schema version {known} of {known}")),
+        "{text}"
+    );
+}
+
+/// Writes the county with `store: postgres` given by `address_line` (`url: …` or
+/// `url_env: …`) and `schema`.
+fn write_store(root: &Path, address_line: &str, schema: &str) {
+    write_county(root, |path, text| {
+        if path == "county/gateway.yaml" {
+            text.edit(
+                "data_dir: ../data\n",
+                &format!(
+                    "data_dir: ../data\nstore:\n  kind: postgres\n  {address_line}\n  schema: {schema}\n  connect_timeout_ms: 2000\n"
+                ),
+            )
+        } else {
+            text.to_owned()
+        }
+    });
+}

@@ -178,7 +178,25 @@ async fn run_check(path: &Path, data_dir: Option<PathBuf>) -> ExitCode {
     }
     run::warn_unpinned(&cfg.audit);
     run::warn_unbounded(&cfg);
-    // The shared servers answer as `serve` needs them (PostgreSQL was reached above).
+    // The shared servers answer as `serve` needs them.
+    if let crate::store::StoreSettings::Postgres(settings) = &cfg.store {
+        let status = match crate::pg::Pg::new(settings, &cfg.base_dir) {
+            Ok(pg) => crate::pg::migrations::status(&pg)
+                .await
+                .map(|status| (pg.location(), status)),
+            Err(e) => Err(e),
+        };
+        match status {
+            Ok((at, status)) => println!(
+                "store: PostgreSQL {at}, schema version {} of {}",
+                status.found, status.known
+            ),
+            Err(e) => {
+                eprintln!("error: store: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     if let Some(redis) = cfg.rate_limits.redis() {
         match crate::limits::redis::check(redis, &cfg.base_dir).await {
             Ok(found) => println!("rate limits: {found}"),
