@@ -55,7 +55,9 @@ use chrono::{DateTime, Datelike, Duration, NaiveDate, SecondsFormat, Timelike, U
 use serde::{Deserialize, Serialize};
 
 use super::event::{AuditEvent, EventKind};
-use super::search::{Bound, SearchError, format_time, open_log, parse_time_bound, stored_event};
+use super::search::{
+    Bound, SearchError, StoredEvent, format_time, open_log, parse_time_bound, stored_event,
+};
 use crate::policy::ROLE_RULE;
 
 /// The longest window one scan reads.
@@ -152,6 +154,28 @@ pub fn anomalies(
     until: &str,
     thresholds: &Thresholds,
 ) -> Result<Vec<Anomaly>, SearchError> {
+    let (from, until) = window(from, until, thresholds)?;
+    let conn = open_log(data_dir)?;
+    let mut statement = conn.prepare(
+        "SELECT seq, hash, body FROM events
+          WHERE time >= ?1 AND time < ?2
+          ORDER BY time ASC, seq ASC",
+    )?;
+    let mut rows = statement.query([format_time(from), format_time(until)])?;
+    let mut scan = Scan::new(thresholds);
+    while let Some(row) = rows.next()? {
+        scan.observe_stored(&stored_event(row)?);
+    }
+    Ok(scan.finish())
+}
+
+/// The window `[from, until)` of a scan, checked with the thresholds: RFC 3339 or
+/// dates, `from` before `until`, at most [`MAX_WINDOW_DAYS`] apart.
+pub(crate) fn window(
+    from: &str,
+    until: &str,
+    thresholds: &Thresholds,
+) -> Result<(DateTime<Utc>, DateTime<Utc>), SearchError> {
     thresholds.check()?;
     let from = parse_time_bound(Bound::From, from)?;
     let until = parse_time_bound(Bound::Until, until)?;
@@ -167,27 +191,7 @@ pub fn anomalies(
             format!("the window is longer than {MAX_WINDOW_DAYS} days; scan it in parts"),
         ));
     }
-    let conn = open_log(data_dir)?;
-    let mut statement = conn.prepare(
-        "SELECT seq, hash, body FROM events
-          WHERE time >= ?1 AND time < ?2
-          ORDER BY time ASC, seq ASC",
-    )?;
-    let mut rows = statement.query([format_time(from), format_time(until)])?;
-    let mut scan = Scan::new(thresholds);
-    while let Some(row) = rows.next()? {
-        let stored = stored_event(row)?;
-        match DateTime::parse_from_rfc3339(&stored.event.time) {
-            Ok(time) => scan.observe(stored.seq, time.with_timezone(&Utc), &stored.event),
-            Err(_) => {
-                tracing::warn!(
-                    seq = stored.seq,
-                    "an audit event's time is not RFC 3339; left out of the anomaly scan"
-                );
-            }
-        }
-    }
-    Ok(scan.finish())
+    Ok((from, until))
 }
 
 /// Event numbers behind an anomaly: all of them counted, the first ones kept.
@@ -249,15 +253,16 @@ struct UserState {
     limited: Option<(NaiveDate, Seqs)>,
 }
 
+/// The scan over a window's events, taken in time order (from any store).
 #[derive(Debug)]
-struct Scan<'t> {
+pub(crate) struct Scan<'t> {
     thresholds: &'t Thresholds,
     users: HashMap<String, UserState>,
     found: Vec<Anomaly>,
 }
 
 impl<'t> Scan<'t> {
-    fn new(thresholds: &'t Thresholds) -> Scan<'t> {
+    pub(crate) fn new(thresholds: &'t Thresholds) -> Scan<'t> {
         Scan {
             thresholds,
             users: HashMap::new(),
@@ -321,8 +326,21 @@ impl<'t> Scan<'t> {
         }
     }
 
+    /// Takes the next stored event (one whose time cannot be read is left out).
+    pub(crate) fn observe_stored(&mut self, stored: &StoredEvent) {
+        match DateTime::parse_from_rfc3339(&stored.event.time) {
+            Ok(time) => self.observe(stored.seq, time.with_timezone(&Utc), &stored.event),
+            Err(_) => {
+                tracing::warn!(
+                    seq = stored.seq,
+                    "an audit event's time is not RFC 3339; left out of the anomaly scan"
+                );
+            }
+        }
+    }
+
     /// Closes every open hour and burst; the anomalies, sorted.
-    fn finish(mut self) -> Vec<Anomaly> {
+    pub(crate) fn finish(mut self) -> Vec<Anomaly> {
         let (start, end) = self.thresholds.office_hours;
         for (name, state) in self.users {
             if let Some(hour) = state.hour {

@@ -106,7 +106,8 @@ impl Signer {
         self.signed(signed)
     }
 
-    fn signed(&self, signed: String) -> String {
+    /// `signed` (lines ending in newlines) followed by its `signature:` line.
+    pub(crate) fn signed(&self, signed: String) -> String {
         let signature = self.key.sign(signed.as_bytes());
         format!("{signed}signature: {}\n", BASE64.encode(signature.as_ref()))
     }

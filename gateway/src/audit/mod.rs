@@ -8,7 +8,7 @@
 //! [`event`] (the event), [`canonical`] (the canonical JSON body), [`chain`] (the hash
 //! chain), [`checkpoint`] (signed heads of the chain), [`cadence`] (how often they are
 //! made, and the rule every log is held to), [`sqlite`] (the store and its writer
-//! thread) and [`verify`](mod@verify) (the offline check, and the check the writer
+//! thread), [`postgres`] (the log of many replicas, one chain each) and [`verify`](mod@verify) (the offline check, and the check the writer
 //! runs before it signs over a log).
 //!
 //! # The record format (what a second party can re-implement)
@@ -107,6 +107,7 @@ pub mod chain;
 pub mod checkpoint;
 pub mod event;
 mod hooks;
+pub mod postgres;
 pub mod reader;
 pub mod report;
 pub mod retention;
@@ -127,6 +128,7 @@ pub use event::{
     AuditCaller, AuditEvent, AuditOutcome, EventKind, LinkedPerson, MAX_REASON_CHARS, MaskedField,
     Recorded, WithheldField,
 };
+pub use postgres::{PgAudit, PgAuditBackend, PgAuditReader};
 pub use reader::{AuditReader, SqliteAuditReader};
 pub use report::{Access, CitizenReport, ShownAs, citizen_report};
 pub use retention::{ArchivedSegment, DEFAULT_KEEP_DAYS, Retention, archive, archive_with};
@@ -138,7 +140,9 @@ pub use sqlite::{
     AUDIT_FILE, AuditOptions, KEY_FILE, SqliteAudit, checkpoint_public_key, checkpoints_after,
     checkpoints_pending, latest_checkpoint,
 };
-pub use verify::{Expectations, VerifyFailure, VerifyReport, Witnessed, verify, verify_with};
+pub use verify::{
+    ChainHead, Expectations, VerifyFailure, VerifyReport, Witnessed, verify, verify_with,
+};
 
 /// Why an event could not be recorded. Messages never contain event contents.
 #[derive(Debug, thiserror::Error)]

@@ -80,18 +80,48 @@ pub fn citizen_report(
     let conn = open_log(data_dir)?;
     let mut statement = conn.prepare(REPORT_SQL)?;
     let mut rows = statement.query([subject_pseudonym])?;
-    let mut report = CitizenReport {
-        subject_masked: None,
-        accesses: Vec::new(),
-        withheld_until_later: 0,
-    };
+    let mut report = Report::new(subject_pseudonym, today);
     while let Some(row) = rows.next()? {
-        let stored = stored_event(row)?;
+        report.take(stored_event(row)?);
+    }
+    Ok(report.finish())
+}
+
+/// A citizen report being built from the subject's answered events, taken oldest
+/// first (from any store).
+pub(crate) struct Report<'s> {
+    subject_pseudonym: &'s str,
+    today: NaiveDate,
+    report: CitizenReport,
+}
+
+impl<'s> Report<'s> {
+    pub(crate) fn new(subject_pseudonym: &'s str, today: NaiveDate) -> Report<'s> {
+        Report {
+            subject_pseudonym,
+            today,
+            report: CitizenReport {
+                subject_masked: None,
+                accesses: Vec::new(),
+                withheld_until_later: 0,
+            },
+        }
+    }
+
+    pub(crate) fn finish(self) -> CitizenReport {
+        self.report
+    }
+
+    /// The next event about the subject (status 200, about them or disclosing them
+    /// through another person's record).
+    pub(crate) fn take(&mut self, stored: super::search::StoredEvent) {
+        let (subject_pseudonym, today, report) =
+            (self.subject_pseudonym, self.today, &mut self.report);
         let event = stored.event;
         // Only lookups release a citizen's data; a privacy officer's review of the
         // log (an admin event) is oversight, recorded but not a disclosure.
         if event.kind != crate::audit::EventKind::Lookup {
-            continue;
+            return;
         }
         if let Some(day) = &event.disclose_after {
             let due = match NaiveDate::parse_from_str(day, "%Y-%m-%d") {
@@ -106,7 +136,7 @@ pub fn citizen_report(
             };
             if !due {
                 report.withheld_until_later += 1;
-                continue;
+                return;
             }
         }
         let direct = event.subject_pseudonym.as_deref() == Some(subject_pseudonym);
@@ -141,7 +171,6 @@ pub fn citizen_report(
             fields,
         });
     }
-    Ok(report)
 }
 
 #[cfg(test)]

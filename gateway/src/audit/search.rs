@@ -113,6 +113,11 @@ pub enum OutcomeClass {
 /// An event as stored, with its place in the chain.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredEvent {
+    /// The chain the event is in, in a log of many chains (PostgreSQL's, one per
+    /// replica); `seq` and `hash` are then that chain's. `None` for the embedded log,
+    /// whose one chain the page names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain_id: Option<String>,
     pub seq: u64,
     /// `hash(seq)`, lowercase hex.
     pub hash: String,
@@ -123,7 +128,8 @@ pub struct StoredEvent {
 /// One page of [`search`] results, newest first.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Page {
-    /// The log's chain id (see [`super::Recorded::chain_id`]).
+    /// The log's chain id (see [`super::Recorded::chain_id`]); empty for a log of
+    /// many chains, whose events each name theirs.
     pub chain_id: String,
     pub events: Vec<StoredEvent>,
     /// Pass as `before` for the next (older) page; `None` at the end.
@@ -666,7 +672,12 @@ pub(crate) fn stored_event(row: &rusqlite::Row<'_>) -> Result<StoredEvent, Searc
             e.column()
         ),
     })?;
-    Ok(StoredEvent { seq, hash, event })
+    Ok(StoredEvent {
+        chain_id: None,
+        seq,
+        hash,
+        event,
+    })
 }
 
 /// A sequence number or count as an SQLite integer (saturating: no stored sequence

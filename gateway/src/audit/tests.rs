@@ -949,6 +949,8 @@ async fn an_empty_log_verifies() {
             key_pinned: false,
             unsigned_tail: 0,
             witnessed: 0,
+            chains: Vec::new(),
+            county_checkpoints: 0,
         }
     );
     assert_eq!(latest_checkpoint(dir.path()).unwrap(), None);

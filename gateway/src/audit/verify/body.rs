@@ -7,16 +7,16 @@ use super::super::event::AuditEvent;
 
 /// A row's search columns, as stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct StoredColumns<'a> {
-    pub(super) event_id: &'a str,
-    pub(super) time: &'a str,
-    pub(super) request_id: &'a str,
-    pub(super) user: &'a str,
-    pub(super) township: Option<&'a str>,
-    pub(super) connector: Option<&'a str>,
-    pub(super) purpose: Option<&'a str>,
-    pub(super) subject_pseudonym: Option<&'a str>,
-    pub(super) status: i64,
+pub(crate) struct StoredColumns<'a> {
+    pub(crate) event_id: &'a str,
+    pub(crate) time: &'a str,
+    pub(crate) request_id: &'a str,
+    pub(crate) user: &'a str,
+    pub(crate) township: Option<&'a str>,
+    pub(crate) connector: Option<&'a str>,
+    pub(crate) purpose: Option<&'a str>,
+    pub(crate) subject_pseudonym: Option<&'a str>,
+    pub(crate) status: i64,
 }
 
 /// What the body check found.

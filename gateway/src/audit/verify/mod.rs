@@ -100,7 +100,8 @@ use super::chain::{GENESIS, link_hash, parse_hash};
 use super::checkpoint::{Checkpoint, Prev, encode_public_key, public_key};
 use super::retention::{SEGMENT_FORMAT, SegmentFile, segment_files};
 use super::sqlite::{AUDIT_FILE, KEY_FILE, open_read_only};
-use body::{BodyCheck, StoredColumns};
+use body::BodyCheck;
+pub(crate) use body::StoredColumns;
 
 /// What a successful check saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,6 +122,23 @@ pub struct VerifyReport {
     pub unsigned_tail: u64,
     /// Witnessed checkpoints found consistent with the log.
     pub witnessed: u64,
+    /// A log of many chains (PostgreSQL's, one per replica): each chain's head, in
+    /// chain id order; the fields above then add up the chains (`last_seq` and
+    /// `last_hash` are the longest chain's). Empty for the embedded log.
+    pub chains: Vec<ChainHead>,
+    /// County checkpoints (over every chain's head) found consistent with the log.
+    pub county_checkpoints: u64,
+}
+
+/// One chain of a log of many, as verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainHead {
+    pub chain_id: String,
+    pub last_seq: u64,
+    /// Lowercase hex (the genesis hash, all zeros, for an empty chain).
+    pub last_hash: String,
+    pub checkpoints: u64,
+    pub unsigned_tail: u64,
 }
 
 /// What the log is held to, beyond its own chain and signatures.
@@ -211,7 +229,100 @@ pub fn verify_with(data_dir: &Path, expect: &Expectations) -> Result<VerifyRepor
         key_pinned: expect.pinned_key.is_some(),
         unsigned_tail: last_seq - chain.last_checkpoint.seq,
         witnessed: chain.witnessed_matched,
+        chains: Vec::new(),
+        county_checkpoints: 0,
     })
+}
+
+/// One hash chain walked event by event from rows read elsewhere than an SQLite
+/// file (PostgreSQL's chains, one per replica), with exactly the checks [`verify`]
+/// makes on the embedded log's events: sequence, previous hash, hash, body and
+/// columns, the chain's checkpoints (signature, key, `prev`) and the cadence.
+pub(crate) struct ChainWalk {
+    chain: Chain,
+    checkpoints: Checkpoints,
+}
+
+/// What a [`ChainWalk`] found, once it reached the chain's end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ChainWalked {
+    pub(crate) last_seq: u64,
+    pub(crate) last_hash: [u8; 32],
+    pub(crate) checkpoints: u64,
+    pub(crate) unsigned_tail: u64,
+    /// The key the checkpoints were checked against.
+    pub(crate) key: Option<Vec<u8>>,
+}
+
+impl ChainWalk {
+    /// A walk from the chain's first event, against `expect`'s cadence and pinned key
+    /// (else the key in `key_path`), over the chain's checkpoints (seq, text).
+    pub(crate) fn from_start(
+        key_path: &Path,
+        expect: &Expectations,
+        checkpoints: Vec<(u64, String)>,
+    ) -> ChainWalk {
+        let mut chain = Chain::new(key_path.to_owned(), 1, GENESIS);
+        chain.key = expect.pinned_key.clone();
+        chain.cadence = Some(expect.cadence);
+        chain.previous_checkpoint = Some(Prev::NONE);
+        ChainWalk {
+            chain,
+            checkpoints: with_cadences(checkpoints),
+        }
+    }
+
+    /// A walk of the unsigned tail after the checkpoint `after` (already checked,
+    /// signing `hash`, made with `after_cadence`), against `cadence` and `key`: what
+    /// a writer checks before it signs over a tail another process left.
+    pub(crate) fn tail(
+        key: Vec<u8>,
+        cadence: Cadence,
+        after: Prev,
+        after_cadence: Option<Cadence>,
+        hash: [u8; 32],
+    ) -> ChainWalk {
+        let mut chain = Chain::new(PathBuf::new(), after.seq + 1, hash);
+        chain.key = Some(key);
+        chain.cadence = Some(cadence);
+        chain.previous_checkpoint = Some(after);
+        chain.last_checkpoint = after;
+        chain.last_cadence = after_cadence;
+        ChainWalk {
+            chain,
+            checkpoints: with_cadences(Vec::new()),
+        }
+    }
+
+    /// The next stored event of the chain.
+    pub(crate) fn event(&mut self, stored: &Stored<'_>) -> Result<(), VerifyFailure> {
+        self.chain
+            .event(stored, &mut self.checkpoints, None)
+            .map(|_| ())
+    }
+
+    /// The seq the walk expects next.
+    pub(crate) fn next_seq(&self) -> u64 {
+        self.chain.next
+    }
+
+    /// The end of the chain: a checkpoint beyond its last event means a cut tail.
+    pub(crate) fn finish(mut self) -> Result<ChainWalked, VerifyFailure> {
+        if let Some(StoredCheckpoint { seq, .. }) = self.checkpoints.next() {
+            return Err(broken(
+                Some(seq),
+                format!("the checkpoint at seq {seq} signs an event that is not in the log"),
+            ));
+        }
+        let last_seq = self.chain.next - 1;
+        Ok(ChainWalked {
+            last_seq,
+            last_hash: self.chain.prev,
+            checkpoints: self.chain.checkpoints,
+            unsigned_tail: last_seq - self.chain.last_checkpoint.seq,
+            key: self.chain.key,
+        })
+    }
 }
 
 /// The walk of [`verify`]: the segments in order, then the live log.
@@ -439,13 +550,14 @@ fn with_cadences(stored: Vec<(u64, String)>) -> Checkpoints {
         .peekable()
 }
 
-/// One stored row of `events`, borrowed from SQLite's row: nothing is copied.
-struct Stored<'r> {
-    seq: i64,
-    columns: StoredColumns<'r>,
-    body: &'r [u8],
-    prev_hash: &'r str,
-    hash: &'r str,
+/// One stored row of `events`, borrowed from SQLite's row (or another store's):
+/// nothing is copied.
+pub(crate) struct Stored<'r> {
+    pub(crate) seq: i64,
+    pub(crate) columns: StoredColumns<'r>,
+    pub(crate) body: &'r [u8],
+    pub(crate) prev_hash: &'r str,
+    pub(crate) hash: &'r str,
 }
 
 impl<'r> Stored<'r> {

@@ -1,0 +1,262 @@
+//! The audit log on PostgreSQL, for many replicas: [`PgAudit`] (the writer of one
+//! replica), [`PgAuditReader`] (the privacy officer's search, export, citizen report
+//! and anomalies across every chain) and [`PgAuditBackend`] (verify, checkpoints).
+//! Tables: `pg/migrations/0002_audit.sql`.
+//!
+//! **One chain per replica.** The record format is exactly the embedded log's
+//! ([module docs of `audit`](super)): canonical bodies, `hash(seq)` over the previous
+//! hash, seq from 1 without gaps, signed v2 checkpoints with the same key and cadence.
+//! What differs is that the log holds many chains, one per writer: on opening, a
+//! writer takes a chain with a session advisory lock (`audit-chain:<id>`,
+//! `pg_try_advisory_lock`) on a dedicated connection — its own chain back after a
+//! restart if it is free, else any chain whose holder is gone, else a new one (128
+//! random bits in lowercase hex) — and writes only on that connection, so two
+//! processes can never write one chain: when the connection dies, the lock goes with
+//! it and nothing more is written on it. Before it signs over a chain another process
+//! left with an unsigned tail, the writer checks the newest checkpoint (signature,
+//! key, hash) and walks the tail as `verify` does; a chain that fails is left alone
+//! (logged; `verify` names it) and another one taken.
+//!
+//! **Group commit.** As in SQLite: a bounded queue, the writer task takes everything
+//! queued (up to `batch_max`; an [`AuditLog::append_all`] unit never split) and writes
+//! it in one transaction with one multi-row `INSERT` (`unnest` of arrays), with
+//! `synchronous_commit = on`; the chain head is read inside the transaction; waiters
+//! are answered only after `COMMIT`. A failed batch fails every waiter with
+//! [`AuditError::Unavailable`] and leaves nothing behind.
+//!
+//! **When PostgreSQL goes away.** The batch fails, the writer drops its connection
+//! (and so its lock) and reconnects in the background, with growing pauses; while it
+//! is down every append is answered at once with [`AuditError::Unavailable`] (503
+//! `audit-unavailable` upstream) and [`AuditLog::ready`] fails. Once connected it
+//! takes a chain again (its own if still free), re-reads the head and serves. A
+//! writer opened while the server cannot be reached starts down the same way.
+//!
+//! **Checkpoints.** Per chain, by count and by time as [`cadence`](super::cadence)
+//! says, at shutdown, and at once over a tail a previous holder left unsigned. Every
+//! `checkpoint_every` (when a head moved) a writer also signs a county checkpoint
+//! ([`county`]) naming every chain's head.
+
+pub mod county;
+mod reader;
+mod verify;
+mod writer;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures::future::BoxFuture;
+use tokio::sync::{mpsc, oneshot, watch};
+
+pub use reader::PgAuditReader;
+pub use verify::PgAuditBackend;
+
+use super::canonical::event_body;
+use super::event::{AuditEvent, Columns, Recorded};
+use super::sqlite::AuditOptions;
+use super::{AuditError, AuditLog};
+use crate::pg::{Pg, PgError};
+
+/// The audit log of one replica on PostgreSQL. Cloning is cheap; all clones feed one
+/// writer task, which stops (after a last checkpoint) on [`PgAudit::shutdown`] or
+/// when the last clone is dropped.
+#[derive(Debug, Clone)]
+pub struct PgAudit {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    sender: mpsc::Sender<Command>,
+    pg: Pg,
+    /// The chain the writer holds (or held last, while it is down).
+    chain_id: watch::Receiver<String>,
+    /// Whether the writer holds a chain on a live connection.
+    up: Arc<AtomicBool>,
+    /// The seq of the newest checkpoint of the chain held.
+    checkpointed: watch::Receiver<u64>,
+}
+
+enum Command {
+    Append(Box<Pending>),
+    /// Events committed in one transaction, never split across two.
+    AppendAll(Vec<Pending>),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// An event waiting for the writer. No `Debug`: it holds the event's contents.
+struct Pending {
+    columns: Columns,
+    body: String,
+    reply: oneshot::Sender<Result<Recorded, AuditError>>,
+}
+
+type Answer = oneshot::Receiver<Result<Recorded, AuditError>>;
+
+impl Pending {
+    fn of(event: &AuditEvent) -> Result<(Pending, Answer), AuditError> {
+        let (reply, answer) = oneshot::channel();
+        let pending = Pending {
+            columns: Columns::of(event),
+            body: event_body(event)?,
+            reply,
+        };
+        Ok((pending, answer))
+    }
+}
+
+impl PgAudit {
+    /// Takes a chain (see the module docs), loads (or, on a log without any
+    /// checkpoint, creates) the checkpoint key in `key_file`, checked against
+    /// `options.pinned_key`, and starts the writer task. When the server cannot be
+    /// reached, the writer starts down and connects by itself later; a key that is
+    /// not the pinned one, or cannot be read, is an error.
+    pub async fn open(
+        pg: Pg,
+        key_file: &Path,
+        options: AuditOptions,
+    ) -> Result<PgAudit, AuditError> {
+        let (sender, receiver) = mpsc::channel(options.queue.max(1));
+        let up = Arc::new(AtomicBool::new(false));
+        let (chain_tx, chain_id) = watch::channel(String::new());
+        let (checkpointed_tx, checkpointed) = watch::channel(0);
+        let mut writer = writer::Writer::new(
+            pg.clone(),
+            key_file.to_owned(),
+            options,
+            up.clone(),
+            chain_tx,
+            checkpointed_tx,
+        );
+        match writer.connect().await {
+            Ok(()) => {}
+            Err(AuditError::Unavailable(why)) => {
+                tracing::warn!(
+                    why = %why,
+                    "the audit log on PostgreSQL cannot be reached; appends fail until it can"
+                );
+            }
+            Err(other) => return Err(other),
+        }
+        tokio::spawn(writer.run(receiver));
+        Ok(PgAudit {
+            inner: Arc::new(Inner {
+                sender,
+                pg,
+                chain_id,
+                up,
+                checkpointed,
+            }),
+        })
+    }
+
+    /// The chain this replica writes (while it is down: the one it held last; empty
+    /// before it held any).
+    pub fn chain_id(&self) -> String {
+        self.inner.chain_id.borrow().clone()
+    }
+
+    /// Stops the writer: events queued before are written, a last checkpoint signs
+    /// the head (and a county checkpoint every head), the chain is let go; later
+    /// appends fail with [`AuditError::Closed`]. Returns once the writer stopped.
+    pub async fn shutdown(&self) {
+        let (done, stopped) = oneshot::channel();
+        if self
+            .inner
+            .sender
+            .send(Command::Shutdown(done))
+            .await
+            .is_ok()
+        {
+            let _ = stopped.await;
+        }
+    }
+
+    /// The seq of the newest checkpoint of the chain held, as the writer commits new
+    /// ones.
+    pub fn checkpoints(&self) -> watch::Receiver<u64> {
+        self.inner.checkpointed.clone()
+    }
+}
+
+impl AuditLog for PgAudit {
+    /// The writer holds a chain, and the server answers a query.
+    fn ready(&self) -> BoxFuture<'_, Result<(), AuditError>> {
+        Box::pin(async move {
+            if self.inner.sender.is_closed() {
+                return Err(AuditError::Closed);
+            }
+            if !self.inner.up.load(Ordering::Acquire) {
+                return Err(AuditError::Unavailable(
+                    "the audit writer is not connected to PostgreSQL".into(),
+                ));
+            }
+            let client = self.inner.pg.client().await.map_err(unavailable)?;
+            client
+                .query_one("SELECT 1", &[])
+                .await
+                .map_err(|e| unavailable(PgError::query(&e)))?;
+            Ok(())
+        })
+    }
+
+    /// Waits for a place in the queue, then for the commit. Dropping the future after
+    /// the event was queued does not withdraw it.
+    fn append(&self, event: AuditEvent) -> BoxFuture<'_, Result<Recorded, AuditError>> {
+        Box::pin(async move {
+            let (pending, answer) = Pending::of(&event)?;
+            self.inner
+                .sender
+                .send(Command::Append(Box::new(pending)))
+                .await
+                .map_err(|_| AuditError::Closed)?;
+            answer.await.map_err(|_| AuditError::Closed)?
+        })
+    }
+
+    /// One place in the queue and one transaction for all of them.
+    fn append_all(
+        &self,
+        events: Vec<AuditEvent>,
+    ) -> BoxFuture<'_, Vec<Result<Recorded, AuditError>>> {
+        Box::pin(async move {
+            let mut outcomes = Vec::with_capacity(events.len());
+            let mut unit = Vec::with_capacity(events.len());
+            for event in &events {
+                outcomes.push(Pending::of(event).map(|(pending, answer)| {
+                    unit.push(pending);
+                    answer
+                }));
+            }
+            let sent = unit.is_empty()
+                || self
+                    .inner
+                    .sender
+                    .send(Command::AppendAll(unit))
+                    .await
+                    .is_ok();
+            let mut recorded = Vec::with_capacity(outcomes.len());
+            for outcome in outcomes {
+                recorded.push(match outcome {
+                    Err(e) => Err(e),
+                    Ok(_) if !sent => Err(AuditError::Closed),
+                    Ok(answer) => answer.await.unwrap_or(Err(AuditError::Closed)),
+                });
+            }
+            recorded
+        })
+    }
+}
+
+/// A PostgreSQL failure as the audit log reports it: the log cannot commit now.
+fn unavailable(error: PgError) -> AuditError {
+    AuditError::Unavailable(error.to_string())
+}
+
+/// A query's failure (never quoting a value).
+fn query_failed(error: &tokio_postgres::Error) -> AuditError {
+    unavailable(PgError::query(error))
+}
