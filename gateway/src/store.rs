@@ -31,8 +31,8 @@ use std::sync::{Arc, OnceLock};
 use serde::Deserialize;
 
 use crate::audit::{
-    AuditBackend, AuditError, AuditLog, AuditOptions, AuditReader, KEY_FILE, SqliteAudit,
-    SqliteAuditBackend, SqliteAuditReader,
+    AuditBackend, AuditError, AuditLog, AuditOptions, AuditReader, KEY_FILE, PgAudit,
+    PgAuditBackend, PgAuditReader, SqliteAudit, SqliteAuditBackend, SqliteAuditReader,
 };
 use crate::limits::{
     DAY_COUNTS_FILE, DayCountState, DayCounts, GovernorState, LimiterState, RedisLimits, StateError,
@@ -87,7 +87,7 @@ pub struct Storage {
 #[derive(Debug, Clone)]
 pub enum AuditWriter {
     Sqlite(SqliteAudit),
-    Postgres(SqliteAudit),
+    Postgres(PgAudit),
 }
 
 impl AuditWriter {
@@ -217,8 +217,7 @@ impl Storage {
         match &self.backend {
             Backend::Sqlite { data_dir } => Arc::new(SqliteAuditBackend::new(data_dir)),
             Backend::Postgres { pg, data_dir } => {
-                let _ = pg;
-                Arc::new(SqliteAuditBackend::new(data_dir.join(KEY_FILE)))
+                Arc::new(PgAuditBackend::new(pg.clone(), data_dir.join(KEY_FILE)))
             }
         }
     }
@@ -227,10 +226,7 @@ impl Storage {
     pub fn audit_reader(&self) -> Arc<dyn AuditReader> {
         match &self.backend {
             Backend::Sqlite { data_dir } => Arc::new(SqliteAuditReader::new(data_dir)),
-            Backend::Postgres { pg, .. } => {
-                let _ = pg;
-                Arc::new(SqliteAuditReader::new("x"))
-            }
+            Backend::Postgres { pg, .. } => Arc::new(PgAuditReader::new(pg.clone())),
         }
     }
 
@@ -277,10 +273,9 @@ impl Storage {
                         .map_err(|e| AuditError::Unavailable(e.to_string()))??;
                 AuditWriter::Sqlite(opened)
             }
-            Backend::Postgres { pg, data_dir } => AuditWriter::Postgres({
-                let _ = (pg, data_dir, options);
-                return Err(StoreError::Postgres(PgError::Settings(String::new())));
-            }),
+            Backend::Postgres { pg, data_dir } => AuditWriter::Postgres(
+                PgAudit::open(pg.clone(), &data_dir.join(KEY_FILE), options).await?,
+            ),
         })
     }
 
