@@ -81,7 +81,8 @@ impl Running {
                     return line;
                 }
             }
-            panic!("the process ended before printing the expected line");
+            let stderr = (&mut self.stderr).await.unwrap_or_default();
+            panic!("the process ended before printing the expected line; its stderr:\n{stderr}");
         };
         tokio::time::timeout(Duration::from_secs(60), wait)
             .await

@@ -9,6 +9,7 @@
 //! killed, every chain verifying, no data without audit when PostgreSQL is gone, and
 //! service coming back by itself.
 
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -26,8 +27,9 @@ const REPLICAS: usize = 3;
 
 /// How a test's cluster is configured.
 struct Options {
-    /// The per-user limit, per minute (burst the same).
-    per_user: u32,
+    /// The per-user limit, per day (burst the same): a day, so that the bucket does
+    /// not refill while a test runs, however slow the machine.
+    per_user: usize,
 }
 
 /// Three replicas and what they stand on.
@@ -84,7 +86,7 @@ impl Cluster {
             "store:\n  kind: postgres\n  url: {through_forwarder}\n  schema: {schema}\n  connect_timeout_ms: 2000\n"
         );
         let limits = format!(
-            "rate_limits:\n  backend: redis\n  redis:\n    url: {}\n    key_prefix: {schema}\n    fallback: local\n    replicas: {REPLICAS}\n  per_user: {{ per_minute: {n}, burst: {n} }}\n",
+            "rate_limits:\n  backend: redis\n  redis:\n    url: {}\n    key_prefix: {schema}\n    fallback: local\n    replicas: {REPLICAS}\n  per_user: {{ per_day: {n}, burst: {n} }}\n",
             redis.url(),
             n = options.per_user,
         );
@@ -132,6 +134,8 @@ impl Cluster {
         for n in 2..=REPLICAS {
             let data_dir = root.join(format!("r{n}"));
             std::fs::create_dir_all(&data_dir).expect("data dir");
+            std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o700))
+                .expect("a private data dir");
             std::fs::copy(
                 first.join("audit-signing.key"),
                 data_dir.join("audit-signing.key"),
@@ -226,6 +230,17 @@ impl Cluster {
         let person = sample(sim::SampleKind::Pensioner);
         let body = lookup("hukou", "person_by_id", person.id.as_str());
         post_json(&self.url(n, "/v1/query"), token, &body).await
+    }
+
+    /// `n` lookups as `token`, round-robin over the replicas that are up; their
+    /// statuses.
+    async fn lookups_round_robin(&self, token: &str, n: usize) -> Vec<u16> {
+        let mut statuses = Vec::with_capacity(n);
+        for _ in 0..n {
+            let replica = self.round_robin();
+            statuses.push(self.lookup_on(replica, token).await.status);
+        }
+        statuses
     }
 
     /// The next replica in turn that is up.
@@ -323,50 +338,36 @@ where
 async fn a_per_user_limit_is_exact_across_replicas_and_survives_a_redis_outage() {
     let Some(mut cluster) = Cluster::start(
         "cluster::a_per_user_limit_is_exact_across_replicas_and_survives_a_redis_outage",
-        Options { per_user: 7 },
+        Options { per_user: LIMIT },
     )
     .await
     else {
         return;
     };
     let clerk = cluster.clerk().await;
-    // Fourteen lookups, round-robin over the three: exactly seven are let through.
-    let mut statuses = Vec::new();
-    for _ in 0..14 {
-        let n = cluster.round_robin();
-        statuses.push(cluster.lookup_on(n, &clerk).await.status);
-    }
-    let admitted = statuses.iter().filter(|s| **s == 200).count();
-    let limited = statuses.iter().filter(|s| **s == 429).count();
-    assert_eq!((admitted, limited), (7, 7), "{statuses:?}");
+    // Twice the limit, round-robin over the three: exactly the limit is let through.
+    let statuses = cluster.lookups_round_robin(&clerk, 2 * LIMIT).await;
+    assert_eq!(count(&statuses, 200), LIMIT, "{statuses:?}");
+    assert_eq!(count(&statuses, 429), LIMIT, "{statuses:?}");
 
-    // Redis goes away: each replica falls back to its share of the limit (7 ÷ 3,
-    // at least 1), so the user is still served, and still limited.
+    // Redis goes away: each replica enforces its share of the limit alone (12 ÷ 3).
     cluster.redis.stop();
     let other = cluster
         .token("clerk-2", "clerk", &["--township", TOWNSHIP])
         .await;
-    let mut during = Vec::new();
-    for _ in 0..12 {
-        let n = cluster.round_robin();
-        during.push(cluster.lookup_on(n, &other).await.status);
-    }
-    let served = during.iter().filter(|s| **s == 200).count();
-    assert!(
-        (1..=REPLICAS * 3).contains(&served),
-        "served within the replicas' shares while Redis is down: {during:?}"
+    let during = cluster.lookups_round_robin(&other, 2 * LIMIT).await;
+    assert_eq!(count(&during, 200), SHARE * REPLICAS, "{during:?}");
+    assert_eq!(
+        count(&during, 429),
+        2 * LIMIT - SHARE * REPLICAS,
+        "{during:?}"
     );
-    assert!(during.iter().all(|s| *s == 200 || *s == 429), "{during:?}");
 
-    // Redis is back (empty): the limit is exact again across the three.
+    // Redis is back (empty). A replica uses it again once one user gets more than
+    // its local share there — probed with users of their own.
     cluster.redis.restart().await;
-    let third = cluster
-        .token("clerk-3", "clerk", &["--township", TOWNSHIP])
-        .await;
-    // A replica is on Redis again once one user gets more than its local share
-    // there (3 > 7 ÷ 3) — probed with users of their own.
-    let mut probes = 0;
     for n in 0..REPLICAS {
+        let mut probes = 0;
         eventually(
             "the replica uses Redis again",
             Duration::from_secs(60),
@@ -378,7 +379,7 @@ async fn a_per_user_limit_is_exact_across_replicas_and_survives_a_redis_outage()
                     let probe = cluster
                         .token(&sub, "clerk", &["--township", TOWNSHIP])
                         .await;
-                    for _ in 0..3 {
+                    for _ in 0..=SHARE {
                         if cluster.lookup_on(n, &probe).await.status != 200 {
                             return false;
                         }
@@ -389,13 +390,20 @@ async fn a_per_user_limit_is_exact_across_replicas_and_survives_a_redis_outage()
         )
         .await;
     }
-    let mut after = Vec::new();
-    for _ in 0..14 {
-        let n = cluster.round_robin();
-        after.push(cluster.lookup_on(n, &third).await.status);
-    }
-    let admitted = after.iter().filter(|s| **s == 200).count();
-    assert_eq!(admitted, 7, "{after:?}");
+    // … and the limit is exact across the three again.
+    let third = cluster
+        .token("clerk-3", "clerk", &["--township", TOWNSHIP])
+        .await;
+    let after = cluster.lookups_round_robin(&third, 2 * LIMIT).await;
+    assert_eq!(count(&after, 200), LIMIT, "{after:?}");
+}
+
+/// The per-user limit of the limits test, and each replica's share of it.
+const LIMIT: usize = 12;
+const SHARE: usize = LIMIT / REPLICAS;
+
+fn count(statuses: &[u16], status: u16) -> usize {
+    statuses.iter().filter(|s| **s == status).count()
 }
 
 #[tokio::test]

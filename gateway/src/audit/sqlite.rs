@@ -410,7 +410,7 @@ pub fn checkpoint_public_key(data_dir: &Path, create: bool) -> Result<Vec<u8>, A
         Ok(conn) => read_newest(&conn)?.seq > 0,
         Err(_) => false,
     };
-    std::fs::create_dir_all(data_dir).map_err(|source| AuditError::Io {
+    crate::datadir::create_dir(data_dir).map_err(|source| AuditError::Io {
         what: "cannot create the data directory",
         source,
     })?;

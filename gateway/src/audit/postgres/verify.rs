@@ -350,7 +350,7 @@ impl AuditBackend for PgAuditBackend {
                 .map_err(|e| query_failed(&e))?
                 .get(0);
             if let Some(dir) = self.key_file.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|source| AuditError::Io {
+                crate::datadir::create_dir(dir).map_err(|source| AuditError::Io {
                     what: "cannot create the key's directory",
                     source,
                 })?;
