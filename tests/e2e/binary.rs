@@ -89,6 +89,11 @@ impl Running {
             .expect("the expected line within a minute")
     }
 
+    /// The process id.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// Asks the process to stop (SIGTERM) and waits for it; returns its stderr.
     pub(crate) async fn terminate(mut self) -> String {
         let pid = self.child.id().expect("still running").to_string();

@@ -287,6 +287,14 @@ impl Cluster {
     }
 }
 
+/// How many audit chains the replicas have made.
+async fn chains(sql: &tokio_postgres::Client) -> i64 {
+    sql.query_one("SELECT count(*) FROM audit_chains", &[])
+        .await
+        .expect("chains read")
+        .get(0)
+}
+
 /// `postgres://user@host:port/db` as libpq's `key=value` form, so that options can be
 /// added.
 fn libpq_form(url: &str) -> String {
@@ -497,27 +505,68 @@ async fn a_killed_replica_loses_nothing_acknowledged_and_postgres_outages_releas
         return;
     };
     let clerk = cluster.clerk().await;
-    // Steady load over the three; replica 2 is killed in the middle of it.
-    let mut acknowledged = Vec::new();
-    for i in 0..60 {
-        if i == 30 {
-            cluster.kill(1).await;
+    // Steady load over the three from three clients at once; replica 2 is killed
+    // (SIGKILL) in the middle of it, with requests in flight.
+    let answered = std::sync::atomic::AtomicUsize::new(0);
+    let victim = cluster.replicas[1]
+        .as_ref()
+        .and_then(Running::pid)
+        .expect("a pid");
+    let load = |client: usize| {
+        let (cluster, clerk, answered) = (&cluster, &clerk, &answered);
+        async move {
+            let mut acknowledged = Vec::new();
+            for i in 0..30 {
+                let n = (client + i) % REPLICAS;
+                let person = sample(sim::SampleKind::Pensioner);
+                let body = lookup("hukou", "person_by_id", person.id.as_str());
+                let sent = crate::helpers::client()
+                    .post(cluster.url(n, "/v1/query"))
+                    .bearer_auth(clerk)
+                    .json(&body)
+                    .send()
+                    .await;
+                // A request to the killed replica fails; nothing was acknowledged.
+                let Ok(response) = sent else { continue };
+                let reply = Reply::read(response).await;
+                if reply.status == 200 {
+                    answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    acknowledged.push(reply.json["request_id"].as_str().expect("id").to_owned());
+                }
+            }
+            acknowledged
         }
-        let n = cluster.round_robin();
-        let reply = cluster.lookup_on(n, &clerk).await;
-        if reply.status == 200 {
-            acknowledged.push(reply.json["request_id"].as_str().expect("id").to_owned());
-        }
-    }
-    assert!(acknowledged.len() >= 55, "{}", acknowledged.len());
-    // The killed replica comes back and continues a chain.
+    };
+    let kill = async {
+        eventually("load is under way", Duration::from_secs(60), || async {
+            answered.load(std::sync::atomic::Ordering::SeqCst) >= 20
+        })
+        .await;
+        let killed = Command::new("kill")
+            .args(["-KILL", &victim.to_string()])
+            .status()
+            .await
+            .expect("kill runs");
+        assert!(killed.success());
+    };
+    let (loads, ()) = tokio::join!(futures::future::join_all((0..3).map(load)), kill);
+    let mut acknowledged: Vec<String> = loads.into_iter().flatten().collect();
+    assert!(acknowledged.len() >= 40, "{}", acknowledged.len());
+    cluster.kill(1).await;
+    // The killed replica comes back and continues a chain: no new one is made.
+    let sql = cluster.sql().await;
+    let before = chains(&sql).await;
     cluster.start_replica(1).await;
     let reply = cluster.lookup_on(1, &clerk).await;
     assert_eq!(reply.status, 200, "{}", reply.text);
     acknowledged.push(reply.json["request_id"].as_str().expect("id").to_owned());
+    assert_eq!(
+        chains(&sql).await,
+        before,
+        "the restarted replica took a chain back"
+    );
 
     // Every answered lookup has its event.
-    let sql = cluster.sql().await;
     let found: i64 = sql
         .query_one(
             "SELECT count(DISTINCT request_id) FROM audit_events WHERE request_id = ANY($1)",
