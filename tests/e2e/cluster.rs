@@ -473,6 +473,27 @@ async fn a_revocation_on_one_replica_is_in_force_on_the_others() {
         })
         .await;
     }
+    // A department's cache purge on replica 1 empties replica 2's copy too.
+    let person = sample(sim::SampleKind::MarriedParent);
+    let body = lookup("hukou", "person_by_id", person.id.as_str());
+    let replica_2 = cluster.url(1, "/v1/query");
+    let on_2 = || post_json(&replica_2, &clerk, &body);
+    on_2().await;
+    assert_eq!(on_2().await.json["cache_hit"], true);
+    let purged = post_json(
+        &cluster.url(0, "/v1/admin/connectors/hukou/cache/purge"),
+        &admin,
+        &json!({}),
+    )
+    .await;
+    assert_eq!(purged.status, 200, "{}", purged.text);
+    eventually(
+        "replica 2 asks the department again",
+        Duration::from_secs(30),
+        || async { on_2().await.json["cache_hit"] == false },
+    )
+    .await;
+
     // 收回 on replica 1: replicas 2 and 3 withhold the fields as soon as they hear.
     let revoked = post_json(
         &cluster.url(0, &format!("/v1/grants/{id}/revoke")),
