@@ -762,3 +762,49 @@ fn write_store(root: &Path, address_line: &str, schema: &str) {
         }
     });
 }
+
+/// The deploy files an operator starts from: `deploy/gateway.yaml` loads as `serve`
+/// loads it, on PostgreSQL and Redis with its secrets from the environment, and
+/// `deploy/compose.yaml` runs three replicas of it behind the balancer.
+#[test]
+fn the_deploy_files_describe_three_replicas_on_postgres_and_redis() {
+    let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
+    let cfg = gateway::config::load(
+        &gateway::config::DiskSource,
+        &deploy.join("gateway.yaml"),
+        &gateway::config::LoadOptions::default(),
+    )
+    .unwrap_or_else(|problems| panic!("deploy/gateway.yaml: {problems:?}"));
+    let gateway::store::StoreSettings::Postgres(store) = &cfg.store else {
+        panic!("deploy/gateway.yaml keeps its stores in PostgreSQL");
+    };
+    assert_eq!(store.url_env.as_deref(), Some("GATEWAY_POSTGRES_URL"));
+    assert!(
+        store.url.is_none(),
+        "no address (and no password) in the file"
+    );
+    let redis = cfg.rate_limits.redis().expect("limits on Redis");
+    assert_eq!(redis.server.url_env.as_deref(), Some("GATEWAY_REDIS_URL"));
+    assert_eq!(
+        cfg.pseudonym_key_env.as_deref(),
+        Some("GATEWAY_PSEUDONYM_KEY")
+    );
+
+    let compose: Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(deploy.join("compose.yaml")).expect("compose.yaml"),
+    )
+    .expect("compose.yaml is YAML");
+    let services = compose["services"].as_object().expect("services");
+    for service in ["postgres", "redis", "balancer", "departments", "keys"] {
+        assert!(services.contains_key(service), "{service}");
+    }
+    let replicas: Vec<&String> = services
+        .keys()
+        .filter(|name| name.starts_with("gateway-"))
+        .collect();
+    assert_eq!(replicas.len(), 3, "{replicas:?}");
+    let balancer = std::fs::read_to_string(deploy.join("balancer.conf")).expect("balancer.conf");
+    for port in ["8081", "8082", "8083"] {
+        assert!(balancer.contains(&format!("127.0.0.1:{port}")), "{port}");
+    }
+}
