@@ -311,7 +311,7 @@ async fn check_exit_codes() {
 }
 
 /// The token file and body of a `curl` hint line.
-fn curl_parts(line: &str) -> (String, String) {
+pub(crate) fn curl_parts(line: &str) -> (String, String) {
     let token_path = line
         .split("$(cat ")
         .nth(1)

@@ -91,6 +91,9 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Copy a county's data directory (registry and audit log) into PostgreSQL, to
+    /// move from one machine to many; the copied log is verified from its first event.
+    MigrateStore(store::MigrateStoreArgs),
 }
 
 pub fn main(cli: Cli) -> ExitCode {
@@ -121,6 +124,7 @@ pub fn main(cli: Cli) -> ExitCode {
             Command::Apply(args) => run_apply(args).await,
             Command::Export(args) => run_export(args).await,
             Command::Migrate { config } => store::run_migrate(&config).await,
+            Command::MigrateStore(args) => store::run_migrate_store(args).await,
             Command::Policy(PolicyCommand::Test { config, dir }) => {
                 run_policy_test(config.as_deref(), &dir)
             }

@@ -36,6 +36,7 @@
 //! `checkpoint_every` (when a head moved) a writer also signs a county checkpoint
 //! ([`county`]) naming every chain's head.
 
+pub mod copy;
 pub mod county;
 mod reader;
 mod verify;

@@ -48,18 +48,20 @@ const HEAD_SQL: &str = "SELECT
 
 const EXISTING_SQL: &str = "SELECT event_id FROM audit_events WHERE event_id = ANY($1)";
 
-const INSERT_EVENTS_SQL: &str = "INSERT INTO audit_events (chain_id, seq, event_id, time,
+pub(super) const INSERT_EVENTS_SQL: &str =
+    "INSERT INTO audit_events (chain_id, seq, event_id, time,
      request_id, user_name, township, connector, purpose, subject_pseudonym, status, body,
      prev_hash, hash)
      SELECT $1, * FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],
          $7::text[], $8::text[], $9::text[], $10::text[], $11::integer[], $12::text[],
          $13::text[], $14::text[])";
 
-const INSERT_LINKED_SQL: &str = "INSERT INTO audit_linked_subjects (pseudonym, chain_id, seq)
+pub(super) const INSERT_LINKED_SQL: &str =
+    "INSERT INTO audit_linked_subjects (pseudonym, chain_id, seq)
      SELECT p, $1, s FROM unnest($2::text[], $3::bigint[]) AS u(p, s)
      ON CONFLICT DO NOTHING";
 
-const INSERT_CHECKPOINT_SQL: &str =
+pub(super) const INSERT_CHECKPOINT_SQL: &str =
     "INSERT INTO audit_checkpoints (chain_id, seq, text) VALUES ($1, $2, $3)";
 
 /// The heads of every chain, for a county checkpoint.
