@@ -227,7 +227,20 @@ impl PgAuditReader {
             .start()
             .await
             .map_err(|e| backend(&e))?;
-        let statement = snapshot.prepare(&sql).await.map_err(|e| backend(&e))?;
+        let fed = Self::feed_from(&snapshot, &sql, clause, after, tx).await;
+        // Ended here rather than when dropped, so that its locks go at once.
+        let _ = snapshot.rollback().await;
+        fed
+    }
+
+    async fn feed_from(
+        snapshot: &tokio_postgres::Transaction<'_>,
+        sql: &str,
+        mut clause: Clause,
+        after: usize,
+        tx: &tokio::sync::mpsc::Sender<Result<StoredEvent, SearchError>>,
+    ) -> Result<(), SearchError> {
+        let statement = snapshot.prepare(sql).await.map_err(|e| backend(&e))?;
         let mut last = 0i64;
         loop {
             clause.values[after - 1] = Box::new(last);
