@@ -408,3 +408,68 @@ async fn a_writer_without_a_server_fails_appends_at_once_and_is_not_ready() {
     assert!(log.ready().await.is_err());
     log.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_writer_with_another_key_than_the_logs_is_refused() {
+    let Some(db) = migrated("audit::postgres::key").await else {
+        return;
+    };
+    let (dir, other) = (TempDir::new().unwrap(), TempDir::new().unwrap());
+    let log = open(&db, &dir).await;
+    let refused = PgAudit::open(db.pg.clone(), &key(&other), options())
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, AuditError::Key(_)), "{refused}");
+    assert!(
+        !key(&other).exists(),
+        "no key is made for a log that has one"
+    );
+    let pinned = AuditOptions {
+        pinned_key: Some(vec![7; 32]),
+        ..options()
+    };
+    let refused = PgAudit::open(db.pg.clone(), &key(&dir), pinned)
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("pinned"), "{refused}");
+    log.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_time_trigger_signs_the_head_and_the_county_checkpoint_follows() {
+    let Some(db) = migrated("audit::postgres::timed").await else {
+        return;
+    };
+    let dir = TempDir::new().unwrap();
+    let timed = AuditOptions {
+        checkpoint_every_events: 0,
+        checkpoint_every: Duration::from_millis(50),
+        ..AuditOptions::default()
+    };
+    let log = PgAudit::open(db.pg.clone(), &key(&dir), timed.clone())
+        .await
+        .unwrap();
+    log.append(event(1, "alice")).await.unwrap();
+    let mut signed = log.checkpoints();
+    tokio::time::timeout(Duration::from_secs(20), signed.wait_for(|seq| *seq == 1))
+        .await
+        .unwrap()
+        .unwrap();
+    let backend = PgAuditBackend::new(db.pg.clone(), key(&dir));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while backend.latest_checkpoint().await.unwrap().is_none() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no county checkpoint"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    log.shutdown().await;
+    let expect = Expectations {
+        cadence: timed.cadence(),
+        ..Expectations::default()
+    };
+    let report = backend.verify(expect).await.unwrap();
+    assert_eq!((report.events, report.checkpoints), (1, 1));
+    assert!(report.county_checkpoints >= 1);
+}

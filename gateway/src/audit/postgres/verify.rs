@@ -345,7 +345,7 @@ impl AuditBackend for PgAuditBackend {
     }
 
     /// The key file's public half; with `create`, the key is made when there is none
-    /// and no chain holds a checkpoint yet.
+    /// and no chain holds a checkpoint yet (nor has a writer recorded its key).
     fn public_key(&self, create: bool) -> BoxFuture<'_, Result<Vec<u8>, AuditError>> {
         Box::pin(async move {
             if !create || self.key_file.exists() {
@@ -355,7 +355,8 @@ impl AuditBackend for PgAuditBackend {
             let signed: bool = client
                 .query_one(
                     "SELECT EXISTS (SELECT 1 FROM audit_checkpoints)
-                         OR EXISTS (SELECT 1 FROM audit_county_checkpoints)",
+                         OR EXISTS (SELECT 1 FROM audit_county_checkpoints)
+                         OR EXISTS (SELECT 1 FROM audit_meta WHERE name = 'checkpoint_key')",
                     &[],
                 )
                 .await
