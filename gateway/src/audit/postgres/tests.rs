@@ -353,6 +353,12 @@ async fn search_reads_every_chain_newest_first_with_paging_filters_and_reports()
     };
     let page = reader.search(window, None, 10).await.unwrap();
     assert_eq!(numbers(&page), ["event-0003", "event-0002"]);
+    let about = Filter {
+        subject_pseudonym: Some(subject(5)),
+        ..Filter::default()
+    };
+    let page = reader.search(about, None, 10).await.unwrap();
+    assert_eq!(numbers(&page), ["event-0005"]);
     let bad = Filter {
         status: Some(42),
         ..Filter::default()
