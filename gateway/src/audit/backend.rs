@@ -3,8 +3,8 @@
 //! ([`archive`](super::archive())) and handing out checkpoints (to witnesses and
 //! operators), behind the [`AuditBackend`] trait, so that `gateway audit
 //! verify|archive|checkpoint` and the witness senders never name a data directory's
-//! files. [`SqliteAuditBackend`] is the embedded log in a data directory; a
-//! PostgreSQL backend will implement the same trait.
+//! files. [`SqliteAuditBackend`] is the embedded log in a data directory;
+//! [`PgAuditBackend`](super::PgAuditBackend) the log of many chains on PostgreSQL.
 
 use std::path::PathBuf;
 

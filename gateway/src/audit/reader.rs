@@ -1,7 +1,8 @@
 //! Reading the audit log, behind a trait: the privacy officer's API asks an
 //! [`AuditReader`] and never knows which store answers. [`SqliteAuditReader`] reads
 //! the embedded log (read-only connections on the blocking pool, safe beside the
-//! writer); a PostgreSQL reader will implement the same trait. Every method is
+//! writer); [`PgAuditReader`](super::PgAuditReader) reads every chain of the log on
+//! PostgreSQL. Every method is
 //! async; [`AuditReader::events`] streams, so an export of the whole log never
 //! holds more than a few events in memory.
 

@@ -108,6 +108,18 @@ impl PgAuditBackend {
             .start()
             .await
             .map_err(|e| unreadable(&e))?;
+        let checked = self.walk_all(&tx, &expect).await;
+        // Ended here rather than when dropped, so that its locks go at once.
+        let _ = tx.rollback().await;
+        checked
+    }
+
+    /// The walk of [`PgAuditBackend::verify_all`], in the snapshot `tx`.
+    async fn walk_all(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        expect: &Expectations,
+    ) -> Result<VerifyReport, VerifyFailure> {
         let chain_ids: Vec<String> = tx
             .query(
                 "SELECT chain_id FROM audit_chains
@@ -219,7 +231,7 @@ impl PgAuditBackend {
                 // A negative number (never written) becomes 0, which matches no event.
                 .map(|row| (u64::try_from(row.get::<_, i64>(0)).unwrap_or(0), row.get(1)))
                 .collect();
-            let mut walk = ChainWalk::from_start(&self.key_file, &expect, checkpoints);
+            let mut walk = ChainWalk::from_start(&self.key_file, expect, checkpoints);
             let mut claimed = claims.remove(chain_id).unwrap_or_default();
             let params: [&(dyn ToSql + Sync); 1] = [chain_id];
             let rows = tx
@@ -333,7 +345,7 @@ impl AuditBackend for PgAuditBackend {
     }
 
     /// The key file's public half; with `create`, the key is made when there is none
-    /// and no chain holds a checkpoint yet.
+    /// and no chain holds a checkpoint yet (nor has a writer recorded its key).
     fn public_key(&self, create: bool) -> BoxFuture<'_, Result<Vec<u8>, AuditError>> {
         Box::pin(async move {
             if !create || self.key_file.exists() {
@@ -343,7 +355,8 @@ impl AuditBackend for PgAuditBackend {
             let signed: bool = client
                 .query_one(
                     "SELECT EXISTS (SELECT 1 FROM audit_checkpoints)
-                         OR EXISTS (SELECT 1 FROM audit_county_checkpoints)",
+                         OR EXISTS (SELECT 1 FROM audit_county_checkpoints)
+                         OR EXISTS (SELECT 1 FROM audit_meta WHERE name = 'checkpoint_key')",
                     &[],
                 )
                 .await

@@ -240,7 +240,8 @@ impl Writer {
     }
 
     /// The checkpoint key: as `SqliteAudit` loads it (created only while the log has
-    /// no signature at all), and the pinned one if a key is pinned.
+    /// no signature and no writer's key recorded), the pinned one if a key is
+    /// pinned, and the one the log's first writer recorded.
     async fn load_key(&self, client: &Client) -> Result<Signer, AuditError> {
         if self.options.pinned_key.is_some() && !self.key_file.exists() {
             return Err(AuditError::Key(
@@ -249,24 +250,45 @@ impl Writer {
                     .into(),
             ));
         }
-        let signed: bool = client
-            .query_one(
-                "SELECT EXISTS (SELECT 1 FROM audit_checkpoints)
-                     OR EXISTS (SELECT 1 FROM audit_county_checkpoints)",
-                &[],
-            )
-            .await
-            .map_err(|e| query_failed(&e))?
-            .get(0);
-        let signer = load_or_create_key(&self.key_file, !signed)?;
+        let (signed, recorded): (bool, Option<String>) = {
+            let row = client
+                .query_one(
+                    "SELECT EXISTS (SELECT 1 FROM audit_checkpoints)
+                         OR EXISTS (SELECT 1 FROM audit_county_checkpoints),
+                     (SELECT value FROM audit_meta WHERE name = 'checkpoint_key')",
+                    &[],
+                )
+                .await
+                .map_err(|e| query_failed(&e))?;
+            (row.get(0), row.get(1))
+        };
+        let signer = load_or_create_key(&self.key_file, !signed && recorded.is_none())?;
+        let ours = encode_public_key(signer.public_key());
         if let Some(pinned) = &self.options.pinned_key
             && signer.public_key() != pinned.as_slice()
         {
             return Err(AuditError::Key(format!(
-                "the key in {} ({}) is not the pinned key ({})",
+                "the key in {} ({ours}) is not the pinned key ({})",
                 self.key_file.display(),
-                encode_public_key(signer.public_key()),
                 encode_public_key(pinned)
+            )));
+        }
+        // The first writer records its key; every later one must hold the same.
+        let recorded: String = client
+            .query_one(
+                "INSERT INTO audit_meta (name, value) VALUES ('checkpoint_key', $1)
+                 ON CONFLICT (name) DO UPDATE SET value = audit_meta.value
+                 RETURNING value",
+                &[&ours],
+            )
+            .await
+            .map_err(|e| query_failed(&e))?
+            .get(0);
+        if recorded != ours {
+            return Err(AuditError::Key(format!(
+                "the key in {} ({ours}) is not the one this log's writers sign with \
+                 ({recorded}); give every replica the same audit-signing.key",
+                self.key_file.display()
             )));
         }
         Ok(signer)

@@ -6,6 +6,14 @@
 -- the partition key, which would give up the database's guarantee that (chain_id,
 -- seq) and event_id are unique; retention by partition is left for a later version.
 
+-- Facts about the log as a whole: `checkpoint_key`, the public half (base64) of the
+-- key every writer signs with, recorded by the first one, so that a replica given
+-- another key refuses to start instead of signing with it.
+CREATE TABLE audit_meta (
+    name text PRIMARY KEY,
+    value text NOT NULL
+);
+
 -- Every chain ever written: one per replica that held it. A replica holds its chain
 -- with a session advisory lock (see audit/postgres), never with a row lock.
 CREATE TABLE audit_chains (
