@@ -5,6 +5,9 @@
 //! write chains of their own beside it; the copied chain is free, so the first replica
 //! to start may take it and go on.
 //!
+//! The log's checkpoint key (`DATA_DIR/audit-signing.key`) is recorded as the key
+//! every writer of the database must sign with, as a first writer would record it.
+//!
 //! Only a whole log is copied: one whose oldest events were archived
 //! (`gateway audit archive`) starts past seq 1 and is refused, as is a chain id the
 //! database already holds.
@@ -123,6 +126,25 @@ pub async fn copy_sqlite(data_dir: &Path, pg: &Pg) -> Result<Copied, AuditError>
         }
         events += rows.len() as u64;
         after = last;
+    }
+    if let Ok(key) = super::super::checkpoint::public_key(&data_dir.join(super::super::KEY_FILE))
+    {
+        let key = super::super::checkpoint::encode_public_key(&key);
+        let recorded: String = tx
+            .query_one(
+                "INSERT INTO audit_meta (name, value) VALUES ('checkpoint_key', $1)
+                 ON CONFLICT (name) DO UPDATE SET value = audit_meta.value
+                 RETURNING value",
+                &[&key],
+            )
+            .await
+            .map_err(|e| pg_error(&e))?
+            .get(0);
+        if recorded != key {
+            return Err(AuditError::Key(format!(
+                "the log is signed with {key}, but the database's writers sign with {recorded}"
+            )));
+        }
     }
     for (seq, text) in &checkpoints {
         tx.execute(INSERT_CHECKPOINT_SQL, &[&chain_id, seq, text])
