@@ -1,12 +1,13 @@
 //! [`PgAuditReader`]: the privacy officer's search, export, citizen report and
 //! anomalies over every chain of the log on PostgreSQL, with the embedded log's
-//! [`Filter`] and paging. Events are ordered by `pos`, the order of insertion
-//! across all chains — commit order, which is time order up to the few
-//! milliseconds an event waits for its batch — so the paging cursor (`before`,
-//! [`Page::next`]) is a `pos`, not a seq. Each [`StoredEvent`] names its chain;
-//! [`Page::chain_id`] is empty. The citizen report and the anomaly scan are the
-//! embedded log's ([`Report`], [`Scan`]), fed with PostgreSQL's rows; an anomaly's
-//! event numbers are per-chain seqs.
+//! [`Filter`] and paging. Events are ordered by their own `time` (as recorded by the
+//! replica that wrote them), ties by `pos`, the order of insertion across all
+//! chains. The paging cursor (`before`, [`Page::next`]) is the `pos` of the last
+//! event of a page: the next page holds the events before it in that order. Each
+//! [`StoredEvent`] names its chain ([`Page::chain_id`] is empty); its `seq` is its
+//! chain's. The citizen report and the anomaly scan are the embedded log's
+//! ([`Report`], [`Scan`]), fed with PostgreSQL's rows; an anomaly's event numbers
+//! are per-chain seqs.
 
 use chrono::NaiveDate;
 use futures::future::BoxFuture;
@@ -135,7 +136,7 @@ fn about_subject(n: usize) -> String {
     )
 }
 
-/// A row of `SELECT chain_id, seq, pos, hash, body`.
+/// A row of `SELECT {COLUMNS}`: its `pos`, and the event.
 fn stored_event(row: &Row) -> Result<(i64, StoredEvent), SearchError> {
     let chain_id: String = row.try_get(0).map_err(|e| backend(&e))?;
     let seq: i64 = row.try_get(1).map_err(|e| backend(&e))?;
@@ -165,7 +166,7 @@ fn stored_event(row: &Row) -> Result<(i64, StoredEvent), SearchError> {
     ))
 }
 
-const COLUMNS: &str = "chain_id, seq, pos, hash, body";
+const COLUMNS: &str = "chain_id, seq, pos, hash, body, time";
 
 impl PgAuditReader {
     async fn page(
@@ -178,11 +179,13 @@ impl PgAuditReader {
         let mut clause = Clause::of(&filter)?;
         if let Some(before) = before {
             let n = clause.bind(i64::try_from(before).unwrap_or(i64::MAX));
-            clause.conditions.push(format!("pos < ${n}"));
+            clause.conditions.push(format!(
+                "(time, pos) < (SELECT time, pos FROM audit_events WHERE pos = ${n})"
+            ));
         }
         let n = clause.bind(i64::try_from(limit).unwrap_or(i64::MAX) + 1);
         let sql = format!(
-            "SELECT {COLUMNS} FROM audit_events{} ORDER BY pos DESC LIMIT ${n}",
+            "SELECT {COLUMNS} FROM audit_events{} ORDER BY time DESC, pos DESC LIMIT ${n}",
             clause.sql()
         );
         let client = self
@@ -221,11 +224,14 @@ impl PgAuditReader {
         tx: &tokio::sync::mpsc::Sender<Result<StoredEvent, SearchError>>,
     ) -> Result<(), SearchError> {
         let mut clause = Clause::of(&filter)?;
-        let after = clause.bind(0i64);
+        let after = clause.bind(String::new());
+        let after_pos = clause.bind(0i64);
         let limit = clause.bind(STREAM_CHUNK);
-        clause.conditions.push(format!("pos > ${after}"));
+        clause
+            .conditions
+            .push(format!("(time, pos) > (${after}, ${after_pos})"));
         let sql = format!(
-            "SELECT {COLUMNS} FROM audit_events{} ORDER BY pos ASC LIMIT ${limit}",
+            "SELECT {COLUMNS} FROM audit_events{} ORDER BY time ASC, pos ASC LIMIT ${limit}",
             clause.sql()
         );
         let mut client = pg
@@ -253,9 +259,10 @@ impl PgAuditReader {
         tx: &tokio::sync::mpsc::Sender<Result<StoredEvent, SearchError>>,
     ) -> Result<(), SearchError> {
         let statement = snapshot.prepare(sql).await.map_err(|e| backend(&e))?;
-        let mut last = 0i64;
+        let mut last = (String::new(), 0i64);
         loop {
-            clause.values[after - 1] = Box::new(last);
+            clause.values[after - 1] = Box::new(last.0.clone());
+            clause.values[after] = Box::new(last.1);
             let rows = snapshot
                 .query(&statement, &clause.params())
                 .await
@@ -263,7 +270,7 @@ impl PgAuditReader {
             let done = rows.len() < usize::try_from(STREAM_CHUNK).unwrap_or(usize::MAX);
             for row in &rows {
                 let (pos, event) = stored_event(row)?;
-                last = pos;
+                last = (row.try_get(5).map_err(|e| backend(&e))?, pos);
                 if tx.send(Ok(event)).await.is_err() {
                     return Ok(());
                 }
@@ -290,7 +297,7 @@ impl PgAuditReader {
                     "SELECT {COLUMNS} FROM audit_events
                       WHERE status = 200
                         AND {}
-                      ORDER BY pos",
+                      ORDER BY time, pos",
                     about_subject(1)
                 ),
                 &[&subject_pseudonym],

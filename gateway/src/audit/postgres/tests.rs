@@ -310,6 +310,8 @@ async fn search_reads_every_chain_newest_first_with_paging_filters_and_reports()
         };
         log.append(event(n, user)).await.unwrap();
     }
+    // Recorded last, but the oldest: the order is the events' time.
+    a.append(event(0, "alice")).await.unwrap();
     let reader = PgAuditReader::new(db.pg.clone());
     reader.ready().await.unwrap();
     let numbers = |page: &crate::audit::Page| -> Vec<String> {
@@ -330,9 +332,16 @@ async fn search_reads_every_chain_newest_first_with_paging_filters_and_reports()
         .search(Filter::default(), first.next, 4)
         .await
         .unwrap();
-    assert_eq!(numbers(&second), ["event-0002", "event-0001"]);
+    assert_eq!(numbers(&second), ["event-0002", "event-0001", "event-0000"]);
     assert_eq!(second.next, None);
-    assert_eq!(second.events[0].seq, 1, "per-chain seqs");
+    assert_eq!(second.events[1].seq, 1, "per-chain seqs");
+    let oldest_first: Vec<String> = reader
+        .events(Filter::default())
+        .map(|e| e.unwrap().event.event_id)
+        .collect()
+        .await;
+    assert_eq!(oldest_first.first().map(String::as_str), Some("event-0000"));
+    assert_eq!(oldest_first.len(), 7);
 
     let bob = Filter {
         user: Some("bob".into()),

@@ -21,9 +21,9 @@ CREATE TABLE audit_chains (
     created_at timestamptz NOT NULL DEFAULT now()
 );
 
--- The events. `pos` is the order of insertion across all chains (commit order up to
--- concurrent batches), the privacy officer's paging key; `seq` numbers the events of
--- one chain from 1 without gaps. `time` is the event's own time as written in its
+-- The events. `pos` is the order of insertion across all chains, which breaks ties
+-- of `time` and names the privacy officer's paging cursor; `seq` numbers the events
+-- of one chain from 1 without gaps. `time` is the event's own time as written in its
 -- body (RFC 3339 UTC with milliseconds), so text order is time order.
 CREATE TABLE audit_events (
     chain_id text NOT NULL,
@@ -45,14 +45,16 @@ CREATE TABLE audit_events (
 );
 CREATE UNIQUE INDEX audit_events_pos ON audit_events (pos);
 CREATE UNIQUE INDEX audit_events_event_id ON audit_events (event_id);
+-- The privacy officer reads newest first by the events' own time (ties in `pos`
+-- order), with or without one of these columns.
 CREATE INDEX audit_events_time ON audit_events (time, pos);
-CREATE INDEX audit_events_subject ON audit_events (subject_pseudonym, pos)
+CREATE INDEX audit_events_subject ON audit_events (subject_pseudonym, time, pos)
     WHERE subject_pseudonym IS NOT NULL;
-CREATE INDEX audit_events_user ON audit_events (user_name, pos);
-CREATE INDEX audit_events_township ON audit_events (township, pos);
-CREATE INDEX audit_events_connector ON audit_events (connector, pos);
-CREATE INDEX audit_events_purpose ON audit_events (purpose, pos);
-CREATE INDEX audit_events_status ON audit_events (status, pos);
+CREATE INDEX audit_events_user ON audit_events (user_name, time, pos);
+CREATE INDEX audit_events_township ON audit_events (township, time, pos);
+CREATE INDEX audit_events_connector ON audit_events (connector, time, pos);
+CREATE INDEX audit_events_purpose ON audit_events (purpose, time, pos);
+CREATE INDEX audit_events_status ON audit_events (status, time, pos);
 
 -- The other persons a lookup disclosed (a spouse, children, household members), so
 -- that a search by citizen and the citizen's report find the event.
