@@ -127,8 +127,7 @@ pub async fn copy_sqlite(data_dir: &Path, pg: &Pg) -> Result<Copied, AuditError>
         events += rows.len() as u64;
         after = last;
     }
-    if let Ok(key) = super::super::checkpoint::public_key(&data_dir.join(super::super::KEY_FILE))
-    {
+    if let Ok(key) = super::super::checkpoint::public_key(&data_dir.join(super::super::KEY_FILE)) {
         let key = super::super::checkpoint::encode_public_key(&key);
         let recorded: String = tx
             .query_one(
