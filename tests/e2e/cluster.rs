@@ -599,6 +599,7 @@ async fn a_killed_replica_loses_nothing_acknowledged_and_postgres_outages_releas
     assert_eq!(found as usize, acknowledged.len());
     let (intact, text) = cluster.verify().await;
     assert!(intact, "{text}");
+    assert!(text.contains(&format!("in {before} chains")), "{text}");
 
     // The privacy officer on any replica reads every replica's events, newest first,
     // page by page.

@@ -149,10 +149,32 @@ pub(super) async fn run_verify(args: VerifyArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    println!(
-        "audit log intact: {} events, {} checkpoints, last seq {} (hash {})",
-        report.events, report.checkpoints, report.last_seq, report.last_hash
-    );
+    if report.chains.is_empty() {
+        println!(
+            "audit log intact: {} events, {} checkpoints, last seq {} (hash {})",
+            report.events, report.checkpoints, report.last_seq, report.last_hash
+        );
+    } else {
+        // Many chains (PostgreSQL, one per replica), held together by county
+        // checkpoints over every chain's head.
+        println!(
+            "audit log intact: {} events, {} checkpoints, in {} chains; {} county checkpoints",
+            report.events,
+            report.checkpoints,
+            report.chains.len(),
+            report.county_checkpoints
+        );
+        for chain in &report.chains {
+            println!(
+                "  chain {}: last seq {} (hash {}), {} checkpoints, {} unsigned",
+                chain.chain_id,
+                chain.last_seq,
+                chain.last_hash,
+                chain.checkpoints,
+                chain.unsigned_tail
+            );
+        }
+    }
     match (&report.key, report.key_pinned) {
         (Some(key), true) => println!("checkpoint key: {key} (pinned)"),
         (Some(key), false) => println!(
