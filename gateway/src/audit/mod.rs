@@ -105,6 +105,7 @@ pub mod cadence;
 pub mod canonical;
 pub mod chain;
 pub mod checkpoint;
+mod queue;
 pub mod event;
 mod hooks;
 pub mod postgres;

@@ -10,6 +10,7 @@
 //! fails is refused ([`AuditError::Broken`]) instead of being signed over; a tail
 //! that passes (a crash leaves one) is signed at once, before any new event.
 
+use super::queue::{Command, Pending};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,10 +23,9 @@ use tokio::time::Instant;
 use tokio::sync::watch;
 
 use super::cadence::Cadence;
-use super::canonical::event_body;
 use super::chain::{GENESIS, link_hash, parse_hash};
 use super::checkpoint::{Prev, Signer, encode_public_key, load_or_create_key};
-use super::event::{AuditEvent, Columns, Recorded};
+use super::event::{AuditEvent, Recorded};
 use super::hooks::Hooks;
 use super::verify::check_before_writing;
 use super::{AuditError, AuditLog};
@@ -100,20 +100,6 @@ struct Inner {
     path: PathBuf,
     /// The seq of the newest checkpoint committed (0: none yet).
     checkpointed: watch::Receiver<u64>,
-}
-
-enum Command {
-    Append(Box<Pending>),
-    /// Events committed in one transaction, never split across two.
-    AppendAll(Vec<Pending>),
-    Shutdown(oneshot::Sender<()>),
-}
-
-/// An event waiting for the writer. No `Debug`: it holds the event's contents.
-struct Pending {
-    columns: Columns,
-    body: String,
-    reply: oneshot::Sender<Result<Recorded, AuditError>>,
 }
 
 impl SqliteAudit {
@@ -273,15 +259,7 @@ impl AuditLog for SqliteAudit {
     /// Waits for a place in the queue, then for the commit. Dropping the future after
     /// the event was queued does not withdraw it: it is still recorded.
     fn append(&self, event: AuditEvent) -> BoxFuture<'_, Result<Recorded, AuditError>> {
-        Box::pin(async move {
-            let (pending, answer) = Pending::of(&event)?;
-            self.inner
-                .sender
-                .send(Command::Append(Box::new(pending)))
-                .await
-                .map_err(|_| AuditError::Closed)?;
-            answer.await.map_err(|_| AuditError::Closed)?
-        })
+        Box::pin(super::queue::append(&self.inner.sender, event))
     }
 
     /// One place in the queue and one transaction for all of them: one sync.
@@ -289,51 +267,9 @@ impl AuditLog for SqliteAudit {
         &self,
         events: Vec<AuditEvent>,
     ) -> BoxFuture<'_, Vec<Result<Recorded, AuditError>>> {
-        Box::pin(async move {
-            // An event that cannot be encoded fails alone; the others are recorded.
-            let mut outcomes = Vec::with_capacity(events.len());
-            let mut unit = Vec::with_capacity(events.len());
-            for event in &events {
-                outcomes.push(Pending::of(event).map(|(pending, answer)| {
-                    unit.push(pending);
-                    answer
-                }));
-            }
-            let sent = unit.is_empty()
-                || self
-                    .inner
-                    .sender
-                    .send(Command::AppendAll(unit))
-                    .await
-                    .is_ok();
-            let mut recorded = Vec::with_capacity(outcomes.len());
-            for outcome in outcomes {
-                recorded.push(match outcome {
-                    Err(e) => Err(e),
-                    Ok(_) if !sent => Err(AuditError::Closed),
-                    Ok(answer) => answer.await.unwrap_or(Err(AuditError::Closed)),
-                });
-            }
-            recorded
-        })
+        Box::pin(super::queue::append_all(&self.inner.sender, events))
     }
 }
-
-impl Pending {
-    /// The event encoded for the writer, and where its outcome will arrive.
-    fn of(event: &AuditEvent) -> Result<(Pending, Answer), AuditError> {
-        let (reply, answer) = oneshot::channel();
-        let pending = Pending {
-            columns: Columns::of(event),
-            body: event_body(event)?,
-            reply,
-        };
-        Ok((pending, answer))
-    }
-}
-
-/// Where the writer answers one event.
-type Answer = oneshot::Receiver<Result<Recorded, AuditError>>;
 
 /// The newest checkpoint text of the log in `data_dir`, if any. Blocking.
 pub fn latest_checkpoint(data_dir: &Path) -> Result<Option<String>, AuditError> {

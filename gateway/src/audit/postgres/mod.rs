@@ -55,8 +55,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 pub use reader::PgAuditReader;
 pub use verify::PgAuditBackend;
 
-use super::canonical::event_body;
-use super::event::{AuditEvent, Columns, Recorded};
+use super::event::{AuditEvent, Recorded};
+use super::queue::Command;
 use super::sqlite::AuditOptions;
 use super::{AuditError, AuditLog};
 use crate::pg::{Pg, PgError};
@@ -79,34 +79,6 @@ struct Inner {
     up: Arc<AtomicBool>,
     /// The seq of the newest checkpoint of the chain held.
     checkpointed: watch::Receiver<u64>,
-}
-
-enum Command {
-    Append(Box<Pending>),
-    /// Events committed in one transaction, never split across two.
-    AppendAll(Vec<Pending>),
-    Shutdown(oneshot::Sender<()>),
-}
-
-/// An event waiting for the writer. No `Debug`: it holds the event's contents.
-struct Pending {
-    columns: Columns,
-    body: String,
-    reply: oneshot::Sender<Result<Recorded, AuditError>>,
-}
-
-type Answer = oneshot::Receiver<Result<Recorded, AuditError>>;
-
-impl Pending {
-    fn of(event: &AuditEvent) -> Result<(Pending, Answer), AuditError> {
-        let (reply, answer) = oneshot::channel();
-        let pending = Pending {
-            columns: Columns::of(event),
-            body: event_body(event)?,
-            reply,
-        };
-        Ok((pending, answer))
-    }
 }
 
 impl PgAudit {
@@ -207,15 +179,7 @@ impl AuditLog for PgAudit {
     /// Waits for a place in the queue, then for the commit. Dropping the future after
     /// the event was queued does not withdraw it.
     fn append(&self, event: AuditEvent) -> BoxFuture<'_, Result<Recorded, AuditError>> {
-        Box::pin(async move {
-            let (pending, answer) = Pending::of(&event)?;
-            self.inner
-                .sender
-                .send(Command::Append(Box::new(pending)))
-                .await
-                .map_err(|_| AuditError::Closed)?;
-            answer.await.map_err(|_| AuditError::Closed)?
-        })
+        Box::pin(super::queue::append(&self.inner.sender, event))
     }
 
     /// One place in the queue and one transaction for all of them.
@@ -223,32 +187,7 @@ impl AuditLog for PgAudit {
         &self,
         events: Vec<AuditEvent>,
     ) -> BoxFuture<'_, Vec<Result<Recorded, AuditError>>> {
-        Box::pin(async move {
-            let mut outcomes = Vec::with_capacity(events.len());
-            let mut unit = Vec::with_capacity(events.len());
-            for event in &events {
-                outcomes.push(Pending::of(event).map(|(pending, answer)| {
-                    unit.push(pending);
-                    answer
-                }));
-            }
-            let sent = unit.is_empty()
-                || self
-                    .inner
-                    .sender
-                    .send(Command::AppendAll(unit))
-                    .await
-                    .is_ok();
-            let mut recorded = Vec::with_capacity(outcomes.len());
-            for outcome in outcomes {
-                recorded.push(match outcome {
-                    Err(e) => Err(e),
-                    Ok(_) if !sent => Err(AuditError::Closed),
-                    Ok(answer) => answer.await.unwrap_or(Err(AuditError::Closed)),
-                });
-            }
-            recorded
-        })
+        Box::pin(super::queue::append_all(&self.inner.sender, events))
     }
 }
 

@@ -18,10 +18,11 @@ use super::super::cadence::Cadence;
 use super::super::chain::{GENESIS, link_hash, parse_hash};
 use super::super::checkpoint::{Checkpoint, Prev, Signer, encode_public_key, load_or_create_key};
 use super::super::event::Recorded;
+use super::super::queue::{Command, Pending};
 use super::super::sqlite::AuditOptions;
 use super::super::verify::{ChainWalk, VerifyFailure};
 use super::county::{self, ChainHeadLine, CountyCheckpoint};
-use super::{AuditError, Command, Pending, query_failed, unavailable};
+use super::{AuditError, query_failed, unavailable};
 use crate::pg::Pg;
 
 /// The longest a batch's transaction may take before the writer gives up on its
