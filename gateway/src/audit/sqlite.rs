@@ -10,7 +10,6 @@
 //! fails is refused ([`AuditError::Broken`]) instead of being signed over; a tail
 //! that passes (a crash leaves one) is signed at once, before any new event.
 
-use super::queue::{Command, Pending};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +26,7 @@ use super::chain::{GENESIS, link_hash, parse_hash};
 use super::checkpoint::{Prev, Signer, encode_public_key, load_or_create_key};
 use super::event::{AuditEvent, Recorded};
 use super::hooks::Hooks;
+use super::queue::{Command, Pending};
 use super::verify::check_before_writing;
 use super::{AuditError, AuditLog};
 
