@@ -125,6 +125,57 @@ pub(crate) fn url_in(line: &str) -> String {
         .to_owned()
 }
 
+/// `gateway simulate` on free ports with the tests' population (and `extra`
+/// arguments), and each department's address by its id.
+pub(crate) async fn simulate(
+    extra: &[&str],
+) -> (Running, std::collections::BTreeMap<String, String>) {
+    let ports = [
+        "simulate",
+        "--hukou",
+        "127.0.0.1:0",
+        "--shebao",
+        "127.0.0.1:0",
+        "--jisheng",
+        "127.0.0.1:0",
+        "--residents",
+        "2000",
+    ];
+    let mut sim = Running::spawn(&[&ports[..], extra].concat());
+    let mut urls = std::collections::BTreeMap::new();
+    for _ in 0..3 {
+        let line = sim.line(|l| l.contains("http://")).await;
+        let id = line
+            .split_whitespace()
+            .next()
+            .expect("department id")
+            .to_owned();
+        urls.insert(id, url_in(&line));
+    }
+    (sim, urls)
+}
+
+/// A county file pointed at the simulated departments at `urls` (by id): a
+/// connector's base URL, and its department's upstream in `gateway.yaml`.
+pub(crate) fn at_departments(
+    path: &str,
+    text: &str,
+    urls: &std::collections::BTreeMap<String, String>,
+) -> String {
+    let mut text = text.to_owned();
+    for (id, url) in urls {
+        if path == format!("county/connectors/{id}.yaml") || path == "county/gateway.yaml" {
+            let port = match id.as_str() {
+                "hukou" => "18101",
+                "shebao" => "18102",
+                _ => "18103",
+            };
+            text = text.replace(&format!("http://127.0.0.1:{port}"), url);
+        }
+    }
+    text
+}
+
 /// Writes the repository's county files under `dir`, edited by `edit`.
 pub(crate) fn write_county(dir: &Path, edit: impl Fn(&str, &str) -> String) {
     for (path, text) in COUNTY_FILES {
@@ -533,45 +584,9 @@ async fn the_demo_starts_from_a_fresh_data_dir_and_its_hints_work() {
 
 #[tokio::test]
 async fn serve_runs_against_simulated_departments_in_another_process() {
-    let mut sim = Running::spawn(&[
-        "simulate",
-        "--hukou",
-        "127.0.0.1:0",
-        "--shebao",
-        "127.0.0.1:0",
-        "--jisheng",
-        "127.0.0.1:0",
-        "--residents",
-        "2000",
-        "--faults",
-        r#"jisheng={"error_rate":1.0}"#,
-    ]);
-    let mut urls = std::collections::BTreeMap::new();
-    for _ in 0..3 {
-        let line = sim.line(|l| l.contains("http://")).await;
-        let id = line
-            .split_whitespace()
-            .next()
-            .expect("department id")
-            .to_owned();
-        urls.insert(id, url_in(&line));
-    }
+    let (sim, urls) = simulate(&["--faults", r#"jisheng={"error_rate":1.0}"#]).await;
     let dir = tempfile::tempdir().expect("temp dir");
-    write_county(dir.path(), |path, text| {
-        let mut text = text.to_owned();
-        for (id, url) in &urls {
-            // The connector's base URL, and its department's upstream in gateway.yaml.
-            if path == format!("county/connectors/{id}.yaml") || path == "county/gateway.yaml" {
-                let port = match id.as_str() {
-                    "hukou" => "18101",
-                    "shebao" => "18102",
-                    _ => "18103",
-                };
-                text = text.replace(&format!("http://127.0.0.1:{port}"), url);
-            }
-        }
-        text
-    });
+    write_county(dir.path(), |path, text| at_departments(path, text, &urls));
     let data_dir = dir.path().join("data");
     let config = dir.path().join("county/gateway.yaml");
     // The issuer's key pair where county/gateway.yaml expects it, and a clerk's token.

@@ -63,23 +63,7 @@ impl Cluster {
         let schema = testkit::services::schema_name();
         let through_forwarder = postgres_url.replace(&target, &postgres.addr().to_string());
 
-        let mut sim = Running::spawn(&[
-            "simulate",
-            "--hukou",
-            "127.0.0.1:0",
-            "--shebao",
-            "127.0.0.1:0",
-            "--jisheng",
-            "127.0.0.1:0",
-            "--residents",
-            "2000",
-        ]);
-        let mut departments = std::collections::BTreeMap::new();
-        for _ in 0..3 {
-            let line = sim.line(|l| l.contains("http://")).await;
-            let id = line.split_whitespace().next().expect("an id").to_owned();
-            departments.insert(id, url_in(&line));
-        }
+        let (sim, departments) = crate::binary::simulate(&[]).await;
         let dir = tempfile::tempdir().expect("temp dir");
         let root = dir.path().to_owned();
         let store = format!(
@@ -91,20 +75,7 @@ impl Cluster {
             n = options.per_user,
         );
         write_county(&root, |path, text| {
-            let mut text = text.to_owned();
-            for (id, url) in &departments {
-                let port = match id.as_str() {
-                    "hukou" => "18101",
-                    "shebao" => "18102",
-                    _ => "18103",
-                };
-                let local = format!("http://127.0.0.1:{port}");
-                if (path == format!("county/connectors/{id}.yaml") || path == "county/gateway.yaml")
-                    && text.contains(&local)
-                {
-                    text = text.replace(&local, url);
-                }
-            }
+            let mut text = crate::binary::at_departments(path, text, &departments);
             if path == "county/gateway.yaml" {
                 text = text
                     .edit(
