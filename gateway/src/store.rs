@@ -176,7 +176,7 @@ impl Storage {
     pub fn location(&self) -> String {
         match &self.backend {
             Backend::Sqlite { data_dir } => data_dir.display().to_string(),
-            Backend::Postgres { pg, .. } => format!("postgres {}", pg.location()),
+            Backend::Postgres { pg, .. } => format!("PostgreSQL {}", pg.location()),
         }
     }
 
