@@ -295,6 +295,11 @@ impl Storage {
                 redis: Some(redis),
             });
         }
+        if matches!(self.backend, Backend::Postgres { .. }) {
+            tracing::warn!(
+                "the store is PostgreSQL (many replicas) but the rate limits are kept in this process: each replica counts every limit and daily quota alone; set rate_limits.backend: redis"
+            );
+        }
         let data_dir = self.data_dir().to_owned();
         let day_counts = tokio::task::spawn_blocking(move || {
             adopt_legacy_counts(&data_dir);
