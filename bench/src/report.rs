@@ -54,7 +54,7 @@ struct CpuResult {
 }
 
 /// The throughput scenarios: file stem, name, what is measured.
-const THROUGHPUT: [(&str, &str, &str); 4] = [
+const THROUGHPUT: [(&str, &str, &str); 5] = [
     (
         "direct",
         "1. department directly",
@@ -75,7 +75,24 @@ const THROUGHPUT: [(&str, &str, &str); 4] = [
         "4. gateway, cache hits",
         "`/v1/query`, every record cached",
     ),
+    (
+        "cluster",
+        CLUSTER,
+        "`/v1/query` through nginx round robin, cache off",
+    ),
 ];
+
+/// Scenario 6's name in both tables.
+const CLUSTER: &str = "6. three replicas, PostgreSQL + Redis";
+
+/// What `bench/run` measured of PostgreSQL's commit (`pg-commit.json`): single-row
+/// INSERTs, each its own transaction, timed by psql.
+#[derive(Debug, Clone, Deserialize)]
+struct CommitResult {
+    n: u64,
+    p50_us: u64,
+    p99_us: u64,
+}
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Option<T> {
     let text = std::fs::read_to_string(path).ok()?;
@@ -154,7 +171,8 @@ pub(crate) fn report(args: &ReportArgs) -> Result<(), String> {
         out,
         "\nCPU/request: CPU time of the process under test over the run ÷ requests — the \
          department in 1, nginx's workers in 2, the gateway in 3 and 4 (without the \
-         department it calls)."
+         department it calls), the three replicas together in 6 (without the balancer, \
+         PostgreSQL and Redis)."
     );
 
     let lat = |stem: &str| read_json::<LoadResult>(&args.dir.join(format!("load-{stem}.json")));
@@ -162,6 +180,7 @@ pub(crate) fn report(args: &ReportArgs) -> Result<(), String> {
     let nginx = lat("nginx");
     let gateway = lat("gateway");
     let form = lat("form");
+    let cluster = lat("cluster");
     let slow: Vec<LoadResult> = ["hukou", "shebao", "jisheng"]
         .iter()
         .filter_map(|d| lat(&format!("slow-{d}")))
@@ -201,6 +220,9 @@ pub(crate) fn report(args: &ReportArgs) -> Result<(), String> {
     if let Some(r) = &form {
         rows.push(("5. form over three departments".to_owned(), r));
     }
+    if let Some(r) = &cluster {
+        rows.push((CLUSTER.to_owned(), r));
+    }
     for (name, r) in &rows {
         let _ = writeln!(
             out,
@@ -214,6 +236,8 @@ pub(crate) fn report(args: &ReportArgs) -> Result<(), String> {
             ms(r.lag_p99_us)
         );
     }
+
+    cluster_lines(&mut out, &args.dir, &wrk, gateway.as_ref(), cluster.as_ref());
 
     let _ = writeln!(out, "\n### Targets (DESIGN.md §8)\n");
     let _ = writeln!(out, "| target | measured | result |");
@@ -312,4 +336,63 @@ pub(crate) fn report(args: &ReportArgs) -> Result<(), String> {
     }
     print!("{out}");
     Ok(())
+}
+
+/// Scenario 6 against scenario 3: throughput and p99 at the same fixed rate, and the
+/// PostgreSQL commit latency when it was measured.
+fn cluster_lines(
+    out: &mut String,
+    dir: &Path,
+    wrk: &BTreeMap<&str, WrkResult>,
+    single: Option<&LoadResult>,
+    cluster: Option<&LoadResult>,
+) {
+    let (Some(one), Some(three)) = (wrk.get("gateway"), wrk.get("cluster")) else {
+        return;
+    };
+    let _ = writeln!(out, "\n### Single process vs three replicas\n");
+    let ratio = if one.rps() > 0.0 {
+        format!("{:.2}×", three.rps() / one.rps())
+    } else {
+        "–".to_owned()
+    };
+    let _ = writeln!(
+        out,
+        "- Throughput: three replicas on PostgreSQL + Redis {:.0}/s vs one process on SQLite \
+         {:.0}/s = {ratio} (wrk, same settings, same machine: the replicas share its cores \
+         with PostgreSQL, Redis and the balancer).",
+        three.rps(),
+        one.rps()
+    );
+    if let (Some(s), Some(c)) = (single, cluster) {
+        let _ = writeln!(
+            out,
+            "- Latency at {}/s: p50 {} vs {}, p99 {} vs {} (three replicas − one process: \
+             p50 {}, p99 {}).",
+            c.rate,
+            ms(c.p50_us),
+            ms(s.p50_us),
+            ms(c.p99_us),
+            ms(s.p99_us),
+            signed_ms(i128::from(c.p50_us) - i128::from(s.p50_us)),
+            signed_ms(i128::from(c.p99_us) - i128::from(s.p99_us))
+        );
+    }
+    match read_json::<CommitResult>(&dir.join("pg-commit.json")) {
+        Some(c) => {
+            let _ = writeln!(
+                out,
+                "- PostgreSQL commit, measured apart ({} single-row INSERTs of ~1 KB, each \
+                 its own transaction, `synchronous_commit = on`, psql `\\timing`, one \
+                 loopback round trip included): p50 {}, p99 {}. The gateway's audit \
+                 batches events into one commit; its own commit time is not exported.",
+                c.n,
+                ms(c.p50_us),
+                ms(c.p99_us)
+            );
+        }
+        None => {
+            let _ = writeln!(out, "- PostgreSQL commit latency: not measured in this run.");
+        }
+    }
 }
