@@ -181,6 +181,9 @@ pub(crate) fn report(args: &ReportArgs) -> Result<(), String> {
     let gateway = lat("gateway");
     let form = lat("form");
     let cluster = lat("cluster");
+    // At a quarter of the cluster's own throughput, when that is below scenario 3's rate.
+    let gateway_low = lat("gateway-low");
+    let cluster_low = lat("cluster-low");
     let slow: Vec<LoadResult> = ["hukou", "shebao", "jisheng"]
         .iter()
         .filter_map(|d| lat(&format!("slow-{d}")))
@@ -223,6 +226,10 @@ pub(crate) fn report(args: &ReportArgs) -> Result<(), String> {
     if let Some(r) = &cluster {
         rows.push((CLUSTER.to_owned(), r));
     }
+    if let (Some(g), Some(c)) = (&gateway_low, &cluster_low) {
+        rows.push(("3. gateway, full pipeline".to_owned(), g));
+        rows.push((CLUSTER.to_owned(), c));
+    }
     for (name, r) in &rows {
         let _ = writeln!(
             out,
@@ -237,7 +244,15 @@ pub(crate) fn report(args: &ReportArgs) -> Result<(), String> {
         );
     }
 
-    cluster_lines(&mut out, &args.dir, &wrk, gateway.as_ref(), cluster.as_ref());
+    cluster_lines(
+        &mut out,
+        &args.dir,
+        &wrk,
+        [
+            (gateway.as_ref(), cluster.as_ref()),
+            (gateway_low.as_ref(), cluster_low.as_ref()),
+        ],
+    );
 
     let _ = writeln!(out, "\n### Targets (DESIGN.md §8)\n");
     let _ = writeln!(out, "| target | measured | result |");
@@ -344,8 +359,7 @@ fn cluster_lines(
     out: &mut String,
     dir: &Path,
     wrk: &BTreeMap<&str, WrkResult>,
-    single: Option<&LoadResult>,
-    cluster: Option<&LoadResult>,
+    latency: [(Option<&LoadResult>, Option<&LoadResult>); 2],
 ) {
     let (Some(one), Some(three)) = (wrk.get("gateway"), wrk.get("cluster")) else {
         return;
@@ -364,12 +378,57 @@ fn cluster_lines(
         three.rps(),
         one.rps()
     );
-    if let (Some(s), Some(c)) = (single, cluster) {
+    let cpu = |stem: &str| {
+        read_json::<CpuResult>(&dir.join(format!("cpu-{stem}.json")))
+            .filter(|c| c.ticks_per_s > 0 && three.requests > 0)
+            .map(|c| c.cpu_ticks * 1_000_000 / c.ticks_per_s / three.requests)
+    };
+    let sides: Vec<(&str, u64)> = [
+        ("the balancer", "cluster-balancer"),
+        ("Redis", "cluster-redis"),
+        ("PostgreSQL (the whole server)", "cluster-postgres"),
+    ]
+    .iter()
+    .filter_map(|(name, stem)| cpu(stem).map(|us| (*name, us)))
+    .collect();
+    if let Some(replicas) = cpu("cluster")
+        && !sides.is_empty()
+    {
+        let list: Vec<String> = sides
+            .iter()
+            .map(|(name, us)| format!("{name} {us} µs"))
+            .collect();
+        let total = replicas + sides.iter().map(|(_, us)| us).sum::<u64>();
+        let single = read_json::<CpuResult>(&dir.join("cpu-gateway.json"))
+            .filter(|c| c.ticks_per_s > 0 && one.requests > 0)
+            .map_or(String::new(), |c| {
+                format!(
+                    " (one process: {} µs, without the department)",
+                    c.cpu_ticks * 1_000_000 / c.ticks_per_s / one.requests
+                )
+            });
         let _ = writeln!(
             out,
-            "- Latency at {}/s: p50 {} vs {}, p99 {} vs {} (three replicas − one process: \
+            "- CPU per request in 6, beside the replicas' {replicas} µs: {}; {total} µs in \
+             all{single}.",
+            list.join(", ")
+        );
+    }
+    for (single, cluster) in latency {
+        let (Some(s), Some(c)) = (single, cluster) else {
+            continue;
+        };
+        let saturated = f64::from(c.rate) * 1.25 > three.rps();
+        let _ = writeln!(
+            out,
+            "- Latency at {}/s{}: p50 {} vs {}, p99 {} vs {} (three replicas − one process: \
              p50 {}, p99 {}).",
             c.rate,
+            if saturated {
+                ", at or near the cluster's saturation"
+            } else {
+                ""
+            },
             ms(c.p50_us),
             ms(s.p50_us),
             ms(c.p99_us),
