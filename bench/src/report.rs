@@ -452,7 +452,10 @@ fn cluster_lines(
             );
         }
         None => {
-            let _ = writeln!(out, "- PostgreSQL commit latency: not measured in this run.");
+            let _ = writeln!(
+                out,
+                "- PostgreSQL commit latency: not measured in this run."
+            );
         }
     }
 }
