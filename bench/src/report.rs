@@ -54,7 +54,7 @@ struct CpuResult {
 }
 
 /// The throughput scenarios: file stem, name, what is measured.
-const THROUGHPUT: [(&str, &str, &str); 4] = [
+const THROUGHPUT: [(&str, &str, &str); 5] = [
     (
         "direct",
         "1. department directly",
@@ -75,7 +75,24 @@ const THROUGHPUT: [(&str, &str, &str); 4] = [
         "4. gateway, cache hits",
         "`/v1/query`, every record cached",
     ),
+    (
+        "cluster",
+        CLUSTER,
+        "`/v1/query` through nginx round robin, cache off",
+    ),
 ];
+
+/// Scenario 6's name in both tables.
+const CLUSTER: &str = "6. three replicas, PostgreSQL + Redis";
+
+/// What `bench/run` measured of PostgreSQL's commit (`pg-commit.json`): single-row
+/// INSERTs, each its own transaction, timed by psql.
+#[derive(Debug, Clone, Deserialize)]
+struct CommitResult {
+    n: u64,
+    p50_us: u64,
+    p99_us: u64,
+}
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Option<T> {
     let text = std::fs::read_to_string(path).ok()?;
@@ -154,7 +171,8 @@ pub(crate) fn report(args: &ReportArgs) -> Result<(), String> {
         out,
         "\nCPU/request: CPU time of the process under test over the run ÷ requests — the \
          department in 1, nginx's workers in 2, the gateway in 3 and 4 (without the \
-         department it calls)."
+         department it calls), the three replicas together in 6 (without the balancer, \
+         PostgreSQL and Redis)."
     );
 
     let lat = |stem: &str| read_json::<LoadResult>(&args.dir.join(format!("load-{stem}.json")));
@@ -162,6 +180,10 @@ pub(crate) fn report(args: &ReportArgs) -> Result<(), String> {
     let nginx = lat("nginx");
     let gateway = lat("gateway");
     let form = lat("form");
+    let cluster = lat("cluster");
+    // At a quarter of the cluster's own throughput, when that is below scenario 3's rate.
+    let gateway_low = lat("gateway-low");
+    let cluster_low = lat("cluster-low");
     let slow: Vec<LoadResult> = ["hukou", "shebao", "jisheng"]
         .iter()
         .filter_map(|d| lat(&format!("slow-{d}")))
@@ -201,6 +223,13 @@ pub(crate) fn report(args: &ReportArgs) -> Result<(), String> {
     if let Some(r) = &form {
         rows.push(("5. form over three departments".to_owned(), r));
     }
+    if let Some(r) = &cluster {
+        rows.push((CLUSTER.to_owned(), r));
+    }
+    if let (Some(g), Some(c)) = (&gateway_low, &cluster_low) {
+        rows.push(("3. gateway, full pipeline".to_owned(), g));
+        rows.push((CLUSTER.to_owned(), c));
+    }
     for (name, r) in &rows {
         let _ = writeln!(
             out,
@@ -214,6 +243,16 @@ pub(crate) fn report(args: &ReportArgs) -> Result<(), String> {
             ms(r.lag_p99_us)
         );
     }
+
+    cluster_lines(
+        &mut out,
+        &args.dir,
+        &wrk,
+        [
+            (gateway.as_ref(), cluster.as_ref()),
+            (gateway_low.as_ref(), cluster_low.as_ref()),
+        ],
+    );
 
     let _ = writeln!(out, "\n### Targets (DESIGN.md §8)\n");
     let _ = writeln!(out, "| target | measured | result |");
@@ -312,4 +351,111 @@ pub(crate) fn report(args: &ReportArgs) -> Result<(), String> {
     }
     print!("{out}");
     Ok(())
+}
+
+/// Scenario 6 against scenario 3: throughput and p99 at the same fixed rate, and the
+/// PostgreSQL commit latency when it was measured.
+fn cluster_lines(
+    out: &mut String,
+    dir: &Path,
+    wrk: &BTreeMap<&str, WrkResult>,
+    latency: [(Option<&LoadResult>, Option<&LoadResult>); 2],
+) {
+    let (Some(one), Some(three)) = (wrk.get("gateway"), wrk.get("cluster")) else {
+        return;
+    };
+    let _ = writeln!(out, "\n### Single process vs three replicas\n");
+    let ratio = if one.rps() > 0.0 {
+        format!("{:.2}×", three.rps() / one.rps())
+    } else {
+        "–".to_owned()
+    };
+    let _ = writeln!(
+        out,
+        "- Throughput: three replicas on PostgreSQL + Redis {:.0}/s vs one process on SQLite \
+         {:.0}/s = {ratio} (wrk, same settings, same machine: the replicas share its cores \
+         with PostgreSQL, Redis and the balancer).",
+        three.rps(),
+        one.rps()
+    );
+    let cpu = |stem: &str| {
+        read_json::<CpuResult>(&dir.join(format!("cpu-{stem}.json")))
+            .filter(|c| c.ticks_per_s > 0 && three.requests > 0)
+            .map(|c| c.cpu_ticks * 1_000_000 / c.ticks_per_s / three.requests)
+    };
+    let sides: Vec<(&str, u64)> = [
+        ("the balancer", "cluster-balancer"),
+        ("Redis", "cluster-redis"),
+        ("PostgreSQL (the whole server)", "cluster-postgres"),
+    ]
+    .iter()
+    .filter_map(|(name, stem)| cpu(stem).map(|us| (*name, us)))
+    .collect();
+    if let Some(replicas) = cpu("cluster")
+        && !sides.is_empty()
+    {
+        let list: Vec<String> = sides
+            .iter()
+            .map(|(name, us)| format!("{name} {us} µs"))
+            .collect();
+        let total = replicas + sides.iter().map(|(_, us)| us).sum::<u64>();
+        let single = read_json::<CpuResult>(&dir.join("cpu-gateway.json"))
+            .filter(|c| c.ticks_per_s > 0 && one.requests > 0)
+            .map_or(String::new(), |c| {
+                format!(
+                    " (one process: {} µs, without the department)",
+                    c.cpu_ticks * 1_000_000 / c.ticks_per_s / one.requests
+                )
+            });
+        let _ = writeln!(
+            out,
+            "- CPU per request in 6, beside the replicas' {replicas} µs: {}; {total} µs in \
+             all{single}.",
+            list.join(", ")
+        );
+    }
+    for (single, cluster) in latency {
+        let (Some(s), Some(c)) = (single, cluster) else {
+            continue;
+        };
+        // Open loop, the cluster queues well below its closed-loop throughput.
+        let saturated = f64::from(c.rate) * 2.0 > three.rps();
+        let _ = writeln!(
+            out,
+            "- Latency at {}/s{}: p50 {} vs {}, p99 {} vs {} (three replicas − one process: \
+             p50 {}, p99 {}).",
+            c.rate,
+            if saturated {
+                " (over half the cluster's wrk throughput: queueing, not service time)"
+            } else {
+                ""
+            },
+            ms(c.p50_us),
+            ms(s.p50_us),
+            ms(c.p99_us),
+            ms(s.p99_us),
+            signed_ms(i128::from(c.p50_us) - i128::from(s.p50_us)),
+            signed_ms(i128::from(c.p99_us) - i128::from(s.p99_us))
+        );
+    }
+    match read_json::<CommitResult>(&dir.join("pg-commit.json")) {
+        Some(c) => {
+            let _ = writeln!(
+                out,
+                "- PostgreSQL commit, measured apart ({} single-row INSERTs of ~1 KB, each \
+                 its own transaction, `synchronous_commit = on`, psql `\\timing`, one \
+                 loopback round trip included): p50 {}, p99 {}. The gateway's audit \
+                 batches events into one commit; its own commit time is not exported.",
+                c.n,
+                ms(c.p50_us),
+                ms(c.p99_us)
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "- PostgreSQL commit latency: not measured in this run."
+            );
+        }
+    }
 }
