@@ -81,3 +81,35 @@ pub(super) async fn append_all(
     }
     recorded
 }
+
+/// Asks the writer to stop and waits until it has (queued events written first).
+/// Nothing to wait for once the writer is gone.
+pub(super) async fn shutdown(sender: &mpsc::Sender<Command>) {
+    let (done, stopped) = oneshot::channel();
+    if sender.send(Command::Shutdown(done)).await.is_ok() {
+        let _ = stopped.await;
+    }
+}
+
+/// A writer's next batch: what `first` brought, then everything already queued, up
+/// to `batch_max` events (a unit is never split, so it may go over), stopping at a
+/// shutdown. Returns the batch and the shutdowns asked for.
+pub(super) fn take_batch(
+    first: Command,
+    receiver: &mut mpsc::Receiver<Command>,
+    batch_max: usize,
+) -> (Vec<Pending>, Vec<oneshot::Sender<()>>) {
+    let (mut batch, mut stopping) = (Vec::new(), Vec::new());
+    let mut next = Some(first);
+    while let Some(command) = next.take() {
+        match command {
+            Command::Append(pending) => batch.push(*pending),
+            Command::AppendAll(unit) => batch.extend(unit),
+            Command::Shutdown(done) => stopping.push(done),
+        }
+        if stopping.is_empty() && batch.len() < batch_max.max(1) {
+            next = receiver.try_recv().ok();
+        }
+    }
+    (batch, stopping)
+}

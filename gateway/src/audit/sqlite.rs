@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use tokio::sync::watch;
@@ -26,7 +26,7 @@ use super::chain::{GENESIS, link_hash, parse_hash};
 use super::checkpoint::{Prev, Signer, encode_public_key, load_or_create_key};
 use super::event::{AuditEvent, Recorded};
 use super::hooks::Hooks;
-use super::queue::{Command, Pending};
+use super::queue::{Command, Pending, take_batch};
 use super::verify::check_before_writing;
 use super::{AuditError, AuditLog};
 
@@ -214,16 +214,7 @@ impl SqliteAudit {
     /// head, the database is closed; later appends fail with [`AuditError::Closed`].
     /// Returns once the writer has stopped.
     pub async fn shutdown(&self) {
-        let (done, stopped) = oneshot::channel();
-        if self
-            .inner
-            .sender
-            .send(Command::Shutdown(done))
-            .await
-            .is_ok()
-        {
-            let _ = stopped.await;
-        }
+        super::queue::shutdown(&self.inner.sender).await;
     }
 
     /// The seq of the newest checkpoint, updated as the writer commits new ones (for
@@ -578,21 +569,9 @@ impl Writer {
             // A test hook may hold the writer here too, so that a test can queue a
             // whole batch behind the event just received.
             self.hooks.until_running().await;
-            let mut batch = Vec::new();
-            match received {
-                None => break,
-                Some(Command::Append(pending)) => batch.push(*pending),
-                Some(Command::AppendAll(unit)) => batch.extend(unit),
-                Some(Command::Shutdown(done)) => stopping.push(done),
-            }
-            while stopping.is_empty() && batch.len() < self.options.batch_max.max(1) {
-                match receiver.try_recv() {
-                    Ok(Command::Append(pending)) => batch.push(*pending),
-                    Ok(Command::AppendAll(unit)) => batch.extend(unit),
-                    Ok(Command::Shutdown(done)) => stopping.push(done),
-                    Err(_) => break,
-                }
-            }
+            let Some(first) = received else { break };
+            let (batch, stops) = take_batch(first, &mut receiver, self.options.batch_max);
+            stopping.extend(stops);
             if !batch.is_empty() {
                 self.write_batch(batch);
             }

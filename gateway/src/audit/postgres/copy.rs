@@ -18,7 +18,7 @@ use rusqlite::OptionalExtension as _;
 
 use super::super::AuditError;
 use super::super::sqlite::{AUDIT_FILE, open_read_only, read_chain_id};
-use super::writer::{INSERT_CHECKPOINT_SQL, INSERT_EVENTS_SQL, INSERT_LINKED_SQL};
+use super::writer::{INSERT_CHECKPOINT_SQL, INSERT_EVENTS_SQL, INSERT_LINKED_SQL, record_key};
 use crate::pg::Pg;
 
 /// Events read and written per statement.
@@ -129,16 +129,7 @@ pub async fn copy_sqlite(data_dir: &Path, pg: &Pg) -> Result<Copied, AuditError>
     }
     if let Ok(key) = super::super::checkpoint::public_key(&data_dir.join(super::super::KEY_FILE)) {
         let key = super::super::checkpoint::encode_public_key(&key);
-        let recorded: String = tx
-            .query_one(
-                "INSERT INTO audit_meta (name, value) VALUES ('checkpoint_key', $1)
-                 ON CONFLICT (name) DO UPDATE SET value = audit_meta.value
-                 RETURNING value",
-                &[&key],
-            )
-            .await
-            .map_err(|e| pg_error(&e))?
-            .get(0);
+        let recorded = record_key(&*tx, &key).await.map_err(|e| pg_error(&e))?;
         if recorded != key {
             return Err(AuditError::Key(format!(
                 "the log is signed with {key}, but the database's writers sign with {recorded}"

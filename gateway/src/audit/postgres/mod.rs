@@ -50,7 +50,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::future::BoxFuture;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 
 pub use reader::PgAuditReader;
 pub use verify::PgAuditBackend;
@@ -136,16 +136,7 @@ impl PgAudit {
     /// the head (and a county checkpoint every head), the chain is let go; later
     /// appends fail with [`AuditError::Closed`]. Returns once the writer stopped.
     pub async fn shutdown(&self) {
-        let (done, stopped) = oneshot::channel();
-        if self
-            .inner
-            .sender
-            .send(Command::Shutdown(done))
-            .await
-            .is_ok()
-        {
-            let _ = stopped.await;
-        }
+        super::queue::shutdown(&self.inner.sender).await;
     }
 
     /// The seq of the newest checkpoint of the chain held, as the writer commits new

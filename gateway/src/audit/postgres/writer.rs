@@ -18,7 +18,7 @@ use super::super::cadence::Cadence;
 use super::super::chain::{GENESIS, link_hash, parse_hash};
 use super::super::checkpoint::{Checkpoint, Prev, Signer, encode_public_key, load_or_create_key};
 use super::super::event::Recorded;
-use super::super::queue::{Command, Pending};
+use super::super::queue::{Command, Pending, take_batch};
 use super::super::sqlite::AuditOptions;
 use super::super::verify::{ChainWalk, VerifyFailure};
 use super::county::{self, ChainHeadLine, CountyCheckpoint};
@@ -275,16 +275,9 @@ impl Writer {
             )));
         }
         // The first writer records its key; every later one must hold the same.
-        let recorded: String = client
-            .query_one(
-                "INSERT INTO audit_meta (name, value) VALUES ('checkpoint_key', $1)
-                 ON CONFLICT (name) DO UPDATE SET value = audit_meta.value
-                 RETURNING value",
-                &[&ours],
-            )
+        let recorded = record_key(client, &ours)
             .await
-            .map_err(|e| query_failed(&e))?
-            .get(0);
+            .map_err(|e| query_failed(&e))?;
         if recorded != ours {
             return Err(AuditError::Key(format!(
                 "the key in {} ({ours}) is not the one this log's writers sign with \
@@ -321,21 +314,9 @@ impl Writer {
                 },
                 None => receiver.recv().await,
             };
-            let mut batch = Vec::new();
-            match received {
-                None => break,
-                Some(Command::Append(pending)) => batch.push(*pending),
-                Some(Command::AppendAll(unit)) => batch.extend(unit),
-                Some(Command::Shutdown(done)) => stopping.push(done),
-            }
-            while stopping.is_empty() && batch.len() < self.options.batch_max.max(1) {
-                match receiver.try_recv() {
-                    Ok(Command::Append(pending)) => batch.push(*pending),
-                    Ok(Command::AppendAll(unit)) => batch.extend(unit),
-                    Ok(Command::Shutdown(done)) => stopping.push(done),
-                    Err(_) => break,
-                }
-            }
+            let Some(first) = received else { break };
+            let (batch, stops) = take_batch(first, &mut receiver, self.options.batch_max);
+            stopping.extend(stops);
             if !batch.is_empty() {
                 self.write_batch(batch).await;
             }
@@ -513,13 +494,7 @@ impl Writer {
                 self.uncheckpointed = false;
                 self.options.checkpoint_every
             }
-            Err(error) => {
-                tracing::warn!(%error, "audit checkpoint not written; retrying in a second");
-                if self.session.as_ref().is_some_and(|s| s.client.is_closed()) {
-                    self.go_down("the connection closed");
-                }
-                self.options.checkpoint_every.min(RETRY_CHECKPOINT)
-            }
+            Err(error) => self.failed("audit checkpoint", &error),
         };
         self.next_checkpoint = Instant::now().checked_add(retry_in);
     }
@@ -541,15 +516,19 @@ impl Writer {
         };
         let retry_in = match result {
             Ok(()) => self.options.checkpoint_every,
-            Err(error) => {
-                tracing::warn!(%error, "county audit checkpoint not written; retrying soon");
-                if self.session.as_ref().is_some_and(|s| s.client.is_closed()) {
-                    self.go_down("the connection closed");
-                }
-                self.options.checkpoint_every.min(RETRY_CHECKPOINT)
-            }
+            Err(error) => self.failed("county audit checkpoint", &error),
         };
         self.next_county = Instant::now().checked_add(retry_in);
+    }
+
+    /// After a checkpoint (`what`) failed: says so, notices a closed connection, and
+    /// gives how long to wait before trying again.
+    fn failed(&mut self, what: &str, error: &AuditError) -> Duration {
+        tracing::warn!(%error, "{what} not written; retrying soon");
+        if self.session.as_ref().is_some_and(|s| s.client.is_closed()) {
+            self.go_down("the connection closed");
+        }
+        self.options.checkpoint_every.min(RETRY_CHECKPOINT)
     }
 
     /// The last checkpoints, then the chain is let go.
@@ -569,6 +548,23 @@ impl Writer {
         self.up.store(false, Ordering::Release);
         tracing::info!("audit writer stopped");
     }
+}
+
+/// Records `key` (standard base64) as the key every writer of the log signs with,
+/// unless one is recorded already; returns the recorded one.
+pub(super) async fn record_key<C: tokio_postgres::GenericClient + Sync>(
+    client: &C,
+    key: &str,
+) -> Result<String, tokio_postgres::Error> {
+    Ok(client
+        .query_one(
+            "INSERT INTO audit_meta (name, value) VALUES ('checkpoint_key', $1)
+             ON CONFLICT (name) DO UPDATE SET value = audit_meta.value
+             RETURNING value",
+            &[&key],
+        )
+        .await?
+        .get(0))
 }
 
 /// Answers a command the writer cannot carry out.
