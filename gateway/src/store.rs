@@ -424,4 +424,34 @@ mod tests {
         stores.day_counts.take(day, &counter, 1).await.unwrap();
         stores.day_counts.take(day, &counter, 1).await.unwrap_err();
     }
+
+    #[test]
+    fn bad_store_settings_are_named_and_never_echo_the_address() {
+        let parse = |yaml: &str| serde_yaml_ng::from_str::<StoreSettings>(yaml);
+        assert_eq!(parse("kind: sqlite").unwrap(), StoreSettings::Sqlite);
+        // A misspelled setting is refused, not ignored.
+        let misspelled = parse("kind: postgres\nurl_env: PG\npool: 4").unwrap_err();
+        assert!(misspelled.to_string().contains("pool"), "{misspelled}");
+        let StoreSettings::Postgres(settings) =
+            parse("kind: postgres\nurl: postgres://u:s3cret@h/d\nurl_env: PG\nschema: Bad-Name\npool_size: 0")
+                .unwrap()
+        else {
+            panic!("postgres");
+        };
+        let problems = settings.problems();
+        let named: Vec<&str> = problems.iter().map(|(at, _)| *at).collect();
+        assert_eq!(named, ["url", "schema", "pool_size"]);
+        assert!(problems.iter().all(|(_, m)| !m.contains("s3cret")));
+        assert!(!format!("{settings:?}").contains("s3cret"));
+        let refused = crate::pg::Pg::new(&settings, std::path::Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(!refused.contains("s3cret"), "{refused}");
+        let not_an_address = crate::pg::PgSettings::new("mysql://u:s3cret@h/d?x");
+        let refused = crate::pg::Pg::new(&not_an_address, std::path::Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("not a PostgreSQL address"), "{refused}");
+        assert!(!refused.contains("s3cret"), "{refused}");
+    }
 }
