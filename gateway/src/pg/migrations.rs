@@ -13,6 +13,11 @@ use super::{Pg, PgError};
 pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (1, "registry", include_str!("migrations/0001_registry.sql")),
     (2, "audit", include_str!("migrations/0002_audit.sql")),
+    (
+        3,
+        "county_seq",
+        include_str!("migrations/0003_county_seq.sql"),
+    ),
 ];
 
 /// The schema version this binary writes.

@@ -137,7 +137,7 @@ impl PgAuditBackend {
         // The county checkpoints first: what they claim is checked during the walk.
         let county: Vec<(i64, String)> = tx
             .query(
-                "SELECT id, text FROM audit_county_checkpoints ORDER BY id",
+                "SELECT seq, text FROM audit_county_checkpoints ORDER BY seq",
                 &[],
             )
             .await
@@ -147,7 +147,7 @@ impl PgAuditBackend {
             .collect();
         let mut claims: HashMap<String, Claims> = HashMap::new();
         let mut county_key: Option<Vec<u8>> = expect.pinned_key.clone();
-        let mut prev_text: Option<&str> = None;
+        let mut prev: Option<(i64, &str)> = None;
         for (id, text) in &county {
             let here = |problem: String| broken(None, format!("county checkpoint {id}: {problem}"));
             let checkpoint = CountyCheckpoint::parse(text).map_err(here)?;
@@ -159,7 +159,24 @@ impl PgAuditBackend {
             }
             let key = county_key.as_deref().unwrap_or_default();
             checkpoint.check_signature(text, key).map_err(here)?;
-            let expected_prev = prev_text.map_or([0; 32], text_sha256);
+            let prev_seq = prev.map_or(0, |(seq, _)| seq);
+            if *id != prev_seq + 1 {
+                return Err(here(format!(
+                    "it follows county checkpoint {prev_seq} (those between were removed)"
+                )));
+            }
+            if checkpoint
+                .seq
+                .is_some_and(|seq| i64::try_from(seq).ok() != Some(*id))
+                || checkpoint
+                    .prev_seq
+                    .is_some_and(|seq| i64::try_from(seq).ok() != Some(prev_seq))
+            {
+                return Err(here(
+                    "its text states another number than the one it is stored under".into(),
+                ));
+            }
+            let expected_prev = prev.map_or([0; 32], |(_, text)| text_sha256(text));
             if checkpoint.prev != expected_prev {
                 return Err(here(
                     "it does not name the county checkpoint before it (one was removed or \
@@ -167,7 +184,7 @@ impl PgAuditBackend {
                         .into(),
                 ));
             }
-            prev_text = Some(text);
+            prev = Some((*id, text));
             for head in checkpoint.chains {
                 let chain = claims.entry(head.chain_id.clone()).or_default();
                 match chain.get(&head.seq) {
@@ -323,7 +340,7 @@ impl AuditBackend for PgAuditBackend {
             let client = self.pg.client().await.map_err(unavailable)?;
             Ok(client
                 .query_opt(
-                    "SELECT text FROM audit_county_checkpoints ORDER BY id DESC LIMIT 1",
+                    "SELECT text FROM audit_county_checkpoints ORDER BY seq DESC LIMIT 1",
                     &[],
                 )
                 .await

@@ -964,25 +964,30 @@ async fn write_county(pg: &Pg, session: &mut Session, signer: &Signer) -> Result
             hash: if seq == 0 { hex::encode(GENESIS) } else { hash },
         });
     }
-    let newest: Option<String> = tx
+    let newest: Option<(i64, String)> = tx
         .query_opt(
-            "SELECT text FROM audit_county_checkpoints ORDER BY id DESC LIMIT 1",
+            "SELECT seq, text FROM audit_county_checkpoints ORDER BY seq DESC LIMIT 1",
             &[],
         )
         .await
         .map_err(|e| query_failed(&e))?
-        .map(|row| row.get(0));
+        .map(|row| (row.get(0), row.get(1)));
     let same = newest
-        .as_deref()
-        .and_then(|text| CountyCheckpoint::parse(text).ok())
+        .as_ref()
+        .and_then(|(_, text)| CountyCheckpoint::parse(text).ok())
         .is_some_and(|newest| newest.chains == heads);
     if same || heads.is_empty() {
         return Ok(());
     }
-    let text = county::sign(signer, &now_text(), newest.as_deref(), &heads);
+    let prev = match &newest {
+        Some((seq, text)) => Some((from_sql(*seq)?, text.as_str())),
+        None => None,
+    };
+    let seq = prev.map_or(1, |(seq, _)| seq + 1);
+    let text = county::sign(signer, seq, &now_text(), prev, &heads);
     tx.execute(
-        "INSERT INTO audit_county_checkpoints (text) VALUES ($1)",
-        &[&text],
+        "INSERT INTO audit_county_checkpoints (seq, text) VALUES ($1, $2)",
+        &[&to_sql(seq)?, &text],
     )
     .await
     .map_err(|e| query_failed(&e))?;
