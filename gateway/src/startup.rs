@@ -154,22 +154,18 @@ impl Application {
                         return Err(StartError::CheckpointKey(e.to_string()));
                     }
                 };
-                let witnesses = match &writer {
-                    AuditWriter::Sqlite(log) => Some(crate::witness::sender::start(
-                        stores.audit_backend.clone(),
-                        key,
-                        witness_clients,
-                        log.checkpoints(),
-                    )),
-                    AuditWriter::Postgres(_) => {
-                        if !witness_clients.is_empty() {
-                            tracing::warn!(
-                                "witnesses are configured, but checkpoints are not sent to witnesses from PostgreSQL yet; each chain's and the county's checkpoints are kept in the database"
-                            );
-                        }
-                        None
-                    }
+                // The embedded log's witnesses keep its chain's checkpoints; a log
+                // on PostgreSQL's keep its county checkpoints.
+                let newest = match &writer {
+                    AuditWriter::Sqlite(log) => log.checkpoints(),
+                    AuditWriter::Postgres(log) => log.county_checkpoints(),
                 };
+                let witnesses = Some(crate::witness::sender::start(
+                    stores.audit_backend.clone(),
+                    key,
+                    witness_clients,
+                    newest,
+                ));
                 (writer.log(), Some(writer), witnesses)
             }
         };

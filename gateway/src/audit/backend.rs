@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 
+use super::checkpoint::WitnessedKind;
 use super::retention::{ArchivedSegment, Retention};
 use super::verify::{Expectations, VerifyFailure, VerifyReport};
 use super::{AuditError, checkpoint_public_key, checkpoints_after, checkpoints_pending};
@@ -26,7 +27,8 @@ pub trait AuditBackend: Send + Sync + std::fmt::Debug {
         retention: Retention,
         now: DateTime<Utc>,
     ) -> BoxFuture<'_, Result<Option<ArchivedSegment>, AuditError>>;
-    /// The newest checkpoint's text, if any.
+    /// The newest checkpoint's text, if any (of the kind
+    /// [`witnessed_kind`](AuditBackend::witnessed_kind) names).
     fn latest_checkpoint(&self) -> BoxFuture<'_, Result<Option<String>, AuditError>>;
     /// The checkpoints after seq `after`, oldest first, at most `limit` of them
     /// (archived ones included).
@@ -41,6 +43,13 @@ pub trait AuditBackend: Send + Sync + std::fmt::Debug {
     /// The public half of the checkpoint key (raw, 32 bytes); with `create`, a key is
     /// made when there is none and the log has no checkpoint yet.
     fn public_key(&self, create: bool) -> BoxFuture<'_, Result<Vec<u8>, AuditError>>;
+    /// Which signed texts [`latest_checkpoint`](AuditBackend::latest_checkpoint),
+    /// [`checkpoints_after`](AuditBackend::checkpoints_after) and
+    /// [`checkpoints_pending`](AuditBackend::checkpoints_pending) hand out (and
+    /// witnesses keep): the one chain's checkpoints, unless the log says otherwise.
+    fn witnessed_kind(&self) -> WitnessedKind {
+        WitnessedKind::Chain
+    }
 }
 
 /// The embedded log's maintenance, in a data directory (on the blocking pool).

@@ -28,6 +28,20 @@ pub const HEADER_V1: &str = "county-gateway audit checkpoint v1";
 /// What every checkpoint header starts with (to split a file of many).
 const HEADER_PREFIX: &str = "county-gateway audit checkpoint v";
 
+/// What every county checkpoint header starts with (see
+/// [`county`](super::postgres::county)); a file of them splits the same way.
+const COUNTY_HEADER_PREFIX: &str = "county-gateway audit county checkpoint v";
+
+/// Which signed texts of a log its witnesses keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WitnessedKind {
+    /// The checkpoints of its one chain (the embedded log).
+    Chain,
+    /// Its county checkpoints, each naming every chain's head (a log of many
+    /// chains, on PostgreSQL).
+    County,
+}
+
 /// The previous checkpoint a v2 checkpoint names: its seq and the SHA-256 of its
 /// whole text. The first checkpoint of a log names seq 0 and 32 zero bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -237,7 +251,8 @@ pub fn split_texts(text: &str) -> Vec<&str> {
     let mut begun = 0;
     let mut at = 0;
     for line in text.split_inclusive('\n') {
-        if line.starts_with(HEADER_PREFIX) && at > begun {
+        let header = line.starts_with(HEADER_PREFIX) || line.starts_with(COUNTY_HEADER_PREFIX);
+        if header && at > begun {
             texts.push(&text[begun..at]);
             begun = at;
         }

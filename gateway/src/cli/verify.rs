@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use crate::audit::Witnessed;
-use crate::audit::checkpoint::{encode_public_key, split_texts};
+use crate::audit::checkpoint::{WitnessedKind, encode_public_key, split_texts};
 use crate::audit::settings::AuditSettings;
 use crate::config::{self, DiskSource, LoadOptions};
 use crate::witness::client::WitnessClient;
@@ -125,7 +125,7 @@ pub(super) async fn run_verify(args: VerifyArgs) -> ExitCode {
             },
         };
         for witness in &args.witness {
-            match witnessed(witness, &settings, &base_dir, &key).await {
+            match witnessed(witness, &settings, &base_dir, log.witnessed_kind(), &key).await {
                 Ok(held) if held.is_empty() => {
                     println!(
                         "witness {witness} holds no checkpoint of this log (key {}): nothing \
@@ -196,12 +196,13 @@ pub(super) async fn run_verify(args: VerifyArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// The checkpoints a witness holds of the log of `key`: fetched from a configured
-/// witness (by name or URL), or read from a file.
+/// The checkpoints a witness holds of the log of `kind` and `key`: fetched from a
+/// configured witness (by name or URL), or read from a file.
 async fn witnessed(
     witness: &str,
     settings: &AuditSettings,
     base_dir: &Path,
+    kind: WitnessedKind,
     key: &[u8],
 ) -> Result<Vec<Witnessed>, ExitCode> {
     let configured = settings
@@ -214,7 +215,7 @@ async fn witnessed(
                 eprintln!("error: witness {}: {problem}", target.name);
                 ExitCode::FAILURE
             })?;
-            client.all(key, MAX_WITNESSED).await.map_err(|e| {
+            client.all(kind, key, MAX_WITNESSED).await.map_err(|e| {
                 eprintln!("error: witness {}: {e}", target.name);
                 ExitCode::FAILURE
             })?

@@ -14,8 +14,9 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 use super::shutdown_signal;
-use crate::audit::checkpoint::parse_public_key;
+use crate::audit::checkpoint::{WitnessedKind, parse_public_key};
 use crate::witness::config::WitnessConfig;
+use crate::witness::entry::Entry;
 use crate::witness::store::WitnessStore;
 
 #[derive(Debug, Subcommand)]
@@ -36,13 +37,28 @@ pub(super) enum WitnessCommand {
         /// The log's checkpoint key (base64, as `gateway audit public-key` prints it).
         #[arg(long)]
         log_key: String,
+        /// The log's county checkpoints (a gateway on PostgreSQL sends those)
+        /// instead of its chain's checkpoints.
+        #[arg(long)]
+        county: bool,
     },
 }
 
 pub(super) async fn run(command: WitnessCommand) -> ExitCode {
     match command {
         WitnessCommand::Serve { config, listen } => serve(config, listen).await,
-        WitnessCommand::Export { data_dir, log_key } => export(data_dir, &log_key),
+        WitnessCommand::Export {
+            data_dir,
+            log_key,
+            county,
+        } => {
+            let kind = if county {
+                WitnessedKind::County
+            } else {
+                WitnessedKind::Chain
+            };
+            export(data_dir, &log_key, kind)
+        }
     }
 }
 
@@ -81,7 +97,7 @@ async fn serve(path: PathBuf, listen: Option<SocketAddr>) -> ExitCode {
     }
 }
 
-fn export(data_dir: PathBuf, log_key: &str) -> ExitCode {
+fn export(data_dir: PathBuf, log_key: &str, kind: WitnessedKind) -> ExitCode {
     let key = match parse_public_key(log_key) {
         Ok(key) => key,
         Err(problem) => {
@@ -102,7 +118,7 @@ fn export(data_dir: PathBuf, log_key: &str) -> ExitCode {
     };
     let mut after = 0;
     loop {
-        let page = match store.after(&key, after, crate::witness::server::PAGE) {
+        let page = match store.after(kind, &key, after, crate::witness::server::PAGE) {
             Ok(page) => page,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -110,8 +126,8 @@ fn export(data_dir: PathBuf, log_key: &str) -> ExitCode {
             }
         };
         let Some(last) = page.last() else { break };
-        match crate::audit::checkpoint::Checkpoint::parse(last) {
-            Ok(checkpoint) => after = checkpoint.seq,
+        match Entry::parse(last) {
+            Ok(entry) => after = entry.seq,
             Err(_) => {
                 eprintln!("error: the witness store holds an unreadable checkpoint");
                 return ExitCode::FAILURE;

@@ -9,7 +9,9 @@ use std::time::Duration;
 use reqwest::Url;
 use serde::Deserialize;
 
+use super::entry::{Entry, path_part};
 use super::server::{MAX_BODY_BYTES, PAGE};
+use crate::audit::checkpoint::WitnessedKind;
 use crate::audit::checkpoint::split_texts;
 use crate::audit::settings::{WitnessTarget, witness_url};
 
@@ -104,9 +106,17 @@ impl WitnessClient {
             .map_err(|_| WitnessError::Unreachable("the witness URL cannot be joined".into()))
     }
 
-    /// The newest checkpoint the witness holds of the log of `key`, if any.
-    pub async fn head(&self, key: &[u8]) -> Result<Option<String>, WitnessError> {
-        let url = self.url(&format!("v1/logs/{}/head", hex::encode(key)))?;
+    /// The newest checkpoint the witness holds of the log of `kind` and `key`, if any.
+    pub async fn head(
+        &self,
+        kind: WitnessedKind,
+        key: &[u8],
+    ) -> Result<Option<String>, WitnessError> {
+        let url = self.url(&format!(
+            "v1/logs/{}/{}head",
+            hex::encode(key),
+            path_part(kind)
+        ))?;
         let response = self.http.get(url).send().await.map_err(unreachable)?;
         match response.status().as_u16() {
             200 => Ok(Some(read_text(response).await?)),
@@ -144,13 +154,22 @@ impl WitnessClient {
         }
     }
 
-    /// Every checkpoint the witness holds of the log of `key`, oldest first (read
-    /// page by page, at most `max` of them).
-    pub async fn all(&self, key: &[u8], max: usize) -> Result<Vec<String>, WitnessError> {
+    /// Every checkpoint the witness holds of the log of `kind` and `key`, oldest
+    /// first (read page by page, at most `max` of them).
+    pub async fn all(
+        &self,
+        kind: WitnessedKind,
+        key: &[u8],
+        max: usize,
+    ) -> Result<Vec<String>, WitnessError> {
         let mut texts: Vec<String> = Vec::new();
         let mut after = 0u64;
         loop {
-            let mut url = self.url(&format!("v1/logs/{}/checkpoints", hex::encode(key)))?;
+            let mut url = self.url(&format!(
+                "v1/logs/{}/{}checkpoints",
+                hex::encode(key),
+                path_part(kind)
+            ))?;
             url.query_pairs_mut()
                 .append_pair("after", &after.to_string());
             let response = self.http.get(url).send().await.map_err(unreachable)?;
@@ -164,9 +183,7 @@ impl WitnessClient {
             let Some(last) = page.last() else {
                 break;
             };
-            let next = crate::audit::checkpoint::Checkpoint::parse(last)
-                .map_err(|_| WitnessError::Malformed)?
-                .seq;
+            let next = Entry::parse(last).map_err(|_| WitnessError::Malformed)?.seq;
             if next <= after {
                 return Err(WitnessError::Malformed);
             }

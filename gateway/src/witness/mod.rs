@@ -25,6 +25,7 @@
 
 pub mod client;
 pub mod config;
+pub mod entry;
 pub mod sender;
 pub mod server;
 pub mod store;

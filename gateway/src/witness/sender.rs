@@ -1,6 +1,12 @@
 //! Sending checkpoints to the configured witnesses as the writer makes them, without
 //! ever holding up a lookup: one task per witness, woken by the writer's newest
 //! checkpoint ([`SqliteAudit::checkpoints`](crate::audit::SqliteAudit::checkpoints)).
+//! A gateway on PostgreSQL sends the log's county checkpoints instead (each signs
+//! every replica's chain head, see [`county`](crate::audit::postgres::county)),
+//! woken by the county checkpoints its own writer signs
+//! ([`PgAudit::county_checkpoints`](crate::audit::postgres::PgAudit::county_checkpoints));
+//! every replica sends them, and a witness counts a text it already holds as held,
+//! so the first replica to deliver one is enough.
 //!
 //! The local log is the queue: a task learns the witness's head for this log (`GET
 //! …/head`), then sends the checkpoints after it, oldest first, up to 100 at a time,
@@ -15,7 +21,8 @@
 //! newest (the tail was lost) is logged as an error at every attempt.
 //!
 //! [`WitnessStatus`] makes the lag visible: `/metrics` shows per witness the seq it
-//! holds, the checkpoints not acknowledged yet, the events they cover, and failures.
+//! holds, the checkpoints not acknowledged yet, the events they cover (for county
+//! checkpoints: the county checkpoints, since they number no events), and failures.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,8 +32,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::client::{WitnessClient, WitnessError};
+use super::entry::Entry;
 use crate::audit::AuditBackend;
-use crate::audit::checkpoint::Checkpoint;
 
 /// The most checkpoints sent in one request.
 const BATCH: usize = 100;
@@ -238,10 +245,14 @@ impl Sender {
     async fn round(&mut self, newest: &mut watch::Receiver<u64>) -> Result<Round, RoundError> {
         let held = match self.known {
             Some(held) => held,
-            None => match self.client.head(&self.key).await? {
+            None => match self
+                .client
+                .head(self.log.witnessed_kind(), &self.key)
+                .await?
+            {
                 None => 0,
                 Some(text) => {
-                    Checkpoint::parse(&text)
+                    Entry::parse(&text)
                         .map_err(|_| WitnessError::Malformed)?
                         .seq
                 }
@@ -258,7 +269,7 @@ impl Sender {
                     .latest_checkpoint()
                     .await?
                     .map(|text| {
-                        let seq = Checkpoint::parse(&text).map_or(0, |c| c.seq);
+                        let seq = Entry::parse(&text).map_or(0, |entry| entry.seq);
                         vec![(seq, text)]
                     })
                     .unwrap_or_default()

@@ -3,7 +3,9 @@
 //! gets 403 for everything.
 //!
 //! - `POST /v1/checkpoints` — a body (`text/plain`, at most 1 MiB and 1,000
-//!   checkpoints) of v2 checkpoints of one log, oldest first. Each must carry a valid
+//!   checkpoints) of v2 checkpoints of one log, oldest first: a chain's checkpoints,
+//!   or county checkpoints (a log of many chains on PostgreSQL; see
+//!   [`entry`](super::entry) for what a log is). Each must carry a valid
 //!   signature of its key, which the client must be allowed to submit for (else 400
 //!   or 403, and nothing is kept); then each is kept if it extends the log's head
 //!   ([`WitnessStore::submit`]). 200 when all were kept or already held; 409 at the
@@ -15,6 +17,8 @@
 //! - `GET /v1/logs/{key}/checkpoints?after=SEQ` — the checkpoints held after `SEQ`
 //!   (default 0), oldest first, at most 1,000, one after the other as text. A page
 //!   of fewer than 1,000 is the last.
+//! - `GET /v1/logs/{key}/county/head` and `GET /v1/logs/{key}/county/checkpoints` —
+//!   the same for the county checkpoints signed with `{key}`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,8 +31,9 @@ use axum::routing::{get, post};
 use serde_json::json;
 
 use super::config::AllowedClient;
+use super::entry::{Entry, EntryError};
 use super::store::{Submission, WitnessStore};
-use crate::audit::checkpoint::{Checkpoint, split_texts};
+use crate::audit::checkpoint::{WitnessedKind, split_texts};
 use crate::tls::ClientCert;
 
 /// The largest submission body.
@@ -49,8 +54,10 @@ pub struct WitnessState {
 pub fn router(state: Arc<WitnessState>) -> Router {
     Router::new()
         .route("/v1/checkpoints", post(submit))
-        .route("/v1/logs/{key}/head", get(head))
-        .route("/v1/logs/{key}/checkpoints", get(checkpoints))
+        .route("/v1/logs/{key}/head", get(chain_head))
+        .route("/v1/logs/{key}/checkpoints", get(chain_checkpoints))
+        .route("/v1/logs/{key}/county/head", get(county_head))
+        .route("/v1/logs/{key}/county/checkpoints", get(county_checkpoints))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
@@ -154,17 +161,17 @@ async fn submit(
         Ok(client) => client.clone(),
         Err(problem) => return problem.into_response(),
     };
-    let (key, submissions) = match read_submission(&client, &body) {
+    let (kind, key, submissions) = match read_submission(&client, &body) {
         Ok(read) => read,
         Err(problem) => return problem.into_response(),
     };
     let name = client.name.clone();
     let store_state = state.clone();
-    let outcome = match blocking(move || store_state.store.submit(&key, &submissions, &name)).await
-    {
-        Ok(outcome) => outcome,
-        Err(problem) => return problem.into_response(),
-    };
+    let outcome =
+        match blocking(move || store_state.store.submit(kind, &key, &submissions, &name)).await {
+            Ok(outcome) => outcome,
+            Err(problem) => return problem.into_response(),
+        };
     let head = outcome
         .head
         .as_ref()
@@ -199,7 +206,7 @@ async fn submit(
 fn read_submission(
     client: &AllowedClient,
     body: &str,
-) -> Result<(Vec<u8>, Vec<Submission>), Problem> {
+) -> Result<(WitnessedKind, Vec<u8>, Vec<Submission>), Problem> {
     let bad = |detail: &'static str| problem(StatusCode::BAD_REQUEST, "invalid-checkpoint", detail);
     let texts = split_texts(body);
     if texts.is_empty() {
@@ -208,45 +215,78 @@ fn read_submission(
     if texts.len() > PAGE {
         return Err(bad("At most 1,000 checkpoints are taken at once."));
     }
-    let mut key: Option<Vec<u8>> = None;
+    let mut log: Option<(WitnessedKind, Vec<u8>)> = None;
     let mut submissions = Vec::with_capacity(texts.len());
     for text in texts {
         if text.len() > MAX_CHECKPOINT_BYTES {
             return Err(bad("A checkpoint text is longer than any checkpoint."));
         }
-        let checkpoint = Checkpoint::parse(text)
-            .map_err(|_| bad("A checkpoint is not in the v2 checkpoint format."))?;
-        if checkpoint.version < 2 {
-            return Err(bad(
-                "Only v2 checkpoints (naming their previous checkpoint) are kept.",
-            ));
-        }
-        match &key {
-            None => key = Some(checkpoint.key.clone()),
-            Some(key) if *key != checkpoint.key => {
+        let entry = Entry::parse(text).map_err(|e| match e {
+            EntryError::Malformed => bad("A checkpoint is not in the v2 checkpoint format."),
+            EntryError::TooOld => {
+                bad("Only v2 checkpoints (naming their previous checkpoint) are kept.")
+            }
+            EntryError::Signature => bad("A checkpoint's signature is not valid for its key."),
+        })?;
+        match &log {
+            None => log = Some((entry.kind, entry.key.clone())),
+            Some((kind, key)) if *kind != entry.kind || *key != entry.key => {
                 return Err(bad("The checkpoints of one submission must be of one log."));
             }
             Some(_) => {}
         }
-        if !client.keys.contains(&checkpoint.key) {
+        if !client.keys.contains(&entry.key) {
             return Err(problem(
                 StatusCode::FORBIDDEN,
                 "key-not-allowed",
                 "This client may not submit checkpoints for this key.",
             ));
         }
-        checkpoint
-            .check_signature(text, &checkpoint.key)
-            .map_err(|_| bad("A checkpoint's signature is not valid for its key."))?;
         submissions.push(Submission {
             text: text.to_owned(),
-            checkpoint,
+            entry,
         });
     }
-    Ok((key.unwrap_or_default(), submissions))
+    let (kind, key) = log.unwrap_or((WitnessedKind::Chain, Vec::new()));
+    Ok((kind, key, submissions))
+}
+
+async fn chain_head(
+    state: State<Arc<WitnessState>>,
+    cert: Option<Extension<ClientCert>>,
+    key: Path<String>,
+) -> Response {
+    head(WitnessedKind::Chain, state, cert, key).await
+}
+
+async fn county_head(
+    state: State<Arc<WitnessState>>,
+    cert: Option<Extension<ClientCert>>,
+    key: Path<String>,
+) -> Response {
+    head(WitnessedKind::County, state, cert, key).await
+}
+
+async fn chain_checkpoints(
+    state: State<Arc<WitnessState>>,
+    cert: Option<Extension<ClientCert>>,
+    key: Path<String>,
+    query: Query<HashMap<String, String>>,
+) -> Response {
+    checkpoints(WitnessedKind::Chain, state, cert, key, query).await
+}
+
+async fn county_checkpoints(
+    state: State<Arc<WitnessState>>,
+    cert: Option<Extension<ClientCert>>,
+    key: Path<String>,
+    query: Query<HashMap<String, String>>,
+) -> Response {
+    checkpoints(WitnessedKind::County, state, cert, key, query).await
 }
 
 async fn head(
+    kind: WitnessedKind,
     State(state): State<Arc<WitnessState>>,
     cert: Option<Extension<ClientCert>>,
     Path(hex_key): Path<String>,
@@ -259,7 +299,7 @@ async fn head(
         Err(problem) => return problem.into_response(),
     };
     let store_state = state.clone();
-    match blocking(move || store_state.store.head(&key)).await {
+    match blocking(move || store_state.store.head(kind, &key)).await {
         Ok(Some(text)) => text_response(text),
         Ok(None) => problem(
             StatusCode::NOT_FOUND,
@@ -272,6 +312,7 @@ async fn head(
 }
 
 async fn checkpoints(
+    kind: WitnessedKind,
     State(state): State<Arc<WitnessState>>,
     cert: Option<Extension<ClientCert>>,
     Path(hex_key): Path<String>,
@@ -297,7 +338,7 @@ async fn checkpoints(
         }
     };
     let store_state = state.clone();
-    match blocking(move || store_state.store.after(&key, after, PAGE)).await {
+    match blocking(move || store_state.store.after(kind, &key, after, PAGE)).await {
         Ok(texts) => text_response(texts.concat()),
         Err(problem) => problem.into_response(),
     }

@@ -1,14 +1,16 @@
 //! What a witness keeps: `DATA_DIR/witness.db` (SQLite, WAL, `synchronous=FULL`),
-//! one row per checkpoint received, per log (a log is its checkpoint key), append
-//! only — triggers refuse every `UPDATE` and `DELETE` — and the rule a new
-//! checkpoint must pass to be kept ([`WitnessStore::submit`]).
+//! one row per checkpoint received, per log (a log is its kind and checkpoint key,
+//! filed under [`log_name`]), append only — triggers refuse every `UPDATE` and
+//! `DELETE` — and the rule a new checkpoint must pass to be kept
+//! ([`WitnessStore::submit`]).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use crate::audit::checkpoint::{Checkpoint, Prev, encode_public_key, text_sha256};
+use super::entry::{Entry, log_name};
+use crate::audit::checkpoint::{Prev, WitnessedKind};
 
 /// The witness database's file name inside its data directory.
 pub const WITNESS_FILE: &str = "witness.db";
@@ -54,7 +56,7 @@ pub enum StoreError {
 #[derive(Debug, Clone)]
 pub struct Submission {
     pub text: String,
-    pub checkpoint: Checkpoint,
+    pub entry: Entry,
 }
 
 /// What became of a submission.
@@ -106,7 +108,7 @@ impl WitnessStore {
         &self.path
     }
 
-    /// Keeps each checkpoint of `submissions` (all of one log, in order) that
+    /// Keeps each checkpoint of `submissions` (all of the log of `kind` and `log_key`, in order) that
     /// extends what the witness holds for that log, as `client`; stops at the first
     /// that does not. A checkpoint extends the head when it has a larger seq, a time
     /// not before the head's, and names the head as its previous checkpoint (seq and
@@ -114,11 +116,12 @@ impl WitnessStore {
     /// very same text as one already held is counted as held, not refused. Blocking.
     pub fn submit(
         &self,
+        kind: WitnessedKind,
         log_key: &[u8],
         submissions: &[Submission],
         client: &str,
     ) -> Result<Outcome, StoreError> {
-        let log = encode_public_key(log_key);
+        let log = log_name(kind, log_key);
         let mut conn = self.connect()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut head = read_head(&tx, &log)?;
@@ -130,7 +133,7 @@ impl WitnessStore {
         };
         let received_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         for submission in submissions {
-            let checkpoint = &submission.checkpoint;
+            let checkpoint = &submission.entry;
             let held: Option<String> = tx
                 .query_row(
                     "SELECT text FROM checkpoints WHERE log_key = ?1 AND seq = ?2",
@@ -172,7 +175,7 @@ impl WitnessStore {
             outcome.accepted += 1;
             head = Some(Head {
                 seq: checkpoint.seq,
-                time_ms: checkpoint.time_ms(),
+                time_ms: checkpoint.time_ms,
                 prev: Prev::of(checkpoint.seq, &submission.text),
                 hash: checkpoint.hash.clone(),
             });
@@ -182,22 +185,23 @@ impl WitnessStore {
         Ok(outcome)
     }
 
-    /// The newest checkpoint held for the log of `log_key`. Blocking.
-    pub fn head(&self, log_key: &[u8]) -> Result<Option<String>, StoreError> {
+    /// The newest checkpoint held for the log of `kind` and `log_key`. Blocking.
+    pub fn head(&self, kind: WitnessedKind, log_key: &[u8]) -> Result<Option<String>, StoreError> {
         let conn = self.connect()?;
         Ok(conn
             .query_row(
                 "SELECT text FROM checkpoints WHERE log_key = ?1 ORDER BY seq DESC LIMIT 1",
-                [encode_public_key(log_key)],
+                [log_name(kind, log_key)],
                 |row| row.get(0),
             )
             .optional()?)
     }
 
-    /// The checkpoints held for the log of `log_key` after seq `after`, oldest
-    /// first, at most `limit`. Blocking.
+    /// The checkpoints held for the log of `kind` and `log_key` after seq `after`,
+    /// oldest first, at most `limit`. Blocking.
     pub fn after(
         &self,
+        kind: WitnessedKind,
         log_key: &[u8],
         after: u64,
         limit: usize,
@@ -208,7 +212,7 @@ impl WitnessStore {
         )?;
         let rows = stmt.query_map(
             params![
-                encode_public_key(log_key),
+                log_name(kind, log_key),
                 to_sql(after),
                 i64::try_from(limit).unwrap_or(i64::MAX)
             ],
@@ -236,45 +240,44 @@ fn read_head(conn: &Connection, log: &str) -> Result<Option<Head>, StoreError> {
         .optional()?;
     // What the witness stored, it checked: a text that no longer reads is no head.
     Ok(text.and_then(|text| {
-        let checkpoint = Checkpoint::parse(&text).ok()?;
+        let entry = Entry::parse(&text).ok()?;
         Some(Head {
-            seq: checkpoint.seq,
-            time_ms: checkpoint.time_ms(),
-            prev: Prev {
-                seq: checkpoint.seq,
-                text_sha256: text_sha256(&text),
-            },
-            hash: checkpoint.hash,
+            seq: entry.seq,
+            time_ms: entry.time_ms,
+            prev: Prev::of(entry.seq, &text),
+            hash: entry.hash,
         })
     }))
 }
 
 /// Why `checkpoint` does not extend `head`, if it does not.
-fn extends(head: &Head, checkpoint: &Checkpoint) -> Option<String> {
+fn extends(head: &Head, checkpoint: &Entry) -> Option<String> {
     if checkpoint.seq <= head.seq {
         return Some(format!(
             "seq {} is not after the head the witness holds (seq {})",
             checkpoint.seq, head.seq
         ));
     }
-    if checkpoint.time_ms() < head.time_ms {
+    if checkpoint.time_ms < head.time_ms {
         return Some(format!(
             "its time is before the time of the head the witness holds (seq {})",
             head.seq
         ));
     }
-    match checkpoint.prev {
-        Some(prev) if prev == head.prev => None,
-        Some(prev) if prev.seq == head.seq => Some(format!(
+    let prev = checkpoint.prev;
+    if prev == head.prev {
+        None
+    } else if prev.seq == head.seq {
+        Some(format!(
             "it names a previous checkpoint at seq {} other than the one the witness holds: \
              the log forked",
             prev.seq
-        )),
-        Some(prev) => Some(format!(
+        ))
+    } else {
+        Some(format!(
             "it follows seq {}, but the head the witness holds is seq {}",
             prev.seq, head.seq
-        )),
-        None => Some("it does not name its previous checkpoint (v2 required)".into()),
+        ))
     }
 }
 

@@ -19,7 +19,9 @@ use tokio::sync::oneshot;
 use super::client::{WitnessClient, WitnessError};
 use super::config::WitnessConfig;
 use crate::audit::cadence::Cadence;
-use crate::audit::checkpoint::{Checkpoint, Prev, Signer, encode_public_key, load_or_create_key};
+use crate::audit::checkpoint::{
+    Checkpoint, Prev, Signer, WitnessedKind, encode_public_key, load_or_create_key,
+};
 use crate::audit::settings::WitnessTarget;
 use crate::audit::{AuditCaller, AuditEvent, AuditLog as _, AuditOptions, KEY_FILE, SqliteAudit};
 
@@ -183,7 +185,7 @@ async fn the_witness_keeps_only_what_extends_its_head_and_only_from_allowed_clie
     let witness = Running::start(config, any_port().await).await;
     let county = setup.witness_client("city", witness.addr, county_tls);
 
-    assert_eq!(county.head(&key).await.unwrap(), None);
+    assert_eq!(county.head(WitnessedKind::Chain, &key).await.unwrap(), None);
     let kept = county.submit(&texts[..2]).await.unwrap();
     assert_eq!((kept.accepted, kept.head.unwrap().seq), (2, 4));
     // The same again (a sender retrying): held, not refused.
@@ -235,21 +237,40 @@ async fn the_witness_keeps_only_what_extends_its_head_and_only_from_allowed_clie
     // The real continuation is kept, and served back.
     let kept = county.submit(&texts[2..]).await.unwrap();
     assert_eq!((kept.accepted, kept.head.unwrap().seq), (2, 8));
-    assert_eq!(county.all(&key, 100).await.unwrap(), texts);
-    assert_eq!(county.head(&key).await.unwrap().as_ref(), texts.last());
+    assert_eq!(
+        county.all(WitnessedKind::Chain, &key, 100).await.unwrap(),
+        texts
+    );
+    assert_eq!(
+        county
+            .head(WitnessedKind::Chain, &key)
+            .await
+            .unwrap()
+            .as_ref(),
+        texts.last()
+    );
 
     // Another listed client may read, not write this log.
     let neighbour = setup.witness_client("city", witness.addr, neighbour_tls);
-    assert_eq!(neighbour.all(&key, 100).await.unwrap(), texts);
+    assert_eq!(
+        neighbour
+            .all(WitnessedKind::Chain, &key, 100)
+            .await
+            .unwrap(),
+        texts
+    );
     assert_eq!(
         neighbour.submit(&texts[3..]).await,
         Err(WitnessError::Status(403))
     );
     // A certificate from the right CA but not on the allow-list: nothing.
     let stranger = setup.witness_client("city", witness.addr, stranger_tls);
-    assert_eq!(stranger.head(&key).await, Err(WitnessError::Status(403)));
     assert_eq!(
-        stranger.all(&key, 100).await,
+        stranger.head(WitnessedKind::Chain, &key).await,
+        Err(WitnessError::Status(403))
+    );
+    assert_eq!(
+        stranger.all(WitnessedKind::Chain, &key, 100).await,
         Err(WitnessError::Status(403))
     );
     assert_eq!(
@@ -267,7 +288,7 @@ async fn the_witness_keeps_only_what_extends_its_head_and_only_from_allowed_clie
         },
     );
     assert!(matches!(
-        anonymous.head(&key).await,
+        anonymous.head(WitnessedKind::Chain, &key).await,
         Err(WitnessError::Unreachable(_))
     ));
     witness.stop().await;
@@ -359,4 +380,264 @@ async fn a_witness_that_is_down_holds_nothing_up_and_gets_the_backlog_when_back(
     )
     .unwrap();
     assert_eq!((report.events, report.witnessed), (8, 4));
+}
+
+/// County checkpoints of `key` over one chain `a…a` at the given seqs, each after the
+/// one before (the first after none).
+fn county_texts(signer: &Signer, seqs: &[u64]) -> Vec<String> {
+    use crate::audit::postgres::county::{ChainHeadLine, sign};
+    let mut texts: Vec<String> = Vec::new();
+    for (i, seq) in seqs.iter().enumerate() {
+        let heads = [ChainHeadLine {
+            chain_id: "a".repeat(32),
+            seq: *seq,
+            hash: format!("{seq:064x}"),
+        }];
+        let prev = texts.last().map(|text| (i as u64, text.as_str()));
+        let time = format!("2026-03-02T01:00:{:02}.000Z", i);
+        texts.push(sign(signer, i as u64 + 1, &time, prev, &heads));
+    }
+    texts
+}
+
+#[tokio::test]
+async fn county_checkpoints_are_a_log_of_their_own_kept_by_the_same_rule() {
+    let ours: Signer = Signer::new(aws_lc_rs::signature::Ed25519KeyPair::generate().unwrap());
+    let key = ours.public_key().to_vec();
+    let texts = county_texts(&ours, &[3, 5, 9]);
+    let setup = Setup::new();
+    let (county, county_tls) = setup.client("county");
+    let config = setup.configure(&[("county-139901", &county, &[&key])]);
+    let witness = Running::start(config, any_port().await).await;
+    let client = setup.witness_client("city", witness.addr, county_tls);
+
+    let kept = client.submit(&texts[..2]).await.unwrap();
+    assert_eq!((kept.accepted, kept.head.unwrap().seq), (2, 2));
+    assert_eq!(
+        client
+            .head(WitnessedKind::County, &key)
+            .await
+            .unwrap()
+            .as_ref(),
+        Some(&texts[1])
+    );
+    // The chain checkpoints of the same key are another log, which holds nothing.
+    assert_eq!(client.head(WitnessedKind::Chain, &key).await.unwrap(), None);
+
+    // Another county checkpoint 3, naming another 2 than the one held: a fork.
+    let forked = county_texts(&ours, &[3, 6, 9]);
+    let reason = refused(client.submit(&forked[2..]).await);
+    assert!(reason.contains("forked"), "{reason}");
+    // One submission is one log: a chain checkpoint with county checkpoints is refused.
+    let chain = ours.checkpoint(
+        2,
+        &"1".repeat(64),
+        "2026-03-02T01:00:00.000Z",
+        &Prev::NONE,
+        &options().cadence(),
+    );
+    assert_eq!(
+        client.submit(&[chain, texts[2].clone()]).await,
+        Err(WitnessError::Status(400))
+    );
+    // A county checkpoint written before they were numbered cannot be chained.
+    let v1 = texts[2]
+        .replacen("county checkpoint v2", "county checkpoint v1", 1)
+        .replacen("seq: 3\n", "", 1);
+    assert_eq!(client.submit(&[v1]).await, Err(WitnessError::Status(400)));
+
+    let kept = client.submit(&texts[2..]).await.unwrap();
+    assert_eq!((kept.accepted, kept.head.unwrap().seq), (1, 3));
+    assert_eq!(
+        client.all(WitnessedKind::County, &key, 100).await.unwrap(),
+        texts
+    );
+    witness.stop().await;
+}
+
+/// A log on PostgreSQL: its county checkpoints reach the witness from every replica,
+/// and `verify` holds the log to what the witness keeps, which catches a cut the
+/// database alone cannot show.
+#[tokio::test]
+async fn a_log_on_postgresql_gives_its_witnesses_county_checkpoints_and_is_held_to_them() {
+    use crate::audit::AuditBackend as _;
+    use crate::audit::postgres::{PgAudit, PgAuditBackend};
+    let Some(db) = crate::pg::testing::migrated("witness::county_from_pg").await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join(KEY_FILE);
+    let pg_options = AuditOptions {
+        checkpoint_every_events: 5,
+        ..options()
+    };
+    let a = PgAudit::open(db.pg.clone(), &key_file, pg_options.clone())
+        .await
+        .unwrap();
+    let b = PgAudit::open(db.pg.clone(), &key_file, pg_options.clone())
+        .await
+        .unwrap();
+    let backend = std::sync::Arc::new(PgAuditBackend::new(db.pg.clone(), &key_file));
+    let key = backend.public_key(false).await.unwrap();
+    assert_eq!(backend.witnessed_kind(), WitnessedKind::County);
+
+    let setup = Setup::new();
+    let (county, county_tls) = setup.client("county");
+    let config = setup.configure(&[("county-139901", &county, &[&key])]);
+    let witness = Running::start(config, any_port().await).await;
+    // The senders of replica b, woken by the county checkpoints its writer signs.
+    let senders = super::sender::start(
+        backend.clone(),
+        key.clone(),
+        vec![setup.witness_client("city", witness.addr, county_tls.clone())],
+        b.county_checkpoints(),
+    );
+    let status = senders.statuses()[0].clone();
+    for i in 1..=5 {
+        a.append(event(i)).await.unwrap();
+        b.append(event(100 + i)).await.unwrap();
+    }
+    // Replica a stops: its last county checkpoint names a's 5 and b's 5.
+    a.shutdown().await;
+    for i in 6..=8 {
+        b.append(event(100 + i)).await.unwrap();
+    }
+    // Replica b stops: county checkpoint 2 names a's 5 and b's 8; b's senders saw it.
+    b.shutdown().await;
+    assert_eq!(*b.county_checkpoints().borrow(), 2);
+    status.until_acknowledged(2).await;
+    senders.finish(Duration::from_secs(30)).await;
+    assert_eq!((status.pending(), status.acknowledged()), (0, 2));
+
+    // A witness that held nothing of the log gets the newest first (it fixes every
+    // one before it), then each one after it.
+    let reader = setup.witness_client("city", witness.addr, county_tls);
+    let held = reader.all(WitnessedKind::County, &key, 100).await.unwrap();
+    let ours = backend.checkpoints_after(1, 100).await.unwrap();
+    assert_eq!(
+        held,
+        ours.into_iter().map(|(_, text)| text).collect::<Vec<_>>()
+    );
+    witness.stop().await;
+    let witnessed = || {
+        held.iter()
+            .map(|text| crate::audit::Witnessed {
+                witness: "witness city".into(),
+                text: text.clone(),
+            })
+            .collect::<Vec<_>>()
+    };
+    let expect = |witnessed| crate::audit::Expectations {
+        cadence: pg_options.cadence(),
+        pinned_key: Some(key.clone()),
+        witnessed,
+    };
+    let report = backend.verify(expect(witnessed())).await.unwrap();
+    assert_eq!((report.events, report.witnessed), (13, 1));
+
+    // A chain's checkpoint a witness kept before the county moved to PostgreSQL must
+    // sign what some chain holds at its seq.
+    let client = db.pg.client().await.unwrap();
+    let chain_checkpoint: String = client
+        .query_one(
+            "SELECT text FROM audit_checkpoints WHERE chain_id = $1 AND seq = 5",
+            &[&a.chain_id()],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let signer = load_or_create_key(&key_file, false).unwrap();
+    let forged = signer.checkpoint(
+        5,
+        &"f".repeat(64),
+        "2026-03-02T01:00:00.000Z",
+        &Prev::NONE,
+        &pg_options.cadence(),
+    );
+    let with = |text: &String| {
+        let mut all = witnessed();
+        all.push(crate::audit::Witnessed {
+            witness: "an export".into(),
+            text: text.clone(),
+        });
+        all
+    };
+    let report = backend
+        .verify(expect(with(&chain_checkpoint)))
+        .await
+        .unwrap();
+    assert_eq!(report.witnessed, 2);
+    let failure = backend.verify(expect(with(&forged))).await.unwrap_err();
+    assert!(
+        failure
+            .problem
+            .contains("an export holds a checkpoint at seq 5 whose hash no chain holds"),
+        "{failure}"
+    );
+
+    // Whoever holds the database cuts b's last three events, the checkpoint over
+    // them and the county checkpoint naming them: the database alone still verifies.
+    let b_chain = b.chain_id();
+    client
+        .execute(
+            "DELETE FROM audit_events WHERE chain_id = $1 AND seq > 5",
+            &[&b_chain],
+        )
+        .await
+        .unwrap();
+    client
+        .execute(
+            "DELETE FROM audit_checkpoints WHERE chain_id = $1 AND seq > 5",
+            &[&b_chain],
+        )
+        .await
+        .unwrap();
+    client
+        .execute("DELETE FROM audit_county_checkpoints WHERE seq = 2", &[])
+        .await
+        .unwrap();
+    let report = backend.verify(expect(Vec::new())).await.unwrap();
+    assert_eq!(report.events, 10);
+    let failure = backend.verify(expect(witnessed())).await.unwrap_err();
+    assert!(
+        failure.problem.contains(
+            "witness city holds county checkpoint 2, but the log's county checkpoints end at 1"
+        ),
+        "{failure}"
+    );
+
+    // With the key too, a new county checkpoint 2 over the cut heads: still caught.
+    let first: String = client
+        .query_one(
+            "SELECT text FROM audit_county_checkpoints WHERE seq = 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let heads = crate::audit::postgres::county::CountyCheckpoint::parse(&first)
+        .unwrap()
+        .chains;
+    let resigned = crate::audit::postgres::county::sign(
+        &signer,
+        2,
+        "2026-12-31T00:00:00.000Z",
+        Some((1, &first)),
+        &heads,
+    );
+    client
+        .execute(
+            "INSERT INTO audit_county_checkpoints (seq, text) VALUES (2, $1)",
+            &[&resigned],
+        )
+        .await
+        .unwrap();
+    assert_eq!(backend.verify(expect(Vec::new())).await.unwrap().events, 10);
+    let failure = backend.verify(expect(witnessed())).await.unwrap_err();
+    assert!(
+        failure
+            .problem
+            .contains("witness city holds another text for it"),
+        "{failure}"
+    );
 }

@@ -118,13 +118,15 @@ impl CountyCheckpoint {
             .map_err(|_| "the county checkpoint's time is not RFC 3339")?;
         let prev = field(prev, "prev")?;
         let (prev_seq, prev_hex) = if v2 {
-            let (seq, hash) = prev
+            let (prev_seq, hash) = prev
                 .split_once(' ')
                 .ok_or("the county checkpoint's prev is not `<seq> <hash>`")?;
-            let seq = seq
+            let prev_seq = prev_seq
                 .parse::<u64>()
-                .map_err(|_| "the county checkpoint's prev seq is not a number")?;
-            (Some(seq), hash)
+                .ok()
+                .filter(|prev_seq| seq.is_some_and(|seq| *prev_seq < seq))
+                .ok_or("the county checkpoint's prev seq is not a number below its seq")?;
+            (Some(prev_seq), hash)
         } else {
             (None, prev)
         };

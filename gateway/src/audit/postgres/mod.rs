@@ -34,7 +34,8 @@
 //! **Checkpoints.** Per chain, by count and by time as [`cadence`](super::cadence)
 //! says, at shutdown, and at once over a tail a previous holder left unsigned. Every
 //! `checkpoint_every` (when a head moved) a writer also signs a county checkpoint
-//! ([`county`]) naming every chain's head.
+//! ([`county`]) naming every chain's head. The county checkpoints are what the
+//! witnesses keep ([`crate::witness`]): every replica sends them.
 
 pub mod copy;
 pub mod county;
@@ -79,6 +80,8 @@ struct Inner {
     up: Arc<AtomicBool>,
     /// The seq of the newest checkpoint of the chain held.
     checkpointed: watch::Receiver<u64>,
+    /// The seq of the newest county checkpoint the writer signed or saw.
+    county: watch::Receiver<u64>,
 }
 
 impl PgAudit {
@@ -96,6 +99,7 @@ impl PgAudit {
         let up = Arc::new(AtomicBool::new(false));
         let (chain_tx, chain_id) = watch::channel(String::new());
         let (checkpointed_tx, checkpointed) = watch::channel(0);
+        let (county_tx, county) = watch::channel(0);
         let mut writer = writer::Writer::new(
             pg.clone(),
             key_file.to_owned(),
@@ -103,6 +107,7 @@ impl PgAudit {
             up.clone(),
             chain_tx,
             checkpointed_tx,
+            county_tx,
         );
         match writer.connect().await {
             Ok(()) => {}
@@ -122,6 +127,7 @@ impl PgAudit {
                 chain_id,
                 up,
                 checkpointed,
+                county,
             }),
         })
     }
@@ -143,6 +149,12 @@ impl PgAudit {
     /// ones.
     pub fn checkpoints(&self) -> watch::Receiver<u64> {
         self.inner.checkpointed.clone()
+    }
+
+    /// The seq of the newest county checkpoint, as the writer signs them (or finds
+    /// a newer one another replica signed): what wakes the witness senders.
+    pub fn county_checkpoints(&self) -> watch::Receiver<u64> {
+        self.inner.county.clone()
     }
 }
 

@@ -6,9 +6,14 @@
 //! they name must be in the log — a chain that is gone, or ends before the seq named,
 //! or holds another hash there, fails, naming the chain.
 //!
-//! Not on PostgreSQL yet: archiving (retention) and the witnesses' feeds
-//! (`checkpoints_after`, `checkpoints_pending`), which answer
-//! [`AuditError::Backend`]; `verify` with witnessed checkpoints fails saying so.
+//! **Witnesses.** The log hands its witnesses its county checkpoints
+//! ([`AuditBackend::checkpoints_after`], [`AuditBackend::witnessed_kind`]). A county
+//! checkpoint a witness holds must be in the log with the very same text (and so its
+//! chain heads are checked as the log's own are); one beyond the log's newest means
+//! county checkpoints were cut off. A chain checkpoint a witness holds (one sent
+//! before the county moved its embedded log here, `gateway migrate-store`) must sign
+//! the hash some chain holds at its seq: the chains are hash chains, so only a chain
+//! with the same history can.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -21,10 +26,13 @@ use tokio_postgres::types::ToSql;
 
 use super::super::backend::AuditBackend;
 use super::super::chain::GENESIS;
-use super::super::checkpoint::{encode_public_key, load_or_create_key, public_key, text_sha256};
+use super::super::checkpoint::{
+    Checkpoint, WitnessedKind, encode_public_key, load_or_create_key, public_key, text_sha256,
+};
 use super::super::retention::{ArchivedSegment, Retention};
 use super::super::verify::{
     ChainHead, ChainWalk, Expectations, Stored, StoredColumns, VerifyFailure, VerifyReport,
+    Witnessed,
 };
 use super::county::CountyCheckpoint;
 use super::writer::EVENT_COLUMNS;
@@ -89,13 +97,6 @@ type Claims = BTreeMap<u64, (String, i64)>;
 
 impl PgAuditBackend {
     async fn verify_all(&self, expect: Expectations) -> Result<VerifyReport, VerifyFailure> {
-        if !expect.witnessed.is_empty() {
-            return Err(broken(
-                None,
-                "checking witnessed checkpoints is not available on PostgreSQL yet (a \
-                 checkpoint does not name its chain); verify without --witness",
-            ));
-        }
         let mut client = self
             .pg
             .client()
@@ -147,6 +148,7 @@ impl PgAuditBackend {
             .collect();
         let mut claims: HashMap<String, Claims> = HashMap::new();
         let mut county_key: Option<Vec<u8>> = expect.pinned_key.clone();
+        let mut witnessed = self.witnessed(&expect.witnessed, &mut county_key)?;
         let mut prev: Option<(i64, &str)> = None;
         for (id, text) in &county {
             let here = |problem: String| broken(None, format!("county checkpoint {id}: {problem}"));
@@ -185,6 +187,18 @@ impl PgAuditBackend {
                 ));
             }
             prev = Some((*id, text));
+            if let Some((witness, held)) = u64::try_from(*id)
+                .ok()
+                .and_then(|seq| witnessed.county.remove(&seq))
+            {
+                if held != *text {
+                    return Err(here(format!(
+                        "{witness} holds another text for it: the log was rewritten after the \
+                         witness received it"
+                    )));
+                }
+                witnessed.matched += 1;
+            }
             for head in checkpoint.chains {
                 let chain = claims.entry(head.chain_id.clone()).or_default();
                 match chain.get(&head.seq) {
@@ -200,6 +214,16 @@ impl PgAuditBackend {
                     }
                 }
             }
+        }
+        if let Some((seq, (witness, _))) = witnessed.county.first_key_value() {
+            return Err(broken(
+                None,
+                format!(
+                    "{witness} holds county checkpoint {seq}, but the log's county checkpoints \
+                     end at {}: the newest were cut off",
+                    prev.map_or(0, |(seq, _)| seq)
+                ),
+            ));
         }
         if let Some(missing) = claims.keys().find(|id| !chain_ids.contains(id)) {
             let (seq, (_, id)) = claims
@@ -227,6 +251,13 @@ impl PgAuditBackend {
             chains: Vec::with_capacity(chain_ids.len()),
             county_checkpoints: county.len() as u64,
         };
+        // Each chain is held to the cadence and key; the witnesses were seen to above
+        // and below.
+        let chain_expect = Expectations {
+            cadence: expect.cadence,
+            pinned_key: expect.pinned_key.clone(),
+            witnessed: Vec::new(),
+        };
         let events_sql =
             format!("SELECT {EVENT_COLUMNS} FROM audit_events WHERE chain_id = $1 ORDER BY seq");
         let events = tx.prepare(&events_sql).await.map_err(|e| unreadable(&e))?;
@@ -248,7 +279,7 @@ impl PgAuditBackend {
                 // A negative number (never written) becomes 0, which matches no event.
                 .map(|row| (u64::try_from(row.get::<_, i64>(0)).unwrap_or(0), row.get(1)))
                 .collect();
-            let mut walk = ChainWalk::from_start(&self.key_file, expect, checkpoints);
+            let mut walk = ChainWalk::from_start(&self.key_file, &chain_expect, checkpoints);
             let mut claimed = claims.remove(chain_id).unwrap_or_default();
             let params: [&(dyn ToSql + Sync); 1] = [chain_id];
             let rows = tx
@@ -266,6 +297,11 @@ impl PgAuditBackend {
                 })?;
                 walk.event(&stored).map_err(in_chain)?;
                 let seq = walk.next_seq() - 1;
+                if let Some(held) = witnessed.chain.get_mut(&seq) {
+                    let before = held.len();
+                    held.retain(|(hash, _)| hash != stored.hash);
+                    witnessed.matched += (before - held.len()) as u64;
+                }
                 if let Some((hash, id)) = claimed.remove(&seq)
                     && hash != stored.hash
                 {
@@ -308,11 +344,81 @@ impl PgAuditBackend {
                 unsigned_tail: walked.unsigned_tail,
             });
         }
+        if let Some((seq, witness)) = witnessed
+            .chain
+            .iter()
+            .find_map(|(seq, held)| held.first().map(|(_, witness)| (*seq, witness)))
+        {
+            return Err(broken(
+                Some(seq),
+                format!(
+                    "{witness} holds a checkpoint at seq {seq} whose hash no chain holds: the \
+                     log was rewritten or cut after the witness received it"
+                ),
+            ));
+        }
+        report.witnessed = witnessed.matched;
         if report.key.is_none() {
             report.key = county_key.as_deref().map(encode_public_key);
         }
         Ok(report)
     }
+
+    /// The witnessed texts, each signed with the log's key (`key`, read from the key
+    /// file when none is pinned), sorted by kind.
+    fn witnessed(
+        &self,
+        held: &[Witnessed],
+        key: &mut Option<Vec<u8>>,
+    ) -> Result<WitnessedTexts, VerifyFailure> {
+        let mut texts = WitnessedTexts::default();
+        for held in held {
+            let not_ours = |problem: String| {
+                broken(
+                    None,
+                    format!(
+                        "{} holds a checkpoint that is not this log's: {problem}",
+                        held.witness
+                    ),
+                )
+            };
+            if key.is_none() {
+                *key = Some(public_key(&self.key_file).map_err(|e| not_ours(e.to_string()))?);
+            }
+            let key = key.as_deref().unwrap_or_default();
+            if let Ok(county) = CountyCheckpoint::parse(&held.text) {
+                county.check_signature(&held.text, key).map_err(not_ours)?;
+                let seq = county
+                    .seq
+                    .ok_or_else(|| not_ours("a county checkpoint without a seq".into()))?;
+                texts
+                    .county
+                    .insert(seq, (held.witness.clone(), held.text.clone()));
+            } else {
+                let checkpoint = Checkpoint::parse(&held.text).map_err(not_ours)?;
+                checkpoint
+                    .check_signature(&held.text, key)
+                    .map_err(not_ours)?;
+                texts
+                    .chain
+                    .entry(checkpoint.seq)
+                    .or_default()
+                    .push((checkpoint.hash, held.witness.clone()));
+            }
+        }
+        Ok(texts)
+    }
+}
+
+/// What witnesses hold, to be found in the log.
+#[derive(Debug, Default)]
+struct WitnessedTexts {
+    /// County checkpoints by seq: (who holds it, its text).
+    county: BTreeMap<u64, (String, String)>,
+    /// Chain checkpoints by seq: (the hash it signs, who holds it).
+    chain: BTreeMap<u64, Vec<(String, String)>>,
+    /// How many were found in the log.
+    matched: u64,
 }
 
 fn not_yet(what: &str) -> AuditError {
@@ -349,16 +455,56 @@ impl AuditBackend for PgAuditBackend {
         })
     }
 
+    /// The county checkpoints after `after`, oldest first.
     fn checkpoints_after(
         &self,
-        _after: u64,
-        _limit: usize,
+        after: u64,
+        limit: usize,
     ) -> BoxFuture<'_, Result<Vec<(u64, String)>, AuditError>> {
-        Box::pin(async { Err(not_yet("sending checkpoints to witnesses")) })
+        Box::pin(async move {
+            let client = self.pg.client().await.map_err(unavailable)?;
+            let after = i64::try_from(after).unwrap_or(i64::MAX);
+            let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            client
+                .query(
+                    "SELECT seq, text FROM audit_county_checkpoints WHERE seq > $1
+                     ORDER BY seq LIMIT $2",
+                    &[&after, &limit],
+                )
+                .await
+                .map_err(|e| query_failed(&e))?
+                .iter()
+                .map(|row| {
+                    let seq = u64::try_from(row.get::<_, i64>(0)).map_err(|_| {
+                        AuditError::Backend("a county checkpoint's seq is negative".into())
+                    })?;
+                    Ok((seq, row.get(1)))
+                })
+                .collect()
+        })
     }
 
-    fn checkpoints_pending(&self, _after: u64) -> BoxFuture<'_, Result<(u64, u64), AuditError>> {
-        Box::pin(async { Err(not_yet("sending checkpoints to witnesses")) })
+    /// How many county checkpoints there are after `after`, and the newest's seq.
+    fn checkpoints_pending(&self, after: u64) -> BoxFuture<'_, Result<(u64, u64), AuditError>> {
+        Box::pin(async move {
+            let client = self.pg.client().await.map_err(unavailable)?;
+            let after = i64::try_from(after).unwrap_or(i64::MAX);
+            let row = client
+                .query_one(
+                    "SELECT count(*) FILTER (WHERE seq > $1), coalesce(max(seq), 0)
+                     FROM audit_county_checkpoints",
+                    &[&after],
+                )
+                .await
+                .map_err(|e| query_failed(&e))?;
+            let count = u64::try_from(row.get::<_, i64>(0)).unwrap_or(0);
+            let newest = u64::try_from(row.get::<_, i64>(1)).unwrap_or(0);
+            Ok((count, newest))
+        })
+    }
+
+    fn witnessed_kind(&self) -> WitnessedKind {
+        WitnessedKind::County
     }
 
     /// The key file's public half; with `create`, the key is made when there is none

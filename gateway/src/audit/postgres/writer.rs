@@ -102,6 +102,8 @@ pub(super) struct Writer {
     up: Arc<AtomicBool>,
     chain_id: watch::Sender<String>,
     checkpointed: watch::Sender<u64>,
+    /// The seq of the newest county checkpoint seen when signing one.
+    county: watch::Sender<u64>,
     /// When the time trigger fires next (`None`: never).
     next_checkpoint: Option<Instant>,
     /// Whether events were committed after the newest checkpoint.
@@ -118,6 +120,7 @@ impl Writer {
         up: Arc<AtomicBool>,
         chain_id: watch::Sender<String>,
         checkpointed: watch::Sender<u64>,
+        county: watch::Sender<u64>,
     ) -> Writer {
         Writer {
             pg,
@@ -129,6 +132,7 @@ impl Writer {
             up,
             chain_id,
             checkpointed,
+            county,
             next_checkpoint: None,
             uncheckpointed: false,
             next_county: None,
@@ -515,7 +519,14 @@ impl Writer {
             _ => Err(down()),
         };
         let retry_in = match result {
-            Ok(()) => self.options.checkpoint_every,
+            Ok(newest) => {
+                self.county.send_if_modified(|seen| {
+                    let newer = newest > *seen;
+                    *seen = (*seen).max(newest);
+                    newer
+                });
+                self.options.checkpoint_every
+            }
             Err(error) => self.failed("county audit checkpoint", &error),
         };
         self.next_county = Instant::now().checked_add(retry_in);
@@ -937,8 +948,9 @@ async fn write_checkpoint(
 }
 
 /// A county checkpoint over every chain's head (one writer at a time, so that each
-/// names the one before), unless the newest one names the same heads.
-async fn write_county(pg: &Pg, session: &mut Session, signer: &Signer) -> Result<(), AuditError> {
+/// names the one before), unless the newest one names the same heads. Returns the
+/// newest county checkpoint's seq (0: none yet).
+async fn write_county(pg: &Pg, session: &mut Session, signer: &Signer) -> Result<u64, AuditError> {
     let tx = session
         .client
         .transaction()
@@ -977,7 +989,10 @@ async fn write_county(pg: &Pg, session: &mut Session, signer: &Signer) -> Result
         .and_then(|(_, text)| CountyCheckpoint::parse(text).ok())
         .is_some_and(|newest| newest.chains == heads);
     if same || heads.is_empty() {
-        return Ok(());
+        return match newest {
+            Some((seq, _)) => from_sql(seq),
+            None => Ok(0),
+        };
     }
     let prev = match &newest {
         Some((seq, text)) => Some((from_sql(*seq)?, text.as_str())),
@@ -991,5 +1006,6 @@ async fn write_county(pg: &Pg, session: &mut Session, signer: &Signer) -> Result
     )
     .await
     .map_err(|e| query_failed(&e))?;
-    tx.commit().await.map_err(|e| query_failed(&e))
+    tx.commit().await.map_err(|e| query_failed(&e))?;
+    Ok(seq)
 }
