@@ -268,7 +268,7 @@ async fn chains(sql: &tokio_postgres::Client) -> i64 {
 
 /// `postgres://user@host:port/db` as libpq's `key=value` form, so that options can be
 /// added.
-fn libpq_form(url: &str) -> String {
+pub(crate) fn libpq_form(url: &str) -> String {
     let parsed = url::Url::parse(url).expect("a URL");
     format!(
         "host={} port={} user={} dbname={}",

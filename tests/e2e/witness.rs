@@ -121,6 +121,11 @@ impl County {
     /// Writes the county's files, calling the simulated departments, with `audit`
     /// (YAML lines of an `audit:` section) added to gateway.yaml.
     fn configure(&self, audit: &str) {
+        self.configure_with(audit, "");
+    }
+
+    /// As [`County::configure`], with `more` (top-level YAML) after the audit section.
+    fn configure_with(&self, audit: &str, more: &str) {
         let urls: Vec<(String, String)> = self
             .departments
             .iter()
@@ -143,6 +148,7 @@ impl County {
                 text.push_str("\nmetrics_listen: 127.0.0.1:0\n");
                 text.push_str("\naudit:\n");
                 text.push_str(audit);
+                text.push_str(more);
             }
             text
         });
@@ -640,4 +646,100 @@ async fn check_warns_until_the_key_is_pinned_and_names_witness_problems() {
         out.contains("audit.witnesses[0]") && out.contains("ca_bundle"),
         "{out}"
     );
+}
+
+/// A county on PostgreSQL: its replica sends the log's county checkpoints (each signs
+/// every chain's head) to the witness, and a chain's tail cut in the database —
+/// with the checkpoints over it and the county checkpoint naming it, which the
+/// database alone cannot show — is caught with the witness, online and from the
+/// witness operator's export.
+#[tokio::test]
+async fn on_postgres_the_county_checkpoints_go_to_the_witness_and_a_cut_is_caught_with_it() {
+    let Some(postgres_url) = testkit::services::postgres("witness_on_postgres").await else {
+        return;
+    };
+    let schema = testkit::services::schema_name();
+    let county = County::new().await;
+    let pin = county.pin().await;
+    county.configure_witness(&pin);
+    let (witness, witness_url) = county.start_witness("127.0.0.1:0").await;
+    county.configure_with(
+        &County::witnessed_audit(&pin, &witness_url),
+        &format!("store:\n  kind: postgres\n  url: {postgres_url}\n  schema: {schema}\n"),
+    );
+    let (serve, gateway) = county.serve().await;
+    county.lookups(&gateway, 4).await;
+    serve.terminate().await;
+
+    let (sql, connection) = tokio_postgres::connect(
+        &format!(
+            "{} options=-csearch_path={schema}",
+            crate::cluster::libpq_form(&postgres_url)
+        ),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .expect("the test connects to PostgreSQL");
+    tokio::spawn(connection);
+    let newest: i64 = sql
+        .query_one("SELECT max(seq) FROM audit_county_checkpoints", &[])
+        .await
+        .expect("county checkpoints read")
+        .get(0);
+    assert!(newest >= 1, "the stop signs a county checkpoint");
+    county
+        .until_witnessed(newest as u64, Duration::from_secs(30))
+        .await;
+    let (code, out) = county.verify(&["--witness", "city"]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("in 1 chains"), "{out}");
+    assert!(out.contains("witness city: "), "{out}");
+
+    // Cut the chain back to its first checkpoint, with every county checkpoint.
+    let first: i64 = sql
+        .query_one("SELECT min(seq) FROM audit_checkpoints", &[])
+        .await
+        .expect("checkpoints read")
+        .get(0);
+    sql.batch_execute(&format!(
+        "DELETE FROM audit_events WHERE seq > {first};
+         DELETE FROM audit_linked_subjects WHERE seq > {first};
+         DELETE FROM audit_checkpoints WHERE seq > {first};
+         DELETE FROM audit_county_checkpoints;"
+    ))
+    .await
+    .expect("the cut");
+    let (code, out) = county.verify(&[]).await;
+    assert_eq!(code, 0, "without the witness the cut is not seen: {out}");
+    let (code, out) = county.verify(&["--witness", "city"]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "witness city holds county checkpoint {newest}, but the log's county checkpoints end at 0"
+        )),
+        "{out}"
+    );
+
+    // The same from what the witness's operator exports of the county checkpoints.
+    witness.terminate().await;
+    let (code, stdout, stderr) = run(&[
+        "witness",
+        "export",
+        "--data-dir",
+        text(&county.dir.path().join("witness/data")),
+        "--log-key",
+        &pin,
+        "--county",
+    ])
+    .await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.starts_with("county-gateway audit county checkpoint v2\n"),
+        "{stdout}"
+    );
+    let exported = county.dir.path().join("witnessed.txt");
+    std::fs::write(&exported, stdout).expect("write");
+    let (code, out) = county.verify(&["--witness", text(&exported)]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("end at 0"), "{out}");
 }

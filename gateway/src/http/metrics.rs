@@ -178,7 +178,7 @@ fn register_witnesses(registry: &mut Registry, app: &App) {
     }
     registry.register(
         "witness_acknowledged_seq",
-        "The seq of the newest audit checkpoint a witness holds",
+        "The seq of the newest audit checkpoint a witness holds (on PostgreSQL: county checkpoint)",
         held,
     );
     registry.register(
@@ -188,7 +188,7 @@ fn register_witnesses(registry: &mut Registry, app: &App) {
     );
     registry.register(
         "witness_lag_events",
-        "Audit events signed by checkpoints a witness does not hold yet",
+        "Audit events signed by checkpoints a witness does not hold yet (on PostgreSQL: county checkpoints)",
         lag,
     );
     registry.register(
