@@ -157,6 +157,20 @@ async fn metrics_count_cache_hits_misses_and_refusals_without_personal_data() {
         text.contains(r#"gateway_rate_limited_total{limit="user"} 1"#),
         "{text}"
     );
+    // The audit writer committed the lookups' events in one batch or more, each
+    // counted once in the histogram's buckets.
+    let batches: u64 = text
+        .lines()
+        .find_map(|line| line.strip_prefix("gateway_audit_commit_seconds_count "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("a batch count: {text}"));
+    assert!(batches >= 1, "{text}");
+    assert!(
+        text.contains(&format!(
+            "gateway_audit_commit_seconds_bucket{{le=\"+Inf\"}} {batches}\n"
+        )),
+        "{text}"
+    );
     assert!(text.ends_with("# EOF\n"), "{text}");
     assert!(!text.contains(person.id.as_str()));
     assert!(!text.contains(crate::helpers::TOWNSHIP));

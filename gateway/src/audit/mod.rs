@@ -105,6 +105,7 @@ pub mod cadence;
 pub mod canonical;
 pub mod chain;
 pub mod checkpoint;
+pub mod commit_times;
 mod queue;
 pub mod event;
 mod hooks;
@@ -209,5 +210,11 @@ pub trait AuditLog: Send + Sync + std::fmt::Debug {
         Box::pin(futures::future::join_all(
             events.into_iter().map(|event| self.append(event)),
         ))
+    }
+
+    /// How long the writer takes to commit a batch, for `/metrics`; `None` for a
+    /// log without a writer of its own.
+    fn commit_times(&self) -> Option<std::sync::Arc<commit_times::CommitTimes>> {
+        None
     }
 }

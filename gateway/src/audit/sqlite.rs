@@ -24,6 +24,7 @@ use tokio::sync::watch;
 use super::cadence::Cadence;
 use super::chain::{GENESIS, link_hash, parse_hash};
 use super::checkpoint::{Prev, Signer, encode_public_key, load_or_create_key};
+use super::commit_times::CommitTimes;
 use super::event::{AuditEvent, Recorded};
 use super::hooks::Hooks;
 use super::queue::{Command, Pending, take_batch};
@@ -100,6 +101,7 @@ struct Inner {
     path: PathBuf,
     /// The seq of the newest checkpoint committed (0: none yet).
     checkpointed: watch::Receiver<u64>,
+    commit_times: Arc<CommitTimes>,
 }
 
 impl SqliteAudit {
@@ -177,7 +179,9 @@ impl SqliteAudit {
                 source,
             })?;
         let (sender, receiver) = mpsc::channel(options.queue.max(1));
+        let commit_times = Arc::new(CommitTimes::default());
         let writer = Writer {
+            commit_times: commit_times.clone(),
             next_checkpoint: Instant::now().checked_add(options.checkpoint_every),
             uncheckpointed: false,
             chain_id,
@@ -201,6 +205,7 @@ impl SqliteAudit {
                 sender,
                 path,
                 checkpointed,
+                commit_times,
             }),
         })
     }
@@ -231,6 +236,10 @@ impl SqliteAudit {
 }
 
 impl AuditLog for SqliteAudit {
+    fn commit_times(&self) -> Option<Arc<CommitTimes>> {
+        Some(self.inner.commit_times.clone())
+    }
+
     /// The writer runs, and the file takes a write transaction (rolled back at once).
     fn ready(&self) -> BoxFuture<'_, Result<(), AuditError>> {
         Box::pin(async move {
@@ -543,6 +552,8 @@ struct Writer {
     options: AuditOptions,
     /// Where the newest committed checkpoint's seq is published.
     checkpointed: watch::Sender<u64>,
+    /// How long each batch took.
+    commit_times: Arc<CommitTimes>,
     hooks: Arc<Hooks>,
     /// When the time trigger fires next (`None`: never, the interval overflows).
     next_checkpoint: Option<Instant>,
@@ -573,7 +584,9 @@ impl Writer {
             let (batch, stops) = take_batch(first, &mut receiver, self.options.batch_max);
             stopping.extend(stops);
             if !batch.is_empty() {
+                let started = std::time::Instant::now();
                 self.write_batch(batch);
+                self.commit_times.record(started.elapsed());
             }
             if !stopping.is_empty() {
                 break;

@@ -1,6 +1,7 @@
 //! `GET /metrics`: the gateway's counters in the Prometheus / OpenMetrics text format —
-//! record cache hits, misses, entries and bytes per connector, and requests refused by
-//! each kind of rate limit, and how far each audit witness is behind. Counts only: no
+//! record cache hits, misses, entries and bytes per connector, requests refused by
+//! each kind of rate limit, how long the audit writer takes to commit a batch, and
+//! how far each audit witness is behind. Counts only: no
 //! user, township, subject or key appears.
 //! The counters live where they are counted (the caches, the limiters) and are read
 //! at scrape time. On the gateway's listener `/metrics` answers operators only; the
@@ -11,6 +12,8 @@ use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -18,6 +21,7 @@ use prometheus_client::registry::Registry;
 
 use super::problem::{Problem, ProblemKind};
 use crate::app::App;
+use crate::audit::commit_times::CommitSnapshot;
 
 type Labels = Vec<(String, String)>;
 
@@ -145,6 +149,13 @@ pub async fn render(app: &App) -> Result<String, std::fmt::Error> {
         );
     }
     register_witnesses(&mut registry, app);
+    if let Some(times) = app.audit.commit_times() {
+        registry.register(
+            "audit_commit_seconds",
+            "Time the audit writer took to make one batch of events durable (inserts, commit and sync), before any of its requests was answered",
+            CommitHistogram(times.snapshot()),
+        );
+    }
     let counters = Gauge::<i64>::default();
     counters.set(i64::try_from(app.limits.day_counters()).unwrap_or(i64::MAX));
     registry.register(
@@ -155,6 +166,20 @@ pub async fn render(app: &App) -> Result<String, std::fmt::Error> {
     let mut out = String::new();
     encode(&mut out, &registry)?;
     Ok(out)
+}
+
+/// The audit writer's batch times, as a histogram read at scrape time.
+#[derive(Debug)]
+struct CommitHistogram(CommitSnapshot);
+
+impl EncodeMetric for CommitHistogram {
+    fn encode(&self, mut encoder: MetricEncoder<'_>) -> Result<(), std::fmt::Error> {
+        encoder.encode_histogram::<NoLabelSet>(self.0.sum_s, self.0.count, &self.0.buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
+    }
 }
 
 /// Per witness (by its configured name): the seq it holds, the checkpoints and events

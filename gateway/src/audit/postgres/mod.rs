@@ -56,6 +56,7 @@ use tokio::sync::{mpsc, watch};
 pub use reader::PgAuditReader;
 pub use verify::PgAuditBackend;
 
+use super::commit_times::CommitTimes;
 use super::event::{AuditEvent, Recorded};
 use super::queue::Command;
 use super::sqlite::AuditOptions;
@@ -82,6 +83,7 @@ struct Inner {
     checkpointed: watch::Receiver<u64>,
     /// The seq of the newest county checkpoint the writer signed or saw.
     county: watch::Receiver<u64>,
+    commit_times: Arc<CommitTimes>,
 }
 
 impl PgAudit {
@@ -100,6 +102,7 @@ impl PgAudit {
         let (chain_tx, chain_id) = watch::channel(String::new());
         let (checkpointed_tx, checkpointed) = watch::channel(0);
         let (county_tx, county) = watch::channel(0);
+        let commit_times = Arc::new(CommitTimes::default());
         let mut writer = writer::Writer::new(
             pg.clone(),
             key_file.to_owned(),
@@ -108,6 +111,7 @@ impl PgAudit {
             chain_tx,
             checkpointed_tx,
             county_tx,
+            commit_times.clone(),
         );
         match writer.connect().await {
             Ok(()) => {}
@@ -128,6 +132,7 @@ impl PgAudit {
                 up,
                 checkpointed,
                 county,
+                commit_times,
             }),
         })
     }
@@ -159,6 +164,10 @@ impl PgAudit {
 }
 
 impl AuditLog for PgAudit {
+    fn commit_times(&self) -> Option<Arc<CommitTimes>> {
+        Some(self.inner.commit_times.clone())
+    }
+
     /// The writer holds a chain, and the server answers a query.
     fn ready(&self) -> BoxFuture<'_, Result<(), AuditError>> {
         Box::pin(async move {

@@ -17,6 +17,7 @@ use tokio_postgres::{Client, Statement};
 use super::super::cadence::Cadence;
 use super::super::chain::{GENESIS, link_hash, parse_hash};
 use super::super::checkpoint::{Checkpoint, Prev, Signer, encode_public_key, load_or_create_key};
+use super::super::commit_times::CommitTimes;
 use super::super::event::Recorded;
 use super::super::queue::{Command, Pending, take_batch};
 use super::super::sqlite::AuditOptions;
@@ -104,6 +105,8 @@ pub(super) struct Writer {
     checkpointed: watch::Sender<u64>,
     /// The seq of the newest county checkpoint seen when signing one.
     county: watch::Sender<u64>,
+    /// How long each batch took.
+    commit_times: Arc<CommitTimes>,
     /// When the time trigger fires next (`None`: never).
     next_checkpoint: Option<Instant>,
     /// Whether events were committed after the newest checkpoint.
@@ -121,6 +124,7 @@ impl Writer {
         chain_id: watch::Sender<String>,
         checkpointed: watch::Sender<u64>,
         county: watch::Sender<u64>,
+        commit_times: Arc<CommitTimes>,
     ) -> Writer {
         Writer {
             pg,
@@ -133,6 +137,7 @@ impl Writer {
             chain_id,
             checkpointed,
             county,
+            commit_times,
             next_checkpoint: None,
             uncheckpointed: false,
             next_county: None,
@@ -322,7 +327,9 @@ impl Writer {
             let (batch, stops) = take_batch(first, &mut receiver, self.options.batch_max);
             stopping.extend(stops);
             if !batch.is_empty() {
+                let started = std::time::Instant::now();
                 self.write_batch(batch).await;
+                self.commit_times.record(started.elapsed());
             }
             if !stopping.is_empty() {
                 break;
