@@ -107,11 +107,13 @@ impl PgAudit {
             pg.clone(),
             key_file.to_owned(),
             options,
-            up.clone(),
-            chain_tx,
-            checkpointed_tx,
-            county_tx,
-            commit_times.clone(),
+            writer::Published {
+                up: up.clone(),
+                chain_id: chain_tx,
+                checkpointed: checkpointed_tx,
+                county: county_tx,
+                commit_times: commit_times.clone(),
+            },
         );
         match writer.connect().await {
             Ok(()) => {}

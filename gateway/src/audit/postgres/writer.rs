@@ -115,17 +115,34 @@ pub(super) struct Writer {
     next_county: Option<Instant>,
 }
 
+/// What the writer tells the [`PgAudit`](super::PgAudit) handles as it goes.
+pub(super) struct Published {
+    /// Whether it holds a chain on a live connection.
+    pub(super) up: Arc<AtomicBool>,
+    /// The chain it holds (or held last).
+    pub(super) chain_id: watch::Sender<String>,
+    /// The seq of its chain's newest checkpoint.
+    pub(super) checkpointed: watch::Sender<u64>,
+    /// The seq of the newest county checkpoint it signed or saw.
+    pub(super) county: watch::Sender<u64>,
+    /// How long each batch took.
+    pub(super) commit_times: Arc<CommitTimes>,
+}
+
 impl Writer {
     pub(super) fn new(
         pg: Pg,
         key_file: PathBuf,
         options: AuditOptions,
-        up: Arc<AtomicBool>,
-        chain_id: watch::Sender<String>,
-        checkpointed: watch::Sender<u64>,
-        county: watch::Sender<u64>,
-        commit_times: Arc<CommitTimes>,
+        published: Published,
     ) -> Writer {
+        let Published {
+            up,
+            chain_id,
+            checkpointed,
+            county,
+            commit_times,
+        } = published;
         Writer {
             pg,
             key_file,
