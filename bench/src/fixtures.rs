@@ -1,7 +1,8 @@
 //! `gateway-bench fixtures`: writes a bench county derived from the repository's own
 //! files at run time (limits and quotas off, department capacity off, one config
 //! without and one with the record cache, the bench forms), an issuer key pair, a clerk
-//! token and the IDs of residents the clerk may look up.
+//! token (and an operator's, for `/metrics`) and the IDs of residents the clerk may
+//! look up.
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
@@ -152,6 +153,23 @@ pub(crate) async fn fixtures(args: FixturesArgs) -> Result<(), String> {
     )
     .map_err(|e| e.to_string())?;
     write(&args.out.join("token.jwt"), token.as_bytes())?;
+    // An operator's, for reading `/metrics` of the gateways under test.
+    let operator = gateway::auth::mint(
+        &key,
+        &MintClaims {
+            iss: issuer.clone(),
+            aud: audience.clone(),
+            sub: "bench-operator".to_owned(),
+            roles: vec![Role::Operator],
+            township: None,
+            department: None,
+            app: None,
+            ttl_s: args.ttl_s,
+            not_before_s: None,
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    write(&args.out.join("operator.jwt"), operator.as_bytes())?;
 
     // Connectors and main config, once per variant.
     let public_rel = relative_to(&out_county, &public);
@@ -213,7 +231,7 @@ pub(crate) async fn fixtures(args: FixturesArgs) -> Result<(), String> {
     text.push('\n');
     write(&args.out.join("ids.txt"), text.as_bytes())?;
     println!(
-        "bench county in {}: gateway-nocache.yaml, gateway-cache.yaml, {} bench form(s), token.jwt, {} ids",
+        "bench county in {}: gateway-nocache.yaml, gateway-cache.yaml, {} bench form(s), token.jwt, operator.jwt, {} ids",
         out_county.display(),
         bench_forms.len(),
         ids.len()
