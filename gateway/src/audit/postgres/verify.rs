@@ -187,9 +187,10 @@ impl PgAuditBackend {
                 ));
             }
             prev = Some((*id, text));
-            if let Some((witness, held)) = u64::try_from(*id)
+            for (witness, held) in u64::try_from(*id)
                 .ok()
                 .and_then(|seq| witnessed.county.remove(&seq))
+                .unwrap_or_default()
             {
                 if held != *text {
                     return Err(here(format!(
@@ -215,7 +216,11 @@ impl PgAuditBackend {
                 }
             }
         }
-        if let Some((seq, (witness, _))) = witnessed.county.first_key_value() {
+        if let Some((seq, witness)) = witnessed
+            .county
+            .iter()
+            .find_map(|(seq, held)| held.first().map(|(witness, _)| (seq, witness)))
+        {
             return Err(broken(
                 None,
                 format!(
@@ -393,7 +398,9 @@ impl PgAuditBackend {
                     .ok_or_else(|| not_ours("a county checkpoint without a seq".into()))?;
                 texts
                     .county
-                    .insert(seq, (held.witness.clone(), held.text.clone()));
+                    .entry(seq)
+                    .or_default()
+                    .push((held.witness.clone(), held.text.clone()));
             } else {
                 let checkpoint = Checkpoint::parse(&held.text).map_err(not_ours)?;
                 checkpoint
@@ -413,8 +420,9 @@ impl PgAuditBackend {
 /// What witnesses hold, to be found in the log.
 #[derive(Debug, Default)]
 struct WitnessedTexts {
-    /// County checkpoints by seq: (who holds it, its text).
-    county: BTreeMap<u64, (String, String)>,
+    /// County checkpoints by seq: (who holds it, its text) for every witness that
+    /// holds one.
+    county: BTreeMap<u64, Vec<(String, String)>>,
     /// Chain checkpoints by seq: (the hash it signs, who holds it).
     chain: BTreeMap<u64, Vec<(String, String)>>,
     /// How many were found in the log.
