@@ -640,4 +640,17 @@ async fn a_log_on_postgresql_gives_its_witnesses_county_checkpoints_and_is_held_
             .contains("witness city holds another text for it"),
         "{failure}"
     );
+    // A second witness given the forgery does not outvote the first.
+    let mut two = witnessed();
+    two.push(crate::audit::Witnessed {
+        witness: "witness two".into(),
+        text: resigned.clone(),
+    });
+    let failure = backend.verify(expect(two)).await.unwrap_err();
+    assert!(
+        failure
+            .problem
+            .contains("witness city holds another text for it"),
+        "{failure}"
+    );
 }
