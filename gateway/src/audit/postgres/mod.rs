@@ -38,6 +38,8 @@
 
 pub mod copy;
 pub mod county;
+mod archive;
+mod partitions;
 mod reader;
 mod verify;
 mod writer;

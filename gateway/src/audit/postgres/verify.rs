@@ -6,9 +6,12 @@
 //! they name must be in the log — a chain that is gone, or ends before the seq named,
 //! or holds another hash there, fails, naming the chain.
 //!
-//! Not on PostgreSQL yet: archiving (retention) and the witnesses' feeds
-//! (`checkpoints_after`, `checkpoints_pending`), which answer
-//! [`AuditError::Backend`]; `verify` with witnessed checkpoints fails saying so.
+//! Each chain's events are read from the archived months and the live table together
+//! ([`archive`](super::archive)); an archived month whose table is gone fails.
+//!
+//! Not on PostgreSQL yet: the witnesses' feeds (`checkpoints_after`,
+//! `checkpoints_pending`), which answer [`AuditError::Backend`]; `verify` with
+//! witnessed checkpoints fails saying so.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -19,15 +22,15 @@ use futures::{StreamExt as _, pin_mut};
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
+use super::super::backend::Archived;
 use super::super::backend::AuditBackend;
 use super::super::chain::GENESIS;
 use super::super::checkpoint::{encode_public_key, load_or_create_key, public_key, text_sha256};
-use super::super::retention::{ArchivedSegment, Retention};
+use super::super::retention::Retention;
 use super::super::verify::{
     ChainHead, ChainWalk, Expectations, Stored, StoredColumns, VerifyFailure, VerifyReport,
 };
 use super::county::CountyCheckpoint;
-use super::writer::EVENT_COLUMNS;
 use super::{AuditError, query_failed, unavailable};
 use crate::pg::{Pg, describe};
 
@@ -120,6 +123,7 @@ impl PgAuditBackend {
         tx: &tokio_postgres::Transaction<'_>,
         expect: &Expectations,
     ) -> Result<VerifyReport, VerifyFailure> {
+        super::archive::hold_months(tx).await?;
         let chain_ids: Vec<String> = tx
             .query(
                 "SELECT chain_id FROM audit_chains
@@ -227,8 +231,8 @@ impl PgAuditBackend {
             chains: Vec::with_capacity(chain_ids.len()),
             county_checkpoints: county.len() as u64,
         };
-        let events_sql =
-            format!("SELECT {EVENT_COLUMNS} FROM audit_events WHERE chain_id = $1 ORDER BY seq");
+        // Archived months and the live table, in seq order.
+        let events_sql = super::archive::chain_events_sql(tx).await?;
         let events = tx.prepare(&events_sql).await.map_err(|e| unreadable(&e))?;
         for chain_id in &chain_ids {
             let in_chain = |failure: VerifyFailure| {
@@ -326,12 +330,14 @@ impl AuditBackend for PgAuditBackend {
         Box::pin(self.verify_all(expect))
     }
 
+    /// Detaches whole old months into read-only archive tables (see
+    /// [`archive`](super::archive)).
     fn archive(
         &self,
-        _retention: Retention,
-        _now: DateTime<Utc>,
-    ) -> BoxFuture<'_, Result<Option<ArchivedSegment>, AuditError>> {
-        Box::pin(async { Err(not_yet("archiving old audit events (retention)")) })
+        retention: Retention,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<Option<Archived>, AuditError>> {
+        Box::pin(super::archive::archive(&self.pg, retention, now))
     }
 
     /// The newest county checkpoint (it signs every chain's head).
