@@ -28,8 +28,9 @@ pub enum Archived {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ArchivedMonths {
     pub months: Vec<ArchivedMonth>,
-    /// Old months left live because they hold a chain's newest event (the writer of
-    /// that chain continues from it), as `YYYY-MM`.
+    /// Old months left live because they hold a chain's newest event or the event
+    /// its newest checkpoint signs (the chain's writer continues from them), as
+    /// `YYYY-MM`.
     pub kept: Vec<String>,
 }
 
@@ -67,7 +68,7 @@ impl Archived {
                 .chain(
                     run.kept
                         .iter()
-                        .map(|month| format!("kept {month} live: it holds a chain's newest event")),
+                        .map(|month| format!("kept {month} live: it holds the head of a chain")),
                 )
                 .collect(),
         }

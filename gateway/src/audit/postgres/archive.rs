@@ -16,10 +16,12 @@
 //!   with a smaller seq than one of the month's (that chain's writer had a clock that
 //!   went back), archiving would split the chain out of order: the run stops with an
 //!   error naming the month and the chain, and nothing of that month moves.
-//! - **A chain's newest event stays live**, as in the embedded log: the writer of a
-//!   chain continues from its head in the live table, and the county checkpoints
-//!   name it. A month holding one is kept (reported) and the run goes on with the
-//!   next month.
+//! - **A chain's newest event, and the event its newest checkpoint signs, stay
+//!   live**, as in the embedded log: the writer of a chain continues from its head in
+//!   the live table (and, taking over a chain, checks the tail after its newest
+//!   checkpoint from there), and the county checkpoints name the heads. A month
+//!   holding one of them is kept (reported) and the run goes on with the next month;
+//!   a later run archives it once its chains moved on.
 //!
 //! The privacy officer's search reads the live table only (as with SQLite, archived
 //! events are out of the officer's daily view). `verify` walks every chain from seq 1
@@ -38,7 +40,7 @@ use tokio_postgres::error::SqlState;
 use super::super::backend::{Archived, ArchivedMonth, ArchivedMonths};
 use super::super::retention::{DEFAULT_KEEP_DAYS, Retention};
 use super::super::verify::VerifyFailure;
-use super::partitions::{LOCK, Month};
+use super::partitions::{self, Month};
 use super::writer::EVENT_COLUMNS;
 use super::{AuditError, query_failed, unavailable};
 use crate::pg::{Pg, describe};
@@ -146,10 +148,7 @@ async fn archive_month(
     month: Month,
 ) -> Result<Outcome, AuditError> {
     let failed = |e: tokio_postgres::Error| busy_or_failed(&e, month);
-    client
-        .execute("SELECT pg_advisory_xact_lock($1)", &[&pg.lock_key(LOCK)])
-        .await
-        .map_err(failed)?;
+    partitions::lock(client, pg).await.map_err(failed)?;
     let (events, linked) = (month.events_table(), month.linked_table());
     let attached: bool = client
         .query_one(
@@ -193,7 +192,9 @@ async fn archive_month(
                 "SELECT m.chain_id, m.top, m.n,
                    EXISTS (SELECT 1 FROM audit_events e
                             WHERE e.chain_id = m.chain_id AND e.seq > m.top
-                              AND (e.time < $1 COLLATE \"C\" OR e.time >= $2 COLLATE \"C\")),
+                              AND (e.time < $1 COLLATE \"C\" OR e.time >= $2 COLLATE \"C\"))
+                   AND coalesce((SELECT max(c.seq) FROM audit_checkpoints c
+                                  WHERE c.chain_id = m.chain_id), 0) > m.top,
                    (SELECT min(e.seq) FROM audit_events e
                      WHERE e.chain_id = m.chain_id AND e.time >= $2 COLLATE \"C\")
                  FROM (SELECT chain_id, max(seq) AS top, count(*) AS n FROM {events}

@@ -165,9 +165,7 @@ pub(super) async fn create_missing<C: GenericClient + Sync>(
     pg: &Pg,
     months: &[Month],
 ) -> Result<usize, tokio_postgres::Error> {
-    client
-        .execute("SELECT pg_advisory_xact_lock($1)", &[&pg.lock_key(LOCK)])
-        .await?;
+    lock(client, pg).await?;
     let mut created = 0;
     for month in months {
         let (from, to) = (month.label(), month.next().label());
@@ -192,6 +190,25 @@ pub(super) async fn create_missing<C: GenericClient + Sync>(
         created += usize::from(made);
     }
     Ok(created)
+}
+
+/// Takes [`LOCK`] and then the parents' `SHARE UPDATE EXCLUSIVE` lock (what
+/// `ATTACH PARTITION` takes; writers and readers go on). The table lock also makes
+/// the session see the tables another session created or renamed while this one
+/// waited: an advisory lock alone does not refresh the catalog caches that
+/// `to_regclass` reads.
+pub(super) async fn lock<C: GenericClient + Sync>(
+    client: &C,
+    pg: &Pg,
+) -> Result<(), tokio_postgres::Error> {
+    client
+        .execute("SELECT pg_advisory_xact_lock($1)", &[&pg.lock_key(LOCK)])
+        .await?;
+    client
+        .batch_execute(
+            "LOCK TABLE audit_events, audit_linked_subjects IN SHARE UPDATE EXCLUSIVE MODE",
+        )
+        .await
 }
 
 /// Whether a table of that name exists in the schema.

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Statement};
 
 use super::super::cadence::Cadence;
@@ -932,14 +933,21 @@ async fn write_adding_months(
         Ok(written) => return Ok(written),
         Err(error) => error,
     };
-    if session.client.is_closed() {
+    // No partition for a row is a check violation (the writer's rows pass every
+    // CHECK of the table). Another writer may have made the month meanwhile: the
+    // batch is tried again whether or not this one creates it.
+    let no_partition = matches!(&error, AuditError::Unavailable(why)
+        if why.contains(&format!("SQLSTATE {}", SqlState::CHECK_VIOLATION.code())));
+    if !no_partition || session.client.is_closed() {
         return Err(error);
     }
     let months = partitions::months_of(batch.iter().map(|p| p.columns.time.as_str()));
     match partitions::ensure(&session.client, pg, &months).await {
-        Ok(0) => Err(error),
         Ok(created) => {
-            tracing::info!(created, "created monthly audit partitions for a batch");
+            tracing::info!(
+                created,
+                "a batch needed monthly audit partitions; trying it again"
+            );
             write(session, signer, cadence, time_due, batch).await
         }
         Err(e) => Err(query_failed(&e)),
