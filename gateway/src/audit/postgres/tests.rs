@@ -520,7 +520,7 @@ async fn verify_every_event(db: &TestDb, dir: &TempDir) -> Result<VerifyReport, 
 /// numbers also disclose a linked person, `subject(1000 + n)`.
 fn at(n: u64, time: &str, user: &str) -> AuditEvent {
     let mut event = lookup(n, time, user);
-    if n % 2 == 0 {
+    if n.is_multiple_of(2) {
         event.linked = vec![crate::audit::event::LinkedPerson {
             fields: vec!["spouse.name".into()],
             pseudonym: subject(1000 + n),

@@ -7,7 +7,7 @@
 //! or holds another hash there, fails, naming the chain.
 //!
 //! Each chain's events are read from the archived months and the live table together
-//! ([`archive`](super::archive)); an archived month whose table is gone fails.
+//! (`archive.rs`); an archived month whose table is gone fails.
 //!
 //! Not on PostgreSQL yet: the witnesses' feeds (`checkpoints_after`,
 //! `checkpoints_pending`), which answer [`AuditError::Backend`]; `verify` with
@@ -330,8 +330,7 @@ impl AuditBackend for PgAuditBackend {
         Box::pin(self.verify_all(expect))
     }
 
-    /// Detaches whole old months into read-only archive tables (see
-    /// [`archive`](super::archive)).
+    /// Detaches whole old months into read-only archive tables (see `archive.rs`).
     fn archive(
         &self,
         retention: Retention,
