@@ -937,7 +937,8 @@ async fn write_adding_months(
     // CHECK of the table). Another writer may have made the month meanwhile: the
     // batch is tried again whether or not this one creates it.
     let no_partition = matches!(&error, AuditError::Unavailable(why)
-        if why.contains(&format!("SQLSTATE {}", SqlState::CHECK_VIOLATION.code())));
+        if why.contains(&format!("SQLSTATE {}", SqlState::CHECK_VIOLATION.code()))
+            && !why.contains("(constraint "));
     if !no_partition || session.client.is_closed() {
         return Err(error);
     }
