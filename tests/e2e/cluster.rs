@@ -728,6 +728,19 @@ async fn check_and_migrate_say_what_is_wrong_with_postgres_without_the_password(
         text.contains(&format!("schema version {known} of {known}")),
         "{text}"
     );
+    // `gateway audit archive` on the log in PostgreSQL: nothing three years old yet.
+    let out = Command::new(BINARY)
+        .args(["audit", "archive", "--config", path(&config)])
+        .env("GATEWAY_TEST_STORE_URL", &url)
+        .output()
+        .await
+        .expect("runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("nothing older than 1096 days"),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Writes the county with `store: postgres` given by `address_line` (`url: …` or

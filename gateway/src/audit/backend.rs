@@ -16,17 +16,78 @@ use super::retention::{ArchivedSegment, Retention};
 use super::verify::{Expectations, VerifyFailure, VerifyReport};
 use super::{AuditError, checkpoint_public_key, checkpoints_after, checkpoints_pending};
 
+/// What an archive run moved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Archived {
+    /// The embedded log: one segment file (a range of its chain).
+    Segment(ArchivedSegment),
+    /// The log on PostgreSQL: whole months detached into archive tables.
+    Months(ArchivedMonths),
+}
+
+/// The months one archive run on PostgreSQL detached, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ArchivedMonths {
+    pub months: Vec<ArchivedMonth>,
+    /// Old months left live because they hold a chain's newest event or the event
+    /// its newest checkpoint signs (the chain's writer continues from them), as
+    /// `YYYY-MM`.
+    pub kept: Vec<String>,
+}
+
+/// One month moved out of the live tables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchivedMonth {
+    /// `YYYY-MM` (UTC).
+    pub month: String,
+    /// Its events (of every chain).
+    pub events: u64,
+    /// The read-only table that holds them now.
+    pub table: String,
+}
+
+impl Archived {
+    /// What the run did, a line each, for operators.
+    pub fn lines(&self) -> Vec<String> {
+        match self {
+            Archived::Segment(segment) => vec![format!(
+                "archived events {}–{} ({} events) to {}",
+                segment.first_seq,
+                segment.last_seq,
+                segment.events,
+                segment.path.display()
+            )],
+            Archived::Months(run) => run
+                .months
+                .iter()
+                .map(|m| {
+                    format!(
+                        "archived {} ({} events) to the table {}",
+                        m.month, m.events, m.table
+                    )
+                })
+                .chain(
+                    run.kept
+                        .iter()
+                        .map(|month| format!("kept {month} live: it holds the head of a chain")),
+                )
+                .collect(),
+        }
+    }
+}
+
 /// The audit log's store, for its maintenance.
 pub trait AuditBackend: Send + Sync + std::fmt::Debug {
     /// Checks the whole log (archive segments, then the live log) against `expect`.
     fn verify(&self, expect: Expectations) -> BoxFuture<'_, Result<VerifyReport, VerifyFailure>>;
-    /// Moves the events older than `retention` allows into a read-only archive
-    /// segment; `None` when nothing was old enough.
+    /// Moves the events older than `retention` allows into the read-only archive (a
+    /// segment file, or on PostgreSQL archive tables of whole months); `None` when
+    /// nothing was old enough.
     fn archive(
         &self,
         retention: Retention,
         now: DateTime<Utc>,
-    ) -> BoxFuture<'_, Result<Option<ArchivedSegment>, AuditError>>;
+    ) -> BoxFuture<'_, Result<Option<Archived>, AuditError>>;
     /// The newest checkpoint's text, if any (of the kind
     /// [`witnessed_kind`](AuditBackend::witnessed_kind) names).
     fn latest_checkpoint(&self) -> BoxFuture<'_, Result<Option<String>, AuditError>>;
@@ -97,8 +158,10 @@ impl AuditBackend for SqliteAuditBackend {
         &self,
         retention: Retention,
         now: DateTime<Utc>,
-    ) -> BoxFuture<'_, Result<Option<ArchivedSegment>, AuditError>> {
-        self.blocking(move |data_dir| super::archive_with(data_dir, retention, now))
+    ) -> BoxFuture<'_, Result<Option<Archived>, AuditError>> {
+        self.blocking(move |data_dir| {
+            Ok(super::archive_with(data_dir, retention, now)?.map(Archived::Segment))
+        })
     }
 
     fn latest_checkpoint(&self) -> BoxFuture<'_, Result<Option<String>, AuditError>> {

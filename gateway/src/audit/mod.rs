@@ -124,7 +124,7 @@ mod tests;
 use futures::future::BoxFuture;
 
 pub use anomalies::{Anomaly, AnomalyKind, Thresholds, anomalies};
-pub use backend::{AuditBackend, SqliteAuditBackend};
+pub use backend::{Archived, ArchivedMonth, ArchivedMonths, AuditBackend, SqliteAuditBackend};
 pub use cadence::Cadence;
 pub use event::{
     AuditCaller, AuditEvent, AuditOutcome, EventKind, LinkedPerson, MAX_REASON_CHARS, MaskedField,

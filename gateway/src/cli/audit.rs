@@ -29,10 +29,15 @@ use crate::labels::Lang;
 #[derive(Debug, Subcommand)]
 pub(super) enum AuditCommand {
     /// Move events older than the retention period into a read-only archive segment
-    /// that still verifies (run it daily, e.g. from a systemd timer).
+    /// that still verifies (run it daily, e.g. from a systemd timer). With --config
+    /// naming PostgreSQL: whole old months into read-only archive tables.
     Archive {
+        #[arg(long, required_unless_present = "config")]
+        data_dir: Option<PathBuf>,
+        /// The gateway configuration: archive the store it names (the data
+        /// directory's log, or every replica's chains on PostgreSQL).
         #[arg(long)]
-        data_dir: PathBuf,
+        config: Option<PathBuf>,
         /// Days to keep in the live log; at least 1096 (three years, PIPL art. 56).
         #[arg(long, default_value_t = audit::DEFAULT_KEEP_DAYS)]
         keep_days: u32,
@@ -218,6 +223,61 @@ pub(super) fn log_of(data_dir: &std::path::Path) -> std::sync::Arc<dyn audit::Au
     crate::store::Storage::sqlite(data_dir).audit_backend()
 }
 
+/// What `gateway audit archive` says of its run.
+fn archive_outcome(
+    outcome: Result<Option<audit::Archived>, audit::AuditError>,
+    keep_days: u32,
+) -> ExitCode {
+    match outcome {
+        Ok(Some(archived)) => {
+            for line in archived.lines() {
+                println!("{line}");
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(None) => {
+            println!("nothing older than {keep_days} days to archive");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The store `gateway audit archive` works on: the data directory's, or the one the
+/// configuration names (with its data directory, or `data_dir` if given).
+fn archive_store(
+    data_dir: Option<PathBuf>,
+    config: Option<PathBuf>,
+) -> Result<std::sync::Arc<dyn audit::AuditBackend>, ExitCode> {
+    let Some(path) = config else {
+        return match data_dir {
+            Some(data_dir) => Ok(log_of(&data_dir)),
+            None => {
+                eprintln!("error: give --data-dir or --config");
+                Err(ExitCode::from(2))
+            }
+        };
+    };
+    let options = crate::config::LoadOptions {
+        data_dir,
+        ..crate::config::LoadOptions::default()
+    };
+    let cfg =
+        crate::config::load(&crate::config::DiskSource, &path, &options).map_err(|problems| {
+            super::report(&problems);
+            ExitCode::FAILURE
+        })?;
+    crate::store::Storage::configured(&cfg.store, &cfg.data_dir, &cfg.base_dir)
+        .map(|storage| storage.audit_backend())
+        .map_err(|e| {
+            eprintln!("error: the store: {e}");
+            ExitCode::FAILURE
+        })
+}
+
 pub(super) async fn run_audit(command: AuditCommand) -> ExitCode {
     match command {
         // Verify talks to witnesses: it is run by the caller, on the runtime.
@@ -225,36 +285,19 @@ pub(super) async fn run_audit(command: AuditCommand) -> ExitCode {
         AuditCommand::PublicKey(args) => super::verify::run_public_key(&args).await,
         AuditCommand::Archive {
             data_dir,
+            config,
             keep_days,
-        } => match log_of(&data_dir)
-            .archive(
-                audit::Retention {
-                    keep_days,
-                    allow_short: false,
-                },
-                chrono::Utc::now(),
-            )
-            .await
-        {
-            Ok(Some(segment)) => {
-                println!(
-                    "archived events {}–{} ({} events) to {}",
-                    segment.first_seq,
-                    segment.last_seq,
-                    segment.events,
-                    segment.path.display()
-                );
-                ExitCode::SUCCESS
-            }
-            Ok(None) => {
-                println!("nothing older than {keep_days} days to archive");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
-            }
-        },
+        } => {
+            let log = match archive_store(data_dir, config) {
+                Ok(log) => log,
+                Err(code) => return code,
+            };
+            let retention = audit::Retention {
+                keep_days,
+                allow_short: false,
+            };
+            archive_outcome(log.archive(retention, chrono::Utc::now()).await, keep_days)
+        }
         AuditCommand::Checkpoint { data_dir } => {
             match log_of(&data_dir).latest_checkpoint().await {
                 Ok(Some(text)) => {

@@ -18,6 +18,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "county_seq",
         include_str!("migrations/0003_county_seq.sql"),
     ),
+    (
+        4,
+        "audit_partitions",
+        include_str!("migrations/0004_audit_partitions.sql"),
+    ),
 ];
 
 /// The schema version this binary writes.

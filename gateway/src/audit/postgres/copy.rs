@@ -116,6 +116,10 @@ pub async fn copy_sqlite(data_dir: &Path, pg: &Pg) -> Result<Copied, AuditError>
         let Some(last) = rows.last().map(|row| row.seq) else {
             break;
         };
+        let months = super::partitions::months_of(rows.iter().map(|r| r.time.as_str()));
+        super::partitions::create_missing(&*tx, pg, &months)
+            .await
+            .map_err(|e| pg_error(&e))?;
         insert_rows(&tx, &chain_id, &rows).await?;
         let linked = read_linked(&path, after, last).await?;
         if !linked.is_empty() {

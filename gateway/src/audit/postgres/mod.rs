@@ -1,7 +1,8 @@
 //! The audit log on PostgreSQL, for many replicas: [`PgAudit`] (the writer of one
 //! replica), [`PgAuditReader`] (the privacy officer's search, export, citizen report
-//! and anomalies across every chain) and [`PgAuditBackend`] (verify, checkpoints).
-//! Tables: `pg/migrations/0002_audit.sql`.
+//! and anomalies across every chain) and [`PgAuditBackend`] (verify, archive,
+//! checkpoints). Tables: `pg/migrations/0002_audit.sql`, partitioned by month in
+//! `0004_audit_partitions.sql`.
 //!
 //! **One chain per replica.** The record format is exactly the embedded log's
 //! ([module docs of `audit`](super)): canonical bodies, `hash(seq)` over the previous
@@ -31,6 +32,23 @@
 //! takes a chain again (its own if still free), re-reads the head and serves. A
 //! writer opened while the server cannot be reached starts down the same way.
 //!
+//! **Months.** `audit_events` and `audit_linked_subjects` are range-partitioned by
+//! month of the event's time (`partitions.rs`: `audit_events_YYYYMM`, no default
+//! partition). A writer creates this month's and the next month's partitions when it
+//! takes a chain, and a batch that holds an event of a month without one (its insert
+//! finds no partition) creates it and is written once more. (chain_id, seq) is unique
+//! only per month — a partitioned table's unique keys include the partition key —
+//! so what keeps a chain's numbering unique and gap-free is its one writer (the
+//! chain's advisory lock) and `verify`'s walk, which fails at any missing or
+//! repeated seq.
+//!
+//! **Archive.** `gateway audit archive` detaches whole months that ended before the
+//! retention period into read-only tables kept in the database (`archive.rs`: one
+//! transaction per month, never dropped, a chain's head never archived, a month that
+//! would split a chain out of order refused). The privacy officer's search reads the
+//! live table only; `verify` walks every chain over the archived months and the live
+//! table, and fails naming an archived month whose table is gone.
+//!
 //! **Checkpoints.** Per chain, by count and by time as [`cadence`](super::cadence)
 //! says, at shutdown, and at once over a tail a previous holder left unsigned. Every
 //! `checkpoint_every` (when a head moved) a writer also signs a county checkpoint
@@ -39,6 +57,8 @@
 
 pub mod copy;
 pub mod county;
+mod archive;
+mod partitions;
 mod reader;
 mod verify;
 mod writer;

@@ -131,7 +131,8 @@ fn about_subject(n: usize) -> String {
              SELECT pos FROM audit_events WHERE subject_pseudonym = ${n}
              UNION
              SELECT e.pos FROM audit_linked_subjects l
-               JOIN audit_events e ON e.chain_id = l.chain_id AND e.seq = l.seq
+               JOIN audit_events e
+                 ON e.chain_id = l.chain_id AND e.seq = l.seq AND e.time = l.time
               WHERE l.pseudonym = ${n}))"
     )
 }

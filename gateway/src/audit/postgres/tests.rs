@@ -219,7 +219,7 @@ async fn concurrent_appends_from_two_writers_are_all_recorded_and_each_chain_ver
         async move { log.append(event(n, "alice")).await }
     });
     let recorded = futures::future::join_all(appends).await;
-    assert!(recorded.iter().all(Result::is_ok));
+    assert!(recorded.iter().all(Result::is_ok), "{recorded:?}");
     a.shutdown().await;
     b.shutdown().await;
     let report = verify(&db, &dir).await.unwrap();
@@ -487,4 +487,412 @@ async fn the_time_trigger_signs_the_head_and_the_county_checkpoint_follows() {
     let report = backend.verify(expect).await.unwrap();
     assert_eq!((report.events, report.checkpoints), (1, 1));
     assert!(report.county_checkpoints >= 1);
+}
+
+// Months: partitions, migration 4, archive.
+
+/// A checkpoint at every event, so that events months apart verify (the cadence's
+/// time trigger is checked on the events' own times).
+fn every_event() -> AuditOptions {
+    AuditOptions {
+        checkpoint_every_events: 1,
+        checkpoint_every: Duration::from_secs(3600),
+        ..AuditOptions::default()
+    }
+}
+
+async fn open_every_event(db: &TestDb, dir: &TempDir) -> PgAudit {
+    PgAudit::open(db.pg.clone(), &key(dir), every_event())
+        .await
+        .unwrap()
+}
+
+async fn verify_every_event(db: &TestDb, dir: &TempDir) -> Result<VerifyReport, VerifyFailure> {
+    PgAuditBackend::new(db.pg.clone(), key(dir))
+        .verify(Expectations {
+            cadence: every_event().cadence(),
+            ..Expectations::default()
+        })
+        .await
+}
+
+/// The lookup numbered `n` at `time` (the event clock is the event's own time); even
+/// numbers also disclose a linked person, `subject(1000 + n)`.
+fn at(n: u64, time: &str, user: &str) -> AuditEvent {
+    let mut event = lookup(n, time, user);
+    if n.is_multiple_of(2) {
+        event.linked = vec![crate::audit::event::LinkedPerson {
+            fields: vec!["spouse.name".into()],
+            pseudonym: subject(1000 + n),
+        }];
+    }
+    event
+}
+
+/// The table each event's row is in, by event id.
+async fn placed(db: &TestDb, table: &str, key: &str) -> Vec<(String, String)> {
+    db.pg
+        .client()
+        .await
+        .unwrap()
+        .query(
+            &format!("SELECT {key}::text, tableoid::regclass::text FROM {table} ORDER BY 1"),
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect()
+}
+
+async fn archive_at(db: &TestDb, dir: &TempDir, now: &str) -> Result<Option<Archived>, AuditError> {
+    let now = chrono::DateTime::parse_from_rfc3339(now).unwrap().to_utc();
+    PgAuditBackend::new(db.pg.clone(), key(dir))
+        .archive(crate::audit::Retention::default(), now)
+        .await
+}
+
+async fn ids(reader: &PgAuditReader, filter: Filter) -> Vec<String> {
+    reader
+        .search(filter, None, 100)
+        .await
+        .unwrap()
+        .events
+        .iter()
+        .map(|e| e.event.event_id.clone())
+        .collect()
+}
+
+use crate::audit::{Archived, ArchivedMonth, ArchivedMonths};
+
+#[tokio::test]
+async fn events_land_in_the_partition_of_their_month_which_the_writer_creates() {
+    let Some(db) = migrated("audit::postgres::months").await else {
+        return;
+    };
+    let dir = TempDir::new().unwrap();
+    let log = open_every_event(&db, &dir).await;
+    // Made ahead when the chain is taken: this month and the next.
+    for month in super::partitions::ahead(chrono::Utc::now()) {
+        let table = month.events_table();
+        let found: bool = db
+            .pg
+            .client()
+            .await
+            .unwrap()
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
+            .await
+            .unwrap()
+            .get(0);
+        assert!(found, "{table}");
+    }
+    // Months without a partition are made when a batch needs them, in one unit too.
+    log.append(at(1, "2026-01-15T08:00:00.000Z", "alice"))
+        .await
+        .unwrap();
+    let unit = log
+        .append_all(vec![
+            at(2, "2026-03-01T00:00:00.000Z", "alice"),
+            at(3, "2026-03-31T23:59:59.999Z", "alice"),
+            at(4, "2026-04-01T00:00:00.000Z", "alice"),
+        ])
+        .await;
+    assert!(unit.iter().all(Result::is_ok), "{unit:?}");
+    log.shutdown().await;
+    assert_eq!(
+        placed(&db, "audit_events", "event_id").await,
+        [
+            ("event-0001".into(), "audit_events_202601".into()),
+            ("event-0002".into(), "audit_events_202603".into()),
+            ("event-0003".into(), "audit_events_202603".into()),
+            ("event-0004".into(), "audit_events_202604".into()),
+        ]
+    );
+    // A linked person goes with the event's month.
+    assert_eq!(
+        placed(&db, "audit_linked_subjects", "seq").await,
+        [
+            ("2".into(), "audit_linked_subjects_202603".into()),
+            ("4".into(), "audit_linked_subjects_202604".into()),
+        ]
+    );
+    let reader = PgAuditReader::new(db.pg.clone());
+    let linked = Filter {
+        subject_pseudonym: Some(subject(1004)),
+        ..Filter::default()
+    };
+    assert_eq!(ids(&reader, linked).await, ["event-0004"]);
+    assert_eq!(verify_every_event(&db, &dir).await.unwrap().events, 4);
+}
+
+#[tokio::test]
+async fn a_version_3_log_with_rows_migrates_to_months_keeping_every_event_and_verifying() {
+    let Some(source) = migrated("audit::postgres::migrate4_source").await else {
+        return;
+    };
+    let Some(old) = crate::pg::testing::fresh("audit::postgres::migrate4").await else {
+        return;
+    };
+    let dir = TempDir::new().unwrap();
+    let (a, b) = (
+        open_every_event(&source, &dir).await,
+        open_every_event(&source, &dir).await,
+    );
+    for n in 1..=6 {
+        let (log, user) = if n % 2 == 1 {
+            (&a, "alice")
+        } else {
+            (&b, "bob")
+        };
+        let time = format!("2026-{:02}-10T09:00:00.000Z", n);
+        log.append(at(n, &time, user)).await.unwrap();
+    }
+    a.shutdown().await;
+    b.shutdown().await;
+    let before = verify_every_event(&source, &dir).await.unwrap();
+
+    // The same rows in a schema at version 3.
+    let client = old.pg.client().await.unwrap();
+    let (schema, from) = (old.pg.schema(), source.pg.schema());
+    client
+        .batch_execute(&format!(
+            "CREATE SCHEMA {schema};
+             CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,
+                 applied_at timestamptz NOT NULL DEFAULT now());"
+        ))
+        .await
+        .unwrap();
+    for (version, name, sql) in crate::pg::migrations::MIGRATIONS
+        .iter()
+        .filter(|(v, _, _)| *v <= 3)
+    {
+        client.batch_execute(sql).await.unwrap();
+        client
+            .execute(
+                "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+                &[&i32::try_from(*version).unwrap(), name],
+            )
+            .await
+            .unwrap();
+    }
+    client
+        .batch_execute(&format!(
+            "INSERT INTO audit_meta SELECT * FROM {from}.audit_meta;
+             INSERT INTO audit_chains SELECT * FROM {from}.audit_chains;
+             INSERT INTO audit_events (chain_id, seq, pos, event_id, time, request_id,
+                 user_name, township, connector, purpose, subject_pseudonym, status, body,
+                 prev_hash, hash) OVERRIDING SYSTEM VALUE
+               SELECT chain_id, seq, pos, event_id, time, request_id, user_name, township,
+                 connector, purpose, subject_pseudonym, status, body, prev_hash, hash
+                 FROM {from}.audit_events;
+             INSERT INTO audit_linked_subjects SELECT pseudonym, chain_id, seq
+               FROM {from}.audit_linked_subjects;
+             INSERT INTO audit_checkpoints SELECT * FROM {from}.audit_checkpoints;
+             INSERT INTO audit_county_checkpoints (id, text, seq) OVERRIDING SYSTEM VALUE
+               SELECT id, text, seq FROM {from}.audit_county_checkpoints;"
+        ))
+        .await
+        .unwrap();
+    let positions = "SELECT array_agg(pos ORDER BY pos) FROM audit_events";
+    let pos_before: Vec<i64> = client.query_one(positions, &[]).await.unwrap().get(0);
+    assert_eq!(crate::pg::migrations::migrate(&old.pg).await.unwrap(), [4]);
+
+    let after = verify_every_event(&old, &dir).await.unwrap();
+    assert_eq!(after.events, 6);
+    assert_eq!(after.chains, before.chains);
+    assert_eq!(after.county_checkpoints, before.county_checkpoints);
+    let pos_after: Vec<i64> = client.query_one(positions, &[]).await.unwrap().get(0);
+    assert_eq!(pos_after, pos_before);
+    let events = placed(&old, "audit_events", "event_id").await;
+    assert_eq!(events.len(), 6);
+    for (n, (_, table)) in (1..=6).zip(&events) {
+        assert_eq!(*table, format!("audit_events_2026{n:02}"));
+    }
+    assert_eq!(placed(&old, "audit_linked_subjects", "seq").await.len(), 3);
+    // A writer goes on after the copied rows, `pos` after theirs.
+    let log = open_every_event(&old, &dir).await;
+    log.append(at(7, "2026-07-10T09:00:00.000Z", "carol"))
+        .await
+        .unwrap();
+    log.shutdown().await;
+    let newest: i64 = client
+        .query_one(
+            "SELECT pos FROM audit_events WHERE event_id = 'event-0007'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(newest > *pos_before.iter().max().unwrap());
+    assert_eq!(verify_every_event(&old, &dir).await.unwrap().events, 7);
+}
+
+#[tokio::test]
+async fn archive_detaches_whole_old_months_which_search_leaves_out_and_verify_still_walks() {
+    let Some(db) = migrated("audit::postgres::archive").await else {
+        return;
+    };
+    let dir = TempDir::new().unwrap();
+    let (a, b) = (
+        open_every_event(&db, &dir).await,
+        open_every_event(&db, &dir).await,
+    );
+    a.append(at(1, "2020-01-10T08:00:00.000Z", "alice"))
+        .await
+        .unwrap();
+    a.append(at(2, "2020-01-20T08:00:00.000Z", "alice"))
+        .await
+        .unwrap();
+    a.append(at(3, "2020-02-05T08:00:00.000Z", "alice"))
+        .await
+        .unwrap();
+    // b's newest event is in 2020-02: that month stays live for now.
+    b.append(at(4, "2020-02-10T08:00:00.000Z", "bob"))
+        .await
+        .unwrap();
+    a.append(at(5, "2026-03-01T08:00:00.000Z", "alice"))
+        .await
+        .unwrap();
+    let too_short = PgAuditBackend::new(db.pg.clone(), key(&dir))
+        .archive(
+            crate::audit::Retention {
+                keep_days: 30,
+                allow_short: false,
+            },
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap_err();
+    assert!(too_short.to_string().contains("too short"), "{too_short}");
+
+    let first = archive_at(&db, &dir, "2026-03-15T00:00:00Z").await.unwrap();
+    assert_eq!(
+        first,
+        Some(Archived::Months(ArchivedMonths {
+            months: vec![ArchivedMonth {
+                month: "2020-01".into(),
+                events: 2,
+                table: "audit_archive_202001".into(),
+            }],
+            kept: vec!["2020-02".into()],
+        }))
+    );
+    let lines = first.unwrap().lines();
+    assert_eq!(
+        lines,
+        [
+            "archived 2020-01 (2 events) to the table audit_archive_202001",
+            "kept 2020-02 live: it holds the head of a chain",
+        ]
+    );
+    // The officer's search reads the live months only; verify walks everything.
+    let reader = PgAuditReader::new(db.pg.clone());
+    assert_eq!(
+        ids(&reader, Filter::default()).await,
+        ["event-0005", "event-0004", "event-0003"]
+    );
+    let linked = Filter {
+        subject_pseudonym: Some(subject(1002)),
+        ..Filter::default()
+    };
+    assert!(ids(&reader, linked).await.is_empty());
+    assert_eq!(verify_every_event(&db, &dir).await.unwrap().events, 5);
+    // Archived months are read-only.
+    let client = db.pg.client().await.unwrap();
+    for change in [
+        "DELETE FROM audit_archive_202001",
+        "UPDATE audit_archive_linked_202001 SET pseudonym = 'x'",
+        "TRUNCATE audit_archive_202001",
+    ] {
+        let refused = client.batch_execute(change).await.unwrap_err();
+        assert!(
+            refused
+                .as_db_error()
+                .unwrap()
+                .message()
+                .contains("read-only"),
+            "{change}: {refused}"
+        );
+    }
+
+    // Once b moved on, its month goes too; a run with nothing old left does nothing.
+    b.append(at(6, "2026-03-02T08:00:00.000Z", "bob"))
+        .await
+        .unwrap();
+    let second = archive_at(&db, &dir, "2026-03-15T00:00:00Z").await.unwrap();
+    assert_eq!(
+        second,
+        Some(Archived::Months(ArchivedMonths {
+            months: vec![ArchivedMonth {
+                month: "2020-02".into(),
+                events: 2,
+                table: "audit_archive_202002".into(),
+            }],
+            kept: Vec::new(),
+        }))
+    );
+    assert_eq!(
+        archive_at(&db, &dir, "2026-03-15T00:00:00Z").await.unwrap(),
+        None
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+    let report = verify_every_event(&db, &dir).await.unwrap();
+    assert_eq!(report.events, 6);
+    assert_eq!(report.chains.len(), 2);
+    assert_eq!(
+        ids(&reader, Filter::default()).await,
+        ["event-0006", "event-0005"]
+    );
+
+    // Disposing of an archived month (a decision for people) shows in verify.
+    sql(&db, "DROP TABLE audit_archive_202001").await;
+    let failure = verify_every_event(&db, &dir).await.unwrap_err();
+    assert!(failure.problem.contains("2020-01"), "{failure}");
+    assert!(failure.problem.contains("missing"), "{failure}");
+}
+
+#[tokio::test]
+async fn a_month_whose_archive_would_split_a_chain_out_of_order_is_refused() {
+    let Some(db) = migrated("audit::postgres::archive_order").await else {
+        return;
+    };
+    let dir = TempDir::new().unwrap();
+    let log = open_every_event(&db, &dir).await;
+    log.append(at(1, "2020-03-05T08:00:00.000Z", "alice"))
+        .await
+        .unwrap();
+    log.append(at(2, "2020-03-06T08:00:00.000Z", "alice"))
+        .await
+        .unwrap();
+    // The writer's clock went back two months, then was put right.
+    log.append(at(3, "2020-01-10T08:00:00.000Z", "alice"))
+        .await
+        .unwrap();
+    log.append(at(4, "2026-03-01T08:00:00.000Z", "alice"))
+        .await
+        .unwrap();
+    log.shutdown().await;
+    let refused = archive_at(&db, &dir, "2026-03-15T00:00:00Z")
+        .await
+        .unwrap_err();
+    let text = refused.to_string();
+    assert!(
+        text.contains("2020-01") && text.contains("out of order"),
+        "{text}"
+    );
+    assert!(text.contains(&log.chain_id()), "{text}");
+    let archived: i64 = db
+        .pg
+        .client()
+        .await
+        .unwrap()
+        .query_one("SELECT count(*) FROM audit_archived_months", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(archived, 0);
+    assert_eq!(placed(&db, "audit_events", "event_id").await.len(), 4);
+    assert_eq!(verify_every_event(&db, &dir).await.unwrap().events, 4);
 }

@@ -6,6 +6,9 @@
 //! they name must be in the log — a chain that is gone, or ends before the seq named,
 //! or holds another hash there, fails, naming the chain.
 //!
+//! Each chain's events are read from the archived months and the live table together
+//! (`archive.rs`); an archived month whose table is gone fails.
+//!
 //! **Witnesses.** The log hands its witnesses its county checkpoints
 //! ([`AuditBackend::checkpoints_after`], [`AuditBackend::witnessed_kind`]). A county
 //! checkpoint a witness holds must be in the log with the very same text (and so its
@@ -24,18 +27,18 @@ use futures::{StreamExt as _, pin_mut};
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
+use super::super::backend::Archived;
 use super::super::backend::AuditBackend;
 use super::super::chain::GENESIS;
 use super::super::checkpoint::{
     Checkpoint, WitnessedKind, encode_public_key, load_or_create_key, public_key, text_sha256,
 };
-use super::super::retention::{ArchivedSegment, Retention};
+use super::super::retention::Retention;
 use super::super::verify::{
     ChainHead, ChainWalk, Expectations, Stored, StoredColumns, VerifyFailure, VerifyReport,
     Witnessed,
 };
 use super::county::CountyCheckpoint;
-use super::writer::EVENT_COLUMNS;
 use super::{AuditError, query_failed, unavailable};
 use crate::pg::{Pg, describe};
 
@@ -121,6 +124,7 @@ impl PgAuditBackend {
         tx: &tokio_postgres::Transaction<'_>,
         expect: &Expectations,
     ) -> Result<VerifyReport, VerifyFailure> {
+        super::archive::hold_months(tx).await?;
         let chain_ids: Vec<String> = tx
             .query(
                 "SELECT chain_id FROM audit_chains
@@ -263,8 +267,8 @@ impl PgAuditBackend {
             pinned_key: expect.pinned_key.clone(),
             witnessed: Vec::new(),
         };
-        let events_sql =
-            format!("SELECT {EVENT_COLUMNS} FROM audit_events WHERE chain_id = $1 ORDER BY seq");
+        // Archived months and the live table, in seq order.
+        let events_sql = super::archive::chain_events_sql(tx).await?;
         let events = tx.prepare(&events_sql).await.map_err(|e| unreadable(&e))?;
         for chain_id in &chain_ids {
             let in_chain = |failure: VerifyFailure| {
@@ -429,23 +433,18 @@ struct WitnessedTexts {
     matched: u64,
 }
 
-fn not_yet(what: &str) -> AuditError {
-    AuditError::Backend(format!(
-        "{what} is not available on PostgreSQL yet; the gateway's audit log on SQLite has it"
-    ))
-}
-
 impl AuditBackend for PgAuditBackend {
     fn verify(&self, expect: Expectations) -> BoxFuture<'_, Result<VerifyReport, VerifyFailure>> {
         Box::pin(self.verify_all(expect))
     }
 
+    /// Detaches whole old months into read-only archive tables (see `archive.rs`).
     fn archive(
         &self,
-        _retention: Retention,
-        _now: DateTime<Utc>,
-    ) -> BoxFuture<'_, Result<Option<ArchivedSegment>, AuditError>> {
-        Box::pin(async { Err(not_yet("archiving old audit events (retention)")) })
+        retention: Retention,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<Option<Archived>, AuditError>> {
+        Box::pin(super::archive::archive(&self.pg, retention, now))
     }
 
     /// The newest county checkpoint (it signs every chain's head).

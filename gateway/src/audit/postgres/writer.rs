@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, Statement};
 
 use super::super::cadence::Cadence;
@@ -23,8 +24,9 @@ use super::super::queue::{Command, Pending, take_batch};
 use super::super::sqlite::AuditOptions;
 use super::super::verify::{ChainWalk, VerifyFailure};
 use super::county::{self, ChainHeadLine, CountyCheckpoint};
+use super::partitions;
 use super::{AuditError, query_failed, unavailable};
-use crate::pg::Pg;
+use crate::pg::{Pg, PgError};
 
 /// The longest a batch's transaction may take before the writer gives up on its
 /// connection (its outcome is then unknown to the waiters, who are told it failed).
@@ -58,9 +60,12 @@ pub(super) const INSERT_EVENTS_SQL: &str =
          $7::text[], $8::text[], $9::text[], $10::text[], $11::integer[], $12::text[],
          $13::text[], $14::text[])";
 
+/// Each linked subject goes with its event's month: its time is the event's, read
+/// back (the events are inserted first, in the same transaction).
 pub(super) const INSERT_LINKED_SQL: &str =
-    "INSERT INTO audit_linked_subjects (pseudonym, chain_id, seq)
-     SELECT p, $1, s FROM unnest($2::text[], $3::bigint[]) AS u(p, s)
+    "INSERT INTO audit_linked_subjects (pseudonym, chain_id, seq, time)
+     SELECT p, $1, s, (SELECT e.time FROM audit_events e WHERE e.chain_id = $1 AND e.seq = s)
+       FROM unnest($2::text[], $3::bigint[]) AS u(p, s)
      ON CONFLICT DO NOTHING";
 
 pub(super) const INSERT_CHECKPOINT_SQL: &str =
@@ -238,6 +243,7 @@ impl Writer {
                 (chain_id, lock, 0)
             }
         };
+        add_months_ahead(&client, &self.pg).await;
         let prepare = |sql: &'static str| client.prepare(sql);
         let session = Session {
             head: prepare(HEAD_SQL).await.map_err(|e| query_failed(&e))?,
@@ -449,7 +455,7 @@ impl Writer {
         let time_due = self.next_checkpoint.is_some_and(|at| Instant::now() >= at);
         let written = tokio::time::timeout(
             BATCH_TIMEOUT,
-            write(session, &signer, &self.cadence, time_due, &batch),
+            write_adding_months(session, &self.pg, &signer, &self.cadence, time_due, &batch),
         )
         .await;
         let failed = match written {
@@ -935,6 +941,53 @@ async fn write(
         head: head.seq,
         newest: prev.seq,
     })
+}
+
+/// The monthly partitions of this month and the next (by the clock events are
+/// stamped with), created when missing; a failure is only logged, since a batch
+/// that needs a month creates it too ([`write_adding_months`]).
+async fn add_months_ahead(client: &Client, pg: &Pg) {
+    let months = partitions::ahead(chrono::Utc::now());
+    if let Err(e) = partitions::ensure(client, pg, &months).await {
+        tracing::warn!(error = %PgError::query(&e), "the next months' audit partitions were not created");
+    }
+}
+
+/// [`write`]; when it fails while a month of the batch has no partition yet (an
+/// insert then finds no partition for its row), creates the missing months and
+/// writes the batch once more. The failed transaction was rolled back entirely.
+async fn write_adding_months(
+    session: &mut Session,
+    pg: &Pg,
+    signer: &Signer,
+    cadence: &Cadence,
+    time_due: bool,
+    batch: &[Pending],
+) -> Result<Written, AuditError> {
+    let error = match write(session, signer, cadence, time_due, batch).await {
+        Ok(written) => return Ok(written),
+        Err(error) => error,
+    };
+    // No partition for a row is a check violation (the writer's rows pass every
+    // CHECK of the table). Another writer may have made the month meanwhile: the
+    // batch is tried again whether or not this one creates it.
+    let no_partition = matches!(&error, AuditError::Unavailable(why)
+        if why.contains(&format!("SQLSTATE {}", SqlState::CHECK_VIOLATION.code()))
+            && !why.contains("(constraint "));
+    if !no_partition || session.client.is_closed() {
+        return Err(error);
+    }
+    let months = partitions::months_of(batch.iter().map(|p| p.columns.time.as_str()));
+    match partitions::ensure(&session.client, pg, &months).await {
+        Ok(created) => {
+            tracing::info!(
+                created,
+                "a batch needed monthly audit partitions; trying it again"
+            );
+            write(session, signer, cadence, time_due, batch).await
+        }
+        Err(e) => Err(query_failed(&e)),
+    }
 }
 
 /// Signs the head in a transaction of its own if it is not signed yet; returns the
