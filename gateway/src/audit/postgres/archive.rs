@@ -30,7 +30,8 @@
 //! and how many events it held — as a missing segment file fails the embedded log's
 //! verify. `verify` takes an `ACCESS SHARE` lock on the live table before its
 //! snapshot, so a month is never detached in the middle of a walk (an archive run
-//! then waits, and gives up after a few seconds, saying so).
+//! then tries again, each time waiting at most 300 ms so that writers queued behind
+//! it are held up no longer, and gives up after 20 attempts, saying so).
 
 use std::io::{self, ErrorKind};
 
@@ -45,9 +46,13 @@ use super::writer::EVENT_COLUMNS;
 use super::{AuditError, query_failed, unavailable};
 use crate::pg::{Pg, describe};
 
-/// How long a month's detach waits for the live tables (a running `verify` holds
-/// them) before the run gives up; writers wait behind it meanwhile.
-const LOCK_TIMEOUT: &str = "5s";
+/// How long one attempt at a month's detach waits for the live tables (a running
+/// `verify` holds them). Writers queue behind a waiting detach, so an attempt is kept
+/// short — a lookup is held up at most this long — and tried again after a pause.
+const LOCK_TIMEOUT: &str = "300ms";
+/// Attempts at one month before the run gives up, saying so, and the pause between.
+const ATTEMPTS: u32 = 20;
+const PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What became of one old month.
 enum Outcome {
@@ -106,20 +111,15 @@ pub(super) async fn archive(
         if month.next().start().is_none_or(|end| end > cutoff) {
             break;
         }
-        client
-            .batch_execute(&format!("BEGIN; SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
-            .await
-            .map_err(|e| query_failed(&e))?;
-        let outcome = archive_month(&client, pg, month).await;
-        let outcome = match outcome {
-            Ok(outcome) => client
-                .batch_execute("COMMIT")
-                .await
-                .map(|()| outcome)
-                .map_err(|e| busy_or_failed(&e, month)),
-            Err(error) => {
-                let _ = client.batch_execute("ROLLBACK").await;
-                Err(error)
+        let mut attempt = 1;
+        let outcome = loop {
+            match archive_month_once(&client, pg, month).await {
+                Err(Busy::Yes(_)) if attempt < ATTEMPTS => {
+                    attempt += 1;
+                    tokio::time::sleep(PAUSE).await;
+                }
+                Err(Busy::Yes(error) | Busy::No(error)) => break Err(error),
+                Ok(outcome) => break Ok(outcome),
             }
         };
         match outcome? {
@@ -141,12 +141,41 @@ pub(super) async fn archive(
     Ok(Some(Archived::Months(run)))
 }
 
+/// Why one attempt at a month failed: the tables were busy (worth another), or not.
+enum Busy {
+    Yes(AuditError),
+    No(AuditError),
+}
+
+/// One attempt at one month, in a transaction of its own.
+async fn archive_month_once(
+    client: &tokio_postgres::Client,
+    pg: &Pg,
+    month: Month,
+) -> Result<Outcome, Busy> {
+    client
+        .batch_execute(&format!("BEGIN; SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
+        .await
+        .map_err(|e| Busy::No(query_failed(&e)))?;
+    match archive_month(client, pg, month).await {
+        Ok(outcome) => client
+            .batch_execute("COMMIT")
+            .await
+            .map(|()| outcome)
+            .map_err(|e| busy_or_failed(&e, month)),
+        Err(error) => {
+            let _ = client.batch_execute("ROLLBACK").await;
+            Err(error)
+        }
+    }
+}
+
 /// One month, inside the caller's transaction.
 async fn archive_month(
     client: &tokio_postgres::Client,
     pg: &Pg,
     month: Month,
-) -> Result<Outcome, AuditError> {
+) -> Result<Outcome, Busy> {
     let failed = |e: tokio_postgres::Error| busy_or_failed(&e, month);
     partitions::lock(client, pg).await.map_err(failed)?;
     let (events, linked) = (month.events_table(), month.linked_table());
@@ -175,11 +204,11 @@ async fn archive_month(
         .map_err(failed)?
         .get(0);
     if taken {
-        return Err(AuditError::Backend(format!(
+        return Err(Busy::No(AuditError::Backend(format!(
             "the month {} was archived before and holds new events since (a writer's clock \
              went back); it was not archived again: look at its events and at {archive_events}",
             month.label()
-        )));
+        ))));
     }
     client
         .batch_execute(&format!("LOCK TABLE {events} IN SHARE MODE"))
@@ -214,12 +243,12 @@ async fn archive_month(
         let continues: bool = row.get(3);
         let later_min: Option<i64> = row.get(4);
         if let Some(later) = later_min.filter(|later| *later < top) {
-            return Err(AuditError::Backend(format!(
+            return Err(Busy::No(AuditError::Backend(format!(
                 "the month {from} cannot be archived: chain {chain_id} holds event {top} in it \
                  but event {later} in a later month (its writer's clock went back), so \
                  archiving it would split the chain out of order; nothing of {from} was \
                  archived"
-            )));
+            ))));
         }
         kept |= !continues;
         count += u64::try_from(n).unwrap_or(0);
@@ -271,15 +300,15 @@ async fn archive_month(
 }
 
 /// A failure of a month's transaction; a lock that could not be had in time says so.
-fn busy_or_failed(error: &tokio_postgres::Error, month: Month) -> AuditError {
+fn busy_or_failed(error: &tokio_postgres::Error, month: Month) -> Busy {
     if error.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) {
-        AuditError::Unavailable(format!(
-            "the month {} was not archived: the audit tables are busy (a verify, or \
+        Busy::Yes(AuditError::Unavailable(format!(
+            "the month {} was not archived: the audit tables stayed busy (a verify, or \
              another archive run); run it again later",
             month.label()
-        ))
+        )))
     } else {
-        query_failed(error)
+        Busy::No(query_failed(error))
     }
 }
 

@@ -896,3 +896,71 @@ async fn a_month_whose_archive_would_split_a_chain_out_of_order_is_refused() {
     assert_eq!(placed(&db, "audit_events", "event_id").await.len(), 4);
     assert_eq!(verify_every_event(&db, &dir).await.unwrap().events, 4);
 }
+
+/// A month's detach waits behind a reader of the live table (a running verify) only
+/// briefly at a time, so that the writers queued behind its request are not held up,
+/// and the run tries again until the reader is done.
+#[tokio::test]
+async fn an_archive_run_behind_a_running_verify_lets_writers_by_and_tries_again() {
+    let Some(db) = migrated("audit::postgres::archive_busy").await else {
+        return;
+    };
+    let dir = TempDir::new().unwrap();
+    let log = open_every_event(&db, &dir).await;
+    for (n, time) in [
+        (1, "2020-01-10T08:00:00.000Z"),
+        (2, "2020-01-11T08:00:00.000Z"),
+        (3, "2026-03-01T08:00:00.000Z"),
+    ] {
+        log.append(at(n, time, "alice")).await.unwrap();
+    }
+    // What a verify holds for its whole walk.
+    let mut reader = db.pg.client().await.unwrap();
+    let held = reader.transaction().await.unwrap();
+    held.batch_execute("LOCK TABLE audit_events IN ACCESS SHARE MODE")
+        .await
+        .unwrap();
+    let run = tokio::spawn({
+        let (pg, key) = (db.pg.clone(), key(&dir));
+        async move {
+            let now = chrono::DateTime::parse_from_rfc3339("2026-03-15T00:00:00Z")
+                .unwrap()
+                .to_utc();
+            PgAuditBackend::new(pg, key)
+                .archive(crate::audit::Retention::default(), now)
+                .await
+        }
+    });
+    // The run asks for the live table and waits behind the reader …
+    let watcher = db.pg.client().await.unwrap();
+    loop {
+        let waiting: i64 = watcher
+            .query_one(
+                "SELECT count(*) FROM pg_locks
+                  WHERE NOT granted AND relation = 'audit_events'::regclass",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if waiting > 0 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    // … and gives its turn up, so that an append queued behind it goes through while
+    // the reader still holds the table (it would wait for the reader otherwise) …
+    log.append(at(4, "2026-03-02T08:00:00.000Z", "alice"))
+        .await
+        .unwrap();
+    assert!(!run.is_finished(), "the month cannot go while it is read");
+    // … and once the reader is done, the month goes.
+    held.rollback().await.unwrap();
+    let archived = run.await.unwrap().unwrap().unwrap();
+    assert_eq!(
+        archived.lines(),
+        ["archived 2020-01 (2 events) to the table audit_archive_202001"]
+    );
+    log.shutdown().await;
+    assert_eq!(verify_every_event(&db, &dir).await.unwrap().events, 4);
+}
