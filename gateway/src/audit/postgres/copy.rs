@@ -123,8 +123,21 @@ pub async fn copy_sqlite(data_dir: &Path, pg: &Pg) -> Result<Copied, AuditError>
         insert_rows(&tx, &chain_id, &rows).await?;
         let linked = read_linked(&path, after, last).await?;
         if !linked.is_empty() {
+            let time_of: std::collections::HashMap<i64, &str> = rows
+                .iter()
+                .map(|row| (row.seq, row.time.as_str()))
+                .collect();
+            let mut times = Vec::with_capacity(linked.len());
+            for (_, seq) in &linked {
+                times.push(*time_of.get(seq).ok_or_else(|| {
+                    AuditError::Backend(format!(
+                        "the embedded log names a linked subject of event {seq}, which it does \
+                         not hold"
+                    ))
+                })?);
+            }
             let (pseudonyms, seqs): (Vec<String>, Vec<i64>) = linked.into_iter().unzip();
-            tx.execute(INSERT_LINKED_SQL, &[&chain_id, &pseudonyms, &seqs])
+            tx.execute(INSERT_LINKED_SQL, &[&chain_id, &pseudonyms, &seqs, &times])
                 .await
                 .map_err(|e| pg_error(&e))?;
         }

@@ -60,12 +60,10 @@ pub(super) const INSERT_EVENTS_SQL: &str =
          $7::text[], $8::text[], $9::text[], $10::text[], $11::integer[], $12::text[],
          $13::text[], $14::text[])";
 
-/// Each linked subject goes with its event's month: its time is the event's, read
-/// back (the events are inserted first, in the same transaction).
+/// Each linked subject goes with its event's month: it carries its event's time.
 pub(super) const INSERT_LINKED_SQL: &str =
     "INSERT INTO audit_linked_subjects (pseudonym, chain_id, seq, time)
-     SELECT p, $1, s, (SELECT e.time FROM audit_events e WHERE e.chain_id = $1 AND e.seq = s)
-       FROM unnest($2::text[], $3::bigint[]) AS u(p, s)
+     SELECT p, $1, s, t FROM unnest($2::text[], $3::bigint[], $4::text[]) AS u(p, s, t)
      ON CONFLICT DO NOTHING";
 
 pub(super) const INSERT_CHECKPOINT_SQL: &str =
@@ -843,7 +841,8 @@ async fn write(
         Vec::with_capacity(n),
         Vec::with_capacity(n),
     );
-    let (mut linked_pseudonyms, mut linked_seqs) = (Vec::new(), Vec::new());
+    let (mut linked_pseudonyms, mut linked_seqs, mut linked_times) =
+        (Vec::new(), Vec::new(), Vec::new());
     let mut checkpoints: Vec<(u64, String)> = Vec::new();
     let mut outcomes = Vec::with_capacity(n);
     for pending in batch {
@@ -870,6 +869,7 @@ async fn write(
         for pseudonym in &c.linked {
             linked_pseudonyms.push(pseudonym.as_str());
             linked_seqs.push(to_sql(seq)?);
+            linked_times.push(c.time.as_str());
         }
         head = Head { seq, hash };
         if cadence.due_by_count(prev.seq, seq) {
@@ -910,7 +910,7 @@ async fn write(
     if !linked_seqs.is_empty() {
         tx.execute(
             &session.insert_linked,
-            &[&chain_id, &linked_pseudonyms, &linked_seqs],
+            &[&chain_id, &linked_pseudonyms, &linked_seqs, &linked_times],
         )
         .await
         .map_err(|e| query_failed(&e))?;
