@@ -224,6 +224,24 @@ impl Cluster {
         }
     }
 
+    /// `gateway ARGS --config … --data-dir r1` as the operator runs it beside the
+    /// replicas (the county's key and pseudonym key at hand): success, stdout, stderr.
+    async fn cli(&self, args: &[&str]) -> (bool, String, String) {
+        let out = Command::new(BINARY)
+            .args(args)
+            .args(["--config", path(&self.config)])
+            .args(["--data-dir", path(&self.dir.join("r1"))])
+            .env("GATEWAY_CLUSTER_PSEUDONYM_KEY", PSEUDONYM_KEY)
+            .output()
+            .await
+            .expect("the command runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
     /// `gateway audit verify --config` as the operator runs it: every chain.
     async fn verify(&self) -> (bool, String) {
         let out = Command::new(BINARY)
@@ -611,6 +629,67 @@ async fn a_killed_replica_loses_nothing_acknowledged_and_postgres_outages_releas
     }
     let out_of_order: Vec<_> = times.windows(2).filter(|w| w[0] < w[1]).collect();
     assert!(out_of_order.is_empty(), "newest first: {out_of_order:?}");
+
+    // The same from the command line, on every chain: the export, a page of the
+    // search, the citizen's report (by the county's pseudonym key) and the newest
+    // county checkpoint; each use recorded like the API's.
+    let (ok, out, err) = cluster
+        .cli(&["audit", "export", "--format", "jsonl", "--user", "clerk-1"])
+        .await;
+    assert!(ok, "{err}");
+    let exported: std::collections::BTreeSet<String> = out
+        .lines()
+        .map(|line| {
+            let event: Value = serde_json::from_str(line).expect("a JSON line");
+            event["request_id"].as_str().expect("id").to_owned()
+        })
+        .collect();
+    assert_eq!(
+        exported, seen,
+        "the export holds what the API's search found"
+    );
+    let (ok, out, err) = cluster
+        .cli(&["audit", "search", "--user", "clerk-1", "--limit", "5"])
+        .await;
+    assert!(ok, "{err}");
+    let page: Value = serde_json::from_str(&out).expect("a JSON page");
+    assert_eq!(page["events"].as_array().map(Vec::len), Some(5), "{out}");
+    let resident = sample(sim::SampleKind::Pensioner);
+    let (ok, out, err) = cluster
+        .cli(&[
+            "audit",
+            "report",
+            "--id-number",
+            resident.id.as_str(),
+            "--json",
+        ])
+        .await;
+    assert!(ok, "{err}");
+    let report: Value = serde_json::from_str(&out).expect("a JSON report");
+    let accesses = report["accesses"].as_array().map_or(0, Vec::len);
+    assert!(accesses >= acknowledged.len(), "{accesses}: {out}");
+    assert!(
+        !out.contains(resident.id.as_str()),
+        "the report masks the ID"
+    );
+    let (ok, out, err) = cluster.cli(&["audit", "checkpoint"]).await;
+    assert!(ok, "{err}");
+    assert!(
+        out.starts_with("county-gateway audit county checkpoint v2\n"),
+        "{out}"
+    );
+    let recorded: i64 = sql
+        .query_one(
+            "SELECT count(*) FROM audit_events WHERE body LIKE '%\"gateway-cli\"%'",
+            &[],
+        )
+        .await
+        .expect("the events are read")
+        .get(0);
+    assert_eq!(
+        recorded, 3,
+        "export, search and report from the command line are in the log"
+    );
 
     // PostgreSQL out of reach: no lookup releases data.
     cluster.postgres.cut();

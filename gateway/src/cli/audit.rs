@@ -21,8 +21,8 @@ use clap::{Args, Subcommand, ValueEnum};
 use connectors::subject::IdNumber;
 
 use crate::audit::{
-    self, Anomaly, AuditCaller, AuditEvent, AuditLog as _, CitizenReport, ExportFormat, Filter,
-    OutcomeClass, SearchError, Thresholds,
+    self, Anomaly, AuditCaller, AuditEvent, CitizenReport, ExportFormat, Filter, OutcomeClass,
+    SearchError, Thresholds,
 };
 use crate::labels::Lang;
 
@@ -32,12 +32,8 @@ pub(super) enum AuditCommand {
     /// that still verifies (run it daily, e.g. from a systemd timer). With --config
     /// naming PostgreSQL: whole old months into read-only archive tables.
     Archive {
-        #[arg(long, required_unless_present = "config")]
-        data_dir: Option<PathBuf>,
-        /// The gateway configuration: archive the store it names (the data
-        /// directory's log, or every replica's chains on PostgreSQL).
-        #[arg(long)]
-        config: Option<PathBuf>,
+        #[command(flatten)]
+        store: StoreArgs,
         /// Days to keep in the live log; at least 1096 (three years, PIPL art. 56).
         #[arg(long, default_value_t = audit::DEFAULT_KEEP_DAYS)]
         keep_days: u32,
@@ -49,10 +45,11 @@ pub(super) enum AuditCommand {
     /// Print the checkpoint key's public half, to pin in gateway.yaml
     /// (audit.checkpoint_public_key) and to list at the witnesses.
     PublicKey(super::verify::PublicKeyArgs),
-    /// Print the latest signed checkpoint.
+    /// Print the latest signed checkpoint (on PostgreSQL: the latest county
+    /// checkpoint, which signs every chain's head).
     Checkpoint {
-        #[arg(long)]
-        data_dir: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// Matching events, newest first, a page at a time, as JSON (`next` is the
     /// `--before` of the next page).
@@ -69,6 +66,19 @@ pub(super) enum AuditCommand {
     /// without a case id, outside the caller's township or office hours, bursts of
     /// refusals.
     Anomalies(AnomaliesArgs),
+}
+
+/// Where a command finds the audit log.
+#[derive(Debug, Args)]
+pub(super) struct StoreArgs {
+    /// The gateway's data directory (it holds audit.db and pseudonym.key); with
+    /// `--config`, instead of the one the configuration names.
+    #[arg(long, required_unless_present = "config")]
+    data_dir: Option<PathBuf>,
+    /// The gateway configuration: the store it names (the data directory's log, or
+    /// every replica's chains on PostgreSQL) and where its pseudonym key comes from.
+    #[arg(long)]
+    config: Option<PathBuf>,
 }
 
 /// What to look for, the same in `export` and `search` (and as in the API).
@@ -91,7 +101,8 @@ pub(super) struct FilterArgs {
     #[arg(long)]
     id_number: Option<String>,
     /// The environment variable holding the pseudonym key, when the gateway takes it
-    /// from the environment (else DATA_DIR/pseudonym.key).
+    /// from the environment (else the configuration's `pseudonym_key_env`, else
+    /// DATA_DIR/pseudonym.key).
     #[arg(long, requires = "id_number")]
     pseudonym_key_env: Option<String>,
     #[arg(long, value_enum)]
@@ -110,9 +121,8 @@ pub(super) struct FilterArgs {
 
 #[derive(Debug, Args)]
 pub(super) struct ExportArgs {
-    /// The gateway's data directory (it holds audit.db).
-    #[arg(long)]
-    data_dir: PathBuf,
+    #[command(flatten)]
+    store: StoreArgs,
     #[arg(long, value_enum, default_value_t = FormatArg::Csv)]
     format: FormatArg,
     /// The language of the CSV header row.
@@ -128,9 +138,8 @@ pub(super) struct ExportArgs {
 
 #[derive(Debug, Args)]
 pub(super) struct SearchArgs {
-    /// The gateway's data directory (it holds audit.db).
-    #[arg(long)]
-    data_dir: PathBuf,
+    #[command(flatten)]
+    store: StoreArgs,
     #[command(flatten)]
     filter: FilterArgs,
     /// Only events older than this sequence number (the `next` of the previous page).
@@ -143,15 +152,15 @@ pub(super) struct SearchArgs {
 
 #[derive(Debug, Args)]
 pub(super) struct ReportArgs {
-    /// The gateway's data directory (it holds audit.db and pseudonym.key).
-    #[arg(long)]
-    data_dir: PathBuf,
+    #[command(flatten)]
+    store: StoreArgs,
     /// The resident's ID number (公民身份号码), or `-` to read it from stdin (keeps it
     /// out of the shell history and the process list).
     #[arg(long)]
     id_number: String,
     /// The environment variable holding the pseudonym key, when the gateway takes it
-    /// from the environment (else DATA_DIR/pseudonym.key).
+    /// from the environment (else the configuration's `pseudonym_key_env`, else
+    /// DATA_DIR/pseudonym.key).
     #[arg(long)]
     pseudonym_key_env: Option<String>,
     /// Print the report as JSON.
@@ -161,9 +170,8 @@ pub(super) struct ReportArgs {
 
 #[derive(Debug, Args)]
 pub(super) struct AnomaliesArgs {
-    /// The gateway's data directory (it holds audit.db).
-    #[arg(long)]
-    data_dir: PathBuf,
+    #[command(flatten)]
+    store: StoreArgs,
     /// Start of the window (RFC 3339 or a date); default: seven days before `until`.
     #[arg(long)]
     from: Option<String>,
@@ -246,36 +254,59 @@ fn archive_outcome(
     }
 }
 
-/// The store `gateway audit archive` works on: the data directory's, or the one the
-/// configuration names (with its data directory, or `data_dir` if given).
-fn archive_store(
-    data_dir: Option<PathBuf>,
-    config: Option<PathBuf>,
-) -> Result<std::sync::Arc<dyn audit::AuditBackend>, ExitCode> {
-    let Some(path) = config else {
-        return match data_dir {
-            Some(data_dir) => Ok(log_of(&data_dir)),
-            None => {
-                eprintln!("error: give --data-dir or --config");
-                Err(ExitCode::from(2))
-            }
+/// The log a command works on, found from [`StoreArgs`].
+struct Opened {
+    storage: crate::store::Storage,
+    /// The configuration's `pseudonym_key_env`, if any.
+    pseudonym_key_env: Option<String>,
+}
+
+impl Opened {
+    /// The data directory's log, or the store the configuration names (with its data
+    /// directory, or `--data-dir` if given).
+    fn of(args: StoreArgs) -> Result<Opened, ExitCode> {
+        let Some(path) = args.config else {
+            return match args.data_dir {
+                Some(data_dir) => Ok(Opened {
+                    storage: crate::store::Storage::sqlite(data_dir),
+                    pseudonym_key_env: None,
+                }),
+                None => Err(usage("give --data-dir or --config")),
+            };
         };
-    };
-    let options = crate::config::LoadOptions {
-        data_dir,
-        ..crate::config::LoadOptions::default()
-    };
-    let cfg =
-        crate::config::load(&crate::config::DiskSource, &path, &options).map_err(|problems| {
-            super::report(&problems);
-            ExitCode::FAILURE
-        })?;
-    crate::store::Storage::configured(&cfg.store, &cfg.data_dir, &cfg.base_dir)
-        .map(|storage| storage.audit_backend())
-        .map_err(|e| {
+        let options = crate::config::LoadOptions {
+            data_dir: args.data_dir,
+            ..crate::config::LoadOptions::default()
+        };
+        let cfg = crate::config::load(&crate::config::DiskSource, &path, &options).map_err(
+            |problems| {
+                super::report(&problems);
+                ExitCode::FAILURE
+            },
+        )?;
+        let storage = crate::store::Storage::configured(&cfg.store, &cfg.data_dir, &cfg.base_dir)
+            .map_err(|e| {
             eprintln!("error: the store: {e}");
             ExitCode::FAILURE
+        })?;
+        Ok(Opened {
+            storage,
+            pseudonym_key_env: cfg.pseudonym_key_env,
         })
+    }
+
+    fn data_dir(&self) -> &Path {
+        self.storage.data_dir()
+    }
+
+    fn reader(&self) -> std::sync::Arc<dyn audit::AuditReader> {
+        self.storage.audit_reader()
+    }
+
+    /// The pseudonym key's variable: the command line's, else the configuration's.
+    fn key_env<'a>(&'a self, given: Option<&'a str>) -> Option<&'a str> {
+        given.or(self.pseudonym_key_env.as_deref())
+    }
 }
 
 pub(super) async fn run_audit(command: AuditCommand) -> ExitCode {
@@ -283,29 +314,30 @@ pub(super) async fn run_audit(command: AuditCommand) -> ExitCode {
         // Verify talks to witnesses: it is run by the caller, on the runtime.
         AuditCommand::Verify(_) => ExitCode::from(2),
         AuditCommand::PublicKey(args) => super::verify::run_public_key(&args).await,
-        AuditCommand::Archive {
-            data_dir,
-            config,
-            keep_days,
-        } => {
-            let log = match archive_store(data_dir, config) {
-                Ok(log) => log,
+        AuditCommand::Archive { store, keep_days } => {
+            let opened = match Opened::of(store) {
+                Ok(opened) => opened,
                 Err(code) => return code,
             };
             let retention = audit::Retention {
                 keep_days,
                 allow_short: false,
             };
+            let log = opened.storage.audit_backend();
             archive_outcome(log.archive(retention, chrono::Utc::now()).await, keep_days)
         }
-        AuditCommand::Checkpoint { data_dir } => {
-            match log_of(&data_dir).latest_checkpoint().await {
+        AuditCommand::Checkpoint { store } => {
+            let opened = match Opened::of(store) {
+                Ok(opened) => opened,
+                Err(code) => return code,
+            };
+            match opened.storage.audit_backend().latest_checkpoint().await {
                 Ok(Some(text)) => {
                     print!("{text}");
                     ExitCode::SUCCESS
                 }
                 Ok(None) => {
-                    eprintln!("no checkpoint yet in {}", data_dir.display());
+                    eprintln!("no checkpoint yet in {}", opened.storage.location());
                     ExitCode::FAILURE
                 }
                 Err(e) => {
@@ -340,13 +372,18 @@ fn failed(error: &SearchError) -> ExitCode {
 /// operating-system user as the user — before anything is read out. A data
 /// directory without a log is a failure, and none is created.
 async fn record_use(
-    data_dir: &Path,
+    opened: &Opened,
     operation: &str,
     subject: Option<&(String, String)>,
 ) -> Result<(), ExitCode> {
-    let path = data_dir.join(audit::AUDIT_FILE);
-    if !path.is_file() {
-        return Err(failed(&SearchError::NoLog(path)));
+    if matches!(
+        opened.storage.backend(),
+        crate::store::Backend::Sqlite { .. }
+    ) {
+        let path = opened.data_dir().join(audit::AUDIT_FILE);
+        if !path.is_file() {
+            return Err(failed(&SearchError::NoLog(path)));
+        }
     }
     let mut caller = AuditCaller::gateway();
     caller.user = super::os_user();
@@ -354,12 +391,17 @@ async fn record_use(
     let mut event = AuditEvent::admin(&uuid::Uuid::now_v7().to_string(), caller, operation);
     event.subject_pseudonym = subject.map(|(pseudonym, _)| pseudonym.clone());
     event.subject_masked = subject.map(|(_, masked)| masked.clone());
-    let log = audit::SqliteAudit::open(data_dir, Default::default()).map_err(|e| {
-        eprintln!("error: the audit log: {e}");
-        ExitCode::FAILURE
-    })?;
-    let appended = log.append(event).await;
-    log.shutdown().await;
+    // On PostgreSQL this takes a chain, as a replica does (a free one if there is).
+    let writer = opened
+        .storage
+        .open_audit(Default::default())
+        .await
+        .map_err(|e| {
+            eprintln!("error: the audit log: {e}");
+            ExitCode::FAILURE
+        })?;
+    let appended = writer.log().append(event).await;
+    writer.shutdown().await;
     appended.map(|_| ()).map_err(|e| {
         eprintln!("error: the audit log could not record this use, so nothing was read: {e}");
         ExitCode::FAILURE
@@ -369,12 +411,16 @@ async fn record_use(
 /// The filter of the command line, the resident (pseudonym, masked ID) if one was
 /// named, checked as the reader checks it.
 fn filter_of(
-    data_dir: &Path,
+    opened: &Opened,
     args: FilterArgs,
 ) -> Result<(Filter, Option<(String, String)>), ExitCode> {
     let resident = match &args.id_number {
         None => None,
-        Some(id) => Some(resident(data_dir, id, args.pseudonym_key_env.as_deref())?),
+        Some(id) => Some(resident(
+            opened.data_dir(),
+            id,
+            opened.key_env(args.pseudonym_key_env.as_deref()),
+        )?),
     };
     let filter = Filter {
         subject_pseudonym: resident.as_ref().map(|(pseudonym, _)| pseudonym.clone()),
@@ -399,35 +445,48 @@ async fn run_search(args: SearchArgs) -> ExitCode {
     if let Err(e) = audit::check_limit(args.limit) {
         return failed(&e);
     }
-    let (filter, resident) = match filter_of(&args.data_dir, args.filter) {
+    let opened = match Opened::of(args.store) {
+        Ok(opened) => opened,
+        Err(code) => return code,
+    };
+    let (filter, resident) = match filter_of(&opened, args.filter) {
         Ok(found) => found,
         Err(code) => return code,
     };
-    if let Err(code) = record_use(&args.data_dir, "audit.search", resident.as_ref()).await {
+    if let Err(code) = record_use(&opened, "audit.search", resident.as_ref()).await {
         return code;
     }
-    match audit::search(&args.data_dir, &filter, args.before, args.limit) {
+    match opened
+        .reader()
+        .search(filter, args.before, args.limit)
+        .await
+    {
         Ok(page) => print_json(&page),
         Err(e) => failed(&e),
     }
 }
 
 async fn run_export(args: ExportArgs) -> ExitCode {
-    let (filter, resident) = match filter_of(&args.data_dir, args.filter) {
+    let opened = match Opened::of(args.store) {
+        Ok(opened) => opened,
+        Err(code) => return code,
+    };
+    let (filter, resident) = match filter_of(&opened, args.filter) {
         Ok(found) => found,
         Err(code) => return code,
     };
-    if let Err(code) = record_use(&args.data_dir, "audit.export", resident.as_ref()).await {
+    if let Err(code) = record_use(&opened, "audit.export", resident.as_ref()).await {
         return code;
     }
     let format = match args.format {
         FormatArg::Csv => ExportFormat::Csv(args.lang.lang()),
         FormatArg::Jsonl => ExportFormat::JsonLines,
     };
+    let reader = opened.reader();
     match &args.out {
         None => {
             let mut out = BufWriter::new(std::io::stdout().lock());
-            match audit::export(&args.data_dir, &filter, format, &mut out) {
+            match export(&*reader, filter, format, &mut out).await {
                 Ok(count) => {
                     eprintln!("{count} events exported");
                     ExitCode::SUCCESS
@@ -435,12 +494,37 @@ async fn run_export(args: ExportArgs) -> ExitCode {
                 Err(e) => failed(&e),
             }
         }
-        Some(path) => export_to_file(&args.data_dir, &filter, format, path),
+        Some(path) => export_to_file(&*reader, filter, format, path).await,
     }
 }
 
+/// Writes every event matching `filter` to `out`, oldest first, as the reader
+/// streams them (never all in memory); returns how many.
+async fn export(
+    reader: &dyn audit::AuditReader,
+    filter: Filter,
+    format: ExportFormat,
+    out: &mut dyn std::io::Write,
+) -> Result<u64, SearchError> {
+    use futures::StreamExt as _;
+    let mut events = reader.events(filter);
+    out.write_all(&format.header())?;
+    let mut count = 0u64;
+    while let Some(event) = events.next().await {
+        out.write_all(&format.encode(&event?)?)?;
+        count += 1;
+    }
+    out.flush()?;
+    Ok(count)
+}
+
 /// Exports into a new file readable by its owner only; a failed export leaves no file.
-fn export_to_file(data_dir: &Path, filter: &Filter, format: ExportFormat, path: &Path) -> ExitCode {
+async fn export_to_file(
+    reader: &dyn audit::AuditReader,
+    filter: Filter,
+    format: ExportFormat,
+    path: &Path,
+) -> ExitCode {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -456,11 +540,13 @@ fn export_to_file(data_dir: &Path, filter: &Filter, format: ExportFormat, path: 
         }
     };
     let mut out = BufWriter::new(file);
-    let exported = audit::export(data_dir, filter, format, &mut out).and_then(|count| {
-        let file = out.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        Ok(count)
-    });
+    let exported = match export(reader, filter, format, &mut out).await {
+        Ok(count) => out
+            .into_inner()
+            .map_err(|e| SearchError::from(e.into_error()))
+            .and_then(|file| Ok(file.sync_all().map(|()| count)?)),
+        Err(e) => Err(e),
+    };
     match exported {
         Ok(count) => {
             eprintln!("{count} events exported to {}", path.display());
@@ -514,20 +600,24 @@ fn resident(
 }
 
 async fn run_report(args: ReportArgs) -> ExitCode {
+    let opened = match Opened::of(args.store) {
+        Ok(opened) => opened,
+        Err(code) => return code,
+    };
     let found = match resident(
-        &args.data_dir,
+        opened.data_dir(),
         &args.id_number,
-        args.pseudonym_key_env.as_deref(),
+        opened.key_env(args.pseudonym_key_env.as_deref()),
     ) {
         Ok(found) => found,
         Err(code) => return code,
     };
-    if let Err(code) = record_use(&args.data_dir, "audit.report", Some(&found)).await {
+    if let Err(code) = record_use(&opened, "audit.report", Some(&found)).await {
         return code;
     }
     let (pseudonym, masked) = found;
     let today = crate::policy::china_today();
-    let mut report = match audit::citizen_report(&args.data_dir, &pseudonym, today) {
+    let mut report = match opened.reader().citizen_report(pseudonym, today).await {
         Ok(report) => report,
         Err(e) => return failed(&e),
     };
@@ -623,6 +713,10 @@ fn report_text(report: &CitizenReport, masked: &str, today: NaiveDate) -> String
 }
 
 async fn run_anomalies(args: AnomaliesArgs) -> ExitCode {
+    let opened = match Opened::of(args.store) {
+        Ok(opened) => opened,
+        Err(code) => return code,
+    };
     let now = Utc::now();
     let until = args
         .until
@@ -648,11 +742,15 @@ async fn run_anomalies(args: AnomaliesArgs) -> ExitCode {
             .limit_refusals_per_day
             .unwrap_or(defaults.limit_refusals_per_day),
     };
-    let found = match audit::anomalies(&args.data_dir, &from, &until, &thresholds) {
+    let found = match opened
+        .reader()
+        .anomalies(from.clone(), until.clone(), thresholds)
+        .await
+    {
         Ok(found) => found,
         Err(e) => return failed(&e),
     };
-    if let Err(code) = record_use(&args.data_dir, "audit.anomalies", None).await {
+    if let Err(code) = record_use(&opened, "audit.anomalies", None).await {
         return code;
     }
     if args.json {
@@ -698,6 +796,15 @@ fn anomalies_text(found: &[Anomaly], from: &str, until: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl StoreArgs {
+        pub(crate) fn data_dir(data_dir: &Path) -> StoreArgs {
+            StoreArgs {
+                data_dir: Some(data_dir.to_owned()),
+                config: None,
+            }
+        }
+    }
     use crate::audit::search::testing::{cst, lookup, write_log};
 
     fn resident_id() -> IdNumber {
@@ -736,7 +843,7 @@ mod tests {
 
         for json in [false, true] {
             let args = ReportArgs {
-                data_dir: dir.path().to_owned(),
+                store: StoreArgs::data_dir(dir.path()),
                 id_number: id.as_str().to_owned(),
                 pseudonym_key_env: None,
                 json,
@@ -749,7 +856,7 @@ mod tests {
     async fn bad_usage_exits_2_and_failures_exit_1() {
         let dir = write_log(vec![lookup(1, &cst(2026, 3, 2, 10, 0, 0), "li.clerk")]).await;
         let report = |subject: &str| ReportArgs {
-            data_dir: dir.path().to_owned(),
+            store: StoreArgs::data_dir(dir.path()),
             id_number: subject.to_owned(),
             pseudonym_key_env: None,
             json: false,
@@ -767,7 +874,7 @@ mod tests {
         assert!(!dir.path().join(crate::secrets::PSEUDONYM_KEY_FILE).exists());
 
         let anomalies = |from: Option<&str>, data_dir: &Path| AnomaliesArgs {
-            data_dir: data_dir.to_owned(),
+            store: StoreArgs::data_dir(data_dir),
             from: from.map(str::to_owned),
             until: Some("2026-03-09".into()),
             subjects_per_hour: None,
@@ -805,7 +912,7 @@ mod tests {
         .await;
         let out = dir.path().join("evidence.jsonl");
         let args = |from: &str| ExportArgs {
-            data_dir: dir.path().to_owned(),
+            store: StoreArgs::data_dir(dir.path()),
             format: FormatArg::Jsonl,
             lang: LangArg::ZhCn,
             filter: FilterArgs {
@@ -906,14 +1013,14 @@ mod recorded {
             until: Some("2026-03-02".into()),
         };
         let search = SearchArgs {
-            data_dir: dir.path().to_owned(),
+            store: StoreArgs::data_dir(dir.path()),
             filter: filter(Some(id.as_str())),
             before: None,
             limit: 10,
         };
         assert_eq!(run_search(search).await, ExitCode::SUCCESS);
         let export = ExportArgs {
-            data_dir: dir.path().to_owned(),
+            store: StoreArgs::data_dir(dir.path()),
             format: FormatArg::Csv,
             lang: LangArg::En,
             filter: filter(None),
@@ -921,7 +1028,7 @@ mod recorded {
         };
         assert_eq!(run_export(export).await, ExitCode::SUCCESS);
         let report = ReportArgs {
-            data_dir: dir.path().to_owned(),
+            store: StoreArgs::data_dir(dir.path()),
             id_number: id.as_str().to_owned(),
             pseudonym_key_env: None,
             json: true,
@@ -946,7 +1053,7 @@ mod recorded {
         );
         // A bad limit or time is refused before anything is recorded.
         let bad = SearchArgs {
-            data_dir: dir.path().to_owned(),
+            store: StoreArgs::data_dir(dir.path()),
             filter: filter(None),
             before: None,
             limit: 5000,
