@@ -115,6 +115,26 @@ pub struct Retention {
     pub allow_short: bool,
 }
 
+impl Retention {
+    /// Refuses a period shorter than [`DEFAULT_KEEP_DAYS`] unless `allow_short`.
+    pub fn check(&self) -> Result<(), AuditError> {
+        if self.keep_days < DEFAULT_KEEP_DAYS && !self.allow_short {
+            return Err(AuditError::Io {
+                what: "the audit retention period is too short",
+                source: io::Error::new(
+                    ErrorKind::InvalidInput,
+                    format!(
+                        "{} days; processing records are kept at least {DEFAULT_KEEP_DAYS} \
+                         days (three years)",
+                        self.keep_days
+                    ),
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
 impl Default for Retention {
     fn default() -> Retention {
         Retention {
@@ -155,19 +175,7 @@ pub fn archive_with(
     retention: Retention,
     now: DateTime<Utc>,
 ) -> Result<Option<ArchivedSegment>, AuditError> {
-    if retention.keep_days < DEFAULT_KEEP_DAYS && !retention.allow_short {
-        return Err(AuditError::Io {
-            what: "the audit retention period is too short",
-            source: io::Error::new(
-                ErrorKind::InvalidInput,
-                format!(
-                    "{} days; processing records are kept at least {DEFAULT_KEEP_DAYS} days \
-                     (three years)",
-                    retention.keep_days
-                ),
-            ),
-        });
-    }
+    retention.check()?;
     let mut live = open_live(&data_dir.join(AUDIT_FILE))?;
     let dir = data_dir.join(ARCHIVE_DIR);
     create_dir(&dir)?;

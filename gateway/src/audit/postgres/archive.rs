@@ -33,13 +33,11 @@
 //! then tries again, each time waiting at most 300 ms so that writers queued behind
 //! it are held up no longer, and gives up after 20 attempts, saying so).
 
-use std::io::{self, ErrorKind};
-
 use chrono::{DateTime, TimeDelta, Utc};
 use tokio_postgres::error::SqlState;
 
 use super::super::backend::{Archived, ArchivedMonth, ArchivedMonths};
-use super::super::retention::{DEFAULT_KEEP_DAYS, Retention};
+use super::super::retention::Retention;
 use super::super::verify::VerifyFailure;
 use super::partitions::{self, Month};
 use super::writer::EVENT_COLUMNS;
@@ -70,19 +68,7 @@ pub(super) async fn archive(
     retention: Retention,
     now: DateTime<Utc>,
 ) -> Result<Option<Archived>, AuditError> {
-    if retention.keep_days < DEFAULT_KEEP_DAYS && !retention.allow_short {
-        return Err(AuditError::Io {
-            what: "the audit retention period is too short",
-            source: io::Error::new(
-                ErrorKind::InvalidInput,
-                format!(
-                    "{} days; processing records are kept at least {DEFAULT_KEEP_DAYS} days \
-                     (three years)",
-                    retention.keep_days
-                ),
-            ),
-        });
-    }
+    retention.check()?;
     crate::pg::migrations::require_current(pg)
         .await
         .map_err(unavailable)?;
@@ -256,14 +242,7 @@ async fn archive_month(
     if kept {
         return Ok(Outcome::Kept);
     }
-    client
-        .batch_execute(&format!(
-            "ALTER TABLE audit_events DETACH PARTITION {events};
-             ALTER TABLE {events} RENAME TO {archive_events};
-             CREATE TRIGGER audit_archive_read_only
-                 BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON {archive_events}
-                 FOR EACH STATEMENT EXECUTE FUNCTION audit_archive_read_only();"
-        ))
+    detach(client, "audit_events", &events, &archive_events)
         .await
         .map_err(failed)?;
     let has_linked: bool = client
@@ -272,14 +251,7 @@ async fn archive_month(
         .map_err(failed)?
         .get(0);
     if has_linked {
-        client
-            .batch_execute(&format!(
-                "ALTER TABLE audit_linked_subjects DETACH PARTITION {linked};
-                 ALTER TABLE {linked} RENAME TO {archive_linked};
-                 CREATE TRIGGER audit_archive_read_only
-                     BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON {archive_linked}
-                     FOR EACH STATEMENT EXECUTE FUNCTION audit_archive_read_only();"
-            ))
+        detach(client, "audit_linked_subjects", &linked, &archive_linked)
             .await
             .map_err(failed)?;
     }
@@ -297,6 +269,25 @@ async fn archive_month(
         events: count,
         table: archive_events,
     }))
+}
+
+/// Detaches the partition `table` of `parent`, renames it `archive` and makes it
+/// read-only (inside the caller's transaction).
+async fn detach(
+    client: &tokio_postgres::Client,
+    parent: &str,
+    table: &str,
+    archive: &str,
+) -> Result<(), tokio_postgres::Error> {
+    client
+        .batch_execute(&format!(
+            "ALTER TABLE {parent} DETACH PARTITION {table};
+             ALTER TABLE {table} RENAME TO {archive};
+             CREATE TRIGGER audit_archive_read_only
+                 BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON {archive}
+                 FOR EACH STATEMENT EXECUTE FUNCTION audit_archive_read_only();"
+        ))
+        .await
 }
 
 /// A failure of a month's transaction; a lock that could not be had in time says so.
