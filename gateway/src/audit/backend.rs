@@ -80,6 +80,11 @@ impl Archived {
 pub trait AuditBackend: Send + Sync + std::fmt::Debug {
     /// Checks the whole log (archive segments, then the live log) against `expect`.
     fn verify(&self, expect: Expectations) -> BoxFuture<'_, Result<VerifyReport, VerifyFailure>>;
+    /// Checks a separate index against the log (the segment files' `audit.db`):
+    /// the events compared, or `None` for a log that is its own index.
+    fn check_index(&self) -> BoxFuture<'_, Result<Option<u64>, VerifyFailure>> {
+        Box::pin(async { Ok(None) })
+    }
     /// Moves the events older than `retention` allows into the read-only archive (a
     /// segment file, or on PostgreSQL archive tables of whole months); `None` when
     /// nothing was old enough.

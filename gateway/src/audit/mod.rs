@@ -114,6 +114,7 @@ pub mod reader;
 pub mod report;
 pub mod retention;
 pub mod search;
+pub mod segments;
 pub mod settings;
 pub mod sqlite;
 pub mod verify;
@@ -138,6 +139,7 @@ pub use search::{
     Bound, ExportFormat, Filter, MAX_PAGE, OutcomeClass, Page, SearchError, StoredEvent,
     check_filter, check_limit, export, parse_time_bound, search,
 };
+pub use segments::{SegmentAudit, SegmentAuditBackend, SegmentAuditReader};
 pub use sqlite::{
     AUDIT_FILE, AuditOptions, KEY_FILE, SqliteAudit, checkpoint_public_key, checkpoints_after,
     checkpoints_pending, latest_checkpoint,

@@ -535,11 +535,12 @@ fn is_duplicate_event(error: &rusqlite::Error) -> bool {
     )
 }
 
-const INSERT_EVENT: &str = "INSERT INTO events (seq, event_id, time, request_id, user, township,
+pub(super) const INSERT_EVENT: &str =
+    "INSERT INTO events (seq, event_id, time, request_id, user, township,
      connector, purpose, subject_pseudonym, status, body, prev_hash, hash)
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
 
-const INSERT_LINKED: &str =
+pub(super) const INSERT_LINKED: &str =
     "INSERT OR IGNORE INTO linked_subjects (pseudonym, seq) VALUES (?1, ?2)";
 
 /// The writer thread's state; it alone holds the connection.

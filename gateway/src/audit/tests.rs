@@ -22,7 +22,7 @@ use super::checkpoint::{Checkpoint, HEADER, public_key};
 use super::hooks::Hooks;
 use super::*;
 
-fn event(i: u64) -> AuditEvent {
+pub(super) fn event(i: u64) -> AuditEvent {
     AuditEvent {
         event_id: uuid::Uuid::now_v7().to_string(),
         request_id: format!("req-{i}"),
@@ -951,6 +951,7 @@ async fn an_empty_log_verifies() {
             witnessed: 0,
             chains: Vec::new(),
             county_checkpoints: 0,
+            unacknowledged_bytes: 0,
         }
     );
     assert_eq!(latest_checkpoint(dir.path()).unwrap(), None);

@@ -259,6 +259,7 @@ impl PgAuditBackend {
             witnessed: 0,
             chains: Vec::with_capacity(chain_ids.len()),
             county_checkpoints: county.len() as u64,
+            unacknowledged_bytes: 0,
         };
         // Each chain is held to the cadence and key; the witnesses were seen to above
         // and below.

@@ -85,7 +85,7 @@ mod startup;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use startup::check_before_writing;
+pub(crate) use startup::{check_before_writing, not_followed};
 
 use std::fmt;
 use std::iter::Peekable;
@@ -128,6 +128,10 @@ pub struct VerifyReport {
     pub chains: Vec<ChainHead>,
     /// County checkpoints (over every chain's head) found consistent with the log.
     pub county_checkpoints: u64,
+    /// Bytes after the newest segment file's last whole record: a write a crash cut
+    /// short, never acknowledged (the writer cuts them off when it starts). Always 0
+    /// for a log in SQLite or on PostgreSQL.
+    pub unacknowledged_bytes: u64,
 }
 
 /// One chain of a log of many, as verified.
@@ -181,7 +185,7 @@ impl fmt::Display for VerifyFailure {
 
 impl std::error::Error for VerifyFailure {}
 
-fn broken(seq: Option<u64>, problem: impl Into<String>) -> VerifyFailure {
+pub(crate) fn broken(seq: Option<u64>, problem: impl Into<String>) -> VerifyFailure {
     VerifyFailure {
         seq,
         problem: problem.into(),
@@ -231,6 +235,7 @@ pub fn verify_with(data_dir: &Path, expect: &Expectations) -> Result<VerifyRepor
         witnessed: chain.witnessed_matched,
         chains: Vec::new(),
         county_checkpoints: 0,
+        unacknowledged_bytes: 0,
     })
 }
 
@@ -521,10 +526,10 @@ struct Chain {
 }
 
 /// A witnessed checkpoint, parsed and checked against the key.
-struct WitnessedHead {
-    witness: String,
-    seq: u64,
-    hash: String,
+pub(crate) struct WitnessedHead {
+    pub(crate) witness: String,
+    pub(crate) seq: u64,
+    pub(crate) hash: String,
 }
 
 /// One stored checkpoint of a file, with the cadence it signs (if it can be read;
@@ -613,11 +618,43 @@ fn as_string_fails(row: &Row<'_>, idx: usize) -> rusqlite::Error {
 }
 
 /// A hash in lowercase hex, as stored, without allocating.
-fn hex64(hash: &[u8; 32]) -> [u8; 64] {
+pub(crate) fn hex64(hash: &[u8; 32]) -> [u8; 64] {
     let mut out = [0; 64];
     // 32 bytes always fill 64 hex digits exactly: the encoding cannot fail.
     let _ = hex::encode_to_slice(hash, &mut out);
     out
+}
+
+/// The checkpoints witnesses hold, each checked against the log's key (`key`, asked
+/// for only when there is one), in seq order.
+pub(crate) fn witnessed_heads(
+    witnessed: &[Witnessed],
+    mut key: impl FnMut() -> Result<Vec<u8>, String>,
+) -> Result<Vec<WitnessedHead>, VerifyFailure> {
+    let mut heads = Vec::with_capacity(witnessed.len());
+    for held in witnessed {
+        let not_ours = |problem: String| {
+            broken(
+                None,
+                format!(
+                    "{} holds a checkpoint that is not this log's: {problem}",
+                    held.witness
+                ),
+            )
+        };
+        let checkpoint = Checkpoint::parse(&held.text).map_err(not_ours)?;
+        let key = key().map_err(not_ours)?;
+        checkpoint
+            .check_signature(&held.text, &key)
+            .map_err(not_ours)?;
+        heads.push(WitnessedHead {
+            witness: held.witness.clone(),
+            seq: checkpoint.seq,
+            hash: checkpoint.hash,
+        });
+    }
+    heads.sort_by_key(|head| head.seq);
+    Ok(heads)
 }
 
 impl Chain {
@@ -658,30 +695,7 @@ impl Chain {
         &mut self,
         witnessed: &[Witnessed],
     ) -> Result<Vec<WitnessedHead>, VerifyFailure> {
-        let mut heads = Vec::with_capacity(witnessed.len());
-        for held in witnessed {
-            let not_ours = |problem: String| {
-                broken(
-                    None,
-                    format!(
-                        "{} holds a checkpoint that is not this log's: {problem}",
-                        held.witness
-                    ),
-                )
-            };
-            let checkpoint = Checkpoint::parse(&held.text).map_err(not_ours)?;
-            let key = self.key().map_err(not_ours)?;
-            checkpoint
-                .check_signature(&held.text, key)
-                .map_err(not_ours)?;
-            heads.push(WitnessedHead {
-                witness: held.witness.clone(),
-                seq: checkpoint.seq,
-                hash: checkpoint.hash,
-            });
-        }
-        heads.sort_by_key(|head| head.seq);
-        Ok(heads)
+        witnessed_heads(witnessed, || self.key().map(<[u8]>::to_vec))
     }
 
     /// Walks one archive segment, which must start at `self.next`.

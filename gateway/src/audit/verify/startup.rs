@@ -178,7 +178,7 @@ fn authenticate(
 }
 
 /// The checkpoint at `later` names one at `prev` that the log does not hold.
-pub(super) fn not_followed(prev: u64, later: u64) -> VerifyFailure {
+pub(crate) fn not_followed(prev: u64, later: u64) -> VerifyFailure {
     broken(
         Some(prev),
         format!(

@@ -1,0 +1,442 @@
+//! The privacy officer's index beside the segment files: `DATA_DIR/audit.db`, in the
+//! schema of the SQLite log (events with their search columns, the linked persons,
+//! the checkpoints, the chain id), so that search, export, the citizen's report,
+//! anomalies and the witnesses' feed read it exactly as they read that log.
+//!
+//! It is derived, never the record: the indexer thread writes what the writer made
+//! durable, after the writer has answered (off the request path), in one transaction
+//! per wake-up and without a sync of its own (`synchronous=NORMAL`): what a power cut
+//! loses of it is found missing at the next start and read again from the segments
+//! ([`catch_up`]). [`reindex`] drops it and rebuilds it from the segments alone.
+
+use std::path::Path;
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use tokio::sync::watch;
+
+use super::super::AuditError;
+use super::super::chain::link_hash;
+use super::super::event::{AuditEvent, Columns};
+use super::super::sqlite::{AUDIT_FILE, INSERT_EVENT, INSERT_LINKED, SCHEMA};
+use super::super::verify::VerifyFailure;
+use super::format::{self, Frames, HEADER_LEN, Record};
+
+/// How long the indexer waits for a lock another process holds (an archive run).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One event as the indexer stores it.
+pub(super) struct IndexedEvent {
+    pub(super) seq: u64,
+    pub(super) prev_hash: [u8; 32],
+    pub(super) hash: [u8; 32],
+    pub(super) columns: Columns,
+    pub(super) body: String,
+}
+
+/// What the writer hands the indexer.
+pub(super) enum ToIndex {
+    /// What one durable write held, in chain order.
+    Written {
+        events: Vec<IndexedEvent>,
+        checkpoints: Vec<(u64, String)>,
+    },
+    /// Index what came before, then stop.
+    Stop(std::sync::mpsc::Sender<()>),
+}
+
+/// How far the index has got.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// The newest event indexed (0: none).
+    pub events: u64,
+    /// The newest checkpoint indexed (0: none).
+    pub checkpoint: u64,
+}
+
+/// Opens (creating and migrating) the index in `data_dir` for the chain `chain_id`.
+pub(super) fn open(data_dir: &Path, chain_id: &str) -> Result<Connection, AuditError> {
+    let opened = crate::sqlite::open(
+        &data_dir.join(AUDIT_FILE),
+        &SCHEMA,
+        crate::sqlite::Journal::RequireWal,
+        BUSY_TIMEOUT,
+    )
+    .map_err(|e| AuditError::Backend(format!("the audit index: {e}")))?;
+    let conn = opened.conn;
+    // Derived data: a power cut may lose its newest transactions, which the next
+    // start reads again from the segments.
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('chain_id', ?1)
+           ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        [chain_id],
+    )?;
+    Ok(conn)
+}
+
+/// How far the index in `conn` has got.
+pub(super) fn progress(conn: &Connection) -> Result<Progress, AuditError> {
+    let (events, checkpoint): (i64, i64) = conn.query_row(
+        "SELECT (SELECT coalesce(max(seq), 0) FROM events),
+                (SELECT coalesce(max(seq), 0) FROM checkpoints)",
+        [],
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )?;
+    Ok(Progress {
+        events: u64::try_from(events).unwrap_or(0),
+        checkpoint: u64::try_from(checkpoint).unwrap_or(0),
+    })
+}
+
+/// Stores one write's events and checkpoints in one transaction.
+fn store(
+    conn: &mut Connection,
+    events: &[IndexedEvent],
+    checkpoints: &[(u64, String)],
+) -> Result<(), AuditError> {
+    let tx = conn.transaction()?;
+    {
+        let mut insert = tx.prepare_cached(INSERT_EVENT)?;
+        let mut linked = tx.prepare_cached(INSERT_LINKED)?;
+        let mut checkpoint =
+            tx.prepare_cached("INSERT OR IGNORE INTO checkpoints (seq, text) VALUES (?1, ?2)")?;
+        for event in events {
+            let seq = sql_seq(event.seq)?;
+            let c = &event.columns;
+            insert.execute(params![
+                seq,
+                c.event_id,
+                c.time,
+                c.request_id,
+                c.user,
+                c.township,
+                c.connector,
+                c.purpose,
+                c.subject_pseudonym,
+                c.status,
+                event.body,
+                hex::encode(event.prev_hash),
+                hex::encode(event.hash),
+            ])?;
+            for pseudonym in &c.linked {
+                linked.execute(params![pseudonym, seq])?;
+            }
+        }
+        for (seq, text) in checkpoints {
+            checkpoint.execute(params![sql_seq(*seq)?, text])?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+fn sql_seq(seq: u64) -> Result<i64, AuditError> {
+    i64::try_from(seq).map_err(|_| AuditError::Unavailable("the sequence is exhausted".into()))
+}
+
+/// Reads into the index what the segments in `chain_dir` hold beyond it. Blocking.
+pub(super) fn catch_up(conn: &mut Connection, chain_dir: &Path) -> Result<Progress, AuditError> {
+    let from = progress(conn)?;
+    let segments = format::list(chain_dir).map_err(|source| AuditError::Io {
+        what: "cannot list the audit segments",
+        source,
+    })?;
+    let mut done = from;
+    for (i, segment) in segments.iter().enumerate() {
+        let next_first = segments.get(i + 1).map(|s| s.first_seq);
+        if next_first.is_some_and(|next| next <= done.events + 1)
+            && next_first.is_some_and(|next| next <= done.checkpoint + 1)
+        {
+            continue;
+        }
+        let bytes = std::fs::read(&segment.path).map_err(|source| AuditError::Io {
+            what: "cannot read an audit segment",
+            source,
+        })?;
+        let (mut events, mut checkpoints) = (Vec::new(), Vec::new());
+        for frame in Frames::new(&bytes, HEADER_LEN) {
+            // The writer has checked the segments and cut a torn end already; the
+            // index takes the valid records.
+            let Ok(record) = frame else { break };
+            match record {
+                Record::Event {
+                    seq,
+                    prev_hash,
+                    body,
+                } if seq > done.events => {
+                    let event: AuditEvent = serde_json::from_slice(body).map_err(|_| {
+                        AuditError::Backend(format!(
+                            "the audit index: event {seq} in the segments is not an audit event"
+                        ))
+                    })?;
+                    events.push(IndexedEvent {
+                        seq,
+                        prev_hash: *prev_hash,
+                        hash: link_hash(seq, prev_hash, body),
+                        columns: Columns::of(&event),
+                        body: String::from_utf8_lossy(body).into_owned(),
+                    });
+                }
+                Record::Checkpoint { seq, text } if seq > done.checkpoint => {
+                    checkpoints.push((seq, text.to_owned()));
+                }
+                _ => {}
+            }
+            if events.len() >= 4096 {
+                store(conn, &events, &checkpoints)?;
+                note(&mut done, &events, &checkpoints);
+                events.clear();
+                checkpoints.clear();
+            }
+        }
+        store(conn, &events, &checkpoints)?;
+        note(&mut done, &events, &checkpoints);
+    }
+    Ok(done)
+}
+
+fn note(done: &mut Progress, events: &[IndexedEvent], checkpoints: &[(u64, String)]) {
+    if let Some(last) = events.last() {
+        done.events = last.seq;
+    }
+    if let Some((seq, _)) = checkpoints.last() {
+        done.checkpoint = *seq;
+    }
+}
+
+/// Empties the index and reads it again from the segments. Blocking; the gateway
+/// must not be running on this data directory.
+pub fn reindex(data_dir: &Path) -> Result<Progress, AuditError> {
+    let chain_dir = data_dir.join(format::DIR);
+    let walked = super::chain_id_of(&chain_dir)?;
+    let Some(chain_id) = walked else {
+        return Err(AuditError::Backend(
+            "the data directory holds no audit segments to index".into(),
+        ));
+    };
+    let mut conn = open(data_dir, &chain_id)?;
+    conn.execute_batch(
+        "BEGIN IMMEDIATE;
+         DELETE FROM linked_subjects;
+         DELETE FROM checkpoints;
+         DELETE FROM events;
+         COMMIT;",
+    )?;
+    let done = catch_up(&mut conn, &chain_dir)?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
+    Ok(done)
+}
+
+/// The indexer thread: stores each write as it comes, many at a time when they
+/// queue up, and publishes how far it got.
+pub(super) fn run(
+    mut conn: Connection,
+    receiver: Receiver<ToIndex>,
+    progress: watch::Sender<Progress>,
+) {
+    let mut stopping = Vec::new();
+    while stopping.is_empty() {
+        let Ok(first) = receiver.recv() else { break };
+        let (mut events, mut checkpoints) = (Vec::new(), Vec::new());
+        let mut next = Some(first);
+        while let Some(message) = next.take() {
+            match message {
+                ToIndex::Written {
+                    events: more,
+                    checkpoints: signed,
+                } => {
+                    events.extend(more);
+                    checkpoints.extend(signed);
+                }
+                ToIndex::Stop(done) => stopping.push(done),
+            }
+            if stopping.is_empty() && events.len() < 8192 {
+                next = match receiver.try_recv() {
+                    Ok(message) => Some(message),
+                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
+                };
+            }
+        }
+        match store(&mut conn, &events, &checkpoints) {
+            Ok(()) => {
+                let mut now = *progress.borrow();
+                note(&mut now, &events, &checkpoints);
+                progress.send_replace(now);
+            }
+            Err(error) => {
+                // The segments hold these events; the next start indexes them.
+                tracing::error!(%error, events = events.len(), "the audit index could not store a write; search lags until the gateway restarts");
+            }
+        }
+    }
+    if let Err((_, error)) = conn.close() {
+        tracing::warn!(%error, "the audit index did not close cleanly");
+    }
+    for done in stopping {
+        let _ = done.send(());
+    }
+}
+
+/// The newest event the index holds, read from the file (another process's view).
+pub(super) fn indexed_events(data_dir: &Path) -> Result<Option<u64>, AuditError> {
+    let path = data_dir.join(AUDIT_FILE);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let conn = super::super::sqlite::open_read_only(&path)?;
+    let max: Option<i64> = conn
+        .query_row("SELECT max(seq) FROM events", [], |row| row.get(0))
+        .optional()?
+        .flatten();
+    Ok(max.and_then(|seq| u64::try_from(seq).ok()))
+}
+
+/// Checks that the index in `data_dir` says what the segments say: every event's
+/// row (seq, body, hashes, search columns, linked persons) and every checkpoint, no
+/// more and no fewer. Returns the events compared. Blocking.
+pub fn check(data_dir: &Path) -> Result<u64, VerifyFailure> {
+    let failed = |seq: Option<u64>, problem: String| VerifyFailure {
+        seq,
+        problem: format!("the audit index: {problem} (rebuild it with `gateway audit reindex`)"),
+    };
+    let conn = super::super::sqlite::open_read_only(&data_dir.join(AUDIT_FILE))
+        .map_err(|e| failed(None, format!("cannot be opened: {e}")))?;
+    let unreadable = |e: rusqlite::Error| failed(None, format!("cannot be read: {e}"));
+    conn.execute_batch("BEGIN").map_err(unreadable)?;
+    let mut rows_stmt = conn
+        .prepare(
+            "SELECT seq, event_id, time, request_id, user, township, connector, purpose,
+                    subject_pseudonym, status, body, prev_hash, hash
+               FROM events ORDER BY seq",
+        )
+        .map_err(unreadable)?;
+    let mut rows = rows_stmt.query([]).map_err(unreadable)?;
+    let mut linked_stmt = conn
+        .prepare("SELECT pseudonym FROM linked_subjects WHERE seq = ?1 ORDER BY pseudonym")
+        .map_err(unreadable)?;
+    let mut indexed_checkpoints: Vec<(i64, String)> = conn
+        .prepare("SELECT seq, text FROM checkpoints ORDER BY seq")
+        .and_then(|mut stmt| {
+            stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+                .collect::<Result<_, _>>()
+        })
+        .map_err(unreadable)?;
+    indexed_checkpoints.reverse();
+    let segments = format::list(&data_dir.join(format::DIR))
+        .map_err(|e| failed(None, format!("the segments cannot be listed: {e}")))?;
+    let mut compared = 0;
+    for segment in &segments {
+        let bytes = std::fs::read(&segment.path)
+            .map_err(|e| failed(None, format!("a segment cannot be read: {e}")))?;
+        for frame in Frames::new(&bytes, HEADER_LEN) {
+            let Ok(record) = frame else { break };
+            match record {
+                Record::Event {
+                    seq,
+                    prev_hash,
+                    body,
+                } => {
+                    let here = |problem: &str| failed(Some(seq), format!("event {seq} {problem}"));
+                    let Some(row) = rows.next().map_err(unreadable)? else {
+                        return Err(here("is missing"));
+                    };
+                    let row = IndexRow::read(row).map_err(unreadable)?;
+                    if row.seq != i64::try_from(seq).unwrap_or(-1) {
+                        return Err(here("is missing, or its row is out of place"));
+                    }
+                    if row.body.as_bytes() != body {
+                        return Err(here("has another body in the index"));
+                    }
+                    if row.prev_hash != hex::encode(prev_hash)
+                        || row.hash != hex::encode(link_hash(seq, prev_hash, body))
+                    {
+                        return Err(here("has other hashes in the index"));
+                    }
+                    let event: AuditEvent = serde_json::from_slice(body)
+                        .map_err(|_| here("is not an audit event in the segments"))?;
+                    let columns = Columns::of(&event);
+                    let mut linked: Vec<String> = linked_stmt
+                        .query_map([row.seq], |r| r.get(0))
+                        .and_then(|found| found.collect::<Result<_, _>>())
+                        .map_err(unreadable)?;
+                    let mut said = columns.linked.clone();
+                    said.sort();
+                    said.dedup();
+                    linked.sort();
+                    if row.columns != columns_without_linked(&columns) || linked != said {
+                        return Err(here("has search columns that are not what its body says"));
+                    }
+                    compared += 1;
+                }
+                Record::Checkpoint { seq, text } => {
+                    let here = |problem: &str| {
+                        failed(Some(seq), format!("the checkpoint at seq {seq} {problem}"))
+                    };
+                    match indexed_checkpoints.pop() {
+                        Some((at, held))
+                            if at == i64::try_from(seq).unwrap_or(-1) && held == text => {}
+                        Some(_) => return Err(here("is not the segments' one")),
+                        None => return Err(here("is missing")),
+                    }
+                }
+            }
+        }
+    }
+    if let Some(row) = rows.next().map_err(unreadable)? {
+        let seq: i64 = row.get(0).map_err(unreadable)?;
+        return Err(failed(
+            u64::try_from(seq).ok(),
+            format!("holds event {seq}, which the segments do not"),
+        ));
+    }
+    if let Some((seq, _)) = indexed_checkpoints.pop() {
+        return Err(failed(
+            u64::try_from(seq).ok(),
+            format!("holds a checkpoint at seq {seq}, which the segments do not"),
+        ));
+    }
+    Ok(compared)
+}
+
+/// The columns compared, without the linked persons (a table of their own).
+fn columns_without_linked(columns: &Columns) -> Columns {
+    Columns {
+        linked: Vec::new(),
+        ..columns.clone()
+    }
+}
+
+/// One row of the index's `events`.
+struct IndexRow {
+    seq: i64,
+    columns: Columns,
+    body: String,
+    prev_hash: String,
+    hash: String,
+}
+
+impl IndexRow {
+    fn read(row: &rusqlite::Row<'_>) -> rusqlite::Result<IndexRow> {
+        Ok(IndexRow {
+            seq: row.get(0)?,
+            columns: Columns {
+                event_id: row.get(1)?,
+                time: row.get(2)?,
+                request_id: row.get(3)?,
+                user: row.get(4)?,
+                township: row.get(5)?,
+                connector: row.get(6)?,
+                purpose: row.get(7)?,
+                subject_pseudonym: row.get(8)?,
+                status: row.get(9)?,
+                linked: Vec::new(),
+            },
+            body: row.get(10)?,
+            prev_hash: row.get(11)?,
+            hash: row.get(12)?,
+        })
+    }
+}
