@@ -158,6 +158,7 @@ impl Application {
                 // on PostgreSQL's keep its county checkpoints.
                 let newest = match &writer {
                     AuditWriter::Sqlite(log) => log.checkpoints(),
+                    AuditWriter::Segments(log) => log.checkpoints(),
                     AuditWriter::Postgres(log) => log.county_checkpoints(),
                 };
                 let witnesses = Some(crate::witness::sender::start(

@@ -30,9 +30,11 @@ use std::sync::{Arc, OnceLock};
 
 use serde::Deserialize;
 
+use crate::audit::settings::EmbeddedAudit;
 use crate::audit::{
-    AuditBackend, AuditError, AuditLog, AuditOptions, AuditReader, KEY_FILE, PgAudit,
-    PgAuditBackend, PgAuditReader, SqliteAudit, SqliteAuditBackend, SqliteAuditReader,
+    AUDIT_FILE, AuditBackend, AuditError, AuditLog, AuditOptions, AuditReader, KEY_FILE, PgAudit,
+    PgAuditBackend, PgAuditReader, SegmentAudit, SegmentAuditBackend, SqliteAudit,
+    SqliteAuditBackend, SqliteAuditReader,
 };
 use crate::limits::{
     DAY_COUNTS_FILE, DayCountState, DayCounts, GovernorState, LimiterState, RedisLimits, StateError,
@@ -87,6 +89,7 @@ pub struct Storage {
 #[derive(Debug, Clone)]
 pub enum AuditWriter {
     Sqlite(SqliteAudit),
+    Segments(SegmentAudit),
     Postgres(PgAudit),
 }
 
@@ -95,6 +98,7 @@ impl AuditWriter {
     pub fn log(&self) -> Arc<dyn AuditLog> {
         match self {
             AuditWriter::Sqlite(log) => Arc::new(log.clone()),
+            AuditWriter::Segments(log) => Arc::new(log.clone()),
             AuditWriter::Postgres(log) => Arc::new(log.clone()),
         }
     }
@@ -103,9 +107,22 @@ impl AuditWriter {
     pub async fn shutdown(&self) {
         match self {
             AuditWriter::Sqlite(log) => log.shutdown().await,
+            AuditWriter::Segments(log) => log.shutdown().await,
             AuditWriter::Postgres(log) => log.shutdown().await,
         }
     }
+}
+
+/// Opens the embedded log in `data_dir`: the store it is kept in, or for a new data
+/// directory the one `options` names. Blocking.
+fn open_embedded(data_dir: &Path, options: AuditOptions) -> Result<AuditWriter, AuditError> {
+    let segments = crate::audit::segments::in_segments(data_dir)
+        || (options.embedded == EmbeddedAudit::Segments && !data_dir.join(AUDIT_FILE).exists());
+    Ok(if segments {
+        AuditWriter::Segments(SegmentAudit::open(data_dir, options)?)
+    } else {
+        AuditWriter::Sqlite(SqliteAudit::open(data_dir, options)?)
+    })
 }
 
 /// The stores, open.
@@ -215,6 +232,9 @@ impl Storage {
     /// one is asked for).
     pub fn audit_backend(&self) -> Arc<dyn AuditBackend> {
         match &self.backend {
+            Backend::Sqlite { data_dir } if crate::audit::segments::in_segments(data_dir) => {
+                Arc::new(SegmentAuditBackend::new(data_dir))
+            }
             Backend::Sqlite { data_dir } => Arc::new(SqliteAuditBackend::new(data_dir)),
             Backend::Postgres { pg, data_dir } => {
                 Arc::new(PgAuditBackend::new(pg.clone(), data_dir.join(KEY_FILE)))
@@ -251,10 +271,16 @@ impl Storage {
             Some(options) => Some(self.open_audit(options).await?),
             None => None,
         };
+        let audit_reader: Arc<dyn AuditReader> = match &audit {
+            // In this process: each read waits for the index to hold what was
+            // answered before it.
+            Some(AuditWriter::Segments(log)) => Arc::new(log.reader()),
+            _ => self.audit_reader(),
+        };
         Ok(Stores {
             registry,
             audit,
-            audit_reader: self.audit_reader(),
+            audit_reader,
             audit_backend: self.audit_backend(),
             limiter,
             day_counts,
@@ -267,11 +293,9 @@ impl Storage {
         Ok(match &self.backend {
             Backend::Sqlite { data_dir } => {
                 let data_dir = data_dir.clone();
-                let opened =
-                    tokio::task::spawn_blocking(move || SqliteAudit::open(&data_dir, options))
-                        .await
-                        .map_err(|e| AuditError::Unavailable(e.to_string()))??;
-                AuditWriter::Sqlite(opened)
+                tokio::task::spawn_blocking(move || open_embedded(&data_dir, options))
+                    .await
+                    .map_err(|e| AuditError::Unavailable(e.to_string()))??
             }
             Backend::Postgres { pg, data_dir } => AuditWriter::Postgres(
                 PgAudit::open(pg.clone(), &data_dir.join(KEY_FILE), options).await?,

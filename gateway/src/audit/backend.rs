@@ -21,6 +21,8 @@ use super::{AuditError, checkpoint_public_key, checkpoints_after, checkpoints_pe
 pub enum Archived {
     /// The embedded log: one segment file (a range of its chain).
     Segment(ArchivedSegment),
+    /// The log in segment files: whole segments moved to the archive directory.
+    Files(Vec<ArchivedSegment>),
     /// The log on PostgreSQL: whole months detached into archive tables.
     Months(ArchivedMonths),
 }
@@ -57,6 +59,18 @@ impl Archived {
                 segment.events,
                 segment.path.display()
             )],
+            Archived::Files(moved) => moved
+                .iter()
+                .map(|segment| {
+                    format!(
+                        "archived events {}–{} ({} events) to {}",
+                        segment.first_seq,
+                        segment.last_seq,
+                        segment.events,
+                        segment.path.display()
+                    )
+                })
+                .collect(),
             Archived::Months(run) => run
                 .months
                 .iter()

@@ -44,6 +44,21 @@ pub struct AuditSettings {
     pub checkpoint_public_key: Option<String>,
     /// Where checkpoints are sent as they are made.
     pub witnesses: Vec<WitnessTarget>,
+    /// Which embedded store a new data directory's log is made in (with
+    /// `store.kind: sqlite`); a data directory that has a log keeps its store.
+    pub embedded: EmbeddedAudit,
+}
+
+/// The embedded audit log's two stores.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EmbeddedAudit {
+    /// The chain in append-only segment files, `audit.db` its index
+    /// ([`SegmentAudit`](super::SegmentAudit)).
+    #[default]
+    Segments,
+    /// The chain in `audit.db` itself ([`SqliteAudit`](super::SqliteAudit)).
+    Sqlite,
 }
 
 impl Default for AuditSettings {
@@ -53,6 +68,7 @@ impl Default for AuditSettings {
             checkpoint_every_s: DEFAULT_EVERY.as_secs(),
             checkpoint_public_key: None,
             witnesses: Vec::new(),
+            embedded: EmbeddedAudit::default(),
         }
     }
 }
@@ -150,6 +166,7 @@ impl AuditSettings {
             checkpoint_every_events: cadence.every_events,
             checkpoint_every: cadence.every,
             pinned_key: self.pinned_key(),
+            embedded: self.embedded,
             ..AuditOptions::default()
         }
     }
@@ -205,6 +222,9 @@ mod tests {
         assert!(settings.validate().is_empty());
         assert_eq!(settings.cadence(), Cadence::default());
         assert_eq!(settings.options().pinned_key, None);
+        assert_eq!(settings.options().embedded, EmbeddedAudit::Segments);
+        let sqlite: AuditSettings = serde_yaml_ng::from_str("embedded: sqlite").unwrap();
+        assert_eq!(sqlite.options().embedded, EmbeddedAudit::Sqlite);
 
         let bad = AuditSettings {
             checkpoint_every_events: 0,
@@ -215,6 +235,7 @@ mod tests {
                 witness("city", "https://user:pw@witness.example", false),
                 witness("Bad Name", "https://witness.example/?x=1", true),
             ],
+            embedded: EmbeddedAudit::Sqlite,
         };
         let at: Vec<String> = bad.validate().into_iter().map(|(at, _)| at).collect();
         assert_eq!(

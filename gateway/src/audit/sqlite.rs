@@ -63,6 +63,8 @@ pub struct AuditOptions {
     /// the key in the data directory must be this one, and the log's checkpoints are
     /// checked against it. `None`: the key found in the data directory is trusted.
     pub pinned_key: Option<Vec<u8>>,
+    /// The embedded store a new data directory's log is made in.
+    pub embedded: super::settings::EmbeddedAudit,
 }
 
 impl AuditOptions {
@@ -83,6 +85,7 @@ impl Default for AuditOptions {
             checkpoint_every_events: super::cadence::DEFAULT_EVERY_EVENTS,
             checkpoint_every: super::cadence::DEFAULT_EVERY,
             pinned_key: None,
+            embedded: super::settings::EmbeddedAudit::default(),
         }
     }
 }

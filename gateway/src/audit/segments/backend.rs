@@ -13,7 +13,6 @@ use super::super::backend::{Archived, AuditBackend, SqliteAuditBackend};
 use super::super::retention::Retention;
 use super::super::sqlite::KEY_FILE;
 use super::super::verify::{Expectations, VerifyFailure, VerifyReport};
-use super::format;
 use super::walk::{Key, walk};
 
 /// The log in segment files in a data directory (work on the blocking pool).
@@ -49,7 +48,7 @@ impl AuditBackend for SegmentAuditBackend {
                     Some(pinned) => Key::Known(pinned.clone()),
                     None => Key::File(data_dir.join(KEY_FILE)),
                 };
-                walk(&data_dir.join(format::DIR), key, &expect).map(|walked| walked.report)
+                walk(&data_dir, key, &expect).map(|walked| walked.report)
             })
             .await
             .map_err(task_failed)?
@@ -67,15 +66,17 @@ impl AuditBackend for SegmentAuditBackend {
 
     fn archive(
         &self,
-        _retention: Retention,
-        _now: DateTime<Utc>,
+        retention: Retention,
+        now: DateTime<Utc>,
     ) -> BoxFuture<'_, Result<Option<Archived>, AuditError>> {
-        Box::pin(async {
-            Err(AuditError::Backend(
-                "archiving a log kept in segment files is not built yet; its segments stay \
-                 live"
-                    .into(),
-            ))
+        let data_dir = self.data_dir.clone();
+        Box::pin(async move {
+            let moved = tokio::task::spawn_blocking(move || {
+                super::archive::archive(&data_dir, retention, now)
+            })
+            .await
+            .map_err(|e| AuditError::Unavailable(format!("the archive task failed: {e}")))??;
+            Ok((!moved.is_empty()).then_some(Archived::Files(moved)))
         })
     }
 

@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 /// The directory of the segment files inside the data directory.
 pub const DIR: &str = "chain";
 
+/// The directory archived segment files are moved to, inside the data directory.
+pub const ARCHIVE_DIR: &str = "archive/chain";
+
 /// A segment file's name ends in this.
 pub const EXTENSION: &str = "seg";
 
@@ -267,6 +270,15 @@ pub fn list(dir: &Path) -> std::io::Result<Vec<SegmentPath>> {
     }
     found.sort_by_key(|segment| segment.first_seq);
     Ok(found)
+}
+
+/// Every segment of the chain in `data_dir`: the archived ones, then the live ones,
+/// by first seq.
+pub fn history(data_dir: &Path) -> std::io::Result<Vec<SegmentPath>> {
+    let mut all = list(&data_dir.join(ARCHIVE_DIR))?;
+    all.extend(list(&data_dir.join(DIR))?);
+    all.sort_by_key(|segment| segment.first_seq);
+    Ok(all)
 }
 
 #[cfg(test)]

@@ -51,6 +51,7 @@
 //! [`MAX_LAG`]; past that it answers from what is indexed and logs it), so a
 //! privacy officer always sees a lookup that was answered before the search.
 
+mod archive;
 pub mod backend;
 pub mod format;
 pub mod index;
@@ -83,7 +84,7 @@ use super::sqlite::{AUDIT_FILE, AuditOptions, KEY_FILE};
 use super::verify::Expectations;
 use super::{AuditError, AuditLog};
 pub use backend::SegmentAuditBackend;
-pub use index::{Progress, reindex};
+pub use index::{Progress, reindex, wait_indexed};
 
 /// A segment file's size limit.
 pub const SEGMENT_BYTES: u64 = 64 << 20;
@@ -163,6 +164,7 @@ impl SegmentAudit {
             })?;
             writer::sync_dir(data_dir)?;
         }
+        let lock = writer::take_lock(&chain_dir)?;
         let key_path = data_dir.join(KEY_FILE);
         if options.pinned_key.is_some() && !key_path.exists() {
             return Err(AuditError::Key(
@@ -194,7 +196,7 @@ impl SegmentAudit {
             witnessed: Vec::new(),
         };
         let walked = walk::walk(
-            &chain_dir,
+            data_dir,
             walk::Key::Known(signer.public_key().to_vec()),
             &expect,
         )
@@ -202,8 +204,15 @@ impl SegmentAudit {
         if let Some(torn) = &walked.torn {
             writer::cut_torn_end(data_dir, torn, walked.head_seq)?;
         }
-        let opened =
-            writer::Writer::open(&chain_dir, &walked, signer, options, hooks, segment_bytes)?;
+        let opened = writer::Writer::open(
+            lock,
+            &chain_dir,
+            &walked,
+            signer,
+            options,
+            hooks,
+            segment_bytes,
+        )?;
         let mut conn = index::open(data_dir, &opened.chain_id)?;
         let caught_up = index::catch_up(&mut conn, &chain_dir)?;
         if caught_up.events > opened.head_seq {
@@ -333,7 +342,8 @@ impl AuditLog for SegmentAudit {
         Some(self.inner.commit_times.clone())
     }
 
-    /// The writer runs and has not met a write it could not undo.
+    /// The writer runs, has not met a write it could not undo, and the segments'
+    /// directory takes a new file.
     fn ready(&self) -> BoxFuture<'_, Result<(), AuditError>> {
         Box::pin(async move {
             if self.inner.sender.is_closed() {
@@ -342,7 +352,17 @@ impl AuditLog for SegmentAudit {
             if let Some(reason) = self.inner.failed.get() {
                 return Err(AuditError::Unavailable(reason.clone()));
             }
-            Ok(())
+            // The directory takes a new file (not read-only, not full).
+            let probe = self.inner.data_dir.join(format::DIR).join(".ready-probe");
+            tokio::task::spawn_blocking(move || {
+                std::fs::write(&probe, b"ready").and_then(|()| std::fs::remove_file(&probe))
+            })
+            .await
+            .map_err(|e| AuditError::Unavailable(e.to_string()))?
+            .map_err(|source| AuditError::Io {
+                what: "the audit segments' directory takes no new file",
+                source,
+            })
         })
     }
 

@@ -389,7 +389,7 @@ async fn an_edited_body_is_named_even_with_its_checksum_recomputed() {
         payload.truncate(32);
         payload.extend_from_slice(edited.as_bytes());
     });
-    assert_eq!(broken_at(dir.path()).await, 6);
+    assert_eq!(broken_at(dir.path()).await, 5);
 }
 
 #[tokio::test]
@@ -520,4 +520,88 @@ async fn a_data_directory_with_a_sqlite_log_is_not_given_a_second_chain() {
     let refused = SegmentAudit::open(dir.path(), options()).unwrap_err();
     assert!(matches!(refused, AuditError::Schema(_)), "{refused}");
     assert!(!chain(dir.path()).exists());
+}
+
+#[tokio::test]
+async fn old_segments_move_to_the_archive_and_the_history_still_verifies() {
+    let dir = TempDir::new().unwrap();
+    let (log, _) = open_small(dir.path(), 4096);
+    let long_ago = (chrono::Utc::now() - chrono::TimeDelta::days(2000))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    for i in 1..=30 {
+        let mut old = event(i);
+        old.time = long_ago.clone();
+        log.append(old).await.unwrap();
+    }
+    append(&log, 31, 40).await;
+    let backend = SegmentAuditBackend::new(dir.path());
+    // Refused below three years, as for the SQLite log.
+    let short = super::super::Retention {
+        keep_days: 30,
+        allow_short: false,
+    };
+    assert!(backend.archive(short, chrono::Utc::now()).await.is_err());
+    let archived = backend
+        .archive(super::super::Retention::default(), chrono::Utc::now())
+        .await
+        .unwrap()
+        .unwrap();
+    let super::super::Archived::Files(moved) = &archived else {
+        panic!("{archived:?}")
+    };
+    assert!(!moved.is_empty());
+    assert_eq!(moved[0].first_seq, 1);
+    let last = moved.last().unwrap().last_seq;
+    assert!(last <= 30, "only old events: {last}");
+    assert!(
+        moved
+            .iter()
+            .all(|m| m.path.starts_with(dir.path().join(format::ARCHIVE_DIR)))
+    );
+    // The gateway goes on meanwhile, and the whole history verifies.
+    assert_eq!(log.append(event(41)).await.unwrap().seq, 41);
+    log.shutdown().await;
+    assert_eq!(verify(dir.path()).await.unwrap().events, 41);
+    assert_eq!(index::check(dir.path()).unwrap(), 41 - last);
+    let page = super::super::SqliteAuditReader::new(dir.path())
+        .search(Filter::default(), None, 100)
+        .await
+        .unwrap();
+    assert_eq!(page.events.len() as u64, 41 - last);
+    // Nothing more is old enough.
+    assert!(
+        backend
+            .archive(super::super::Retention::default(), chrono::Utc::now())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let log = open(dir.path());
+    assert_eq!(log.append(event(42)).await.unwrap().seq, 42);
+    log.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_second_writer_on_the_same_segments_is_refused_while_the_first_runs() {
+    let dir = TempDir::new().unwrap();
+    let log = open(dir.path());
+    append(&log, 1, 2).await;
+    let second = SegmentAudit::open(dir.path(), options()).unwrap_err();
+    assert!(second.to_string().contains("another process"), "{second}");
+    log.ready().await.unwrap();
+    log.shutdown().await;
+    assert!(matches!(log.ready().await, Err(AuditError::Closed)));
+    let log = open(dir.path());
+    assert_eq!(log.append(event(3)).await.unwrap().seq, 3);
+    log.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_reader_in_another_process_waits_for_the_index_by_polling_the_files() {
+    let dir = TempDir::new().unwrap();
+    let log = open(dir.path());
+    append(&log, 1, 3).await;
+    wait_indexed(dir.path(), Duration::from_secs(30)).unwrap();
+    assert_eq!(index::indexed_events(dir.path()).unwrap(), Some(3));
+    log.shutdown().await;
 }

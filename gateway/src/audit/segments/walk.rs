@@ -85,9 +85,14 @@ struct State {
     witnessed_matched: u64,
 }
 
-/// Walks the segments in `dir` (see the module docs).
-pub(crate) fn walk(dir: &Path, key: Key, expect: &Expectations) -> Result<Walked, VerifyFailure> {
-    let segments = format::list(dir)
+/// Walks the segments of the chain in `data_dir`, archived and live (see the module
+/// docs).
+pub(crate) fn walk(
+    data_dir: &Path,
+    key: Key,
+    expect: &Expectations,
+) -> Result<Walked, VerifyFailure> {
+    let segments = format::history(data_dir)
         .map_err(|e| broken(None, format!("cannot list the audit segments: {e}")))?;
     let mut state = State {
         loaded_key: match &key {
@@ -377,10 +382,13 @@ impl State {
             ));
         }
         if prev_hash != &self.prev {
+            // Event `seq - 1` was altered, or this event's link to it: named at the
+            // first of the two.
             return Err(broken(
-                Some(seq),
+                Some((seq - 1).max(1)),
                 format!(
-                    "the stored previous hash is not the hash of event {}",
+                    "the hash of event {} is not the previous hash event {seq} stores: one of \
+                     the two was altered",
                     seq - 1
                 ),
             ));

@@ -45,6 +45,37 @@ pub(super) fn sync_dir(dir: &Path) -> Result<(), AuditError> {
         })
 }
 
+/// The lock file in the chain directory: held by the one process that appends.
+pub(super) const LOCK_FILE: &str = ".writer.lock";
+
+/// Takes the chain's writer lock (the operating system releases it if the process
+/// dies): a second process appending to the same segments would fork the chain.
+pub(super) fn take_lock(chain_dir: &Path) -> Result<File, AuditError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(chain_dir.join(LOCK_FILE))
+        .map_err(|source| AuditError::Io {
+            what: "cannot open the audit writer's lock file",
+            source,
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(AuditError::Unavailable(
+            "another process (a running gateway) is writing this data directory's audit log; \
+             ask it through its API, or stop it first"
+                .into(),
+        )),
+        Err(std::fs::TryLockError::Error(source)) => Err(AuditError::Io {
+            what: "cannot lock the audit writer's lock file",
+            source,
+        }),
+    }
+}
+
 /// Cuts off what a crash left of an unacknowledged write at the end of the newest
 /// segment — unless the index holds an event the cut would remove.
 pub(super) fn cut_torn_end(data_dir: &Path, torn: &Torn, head_seq: u64) -> Result<(), AuditError> {
@@ -98,6 +129,8 @@ pub(super) struct Writer {
 
 /// The writer thread's state.
 struct State {
+    /// Held while the writer lives (see [`take_lock`]).
+    _lock: File,
     chain_dir: PathBuf,
     segment_bytes: u64,
     file: File,
@@ -126,6 +159,7 @@ impl Writer {
     /// Opens the newest segment for appending (creating the first one, with a new
     /// chain id, when there is none) and signs a tail a crash left unsigned.
     pub(super) fn open(
+        lock: File,
         chain_dir: &Path,
         walked: &Walked,
         signer: Signer,
@@ -146,6 +180,7 @@ impl Writer {
             }
         };
         let mut state = State {
+            _lock: lock,
             chain_dir: chain_dir.to_owned(),
             segment_bytes,
             file,
