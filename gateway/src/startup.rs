@@ -160,6 +160,11 @@ impl Application {
                     AuditWriter::Sqlite(log) => log.checkpoints(),
                     AuditWriter::Segments(log) => log.checkpoints(),
                     AuditWriter::Postgres(log) => log.county_checkpoints(),
+                    AuditWriter::Inbox(_) => {
+                        return Err(StartError::Audit(
+                            "another process is writing this data directory's audit log".into(),
+                        ));
+                    }
                 };
                 let witnesses = Some(crate::witness::sender::start(
                     stores.audit_backend.clone(),

@@ -32,9 +32,9 @@ use serde::Deserialize;
 
 use crate::audit::settings::EmbeddedAudit;
 use crate::audit::{
-    AUDIT_FILE, AuditBackend, AuditError, AuditLog, AuditOptions, AuditReader, KEY_FILE, PgAudit,
-    PgAuditBackend, PgAuditReader, SegmentAudit, SegmentAuditBackend, SqliteAudit,
-    SqliteAuditBackend, SqliteAuditReader,
+    AUDIT_FILE, AuditBackend, AuditError, AuditLog, AuditOptions, AuditReader, InboxAudit,
+    KEY_FILE, PgAudit, PgAuditBackend, PgAuditReader, SegmentAudit, SegmentAuditBackend,
+    SqliteAudit, SqliteAuditBackend, SqliteAuditReader,
 };
 use crate::limits::{
     DAY_COUNTS_FILE, DayCountState, DayCounts, GovernorState, LimiterState, RedisLimits, StateError,
@@ -90,6 +90,8 @@ pub struct Storage {
 pub enum AuditWriter {
     Sqlite(SqliteAudit),
     Segments(SegmentAudit),
+    /// Beside a gateway that writes the segments: events go through its inbox.
+    Inbox(InboxAudit),
     Postgres(PgAudit),
 }
 
@@ -99,6 +101,7 @@ impl AuditWriter {
         match self {
             AuditWriter::Sqlite(log) => Arc::new(log.clone()),
             AuditWriter::Segments(log) => Arc::new(log.clone()),
+            AuditWriter::Inbox(log) => Arc::new(log.clone()),
             AuditWriter::Postgres(log) => Arc::new(log.clone()),
         }
     }
@@ -108,6 +111,7 @@ impl AuditWriter {
         match self {
             AuditWriter::Sqlite(log) => log.shutdown().await,
             AuditWriter::Segments(log) => log.shutdown().await,
+            AuditWriter::Inbox(_) => {}
             AuditWriter::Postgres(log) => log.shutdown().await,
         }
     }
@@ -118,11 +122,15 @@ impl AuditWriter {
 fn open_embedded(data_dir: &Path, options: AuditOptions) -> Result<AuditWriter, AuditError> {
     let segments = crate::audit::segments::in_segments(data_dir)
         || (options.embedded == EmbeddedAudit::Segments && !data_dir.join(AUDIT_FILE).exists());
-    Ok(if segments {
-        AuditWriter::Segments(SegmentAudit::open(data_dir, options)?)
-    } else {
-        AuditWriter::Sqlite(SqliteAudit::open(data_dir, options)?)
-    })
+    Ok(
+        if segments && crate::audit::segments::writer_running(data_dir) {
+            AuditWriter::Inbox(InboxAudit::new(data_dir, options))
+        } else if segments {
+            AuditWriter::Segments(SegmentAudit::open(data_dir, options)?)
+        } else {
+            AuditWriter::Sqlite(SqliteAudit::open(data_dir, options)?)
+        },
+    )
 }
 
 /// The stores, open.

@@ -128,6 +128,8 @@ async fn snapshot(data: &Path) -> Snapshot {
 
 /// The operations of the admin events in the data directory's audit log.
 fn admin_operations(data: &Path) -> Vec<String> {
+    gateway::audit::segments::wait_indexed(data, Duration::from_secs(30))
+        .expect("the index holds every recorded event");
     let db = rusqlite::Connection::open(data.join("audit.db")).expect("the audit db");
     let mut statement = db
         .prepare("SELECT body FROM events ORDER BY seq")
@@ -779,6 +781,8 @@ async fn an_apply_records_who_ran_it() {
         )
         .await;
     assert_eq!(by.code, 0, "{}", by.stderr);
+    gateway::audit::segments::wait_indexed(&county.data, Duration::from_secs(30))
+        .expect("the index holds every recorded event");
     let db = rusqlite::Connection::open(county.data.join("audit.db")).expect("the audit db");
     let users: Vec<(String, Option<String>)> = db
         .prepare("SELECT body FROM events ORDER BY seq")

@@ -4,10 +4,12 @@
 //! gets 503 and no data (no audit, no data).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 use gateway::audit::{AuditError, AuditEvent, AuditLog, Recorded};
 use gateway::auth::Role;
+
 use serde_json::Value;
 use sim::SampleKind;
 
@@ -17,7 +19,10 @@ use crate::helpers::{TestGateway, lookup, sample};
 /// The events recorded since the gateway started: its start-up record of the
 /// configuration in force (always the first) is left out.
 pub(crate) fn events(gw: &TestGateway) -> Vec<Value> {
-    let db = rusqlite::Connection::open(gw.data_dir.path().join("data/audit.db")).expect("db");
+    let data = gw.data_dir.path().join("data");
+    gateway::audit::segments::wait_indexed(&data, Duration::from_secs(30))
+        .expect("the index holds every answered event");
+    let db = rusqlite::Connection::open(data.join("audit.db")).expect("db");
     let mut statement = db
         .prepare("SELECT body FROM events WHERE seq > 1 ORDER BY seq")
         .expect("query");
@@ -234,8 +239,7 @@ async fn archiving_keeps_three_years_and_refuses_less() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("too short"));
     // The lookup and the start-up record of the configuration.
-    assert_eq!(
-        gateway::audit::verify(&data_dir).expect("intact").events,
-        1 + 1
-    );
+    let backend = gateway::store::Storage::sqlite(&data_dir).audit_backend();
+    let report = backend.verify(Default::default()).await.expect("intact");
+    assert_eq!(report.events, 1 + 1);
 }

@@ -84,23 +84,32 @@ async fn verify_intact(data_dir: &Path) -> u64 {
 
 /// Every event's `(seq, request_id, status, prev_hash, hash)`, in order.
 fn events(data_dir: &Path) -> Vec<(u64, String, i64, String, String)> {
-    let db = rusqlite::Connection::open(data_dir.join("audit.db")).expect("the audit db");
-    let mut statement = db
-        .prepare("SELECT seq, request_id, status, prev_hash, hash FROM events ORDER BY seq")
-        .expect("query");
-    statement
-        .query_map([], |row| {
-            Ok((
-                row.get::<_, i64>(0)? as u64,
-                row.get(1)?,
-                row.get(2)?,
-                row.get(3)?,
-                row.get(4)?,
-            ))
+    // The segments, the record itself (the index may not have the newest events of
+    // a killed process yet).
+    crate::chain_files::ChainFiles::read(data_dir)
+        .records
+        .iter()
+        .filter_map(|record| match record {
+            crate::chain_files::Rec::Event { seq, prev, body } => {
+                let event: Value = serde_json::from_str(body).expect("JSON");
+                Some((
+                    *seq,
+                    event["request_id"]
+                        .as_str()
+                        .expect("a request id")
+                        .to_owned(),
+                    event["outcome"]["status"].as_i64().expect("a status"),
+                    hex::encode(prev),
+                    hex::encode(gateway::audit::chain::link_hash(
+                        *seq,
+                        prev,
+                        body.as_bytes(),
+                    )),
+                ))
+            }
+            crate::chain_files::Rec::Checkpoint { .. } => None,
         })
-        .expect("rows")
-        .collect::<Result<_, _>>()
-        .expect("events")
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

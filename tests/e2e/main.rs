@@ -15,6 +15,7 @@ mod apply;
 mod audit;
 mod auth;
 mod binary;
+mod chain_files;
 mod browser;
 mod browser_access;
 mod browser_admin;

@@ -32,7 +32,16 @@ async fn healthz_and_readyz_report_truthfully() {
 /// makes the gateway not ready, though its store is fine.
 #[tokio::test]
 async fn readyz_says_not_ready_while_the_audit_log_cannot_record() {
-    let gw = TestGateway::start().await;
+    // The log in SQLite (audit.embedded: sqlite), which a lock held elsewhere stops.
+    let gw = TestGateway::start_with(|path, text| {
+        if path == "county/gateway.yaml" {
+            format!("{text}\naudit:\n  embedded: sqlite\n")
+        } else {
+            text.to_owned()
+        }
+    })
+    .await;
+    assert!(!gw.data_dir.path().join("data/chain").exists());
     assert_eq!(gw.get("/readyz").await.status, 200);
     let locker = rusqlite::Connection::open(gw.data_dir.path().join("data/audit.db"))
         .expect("open the audit log");

@@ -13,21 +13,18 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as BASE64;
-use gateway::audit::chain::link_hash;
+use aws_lc_rs::signature::Ed25519KeyPair;
 use gateway::audit::checkpoint::Checkpoint;
-use rusqlite::{Connection, OpenFlags, params};
+use rusqlite::{Connection, OpenFlags};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 use sim::{SampleKind, SimServer};
 use testkit::pki::{Ca, Leaf, Usage};
 use tokio::process::Command;
 
 use crate::binary::{Running, url_in, write_county};
+use crate::chain_files::{ChainFiles, Rec};
 use crate::helpers::{TOWNSHIP, lookup, population, post_json, sample};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_gateway");
@@ -262,8 +259,8 @@ impl County {
         (code, format!("{stdout}{stderr}"))
     }
 
-    fn audit_db(&self) -> Connection {
-        Connection::open(self.data().join("audit.db")).expect("the audit db")
+    fn chain(&self) -> ChainFiles {
+        ChainFiles::read(&self.data())
     }
 
     /// The seq of the newest checkpoint in the gateway's log.
@@ -303,117 +300,6 @@ impl County {
     }
 }
 
-fn seqs(conn: &Connection, table: &str) -> Vec<u64> {
-    let mut stmt = conn
-        .prepare(&format!("SELECT seq FROM {table} ORDER BY seq"))
-        .expect("query");
-    stmt.query_map([], |row| row.get::<_, i64>(0))
-        .expect("rows")
-        .map(|seq| seq.expect("a seq") as u64)
-        .collect()
-}
-
-/// The attacker's edit of event `seq` (its case id), and the chain recomputed from
-/// there with the gateway's own public hash function.
-fn edit_and_rechain(conn: &Connection, seq: u64) {
-    let body: String = conn
-        .query_row(
-            "SELECT body FROM events WHERE seq = ?1",
-            [seq as i64],
-            |row| row.get(0),
-        )
-        .expect("the event");
-    let mut edited: Value = serde_json::from_str(&body).expect("JSON");
-    assert_eq!(edited["kind"], "lookup", "{body}");
-    edited["case_id"] = Value::from("NOTHING-TO-SEE");
-    conn.execute(
-        "UPDATE events SET body = ?1 WHERE seq = ?2",
-        params![gateway::audit::canonical::to_canonical(&edited), seq as i64],
-    )
-    .expect("edit");
-    let prev: String = conn
-        .query_row(
-            "SELECT prev_hash FROM events WHERE seq = ?1",
-            [seq as i64],
-            |row| row.get(0),
-        )
-        .expect("the previous hash");
-    let mut prev: [u8; 32] = hex::decode(prev)
-        .expect("hex")
-        .try_into()
-        .expect("32 bytes");
-    for at in seqs(conn, "events").into_iter().filter(|at| *at >= seq) {
-        let body: String = conn
-            .query_row(
-                "SELECT body FROM events WHERE seq = ?1",
-                [at as i64],
-                |row| row.get(0),
-            )
-            .expect("a body");
-        let hash = link_hash(at, &prev, body.as_bytes());
-        conn.execute(
-            "UPDATE events SET prev_hash = ?1, hash = ?2 WHERE seq = ?3",
-            params![hex::encode(prev), hex::encode(hash), at as i64],
-        )
-        .expect("rechain");
-        prev = hash;
-    }
-}
-
-/// The attacker signs every checkpoint again with `key` (PKCS#8 Ed25519), following
-/// the documented v2 format: the stored hash, the old time and cadence, each naming
-/// the one before.
-fn resign(conn: &Connection, pkcs8: &[u8]) {
-    let key = Ed25519KeyPair::from_pkcs8(pkcs8).expect("an Ed25519 key");
-    let public = BASE64.encode(key.public_key().as_ref());
-    let mut prev = (0u64, "0".repeat(64));
-    for seq in seqs(conn, "checkpoints") {
-        let old: String = conn
-            .query_row(
-                "SELECT text FROM checkpoints WHERE seq = ?1",
-                [seq as i64],
-                |row| row.get(0),
-            )
-            .expect("a checkpoint");
-        let old = Checkpoint::parse(&old).expect("v2");
-        let cadence = old.cadence.expect("v2 has a cadence");
-        let hash: String = conn
-            .query_row(
-                "SELECT hash FROM events WHERE seq = ?1",
-                [seq as i64],
-                |row| row.get(0),
-            )
-            .expect("its event");
-        let signed = format!(
-            "county-gateway audit checkpoint v2\nseq: {seq}\nhash: {hash}\ntime: {}\n\
-             prev: {} {}\ncadence: {} events, {} ms\nkey: {public}\n",
-            old.time,
-            prev.0,
-            prev.1,
-            cadence.every_events,
-            cadence.every.as_millis()
-        );
-        let signature = BASE64.encode(key.sign(signed.as_bytes()).as_ref());
-        let text = format!("{signed}signature: {signature}\n");
-        conn.execute(
-            "UPDATE checkpoints SET text = ?1 WHERE seq = ?2",
-            params![text, seq as i64],
-        )
-        .expect("re-sign");
-        prev = (seq, hex::encode(Sha256::digest(text.as_bytes())));
-    }
-}
-
-/// The seq of the first lookup event in the log.
-fn first_lookup(conn: &Connection) -> u64 {
-    conn.query_row(
-        "SELECT min(seq) FROM events WHERE connector IS NOT NULL",
-        [],
-        |row| row.get::<_, i64>(0),
-    )
-    .expect("a lookup was recorded") as u64
-}
-
 #[tokio::test]
 async fn a_stripped_log_recomputed_over_an_edit_fails_verify_and_serve_refuses_it() {
     let county = County::new().await;
@@ -426,11 +312,13 @@ async fn a_stripped_log_recomputed_over_an_edit_fails_verify_and_serve_refuses_i
     assert!(out.contains("intact: 13 events"), "{out}");
 
     // Every checkpoint deleted, a lookup's case id changed, the chain recomputed.
-    let conn = county.audit_db();
-    conn.execute("DELETE FROM checkpoints", []).expect("strip");
-    let edited = first_lookup(&conn) + 3;
-    edit_and_rechain(&conn, edited);
-    drop(conn);
+    let mut chain = county.chain();
+    chain
+        .records
+        .retain(|r| !matches!(r, Rec::Checkpoint { .. }));
+    let edited = chain.first_lookup() + 3;
+    chain.edit_and_rechain(edited);
+    chain.write();
 
     let (code, out) = county.verify(&[]).await;
     assert_eq!(code, 1, "{out}");
@@ -443,7 +331,7 @@ async fn a_stripped_log_recomputed_over_an_edit_fails_verify_and_serve_refuses_i
     assert!(stderr.contains("broken at seq 5"), "{stderr}");
     assert!(stderr.contains("will not sign over"), "{stderr}");
     assert_eq!(
-        seqs(&county.audit_db(), "checkpoints"),
+        county.chain().checkpoint_seqs(),
         Vec::<u64>::new(),
         "nothing was signed over the forgery"
     );
@@ -473,15 +361,12 @@ async fn witnessed_county(n: usize) -> (County, Running) {
 #[tokio::test]
 async fn a_cut_tail_is_caught_with_the_witness() {
     let (county, witness) = witnessed_county(6).await;
-    let conn = county.audit_db();
-    let checkpoints = seqs(&conn, "checkpoints");
+    let mut chain = county.chain();
+    let checkpoints = chain.checkpoint_seqs();
     // Cut back to a checkpoint three before the newest: the log alone looks whole.
     let keep = checkpoints[checkpoints.len() - 4];
-    conn.execute("DELETE FROM events WHERE seq > ?1", [keep as i64])
-        .expect("cut");
-    conn.execute("DELETE FROM checkpoints WHERE seq > ?1", [keep as i64])
-        .expect("cut");
-    drop(conn);
+    chain.cut_after(keep);
+    chain.write();
     let (code, out) = county.verify(&[]).await;
     assert_eq!(code, 0, "without the witness the cut is not seen: {out}");
 
@@ -513,12 +398,12 @@ async fn a_cut_tail_is_caught_with_the_witness() {
 #[tokio::test]
 async fn a_rewrite_re_signed_with_the_data_dirs_key_is_caught_with_the_witness() {
     let (county, witness) = witnessed_county(4).await;
-    let conn = county.audit_db();
-    let edited = first_lookup(&conn) + 1;
-    edit_and_rechain(&conn, edited);
+    let mut chain = county.chain();
+    let edited = chain.first_lookup() + 1;
+    chain.edit_and_rechain(edited);
     let key = std::fs::read(county.data().join("audit-signing.key")).expect("the key");
-    resign(&conn, &key);
-    drop(conn);
+    chain.resign(&key);
+    chain.write();
     // Consistent on its own, signed by the pinned key itself.
     let (code, out) = county.verify(&[]).await;
     assert_eq!(code, 0, "{out}");
@@ -538,7 +423,9 @@ async fn a_rewrite_re_signed_with_the_data_dirs_key_is_caught_with_the_witness()
     let key_file = county.data().join("audit-signing.key");
     std::fs::remove_file(&key_file).expect("remove the key");
     std::fs::write(&key_file, document.as_ref()).expect("replace the key");
-    resign(&county.audit_db(), document.as_ref());
+    let mut chain = county.chain();
+    chain.resign(document.as_ref());
+    chain.write();
     let (code, out) = county.verify(&[]).await;
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("another key"), "{out}");
@@ -593,7 +480,7 @@ async fn lookups_go_on_while_the_witness_is_down_and_it_gets_the_backlog_when_ba
     let (code, out) = county.verify(&["--witness", "city"]).await;
     assert_eq!(code, 0, "{out}");
     witness.terminate().await;
-    let local = seqs(&county.audit_db(), "checkpoints");
+    let local = county.chain().checkpoint_seqs();
     let witnessed = county.witnessed();
     let first = witnessed[0];
     assert_eq!(

@@ -139,7 +139,7 @@ pub use search::{
     Bound, ExportFormat, Filter, MAX_PAGE, OutcomeClass, Page, SearchError, StoredEvent,
     check_filter, check_limit, export, parse_time_bound, search,
 };
-pub use segments::{SegmentAudit, SegmentAuditBackend, SegmentAuditReader};
+pub use segments::{InboxAudit, SegmentAudit, SegmentAuditBackend, SegmentAuditReader};
 pub use sqlite::{
     AUDIT_FILE, AuditOptions, KEY_FILE, SqliteAudit, checkpoint_public_key, checkpoints_after,
     checkpoints_pending, latest_checkpoint,

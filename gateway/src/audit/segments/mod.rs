@@ -54,6 +54,7 @@
 mod archive;
 pub mod backend;
 pub mod format;
+pub mod inbox;
 pub mod index;
 pub(crate) mod walk;
 mod writer;
@@ -84,6 +85,7 @@ use super::sqlite::{AUDIT_FILE, AuditOptions, KEY_FILE};
 use super::verify::Expectations;
 use super::{AuditError, AuditLog};
 pub use backend::SegmentAuditBackend;
+pub use inbox::InboxAudit;
 pub use index::{Progress, reindex, wait_indexed};
 
 /// A segment file's size limit.
@@ -132,6 +134,11 @@ pub(crate) fn chain_id_of(chain_dir: &Path) -> Result<Option<String>, AuditError
     })?;
     let header = format::Header::decode(&header).map_err(AuditError::Backend)?;
     Ok(Some(hex::encode(header.chain_id)))
+}
+
+/// Whether a process (a running gateway) is writing the segments in `data_dir`.
+pub fn writer_running(data_dir: &Path) -> bool {
+    writer::held(&data_dir.join(format::DIR))
 }
 
 /// Whether the data directory keeps its audit log in segment files.

@@ -605,3 +605,34 @@ async fn a_reader_in_another_process_waits_for_the_index_by_polling_the_files() 
     assert_eq!(index::indexed_events(dir.path()).unwrap(), Some(3));
     log.shutdown().await;
 }
+
+#[tokio::test]
+async fn another_process_records_through_the_inbox_of_the_running_writer() {
+    let dir = TempDir::new().unwrap();
+    let log = open(dir.path());
+    append(&log, 1, 2).await;
+    assert!(writer_running(dir.path()));
+    // Not an event: moved aside, never recorded.
+    let inbox_dir = chain(dir.path()).join(inbox::DIR);
+    std::fs::create_dir_all(&inbox_dir).unwrap();
+    std::fs::write(inbox_dir.join("0-garbage.json"), b"{\"not\": \"an event\"}").unwrap();
+    let beside = InboxAudit::new(dir.path(), options());
+    let recorded = beside.append(event(3)).await.unwrap();
+    assert_eq!(recorded.seq, 3);
+    assert_eq!(log.append(event(4)).await.unwrap().seq, 4);
+    log.shutdown().await;
+    assert!(!writer_running(dir.path()));
+    assert!(inbox_dir.join("rejected/0-garbage.json").exists());
+    let left: Vec<_> = std::fs::read_dir(&inbox_dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.path().is_file())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    assert_eq!(verify(dir.path()).await.unwrap().events, 4);
+    // With no gateway running, the process records its event itself.
+    let alone = InboxAudit::new(dir.path(), options());
+    assert_eq!(alone.append(event(5)).await.unwrap().seq, 5);
+    assert_eq!(verify(dir.path()).await.unwrap().events, 5);
+    assert_eq!(index::check(dir.path()).unwrap(), 5);
+}

@@ -76,6 +76,18 @@ pub(super) fn take_lock(chain_dir: &Path) -> Result<File, AuditError> {
     }
 }
 
+/// Whether a process holds the chain's writer lock (a gateway is writing).
+pub(super) fn held(chain_dir: &Path) -> bool {
+    let Ok(file) = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(chain_dir.join(LOCK_FILE))
+    else {
+        return false;
+    };
+    matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock))
+}
+
 /// Cuts off what a crash left of an unacknowledged write at the end of the newest
 /// segment — unless the index holds an event the cut would remove.
 pub(super) fn cut_torn_end(data_dir: &Path, torn: &Torn, head_seq: u64) -> Result<(), AuditError> {
@@ -238,20 +250,27 @@ impl Writer {
     pub(super) async fn run(self, mut receiver: mpsc::Receiver<Command>) {
         let mut state = self.state;
         let mut stopping = Vec::new();
+        // The inbox is looked into at once: what waited while no gateway ran.
+        let mut next_inbox = Instant::now();
         loop {
             state.hooks.until_running().await;
-            let deadline = state
+            let checkpoint_at = state
                 .next_checkpoint
                 .filter(|_| state.head_seq > state.prev.seq);
-            let received = match deadline {
-                Some(at) => match tokio::time::timeout_at(at, receiver.recv()).await {
-                    Ok(received) => received,
-                    Err(_elapsed) => {
-                        state.checkpoint_now();
-                        continue;
+            let wake = checkpoint_at.map_or(next_inbox, |at| at.min(next_inbox));
+            let received = match tokio::time::timeout_at(wake, receiver.recv()).await {
+                Ok(received) => received,
+                Err(_elapsed) => {
+                    let now = Instant::now();
+                    if now >= next_inbox {
+                        state.record_inbox();
+                        next_inbox = now + super::inbox::POLL;
                     }
-                },
-                None => receiver.recv().await,
+                    if checkpoint_at.is_some_and(|at| now >= at) {
+                        state.checkpoint_now();
+                    }
+                    continue;
+                }
             };
             state.hooks.until_running().await;
             let Some(first) = received else { break };
@@ -264,6 +283,11 @@ impl Writer {
             }
             if !stopping.is_empty() {
                 break;
+            }
+            // Under steady load the queue never idles: look into the inbox here too.
+            if Instant::now() >= next_inbox {
+                state.record_inbox();
+                next_inbox = Instant::now() + super::inbox::POLL;
             }
         }
         receiver.close();
@@ -568,6 +592,45 @@ impl State {
         self.after_write(true);
         self.hand_on(Vec::new(), checkpoints);
         Ok(())
+    }
+
+    /// Records the events other processes left in the inbox, as one batch, and
+    /// removes each file once its event is durable (or already recorded).
+    fn record_inbox(&mut self) {
+        let found = super::inbox::waiting(&self.chain_dir);
+        if found.is_empty() {
+            return;
+        }
+        let data_dir = self
+            .chain_dir
+            .parent()
+            .unwrap_or(&self.chain_dir)
+            .to_owned();
+        let (mut batch, mut waiting) = (Vec::new(), Vec::new());
+        for (path, event) in found {
+            if self.recent.contains(&event.event_id)
+                || super::inbox::already_recorded(&data_dir, &event.event_id)
+            {
+                let _ = std::fs::remove_file(&path);
+                continue;
+            }
+            if let Ok((pending, answer)) = Pending::of(&event) {
+                batch.push(pending);
+                waiting.push((answer, path));
+            }
+        }
+        if batch.is_empty() {
+            return;
+        }
+        self.write_batch(batch);
+        for (mut answer, path) in waiting {
+            if matches!(
+                answer.try_recv(),
+                Ok(Ok(_) | Err(AuditError::DuplicateEvent))
+            ) {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
     }
 
     /// The time trigger: signs the head now if events were added since.
