@@ -42,6 +42,14 @@ pub(super) enum AuditCommand {
     /// the cadence puts them, against the pinned key and the witnesses; name the first
     /// bad sequence number if any. Exit 0 intact, 1 broken.
     Verify(super::verify::VerifyArgs),
+    /// Rebuild the index of a log kept in segment files (`audit.db`: search,
+    /// reports, the witnesses' feed) from the segments alone. The gateway must not
+    /// be running on the data directory.
+    Reindex {
+        /// The gateway's data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
     /// Print the checkpoint key's public half, to pin in gateway.yaml
     /// (audit.checkpoint_public_key) and to list at the witnesses.
     PublicKey(super::verify::PublicKeyArgs),
@@ -231,6 +239,37 @@ pub(super) fn log_of(data_dir: &std::path::Path) -> std::sync::Arc<dyn audit::Au
     crate::store::Storage::sqlite(data_dir).audit_backend()
 }
 
+async fn run_reindex(data_dir: PathBuf) -> ExitCode {
+    if !audit::segments::in_segments(&data_dir) {
+        eprintln!(
+            "error: {} keeps no audit log in segment files (an audit.db log is its own index)",
+            data_dir.display()
+        );
+        return ExitCode::FAILURE;
+    }
+    if audit::segments::writer_running(&data_dir) {
+        eprintln!("error: a gateway is writing this data directory's audit log; stop it first");
+        return ExitCode::FAILURE;
+    }
+    match tokio::task::spawn_blocking(move || audit::segments::reindex(&data_dir)).await {
+        Ok(Ok(done)) => {
+            println!(
+                "index rebuilt from the segments: events up to seq {}, checkpoints up to seq {}",
+                done.events, done.checkpoint
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(Err(e)) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("error: the reindex task failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// What `gateway audit archive` says of its run.
 fn archive_outcome(
     outcome: Result<Option<audit::Archived>, audit::AuditError>,
@@ -314,6 +353,7 @@ pub(super) async fn run_audit(command: AuditCommand) -> ExitCode {
         // Verify talks to witnesses: it is run by the caller, on the runtime.
         AuditCommand::Verify(_) => ExitCode::from(2),
         AuditCommand::PublicKey(args) => super::verify::run_public_key(&args).await,
+        AuditCommand::Reindex { data_dir } => run_reindex(data_dir).await,
         AuditCommand::Archive { store, keep_days } => {
             let opened = match Opened::of(store) {
                 Ok(opened) => opened,

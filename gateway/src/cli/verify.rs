@@ -42,6 +42,10 @@ pub(super) struct VerifyArgs {
     /// witness serves them (`gateway witness export`). Repeatable.
     #[arg(long, value_name = "NAME|URL|FILE")]
     witness: Vec<String>,
+    /// Also check that the index (`audit.db` beside segment files) says what the
+    /// segments say, event by event; rebuild it with `gateway audit reindex`.
+    #[arg(long)]
+    index: bool,
 }
 
 #[derive(Debug, Args)]
@@ -190,8 +194,27 @@ pub(super) async fn run_verify(args: VerifyArgs) -> ExitCode {
             report.unsigned_tail
         );
     }
+    if report.unacknowledged_bytes > 0 {
+        println!(
+            "torn end: {} bytes after the last whole record, a write a crash cut short (never \
+             acknowledged); the gateway cuts them off when it starts",
+            report.unacknowledged_bytes
+        );
+    }
     for (witness, held) in sources {
         println!("witness {witness}: {held} checkpoints, all consistent with the log");
+    }
+    if args.index {
+        match log.check_index().await {
+            Ok(Some(events)) => {
+                println!("index: {events} live events, each as the segments say");
+            }
+            Ok(None) => println!("index: the log is its own index"),
+            Err(failure) => {
+                println!("{failure}");
+                return ExitCode::FAILURE;
+            }
+        }
     }
     ExitCode::SUCCESS
 }

@@ -216,6 +216,8 @@ pub fn reindex(data_dir: &Path) -> Result<Progress, AuditError> {
             "the data directory holds no audit segments to index".into(),
         ));
     };
+    // No gateway may start writing (and indexing) meanwhile.
+    let _lock = super::writer::take_lock(&chain_dir)?;
     let mut conn = open(data_dir, &chain_id)?;
     conn.execute_batch(
         "BEGIN IMMEDIATE;
