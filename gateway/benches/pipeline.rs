@@ -2,9 +2,11 @@
 //! markdown section `### In-process measurements`:
 //!
 //! - 6. policy decisions with 10 vs 10,000 grants (p50 within 5 %);
-//! - 7. the audit writer alone: durable events per second with 64 concurrent
-//!      appenders (≥ 20,000/s), then the offline chain verification of the log
-//!      (≥ 1,000,000 events/s);
+//! - 7. the audit writer alone, segment files (the default) and SQLite side by
+//!      side: durable events per second with 64 concurrent appenders (segments
+//!      ≥ 100,000/s, SQLite ≥ 20,000/s), bytes written per event (segments ≤ 1.5× the
+//!      body), then the offline chain verification (segments ≥ 1,000,000 events/s
+//!      over 1,000,000 events);
 //! - 8. RSS with 1,000,000 distinct rate-limit keys (< 150 MB) and after the sweep.
 //!
 //! `cargo bench -p gateway --bench pipeline` (under a minute), `-- --quick` (shorter).
@@ -31,7 +33,11 @@ use std::time::{Duration, Instant};
 
 use gateway::audit::canonical::event_body;
 use gateway::audit::chain::{GENESIS, link_hash};
-use gateway::audit::{AuditEvent, AuditLog, AuditOptions, SqliteAudit, verify};
+use gateway::audit::segments::format::DIR as CHAIN_DIR;
+use gateway::audit::{
+    AuditBackend as _, AuditEvent, AuditLog, AuditOptions, SegmentAudit, SegmentAuditBackend,
+    SqliteAudit, verify,
+};
 use gateway::limits::{GovernorState, LimiterState, Rate};
 use gateway::policy::PolicySet;
 
@@ -48,6 +54,8 @@ struct Sizes {
     policy_batch: usize,
     audit_for: Duration,
     verify_events: u64,
+    /// The segment log's verify size.
+    verify_segments: u64,
     /// The longest the log is filled up to `verify_events` (fewer events then).
     fill_for_at_most: Duration,
 }
@@ -60,6 +68,7 @@ const FULL: Sizes = Sizes {
     policy_batch: 100,
     audit_for: Duration::from_secs(3),
     verify_events: 200_000,
+    verify_segments: 1_000_000,
     fill_for_at_most: Duration::from_secs(25),
 };
 
@@ -71,6 +80,7 @@ const QUICK: Sizes = Sizes {
     policy_batch: 100,
     audit_for: Duration::from_millis(1_500),
     verify_events: 100_000,
+    verify_segments: 300_000,
     fill_for_at_most: Duration::from_secs(12),
 };
 
@@ -82,6 +92,7 @@ const SMOKE: Sizes = Sizes {
     policy_batch: 10,
     audit_for: Duration::from_millis(200),
     verify_events: 2_000,
+    verify_segments: 2_000,
     fill_for_at_most: Duration::from_secs(5),
 };
 
@@ -90,6 +101,7 @@ const APPENDERS: usize = 64;
 /// The policy ratio target: p50 at 10,000 grants within 5 % of 10 grants.
 const POLICY_RATIO_MAX: f64 = 1.05;
 const AUDIT_MIN_PER_S: f64 = 20_000.0;
+const AUDIT_SEGMENTS_MIN_PER_S: f64 = 100_000.0;
 const VERIFY_MIN_PER_S: f64 = 1_000_000.0;
 const RSS_MAX_BYTES: u64 = 150_000_000;
 
@@ -384,13 +396,20 @@ fn policy_scenario(sizes: &Sizes, county: &County, report: &mut Report) {
 
 // ---- 7. the audit writer alone, and chain verification -----------------------
 
-async fn audit_scenario(sizes: &Sizes, county: &County, report: &mut Report) {
-    let dir = tempfile::tempdir().expect("a temp dir");
-    let log = SqliteAudit::open(dir.path(), AuditOptions::default()).expect("the log opens");
+/// One store's run of durable appends.
+struct AppendRun {
+    appended: u64,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+    cpu: String,
+    /// `write_bytes` of the process during the run.
+    io: u64,
+}
 
-    // 64 appenders, each appending one event after another until the time is up; an
-    // append returns once its event is committed (WAL, synchronous=FULL).
-    let deadline = Instant::now() + sizes.audit_for;
+/// `APPENDERS` appenders, each appending one event after another for `for_`; an
+/// append returns once its event is durable.
+async fn append_run(log: Arc<dyn AuditLog>, county: &County, for_: Duration) -> AppendRun {
+    let deadline = Instant::now() + for_;
     let cpu_before = thread_cpu();
     let io_before = written_bytes();
     let t = Instant::now();
@@ -415,84 +434,30 @@ async fn audit_scenario(sizes: &Sizes, county: &County, report: &mut Report) {
         latencies.extend(task.await.expect("the appender ran"));
     }
     let elapsed = t.elapsed();
-    let cpu = cpu_share(&cpu_before, &thread_cpu(), elapsed);
-    let appended = latencies.len() as u64;
-    let io = written_bytes().saturating_sub(io_before);
-    let per_s = appended as f64 / elapsed.as_secs_f64();
-    let p50 = percentile(&mut latencies, 0.5);
-    let p99 = percentile(&mut latencies, 0.99);
-    report.row(
-        &format!(
-            "7. durable audit appends, {APPENDERS} concurrent appenders, {:.1} s",
-            sizes.audit_for.as_secs_f64()
-        ),
-        format!(
-            "{} events/s ({} events; append p50 {}, p99 {})",
-            thousands(per_s as u64),
-            thousands(appended),
-            millis(p50),
-            millis(p99)
-        ),
-        "≥ 20,000 events/s",
-        Some(per_s >= AUDIT_MIN_PER_S),
-    );
-    report.row("7. CPU while appending, by thread (info)", cpu, "—", None);
-    report.row(
-        "7. written to storage while appending (info)",
-        format!(
-            "{} ({:.1} KB per event; `write_bytes` of /proc/self/io)",
-            mb(io),
-            io as f64 / appended.max(1) as f64 / 1e3
-        ),
-        "—",
-        None,
-    );
-
-    // Fill the same log up to the verify size, then check it as `gateway audit verify`.
-    let missing = sizes.verify_events.saturating_sub(appended);
-    let t = Instant::now();
-    let filled = fill(&log, county, missing, t + sizes.fill_for_at_most).await;
-    let fill_time = t.elapsed();
-    log.shutdown().await;
-    let total = appended + filled;
-    let db_bytes =
-        std::fs::metadata(dir.path().join(gateway::audit::AUDIT_FILE)).map_or(0, |m| m.len());
-    let path = dir.path().to_owned();
-    let (result, verify_time) = tokio::task::spawn_blocking(move || {
-        let t = Instant::now();
-        let result = verify(&path);
-        (result, t.elapsed())
-    })
-    .await
-    .expect("verify ran");
-    let verified = result.expect("the log verifies");
-    assert_eq!(verified.events, total);
-    let verify_per_s = total as f64 / verify_time.as_secs_f64();
-    if total < sizes.verify_events {
-        report.notes.push(format!(
-            "The log was filled for at most {} s: chain verify ran over {} events instead \
-             of {}.",
-            sizes.fill_for_at_most.as_secs(),
-            thousands(total),
-            thousands(sizes.verify_events)
-        ));
+    AppendRun {
+        appended: latencies.len() as u64,
+        cpu: cpu_share(&cpu_before, &thread_cpu(), elapsed),
+        io: written_bytes().saturating_sub(io_before),
+        elapsed,
+        latencies,
     }
-    report.row(
-        &format!(
-            "chain verify (`gateway audit verify`), {} events",
-            thousands(total)
-        ),
-        format!(
-            "{} events/s ({:.2} s, {} checkpoints)",
-            thousands(verify_per_s as u64),
-            verify_time.as_secs_f64(),
-            verified.checkpoints
-        ),
-        "≥ 1,000,000 events/s",
-        Some(verify_per_s >= VERIFY_MIN_PER_S),
-    );
+}
 
-    // Where verification time goes: the hash chain alone, and parsing the bodies.
+/// The bytes of the files directly in `dir`.
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|e| e.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+async fn audit_scenario(sizes: &Sizes, county: &County, report: &mut Report) {
     let sample: Vec<AuditEvent> = (0..2_000)
         .map(|_| common::lookup_event(&county.caller))
         .collect();
@@ -501,6 +466,196 @@ async fn audit_scenario(sizes: &Sizes, county: &County, report: &mut Report) {
         .map(|e| event_body(e).expect("a body"))
         .collect();
     let body_bytes = bodies.iter().map(String::len).sum::<usize>() / bodies.len();
+
+    // 7a. The segment files (the default), then 7b. the SQLite log, side by side.
+    let seg_dir = tempfile::tempdir().expect("a temp dir");
+    let segments = SegmentAudit::open(seg_dir.path(), AuditOptions::default()).expect("opens");
+    let seg = append_run(Arc::new(segments.clone()), county, sizes.audit_for).await;
+    let seg_file_bytes = dir_bytes(&seg_dir.path().join(CHAIN_DIR));
+    let sql_dir = tempfile::tempdir().expect("a temp dir");
+    let sqlite = SqliteAudit::open(sql_dir.path(), AuditOptions::default()).expect("opens");
+    let sql = append_run(Arc::new(sqlite.clone()), county, sizes.audit_for).await;
+    for (name, run, target, pass) in [
+        (
+            "7a. durable audit appends, segment files",
+            &seg,
+            "≥ 100,000 events/s",
+            AUDIT_SEGMENTS_MIN_PER_S,
+        ),
+        (
+            "7b. durable audit appends, SQLite (WAL, synchronous=FULL)",
+            &sql,
+            "≥ 20,000 events/s",
+            AUDIT_MIN_PER_S,
+        ),
+    ] {
+        let mut latencies = run.latencies.clone();
+        let per_s = run.appended as f64 / run.elapsed.as_secs_f64();
+        report.row(
+            &format!(
+                "{name}, {APPENDERS} concurrent appenders, {:.1} s",
+                sizes.audit_for.as_secs_f64()
+            ),
+            format!(
+                "{} events/s ({} events; append p50 {}, p99 {})",
+                thousands(per_s as u64),
+                thousands(run.appended),
+                millis(percentile(&mut latencies, 0.5)),
+                millis(percentile(&mut latencies, 0.99))
+            ),
+            target,
+            Some(per_s >= pass),
+        );
+        report.row(
+            &format!("{} CPU while appending, by thread (info)", &name[..3]),
+            run.cpu.clone(),
+            "—",
+            None,
+        );
+        report.row(
+            &format!("{} written to storage while appending (info)", &name[..3]),
+            format!(
+                "{} ({:.1} KB per event, {:.1}× its ~{body_bytes}-byte body; `write_bytes` \
+                 of /proc/self/io, the index included)",
+                mb(run.io),
+                run.io as f64 / run.appended.max(1) as f64 / 1e3,
+                run.io as f64 / run.appended.max(1) as f64 / body_bytes as f64
+            ),
+            "—",
+            None,
+        );
+    }
+    let seg_ratio = seg_file_bytes as f64 / seg.appended.max(1) as f64 / body_bytes as f64;
+    report.row(
+        "7a. segment bytes per event (the durable record alone)",
+        format!(
+            "{:.0} bytes, {seg_ratio:.2}× the body",
+            seg_file_bytes as f64 / seg.appended.max(1) as f64
+        ),
+        "≤ 1.5× the body",
+        Some(seg_ratio <= 1.5),
+    );
+    report.row(
+        "7. segment files ÷ SQLite, appends per second (same run)",
+        format!(
+            "{:.1}×",
+            (seg.appended as f64 / seg.elapsed.as_secs_f64())
+                / (sql.appended as f64 / sql.elapsed.as_secs_f64()).max(1.0)
+        ),
+        "—",
+        None,
+    );
+
+    // Fill the segment log up to the verify size and check it as `gateway audit
+    // verify` does; the SQLite log to its own (smaller) size.
+    let t = Instant::now();
+    let missing = sizes.verify_segments.saturating_sub(seg.appended);
+    let filled = fill(
+        Arc::new(segments.clone()),
+        county,
+        missing,
+        t + sizes.fill_for_at_most,
+    )
+    .await;
+    let seg_fill = t.elapsed();
+    segments.shutdown().await;
+    let seg_total = seg.appended + filled;
+    let t = Instant::now();
+    let verified = SegmentAuditBackend::new(seg_dir.path())
+        .verify(Default::default())
+        .await
+        .expect("the segments verify");
+    let seg_verify = t.elapsed();
+    assert_eq!(verified.events, seg_total);
+    let seg_verify_per_s = seg_total as f64 / seg_verify.as_secs_f64();
+    report.row(
+        &format!(
+            "chain verify, segment files (`gateway audit verify`), {} events",
+            thousands(seg_total)
+        ),
+        format!(
+            "{} events/s ({:.2} s, {} checkpoints)",
+            thousands(seg_verify_per_s as u64),
+            seg_verify.as_secs_f64(),
+            verified.checkpoints
+        ),
+        "≥ 1,000,000 events/s",
+        Some(seg_verify_per_s >= VERIFY_MIN_PER_S),
+    );
+    let t = Instant::now();
+    let index_checked = tokio::task::spawn_blocking({
+        let path = seg_dir.path().to_owned();
+        move || gateway::audit::segments::index::check(&path)
+    })
+    .await
+    .expect("the index check ran")
+    .expect("the index is consistent");
+    report.row(
+        "index check (`verify --index`, info)",
+        format!(
+            "{} events/s ({:.2} s)",
+            thousands((index_checked as f64 / t.elapsed().as_secs_f64()) as u64),
+            t.elapsed().as_secs_f64()
+        ),
+        "—",
+        None,
+    );
+
+    let missing = sizes.verify_events.saturating_sub(sql.appended);
+    let t = Instant::now();
+    let filled = fill(
+        Arc::new(sqlite.clone()),
+        county,
+        missing,
+        t + sizes.fill_for_at_most,
+    )
+    .await;
+    let fill_time = t.elapsed();
+    sqlite.shutdown().await;
+    let total = sql.appended + filled;
+    let db_bytes =
+        std::fs::metadata(sql_dir.path().join(gateway::audit::AUDIT_FILE)).map_or(0, |m| m.len());
+    let path = sql_dir.path().to_owned();
+    let (result, verify_time) = tokio::task::spawn_blocking(move || {
+        let t = Instant::now();
+        let result = verify(&path);
+        (result, t.elapsed())
+    })
+    .await
+    .expect("verify ran");
+    let sql_verified = result.expect("the log verifies");
+    assert_eq!(sql_verified.events, total);
+    let verify_per_s = total as f64 / verify_time.as_secs_f64();
+    for (what, wanted, got) in [
+        ("segment files", sizes.verify_segments, seg_total),
+        ("SQLite", sizes.verify_events, total),
+    ] {
+        if got < wanted {
+            report.notes.push(format!(
+                "The {what} log was filled for at most {} s: chain verify ran over {} \
+                 events instead of {}.",
+                sizes.fill_for_at_most.as_secs(),
+                thousands(got),
+                thousands(wanted)
+            ));
+        }
+    }
+    report.row(
+        &format!(
+            "chain verify, SQLite log (`gateway audit verify`), {} events (info)",
+            thousands(total)
+        ),
+        format!(
+            "{} events/s ({:.2} s, {} checkpoints)",
+            thousands(verify_per_s as u64),
+            verify_time.as_secs_f64(),
+            sql_verified.checkpoints
+        ),
+        "—",
+        None,
+    );
+
+    // Where verification time goes: the hash chain alone, and parsing the bodies.
     let n = total.max(1);
     let t = Instant::now();
     let mut prev = GENESIS;
@@ -516,12 +671,12 @@ async fn audit_scenario(sizes: &Sizes, county: &County, report: &mut Report) {
         black_box(event);
     }
     let parse_per_s = n as f64 / t.elapsed().as_secs_f64();
-    let path = dir.path().join(gateway::audit::AUDIT_FILE);
+    let path = sql_dir.path().join(gateway::audit::AUDIT_FILE);
     let (scan_time, integrity_time) = tokio::task::spawn_blocking(move || sqlite_parts(&path))
         .await
         .expect("the SQLite parts ran");
     report.row(
-        "chain verify, hash chain alone (in memory, info)",
+        "chain verify, hash chain alone (in memory, one thread, info)",
         format!("{} events/s", thousands(hash_per_s as u64)),
         "—",
         None,
@@ -549,11 +704,14 @@ async fn audit_scenario(sizes: &Sizes, county: &County, report: &mut Report) {
         None,
     );
     report.notes.push(format!(
-        "Audit: `SqliteAudit` with default options (batch ≤ 512, checkpoint every 1,000 \
-         events) in a temp dir on {}; events are lookup events of ~{body_bytes} bytes \
-         (canonical body). The log was then filled to {} events ({:.1} s, 512 appenders) \
-         for the verify row: `audit.db` is then {} ({} bytes per event).",
-        filesystem(dir.path()),
+        "Audit: `SegmentAudit` and `SqliteAudit` with default options (batch ≤ 512, \
+         checkpoint every 1,000 events), each in a temp dir on {}; events are lookup \
+         events of ~{body_bytes} bytes (canonical body). The segment log was then filled \
+         to {} events ({:.1} s, 512 appenders) for its verify row; the SQLite log to {} \
+         events ({:.1} s): `audit.db` is then {} ({} bytes per event).",
+        filesystem(seg_dir.path()),
+        thousands(seg_total),
+        seg_fill.as_secs_f64(),
         thousands(total),
         fill_time.as_secs_f64(),
         mb(db_bytes),
@@ -603,7 +761,7 @@ fn sqlite_parts(path: &Path) -> (Duration, Duration) {
 
 /// Appends up to `events` events with many concurrent appenders, stopping early
 /// at `until` (so that a slow disk cannot stretch the run); returns how many.
-async fn fill(log: &SqliteAudit, county: &County, events: u64, until: Instant) -> u64 {
+async fn fill(log: Arc<dyn AuditLog>, county: &County, events: u64, until: Instant) -> u64 {
     const FILLERS: usize = 512;
     let next = Arc::new(AtomicU64::new(0));
     let tasks: Vec<_> = (0..FILLERS)
