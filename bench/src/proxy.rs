@@ -57,6 +57,15 @@ enum ClientKind {
     Hyper,
 }
 
+impl ClientKind {
+    fn name(self) -> &'static str {
+        match self {
+            ClientKind::Reqwest => "reqwest",
+            ClientKind::Hyper => "hyper",
+        }
+    }
+}
+
 /// Idle connections kept per department, as the gateway's connectors keep them.
 const POOL_IDLE_PER_HOST: usize = 256;
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -143,8 +152,10 @@ pub(crate) async fn proxy(args: ProxyArgs) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     eprintln!(
-        "gateway-bench proxy ({:?}): listening on {}, forwarding to {}",
-        args.client, args.listen, args.upstream
+        "gateway-bench proxy ({}): listening on {}, forwarding to {}",
+        args.client.name(),
+        args.listen,
+        args.upstream
     );
     axum::serve(listener, app)
         .await

@@ -429,7 +429,7 @@ fn transport_line(
         "\n- Transport and pipeline: the full pipeline {:.2}× nginx; the bare axum proxies \
          (no pipeline) {}. The gateway reaches {share:.2}× of the better bare proxy \
          ({best_name}, {:.0}/s): the pipeline costs {:.0} % of the throughput the \
-         transport allows, the transport itself {:.0} % of nginx's{}.",
+         transport allows; the transport alone costs {:.0} % of nginx's throughput{}.",
         gateway.rps() / n,
         list.join(", "),
         best.rps(),
