@@ -5,6 +5,8 @@
 //! - `load` ([`load`]) is a fixed-rate, open-loop HTTP client that prints latency
 //!   percentiles as JSON;
 //! - `fsync` ([`fsync`]) measures how long making a small write durable takes;
+//! - `proxy` ([`proxy`]) is a bare reverse proxy (axum with reqwest or hyper's client
+//!   behind it), the transport alone, measured beside nginx;
 //! - `report` ([`report`]) turns a run's JSON results into the markdown tables of
 //!   `bench/results.md`.
 //!
@@ -23,6 +25,7 @@ use clap::{Parser, Subcommand};
 mod fixtures;
 mod fsync;
 mod load;
+mod proxy;
 mod report;
 
 /// Benchmark helpers for `bench/run`.
@@ -43,6 +46,9 @@ enum Command {
     Report(report::ReportArgs),
     /// Measure fsync latency in a directory (the floor of a durable audit's latency).
     Fsync(fsync::FsyncArgs),
+    /// Forward every request to a department and return its answer, nothing else (axum
+    /// with reqwest or hyper's client): the transport's own ceiling.
+    Proxy(proxy::ProxyArgs),
 }
 
 fn main() -> ExitCode {
@@ -64,6 +70,7 @@ fn main() -> ExitCode {
             Command::Load(args) => load::load(args).await,
             Command::Report(args) => report::report(&args),
             Command::Fsync(args) => fsync::fsync(args).await,
+            Command::Proxy(args) => proxy::proxy(args).await,
         }
     });
     match outcome {

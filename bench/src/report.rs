@@ -54,7 +54,7 @@ struct CpuResult {
 }
 
 /// The throughput scenarios: file stem, name, what is measured.
-const THROUGHPUT: [(&str, &str, &str); 5] = [
+const THROUGHPUT: [(&str, &str, &str); 7] = [
     (
         "direct",
         "1. department directly",
@@ -64,6 +64,16 @@ const THROUGHPUT: [(&str, &str, &str); 5] = [
         "nginx",
         "2. nginx plain reverse proxy",
         "keep-alive upstream, same request",
+    ),
+    (
+        "proxy-reqwest",
+        PROXY_REQWEST,
+        "`gateway-bench proxy`, no pipeline, same request",
+    ),
+    (
+        "proxy-hyper",
+        PROXY_HYPER,
+        "`gateway-bench proxy`, no pipeline, same request",
     ),
     (
         "gateway",
@@ -84,6 +94,10 @@ const THROUGHPUT: [(&str, &str, &str); 5] = [
 
 /// Scenario 6's name in both tables.
 const CLUSTER: &str = "6. three replicas, PostgreSQL + Redis";
+
+/// The bare proxies' names in both tables: the transport alone (`gateway-bench proxy`).
+const PROXY_REQWEST: &str = "2a. bare axum + reqwest proxy";
+const PROXY_HYPER: &str = "2b. bare axum + hyper client proxy";
 
 /// What `bench/run` measured of PostgreSQL's commit (`pg-commit.json`): single-row
 /// INSERTs, each its own transaction, timed by psql.
@@ -170,7 +184,8 @@ pub(crate) fn report(args: &ReportArgs) -> Result<(), String> {
     let _ = writeln!(
         out,
         "\nCPU/request: CPU time of the process under test over the run ÷ requests — the \
-         department in 1, nginx's workers in 2, the gateway in 3 and 4 (without the \
+         department in 1, nginx's workers in 2, the bare proxy in 2a and 2b, the gateway in \
+         3 and 4 (without the \
          department it calls), the three replicas together in 6 (without the balancer, \
          PostgreSQL and Redis)."
     );
@@ -178,6 +193,8 @@ pub(crate) fn report(args: &ReportArgs) -> Result<(), String> {
     let lat = |stem: &str| read_json::<LoadResult>(&args.dir.join(format!("load-{stem}.json")));
     let direct = lat("direct");
     let nginx = lat("nginx");
+    let proxy_reqwest = lat("proxy-reqwest");
+    let proxy_hyper = lat("proxy-hyper");
     let gateway = lat("gateway");
     let form = lat("form");
     let cluster = lat("cluster");
@@ -204,6 +221,8 @@ pub(crate) fn report(args: &ReportArgs) -> Result<(), String> {
     for (name, r) in [
         ("1. department directly", &direct),
         ("2. nginx plain reverse proxy", &nginx),
+        (PROXY_REQWEST, &proxy_reqwest),
+        (PROXY_HYPER, &proxy_hyper),
         ("3. gateway, full pipeline", &gateway),
     ] {
         if let Some(r) = r {
@@ -349,8 +368,114 @@ pub(crate) fn report(args: &ReportArgs) -> Result<(), String> {
             );
         }
     }
+    transport_line(
+        &mut out,
+        &args.dir,
+        &wrk,
+        direct.as_ref(),
+        [
+            ("reqwest", proxy_reqwest.as_ref()),
+            ("hyper", proxy_hyper.as_ref()),
+        ],
+        gateway.as_ref(),
+    );
     print!("{out}");
     Ok(())
+}
+
+/// CPU per request of a wrk run (`cpu-STEM.json`), µs.
+fn cpu_per_request(dir: &Path, stem: &str, run: &WrkResult) -> Option<u64> {
+    read_json::<CpuResult>(&dir.join(format!("cpu-{stem}.json")))
+        .filter(|c| c.ticks_per_s > 0 && run.requests > 0)
+        .map(|c| c.cpu_ticks * 1_000_000 / c.ticks_per_s / run.requests)
+}
+
+/// Under the targets: how much of the gap to nginx is the transport (the bare proxies
+/// 2a and 2b) and how much the pipeline (the gateway against the better of the two).
+fn transport_line(
+    out: &mut String,
+    dir: &Path,
+    wrk: &BTreeMap<&str, WrkResult>,
+    direct: Option<&LoadResult>,
+    proxies_at_rate: [(&str, Option<&LoadResult>); 2],
+    gateway_at_rate: Option<&LoadResult>,
+) {
+    let (Some(nginx), Some(gateway)) = (wrk.get("nginx"), wrk.get("gateway")) else {
+        return;
+    };
+    let n = nginx.rps();
+    let proxies: Vec<(&str, &str, &WrkResult)> =
+        [("reqwest", "proxy-reqwest"), ("hyper", "proxy-hyper")]
+            .into_iter()
+            .filter_map(|(name, stem)| wrk.get(stem).map(|r| (name, stem, r)))
+            .collect();
+    let Some(&(best_name, best_stem, best)) = proxies
+        .iter()
+        .max_by(|a, b| a.2.rps().total_cmp(&b.2.rps()))
+    else {
+        return;
+    };
+    if n <= 0.0 || best.rps() <= 0.0 {
+        return;
+    }
+    let list: Vec<String> = proxies
+        .iter()
+        .map(|(name, _, r)| format!("{name} {:.2}×", r.rps() / n))
+        .collect();
+    let share = gateway.rps() / best.rps();
+    let errors = proxies.iter().map(|(_, _, r)| r.errors).sum::<u64>();
+    let _ = write!(
+        out,
+        "\n- Transport and pipeline: the full pipeline {:.2}× nginx; the bare axum proxies \
+         (no pipeline) {}. The gateway reaches {share:.2}× of the better bare proxy \
+         ({best_name}, {:.0}/s): the pipeline costs {:.0} % of the throughput the \
+         transport allows; the transport alone costs {:.0} % of nginx's throughput{}.",
+        gateway.rps() / n,
+        list.join(", "),
+        best.rps(),
+        (1.0 - share) * 100.0,
+        (1.0 - best.rps() / n) * 100.0,
+        if errors > 0 {
+            " (the bare proxies had errors)"
+        } else {
+            ""
+        }
+    );
+    if let (Some(g), Some(p), Some(x)) = (
+        cpu_per_request(dir, "gateway", gateway),
+        cpu_per_request(dir, best_stem, best),
+        cpu_per_request(dir, "nginx", nginx),
+    ) {
+        let _ = write!(
+            out,
+            " CPU per request: gateway {g} µs, {best_name} proxy {p} µs, nginx {x} µs; the \
+             pipeline's own {} µs.",
+            i128::from(g) - i128::from(p)
+        );
+    }
+    if let (Some(d), Some(g)) = (direct, gateway_at_rate) {
+        let added: Vec<String> = proxies_at_rate
+            .iter()
+            .filter_map(|(name, r)| {
+                r.map(|r| {
+                    format!(
+                        "{name} proxy {}",
+                        signed_ms(i128::from(r.p99_us) - i128::from(d.p99_us))
+                    )
+                })
+            })
+            .collect();
+        if !added.is_empty() {
+            let _ = write!(
+                out,
+                " Added p99 at {}/s over the department directly: {}, gateway {}.",
+                g.rate,
+                added.join(", "),
+                signed_ms(i128::from(g.p99_us) - i128::from(d.p99_us))
+            );
+        }
+    }
+    let _ = writeln!(out);
 }
 
 /// The audit writers' batches during the fixed-rate run `label`: the difference of
