@@ -127,8 +127,9 @@ async fn snapshot(data: &Path) -> Snapshot {
 }
 
 /// The operations of the admin events in the data directory's audit log.
-fn admin_operations(data: &Path) -> Vec<String> {
+async fn admin_operations(data: &Path) -> Vec<String> {
     gateway::audit::segments::wait_indexed(data, Duration::from_secs(30))
+        .await
         .expect("the index holds every recorded event");
     let db = rusqlite::Connection::open(data.join("audit.db")).expect("the audit db");
     let mut statement = db
@@ -200,7 +201,7 @@ async fn apply_previews_checks_commits_and_keeps_the_registry_in_step() {
     );
     assert_eq!(registry.policy_files["policies/jisheng2.yaml"].text, POLICY);
     assert_eq!(
-        admin_operations(&county.data),
+        admin_operations(&county.data).await,
         ["registry.apply +2 ~0 -0 rev=1"]
     );
 
@@ -284,7 +285,7 @@ async fn apply_previews_checks_commits_and_keeps_the_registry_in_step() {
     assert_eq!(dry.code, 1, "{dry:?}");
     assert_eq!(snapshot(&county.data).await.revision, 3);
     assert_eq!(
-        admin_operations(&county.data),
+        admin_operations(&county.data).await,
         [
             "registry.apply +2 ~0 -0 rev=1",
             "registry.apply +0 ~1 -0 rev=2",
@@ -654,7 +655,7 @@ async fn a_running_gateway_picks_up_an_apply_without_a_restart() {
     let reload = format!("config.load {version}");
     let recorded = async {
         loop {
-            let operations = admin_operations(&county.data);
+            let operations = admin_operations(&county.data).await;
             if let Some(apply_at) = operations
                 .iter()
                 .position(|op| op == "registry.apply +2 ~0 -0 rev=1")
@@ -782,6 +783,7 @@ async fn an_apply_records_who_ran_it() {
         .await;
     assert_eq!(by.code, 0, "{}", by.stderr);
     gateway::audit::segments::wait_indexed(&county.data, Duration::from_secs(30))
+        .await
         .expect("the index holds every recorded event");
     let db = rusqlite::Connection::open(county.data.join("audit.db")).expect("the audit db");
     let users: Vec<(String, Option<String>)> = db

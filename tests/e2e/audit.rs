@@ -18,9 +18,10 @@ use crate::helpers::{TestGateway, lookup, sample};
 /// Every event's canonical body in the test gateway's audit log, in order.
 /// The events recorded since the gateway started: its start-up record of the
 /// configuration in force (always the first) is left out.
-pub(crate) fn events(gw: &TestGateway) -> Vec<Value> {
+pub(crate) async fn events(gw: &TestGateway) -> Vec<Value> {
     let data = gw.data_dir.path().join("data");
     gateway::audit::segments::wait_indexed(&data, Duration::from_secs(30))
+        .await
         .expect("the index holds every answered event");
     let db = rusqlite::Connection::open(data.join("audit.db")).expect("db");
     let mut statement = db
@@ -54,7 +55,7 @@ async fn every_lookup_is_recorded_with_pseudonyms_and_the_log_verifies() {
     smuggled["purpose"] = person.id.as_str().into();
     assert_eq!(gw.query(&smuggled).await.status, 404);
 
-    let events = events(&gw);
+    let events = events(&gw).await;
     assert_eq!(events.len(), 4, "{events:?}");
     let text = serde_json::to_string(&events).expect("JSON");
     assert!(

@@ -319,7 +319,7 @@ async fn a_clerk_fills_a_form_in_the_console_as_through_the_api_and_no_id_number
     let desk = clerk.get("/console/desk").await;
     assert_eq!(desk.status, 200);
     assert!(desk.body.contains("生育登记"), "the desk lists the forms");
-    let before = events(&gw).len();
+    let before = events(&gw).await.len();
     let filled = clerk.fill("birth-registration", id, "CONSOLE-0001").await;
     assert_eq!(filled.status, 200, "{}", filled.body);
     assert_eq!(filled.header("cache-control"), "no-store");
@@ -342,11 +342,11 @@ async fn a_clerk_fills_a_form_in_the_console_as_through_the_api_and_no_id_number
         !filled.body.contains(">male<") && !filled.body.contains(">female<"),
         "codes are words"
     );
-    let console_events = events(&gw).len() - before;
+    let console_events = events(&gw).await.len() - before;
 
     // The same fill through the API leaves as many events.
     let token = gw.token(gateway::auth::Role::Clerk, Some(TOWNSHIP));
-    let before = events(&gw).len();
+    let before = events(&gw).await.len();
     let api = post_json(
         &gw.url("/v1/forms/birth-registration/fill"),
         &token,
@@ -354,8 +354,8 @@ async fn a_clerk_fills_a_form_in_the_console_as_through_the_api_and_no_id_number
     )
     .await;
     assert_eq!(api.status, 200);
-    assert_eq!(events(&gw).len() - before, console_events);
-    let recorded = events(&gw);
+    assert_eq!(events(&gw).await.len() - before, console_events);
+    let recorded = events(&gw).await;
     let console_event = recorded
         .iter()
         .find(|e| e["case_id"] == "CONSOLE-0001")
@@ -408,7 +408,7 @@ async fn a_clerk_of_another_township_sees_the_refusal_explained() {
     let gw = TestGateway::start().await;
     let person = resident();
     let mut clerk = Visitor::signed_in(&gw, "clerk-xihe").await;
-    let before = events(&gw).len();
+    let before = events(&gw).await.len();
     let refused = clerk
         .fill("birth-registration", person.id.as_str(), "CONSOLE-0002")
         .await;
@@ -426,7 +426,7 @@ async fn a_clerk_of_another_township_sees_the_refusal_explained() {
         !refused.body.contains(person.id.as_str()),
         "the ID number is not echoed"
     );
-    assert!(events(&gw).len() > before, "the refusal is recorded");
+    assert!(events(&gw).await.len() > before, "the refusal is recorded");
 }
 
 #[tokio::test]
@@ -479,7 +479,7 @@ async fn a_post_without_the_pages_token_or_from_another_site_changes_nothing() {
     let gw = TestGateway::start().await;
     let person = resident();
     let mut clerk = Visitor::signed_in(&gw, "clerk-dongling").await;
-    let before = events(&gw).len();
+    let before = events(&gw).await.len();
     let received = gw.department(Department::Hukou).faults.received();
     let form = "/console/forms/birth-registration";
     let none = clerk
@@ -528,7 +528,7 @@ async fn a_post_without_the_pages_token_or_from_another_site_changes_nothing() {
         ]);
     assert_eq!(clerk.send(request, url).await.status, 403);
     assert_eq!(
-        events(&gw).len(),
+        events(&gw).await.len(),
         before,
         "nothing was looked up or recorded"
     );
@@ -606,7 +606,7 @@ async fn a_single_lookup_in_the_console_is_one_audited_lookup() {
     let page = clerk.get("/console/lookup").await;
     assert_eq!(page.status, 200);
     assert!(page.body.contains("hukou/person_by_id"));
-    let before = events(&gw).len();
+    let before = events(&gw).await.len();
     let answer = clerk
         .post(
             "/console/lookup",
@@ -621,7 +621,7 @@ async fn a_single_lookup_in_the_console_is_one_audited_lookup() {
         .await;
     assert_eq!(answer.status, 200, "{}", answer.body);
     assert!(answer.body.contains(&person.name));
-    let recorded = events(&gw);
+    let recorded = events(&gw).await;
     assert_eq!(recorded.len() - before, 1, "one lookup, one event");
     let event = recorded.last().expect("the event");
     assert_eq!(event["connector"], "hukou");
@@ -718,6 +718,7 @@ async fn the_privacy_officer_finds_a_fill_opens_it_exports_and_reports() {
 
     // Every read of the log was itself recorded.
     let operations: Vec<String> = events(&gw)
+        .await
         .iter()
         .filter(|e| e["caller"]["user"] == "privacy-officer")
         .filter_map(|e| e["operation"].as_str().map(str::to_owned))

@@ -11,8 +11,9 @@ use crate::console::{Page, Visitor, inputs_and_labels};
 use crate::helpers::TestGateway;
 
 /// The admin events of the access workflow, oldest first.
-fn access_events(gw: &TestGateway) -> Vec<Value> {
+async fn access_events(gw: &TestGateway) -> Vec<Value> {
     events(gw)
+        .await
         .into_iter()
         .filter(|e| {
             e["operation"]
@@ -231,7 +232,7 @@ async fn another_departments_admin_neither_sees_nor_changes_its_requests_or_gran
     assert!(ours.body.contains(&id), "县公安局 sees its grant");
 
     // The refusals are recorded against the user who tried, like the API's.
-    let summary = summary(&access_events(&gw));
+    let summary = summary(&access_events(&gw).await);
     let tried: Vec<&(String, String, u64)> = summary
         .iter()
         .filter(|(_, user, _)| user == "admin-hrss")
@@ -341,7 +342,7 @@ async fn an_approval_narrowed_and_a_revocation_with_its_confirmation_are_audited
 
     // Each change is an admin event, as the API's are; the free texts stay with the
     // request and the grant.
-    let events = access_events(&gw);
+    let events = access_events(&gw).await;
     let ops: Vec<(String, String, u64)> = summary(&events);
     assert_eq!(
         ops,
@@ -418,7 +419,7 @@ async fn a_refusal_needs_a_reason_and_the_township_sees_it() {
         .post(&refuse, &[("csrf", &item.csrf()), ("reason", "再次")])
         .await;
     assert_eq!(again.status, 409, "already decided");
-    let ops: Vec<(String, u64)> = summary(&access_events(&gw))
+    let ops: Vec<(String, u64)> = summary(&access_events(&gw).await)
         .into_iter()
         .filter(|(op, _, _)| op.starts_with("access.refuse"))
         .map(|(op, _, status)| (op, status))
@@ -479,7 +480,7 @@ async fn never_shared_fields_cannot_be_picked_and_a_request_without_reason_is_ex
     let township = lead.get("/console/township").await;
     assert!(township.body.contains("id=\"township-no-requests\""));
     assert_eq!(
-        summary(&access_events(&gw))
+        summary(&access_events(&gw).await)
             .iter()
             .map(|(op, _, status)| (op.as_str(), *status))
             .collect::<Vec<_>>(),
@@ -504,7 +505,7 @@ async fn a_post_without_the_pages_token_changes_nothing() {
         )
         .await;
     assert_eq!(forged.status, 403);
-    assert!(access_events(&gw).is_empty(), "nothing was asked");
+    assert!(access_events(&gw).await.is_empty(), "nothing was asked");
     let id = file_request(&mut lead).await;
     let mut psb = Visitor::signed_in(&gw, "admin-psb").await;
     for (path, form) in [
@@ -538,7 +539,7 @@ async fn a_post_without_the_pages_token_changes_nothing() {
         "still pending"
     );
     assert_eq!(
-        summary(&access_events(&gw)).len(),
+        summary(&access_events(&gw).await).len(),
         1,
         "only the request itself is recorded"
     );

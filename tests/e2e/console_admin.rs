@@ -60,8 +60,9 @@ fn hukou_schemas() -> Vec<(&'static str, &'static str)> {
 }
 
 /// The newest admin event whose operation starts with `prefix`.
-fn newest(gw: &TestGateway, prefix: &str) -> serde_json::Value {
+async fn newest(gw: &TestGateway, prefix: &str) -> serde_json::Value {
     events(gw)
+        .await
         .into_iter()
         .rev()
         .find(|e| {
@@ -157,7 +158,7 @@ async fn another_departments_admin_can_neither_see_nor_change_nor_count_a_connec
     assert_eq!(hrss.get("/console/connectors/hukou").await.status, 403);
     assert_eq!(hrss.get("/console/usage?connector=hukou").await.status, 403);
     let csrf = list.csrf();
-    let before = events(&gw).len();
+    let before = events(&gw).await.len();
     let purge = hrss
         .post(
             "/console/connectors/hukou/change",
@@ -184,6 +185,7 @@ async fn another_departments_admin_can_neither_see_nor_change_nor_count_a_connec
     assert_eq!(test.status, 403, "{}", test.body);
     assert!(!test.body.contains(&person.name));
     let refused: Vec<_> = events(&gw)
+        .await
         .into_iter()
         .skip(before)
         .filter(|e| e["outcome"]["status"] == 403)
@@ -247,13 +249,14 @@ async fn a_purge_needs_a_confirmation_and_a_reason_which_the_audit_event_keeps()
         .await;
     assert_eq!(done.status, 200, "{}", done.body);
     assert!(done.body.contains("已清除缓存"), "{}", done.body);
-    let event = newest(&gw, "connector.cache.purge");
+    let event = newest(&gw, "connector.cache.purge").await;
     assert_eq!(event["outcome"]["status"], 200);
     assert_eq!(event["reason"], "部门更正了记录");
     assert_eq!(event["caller"]["user"], "admin-psb");
     assert_eq!(event["connector"], "hukou");
     assert!(
         !events(&gw)
+            .await
             .iter()
             .any(|e| e.to_string().contains("13990119750327229X")),
         "a refused reason is not kept"
@@ -318,7 +321,7 @@ async fn an_upload_with_problems_lists_every_one_and_saves_nothing_and_a_good_on
         .await;
     assert_eq!(disabled.status, 200, "{}", disabled.body);
     assert!(disabled.body.contains("class=\"state-disabled\""));
-    let event = newest(&gw, "connector.disable hukou2");
+    let event = newest(&gw, "connector.disable hukou2").await;
     assert_eq!(event["reason"], "部门系统升级，暂停共享");
     assert_eq!(event["outcome"]["status"], 200);
 
@@ -380,6 +383,7 @@ async fn a_test_call_shows_the_record_to_the_departments_own_admin_only_and_stor
     assert!(!hidden.body.contains(&person.name), "not to the operator");
 
     let tests: Vec<_> = events(&gw)
+        .await
         .into_iter()
         .filter(|e| {
             e["operation"]

@@ -10,7 +10,7 @@
 //! ([`catch_up`]). [`reindex`] drops it and rebuilds it from the segments alone.
 
 use std::path::Path;
-use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -256,10 +256,7 @@ pub(super) fn run(
                 ToIndex::Stop(done) => stopping.push(done),
             }
             if stopping.is_empty() && events.len() < 8192 {
-                next = match receiver.try_recv() {
-                    Ok(message) => Some(message),
-                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
-                };
+                next = receiver.try_recv().ok();
             }
         }
         match store(&mut conn, &events, &checkpoints) {
@@ -476,24 +473,33 @@ fn durable_head(chain_dir: &Path) -> Result<u64, AuditError> {
 /// Waits, polling the files, until the index in `data_dir` holds every event the
 /// segments hold — what a process reading `audit.db` beside a running gateway does
 /// to see every answered lookup. At most `within`; a log that is not in segment
-/// files is settled at once. Blocking.
-pub fn wait_indexed(data_dir: &Path, within: Duration) -> Result<(), AuditError> {
+/// files is settled at once.
+pub async fn wait_indexed(data_dir: &Path, within: Duration) -> Result<(), AuditError> {
     let chain_dir = data_dir.join(format::DIR);
     if !chain_dir.is_dir() {
         return Ok(());
     }
-    let head = durable_head(&chain_dir)?;
-    let deadline = std::time::Instant::now() + within;
+    let blocking = |data_dir: std::path::PathBuf| async move {
+        tokio::task::spawn_blocking(move || {
+            let head = durable_head(&data_dir.join(format::DIR))?;
+            Ok::<_, AuditError>((head, indexed_events(&data_dir)?.unwrap_or(0)))
+        })
+        .await
+        .map_err(|e| AuditError::Unavailable(e.to_string()))?
+    };
+    let deadline = tokio::time::Instant::now() + within;
+    let (head, _) = blocking(data_dir.to_owned()).await?;
     loop {
-        if indexed_events(data_dir)?.unwrap_or(0) >= head {
+        let (_, indexed) = blocking(data_dir.to_owned()).await?;
+        if indexed >= head {
             return Ok(());
         }
-        if std::time::Instant::now() >= deadline {
+        if tokio::time::Instant::now() >= deadline {
             return Err(AuditError::Unavailable(format!(
                 "the audit index has not reached seq {head} within {} ms",
                 within.as_millis()
             )));
         }
-        std::thread::sleep(Duration::from_millis(5));
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }

@@ -601,7 +601,9 @@ async fn a_reader_in_another_process_waits_for_the_index_by_polling_the_files() 
     let dir = TempDir::new().unwrap();
     let log = open(dir.path());
     append(&log, 1, 3).await;
-    wait_indexed(dir.path(), Duration::from_secs(30)).unwrap();
+    wait_indexed(dir.path(), Duration::from_secs(30))
+        .await
+        .unwrap();
     assert_eq!(index::indexed_events(dir.path()).unwrap(), Some(3));
     log.shutdown().await;
 }

@@ -188,6 +188,35 @@ struct TimeOnly<'a> {
     time: std::borrow::Cow<'a, str>,
 }
 
+/// An event body's time (ms). A canonical body ends with its top-level `time` and
+/// then `upstream_latency_ms` (a number or null): the time is read from there
+/// without parsing the rest (a raw `"` cannot occur inside a JSON string, so the last
+/// `"time":"` is a key, and the top-level one, since keys are sorted); any other body
+/// is parsed.
+fn body_time_ms(body: &[u8]) -> Option<i64> {
+    const KEY: &[u8] = b"\"time\":\"";
+    let canonical_end = || -> Option<i64> {
+        let at = body.windows(KEY.len()).rposition(|w| w == KEY)?;
+        let start = at + KEY.len();
+        let end = start + body.get(start..)?.iter().position(|b| *b == b'"')?;
+        let latency = body
+            .get(end + 1..)?
+            .strip_prefix(b",\"upstream_latency_ms\":")?
+            .strip_suffix(b"}")?;
+        let plain =
+            latency == b"null" || (!latency.is_empty() && latency.iter().all(u8::is_ascii_digit));
+        if !plain {
+            return None;
+        }
+        time_ms(std::str::from_utf8(body.get(start..end)?).ok()?)
+    };
+    canonical_end().or_else(|| {
+        serde_json::from_slice::<TimeOnly<'_>>(body)
+            .ok()
+            .and_then(|t| time_ms(&t.time))
+    })
+}
+
 /// Hashes the events of `records` (and reads their times) on every CPU.
 fn hash_all(records: &[Record<'_>]) -> Vec<Hashed> {
     let events: Vec<(u64, &[u8; 32], &[u8])> = records
@@ -203,9 +232,7 @@ fn hash_all(records: &[Record<'_>]) -> Vec<Hashed> {
         .collect();
     let one = |(seq, prev, body): &(u64, &[u8; 32], &[u8])| Hashed {
         hash: link_hash(*seq, prev, body),
-        time_ms: serde_json::from_slice::<TimeOnly<'_>>(body)
-            .ok()
-            .and_then(|t| time_ms(&t.time)),
+        time_ms: body_time_ms(body),
     };
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     if threads < 2 || events.len() < 1024 {
@@ -473,4 +500,30 @@ impl State {
 
 fn is_event(record: &Record<'_>) -> bool {
     matches!(record, Record::Event { .. })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_time_is_read_from_the_end_of_a_canonical_body_and_any_other_is_parsed() {
+        let event = super::super::super::tests::event(1);
+        let body = super::super::super::canonical::event_body(&event).unwrap();
+        let want = time_ms(&event.time);
+        assert!(want.is_some());
+        assert_eq!(body_time_ms(body.as_bytes()), want);
+        // Not in canonical order: parsed, same answer.
+        let loose = format!("{{\"time\":\"{}\",\"x\":1}}", event.time);
+        assert_eq!(body_time_ms(loose.as_bytes()), want);
+        // A nested "time" earlier in the body does not fool it.
+        let nested = body.replacen(
+            "\"caller\":{",
+            "\"caller\":{\"time\":\"1999-01-01T00:00:00Z\",",
+            1,
+        );
+        assert_eq!(body_time_ms(nested.as_bytes()), want);
+        assert_eq!(body_time_ms(b"not json"), None);
+    }
 }
