@@ -4,12 +4,18 @@
 //! record is detected by [`verify()`] (invariant 6, "tamper evidence").
 //!
 //! This module owns the event type, the [`AuditLog`] trait the request pipeline writes
-//! through, and the embedded implementation [`SqliteAudit`]. Its parts:
-//! [`event`] (the event), [`canonical`] (the canonical JSON body), [`chain`] (the hash
-//! chain), [`checkpoint`] (signed heads of the chain), [`cadence`] (how often they are
-//! made, and the rule every log is held to), [`sqlite`] (the store and its writer
-//! thread), [`postgres`] (the log of many replicas, one chain each) and [`verify`](mod@verify) (the offline check, and the check the writer
-//! runs before it signs over a log).
+//! through, and its stores. Its parts: [`event`] (the event), [`canonical`] (the
+//! canonical JSON body), [`chain`] (the hash chain), [`checkpoint`] (signed heads of
+//! the chain), [`cadence`] (how often they are made, and the rule every log is held
+//! to), [`segments`] (the default store on one machine: the chain in append-only
+//! segment files, `audit.db` its index), [`sqlite`] (the chain in `audit.db` itself,
+//! and its writer thread), [`postgres`] (the log of many replicas, one chain each) and
+//! [`verify`](mod@verify) (the offline check, and the check the writer runs before it
+//! signs over a log).
+//!
+//! The record format below is the same in every store: the segment files frame the
+//! very same bodies, hashes and checkpoint texts (their framing is in
+//! [`segments`]); the SQLite log keeps them in rows.
 //!
 //! # The record format (what a second party can re-implement)
 //!

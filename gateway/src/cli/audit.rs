@@ -50,6 +50,15 @@ pub(super) enum AuditCommand {
         #[arg(long)]
         data_dir: PathBuf,
     },
+    /// Move a data directory's SQLite audit log (audit.db and its archive) to segment
+    /// files: every event, checkpoint and the chain id kept, verified before and
+    /// after; the old audit.db is kept as audit-sqlite.db. The gateway must be
+    /// stopped.
+    MigrateToSegments {
+        /// The gateway's data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
     /// Print the checkpoint key's public half, to pin in gateway.yaml
     /// (audit.checkpoint_public_key) and to list at the witnesses.
     PublicKey(super::verify::PublicKeyArgs),
@@ -270,6 +279,35 @@ async fn run_reindex(data_dir: PathBuf) -> ExitCode {
     }
 }
 
+async fn run_migrate(data_dir: PathBuf) -> ExitCode {
+    let moved = tokio::task::spawn_blocking(move || {
+        audit::segments::migrate::to_segments(&data_dir, &audit::Expectations::default())
+    })
+    .await;
+    match moved {
+        Ok(Ok(done)) => {
+            println!(
+                "moved to segment files: {} events, {} checkpoints, last seq {} (hash {}); \
+                 the old log is kept as {}",
+                done.events,
+                done.checkpoints,
+                done.last_seq,
+                done.last_hash,
+                audit::segments::migrate::MIGRATED_FILE
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(Err(e)) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("error: the migration task failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// What `gateway audit archive` says of its run.
 fn archive_outcome(
     outcome: Result<Option<audit::Archived>, audit::AuditError>,
@@ -354,6 +392,7 @@ pub(super) async fn run_audit(command: AuditCommand) -> ExitCode {
         AuditCommand::Verify(_) => ExitCode::from(2),
         AuditCommand::PublicKey(args) => super::verify::run_public_key(&args).await,
         AuditCommand::Reindex { data_dir } => run_reindex(data_dir).await,
+        AuditCommand::MigrateToSegments { data_dir } => run_migrate(data_dir).await,
         AuditCommand::Archive { store, keep_days } => {
             let opened = match Opened::of(store) {
                 Ok(opened) => opened,

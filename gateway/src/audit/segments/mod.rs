@@ -56,6 +56,7 @@ pub mod backend;
 pub mod format;
 pub mod inbox;
 pub mod index;
+pub mod migrate;
 pub(crate) mod walk;
 mod writer;
 
@@ -221,7 +222,23 @@ impl SegmentAudit {
             segment_bytes,
         )?;
         let mut conn = index::open(data_dir, &opened.chain_id)?;
-        let caught_up = index::catch_up(&mut conn, &chain_dir)?;
+        // The index is written without syncs: after a run that did not stop cleanly
+        // (a torn end, an unsigned tail) its structure is checked too; an index that
+        // is not sound is read again from the segments.
+        let unclean = walked.torn.is_some() || walked.head_seq > walked.newest.seq;
+        let first_live = walked
+            .last_segment
+            .as_ref()
+            .and_then(|_| format::list(&chain_dir).ok())
+            .and_then(|live| live.first().map(|s| s.first_seq))
+            .unwrap_or(1);
+        if !index::sound(&conn, first_live, unclean)? {
+            tracing::warn!(
+                "the audit index is not sound (a crash, or rows removed); rebuilding it from the segments"
+            );
+            index::clear(&conn)?;
+        }
+        let caught_up = index::catch_up(&mut conn, data_dir)?;
         if caught_up.events > opened.head_seq {
             return Err(AuditError::Backend(format!(
                 "the audit index holds events up to seq {} but the segments end at seq {}; \

@@ -638,3 +638,62 @@ async fn another_process_records_through_the_inbox_of_the_running_writer() {
     assert_eq!(verify(dir.path()).await.unwrap().events, 5);
     assert_eq!(index::check(dir.path()).unwrap(), 5);
 }
+
+#[tokio::test]
+async fn a_sqlite_log_and_its_archive_move_to_segment_files_event_for_event() {
+    let dir = TempDir::new().unwrap();
+    let sqlite = super::super::SqliteAudit::open(dir.path(), options()).unwrap();
+    let first = sqlite.append(event(1)).await.unwrap();
+    for i in 2..=25 {
+        sqlite.append(event(i)).await.unwrap();
+    }
+    sqlite.shutdown().await;
+    let archived = super::super::archive_with(
+        dir.path(),
+        super::super::Retention {
+            keep_days: 1,
+            allow_short: true,
+        },
+        chrono::Utc::now() + chrono::TimeDelta::days(30),
+    )
+    .unwrap();
+    assert!(archived.is_some(), "part of the history is archived");
+    let before = super::super::verify(dir.path()).unwrap();
+    let expect = Expectations {
+        cadence: options().cadence(),
+        ..Expectations::default()
+    };
+    let moved = migrate::to_segments(dir.path(), &expect).unwrap();
+    assert_eq!(
+        (moved.events, moved.last_hash.as_str()),
+        (25, before.last_hash.as_str())
+    );
+    assert!(dir.path().join(migrate::MIGRATED_FILE).exists());
+    assert_eq!(verify(dir.path()).await.unwrap().events, 25);
+    assert_eq!(index::check(dir.path()).unwrap(), 25);
+    // Once is enough.
+    assert!(migrate::to_segments(dir.path(), &expect).is_err());
+    // The chain goes on under its id.
+    let log = open(dir.path());
+    let next = log.append(event(26)).await.unwrap();
+    assert_eq!((next.seq, next.chain_id), (26, first.chain_id));
+    log.shutdown().await;
+    assert_eq!(verify(dir.path()).await.unwrap().events, 26);
+}
+
+#[tokio::test]
+async fn an_index_with_rows_missing_is_rebuilt_at_start() {
+    let dir = TempDir::new().unwrap();
+    let log = open(dir.path());
+    append(&log, 1, 6).await;
+    log.shutdown().await;
+    let conn = rusqlite::Connection::open(dir.path().join(super::super::AUDIT_FILE)).unwrap();
+    conn.execute("DELETE FROM events WHERE seq = 3", [])
+        .unwrap();
+    drop(conn);
+    assert!(index::check(dir.path()).is_err());
+    let log = open(dir.path());
+    assert!(log.until_indexed().await);
+    log.shutdown().await;
+    assert_eq!(index::check(dir.path()).unwrap(), 6);
+}

@@ -94,6 +94,15 @@ pub(crate) fn walk(
 ) -> Result<Walked, VerifyFailure> {
     let segments = format::history(data_dir)
         .map_err(|e| broken(None, format!("cannot list the audit segments: {e}")))?;
+    walk_segments(segments, key, expect)
+}
+
+/// Walks `segments` (by first seq) as one chain.
+pub(crate) fn walk_segments(
+    segments: Vec<SegmentPath>,
+    key: Key,
+    expect: &Expectations,
+) -> Result<Walked, VerifyFailure> {
     let mut state = State {
         loaded_key: match &key {
             Key::Known(raw) => Some(raw.clone()),
