@@ -586,7 +586,7 @@ fn cluster_lines(
     };
     let _ = writeln!(
         out,
-        "- Throughput: three replicas on PostgreSQL + Redis {:.0}/s vs one process on SQLite \
+        "- Throughput: three replicas on PostgreSQL + Redis {:.0}/s vs one process (segment files) \
          {:.0}/s = {ratio} (wrk, same settings, same machine: the replicas share its cores \
          with PostgreSQL, Redis and the balancer).",
         three.rps(),
@@ -637,7 +637,7 @@ fn cluster_lines(
                 out,
                 "- Audit commit at {}/s (the writers' batches during that run, from \
                  `gateway_audit_commit_seconds`; percentiles are bucket bounds): one process \
-                 on SQLite {} batches, p50 ≤ {}, p99 ≤ {}, mean {}; three replicas on \
+                 (segment files) {} batches, p50 ≤ {}, p99 ≤ {}, mean {}; three replicas on \
                  PostgreSQL {} batches, p50 ≤ {}, p99 ≤ {}, mean {}.",
                 c.rate,
                 one.batches,
