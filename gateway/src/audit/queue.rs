@@ -113,3 +113,41 @@ pub(super) fn take_batch(
     }
     (batch, stopping)
 }
+
+/// Closes the queue once the writer has written its last batch: every event still
+/// queued is refused with [`AuditError::Closed`]; shutdowns asked for meanwhile join
+/// `stopping`.
+pub(super) fn close(
+    receiver: &mut mpsc::Receiver<Command>,
+    stopping: &mut Vec<oneshot::Sender<()>>,
+) {
+    receiver.close();
+    while let Ok(command) = receiver.try_recv() {
+        match command {
+            Command::Append(pending) => {
+                let _ = pending.reply.send(Err(AuditError::Closed));
+            }
+            Command::AppendAll(unit) => {
+                for pending in unit {
+                    let _ = pending.reply.send(Err(AuditError::Closed));
+                }
+            }
+            Command::Shutdown(done) => stopping.push(done),
+        }
+    }
+}
+
+/// Answers every event of a batch that was not recorded: [`AuditError::Unavailable`]
+/// with `error`'s reason, which it returns.
+pub(super) fn fail_batch(batch: Vec<Pending>, error: AuditError) -> String {
+    let reason = match error {
+        AuditError::Unavailable(reason) => reason,
+        other => other.to_string(),
+    };
+    for pending in batch {
+        let _ = pending
+            .reply
+            .send(Err(AuditError::Unavailable(reason.clone())));
+    }
+    reason
+}

@@ -596,20 +596,7 @@ impl Writer {
                 break;
             }
         }
-        receiver.close();
-        while let Ok(command) = receiver.try_recv() {
-            match command {
-                Command::Append(pending) => {
-                    let _ = pending.reply.send(Err(AuditError::Closed));
-                }
-                Command::AppendAll(unit) => {
-                    for pending in unit {
-                        let _ = pending.reply.send(Err(AuditError::Closed));
-                    }
-                }
-                Command::Shutdown(done) => stopping.push(done),
-            }
-        }
+        super::queue::close(&mut receiver, &mut stopping);
         self.stop();
         for done in stopping {
             let _ = done.send(());
@@ -627,15 +614,7 @@ impl Writer {
             }
             Err(error) => {
                 tracing::error!(%error, events, "audit batch not committed; its requests fail");
-                let reason = match error {
-                    AuditError::Unavailable(reason) => reason,
-                    other => other.to_string(),
-                };
-                for pending in batch {
-                    let _ = pending
-                        .reply
-                        .send(Err(AuditError::Unavailable(reason.clone())));
-                }
+                let _ = super::queue::fail_batch(batch, error);
             }
         }
     }

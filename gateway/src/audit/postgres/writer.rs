@@ -356,13 +356,7 @@ impl Writer {
                 break;
             }
         }
-        receiver.close();
-        while let Ok(command) = receiver.try_recv() {
-            match command {
-                Command::Shutdown(done) => stopping.push(done),
-                other => refuse(other, || AuditError::Closed),
-            }
-        }
+        super::super::queue::close(&mut receiver, &mut stopping);
         self.stop().await;
         for done in stopping {
             let _ = done.send(());
@@ -480,15 +474,7 @@ impl Writer {
         };
         let (error, lost) = failed;
         tracing::error!(%error, events, "audit batch not committed; its requests fail");
-        let reason = match error {
-            AuditError::Unavailable(reason) => reason,
-            other => other.to_string(),
-        };
-        for pending in batch {
-            let _ = pending
-                .reply
-                .send(Err(AuditError::Unavailable(reason.clone())));
-        }
+        let reason = super::super::queue::fail_batch(batch, error);
         if lost {
             self.go_down(&reason);
         }

@@ -379,7 +379,16 @@ impl AuditLog for SegmentAudit {
             // The directory takes a new file (not read-only, not full).
             let probe = self.inner.data_dir.join(format::DIR).join(".ready-probe");
             tokio::task::spawn_blocking(move || {
-                std::fs::write(&probe, b"ready").and_then(|()| std::fs::remove_file(&probe))
+                use std::io::Write as _;
+                use std::os::unix::fs::OpenOptionsExt as _;
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .mode(0o600)
+                    .open(&probe)
+                    .and_then(|mut file| file.write_all(b"ready"))
+                    .and_then(|()| std::fs::remove_file(&probe))
             })
             .await
             .map_err(|e| AuditError::Unavailable(e.to_string()))?

@@ -290,20 +290,7 @@ impl Writer {
                 next_inbox = Instant::now() + super::inbox::POLL;
             }
         }
-        receiver.close();
-        while let Ok(command) = receiver.try_recv() {
-            match command {
-                Command::Append(pending) => {
-                    let _ = pending.reply.send(Err(AuditError::Closed));
-                }
-                Command::AppendAll(unit) => {
-                    for pending in unit {
-                        let _ = pending.reply.send(Err(AuditError::Closed));
-                    }
-                }
-                Command::Shutdown(done) => stopping.push(done),
-            }
-        }
+        super::super::queue::close(&mut receiver, &mut stopping);
         state.stop();
         for done in stopping {
             let _ = done.send(());
@@ -328,6 +315,11 @@ fn create_segment(chain_dir: &Path, chain_id: [u8; 16], first: u64) -> Result<Fi
         source,
     };
     let path = chain_dir.join(format::file_name(first));
+    // What an earlier attempt left (the disk full before its header was whole) holds
+    // no record: it goes.
+    if std::fs::metadata(&path).is_ok_and(|meta| meta.len() <= format::HEADER_LEN as u64) {
+        std::fs::remove_file(&path).map_err(io)?;
+    }
     let mut file = OpenOptions::new()
         .append(true)
         .create_new(true)
@@ -491,15 +483,7 @@ impl State {
             }
             Err(error) => {
                 tracing::error!(%error, events = batch.len(), "audit batch not written; its requests fail");
-                let reason = match error {
-                    AuditError::Unavailable(reason) => reason,
-                    other => other.to_string(),
-                };
-                for pending in batch {
-                    let _ = pending
-                        .reply
-                        .send(Err(AuditError::Unavailable(reason.clone())));
-                }
+                let _ = super::super::queue::fail_batch(batch, error);
             }
         }
     }
