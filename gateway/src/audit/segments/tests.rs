@@ -697,3 +697,48 @@ async fn an_index_with_rows_missing_is_rebuilt_at_start() {
     log.shutdown().await;
     assert_eq!(index::check(dir.path()).unwrap(), 6);
 }
+
+#[tokio::test]
+async fn an_inbox_event_dated_far_from_now_is_set_aside_not_recorded() {
+    let dir = TempDir::new().unwrap();
+    let log = open(dir.path());
+    append(&log, 1, 1).await;
+    let inbox_dir = chain(dir.path()).join(inbox::DIR);
+    std::fs::create_dir_all(&inbox_dir).unwrap();
+    let mut stale = event(2);
+    stale.time = "2020-01-01T00:00:00.000Z".into();
+    std::fs::write(
+        inbox_dir.join("0-stale.json"),
+        serde_json::to_vec(&stale).unwrap(),
+    )
+    .unwrap();
+    // The next inbox event is recorded; the stale one never is.
+    let beside = InboxAudit::new(dir.path(), options());
+    assert_eq!(beside.append(event(3)).await.unwrap().seq, 2);
+    log.shutdown().await;
+    assert!(inbox_dir.join("rejected/0-stale.json").exists());
+    assert_eq!(verify(dir.path()).await.unwrap().events, 2);
+}
+
+#[tokio::test]
+async fn a_segment_file_left_empty_by_a_failed_roll_over_is_replaced() {
+    let dir = TempDir::new().unwrap();
+    let (log, _) = open_small(dir.path(), 4096);
+    let first = segments(dir.path()).pop().unwrap();
+    let mut seq = 0;
+    // Fill the first segment to its limit: the next append rolls over.
+    while std::fs::metadata(&first).unwrap().len() < 4096 {
+        seq += 1;
+        assert_eq!(log.append(event(seq)).await.unwrap().seq, seq);
+    }
+    assert_eq!(segments(dir.path()).len(), 1);
+    // The file that roll-over makes, already there and empty (the disk was full
+    // when an earlier attempt created it).
+    let leftover = chain(dir.path()).join(format::file_name(seq + 1));
+    std::fs::write(&leftover, b"").unwrap();
+    assert_eq!(log.append(event(seq + 1)).await.unwrap().seq, seq + 1);
+    log.shutdown().await;
+    assert_eq!(segments(dir.path()), vec![first, leftover.clone()]);
+    assert!(std::fs::metadata(&leftover).unwrap().len() > format::HEADER_LEN as u64);
+    assert_eq!(verify(dir.path()).await.unwrap().events, seq + 1);
+}
