@@ -546,6 +546,34 @@ pub(super) const INSERT_EVENT: &str =
 pub(super) const INSERT_LINKED: &str =
     "INSERT OR IGNORE INTO linked_subjects (pseudonym, seq) VALUES (?1, ?2)";
 
+/// Inserts one event's row with [`INSERT_EVENT`]: its search columns, the canonical
+/// body and its hashes (lowercase hex). The SQLite log's writer and the segment
+/// files' index store the very same row.
+pub(super) fn insert_event(
+    insert: &mut rusqlite::CachedStatement<'_>,
+    seq: i64,
+    c: &super::event::Columns,
+    body: &str,
+    prev_hash_hex: &str,
+    hash_hex: &str,
+) -> rusqlite::Result<usize> {
+    insert.execute(params![
+        seq,
+        c.event_id,
+        c.time,
+        c.request_id,
+        c.user,
+        c.township,
+        c.connector,
+        c.purpose,
+        c.subject_pseudonym,
+        c.status,
+        body,
+        prev_hash_hex,
+        hash_hex,
+    ])
+}
+
 /// The writer thread's state; it alone holds the connection.
 struct Writer {
     conn: Connection,
@@ -640,21 +668,14 @@ impl Writer {
                 let hash = link_hash(seq, &head.hash, pending.body.as_bytes());
                 let hash_hex = hex::encode(hash);
                 let c = &pending.columns;
-                let inserted = insert.execute(params![
+                let inserted = insert_event(
+                    &mut insert,
                     to_sql_seq(seq)?,
-                    c.event_id,
-                    c.time,
-                    c.request_id,
-                    c.user,
-                    c.township,
-                    c.connector,
-                    c.purpose,
-                    c.subject_pseudonym,
-                    c.status,
-                    pending.body,
-                    hex::encode(head.hash),
-                    hash_hex,
-                ]);
+                    c,
+                    &pending.body,
+                    &hex::encode(head.hash),
+                    &hash_hex,
+                );
                 match inserted {
                     Ok(_) => {}
                     // The statement alone was undone; the rest of the batch goes on.

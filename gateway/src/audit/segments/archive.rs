@@ -16,10 +16,10 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::super::AuditError;
-use super::super::cadence::time_ms;
 use super::super::retention::{ArchivedSegment, Retention};
 use super::super::sqlite::AUDIT_FILE;
 use super::format::{self, Frames, HEADER_LEN, Record};
+use super::walk::body_time_ms;
 
 /// How long the index's update waits for the indexer's transaction.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -36,13 +36,7 @@ fn signed_end(bytes: &[u8]) -> Option<(u64, i64)> {
     for frame in Frames::new(bytes, HEADER_LEN) {
         match frame.ok()? {
             Record::Event { seq, body, .. } => {
-                #[derive(serde::Deserialize)]
-                struct Time<'a> {
-                    #[serde(borrow)]
-                    time: std::borrow::Cow<'a, str>,
-                }
-                let time = serde_json::from_slice::<Time<'_>>(body).ok()?;
-                last_event = Some((seq, time_ms(&time.time)?));
+                last_event = Some((seq, body_time_ms(body)?));
                 ends_signed = false;
             }
             Record::Checkpoint { seq, .. } => {

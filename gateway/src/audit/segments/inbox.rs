@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use rusqlite::OptionalExtension;
+use rusqlite::{Connection, OptionalExtension};
 
 use super::super::event::{AuditEvent, Recorded};
 use super::super::sqlite::{AUDIT_FILE, AuditOptions, open_read_only};
@@ -128,13 +128,8 @@ fn reject(inbox: &Path, path: &Path) {
     }
 }
 
-/// Whether the index in `data_dir` holds `event_id`: its seq and hash.
-fn recorded(data_dir: &Path, event_id: &str) -> Result<Option<(u64, String)>, AuditError> {
-    let path = data_dir.join(AUDIT_FILE);
-    if !path.exists() {
-        return Ok(None);
-    }
-    let conn = open_read_only(&path)?;
+/// Where the index (on `conn`) holds `event_id`: its seq and hash.
+fn lookup(conn: &Connection, event_id: &str) -> Result<Option<(u64, String)>, AuditError> {
     let found: Option<(i64, String)> = conn
         .query_row(
             "SELECT seq, hash FROM events WHERE event_id = ?1",
@@ -145,10 +140,27 @@ fn recorded(data_dir: &Path, event_id: &str) -> Result<Option<(u64, String)>, Au
     Ok(found.and_then(|(seq, hash)| Some((u64::try_from(seq).ok()?, hash))))
 }
 
-/// Whether the index already holds this inbox event (recorded before a crash that
-/// kept its file).
-pub(super) fn already_recorded(data_dir: &Path, event_id: &str) -> bool {
-    matches!(recorded(data_dir, event_id), Ok(Some(_)))
+/// Whether the index in `data_dir` holds `event_id`: its seq and hash.
+fn recorded(data_dir: &Path, event_id: &str) -> Result<Option<(u64, String)>, AuditError> {
+    let path = data_dir.join(AUDIT_FILE);
+    if !path.exists() {
+        return Ok(None);
+    }
+    lookup(&open_read_only(&path)?, event_id)
+}
+
+/// For each of `event_ids`, whether the index already holds it (recorded before a
+/// crash that kept its file), read over one connection.
+pub(super) fn already_recorded(data_dir: &Path, event_ids: &[&str]) -> Vec<bool> {
+    let path = data_dir.join(AUDIT_FILE);
+    let conn = path.exists().then(|| open_read_only(&path).ok()).flatten();
+    event_ids
+        .iter()
+        .map(|id| {
+            conn.as_ref()
+                .is_some_and(|conn| matches!(lookup(conn, id), Ok(Some(_))))
+        })
+        .collect()
 }
 
 /// The audit log of a process beside a running gateway: each event goes through the

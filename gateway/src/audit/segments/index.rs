@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use super::super::AuditError;
 use super::super::chain::link_hash;
 use super::super::event::{AuditEvent, Columns};
-use super::super::sqlite::{AUDIT_FILE, INSERT_EVENT, INSERT_LINKED, SCHEMA};
+use super::super::sqlite::{AUDIT_FILE, INSERT_EVENT, INSERT_LINKED, SCHEMA, insert_event};
 use super::super::verify::VerifyFailure;
 use super::format::{self, Frames, HEADER_LEN, Record};
 
@@ -106,23 +106,15 @@ fn store(
             tx.prepare_cached("INSERT OR IGNORE INTO checkpoints (seq, text) VALUES (?1, ?2)")?;
         for event in events {
             let seq = sql_seq(event.seq)?;
-            let c = &event.columns;
-            insert.execute(params![
+            insert_event(
+                &mut insert,
                 seq,
-                c.event_id,
-                c.time,
-                c.request_id,
-                c.user,
-                c.township,
-                c.connector,
-                c.purpose,
-                c.subject_pseudonym,
-                c.status,
-                event.body,
-                hex::encode(event.prev_hash),
-                hex::encode(event.hash),
-            ])?;
-            for pseudonym in &c.linked {
+                &event.columns,
+                &event.body,
+                &hex::encode(event.prev_hash),
+                &hex::encode(event.hash),
+            )?;
+            for pseudonym in &event.columns.linked {
                 linked.execute(params![pseudonym, seq])?;
             }
         }

@@ -202,7 +202,7 @@ struct TimeOnly<'a> {
 /// without parsing the rest (a raw `"` cannot occur inside a JSON string, so the last
 /// `"time":"` is a key, and the top-level one, since keys are sorted); any other body
 /// is parsed.
-fn body_time_ms(body: &[u8]) -> Option<i64> {
+pub(super) fn body_time_ms(body: &[u8]) -> Option<i64> {
     const KEY: &[u8] = b"\"time\":\"";
     let canonical_end = || -> Option<i64> {
         let at = body.windows(KEY.len()).rposition(|w| w == KEY)?;

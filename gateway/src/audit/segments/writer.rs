@@ -599,15 +599,15 @@ impl State {
             .parent()
             .unwrap_or(&self.chain_dir)
             .to_owned();
+        let ids: Vec<&str> = found.iter().map(|(_, e)| e.event_id.as_str()).collect();
+        let indexed = super::inbox::already_recorded(&data_dir, &ids);
         let (mut batch, mut waiting) = (Vec::new(), Vec::new());
-        for (path, event) in found {
-            if self.recent.contains(&event.event_id)
-                || super::inbox::already_recorded(&data_dir, &event.event_id)
-            {
-                let _ = std::fs::remove_file(&path);
+        for ((path, event), indexed) in found.iter().zip(indexed) {
+            if indexed || self.recent.contains(&event.event_id) {
+                let _ = std::fs::remove_file(path);
                 continue;
             }
-            if let Ok((pending, answer)) = Pending::of(&event) {
+            if let Ok((pending, answer)) = Pending::of(event) {
                 batch.push(pending);
                 waiting.push((answer, path));
             }
@@ -621,7 +621,7 @@ impl State {
                 answer.try_recv(),
                 Ok(Ok(_) | Err(AuditError::DuplicateEvent))
             ) {
-                let _ = std::fs::remove_file(&path);
+                let _ = std::fs::remove_file(path);
             }
         }
     }
