@@ -8,8 +8,10 @@
 //! and reach exactly what they say (the upstream allow-list has checked them).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::task::{Context, Poll};
 
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use futures::future::BoxFuture;
+use hyper_util::client::legacy::connect::dns::Name;
 
 /// Whether a resolved address may be called for a name other than `localhost`.
 pub fn callable(ip: IpAddr) -> bool {
@@ -35,12 +37,24 @@ pub fn callable(ip: IpAddr) -> bool {
     }
 }
 
-/// The system resolver, with [`callable`] applied.
+/// Why a name could not be resolved to an address a connector may call.
+pub type ResolveError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The system resolver, with [`callable`] applied: the resolver of the HTTP
+/// connector's client (a `tower` service from a host name to its addresses).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct UpstreamResolver;
 
-impl Resolve for UpstreamResolver {
-    fn resolve(&self, name: Name) -> Resolving {
+impl tower_service::Service<Name> for UpstreamResolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = ResolveError;
+    type Future = BoxFuture<'static, Result<Self::Response, ResolveError>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), ResolveError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
         let host = name.as_str().to_owned();
         Box::pin(async move {
             let local = host.eq_ignore_ascii_case("localhost");
@@ -51,8 +65,7 @@ impl Resolve for UpstreamResolver {
             if found.is_empty() {
                 return Err("the name resolves to no address a connector may call".into());
             }
-            let addrs: Addrs = Box::new(found.into_iter());
-            Ok(addrs)
+            Ok(found.into_iter())
         })
     }
 }

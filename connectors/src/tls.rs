@@ -1,7 +1,7 @@
 //! A connector's client TLS: which roots it trusts for its department (the public web
 //! roots, or only the department's own CA bundle) and which certificate it presents
 //! (mTLS to the department). This module owns reading those files and building the
-//! rustls client configuration the HTTP connector hands to reqwest.
+//! rustls client configuration the HTTP connector's client uses.
 //!
 //! Errors name the setting and the file and say why it failed; they never quote a
 //! file's content, so a private key cannot leak into a log or a `gateway check` report.

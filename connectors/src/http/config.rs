@@ -66,8 +66,8 @@ fn default_method() -> String {
 /// The URL an operation calls: the base URL and the operation's path, parsed (so `.`
 /// and `..` segments are resolved). This is the URL the department's upstream
 /// allow-list is checked against, exactly as it will be called.
-pub fn endpoint_url(base_url: &str, path: &str) -> Result<reqwest::Url, String> {
-    reqwest::Url::parse(&format!("{}{}", base_url.trim_end_matches('/'), path))
+pub fn endpoint_url(base_url: &str, path: &str) -> Result<url::Url, String> {
+    url::Url::parse(&format!("{}{}", base_url.trim_end_matches('/'), path))
         .map_err(|e| e.to_string())
 }
 
@@ -81,7 +81,7 @@ impl HttpSettings {
                 message,
             })
         };
-        match reqwest::Url::parse(&self.base_url) {
+        match url::Url::parse(&self.base_url) {
             Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
                 if url.query().is_some() || !url.username().is_empty() || url.password().is_some() {
                     problem(
@@ -96,7 +96,7 @@ impl HttpSettings {
             ),
         }
         if let Some(tls) = &self.tls {
-            if reqwest::Url::parse(&self.base_url).is_ok_and(|url| url.scheme() == "http") {
+            if url::Url::parse(&self.base_url).is_ok_and(|url| url.scheme() == "http") {
                 problem("tls", "TLS settings need an https:// base_url".into());
             }
             for (path, file) in [

@@ -5,10 +5,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::HttpConnector;
-use super::connector::fill_subject;
+use super::connector::{BodyTemplate, fill_subject};
 use crate::definition::ConnectorDef;
 use crate::error::{BuildError, FetchError};
 use crate::files::FileRoots;
@@ -160,6 +160,33 @@ fn the_subject_fills_every_placeholder_and_nothing_else() {
         fill_subject(&body, "K"),
         json!({"sfzh": "K", "ywlx": "query", "list": ["K", 1]})
     );
+}
+
+// The body written for each call from the template prepared at build is the JSON of
+// the template with the subject filled in, whatever the key holds and whatever else
+// the template says (a key named like the placeholder, text like the stand-in).
+#[test]
+fn the_prepared_body_is_the_template_with_the_subject_filled_in() {
+    let template = json!({
+        "sfzh": "$subject",
+        "$subject": "subject",
+        "note": "subject_ \"$subject\"",
+        "list": ["$subject", 1, {"k": "$subject"}],
+    });
+    let prepared = BodyTemplate::new(&template).unwrap();
+    for key in [
+        "110101199003070012",
+        "a\"b\\c",
+        "subject",
+        "subject_",
+        "",
+        "\u{2028}",
+    ] {
+        let written: Value = serde_json::from_slice(&prepared.fill(key).unwrap()).unwrap();
+        assert_eq!(written, fill_subject(&template, key), "{key:?}");
+    }
+    let none = BodyTemplate::new(&json!({"ywlx": "query"})).unwrap();
+    assert_eq!(none.fill("K").unwrap(), br#"{"ywlx":"query"}"#);
 }
 
 mod deadline {

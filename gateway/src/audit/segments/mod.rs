@@ -45,8 +45,8 @@
 //!
 //! # Search lag
 //!
-//! The index is written after the writer answers, in one SQLite transaction per
-//! wake-up. A reader in the gateway's process ([`SegmentAuditReader`]) first waits
+//! The index is written after the writer answers, in SQLite transactions that gather
+//! what was made durable over at most [`index::GATHER`] (10 ms). A reader in the gateway's process ([`SegmentAuditReader`]) first waits
 //! until the index holds every event made durable before the read began (at most
 //! [`MAX_LAG`]; past that it answers from what is indexed and logs it), so a
 //! privacy officer always sees a lookup that was answered before the search.
