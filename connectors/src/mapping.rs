@@ -42,24 +42,30 @@ fn map_object(
 ) -> Result<Map<String, Value>, MappingError> {
     let mut out = Map::with_capacity(fields.len());
     for (name, field) in fields {
-        let path = if prefix.is_empty() {
-            name.clone()
-        } else {
-            format!("{prefix}.{name}")
+        // Where the field is, for an error or a nested object's fields: written only
+        // when needed, not for every field of every record.
+        let path = || {
+            if prefix.is_empty() {
+                name.clone()
+            } else {
+                format!("{prefix}.{name}")
+            }
         };
-        let from = format!("{from_prefix}{}", field.from);
+        let from = || format!("{from_prefix}{}", field.from);
         let raw = data.pointer(&field.from).unwrap_or(&Value::Null);
         let value = if let Some(children) = &field.fields {
             match raw {
                 Value::Null => Value::Null,
-                Value::Object(_) => Value::Object(map_object(def, &path, &from, children, raw)?),
-                _ => return Err(error(&path, &from, "an object or null")),
+                Value::Object(_) => {
+                    Value::Object(map_object(def, &path(), &from(), children, raw)?)
+                }
+                _ => return Err(error(&path(), &from(), "an object or null")),
             }
         } else if let Some(children) = &field.items {
             match raw {
                 Value::Null => Value::Array(Vec::new()),
                 Value::Array(items) => {
-                    let item_path = format!("{path}[]");
+                    let (item_path, from) = (format!("{}[]", path()), from());
                     let mut mapped = Vec::with_capacity(items.len());
                     for (i, item) in items.iter().enumerate() {
                         if !item.is_object() {
@@ -72,11 +78,11 @@ fn map_object(
                     }
                     Value::Array(mapped)
                 }
-                _ => return Err(error(&path, &from, "a list or null")),
+                _ => return Err(error(&path(), &from(), "a list or null")),
             }
         } else {
             transform(def, field.transform.as_ref(), raw)
-                .map_err(|rule| error(&path, &from, &rule))?
+                .map_err(|rule| error(&path(), &from(), &rule))?
         };
         out.insert(name.clone(), value);
     }

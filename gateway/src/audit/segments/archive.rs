@@ -104,7 +104,7 @@ pub(super) fn archive(
 }
 
 /// Takes the events up to `last_seq` out of the index (their checkpoints stay: the
-/// witnesses' feed reads them).
+/// witnesses' feed reads them), and notes that they are out for the indexer.
 fn forget(data_dir: &Path, last_seq: u64) -> Result<(), AuditError> {
     let path = data_dir.join(AUDIT_FILE);
     if !path.exists() {
@@ -113,9 +113,19 @@ fn forget(data_dir: &Path, last_seq: u64) -> Result<(), AuditError> {
     let conn = crate::sqlite::connect(&path, BUSY_TIMEOUT)?;
     let last = i64::try_from(last_seq).unwrap_or(i64::MAX);
     conn.execute_batch("BEGIN IMMEDIATE")?;
+    // Noted in the same transaction, so that the indexer never puts back an event it
+    // was still gathering when its segment moved.
     let deleted = conn
         .execute("DELETE FROM linked_subjects WHERE seq <= ?1", [last])
-        .and_then(|_| conn.execute("DELETE FROM events WHERE seq <= ?1", [last]));
+        .and_then(|_| conn.execute("DELETE FROM events WHERE seq <= ?1", [last]))
+        .and_then(|_| {
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('archived_through', ?1)
+                   ON CONFLICT (key) DO UPDATE SET value = excluded.value
+                   WHERE CAST(excluded.value AS INTEGER) > CAST(meta.value AS INTEGER)",
+                [last.to_string()],
+            )
+        });
     match deleted {
         Ok(_) => conn.execute_batch("COMMIT")?,
         Err(e) => {

@@ -27,6 +27,11 @@ use super::format::{self, Frames, HEADER_LEN, Record};
 /// How long the indexer waits for a lock another process holds (an archive run).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The newest event an archive run took out of the index (see
+/// [`super::archive`]), kept in `meta` as `archived_through`.
+pub(super) const ARCHIVED_THROUGH: &str =
+    "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'archived_through'";
+
 /// The indexer's page cache, in SQLite's notation (negative: KiB): 64 MiB.
 const INDEX_CACHE_KIB: i64 = -65_536;
 
@@ -114,12 +119,22 @@ fn store(
 ) -> Result<(), AuditError> {
     let tx = conn.transaction()?;
     {
+        // An archive run may have taken these events out of the index meanwhile
+        // (their segments moved while the indexer gathered them): they stay out.
+        let archived: i64 = tx
+            .prepare_cached(ARCHIVED_THROUGH)?
+            .query_row([], |row| row.get(0))
+            .optional()?
+            .unwrap_or(0);
         let mut insert = tx.prepare_cached(INSERT_EVENT)?;
         let mut linked = tx.prepare_cached(INSERT_LINKED)?;
         let mut checkpoint =
             tx.prepare_cached("INSERT OR IGNORE INTO checkpoints (seq, text) VALUES (?1, ?2)")?;
         for event in events {
             let seq = sql_seq(event.seq)?;
+            if seq <= archived {
+                continue;
+            }
             insert_event(
                 &mut insert,
                 seq,
