@@ -117,7 +117,9 @@ fn store(
     events: &[IndexedEvent],
     checkpoints: &[(u64, String)],
 ) -> Result<(), AuditError> {
-    let tx = conn.transaction()?;
+    // Immediate: the write lock is taken before `archived_through` is read, so an
+    // archive run cannot commit between that read and the inserts.
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     {
         // An archive run may have taken these events out of the index meanwhile
         // (their segments moved while the indexer gathered them): they stay out.
