@@ -25,7 +25,7 @@ use futures::future::{BoxFuture, Shared, join_all};
 use serde_json::{Map, Value, json};
 use tokio::sync::{Mutex, Semaphore};
 
-use crate::audit::{AuditEvent, AuditLog};
+use crate::audit::{AuditEvent, AuditLog, Recorded};
 use crate::auth::Caller;
 use crate::config::ActiveConfig;
 use crate::forms::template::{Derive, Field, FieldValue, Form, Scope, Section, Source, SourceRef};
@@ -220,6 +220,8 @@ pub struct Filled {
     /// Whether every lookup's audit event was made durable; if not, nothing of the
     /// fill may be answered.
     pub(crate) audited: bool,
+    /// Where the fill's events are in the log (the jurisdiction check's first).
+    pub(crate) recorded: Vec<Recorded>,
     /// The answer instead of the form: the subject is outside the caller's
     /// jurisdiction (nothing was asked of any department), or no department holds
     /// this person.
@@ -338,11 +340,12 @@ pub(crate) async fn fill(ctx: &Context<'_>) -> Filled {
     let inside = match checked {
         Ok(inside) => inside,
         Err(error) => {
-            let audited = record(ctx, check.into_iter().collect()).await;
+            let (audited, recorded) = record(ctx, check.into_iter().collect()).await;
             return Filled {
                 body: Value::Null,
                 lookups: Vec::new(),
                 audited,
+                recorded,
                 problem: Some(Unfilled::Lookup(error)),
             };
         }
@@ -409,25 +412,31 @@ pub(crate) async fn fill(ctx: &Context<'_>) -> Filled {
         .into_iter()
         .chain(done.iter().map(|d| d.event.clone()))
         .collect();
-    let audited = record(ctx, events).await;
+    let (audited, recorded) = record(ctx, events).await;
     Filled {
         body,
         lookups: done,
         audited,
+        recorded,
         problem: unknown.then_some(Unfilled::PersonUnknown),
     }
 }
 
-/// Records every event of the fill in one append; whether all were made durable.
-async fn record(ctx: &Context<'_>, events: Vec<AuditEvent>) -> bool {
+/// Records every event of the fill in one append: whether all were made durable, and
+/// where those that were are in the log.
+async fn record(ctx: &Context<'_>, events: Vec<AuditEvent>) -> (bool, Vec<Recorded>) {
     let mut audited = true;
+    let mut recorded = Vec::with_capacity(events.len());
     for outcome in ctx.audit.append_all(events).await {
-        if let Err(e) = outcome {
-            tracing::error!(request_id = ctx.request_id, error = %e, "the audit log could not record a form lookup");
-            audited = false;
+        match outcome {
+            Ok(at) => recorded.push(at),
+            Err(e) => {
+                tracing::error!(request_id = ctx.request_id, error = %e, "the audit log could not record a form lookup");
+                audited = false;
+            }
         }
     }
-    audited
+    (audited, recorded)
 }
 
 /// The reason of a row's fields left without their lookup because the list has more

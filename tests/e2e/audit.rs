@@ -34,6 +34,71 @@ pub(crate) async fn events(gw: &TestGateway) -> Vec<Value> {
         .collect()
 }
 
+/// The `<chain>/<seq>/<hash>` parts of an `Audit-Event` header.
+fn receipts(header: &str) -> Vec<(String, u64, String)> {
+    header
+        .split(", ")
+        .map(|one| {
+            let parts: Vec<&str> = one.split('/').collect();
+            assert_eq!(parts.len(), 3, "{one}");
+            let seq = parts[1].parse().expect("a seq");
+            (parts[0].to_owned(), seq, parts[2].to_owned())
+        })
+        .collect()
+}
+
+// A township app keeps the header as proof of what it received; the privacy officer
+// finds exactly that event (chain, seq, hash) among the citizen's. A refused lookup
+// released nothing and names no event; a form names each of its lookups'.
+#[tokio::test]
+async fn an_answer_names_its_audit_event_and_the_officer_finds_that_event() {
+    let gw = TestGateway::start().await;
+    let person = sample(SampleKind::MarriedParent);
+    let ok = gw
+        .query(&lookup("hukou", "person_by_id", person.id.as_str()))
+        .await;
+    assert_eq!(ok.status, 200, "{}", ok.text);
+    let header = ok.audit_event.as_deref().expect("an Audit-Event header");
+    assert!(!header.contains(person.id.as_str()));
+    let [(chain, seq, hash)] = receipts(header).try_into().expect("one event");
+
+    let other = gw.token(Role::Clerk, Some("139901201"));
+    let refused = gw
+        .query_as(&other, &lookup("hukou", "person_by_id", person.id.as_str()))
+        .await;
+    assert_eq!(refused.status, 403);
+    assert_eq!(refused.audit_event, None);
+
+    let officer = gw.token(Role::PrivacyOfficer, None);
+    let found = crate::helpers::post_json(
+        &gw.url("/v1/audit/search"),
+        &officer,
+        &serde_json::json!({"filter": {"id_number": person.id.as_str()}}),
+    )
+    .await;
+    assert_eq!(found.status, 200, "{}", found.text);
+    assert_eq!(found.json["chain_id"], chain.as_str());
+    let events = found.json["events"].as_array().expect("events");
+    let event = events
+        .iter()
+        .find(|e| e["seq"] == seq)
+        .expect("the named event is the citizen's");
+    assert_eq!(event["hash"], hash.as_str());
+    assert_eq!(event["request_id"], ok.json["request_id"]);
+    assert_eq!(event["outcome"]["status"], 200);
+
+    let form = crate::helpers::post_json(
+        &gw.url("/v1/forms/birth-registration/fill"),
+        &gw.token(Role::Clerk, Some(crate::helpers::TOWNSHIP)),
+        &serde_json::json!({"subject": {"id_number": person.id.as_str()}, "case_id": "TEST-0002"}),
+    )
+    .await;
+    assert_eq!(form.status, 200, "{}", form.text);
+    let named = receipts(form.audit_event.as_deref().expect("an Audit-Event header"));
+    assert!(named.len() > 1, "{named:?}");
+    assert!(named.iter().all(|(c, s, _)| *c == chain && *s > seq));
+}
+
 #[tokio::test]
 async fn every_lookup_is_recorded_with_pseudonyms_and_the_log_verifies() {
     let gw = TestGateway::start().await;

@@ -226,6 +226,8 @@ pub(crate) struct Reply {
     pub(crate) content_type: String,
     pub(crate) text: String,
     pub(crate) json: Value,
+    /// The `Audit-Event` header: the audit events the answer is bound to.
+    pub(crate) audit_event: Option<String>,
 }
 
 impl Reply {
@@ -237,6 +239,11 @@ impl Reply {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_owned();
+        let audit_event = response
+            .headers()
+            .get("audit-event")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let text = response.text().await.expect("body");
         let json = serde_json::from_str(&text).unwrap_or(Value::Null);
         Reply {
@@ -244,6 +251,7 @@ impl Reply {
             content_type,
             text,
             json,
+            audit_event,
         }
     }
 

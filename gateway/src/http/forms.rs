@@ -148,7 +148,9 @@ async fn fill_form(
         complete = filled.body["complete"].as_bool().unwrap_or(false),
         "form filled"
     );
-    super::labels::respond(&filled.body, lang)
+    let mut response = super::labels::respond(&filled.body, lang);
+    super::receipt::attach(&mut response, &filled.recorded);
+    response
 }
 
 /// Everything checked before any department is asked: the caller's own limits,

@@ -6,7 +6,8 @@
 //!
 //! Every authenticated lookup — answered, refused or failed — leaves one audit event,
 //! made durable BEFORE the answer is sent; if it cannot be, the caller gets 503 and
-//! nothing else (no audit, no data). The request is parsed in [`super::request`].
+//! nothing else (no audit, no data). An answer names its event in the
+//! [`super::receipt`] header. The request is parsed in [`super::request`].
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -43,11 +44,15 @@ pub(crate) async fn query(
         Err(p) => (p.kind.status().as_u16(), Some(p.kind.slug())),
     };
     let event = trail.event(&request_id, &caller, peer, status, problem);
-    if let Err(e) = app.audit.append(event).await {
-        return audit_unavailable(&request_id, &e);
-    }
+    let recorded = match app.audit.append(event).await {
+        Ok(recorded) => recorded,
+        Err(e) => return audit_unavailable(&request_id, &e),
+    };
     match answer {
-        Ok(response) => response,
+        Ok(mut response) => {
+            super::receipt::attach(&mut response, std::slice::from_ref(&recorded));
+            response
+        }
         Err(problem) => problem.for_request(&request_id).into_response(),
     }
 }
