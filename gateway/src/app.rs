@@ -43,6 +43,8 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     /// How far each witness is behind (none when no witness is configured).
     pub witnesses: Arc<[Arc<crate::witness::sender::WitnessStatus>]>,
+    /// Requests, department calls and policy decisions, counted for `/metrics`.
+    pub traffic: crate::traffic::Traffic,
 }
 
 impl App {
@@ -78,6 +80,7 @@ impl App {
             live,
             clock: Arc::new(SystemClock),
             witnesses: Arc::new([]),
+            traffic: crate::traffic::Traffic::default(),
         }
     }
 
@@ -116,6 +119,7 @@ impl App {
             pseudonym: &self.pseudonym,
             limits: &self.limits,
             clock: &*self.clock,
+            traffic: &self.traffic,
             request_id,
         }
     }

@@ -47,7 +47,8 @@
 //! SQLite file is opened and migrated, [`pg`] how PostgreSQL is reached and migrated
 //! (many replicas), and [`cluster`] what replicas tell each other beyond the
 //! registry; [`secrets`] keeps keys in the data directory and server addresses out of
-//! sight; [`app`] is the shared state (no HTTP in it), [`clock`] its "now", and
+//! sight; [`app`] is the shared state (no HTTP in it), [`clock`] its "now",
+//! [`traffic`] its RED counters for `/metrics`, and
 //! [`startup`] the one bootstrap that `serve`, `demo` and the tests start the gateway
 //! through.
 //!
@@ -85,6 +86,7 @@ pub mod access;
 pub mod classification;
 pub mod catalog;
 pub mod usage;
+pub mod traffic;
 pub mod status;
 pub mod departments;
 pub mod labels;

@@ -176,3 +176,134 @@ async fn metrics_count_cache_hits_misses_and_refusals_without_personal_data() {
     assert!(!text.contains(crate::helpers::TOWNSHIP));
     assert!(!text.contains("clerk"), "no user names: {text}");
 }
+
+/// The labels of every sample line of an OpenMetrics text: (metric, key, value).
+fn labels(text: &str) -> Vec<(String, String, String)> {
+    let mut found = Vec::new();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some((metric, rest)) = line.split_once('{') else {
+            continue;
+        };
+        let Some((set, _)) = rest.rsplit_once('}') else {
+            panic!("a label set without its end: {line}")
+        };
+        for pair in set.split("\",") {
+            let (key, value) = pair.split_once("=\"").expect("key=\"value\"");
+            let value = value.trim_end_matches('"');
+            found.push((metric.to_owned(), key.to_owned(), value.to_owned()));
+        }
+    }
+    found
+}
+
+// RED metrics: requests by route template, method and status class, department calls
+// by connector, operation and outcome, policy decisions by outcome and reason, with
+// durations. Every label value comes from a fixed set: a path a caller typed, an ID
+// number, a user or a township never becomes one.
+#[tokio::test]
+async fn red_metrics_count_requests_calls_and_decisions_with_fixed_labels_only() {
+    let gw = TestGateway::start().await;
+    let person = sample(SampleKind::MarriedParent);
+    let id = person.id.as_str();
+    assert_eq!(
+        gw.query(&lookup("hukou", "person_by_id", id)).await.status,
+        200
+    );
+    let outsider = gw.token(Role::Clerk, Some("139901201"));
+    let refused = gw
+        .query_as(&outsider, &lookup("hukou", "person_by_id", id))
+        .await;
+    assert_eq!(refused.status, 403);
+    let typed = format!("/v1/people/{id}");
+    assert_eq!(gw.get(&typed).await.status, 404);
+
+    let text = client()
+        .get(gw.url("/metrics"))
+        .bearer_auth(gw.token(Role::Operator, None))
+        .send()
+        .await
+        .expect("an answer")
+        .text()
+        .await
+        .expect("text");
+    for line in [
+        r#"gateway_http_requests_total{route="/v1/query",method="POST",status="2xx"} 1"#,
+        r#"gateway_http_requests_total{route="/v1/query",method="POST",status="4xx"} 1"#,
+        r#"gateway_http_requests_total{route="(unmatched)",method="GET",status="4xx"} 1"#,
+        r#"gateway_http_request_seconds_count{route="/v1/query"} 2"#,
+        r#"gateway_upstream_calls_total{connector="hukou",operation="person_by_id",outcome="ok"}"#,
+        r#"gateway_upstream_seconds_count{connector="hukou",operation="person_by_id"}"#,
+        r#"gateway_policy_decisions_total{outcome="allowed",reason="granted"} 1"#,
+        r#"gateway_policy_decisions_total{outcome="refused",reason="jurisdiction"} 1"#,
+        r#"gateway_config_info{version=""#,
+    ] {
+        assert!(text.contains(line), "{line} in {text}");
+    }
+
+    // The demo county's connectors and their operations, from its files.
+    let mut connectors = Vec::new();
+    let mut operations = Vec::new();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../county/connectors");
+    for file in std::fs::read_dir(dir).expect("the county's connectors") {
+        let text = std::fs::read_to_string(file.expect("a file").path()).expect("YAML");
+        let def = connectors::ConnectorDef::from_yaml(&text).expect("a definition");
+        operations.extend(def.operations.keys().cloned());
+        connectors.push(def.id.clone());
+    }
+    for (metric, key, value) in labels(&text) {
+        let fixed = match key.as_str() {
+            "route" => {
+                // A template: literal names (`v1`) and `{parameters}`, never a value.
+                value == "(unmatched)"
+                    || (value.starts_with('/')
+                        && value
+                            .split('/')
+                            .all(|part| part.chars().filter(char::is_ascii_digit).count() < 3))
+            }
+            "method" => [
+                "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "other",
+            ]
+            .contains(&value.as_str()),
+            "status" => ["1xx", "2xx", "3xx", "4xx", "5xx"].contains(&value.as_str()),
+            "connector" => connectors.contains(&value),
+            "operation" => operations.contains(&value),
+            "outcome" => [
+                "ok",
+                "schema",
+                "busy",
+                "not_found",
+                "timeout",
+                "unavailable",
+                "status",
+                "rejected",
+                "oversize",
+                "malformed",
+                "mapping",
+                "unknown_operation",
+                "allowed",
+                "refused",
+            ]
+            .contains(&value.as_str()),
+            "reason" => [
+                "granted",
+                "role",
+                "denied_by_rule",
+                "row_condition",
+                "jurisdiction",
+            ]
+            .contains(&value.as_str()),
+            // The configuration's version: a hash of what is in force.
+            "version" => value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c)),
+            "le" => value == "+Inf" || value.parse::<f64>().is_ok(),
+            "limit" => ["user", "township", "grant", "grant_user_share", "connector"]
+                .contains(&value.as_str()),
+            _ => false,
+        };
+        assert!(fixed, "{metric}: {key}={value:?} is not from a fixed set");
+    }
+    assert!(!text.contains(id), "an ID number in the metrics");
+    assert!(!text.contains(&typed), "a typed path in the metrics");
+    assert!(!text.contains("139901201") && !text.contains(crate::helpers::TOWNSHIP));
+}

@@ -1,5 +1,8 @@
 //! `GET /metrics`: the gateway's counters in the Prometheus / OpenMetrics text format —
-//! record cache hits, misses, entries and bytes per connector, requests refused by
+//! requests by route, method and status class, department calls by connector,
+//! operation and outcome, and policy decisions, with their durations
+//! ([`crate::traffic`]); the configuration version in force; record cache hits,
+//! misses, entries and bytes per connector, requests refused by
 //! each kind of rate limit, how long the audit writer takes to commit a batch, and
 //! how far each audit witness is behind. Counts only: no
 //! user, township, subject or key appears.
@@ -156,6 +159,15 @@ pub async fn render(app: &App) -> Result<String, std::fmt::Error> {
             CommitHistogram(times.snapshot()),
         );
     }
+    app.traffic.register(&mut registry);
+    let info = Family::<Labels, Gauge>::default();
+    info.get_or_create(&vec![("version".to_owned(), config.version.clone())])
+        .set(1);
+    registry.register(
+        "config_info",
+        "The configuration in force (its version; always 1)",
+        info,
+    );
     let counters = Gauge::<i64>::default();
     counters.set(i64::try_from(app.limits.day_counters()).unwrap_or(i64::MAX));
     registry.register(

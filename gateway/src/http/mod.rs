@@ -1,5 +1,6 @@
 //! The HTTP front end: the router, the request context every route runs in (request
-//! id, no query strings, access log without personal data), and one file of routes
+//! id, no query strings, access log without personal data, the RED counters of
+//! [`crate::traffic`] by route template), and one file of routes
 //! per area. It depends on the domain; the domain never depends on it.
 //!
 //! - [`extract`]: request id, peer, authenticated caller; [`body`]: the one JSON body
@@ -38,7 +39,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Request};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -75,10 +76,10 @@ pub fn router_with(app: App, pages: Router) -> Router {
         .route("/metrics", get(metrics::metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(app)
+        .with_state(app.clone())
         .merge(pages)
         .layer(DefaultBodyLimit::max(max_body))
-        .layer(middleware::from_fn(request_context))
+        .layer(middleware::from_fn_with_state(app, request_context))
 }
 
 /// The metrics listener's routes: `/metrics` without a token, nothing else.
@@ -87,7 +88,7 @@ pub fn metrics_router(app: App) -> Router {
         .route("/metrics", get(metrics::exposition))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn(request_context))
+        .layer(middleware::from_fn_with_state(app.clone(), request_context))
         .with_state(app)
 }
 
@@ -105,7 +106,7 @@ pub async fn serve(
     .await
 }
 
-async fn request_context(mut request: Request, next: Next) -> Response {
+async fn request_context(State(app): State<App>, mut request: Request, next: Next) -> Response {
     let id = uuid::Uuid::now_v7().to_string();
     let started = Instant::now();
     let method = request.method().clone();
@@ -131,6 +132,9 @@ async fn request_context(mut request: Request, next: Next) -> Response {
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", value);
     }
+    let status = response.status().as_u16();
+    app.traffic
+        .request(&route, &method, status, started.elapsed());
     tracing::debug!(
         request_id = %id,
         %method,

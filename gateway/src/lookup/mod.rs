@@ -29,6 +29,7 @@ use crate::mask::{MaskContext, PseudonymKey};
 use crate::policy::Outcome;
 use crate::purpose::Purpose;
 use crate::schema::Violation;
+use crate::traffic::CallOutcome;
 pub use error::LookupError;
 pub use subject::{SubjectError, SubjectKeyValue, check_case_id, household_number, subject_key};
 pub(crate) use trail::Trail;
@@ -41,6 +42,8 @@ pub struct Services<'a> {
     pub limits: &'a RateLimits,
     /// "Now" for records fetched and "today" for grants' validity.
     pub clock: &'a dyn crate::clock::Clock,
+    /// Where department calls and policy decisions are counted.
+    pub traffic: &'a crate::traffic::Traffic,
     /// The gateway request the lookup serves, passed on to the department (a fetch
     /// shared by callers at once carries the first one's).
     pub request_id: &'a str,
@@ -122,6 +125,7 @@ pub(crate) async fn lookup(
             today,
         )
         .map_err(|refusal| {
+            app.traffic.decision("refused", refusal.reason.as_str());
             trail.refused_by(&refusal.rule);
             LookupError::Refused(refusal)
         })?;
@@ -156,6 +160,7 @@ pub(crate) async fn lookup(
                 trail.jurisdiction = Some(if outside { "outside" } else { "inside" });
                 trail.subject_township = township;
                 if outside && let Some(refusal) = plan.refuse_outside() {
+                    app.traffic.decision("refused", refusal.reason.as_str());
                     trail.refused_by(&refusal.rule);
                     return Err(LookupError::Refused(refusal));
                 }
@@ -207,6 +212,7 @@ pub(crate) async fn lookup(
                 trail.jurisdiction = Some("outside");
                 if let Some(refusal) = plan.refuse_outside() {
                     log(crate::problem::ProblemKind::Forbidden.slug());
+                    app.traffic.decision("refused", refusal.reason.as_str());
                     trail.refused_by(&refusal.rule);
                     return Err(LookupError::Refused(refusal));
                 }
@@ -232,6 +238,7 @@ pub(crate) async fn lookup(
         trail.jurisdiction = Some(if outside { "outside" } else { "inside" });
         if outside && let Some(refusal) = plan.refuse_outside() {
             log(crate::problem::ProblemKind::Forbidden.slug());
+            app.traffic.decision("refused", refusal.reason.as_str());
             trail.refused_by(&refusal.rule);
             return Err(LookupError::Refused(refusal));
         }
@@ -244,9 +251,11 @@ pub(crate) async fn lookup(
         .apply(&record.value, caller, &target.op.fields, &ctx, outside)
         .map_err(|refusal| {
             log(crate::problem::ProblemKind::Forbidden.slug());
+            app.traffic.decision("refused", refusal.reason.as_str());
             trail.refused_by(&refusal.rule);
             LookupError::Refused(refusal)
         })?;
+    app.traffic.decision("allowed", "granted");
     trail.decided(&outcome);
     trail.linked = linked::people(
         &target.op.leaves,
@@ -338,10 +347,11 @@ async fn cached(
     let fetch = async {
         if let Some(capacity) = &def.capacity {
             let rate = Rate::per_second(capacity.per_second, capacity.burst());
-            app.limits
-                .check_connector(&def.id, rate)
-                .await
-                .map_err(Failure::Capacity)?;
+            if let Err(limited) = app.limits.check_connector(&def.id, rate).await {
+                app.traffic
+                    .upstream(&def.id, operation, CallOutcome::Busy, None);
+                return Err(Failure::Capacity(limited));
+            }
         }
         // The fetch may be shared by lookups waiting on the cache: it runs to the
         // connector's own limits, each lookup's deadline stays with the lookup.
@@ -349,23 +359,35 @@ async fn cached(
             request_id: Some(app.request_id.to_owned()),
             ..FetchContext::default()
         };
-        match connector
+        let sent = Instant::now();
+        let fetched = connector
             .connector
             .fetch(operation, subject.as_str(), &context)
-            .await
-        {
+            .await;
+        let took = Some(sent.elapsed());
+        let count = |outcome| app.traffic.upstream(&def.id, operation, outcome, took);
+        match fetched {
             Ok(fetched) => {
-                op.schema.check(&fetched.record).map_err(Failure::Schema)?;
+                if let Err(violation) = op.schema.check(&fetched.record) {
+                    count(CallOutcome::Schema);
+                    return Err(Failure::Schema(violation));
+                }
+                count(CallOutcome::Record);
                 Ok(Entry::Found(Record {
                     value: fetched.record,
                     fetched_at: app.clock.now(),
                     upstream_latency: fetched.latency,
                 }))
             }
-            Err(FetchError::NotFound) => Ok(Entry::NotFound {
-                at: app.clock.now(),
-            }),
-            Err(e) => Err(Failure::Fetch(e)),
+            Err(error) => {
+                count(CallOutcome::Failed(&error));
+                match error {
+                    FetchError::NotFound => Ok(Entry::NotFound {
+                        at: app.clock.now(),
+                    }),
+                    e => Err(Failure::Fetch(e)),
+                }
+            }
         }
     };
     match &connector.cache {
