@@ -26,7 +26,7 @@ use crate::cache::{Answer, Entry, Record};
 use crate::config::{ActiveConfig, ActiveConnector, ActiveOperation};
 use crate::limits::{Limited, Rate, RateLimits};
 use crate::mask::{MaskContext, PseudonymKey};
-use crate::policy::Outcome;
+use crate::policy::{Outcome, Refusal};
 use crate::purpose::Purpose;
 use crate::schema::Violation;
 use crate::traffic::CallOutcome;
@@ -124,11 +124,7 @@ pub(crate) async fn lookup(
             &target.purpose.code,
             today,
         )
-        .map_err(|refusal| {
-            app.traffic.decision("refused", refusal.reason.as_str());
-            trail.refused_by(&refusal.rule);
-            LookupError::Refused(refusal)
-        })?;
+        .map_err(|refusal| refused(app, trail, refusal))?;
     for grant in &plan.grants {
         if let Some(quota) = &grant.quota
             && let Err(limited) = app
@@ -160,9 +156,7 @@ pub(crate) async fn lookup(
                 trail.jurisdiction = Some(if outside { "outside" } else { "inside" });
                 trail.subject_township = township;
                 if outside && let Some(refusal) = plan.refuse_outside() {
-                    app.traffic.decision("refused", refusal.reason.as_str());
-                    trail.refused_by(&refusal.rule);
-                    return Err(LookupError::Refused(refusal));
+                    return Err(refused(app, trail, refusal));
                 }
             }
             Reach::Inside(township) => {
@@ -212,9 +206,7 @@ pub(crate) async fn lookup(
                 trail.jurisdiction = Some("outside");
                 if let Some(refusal) = plan.refuse_outside() {
                     log(crate::problem::ProblemKind::Forbidden.slug());
-                    app.traffic.decision("refused", refusal.reason.as_str());
-                    trail.refused_by(&refusal.rule);
-                    return Err(LookupError::Refused(refusal));
+                    return Err(refused(app, trail, refusal));
                 }
             }
             let error = LookupError::NotFound {
@@ -238,9 +230,7 @@ pub(crate) async fn lookup(
         trail.jurisdiction = Some(if outside { "outside" } else { "inside" });
         if outside && let Some(refusal) = plan.refuse_outside() {
             log(crate::problem::ProblemKind::Forbidden.slug());
-            app.traffic.decision("refused", refusal.reason.as_str());
-            trail.refused_by(&refusal.rule);
-            return Err(LookupError::Refused(refusal));
+            return Err(refused(app, trail, refusal));
         }
     }
     let ctx = MaskContext {
@@ -251,9 +241,7 @@ pub(crate) async fn lookup(
         .apply(&record.value, caller, &target.op.fields, &ctx, outside)
         .map_err(|refusal| {
             log(crate::problem::ProblemKind::Forbidden.slug());
-            app.traffic.decision("refused", refusal.reason.as_str());
-            trail.refused_by(&refusal.rule);
-            LookupError::Refused(refusal)
+            refused(app, trail, refusal)
         })?;
     app.traffic.decision("allowed", "granted");
     trail.decided(&outcome);
@@ -270,6 +258,13 @@ pub(crate) async fn lookup(
         record: answer.entry.clone(),
         cache_hit: answer.cache_hit,
     })
+}
+
+/// The policy's refusal of a lookup: counted, and its rule recorded in the trail.
+fn refused(app: Services<'_>, trail: &mut Trail, refusal: Refusal) -> LookupError {
+    app.traffic.decision("refused", refusal.reason.as_str());
+    trail.refused_by(&refusal.rule);
+    LookupError::Refused(refusal)
 }
 
 /// The township the subject lives in, as the county's authority for residence says

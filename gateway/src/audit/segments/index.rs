@@ -6,9 +6,10 @@
 //! It is derived, never the record: the indexer thread writes what the writer made
 //! durable, after the writer has answered (off the request path), gathered for at
 //! most [`GATHER`] into one transaction, without a sync of its own
-//! (`synchronous=OFF`): what a power cut
-//! loses of it is found missing at the next start and read again from the segments
-//! ([`catch_up`]). [`reindex`] drops it and rebuilds it from the segments alone.
+//! (`synchronous=OFF`): what a power cut loses of it is found missing at the next
+//! start and read again from the segments ([`catch_up`]). [`reindex`] drops it and
+//! rebuilds it from the segments alone. Events an archive run took out
+//! (`archived_through` in `meta`) are never put back.
 
 use std::path::Path;
 use std::sync::mpsc::Receiver;
@@ -29,7 +30,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The newest event an archive run took out of the index (see
 /// [`super::archive`]), kept in `meta` as `archived_through`.
-pub(super) const ARCHIVED_THROUGH: &str =
+const ARCHIVED_THROUGH: &str =
     "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'archived_through'";
 
 /// The indexer's page cache, in SQLite's notation (negative: KiB): 64 MiB.
