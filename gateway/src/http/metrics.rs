@@ -20,6 +20,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
 use super::problem::{Problem, ProblemKind};
@@ -160,13 +161,10 @@ pub async fn render(app: &App) -> Result<String, std::fmt::Error> {
         );
     }
     app.traffic.register(&mut registry);
-    let info = Family::<Labels, Gauge>::default();
-    info.get_or_create(&vec![("version".to_owned(), config.version.clone())])
-        .set(1);
     registry.register(
-        "config_info",
-        "The configuration in force (its version; always 1)",
-        info,
+        "config",
+        "The configuration in force: its version",
+        Info::new(vec![("version".to_owned(), config.version.clone())]),
     );
     let counters = Gauge::<i64>::default();
     counters.set(i64::try_from(app.limits.day_counters()).unwrap_or(i64::MAX));
