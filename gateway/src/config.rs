@@ -104,6 +104,10 @@ pub struct GatewayFile {
     /// The web console: its sign-in ([`crate::oidc`]) and other settings.
     #[serde(default)]
     pub console: ConsoleConfig,
+    /// Where traces go ([`crate::telemetry`]); none are sent without it or the
+    /// standard `OTEL_EXPORTER_OTLP_*` variables. Read at start-up only.
+    #[serde(default)]
+    pub telemetry: crate::telemetry::TelemetrySettings,
 }
 
 /// How townships' access requests are handled.
@@ -593,6 +597,9 @@ pub fn load(
                 }
             }
         }
+    }
+    for message in main.telemetry.problems() {
+        loader.problem(path, "telemetry", &message);
     }
     let forms = loader.forms(base, &main.forms, &connectors, &purposes);
     for form in forms.iter() {

@@ -24,6 +24,7 @@ use futures::FutureExt;
 use futures::future::{BoxFuture, Shared, join_all};
 use serde_json::{Map, Value, json};
 use tokio::sync::{Mutex, Semaphore};
+use tracing::Instrument;
 
 use crate::audit::{AuditEvent, AuditLog, Recorded};
 use crate::auth::Caller;
@@ -332,8 +333,19 @@ async fn check_subject(
     (Some(event), result)
 }
 
-/// Fills `ctx.form` for `ctx.subject`.
+/// Fills `ctx.form` for `ctx.subject`: traced as one `fill` span, a `lookup` span
+/// per department call inside it.
 pub(crate) async fn fill(ctx: &Context<'_>) -> Filled {
+    let span = tracing::info_span!(
+        "fill",
+        form = %ctx.form.id,
+        purpose = %ctx.purpose.code,
+        township = ctx.caller.township.as_deref().unwrap_or(""),
+    );
+    fill_in(ctx).instrument(span).await
+}
+
+async fn fill_in(ctx: &Context<'_>) -> Filled {
     let subject = ctx.subject;
     let started = Instant::now();
     let (check, checked) = check_subject(ctx).await;
@@ -427,7 +439,14 @@ pub(crate) async fn fill(ctx: &Context<'_>) -> Filled {
 async fn record(ctx: &Context<'_>, events: Vec<AuditEvent>) -> (bool, Vec<Recorded>) {
     let mut audited = true;
     let mut recorded = Vec::with_capacity(events.len());
-    for outcome in ctx.audit.append_all(events).await {
+    let span = tracing::info_span!(
+        "audit.commit",
+        audit.events = events.len(),
+        audit.seq = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    );
+    let outcomes = ctx.audit.append_all(events).instrument(span.clone()).await;
+    for outcome in outcomes {
         match outcome {
             Ok(at) => recorded.push(at),
             Err(e) => {
@@ -435,6 +454,12 @@ async fn record(ctx: &Context<'_>, events: Vec<AuditEvent>) -> (bool, Vec<Record
                 audited = false;
             }
         }
+    }
+    if !audited {
+        span.record("otel.status_code", "ERROR");
+    }
+    if let Some(last) = recorded.last() {
+        span.record("audit.seq", last.seq);
     }
     (audited, recorded)
 }

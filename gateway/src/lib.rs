@@ -48,7 +48,7 @@
 //! (many replicas), and [`cluster`] what replicas tell each other beyond the
 //! registry; [`secrets`] keeps keys in the data directory and server addresses out of
 //! sight; [`app`] is the shared state (no HTTP in it), [`clock`] its "now",
-//! [`traffic`] its RED counters for `/metrics`, and
+//! [`traffic`] its RED counters for `/metrics`, [`telemetry`] its traces, and
 //! [`startup`] the one bootstrap that `serve`, `demo` and the tests start the gateway
 //! through.
 //!
@@ -87,6 +87,7 @@ pub mod classification;
 pub mod catalog;
 pub mod usage;
 pub mod traffic;
+pub mod telemetry;
 pub mod status;
 pub mod departments;
 pub mod labels;

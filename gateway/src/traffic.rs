@@ -86,7 +86,7 @@ impl CallOutcome<'_> {
 }
 
 /// The `method` label: the standard methods by name, anything else `other`.
-fn method_name(method: &http::Method) -> &'static str {
+pub fn method_name(method: &http::Method) -> &'static str {
     match *method {
         http::Method::GET => "GET",
         http::Method::POST => "POST",

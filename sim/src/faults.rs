@@ -71,6 +71,9 @@ pub struct FaultHandle {
     rendezvous: Arc<ArcSwapOption<Rendezvous>>,
     /// The last `X-Request-Id` a caller sent.
     last_request_id: Arc<ArcSwapOption<String>>,
+    /// The last W3C `traceparent` a caller sent (where a department's own tracing
+    /// would join the caller's trace).
+    last_traceparent: Arc<ArcSwapOption<String>>,
 }
 
 /// A meeting point for several servers' first requests: each holds its answer until
@@ -118,6 +121,7 @@ impl FaultHandle {
             received: Arc::new(AtomicU64::new(0)),
             rendezvous: Arc::new(ArcSwapOption::empty()),
             last_request_id: Arc::new(ArcSwapOption::empty()),
+            last_traceparent: Arc::new(ArcSwapOption::empty()),
         }
     }
 
@@ -135,6 +139,18 @@ impl FaultHandle {
 
     pub(crate) fn saw_request_id(&self, id: &str) {
         self.last_request_id.store(Some(Arc::new(id.to_owned())));
+    }
+
+    /// The last `traceparent` a caller sent, if any did.
+    pub fn last_traceparent(&self) -> Option<String> {
+        self.last_traceparent
+            .load_full()
+            .map(|value| String::clone(&value))
+    }
+
+    pub(crate) fn saw_traceparent(&self, value: &str) {
+        self.last_traceparent
+            .store(Some(Arc::new(value.to_owned())));
     }
 
     /// Where this server's answers wait, if anywhere.

@@ -85,8 +85,9 @@ impl Department {
 }
 
 /// The routes of one department's system (data endpoints and `/__sim/faults`).
-/// Each request's `X-Request-Id` (the gateway request it serves) is kept as the
-/// server's last seen, so tests can check a caller passes it on.
+/// Each request's `X-Request-Id` (the gateway request it serves) and `traceparent`
+/// (the trace it is part of) are kept as the server's last seen, so tests can check
+/// a caller passes them on.
 pub fn router(department: Department, population: Arc<Population>, faults: FaultHandle) -> Router {
     let seen = faults.clone();
     let routes = match department {
@@ -104,6 +105,13 @@ pub fn router(department: Department, population: Arc<Population>, faults: Fault
                     .and_then(|v| v.to_str().ok())
                 {
                     seen.saw_request_id(id);
+                }
+                if let Some(parent) = request
+                    .headers()
+                    .get("traceparent")
+                    .and_then(|v| v.to_str().ok())
+                {
+                    seen.saw_traceparent(parent);
                 }
                 next.run(request).await
             }

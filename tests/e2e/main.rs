@@ -41,5 +41,6 @@ mod privacy;
 mod registry;
 mod surface;
 mod tls;
+mod traces;
 mod upstreams;
 mod witness;

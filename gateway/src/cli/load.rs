@@ -23,6 +23,23 @@ pub(super) enum LoadError {
     Other(String),
 }
 
+/// The `telemetry:` section of the configuration file at `path`, alone; the default
+/// (off, unless the environment says otherwise) when the file cannot be read or the
+/// section is wrong — the command's own load of the file then says why.
+pub(super) fn telemetry(path: &Path) -> crate::telemetry::TelemetrySettings {
+    #[derive(serde::Deserialize)]
+    struct Section {
+        #[serde(default)]
+        telemetry: crate::telemetry::TelemetrySettings,
+    }
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| serde_yaml_ng::from_str::<Section>(&text).ok())
+        .map(|section| section.telemetry)
+        .filter(|settings| settings.problems().is_empty())
+        .unwrap_or_default()
+}
+
 /// The configuration at `path` read from `source`, with the registry in `data_dir`
 /// (or the file's `data_dir`) laid over it when one exists there. A data directory
 /// without a registry is not created: the files alone are what `serve` would start

@@ -97,8 +97,34 @@ enum Command {
 }
 
 pub fn main(cli: Cli) -> ExitCode {
-    init_tracing();
     connectors::install_crypto_provider();
+    let traces = match init_tracing(&cli.telemetry()) {
+        Ok(traces) => traces,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = run(cli);
+    if let Some(traces) = traces {
+        traces.shutdown();
+    }
+    code
+}
+
+impl Cli {
+    /// The trace settings of the configuration file a long-running command serves,
+    /// read before anything else so that the whole run is traced. The file is read
+    /// again, in full and checked, by the command itself.
+    fn telemetry(&self) -> crate::telemetry::TelemetrySettings {
+        match &self.command {
+            Command::Serve(args) => load::telemetry(args.config()),
+            _ => crate::telemetry::TelemetrySettings::default(),
+        }
+    }
+}
+
+fn run(cli: Cli) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -144,13 +170,27 @@ fn os_user() -> String {
         .unwrap_or_else(|| "unknown-os-user".to_owned())
 }
 
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("GATEWAY_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+/// The log on stderr (events only, as `GATEWAY_LOG` filters them) and, when
+/// configured, the export of spans ([`crate::telemetry`]), flushed by the handle
+/// returned.
+fn init_tracing(
+    telemetry: &crate::telemetry::TelemetrySettings,
+) -> Result<Option<crate::telemetry::Tracing>, String> {
+    use tracing_subscriber::filter::{FilterExt, filter_fn};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, Layer};
+
+    let filter = EnvFilter::try_from_env("GATEWAY_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let log = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
+        .with_filter(filter.and(filter_fn(|meta| meta.is_event())));
+    let (spans, traces) = crate::telemetry::layer(telemetry)?.unzip();
+    let _ = tracing_subscriber::registry()
+        .with(spans)
+        .with(log)
         .try_init();
+    Ok(traces)
 }
 
 fn report(problems: &[ConfigProblem]) {

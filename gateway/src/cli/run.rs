@@ -55,6 +55,13 @@ pub(super) struct ServeArgs {
     data_dir: Option<PathBuf>,
 }
 
+impl ServeArgs {
+    /// The configuration file it serves.
+    pub(super) fn config(&self) -> &std::path::Path {
+        &self.config
+    }
+}
+
 #[derive(Debug, Args)]
 pub(super) struct SimulateArgs {
     /// Address of the household registration system (户籍).

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
+use tracing::Instrument;
 
 use super::error::unauthenticated;
 use super::problem::{Problem, ProblemKind};
@@ -41,9 +42,21 @@ impl FromRequestParts<App> for Authenticated {
         let RequestId(request_id) = RequestId::from_request_parts(parts, app)
             .await
             .map_err(IntoResponse::into_response)?;
-        app.auth
+        let span = tracing::info_span!("auth", outcome = tracing::field::Empty);
+        let caller = app
+            .auth
             .authenticate(&parts.headers, &parts.uri)
-            .await
+            .instrument(span.clone())
+            .await;
+        span.record(
+            "outcome",
+            if caller.is_ok() {
+                "ok"
+            } else {
+                "unauthenticated"
+            },
+        );
+        caller
             .map(Authenticated)
             .map_err(|e| unauthenticated(e, &request_id))
     }

@@ -46,6 +46,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 use tokio::net::TcpListener;
+use tracing::Instrument;
 
 use crate::app::App;
 use error::unauthenticated;
@@ -127,7 +128,26 @@ async fn request_context(State(app): State<App>, mut request: Request, next: Nex
         problem.for_request(&id).into_response()
     } else {
         request.extensions_mut().insert(RequestId(id.clone()));
-        error::with_request_id(next.run(request).await, &id)
+        // One trace per request, joining the caller's if it sent a `traceparent`.
+        let span = tracing::info_span!(
+            "request",
+            otel.name = %format_args!("{} {route}", crate::traffic::method_name(&method)),
+            otel.kind = "server",
+            http.request.method = crate::traffic::method_name(&method),
+            http.route = %route,
+            request_id = %id,
+            http.response.status_code = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        );
+        crate::telemetry::join(&span, request.headers());
+        let incoming = crate::telemetry::incoming(request.headers());
+        let serving = crate::telemetry::carrying(incoming, next.run(request));
+        let response = serving.instrument(span.clone()).await;
+        span.record("http.response.status_code", response.status().as_u16());
+        if response.status().is_server_error() {
+            span.record("otel.status_code", "ERROR");
+        }
+        error::with_request_id(response, &id)
     };
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", value);

@@ -18,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use chrono::SecondsFormat;
 use serde::Serialize;
+use tracing::Instrument;
 
 use super::error::audit_unavailable;
 use super::problem::Problem;
@@ -44,10 +45,19 @@ pub(crate) async fn query(
         Err(p) => (p.kind.status().as_u16(), Some(p.kind.slug())),
     };
     let event = trail.event(&request_id, &caller, peer, status, problem);
-    let recorded = match app.audit.append(event).await {
+    let commit = tracing::info_span!(
+        "audit.commit",
+        audit.seq = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    );
+    let recorded = match app.audit.append(event).instrument(commit.clone()).await {
         Ok(recorded) => recorded,
-        Err(e) => return audit_unavailable(&request_id, &e),
+        Err(e) => {
+            commit.record("otel.status_code", "ERROR");
+            return audit_unavailable(&request_id, &e);
+        }
     };
+    commit.record("audit.seq", recorded.seq);
     match answer {
         Ok(mut response) => {
             super::receipt::attach(&mut response, std::slice::from_ref(&recorded));
@@ -67,10 +77,14 @@ async fn run(
 ) -> Result<Response, Problem> {
     // One department lookup.
     single::admit(app.services(request_id), caller)
+        .instrument(tracing::info_span!("limits"))
         .await
         .map_err(Problem::from)?;
-    let request = parse(headers, body)?;
-    let lang = super::labels::requested(request.labels.as_deref(), headers)?;
+    let (request, lang) = tracing::info_span!("validate").in_scope(|| {
+        let request = parse(headers, body)?;
+        let lang = super::labels::requested(request.labels.as_deref(), headers)?;
+        Ok::<_, Problem>((request, lang))
+    })?;
     let config = app.config.load_full();
     let (id_number, household_number) = request.subject.into_parts();
     let ask = Ask {
@@ -88,6 +102,7 @@ async fn run(
         answered.operation,
         answered.purpose,
     );
+    let _respond = tracing::info_span!("respond").entered();
     let result = &found.outcome;
     let fetched_at = found.record.fetched_at();
     let department = &connector.def.department;

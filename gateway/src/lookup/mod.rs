@@ -20,6 +20,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use connectors::{FetchContext, FetchError};
+use tracing::Instrument;
+use tracing::field::Empty;
 
 use crate::auth::Caller;
 use crate::cache::{Answer, Entry, Record};
@@ -93,8 +95,47 @@ enum Failure {
 }
 
 /// Runs one lookup for `caller`, filling `trail` as it goes. With a `deadline`, the
-/// department's answer is waited for until then (a form's deadline).
+/// department's answer is waited for until then (a form's deadline). Traced as one
+/// `lookup` span (ids and outcome only) with a span per step inside.
 pub(crate) async fn lookup(
+    app: Services<'_>,
+    config: &ActiveConfig,
+    caller: &Caller,
+    target: Target<'_>,
+    subject: &SubjectKeyValue,
+    deadline: Option<Instant>,
+    trail: &mut Trail,
+) -> Result<Found, LookupError> {
+    let span = tracing::info_span!(
+        "lookup",
+        connector = %target.connector.def.id,
+        operation = target.operation,
+        purpose = %target.purpose.code,
+        township = caller.township.as_deref().unwrap_or(""),
+        cache.hit = Empty,
+        outcome = Empty,
+        "problem.type" = Empty,
+        otel.status_code = Empty,
+    );
+    let result = steps(app, config, caller, target, subject, deadline, trail)
+        .instrument(span.clone())
+        .await;
+    match &result {
+        Ok(found) => {
+            span.record("outcome", "ok");
+            span.record("cache.hit", found.cache_hit);
+        }
+        Err(error) => {
+            let slug = error.kind().slug();
+            span.record("outcome", slug);
+            span.record("problem.type", slug);
+            span.record("otel.status_code", "ERROR");
+        }
+    }
+    result
+}
+
+async fn steps(
     app: Services<'_>,
     config: &ActiveConfig,
     caller: &Caller,
@@ -114,27 +155,32 @@ pub(crate) async fn lookup(
     trail.subject_masked = Some(subject.masked());
 
     let today = app.clock.today();
-    let plan = config
-        .policies
-        .decide(
-            caller,
-            connector_id,
-            target.operation,
-            &target.op.leaves,
-            &target.purpose.code,
-            today,
-        )
+    let plan = tracing::info_span!("policy")
+        .in_scope(|| {
+            config.policies.decide(
+                caller,
+                connector_id,
+                target.operation,
+                &target.op.leaves,
+                &target.purpose.code,
+                today,
+            )
+        })
         .map_err(|refusal| refused(app, trail, refusal))?;
-    for grant in &plan.grants {
-        if let Some(quota) = &grant.quota
-            && let Err(limited) = app
-                .limits
-                .check_grant(&grant.id, quota, caller.township.as_deref(), &caller.user)
-                .await
-        {
-            trail.refused_by(&grant.id);
-            return Err(LookupError::Limited(limited));
+    let quotas = async {
+        for grant in &plan.grants {
+            if let Some(quota) = &grant.quota {
+                app.limits
+                    .check_grant(&grant.id, quota, caller.township.as_deref(), &caller.user)
+                    .await
+                    .map_err(|limited| (grant.id.as_str(), limited))?;
+            }
         }
+        Ok(())
+    };
+    if let Err((grant, limited)) = quotas.instrument(tracing::info_span!("limits")).await {
+        trail.refused_by(grant);
+        return Err(LookupError::Limited(limited));
     }
 
     // Where the subject lives, before the department is asked, when a grant holds
@@ -151,7 +197,9 @@ pub(crate) async fn lookup(
         match reach {
             Reach::Direct if on_authority => deferred = true,
             Reach::Direct => {
-                let township = residence(app, config, subject, deadline).await?;
+                let township = residence(app, config, subject, deadline)
+                    .instrument(tracing::info_span!("jurisdiction"))
+                    .await?;
                 outside = township.is_none() || township != caller.township;
                 trail.jurisdiction = Some(if outside { "outside" } else { "inside" });
                 trail.subject_township = township;
@@ -237,8 +285,8 @@ pub(crate) async fn lookup(
         key: app.pseudonym,
         today,
     };
-    let outcome = plan
-        .apply(&record.value, caller, &target.op.fields, &ctx, outside)
+    let outcome = tracing::info_span!("mask")
+        .in_scope(|| plan.apply(&record.value, caller, &target.op.fields, &ctx, outside))
         .map_err(|refusal| {
             log(crate::problem::ProblemKind::Forbidden.slug());
             refused(app, trail, refusal)
@@ -348,22 +396,45 @@ async fn cached(
                 return Err(Failure::Capacity(limited));
             }
         }
+        // The department call's span travels on to the department, so that its own
+        // tracing joins the trace.
+        let call = tracing::info_span!(
+            "upstream",
+            otel.kind = "client",
+            connector = %def.id,
+            operation,
+            outcome = Empty,
+            otel.status_code = Empty,
+        );
         // The fetch may be shared by lookups waiting on the cache: it runs to the
         // connector's own limits, each lookup's deadline stays with the lookup.
         let context = FetchContext {
             request_id: Some(app.request_id.to_owned()),
+            trace_context: crate::telemetry::traceparent(&call),
             ..FetchContext::default()
         };
         let sent = Instant::now();
         let fetched = connector
             .connector
             .fetch(operation, subject.as_str(), &context)
+            .instrument(call.clone())
             .await;
         let took = Some(sent.elapsed());
-        let count = |outcome| app.traffic.upstream(&def.id, operation, outcome, took);
+        let count = |outcome: CallOutcome<'_>| {
+            call.record("outcome", outcome.name());
+            if !matches!(
+                outcome,
+                CallOutcome::Record | CallOutcome::Failed(FetchError::NotFound)
+            ) {
+                call.record("otel.status_code", "ERROR");
+            }
+            app.traffic.upstream(&def.id, operation, outcome, took)
+        };
         match fetched {
             Ok(fetched) => {
-                if let Err(violation) = op.schema.check(&fetched.record) {
+                let checked =
+                    tracing::info_span!("schema").in_scope(|| op.schema.check(&fetched.record));
+                if let Err(violation) = checked {
                     count(CallOutcome::Schema);
                     return Err(Failure::Schema(violation));
                 }
@@ -386,7 +457,17 @@ async fn cached(
         }
     };
     match &connector.cache {
-        Some(cache) => cache.get_or_fetch(operation, subject.as_str(), fetch).await,
+        Some(cache) => {
+            let span = tracing::info_span!("cache", cache.hit = Empty);
+            let answer = cache
+                .get_or_fetch(operation, subject.as_str(), fetch)
+                .instrument(span.clone())
+                .await;
+            if let Ok(answer) = &answer {
+                span.record("cache.hit", answer.cache_hit);
+            }
+            answer
+        }
         None => fetch
             .await
             .map(|entry| Answer {
