@@ -841,7 +841,7 @@ fn write_store(root: &Path, address_line: &str, schema: &str) {
 
 /// The deploy files an operator starts from: `deploy/gateway.yaml` loads as `serve`
 /// loads it, on PostgreSQL and Redis with its secrets from the environment, and
-/// `deploy/compose.yaml` runs three replicas of it behind the balancer.
+/// `deploy/compose/compose.yaml` runs three replicas of it behind the balancer.
 #[test]
 fn the_deploy_files_describe_three_replicas_on_postgres_and_redis() {
     let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
@@ -867,7 +867,7 @@ fn the_deploy_files_describe_three_replicas_on_postgres_and_redis() {
     );
 
     let compose: Value = serde_yaml_ng::from_str(
-        &std::fs::read_to_string(deploy.join("compose.yaml")).expect("compose.yaml"),
+        &std::fs::read_to_string(deploy.join("compose/compose.yaml")).expect("compose.yaml"),
     )
     .expect("compose.yaml is YAML");
     let services = compose["services"].as_object().expect("services");
@@ -879,7 +879,8 @@ fn the_deploy_files_describe_three_replicas_on_postgres_and_redis() {
         .filter(|name| name.starts_with("gateway-"))
         .collect();
     assert_eq!(replicas.len(), 3, "{replicas:?}");
-    let balancer = std::fs::read_to_string(deploy.join("balancer.conf")).expect("balancer.conf");
+    let balancer =
+        std::fs::read_to_string(deploy.join("compose/balancer.conf")).expect("balancer.conf");
     for port in ["8081", "8082", "8083"] {
         assert!(balancer.contains(&format!("127.0.0.1:{port}")), "{port}");
     }
