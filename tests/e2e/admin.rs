@@ -236,6 +236,8 @@ async fn red_metrics_count_requests_calls_and_decisions_with_fixed_labels_only()
         r#"gateway_policy_decisions_total{outcome="allowed",reason="granted"} 1"#,
         r#"gateway_policy_decisions_total{outcome="refused",reason="jurisdiction"} 1"#,
         r#"gateway_config_info{version=""#,
+        "gateway_audit_commit_seconds_count ",
+        "gateway_audit_queue_depth ",
     ] {
         assert!(text.contains(line), "{line} in {text}");
     }

@@ -225,4 +225,10 @@ pub trait AuditLog: Send + Sync + std::fmt::Debug {
     fn commit_times(&self) -> Option<std::sync::Arc<commit_times::CommitTimes>> {
         None
     }
+
+    /// Places taken in the writer's queue right now (an event, or a form fill's
+    /// events together), for `/metrics`; `None` for a log without a queue.
+    fn queued(&self) -> Option<usize> {
+        None
+    }
 }

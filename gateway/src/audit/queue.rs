@@ -42,6 +42,11 @@ impl Pending {
     }
 }
 
+/// Places taken in the queue: events, and units of events, waiting for the writer.
+pub(super) fn depth(sender: &mpsc::Sender<Command>) -> usize {
+    sender.max_capacity() - sender.capacity()
+}
+
 /// Queues `event` (waiting for a place) and waits for its commit.
 pub(super) async fn append(
     sender: &mpsc::Sender<Command>,

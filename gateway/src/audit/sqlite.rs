@@ -230,17 +230,15 @@ impl SqliteAudit {
     pub fn checkpoints(&self) -> watch::Receiver<u64> {
         self.inner.checkpointed.clone()
     }
-
-    /// Events waiting in the queue.
-    #[cfg(test)]
-    pub(crate) fn queued(&self) -> usize {
-        self.inner.sender.max_capacity() - self.inner.sender.capacity()
-    }
 }
 
 impl AuditLog for SqliteAudit {
     fn commit_times(&self) -> Option<Arc<CommitTimes>> {
         Some(self.inner.commit_times.clone())
+    }
+
+    fn queued(&self) -> Option<usize> {
+        Some(super::queue::depth(&self.inner.sender))
     }
 
     /// The writer runs, and the file takes a write transaction (rolled back at once).

@@ -160,6 +160,15 @@ pub async fn render(app: &App) -> Result<String, std::fmt::Error> {
             CommitHistogram(times.snapshot()),
         );
     }
+    if let Some(queued) = app.audit.queued() {
+        let depth = Gauge::<i64>::default();
+        depth.set(i64::try_from(queued).unwrap_or(i64::MAX));
+        registry.register(
+            "audit_queue_depth",
+            "Places taken in the audit writer's queue: events (or a form fill's events together) waiting to be made durable",
+            depth,
+        );
+    }
     app.traffic.register(&mut registry);
     registry.register(
         "config",

@@ -190,6 +190,10 @@ impl AuditLog for PgAudit {
         Some(self.inner.commit_times.clone())
     }
 
+    fn queued(&self) -> Option<usize> {
+        Some(super::queue::depth(&self.inner.sender))
+    }
+
     /// The writer holds a chain, and the server answers a query.
     fn ready(&self) -> BoxFuture<'_, Result<(), AuditError>> {
         Box::pin(async move {

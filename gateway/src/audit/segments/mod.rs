@@ -338,12 +338,6 @@ impl SegmentAudit {
             index: SqliteAuditReader::new(self.inner.data_dir.clone()),
         }
     }
-
-    /// Events waiting in the queue.
-    #[cfg(test)]
-    pub(crate) fn queued(&self) -> usize {
-        self.inner.sender.max_capacity() - self.inner.sender.capacity()
-    }
 }
 
 /// A data directory whose audit log is still `audit.db` (the SQLite log) is not
@@ -364,6 +358,10 @@ fn refuse_sqlite_log(data_dir: &Path) -> Result<(), AuditError> {
 impl AuditLog for SegmentAudit {
     fn commit_times(&self) -> Option<Arc<CommitTimes>> {
         Some(self.inner.commit_times.clone())
+    }
+
+    fn queued(&self) -> Option<usize> {
+        Some(super::queue::depth(&self.inner.sender))
     }
 
     /// The writer runs, has not met a write it could not undo, and the segments'

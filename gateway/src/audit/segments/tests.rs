@@ -300,7 +300,7 @@ async fn a_held_writer_takes_the_queue_as_one_write() {
     let appends = futures::future::join_all((1..=8).map(|i| log.append(event(i))));
     let mut appends = Box::pin(appends);
     assert!((&mut appends).now_or_never().is_none());
-    while log.queued() < 8 {
+    while log.queued() < Some(8) {
         tokio::task::yield_now().await;
     }
     hooks.resume();
