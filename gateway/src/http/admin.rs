@@ -7,40 +7,89 @@
 //! actions are the domain's ([`crate::admin`]): this module reads requests and writes
 //! answers.
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
 use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::problem::{Problem, ProblemKind};
 use super::{Authenticated, Peer, RequestId};
 use crate::action::Who;
 use crate::admin::{self, Ownership, may_administer, not_admin, not_owner, unknown_connector};
 use crate::app::App;
+use answers::{ConnectorTest, SavedConnector, VersionList};
 
-pub(crate) fn routes() -> Router<App> {
-    Router::new()
-        .route("/v1/admin/connectors", get(super::lists::connectors))
-        .route("/v1/admin/connectors/{id}", put(put_connector))
-        .route("/v1/admin/connectors/{id}/versions", get(versions))
-        .route("/v1/admin/connectors/{id}/disable", post(disable))
-        .route("/v1/admin/connectors/{id}/enable", post(enable))
-        .route("/v1/admin/connectors/{id}/test", post(test_connector))
-        .route("/v1/admin/connectors/{id}/cache/purge", post(purge_cache))
+pub(crate) mod answers;
+
+pub(crate) fn routes() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(routes!(super::lists::connectors))
+        .routes(routes!(put_connector))
+        .routes(routes!(versions))
+        .routes(routes!(disable))
+        .routes(routes!(enable))
+        .routes(routes!(test_connector))
+        .routes(routes!(purge_cache))
 }
 
-/// `{reason}`, optional, for disable, enable and purge: why, in the person's words
-/// (kept in the audit event).
-#[derive(Debug, Default, serde::Deserialize)]
+/// Why, in the person's words (kept in the audit event): optional, at most 2000
+/// characters of free text without ID numbers or phone numbers. An empty body is no
+/// reason.
+#[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ActionReason)]
 struct ReasonBody {
     #[serde(default)]
+    #[schema(example = "部门系统升级维护，今晚 22:00 恢复")]
     reason: Option<String>,
 }
+
+/// What purging a connector's record cache did. (Members in the byte order of their
+/// names, as `json!` wrote them.)
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[schema(as = CachePurged)]
+struct Purged {
+    /// `off`: the connector keeps no cache.
+    #[schema(value_type = CacheState)]
+    cache: &'static str,
+    #[schema(example = "hukou")]
+    connector: String,
+    /// How many records were dropped.
+    entries_purged: u64,
+}
+
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code, reason = "a schema: the values of `cache`")]
+enum CacheState {
+    Purged,
+    Off,
+}
+
+/// A connector switched on or off. (Members in the byte order of their names.)
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct Switched {
+    /// The configuration's new version.
+    config_version: String,
+    connector: String,
+    enabled: bool,
+}
+
+/// The path parameter of every connector route.
+const ID: &str = "The connector's id.";
+
+crate::problems!(
+    /// A connector action refused before or at its change, or failed.
+    ActionProblems = [
+        Unauthenticated, Forbidden, UnknownConnector, UnknownVersion, FileManaged,
+        UnsupportedMediaType, PayloadTooLarge, InvalidConfig, ConfigCheckTooSlow,
+        RegistryConflict, AlreadyDecided, RegistryUnavailable, AuditUnavailable,
+    ]
+);
 
 /// The optional `{reason}` body of an action; an empty body is no reason.
 fn reason_of(
@@ -61,6 +110,23 @@ async fn refuse(app: &App, who: &Who, operation: &str, problem: Problem) -> Resp
         .into_response()
 }
 
+/// Purges a connector's record cache.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/connectors/{id}/cache/purge",
+    tag = "connectors",
+    operation_id = "purgeConnectorCache",
+    summary = "Drop every cached record of a connector",
+    description = "For example after the department corrected a record that must not be \
+        served stale; every replica drops its copy. The connector's department admin or an \
+        operator; audited with the optional reason.",
+    params(("id" = String, Path, description = ID, example = "hukou")),
+    request_body(content = Option<ReasonBody>, content_type = "application/json",
+        example = super::openapi::examples::reason),
+    security(("bearer" = ["dept_admin", "operator"])),
+    responses((status = 200, description = "The cache was purged (or the connector keeps none).",
+        body = Purged), PurgeProblems),
+)]
 async fn purge_cache(
     State(app): State<App>,
     RequestId(request_id): RequestId,
@@ -80,24 +146,40 @@ async fn purge_cache(
         Err(p) => return refuse(&app, &who, "connector.cache.purge", p).await,
     };
     match admin::purge_cache(&app, &who, &id, reason.as_deref()).await {
-        Ok(purged) => axum::Json(json!({
-            "connector": purged.connector,
-            "cache": if purged.cache { "purged" } else { "off" },
-            "entries_purged": purged.entries,
-        }))
+        Ok(purged) => axum::Json(Purged {
+            cache: if purged.cache { "purged" } else { "off" },
+            connector: purged.connector,
+            entries_purged: purged.entries,
+        })
         .into_response(),
         Err(problem) => problem.into_response(),
     }
 }
 
+crate::problems!(
+    PurgeProblems = [
+        Unauthenticated,
+        Forbidden,
+        UnknownConnector,
+        UnsupportedMediaType,
+        PayloadTooLarge,
+        AuditUnavailable,
+    ]
+);
+
 /// A connector as the admin API takes it: the definition (YAML text, or the same as a
 /// JSON object) and the schemas its operations name (path → schema, JSON object or
 /// text).
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ConnectorDefinition)]
 struct ConnectorBody {
+    /// The connector definition, as in `county/connectors/*.yaml`: YAML text, or the
+    /// same as a JSON object.
     definition: serde_json::Value,
+    /// The JSON Schemas its operations name: path → schema (a JSON object, or text).
     #[serde(default)]
+    #[schema(value_type = Object)]
     schemas: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
@@ -112,6 +194,33 @@ fn as_text(value: &serde_json::Value, yaml: bool) -> Option<String> {
     }
 }
 
+/// Saves a connector version as a draft.
+#[utoipa::path(
+    put,
+    path = "/v1/admin/connectors/{id}",
+    tag = "connectors",
+    operation_id = "putConnector",
+    summary = "Save a new version of a connector (a draft)",
+    description = "Checks the version by loading the whole configuration it would make, as \
+        `gateway check` does (every problem at once: 422 `invalid-config`), and keeps it as a \
+        draft that serves nothing until it is activated (201). A version that loosens the \
+        county's classification (a new connector's fields, a lower sharing type, …) waits for \
+        the data-governance office's review instead (202 `awaiting_review`). The same content \
+        as the version in force or the last draft makes no new version (200 `unchanged`). The \
+        department admin of the definition's department, or an operator; connectors from the \
+        county's files are refused (409 `file-managed`).",
+    params(("id" = String, Path, description = "The connector's id (the definition's `id`).",
+        example = "hukou-residence")),
+    request_body(content = ConnectorBody, content_type = "application/json",
+        example = super::openapi::examples::connector),
+    security(("bearer" = ["dept_admin", "operator"])),
+    responses(
+        (status = 200, description = "Unchanged: the same content as an existing version.", body = SavedConnector),
+        (status = 201, description = "Saved as a draft.", body = SavedConnector),
+        (status = 202, description = "Saved; it loosens the classification and waits for review.", body = SavedConnector),
+        ActionProblems,
+    ),
+)]
 async fn put_connector(
     State(app): State<App>,
     RequestId(request_id): RequestId,
@@ -182,6 +291,20 @@ async fn put_connector(
     (axum::http::StatusCode::CREATED, axum::Json(body)).into_response()
 }
 
+/// A connector's versions.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/connectors/{id}/versions",
+    tag = "connectors",
+    operation_id = "connectorVersions",
+    summary = "Every version of a connector",
+    description = "Each version with its state (`active`, `draft`, `awaiting_review`, \
+        `refused`, `superseded`, `previous`), who made it and when, its content digest, \
+        review, definition and schema paths. `gateway.yaml`'s connectors have none.",
+    params(("id" = String, Path, description = ID, example = "hukou-residence")),
+    security(("bearer" = ["dept_admin", "operator"])),
+    responses((status = 200, description = "The versions.", body = VersionList), ReadProblems),
+)]
 async fn versions(
     State(app): State<App>,
     RequestId(request_id): RequestId,
@@ -246,6 +369,28 @@ async fn versions(
     .into_response()
 }
 
+crate::problems!(
+    /// Reading a connector's administration.
+    ReadProblems = [Unauthenticated, Forbidden, UnknownConnector, RegistryUnavailable]
+);
+
+/// Switches a connector off.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/connectors/{id}/disable",
+    tag = "connectors",
+    operation_id = "disableConnector",
+    summary = "Switch a connector off",
+    description = "Its lookups answer 503 `connector-disabled` naming the department until it \
+        is enabled again. A registered connector in force (those from the county's files are \
+        switched off in the files); its department admin or an operator; audited with the \
+        optional reason.",
+    params(("id" = String, Path, description = ID, example = "hukou-residence")),
+    request_body(content = Option<ReasonBody>, content_type = "application/json",
+        example = super::openapi::examples::reason),
+    security(("bearer" = ["dept_admin", "operator"])),
+    responses((status = 200, description = "Switched off.", body = Switched), ActionProblems),
+)]
 async fn disable(
     State(app): State<App>,
     RequestId(request_id): RequestId,
@@ -263,6 +408,21 @@ async fn disable(
     set_enabled(app, who, id, false, reason_of(&headers, body)).await
 }
 
+/// Switches a connector on.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/connectors/{id}/enable",
+    tag = "connectors",
+    operation_id = "enableConnector",
+    summary = "Switch a connector on again",
+    description = "A registered connector in force; its department admin or an operator; \
+        audited with the optional reason.",
+    params(("id" = String, Path, description = ID, example = "hukou-residence")),
+    request_body(content = Option<ReasonBody>, content_type = "application/json",
+        example = super::openapi::examples::reason),
+    security(("bearer" = ["dept_admin", "operator"])),
+    responses((status = 200, description = "Switched on.", body = Switched), ActionProblems),
+)]
 async fn enable(
     State(app): State<App>,
     RequestId(request_id): RequestId,
@@ -296,26 +456,34 @@ async fn set_enabled(
         }
     };
     match admin::set_enabled(&app, &who, &id, enabled, reason.as_deref()).await {
-        Ok(config_version) => axum::Json(json!({
-            "connector": id,
-            "enabled": enabled,
-            "config_version": config_version,
-        }))
+        Ok(config_version) => axum::Json(Switched {
+            config_version,
+            connector: id,
+            enabled,
+        })
         .into_response(),
         Err(problem) => problem.into_response(),
     }
 }
 
-#[derive(Debug, serde::Deserialize)]
+/// One trial call to the department.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ConnectorTestRequest)]
 struct TestBody {
+    /// The operation to call.
+    #[schema(example = "residence_by_id")]
     operation: String,
     subject: TestSubject,
 }
 
-#[derive(serde::Deserialize)]
+/// The sample subject: an ID number, or for a household operation a household
+/// number (in `id_number`).
+#[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = TestSubject)]
 struct TestSubject {
+    #[schema(example = "13990119750327229X")]
     id_number: String,
 }
 
@@ -327,6 +495,23 @@ impl std::fmt::Debug for TestSubject {
 
 /// Makes one call to the department with a test subject and says whether the answer
 /// fits the connector's mapping and schema, and how long it took — never the data.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/connectors/{id}/test",
+    tag = "connectors",
+    operation_id = "testConnector",
+    summary = "Call the department once, to see whether its answer fits",
+    description = "One call of one operation of the version in force with a sample subject: \
+        whether the answer fits the connector's mapping and schema, and how long it took — \
+        never the data. Audited like a lookup (the subject's pseudonym). Its department admin \
+        or an operator.",
+    params(("id" = String, Path, description = ID, example = "hukou-residence")),
+    request_body(content = TestBody, content_type = "application/json",
+        example = super::openapi::examples::connector_test),
+    security(("bearer" = ["dept_admin", "operator"])),
+    responses((status = 200, description = "How the call went.", body = ConnectorTest),
+        TestProblems),
+)]
 async fn test_connector(
     State(app): State<App>,
     RequestId(request_id): RequestId,
@@ -365,3 +550,16 @@ async fn test_connector(
         Err(problem) => problem.into_response(),
     }
 }
+
+crate::problems!(
+    TestProblems = [
+        Unauthenticated,
+        Forbidden,
+        UnknownConnector,
+        UnknownOperation,
+        InvalidIdNumber,
+        UnsupportedMediaType,
+        PayloadTooLarge,
+        AuditUnavailable,
+    ]
+);

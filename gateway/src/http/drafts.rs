@@ -23,16 +23,17 @@
 //! Every change is an admin event in the audit log. The rules and the actions are the
 //! domain's ([`crate::admin`]).
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use super::admin::answers::{ConnectorStatus, FullVersion, InForce, VersionDiff, VersionTest};
 use super::problem::{Problem, ProblemKind};
 use super::{Authenticated, Peer, RequestId};
 use crate::action::Who;
@@ -44,27 +45,36 @@ use crate::app::App;
 use crate::audit::{AuditCaller, AuditEvent};
 use crate::registry::ConnectorVersion;
 
-pub(crate) fn routes() -> Router<App> {
-    Router::new()
-        .route("/v1/admin/connectors/{id}", get(show))
-        .route(
-            "/v1/admin/connectors/{id}/versions/{version}",
-            get(show_version),
-        )
-        .route(
-            "/v1/admin/connectors/{id}/versions/{from}/diff/{to}",
-            get(diff),
-        )
-        .route(
-            "/v1/admin/connectors/{id}/versions/{version}/test",
-            post(test_version),
-        )
-        .route(
-            "/v1/admin/connectors/{id}/versions/{version}/activate",
-            post(activate),
-        )
-        .route("/v1/admin/connectors/{id}/rollback", post(rollback))
+pub(crate) fn routes() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(routes!(show))
+        .routes(routes!(show_version))
+        .routes(routes!(diff))
+        .routes(routes!(test_version))
+        .routes(routes!(activate))
+        .routes(routes!(rollback))
 }
+
+/// The path parameters.
+const ID: &str = "The connector's id.";
+const VERSION: &str = "A version number: 1, 2, …";
+
+crate::problems!(
+    /// Reading a connector's versions.
+    ReadProblems = [
+        Unauthenticated, Forbidden, UnknownConnector, UnknownVersion, RegistryUnavailable,
+    ]
+);
+
+crate::problems!(
+    /// Putting a version in force.
+    InForceProblems = [
+        Unauthenticated, Forbidden, UnknownConnector, UnknownVersion, FileManaged,
+        AwaitingReview, UnsupportedMediaType, PayloadTooLarge, InvalidConfig,
+        ConfigCheckTooSlow, RegistryConflict, AlreadyDecided, RegistryUnavailable,
+        AuditUnavailable,
+    ]
+);
 
 /// A version without its content (for lists).
 fn summary(version: &ConnectorVersion, current: Option<u32>) -> serde_json::Value {
@@ -102,6 +112,20 @@ fn number(text: &str) -> Option<u32> {
     text.parse().ok().filter(|n| *n > 0)
 }
 
+/// A connector's administration.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/connectors/{id}",
+    tag = "connectors",
+    operation_id = "showConnector",
+    summary = "A connector: the version in force and the drafts",
+    description = "The version in force in full (definition and schemas), whether it is \
+        enabled, and the versions waiting to be put in force. For `gateway.yaml`'s connectors, \
+        the definition in force. Its department admin or an operator.",
+    params(("id" = String, Path, description = ID, example = "hukou-residence")),
+    security(("bearer" = ["dept_admin", "operator"])),
+    responses((status = 200, description = "The connector.", body = ConnectorStatus), ReadProblems),
+)]
 async fn show(
     State(app): State<App>,
     Authenticated(caller): Authenticated,
@@ -148,6 +172,20 @@ async fn show(
     .into_response())
 }
 
+/// One version in full.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/connectors/{id}/versions/{version}",
+    tag = "connectors",
+    operation_id = "showConnectorVersion",
+    summary = "One version of a connector, in full",
+    params(
+        ("id" = String, Path, description = ID, example = "hukou-residence"),
+        ("version" = u32, Path, description = VERSION, example = 1),
+    ),
+    security(("bearer" = ["dept_admin", "operator"])),
+    responses((status = 200, description = "The version.", body = FullVersion), ReadProblems),
+)]
 async fn show_version(
     State(app): State<App>,
     Authenticated(caller): Authenticated,
@@ -159,6 +197,24 @@ async fn show_version(
     Ok(axum::Json(full(v, owned.current())).into_response())
 }
 
+/// What changed between two versions.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/connectors/{id}/versions/{from}/diff/{to}",
+    tag = "connectors",
+    operation_id = "diffConnectorVersions",
+    summary = "What changed from one version to another",
+    description = "Fields added, removed, reclassified (sharing type or kind of personal data, \
+        before and after) or remapped (another source field or transform); operations added, \
+        removed or changed; top-level settings; schemas.",
+    params(
+        ("id" = String, Path, description = ID, example = "hukou-residence"),
+        ("from" = u32, Path, description = VERSION, example = 1),
+        ("to" = u32, Path, description = VERSION, example = 1),
+    ),
+    security(("bearer" = ["dept_admin", "operator"])),
+    responses((status = 200, description = "The differences.", body = VersionDiff), ReadProblems),
+)]
 async fn diff(
     State(app): State<App>,
     RequestId(request_id): RequestId,
@@ -209,12 +265,33 @@ async fn diff(
 }
 
 /// `{version}` for a rollback.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = Rollback)]
 struct RollbackBody {
+    /// An earlier version that served before.
+    #[schema(example = 1)]
     version: u32,
 }
 
+/// Puts a version in force.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/connectors/{id}/versions/{version}/activate",
+    tag = "connectors",
+    operation_id = "activateConnectorVersion",
+    summary = "Put a version in force",
+    description = "The version serves from the next request on (enabled). A version that \
+        would loosen the classification in force needs the data-governance office's approval \
+        (409 `awaiting-review`). Its department admin or an operator; audited.",
+    params(
+        ("id" = String, Path, description = ID, example = "hukou-residence"),
+        ("version" = u32, Path, description = VERSION, example = 1),
+    ),
+    security(("bearer" = ["dept_admin", "operator"])),
+    responses((status = 200, description = "In force (or it was already: `unchanged`).",
+        body = InForce), InForceProblems),
+)]
 async fn activate(
     State(app): State<App>,
     RequestId(request_id): RequestId,
@@ -230,6 +307,23 @@ async fn activate(
     in_force(admin::versions::put_in_force(&app, &who, &id, number(&version), false).await)
 }
 
+/// Puts an earlier version back in force.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/connectors/{id}/rollback",
+    tag = "connectors",
+    operation_id = "rollbackConnector",
+    summary = "Put an earlier version back in force",
+    description = "One call, no new version: a version that served before. Refused like an \
+        activation when it would loosen the classification in force. Its department admin or \
+        an operator; audited.",
+    params(("id" = String, Path, description = ID, example = "hukou-residence")),
+    request_body(content = RollbackBody, content_type = "application/json",
+        example = super::openapi::examples::rollback),
+    security(("bearer" = ["dept_admin", "operator"])),
+    responses((status = 200, description = "In force (or it was already: `unchanged`).",
+        body = InForce), InForceProblems),
+)]
 async fn rollback(
     State(app): State<App>,
     RequestId(request_id): RequestId,
@@ -284,13 +378,18 @@ fn in_force(done: Result<admin::versions::InForce, Problem>) -> Response {
     }
 }
 
-/// The admin's sample subject: the key each operation takes.
-#[derive(Deserialize)]
+/// The admin's sample subject: the key each operation takes (at least one).
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = SampleSubject)]
 struct TestSubject {
+    /// For the operations that take an ID number.
     #[serde(default)]
+    #[schema(example = "13990119750327229X")]
     id_number: Option<String>,
+    /// For the operations that take a household number.
     #[serde(default)]
+    #[schema(example = "205000006")]
     household_number: Option<String>,
 }
 
@@ -300,12 +399,36 @@ impl std::fmt::Debug for TestSubject {
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// Trial calls of a version.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = VersionTestRequest)]
 struct TestBody {
     subject: TestSubject,
 }
 
+/// Tests a version against the department.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/connectors/{id}/versions/{version}/test",
+    tag = "connectors",
+    operation_id = "testConnectorVersion",
+    summary = "Call the department once per operation of a version",
+    description = "Builds the configuration the version would make (without putting it in \
+        force) and calls the department once for every operation with the sample subject \
+        (household operations take `household_number`): per operation whether the answer \
+        fits, the outcome, the latency and the problem — never the data. Each call is an audit \
+        event with the subject's pseudonym. Its department admin or an operator.",
+    params(
+        ("id" = String, Path, description = ID, example = "hukou-residence"),
+        ("version" = u32, Path, description = VERSION, example = 1),
+    ),
+    request_body(content = TestBody, content_type = "application/json",
+        example = super::openapi::examples::version_test),
+    security(("bearer" = ["dept_admin", "operator"])),
+    responses((status = 200, description = "Every operation's trial call.", body = VersionTest),
+        VersionTestProblems),
+)]
 async fn test_version(
     State(app): State<App>,
     RequestId(request_id): RequestId,
@@ -463,3 +586,19 @@ async fn test_version(
     }))
     .into_response()
 }
+
+crate::problems!(
+    VersionTestProblems = [
+        Unauthenticated,
+        Forbidden,
+        UnknownConnector,
+        UnknownVersion,
+        FileManaged,
+        InvalidIdNumber,
+        UnsupportedMediaType,
+        PayloadTooLarge,
+        InvalidConfig,
+        RegistryUnavailable,
+        AuditUnavailable,
+    ]
+);
