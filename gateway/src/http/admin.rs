@@ -21,9 +21,11 @@ use super::{Authenticated, Peer, RequestId};
 use crate::action::Who;
 use crate::admin::{self, Ownership, may_administer, not_admin, not_owner, unknown_connector};
 use crate::app::App;
-use answers::{ConnectorTest, SavedConnector, VersionList};
+use answers::{ConnectorTest, Purged, SavedConnector, Switched, VersionList};
+use bodies::{ConnectorBody, ReasonBody, TestBody, as_text, reason_of};
 
 pub(crate) mod answers;
+mod bodies;
 
 pub(crate) fn routes() -> OpenApiRouter<App> {
     OpenApiRouter::new()
@@ -34,49 +36,6 @@ pub(crate) fn routes() -> OpenApiRouter<App> {
         .routes(routes!(enable))
         .routes(routes!(test_connector))
         .routes(routes!(purge_cache))
-}
-
-/// Why, in the person's words (kept in the audit event): optional, at most 2000
-/// characters of free text without ID numbers or phone numbers. An empty body is no
-/// reason.
-#[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(as = ActionReason)]
-struct ReasonBody {
-    #[serde(default)]
-    #[schema(example = "部门系统升级维护，今晚 22:00 恢复")]
-    reason: Option<String>,
-}
-
-/// What purging a connector's record cache did. (Members in the byte order of their
-/// names, as `json!` wrote them.)
-#[derive(serde::Serialize, utoipa::ToSchema)]
-#[schema(as = CachePurged)]
-struct Purged {
-    /// `off`: the connector keeps no cache.
-    #[schema(value_type = CacheState)]
-    cache: &'static str,
-    #[schema(example = "hukou")]
-    connector: String,
-    /// How many records were dropped.
-    entries_purged: u64,
-}
-
-#[derive(utoipa::ToSchema)]
-#[schema(rename_all = "snake_case")]
-#[allow(dead_code, reason = "a schema: the values of `cache`")]
-enum CacheState {
-    Purged,
-    Off,
-}
-
-/// A connector switched on or off. (Members in the byte order of their names.)
-#[derive(serde::Serialize, utoipa::ToSchema)]
-struct Switched {
-    /// The configuration's new version.
-    config_version: String,
-    connector: String,
-    enabled: bool,
 }
 
 /// The path parameter of every connector route.
@@ -90,17 +49,6 @@ crate::problems!(
         RegistryConflict, AlreadyDecided, RegistryUnavailable, AuditUnavailable,
     ]
 );
-
-/// The optional `{reason}` body of an action; an empty body is no reason.
-fn reason_of(
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Option<String>, Problem> {
-    match &body {
-        Ok(bytes) if bytes.is_empty() => Ok(None),
-        _ => super::body::json::<ReasonBody>(headers, body, "{reason}").map(|b| b.reason),
-    }
-}
 
 /// Records a request refused before the domain was asked (its body unreadable).
 async fn refuse(app: &App, who: &Who, operation: &str, problem: Problem) -> Response {
@@ -166,33 +114,6 @@ crate::problems!(
         AuditUnavailable,
     ]
 );
-
-/// A connector as the admin API takes it: the definition (YAML text, or the same as a
-/// JSON object) and the schemas its operations name (path → schema, JSON object or
-/// text).
-#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(as = ConnectorDefinition)]
-struct ConnectorBody {
-    /// The connector definition, as in `county/connectors/*.yaml`: YAML text, or the
-    /// same as a JSON object.
-    definition: serde_json::Value,
-    /// The JSON Schemas its operations name: path → schema (a JSON object, or text).
-    #[serde(default)]
-    #[schema(value_type = Object)]
-    schemas: std::collections::BTreeMap<String, serde_json::Value>,
-}
-
-/// The text of a definition or schema sent as a string or an object; `None` for
-/// anything else (the error says so without quoting it).
-fn as_text(value: &serde_json::Value, yaml: bool) -> Option<String> {
-    match value {
-        serde_json::Value::String(text) => Some(text.clone()),
-        serde_json::Value::Object(_) if yaml => serde_yaml_ng::to_string(value).ok(),
-        serde_json::Value::Object(_) => serde_json::to_string_pretty(value).ok(),
-        _ => None,
-    }
-}
 
 /// Saves a connector version as a draft.
 #[utoipa::path(
@@ -463,33 +384,6 @@ async fn set_enabled(
         })
         .into_response(),
         Err(problem) => problem.into_response(),
-    }
-}
-
-/// One trial call to the department.
-#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(as = ConnectorTestRequest)]
-struct TestBody {
-    /// The operation to call.
-    #[schema(example = "residence_by_id")]
-    operation: String,
-    subject: TestSubject,
-}
-
-/// The sample subject: an ID number, or for a household operation a household
-/// number (in `id_number`).
-#[derive(serde::Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(as = TestSubject)]
-struct TestSubject {
-    #[schema(example = "13990119750327229X")]
-    id_number: String,
-}
-
-impl std::fmt::Debug for TestSubject {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("TestSubject(..)")
     }
 }
 

@@ -14,19 +14,22 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use connectors::subject::IdNumber;
 use futures::StreamExt;
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::problem::{Problem, ProblemKind};
 use super::{Authenticated, Peer, RequestId};
 use crate::app::App;
-use crate::audit::anomalies::Thresholds;
-use crate::audit::search::{ExportFormat, OutcomeClass, SearchError};
+use crate::audit::search::{ExportFormat, SearchError};
 use crate::auth::{Caller, Role};
 use crate::labels::Lang;
 use crate::privacy::{Criteria, Officer, PrivacyError};
+use bodies::{
+    AnomaliesIn, AnomalyList, ExportFormatIn, ExportIn, FilterIn, ReportIn, SearchIn, Shape,
+};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+
+mod bodies;
 
 pub use crate::privacy::OFFICER_RULE;
 
@@ -36,132 +39,12 @@ const DEFAULT_PAGE: usize = 100;
 /// How many exported events (at most) go out in one chunk of the body.
 const EXPORT_CHUNK_EVENTS: usize = 64;
 
-/// What each route's body looks like, for the error that names where it went wrong.
-trait Shape {
-    const EXPECTED: &'static str;
-}
-
-impl Shape for SearchIn {
-    const EXPECTED: &'static str = "{filter: {id_number, user, township, connector, purpose, outcome, status, from, until}, before, limit}";
-}
-
-impl Shape for ExportIn {
-    const EXPECTED: &'static str = "{filter: {id_number, user, township, connector, purpose, outcome, status, from, until}, format, lang}";
-}
-
-impl Shape for ReportIn {
-    const EXPECTED: &'static str = "{id_number}";
-}
-
-impl Shape for AnomaliesIn {
-    const EXPECTED: &'static str = "{from, until, thresholds: {subjects_per_hour, denials_per_10_min, office_hours, limit_refusals_per_day}}";
-}
-
 pub(crate) fn routes() -> OpenApiRouter<App> {
     OpenApiRouter::new()
         .routes(routes!(search_events))
         .routes(routes!(export_events))
         .routes(routes!(report))
         .routes(routes!(anomaly_report))
-}
-
-/// A search or export filter as a privacy officer sends it: the citizen by ID
-/// number, `id_number` as everywhere else (the gateway turns it into the pseudonym
-/// the log holds), the rest as the log stores them; `from` and `until` are dates
-/// (a day in China) or RFC 3339 instants.
-#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(as = AuditFilter)]
-struct FilterIn {
-    /// The citizen (the gateway searches the pseudonym the log holds).
-    #[schema(example = "13990119750327229X", pattern = "^[0-9]{17}[0-9X]$")]
-    id_number: Option<String>,
-    /// The caller's user (`sub`).
-    #[schema(example = "clerk-dongling")]
-    user: Option<String>,
-    /// The caller's township code.
-    #[schema(example = "139901101")]
-    township: Option<String>,
-    #[schema(example = "hukou")]
-    connector: Option<String>,
-    #[schema(example = "birth_registration")]
-    purpose: Option<String>,
-    outcome: Option<OutcomeClass>,
-    /// The HTTP status answered.
-    #[schema(example = 200)]
-    status: Option<u16>,
-    /// Events at or after: a date (a day in China) or an RFC 3339 instant.
-    #[schema(example = "2026-01-01")]
-    from: Option<String>,
-    /// Events before: a date (up to the end of that day in China) or an RFC 3339 instant.
-    #[schema(example = "2026-12-31")]
-    until: Option<String>,
-}
-
-/// A search of the audit log, newest first, one page.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(as = AuditSearch)]
-struct SearchIn {
-    #[serde(default)]
-    filter: FilterIn,
-    /// Events before this seq: the `next` of the previous page.
-    before: Option<u64>,
-    /// Events per page (100 when not given).
-    #[schema(example = 10)]
-    limit: Option<usize>,
-}
-
-/// An export of the events a filter selects, oldest first, streamed.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(as = AuditExport)]
-struct ExportIn {
-    #[serde(default)]
-    filter: FilterIn,
-    format: ExportFormatIn,
-    /// The CSV header's language (`zh-CN` or `en`); else `Accept-Language`, else zh-CN.
-    #[schema(value_type = Option<super::request::LabelLanguage>)]
-    lang: Option<String>,
-}
-
-/// `csv`: a UTF-8 BOM, a header row, RFC 4180 records; `jsonl`: one event per line.
-#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-#[schema(as = ExportFormat)]
-enum ExportFormatIn {
-    Csv,
-    Jsonl,
-}
-
-/// A citizen's access report: who saw their data, when and why.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(as = CitizenReportRequest)]
-struct ReportIn {
-    #[schema(example = "13990119750327229X", pattern = "^[0-9]{17}[0-9X]$")]
-    id_number: String,
-}
-
-/// The anomaly report over a window.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-#[schema(as = AnomalyRequest)]
-struct AnomaliesIn {
-    /// A date (a day in China) or an RFC 3339 instant.
-    #[schema(example = "2026-01-01")]
-    from: String,
-    #[schema(example = "2026-12-31")]
-    until: String,
-    /// When a pattern becomes an anomaly (each member has its default).
-    #[serde(default)]
-    thresholds: Option<Thresholds>,
-}
-
-/// The anomaly report.
-#[derive(serde::Serialize, utoipa::ToSchema)]
-struct AnomalyList {
-    anomalies: Vec<crate::audit::anomalies::Anomaly>,
 }
 
 crate::problems!(
@@ -511,8 +394,8 @@ async fn report(call: Call<ReportIn>) -> Response {
     summary = "Patterns worth a look in the audit log",
     description = "Users who looked up many people in an hour, lookups without a case, outside \
         the caller's township or outside office hours, bursts of refusals and repeated rate \
-        limiting, over a window, each with the events behind it. Privacy officers only; \
-        recorded in the log first.",
+        limiting, over a window of at most 31 days, each with the events behind it. Privacy \
+        officers only; recorded in the log first.",
     request_body(content = AnomaliesIn, content_type = "application/json",
         example = super::openapi::examples::audit_anomalies),
     security(("bearer" = ["privacy_officer"])),

@@ -2,7 +2,8 @@
 //! and reviews), for the API document. The handlers write these answers as JSON (the
 //! members of the registry's types in the byte order of their names); these types say
 //! what they hold, and the truthfulness test holds the answers to them. No member
-//! beyond those listed.
+//! beyond those listed. A few simple answers are written from these types
+//! ([`Purged`], [`Switched`]).
 
 #![allow(dead_code, reason = "schemas: only their shapes are used")]
 
@@ -44,6 +45,36 @@ pub(crate) enum VersionState {
     Superseded,
     /// Served before.
     Previous,
+}
+
+/// What purging a connector's record cache did. (Members in the byte order of their
+/// names, as `json!` wrote them.)
+#[derive(Serialize, ToSchema)]
+#[schema(as = CachePurged)]
+pub(crate) struct Purged {
+    /// `off`: the connector keeps no cache.
+    #[schema(value_type = CacheState)]
+    pub(crate) cache: &'static str,
+    #[schema(example = "hukou")]
+    pub(crate) connector: String,
+    /// How many records were dropped.
+    pub(crate) entries_purged: u64,
+}
+
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub(crate) enum CacheState {
+    Purged,
+    Off,
+}
+
+/// A connector switched on or off. (Members in the byte order of their names.)
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Switched {
+    /// The configuration's new version.
+    pub(crate) config_version: String,
+    pub(crate) connector: String,
+    pub(crate) enabled: bool,
 }
 
 /// The connectors a caller administers, one page.

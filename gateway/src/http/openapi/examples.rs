@@ -48,7 +48,7 @@ pub(crate) fn audit_report() -> Value {
 
 pub(crate) fn audit_anomalies() -> Value {
     json!({
-        "from": "2026-01-01",
+        "from": "2026-12-01",
         "until": "2026-12-31",
         "thresholds": {"subjects_per_hour": 30, "office_hours": [8, 18]},
     })
@@ -136,7 +136,6 @@ pub(crate) fn access_request() -> Value {
         "fields": {"name": "default", "birth_date": "default"},
         "roles": ["clerk"],
         "justification": "农民建房申请需核对申请人姓名与年龄",
-        "valid_until": "2027-12-31",
     })
 }
 

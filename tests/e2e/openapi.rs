@@ -1,0 +1,279 @@
+//! The API document is truthful: fetched from the running gateway (no token), every
+//! operation in it is sent its own example — path parameters, body, and the token of
+//! the first demo persona holding one of its roles — in an order that makes them work
+//! (the connector examples register a connector, the access examples file a request
+//! and decide it), and each answer's status is one the document lists for it, its
+//! media type one it lists for that status, and its body valid against the schema
+//! it gives. Every documented route is served (none falls to the router's fallback),
+//! and every operation is exercised.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use gateway::demo::{self, PERSONAS};
+use serde_json::{Value, json};
+
+use crate::helpers::TestGateway;
+
+/// The operations in the order they are sent; each one at least once. The access
+/// request is filed twice: once to be withdrawn, once to be approved and revoked.
+const ORDER: &[&str] = &[
+    "openapi",
+    "healthz",
+    "readyz",
+    "problemType",
+    "catalog",
+    "listForms",
+    "lookup",
+    "fillForm",
+    "putConnector",
+    "showConnector",
+    "connectorVersions",
+    "showConnectorVersion",
+    "diffConnectorVersions",
+    "testConnectorVersion",
+    "listReviews",
+    "approveReview",
+    "refuseReview",
+    "listConnectors",
+    "testConnector",
+    "disableConnector",
+    "enableConnector",
+    "purgeConnectorCache",
+    "activateConnectorVersion",
+    "rollbackConnector",
+    "createAccessRequest",
+    "withdrawAccessRequest",
+    "createAccessRequest",
+    "showAccessRequest",
+    "listAccessRequests",
+    "listOverdueAccessRequests",
+    "approveAccessRequest",
+    "refuseAccessRequest",
+    "listGrants",
+    "revokeGrant",
+    "searchAudit",
+    "exportAudit",
+    "citizenReport",
+    "auditAnomalies",
+    "metrics",
+];
+
+/// Operations whose example, in this order, is refused by design: the review was
+/// approved a moment before, the request too (409 `already-decided`).
+const REFUSED: &[&str] = &["refuseReview", "refuseAccessRequest"];
+
+/// One operation of the document.
+struct Operation {
+    method: String,
+    path: String,
+    spec: Value,
+}
+
+fn operations(doc: &Value) -> BTreeMap<String, Operation> {
+    let mut out = BTreeMap::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, spec) in item.as_object().expect("a path item") {
+            let id = spec["operationId"].as_str().expect("an operationId");
+            out.insert(
+                id.to_owned(),
+                Operation {
+                    method: method.clone(),
+                    path: path.clone(),
+                    spec: spec.clone(),
+                },
+            );
+        }
+    }
+    out
+}
+
+/// The token for an operation: none when it needs none; else the first demo persona
+/// holding one of its roles (any persona's when it names none: a clerk's).
+fn token(gw: &TestGateway, spec: &Value) -> Option<String> {
+    let requirement = spec["security"]
+        .as_array()?
+        .iter()
+        .find_map(|r| r.get("bearer"))?;
+    let roles: Vec<&str> = requirement
+        .as_array()
+        .expect("roles")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let persona = PERSONAS
+        .iter()
+        .find(|p| roles.is_empty() || roles.contains(&p.role.as_str()))
+        .expect("a demo persona with one of the roles");
+    Some(demo::persona_token(&gw.issuer, persona).expect("a token"))
+}
+
+/// Whether `instance` fits `schema`, a schema of `doc`: the document is the root
+/// resource, so `#/components/schemas/…` resolve in it.
+fn check(doc: &Value, schema: &Value, instance: &Value) -> Result<(), String> {
+    let mut root = doc.clone();
+    root["$defs"] = json!({ "target": schema });
+    root["$ref"] = json!("#/$defs/target");
+    let validator = jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft202012)
+        .build(&root)
+        .map_err(|e| format!("the schema does not compile: {e}"))?;
+    let errors: Vec<String> = validator
+        .iter_errors(instance)
+        .map(|e| format!("{e} at `{}`", e.instance_path()))
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("; "))
+    }
+}
+
+/// The media type without its parameters.
+fn essence(media: &str) -> &str {
+    media.split(';').next().unwrap_or_default().trim()
+}
+
+#[tokio::test]
+async fn every_documented_example_gets_a_documented_answer() {
+    let gw = TestGateway::start().await;
+    let client = crate::helpers::client();
+    let served = client
+        .get(gw.url("/openapi.json"))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(served.status(), 200);
+    assert_eq!(
+        served.headers()["content-type"],
+        "application/json",
+        "the document is JSON"
+    );
+    let doc: Value = served.json().await.expect("the document");
+    assert_eq!(doc["openapi"], "3.1.0");
+    let operations = operations(&doc);
+    // The check is not vacuous: an empty object is no lookup's answer.
+    let answer = &operations["lookup"].spec["responses"]["200"]["content"]["application/json"];
+    assert!(check(&doc, &answer["schema"], &json!({})).is_err());
+    let ordered: BTreeSet<&str> = ORDER.iter().copied().collect();
+    let documented: BTreeSet<&str> = operations.keys().map(String::as_str).collect();
+    assert_eq!(
+        ordered, documented,
+        "every documented operation is exercised"
+    );
+
+    // Values earlier answers made, for the path parameters of later requests.
+    let mut made: BTreeMap<&str, String> = BTreeMap::new();
+    let mut failures = Vec::new();
+    let mut outcomes = Vec::new();
+    for id in ORDER {
+        let op = &operations[*id];
+        let mut path = op.path.clone();
+        for parameter in op.spec["parameters"].as_array().into_iter().flatten() {
+            if parameter["in"] != "path" {
+                continue;
+            }
+            let name = parameter["name"].as_str().expect("a name");
+            let example = &parameter["example"];
+            // A request's (and its grant's) id is the one the gateway made.
+            let access = op.path.starts_with("/v1/access-requests/{id}")
+                || op.path.starts_with("/v1/grants/{id}");
+            let value = match (access, made.get("access request"), example) {
+                (true, Some(made), _) => made.clone(),
+                (_, _, Value::String(s)) => s.clone(),
+                (_, _, Value::Null) => panic!("{id}: the path parameter `{name}` has no example"),
+                (_, _, other) => other.to_string(),
+            };
+            path = path.replace(&format!("{{{name}}}"), &value);
+        }
+        let method =
+            reqwest::Method::from_bytes(op.method.to_uppercase().as_bytes()).expect("a method");
+        let mut request = client.request(method, gw.url(&path));
+        if let Some(token) = token(&gw, &op.spec) {
+            request = request.bearer_auth(token);
+        }
+        if let Some(content) = op.spec["requestBody"]["content"].as_object() {
+            let (media, body) = content.iter().next().expect("a media type");
+            request = request
+                .header("content-type", media.as_str())
+                .body(body["example"].to_string());
+        }
+        let answer = request.send().await.expect("an answer");
+        let status = answer.status().as_u16();
+        let media = answer
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let text = answer.text().await.expect("a body");
+        outcomes.push(format!("{id} {} {path} → {status}", op.method));
+
+        let Some(response) = op.spec["responses"].get(status.to_string()) else {
+            failures.push(format!("{id}: {status} is not documented: {text}"));
+            continue;
+        };
+        let Some(documented) = response["content"]
+            .as_object()
+            .and_then(|c| c.iter().find(|(m, _)| essence(m) == essence(&media)))
+        else {
+            failures.push(format!("{id} {status}: `{media}` is not documented"));
+            continue;
+        };
+        if essence(&media).ends_with("json") {
+            let body: Value = serde_json::from_str(&text).expect("a JSON body");
+            // The router's own fallbacks: nothing at this path, or not this method.
+            let fallback = body["type"] == "/problems/method-not-allowed"
+                || (body["type"] == "/problems/not-found"
+                    && body["detail"] == "Nothing is served at this path.");
+            if fallback {
+                failures.push(format!(
+                    "{id}: the router does not serve {} {path}",
+                    op.method
+                ));
+            }
+            if let Err(e) = check(&doc, &documented.1["schema"], &body) {
+                failures.push(format!("{id} {status}: the body does not fit: {e}\n{text}"));
+            }
+            if *id == "createAccessRequest" && status == 201 {
+                made.insert(
+                    "access request",
+                    body["id"].as_str().expect("an id").to_owned(),
+                );
+            }
+        }
+        let worked = if REFUSED.contains(id) {
+            status == 409
+        } else {
+            (200..300).contains(&status)
+        };
+        if !worked {
+            failures.push(format!("{id}: its example answered {status}: {text}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{}\n\nin order:\n{}",
+        failures.join("\n"),
+        outcomes.join("\n")
+    );
+}
+
+/// The document is public and the same on every request; any other method on its
+/// path is refused like on every path.
+#[tokio::test]
+async fn the_document_needs_no_token_and_takes_no_query_string() {
+    let gw = TestGateway::start().await;
+    let first = gw.get("/openapi.json").await;
+    let second = gw.get("/openapi.json").await;
+    assert_eq!(first.status, 200);
+    assert_eq!(first.text, second.text);
+    gw.get("/openapi.json?x=1")
+        .await
+        .assert_problem(400, "invalid-request");
+    let posted = crate::helpers::client()
+        .post(gw.url("/openapi.json"))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(posted.status(), 405);
+}
