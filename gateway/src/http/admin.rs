@@ -105,6 +105,15 @@ async fn purge_cache(
 }
 
 crate::problems!(
+    /// Saving a version: refused, invalid, or failed at its change.
+    PutProblems = [
+        Unauthenticated, Forbidden, FileManaged, UnsupportedMediaType, PayloadTooLarge,
+        InvalidConfig, ConfigCheckTooSlow, RegistryConflict, AlreadyDecided,
+        RegistryUnavailable, AuditUnavailable,
+    ]
+);
+
+crate::problems!(
     PurgeProblems = [
         Unauthenticated,
         Forbidden,
@@ -139,7 +148,7 @@ crate::problems!(
         (status = 200, description = "Unchanged: the same content as an existing version.", body = SavedConnector),
         (status = 201, description = "Saved as a draft.", body = SavedConnector),
         (status = 202, description = "Saved; it loosens the classification and waits for review.", body = SavedConnector),
-        ActionProblems,
+        PutProblems,
     ),
 )]
 async fn put_connector(

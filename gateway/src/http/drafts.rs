@@ -65,7 +65,16 @@ crate::problems!(
 );
 
 crate::problems!(
-    /// Putting a version in force.
+    /// Putting a version in force (activation takes no body).
+    ActivateProblems = [
+        Unauthenticated, Forbidden, UnknownConnector, UnknownVersion, FileManaged,
+        AwaitingReview, InvalidConfig, ConfigCheckTooSlow, RegistryConflict, AlreadyDecided,
+        RegistryUnavailable, AuditUnavailable,
+    ]
+);
+
+crate::problems!(
+    /// Putting an earlier version back in force.
     InForceProblems = [
         Unauthenticated, Forbidden, UnknownConnector, UnknownVersion, FileManaged,
         AwaitingReview, UnsupportedMediaType, PayloadTooLarge, InvalidConfig,
@@ -288,7 +297,7 @@ struct RollbackBody {
     ),
     security(("bearer" = ["dept_admin", "operator"])),
     responses((status = 200, description = "In force (or it was already: `unchanged`).",
-        body = InForce), InForceProblems),
+        body = InForce), ActivateProblems),
 )]
 async fn activate(
     State(app): State<App>,

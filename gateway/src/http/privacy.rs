@@ -48,6 +48,16 @@ pub(crate) fn routes() -> OpenApiRouter<App> {
 }
 
 crate::problems!(
+    AnomalyProblems = [
+        Unauthenticated,
+        Forbidden,
+        PayloadTooLarge,
+        UnsupportedMediaType,
+        AuditUnavailable,
+    ]
+);
+
+crate::problems!(
     /// What the privacy officer's routes can answer besides their results.
     OfficerProblems = [
         Unauthenticated, InvalidIdNumber, Forbidden, PayloadTooLarge, UnsupportedMediaType,
@@ -400,7 +410,7 @@ async fn report(call: Call<ReportIn>) -> Response {
         example = super::openapi::examples::audit_anomalies),
     security(("bearer" = ["privacy_officer"])),
     responses((status = 200, description = "The anomalies found.", body = AnomalyList),
-        OfficerProblems),
+        AnomalyProblems),
 )]
 async fn anomaly_report(call: Call<AnomaliesIn>) -> Response {
     let from = call.body.from.clone();

@@ -78,7 +78,7 @@ pub(super) async fn list_grants(
     request_body(content = crate::access::Reason, content_type = "application/json",
         example = crate::http::openapi::examples::revocation),
     security(("bearer" = ["dept_admin", "operator"])),
-    responses((status = 200, description = "Revoked.", body = Revoked), DecisionProblems),
+    responses((status = 200, description = "Revoked.", body = Revoked), RevokeProblems),
 )]
 pub(super) async fn revoke(
     State(app): State<App>,

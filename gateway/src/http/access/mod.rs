@@ -68,11 +68,28 @@ crate::problems!(
 );
 
 crate::problems!(
-    /// A decision on a request (approve, refuse, withdraw) or a grant (revoke).
+    /// A department's decision on a request (approve, refuse).
     DecisionProblems = [
-        Unauthenticated, Forbidden, UnknownRequest, UnknownGrant, AlreadyDecided,
-        FileManaged, UnsupportedMediaType, PayloadTooLarge, InvalidConfig,
+        Unauthenticated, Forbidden, UnknownRequest, AlreadyDecided, UnsupportedMediaType,
+        PayloadTooLarge, InvalidConfig, ConfigCheckTooSlow, RegistryConflict,
+        RegistryUnavailable, AuditUnavailable,
+    ]
+);
+
+crate::problems!(
+    /// The township lead's withdrawal (no body).
+    WithdrawProblems = [
+        Unauthenticated, Forbidden, UnknownRequest, AlreadyDecided, InvalidConfig,
         ConfigCheckTooSlow, RegistryConflict, RegistryUnavailable, AuditUnavailable,
+    ]
+);
+
+crate::problems!(
+    /// Revoking a grant.
+    RevokeProblems = [
+        Unauthenticated, Forbidden, UnknownGrant, AlreadyDecided, FileManaged,
+        UnsupportedMediaType, PayloadTooLarge, InvalidConfig, ConfigCheckTooSlow,
+        RegistryConflict, RegistryUnavailable, AuditUnavailable,
     ]
 );
 

@@ -220,7 +220,7 @@ crate::problems!(
         example = "ar-0198a1c25e3f7b2d9c4e6f8a0b1c2d3e")),
     security(("bearer" = ["township_lead"])),
     responses((status = 200, description = "Withdrawn.", body = AccessRequestView),
-        DecisionProblems),
+        WithdrawProblems),
 )]
 pub(super) async fn withdraw(
     State(app): State<App>,

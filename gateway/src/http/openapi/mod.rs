@@ -133,8 +133,45 @@ pub(crate) fn routes() -> Router<App> {
 
 /// The document.
 pub fn document() -> &'static utoipa::openapi::OpenApi {
-    static DOCUMENT: LazyLock<utoipa::openapi::OpenApi> = LazyLock::new(|| api().into_openapi());
+    static DOCUMENT: LazyLock<utoipa::openapi::OpenApi> = LazyLock::new(|| {
+        let mut doc = api().into_openapi();
+        optional_bodies(&mut doc);
+        doc
+    });
     &DOCUMENT
+}
+
+/// An optional body (`Option<T>` in `request_body`) is one the request may leave out,
+/// not a JSON `null`: its schema is `T`'s (the body is marked not required).
+fn optional_bodies(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::schema::SchemaType;
+    use utoipa::openapi::{RefOr, Schema, Type};
+    let is_null = |schema: &RefOr<Schema>| matches!(schema, RefOr::T(Schema::Object(o)) if o.schema_type == SchemaType::Type(Type::Null));
+    for item in doc.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+        ];
+        for operation in operations.into_iter().flatten() {
+            let Some(body) = &mut operation.request_body else {
+                continue;
+            };
+            for content in body.content.values_mut() {
+                let Some(RefOr::T(Schema::OneOf(one_of))) = &content.schema else {
+                    continue;
+                };
+                let rest: Vec<&RefOr<Schema>> =
+                    one_of.items.iter().filter(|s| !is_null(s)).collect();
+                if let [only] = rest[..]
+                    && one_of.items.len() == 2
+                {
+                    content.schema = Some(only.clone());
+                }
+            }
+        }
+    }
 }
 
 /// The document as served.

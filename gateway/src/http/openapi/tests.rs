@@ -174,3 +174,57 @@ fn every_path_parameter_is_declared() {
         assert_eq!(declared, named, "{method} {path}");
     }
 }
+
+/// The routes of the HTTP layer's source files that are not declared through the
+/// document: `(file, line)` for every `.route(`, `.route_service(` or `.nest(`.
+fn undocumented_routes(dir: &std::path::Path, out: &mut Vec<(String, String)>) {
+    for entry in std::fs::read_dir(dir).expect("the source folder") {
+        let path = entry.expect("an entry").path();
+        if path.is_dir() {
+            undocumented_routes(&path, out);
+            continue;
+        }
+        if path.file_name().is_some_and(|n| n == "tests.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("a source file");
+        // A file's code, without its tests.
+        let code = text
+            .split("#[cfg(test)]\nmod tests")
+            .next()
+            .unwrap_or_default();
+        for line in code.lines().map(str::trim) {
+            if line.starts_with("//") {
+                continue;
+            }
+            if [".route(", ".route_service(", ".nest("]
+                .iter()
+                .any(|call| line.contains(call))
+            {
+                let name = path.file_name().expect("a name").to_string_lossy();
+                out.push((name.into_owned(), line.to_owned()));
+            }
+        }
+    }
+}
+
+/// The router serves the API from the document's declarations (`routes!`): nowhere
+/// does the HTTP layer add a route of its own, but the metrics listener's `/metrics`
+/// (the same exposition as the documented `GET /metrics`, without a token, on its own
+/// listener). The console's pages are merged in from the console, not here.
+#[test]
+fn no_route_is_served_without_being_documented() {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/http");
+    let mut found = Vec::new();
+    undocumented_routes(&src, &mut found);
+    assert_eq!(
+        found,
+        [(
+            "mod.rs".to_owned(),
+            ".route(\"/metrics\", get(metrics::exposition))".to_owned()
+        )],
+        "a route not declared through the OpenAPI document"
+    );
+    let doc = doc();
+    assert!(doc["paths"]["/metrics"]["get"].is_object());
+}
