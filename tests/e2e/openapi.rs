@@ -199,8 +199,8 @@ async fn every_documented_example_gets_a_documented_answer() {
         }
         let answer = request.send().await.expect("an answer");
         let status = answer.status().as_u16();
-        let media = answer
-            .headers()
+        let headers = answer.headers().clone();
+        let media = headers
             .get("content-type")
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
@@ -241,6 +241,17 @@ async fn every_documented_example_gets_a_documented_answer() {
                 );
             }
         }
+        // The headers it documents are there (the labels' language only when asked).
+        for name in response["headers"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|h| h.0)
+        {
+            if name != "Content-Language" && !headers.contains_key(name.as_str()) {
+                failures.push(format!("{id} {status}: no `{name}` header"));
+            }
+        }
         let worked = if REFUSED.contains(id) {
             status == 409
         } else {
@@ -276,4 +287,70 @@ async fn the_document_needs_no_token_and_takes_no_query_string() {
         .await
         .expect("an answer");
     assert_eq!(posted.status(), 405);
+}
+
+/// The problems every operation documents are the ones it answers: each operation
+/// that takes a token answers 401 without one, and each one answers 400 to a query
+/// parameter it does not take; both with the headers and bodies the document gives.
+#[tokio::test]
+async fn every_operation_answers_its_documented_refusals() {
+    let gw = TestGateway::start().await;
+    let client = crate::helpers::client();
+    let doc: Value = client
+        .get(gw.url("/openapi.json"))
+        .send()
+        .await
+        .expect("an answer")
+        .json()
+        .await
+        .expect("the document");
+    let mut failures = Vec::new();
+    for (id, op) in operations(&doc) {
+        // Any value fits a path parameter here: the refusals come first.
+        let path = op
+            .path
+            .split('/')
+            .map(|s| if s.starts_with('{') { "1" } else { s })
+            .collect::<Vec<_>>()
+            .join("/");
+        let method =
+            reqwest::Method::from_bytes(op.method.to_uppercase().as_bytes()).expect("a method");
+        let secured = op.spec["security"].is_array();
+        let cases = [
+            (secured, path.clone(), None, 401, "unauthenticated"),
+            (
+                true,
+                format!("{path}?unknown=1"),
+                token(&gw, &op.spec),
+                400,
+                "invalid-request",
+            ),
+        ];
+        for (applies, url, token, status, kind) in cases {
+            if !applies {
+                continue;
+            }
+            let mut request = client.request(method.clone(), gw.url(&url));
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            let answer = request.send().await.expect("an answer");
+            let got = answer.status().as_u16();
+            let challenge = answer.headers().contains_key("www-authenticate");
+            let body: Value = answer.json().await.unwrap_or(Value::Null);
+            let documented = &op.spec["responses"][status.to_string()];
+            if got != status || body["type"] != format!("/problems/{kind}") {
+                failures.push(format!("{id} {url}: {got} {body}"));
+                continue;
+            }
+            let schema = &documented["content"]["application/problem+json"]["schema"];
+            if let Err(e) = check(&doc, schema, &body) {
+                failures.push(format!("{id} {url}: {status} does not fit: {e}"));
+            }
+            if documented["headers"].get("WWW-Authenticate").is_some() && !challenge {
+                failures.push(format!("{id} {url}: no challenge"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
