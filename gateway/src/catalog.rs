@@ -13,22 +13,31 @@ use crate::config::ActiveConfig;
 use crate::mask::Mask;
 
 /// The catalog of a configuration.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Catalog {
+    /// The county: `{code, name}`.
+    #[schema(example = json!({"code": "139901", "name": "示范县"}))]
     pub county: serde_json::Value,
     pub config_version: String,
     pub connectors: Vec<Connector>,
     pub purposes: Vec<Purpose>,
+    /// Every code table with its labels: `{table: {code: {"zh-CN": …, "en": …}}}`
+    /// (`reasons` is the gateway's own).
+    #[schema(value_type = Object)]
     pub code_tables: serde_json::Value,
 }
 
 /// A connector as the catalog lists it; a disabled one has only its id.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = CatalogConnector)]
 pub struct Connector {
+    #[schema(example = "hukou")]
     pub id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "户籍人口信息")]
     pub title: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<crate::wire::DepartmentRef>)]
     pub department: Option<connectors::definition::DepartmentRef>,
     pub enabled: bool,
     /// The digest of the definition in force.
@@ -39,35 +48,48 @@ pub struct Connector {
 }
 
 /// An operation and the fields it answers.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = CatalogOperation)]
 pub struct Operation {
+    #[schema(example = "person_by_id")]
     pub name: String,
     pub title: String,
+    #[schema(value_type = crate::wire::SubjectKey)]
     pub subject: connectors::definition::SubjectKey,
     pub fields: Vec<Field>,
 }
 
 /// A field: what it is and on what terms it is shared.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = CatalogField)]
 pub struct Field {
     /// Dotted path, e.g. `children[].name`.
+    #[schema(example = "birth_date")]
     pub path: String,
+    #[schema(required = true)]
     pub title: Option<String>,
+    #[schema(required = true, value_type = Option<crate::wire::PiiKind>)]
     pub pii: Option<PiiKind>,
     /// `open` (无条件), `conditional` (有条件) or `never` (不予共享).
+    #[schema(value_type = crate::wire::Sharing)]
     pub sharing: &'static str,
     /// The mask a grant gives the field when it names none.
+    #[schema(example = "keep")]
     pub default_mask: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String)]
     pub code_table: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String)]
     pub legal_basis: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = crate::wire::SharingMethod)]
     pub method: Option<connectors::definition::SharingMethod>,
 }
 
 /// A purpose (事项) grants are made for.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = CatalogPurpose)]
 pub struct Purpose {
     pub code: String,
     pub name: String,

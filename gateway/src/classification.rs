@@ -27,7 +27,7 @@ use connectors::definition::{FieldDef, PiiKind, Sharing};
 use serde::{Deserialize, Serialize};
 
 /// One field whose classification a version loosens.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Loosening {
     pub operation: String,
     /// Dotted path, e.g. `children[].name`.
@@ -40,14 +40,16 @@ pub struct Loosening {
 }
 
 /// A field's sharing type and personal-data kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FieldClass {
+    #[schema(value_type = crate::wire::Sharing)]
     pub sharing: Sharing,
+    #[schema(value_type = crate::wire::PiiKind)]
     pub pii: PiiKind,
 }
 
 /// Why a field change needs review.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LooseningReason {
     /// A lower sharing type.
@@ -168,14 +170,14 @@ pub struct VersionDiff {
 }
 
 /// An operation present in both versions, and which of its members differ.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct OperationChange {
     pub operation: String,
     pub changed: Vec<String>,
 }
 
 /// One field in a diff, with its classification before and after (where it has one).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldChange {
     pub operation: String,
     pub field: String,

@@ -37,6 +37,7 @@ mod lists;
 mod lookups;
 mod misbehaviour;
 mod oidc;
+mod openapi;
 mod privacy;
 mod registry;
 mod surface;

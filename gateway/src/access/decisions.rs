@@ -10,8 +10,9 @@ use crate::registry::{Change, GrantRecord};
 use serde::Deserialize;
 
 /// `POST /v1/access-requests/{id}/approve`; every member optional.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = AccessApproval)]
 pub struct Approval {
     /// A subset of the requested fields, each with its mask (`"default"` or a mask).
     #[serde(default)]
@@ -316,8 +317,9 @@ pub async fn approve(
 }
 
 /// `POST /v1/access-requests/{id}/refuse` and `POST /v1/grants/{id}/revoke`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = DecisionReason)]
 pub struct Reason {
     #[serde(default)]
     pub reason: String,

@@ -10,9 +10,11 @@ use connectors::definition::Sharing;
 use serde::Deserialize;
 
 /// `POST /v1/access-requests` as a township lead sends it.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = AccessRequestNew)]
 pub struct NewRequest {
+    #[schema(example = "hukou")]
     pub connector: String,
     #[serde(default)]
     pub operations: Vec<String>,
@@ -21,10 +23,15 @@ pub struct NewRequest {
     /// Leaf path → `"default"` or a mask.
     #[serde(default)]
     pub fields: BTreeMap<String, Value>,
+    /// The township's roles that would use the grant (`clerk`, `grid_worker`,
+    /// `township_lead`).
     #[serde(default)]
     pub roles: Option<Vec<String>>,
+    /// Why the township needs the fields: free text without ID numbers or phone
+    /// numbers, at most 2000 characters.
     #[serde(default)]
     pub justification: String,
+    /// The last day the grant is wanted for (`YYYY-MM-DD`, a China date).
     #[serde(default)]
     pub valid_until: Option<String>,
 }

@@ -73,7 +73,7 @@ const CST_HOURS: i64 = 8;
 const RATE_LIMITED: &str = "rate-limited";
 
 /// What kind of pattern was found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AnomalyKind {
     ManySubjects,
@@ -85,7 +85,7 @@ pub enum AnomalyKind {
 }
 
 /// One thing to look at.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Anomaly {
     pub kind: AnomalyKind,
     pub user: String,
@@ -96,7 +96,7 @@ pub struct Anomaly {
 }
 
 /// When a pattern becomes an anomaly.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Thresholds {
     /// More distinct subjects than this in one hour by one user.

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 /// The members of this struct and of every struct in it are declared in the byte order
 /// of their names, so that serializing it writes the canonical body directly (sorted
 /// keys, see [`super::canonical`]); a test holds that to the reference writer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditEvent {
     pub cache_hit: bool,
     pub caller: AuditCaller,
@@ -66,7 +66,7 @@ pub struct AuditEvent {
 pub const MAX_REASON_CHARS: usize = 2000;
 
 /// What kind of act an event records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
     Lookup,
@@ -74,7 +74,7 @@ pub enum EventKind {
 }
 
 /// Who acted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditCaller {
     pub app: Option<String>,
     pub department: Option<String>,
@@ -85,7 +85,7 @@ pub struct AuditCaller {
 }
 
 /// A person other than the subject whose data a lookup released.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LinkedPerson {
     /// The released fields about them (`spouse.name`, `children[].birth_date`).
     pub fields: Vec<String>,
@@ -94,14 +94,14 @@ pub struct LinkedPerson {
 }
 
 /// A field that left the gateway masked, and how.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MaskedField {
     pub field: String,
     pub mask: String,
 }
 
 /// A field that was withheld, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WithheldField {
     pub field: String,
     pub reason: String,
@@ -109,7 +109,7 @@ pub struct WithheldField {
 }
 
 /// How the request ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditOutcome {
     /// The problem type, when the answer was an error.
     pub problem: Option<String>,

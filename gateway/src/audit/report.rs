@@ -18,7 +18,7 @@ use serde::Serialize;
 use super::search::{SearchError, open_log, stored_event};
 
 /// One access that released data about the subject.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Access {
     /// RFC 3339 UTC with milliseconds, as recorded.
     pub time: String,
@@ -39,7 +39,7 @@ pub struct Access {
 }
 
 /// How a person appeared in an access.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ShownAs {
     Subject,
@@ -48,7 +48,7 @@ pub enum ShownAs {
 }
 
 /// The report for one subject.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct CitizenReport {
     /// The subject's masked ID as recorded on a listed access (`None` when nothing is
     /// listed).

@@ -99,7 +99,7 @@ pub struct Filter {
 }
 
 /// A class of answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OutcomeClass {
     /// 2xx: the lookup was answered.
@@ -111,7 +111,7 @@ pub enum OutcomeClass {
 }
 
 /// An event as stored, with its place in the chain.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StoredEvent {
     /// The chain the event is in, in a log of many chains (PostgreSQL's, one per
     /// replica); `seq` and `hash` are then that chain's. `None` for the embedded log,
@@ -126,7 +126,7 @@ pub struct StoredEvent {
 }
 
 /// One page of [`search`] results, newest first.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Page {
     /// The log's chain id (see [`super::Recorded::chain_id`]); empty for a log of
     /// many chains, whose events each name theirs.

@@ -7,51 +7,48 @@
 //! actions are the domain's ([`crate::admin`]): this module reads requests and writes
 //! answers.
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
 use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::problem::{Problem, ProblemKind};
 use super::{Authenticated, Peer, RequestId};
 use crate::action::Who;
 use crate::admin::{self, Ownership, may_administer, not_admin, not_owner, unknown_connector};
 use crate::app::App;
+use answers::{ConnectorTest, Purged, SavedConnector, Switched, VersionList};
+use bodies::{ConnectorBody, ReasonBody, TestBody, as_text, reason_of};
 
-pub(crate) fn routes() -> Router<App> {
-    Router::new()
-        .route("/v1/admin/connectors", get(super::lists::connectors))
-        .route("/v1/admin/connectors/{id}", put(put_connector))
-        .route("/v1/admin/connectors/{id}/versions", get(versions))
-        .route("/v1/admin/connectors/{id}/disable", post(disable))
-        .route("/v1/admin/connectors/{id}/enable", post(enable))
-        .route("/v1/admin/connectors/{id}/test", post(test_connector))
-        .route("/v1/admin/connectors/{id}/cache/purge", post(purge_cache))
+pub(crate) mod answers;
+mod bodies;
+
+pub(crate) fn routes() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(routes!(super::lists::connectors))
+        .routes(routes!(put_connector))
+        .routes(routes!(versions))
+        .routes(routes!(disable))
+        .routes(routes!(enable))
+        .routes(routes!(test_connector))
+        .routes(routes!(purge_cache))
 }
 
-/// `{reason}`, optional, for disable, enable and purge: why, in the person's words
-/// (kept in the audit event).
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ReasonBody {
-    #[serde(default)]
-    reason: Option<String>,
-}
+/// The path parameter of every connector route.
+const ID: &str = "The connector's id.";
 
-/// The optional `{reason}` body of an action; an empty body is no reason.
-fn reason_of(
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Option<String>, Problem> {
-    match &body {
-        Ok(bytes) if bytes.is_empty() => Ok(None),
-        _ => super::body::json::<ReasonBody>(headers, body, "{reason}").map(|b| b.reason),
-    }
-}
+crate::problems!(
+    /// A connector action refused before or at its change, or failed.
+    ActionProblems = [
+        Unauthenticated, Forbidden, UnknownConnector, UnknownVersion, FileManaged,
+        UnsupportedMediaType, PayloadTooLarge, InvalidConfig, ConfigCheckTooSlow,
+        RegistryConflict, AlreadyDecided, RegistryUnavailable, AuditUnavailable,
+    ]
+);
 
 /// Records a request refused before the domain was asked (its body unreadable).
 async fn refuse(app: &App, who: &Who, operation: &str, problem: Problem) -> Response {
@@ -61,6 +58,23 @@ async fn refuse(app: &App, who: &Who, operation: &str, problem: Problem) -> Resp
         .into_response()
 }
 
+/// Purges a connector's record cache.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/connectors/{id}/cache/purge",
+    tag = "connectors",
+    operation_id = "purgeConnectorCache",
+    summary = "Drop every cached record of a connector",
+    description = "For example after the department corrected a record that must not be \
+        served stale; every replica drops its copy. The connector's department admin or an \
+        operator; audited with the optional reason.",
+    params(("id" = String, Path, description = ID, example = "hukou")),
+    request_body(content = Option<ReasonBody>, content_type = "application/json",
+        example = super::openapi::examples::reason),
+    security(("bearer" = ["dept_admin", "operator"])),
+    responses((status = 200, description = "The cache was purged (or the connector keeps none).",
+        body = Purged), PurgeProblems),
+)]
 async fn purge_cache(
     State(app): State<App>,
     RequestId(request_id): RequestId,
@@ -80,38 +94,63 @@ async fn purge_cache(
         Err(p) => return refuse(&app, &who, "connector.cache.purge", p).await,
     };
     match admin::purge_cache(&app, &who, &id, reason.as_deref()).await {
-        Ok(purged) => axum::Json(json!({
-            "connector": purged.connector,
-            "cache": if purged.cache { "purged" } else { "off" },
-            "entries_purged": purged.entries,
-        }))
+        Ok(purged) => axum::Json(Purged {
+            cache: if purged.cache { "purged" } else { "off" },
+            connector: purged.connector,
+            entries_purged: purged.entries,
+        })
         .into_response(),
         Err(problem) => problem.into_response(),
     }
 }
 
-/// A connector as the admin API takes it: the definition (YAML text, or the same as a
-/// JSON object) and the schemas its operations name (path → schema, JSON object or
-/// text).
-#[derive(Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ConnectorBody {
-    definition: serde_json::Value,
-    #[serde(default)]
-    schemas: std::collections::BTreeMap<String, serde_json::Value>,
-}
+crate::problems!(
+    /// Saving a version: refused, invalid, or failed at its change.
+    PutProblems = [
+        Unauthenticated, Forbidden, FileManaged, UnsupportedMediaType, PayloadTooLarge,
+        InvalidConfig, ConfigCheckTooSlow, RegistryConflict, AlreadyDecided,
+        RegistryUnavailable, AuditUnavailable,
+    ]
+);
 
-/// The text of a definition or schema sent as a string or an object; `None` for
-/// anything else (the error says so without quoting it).
-fn as_text(value: &serde_json::Value, yaml: bool) -> Option<String> {
-    match value {
-        serde_json::Value::String(text) => Some(text.clone()),
-        serde_json::Value::Object(_) if yaml => serde_yaml_ng::to_string(value).ok(),
-        serde_json::Value::Object(_) => serde_json::to_string_pretty(value).ok(),
-        _ => None,
-    }
-}
+crate::problems!(
+    PurgeProblems = [
+        Unauthenticated,
+        Forbidden,
+        UnknownConnector,
+        UnsupportedMediaType,
+        PayloadTooLarge,
+        AuditUnavailable,
+    ]
+);
 
+/// Saves a connector version as a draft.
+#[utoipa::path(
+    put,
+    path = "/v1/admin/connectors/{id}",
+    tag = "connectors",
+    operation_id = "putConnector",
+    summary = "Save a new version of a connector (a draft)",
+    description = "Checks the version by loading the whole configuration it would make, as \
+        `gateway check` does (every problem at once: 422 `invalid-config`), and keeps it as a \
+        draft that serves nothing until it is activated (201). A version that loosens the \
+        county's classification (a new connector's fields, a lower sharing type, …) waits for \
+        the data-governance office's review instead (202 `awaiting_review`). The same content \
+        as the version in force or the last draft makes no new version (200 `unchanged`). The \
+        department admin of the definition's department, or an operator; connectors from the \
+        county's files are refused (409 `file-managed`).",
+    params(("id" = String, Path, description = "The connector's id (the definition's `id`).",
+        example = "hukou-residence")),
+    request_body(content = ConnectorBody, content_type = "application/json",
+        example = super::openapi::examples::connector),
+    security(("bearer" = ["dept_admin", "operator"])),
+    responses(
+        (status = 200, description = "Unchanged: the same content as an existing version.", body = SavedConnector),
+        (status = 201, description = "Saved as a draft.", body = SavedConnector),
+        (status = 202, description = "Saved; it loosens the classification and waits for review.", body = SavedConnector),
+        PutProblems,
+    ),
+)]
 async fn put_connector(
     State(app): State<App>,
     RequestId(request_id): RequestId,
@@ -182,6 +221,20 @@ async fn put_connector(
     (axum::http::StatusCode::CREATED, axum::Json(body)).into_response()
 }
 
+/// A connector's versions.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/connectors/{id}/versions",
+    tag = "connectors",
+    operation_id = "connectorVersions",
+    summary = "Every version of a connector",
+    description = "Each version with its state (`active`, `draft`, `awaiting_review`, \
+        `refused`, `superseded`, `previous`), who made it and when, its content digest, \
+        review, definition and schema paths. `gateway.yaml`'s connectors have none.",
+    params(("id" = String, Path, description = ID, example = "hukou-residence")),
+    security(("bearer" = ["dept_admin", "operator"])),
+    responses((status = 200, description = "The versions.", body = VersionList), ReadProblems),
+)]
 async fn versions(
     State(app): State<App>,
     RequestId(request_id): RequestId,
@@ -246,6 +299,28 @@ async fn versions(
     .into_response()
 }
 
+crate::problems!(
+    /// Reading a connector's administration.
+    ReadProblems = [Unauthenticated, Forbidden, UnknownConnector, RegistryUnavailable]
+);
+
+/// Switches a connector off.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/connectors/{id}/disable",
+    tag = "connectors",
+    operation_id = "disableConnector",
+    summary = "Switch a connector off",
+    description = "Its lookups answer 503 `connector-disabled` naming the department until it \
+        is enabled again. A registered connector in force (those from the county's files are \
+        switched off in the files); its department admin or an operator; audited with the \
+        optional reason.",
+    params(("id" = String, Path, description = ID, example = "hukou-residence")),
+    request_body(content = Option<ReasonBody>, content_type = "application/json",
+        example = super::openapi::examples::reason),
+    security(("bearer" = ["dept_admin", "operator"])),
+    responses((status = 200, description = "Switched off.", body = Switched), ActionProblems),
+)]
 async fn disable(
     State(app): State<App>,
     RequestId(request_id): RequestId,
@@ -263,6 +338,21 @@ async fn disable(
     set_enabled(app, who, id, false, reason_of(&headers, body)).await
 }
 
+/// Switches a connector on.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/connectors/{id}/enable",
+    tag = "connectors",
+    operation_id = "enableConnector",
+    summary = "Switch a connector on again",
+    description = "A registered connector in force; its department admin or an operator; \
+        audited with the optional reason.",
+    params(("id" = String, Path, description = ID, example = "hukou-residence")),
+    request_body(content = Option<ReasonBody>, content_type = "application/json",
+        example = super::openapi::examples::reason),
+    security(("bearer" = ["dept_admin", "operator"])),
+    responses((status = 200, description = "Switched on.", body = Switched), ActionProblems),
+)]
 async fn enable(
     State(app): State<App>,
     RequestId(request_id): RequestId,
@@ -296,37 +386,35 @@ async fn set_enabled(
         }
     };
     match admin::set_enabled(&app, &who, &id, enabled, reason.as_deref()).await {
-        Ok(config_version) => axum::Json(json!({
-            "connector": id,
-            "enabled": enabled,
-            "config_version": config_version,
-        }))
+        Ok(config_version) => axum::Json(Switched {
+            config_version,
+            connector: id,
+            enabled,
+        })
         .into_response(),
         Err(problem) => problem.into_response(),
     }
 }
 
-#[derive(Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TestBody {
-    operation: String,
-    subject: TestSubject,
-}
-
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TestSubject {
-    id_number: String,
-}
-
-impl std::fmt::Debug for TestSubject {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("TestSubject(..)")
-    }
-}
-
 /// Makes one call to the department with a test subject and says whether the answer
 /// fits the connector's mapping and schema, and how long it took — never the data.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/connectors/{id}/test",
+    tag = "connectors",
+    operation_id = "testConnector",
+    summary = "Call the department once, to see whether its answer fits",
+    description = "One call of one operation of the version in force with a sample subject: \
+        whether the answer fits the connector's mapping and schema, and how long it took — \
+        never the data. Audited like a lookup (the subject's pseudonym). Its department admin \
+        or an operator.",
+    params(("id" = String, Path, description = ID, example = "hukou-residence")),
+    request_body(content = TestBody, content_type = "application/json",
+        example = super::openapi::examples::connector_test),
+    security(("bearer" = ["dept_admin", "operator"])),
+    responses((status = 200, description = "How the call went.", body = ConnectorTest),
+        TestProblems),
+)]
 async fn test_connector(
     State(app): State<App>,
     RequestId(request_id): RequestId,
@@ -365,3 +453,16 @@ async fn test_connector(
         Err(problem) => problem.into_response(),
     }
 }
+
+crate::problems!(
+    TestProblems = [
+        Unauthenticated,
+        Forbidden,
+        UnknownConnector,
+        UnknownOperation,
+        InvalidIdNumber,
+        UnsupportedMediaType,
+        PayloadTooLarge,
+        AuditUnavailable,
+    ]
+);

@@ -3,18 +3,36 @@
 //! mask and terms, the purposes, the code tables (`code_tables`; a coded field names
 //! its table in `code_table`). Never data: any authenticated caller may read it.
 
-use axum::Router;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::Authenticated;
 use crate::app::App;
+use crate::catalog::Catalog;
 
-pub(crate) fn routes() -> Router<App> {
-    Router::new().route("/v1/catalog", get(catalog))
+pub(crate) fn routes() -> OpenApiRouter<App> {
+    OpenApiRouter::new().routes(routes!(catalog))
 }
 
+/// The catalog.
+#[utoipa::path(
+    get,
+    path = "/v1/catalog",
+    tag = "catalog",
+    operation_id = "catalog",
+    summary = "What each connector can share, and on what terms",
+    description = "Every connector in force with its department, operations and fields — each \
+        field's title, kind of personal data (`pii`), sharing type, default mask and, for \
+        conditional fields, the legal basis and method — a disabled connector by its id only; \
+        the purposes; and every code table with its labels. Never data: any authenticated \
+        caller may read it.",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The catalog.", body = Catalog), CatalogProblems),
+)]
 async fn catalog(State(app): State<App>, Authenticated(_caller): Authenticated) -> Response {
     axum::Json(crate::catalog::describe(&app.config.load_full())).into_response()
 }
+
+crate::problems!(CatalogProblems = [Unauthenticated]);

@@ -10,12 +10,10 @@
 //! A fill counts against the caller's rate limits as the most lookups its form can
 //! make (`max_lookups`, shown by `GET /v1/forms`), charged whole before it starts.
 
-use axum::Router;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -28,21 +26,31 @@ use crate::app::App;
 use crate::config::ActiveConfig;
 use crate::fill::{Attempt, may_use};
 use crate::forms::{FieldValue, Form, Scope};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub(crate) fn routes() -> Router<App> {
-    Router::new()
-        .route("/v1/forms", get(list))
-        .route("/v1/forms/{form}/fill", post(fill_form))
+use schemas::{FilledForm, FormList, PersonSubject};
+
+mod schemas;
+
+pub(crate) fn routes() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(fill_form))
 }
 
-/// The fill request body.
-#[derive(Debug, Deserialize)]
+/// A form to fill for a person and a case.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct FillRequest {
+    #[schema(value_type = PersonSubject)]
     subject: SubjectIn,
+    /// The case (办件) the form is for: free text without personal data.
+    #[schema(example = "DEMO-0002")]
     case_id: String,
-    /// Labels beside codes in this language (`crate::labels`).
+    /// Labels beside codes in this language (`crate::labels`); else `Accept-Language`.
     #[serde(default)]
+    #[schema(value_type = Option<super::request::LabelLanguage>)]
     labels: Option<String>,
 }
 
@@ -75,6 +83,19 @@ fn describe(config: &ActiveConfig, form: &Form) -> Value {
     })
 }
 
+/// The forms the caller may fill.
+#[utoipa::path(
+    get,
+    path = "/v1/forms",
+    tag = "forms",
+    operation_id = "listForms",
+    summary = "The forms the caller may fill",
+    description = "Every form whose purpose a grant in force gives the caller, with its \
+        sections and fields, its deadline and the most department lookups one fill makes \
+        (`max_lookups`, what it counts against the caller's rate limits).",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The forms.", body = FormList), ListProblems),
+)]
 async fn list(State(app): State<App>, Authenticated(caller): Authenticated) -> Response {
     let config = app.config.load_full();
     let forms: Vec<Value> = config
@@ -86,6 +107,36 @@ async fn list(State(app): State<App>, Authenticated(caller): Authenticated) -> R
     axum::Json(json!({ "forms": forms })).into_response()
 }
 
+crate::problems!(ListProblems = [Unauthenticated]);
+
+/// Fills a form.
+#[utoipa::path(
+    post,
+    path = "/v1/forms/{form}/fill",
+    tag = "forms",
+    operation_id = "fillForm",
+    summary = "Fill a form from every department it needs",
+    description = "Checks the caller's limits (charged the form's `max_lookups` whole), its \
+        grant for the form's purpose, the ID number and the case, then asks every department \
+        the form needs at once and merges the answers: each field has its value with its \
+        source and age, or says why it has none (`missing.reason`). A department that failed \
+        or a deadline that passed makes the form `complete: false`, still 200. Each lookup is \
+        an audit event (linked by the request id), all named in `Audit-Event`.",
+    params(("form" = String, Path, description = "The form's id (`GET /v1/forms`).",
+        example = "birth-registration")),
+    request_body(content = FillRequest, content_type = "application/json",
+        example = super::openapi::examples::fill),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The form, filled as far as the policy and the departments allow.",
+            body = FilledForm,
+            headers(
+                ("Audit-Event" = String, description = "The audit events recording this answer, `<chain id>/<seq>/<hash>`, separated by `, ` (the jurisdiction check first)."),
+                ("Content-Language" = String, description = "The labels' language, when labels were asked for."),
+            )),
+        FillProblems,
+    ),
+)]
 async fn fill_form(
     State(app): State<App>,
     RequestId(request_id): RequestId,
@@ -152,6 +203,18 @@ async fn fill_form(
     super::receipt::attach(&mut response, &filled.recorded);
     response
 }
+
+crate::problems!(
+    /// A fill refused before any department was asked, a person no department knows,
+    /// or the jurisdiction check's failure.
+    FillProblems = [
+        Unauthenticated, InvalidIdNumber, UnsupportedMediaType, PayloadTooLarge, UnknownForm,
+        Forbidden, SubjectNotFound, PersonUnknown, RateLimited, DepartmentCapacity,
+        ConnectorDisabled, RateLimitUnavailable, UpstreamTimeout, UpstreamUnavailable,
+        UpstreamError, UpstreamMalformed, UpstreamOversize, UpstreamSchemaViolation,
+        AuditUnavailable,
+    ]
+);
 
 /// Everything checked before any department is asked: the caller's own limits,
 /// charged the form's cost, the form, the caller's grant for its purpose

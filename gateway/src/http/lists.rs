@@ -332,6 +332,23 @@ impl ListQuery {
 /// an operator), by id, with their origin, whether they serve, the version in force
 /// and how many drafts wait. `state`: `enabled`, `disabled` or `draft` (no version in
 /// force yet).
+#[utoipa::path(
+    get,
+    path = "/v1/admin/connectors",
+    tag = "connectors",
+    operation_id = "listConnectors",
+    summary = "The connectors the caller administers",
+    description = "Their own department's (a department admin) or every one (an operator), by \
+        id: origin, state, the version in force and how many drafts wait. Filtered and paged.",
+    params(
+        ("state" = Option<String>, Query, description = "`enabled`, `disabled` or `draft` (no version in force yet)."),
+        ("cursor" = Option<String>, Query, description = "The `next_cursor` of the previous page."),
+        ("limit" = Option<u32>, Query, description = "Items per page, 1–200 (50 by default)."),
+    ),
+    security(("bearer" = ["dept_admin", "operator"])),
+    responses((status = 200, description = "One page of connectors.",
+        body = super::admin::answers::ConnectorList), ConnectorListProblems),
+)]
 pub(crate) async fn connectors(
     State(app): State<App>,
     RequestId(request_id): RequestId,
@@ -370,6 +387,8 @@ pub(crate) async fn connectors(
     });
     axum::Json(json!({ "connectors": page, "next_cursor": next })).into_response()
 }
+
+crate::problems!(ConnectorListProblems = [Unauthenticated, Forbidden, RegistryUnavailable]);
 
 #[cfg(test)]
 mod tests {

@@ -34,6 +34,26 @@ const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=
 
 /// `GET /metrics` on the gateway's own listener: operators only (the counts say how
 /// busy each department is, and who is being refused).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "service",
+    operation_id = "metrics",
+    summary = "Metrics (OpenMetrics text)",
+    description = "The gateway's counters in the OpenMetrics text format (RED by route \
+        template, department calls by connector, operation and outcome, policy decisions, the \
+        configuration version in force, caches, rate-limit refusals, audit commit times, \
+        witnesses). Every label comes from a fixed set; no personal data. Operators only on the \
+        gateway's listener; the optional metrics listener (`metrics_listen`, a private \
+        address) serves the same at `/metrics` without a token.",
+    security(("bearer" = ["operator"])),
+    responses(
+        (status = 200, description = "The exposition.", body = String,
+            content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            example = "# TYPE gateway_config info\n# HELP gateway_config The configuration in force: its version\ngateway_config_info{version=\"5f0c3a9e27d1b844\"} 1\n# EOF\n"),
+        MetricsProblems,
+    ),
+)]
 pub(crate) async fn metrics(
     State(app): State<App>,
     super::RequestId(request_id): super::RequestId,
@@ -50,6 +70,8 @@ pub(crate) async fn metrics(
     }
     exposition(State(app)).await
 }
+
+crate::problems!(MetricsProblems = [Unauthenticated, Forbidden]);
 
 /// `GET /metrics` on the separate metrics listener (`metrics_listen`), which the
 /// operator keeps on a private address: no token.

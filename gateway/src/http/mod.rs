@@ -27,6 +27,7 @@ pub mod health;
 pub(crate) mod labels;
 pub mod lists;
 pub mod metrics;
+pub mod openapi;
 pub mod privacy;
 pub mod problem;
 pub mod query;
@@ -43,8 +44,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use serde_json::json;
+use axum::routing::get;
 use tokio::net::TcpListener;
 use tracing::Instrument;
 
@@ -62,19 +62,8 @@ pub fn router(app: App) -> Router {
 /// context. `pages` has no fallback of its own at the top level.
 pub fn router_with(app: App, pages: Router) -> Router {
     let max_body = app.config.load().limits.max_request_bytes;
-    Router::new()
-        .route("/v1/query", post(query::query))
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/problems/{slug}", get(problem_doc))
-        .merge(privacy::routes())
-        .merge(forms::routes())
-        .merge(admin::routes())
-        .merge(drafts::routes())
-        .merge(review::routes())
-        .merge(access::routes())
-        .merge(catalog::routes())
-        .route("/metrics", get(metrics::metrics))
+    // Every route of the API, exactly as `/openapi.json` documents it.
+    openapi::routes()
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(app.clone())
@@ -181,19 +170,49 @@ async fn method_not_allowed(RequestId(id): RequestId) -> Response {
     .into_response()
 }
 
+/// A problem type as documented at its URI. (Members in the byte order of their
+/// names, as `json!` wrote them.)
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct ProblemType {
+    /// What it means and what to do.
+    about: &'static str,
+    /// The HTTP status it answers with.
+    #[schema(example = 400)]
+    status: u16,
+    #[schema(example = "The ID number is not valid")]
+    title: &'static str,
+    #[serde(rename = "type")]
+    #[schema(example = "/problems/invalid-id-number")]
+    type_uri: String,
+}
+
 /// Documents a problem type at its own `type` URI.
+#[utoipa::path(
+    get,
+    path = "/problems/{slug}",
+    tag = "service",
+    operation_id = "problemType",
+    summary = "A problem type's documentation",
+    description = "What a problem `type` means: the document at the URI every problem names. \
+        No token needed.",
+    params(("slug" = String, Path, description = "The type's slug: the `type` URI's last segment.",
+        example = "invalid-id-number")),
+    responses((status = 200, description = "The problem type.", body = ProblemType), ProblemDocProblems),
+)]
 async fn problem_doc(Path(slug): Path<String>, RequestId(id): RequestId) -> Response {
     match ProblemKind::from_slug(&slug) {
         Some(kind) => (
             StatusCode::OK,
-            axum::Json(json!({
-                "type": kind.type_uri(),
-                "title": kind.title(),
-                "status": kind.status().as_u16(),
-                "about": kind.about(),
-            })),
+            axum::Json(ProblemType {
+                about: kind.about(),
+                status: kind.status().as_u16(),
+                title: kind.title(),
+                type_uri: kind.type_uri(),
+            }),
         )
             .into_response(),
         None => not_found(RequestId(id)).await,
     }
 }
+
+crate::problems!(ProblemDocProblems = [NotFound]);

@@ -7,27 +7,29 @@
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
 use connectors::subject::IdNumber;
 use futures::StreamExt;
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde_json::json;
 
 use super::problem::{Problem, ProblemKind};
 use super::{Authenticated, Peer, RequestId};
 use crate::app::App;
-use crate::audit::anomalies::Thresholds;
-use crate::audit::search::{ExportFormat, OutcomeClass, SearchError};
+use crate::audit::search::{ExportFormat, SearchError};
 use crate::auth::{Caller, Role};
 use crate::labels::Lang;
 use crate::privacy::{Criteria, Officer, PrivacyError};
+use bodies::{
+    AnomaliesIn, AnomalyList, ExportFormatIn, ExportIn, FilterIn, ReportIn, SearchIn, Shape,
+};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+mod bodies;
 
 pub use crate::privacy::OFFICER_RULE;
 
@@ -37,93 +39,31 @@ const DEFAULT_PAGE: usize = 100;
 /// How many exported events (at most) go out in one chunk of the body.
 const EXPORT_CHUNK_EVENTS: usize = 64;
 
-/// What each route's body looks like, for the error that names where it went wrong.
-trait Shape {
-    const EXPECTED: &'static str;
+pub(crate) fn routes() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(routes!(search_events))
+        .routes(routes!(export_events))
+        .routes(routes!(report))
+        .routes(routes!(anomaly_report))
 }
 
-impl Shape for SearchIn {
-    const EXPECTED: &'static str = "{filter: {id_number, user, township, connector, purpose, outcome, status, from, until}, before, limit}";
-}
+crate::problems!(
+    AnomalyProblems = [
+        Unauthenticated,
+        Forbidden,
+        PayloadTooLarge,
+        UnsupportedMediaType,
+        AuditUnavailable,
+    ]
+);
 
-impl Shape for ExportIn {
-    const EXPECTED: &'static str = "{filter: {id_number, user, township, connector, purpose, outcome, status, from, until}, format, lang}";
-}
-
-impl Shape for ReportIn {
-    const EXPECTED: &'static str = "{id_number}";
-}
-
-impl Shape for AnomaliesIn {
-    const EXPECTED: &'static str = "{from, until, thresholds: {subjects_per_hour, denials_per_10_min, office_hours, limit_refusals_per_day}}";
-}
-
-pub(crate) fn routes() -> Router<App> {
-    Router::new()
-        .route("/v1/audit/search", post(search_events))
-        .route("/v1/audit/export", post(export_events))
-        .route("/v1/audit/report", post(report))
-        .route("/v1/audit/anomalies", post(anomaly_report))
-}
-
-/// A search or export filter as a privacy officer sends it: the citizen by ID
-/// number, `id_number` as everywhere else (the gateway turns it into the pseudonym
-/// the log holds), the rest as the log stores them; `from` and `until` are dates
-/// (a day in China) or RFC 3339 instants.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FilterIn {
-    id_number: Option<String>,
-    user: Option<String>,
-    township: Option<String>,
-    connector: Option<String>,
-    purpose: Option<String>,
-    outcome: Option<OutcomeClass>,
-    status: Option<u16>,
-    from: Option<String>,
-    until: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SearchIn {
-    #[serde(default)]
-    filter: FilterIn,
-    before: Option<u64>,
-    limit: Option<usize>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ExportIn {
-    #[serde(default)]
-    filter: FilterIn,
-    format: ExportFormatIn,
-    /// The CSV header's language (`zh-CN` or `en`); else `Accept-Language`, else zh-CN.
-    lang: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum ExportFormatIn {
-    Csv,
-    Jsonl,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ReportIn {
-    id_number: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AnomaliesIn {
-    from: String,
-    until: String,
-    #[serde(default)]
-    thresholds: Option<Thresholds>,
-}
+crate::problems!(
+    /// What the privacy officer's routes can answer besides their results.
+    OfficerProblems = [
+        Unauthenticated, InvalidIdNumber, Forbidden, PayloadTooLarge, UnsupportedMediaType,
+        AuditUnavailable,
+    ]
+);
 
 /// What every route needs: the officer, the request context and the parsed body.
 struct Call<T> {
@@ -269,6 +209,23 @@ fn invalid(field: &str, why: &str, within: &str) -> Problem {
     .with("at", format!("{within}{field}"))
 }
 
+/// Searches the audit log.
+#[utoipa::path(
+    post,
+    path = "/v1/audit/search",
+    tag = "audit",
+    operation_id = "searchAudit",
+    summary = "Search the audit log",
+    description = "The events a filter selects, newest first, one page (`next` is the \
+        `before` of the next page). Each event carries its place in the hash chain (`seq`, \
+        `hash`), pseudonyms and masked forms only. Privacy officers only; the search itself is \
+        recorded in the log first.",
+    request_body(content = SearchIn, content_type = "application/json",
+        example = super::openapi::examples::audit_search),
+    security(("bearer" = ["privacy_officer"])),
+    responses((status = 200, description = "A page of events.", body = crate::audit::search::Page),
+        OfficerProblems),
+)]
 async fn search_events(call: Call<SearchIn>) -> Response {
     let criteria = match call.criteria(&call.body.filter) {
         Ok(c) => c,
@@ -280,14 +237,36 @@ async fn search_events(call: Call<SearchIn>) -> Response {
         .search(&criteria, call.body.before, limit)
         .await
     {
-        Ok(page) => {
-            axum::Json(json!({"chain_id": page.chain_id, "events": page.events, "next": page.next}))
-                .into_response()
-        }
+        Ok(page) => axum::Json(page).into_response(),
         Err(e) => call.failed(e, "filter."),
     }
 }
 
+/// Exports audit events.
+#[utoipa::path(
+    post,
+    path = "/v1/audit/export",
+    tag = "audit",
+    operation_id = "exportAudit",
+    summary = "Export audit events (CSV or JSON Lines)",
+    description = "Every event a filter selects, oldest first, streamed as an attachment: CSV \
+        (a UTF-8 BOM, a header row in `lang`, RFC 4180 records; formula-like cells \
+        neutralized) or JSON Lines (one event per line, as the search shows it). Privacy \
+        officers only; the export is recorded in the log first.",
+    request_body(content = ExportIn, content_type = "application/json",
+        example = super::openapi::examples::audit_export),
+    security(("bearer" = ["privacy_officer"])),
+    responses(
+        (status = 200, description = "The events.",
+            content(
+                (String = "text/csv; charset=utf-8"),
+                (String = "application/x-ndjson"),
+            ),
+            headers(("Content-Disposition" = String,
+                description = "`attachment; filename=\"audit.csv\"` or `\"audit.jsonl\"`."))),
+        OfficerProblems,
+    ),
+)]
 async fn export_events(call: Call<ExportIn>) -> Response {
     let criteria = match call.criteria(&call.body.filter) {
         Ok(c) => c,
@@ -380,6 +359,24 @@ pub(crate) fn export_body(
     response
 }
 
+/// A citizen's access report.
+#[utoipa::path(
+    post,
+    path = "/v1/audit/report",
+    tag = "audit",
+    operation_id = "citizenReport",
+    summary = "Who saw a citizen's data (a citizen's access report)",
+    description = "Every lookup that released data about the citizen — as its subject, as part \
+        of another person's record, or as a residence check — oldest first: when, who, which \
+        township and department, for what purpose and case, which fields. Accesses held back \
+        by delayed disclosure are only counted. Privacy officers only; recorded in the log \
+        first.",
+    request_body(content = ReportIn, content_type = "application/json",
+        example = super::openapi::examples::audit_report),
+    security(("bearer" = ["privacy_officer"])),
+    responses((status = 200, description = "The report.", body = crate::audit::CitizenReport),
+        OfficerProblems),
+)]
 async fn report(call: Call<ReportIn>) -> Response {
     let id = match IdNumber::parse(&call.body.id_number) {
         Ok(id) => id,
@@ -398,12 +395,29 @@ async fn report(call: Call<ReportIn>) -> Response {
     }
 }
 
+/// The anomaly report.
+#[utoipa::path(
+    post,
+    path = "/v1/audit/anomalies",
+    tag = "audit",
+    operation_id = "auditAnomalies",
+    summary = "Patterns worth a look in the audit log",
+    description = "Users who looked up many people in an hour, lookups without a case, outside \
+        the caller's township or outside office hours, bursts of refusals and repeated rate \
+        limiting, over a window of at most 31 days, each with the events behind it. Privacy \
+        officers only; recorded in the log first.",
+    request_body(content = AnomaliesIn, content_type = "application/json",
+        example = super::openapi::examples::audit_anomalies),
+    security(("bearer" = ["privacy_officer"])),
+    responses((status = 200, description = "The anomalies found.", body = AnomalyList),
+        AnomalyProblems),
+)]
 async fn anomaly_report(call: Call<AnomaliesIn>) -> Response {
     let from = call.body.from.clone();
     let until = call.body.until.clone();
     let thresholds = call.body.thresholds.clone().unwrap_or_default();
     match call.officer().anomalies(from, until, thresholds).await {
-        Ok(found) => axum::Json(json!({"anomalies": found})).into_response(),
+        Ok(anomalies) => axum::Json(AnomalyList { anomalies }).into_response(),
         Err(e) => call.failed(e, ""),
     }
 }

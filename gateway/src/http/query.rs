@@ -30,6 +30,34 @@ use crate::lookup::Trail;
 use crate::lookup::single::{self, Ask};
 use crate::policy::{Returned, Withheld};
 
+/// One lookup.
+#[utoipa::path(
+    post,
+    path = "/v1/query",
+    tag = "lookups",
+    operation_id = "lookup",
+    summary = "Look up one person's record at one department",
+    description = "Runs the pipeline for one subject: the ID number is checked (GB 11643) \
+        before any department is called; then the caller's limits, the policy decision for \
+        (caller, connector, operation, purpose), the record from the cache or the department, \
+        its schema, the row condition, minimization and masks. The answer lists every field \
+        returned (with its mask and the rule that allowed it) and every field withheld (with \
+        why). Every authenticated lookup, answered or not, is recorded in the audit log \
+        before the answer is sent; an answer that released data names its event in \
+        `Audit-Event`.",
+    request_body(content = super::request::QueryRequest, content_type = "application/json",
+        example = super::openapi::examples::lookup),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The record as the policy releases it to this caller.",
+            body = Answer<'_>, content_type = "application/json",
+            headers(
+                ("Audit-Event" = String, description = "The audit event recording this answer: `<chain id>/<seq>/<hash>`."),
+                ("Content-Language" = String, description = "The labels' language, when labels were asked for."),
+            )),
+        QueryProblems,
+    ),
+)]
 pub(crate) async fn query(
     State(app): State<App>,
     RequestId(request_id): RequestId,
@@ -136,38 +164,71 @@ async fn run(
     Ok(super::labels::respond(&answer, lang))
 }
 
+crate::problems!(
+    /// What a lookup can answer besides its record.
+    QueryProblems = [
+        Unauthenticated, InvalidIdNumber, UnsupportedMediaType, PayloadTooLarge,
+        UnknownPurpose, UnknownConnector, UnknownOperation, Forbidden, SubjectNotFound,
+        RateLimited, DepartmentCapacity, ConnectorDisabled, RateLimitUnavailable,
+        UpstreamTimeout, UpstreamUnavailable, UpstreamError, UpstreamMalformed,
+        UpstreamOversize, UpstreamSchemaViolation, AuditUnavailable,
+    ]
+);
+
 /// The answer to a lookup.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = LookupAnswer)]
 struct Answer<'a> {
+    /// The request's id (also `x-request-id`, and in the audit event).
     request_id: &'a str,
+    #[schema(example = "hukou")]
     connector: &'a str,
+    #[schema(example = "person_by_id")]
     operation: &'a str,
+    /// The department that holds the record.
     department: Named<'a>,
     purpose: Coded<'a>,
     case_id: &'a str,
+    /// When the department answered (RFC 3339, UTC, milliseconds).
     fetched_at: String,
+    /// Seconds since then (a cached record is older than the request).
     age_s: i64,
+    /// Whether the record came from the gateway's cache of the department's answers.
     cache_hit: bool,
+    /// The record as released: only the fields in `fields`, each masked as it says;
+    /// with labels asked for, `<field>_label` beside each coded field.
+    #[schema(value_type = Object)]
     data: &'a serde_json::Value,
+    /// Every field released (dotted path → its mask and the rule that allowed it).
     fields: &'a BTreeMap<String, Returned>,
+    /// Every field the connector has that was not released, and why.
     withheld: &'a [Withheld],
     decision: Decision<'a>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = DepartmentName)]
 struct Named<'a> {
+    #[schema(example = "county-psb")]
     id: &'a str,
+    #[schema(example = "县公安局")]
     name: &'a str,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = PurposeName)]
 struct Coded<'a> {
+    #[schema(example = "birth_registration")]
     code: &'a str,
+    #[schema(example = "生育登记")]
     name: &'a str,
 }
 
-#[derive(Serialize)]
+/// What decided the answer.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = LookupDecision)]
 struct Decision<'a> {
+    /// The grants and rules that applied.
     rules: &'a BTreeSet<String>,
     policy_version: &'a str,
     config_version: &'a str,

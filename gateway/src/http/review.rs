@@ -12,15 +12,15 @@
 //! Only the governance role decides. Every attempt is an admin event in the audit log.
 //! What counts as loosening is [`crate::classification`]'s rule.
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::problem::{Problem, ProblemKind};
 use super::{Authenticated, Peer, RequestId};
@@ -35,17 +35,11 @@ const GOVERNANCE_RULE: &str = "classification-owner";
 /// The longest note or reason, in characters.
 const MAX_TEXT: usize = 2000;
 
-pub(crate) fn routes() -> Router<App> {
-    Router::new()
-        .route("/v1/admin/reviews", get(list))
-        .route(
-            "/v1/admin/connectors/{id}/versions/{version}/approve",
-            post(approve),
-        )
-        .route(
-            "/v1/admin/connectors/{id}/versions/{version}/refuse",
-            post(refuse),
-        )
+pub(crate) fn routes() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(approve))
+        .routes(routes!(refuse))
 }
 
 /// Whether the caller may see the review of a version of `department`'s connector.
@@ -68,6 +62,26 @@ fn view(version: &ConnectorVersion) -> serde_json::Value {
     })
 }
 
+/// The classification reviews.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/reviews",
+    tag = "reviews",
+    operation_id = "listReviews",
+    summary = "Connector versions that needed a classification review",
+    description = "Pending first, then by connector and version. The data-governance office, \
+        operators and privacy officers see all; a department admin sees their department's. \
+        Filtered and paged.",
+    params(
+        ("state" = Option<String>, Query, description = "`pending`, `approved`, `refused` or `superseded`."),
+        ("connector" = Option<String>, Query, description = "A connector id.", example = "hukou-residence"),
+        ("cursor" = Option<String>, Query, description = "The `next_cursor` of the previous page."),
+        ("limit" = Option<u32>, Query, description = "Items per page, 1–200 (50 by default)."),
+    ),
+    security(("bearer" = ["governance", "operator", "privacy_officer", "dept_admin"])),
+    responses((status = 200, description = "One page of reviews.",
+        body = super::admin::answers::ReviewList), ListProblems),
+)]
 async fn list(
     State(app): State<App>,
     RequestId(request_id): RequestId,
@@ -140,16 +154,57 @@ fn unknown_review() -> Problem {
     )
 }
 
+crate::problems!(ListProblems = [Unauthenticated, Forbidden, RegistryUnavailable]);
+
+crate::problems!(
+    DecisionProblems = [
+        Unauthenticated,
+        Forbidden,
+        UnknownReview,
+        AlreadyDecided,
+        UnsupportedMediaType,
+        PayloadTooLarge,
+        InvalidConfig,
+        ConfigCheckTooSlow,
+        RegistryConflict,
+        RegistryUnavailable,
+        AuditUnavailable,
+    ]
+);
+
 /// `{note}` for an approval, `{reason}` for a refusal.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ReviewDecision)]
 struct Decision {
+    /// An approval's note (optional).
     #[serde(default)]
     note: Option<String>,
+    /// A refusal's reason (required to refuse).
     #[serde(default)]
     reason: Option<String>,
 }
 
+/// Approves a version's classification review: it goes into force.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/connectors/{id}/versions/{version}/approve",
+    tag = "reviews",
+    operation_id = "approveReview",
+    summary = "Approve a classification review: the version goes into force",
+    description = "The data-governance office only. The version is checked like any change and \
+        put in force; an approval is refused once another version came first. Free text \
+        without ID numbers or phone numbers, at most 2000 characters. Audited.",
+    params(
+        ("id" = String, Path, description = "The connector's id.", example = "hukou-residence"),
+        ("version" = u32, Path, description = "The version under review.", example = 1),
+    ),
+    request_body(content = Option<Decision>, content_type = "application/json",
+        example = super::openapi::examples::review_approval),
+    security(("bearer" = ["governance"])),
+    responses((status = 200, description = "Approved and in force.",
+        body = super::admin::answers::ReviewedVersion), DecisionProblems),
+)]
 async fn approve(
     State(app): State<App>,
     RequestId(request_id): RequestId,
@@ -165,6 +220,25 @@ async fn approve(
     .await
 }
 
+/// Refuses a version's classification review.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/connectors/{id}/versions/{version}/refuse",
+    tag = "reviews",
+    operation_id = "refuseReview",
+    summary = "Refuse a classification review, saying why",
+    description = "The data-governance office only; the version can no longer be put in force \
+        (the department saves it again to have it reviewed). Audited.",
+    params(
+        ("id" = String, Path, description = "The connector's id.", example = "hukou-residence"),
+        ("version" = u32, Path, description = "The version under review.", example = 1),
+    ),
+    request_body(content = Decision, content_type = "application/json",
+        example = super::openapi::examples::review_refusal),
+    security(("bearer" = ["governance"])),
+    responses((status = 200, description = "Refused.",
+        body = super::admin::answers::ReviewedVersion), DecisionProblems),
+)]
 async fn refuse(
     State(app): State<App>,
     RequestId(request_id): RequestId,

@@ -131,7 +131,7 @@ impl Validity {
 /// Standard Time. `per_user_per_day` is each user's share of the day: by default a
 /// fraction of `per_day` (`rate_limits.grant_user_share_percent`), so that one user
 /// cannot use up the township's quota.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Quota {
     #[serde(default)]
@@ -229,7 +229,7 @@ impl RefusalReason {
 }
 
 /// Why a field was not returned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum WithheldReason {
     /// Conditional field and no grant covers it.
@@ -258,9 +258,12 @@ impl WithheldReason {
 }
 
 /// A withheld field, with its dotted path and the rule behind it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Withheld {
+    #[schema(example = "ethnicity")]
     pub field: String,
+    /// The field's sharing type: `open`, `conditional` or `never`.
+    #[schema(example = "conditional")]
     pub sharing: &'static str,
     pub reason: WithheldReason,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -268,9 +271,13 @@ pub struct Withheld {
 }
 
 /// A returned field: the mask applied and the rule that allowed it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Returned {
+    /// The mask applied (`keep`: the value as the department holds it).
+    #[schema(example = "keep")]
     pub mask: &'static str,
+    /// The grant that released it (`open` for a field shared without condition).
+    #[schema(example = "hukou-birth-registration")]
     pub rule: String,
 }
 

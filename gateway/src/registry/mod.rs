@@ -34,13 +34,16 @@ pub use postgres::PgRegistry;
 pub use sqlite::{REGISTRY_FILE, SqliteRegistry};
 
 /// Where a registry object came from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Origin {
     /// Made through the admin API.
     Api,
     /// Imported by `gateway apply` from this file (relative to the applied directory).
-    File { path: String },
+    File {
+        #[schema(example = "connectors/hukou.yaml")]
+        path: String,
+    },
 }
 
 impl Origin {
@@ -87,7 +90,7 @@ pub struct ConnectorVersion {
 
 /// The data-governance office's review of a connector version that loosens the
 /// county's classification. Until it is approved, the version does not serve.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Review {
     pub state: ReviewState,
     /// The version in force when this one was proposed (`None`: the connector was
@@ -102,7 +105,7 @@ pub struct Review {
 }
 
 /// Where a review stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReviewState {
     /// Waiting for the data-governance office.
@@ -155,7 +158,7 @@ pub struct PolicyFileRecord {
 }
 
 /// Why a grant stopped being in force before its validity ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Revocation {
     pub at: String,
     pub by: String,

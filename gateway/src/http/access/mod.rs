@@ -19,21 +19,22 @@
 //! within `access_requests.deadline_working_days` working days of `gateway.yaml`
 //! ([`crate::access::DEADLINE_WORKING_DAYS`] by default).
 
+mod answers;
 mod decisions;
 mod grants;
 mod requests;
 
 use std::collections::BTreeMap;
 
-use axum::Router;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use bytes::Bytes;
 use chrono::NaiveDate;
 use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::lists::ListQuery;
 use super::problem::Problem;
@@ -41,24 +42,56 @@ use super::{Authenticated, Peer, RequestId};
 use crate::access::{self, Who};
 use crate::app::App;
 use crate::registry::{AccessRequest, Revocation};
+use answers::{AccessRequestView, Approved, GrantList, Refused, RequestList, Revoked};
 use decisions::*;
 use grants::*;
 use requests::*;
 
-pub(crate) fn routes() -> Router<App> {
-    Router::new()
-        .route(
-            "/v1/access-requests",
-            get(list_requests).post(create_request),
-        )
-        .route("/v1/access-requests/overdue", get(list_overdue))
-        .route("/v1/access-requests/{id}", get(show_request))
-        .route("/v1/access-requests/{id}/approve", post(approve))
-        .route("/v1/access-requests/{id}/refuse", post(refuse))
-        .route("/v1/access-requests/{id}/withdraw", post(withdraw))
-        .route("/v1/grants", get(list_grants))
-        .route("/v1/grants/{id}/revoke", post(revoke))
+pub(crate) fn routes() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(routes!(list_requests, create_request))
+        .routes(routes!(list_overdue))
+        .routes(routes!(show_request))
+        .routes(routes!(approve))
+        .routes(routes!(refuse))
+        .routes(routes!(withdraw))
+        .routes(routes!(list_grants))
+        .routes(routes!(revoke))
 }
+
+/// The path parameter of a request's routes.
+const REQUEST_ID: &str = "The access request's id.";
+
+crate::problems!(
+    /// Reading requests.
+    ReadProblems = [Unauthenticated, Forbidden, RegistryUnavailable]
+);
+
+crate::problems!(
+    /// A department's decision on a request (approve, refuse).
+    DecisionProblems = [
+        Unauthenticated, Forbidden, UnknownRequest, AlreadyDecided, UnsupportedMediaType,
+        PayloadTooLarge, InvalidConfig, ConfigCheckTooSlow, RegistryConflict,
+        RegistryUnavailable, AuditUnavailable,
+    ]
+);
+
+crate::problems!(
+    /// The township lead's withdrawal (no body).
+    WithdrawProblems = [
+        Unauthenticated, Forbidden, UnknownRequest, AlreadyDecided, InvalidConfig,
+        ConfigCheckTooSlow, RegistryConflict, RegistryUnavailable, AuditUnavailable,
+    ]
+);
+
+crate::problems!(
+    /// Revoking a grant.
+    RevokeProblems = [
+        Unauthenticated, Forbidden, UnknownGrant, AlreadyDecided, FileManaged,
+        UnsupportedMediaType, PayloadTooLarge, InvalidConfig, ConfigCheckTooSlow,
+        RegistryConflict, RegistryUnavailable, AuditUnavailable,
+    ]
+);
 
 /// Who asks, for the use case.
 fn who(
