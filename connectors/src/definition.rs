@@ -99,6 +99,7 @@ pub struct SharingTerms {
 
 /// How conditional fields are shared. Connector kinds bring their methods; so far
 /// every kind answers lookups.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SharingMethod {
@@ -110,11 +111,15 @@ pub enum SharingMethod {
 /// The department that owns a connector, by the id the operator gave it. Its name is
 /// the operator's too: the gateway fills it in from its own configuration, and a name
 /// written here must match it (a connector cannot pose as another department).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DepartmentRef {
+    #[cfg_attr(feature = "openapi", schema(example = "county-psb"))]
     pub id: String,
+    /// The name the county gave the department (absent when it has none).
     #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(example = "县公安局"))]
     pub name: String,
 }
 
@@ -216,6 +221,7 @@ impl CapacityDef {
 }
 
 /// What kind of key an operation looks its subject up by.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SubjectKey {
@@ -332,6 +338,7 @@ impl From<Transform> for TransformSpec {
 }
 
 /// Sharing type (共享类型) of a field, as 政务数据共享条例 defines them.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Sharing {
@@ -354,6 +361,7 @@ impl Sharing {
 }
 
 /// The kind of personal data a field holds; it picks the field's default mask.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PiiKind {

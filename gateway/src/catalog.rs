@@ -37,7 +37,7 @@ pub struct Connector {
     #[schema(example = "户籍人口信息")]
     pub title: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<crate::wire::DepartmentRef>)]
+    #[schema(value_type = Option<connectors::definition::DepartmentRef>)]
     pub department: Option<connectors::definition::DepartmentRef>,
     pub enabled: bool,
     /// The digest of the definition in force.
@@ -54,7 +54,7 @@ pub struct Operation {
     #[schema(example = "person_by_id")]
     pub name: String,
     pub title: String,
-    #[schema(value_type = crate::wire::SubjectKey)]
+    #[schema(value_type = connectors::definition::SubjectKey)]
     pub subject: connectors::definition::SubjectKey,
     pub fields: Vec<Field>,
 }
@@ -68,10 +68,10 @@ pub struct Field {
     pub path: String,
     #[schema(required = true)]
     pub title: Option<String>,
-    #[schema(required = true, value_type = Option<crate::wire::PiiKind>)]
+    #[schema(required = true, value_type = Option<connectors::definition::PiiKind>)]
     pub pii: Option<PiiKind>,
     /// `open` (无条件), `conditional` (有条件) or `never` (不予共享).
-    #[schema(value_type = crate::wire::Sharing)]
+    #[schema(value_type = connectors::definition::Sharing)]
     pub sharing: &'static str,
     /// The mask a grant gives the field when it names none.
     #[schema(example = "keep")]
@@ -83,7 +83,7 @@ pub struct Field {
     #[schema(value_type = String)]
     pub legal_basis: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = crate::wire::SharingMethod)]
+    #[schema(value_type = connectors::definition::SharingMethod)]
     pub method: Option<connectors::definition::SharingMethod>,
 }
 

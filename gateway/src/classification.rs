@@ -42,9 +42,9 @@ pub struct Loosening {
 /// A field's sharing type and personal-data kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FieldClass {
-    #[schema(value_type = crate::wire::Sharing)]
+    #[schema(value_type = connectors::definition::Sharing)]
     pub sharing: Sharing,
-    #[schema(value_type = crate::wire::PiiKind)]
+    #[schema(value_type = connectors::definition::PiiKind)]
     pub pii: PiiKind,
 }
 

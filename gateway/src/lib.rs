@@ -41,8 +41,7 @@
 //! force ([`active`]) and the rest; [`live`] swaps a new configuration in whole when
 //! either changes, without a restart; [`admin`] administers connectors (who may,
 //! disable, purge, test, save a version, put one in force); [`catalog`] is the shared
-//! catalog of what can be shared on what terms ([`wire`]: the schemas, for the API
-//! document, of the connectors crate's types it shows); [`classification`] holds what
+//! catalog of what can be shared on what terms; [`classification`] holds what
 //! loosens a county's classification for review; [`store`] opens the stores (registry, audit
 //! log, daily counts, rate-limit buckets) from one backend, [`sqlite`] is how every
 //! SQLite file is opened and migrated, [`pg`] how PostgreSQL is reached and migrated
@@ -86,7 +85,6 @@ pub mod live;
 pub mod access;
 pub mod classification;
 pub mod catalog;
-pub mod wire;
 pub mod usage;
 pub mod traffic;
 pub mod telemetry;

@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use axum::http::HeaderMap;
+use http::HeaderMap;
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
@@ -267,7 +267,7 @@ mod tests {
         let good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
         let passed_on = |value: &'static str| async move {
             let mut headers = HeaderMap::new();
-            headers.insert("traceparent", axum::http::HeaderValue::from_static(value));
+            headers.insert("traceparent", http::HeaderValue::from_static(value));
             carrying(incoming(&headers), async {
                 traceparent(&tracing::Span::none())
             })
