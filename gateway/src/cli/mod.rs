@@ -98,7 +98,7 @@ enum Command {
 
 pub fn main(cli: Cli) -> ExitCode {
     connectors::install_crypto_provider();
-    let traces = match init_tracing(&cli.telemetry()) {
+    let traces = match init_tracing(cli.telemetry().as_ref()) {
         Ok(traces) => traces,
         Err(e) => {
             eprintln!("error: {e}");
@@ -113,13 +113,15 @@ pub fn main(cli: Cli) -> ExitCode {
 }
 
 impl Cli {
-    /// The trace settings of the configuration file a long-running command serves,
-    /// read before anything else so that the whole run is traced. The file is read
-    /// again, in full and checked, by the command itself.
-    fn telemetry(&self) -> crate::telemetry::TelemetrySettings {
+    /// The trace settings of a command that serves requests (`serve`: its
+    /// configuration file's, read before anything else so that the whole run is
+    /// traced — the command reads the file again, in full and checked; `demo`: the
+    /// environment's); `None` for the others, which make no traces.
+    fn telemetry(&self) -> Option<crate::telemetry::TelemetrySettings> {
         match &self.command {
-            Command::Serve(args) => load::telemetry(args.config()),
-            _ => crate::telemetry::TelemetrySettings::default(),
+            Command::Serve(args) => Some(load::telemetry(args.config())),
+            Command::Demo(_) => Some(crate::telemetry::TelemetrySettings::default()),
+            _ => None,
         }
     }
 }
@@ -174,7 +176,7 @@ fn os_user() -> String {
 /// configured, the export of spans ([`crate::telemetry`]), flushed by the handle
 /// returned.
 fn init_tracing(
-    telemetry: &crate::telemetry::TelemetrySettings,
+    telemetry: Option<&crate::telemetry::TelemetrySettings>,
 ) -> Result<Option<crate::telemetry::Tracing>, String> {
     use tracing_subscriber::filter::{FilterExt, filter_fn};
     use tracing_subscriber::layer::SubscriberExt;
@@ -185,7 +187,11 @@ fn init_tracing(
     let log = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_filter(filter.and(filter_fn(|meta| meta.is_event())));
-    let (spans, traces) = crate::telemetry::layer(telemetry)?.unzip();
+    let exporting = match telemetry {
+        Some(settings) => crate::telemetry::layer(settings)?,
+        None => None,
+    };
+    let (spans, traces) = exporting.unzip();
     let _ = tracing_subscriber::registry()
         .with(spans)
         .with(log)
