@@ -199,6 +199,31 @@ pub(crate) async fn check(config: &Path) -> (i32, String, String) {
     )
 }
 
+/// `gateway token mint` with the demo issuer's key in `keys`: a token of a clerk of
+/// [`TOWNSHIP`] (`clerk-1`).
+pub(crate) async fn mint_clerk(keys: &Path) -> String {
+    let minted = Command::new(BINARY)
+        .args(["token", "mint", "--key"])
+        .arg(keys.join("county-demo-idp.pem"))
+        .args([
+            "--sub",
+            "clerk-1",
+            "--role",
+            "clerk",
+            "--township",
+            TOWNSHIP,
+        ])
+        .output()
+        .await
+        .expect("mint runs");
+    assert!(
+        minted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&minted.stderr)
+    );
+    String::from_utf8_lossy(&minted.stdout).trim().to_owned()
+}
+
 /// `gateway token keygen --out DIR`: the demo issuer's key pair in DIR.
 pub(crate) async fn keygen(dir: &Path) {
     let out = Command::new(BINARY)
@@ -639,37 +664,8 @@ async fn serve_runs_against_simulated_departments_in_another_process() {
     let config = dir.path().join("county/gateway.yaml");
     // The issuer's key pair where county/gateway.yaml expects it, and a clerk's token.
     let keys = data_dir.join("keys");
-    let keygen = Command::new(BINARY)
-        .args(["token", "keygen", "--out"])
-        .arg(&keys)
-        .output()
-        .await
-        .expect("keygen runs");
-    assert!(
-        keygen.status.success(),
-        "{}",
-        String::from_utf8_lossy(&keygen.stderr)
-    );
-    let minted = Command::new(BINARY)
-        .args(["token", "mint", "--key"])
-        .arg(keys.join("county-demo-idp.pem"))
-        .args([
-            "--sub",
-            "clerk-1",
-            "--role",
-            "clerk",
-            "--township",
-            TOWNSHIP,
-        ])
-        .output()
-        .await
-        .expect("mint runs");
-    assert!(
-        minted.status.success(),
-        "{}",
-        String::from_utf8_lossy(&minted.stderr)
-    );
-    let token = String::from_utf8_lossy(&minted.stdout).trim().to_owned();
+    keygen(&keys).await;
+    let token = mint_clerk(&keys).await;
     // `policy explain` verifies the token against the same config and explains.
     let explained = Command::new(BINARY)
         .args(["policy", "explain", "--config"])

@@ -19,12 +19,9 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 use serde_json::{Value, json};
 use sim::{Department, SampleKind};
-use tokio::process::Command;
 
-use crate::binary::{Running, at_departments, keygen, url_in, write_county};
+use crate::binary::{Running, at_departments, keygen, mint_clerk, url_in, write_county};
 use crate::helpers::{TOWNSHIP, TestGateway, client, lookup, population, sample};
-
-const BINARY: &str = env!("CARGO_BIN_EXE_gateway");
 
 /// The caller's trace: its id and the caller's own span.
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -145,22 +142,7 @@ async fn a_lookup_and_a_fill_are_traced_across_gateway_and_departments_without_p
     });
     let data_dir = dir.path().join("data");
     keygen(&data_dir.join("keys")).await;
-    let minted = Command::new(BINARY)
-        .args(["token", "mint", "--key"])
-        .arg(data_dir.join("keys/county-demo-idp.pem"))
-        .args([
-            "--sub",
-            "clerk-1",
-            "--role",
-            "clerk",
-            "--township",
-            TOWNSHIP,
-        ])
-        .output()
-        .await
-        .expect("mint runs");
-    assert!(minted.status.success());
-    let token = String::from_utf8_lossy(&minted.stdout).trim().to_owned();
+    let token = mint_clerk(&data_dir.join("keys")).await;
     let config = dir.path().join("county/gateway.yaml");
     let mut serve = Running::spawn(&[
         "serve",
