@@ -17,13 +17,14 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::http::{HttpSettings, RequestDef};
+use crate::sql::{SelectDef, SqlSettings};
 
 mod file;
 
 /// One connector: a department system the gateway may call. Read from and written as
 /// the YAML shape in `definition::file`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(from = "file::DefinitionFile", into = "file::DefinitionFile")]
+#[serde(try_from = "file::DefinitionFile", into = "file::DefinitionFile")]
 pub struct ConnectorDef {
     /// Stable identifier used in requests and audit records, e.g. `hukou`.
     pub id: String,
@@ -54,6 +55,8 @@ pub struct ConnectorDef {
 pub enum Transport {
     /// `kind: http` (the default): HTTP/JSON, see [`crate::http`].
     Http(HttpSettings),
+    /// `kind: sql`: a front database (前置库), see [`crate::sql`].
+    Sql(SqlSettings),
 }
 
 impl Transport {
@@ -61,12 +64,14 @@ impl Transport {
     pub fn kind(&self) -> &'static str {
         match self {
             Transport::Http(_) => "http",
+            Transport::Sql(_) => "sql",
         }
     }
 
     fn problems(&self) -> Vec<DefinitionProblem> {
         match self {
             Transport::Http(settings) => settings.problems(),
+            Transport::Sql(settings) => settings.problems(),
         }
     }
 }
@@ -76,12 +81,15 @@ impl Transport {
 pub enum OperationCall {
     /// The HTTP request the operation makes.
     Http(RequestDef),
+    /// The `SELECT` the operation runs on the front database.
+    Sql(SelectDef),
 }
 
 impl OperationCall {
     fn problems(&self, at: &str) -> Vec<DefinitionProblem> {
         match self {
             OperationCall::Http(request) => request.problems(at),
+            OperationCall::Sql(select) => select.problems(&format!("{at}.select")),
         }
     }
 }
@@ -244,7 +252,7 @@ impl SubjectKey {
 /// One operation of a connector, e.g. `person_by_id`. Read from and written as the
 /// YAML shape in `definition::file`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(from = "file::OperationFile", into = "file::OperationFile")]
+#[serde(try_from = "file::OperationFile", into = "file::OperationFile")]
 pub struct OperationDef {
     pub title: String,
     /// Which subject key the operation takes.
@@ -676,7 +684,9 @@ pub(crate) mod tests {
 
     /// The HTTP settings of a definition.
     fn http(def: &ConnectorDef) -> &HttpSettings {
-        let Transport::Http(settings) = &def.transport;
+        let Transport::Http(settings) = &def.transport else {
+            panic!("an HTTP definition");
+        };
         settings
     }
 
@@ -731,8 +741,12 @@ operations:
             ConnectorDef::from_yaml(&explicit).unwrap(),
             ConnectorDef::from_yaml(MINIMAL).unwrap()
         );
+        let unknown = MINIMAL.replace("base_url:", "kind: soap\nbase_url:");
+        assert_eq!(ConnectorDef::from_yaml(&unknown).unwrap_err().path, "kind");
+        // `kind: sql` takes a front database, not an HTTP system's settings.
         let sql = MINIMAL.replace("base_url:", "kind: sql\nbase_url:");
-        assert_eq!(ConnectorDef::from_yaml(&sql).unwrap_err().path, "kind");
+        let refused = ConnectorDef::from_yaml(&sql).unwrap_err();
+        assert!(refused.message.contains("`kind: sql` takes `database`"), "{refused:?}");
     }
 
     #[test]

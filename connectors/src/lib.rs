@@ -5,7 +5,7 @@
 //! - [`mapping`]: the declarative department-record → canonical-record mapping;
 //! - [`Connector`]: the trait every connector kind implements, called with a
 //!   [`FetchContext`]; [`http`] is the first kind, with its client TLS settings in
-//!   [`tls`];
+//!   [`tls`], and [`sql`] the second (front databases, 前置库);
 //! - [`dns`]: name resolution that keeps connectors off loopback and metadata addresses;
 //! - [`error`]: how building a connector and an upstream call fail, without echoing
 //!   upstream content;
@@ -27,6 +27,7 @@ pub mod error;
 pub mod files;
 pub mod http;
 pub mod mapping;
+pub mod sql;
 pub mod subject;
 pub mod tls;
 
@@ -90,5 +91,12 @@ pub fn build(
         definition::Transport::Http(_) => {
             Ok(Arc::new(http::HttpConnector::new(def, base_dir, roots)?))
         }
+        // The front database's connection is the operator's: the gateway builds a
+        // front-database connector with [`sql::SqlConnector::new`].
+        definition::Transport::Sql(_) => Err(BuildError::Client {
+            kind: "SQL",
+            problem: "a front-database connector is built with its department's front database"
+                .into(),
+        }),
     }
 }

@@ -740,8 +740,9 @@ impl Loader<'_> {
             }
         };
         if let Some(url) = options.base_urls.get(&def.id) {
-            let Transport::Http(http) = &mut def.transport;
-            http.base_url.clone_from(url);
+            if let Transport::Http(http) = &mut def.transport {
+                http.base_url.clone_from(url);
+            }
             // The operator's own tooling set this URL: it is the department's upstream.
             if let Ok(upstream) = Upstream::parse(url) {
                 self.departments.allow(&def.department.id, upstream);
@@ -882,7 +883,20 @@ impl Loader<'_> {
         if self.departments.get(department).is_none() {
             return false; // Already reported with the department.
         }
-        let Transport::Http(http) = &def.transport;
+        let http = match &def.transport {
+            Transport::Http(http) => http,
+            Transport::Sql(_) => {
+                // A front database is reached through a connection its department's
+                // operator declares; gateway.yaml cannot declare one yet.
+                self.problem(
+                    file,
+                    "kind",
+                    "`kind: sql` connectors cannot be served yet: the department's front \
+                     database has no place in gateway.yaml so far",
+                );
+                return false;
+            }
+        };
         // A base URL that is not http(s) is already reported by the definition's checks.
         let Ok(base) = reqwest::Url::parse(&http.base_url) else {
             return false;
@@ -896,7 +910,9 @@ impl Loader<'_> {
         }
         let mut allowed = true;
         for (name, op) in &def.operations {
-            let OperationCall::Http(request) = &op.call;
+            let OperationCall::Http(request) = &op.call else {
+                continue; // Mixed kinds are refused when the file is read.
+            };
             let Ok(url) = connectors::http::endpoint_url(&http.base_url, &request.path) else {
                 continue; // The build reports a URL that does not parse.
             };

@@ -72,7 +72,12 @@ impl HttpConnector {
         base_dir: &Path,
         roots: &FileRoots,
     ) -> Result<HttpConnector, BuildError> {
-        let Transport::Http(settings) = &def.transport;
+        let Transport::Http(settings) = &def.transport else {
+            return Err(BuildError::Client {
+                kind: "HTTP",
+                problem: "the definition is not of kind http".into(),
+            });
+        };
         let tls = client_config(settings.tls.as_ref(), base_dir, roots)?;
         let mut tcp = TcpConnector::new_with_resolver(UpstreamResolver);
         // The scheme is the TLS layer's to check (https) or allow (http).
@@ -98,7 +103,9 @@ impl HttpConnector {
                     operation: name.clone(),
                     problem,
                 };
-                let OperationCall::Http(request) = &op.call;
+                let OperationCall::Http(request) = &op.call else {
+                    return Err(problem("has no `request`".into()));
+                };
                 let method = Method::from_bytes(request.method.as_bytes())
                     .map_err(|_| problem(format!("`{}` is not an HTTP method", request.method)))?;
                 let url = endpoint_url(&settings.base_url, &request.path)

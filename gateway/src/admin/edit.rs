@@ -66,6 +66,8 @@ pub fn apply(
     if let Some(url) = &changes.base_url {
         match &mut def.transport {
             Transport::Http(settings) => settings.base_url.clone_from(url),
+            // A front database's connection is the operator's, not the connector's.
+            Transport::Sql(_) => missing.push("base_url".to_owned()),
         }
     }
     if let Some(ms) = changes.connect_ms {
@@ -211,7 +213,9 @@ mod tests {
         assert_eq!(again.timeouts.connect_ms, def.timeouts.connect_ms);
         assert_eq!(again.capacity, None);
         assert_eq!(again.cache.ttl_s, 30);
-        let Transport::Http(settings) = &again.transport;
+        let Transport::Http(settings) = &again.transport else {
+            panic!("an HTTP connector");
+        };
         assert_eq!(settings.base_url, "http://127.0.0.1:18111");
         let op = &again.operations["person_by_id"];
         assert_eq!(op.record["ethnicity"].sharing, Some(Sharing::Never));

@@ -931,7 +931,6 @@ fn edit_page(
     file_managed: bool,
 ) -> EditPage {
     let t = visit.t;
-    let connectors::definition::Transport::Http(http) = &def.transport;
     let operations = def
         .operations
         .iter()
@@ -960,7 +959,10 @@ fn edit_page(
         id: id.to_owned(),
         file_managed,
         title: def.title.clone(),
-        base_url: http.base_url.clone(),
+        base_url: match &def.transport {
+            connectors::definition::Transport::Http(http) => http.base_url.clone(),
+            connectors::definition::Transport::Sql(_) => String::new(),
+        },
         connect_ms: def.timeouts.connect_ms.to_string(),
         total_ms: def.timeouts.total_ms.to_string(),
         per_second: def

@@ -1,0 +1,183 @@
+//! The front-database connector kind (`kind: sql`, 前置库): a department exports what
+//! it agrees to share into a table or view of a staging database, and each operation
+//! reads one subject's row(s) from it with a `SELECT` written from checked names
+//! ([`select`]), the subject's key bound as its only parameter, over a read-only
+//! connection. Rows become a JSON record that the same mapping as the HTTP kind's
+//! turns into the canonical record, so code tables, schema checks, cache, capacity,
+//! audit and masks are the HTTP kind's too.
+//!
+//! Where the database is belongs to the county's operator, not to the connector's
+//! author: a definition names its department's front database (`database:`), and the
+//! gateway hands the connector the connection it declared for that department. So
+//! far the reader is SQLite's ([`sqlite`]).
+
+pub mod select;
+pub mod sqlite;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::definition::{ConnectorDef, DefinitionProblem, OperationCall, Transport};
+use crate::mapping::map_record;
+use crate::{BuildError, Connector, FetchContext, FetchError, Fetched};
+pub use select::{Dialect, Rows, SelectDef};
+use sqlite::{Query, SqliteFront};
+
+/// The connector-side settings of `kind: sql`: which of its department's front
+/// databases it reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqlSettings {
+    /// The name the operator gave the department's front database.
+    pub database: String,
+}
+
+impl SqlSettings {
+    pub(crate) fn problems(&self) -> Vec<DefinitionProblem> {
+        if select::is_identifier(&self.database) {
+            Vec::new()
+        } else {
+            vec![DefinitionProblem {
+                path: "database".into(),
+                message: "must name the department's front database: a plain identifier".into(),
+            }]
+        }
+    }
+}
+
+/// How reading a front database failed, without the database's own words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum FrontError {
+    #[error("the front database cannot be reached")]
+    Unreachable,
+    #[error("the front database did not answer in time")]
+    Timeout,
+    #[error("every connection to the front database is in use")]
+    PoolExhausted,
+    #[error("the front database's export is not what the connector declares")]
+    Drift,
+    #[error("the front database refused the statement")]
+    Refused,
+}
+
+impl From<FrontError> for FetchError {
+    fn from(error: FrontError) -> FetchError {
+        match error {
+            FrontError::Unreachable | FrontError::PoolExhausted => FetchError::Unavailable,
+            FrontError::Timeout => FetchError::Timeout,
+            FrontError::Drift => FetchError::Malformed,
+            FrontError::Refused => FetchError::Rejected,
+        }
+    }
+}
+
+/// A connector reading a front database.
+#[derive(Debug)]
+pub struct SqlConnector {
+    def: Arc<ConnectorDef>,
+    front: Arc<SqliteFront>,
+    /// Per operation: the statement and what it reads.
+    queries: BTreeMap<String, (Rows, Query)>,
+}
+
+impl SqlConnector {
+    /// The connector for `def`, reading `front`.
+    pub fn new(
+        def: Arc<ConnectorDef>,
+        front: Arc<SqliteFront>,
+    ) -> Result<SqlConnector, BuildError> {
+        if !matches!(def.transport, Transport::Sql(_)) {
+            return Err(BuildError::Client {
+                kind: "SQL",
+                problem: "the definition is not of kind sql".into(),
+            });
+        }
+        let mut queries = BTreeMap::new();
+        for (name, op) in &def.operations {
+            let OperationCall::Sql(select) = &op.call else {
+                return Err(BuildError::Operation {
+                    operation: name.clone(),
+                    problem: "has no `select`".into(),
+                });
+            };
+            let query = Query {
+                sql: select.statement(Dialect::Sqlite).into(),
+                key: String::new(),
+                columns: select.columns.clone().into(),
+                limit: usize::try_from(select.row_limit()).unwrap_or(usize::MAX) + 1,
+            };
+            queries.insert(name.clone(), (select.rows, query));
+        }
+        Ok(SqlConnector {
+            def,
+            front,
+            queries,
+        })
+    }
+
+    async fn call(
+        &self,
+        operation: &str,
+        key: &str,
+        context: &FetchContext,
+    ) -> Result<Fetched, FetchError> {
+        let (Some(op), Some((rows, query))) = (
+            self.def.operations.get(operation),
+            self.queries.get(operation),
+        ) else {
+            return Err(FetchError::UnknownOperation);
+        };
+        let mut limit = self.def.timeouts.total();
+        if let Some(deadline) = context.deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(FetchError::Timeout);
+            }
+            limit = limit.min(left);
+        }
+        let mut query = query.clone();
+        query.key = key.to_owned();
+        let most = query.limit - 1;
+        let started = Instant::now();
+        let found = self
+            .front
+            .rows(query, self.def.timeouts.connect(), limit)
+            .await?;
+        let latency = started.elapsed();
+        let data = match rows {
+            Rows::One => match found.len() {
+                0 => return Err(FetchError::NotFound),
+                1 => found.into_iter().next().unwrap_or(Value::Null),
+                // Two rows for one person: the department's export is broken.
+                _ => return Err(FetchError::Malformed),
+            },
+            Rows::Many if found.len() > most => return Err(FetchError::Malformed),
+            Rows::Many if found.is_empty() => return Err(FetchError::NotFound),
+            Rows::Many => serde_json::json!({ "rows": found }),
+        };
+        let record = map_record(&self.def, &op.record, &data).map_err(FetchError::Mapping)?;
+        Ok(Fetched { record, latency })
+    }
+}
+
+impl Connector for SqlConnector {
+    fn definition(&self) -> &Arc<ConnectorDef> {
+        &self.def
+    }
+
+    fn fetch<'a>(
+        &'a self,
+        operation: &'a str,
+        key: &'a str,
+        context: &'a FetchContext,
+    ) -> BoxFuture<'a, Result<Fetched, FetchError>> {
+        Box::pin(self.call(operation, key, context))
+    }
+}

@@ -1,0 +1,152 @@
+//! A front database in a SQLite file (the demo's, and a county's smallest setup): a
+//! few read-only connections, each opened `SQLITE_OPEN_READ_ONLY` with `query_only`
+//! on, so that no statement can write; statements run on blocking threads and are
+//! interrupted at the deadline. Rows come back as JSON objects keyed by the columns
+//! the operation declares.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OpenFlags};
+use serde_json::{Map, Number, Value};
+use tokio::sync::{Mutex, Semaphore};
+
+use super::FrontError;
+
+/// Read-only connections to one SQLite front database.
+#[derive(Debug)]
+pub struct SqliteFront {
+    path: PathBuf,
+    /// Connections not in use; opened as needed up to `permits`.
+    idle: Mutex<Vec<Connection>>,
+    permits: Semaphore,
+}
+
+/// One query: the statement, the subject's key and the declared columns.
+#[derive(Debug, Clone)]
+pub(super) struct Query {
+    pub(super) sql: Arc<str>,
+    pub(super) key: String,
+    pub(super) columns: Arc<[String]>,
+    /// The most rows read (one more than an answer may have).
+    pub(super) limit: usize,
+}
+
+impl SqliteFront {
+    /// Up to `pool` connections to the file at `path` (opened at the first query).
+    pub fn new(path: &Path, pool: usize) -> SqliteFront {
+        SqliteFront {
+            path: path.to_path_buf(),
+            idle: Mutex::new(Vec::new()),
+            permits: Semaphore::new(pool.max(1)),
+        }
+    }
+
+    /// Runs `query` within `wait` for a connection and `limit` for the statement.
+    pub(super) async fn rows(
+        &self,
+        query: Query,
+        wait: Duration,
+        limit: Duration,
+    ) -> Result<Vec<Value>, FrontError> {
+        let _permit = tokio::time::timeout(wait, self.permits.acquire())
+            .await
+            .map_err(|_| FrontError::PoolExhausted)?
+            .map_err(|_| FrontError::Unreachable)?;
+        let taken = self.idle.lock().await.pop();
+        let connection = match taken {
+            Some(connection) => connection,
+            None => open(&self.path)?,
+        };
+        let interrupt = connection.get_interrupt_handle();
+        let mut running = tokio::task::spawn_blocking(move || {
+            let rows = read(&connection, &query);
+            (connection, rows)
+        });
+        let (connection, rows) = match tokio::time::timeout(limit, &mut running).await {
+            Ok(done) => done.map_err(|_| FrontError::Unreachable)?,
+            Err(_) => {
+                // Stops the statement; the connection comes back once it has.
+                interrupt.interrupt();
+                let (connection, _) = running.await.map_err(|_| FrontError::Unreachable)?;
+                self.idle.lock().await.push(connection);
+                return Err(FrontError::Timeout);
+            }
+        };
+        self.idle.lock().await.push(connection);
+        rows
+    }
+}
+
+/// A read-only connection to the file at `path`.
+pub(super) fn open(path: &Path) -> Result<Connection, FrontError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let connection =
+        Connection::open_with_flags(path, flags).map_err(|_| FrontError::Unreachable)?;
+    connection
+        .execute_batch("PRAGMA query_only = ON;")
+        .map_err(|_| FrontError::Unreachable)?;
+    // A double-quoted name is never read as a string.
+    connection
+        .set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_DQS_DML, false)
+        .map_err(|_| FrontError::Unreachable)?;
+    connection
+        .busy_timeout(Duration::from_millis(500))
+        .map_err(|_| FrontError::Unreachable)?;
+    Ok(connection)
+}
+
+fn read(connection: &Connection, query: &Query) -> Result<Vec<Value>, FrontError> {
+    let mut statement = connection.prepare_cached(&query.sql).map_err(classify)?;
+    let mut rows = statement.query([query.key.as_str()]).map_err(classify)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(classify)? {
+        let mut object = Map::with_capacity(query.columns.len());
+        for (i, column) in query.columns.iter().enumerate() {
+            let value = match row.get_ref(i).map_err(classify)? {
+                ValueRef::Null => Value::Null,
+                ValueRef::Integer(n) => Value::Number(n.into()),
+                ValueRef::Real(x) => Number::from_f64(x)
+                    .map(Value::Number)
+                    .ok_or(FrontError::Drift)?,
+                ValueRef::Text(text) => Value::String(
+                    std::str::from_utf8(text)
+                        .map_err(|_| FrontError::Drift)?
+                        .to_owned(),
+                ),
+                ValueRef::Blob(_) => return Err(FrontError::Drift),
+            };
+            object.insert(column.clone(), value);
+        }
+        out.push(Value::Object(object));
+        if out.len() >= query.limit {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// What a SQLite failure means for the department, without its text.
+fn classify(error: rusqlite::Error) -> FrontError {
+    match &error {
+        rusqlite::Error::SqliteFailure(failure, _) => match failure.code {
+            rusqlite::ErrorCode::OperationInterrupted => FrontError::Timeout,
+            rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked => {
+                FrontError::Timeout
+            }
+            rusqlite::ErrorCode::CannotOpen
+            | rusqlite::ErrorCode::NotADatabase
+            | rusqlite::ErrorCode::DatabaseCorrupt
+            | rusqlite::ErrorCode::SystemIoFailure => FrontError::Unreachable,
+            rusqlite::ErrorCode::ReadOnly => FrontError::Refused,
+            // "no such table", "no such column": the export is not what was declared.
+            _ => FrontError::Drift,
+        },
+        rusqlite::Error::InvalidColumnIndex(_) | rusqlite::Error::InvalidColumnType(..) => {
+            FrontError::Drift
+        }
+        _ => FrontError::Drift,
+    }
+}
