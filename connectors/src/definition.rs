@@ -746,7 +746,10 @@ operations:
         // `kind: sql` takes a front database, not an HTTP system's settings.
         let sql = MINIMAL.replace("base_url:", "kind: sql\nbase_url:");
         let refused = ConnectorDef::from_yaml(&sql).unwrap_err();
-        assert!(refused.message.contains("`kind: sql` takes `database`"), "{refused:?}");
+        assert!(
+            refused.message.contains("`kind: sql` takes `database`"),
+            "{refused:?}"
+        );
     }
 
     #[test]

@@ -1110,6 +1110,48 @@ mod tests {
     }
 
     #[test]
+    fn a_front_database_connector_is_refused_with_a_clear_problem_until_one_can_be_declared() {
+        let files = crate::county::COUNTY_FILES.iter().map(|(path, text)| {
+            if *path != "county/connectors/shebao.yaml" {
+                return (*path, (*text).to_owned());
+            }
+            let text = text
+                .lines()
+                .filter(|l| {
+                    !["base_url:", "max_response_bytes:", "envelope:"]
+                        .iter()
+                        .any(|k| l.starts_with(k))
+                })
+                .map(|l| match l {
+                    "kind: http" => "kind: sql\ndatabase: shebao_front".to_owned(),
+                    l if l.trim_start().starts_with("request:") => {
+                        "    select: { from: v_insured, key: aac002, columns: [aac002] }".to_owned()
+                    }
+                    l => l.to_owned(),
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            (*path, text)
+        });
+        let problems = load(
+            &EmbeddedSource::new(files.collect::<Vec<_>>()),
+            Path::new(crate::county::COUNTY_CONFIG),
+            &LoadOptions::default(),
+        )
+        .unwrap_err();
+        let refused: Vec<_> = problems
+            .iter()
+            .filter(|p| p.file.ends_with("shebao.yaml"))
+            .collect();
+        assert_eq!(refused.len(), 1, "{problems:?}");
+        assert_eq!(refused[0].path, "kind");
+        assert!(
+            refused[0].message.contains("cannot be served yet"),
+            "{refused:?}"
+        );
+    }
+
+    #[test]
     fn registry_purpose_files_join_the_catalog() {
         let cfg = load_county(&[("a.yaml", &["test_a"]), ("b.yaml", &["test_b"])]).unwrap();
         assert!(cfg.purposes.get("test_a").is_some());
