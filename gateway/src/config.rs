@@ -876,6 +876,32 @@ impl Loader<'_> {
         forms
     }
 
+    /// A front-database connector on the database its department declared (checked
+    /// before: [`Loader::upstreams_allowed`]).
+    fn front_connector(
+        &self,
+        def: &Arc<Def>,
+        database: &str,
+    ) -> Result<Arc<dyn connectors::Connector>, connectors::BuildError> {
+        let front = self
+            .departments
+            .get(&def.department.id)
+            .and_then(|d| d.front_databases.get(database))
+            .ok_or_else(|| connectors::BuildError::Client {
+                kind: "SQL",
+                problem: "its front database is not declared".into(),
+            })?;
+        let crate::departments::FrontDriver::Sqlite = front.driver;
+        let path = self
+            .base_dir
+            .join(front.path.as_deref().unwrap_or(Path::new("")));
+        let front = connectors::sql::sqlite::SqliteFront::new(&path, front.pool());
+        Ok(Arc::new(connectors::sql::SqlConnector::new(
+            def.clone(),
+            Arc::new(front),
+        )?))
+    }
+
     /// Whether every URL the connector would call is one of its department's
     /// upstreams; reports each one that is not (without repeating the URL).
     fn upstreams_allowed(&mut self, file: &Path, def: &Def) -> bool {
@@ -885,16 +911,23 @@ impl Loader<'_> {
         }
         let http = match &def.transport {
             Transport::Http(http) => http,
-            Transport::Sql(_) => {
-                // A front database is reached through a connection its department's
-                // operator declares; gateway.yaml cannot declare one yet.
-                self.problem(
-                    file,
-                    "kind",
-                    "`kind: sql` connectors cannot be served yet: the department's front \
-                     database has no place in gateway.yaml so far",
-                );
-                return false;
+            Transport::Sql(sql) => {
+                // Only a front database the operator declared for this department.
+                let declared = self
+                    .departments
+                    .get(department)
+                    .is_some_and(|d| d.front_databases.contains_key(&sql.database));
+                if !declared {
+                    self.problem(
+                        file,
+                        "database",
+                        &format!(
+                            "is not a front database of department `{department}` \
+                             (gateway.yaml `departments[].front_databases`)"
+                        ),
+                    );
+                }
+                return declared;
             }
         };
         // A base URL that is not http(s) is already reported by the definition's checks.
@@ -1034,7 +1067,11 @@ impl Loader<'_> {
             allowed.push(dir.clone());
             dir
         };
-        match connectors::build(def.clone(), &dir, &FileRoots::within(allowed)) {
+        let built = match &def.transport {
+            Transport::Sql(sql) => self.front_connector(&def, &sql.database),
+            Transport::Http(_) => connectors::build(def.clone(), &dir, &FileRoots::within(allowed)),
+        };
+        match built {
             Ok(connector) => Some(ActiveConnector {
                 cache: RecordCache::new(&def.cache).map(Arc::new),
                 digest: short_hex(digest.finalize().as_slice()),
@@ -1109,46 +1146,103 @@ mod tests {
         )
     }
 
-    #[test]
-    fn a_front_database_connector_is_refused_with_a_clear_problem_until_one_can_be_declared() {
-        let files = crate::county::COUNTY_FILES.iter().map(|(path, text)| {
-            if *path != "county/connectors/shebao.yaml" {
-                return (*path, (*text).to_owned());
-            }
-            let text = text
-                .lines()
-                .filter(|l| {
-                    !["base_url:", "max_response_bytes:", "envelope:"]
-                        .iter()
-                        .any(|k| l.starts_with(k))
-                })
-                .map(|l| match l {
-                    "kind: http" => "kind: sql\ndatabase: shebao_front".to_owned(),
-                    l if l.trim_start().starts_with("request:") => {
-                        "    select: { from: v_insured, key: aac002, columns: [aac002] }".to_owned()
-                    }
-                    l => l.to_owned(),
-                })
-                .collect::<Vec<_>>()
-                .join("\n");
-            (*path, text)
-        });
-        let problems = load(
-            &EmbeddedSource::new(files.collect::<Vec<_>>()),
+    /// The county with `shebao` turned into a front-database connector on
+    /// `shebao_front`, and `gateway.yaml` edited by `main`.
+    fn county_with_front_database(main: impl Fn(&str) -> String) -> Vec<(&'static str, String)> {
+        crate::county::COUNTY_FILES
+            .iter()
+            .map(|(path, text)| {
+                if *path == crate::county::COUNTY_CONFIG {
+                    return (*path, main(text));
+                }
+                if *path != "county/connectors/shebao.yaml" {
+                    return (*path, (*text).to_owned());
+                }
+                let text = text
+                    .lines()
+                    .filter(|l| {
+                        !["base_url:", "max_response_bytes:", "envelope:"]
+                            .iter()
+                            .any(|k| l.starts_with(k))
+                    })
+                    .map(|l| match l {
+                        "kind: http" => "kind: sql\ndatabase: shebao_front".to_owned(),
+                        l if l.trim_start().starts_with("request:") => {
+                            "    select: { from: v_insured, key: aac002, columns: [aac002] }"
+                                .to_owned()
+                        }
+                        l => l.to_owned(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                (*path, text)
+            })
+            .collect()
+    }
+
+    fn load_files(files: Vec<(&'static str, String)>) -> Result<ActiveConfig, Vec<ConfigProblem>> {
+        load(
+            &EmbeddedSource::new(files),
             Path::new(crate::county::COUNTY_CONFIG),
             &LoadOptions::default(),
         )
-        .unwrap_err();
+    }
+
+    #[test]
+    fn a_front_database_connector_reads_only_a_database_its_department_declared() {
+        // Not declared for its department: one problem, at `database`.
+        let problems = load_files(county_with_front_database(str::to_owned)).unwrap_err();
         let refused: Vec<_> = problems
             .iter()
             .filter(|p| p.file.ends_with("shebao.yaml"))
             .collect();
         assert_eq!(refused.len(), 1, "{problems:?}");
-        assert_eq!(refused[0].path, "kind");
+        assert_eq!(refused[0].path, "database");
+        assert!(refused[0].message.contains("county-hrss"), "{refused:?}");
+        // Declared by another department: the same.
+        let elsewhere = county_with_front_database(|text| {
+            text.replace(
+                "    upstreams: [http://127.0.0.1:18101]",
+                "    upstreams: [http://127.0.0.1:18101]\n    front_databases: { shebao_front: { driver: sqlite, path: x.db } }",
+            )
+        });
+        let problems = load_files(elsewhere).unwrap_err();
         assert!(
-            refused[0].message.contains("cannot be served yet"),
-            "{refused:?}"
+            problems.iter().any(|p| p.path == "database"),
+            "{problems:?}"
         );
+
+        // Declared: the connector reads the file, read-only.
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("front.db");
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .execute_batch(
+                "CREATE TABLE t (aac002 TEXT); CREATE VIEW v_insured AS SELECT aac002 FROM t;",
+            )
+            .unwrap();
+        let declared = county_with_front_database(|text| {
+            text.replace(
+                "    upstreams: [http://127.0.0.1:18102]",
+                &format!(
+                    "    upstreams: [http://127.0.0.1:18102]\n    front_databases: {{ shebao_front: {{ driver: sqlite, path: {}, pool: 2 }} }}",
+                    db.display()
+                ),
+            )
+        });
+        let cfg = load_files(declared).expect("the county loads");
+        let shebao = cfg.connectors.get("shebao").expect("shebao");
+        assert_eq!(shebao.def.transport.kind(), "sql");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let fetched = runtime.block_on(shebao.connector.fetch(
+            "insured_by_id",
+            "13990119750327229X",
+            &connectors::FetchContext::default(),
+        ));
+        assert_eq!(fetched, Err(connectors::FetchError::NotFound));
     }
 
     #[test]

@@ -20,6 +20,18 @@
 //! check`, `gateway apply` and registration through the API alike, whatever the
 //! connector's field labels say. URLs with credentials in them are refused too.
 //!
+//! A department whose systems have no API shares through a front database (前置库)
+//! instead: the operator declares it, by a name its `kind: sql` connectors use, and
+//! where it is —
+//!
+//! ```yaml
+//!     front_databases:
+//!       minzheng_front: { driver: sqlite, path: front/minzheng.db, pool: 4 }
+//! ```
+//!
+//! so that a connector's author never says where a database is, and no connector
+//! reads another department's database (or the gateway's own).
+//!
 //! This module owns the configuration and the check; the config loader applies it.
 
 use std::collections::BTreeMap;
@@ -37,6 +49,51 @@ pub struct DepartmentConfig {
     /// Base URLs of the department's own systems: its connectors call nothing else.
     #[serde(default)]
     pub upstreams: Vec<String>,
+    /// The department's front databases, by the name its `kind: sql` connectors use.
+    #[serde(default)]
+    pub front_databases: BTreeMap<String, FrontDatabaseConfig>,
+}
+
+/// Where one front database is and how it is reached.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FrontDatabaseConfig {
+    pub driver: FrontDriver,
+    /// `sqlite`: the file, relative to `gateway.yaml`.
+    #[serde(default)]
+    pub path: Option<std::path::PathBuf>,
+    /// Connections kept at most (1–64, default 4).
+    #[serde(default)]
+    pub pool: Option<usize>,
+}
+
+/// The database a front database is kept in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FrontDriver {
+    /// A SQLite file (the demo's; a county's smallest setup).
+    Sqlite,
+}
+
+impl FrontDatabaseConfig {
+    /// The connections kept at most.
+    pub fn pool(&self) -> usize {
+        self.pool.unwrap_or(4)
+    }
+
+    fn problems(&self) -> Vec<(&'static str, &'static str)> {
+        let mut problems = Vec::new();
+        match self.driver {
+            FrontDriver::Sqlite if self.path.is_none() => {
+                problems.push(("path", "a SQLite front database needs `path`"));
+            }
+            FrontDriver::Sqlite => {}
+        }
+        if self.pool.is_some_and(|n| n == 0 || n > 64) {
+            problems.push(("pool", "must be 1 to 64 connections"));
+        }
+        problems
+    }
 }
 
 /// One allowed upstream: scheme, host, port and path prefix.
@@ -98,6 +155,7 @@ pub struct Department {
     pub id: String,
     pub name: String,
     pub upstreams: Vec<Upstream>,
+    pub front_databases: BTreeMap<String, FrontDatabaseConfig>,
 }
 
 /// Every configured department, by id.
@@ -143,10 +201,23 @@ impl Departments {
                     Err(message) => problems.push((at(&format!("upstreams[{j}]")), message)),
                 }
             }
+            for (name, front) in &dept.front_databases {
+                if !connectors::sql::select::is_identifier(name) {
+                    problems.push((
+                        at("front_databases"),
+                        "names a front database with something other than a plain identifier"
+                            .to_owned(),
+                    ));
+                }
+                for (key, message) in front.problems() {
+                    problems.push((at(&format!("front_databases.{name}.{key}")), message.into()));
+                }
+            }
             let department = Department {
                 id: dept.id.clone(),
                 name: dept.name.clone(),
                 upstreams,
+                front_databases: dept.front_databases.clone(),
             };
             if by_id.insert(dept.id.clone(), department).is_some() {
                 problems.push((at("id"), format!("a second department `{}`", dept.id)));
@@ -198,11 +269,13 @@ mod tests {
                 id: "county-psb".into(),
                 name: "县公安局".into(),
                 upstreams: vec!["https://psb.county.example:8443/rkxx/".into()],
+                front_databases: BTreeMap::new(),
             },
             DepartmentConfig {
                 id: "county-hrss".into(),
                 name: "县人力资源和社会保障局".into(),
                 upstreams: vec!["http://10.1.2.3:18102".into()],
+                front_databases: BTreeMap::new(),
             },
         ]);
         assert_eq!(problems, vec![]);
@@ -284,11 +357,49 @@ mod tests {
     }
 
     #[test]
+    fn front_databases_are_checked_by_name_driver_path_and_pool() {
+        let yaml = "
+id: county-mca
+name: 县民政局
+front_databases:
+  good: { driver: sqlite, path: front/mz.db }
+  no_path: { driver: sqlite }
+  big: { driver: sqlite, path: x.db, pool: 500 }
+  \"bad name\": { driver: sqlite, path: x.db }
+";
+        let dept: DepartmentConfig = serde_yaml_ng::from_str(yaml).unwrap();
+        let (departments, problems) = Departments::build(&[dept]);
+        let at: Vec<&str> = problems.iter().map(|(at, _)| at.as_str()).collect();
+        assert_eq!(
+            at,
+            [
+                "departments[0].front_databases",
+                "departments[0].front_databases.big.pool",
+                "departments[0].front_databases.no_path.path",
+            ]
+        );
+        assert!(!problems.iter().any(|(_, m)| m.contains("bad name")));
+        let mca = departments.get("county-mca").unwrap();
+        assert_eq!(mca.front_databases["good"].pool(), 4);
+        // Only the drivers the gateway reads, and nothing unknown.
+        for bad in [
+            "id: x\nname: x\nfront_databases: { a: { driver: oracle, path: x } }",
+            "id: x\nname: x\nfront_databases: { a: { driver: sqlite, path: x, url: y } }",
+        ] {
+            assert!(
+                serde_yaml_ng::from_str::<DepartmentConfig>(bad).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
     fn bad_entries_are_problems_with_their_paths() {
         let (_, problems) = Departments::build(&[DepartmentConfig {
             id: "Bad Id".into(),
             name: " ".into(),
             upstreams: vec!["ftp://x".into(), "http://a:b@x".into(), "nope".into()],
+            front_databases: BTreeMap::new(),
         }]);
         let at: Vec<&str> = problems.iter().map(|(at, _)| at.as_str()).collect();
         assert_eq!(
