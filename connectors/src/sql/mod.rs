@@ -149,16 +149,27 @@ impl SqlConnector {
         let found = self
             .front
             .rows(query, self.def.timeouts.connect(), limit)
-            .await?;
+            .await
+            .map_err(|fault| {
+                // The kind of fault for the operator; never the database's words.
+                tracing::warn!(connector = %self.def.id, operation, %fault, "front database");
+                FetchError::from(fault)
+            })?;
         let latency = started.elapsed();
         let data = match rows {
             Rows::One => match found.len() {
                 0 => return Err(FetchError::NotFound),
                 1 => found.into_iter().next().unwrap_or(Value::Null),
                 // Two rows for one person: the department's export is broken.
-                _ => return Err(FetchError::Malformed),
+                _ => {
+                    tracing::warn!(connector = %self.def.id, operation, "front database: more than one row for one subject");
+                    return Err(FetchError::Malformed);
+                }
             },
-            Rows::Many if found.len() > most => return Err(FetchError::Malformed),
+            Rows::Many if found.len() > most => {
+                tracing::warn!(connector = %self.def.id, operation, most, "front database: more rows than the list may have");
+                return Err(FetchError::Malformed);
+            }
             Rows::Many if found.is_empty() => return Err(FetchError::NotFound),
             Rows::Many => serde_json::json!({ "rows": found }),
         };
