@@ -1088,7 +1088,7 @@ impl Loader<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -1148,7 +1148,9 @@ mod tests {
 
     /// The county with `shebao` turned into a front-database connector on
     /// `shebao_front`, and `gateway.yaml` edited by `main`.
-    fn county_with_front_database(main: impl Fn(&str) -> String) -> Vec<(&'static str, String)> {
+    pub(crate) fn county_with_front_database(
+        main: impl Fn(&str) -> String,
+    ) -> Vec<(&'static str, String)> {
         crate::county::COUNTY_FILES
             .iter()
             .map(|(path, text)| {
@@ -1180,7 +1182,9 @@ mod tests {
             .collect()
     }
 
-    fn load_files(files: Vec<(&'static str, String)>) -> Result<ActiveConfig, Vec<ConfigProblem>> {
+    pub(crate) fn load_files(
+        files: Vec<(&'static str, String)>,
+    ) -> Result<ActiveConfig, Vec<ConfigProblem>> {
         load(
             &EmbeddedSource::new(files),
             Path::new(crate::county::COUNTY_CONFIG),

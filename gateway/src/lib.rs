@@ -42,7 +42,8 @@
 //! either changes, without a restart; [`admin`] administers connectors (who may,
 //! disable, purge, test, save a version, put one in force); [`catalog`] is the shared
 //! catalog of what can be shared on what terms; [`classification`] holds what
-//! loosens a county's classification for review; [`store`] opens the stores (registry, audit
+//! loosens a county's classification for review; [`front`] checks departments'
+//! front databases (`gateway check`); [`store`] opens the stores (registry, audit
 //! log, daily counts, rate-limit buckets) from one backend, [`sqlite`] is how every
 //! SQLite file is opened and migrated, [`pg`] how PostgreSQL is reached and migrated
 //! (many replicas), and [`cluster`] what replicas tell each other beyond the
@@ -90,6 +91,7 @@ pub mod traffic;
 pub mod telemetry;
 pub mod status;
 pub mod departments;
+pub mod front;
 pub mod labels;
 pub mod problem;
 pub mod store;

@@ -256,6 +256,20 @@ async fn run_check(path: &Path, data_dir: Option<PathBuf>) -> ExitCode {
             }
         }
     }
+    // Front databases answer the connectors' statements.
+    let front = crate::front::check(&cfg).await;
+    for warning in &front.warnings {
+        eprintln!("warning: {warning}");
+    }
+    if !front.errors.is_empty() {
+        for error in &front.errors {
+            eprintln!("error: {error}");
+        }
+        return ExitCode::FAILURE;
+    }
+    if front.checked > 0 {
+        println!("front databases: {} statements run", front.checked);
+    }
     let operations: usize = cfg.connectors.values().map(|c| c.operations.len()).sum();
     println!(
         "{}: ok — county {} {}, {} connectors, {} operations, {} purposes, version {}",
