@@ -910,6 +910,8 @@ struct EditPage {
     id: String,
     file_managed: bool,
     title: String,
+    /// An HTTP connector's base URL; empty for a front-database connector, whose
+    /// connection is the operator's (no field is shown).
     base_url: String,
     connect_ms: String,
     total_ms: String,
