@@ -56,6 +56,25 @@ pub struct FetchContext {
     pub trace_context: Option<String>,
 }
 
+impl FetchContext {
+    /// How long a call may take: the earlier of the connector's own time limit and
+    /// the caller's deadline; a deadline already past is a timeout.
+    pub fn time_limit(&self, timeouts: &definition::Timeouts) -> Result<Duration, FetchError> {
+        let limit = timeouts.total();
+        match self.deadline {
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    Err(FetchError::Timeout)
+                } else {
+                    Ok(limit.min(left))
+                }
+            }
+            None => Ok(limit),
+        }
+    }
+}
+
 /// One department system. A connector kind implements this; the gateway never needs
 /// to know which kind it talks to.
 pub trait Connector: Send + Sync + std::fmt::Debug {

@@ -138,15 +138,7 @@ impl HttpConnector {
         ) else {
             return Err(FetchError::UnknownOperation);
         };
-        // The earlier of the connector's own time limit and the caller's deadline.
-        let mut limit = self.def.timeouts.total();
-        if let Some(deadline) = context.deadline {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(FetchError::Timeout);
-            }
-            limit = limit.min(left);
-        }
+        let limit = context.time_limit(&self.def.timeouts)?;
         let body = endpoint.body.fill(key).map_err(|_| FetchError::Malformed)?;
         let mut request = Request::builder()
             .method(endpoint.method.clone())

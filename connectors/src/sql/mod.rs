@@ -134,14 +134,7 @@ impl SqlConnector {
         ) else {
             return Err(FetchError::UnknownOperation);
         };
-        let mut limit = self.def.timeouts.total();
-        if let Some(deadline) = context.deadline {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(FetchError::Timeout);
-            }
-            limit = limit.min(left);
-        }
+        let limit = context.time_limit(&self.def.timeouts)?;
         let mut query = query.clone();
         query.key = key.to_owned();
         let most = query.limit - 1;
