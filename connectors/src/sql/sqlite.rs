@@ -150,3 +150,39 @@ fn classify(error: rusqlite::Error) -> FrontError {
         _ => FrontError::Drift,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_exhausted_pool_is_said_so_and_recovers_by_itself() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("front.db");
+        Connection::open(&path)
+            .and_then(|db| {
+                db.execute_batch(
+                    "CREATE TABLE t (k TEXT, v TEXT); INSERT INTO t VALUES ('a', 'x');",
+                )
+            })
+            .expect("a front database");
+        let front = SqliteFront::new(&path, 1);
+        let query = Query {
+            sql: "SELECT `v` FROM `t` WHERE `k` = ? LIMIT 2".into(),
+            key: "a".into(),
+            columns: vec!["v".to_owned()].into(),
+            limit: 2,
+        };
+        let wait = Duration::from_millis(20);
+        let limit = Duration::from_secs(5);
+        // Every connection is taken (the one there is, by another lookup).
+        let held = front.permits.acquire().await.expect("the permit");
+        assert_eq!(
+            front.rows(query.clone(), wait, limit).await,
+            Err(FrontError::PoolExhausted)
+        );
+        drop(held);
+        let rows = front.rows(query, wait, limit).await.expect("rows");
+        assert_eq!(rows, vec![serde_json::json!({"v": "x"})]);
+    }
+}
