@@ -326,14 +326,7 @@ async fn the_document_needs_no_token_and_takes_no_query_string() {
 async fn every_operation_answers_its_documented_refusals() {
     let gw = TestGateway::start().await;
     let client = crate::helpers::client();
-    let doc: Value = client
-        .get(gw.url("/openapi.json"))
-        .send()
-        .await
-        .expect("an answer")
-        .json()
-        .await
-        .expect("the document");
+    let doc = gw.get("/openapi.json").await.json;
     let mut failures = Vec::new();
     for (id, op) in operations(&doc) {
         // Any value fits a path parameter here: the refusals come first.
@@ -392,14 +385,7 @@ async fn every_operation_answers_its_documented_refusals() {
 async fn other_shapes_of_the_answers_fit_the_document_too() {
     let gw = TestGateway::start().await;
     let client = crate::helpers::client();
-    let doc: Value = client
-        .get(gw.url("/openapi.json"))
-        .send()
-        .await
-        .expect("an answer")
-        .json()
-        .await
-        .expect("the document");
+    let doc = gw.get("/openapi.json").await.json;
     let operations = operations(&doc);
     let persona = |name: &str| {
         let persona = PERSONAS.iter().find(|p| p.name == name).expect("a persona");
