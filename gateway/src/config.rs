@@ -256,6 +256,9 @@ fn normalize(path: &Path) -> PathBuf {
 pub struct LoadOptions {
     /// connector id → base URL replacing the file's.
     pub base_urls: BTreeMap<String, String>,
+    /// (department id, front database name) → the SQLite file replacing the one the
+    /// file declares (the demo writes its front database into its data directory).
+    pub front_paths: BTreeMap<(String, String), PathBuf>,
     /// Replaces the file's `auth` section.
     pub auth: Option<AuthConfig>,
     /// Replaces the file's `data_dir` (`serve --data-dir`, the demo, tests).
@@ -390,9 +393,12 @@ pub fn load(
         return Err(loader.problems);
     };
     let base = path.parent().unwrap_or(Path::new(""));
-    let (departments, problems) = Departments::build(&main.departments);
+    let (mut departments, problems) = Departments::build(&main.departments);
     for (at, message) in problems {
         loader.problem(path, &at, &message);
+    }
+    for ((department, name), file) in &options.front_paths {
+        departments.place_front_database(department, name, file);
     }
     loader.departments = departments;
     loader.certs_dir = main.certs_dir.as_ref().map(|dir| base.join(dir));

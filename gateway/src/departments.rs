@@ -230,6 +230,18 @@ impl Departments {
         self.by_id.get(id)
     }
 
+    /// Puts department `id`'s SQLite front database `name` at `path` (the demo's, in
+    /// its data directory); a name it does not declare is left alone.
+    pub fn place_front_database(&mut self, id: &str, name: &str, path: &std::path::Path) {
+        if let Some(front) = self
+            .by_id
+            .get_mut(id)
+            .and_then(|d| d.front_databases.get_mut(name))
+        {
+            front.path = Some(path.to_owned());
+        }
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = &Department> {
         self.by_id.values()
     }
