@@ -29,6 +29,9 @@ pub enum FetchError {
     Malformed,
     #[error("the department's record does not fit the connector's mapping: {0}")]
     Mapping(MappingError),
+    /// The department's front database (`kind: sql`) failed; the fault's kind only.
+    #[error("the department's front database: {0}")]
+    FrontDatabase(crate::sql::FrontError),
 }
 
 /// Why a connector could not be built from its definition.

@@ -3,6 +3,8 @@
 //! - [`postgres`]: the test PostgreSQL server's address (`GATEWAY_TEST_POSTGRES`,
 //!   default `postgres://postgres@127.0.0.1:5432/test`) when it answers, and
 //!   [`schema_name`] for a schema of a test's own on it;
+//! - [`mariadb`]: the test MariaDB server's address (`GATEWAY_TEST_MARIADB`, default
+//!   `mysql://root@127.0.0.1:3306/test`) when it answers;
 //! - [`RedisServer`]: a `redis-server` of a test's own on a free port, which the test
 //!   may stop and start again (a shared one could not be stopped without disturbing
 //!   other tests);
@@ -40,6 +42,31 @@ pub async fn postgres(test: &str) -> Option<String> {
         Ok(_) => Some(url),
         Err(e) => {
             crate::skip(test, &format!("no PostgreSQL at {host_port} ({e})"), true);
+            None
+        }
+    }
+}
+
+/// The test MariaDB (or MySQL) server's address.
+pub fn mariadb_url() -> String {
+    std::env::var("GATEWAY_TEST_MARIADB")
+        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".to_owned())
+}
+
+/// The test MariaDB server's address when something listens there, else `None`
+/// after saying so ([`crate::skip`]).
+pub async fn mariadb(test: &str) -> Option<String> {
+    let url = mariadb_url();
+    let host_port = url
+        .split('@')
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or("127.0.0.1:3306")
+        .to_owned();
+    match TcpStream::connect(&host_port).await {
+        Ok(_) => Some(url),
+        Err(e) => {
+            crate::skip(test, &format!("no MariaDB at {host_port} ({e})"), true);
             None
         }
     }

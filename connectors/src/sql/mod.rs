@@ -8,10 +8,19 @@
 //!
 //! Where the database is belongs to the county's operator, not to the connector's
 //! author: a definition names its department's front database (`database:`), and the
-//! gateway hands the connector the connection it declared for that department. So
-//! far the reader is SQLite's ([`sqlite`]).
+//! gateway hands the connector the connection it declared for that department: a
+//! SQLite file ([`sqlite`]), MySQL or MariaDB ([`mysql`]), or PostgreSQL
+//! ([`postgres`]), each read-only and each with a statement time limit of its own
+//! besides the connector's.
+//!
+//! A fault is named by its kind ([`FrontError`]) — unreachable, credentials refused,
+//! too slow, no connection free, the export not as declared, two rows for one person —
+//! never by the database's words or a row's content.
 
+pub mod mysql;
+pub mod postgres;
 pub mod select;
+pub mod server;
 pub mod sqlite;
 #[cfg(test)]
 mod tests;
@@ -27,8 +36,11 @@ use serde_json::Value;
 use crate::definition::{ConnectorDef, DefinitionProblem, OperationCall, Transport};
 use crate::mapping::map_record;
 use crate::{BuildError, Connector, FetchContext, FetchError, Fetched};
+use mysql::MysqlFront;
+use postgres::PostgresFront;
 pub use select::{Dialect, Rows, SelectDef};
-use sqlite::{Query, SqliteFront};
+use server::Writable;
+use sqlite::SqliteFront;
 
 /// The connector-side settings of `kind: sql`: which of its department's front
 /// databases it reads.
@@ -57,6 +69,8 @@ impl SqlSettings {
 pub enum FrontError {
     #[error("the front database cannot be reached")]
     Unreachable,
+    #[error("the front database refused the gateway's credentials")]
+    Credentials,
     #[error("the front database did not answer in time")]
     Timeout,
     #[error("every connection to the front database is in use")]
@@ -65,24 +79,98 @@ pub enum FrontError {
     Drift,
     #[error("the front database refused the statement")]
     Refused,
+    #[error("the front database holds more than one row for one person")]
+    DuplicateRows,
+    #[error("the front database holds more rows for one person than the list may have")]
+    TooManyRows,
 }
 
-impl From<FrontError> for FetchError {
-    fn from(error: FrontError) -> FetchError {
-        match error {
-            FrontError::Unreachable | FrontError::PoolExhausted => FetchError::Unavailable,
-            FrontError::Timeout => FetchError::Timeout,
-            FrontError::Drift => FetchError::Malformed,
-            FrontError::Refused => FetchError::Rejected,
+impl FrontError {
+    /// The fault's name in answers, metrics and logs.
+    pub fn code(self) -> &'static str {
+        match self {
+            FrontError::Unreachable => "unreachable",
+            FrontError::Credentials => "credentials_refused",
+            FrontError::Timeout => "statement_timeout",
+            FrontError::PoolExhausted => "pool_exhausted",
+            FrontError::Drift => "schema_drift",
+            FrontError::Refused => "statement_refused",
+            FrontError::DuplicateRows => "duplicate_rows",
+            FrontError::TooManyRows => "too_many_rows",
         }
     }
+}
+
+/// Where a front database is, and the connections to it.
+#[derive(Debug)]
+pub enum Front {
+    Sqlite(SqliteFront),
+    Mysql(MysqlFront),
+    Postgres(PostgresFront),
+}
+
+impl Front {
+    /// The dialect its statements are written in.
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            Front::Sqlite(_) => Dialect::Sqlite,
+            Front::Mysql(_) => Dialect::Mysql,
+            Front::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
+    async fn rows(
+        &self,
+        query: &Query,
+        key: &str,
+        wait: std::time::Duration,
+        limit: std::time::Duration,
+    ) -> Result<Vec<Value>, FrontError> {
+        match self {
+            Front::Sqlite(front) => front.rows(query, key, wait, limit).await,
+            Front::Mysql(front) => front.rows(query, key, wait, limit).await,
+            Front::Postgres(front) => front.rows(query, key, wait, limit).await,
+        }
+    }
+
+    /// Whether the gateway could change the front database (`gateway check` warns):
+    /// a file it may write to, or a database user with a write privilege.
+    pub async fn could_write(&self, wait: std::time::Duration) -> Result<bool, FrontError> {
+        let writable = match self {
+            Front::Sqlite(front) => front.could_write(),
+            Front::Mysql(front) => front.could_write(wait).await?,
+            Front::Postgres(front) => front.could_write(wait).await?,
+        };
+        Ok(writable == Writable::Yes)
+    }
+}
+
+#[cfg(test)]
+impl Front {
+    /// Runs a statement that writes on one of the gateway's own connections.
+    pub(crate) async fn try_write(&self, sql: &str) -> Result<(), FrontError> {
+        match self {
+            Front::Sqlite(front) => front.try_write(sql).await,
+            Front::Mysql(front) => front.try_write(sql).await,
+            Front::Postgres(front) => front.try_write(sql).await,
+        }
+    }
+}
+
+/// One operation's statement and what it reads.
+#[derive(Debug, Clone)]
+pub(crate) struct Query {
+    pub(crate) sql: Arc<str>,
+    pub(crate) columns: Arc<[String]>,
+    /// The most rows read (one more than an answer may have).
+    pub(crate) limit: usize,
 }
 
 /// A connector reading a front database.
 #[derive(Debug)]
 pub struct SqlConnector {
     def: Arc<ConnectorDef>,
-    front: Arc<SqliteFront>,
+    front: Arc<Front>,
     /// Per operation: the statement and what it reads.
     queries: BTreeMap<String, (Rows, Query)>,
 }
@@ -91,7 +179,7 @@ impl SqlConnector {
     /// The connector for `def`, reading `front`.
     pub fn new(
         def: Arc<ConnectorDef>,
-        front: Arc<SqliteFront>,
+        front: Arc<Front>,
     ) -> Result<SqlConnector, BuildError> {
         if !matches!(def.transport, Transport::Sql(_)) {
             return Err(BuildError::Client {
@@ -108,8 +196,7 @@ impl SqlConnector {
                 });
             };
             let query = Query {
-                sql: select.statement(Dialect::Sqlite).into(),
-                key: String::new(),
+                sql: select.statement(front.dialect()).into(),
                 columns: select.columns.clone().into(),
                 limit: usize::try_from(select.row_limit()).unwrap_or(usize::MAX) + 1,
             };
@@ -135,34 +222,27 @@ impl SqlConnector {
             return Err(FetchError::UnknownOperation);
         };
         let limit = context.time_limit(&self.def.timeouts)?;
-        let mut query = query.clone();
-        query.key = key.to_owned();
         let most = query.limit - 1;
         let started = Instant::now();
+        let fault = |fault: FrontError| {
+            // The kind of fault for the operator; never the database's words.
+            tracing::warn!(connector = %self.def.id, operation, fault = fault.code(), "front database");
+            FetchError::FrontDatabase(fault)
+        };
         let found = self
             .front
-            .rows(query, self.def.timeouts.connect(), limit)
+            .rows(query, key, self.def.timeouts.connect(), limit)
             .await
-            .map_err(|fault| {
-                // The kind of fault for the operator; never the database's words.
-                tracing::warn!(connector = %self.def.id, operation, %fault, "front database");
-                FetchError::from(fault)
-            })?;
+            .map_err(fault)?;
         let latency = started.elapsed();
         let data = match rows {
             Rows::One => match found.len() {
                 0 => return Err(FetchError::NotFound),
                 1 => found.into_iter().next().unwrap_or(Value::Null),
                 // Two rows for one person: the department's export is broken.
-                _ => {
-                    tracing::warn!(connector = %self.def.id, operation, "front database: more than one row for one subject");
-                    return Err(FetchError::Malformed);
-                }
+                _ => return Err(fault(FrontError::DuplicateRows)),
             },
-            Rows::Many if found.len() > most => {
-                tracing::warn!(connector = %self.def.id, operation, most, "front database: more rows than the list may have");
-                return Err(FetchError::Malformed);
-            }
+            Rows::Many if found.len() > most => return Err(fault(FrontError::TooManyRows)),
             Rows::Many if found.is_empty() => return Err(FetchError::NotFound),
             Rows::Many => serde_json::json!({ "rows": found }),
         };

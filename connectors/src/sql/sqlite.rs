@@ -5,7 +5,6 @@
 //! the operation declares.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::types::ValueRef;
@@ -13,7 +12,8 @@ use rusqlite::{Connection, OpenFlags};
 use serde_json::{Map, Number, Value};
 use tokio::sync::{Mutex, Semaphore};
 
-use super::FrontError;
+use super::server::Writable;
+use super::{FrontError, Query};
 
 /// Read-only connections to one SQLite front database.
 #[derive(Debug)]
@@ -22,16 +22,6 @@ pub struct SqliteFront {
     /// Connections not in use; opened as needed up to `permits`.
     idle: Mutex<Vec<Connection>>,
     permits: Semaphore,
-}
-
-/// One query: the statement, the subject's key and the declared columns.
-#[derive(Debug, Clone)]
-pub(super) struct Query {
-    pub(super) sql: Arc<str>,
-    pub(super) key: String,
-    pub(super) columns: Arc<[String]>,
-    /// The most rows read (one more than an answer may have).
-    pub(super) limit: usize,
 }
 
 impl SqliteFront {
@@ -47,7 +37,8 @@ impl SqliteFront {
     /// Runs `query` within `wait` for a connection and `limit` for the statement.
     pub(super) async fn rows(
         &self,
-        query: Query,
+        query: &Query,
+        key: &str,
         wait: Duration,
         limit: Duration,
     ) -> Result<Vec<Value>, FrontError> {
@@ -61,8 +52,9 @@ impl SqliteFront {
             None => open(&self.path)?,
         };
         let interrupt = connection.get_interrupt_handle();
+        let (query, key) = (query.clone(), key.to_owned());
         let mut running = tokio::task::spawn_blocking(move || {
-            let rows = read(&connection, &query);
+            let rows = read(&connection, &query, &key);
             (connection, rows)
         });
         let (connection, rows) = match tokio::time::timeout(limit, &mut running).await {
@@ -77,6 +69,35 @@ impl SqliteFront {
         };
         self.idle.lock().await.push(connection);
         rows
+    }
+
+    /// Whether the gateway could write the file (it opens it read-only all the same).
+    pub(super) fn could_write(&self) -> Writable {
+        // Opening for writing changes nothing; it only asks whether we could.
+        if std::fs::OpenOptions::new()
+            .write(true)
+            .open(&self.path)
+            .is_ok()
+        {
+            Writable::Yes
+        } else {
+            Writable::No
+        }
+    }
+}
+
+#[cfg(test)]
+impl SqliteFront {
+    /// Runs a statement that writes on one of the gateway's connections.
+    pub(super) async fn try_write(&self, sql: &str) -> Result<(), FrontError> {
+        let taken = self.idle.lock().await.pop();
+        let connection = match taken {
+            Some(connection) => connection,
+            None => open(&self.path)?,
+        };
+        let done = connection.execute_batch(sql).map_err(classify);
+        self.idle.lock().await.push(connection);
+        done
     }
 }
 
@@ -98,9 +119,9 @@ pub(super) fn open(path: &Path) -> Result<Connection, FrontError> {
     Ok(connection)
 }
 
-fn read(connection: &Connection, query: &Query) -> Result<Vec<Value>, FrontError> {
+fn read(connection: &Connection, query: &Query, key: &str) -> Result<Vec<Value>, FrontError> {
     let mut statement = connection.prepare_cached(&query.sql).map_err(classify)?;
-    let mut rows = statement.query([query.key.as_str()]).map_err(classify)?;
+    let mut rows = statement.query([key]).map_err(classify)?;
     let mut out = Vec::new();
     while let Some(row) = rows.next().map_err(classify)? {
         let mut object = Map::with_capacity(query.columns.len());
@@ -141,6 +162,9 @@ fn classify(error: rusqlite::Error) -> FrontError {
             | rusqlite::ErrorCode::DatabaseCorrupt
             | rusqlite::ErrorCode::SystemIoFailure => FrontError::Unreachable,
             rusqlite::ErrorCode::ReadOnly => FrontError::Refused,
+            rusqlite::ErrorCode::PermissionDenied | rusqlite::ErrorCode::AuthorizationForStatementDenied => {
+                FrontError::Credentials
+            }
             // "no such table", "no such column": the export is not what was declared.
             _ => FrontError::Drift,
         },
@@ -169,7 +193,6 @@ mod tests {
         let front = SqliteFront::new(&path, 1);
         let query = Query {
             sql: "SELECT `v` FROM `t` WHERE `k` = ? LIMIT 2".into(),
-            key: "a".into(),
             columns: vec!["v".to_owned()].into(),
             limit: 2,
         };
@@ -178,11 +201,11 @@ mod tests {
         // Every connection is taken (the one there is, by another lookup).
         let held = front.permits.acquire().await.expect("the permit");
         assert_eq!(
-            front.rows(query.clone(), wait, limit).await,
+            front.rows(&query, "a", wait, limit).await,
             Err(FrontError::PoolExhausted)
         );
         drop(held);
-        let rows = front.rows(query, wait, limit).await.expect("rows");
+        let rows = front.rows(&query, "a", wait, limit).await.expect("rows");
         assert_eq!(rows, vec![serde_json::json!({"v": "x"})]);
     }
 }
