@@ -339,6 +339,8 @@ pub struct ActiveConfig {
     pub policies: PolicySet,
     /// The county's departments, with the upstreams their connectors may call.
     pub departments: Departments,
+    /// The front databases the connectors read, by (department, name).
+    pub fronts: BTreeMap<(String, String), Arc<connectors::sql::Front>>,
     pub auth: AuthConfig,
     pub tls: Option<ServerTlsConfig>,
     pub pseudonym_key_env: Option<String>,
@@ -388,6 +390,7 @@ pub fn load(
         departments: Departments::default(),
         certs_dir: None,
         files: Vec::new(),
+        fronts: BTreeMap::new(),
     };
     let Some(main) = loader.parse_yaml::<GatewayFile>(path) else {
         return Err(loader.problems);
@@ -642,6 +645,7 @@ pub fn load(
         access_requests: main.access_requests,
         forms,
         departments: loader.departments,
+        fronts: loader.fronts,
         auth,
         tls: main.tls,
         pseudonym_key_env: main.pseudonym_key_env,
@@ -654,6 +658,42 @@ pub fn load(
         registry_revision: options.registry.revision,
         loaded_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     })
+}
+
+/// The connections to one declared front database (none is opened yet). A server's
+/// address is read from where the configuration says; problems never quote it.
+fn front_database(
+    config: &crate::departments::FrontDatabaseConfig,
+    base_dir: &Path,
+) -> Result<connectors::sql::Front, String> {
+    use crate::departments::FrontDriver;
+    use connectors::sql::Front;
+    use connectors::sql::server::ServerSettings;
+    let Some(server) = config.server() else {
+        let path = base_dir.join(config.path.as_deref().unwrap_or(Path::new("")));
+        return Ok(Front::Sqlite(connectors::sql::sqlite::SqliteFront::new(
+            &path,
+            config.pool(),
+        )));
+    };
+    let url = server
+        .relative_to(base_dir)
+        .resolve()
+        .map_err(|e| e.to_string())?;
+    let settings = ServerSettings {
+        pool: config.pool(),
+        statement_timeout: config.statement_timeout(),
+        tls_ca_file: config.tls_ca_file.as_ref().map(|file| base_dir.join(file)),
+    };
+    match config.driver {
+        FrontDriver::Mysql => {
+            connectors::sql::mysql::MysqlFront::new(&url, settings).map(Front::Mysql)
+        }
+        FrontDriver::Postgres => {
+            connectors::sql::postgres::PostgresFront::new(&url, &settings).map(Front::Postgres)
+        }
+        FrontDriver::Sqlite => Err("a SQLite front database has no server".to_owned()),
+    }
 }
 
 /// Records in the audit log that this configuration was put in force, with its
@@ -695,6 +735,8 @@ struct Loader<'a> {
     certs_dir: Option<PathBuf>,
     /// The files read, as the status page shows them.
     files: Vec<String>,
+    /// Front databases opened so far, by (department, name).
+    fronts: BTreeMap<(String, String), Arc<connectors::sql::Front>>,
 }
 
 impl Loader<'_> {
@@ -883,28 +925,39 @@ impl Loader<'_> {
     }
 
     /// A front-database connector on the database its department declared (checked
-    /// before: [`Loader::upstreams_allowed`]).
+    /// before: [`Loader::upstreams_allowed`]). Connectors reading the same database
+    /// share its connections.
     fn front_connector(
-        &self,
+        &mut self,
         def: &Arc<Def>,
         database: &str,
     ) -> Result<Arc<dyn connectors::Connector>, connectors::BuildError> {
-        let front = self
-            .departments
-            .get(&def.department.id)
-            .and_then(|d| d.front_databases.get(database))
-            .ok_or_else(|| connectors::BuildError::Client {
-                kind: "SQL",
-                problem: "its front database is not declared".into(),
-            })?;
-        let crate::departments::FrontDriver::Sqlite = front.driver;
-        let path = self
-            .base_dir
-            .join(front.path.as_deref().unwrap_or(Path::new("")));
-        let front = connectors::sql::sqlite::SqliteFront::new(&path, front.pool());
+        let key = (def.department.id.clone(), database.to_owned());
+        let front = match self.fronts.get(&key) {
+            Some(front) => front.clone(),
+            None => {
+                let config = self
+                    .departments
+                    .get(&def.department.id)
+                    .and_then(|d| d.front_databases.get(database))
+                    .ok_or_else(|| connectors::BuildError::Client {
+                        kind: "SQL",
+                        problem: "its front database is not declared".into(),
+                    })?;
+                let front =
+                    Arc::new(front_database(config, &self.base_dir).map_err(|problem| {
+                        connectors::BuildError::Client {
+                            kind: "SQL",
+                            problem: format!("front database `{database}`: {problem}"),
+                        }
+                    })?);
+                self.fronts.insert(key, front.clone());
+                front
+            }
+        };
         Ok(Arc::new(connectors::sql::SqlConnector::new(
             def.clone(),
-            Arc::new(front),
+            front,
         )?))
     }
 

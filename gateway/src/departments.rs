@@ -27,10 +27,18 @@
 //! ```yaml
 //!     front_databases:
 //!       minzheng_front: { driver: sqlite, path: front/minzheng.db, pool: 4 }
+//!       # or a server: MySQL/MariaDB (`mysql`) or PostgreSQL (`postgres`)
+//!       renshe_front:
+//!         driver: mysql
+//!         url_env: RENSHE_FRONT_URL        # mysql://gw_reader:…@10.1.2.9:3306/front
+//!         tls_ca_file: certs/renshe-ca.pem # TLS is required off the loopback interface
+//!         statement_timeout_ms: 3000
 //! ```
 //!
 //! so that a connector's author never says where a database is, and no connector
-//! reads another department's database (or the gateway's own).
+//! reads another department's database (or the gateway's own). A server's address
+//! may carry a password only from the environment (`url_env`) or a file of its own
+//! (`url_file`), never written in `gateway.yaml`.
 //!
 //! This module owns the configuration and the check; the config loader applies it.
 
@@ -55,16 +63,45 @@ pub struct DepartmentConfig {
 }
 
 /// Where one front database is and how it is reached.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FrontDatabaseConfig {
     pub driver: FrontDriver,
     /// `sqlite`: the file, relative to `gateway.yaml`.
     #[serde(default)]
     pub path: Option<std::path::PathBuf>,
+    /// `mysql`, `postgres`: the server's address, written here (without a password).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// … or read from this environment variable at start.
+    #[serde(default)]
+    pub url_env: Option<String>,
+    /// … or from this file (one line), relative to `gateway.yaml`.
+    #[serde(default)]
+    pub url_file: Option<std::path::PathBuf>,
+    /// `mysql`, `postgres`: the CA bundle (PEM) the server's certificate must chain to.
+    #[serde(default)]
+    pub tls_ca_file: Option<std::path::PathBuf>,
+    /// `mysql`, `postgres`: the server stops a statement running longer (100 ms –
+    /// 10 min, default 5 s).
+    #[serde(default)]
+    pub statement_timeout_ms: Option<u64>,
     /// Connections kept at most (1–64, default 4).
     #[serde(default)]
     pub pool: Option<usize>,
+}
+
+impl std::fmt::Debug for FrontDatabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrontDatabaseConfig")
+            .field("driver", &self.driver)
+            .field("path", &self.path)
+            .field("url", &self.server().map(|s| s.describe()))
+            .field("tls_ca_file", &self.tls_ca_file)
+            .field("statement_timeout_ms", &self.statement_timeout_ms)
+            .field("pool", &self.pool)
+            .finish()
+    }
 }
 
 /// The database a front database is kept in.
@@ -73,6 +110,10 @@ pub struct FrontDatabaseConfig {
 pub enum FrontDriver {
     /// A SQLite file (the demo's; a county's smallest setup).
     Sqlite,
+    /// MySQL or MariaDB.
+    Mysql,
+    /// PostgreSQL.
+    Postgres,
 }
 
 impl FrontDatabaseConfig {
@@ -81,13 +122,67 @@ impl FrontDatabaseConfig {
         self.pool.unwrap_or(4)
     }
 
+    /// The server's statement time limit.
+    pub fn statement_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.statement_timeout_ms.unwrap_or(5_000))
+    }
+
+    /// Where a server's address comes from (`None` for a file).
+    pub fn server(&self) -> Option<crate::secrets::ServerUrl> {
+        (self.driver != FrontDriver::Sqlite).then(|| crate::secrets::ServerUrl {
+            url: self.url.clone(),
+            url_env: self.url_env.clone(),
+            url_file: self.url_file.clone(),
+        })
+    }
+
     fn problems(&self) -> Vec<(&'static str, &'static str)> {
         let mut problems = Vec::new();
-        match self.driver {
-            FrontDriver::Sqlite if self.path.is_none() => {
-                problems.push(("path", "a SQLite front database needs `path`"));
+        let server_settings = self.url.is_some()
+            || self.url_env.is_some()
+            || self.url_file.is_some()
+            || self.tls_ca_file.is_some()
+            || self.statement_timeout_ms.is_some();
+        match (self.driver, self.server()) {
+            (FrontDriver::Sqlite, _) => {
+                if self.path.is_none() {
+                    problems.push(("path", "a SQLite front database needs `path`"));
+                }
+                if server_settings {
+                    problems.push((
+                        "driver",
+                        "a SQLite file has a `path`, not a server's `url`, TLS or statement time limit",
+                    ));
+                }
             }
-            FrontDriver::Sqlite => {}
+            (_, Some(server)) => {
+                if self.path.is_some() {
+                    problems.push((
+                        "path",
+                        "a server's front database has a `url`, not a `path`",
+                    ));
+                }
+                if let Some(problem) = server.problem() {
+                    problems.push(("url", problem));
+                }
+                let written_password = self
+                    .url
+                    .as_deref()
+                    .is_some_and(|url| url::Url::parse(url).is_ok_and(|u| u.password().is_some()));
+                if written_password {
+                    problems.push((
+                        "url",
+                        "must not carry a password in gateway.yaml: give the address through `url_env` or `url_file`",
+                    ));
+                }
+                if self
+                    .statement_timeout_ms
+                    .is_some_and(|ms| !(100..=600_000).contains(&ms))
+                {
+                    problems.push(("statement_timeout_ms", "must be 100 to 600000 ms"));
+                }
+            }
+            (_, None) => {}
         }
         if self.pool.is_some_and(|n| n == 0 || n > 64) {
             problems.push(("pool", "must be 1 to 64 connections"));
@@ -378,6 +473,13 @@ front_databases:
   no_path: { driver: sqlite }
   big: { driver: sqlite, path: x.db, pool: 500 }
   \"bad name\": { driver: sqlite, path: x.db }
+  file_with_url: { driver: sqlite, path: x.db, url: \"mysql://gw@h/db\" }
+  server: { driver: mysql, url_env: MCA_FRONT_URL, statement_timeout_ms: 2000 }
+  no_url: { driver: postgres }
+  two_urls: { driver: postgres, url: \"postgres://gw@h/db\", url_env: X }
+  password: { driver: mysql, url: \"mysql://gw:s3cret@h/db\" }
+  server_path: { driver: mysql, url: \"mysql://gw@h/db\", path: x.db }
+  slow: { driver: postgres, url: \"postgres://gw@h/db\", statement_timeout_ms: 5 }
 ";
         let dept: DepartmentConfig = serde_yaml_ng::from_str(yaml).unwrap();
         let (departments, problems) = Departments::build(&[dept]);
@@ -387,16 +489,31 @@ front_databases:
             [
                 "departments[0].front_databases",
                 "departments[0].front_databases.big.pool",
+                "departments[0].front_databases.file_with_url.driver",
                 "departments[0].front_databases.no_path.path",
+                "departments[0].front_databases.no_url.url",
+                "departments[0].front_databases.password.url",
+                "departments[0].front_databases.server_path.path",
+                "departments[0].front_databases.slow.statement_timeout_ms",
+                "departments[0].front_databases.two_urls.url",
             ]
         );
-        assert!(!problems.iter().any(|(_, m)| m.contains("bad name")));
+        for (_, message) in &problems {
+            assert!(
+                !message.contains("bad name") && !message.contains("s3cret"),
+                "{message}"
+            );
+        }
         let mca = departments.get("county-mca").unwrap();
         assert_eq!(mca.front_databases["good"].pool(), 4);
+        let server = &mca.front_databases["server"];
+        assert_eq!(server.statement_timeout().as_millis(), 2000);
+        // Its Debug shows where the address comes from, never a password.
+        assert!(!format!("{:?}", mca.front_databases["password"]).contains("s3cret"));
         // Only the drivers the gateway reads, and nothing unknown.
         for bad in [
             "id: x\nname: x\nfront_databases: { a: { driver: oracle, path: x } }",
-            "id: x\nname: x\nfront_databases: { a: { driver: sqlite, path: x, url: y } }",
+            "id: x\nname: x\nfront_databases: { a: { driver: sqlite, path: x, sql: y } }",
         ] {
             assert!(
                 serde_yaml_ng::from_str::<DepartmentConfig>(bad).is_err(),

@@ -1,10 +1,13 @@
 //! Front databases (前置库) as `gateway check` sees them: every operation of every
 //! `kind: sql` connector runs its statement once, with a key that matches nobody, so
-//! that a table renamed or a column gone shows before a clerk meets it; and a SQLite
-//! file the gateway could write to is a warning (it is opened read-only all the same).
+//! that a table renamed or a column gone shows before a clerk meets it; and a front
+//! database the gateway could write to — a SQLite file it may open for writing, a
+//! database user with a write privilege — is a warning (sessions are read-only all
+//! the same).
 //! What the database said is never shown, only the kind of fault.
 
 use connectors::definition::Transport;
+use connectors::sql::Front;
 use connectors::{FetchContext, FetchError};
 
 use crate::config::ActiveConfig;
@@ -38,17 +41,20 @@ pub async fn check(cfg: &ActiveConfig) -> FrontReport {
             }
         }
     }
-    for department in cfg.departments.iter() {
-        for (name, front) in &department.front_databases {
-            let Some(path) = &front.path else { continue };
-            let path = cfg.base_dir.join(path);
-            // Opening for writing changes nothing; it only asks whether we could.
-            if std::fs::OpenOptions::new().write(true).open(&path).is_ok() {
-                report.warnings.push(format!(
-                    "departments `{}` front database `{name}`: the gateway could write to this file; give it read access only",
-                    department.id
-                ));
-            }
+    for ((department, name), front) in &cfg.fronts {
+        let writable = front.could_write(std::time::Duration::from_secs(5)).await;
+        match (writable, front.as_ref()) {
+            (Ok(false), _) => {}
+            (Ok(true), Front::Sqlite(_)) => report.warnings.push(format!(
+                "department `{department}` front database `{name}`: the gateway could write to this file; give it read access only"
+            )),
+            (Ok(true), _) => report.warnings.push(format!(
+                "department `{department}` front database `{name}`: the gateway's database user may change the database (a write privilege, or a superuser); give it SELECT on the exported tables and views only"
+            )),
+            // The statements above already said why it could not be reached.
+            (Err(fault), _) => report.warnings.push(format!(
+                "department `{department}` front database `{name}`: cannot tell whether the gateway could write to it ({fault})"
+            )),
         }
     }
     report
@@ -97,9 +103,91 @@ mod tests {
             report
                 .errors
                 .iter()
-                .all(|e| e.contains("not in the form its connector declares")
-                    && !e.contains("v_insured")),
+                .all(|e| e.contains("not what the connector declares") && !e.contains("v_insured")),
             "{report:?}"
         );
+    }
+
+    /// The county with 人社's connector on a server's front database, its export in
+    /// `schema`.
+    fn county_on_server(driver: &str, url: &str, schema: &str) -> Vec<(&'static str, String)> {
+        county_with_front_database(|text| {
+            text.replace(
+                "    upstreams: [http://127.0.0.1:18102]",
+                &format!(
+                    "    upstreams: [http://127.0.0.1:18102]\n    front_databases: {{ shebao_front: {{ driver: {driver}, url: \"{url}\", statement_timeout_ms: 2000 }} }}"
+                ),
+            )
+        })
+        .into_iter()
+        .map(|(path, text)| (path, text.replace("from: v_insured", &format!("from: {schema}.v_insured"))))
+        .collect()
+    }
+
+    #[tokio::test]
+    async fn a_server_front_database_is_checked_and_a_user_who_may_write_is_a_warning() {
+        use mysql_async::prelude::Queryable;
+        if let Some(url) = testkit::services::mariadb("front::tests (MariaDB)").await {
+            let schema = testkit::services::schema_name();
+            let mut admin = mysql_async::Conn::from_url(&url).await.expect("MariaDB");
+            admin
+                .query_drop(format!(
+                    "CREATE DATABASE {schema}; CREATE TABLE {schema}.t (aac002 VARCHAR(18));
+                     CREATE VIEW {schema}.v_insured AS SELECT aac002 FROM {schema}.t"
+                ))
+                .await
+                .expect("export");
+            let cfg = load_files(county_on_server("mysql", &url, &schema)).expect("loads");
+            let report = check(&cfg).await;
+            assert!(report.errors.is_empty(), "{report:?}");
+            assert!(report.checked > 0);
+            assert_eq!(report.warnings.len(), 1, "root may write: {report:?}");
+            assert!(report.warnings[0].contains("database user may change"));
+            assert!(!report.warnings[0].contains("127.0.0.1"), "{report:?}");
+            admin
+                .query_drop(format!("DROP DATABASE {schema}"))
+                .await
+                .expect("dropped");
+        }
+        if let Some(url) = testkit::services::postgres("front::tests (PostgreSQL)").await {
+            let schema = testkit::services::schema_name();
+            let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .expect("PostgreSQL");
+            tokio::spawn(connection);
+            admin
+                .batch_execute(&format!(
+                    "CREATE SCHEMA {schema}; CREATE TABLE {schema}.t (aac002 TEXT);
+                     CREATE VIEW {schema}.v_insured AS SELECT aac002 FROM {schema}.t"
+                ))
+                .await
+                .expect("export");
+            let cfg = load_files(county_on_server("postgres", &url, &schema)).expect("loads");
+            let report = check(&cfg).await;
+            assert!(report.errors.is_empty(), "{report:?}");
+            assert!(report.checked > 0);
+            assert_eq!(
+                report.warnings.len(),
+                1,
+                "the superuser may write: {report:?}"
+            );
+            // The department drops its view: the statement is an error, by kind.
+            admin
+                .batch_execute(&format!("DROP VIEW {schema}.v_insured"))
+                .await
+                .expect("dropped");
+            let report = check(&cfg).await;
+            assert!(
+                report
+                    .errors
+                    .iter()
+                    .any(|e| e.contains("not what the connector declares")),
+                "{report:?}"
+            );
+            admin
+                .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+                .await
+                .expect("dropped");
+        }
     }
 }

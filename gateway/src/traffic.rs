@@ -64,7 +64,7 @@ pub enum CallOutcome<'a> {
 impl CallOutcome<'_> {
     /// The label value: one of `ok`, `schema`, `busy`, `not_found`, `timeout`,
     /// `unavailable`, `status`, `rejected`, `oversize`, `malformed`, `mapping`,
-    /// `unknown_operation`.
+    /// `unknown_operation`, `front_database`.
     pub fn name(self) -> &'static str {
         match self {
             CallOutcome::Record => "ok",
@@ -80,6 +80,7 @@ impl CallOutcome<'_> {
                 FetchError::Malformed => "malformed",
                 FetchError::Mapping(_) => "mapping",
                 FetchError::UnknownOperation => "unknown_operation",
+                FetchError::FrontDatabase(_) => "front_database",
             },
         }
     }

@@ -177,10 +177,7 @@ pub struct SqlConnector {
 
 impl SqlConnector {
     /// The connector for `def`, reading `front`.
-    pub fn new(
-        def: Arc<ConnectorDef>,
-        front: Arc<Front>,
-    ) -> Result<SqlConnector, BuildError> {
+    pub fn new(def: Arc<ConnectorDef>, front: Arc<Front>) -> Result<SqlConnector, BuildError> {
         if !matches!(def.transport, Transport::Sql(_)) {
             return Err(BuildError::Client {
                 kind: "SQL",

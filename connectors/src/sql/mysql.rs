@@ -82,10 +82,11 @@ impl MysqlFront {
     async fn pool(&self, wait: Duration) -> Result<&Pool, FrontError> {
         self.pool
             .get_or_try_init(|| async {
-                let mut first = tokio::time::timeout(wait, mysql_async::Conn::new(self.opts.clone()))
-                    .await
-                    .map_err(|_| FrontError::Unreachable)?
-                    .map_err(classify)?;
+                let mut first =
+                    tokio::time::timeout(wait, mysql_async::Conn::new(self.opts.clone()))
+                        .await
+                        .map_err(|_| FrontError::Unreachable)?
+                        .map_err(classify)?;
                 let version: Option<String> = first
                     .query_first("SELECT VERSION()")
                     .await
@@ -98,10 +99,13 @@ impl MysqlFront {
                 } else {
                     format!("SET SESSION max_execution_time = {limit}")
                 };
-                let constraints = PoolConstraints::new(0, self.settings.pool)
-                    .ok_or(FrontError::Unreachable)?;
+                let constraints =
+                    PoolConstraints::new(0, self.settings.pool).ok_or(FrontError::Unreachable)?;
                 let opts = OptsBuilder::from_opts(self.opts.clone())
-                    .setup(vec!["SET SESSION TRANSACTION READ ONLY".to_owned(), timeout])
+                    .setup(vec![
+                        "SET SESSION TRANSACTION READ ONLY".to_owned(),
+                        timeout,
+                    ])
                     .pool_opts(
                         PoolOpts::default()
                             .with_constraints(constraints)
@@ -129,11 +133,10 @@ impl MysqlFront {
             .await
             .map_err(|_| FrontError::Unreachable)?
             .map_err(classify)?;
-        let rows: Vec<Row> =
-            tokio::time::timeout(limit, conn.exec(query.sql.as_ref(), (key,)))
-                .await
-                .map_err(|_| FrontError::Timeout)?
-                .map_err(classify)?;
+        let rows: Vec<Row> = tokio::time::timeout(limit, conn.exec(query.sql.as_ref(), (key,)))
+            .await
+            .map_err(|_| FrontError::Timeout)?
+            .map_err(classify)?;
         rows.iter()
             .take(query.limit)
             .map(|row| object(row, &query.columns))
@@ -192,7 +195,10 @@ fn object(row: &Row, columns: &Arc<[String]>) -> Result<Json, FrontError> {
     let mut object = Map::with_capacity(columns.len());
     for ((column, name), value) in row.columns_ref().iter().zip(columns.iter()).zip(0..) {
         let value = row.as_ref(value).ok_or(FrontError::Drift)?;
-        object.insert(name.clone(), cell(column.column_type(), column.character_set(), value)?);
+        object.insert(
+            name.clone(),
+            cell(column.column_type(), column.character_set(), value)?,
+        );
     }
     Ok(Json::Object(object))
 }

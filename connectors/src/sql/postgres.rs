@@ -39,8 +39,7 @@ impl PostgresFront {
     /// A front database at `url` (`postgres://user:password@host:port/database`, no
     /// query). Nothing is connected yet.
     pub fn new(url: &str, settings: &ServerSettings) -> Result<PostgresFront, String> {
-        let parsed =
-            url::Url::parse(url).map_err(|_| "is not a postgres:// address".to_owned())?;
+        let parsed = url::Url::parse(url).map_err(|_| "is not a postgres:// address".to_owned())?;
         if !matches!(parsed.scheme(), "postgres" | "postgresql") {
             return Err("a PostgreSQL front database needs a postgres:// address".into());
         }
@@ -244,7 +243,11 @@ fn cell(row: &tokio_postgres::Row, i: usize) -> Result<Json, FrontError> {
             None => None,
         },
         Type::FLOAT8 => match get::<f64>(row, i)? {
-            Some(x) => Some(Number::from_f64(x).map(Json::Number).ok_or(FrontError::Drift)?),
+            Some(x) => Some(
+                Number::from_f64(x)
+                    .map(Json::Number)
+                    .ok_or(FrontError::Drift)?,
+            ),
             None => None,
         },
         Type::NUMERIC => get::<rust_decimal::Decimal>(row, i)?.map(|d| Json::String(d.to_string())),

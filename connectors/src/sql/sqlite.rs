@@ -162,9 +162,8 @@ fn classify(error: rusqlite::Error) -> FrontError {
             | rusqlite::ErrorCode::DatabaseCorrupt
             | rusqlite::ErrorCode::SystemIoFailure => FrontError::Unreachable,
             rusqlite::ErrorCode::ReadOnly => FrontError::Refused,
-            rusqlite::ErrorCode::PermissionDenied | rusqlite::ErrorCode::AuthorizationForStatementDenied => {
-                FrontError::Credentials
-            }
+            rusqlite::ErrorCode::PermissionDenied
+            | rusqlite::ErrorCode::AuthorizationForStatementDenied => FrontError::Credentials,
             // "no such table", "no such column": the export is not what was declared.
             _ => FrontError::Drift,
         },

@@ -106,7 +106,9 @@ impl Export {
         tokio::spawn(connection);
         let schema = testkit::services::schema_name();
         admin
-            .batch_execute(&format!("CREATE SCHEMA {schema}; SET search_path = {schema}"))
+            .batch_execute(&format!(
+                "CREATE SCHEMA {schema}; SET search_path = {schema}"
+            ))
             .await
             .expect("a schema");
         Some(Export::Postgres { admin, url, schema })
@@ -197,7 +199,9 @@ impl Export {
 /// view that takes seconds per row.
 fn export_sql(dialect: super::Dialect) -> String {
     let slow = match dialect {
-        super::Dialect::Sqlite => "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 1000000000) SELECT d.sfzh FROM dibao d, n WHERE x = 1000000000",
+        super::Dialect::Sqlite => {
+            "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 1000000000) SELECT d.sfzh FROM dibao d, n WHERE x = 1000000000"
+        }
         super::Dialect::Mysql => "SELECT sfzh FROM dibao WHERE SLEEP(3) = 0",
         super::Dialect::Postgres => "SELECT d.sfzh FROM dibao d, (SELECT pg_sleep(3)) s",
     };
@@ -374,14 +378,20 @@ async fn faults_of_reaching_a_server_are_named_by_kind() {
     if let Some(url) = testkit::services::mariadb("sql::tests::faults (MariaDB)").await {
         let wrong = url.replace("root@", "no_such_user:wrong@");
         assert_eq!(
-            fetch(Front::Mysql(MysqlFront::new(&wrong, settings.clone()).expect("front"))).await,
+            fetch(Front::Mysql(
+                MysqlFront::new(&wrong, settings.clone()).expect("front")
+            ))
+            .await,
             Err(FetchError::FrontDatabase(FrontError::Credentials))
         );
     }
     if let Some(url) = testkit::services::postgres("sql::tests::faults (PostgreSQL)").await {
         let wrong = url.replace("postgres@", "no_such_user@");
         assert_eq!(
-            fetch(Front::Postgres(PostgresFront::new(&wrong, &settings).expect("front"))).await,
+            fetch(Front::Postgres(
+                PostgresFront::new(&wrong, &settings).expect("front")
+            ))
+            .await,
             Err(FetchError::FrontDatabase(FrontError::Credentials))
         );
     }
@@ -463,7 +473,9 @@ async fn server_sessions_are_read_only_and_write_privileges_are_seen() {
             .expect("a table");
         let front = PostgresFront::new(&url, &settings).expect("front");
         assert_eq!(
-            front.try_write(&format!("INSERT INTO {schema}.t VALUES (1)")).await,
+            front
+                .try_write(&format!("INSERT INTO {schema}.t VALUES (1)"))
+                .await,
             Err(FrontError::Refused)
         );
         assert_eq!(

@@ -212,6 +212,7 @@ problem-upstream-timeout = The department's system did not answer in time.
 problem-upstream-unavailable = The department's system is unavailable.
 problem-upstream-error = The department's system failed.
 problem-upstream-malformed = The department's answer could not be read.
+problem-front-database = The department's front database could not be read.
 problem-upstream-oversize = The department's answer was too large.
 problem-upstream-schema-violation = The department's answer broke its agreed schema.
 problem-rate-limit-unavailable = Rate limits cannot be checked right now, so nothing was looked up; try again shortly.

@@ -212,6 +212,7 @@ problem-upstream-timeout = 部门系统响应超时。
 problem-upstream-unavailable = 部门系统暂不可用。
 problem-upstream-error = 部门系统出错。
 problem-upstream-malformed = 部门系统返回的数据无法识别。
+problem-front-database = 部门前置库暂时无法读取。
 problem-upstream-oversize = 部门系统返回的数据过大。
 problem-upstream-schema-violation = 部门系统返回的数据不符合约定。
 problem-rate-limit-unavailable = 暂时无法核对限流额度，为安全起见未作查询，请稍后再试。

@@ -92,6 +92,7 @@ pub async fn try_operation(
         Err(connectors::FetchError::Timeout) => ("timed_out", None),
         Err(connectors::FetchError::Malformed) => ("malformed", None),
         Err(connectors::FetchError::Oversize { .. }) => ("oversize", None),
+        Err(connectors::FetchError::FrontDatabase(_)) => ("front_database", None),
         Err(_) => ("upstream_error", None),
     };
     if let Some(operation) = &event.operation {

@@ -266,6 +266,11 @@ pub(crate) fn fetch_problem(connector: &str, e: &FetchError) -> Problem {
         .with("field", m.field.clone())
         .with("upstream_path", m.from.clone())
         .with("rule", m.rule.clone()),
+        FetchError::FrontDatabase(fault) => Problem::new(
+            ProblemKind::FrontDatabase,
+            "Reading the department's front database failed; nothing of it was returned.",
+        )
+        .with("fault", fault.code()),
     };
     problem.with("connector", connector)
 }

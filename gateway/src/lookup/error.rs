@@ -95,5 +95,6 @@ pub fn fetch_kind(error: &FetchError) -> ProblemKind {
         FetchError::Oversize { .. } => ProblemKind::UpstreamOversize,
         FetchError::Malformed => ProblemKind::UpstreamMalformed,
         FetchError::Mapping(_) => ProblemKind::UpstreamSchemaViolation,
+        FetchError::FrontDatabase(_) => ProblemKind::FrontDatabase,
     }
 }
