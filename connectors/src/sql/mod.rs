@@ -86,6 +86,18 @@ pub enum FrontError {
 }
 
 impl FrontError {
+    /// Every fault, in the order the docs list them.
+    pub const ALL: [FrontError; 8] = [
+        FrontError::Unreachable,
+        FrontError::Credentials,
+        FrontError::Timeout,
+        FrontError::PoolExhausted,
+        FrontError::Drift,
+        FrontError::Refused,
+        FrontError::DuplicateRows,
+        FrontError::TooManyRows,
+    ];
+
     /// The fault's name in answers, metrics and logs.
     pub fn code(self) -> &'static str {
         match self {

@@ -212,7 +212,7 @@ crate::problems!(
         Forbidden, SubjectNotFound, PersonUnknown, RateLimited, DepartmentCapacity,
         ConnectorDisabled, RateLimitUnavailable, UpstreamTimeout, UpstreamUnavailable,
         UpstreamError, UpstreamMalformed, UpstreamOversize, UpstreamSchemaViolation,
-        AuditUnavailable,
+        FrontDatabase, AuditUnavailable,
     ]
 );
 

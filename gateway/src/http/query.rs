@@ -171,7 +171,7 @@ crate::problems!(
         UnknownPurpose, UnknownConnector, UnknownOperation, Forbidden, SubjectNotFound,
         RateLimited, DepartmentCapacity, ConnectorDisabled, RateLimitUnavailable,
         UpstreamTimeout, UpstreamUnavailable, UpstreamError, UpstreamMalformed,
-        UpstreamOversize, UpstreamSchemaViolation, AuditUnavailable,
+        UpstreamOversize, UpstreamSchemaViolation, FrontDatabase, AuditUnavailable,
     ]
 );
 

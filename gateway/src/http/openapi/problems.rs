@@ -245,6 +245,13 @@ impl utoipa::PartialSchema for Problem {
                 "limit_bytes",
                 integer("`upstream-oversize`: the connector's size limit."),
             )
+            .property(
+                "fault",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(connectors::sql::FrontError::ALL.iter().map(|f| f.code())))
+                    .description(Some("`front-database`: the kind of fault, never the database's words.")),
+            )
             .property("field", string("`upstream-schema-violation`: the mapped field."))
             .property(
                 "upstream_path",
