@@ -27,8 +27,8 @@
 //!   `04` 家庭人口变化).
 //! - `mz_hydj`: one row per person who married (any status but 未婚): `sfzh`, `xm`,
 //!   `hyzt` 婚姻状况 (GB/T 2261.2: `20` 已婚, `30` 丧偶, `40` 离婚), `djrq` 结婚登记日期,
-//!   `djjg` 登记机关 (the township government before the 2003 regulation, the county
-//!   bureau's registry since), `po_sfzh`/`po_xm` 配偶 (NULL unless married).
+//!   `djjg` 登记机关 (the township's government or 街道办事处 before the 2003
+//!   regulation, the county bureau's registry since), `po_sfzh`/`po_xm` 配偶 (NULL unless married).
 //! - `mz_cjz`: a disability certificate for about 4 % of current residents: `sfzh`,
 //!   `xm`, `cjlb` 残疾类别 (`1` 视力 … `7` 多重), `cjdj` 残疾等级 (1–4), `fzrq` 发证日期.
 
@@ -491,6 +491,10 @@ fn marriage_row(population: &Population, person: &Person) -> Option<Vec<Option<S
             .household(&person.household)
             .and_then(|h| population.townships.iter().find(|t| t.code == h.township));
         match township {
+            // A 街道 has an office (办事处) where a 镇 or 乡 has a government.
+            Some(t) if t.name.ends_with("街道") => {
+                format!("{}{}办事处", population.county_name, t.name)
+            }
             Some(t) => format!("{}{}人民政府", population.county_name, t.name),
             None => format!("{}民政局", population.county_name),
         }
