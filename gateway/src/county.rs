@@ -40,6 +40,10 @@ pub const COUNTY_FILES: &[(&str, &str)] = &[
         include_str!("../../county/connectors/jisheng.yaml"),
     ),
     (
+        "county/connectors/minzheng.yaml",
+        include_str!("../../county/connectors/minzheng.yaml"),
+    ),
+    (
         "schemas/hukou/person.schema.json",
         include_str!("../../schemas/hukou/person.schema.json"),
     ),
@@ -56,6 +60,22 @@ pub const COUNTY_FILES: &[(&str, &str)] = &[
         include_str!("../../schemas/jisheng/fertility.schema.json"),
     ),
     (
+        "schemas/minzheng/dibao.schema.json",
+        include_str!("../../schemas/minzheng/dibao.schema.json"),
+    ),
+    (
+        "schemas/minzheng/dibao-history.schema.json",
+        include_str!("../../schemas/minzheng/dibao-history.schema.json"),
+    ),
+    (
+        "schemas/minzheng/marriage.schema.json",
+        include_str!("../../schemas/minzheng/marriage.schema.json"),
+    ),
+    (
+        "schemas/minzheng/disability.schema.json",
+        include_str!("../../schemas/minzheng/disability.schema.json"),
+    ),
+    (
         "policies/hukou.yaml",
         include_str!("../../policies/hukou.yaml"),
     ),
@@ -66,6 +86,10 @@ pub const COUNTY_FILES: &[(&str, &str)] = &[
     (
         "policies/jisheng.yaml",
         include_str!("../../policies/jisheng.yaml"),
+    ),
+    (
+        "policies/minzheng.yaml",
+        include_str!("../../policies/minzheng.yaml"),
     ),
 ];
 

@@ -1,7 +1,9 @@
 //! The demo county in one process: a synthetic population, the three simulated
-//! department systems on loopback ports, and the gateway in front of them with the
-//! county's configuration (compiled into the binary from `county/`, `schemas/` and
-//! `policies/`, so the demo runs from any directory). The demo is its own token
+//! department systems on loopback ports, the fourth department's front database
+//! (前置库, civil affairs 民政) written from the same population into the data
+//! directory, and the gateway in front of them with the county's configuration
+//! (compiled into the binary from `county/`, `schemas/` and `policies/`, so the demo
+//! runs from any directory). The demo is its own token
 //! issuer: it keeps an ES256 key pair in its data directory and mints one token per
 //! persona (a clerk in each of two townships, a grid worker, a township lead, a
 //! department admin, a privacy officer).
@@ -27,6 +29,41 @@ use crate::store::Storage;
 pub const SEED: u64 = 2026;
 /// Least number of residents in the demo county.
 pub const RESIDENTS: usize = 12_000;
+
+/// The department sharing through a front database, and that database's name (as in
+/// `county/gateway.yaml`).
+pub const FRONT_DEPARTMENT: &str = "county-mca";
+pub const FRONT_DATABASE: &str = "minzheng_front";
+
+/// Where the demo keeps the civil-affairs front database: `DATA_DIR/front/minzheng.db`.
+pub fn front_database_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("front").join("minzheng.db")
+}
+
+/// Writes the civil-affairs front database for `population` into `data_dir` (replacing
+/// an older one whole; mode 0400), off the async workers; returns where it is.
+pub async fn write_front_database(
+    population: Arc<Population>,
+    data_dir: &Path,
+) -> anyhow::Result<PathBuf> {
+    let path = front_database_path(data_dir);
+    let target = path.clone();
+    tokio::task::spawn_blocking(move || {
+        if let Some(dir) = target.parent() {
+            crate::datadir::create_dir(dir).with_context(|| format!("{}", dir.display()))?;
+        }
+        sim::minzheng::write_sqlite(&population, &target)
+            .with_context(|| format!("cannot write {}", target.display()))?;
+        // Personal data, which the gateway only reads: the owner may read it, no one
+        // may write it (the department writes a new file and renames it over this one).
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o400))
+            .with_context(|| format!("{}", target.display()))
+    })
+    .await
+    .context("the front database writer stopped")??;
+    Ok(path)
+}
 
 /// The demo's token issuer, audience and key id (as in `county/gateway.yaml`).
 pub const ISSUER: &str = "county-demo-idp";
@@ -208,6 +245,8 @@ pub struct Demo {
     pub addr: SocketAddr,
     pub data_dir: PathBuf,
     pub departments: Vec<SimServer>,
+    /// The civil-affairs department's front database (a SQLite file in the data dir).
+    pub front_database: PathBuf,
     pub population: Arc<Population>,
     /// Persona name → the file holding its token.
     pub tokens: Vec<(Persona, PathBuf)>,
@@ -242,10 +281,12 @@ pub async fn population(seed: u64, residents: usize) -> Population {
     }
 }
 
-/// The embedded demo county with its connectors pointed at `departments`, trusting
-/// `auth`, with its registry in `data_dir`; and the configuration it loads to.
+/// The embedded demo county with its connectors pointed at `departments` and the
+/// civil-affairs front database at `front_database`, trusting `auth`, with its
+/// registry in `data_dir`; and the configuration it loads to.
 pub async fn county_config(
     departments: &[SimServer],
+    front_database: &Path,
     auth: AuthConfig,
     data_dir: &Path,
     storage: &Storage,
@@ -255,6 +296,11 @@ pub async fn county_config(
             .iter()
             .map(|d| (d.department.id().to_owned(), d.base_url()))
             .collect(),
+        front_paths: [(
+            (FRONT_DEPARTMENT.to_owned(), FRONT_DATABASE.to_owned()),
+            front_database.to_owned(),
+        )]
+        .into(),
         auth: Some(auth),
         data_dir: Some(data_dir.to_owned()),
         ..LoadOptions::default()
@@ -295,9 +341,18 @@ pub async fn start(options: DemoOptions) -> anyhow::Result<Demo> {
         anyhow::bail!(refusal);
     }
     let (key, public) = issuer_key(&data_dir)?;
+    // The fourth department has no system to start: it shares through a front
+    // database, written afresh from the same population.
+    let front_database = write_front_database(population.clone(), &data_dir).await?;
     let storage = Storage::sqlite(&data_dir);
-    let (live, cfg) =
-        county_config(&departments, auth_config(&public)?, &data_dir, &storage).await?;
+    let (live, cfg) = county_config(
+        &departments,
+        &front_database,
+        auth_config(&public)?,
+        &data_dir,
+        &storage,
+    )
+    .await?;
     let auth = Authenticator::new(&cfg.auth, &data_dir)
         .await
         .map_err(|problems| anyhow::anyhow!("the demo issuer: {problems:?}"))?;
@@ -342,6 +397,7 @@ pub async fn start(options: DemoOptions) -> anyhow::Result<Demo> {
         addr: gateway.addr(),
         data_dir,
         departments,
+        front_database,
         population,
         tokens,
         gateway,
@@ -354,6 +410,14 @@ pub const HINT_TOWNSHIP: &str = "139901101";
 /// The resident the demo's hint looks up: a married parent registered in 东岭镇.
 pub fn demo_subject(population: &Population) -> Option<&Person> {
     population.sample_in(SampleKind::MarriedParent, HINT_TOWNSHIP)
+}
+
+/// The applicant of the demo's 低保 hint: the head of a 东岭镇 household that already
+/// receives it (see [`sim::minzheng::dibao_household`]).
+pub fn dibao_subject(population: &Population) -> Option<&Person> {
+    sim::minzheng::dibao_household(population)
+        .and_then(|h| h.members.first())
+        .and_then(|id| population.person(id.as_str()))
 }
 
 impl Demo {
@@ -384,6 +448,12 @@ impl Demo {
                 d.department.name_zh()
             );
         }
+        let _ = writeln!(
+            out,
+            "  department   {:<8} {} 县民政局 民政 (front database 前置库, no API)",
+            "minzheng",
+            self.front_database.display()
+        );
         let _ = writeln!(
             out,
             "  population   {} synthetic residents (not real people)",
@@ -451,6 +521,19 @@ impl Demo {
                 token("clerk-dongling"),
                 person.id.as_str()
             );
+            if let Some(applicant) = dibao_subject(&self.population) {
+                let _ = writeln!(
+                    out,
+                    "\nA 低保 application for a household that already receives it: each member's status and monthly allowance come from the civil-affairs front database:"
+                );
+                let _ = writeln!(
+                    out,
+                    "  curl -s http://{}/v1/forms/subsistence-allowance/fill -H 'content-type: application/json' -H \"authorization: Bearer $(cat {})\" -d '{{\"subject\":{{\"id_number\":\"{}\"}},\"case_id\":\"DEMO-0003\"}}'",
+                    self.addr,
+                    token("clerk-dongling"),
+                    applicant.id.as_str()
+                );
+            }
             let exe = std::env::current_exe()
                 .map(|p| p.display().to_string())
                 .unwrap_or_else(|_| "gateway".to_owned());

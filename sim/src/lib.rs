@@ -4,6 +4,8 @@
 //! three HTTP systems, each with its own API style, as real departments have:
 //! household registration 户籍 ([`hukou`]), social insurance 社保 ([`shebao`]) and
 //! births 计生 ([`jisheng`]). Each can be told to misbehave ([`Faults`]) at run time.
+//! A fourth department, civil affairs 民政 ([`minzheng`]), has no API: it shares
+//! through a front database (前置库), a SQLite file written from the same population.
 //!
 //! This crate root owns starting and stopping the servers; the data is in [`population`],
 //! the wire formats in the department modules, misbehaviour in [`faults`].
@@ -25,6 +27,9 @@ pub mod faults;
 mod generate;
 pub mod hukou;
 pub mod jisheng;
+pub mod minzheng;
+#[cfg(test)]
+mod minzheng_tests;
 mod names;
 pub mod population;
 #[cfg(test)]

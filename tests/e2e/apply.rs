@@ -641,13 +641,13 @@ async fn a_running_gateway_picks_up_an_apply_without_a_restart() {
                 .expect("readyz within 30 s")
         }
     };
-    let before = ready_until(|body| body["connectors"] == 3).await;
+    let before = ready_until(|body| body["connectors"] == 4).await;
 
     let dir = county.path("apply");
     apply_dir(&dir);
     let applied = county.apply(&dir, false).await;
     assert_eq!(applied.code, 0, "{applied:?}");
-    let after = ready_until(|body| body["connectors"] == 4).await;
+    let after = ready_until(|body| body["connectors"] == 5).await;
     assert_ne!(after["config_version"], before["config_version"]);
 
     // The reload is recorded in the audit log after the apply that caused it.

@@ -185,6 +185,15 @@ pub(crate) fn write_county(dir: &Path, edit: impl Fn(&str, &str) -> String) {
     }
 }
 
+/// The civil-affairs department's front database where the county's gateway.yaml
+/// declares it (`data/front/minzheng.db` beside `county/` in `dir`), as the demo
+/// writes it: `gateway check` runs every front-database statement once.
+pub(crate) async fn write_front_database(dir: &Path) {
+    gateway::demo::write_front_database(crate::helpers::population().clone(), &dir.join("data"))
+        .await
+        .expect("the front database is written");
+}
+
 pub(crate) async fn check(config: &Path) -> (i32, String, String) {
     let out = Command::new(BINARY)
         .args(["check", "--config"])
@@ -240,15 +249,27 @@ pub(crate) async fn keygen(dir: &Path) {
 }
 
 #[tokio::test]
-async fn check_accepts_the_repository_county_once_its_issuer_key_exists() {
+async fn check_accepts_the_repository_county_once_its_issuer_key_and_front_database_exist() {
     let dir = tempfile::tempdir().expect("temp dir");
     write_county(dir.path(), |_, text| text.to_owned());
     let config = dir.path().join("county/gateway.yaml");
     keygen(&dir.path().join("data/keys")).await;
+    // Without the civil-affairs front database, its connector's statements cannot run.
+    let (code, _, stderr) = check(&config).await;
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("connector `minzheng`, operation `dibao_by_id`"),
+        "{stderr}"
+    );
+    write_front_database(dir.path()).await;
     let (code, stdout, stderr) = check(&config).await;
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("ok"), "{stdout}");
-    assert!(stdout.contains("3 connectors"), "{stdout}");
+    assert!(stdout.contains("4 connectors"), "{stdout}");
+    assert!(
+        stdout.contains("front databases: 4 statements run"),
+        "{stdout}"
+    );
 }
 
 #[tokio::test]
@@ -261,6 +282,7 @@ async fn check_warns_about_a_grant_that_shows_every_township_everyone() {
     });
     let config = dir.path().join("county/gateway.yaml");
     keygen(&dir.path().join("data/keys")).await;
+    write_front_database(dir.path()).await;
     let (code, stdout, stderr) = check(&config).await;
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("ok"), "{stdout}");
@@ -274,6 +296,7 @@ async fn check_warns_about_a_grant_that_shows_every_township_everyone() {
     let clean = tempfile::tempdir().expect("temp dir");
     write_county(clean.path(), |_, text| text.to_owned());
     keygen(&clean.path().join("data/keys")).await;
+    write_front_database(clean.path()).await;
     let (_, _, stderr) = check(&clean.path().join("county/gateway.yaml")).await;
     assert!(!stderr.contains("nor a row condition"), "{stderr}");
 }

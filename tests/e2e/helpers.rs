@@ -104,11 +104,23 @@ impl TestGateway {
         let public = data_dir.path().join("issuer.pub.pem");
         std::fs::write(&public, public_pem).expect("write the public key");
         let auth = demo::auth_config(&public).expect("auth section");
+        // The civil-affairs department's front database, as the demo writes it.
+        let front = demo::write_front_database(population().clone(), &data_dir.path().join("data"))
+            .await
+            .expect("the front database is written");
         let options = LoadOptions {
             base_urls: departments
                 .iter()
                 .map(|d| (d.department.id().to_owned(), d.base_url()))
                 .collect(),
+            front_paths: [(
+                (
+                    demo::FRONT_DEPARTMENT.to_owned(),
+                    demo::FRONT_DATABASE.to_owned(),
+                ),
+                front,
+            )]
+            .into(),
             auth: Some(auth),
             data_dir: Some(data_dir.path().join("data")),
             ..LoadOptions::default()

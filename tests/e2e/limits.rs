@@ -85,13 +85,20 @@ fn resident_of(township: &str) -> &'static sim::Person {
         .expect("a resident")
 }
 
-/// The 低保 form looking up at most 3 members: it makes up to 4 lookups, as the birth
-/// registration form does, so that a limit with a burst of 4 fits every form.
+/// The 低保 form looking up one member: it makes up to 3 lookups (the household, and
+/// 社保 and 民政 for the member), the birth registration form 4, so that a limit with
+/// a burst of 4 fits every form.
 fn forms_of_four(path: &str, text: &str) -> String {
+    rows_looked_up(path, text, 1)
+}
+
+/// The 低保 form looking up at most `rows` members (the household, and two lookups
+/// for each of them).
+fn rows_looked_up(path: &str, text: &str, rows: usize) -> String {
     match path {
         "forms/subsistence-allowance.yaml" => text.edit(
             "lookup_each: true\n",
-            "lookup_each: true\n    max_rows: 3\n",
+            &format!("lookup_each: true\n    max_rows: {rows}\n"),
         ),
         _ => text.to_owned(),
     }
@@ -432,23 +439,24 @@ async fn officer(gw: &TestGateway, path: &str, body: &Value) -> Reply {
     post_json(&gw.url(path), &token, body).await
 }
 
-/// The attack: one clerk fills 低保 forms (a household lookup and one per member)
+/// The attack: one clerk fills 低保 forms (a household lookup and two per member)
 /// as fast as they can, for household after household. The user's limit holds in
 /// department lookups: the departments see at most that many, the fills that get
 /// through are whole, and the rest are refused whole before anything is fetched.
 #[tokio::test]
 async fn a_clerks_fills_stop_at_their_own_limit_counted_in_department_lookups() {
-    // 30 lookups, refilled too slowly to matter while the test runs.
+    // 50 lookups, refilled too slowly to matter while the test runs.
     let gw = TestGateway::start_with(|path, text| match path {
         "county/gateway.yaml" => text.edit(
             "per_user: { per_minute: 120, burst: 30 }",
-            "per_user: { count: 30, window_s: 86400, burst: 30 }",
+            "per_user: { count: 50, window_s: 86400, burst: 50 }",
         ),
         _ => text.to_owned(),
     })
     .await;
     let zhao = token_for(&gw, "clerk-zhao-lei", Role::Clerk, Some(TOWNSHIP));
-    // The form says what a fill costs: the household, and up to 10 members.
+    // The form says what a fill costs: the household, and 社保 and 民政 for each of up
+    // to 10 members.
     let listed = gw
         .client
         .get(gw.url("/v1/forms"))
@@ -463,7 +471,7 @@ async fn a_clerks_fills_stop_at_their_own_limit_counted_in_department_lookups() 
         .iter()
         .find(|f| f["id"] == "subsistence-allowance")
         .expect("the clerk may fill 低保 forms");
-    assert_eq!(form["max_lookups"], 11);
+    assert_eq!(form["max_lookups"], 21);
 
     let before = department_requests(&gw);
     let mut filled = 0;
@@ -490,8 +498,8 @@ async fn a_clerks_fills_stop_at_their_own_limit_counted_in_department_lookups() 
             assert_eq!(rows.len(), household.members.len());
         } else {
             refused += 1;
-            assert_limited(&reply, &headers, "rate-limited", "user", 30, 86_400);
-            assert_eq!(reply.json["lookups"], 11, "{}", reply.text);
+            assert_limited(&reply, &headers, "rate-limited", "user", 50, 86_400);
+            assert_eq!(reply.json["lookups"], 21, "{}", reply.text);
             assert_eq!(
                 department_requests(&gw),
                 asked,
@@ -504,10 +512,10 @@ async fn a_clerks_fills_stop_at_their_own_limit_counted_in_department_lookups() 
     }
     let reached = department_requests(&gw) - before;
     assert!(
-        reached <= 30,
-        "{reached} department lookups for one clerk whose limit is 30"
+        reached <= 50,
+        "{reached} department lookups for one clerk whose limit is 50"
     );
-    assert_eq!((filled, refused), (2, 18), "two fills of 11 fit in 30");
+    assert_eq!((filled, refused), (2, 18), "two fills of 21 fit in 50");
 
     // Each refused fill is in the audit log as a refusal; and the clerk who kept
     // running into the limit is on the privacy officer's anomaly report.
@@ -792,7 +800,7 @@ async fn daily_quota_counts_survive_a_restart_and_a_crash_of_the_gateway() {
 /// but the members past that are not looked up, and the form says so.
 #[tokio::test]
 async fn a_household_bigger_than_the_form_paid_for_is_listed_but_not_all_looked_up() {
-    let gw = TestGateway::start_with(forms_of_four).await;
+    let gw = TestGateway::start_with(|path, text| rows_looked_up(path, text, 3)).await;
     let population = population();
     let (member, size) = population
         .residents()

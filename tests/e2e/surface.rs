@@ -12,7 +12,7 @@ async fn healthz_and_readyz_report_truthfully() {
     assert_eq!(health.status, 200);
     let ready = gw.get("/readyz").await;
     assert_eq!(ready.status, 200, "{}", ready.text);
-    assert_eq!(ready.json["connectors"], 3);
+    assert_eq!(ready.json["connectors"], 4);
     assert!(
         ready.json["config_version"]
             .as_str()

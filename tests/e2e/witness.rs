@@ -84,6 +84,8 @@ impl County {
         let keys = dir.path().join("data/keys");
         let (code, _, stderr) = run(&["token", "keygen", "--out", text(&keys)]).await;
         assert_eq!(code, 0, "{stderr}");
+        // The civil-affairs department's front database, which `check` reads.
+        crate::binary::write_front_database(dir.path()).await;
         let pem = std::fs::read(keys.join("county-demo-idp.pem")).expect("the issuer key");
         let issuer = gateway::auth::SigningKey::from_pem(
             &pem,

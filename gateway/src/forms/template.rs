@@ -968,14 +968,14 @@ sections:
         // hukou, jisheng and shebao for the applicant; hukou for the spouse (the
         // children are items of the applicant's births record, not lookups).
         assert_eq!(cost("birth-registration"), 4);
-        // The household, and shebao for each of up to 10 members.
-        assert_eq!(cost("subsistence-allowance"), 11);
+        // The household, and shebao and minzheng for each of up to 10 members.
+        assert_eq!(cost("subsistence-allowance"), 21);
         // The household only: its rows are items of the household's list.
         assert_eq!(cost("rural-housing"), 1);
 
         let config = load_with(three_rows).unwrap();
         let form = config.forms.get("subsistence-allowance").unwrap();
-        assert_eq!(form.max_lookups, 4);
+        assert_eq!(form.max_lookups, 7);
         assert!(matches!(
             form.sections[1].scope,
             super::Scope::Repeat { max_rows: 3, .. }
@@ -1019,7 +1019,7 @@ sections:
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert_eq!(problems[0].0, "sections[0].max_rows");
 
-        // A burst of 10 cannot take a fill of up to 11 lookups at once.
+        // A burst of 10 cannot take a fill of up to 21 lookups at once.
         let small = |text: &str| {
             text.replace(
                 "per_user: { per_minute: 120, burst: 30 }",
@@ -1032,7 +1032,7 @@ sections:
         assert_eq!(problems[0].path, "rate_limits.per_user.burst");
         assert!(
             problems[0].message.contains("subsistence-allowance")
-                && problems[0].message.contains("11 department lookups"),
+                && problems[0].message.contains("21 department lookups"),
             "{problems:?}"
         );
         // With at most 3 members looked up, it fits.
