@@ -5,7 +5,8 @@
 //! household registration 户籍 ([`hukou`]), social insurance 社保 ([`shebao`]) and
 //! births 计生 ([`jisheng`]). Each can be told to misbehave ([`Faults`]) at run time.
 //! A fourth department, civil affairs 民政 ([`minzheng`]), has no API: it shares
-//! through a front database (前置库), a SQLite file written from the same population.
+//! through a front database (前置库), a SQLite file written from the same population,
+//! or the same tables in a MariaDB or PostgreSQL server ([`front_servers`]).
 //!
 //! This crate root owns starting and stopping the servers; the data is in [`population`],
 //! the wire formats in the department modules, misbehaviour in [`faults`].
@@ -21,6 +22,7 @@ use tokio::sync::watch;
 mod codes;
 mod dates;
 mod families;
+pub mod front_servers;
 #[cfg(test)]
 mod fault_tests;
 pub mod faults;

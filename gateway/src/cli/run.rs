@@ -78,6 +78,19 @@ pub(super) struct SimulateArgs {
     /// oversized_bytes, hang. At run time: PUT /__sim/faults on the department.
     #[arg(long = "faults", value_name = "DEPT=JSON", value_parser = parse_faults)]
     faults: Vec<(Department, Faults)>,
+    /// Where the civil-affairs department (民政) exports its records, written afresh
+    /// at start: `sqlite:PATH` (the file county/gateway.yaml reads), or a server on
+    /// this machine, `mysql://root@127.0.0.1:3306/test` or
+    /// `postgres://postgres@127.0.0.1:5432/test`.
+    #[arg(
+        long = "front-db",
+        value_name = "URL",
+        default_value = "sqlite:data/front/minzheng.db"
+    )]
+    front_db: String,
+    /// Only write the front database, then exit (start no department system).
+    #[arg(long)]
+    front_db_only: bool,
     #[command(flatten)]
     population: PopulationArgs,
 }
@@ -221,6 +234,7 @@ pub(super) async fn run_serve(args: ServeArgs) -> ExitCode {
             ..crate::console::Options::default()
         },
     };
+    let stop = shutdown_signal();
     let gateway = match Application::build(settings).await {
         Ok(gateway) => gateway,
         Err(e) => {
@@ -237,7 +251,7 @@ pub(super) async fn run_serve(args: ServeArgs) -> ExitCode {
     if let Some(metrics) = gateway.metrics_addr() {
         println!("metrics listening on http://{metrics}/metrics");
     }
-    finish(gateway.run_until(shutdown_signal()).await)
+    finish(gateway.run_until(stop).await)
 }
 
 /// Warns about each grant that gives township callers conditional fields (有条件共享)
@@ -288,6 +302,7 @@ pub(super) async fn run_demo(args: DemoArgs) -> ExitCode {
         seed: args.population.seed,
         residents: args.population.residents,
     };
+    let stop = shutdown_signal();
     let demo = match demo::start(options).await {
         Ok(demo) => demo,
         Err(e) => {
@@ -296,12 +311,47 @@ pub(super) async fn run_demo(args: DemoArgs) -> ExitCode {
         }
     };
     println!("{}", demo.banner());
-    finish(demo.serve(shutdown_signal()).await)
+    finish(demo.serve(stop).await)
 }
 
 pub(super) async fn run_simulate(args: SimulateArgs) -> ExitCode {
+    let stop = shutdown_signal();
     let population =
         Arc::new(demo::population(args.population.seed, args.population.residents).await);
+    let written = match args.front_db.strip_prefix("sqlite:") {
+        Some(path) => {
+            let (population, path) = (population.clone(), std::path::PathBuf::from(path));
+            let shown = path.display().to_string();
+            tokio::task::spawn_blocking(move || {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    crate::datadir::create_dir(dir)
+                        .map_err(|e| format!("{}: {e}", dir.display()))?;
+                }
+                sim::minzheng::write_sqlite(&population, &path).map_err(|e| e.to_string())
+            })
+            .await
+            .unwrap_or_else(|_| Err("the writer stopped".to_owned()))
+            .map(|()| shown)
+        }
+        None => sim::front_servers::write_server(&population, &args.front_db)
+            .await
+            .map(|rows| {
+                format!(
+                    "{} ({rows} rows)",
+                    crate::secrets::redact_url(&args.front_db)
+                )
+            }),
+    };
+    match written {
+        Ok(at) => println!("county-mca (县民政局) front database in {at}"),
+        Err(e) => {
+            eprintln!("error: cannot write the civil-affairs front database: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    if args.front_db_only {
+        return ExitCode::SUCCESS;
+    }
     let mut servers = Vec::new();
     for (department, addr) in [
         (Department::Hukou, args.hukou),
@@ -342,6 +392,6 @@ pub(super) async fn run_simulate(args: SimulateArgs) -> ExitCode {
         }
     }
     println!("{} synthetic residents; Ctrl-C stops.", population.len());
-    shutdown_signal().await;
+    stop.await;
     ExitCode::SUCCESS
 }

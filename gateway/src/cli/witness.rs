@@ -81,12 +81,13 @@ async fn serve(path: PathBuf, listen: Option<SocketAddr>) -> ExitCode {
         }
     };
     let addr = listener.local_addr().unwrap_or(listen);
+    let stop = shutdown_signal();
     println!(
         "witness listening on https://{addr} ({} clients allowed, store {})",
         config.clients.len(),
         config.data_dir.display()
     );
-    match crate::witness::serve(config, listener, shutdown_signal()).await {
+    match crate::witness::serve(config, listener, stop).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(problems) => {
             for problem in problems {
