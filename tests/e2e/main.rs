@@ -29,6 +29,7 @@ mod drafts;
 mod errors;
 mod forms;
 mod free_text;
+mod front_database;
 mod hostile_files;
 mod jurisdiction;
 mod labels;

@@ -1,0 +1,245 @@
+//! The civil-affairs department (县民政局) end to end, on its front database: a clerk's
+//! 低保 form reads 户籍 and 社保 over HTTP and 民政 from the front database at once,
+//! the values are the department's own, and the privacy officer finds each 民政
+//! lookup in the audit log — with the demo's SQLite file, and with the same export
+//! written into real MariaDB and PostgreSQL servers (`gateway simulate --front-db`'s
+//! writer).
+
+use std::collections::BTreeMap;
+
+use gateway::auth::Role;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestGateway, population, post_json};
+
+const TOWNSHIP: &str = sim::minzheng::SAMPLE_TOWNSHIP;
+
+/// Each current member of the sampled 低保 household, with the status code the
+/// department's export holds for them.
+fn dibao_members() -> BTreeMap<String, String> {
+    let population = population();
+    let household = sim::minzheng::dibao_household(population).expect("a 低保 household");
+    let tables = sim::minzheng::tables(population);
+    let dibao = tables
+        .iter()
+        .find(|t| t.name == "mz_dibao")
+        .expect("the 低保 table");
+    let status = dibao
+        .columns
+        .iter()
+        .position(|(name, _)| *name == "dbzt")
+        .expect("dbzt");
+    dibao
+        .rows
+        .iter()
+        .filter(|row| {
+            row.first()
+                .and_then(|id| id.as_deref())
+                .is_some_and(|id| household.members.iter().any(|m| m.as_str() == id))
+        })
+        .map(|row| {
+            (
+                row[0].clone().unwrap_or_default(),
+                row[status].clone().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+/// Fills the 低保 form for the sampled household and checks what came back from each
+/// department; then the privacy officer's view of the 民政 lookups.
+async fn fill_and_audit(gw: &TestGateway) {
+    let members = dibao_members();
+    assert!(members.len() >= 2, "{members:?}");
+    let first = members.keys().next().expect("a member").clone();
+    let token = gw.token(Role::Clerk, Some(TOWNSHIP));
+    let reply = post_json(
+        &gw.url("/v1/forms/subsistence-allowance/fill"),
+        &token,
+        &json!({"subject": {"id_number": first}, "case_id": "DB-2026-0042"}),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(reply.json["complete"], true, "{}", reply.text);
+    let mut calls: BTreeMap<String, usize> = BTreeMap::new();
+    for lookup in reply.json["lookups"].as_array().expect("lookups") {
+        *calls
+            .entry(lookup["connector"].as_str().expect("connector").to_owned())
+            .or_default() += 1;
+    }
+    assert_eq!(calls.get("hukou"), Some(&1), "{calls:?}");
+    assert!(
+        calls.get("shebao").is_some_and(|n| *n >= members.len()),
+        "{calls:?}"
+    );
+    assert!(
+        calls.get("minzheng").is_some_and(|n| *n >= members.len()),
+        "{calls:?}"
+    );
+    // Each current member's row shows the status the department's export holds for
+    // them, with 民政 named as its source; no 民政 lookup failed.
+    assert!(!reply.text.contains("front-database"), "{}", reply.text);
+    let section = reply.json["sections"]
+        .as_array()
+        .expect("sections")
+        .iter()
+        .find(|s| s["id"] == "members")
+        .expect("the members section");
+    let mut shown: Vec<String> = Vec::new();
+    for row in section["rows"].as_array().expect("rows") {
+        let fields = row["fields"].as_array().expect("fields");
+        let field = |id: &str| fields.iter().find(|f| f["id"] == id).expect("a field");
+        let status = field("dibao_status");
+        if let Some(value) = status["value"].as_str() {
+            assert_eq!(status["source"]["connector"], "minzheng", "{status}");
+            assert_eq!(
+                status["source"]["department"]["id"], "county-mca",
+                "{status}"
+            );
+            assert!(
+                field("dibao_monthly_amount")["value"]
+                    .as_f64()
+                    .is_some_and(|a| a > 0.0)
+            );
+            shown.push(value.to_owned());
+        }
+    }
+    let mut expected: Vec<String> = members
+        .values()
+        .map(|code| {
+            match code.as_str() {
+                "1" => "receiving",
+                "2" => "suspended",
+                _ => "stopped",
+            }
+            .to_owned()
+        })
+        .collect();
+    shown.sort();
+    expected.sort();
+    assert_eq!(shown, expected, "{}", reply.text);
+
+    // The privacy officer finds each 民政 lookup, by connector.
+    let officer = gw.token(Role::PrivacyOfficer, None);
+    let found = post_json(
+        &gw.url("/v1/audit/search"),
+        &officer,
+        &json!({"filter": {"connector": "minzheng"}, "limit": 100}),
+    )
+    .await;
+    assert_eq!(found.status, 200, "{}", found.text);
+    let events = found.json["events"].as_array().expect("events");
+    assert!(events.len() >= members.len(), "{}", found.text);
+    for event in events {
+        assert_eq!(event["connector"], "minzheng", "{event}");
+        assert_eq!(event["purpose"], "subsistence_allowance", "{event}");
+    }
+    // And the citizen's report lists the 民政 access among the others.
+    let report = post_json(
+        &gw.url("/v1/audit/report"),
+        &officer,
+        &json!({"id_number": first}),
+    )
+    .await;
+    assert_eq!(report.status, 200, "{}", report.text);
+    let connectors: Vec<&Value> = report.json["accesses"]
+        .as_array()
+        .expect("accesses")
+        .iter()
+        .map(|a| &a["connector"])
+        .collect();
+    assert!(connectors.contains(&&json!("minzheng")), "{}", report.text);
+}
+
+#[tokio::test]
+async fn a_dibao_fill_reads_hukou_shebao_and_the_civil_affairs_front_database() {
+    let gw = TestGateway::start().await;
+    fill_and_audit(&gw).await;
+}
+
+/// The same form against the same export written into a server: a fresh database of
+/// the test's own, which `minzheng_front` then names instead of the demo's file.
+async fn on_server(driver: &str, admin_url: &str) {
+    let database = testkit::services::schema_name();
+    let url = match driver {
+        "mysql" => {
+            use mysql_async::prelude::Queryable;
+            let mut admin = mysql_async::Conn::from_url(admin_url)
+                .await
+                .expect("MariaDB");
+            admin
+                .query_drop(format!("CREATE DATABASE {database}"))
+                .await
+                .expect("a database");
+            admin_url.replace("/test", &format!("/{database}"))
+        }
+        _ => {
+            let (admin, connection) = tokio_postgres::connect(admin_url, tokio_postgres::NoTls)
+                .await
+                .expect("PostgreSQL");
+            tokio::spawn(connection);
+            admin
+                .batch_execute(&format!("CREATE DATABASE {database}"))
+                .await
+                .expect("a database");
+            admin_url.replace("/test", &format!("/{database}"))
+        }
+    };
+    let rows = sim::front_servers::write_server(population(), &url)
+        .await
+        .expect("the export is written");
+    assert!(rows > 0);
+    let declared = "minzheng_front: { driver: sqlite, path: ../data/front/minzheng.db, pool: 4 }";
+    let on_server = format!("minzheng_front: {{ driver: {driver}, url: \"{url}\", pool: 4 }}");
+    let gw = TestGateway::start_with(|path, text| {
+        if path == gateway::county::COUNTY_CONFIG {
+            assert!(
+                text.contains(declared),
+                "the county declares its front database"
+            );
+            text.replace(declared, &on_server)
+        } else {
+            text.to_owned()
+        }
+    })
+    .await;
+    fill_and_audit(&gw).await;
+    drop(gw);
+    match driver {
+        "mysql" => {
+            use mysql_async::prelude::Queryable;
+            let mut admin = mysql_async::Conn::from_url(admin_url)
+                .await
+                .expect("MariaDB");
+            admin
+                .query_drop(format!("DROP DATABASE {database}"))
+                .await
+                .expect("dropped");
+        }
+        _ => {
+            let (admin, connection) = tokio_postgres::connect(admin_url, tokio_postgres::NoTls)
+                .await
+                .expect("PostgreSQL");
+            tokio::spawn(connection);
+            // The gateway's pool may still hold a connection for a moment.
+            admin
+                .batch_execute(&format!("DROP DATABASE {database} WITH (FORCE)"))
+                .await
+                .expect("dropped");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_same_fill_reads_the_export_from_mariadb() {
+    if let Some(url) = testkit::services::mariadb("front_database::mariadb").await {
+        on_server("mysql", &url).await;
+    }
+}
+
+#[tokio::test]
+async fn the_same_fill_reads_the_export_from_postgresql() {
+    if let Some(url) = testkit::services::postgres("front_database::postgresql").await {
+        on_server("postgres", &url).await;
+    }
+}
