@@ -157,34 +157,29 @@ async fn a_dibao_fill_reads_hukou_shebao_and_the_civil_affairs_front_database() 
     fill_and_audit(&gw).await;
 }
 
+/// Runs one administrative statement on the server at `admin_url`.
+async fn admin(driver: &str, admin_url: &str, statement: &str) {
+    if driver == "mysql" {
+        use mysql_async::prelude::Queryable;
+        let mut admin = mysql_async::Conn::from_url(admin_url)
+            .await
+            .expect("MariaDB");
+        admin.query_drop(statement).await.expect(statement);
+    } else {
+        let (admin, connection) = tokio_postgres::connect(admin_url, tokio_postgres::NoTls)
+            .await
+            .expect("PostgreSQL");
+        tokio::spawn(connection);
+        admin.batch_execute(statement).await.expect(statement);
+    }
+}
+
 /// The same form against the same export written into a server: a fresh database of
 /// the test's own, which `minzheng_front` then names instead of the demo's file.
 async fn on_server(driver: &str, admin_url: &str) {
     let database = testkit::services::schema_name();
-    let url = match driver {
-        "mysql" => {
-            use mysql_async::prelude::Queryable;
-            let mut admin = mysql_async::Conn::from_url(admin_url)
-                .await
-                .expect("MariaDB");
-            admin
-                .query_drop(format!("CREATE DATABASE {database}"))
-                .await
-                .expect("a database");
-            admin_url.replace("/test", &format!("/{database}"))
-        }
-        _ => {
-            let (admin, connection) = tokio_postgres::connect(admin_url, tokio_postgres::NoTls)
-                .await
-                .expect("PostgreSQL");
-            tokio::spawn(connection);
-            admin
-                .batch_execute(&format!("CREATE DATABASE {database}"))
-                .await
-                .expect("a database");
-            admin_url.replace("/test", &format!("/{database}"))
-        }
-    };
+    admin(driver, admin_url, &format!("CREATE DATABASE {database}")).await;
+    let url = admin_url.replace("/test", &format!("/{database}"));
     let rows = sim::front_servers::write_server(population(), &url)
         .await
         .expect("the export is written");
@@ -205,29 +200,18 @@ async fn on_server(driver: &str, admin_url: &str) {
     .await;
     fill_and_audit(&gw).await;
     drop(gw);
-    match driver {
-        "mysql" => {
-            use mysql_async::prelude::Queryable;
-            let mut admin = mysql_async::Conn::from_url(admin_url)
-                .await
-                .expect("MariaDB");
-            admin
-                .query_drop(format!("DROP DATABASE {database}"))
-                .await
-                .expect("dropped");
-        }
-        _ => {
-            let (admin, connection) = tokio_postgres::connect(admin_url, tokio_postgres::NoTls)
-                .await
-                .expect("PostgreSQL");
-            tokio::spawn(connection);
-            // The gateway's pool may still hold a connection for a moment.
-            admin
-                .batch_execute(&format!("DROP DATABASE {database} WITH (FORCE)"))
-                .await
-                .expect("dropped");
-        }
-    }
+    // The gateway's pool may still hold a PostgreSQL connection for a moment.
+    let force = if driver == "mysql" {
+        ""
+    } else {
+        " WITH (FORCE)"
+    };
+    admin(
+        driver,
+        admin_url,
+        &format!("DROP DATABASE {database}{force}"),
+    )
+    .await;
 }
 
 #[tokio::test]

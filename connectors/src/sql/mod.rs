@@ -169,6 +169,19 @@ impl Front {
     }
 }
 
+/// One of a front database's `pool` connections, waited for at most `wait`: every
+/// driver counts its connections in use this way, so that "none free" is told apart
+/// from "cannot connect".
+async fn connection_permit(
+    permits: &tokio::sync::Semaphore,
+    wait: std::time::Duration,
+) -> Result<tokio::sync::SemaphorePermit<'_>, FrontError> {
+    tokio::time::timeout(wait, permits.acquire())
+        .await
+        .map_err(|_| FrontError::PoolExhausted)?
+        .map_err(|_| FrontError::Unreachable)
+}
+
 /// One operation's statement and what it reads.
 #[derive(Debug, Clone)]
 pub(crate) struct Query {

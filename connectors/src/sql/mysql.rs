@@ -116,6 +116,15 @@ impl MysqlFront {
             .await
     }
 
+    /// A pooled connection, within `wait`.
+    async fn conn(&self, wait: Duration) -> Result<mysql_async::Conn, FrontError> {
+        let pool = self.pool(wait).await?;
+        tokio::time::timeout(wait, pool.get_conn())
+            .await
+            .map_err(|_| FrontError::Unreachable)?
+            .map_err(classify)
+    }
+
     /// Runs `query` within `wait` for a connection and `limit` for the statement.
     pub(super) async fn rows(
         &self,
@@ -124,15 +133,8 @@ impl MysqlFront {
         wait: Duration,
         limit: Duration,
     ) -> Result<Vec<Json>, FrontError> {
-        let _permit = tokio::time::timeout(wait, self.permits.acquire())
-            .await
-            .map_err(|_| FrontError::PoolExhausted)?
-            .map_err(|_| FrontError::Unreachable)?;
-        let pool = self.pool(wait).await?;
-        let mut conn = tokio::time::timeout(wait, pool.get_conn())
-            .await
-            .map_err(|_| FrontError::Unreachable)?
-            .map_err(classify)?;
+        let _permit = super::connection_permit(&self.permits, wait).await?;
+        let mut conn = self.conn(wait).await?;
         let rows: Vec<Row> = tokio::time::timeout(limit, conn.exec(query.sql.as_ref(), (key,)))
             .await
             .map_err(|_| FrontError::Timeout)?
@@ -146,11 +148,7 @@ impl MysqlFront {
     /// Whether the gateway's user may change anything in the database: a privilege
     /// to write, on the server, the database or one of its tables.
     pub async fn could_write(&self, wait: Duration) -> Result<Writable, FrontError> {
-        let pool = self.pool(wait).await?;
-        let mut conn = tokio::time::timeout(wait, pool.get_conn())
-            .await
-            .map_err(|_| FrontError::Unreachable)?
-            .map_err(classify)?;
+        let mut conn = self.conn(wait).await?;
         // Privileges are listed for the account the server matched ('user'@'host').
         let writes: Option<i64> = conn
             .query_first(
@@ -181,9 +179,7 @@ impl MysqlFront {
 impl MysqlFront {
     /// Runs a statement that writes on one of the gateway's connections.
     pub(super) async fn try_write(&self, sql: &str) -> Result<(), FrontError> {
-        let wait = Duration::from_secs(5);
-        let pool = self.pool(wait).await?;
-        let mut conn = pool.get_conn().await.map_err(classify)?;
+        let mut conn = self.conn(Duration::from_secs(5)).await?;
         conn.exec_drop(sql, ()).await.map_err(classify)
     }
 }

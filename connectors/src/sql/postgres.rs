@@ -110,10 +110,7 @@ impl PostgresFront {
         wait: Duration,
         limit: Duration,
     ) -> Result<Vec<Json>, FrontError> {
-        let _permit = tokio::time::timeout(wait, self.permits.acquire())
-            .await
-            .map_err(|_| FrontError::PoolExhausted)?
-            .map_err(|_| FrontError::Unreachable)?;
+        let _permit = super::connection_permit(&self.permits, wait).await?;
         let client = self.client(wait).await?;
         let run = async {
             let statement = client

@@ -42,10 +42,7 @@ impl SqliteFront {
         wait: Duration,
         limit: Duration,
     ) -> Result<Vec<Value>, FrontError> {
-        let _permit = tokio::time::timeout(wait, self.permits.acquire())
-            .await
-            .map_err(|_| FrontError::PoolExhausted)?
-            .map_err(|_| FrontError::Unreachable)?;
+        let _permit = super::connection_permit(&self.permits, wait).await?;
         let taken = self.idle.lock().await.pop();
         let connection = match taken {
             Some(connection) => connection,
