@@ -8,9 +8,10 @@
 use std::collections::BTreeMap;
 
 use gateway::auth::Role;
+use gateway::demo;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestGateway, population, post_json};
+use crate::helpers::{Edit, Reply, TestGateway, client, county_file, population, post_json};
 
 const TOWNSHIP: &str = sim::minzheng::SAMPLE_TOWNSHIP;
 
@@ -226,4 +227,130 @@ async fn the_same_fill_reads_the_export_from_postgresql() {
     if let Some(url) = testkit::services::postgres("front_database::postgresql").await {
         on_server("postgres", &url).await;
     }
+}
+
+/// A department admin's token for `department`.
+fn admin_of(gw: &TestGateway, department: &'static str) -> String {
+    let persona = demo::Persona {
+        name: "front-db-tester",
+        about: "a test caller",
+        role: Role::DeptAdmin,
+        township: None,
+        department: Some(department),
+    };
+    demo::persona_token(&gw.issuer, &persona).expect("a token")
+}
+
+/// The civil-affairs connector copied as `id`, owned by `department`, reading
+/// `database`, with its schemas.
+fn copy_of_minzheng(id: &str, department: &str, database: &str) -> Value {
+    let definition = county_file("county/connectors/minzheng.yaml")
+        .edit("id: minzheng\n", &format!("id: {id}\n"))
+        .edit(
+            "department: { id: county-mca }",
+            &format!("department: {{ id: {department} }}"),
+        )
+        .edit("database: minzheng_front", &format!("database: {database}"));
+    let mut schemas = serde_json::Map::new();
+    for name in ["dibao", "dibao-history", "marriage", "disability"] {
+        let path = format!("minzheng/{name}.schema.json");
+        let text = county_file(&format!("schemas/{path}"));
+        schemas.insert(path, serde_json::from_str(text).expect("a schema"));
+    }
+    json!({"definition": definition, "schemas": schemas})
+}
+
+async fn put(gw: &TestGateway, token: &str, id: &str, body: &Value) -> Reply {
+    let request = client()
+        .put(gw.url(&format!("/v1/admin/connectors/{id}")))
+        .bearer_auth(token)
+        .json(body);
+    Reply::read(request.send().await.expect("an answer")).await
+}
+
+/// A department with only a staging database registers its connector through the API,
+/// as any department does; but no department's connector may name a front database
+/// the operator did not declare for it — not even another department's.
+#[tokio::test]
+async fn a_department_registers_a_front_database_connector_and_cannot_read_anothers() {
+    let gw = TestGateway::start().await;
+    let mca = admin_of(&gw, "county-mca");
+    let proposed = put(
+        &gw,
+        &mca,
+        "minzheng2",
+        &copy_of_minzheng("minzheng2", "county-mca", "minzheng_front"),
+    )
+    .await;
+    assert!([201, 202].contains(&proposed.status), "{}", proposed.text);
+    assert_eq!(proposed.json["version"], 1, "{}", proposed.text);
+    if proposed.json["state"] == "awaiting_review" {
+        // The county's data-governance office approves its classification.
+        let persona = demo::Persona {
+            name: "governance-tester",
+            about: "a test reviewer",
+            role: Role::Governance,
+            township: None,
+            department: None,
+        };
+        let governance = demo::persona_token(&gw.issuer, &persona).expect("a token");
+        let approved = post_json(
+            &gw.url("/v1/admin/connectors/minzheng2/versions/1/approve"),
+            &governance,
+            &json!({"note": "the same classification as minzheng"}),
+        )
+        .await;
+        assert_eq!(approved.status, 200, "{}", approved.text);
+    }
+    // It serves: a clerk's lookup reads the front database (open fields need no grant).
+    let member = dibao_members().into_keys().next().expect("a member");
+    let answer = gw
+        .query(&crate::helpers::lookup("minzheng2", "dibao_by_id", &member))
+        .await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert!(
+        answer.json["data"]["id_number"].is_string(),
+        "{}",
+        answer.text
+    );
+    assert!(
+        answer.json["data"].get("name").is_none(),
+        "conditional fields need a grant"
+    );
+
+    // A database its department never declared.
+    let refused = put(
+        &gw,
+        &mca,
+        "minzheng3",
+        &copy_of_minzheng("minzheng3", "county-mca", "renshe_front"),
+    )
+    .await;
+    refused.assert_problem(422, "invalid-config");
+    assert!(
+        refused.json["problems"]
+            .as_array()
+            .expect("problems")
+            .iter()
+            .any(|p| p["path"] == "database"),
+        "{}",
+        refused.text
+    );
+    // The health commission's admin names 民政's database for a connector of its own.
+    let hc = admin_of(&gw, "county-hc");
+    let refused = put(
+        &gw,
+        &hc,
+        "hc_reads_mca",
+        &copy_of_minzheng("hc_reads_mca", "county-hc", "minzheng_front"),
+    )
+    .await;
+    refused.assert_problem(422, "invalid-config");
+    assert!(
+        refused
+            .text
+            .contains("is not a front database of department `county-hc`"),
+        "{}",
+        refused.text
+    );
 }
