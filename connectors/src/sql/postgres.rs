@@ -123,7 +123,14 @@ impl PostgresFront {
                 .map_err(|e| classify(&e))
         };
         let rows = match tokio::time::timeout(limit, run).await {
-            Ok(rows) => rows?,
+            Ok(Ok(rows)) => rows,
+            Ok(Err(FrontError::Drift)) => {
+                // The export changed under a statement this connection prepared; a
+                // fresh connection prepares it again once the department has fixed it.
+                drop(deadpool_postgres::Object::take(client));
+                return Err(FrontError::Drift);
+            }
+            Ok(Err(fault)) => return Err(fault),
             Err(_) => {
                 // Stop it on the server, and do not hand the busy connection out again.
                 let cancel = client.cancel_token();
