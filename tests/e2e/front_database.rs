@@ -354,3 +354,62 @@ async fn a_department_registers_a_front_database_connector_and_cannot_read_anoth
         refused.text
     );
 }
+
+/// What a clerk sees when the department's export breaks: a problem naming the
+/// department and the kind of fault, never the file, the database's words or the
+/// person; and the lookups work again once the department delivers a good export.
+#[tokio::test]
+async fn a_broken_export_is_named_by_department_and_fault_and_a_new_one_is_read() {
+    let gw = TestGateway::start().await;
+    let member = dibao_members().into_keys().next().expect("a member");
+    let file = gw.data_dir.path().join("data/front/minzheng.db");
+    let ask = || crate::helpers::lookup("minzheng", "marriage_by_id", &member);
+    let served = |reply: &Reply| [200, 404].contains(&reply.status);
+    let first = gw.query(&ask()).await;
+    assert!(served(&first), "{}", first.text);
+    let broken = |reply: &Reply, fault: &str| {
+        reply.assert_problem(502, "front-database");
+        assert_eq!(reply.json["fault"], fault, "{}", reply.text);
+        assert_eq!(
+            reply.json["department"]["id"], "county-mca",
+            "{}",
+            reply.text
+        );
+        assert_eq!(
+            reply.json["department"]["name"], "县民政局",
+            "{}",
+            reply.text
+        );
+        assert_eq!(reply.json["connector"], "minzheng", "{}", reply.text);
+        for secret in [
+            member.as_str(),
+            "minzheng.db",
+            "mz_hydj",
+            "v_marriage",
+            "sqlite",
+        ] {
+            assert!(!reply.text.contains(secret), "{secret} in {}", reply.text);
+        }
+    };
+    // The file is gone (the department is between exports).
+    std::fs::remove_file(&file).expect("removed");
+    // The department purges the gateway's copy, so that no cached answer stands in.
+    let purge = post_json(
+        &gw.url("/v1/admin/connectors/minzheng/cache/purge"),
+        &admin_of(&gw, "county-mca"),
+        &json!({}),
+    )
+    .await;
+    assert_eq!(purge.status, 200, "{}", purge.text);
+    broken(&gw.query(&ask()).await, "unreachable");
+    // A new file without the view the connector reads: the export is not as declared.
+    rusqlite::Connection::open(&file)
+        .and_then(|db| db.execute_batch("CREATE TABLE mz_hydj (sfzh TEXT)"))
+        .expect("a broken export");
+    broken(&gw.query(&ask()).await, "schema_drift");
+    // The department writes its export again, renamed over the broken one: read.
+    sim::minzheng::write_sqlite(population(), &file).expect("the export again");
+    let again = gw.query(&ask()).await;
+    assert!(served(&again), "{}", again.text);
+    assert_eq!(again.status, first.status, "{}", again.text);
+}

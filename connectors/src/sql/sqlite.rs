@@ -3,6 +3,10 @@
 //! on, so that no statement can write; statements run on blocking threads and are
 //! interrupted at the deadline. Rows come back as JSON objects keyed by the columns
 //! the operation declares.
+//!
+//! A department replaces its export whole (a new file renamed over the old one); an
+//! open connection would go on reading the old file, so a connection is reused only
+//! while the path still names the file it opened, and one that met a fault is closed.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -19,8 +23,9 @@ use super::{FrontError, Query};
 #[derive(Debug)]
 pub struct SqliteFront {
     path: PathBuf,
-    /// Connections not in use; opened as needed up to `permits`.
-    idle: Mutex<Vec<Connection>>,
+    /// Connections not in use, with the file (inode) each opened; opened as needed
+    /// up to `permits`.
+    idle: Mutex<Vec<(Connection, u64)>>,
     permits: Semaphore,
 }
 
@@ -43,11 +48,7 @@ impl SqliteFront {
         limit: Duration,
     ) -> Result<Vec<Value>, FrontError> {
         let _permit = super::connection_permit(&self.permits, wait).await?;
-        let taken = self.idle.lock().await.pop();
-        let connection = match taken {
-            Some(connection) => connection,
-            None => open(&self.path)?,
-        };
+        let (connection, file) = self.checkout().await?;
         let interrupt = connection.get_interrupt_handle();
         let (query, key) = (query.clone(), key.to_owned());
         let mut running = tokio::task::spawn_blocking(move || {
@@ -60,12 +61,31 @@ impl SqliteFront {
                 // Stops the statement; the connection comes back once it has.
                 interrupt.interrupt();
                 let (connection, _) = running.await.map_err(|_| FrontError::Unreachable)?;
-                self.idle.lock().await.push(connection);
+                self.idle.lock().await.push((connection, file));
                 return Err(FrontError::Timeout);
             }
         };
-        self.idle.lock().await.push(connection);
+        // A connection that met a fault is closed: the next one opens the file anew.
+        if rows.is_ok() {
+            self.idle.lock().await.push((connection, file));
+        }
         rows
+    }
+
+    /// An idle connection to the file the path names now, or a new one.
+    async fn checkout(&self) -> Result<(Connection, u64), FrontError> {
+        use std::os::unix::fs::MetadataExt as _;
+        let now = std::fs::metadata(&self.path)
+            .map_err(|_| FrontError::Unreachable)?
+            .ino();
+        let mut idle = self.idle.lock().await;
+        // Connections to a file since replaced are closed.
+        idle.retain(|(_, file)| *file == now);
+        if let Some(taken) = idle.pop() {
+            return Ok(taken);
+        }
+        drop(idle);
+        Ok((open(&self.path)?, now))
     }
 
     /// Whether the gateway could write the file (it opens it read-only all the same).
@@ -87,13 +107,9 @@ impl SqliteFront {
 impl SqliteFront {
     /// Runs a statement that writes on one of the gateway's connections.
     pub(super) async fn try_write(&self, sql: &str) -> Result<(), FrontError> {
-        let taken = self.idle.lock().await.pop();
-        let connection = match taken {
-            Some(connection) => connection,
-            None => open(&self.path)?,
-        };
+        let (connection, file) = self.checkout().await?;
         let done = connection.execute_batch(sql).map_err(classify);
-        self.idle.lock().await.push(connection);
+        self.idle.lock().await.push((connection, file));
         done
     }
 }
@@ -203,5 +219,36 @@ mod tests {
         drop(held);
         let rows = front.rows(&query, "a", wait, limit).await.expect("rows");
         assert_eq!(rows, vec![serde_json::json!({"v": "x"})]);
+    }
+
+    #[tokio::test]
+    async fn an_export_replaced_whole_is_read_at_the_next_lookup() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("front.db");
+        let export = |file: &Path, value: &str| {
+            Connection::open(file)
+                .and_then(|db| {
+                    db.execute_batch(&format!(
+                        "CREATE TABLE t (k TEXT, v TEXT); INSERT INTO t VALUES ('a', '{value}');"
+                    ))
+                })
+                .expect("an export");
+        };
+        export(&path, "old");
+        let front = SqliteFront::new(&path, 2);
+        let query = Query {
+            sql: "SELECT `v` FROM `t` WHERE `k` = ? LIMIT 2".into(),
+            columns: vec!["v".to_owned()].into(),
+            limit: 2,
+        };
+        let wait = Duration::from_secs(5);
+        let read = || front.rows(&query, "a", wait, wait);
+        assert_eq!(read().await, Ok(vec![serde_json::json!({"v": "old"})]));
+        // The department writes a new file and renames it over the old one, while the
+        // gateway holds a connection to the old one.
+        let next = dir.path().join("front.db.new");
+        export(&next, "new");
+        std::fs::rename(&next, &path).expect("renamed");
+        assert_eq!(read().await, Ok(vec![serde_json::json!({"v": "new"})]));
     }
 }

@@ -26,6 +26,7 @@ use super::request::parse;
 use super::{Authenticated, Peer, RequestId};
 use crate::app::App;
 use crate::auth::Caller;
+use crate::config::ActiveConfig;
 use crate::lookup::Trail;
 use crate::lookup::single::{self, Ask};
 use crate::policy::{Returned, Withheld};
@@ -123,7 +124,9 @@ async fn run(
         id_number,
         household_number,
     };
-    let answered = single::ask(app.services(request_id), &config, caller, ask, trail).await?;
+    let answered = single::ask(app.services(request_id), &config, caller, ask, trail)
+        .await
+        .map_err(|e| naming_department(Problem::from(e), &config))?;
     let (found, connector, operation, purpose) = (
         &answered.found,
         answered.connector,
@@ -162,6 +165,29 @@ async fn run(
         },
     };
     Ok(super::labels::respond(&answer, lang))
+}
+
+/// A department's failure names the department, as its answer would have: the
+/// connector's department from the configuration, never anything the department sent.
+fn naming_department(problem: Problem, config: &ActiveConfig) -> Problem {
+    if problem.kind.blame() != crate::problem::Blame::Department
+        || problem.extensions.contains_key("department")
+    {
+        return problem;
+    }
+    let department = problem
+        .extensions
+        .get("connector")
+        .and_then(|c| c.as_str())
+        .and_then(|c| config.connectors.get(c))
+        .map(|c| &c.def.department);
+    match department {
+        Some(d) => problem.with(
+            "department",
+            serde_json::json!({"id": d.id, "name": d.name}),
+        ),
+        None => problem,
+    }
 }
 
 crate::problems!(
