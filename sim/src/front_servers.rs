@@ -16,18 +16,9 @@ use crate::population::Population;
 /// Writes the export into the database at `url`; the number of rows written.
 pub async fn write_server(population: &Population, url: &str) -> Result<usize, String> {
     let parsed = url::Url::parse(url).map_err(|_| "--front-db: not a URL".to_owned())?;
-    let loopback = match parsed.host() {
-        // Outside http(s) the URL parser keeps an IP address as a name.
-        Some(url::Host::Domain(name)) => {
-            name == "localhost"
-                || name
-                    .parse::<std::net::IpAddr>()
-                    .is_ok_and(|ip| ip.is_loopback())
-        }
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    };
+    let loopback = parsed
+        .host_str()
+        .is_some_and(connectors::sql::server::is_loopback);
     if !loopback {
         return Err("--front-db: the simulator writes only to a server on this machine (127.0.0.1 or localhost)".into());
     }

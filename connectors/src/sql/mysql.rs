@@ -41,19 +41,7 @@ impl MysqlFront {
     /// A front database at `url` (`mysql://user:password@host:port/database`, no
     /// query). Nothing is connected yet.
     pub fn new(url: &str, settings: ServerSettings) -> Result<MysqlFront, String> {
-        let parsed = url::Url::parse(url).map_err(|_| "is not a mysql:// address".to_owned())?;
-        if parsed.scheme() != "mysql" {
-            return Err("a MySQL or MariaDB front database needs a mysql:// address".into());
-        }
-        if parsed.query().is_some() || parsed.fragment().is_some() {
-            return Err(
-                "the address must not carry options (`?…`): TLS and time limits are settings of their own"
-                    .into(),
-            );
-        }
-        if parsed.path().trim_start_matches('/').is_empty() {
-            return Err("the address must name the database (mysql://user@host/database)".into());
-        }
+        super::server::check_address(url, &["mysql"], "mysql://user@host/database")?;
         let opts = Opts::from_url(url).map_err(|_| "is not a mysql:// address".to_owned())?;
         let tls = settings.tls(opts.ip_or_hostname());
         let mut builder = OptsBuilder::from_opts(opts)

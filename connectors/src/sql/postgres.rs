@@ -39,21 +39,11 @@ impl PostgresFront {
     /// A front database at `url` (`postgres://user:password@host:port/database`, no
     /// query). Nothing is connected yet.
     pub fn new(url: &str, settings: &ServerSettings) -> Result<PostgresFront, String> {
-        let parsed = url::Url::parse(url).map_err(|_| "is not a postgres:// address".to_owned())?;
-        if !matches!(parsed.scheme(), "postgres" | "postgresql") {
-            return Err("a PostgreSQL front database needs a postgres:// address".into());
-        }
-        if parsed.query().is_some() || parsed.fragment().is_some() {
-            return Err(
-                "the address must not carry options (`?…`): TLS and time limits are settings of their own"
-                    .into(),
-            );
-        }
-        if parsed.path().trim_start_matches('/').is_empty() {
-            return Err(
-                "the address must name the database (postgres://user@host/database)".into(),
-            );
-        }
+        super::server::check_address(
+            url,
+            &["postgres", "postgresql"],
+            "postgres://user@host/database",
+        )?;
         let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|_| "is not a postgres:// address".to_owned())?;
