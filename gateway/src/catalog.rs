@@ -57,6 +57,12 @@ pub struct Operation {
     #[schema(value_type = connectors::definition::SubjectKey)]
     pub subject: connectors::definition::SubjectKey,
     pub fields: Vec<Field>,
+    /// Per purpose, the conditional fields some grant lets be verified (核验, `POST
+    /// /v1/verify`): granted for reading, or at level `verify` only. Open fields can
+    /// always be verified; `never` fields never.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    #[schema(example = json!({"elderly_allowance": ["address", "birth_date", "name"]}))]
+    pub verifiable: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// A field: what it is and on what terms it is shared.
@@ -125,6 +131,37 @@ pub fn fields(
         .collect()
 }
 
+/// Per purpose, the fields of `connector`'s `operation` that a grant lets be
+/// verified (read or `verify`), outside lists.
+fn verifiable(
+    config: &ActiveConfig,
+    connector: &str,
+    operation: &str,
+) -> std::collections::BTreeMap<String, Vec<String>> {
+    let mut out: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+        std::collections::BTreeMap::new();
+    let grants = config
+        .policies
+        .grants()
+        .iter()
+        .filter(|g| g.connector == connector && g.operations.iter().any(|o| o == operation));
+    for grant in grants {
+        let fields = grant
+            .fields
+            .keys()
+            .chain(&grant.verify)
+            .filter(|f| !f.contains("[]"));
+        for purpose in &grant.purposes {
+            out.entry(purpose.clone())
+                .or_default()
+                .extend(fields.clone().cloned());
+        }
+    }
+    out.into_iter()
+        .map(|(purpose, fields)| (purpose, fields.into_iter().collect()))
+        .collect()
+}
+
 /// The catalog of a configuration; its disabled connectors are listed as such.
 pub fn describe(config: &ActiveConfig) -> Catalog {
     let connectors = config
@@ -146,6 +183,7 @@ pub fn describe(config: &ActiveConfig) -> Catalog {
                         title: op.title.clone(),
                         subject: op.subject,
                         fields: fields(def, op),
+                        verifiable: verifiable(config, &def.id, name),
                     })
                     .collect(),
             }

@@ -179,6 +179,7 @@ async fn run(
                 op,
                 purpose: ctx.purpose,
                 reach,
+                level: crate::policy::Level::Read,
             })
     });
     let result = match target {

@@ -33,7 +33,9 @@
 //! [`fill`] fills a form template ([`forms`]) from every department it needs in one
 //! request (`POST /v1/forms/{form}/fill`): one audited lookup per operation and
 //! person, all at once, under one deadline, after the caller's limits were charged
-//! the most lookups the form makes (or the fill was refused whole).
+//! the most lookups the form makes (or the fill was refused whole). [`verification`]
+//! runs the same pipeline to confirm values a caller states (核验, `POST
+//! /v1/verify`), answering match or mismatch per field and releasing nothing.
 //!
 //! Around it: [`config`] loads and checks everything (`gateway check`) — the files
 //! `gateway.yaml` names plus the [`registry`] (connectors and their versions, applied
@@ -71,6 +73,7 @@ pub mod cache;
 pub mod schema;
 pub mod mask;
 pub mod lookup;
+pub mod verification;
 pub mod audit;
 pub mod forms;
 pub mod fill;

@@ -45,4 +45,5 @@ mod surface;
 mod tls;
 mod traces;
 mod upstreams;
+mod verification;
 mod witness;

@@ -201,6 +201,7 @@ pub(crate) fn lookup_event(caller: &Caller) -> AuditEvent {
             mask: "address_to".to_owned(),
         }],
         fields_withheld: vec![WithheldField {
+            fields_verified: Vec::new(),
             field: "status_changed_on".to_owned(),
             reason: "not_granted".to_owned(),
             rule: None,

@@ -42,6 +42,14 @@
 //!   is no fault of theirs) by one user within one calendar day of China Standard
 //!   Time. A clerk who meets a limit waits and goes on; one who keeps running into
 //!   limits is scripting, or trying to use up a quota. One anomaly per user and day.
+//! - [`AnomalyKind::VerificationMismatches`]: verifications (核验) by one user within
+//!   one calendar day of China Standard Time that found a mismatch, when there were
+//!   `verify_mismatches_per_day` or more of them, or when any verification was refused
+//!   by a limit (the mismatch limits refuse a burst of guesses about one person):
+//!   guess, check, repeat is how a record is enumerated. One anomaly per user and day.
+//!
+//! Verifications count as lookups for the other detectors (subjects per hour, case
+//! ids, area, office hours).
 //!
 //! Each anomaly lists at most [`MAX_EVENTS_PER_ANOMALY`] event numbers (the first
 //! ones); its `detail` gives the full count. Anomalies are sorted by user, kind and
@@ -82,6 +90,7 @@ pub enum AnomalyKind {
     OffHours,
     DenialBurst,
     RepeatedlyLimited,
+    VerificationMismatches,
 }
 
 /// One thing to look at.
@@ -108,6 +117,9 @@ pub struct Thresholds {
     /// This many refusals by the caller's own limits (429) or more by one user within
     /// one day (China Standard Time).
     pub limit_refusals_per_day: usize,
+    /// This many verifications with a mismatch or more by one user within one day
+    /// (China Standard Time); a verification refused by a limit is flagged at once.
+    pub verify_mismatches_per_day: usize,
 }
 
 impl Default for Thresholds {
@@ -117,6 +129,7 @@ impl Default for Thresholds {
             denials_per_10_min: 5,
             office_hours: (8, 18),
             limit_refusals_per_day: 10,
+            verify_mismatches_per_day: 10,
         }
     }
 }
@@ -134,6 +147,12 @@ impl Thresholds {
             return Err(SearchError::InvalidFilter(
                 "thresholds.denials_per_10_min",
                 "denials_per_10_min must be at least 1".into(),
+            ));
+        }
+        if self.verify_mismatches_per_day == 0 {
+            return Err(SearchError::InvalidFilter(
+                "thresholds.verify_mismatches_per_day",
+                "verify_mismatches_per_day must be at least 1".into(),
             ));
         }
         if self.limit_refusals_per_day == 0 {
@@ -251,6 +270,18 @@ struct UserState {
     burst: Option<Burst>,
     /// Refusals by the user's own limits on one day (China Standard Time).
     limited: Option<(NaiveDate, Seqs)>,
+    /// Verifications with a mismatch or refused by a limit on one day (China
+    /// Standard Time).
+    verifying: Option<Verifying>,
+}
+
+/// One user's verifications that found a mismatch, or were refused by a limit, on
+/// one day.
+#[derive(Debug)]
+struct Verifying {
+    day: NaiveDate,
+    events: Seqs,
+    refused: u64,
 }
 
 /// The scan over a window's events, taken in time order (from any store).
@@ -294,8 +325,28 @@ impl<'t> Scan<'t> {
                 .1
                 .push(seq);
         }
-        if event.kind != EventKind::Lookup {
+        if event.kind == EventKind::Admin {
             return;
+        }
+        if event.kind == EventKind::Verification {
+            let refused = event.outcome.status == 429;
+            let mismatched = event.fields_verified.iter().any(|f| f.result == "mismatch");
+            if refused || mismatched {
+                let day = (time + Duration::hours(CST_HOURS)).date_naive();
+                if user.verifying.as_ref().is_some_and(|v| v.day != day)
+                    && let Some(done) = user.verifying.take()
+                {
+                    self.found
+                        .extend(verification_mismatches(name, done, thresholds));
+                }
+                let verifying = user.verifying.get_or_insert_with(|| Verifying {
+                    day,
+                    events: Seqs::default(),
+                    refused: 0,
+                });
+                verifying.events.push(seq);
+                verifying.refused += u64::from(refused);
+            }
         }
         if let Some(subject) = &event.subject_pseudonym {
             let start = hour_start(time);
@@ -353,6 +404,10 @@ impl<'t> Scan<'t> {
             if let Some(day) = state.limited {
                 self.found
                     .extend(repeatedly_limited(&name, day, self.thresholds));
+            }
+            if let Some(day) = state.verifying {
+                self.found
+                    .extend(verification_mismatches(&name, day, self.thresholds));
             }
             let grouped = [
                 (
@@ -471,6 +526,32 @@ fn repeatedly_limited(
             thresholds.limit_refusals_per_day,
         ),
         events: refusals.kept,
+    })
+}
+
+fn verification_mismatches(
+    name: &str,
+    verifying: Verifying,
+    thresholds: &Thresholds,
+) -> Option<Anomaly> {
+    let Verifying {
+        day,
+        events,
+        refused,
+    } = verifying;
+    if refused == 0 && events.count < thresholds.verify_mismatches_per_day as u64 {
+        return None;
+    }
+    Some(Anomaly {
+        kind: AnomalyKind::VerificationMismatches,
+        user: name.to_owned(),
+        detail: format!(
+            "{} on {day} (China Standard Time), {refused} of them refused by a limit \
+             ({} or more mismatches, or any refusal, is flagged)",
+            events.described("verifications that found a mismatch or were refused"),
+            thresholds.verify_mismatches_per_day,
+        ),
+        events: events.kept,
     })
 }
 

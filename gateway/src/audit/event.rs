@@ -23,6 +23,10 @@ pub struct AuditEvent {
     pub event_id: String,
     pub fields_masked: Vec<MaskedField>,
     pub fields_returned: Vec<String>,
+    /// A verification's (核验) fields and what each came to — never the values stated
+    /// or held.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields_verified: Vec<VerifiedField>,
     pub fields_withheld: Vec<WithheldField>,
     /// The form this lookup filled a part of (`POST /v1/forms/{form}/fill`); the
     /// lookups of one fill share its request id.
@@ -71,6 +75,9 @@ pub const MAX_REASON_CHARS: usize = 2000;
 pub enum EventKind {
     Lookup,
     Admin,
+    /// A verification (核验): stated values compared with a department's record,
+    /// nothing of the record released.
+    Verification,
 }
 
 /// Who acted.
@@ -98,6 +105,17 @@ pub struct LinkedPerson {
 pub struct MaskedField {
     pub field: String,
     pub mask: String,
+}
+
+/// A field a verification compared, and what it came to: `match`, `mismatch` or
+/// `cannot_verify` (with `reason`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct VerifiedField {
+    pub field: String,
+    /// Why it could not be verified (`cannot_verify` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub result: String,
 }
 
 /// A field that was withheld, and why.
@@ -210,6 +228,7 @@ impl AuditEvent {
             fields_returned: Vec::new(),
             fields_masked: Vec::new(),
             fields_withheld: Vec::new(),
+            fields_verified: Vec::new(),
             rules: Vec::new(),
             policy_version: None,
             outcome: AuditOutcome {

@@ -135,7 +135,7 @@ pub use backend::{Archived, ArchivedMonth, ArchivedMonths, AuditBackend, SqliteA
 pub use cadence::Cadence;
 pub use event::{
     AuditCaller, AuditEvent, AuditOutcome, EventKind, LinkedPerson, MAX_REASON_CHARS, MaskedField,
-    Recorded, WithheldField,
+    Recorded, VerifiedField, WithheldField,
 };
 pub use postgres::{PgAudit, PgAuditBackend, PgAuditReader};
 pub use reader::{AuditReader, SqliteAuditReader};

@@ -32,9 +32,12 @@ pub struct Access {
     /// How the person was shown: `subject` (looked up directly), `linked` (shown as
     /// part of another person's record: a spouse's, a parent's, a household's) or
     /// `residence_check` (the gateway asked where they live before a lookup; nothing
-    /// of it was shown beyond allowed or refused).
+    /// of it was shown beyond allowed or refused) or `verification` (values stated
+    /// about them were compared with the record, 核验; nothing of it was shown beyond
+    /// match or mismatch).
     pub shown_as: ShownAs,
-    /// The fields returned about them (some of them masked).
+    /// The fields returned about them (some of them masked), or those a
+    /// verification compared.
     pub fields: Vec<String>,
 }
 
@@ -45,6 +48,7 @@ pub enum ShownAs {
     Subject,
     Linked,
     ResidenceCheck,
+    Verification,
 }
 
 /// The report for one subject.
@@ -118,11 +122,14 @@ impl<'s> Report<'s> {
         let (subject_pseudonym, today, report) =
             (self.subject_pseudonym, self.today, &mut self.report);
         let event = stored.event;
-        // Only lookups release a citizen's data; a privacy officer's review of the
-        // log (an admin event) is oversight, recorded but not a disclosure.
-        if event.kind != crate::audit::EventKind::Lookup {
-            return;
-        }
+        // Lookups release a citizen's data and verifications confirm it; a privacy
+        // officer's review of the log (an admin event) is oversight, recorded but not
+        // a disclosure.
+        let verification = match event.kind {
+            crate::audit::EventKind::Lookup => false,
+            crate::audit::EventKind::Verification => true,
+            crate::audit::EventKind::Admin => return,
+        };
         if let Some(day) = &event.disclose_after {
             let due = match NaiveDate::parse_from_str(day, "%Y-%m-%d") {
                 Ok(day) => day <= today,
@@ -140,7 +147,16 @@ impl<'s> Report<'s> {
             }
         }
         let direct = event.subject_pseudonym.as_deref() == Some(subject_pseudonym);
-        let (shown_as, fields) = if direct {
+        let (shown_as, fields) = if verification {
+            if !direct {
+                return;
+            }
+            if report.subject_masked.is_none() {
+                report.subject_masked = event.subject_masked.clone();
+            }
+            let fields = event.fields_verified.into_iter().map(|f| f.field).collect();
+            (ShownAs::Verification, fields)
+        } else if direct {
             if report.subject_masked.is_none() {
                 report.subject_masked = event.subject_masked.clone();
             }

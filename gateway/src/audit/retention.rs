@@ -680,6 +680,7 @@ mod tests {
             fields_returned: vec!["name".into()],
             fields_masked: Vec::new(),
             fields_withheld: Vec::new(),
+            fields_verified: Vec::new(),
             rules: vec!["hukou-birth-registration".into()],
             policy_version: Some("1".into()),
             outcome: AuditOutcome {

@@ -51,6 +51,7 @@ pub(super) fn event(i: u64) -> AuditEvent {
             field: "name".into(),
             mask: "name".into(),
         }],
+        fields_verified: Vec::new(),
         fields_withheld: vec![WithheldField {
             field: "income".into(),
             reason: "denied".into(),

@@ -204,6 +204,9 @@ pub(super) struct AnomaliesArgs {
     /// Flag this many refusals by a user's own rate limits or quotas (429) in one day.
     #[arg(long)]
     limit_refusals_per_day: Option<usize>,
+    /// Flag this many verifications with a mismatch by one user in one day.
+    #[arg(long)]
+    verify_mismatches_per_day: Option<usize>,
     /// Print the anomalies as JSON.
     #[arg(long)]
     json: bool,
@@ -820,6 +823,9 @@ async fn run_anomalies(args: AnomaliesArgs) -> ExitCode {
         limit_refusals_per_day: args
             .limit_refusals_per_day
             .unwrap_or(defaults.limit_refusals_per_day),
+        verify_mismatches_per_day: args
+            .verify_mismatches_per_day
+            .unwrap_or(defaults.verify_mismatches_per_day),
     };
     let found = match opened
         .reader()
@@ -959,6 +965,7 @@ mod tests {
             subjects_per_hour: None,
             denials_per_10_min: None,
             limit_refusals_per_day: None,
+            verify_mismatches_per_day: None,
             json: false,
         };
         assert_eq!(

@@ -168,6 +168,7 @@ fn row(visit: &Visit, stored: &StoredEvent) -> EventRow {
     let kind = match e.kind {
         crate::audit::EventKind::Lookup => visit.t.get("kind-lookup"),
         crate::audit::EventKind::Admin => visit.t.get("kind-admin"),
+        crate::audit::EventKind::Verification => visit.t.get("kind-verification"),
     };
     let what = match (&e.connector, &e.operation) {
         (Some(c), Some(o)) => format!("{c} · {o}"),

@@ -133,6 +133,12 @@ pub(crate) fn limited(limited: &Limited) -> Problem {
         let which = match this.limit.as_str() {
             "user" => "your own rate limit".to_owned(),
             "township" => "your township's rate limit, shared by its users".to_owned(),
+            limits::MISMATCHES_SUBJECT_LIMIT => "the limit on verifications of this person \
+                that do not match (guessing and checking again is refused)"
+                .to_owned(),
+            limits::MISMATCHES_USER_LIMIT => "your own limit on verifications that do not \
+                match"
+                .to_owned(),
             other => match other.strip_prefix(limits::GRANT_PREFIX) {
                 Some(grant) => match grant.strip_suffix(limits::USER_SHARE_SUFFIX) {
                     Some(grant) => format!(

@@ -6,7 +6,7 @@
 //! - [`extract`]: request id, peer, authenticated caller; [`body`]: the one JSON body
 //!   reader; [`error`]: domain errors into [`problem`]s into responses;
 //! - [`receipt`]: the `Audit-Event` header binding an answer to its audit events;
-//! - routes: [`query`] (`/v1/query`), [`forms`], [`privacy`], [`admin`], [`drafts`],
+//! - routes: [`query`] (`/v1/query`), [`verify`] (`/v1/verify`), [`forms`], [`privacy`], [`admin`], [`drafts`],
 //!   [`review`], [`access`], [`catalog`], [`lists`] (query strings of list routes),
 //!   [`health`], [`metrics`].
 //!
@@ -31,6 +31,7 @@ pub mod openapi;
 pub mod privacy;
 pub mod problem;
 pub mod query;
+pub mod verify;
 pub mod receipt;
 pub(crate) mod request;
 pub mod review;

@@ -169,7 +169,7 @@ async fn run(
 
 /// A department's failure names the department, as its answer would have: the
 /// connector's department from the configuration, never anything the department sent.
-fn naming_department(problem: Problem, config: &ActiveConfig) -> Problem {
+pub(crate) fn naming_department(problem: Problem, config: &ActiveConfig) -> Problem {
     if problem.kind.blame() != crate::problem::Blame::Department
         || problem.extensions.contains_key("department")
     {

@@ -307,6 +307,8 @@ impl Serialize for LimitSetting {
 ///   sweep_interval_s: 60                          # default
 ///   backend: local                                # default; `redis` for replicas
 ///   redis: { url_env: GATEWAY_REDIS_URL }          # with `backend: redis`
+///   verify_mismatches_per_subject: { per_hour: 5 } # default
+///   verify_mismatches_per_user: { per_hour: 30 }   # default
 /// ```
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -328,6 +330,13 @@ pub struct RateLimitsConfig {
     pub backend: LimitsBackend,
     /// The shared Redis, for `backend: redis` ([`RedisSettings`]).
     pub redis: Option<RedisSettings>,
+    /// Verifications (核验) that find a mismatch, about one subject, by anyone.
+    /// Guessing a value and checking it again is how a record is enumerated; a
+    /// citizen who misremembers needs a few tries. Default: 5 per hour.
+    pub verify_mismatches_per_subject: LimitSetting,
+    /// Verifications that find a mismatch, by one user, about anyone. Default: 30
+    /// per hour.
+    pub verify_mismatches_per_user: LimitSetting,
 }
 
 /// `rate_limits.backend`.
@@ -350,6 +359,16 @@ impl Default for RateLimitsConfig {
             sweep_interval_s: 60,
             backend: LimitsBackend::Local,
             redis: None,
+            verify_mismatches_per_subject: LimitSetting::Limit(Rate {
+                count: 5,
+                window_s: HOUR,
+                burst: 5,
+            }),
+            verify_mismatches_per_user: LimitSetting::Limit(Rate {
+                count: 30,
+                window_s: HOUR,
+                burst: 30,
+            }),
         }
     }
 }
@@ -363,6 +382,14 @@ impl RateLimitsConfig {
         for (name, setting) in [
             ("per_user", &self.per_user),
             ("per_township", &self.per_township),
+            (
+                "verify_mismatches_per_subject",
+                &self.verify_mismatches_per_subject,
+            ),
+            (
+                "verify_mismatches_per_user",
+                &self.verify_mismatches_per_user,
+            ),
         ] {
             if let LimitSetting::Limit(rate) = setting {
                 problems.extend(

@@ -127,12 +127,25 @@ impl Limited {
 }
 
 /// The kinds of limit, in the order of the `refused` counters.
-const KINDS: [&str; 5] = ["user", "township", "grant", "grant_user_share", "connector"];
+const KINDS: [&str; 6] = [
+    "user",
+    "township",
+    "grant",
+    "grant_user_share",
+    "connector",
+    "verify_mismatches",
+];
 const USER: usize = 0;
 const TOWNSHIP: usize = 1;
 const GRANT: usize = 2;
 const GRANT_USER_SHARE: usize = 3;
 const CONNECTOR: usize = 4;
+const VERIFY_MISMATCHES: usize = 5;
+
+/// The `limit` of a verification refused because its subject met too many mismatches.
+pub const MISMATCHES_SUBJECT_LIMIT: &str = "verify-mismatches:subject";
+/// The `limit` of a verification refused because its user met too many mismatches.
+pub const MISMATCHES_USER_LIMIT: &str = "verify-mismatches:user";
 
 /// A day's length in seconds: the window of a daily quota.
 pub(crate) const DAY_S: u32 = 86_400;
@@ -180,6 +193,8 @@ fn unavailable(rate: Rate, retry_after: Duration, cost: u32) -> Limited {
 pub struct RateLimits {
     per_user: Option<Rate>,
     per_township: Option<Rate>,
+    mismatches_per_subject: Option<Rate>,
+    mismatches_per_user: Option<Rate>,
     /// Each user's default share of a grant's daily quota, in percent.
     user_share_percent: u32,
     sweep_interval: Duration,
@@ -188,7 +203,16 @@ pub struct RateLimits {
     /// What bucket and counter keys become before they reach `state` and `days`.
     keys: KeyHasher,
     clock: WallClock,
-    refused: [AtomicU64; 5],
+    refused: [AtomicU64; 6],
+}
+
+/// A verification's place in its subject's and user's mismatch budgets, taken before
+/// it runs ([`RateLimits::take_mismatch`]); given back when it found no mismatch.
+#[derive(Debug)]
+#[must_use = "a verification without a mismatch gives its place back"]
+pub struct MismatchPlace {
+    /// (hashed key, rate) of each bucket taken from.
+    taken: Vec<(String, Rate)>,
 }
 
 impl RateLimits {
@@ -205,6 +229,8 @@ impl RateLimits {
         RateLimits {
             per_user: enforced(config.per_user),
             per_township: enforced(config.per_township),
+            mismatches_per_subject: enforced(config.verify_mismatches_per_subject),
+            mismatches_per_user: enforced(config.verify_mismatches_per_user),
             user_share_percent: config.grant_user_share_percent.clamp(1, 100),
             sweep_interval: config.sweep_interval(),
             state,
@@ -418,6 +444,53 @@ impl RateLimits {
         }
     }
 
+    /// A place in the mismatch budgets of `subject` (its pseudonym) and `user`, before
+    /// a verification: refused (subject first) once either has met its
+    /// `verify_mismatches_*` limit. A verification that finds no mismatch gives it
+    /// back ([`RateLimits::give_back_mismatch`]), so only mismatches count.
+    pub async fn take_mismatch(&self, subject: &str, user: &str) -> Result<MismatchPlace, Limited> {
+        let subject_key = format!("verify-mismatch:subject:{subject}");
+        let user_key = format!("verify-mismatch:user:{user}");
+        let mut takes = Vec::with_capacity(2);
+        if let Some(rate) = self.mismatches_per_subject {
+            let key = subject_key.as_str();
+            takes.push((
+                VERIFY_MISMATCHES,
+                MISMATCHES_SUBJECT_LIMIT,
+                Take { key, rate, n: 1 },
+            ));
+        }
+        if let Some(rate) = self.mismatches_per_user {
+            let key = user_key.as_str();
+            takes.push((
+                VERIFY_MISMATCHES,
+                MISMATCHES_USER_LIMIT,
+                Take { key, rate, n: 1 },
+            ));
+        }
+        self.take_all(&takes).await?;
+        Ok(MismatchPlace {
+            taken: takes
+                .iter()
+                .map(|(_, _, take)| (self.keys.key(take.key), take.rate))
+                .collect(),
+        })
+    }
+
+    /// Gives back a verification's place: it found no mismatch.
+    pub async fn give_back_mismatch(&self, place: MismatchPlace) {
+        let takes: Vec<Take<'_>> = place
+            .taken
+            .iter()
+            .map(|(key, rate)| Take {
+                key,
+                rate: *rate,
+                n: 1,
+            })
+            .collect();
+        self.state.give_back(&takes).await;
+    }
+
     /// A department's protection limit, for one upstream call (not for cache hits).
     pub async fn check_connector(&self, connector: &str, capacity: Rate) -> Result<(), Limited> {
         let limit = format!("{CONNECTOR_PREFIX}{connector}");
@@ -489,7 +562,8 @@ impl RateLimits {
     }
 
     /// How many requests each kind of limit refused since start:
-    /// `("user" | "township" | "grant" | "grant_user_share" | "connector", count)`.
+    /// `("user" | "township" | "grant" | "grant_user_share" | "connector" |
+    /// "verify_mismatches", count)`.
     pub fn refused(&self) -> Vec<(&'static str, u64)> {
         KINDS
             .iter()

@@ -28,7 +28,7 @@ use crate::cache::{Answer, Entry, Record};
 use crate::config::{ActiveConfig, ActiveConnector, ActiveOperation};
 use crate::limits::{Limited, Rate, RateLimits};
 use crate::mask::{MaskContext, PseudonymKey};
-use crate::policy::{Outcome, Refusal};
+use crate::policy::{Level, Outcome, Refusal};
 use crate::purpose::Purpose;
 use crate::schema::Violation;
 use crate::traffic::CallOutcome;
@@ -60,6 +60,8 @@ pub(crate) struct Target<'a> {
     pub(crate) purpose: &'a Purpose,
     /// How the subject was reached, for grants held to the caller's jurisdiction.
     pub(crate) reach: Reach<'a>,
+    /// Reading fields, or comparing them with stated values ([`crate::verification`]).
+    pub(crate) level: Level,
 }
 
 /// How a lookup's subject was reached, for grants that hold only in the caller's
@@ -157,7 +159,8 @@ async fn steps(
     let today = app.clock.today();
     let plan = tracing::info_span!("policy")
         .in_scope(|| {
-            config.policies.decide(
+            config.policies.decide_for(
+                target.level,
                 caller,
                 connector_id,
                 target.operation,
@@ -292,14 +295,21 @@ async fn steps(
             refused(app, trail, refusal)
         })?;
     app.traffic.decision("allowed", "granted");
-    trail.decided(&outcome);
-    trail.linked = linked::people(
-        &target.op.leaves,
-        &record.value,
-        &outcome,
-        &subject_pseudonym,
-        app.pseudonym,
-    );
+    match target.level {
+        Level::Read => {
+            trail.decided(&outcome);
+            trail.linked = linked::people(
+                &target.op.leaves,
+                &record.value,
+                &outcome,
+                &subject_pseudonym,
+                app.pseudonym,
+            );
+        }
+        // Nothing is released: the values stay for comparison, the verification
+        // records what it compared.
+        Level::Verify => trail.withheld(&outcome),
+    }
     log("ok");
     Ok(Found {
         outcome,

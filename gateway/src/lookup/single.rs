@@ -6,11 +6,14 @@
 //! Only names the gateway knows are recorded in the trail: a caller could put
 //! anything, even an ID number, where a connector, operation or purpose should be.
 
-use super::{Found, LookupError, Reach, Services, SubjectError, Target, Trail, lookup};
-use crate::active::ActiveConnector;
+use super::{
+    Found, LookupError, Reach, Services, SubjectError, SubjectKeyValue, Target, Trail, lookup,
+};
+use crate::active::{ActiveConnector, ActiveOperation};
 use crate::auth::Caller;
 use crate::config::ActiveConfig;
 use crate::limits::Limited;
+use crate::policy::Level;
 use crate::problem::ProblemKind;
 use crate::purpose::Purpose;
 
@@ -84,14 +87,38 @@ pub async fn admit(services: Services<'_>, caller: &Caller) -> Result<(), Limite
         .await
 }
 
-/// Resolves and runs the lookup `ask` for `caller`, filling `trail`.
-pub(crate) async fn ask<'c>(
-    services: Services<'_>,
+/// A lookup resolved to what the configuration knows, its case id and subject key
+/// checked.
+#[derive(Debug)]
+pub(crate) struct Resolved<'c> {
+    pub(crate) connector: &'c ActiveConnector,
+    pub(crate) operation: &'c str,
+    pub(crate) op: &'c ActiveOperation,
+    pub(crate) purpose: &'c Purpose,
+    pub(crate) subject: SubjectKeyValue,
+}
+
+impl<'c> Resolved<'c> {
+    /// The lookup's target at `level`, its subject asked for directly.
+    pub(crate) fn target(&self, level: Level) -> Target<'c> {
+        Target {
+            connector: self.connector,
+            operation: self.operation,
+            op: self.op,
+            purpose: self.purpose,
+            reach: Reach::Direct,
+            level,
+        }
+    }
+}
+
+/// Resolves `ask` against `config`: connector, operation, purpose, then the case id
+/// and the subject's key, each recorded in `trail` once known to be safe to keep.
+pub(crate) fn resolve<'c>(
     config: &'c ActiveConfig,
-    caller: &Caller,
     ask: Ask,
     trail: &mut Trail,
-) -> Result<Answered<'c>, AskError> {
+) -> Result<Resolved<'c>, AskError> {
     let Some(connector) = config.connectors.get(&ask.connector) else {
         if config.disabled.contains_key(&ask.connector) {
             // Known to the gateway (so safe to name): switched off for now.
@@ -117,20 +144,40 @@ pub(crate) async fn ask<'c>(
     trail.case_id = Some(case_id);
     let subject = super::subject_key(op.subject, ask.id_number, ask.household_number)
         .map_err(AskError::Subject)?;
-    let target = Target {
+    Ok(Resolved {
         connector,
         operation,
         op,
         purpose,
-        reach: Reach::Direct,
-    };
-    let found = lookup(services, config, caller, target, &subject, None, trail)
-        .await
-        .map_err(AskError::Lookup)?;
+        subject,
+    })
+}
+
+/// Resolves and runs the lookup `ask` for `caller`, filling `trail`.
+pub(crate) async fn ask<'c>(
+    services: Services<'_>,
+    config: &'c ActiveConfig,
+    caller: &Caller,
+    ask: Ask,
+    trail: &mut Trail,
+) -> Result<Answered<'c>, AskError> {
+    let resolved = resolve(config, ask, trail)?;
+    let target = resolved.target(Level::Read);
+    let found = lookup(
+        services,
+        config,
+        caller,
+        target,
+        &resolved.subject,
+        None,
+        trail,
+    )
+    .await
+    .map_err(AskError::Lookup)?;
     Ok(Answered {
         found,
-        connector,
-        operation,
-        purpose,
+        connector: resolved.connector,
+        operation: resolved.operation,
+        purpose: resolved.purpose,
     })
 }

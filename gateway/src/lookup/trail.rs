@@ -7,7 +7,8 @@ use std::net::SocketAddr;
 use chrono::{SecondsFormat, Utc};
 
 use crate::audit::{
-    AuditCaller, AuditEvent, AuditOutcome, EventKind, LinkedPerson, MaskedField, WithheldField,
+    AuditCaller, AuditEvent, AuditOutcome, EventKind, LinkedPerson, MaskedField, VerifiedField,
+    WithheldField,
 };
 use crate::auth::Caller;
 use crate::policy::Outcome;
@@ -31,6 +32,10 @@ pub(crate) struct Trail {
     pub(crate) subject_township: Option<String>,
     /// The other persons the released view disclosed.
     pub(crate) linked: Vec<LinkedPerson>,
+    /// A verification's trail (an event of kind `verification`), with what each
+    /// compared field came to once known.
+    pub(crate) verification: bool,
+    pub(crate) verified: Vec<VerifiedField>,
     returned: Vec<String>,
     masked: Vec<MaskedField>,
     withheld: Vec<WithheldField>,
@@ -39,6 +44,14 @@ pub(crate) struct Trail {
 }
 
 impl Trail {
+    /// The trail of a verification (an event of kind `verification`).
+    pub(crate) fn verification() -> Trail {
+        Trail {
+            verification: true,
+            ..Trail::default()
+        }
+    }
+
     /// Records what the decision released, masked and withheld.
     pub(crate) fn decided(&mut self, outcome: &Outcome) {
         for (field, returned) in &outcome.fields {
@@ -50,6 +63,12 @@ impl Trail {
                 });
             }
         }
+        self.withheld(outcome);
+    }
+
+    /// Records what the decision withheld and the rules behind it, and nothing as
+    /// released (a verification's decision: its values are compared, not sent).
+    pub(crate) fn withheld(&mut self, outcome: &Outcome) {
         self.withheld = outcome
             .withheld
             .iter()
@@ -82,7 +101,11 @@ impl Trail {
             event_id: uuid::Uuid::now_v7().to_string(),
             request_id: request_id.to_owned(),
             time: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
-            kind: EventKind::Lookup,
+            kind: if self.verification {
+                EventKind::Verification
+            } else {
+                EventKind::Lookup
+            },
             caller: AuditCaller::of(caller, peer),
             purpose: self.purpose,
             reason: None,
@@ -97,6 +120,7 @@ impl Trail {
             fields_returned: self.returned,
             fields_masked: self.masked,
             fields_withheld: self.withheld,
+            fields_verified: self.verified,
             rules: self.rules,
             policy_version: self.policy_version,
             outcome: AuditOutcome {

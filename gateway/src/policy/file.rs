@@ -44,7 +44,8 @@ pub struct ConsumersDef {
     pub apps: Vec<String>,
 }
 
-/// A field's mask in a grant: a mask, or `default` for the field kind's default.
+/// A field's level in a grant: read under a mask, `default` for the field kind's
+/// default mask, or `verify` — confirm a value the caller states (核验), never read it.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(untagged)]
 pub enum MaskDef {
@@ -56,6 +57,8 @@ pub enum MaskDef {
 #[serde(rename_all = "snake_case")]
 pub enum DefaultWord {
     Default,
+    /// Verification only: the grant confirms a stated value and never returns one.
+    Verify,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -306,6 +309,7 @@ fn compile_grant(
         problem(".fields", "grant at least one field".into());
     }
     let mut fields = BTreeMap::new();
+    let mut verify = BTreeSet::new();
     let mut conditional = false;
     for (path, mask_def) in def.fields {
         let here = format!(".fields.{path}");
@@ -325,13 +329,35 @@ fn compile_grant(
         if found.iter().any(|f| f.sharing == Sharing::Never) {
             problem(
                 &here,
-                "is classified never (不予共享) by its connector and cannot be granted".into(),
+                "is classified never (不予共享) by its connector and cannot be granted, \
+                 not even for verification"
+                    .into(),
             );
             continue;
         }
         conditional |= found.iter().any(|f| f.sharing == Sharing::Conditional);
         let mask = match mask_def {
             MaskDef::Default(DefaultWord::Default) => Mask::default_for(leaf.pii),
+            MaskDef::Default(DefaultWord::Verify) => {
+                if path.contains("[]") {
+                    problem(
+                        &here,
+                        "a field inside a list cannot be verified: verification confirms one \
+                         value of the subject's record"
+                            .into(),
+                    );
+                } else if found.iter().any(|f| f.sharing == Sharing::Open) {
+                    problem(
+                        &here,
+                        "is shared without condition (无条件共享): it is read, not granted \
+                         for verification"
+                            .into(),
+                    );
+                } else {
+                    verify.insert(path);
+                }
+                continue;
+            }
             MaskDef::Mask(m) => m,
         };
         if let Some(f) = found.iter().find(|f| !mask.fits(f.pii)) {
@@ -409,6 +435,7 @@ fn compile_grant(
         operations: def.operations,
         purposes: def.purposes,
         fields,
+        verify,
         row,
         jurisdiction: def.jurisdiction,
         valid,

@@ -152,6 +152,10 @@ pub struct Grant {
     pub operations: Vec<String>,
     pub purposes: Vec<String>,
     pub fields: BTreeMap<String, Mask>,
+    /// Fields granted for verification only (`verify`): a stated value is confirmed
+    /// or not, the value itself never leaves. Every field of `fields` may be verified
+    /// too (reading implies verifying).
+    pub verify: BTreeSet<String>,
     pub row: Option<RowCondition>,
     /// Holds only for subjects who live in the caller's jurisdiction.
     pub jurisdiction: Option<Jurisdiction>,
@@ -189,6 +193,17 @@ impl Deny {
 /// Today in China Standard Time (UTC+8), the calendar grants and masks go by.
 pub fn china_today() -> NaiveDate {
     crate::clock::china_date(chrono::Utc::now())
+}
+
+/// What a decision is for: reading fields, or confirming values the caller states.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Level {
+    /// A lookup: fields leave the gateway under their masks.
+    #[default]
+    Read,
+    /// A verification (核验): fields read or verify granted are compared inside the
+    /// gateway, unmasked, and only match or mismatch leaves.
+    Verify,
 }
 
 /// Roles that may look records up.
@@ -242,6 +257,9 @@ pub enum WithheldReason {
     RowCondition,
     /// Granted only for subjects in the caller's jurisdiction, and this one is not.
     Jurisdiction,
+    /// Granted for verification only (核验): a stated value can be confirmed through
+    /// `POST /v1/verify`, the value is not read.
+    VerifyOnly,
 }
 
 impl WithheldReason {
@@ -253,6 +271,7 @@ impl WithheldReason {
             WithheldReason::DeniedByRule => "denied_by_rule",
             WithheldReason::RowCondition => "row_condition",
             WithheldReason::Jurisdiction => "jurisdiction",
+            WithheldReason::VerifyOnly => "verify_only",
         }
     }
 }
@@ -371,9 +390,35 @@ impl PolicySet {
         &self.denies
     }
 
-    /// The first phase: refuse the lookup, or plan every field.
+    /// The first phase of a lookup: refuse it, or plan every field.
     pub fn decide<'a>(
         &'a self,
+        caller: &Caller,
+        connector: &str,
+        operation: &str,
+        leaves: &[LeafField],
+        purpose: &str,
+        today: NaiveDate,
+    ) -> Result<Plan<'a>, Refusal> {
+        self.decide_for(
+            Level::Read,
+            caller,
+            connector,
+            operation,
+            leaves,
+            purpose,
+            today,
+        )
+    }
+
+    /// The first phase at `level`: for [`Level::Verify`], a field is planned kept
+    /// (unmasked, for comparison inside the gateway) under every grant that reads or
+    /// verifies it; for [`Level::Read`], a field granted only for verification is
+    /// withheld as [`WithheldReason::VerifyOnly`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn decide_for<'a>(
+        &'a self,
+        level: Level,
         caller: &Caller,
         connector: &str,
         operation: &str,
@@ -419,14 +464,28 @@ impl PolicySet {
                         Sharing::Never => FieldPlan::Withheld(WithheldReason::NeverShared, None),
                         Sharing::Open => FieldPlan::Open,
                         Sharing::Conditional => {
-                            let granting: Vec<(&Grant, &Mask)> = grants
-                                .iter()
-                                .filter_map(|g| g.fields.get(&leaf.path).map(|m| (*g, m)))
-                                .collect();
-                            if granting.is_empty() {
-                                FieldPlan::Withheld(WithheldReason::NotGranted, None)
-                            } else {
+                            let granting: Vec<(&Grant, &Mask)> = match level {
+                                Level::Read => grants
+                                    .iter()
+                                    .filter_map(|g| g.fields.get(&leaf.path).map(|m| (*g, m)))
+                                    .collect(),
+                                Level::Verify => grants
+                                    .iter()
+                                    .filter(|g| {
+                                        g.fields.contains_key(&leaf.path)
+                                            || g.verify.contains(&leaf.path)
+                                    })
+                                    .map(|g| (*g, &KEEP))
+                                    .collect(),
+                            };
+                            let verifying =
+                                || grants.iter().find(|g| g.verify.contains(&leaf.path));
+                            if !granting.is_empty() {
                                 FieldPlan::Granted(granting)
+                            } else if let Some(g) = verifying() {
+                                FieldPlan::Withheld(WithheldReason::VerifyOnly, Some(g.id.clone()))
+                            } else {
+                                FieldPlan::Withheld(WithheldReason::NotGranted, None)
                             }
                         }
                     }
@@ -474,6 +533,10 @@ impl PolicySet {
             .collect()
     }
 }
+
+/// The value as the department holds it: the mask of open fields, and of every field
+/// a verification compares.
+static KEEP: Mask = Mask::Keep;
 
 /// How revealing a mask is, for choosing among grants: lower reveals more.
 fn openness(mask: &Mask) -> u8 {
@@ -559,7 +622,6 @@ impl Plan<'_> {
         let mut fields = BTreeMap::new();
         let mut withheld = Vec::new();
         let mut rules = BTreeSet::new();
-        const KEEP: Mask = Mask::Keep;
         for (leaf, plan) in &self.fields {
             let mut withhold = |reason, rule: Option<String>| {
                 if let Some(r) = &rule {

@@ -1,7 +1,7 @@
 //! Unit and property tests of decisions: default deny, masks, row conditions, deny
 //! rules, validity windows, roles, and an index whose cost does not grow with grants.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use connectors::definition::FieldDef;
 use proptest::prelude::*;
@@ -85,6 +85,7 @@ fn grant(id: &str, fields: &[(&str, Mask)]) -> Grant {
             .iter()
             .map(|(f, m)| ((*f).to_owned(), m.clone()))
             .collect(),
+        verify: BTreeSet::new(),
         row: None,
         jurisdiction: None,
         valid: Validity::default(),
@@ -108,6 +109,49 @@ fn run(set: &PolicySet, caller: &Caller, record: &Value) -> Result<Outcome, Refu
     let tree = FieldNode::tree(&fields());
     set.decide(caller, "c", "op", &leaves(), "p", today())?
         .apply(record, caller, &tree, &ctx, false)
+}
+
+#[test]
+fn a_verify_grant_confirms_a_field_that_a_lookup_never_reads() {
+    let key = PseudonymKey::new(&[7u8; 32]).unwrap();
+    let ctx = MaskContext {
+        key: &key,
+        today: today(),
+    };
+    let tree = FieldNode::tree(&fields());
+    let mut verify_only = grant("g-verify", &[]);
+    verify_only.verify = ["name".to_owned()].into();
+    let masked = grant("g-masked", &[("phone", Mask::Redact)]);
+    let set = PolicySet::new(vec![verify_only, masked], vec![], "v".into());
+    let clerk = caller(&[Role::Clerk], "139901101");
+    let at = |level| {
+        set.decide_for(level, &clerk, "c", "op", &leaves(), "p", today())
+            .unwrap()
+            .apply(&record(), &clerk, &tree, &ctx, false)
+            .unwrap()
+    };
+    // A lookup reads neither the name nor, unmasked, the phone.
+    let read = at(Level::Read);
+    assert_eq!(read.data.get("name"), None);
+    assert_ne!(read.data["phone"], json!("13812345678"));
+    let withheld: BTreeMap<_, _> = read
+        .withheld
+        .iter()
+        .map(|w| (w.field.as_str(), (w.reason, w.rule.as_deref())))
+        .collect();
+    assert_eq!(
+        withheld["name"],
+        (WithheldReason::VerifyOnly, Some("g-verify"))
+    );
+    // A verification compares both as held (reading implies verifying), and still
+    // never the `never` field.
+    let verify = at(Level::Verify);
+    assert_eq!(verify.data["name"], json!("张小三"));
+    assert_eq!(verify.data["phone"], json!("13812345678"));
+    assert_eq!(verify.fields["name"].rule, "g-verify");
+    assert_eq!(verify.fields["phone"].rule, "g-masked");
+    let never = verify.withheld.iter().find(|w| w.field == "bank_account");
+    assert_eq!(never.map(|w| w.reason), Some(WithheldReason::NeverShared));
 }
 
 #[test]

@@ -328,6 +328,74 @@ async fn a_user_who_keeps_running_into_their_limits_is_flagged_once_a_day() {
     assert_eq!(steady, 2, "one a day, never for the department's capacity");
 }
 
+/// A verification that found `result` for one field.
+fn verified(result: &'static str) -> impl FnOnce(&mut AuditEvent) {
+    move |e: &mut AuditEvent| {
+        e.kind = EventKind::Verification;
+        e.fields_returned = Vec::new();
+        e.fields_verified = vec![crate::audit::VerifiedField {
+            field: "birth_date".into(),
+            reason: None,
+            result: result.into(),
+        }];
+    }
+}
+
+#[tokio::test]
+async fn guessing_by_verification_is_flagged_and_a_refused_guess_at_once() {
+    let mut script = Script::default();
+    ordinary(&mut script);
+    // A clerk whose citizens misremember now and then: 9 mismatches among matches on
+    // Tuesday, under the threshold of 10.
+    for i in 0..9 {
+        script.add(
+            "careful.clerk",
+            cst(2026, 3, 3, 10, i, 0),
+            verified("mismatch"),
+        );
+        script.add(
+            "careful.clerk",
+            cst(2026, 3, 3, 10, i, 30),
+            verified("match"),
+        );
+    }
+    // A prober: 10 mismatches on Wednesday morning.
+    let probing: Vec<u64> = (0..10)
+        .map(|i| script.add("prober", cst(2026, 3, 4, 9, i, 0), verified("mismatch")))
+        .collect();
+    // Another guesses 4 times about one person, and the fifth is refused by the
+    // mismatch limit (429): flagged although few.
+    let mut guessing: Vec<u64> = (0..4)
+        .map(|i| script.add("guesser", cst(2026, 3, 5, 11, i, 0), verified("mismatch")))
+        .collect();
+    guessing.push(script.add("guesser", cst(2026, 3, 5, 11, 5, 0), |e| {
+        verified("mismatch")(e);
+        e.fields_verified.clear();
+        rate_limited(e);
+    }));
+    let dir = write_log(script.events).await;
+    let found = anomalies(dir.path(), FROM, UNTIL, &Thresholds::default()).unwrap();
+    let flagged: Vec<(&str, &Vec<u64>)> = found
+        .iter()
+        .filter(|a| a.kind == AnomalyKind::VerificationMismatches)
+        .map(|a| (a.user.as_str(), &a.events))
+        .collect();
+    assert_eq!(flagged, [("guesser", &guessing), ("prober", &probing)]);
+    let guesser = found
+        .iter()
+        .find(|a| a.kind == AnomalyKind::VerificationMismatches && a.user == "guesser")
+        .unwrap();
+    assert!(
+        guesser.detail.contains("1 of them refused"),
+        "{}",
+        guesser.detail
+    );
+    assert_eq!(
+        serde_json::to_value(guesser).unwrap()["kind"],
+        "verification_mismatches"
+    );
+}
+
 #[tokio::test]
 async fn only_the_window_is_scanned_and_it_is_bounded() {
     let mut script = Script::default();
@@ -386,6 +454,10 @@ async fn only_the_window_is_scanned_and_it_is_bounded() {
             limit_refusals_per_day: 0,
             ..Thresholds::default()
         },
+        Thresholds {
+            verify_mismatches_per_day: 0,
+            ..Thresholds::default()
+        },
     ] {
         assert!(matches!(
             anomalies(dir.path(), FROM, UNTIL, &thresholds),
@@ -403,6 +475,7 @@ fn thresholds_default_and_read_partially() {
             denials_per_10_min: 5,
             office_hours: (8, 18),
             limit_refusals_per_day: 10,
+            verify_mismatches_per_day: 10,
         }
     );
     let read: Thresholds = serde_json::from_str(r#"{"subjects_per_hour": 50}"#).unwrap();

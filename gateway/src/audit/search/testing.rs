@@ -50,6 +50,7 @@ pub(crate) fn lookup(n: u64, time: &str, user: &str) -> AuditEvent {
         fields_returned: vec!["name".into(), "birth_date".into()],
         fields_masked: Vec::new(),
         fields_withheld: Vec::new(),
+        fields_verified: Vec::new(),
         rules: vec!["hukou-birth-registration".into()],
         policy_version: Some("2026.1".into()),
         outcome: AuditOutcome {

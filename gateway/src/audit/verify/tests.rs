@@ -40,6 +40,7 @@ fn event(i: u64) -> AuditEvent {
             mask: "name".into(),
         }],
         fields_returned: vec!["name".into(), "birth_date".into()],
+        fields_verified: Vec::new(),
         fields_withheld: vec![WithheldField {
             field: "income".into(),
             reason: "denied".into(),

@@ -24,6 +24,21 @@ pub(crate) fn lookup() -> Value {
     })
 }
 
+pub(crate) fn verify() -> Value {
+    json!({
+        "connector": "hukou",
+        "operation": "person_by_id",
+        "subject": {"id_number": ID_NUMBER},
+        "purpose": "elderly_allowance",
+        "case_id": "DEMO-0003",
+        "claims": {
+            "name": "邓俊浩",
+            "birth_date": "1975-03-27",
+            "address": {"township_code": "139901101"},
+        },
+    })
+}
+
 pub(crate) fn fill() -> Value {
     json!({
         "subject": {"id_number": ID_NUMBER},

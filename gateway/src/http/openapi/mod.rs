@@ -112,6 +112,7 @@ impl Modify for SecuritySchemes {
 fn api() -> OpenApiRouter<App> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(super::query::query))
+        .routes(routes!(super::verify::verify))
         .merge(super::forms::routes())
         .merge(super::catalog::routes())
         .merge(super::privacy::routes())

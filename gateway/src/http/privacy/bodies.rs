@@ -23,7 +23,7 @@ impl Shape for ReportIn {
 }
 
 impl Shape for AnomaliesIn {
-    const EXPECTED: &'static str = "{from, until, thresholds: {subjects_per_hour, denials_per_10_min, office_hours, limit_refusals_per_day}}";
+    const EXPECTED: &'static str = "{from, until, thresholds: {subjects_per_hour, denials_per_10_min, office_hours, limit_refusals_per_day, verify_mismatches_per_day}}";
 }
 
 /// A search or export filter as a privacy officer sends it: the citizen by ID
