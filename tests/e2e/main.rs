@@ -19,6 +19,7 @@ mod chain_files;
 mod browser;
 mod browser_access;
 mod browser_admin;
+mod browser_verify;
 mod cluster;
 mod console;
 mod console_access;

@@ -285,7 +285,7 @@ pub(crate) async fn fill(
     visit.respond(&page)
 }
 
-fn audit_unavailable(visit: &Visit) -> Response {
+pub(super) fn audit_unavailable(visit: &Visit) -> Response {
     visit.problem(
         StatusCode::SERVICE_UNAVAILABLE,
         ProblemKind::AuditUnavailable.slug(),
@@ -309,7 +309,7 @@ fn refused_page(visit: &Visit, config: &ActiveConfig, form_id: &str, refused: Re
 }
 
 /// What is wrong with an ID number or a case number, in words (never the value).
-fn subject_message(visit: &Visit, error: &crate::lookup::SubjectError) -> String {
+pub(super) fn subject_message(visit: &Visit, error: &crate::lookup::SubjectError) -> String {
     match error {
         crate::lookup::SubjectError::IdNumber(e) if e.code() == "length" => {
             visit.t.get("fill-id-number-short")
@@ -325,7 +325,7 @@ fn subject_message(visit: &Visit, error: &crate::lookup::SubjectError) -> String
 }
 
 /// A lookup's failure as a page: the refusal's reason in words, the rule.
-fn lookup_failed(visit: &Visit, error: &LookupError) -> Response {
+pub(super) fn lookup_failed(visit: &Visit, error: &LookupError) -> Response {
     let kind = error.kind();
     let reason = match error {
         LookupError::Refused(refusal) => Some(refusal.reason.as_str()),

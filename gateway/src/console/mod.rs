@@ -33,6 +33,7 @@ pub mod session;
 pub mod signin;
 pub mod status;
 pub mod usage;
+pub mod verify;
 
 use std::sync::Arc;
 
@@ -129,6 +130,7 @@ pub fn router(console: Console) -> Router {
         .route("/desk", get(desk::desk))
         .route("/forms/{form}", get(desk::form_page).post(desk::fill))
         .route("/lookup", get(desk::lookup_page).post(desk::lookup))
+        .route("/verify", get(verify::page).post(verify::verify))
         .route("/inbox", get(access::inbox))
         .route("/inbox/{id}", get(access::request))
         .route("/inbox/{id}/approve", post(access::approve))

@@ -166,6 +166,11 @@ const PAGES: &[(&str, &str, &[Role])] = &[
         "nav-lookup",
         &[Role::Clerk, Role::GridWorker, Role::TownshipLead],
     ),
+    (
+        "/console/verify",
+        "nav-verify",
+        &[Role::Clerk, Role::GridWorker, Role::TownshipLead],
+    ),
     ("/console/inbox", "nav-inbox", &[Role::DeptAdmin]),
     ("/console/grants", "nav-grants", &[Role::DeptAdmin]),
     ("/console/township", "nav-township", &[Role::TownshipLead]),
