@@ -6,7 +6,7 @@
 
 use testkit::browser::BrowserOptions;
 
-use crate::browser::{resident, sign_in};
+use crate::browser::{readme_shot, resident, sign_in};
 use crate::helpers::{TestGateway, population};
 
 /// The card for the household register's person lookup, for the old-age allowance.
@@ -86,4 +86,7 @@ async fn a_clerk_verifies_a_citizens_statement_and_sees_only_match_or_mismatch()
     assert!(!page.contains(&household.address), "the address held");
     assert!(!browser.url().await.contains(person.id.as_str()));
     browser.screenshot("verified").await;
+    if let Some(path) = readme_shot("clerk-verified.png") {
+        browser.save_screenshot_to(&path).await;
+    }
 }
