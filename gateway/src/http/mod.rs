@@ -7,7 +7,7 @@
 //!   reader; [`error`]: domain errors into [`problem`]s into responses;
 //! - [`receipt`]: the `Audit-Event` header binding an answer to its audit events;
 //! - routes: [`query`] (`/v1/query`), [`forms`], [`privacy`], [`admin`], [`drafts`],
-//!   [`review`], [`access`], [`catalog`], [`lists`] (query strings of list routes),
+//!   [`review`], [`access`], [`corrections`], [`catalog`], [`lists`] (query strings of list routes),
 //!   [`health`], [`metrics`].
 //!
 //! [`serve`] takes an already bound listener and a shutdown future, so tests bind
@@ -19,6 +19,7 @@ pub mod access;
 pub mod admin;
 pub(crate) mod body;
 pub mod catalog;
+pub mod corrections;
 pub mod drafts;
 pub mod error;
 pub mod extract;
