@@ -255,7 +255,8 @@ async fn show(
         Anyone else finds no such correction (404). Audited.",
     params(("id" = String, Path, description = CORRECTION_ID,
         example = "cr-0198a1c25e3f7b2d9c4e6f8a0b1c2d3e")),
-    request_body(content = Option<crate::corrections::AnswerBody>, content_type = "application/json"),
+    request_body(content = Option<crate::corrections::AnswerBody>, content_type = "application/json",
+        example = crate::http::openapi::examples::correction_acceptance),
     security(("bearer" = ["dept_admin"])),
     responses((status = 200, description = "Accepted.", body = CorrectionView), AnswerProblems),
 )]

@@ -172,3 +172,7 @@ pub(crate) fn correction() -> Value {
 pub(crate) fn correction_rejection() -> Value {
     json!({"reason": "经核对户籍档案，原登记无误。"})
 }
+
+pub(crate) fn correction_acceptance() -> Value {
+    json!({"reason": "已按出生医学证明更正户籍姓名。"})
+}
