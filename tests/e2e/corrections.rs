@@ -306,3 +306,87 @@ async fn a_department_rejects_with_a_reason_and_an_overdue_correction_is_marked(
         .await
         .assert_problem(403, "forbidden");
 }
+
+#[tokio::test]
+async fn the_department_answers_on_its_console_queue_and_another_department_finds_nothing() {
+    use crate::console::Visitor;
+    let gw = TestGateway::start().await;
+    let person = sample(SampleKind::MarriedParent);
+    let id = person.id.as_str();
+    let clerk = gw.token(Role::Clerk, Some(TOWNSHIP));
+    let shown = gw.query(&lookup("hukou", "person_by_id", id)).await;
+    assert_eq!(shown.status, 200, "{}", shown.text);
+    let filed = post_json(&gw.url(CORRECTIONS), &clerk, &correction(id)).await;
+    assert_eq!(filed.status, 201, "{}", filed.text);
+    let cid = filed.json["id"].as_str().unwrap().to_owned();
+
+    // 县公安局's admin sees it in the queue, in Chinese, and opens it.
+    let mut admin = Visitor::signed_in(&gw, "admin-psb").await;
+    let queue = admin.get("/console/corrections").await;
+    assert_eq!(queue.status, 200, "{}", queue.body);
+    assert!(queue.body.contains("数据纠错") && queue.body.contains("id=\"corrections-open\""));
+    assert!(queue.body.contains(&format!("data-correction=\"{cid}\"")));
+    assert!(
+        !queue.body.contains(id),
+        "the queue shows the masked ID only"
+    );
+    let page = admin.get(&format!("/console/corrections/{cid}")).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains(STATED));
+    // Every answer field has its label (keyboard and screen-reader use).
+    for target in ["accept-note", "reject-reason"] {
+        assert!(page.body.contains(&format!("for=\"{target}\"")), "{target}");
+        assert!(page.body.contains(&format!("id=\"{target}\"")), "{target}");
+    }
+    // A rejection without a reason comes back with the problem, nothing changed.
+    let bare = admin
+        .post(
+            &format!("/console/corrections/{cid}/reject"),
+            &[("csrf", &page.csrf()), ("reason", "")],
+        )
+        .await;
+    assert_eq!(bare.status, 200, "{}", bare.body);
+    assert!(bare.body.contains("id=\"correction-errors\""));
+    assert!(bare.body.contains("data-state=\"open\""));
+
+    // Another department's admin: no such correction, and no way to answer it.
+    let mut other = Visitor::signed_in(&gw, "admin-hrss").await;
+    let hidden = other.get(&format!("/console/corrections/{cid}")).await;
+    assert_eq!(hidden.status, 404, "{}", hidden.body);
+    let their_queue = other.get("/console/corrections").await;
+    assert!(!their_queue.body.contains(&cid));
+
+    // Accepted on the console: the API's acceptance, seen by the township.
+    let accepted = admin
+        .post(
+            &format!("/console/corrections/{cid}/accept"),
+            &[("csrf", &page.csrf()), ("reason", "已更正。")],
+        )
+        .await;
+    assert_eq!(accepted.status, 303, "{}", accepted.body);
+    let after = admin.get(&format!("/console/corrections/{cid}")).await;
+    assert!(
+        after.body.contains("data-state=\"accepted\""),
+        "{}",
+        after.body
+    );
+    assert!(!after.body.contains("id=\"accept-form\""));
+    let mut township = Visitor::signed_in(&gw, "clerk-dongling").await;
+    let mine = township.get("/console/corrections").await;
+    assert_eq!(mine.status, 200, "{}", mine.body);
+    assert!(mine.body.contains(&format!("data-correction=\"{cid}\"")));
+    assert!(mine.body.contains("已更正"));
+    let english = township
+        .post(
+            "/console/lang",
+            &[
+                ("csrf", &mine.csrf()),
+                ("lang", "en"),
+                ("back", "/console/corrections"),
+            ],
+        )
+        .await;
+    assert!(english.status < 400, "{}", english.body);
+    let en = township.get("/console/corrections").await;
+    assert!(en.body.contains("Data corrections"), "{}", en.body);
+}
