@@ -185,6 +185,23 @@ impl RecordCache {
         self.records.invalidate_all();
     }
 
+    /// Forgets every record of the subject whose key has this pseudonym (`pseudonym`
+    /// makes one from a subject key), whatever the operation: the department
+    /// corrected this person's record. Returns how many were dropped. The subject is
+    /// named by pseudonym so that nobody need keep their ID number to purge it.
+    pub async fn purge_subject(&self, pseudonym: impl Fn(&str) -> String, subject: &str) -> u64 {
+        let keys: Vec<Arc<Key>> = self
+            .records
+            .iter()
+            .filter(|(key, _)| pseudonym(&key.subject) == subject)
+            .map(|(key, _)| key)
+            .collect();
+        for key in &keys {
+            self.records.invalidate(&**key).await;
+        }
+        keys.len() as u64
+    }
+
     pub async fn stats(&self) -> CacheStats {
         self.records.run_pending_tasks().await;
         CacheStats {

@@ -1,12 +1,15 @@
 //! What replicas tell each other that the registry does not carry: today, that a
-//! department admin purged a connector's record cache, so that every replica drops
-//! its copy, not only the one the request reached.
+//! department admin purged a connector's record cache, or that a department corrected
+//! one person's record (an accepted correction, [`crate::corrections`]), so that every
+//! replica drops its copy, not only the one the request reached.
 //!
 //! Everything else a replica must learn comes through the registry's revision
 //! ([`crate::live`]): a connector change or a revocation is a new revision, and every
 //! replica reloads (a changed connector gets a fresh cache there). With SQLite there is
 //! one process and nothing to tell. With PostgreSQL the message is a `NOTIFY` on the
-//! schema's `cache` channel carrying the connector id (ids only, never a record);
+//! schema's `cache` channel carrying the connector id (ids only, never a record), and
+//! for one person's records the id, a space and the person's pseudonym (never the ID
+//! number: each replica matches its cached keys' pseudonyms);
 //! each replica listens on a connection of its own and reconnects when it drops.
 //! A notification sent while a replica's listening connection is down is lost to it:
 //! its copies then live until their `ttl_s`, as they would without a purge.
@@ -17,6 +20,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 
 use crate::config::ActiveConfig;
+use crate::mask::PseudonymKey;
 use crate::pg::Pg;
 use crate::store::{Backend, Storage};
 
@@ -43,21 +47,29 @@ pub async fn announce_purge(storage: &Storage, id: &str) {
     }
 }
 
-/// Listens for other replicas' purges and drops the connector's cache here. Holds
-/// the configuration weakly and ends with it. Nothing to do with SQLite.
+/// Tells the other replicas that the records of the subject with pseudonym
+/// `subject` were purged from connector `id`'s cache here.
+pub async fn announce_subject_purge(storage: &Storage, id: &str, subject: &str) {
+    announce_purge(storage, &format!("{id} {subject}")).await;
+}
+
+/// Listens for other replicas' purges and drops the connector's cache here (or one
+/// subject's records in it, matched by `pseudonym`). Holds the configuration weakly
+/// and ends with it. Nothing to do with SQLite.
 pub fn spawn_listener(
     storage: &Storage,
     config: &Arc<ArcSwap<ActiveConfig>>,
+    pseudonym: Arc<PseudonymKey>,
 ) -> Option<tokio::task::JoinHandle<()>> {
     let Backend::Postgres { pg, .. } = storage.backend() else {
         return None;
     };
     let pg = pg.clone();
     let config = Arc::downgrade(config);
-    Some(tokio::spawn(listen(pg, config)))
+    Some(tokio::spawn(listen(pg, config, pseudonym)))
 }
 
-async fn listen(pg: Pg, config: Weak<ArcSwap<ActiveConfig>>) {
+async fn listen(pg: Pg, config: Weak<ArcSwap<ActiveConfig>>, pseudonym: Arc<PseudonymKey>) {
     let mut backoff = Duration::from_millis(100);
     loop {
         if config.strong_count() == 0 {
@@ -74,7 +86,13 @@ async fn listen(pg: Pg, config: Weak<ArcSwap<ActiveConfig>>) {
                         let Some(config) = config.upgrade() else {
                             return;
                         };
-                        purge(&config.load(), notification.payload());
+                        let config = config.load_full();
+                        match notification.payload().split_once(' ') {
+                            Some((id, subject)) => {
+                                purge_subject(&config, id, subject, &pseudonym).await;
+                            }
+                            None => purge(&config, notification.payload()),
+                        }
                     }
                 }
             }
@@ -84,6 +102,15 @@ async fn listen(pg: Pg, config: Weak<ArcSwap<ActiveConfig>>) {
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// Drops the cached records of connector `id` of the subject with pseudonym
+/// `subject`, if it has any here.
+async fn purge_subject(config: &ActiveConfig, id: &str, subject: &str, key: &PseudonymKey) {
+    if let Some(cache) = config.connectors.get(id).and_then(|c| c.cache.as_ref()) {
+        let dropped = cache.purge_subject(|s| key.pseudonym(s), subject).await;
+        tracing::info!(connector = %id, "dropped" = dropped, "a subject's cached records purged (by another replica)");
     }
 }
 

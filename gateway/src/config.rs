@@ -86,6 +86,9 @@ pub struct GatewayFile {
     /// How townships' access requests are handled.
     #[serde(default)]
     pub access_requests: AccessRequestSettings,
+    /// How townships' corrections of departments' values are handled.
+    #[serde(default)]
+    pub corrections: CorrectionSettings,
     /// The county's departments: their names and the upstreams their connectors may
     /// call ([`crate::departments`]).
     #[serde(default)]
@@ -123,6 +126,26 @@ impl Default for AccessRequestSettings {
     fn default() -> Self {
         AccessRequestSettings {
             deadline_working_days: 10,
+        }
+    }
+}
+
+/// How townships' corrections of departments' values (数据纠错) are handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CorrectionSettings {
+    /// Working days a department has to answer a correction before it is overdue.
+    pub deadline_working_days: u32,
+    /// Days after its answer that what the citizen stated (value, note) is kept
+    /// before it is erased.
+    pub retention_days: u32,
+}
+
+impl Default for CorrectionSettings {
+    fn default() -> Self {
+        CorrectionSettings {
+            deadline_working_days: 5,
+            retention_days: 30,
         }
     }
 }
@@ -335,6 +358,7 @@ pub struct ActiveConfig {
     pub purposes: PurposeCatalog,
     pub rate_limits: RateLimitsConfig,
     pub access_requests: AccessRequestSettings,
+    pub corrections: CorrectionSettings,
     pub forms: FormSet,
     pub policies: PolicySet,
     /// The county's departments, with the upstreams their connectors may call.
@@ -417,6 +441,20 @@ pub fn load(
             path,
             "access_requests.deadline_working_days",
             "must be between 1 and 60 working days",
+        );
+    }
+    if !(1..=60).contains(&main.corrections.deadline_working_days) {
+        loader.problem(
+            path,
+            "corrections.deadline_working_days",
+            "must be between 1 and 60 working days",
+        );
+    }
+    if !(1..=3650).contains(&main.corrections.retention_days) {
+        loader.problem(
+            path,
+            "corrections.retention_days",
+            "must be between 1 and 3650 days",
         );
     }
     if let StoreSettings::Postgres(pg) = &main.store {
@@ -643,6 +681,7 @@ pub fn load(
         policies,
         rate_limits: main.rate_limits,
         access_requests: main.access_requests,
+        corrections: main.corrections,
         forms,
         departments: loader.departments,
         fronts: loader.fronts,

@@ -199,7 +199,12 @@ impl Application {
             app.limits.spawn_sweeper(),
             Live::spawn_watcher(&app.live, &app.config, &app.audit),
         ];
-        background.extend(crate::cluster::spawn_listener(&app.storage, &app.config));
+        background.extend(crate::cluster::spawn_listener(
+            &app.storage,
+            &app.config,
+            app.pseudonym.clone(),
+        ));
+        background.push(crate::corrections::spawn_sweeper(&app));
         Ok(Application {
             app,
             console,

@@ -59,6 +59,8 @@ pub(crate) struct TestGateway {
     pub(crate) data_dir: tempfile::TempDir,
     /// The gateway's clock: tests move it forward instead of waiting.
     pub(crate) clock: Arc<ManualClock>,
+    /// The gateway's shared state, for tests that run a background task's pass by hand.
+    pub(crate) app: gateway::app::App,
     _stop: oneshot::Sender<()>,
 }
 
@@ -161,6 +163,7 @@ impl TestGateway {
         .await
         .expect("the gateway starts");
         let addr = gateway.addr();
+        let app = gateway.app().clone();
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(gateway.run_until(async {
             let _ = stopped.await;
@@ -172,6 +175,7 @@ impl TestGateway {
             client: client(),
             data_dir,
             clock,
+            app,
             _stop: stop,
         }
     }

@@ -16,6 +16,7 @@ mod audit;
 mod auth;
 mod binary;
 mod chain_files;
+mod corrections;
 mod browser;
 mod browser_access;
 mod browser_admin;

@@ -24,7 +24,13 @@ const ORDER: &[&str] = &[
     "catalog",
     "listForms",
     "lookup",
+    "verify",
     "fillForm",
+    "fileCorrection",
+    "listCorrections",
+    "showCorrection",
+    "acceptCorrection",
+    "rejectCorrection",
     "putConnector",
     "showConnector",
     "connectorVersions",
@@ -59,8 +65,9 @@ const ORDER: &[&str] = &[
 ];
 
 /// Operations whose example, in this order, is refused by design: the review was
-/// approved a moment before, the request too (409 `already-decided`).
-const REFUSED: &[&str] = &["refuseReview", "refuseAccessRequest"];
+/// approved a moment before, the request too, and the correction accepted (409
+/// `already-decided`).
+const REFUSED: &[&str] = &["refuseReview", "refuseAccessRequest", "rejectCorrection"];
 
 /// One operation of the document.
 struct Operation {
@@ -177,8 +184,11 @@ async fn every_documented_example_gets_a_documented_answer() {
             // A request's (and its grant's) id is the one the gateway made.
             let access = op.path.starts_with("/v1/access-requests/{id}")
                 || op.path.starts_with("/v1/grants/{id}");
+            // A correction's id likewise (the lookup before it showed the value).
+            let correction = op.path.starts_with("/v1/corrections/{id}");
             let value = match (access, made.get("access request"), example) {
                 (true, Some(made), _) => made.clone(),
+                _ if correction && made.contains_key("correction") => made["correction"].clone(),
                 (_, _, Value::String(s)) => s.clone(),
                 (_, _, Value::Null) => panic!("{id}: the path parameter `{name}` has no example"),
                 (_, _, other) => other.to_string(),
@@ -200,6 +210,9 @@ async fn every_documented_example_gets_a_documented_answer() {
                     "access request",
                     body["id"].as_str().expect("an id").to_owned(),
                 );
+            }
+            Ok(body) if *id == "fileCorrection" && status == 201 => {
+                made.insert("correction", body["id"].as_str().expect("an id").to_owned());
             }
             Ok(_) => {}
         }

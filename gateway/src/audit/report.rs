@@ -51,6 +51,54 @@ pub enum ShownAs {
     Verification,
 }
 
+/// A step of a correction of the subject's data made on their behalf (数据纠错): a
+/// township flagged a department's value, the department answered, or retention
+/// erased what was stated. Never the value itself.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct CorrectionStep {
+    /// RFC 3339 UTC with milliseconds, as recorded.
+    pub time: String,
+    /// `filed`, `accepted`, `rejected` or `erased`.
+    pub step: String,
+    pub correction: String,
+    /// The department that owns the value.
+    pub department: String,
+    pub connector: Option<String>,
+    pub operation: String,
+    pub field: String,
+    /// The township that filed it (for `filed`).
+    pub township: Option<String>,
+}
+
+/// The step an admin event records, if it is a step of a correction (its operation
+/// as [`crate::corrections::event_operation`] writes it).
+fn correction_step(event: &super::AuditEvent) -> Option<CorrectionStep> {
+    let text = event.operation.as_deref()?.strip_prefix("correction.")?;
+    let mut words = text.split(' ');
+    let step = words.next()?;
+    if !["filed", "accepted", "rejected", "erased"].contains(&step) {
+        return None;
+    }
+    let correction = words.next()?.to_owned();
+    let named = |key: &str| {
+        text.split(' ')
+            .find_map(|w| w.strip_prefix(key))
+            .map(str::to_owned)
+    };
+    Some(CorrectionStep {
+        time: event.time.clone(),
+        step: step.to_owned(),
+        correction,
+        department: named("dept=")?,
+        connector: event.connector.clone(),
+        operation: named("op=")?,
+        field: named("field=")?,
+        township: (step == "filed")
+            .then(|| event.caller.township.clone())
+            .flatten(),
+    })
+}
+
 /// The report for one subject.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct CitizenReport {
@@ -59,6 +107,9 @@ pub struct CitizenReport {
     pub subject_masked: Option<String>,
     /// Oldest first.
     pub accesses: Vec<Access>,
+    /// Corrections of the subject's data made on their behalf, each step, oldest
+    /// first.
+    pub corrections: Vec<CorrectionStep>,
     /// Accesses held back by delayed disclosure (count only, nothing else about them).
     pub withheld_until_later: u64,
 }
@@ -107,6 +158,7 @@ impl<'s> Report<'s> {
             report: CitizenReport {
                 subject_masked: None,
                 accesses: Vec::new(),
+                corrections: Vec::new(),
                 withheld_until_later: 0,
             },
         }
@@ -122,6 +174,14 @@ impl<'s> Report<'s> {
         let (subject_pseudonym, today, report) =
             (self.subject_pseudonym, self.today, &mut self.report);
         let event = stored.event;
+        // A correction made on the subject's behalf is listed apart.
+        if event.kind == crate::audit::EventKind::Admin
+            && event.subject_pseudonym.as_deref() == Some(subject_pseudonym)
+            && let Some(step) = correction_step(&event)
+        {
+            report.corrections.push(step);
+            return;
+        }
         // Lookups release a citizen's data and verifications confirm it; a privacy
         // officer's review of the log (an admin event) is oversight, recorded but not
         // a disclosure.
@@ -279,6 +339,7 @@ mod tests {
             CitizenReport {
                 subject_masked: None,
                 accesses: Vec::new(),
+                corrections: Vec::new(),
                 withheld_until_later: 0,
             }
         );
@@ -292,6 +353,41 @@ mod tests {
         let report = citizen_report(dir.path(), &subject(1), day(2030, 1, 1)).unwrap();
         assert!(report.accesses.is_empty());
         assert_eq!(report.withheld_until_later, 1);
+    }
+
+    #[tokio::test]
+    async fn corrections_made_on_the_subjects_behalf_are_listed_apart() {
+        let me = subject(7);
+        let mut filed = crate::audit::AuditEvent::admin(
+            "r1",
+            lookup(1, &cst(2026, 3, 2, 9, 0, 0), "li.clerk").caller,
+            "correction.filed cr-1 op=person_by_id field=name dept=county-psb",
+        );
+        filed.subject_pseudonym = Some(me.clone());
+        filed.connector = Some("hukou".into());
+        let mut other = filed.clone();
+        other.subject_pseudonym = Some(subject(8));
+        other.event_id = uuid::Uuid::now_v7().to_string();
+        let mut read = filed.clone();
+        read.operation = Some("audit.report".into());
+        read.event_id = uuid::Uuid::now_v7().to_string();
+        let dir = write_log(vec![filed, other, read]).await;
+        let report = citizen_report(dir.path(), &me, day(2026, 3, 5)).unwrap();
+        assert!(report.accesses.is_empty());
+        assert_eq!(report.corrections.len(), 1, "{:?}", report.corrections);
+        let step = &report.corrections[0];
+        assert_eq!(
+            (
+                step.step.as_str(),
+                step.correction.as_str(),
+                step.department.as_str()
+            ),
+            ("filed", "cr-1", "county-psb")
+        );
+        assert_eq!(
+            (step.operation.as_str(), step.field.as_str()),
+            ("person_by_id", "name")
+        );
     }
 
     #[tokio::test]

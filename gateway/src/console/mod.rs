@@ -12,6 +12,8 @@
 //!   search, events, exports, citizen report, anomalies, log integrity), [`access`]
 //!   (the department admin's requests inbox and grants, the township lead's grants,
 //!   requests and request form — the access-request use cases of [`crate::access`]),
+//!   [`corrections`] (the department admin's correction queue and the township's
+//!   corrections — the use cases of [`crate::corrections`]),
 //!   [`connectors`] (the department admin's connectors: list, page, test, disable,
 //!   purge, versions, upload, edit) and [`usage`] (who used my data), [`catalog`]
 //!   (the shared catalog, for everyone), [`status`] (the operator's status page);
@@ -25,6 +27,7 @@ pub mod access;
 pub mod assets;
 pub mod catalog;
 pub mod connectors;
+pub mod corrections;
 pub mod desk;
 pub mod i18n;
 pub mod officer;
@@ -135,6 +138,10 @@ pub fn router(console: Console) -> Router {
         .route("/inbox/{id}", get(access::request))
         .route("/inbox/{id}/approve", post(access::approve))
         .route("/inbox/{id}/refuse", post(access::refuse))
+        .route("/corrections", get(corrections::queue))
+        .route("/corrections/{id}", get(corrections::show))
+        .route("/corrections/{id}/accept", post(corrections::accept))
+        .route("/corrections/{id}/reject", post(corrections::reject))
         .route("/grants", get(access::grants))
         .route("/grants/{id}/revoke", post(access::revoke))
         .route("/township", get(access::township))

@@ -173,6 +173,16 @@ const PAGES: &[(&str, &str, &[Role])] = &[
     ),
     ("/console/inbox", "nav-inbox", &[Role::DeptAdmin]),
     ("/console/grants", "nav-grants", &[Role::DeptAdmin]),
+    (
+        "/console/corrections",
+        "nav-corrections",
+        &[
+            Role::DeptAdmin,
+            Role::Clerk,
+            Role::GridWorker,
+            Role::TownshipLead,
+        ],
+    ),
     ("/console/township", "nav-township", &[Role::TownshipLead]),
     ("/console/request", "nav-request", &[Role::TownshipLead]),
     ("/console/audit", "nav-audit", &[Role::PrivacyOfficer]),

@@ -49,7 +49,11 @@ const ALLOWED: &[(&str, &str, &[&str])] = &[
         "/v1/admin/reviews",
         &["state", "connector", "cursor", "limit"],
     ),
+    ("GET", "/v1/corrections", CORRECTIONS),
 ];
+
+/// The parameters of `GET /v1/corrections`.
+pub const CORRECTIONS: &[&str] = &["state", "connector", "overdue", "cursor", "limit"];
 
 /// Console pages (GET) that take a query string: filters of codes, ids, dates and
 /// numbers — never a citizen's ID number, which the console only POSTs. A form sends
@@ -112,6 +116,8 @@ pub struct ListQuery {
     pub state: Option<String>,
     pub township: Option<String>,
     pub connector: Option<String>,
+    /// `true` or `false` (corrections).
+    pub overdue: Option<String>,
     /// The sort key of the last item of the previous page.
     pub after: Option<String>,
     pub limit: usize,
@@ -240,6 +246,7 @@ fn parse(query: &str, allowed: &[&str]) -> Result<ListQuery, Problem> {
                 let slot = match name {
                     "state" => &mut out.state,
                     "township" => &mut out.township,
+                    "overdue" => &mut out.overdue,
                     _ => &mut out.connector,
                 };
                 *slot = Some(value.to_owned());
@@ -298,6 +305,31 @@ impl ListQuery {
                 "state",
                 format!("`state` is one of {}.", allowed_state.join(", ")),
             ));
+        }
+        Ok(query)
+    }
+
+    /// The query of the listed route taking `names`, checked again, with `state` one
+    /// of `allowed_state` and `overdue` (if taken) `true` or `false`.
+    pub fn of_route(
+        raw: Option<&str>,
+        names: &[&str],
+        allowed_state: &[&str],
+    ) -> Result<ListQuery, Problem> {
+        let query = parse(raw.unwrap_or(""), names)?;
+        if let Some(state) = &query.state
+            && !allowed_state.contains(&state.as_str())
+        {
+            return Err(bad(
+                "state",
+                format!("`state` is one of {}.", allowed_state.join(", ")),
+            ));
+        }
+        if let Some(overdue) = &query.overdue
+            && overdue != "true"
+            && overdue != "false"
+        {
+            return Err(bad("overdue", "`overdue` is `true` or `false`."));
         }
         Ok(query)
     }

@@ -6,8 +6,9 @@
 //! - [`extract`]: request id, peer, authenticated caller; [`body`]: the one JSON body
 //!   reader; [`error`]: domain errors into [`problem`]s into responses;
 //! - [`receipt`]: the `Audit-Event` header binding an answer to its audit events;
-//! - routes: [`query`] (`/v1/query`), [`verify`] (`/v1/verify`), [`forms`], [`privacy`], [`admin`], [`drafts`],
-//!   [`review`], [`access`], [`catalog`], [`lists`] (query strings of list routes),
+//! - routes: [`query`] (`/v1/query`), [`verify`] (`/v1/verify`), [`forms`],
+//!   [`privacy`], [`admin`], [`drafts`], [`review`], [`access`], [`corrections`],
+//!   [`catalog`], [`lists`] (query strings of list routes),
 //!   [`health`], [`metrics`].
 //!
 //! [`serve`] takes an already bound listener and a shutdown future, so tests bind
@@ -19,6 +20,7 @@ pub mod access;
 pub mod admin;
 pub(crate) mod body;
 pub mod catalog;
+pub mod corrections;
 pub mod drafts;
 pub mod error;
 pub mod extract;

@@ -23,6 +23,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "audit_partitions",
         include_str!("migrations/0004_audit_partitions.sql"),
     ),
+    (
+        5,
+        "corrections",
+        include_str!("migrations/0005_corrections.sql"),
+    ),
 ];
 
 /// The schema version this binary writes.

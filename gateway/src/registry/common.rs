@@ -138,6 +138,34 @@ pub(super) fn still_pending(stored: &AccessRequest) -> Result<(), RegistryError>
     Ok(())
 }
 
+/// Checks that a stored correction may be answered (it is still open).
+pub(super) fn still_open(stored: &super::Correction) -> Result<(), RegistryError> {
+    if stored.state != super::CorrectionState::Open {
+        return Err(RegistryError::Decided(format!(
+            "correction `{}` is already answered",
+            stored.id
+        )));
+    }
+    Ok(())
+}
+
+/// The stored correction `stored` with its personal data erased at `at`; refused if
+/// it was erased before.
+pub(super) fn erased(
+    mut stored: super::Correction,
+    at: String,
+) -> Result<super::Correction, RegistryError> {
+    if stored.erased_at.is_some() {
+        return Err(RegistryError::Decided(format!(
+            "correction `{}` is already erased",
+            stored.id
+        )));
+    }
+    stored.erased_at = Some(at);
+    stored.stated = None;
+    Ok(stored)
+}
+
 /// The error for adding a `kind` (grant, access request) whose id is taken.
 pub(super) fn already_exists(kind: &str, id: &str) -> RegistryError {
     RegistryError::Corrupt(format!("{kind} `{id}` already exists"))

@@ -1,7 +1,8 @@
 //! The registry: what departments and townships change while the gateway runs —
 //! connectors and their versions, policy files and purpose files (the purpose
 //! catalog) applied with `gateway apply`, grants made by approving access requests,
-//! and the requests themselves.
+//! the requests themselves, and townships' corrections of departments' values
+//! (数据纠错, [`Correction`]).
 //!
 //! The registry sits behind the small [`Registry`] trait (the embedded SQLite file
 //! [`SqliteRegistry`] on one machine; [`PgRegistry`] on PostgreSQL, for many replicas). Every write
@@ -226,6 +227,75 @@ pub struct AccessRequest {
     pub grant_id: Option<String>,
 }
 
+/// Where a correction stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CorrectionState {
+    /// Waiting for the owning department.
+    Open,
+    /// The department corrected its own system.
+    Accepted,
+    /// The department holds its value right (with its reason).
+    Rejected,
+}
+
+impl CorrectionState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CorrectionState::Open => "open",
+            CorrectionState::Accepted => "accepted",
+            CorrectionState::Rejected => "rejected",
+        }
+    }
+}
+
+/// What a citizen states about a wrong value: personal data, kept in columns of
+/// their own (never in the correction's JSON body) so that retention can erase them
+/// (overwrite them with NULL) and leave the rest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stated {
+    /// The value the citizen states.
+    pub value: String,
+    /// The clerk's note (may be empty).
+    pub note: String,
+}
+
+/// A township's report that a department's value is wrong (数据纠错), routed to the
+/// connector's owning department. The subject is kept as its pseudonym and masked
+/// form only; what the citizen states is [`Correction::stated`] until erased.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Correction {
+    /// `cr-` and a UUIDv7 in lowercase hex.
+    pub id: String,
+    pub connector: String,
+    /// The connector's department when filed, which answers.
+    pub department: String,
+    pub operation: String,
+    /// The leaf path of the value said to be wrong (`name`, `address.village_code`).
+    pub field: String,
+    pub subject_pseudonym: String,
+    pub subject_masked: String,
+    pub case_id: String,
+    /// Where the evidence is (a document's reference; free text, no personal numbers).
+    pub evidence: String,
+    /// The township that filed it, and who.
+    pub township: String,
+    pub filed_by: String,
+    pub created_at: String,
+    /// The day by which the department should answer (working days from filing).
+    pub deadline: String,
+    pub state: CorrectionState,
+    pub answered_at: Option<String>,
+    pub answered_by: Option<String>,
+    /// A rejection's reason (or an acceptance's note), in the department's words.
+    pub reason: Option<String>,
+    /// When retention erased what the citizen stated.
+    pub erased_at: Option<String>,
+    /// What the citizen stated; `None` once erased. Never in the JSON body.
+    #[serde(skip)]
+    pub stated: Option<Stated>,
+}
+
 /// What the running configuration is built from, at one revision.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Snapshot {
@@ -256,6 +326,8 @@ pub struct RegistryCopy {
     pub grants: Vec<GrantRecord>,
     /// Every access request, oldest first.
     pub requests: Vec<AccessRequest>,
+    /// Every correction, oldest first, with what is left of its personal data.
+    pub corrections: Vec<Correction>,
 }
 
 impl RegistryCopy {
@@ -275,6 +347,7 @@ impl RegistryCopy {
             purpose_files: snapshot.purpose_files.into_values().collect(),
             grants: registry.grants().await?,
             requests: registry.access_requests().await?,
+            corrections: registry.corrections().await?,
         })
     }
 }
@@ -324,6 +397,17 @@ pub enum Change {
     AddRequest(AccessRequest),
     /// Replaces a request with its decided form (same id).
     DecideRequest(AccessRequest),
+    /// A new correction, open, with what the citizen stated.
+    AddCorrection(Correction),
+    /// Replaces an open correction with its answered form (same id; what the citizen
+    /// stated is kept). Refused with [`RegistryError::Decided`] once answered.
+    AnswerCorrection(Correction),
+    /// Erases what the citizen stated in a correction (NULL), noting when. Refused
+    /// with [`RegistryError::Decided`] if already erased.
+    EraseCorrection {
+        id: String,
+        at: String,
+    },
 }
 
 /// Why the registry failed.
@@ -410,6 +494,8 @@ pub trait Registry: Send + Sync + std::fmt::Debug + 'static {
     fn access_requests(&self) -> BoxFuture<'_, Result<Vec<AccessRequest>, RegistryError>>;
     /// Every grant made through the API, revoked ones too, oldest first.
     fn grants(&self) -> BoxFuture<'_, Result<Vec<GrantRecord>, RegistryError>>;
+    /// Every correction, oldest first, with what is left of its personal data.
+    fn corrections(&self) -> BoxFuture<'_, Result<Vec<Correction>, RegistryError>>;
 }
 
 impl Snapshot {
@@ -491,7 +577,11 @@ impl Snapshot {
                 Change::RevokeGrant { id, .. } => {
                     next.grants.remove(id);
                 }
-                Change::AddRequest(_) | Change::DecideRequest(_) => {}
+                Change::AddRequest(_)
+                | Change::DecideRequest(_)
+                | Change::AddCorrection(_)
+                | Change::AnswerCorrection(_)
+                | Change::EraseCorrection { .. } => {}
             }
         }
         Ok(next)

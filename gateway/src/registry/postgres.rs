@@ -25,12 +25,13 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{GenericClient, IsolationLevel, Notification, Row, Transaction};
 
 use super::common::{
-    RawVersion, activation, already_exists, from_json, in_force, missing_version, next_revision,
-    next_version, require_one, review_decision, revoked, still_pending, to_json,
+    RawVersion, activation, already_exists, erased, from_json, in_force, missing_version,
+    next_revision, next_version, require_one, review_decision, revoked, still_open, still_pending,
+    to_json,
 };
 use super::{
-    AccessRequest, Change, ConnectorVersion, GrantRecord, PolicyFileRecord, RegisteredConnector,
-    Registry, RegistryCopy, RegistryError, ReviewState, Snapshot,
+    AccessRequest, Change, ConnectorVersion, Correction, GrantRecord, PolicyFileRecord,
+    RegisteredConnector, Registry, RegistryCopy, RegistryError, ReviewState, Snapshot, Stated,
 };
 use crate::pg::{Pg, PgError};
 
@@ -142,6 +143,9 @@ async fn import_into(
             request,
         )
         .await?;
+    }
+    for correction in &copy.corrections {
+        add_correction(tx, correction).await?;
     }
     let revision = i64::try_from(copy.revision)
         .map_err(|_| RegistryError::Corrupt("the revision is too large".into()))?;
@@ -279,6 +283,73 @@ impl Registry for PgRegistry {
             read_bodies(&**client, "grants", "grant").await
         })
     }
+
+    fn corrections(&self) -> BoxFuture<'_, Result<Vec<Correction>, RegistryError>> {
+        Box::pin(async move {
+            let client = self.client().await?;
+            let rows = client
+                .query(
+                    &format!("SELECT {CORRECTION_COLUMNS} FROM corrections ORDER BY created_seq"),
+                    &[],
+                )
+                .await?;
+            rows.iter().map(decode_correction).collect()
+        })
+    }
+}
+
+/// The columns [`decode_correction`] reads, in order.
+const CORRECTION_COLUMNS: &str = "id, body::text, stated_value, note";
+
+/// A `corrections` row of [`CORRECTION_COLUMNS`].
+fn decode_correction(row: &Row) -> Result<Correction, RegistryError> {
+    let id: String = row.try_get(0)?;
+    let body: String = row.try_get(1)?;
+    let value: Option<String> = row.try_get(2)?;
+    let note: Option<String> = row.try_get(3)?;
+    let mut correction: Correction = from_json(&body, || format!("correction `{id}`"))?;
+    correction.stated = value.map(|value| Stated {
+        value,
+        note: note.unwrap_or_default(),
+    });
+    Ok(correction)
+}
+
+/// The stored correction `id`, locked for the rest of the transaction.
+async fn read_correction(tx: &Transaction<'_>, id: &str) -> Result<Correction, RegistryError> {
+    let row = tx
+        .query_opt(
+            &format!("SELECT {CORRECTION_COLUMNS} FROM corrections WHERE id = $1 FOR UPDATE"),
+            &[&id],
+        )
+        .await?
+        .ok_or_else(|| RegistryError::Missing(format!("correction `{id}`")))?;
+    decode_correction(&row)
+}
+
+/// Adds a correction after the ones already there; its id must be new.
+async fn add_correction(
+    tx: &Transaction<'_>,
+    correction: &Correction,
+) -> Result<(), RegistryError> {
+    let stated = correction.stated.as_ref();
+    let inserted = tx
+        .execute(
+            "INSERT INTO corrections (id, body, stated_value, note)
+               VALUES ($1, $2::text::jsonb, $3, $4)
+               ON CONFLICT (id) DO NOTHING",
+            &[
+                &correction.id,
+                &to_json(correction)?,
+                &stated.map(|s| s.value.as_str()),
+                &stated.map(|s| s.note.as_str()),
+            ],
+        )
+        .await?;
+    if inserted == 0 {
+        return Err(already_exists("correction", &correction.id));
+    }
+    Ok(())
 }
 
 const READ_REVISION: &str = "SELECT revision FROM registry_revision";
@@ -372,6 +443,21 @@ async fn apply(tx: &Transaction<'_>, change: Change) -> Result<(), RegistryError
                 read_body(tx, "access_requests", "access request", &request.id).await?;
             still_pending(&stored)?;
             update_body(tx, "access_requests", &request.id, &request).await
+        }
+        Change::AddCorrection(correction) => add_correction(tx, &correction).await,
+        Change::AnswerCorrection(correction) => {
+            still_open(&read_correction(tx, &correction.id).await?)?;
+            update_body(tx, "corrections", &correction.id, &correction).await
+        }
+        Change::EraseCorrection { id, at } => {
+            let erased = erased(read_correction(tx, &id).await?, at)?;
+            tx.execute(
+                "UPDATE corrections SET body = $2::text::jsonb, stated_value = NULL, note = NULL
+                   WHERE id = $1",
+                &[&id, &to_json(&erased)?],
+            )
+            .await?;
+            Ok(())
         }
     }
 }

@@ -17,12 +17,13 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, 
 use tokio::sync::Mutex;
 
 use super::common::{
-    RawVersion, activation, already_exists, from_json, in_force, missing_version, next_revision,
-    next_version, require_one, review_decision, revoked, still_pending, to_json,
+    RawVersion, activation, already_exists, erased, from_json, in_force, missing_version,
+    next_revision, next_version, require_one, review_decision, revoked, still_open, still_pending,
+    to_json,
 };
 use super::{
-    AccessRequest, Change, ConnectorVersion, GrantRecord, PolicyFileRecord, RegisteredConnector,
-    Registry, RegistryError, ReviewState, Revocation, Snapshot,
+    AccessRequest, Change, ConnectorVersion, Correction, GrantRecord, PolicyFileRecord,
+    RegisteredConnector, Registry, RegistryError, ReviewState, Revocation, Snapshot, Stated,
 };
 
 /// The registry database's file name inside the data directory.
@@ -75,6 +76,16 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE connector_versions ADD COLUMN activated_at TEXT;
      UPDATE connector_versions SET activated_at = created_at
        WHERE review IS NULL OR json_extract(review, '$.state') = 'approved';",
+    // 5: townships' corrections of departments' values. What the citizen stated is
+    // in columns of its own, so that retention overwrites it with NULL and keeps the
+    // body (ids, pseudonym, state, answer).
+    "CREATE TABLE corrections (
+         id TEXT PRIMARY KEY,
+         body TEXT NOT NULL,
+         stated_value TEXT,
+         note TEXT,
+         created_seq INTEGER NOT NULL UNIQUE
+     ) STRICT;",
 ];
 
 /// The schema version this code writes.
@@ -237,6 +248,56 @@ impl Registry for SqliteRegistry {
     fn grants(&self) -> BoxFuture<'_, Result<Vec<GrantRecord>, RegistryError>> {
         Box::pin(self.with_connection(|conn| read_grants(conn)))
     }
+
+    fn corrections(&self) -> BoxFuture<'_, Result<Vec<Correction>, RegistryError>> {
+        Box::pin(self.with_connection(|conn| {
+            let mut statement = conn.prepare(
+                "SELECT id, body, stated_value, note FROM corrections ORDER BY created_seq",
+            )?;
+            let rows = statement
+                .query_map([], |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, Option<String>>(2)?,
+                        row.get::<_, Option<String>>(3)?,
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.into_iter()
+                .map(|(id, body, value, note)| decode_correction(&id, &body, value, note))
+                .collect()
+        }))
+    }
+}
+
+/// A stored correction: its body and what is left of the citizen's statement.
+fn decode_correction(
+    id: &str,
+    body: &str,
+    value: Option<String>,
+    note: Option<String>,
+) -> Result<Correction, RegistryError> {
+    let mut correction: Correction = from_json(body, || format!("correction `{id}`"))?;
+    correction.stated = value.map(|value| Stated {
+        value,
+        note: note.unwrap_or_default(),
+    });
+    Ok(correction)
+}
+
+/// The stored correction `id`, in the commit's transaction.
+fn read_correction(tx: &Transaction<'_>, id: &str) -> Result<Correction, RegistryError> {
+    let row: Option<(String, Option<String>, Option<String>)> = tx
+        .query_row(
+            "SELECT body, stated_value, note FROM corrections WHERE id = ?1",
+            [id],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )
+        .optional()?;
+    let (body, value, note) =
+        row.ok_or_else(|| RegistryError::Missing(format!("correction `{id}`")))?;
+    decode_correction(id, &body, value, note)
 }
 
 /// Opens the (already created and migrated) database for one call.
@@ -348,6 +409,45 @@ fn apply(tx: &Transaction<'_>, change: Change) -> Result<(), RegistryError> {
             tx.execute(
                 "UPDATE access_requests SET body = ?2 WHERE id = ?1",
                 params![request.id, to_json(&request)?],
+            )?;
+            Ok(())
+        }
+        Change::AddCorrection(correction) => {
+            if exists(
+                tx,
+                "SELECT 1 FROM corrections WHERE id = ?1",
+                &correction.id,
+            )? {
+                return Err(already_exists("correction", &correction.id));
+            }
+            let stated = correction.stated.as_ref();
+            tx.execute(
+                "INSERT INTO corrections (id, body, stated_value, note, created_seq)
+                   VALUES (?1, ?2, ?3, ?4,
+                           (SELECT coalesce(max(created_seq), 0) + 1 FROM corrections))",
+                params![
+                    correction.id,
+                    to_json(&correction)?,
+                    stated.map(|s| s.value.as_str()),
+                    stated.map(|s| s.note.as_str()),
+                ],
+            )?;
+            Ok(())
+        }
+        Change::AnswerCorrection(correction) => {
+            still_open(&read_correction(tx, &correction.id)?)?;
+            tx.execute(
+                "UPDATE corrections SET body = ?2 WHERE id = ?1",
+                params![correction.id, to_json(&correction)?],
+            )?;
+            Ok(())
+        }
+        Change::EraseCorrection { id, at } => {
+            let erased = erased(read_correction(tx, &id)?, at)?;
+            tx.execute(
+                "UPDATE corrections SET body = ?2, stated_value = NULL, note = NULL
+                   WHERE id = ?1",
+                params![id, to_json(&erased)?],
             )?;
             Ok(())
         }

@@ -56,6 +56,7 @@ on_both!(
     an_approval_after_the_connector_changed_or_a_refusal_changes_nothing_in_force,
     a_draft_serves_nothing_until_activated_and_an_earlier_version_comes_back_in_one_change,
     watch_names_the_revision_then_each_new_one_and_ends_with_the_registry,
+    corrections_are_answered_once_and_erasure_leaves_their_metadata,
 );
 
 fn open(dir: &Path) -> SqliteRegistry {
@@ -114,6 +115,33 @@ fn request(id: &str) -> AccessRequest {
         decided_by: None,
         decision_note: None,
         grant_id: None,
+    }
+}
+
+fn correction(id: &str) -> Correction {
+    Correction {
+        id: id.to_owned(),
+        connector: "hukou".to_owned(),
+        department: "county-psb".to_owned(),
+        operation: "person_by_id".to_owned(),
+        field: "name".to_owned(),
+        subject_pseudonym: "psn_0123".to_owned(),
+        subject_masked: "139901********123X".to_owned(),
+        case_id: "CASE-1".to_owned(),
+        evidence: "户口簿复印件".to_owned(),
+        township: "139901101".to_owned(),
+        filed_by: "clerk".to_owned(),
+        created_at: "2026-05-08T02:00:00.000Z".to_owned(),
+        deadline: "2026-05-15".to_owned(),
+        state: CorrectionState::Open,
+        answered_at: None,
+        answered_by: None,
+        reason: None,
+        erased_at: None,
+        stated: Some(Stated {
+            value: "邓俊豪".to_owned(),
+            note: "末字有误".to_owned(),
+        }),
     }
 }
 
@@ -498,6 +526,85 @@ async fn requests_round_trip_and_a_decision_replaces_the_request(registry: Arc<d
     );
 }
 
+async fn corrections_are_answered_once_and_erasure_leaves_their_metadata(
+    registry: Arc<dyn Registry>,
+) {
+    assert!(registry.corrections().await.unwrap().is_empty());
+    commit(
+        &*registry,
+        vec![
+            Change::AddCorrection(correction("cr-1")),
+            Change::AddCorrection(correction("cr-2")),
+        ],
+    )
+    .await
+    .unwrap();
+    // Oldest first, the statement read back from its own columns.
+    let stored = registry.corrections().await.unwrap();
+    assert_eq!(stored, vec![correction("cr-1"), correction("cr-2")]);
+    // The same id again is refused.
+    let again = commit(&*registry, vec![Change::AddCorrection(correction("cr-1"))]).await;
+    assert!(again.is_err());
+
+    let accepted = Correction {
+        state: CorrectionState::Accepted,
+        answered_at: Some("2026-05-11T02:00:00.000Z".to_owned()),
+        answered_by: Some("psb-admin".to_owned()),
+        // An answer never changes what was stated.
+        stated: None,
+        ..correction("cr-1")
+    };
+    commit(&*registry, vec![Change::AnswerCorrection(accepted.clone())])
+        .await
+        .unwrap();
+    let first = registry.corrections().await.unwrap().remove(0);
+    assert_eq!(first.state, CorrectionState::Accepted);
+    assert_eq!(first.stated, correction("cr-1").stated);
+    // A second answer is refused and changes nothing.
+    let rejected = Correction {
+        state: CorrectionState::Rejected,
+        ..accepted.clone()
+    };
+    let refused = commit(&*registry, vec![Change::AnswerCorrection(rejected)]).await;
+    assert!(
+        matches!(refused, Err(RegistryError::Decided(_))),
+        "{refused:?}"
+    );
+    assert_eq!(
+        registry.corrections().await.unwrap()[0].state,
+        CorrectionState::Accepted
+    );
+
+    // Erasure: the statement is gone, the rest stays; a second erasure is refused.
+    let erase = || Change::EraseCorrection {
+        id: "cr-1".to_owned(),
+        at: "2026-06-11T00:00:00.000Z".to_owned(),
+    };
+    commit(&*registry, vec![erase()]).await.unwrap();
+    let erased = registry.corrections().await.unwrap().remove(0);
+    assert_eq!(erased.stated, None);
+    assert_eq!(
+        erased.erased_at.as_deref(),
+        Some("2026-06-11T00:00:00.000Z")
+    );
+    assert_eq!(
+        Correction {
+            stated: None,
+            erased_at: None,
+            ..erased
+        },
+        Correction {
+            stated: None,
+            ..accepted
+        }
+    );
+    let twice = commit(&*registry, vec![erase()]).await;
+    assert!(matches!(twice, Err(RegistryError::Decided(_))), "{twice:?}");
+    // The other correction is untouched, and corrections change no configuration.
+    assert_eq!(registry.corrections().await.unwrap()[1], correction("cr-2"));
+    assert!(registry.snapshot().await.unwrap().grants.is_empty());
+}
+
 #[tokio::test]
 async fn reopening_the_file_keeps_everything() {
     let dir = tempfile::tempdir().unwrap();
@@ -645,10 +752,12 @@ async fn a_schema_version_1_registry_is_migrated_to_the_latest() {
     commit(&registry, vec![Change::PutConnector(version("c", "v1"))])
         .await
         .unwrap();
-    // Make it a version-1 file: no purpose_files table, no reviews, no drafts.
+    // Make it a version-1 file: no purpose_files table, no reviews, no drafts, no
+    // corrections.
     let conn = rusqlite::Connection::open(registry.path()).unwrap();
     conn.execute_batch(
         "DROP TABLE purpose_files;
+         DROP TABLE corrections;
          ALTER TABLE connector_versions DROP COLUMN review;
          ALTER TABLE connector_versions DROP COLUMN activated_at;
          UPDATE meta SET value = '1' WHERE key = 'schema_version';",
@@ -664,8 +773,8 @@ async fn a_schema_version_1_registry_is_migrated_to_the_latest() {
             |row| row.get(0),
         )
         .unwrap();
-    assert_eq!(schema_version, "4");
-    assert_eq!(sqlite::SCHEMA_VERSION, 4);
+    assert_eq!(schema_version, "5");
+    assert_eq!(sqlite::SCHEMA_VERSION, 5);
     drop(conn);
     // A version that served before drafts existed is not taken for a draft.
     let versions = reopened.connector_versions("c").await.unwrap();
@@ -1208,7 +1317,18 @@ async fn a_sqlite_registry_copied_into_an_empty_postgres_one_reads_the_same_and_
             Change::AddGrant(grant("g-2")),
             Change::AddRequest(request("r-1")),
             Change::AddRequest(request("r-2")),
+            Change::AddCorrection(correction("cr-1")),
+            Change::AddCorrection(correction("cr-2")),
         ],
+    )
+    .await
+    .unwrap();
+    commit(
+        &from,
+        vec![Change::EraseCorrection {
+            id: "cr-2".into(),
+            at: "2026-06-11T00:00:00.000Z".into(),
+        }],
     )
     .await
     .unwrap();

@@ -170,3 +170,24 @@ pub(crate) fn refusal() -> Value {
 pub(crate) fn revocation() -> Value {
     json!({"reason": "建房审批已结束"})
 }
+
+pub(crate) fn correction() -> Value {
+    json!({
+        "connector": "hukou",
+        "operation": "person_by_id",
+        "field": "name",
+        "subject": {"id_number": ID_NUMBER},
+        "stated_value": "邓俊豪",
+        "note": "本人称姓名末字登记有误，出生证明为\u{201c}豪\u{201d}。",
+        "case_id": "DEMO-0001",
+        "evidence": "出生医学证明复印件，窗口存档",
+    })
+}
+
+pub(crate) fn correction_rejection() -> Value {
+    json!({"reason": "经核对户籍档案，原登记无误。"})
+}
+
+pub(crate) fn correction_acceptance() -> Value {
+    json!({"reason": "已按出生医学证明更正户籍姓名。"})
+}

@@ -43,7 +43,7 @@ use crate::problem::Problem;
             list admits any authenticated caller (what they get still depends on the policy).\n\
             - **Personal data travels only in bodies**: a URL never carries an ID number or a \
             token. A query string is refused (`invalid-request`) except the listed filters and \
-            pages of the four lists (`state`, `township`, `connector`, `cursor`, `limit`); a \
+            pages of the lists (`state`, `township`, `connector`, `overdue`, `cursor`, `limit`); a \
             token in a query string is `unauthenticated`.\n\
             - **Errors** are `application/problem+json` (RFC 9457, the `Problem` schema) with a \
             stable `type` documented at `GET /problems/{slug}`.\n\
@@ -63,6 +63,7 @@ use crate::problem::Problem;
         (name = "connectors", description = "Department admins register, version, test and switch their connectors."),
         (name = "reviews", description = "The data-governance office approves classification changes."),
         (name = "access", description = "Townships request fields (点菜), departments grant or refuse them, and revoke grants (收回)."),
+        (name = "corrections", description = "Townships flag wrong values (数据纠错); the owning department accepts or rejects each."),
         (name = "service", description = "Health, readiness, metrics, problem types and this document."),
     ),
 )]
@@ -120,6 +121,7 @@ fn api() -> OpenApiRouter<App> {
         .merge(super::drafts::routes())
         .merge(super::review::routes())
         .merge(super::access::routes())
+        .merge(super::corrections::routes())
         .routes(routes!(super::health::healthz))
         .routes(routes!(super::health::readyz))
         .routes(routes!(super::metrics::metrics))
