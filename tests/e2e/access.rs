@@ -5,6 +5,7 @@
 
 use crate::helpers::Edit as _;
 use gateway::auth::{MintClaims, Role, mint};
+use gateway::county::COUNTY_FILES;
 use gateway::demo;
 use serde_json::{Value, json};
 use sim::SampleKind;
@@ -840,7 +841,14 @@ async fn the_overdue_list_holds_only_pending_requests_past_their_deadline() {
     let asked = post_as(&gw, REQUESTS, &lead(&gw), &elderly_request()).await;
     assert_eq!(asked.status, 201, "{}", asked.text);
     let id = asked.json["id"].as_str().expect("id").to_owned();
-    let due = gateway::access::add_working_days(gateway::policy::china_today(), 3);
+    // Three working days of the county's calendar (holidays off, 调休 days worked).
+    let calendar = COUNTY_FILES
+        .iter()
+        .find(|(path, _)| *path == "county/calendar.yaml")
+        .map(|(_, text)| gateway::calendar::Calendar::from_yaml(text))
+        .expect("the county's calendar")
+        .expect("it loads");
+    let due = calendar.add_working_days(gateway::policy::china_today(), 3);
     assert_eq!(asked.json["deadline"], due.to_string());
     // A fresh request is due in ten working days, so nothing is overdue yet (the
     // listing filter itself is unit-tested with a back-dated request).
