@@ -24,6 +24,7 @@ pub use crate::active::{ActiveConnector, ActiveOperation};
 use crate::audit::settings::AuditSettings;
 use crate::auth::AuthConfig;
 use crate::cache::RecordCache;
+use crate::calendar::Calendar;
 use crate::departments::{DepartmentConfig, Departments, Upstream};
 use crate::forms::FormSet;
 use crate::jurisdiction::{Authority, JurisdictionConfig};
@@ -83,6 +84,11 @@ pub struct GatewayFile {
     /// Form templates, relative to this file.
     #[serde(default)]
     pub forms: Vec<PathBuf>,
+    /// The working-day calendar file (public holidays and 调休 make-up working days),
+    /// relative to this file ([`crate::calendar`]). Without it, deadlines in working
+    /// days count Monday to Friday.
+    #[serde(default)]
+    pub calendar: Option<PathBuf>,
     /// How townships' access requests are handled.
     #[serde(default)]
     pub access_requests: AccessRequestSettings,
@@ -117,8 +123,8 @@ pub struct GatewayFile {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AccessRequestSettings {
-    /// Working days (Monday to Friday) a department has to answer a request before it
-    /// is listed as overdue.
+    /// Working days (of the configured [`Calendar`]) a department has to answer a
+    /// request before it is listed as overdue.
     pub deadline_working_days: u32,
 }
 
@@ -359,6 +365,9 @@ pub struct ActiveConfig {
     pub rate_limits: RateLimitsConfig,
     pub access_requests: AccessRequestSettings,
     pub corrections: CorrectionSettings,
+    /// The working-day calendar every deadline in working days counts in (Monday to
+    /// Friday when `gateway.yaml` names none): `config.calendar.add_working_days(today, n)`.
+    pub calendar: Calendar,
     pub forms: FormSet,
     pub policies: PolicySet,
     /// The county's departments, with the upstreams their connectors may call.
@@ -457,6 +466,10 @@ pub fn load(
             "must be between 1 and 3650 days",
         );
     }
+    let calendar = match &main.calendar {
+        Some(file) => loader.calendar(&base.join(file)),
+        None => Calendar::default(),
+    };
     if let StoreSettings::Postgres(pg) = &main.store {
         for (at, message) in pg.problems() {
             loader.problem(path, &format!("store.{at}"), &message);
@@ -682,6 +695,7 @@ pub fn load(
         rate_limits: main.rate_limits,
         access_requests: main.access_requests,
         corrections: main.corrections,
+        calendar,
         forms,
         departments: loader.departments,
         fronts: loader.fronts,
@@ -813,6 +827,20 @@ impl Loader<'_> {
                 None
             }
         }
+    }
+
+    /// Reads the working-day calendar and reports its problems (Monday to Friday when
+    /// it has any: the load fails then anyway).
+    fn calendar(&mut self, file: &Path) -> Calendar {
+        let Some(text) = self.read(file) else {
+            return Calendar::default();
+        };
+        Calendar::from_yaml(&text).unwrap_or_else(|problems| {
+            for (at, message) in problems {
+                self.problem(file, &at, &message);
+            }
+            Calendar::default()
+        })
     }
 
     /// Parses a connector definition and reports its own problems. Returns the
@@ -1345,6 +1373,71 @@ pub(crate) mod tests {
             &connectors::FetchContext::default(),
         ));
         assert_eq!(fetched, Err(connectors::FetchError::NotFound));
+    }
+
+    /// The county's files with `gateway.yaml` and the calendar edited.
+    fn county_edited(
+        main: impl Fn(&str) -> String,
+        calendar: impl Fn(&str) -> String,
+    ) -> Vec<(&'static str, String)> {
+        crate::county::COUNTY_FILES
+            .iter()
+            .map(|(path, text)| match *path {
+                crate::county::COUNTY_CONFIG => (*path, main(text)),
+                "county/calendar.yaml" => (*path, calendar(text)),
+                _ => (*path, (*text).to_owned()),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn deadlines_count_in_the_calendar_gateway_yaml_names() {
+        let day = |s: &str| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        let cfg = load_files(county_edited(str::to_owned, str::to_owned)).unwrap();
+        // 国庆 2026 is off and Saturday 10-10 is worked.
+        assert_eq!(
+            cfg.calendar.add_working_days(day("2026-09-28"), 10),
+            day("2026-10-16")
+        );
+        assert!(
+            cfg.files.iter().any(|f| f == "calendar.yaml"),
+            "{:?}",
+            cfg.files
+        );
+        // Without the key: Monday to Friday.
+        let plain = load_files(county_edited(
+            |text| text.replace("calendar: calendar.yaml\n", ""),
+            str::to_owned,
+        ))
+        .unwrap();
+        assert!(plain.calendar.is_empty());
+        assert_eq!(
+            plain.calendar.add_working_days(day("2026-09-28"), 10),
+            day("2026-10-12")
+        );
+        // The calendar's problems are named with its file and path, like any file's.
+        let problems = load_files(county_edited(str::to_owned, |text| {
+            text.replace("date: 2026-10-10", "date: 2026-10-01")
+        }))
+        .unwrap_err();
+        let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(text.len(), 1, "{text:?}");
+        assert!(
+            text[0].starts_with("county/calendar.yaml: years.2026.make_up_days[5].date: "),
+            "{text:?}"
+        );
+        // A calendar that is missing is a problem, not Monday to Friday.
+        let missing = load_files(county_edited(
+            |text| text.replace("calendar: calendar.yaml", "calendar: nowhere.yaml"),
+            str::to_owned,
+        ))
+        .unwrap_err();
+        assert!(
+            missing[0]
+                .to_string()
+                .starts_with("county/nowhere.yaml: cannot be read"),
+            "{missing:?}"
+        );
     }
 
     #[test]

@@ -24,6 +24,10 @@ pub const COUNTY_FILES: &[(&str, &str)] = &[
         include_str!("../../forms/rural-housing.yaml"),
     ),
     (
+        "county/calendar.yaml",
+        include_str!("../../county/calendar.yaml"),
+    ),
+    (
         "county/purposes.yaml",
         include_str!("../../county/purposes.yaml"),
     ),

@@ -40,8 +40,9 @@
 //! Around it: [`config`] loads and checks everything (`gateway check`) — the files
 //! `gateway.yaml` names plus the [`registry`] (connectors and their versions, applied
 //! policy files, grants from approved [`access`] requests, townships' [`corrections`]
-//! of departments' values) — into the connectors in
-//! force ([`active`]) and the rest; [`live`] swaps a new configuration in whole when
+//! of departments' values) — into the connectors in force ([`active`]) and the rest,
+//! the working-day [`calendar`] deadlines count in among it; [`live`] swaps a new
+//! configuration in whole when
 //! either changes, without a restart; [`admin`] administers connectors (who may,
 //! disable, purge, test, save a version, put one in force); [`catalog`] is the shared
 //! catalog of what can be shared on what terms; [`classification`] holds what
@@ -89,6 +90,7 @@ pub mod admin;
 pub mod live;
 pub mod access;
 pub mod corrections;
+pub mod calendar;
 pub mod classification;
 pub mod catalog;
 pub mod usage;

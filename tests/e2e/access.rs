@@ -5,6 +5,7 @@
 
 use crate::helpers::Edit as _;
 use gateway::auth::{MintClaims, Role, mint};
+use gateway::county::COUNTY_FILES;
 use gateway::demo;
 use serde_json::{Value, json};
 use sim::SampleKind;
@@ -139,11 +140,15 @@ async fn a_request_approved_narrowed_and_masked_shows_at_the_next_lookup_and_rev
     let gw = TestGateway::start().await;
     let pensioner = sample(SampleKind::Pensioner);
 
-    // Before: the clerk gets no birth date for an old-age allowance.
+    // Before: the clerk gets no birth date for an old-age allowance (the county
+    // grants it for verification only).
     let before = clerk_lookup(&gw).await;
     assert_eq!(
         withheld(&before, "birth_date"),
-        Some(json!({"field": "birth_date", "sharing": "conditional", "reason": "not_granted"}))
+        Some(
+            json!({"field": "birth_date", "sharing": "conditional", "reason": "verify_only",
+                    "rule": "hukou-elderly-allowance-verify"})
+        )
     );
 
     // The township lead orders (点菜).
@@ -223,8 +228,8 @@ async fn a_request_approved_narrowed_and_masked_shows_at_the_next_lookup_and_rev
     assert!(name.contains('*') && name != pensioner.name, "{name}");
     assert_eq!(
         withheld(&after, "address").map(|w| w["reason"].clone()),
-        Some(json!("not_granted")),
-        "the address was not approved"
+        Some(json!("verify_only")),
+        "the address was not approved: it stays for verification only"
     );
 
     // Both sides list the grant.
@@ -273,7 +278,7 @@ async fn a_request_approved_narrowed_and_masked_shows_at_the_next_lookup_and_rev
     let again = clerk_lookup(&gw).await;
     assert_eq!(
         withheld(&again, "birth_date").map(|w| w["reason"].clone()),
-        Some(json!("not_granted"))
+        Some(json!("verify_only"))
     );
     assert!(again.json["data"].get("birth_date").is_none());
     post_as(&gw, &revoke, &psb_admin(&gw), &json!({"reason": "again"}))
@@ -840,7 +845,14 @@ async fn the_overdue_list_holds_only_pending_requests_past_their_deadline() {
     let asked = post_as(&gw, REQUESTS, &lead(&gw), &elderly_request()).await;
     assert_eq!(asked.status, 201, "{}", asked.text);
     let id = asked.json["id"].as_str().expect("id").to_owned();
-    let due = gateway::access::add_working_days(gateway::policy::china_today(), 3);
+    // Three working days of the county's calendar (holidays off, 调休 days worked).
+    let calendar = COUNTY_FILES
+        .iter()
+        .find(|(path, _)| *path == "county/calendar.yaml")
+        .map(|(_, text)| gateway::calendar::Calendar::from_yaml(text))
+        .expect("the county's calendar")
+        .expect("it loads");
+    let due = calendar.add_working_days(gateway::policy::china_today(), 3);
     assert_eq!(asked.json["deadline"], due.to_string());
     // A fresh request is due in ten working days, so nothing is overdue yet (the
     // listing filter itself is unit-tested with a back-dated request).

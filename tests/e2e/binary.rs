@@ -302,6 +302,30 @@ async fn check_warns_about_a_grant_that_shows_every_township_everyone() {
 }
 
 #[tokio::test]
+async fn check_warns_when_gateway_yaml_names_no_working_day_calendar() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_county(dir.path(), |path, text| match path {
+        "county/gateway.yaml" => text.replacen("calendar: calendar.yaml\n", "", 1),
+        _ => text.to_owned(),
+    });
+    let config = dir.path().join("county/gateway.yaml");
+    keygen(&dir.path().join("data/keys")).await;
+    write_front_database(dir.path()).await;
+    let (code, _, stderr) = check(&config).await;
+    assert_eq!(code, 0, "a warning, not a failure: {stderr}");
+    assert!(
+        stderr.contains("warning: no `calendar` in gateway.yaml: deadlines in working days count Monday to Friday"),
+        "{stderr}"
+    );
+    // With the county's calendar, that warning is gone (whether the next 90 days are
+    // covered depends on today: unit-tested with a set day).
+    write_county(dir.path(), |_, text| text.to_owned());
+    let (code, _, stderr) = check(&config).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("no `calendar`"), "{stderr}");
+}
+
+#[tokio::test]
 async fn check_refuses_what_serve_refuses_and_names_paths_as_the_file_does() {
     let dir = tempfile::tempdir().expect("temp dir");
     write_county(dir.path(), |path, text| match path {
@@ -383,7 +407,7 @@ async fn check_reports_every_problem_at_once() {
         ),
         ("schemas/hukou/household.schema.json", "is not valid JSON"),
         // The purpose lost to the duplicate is still named by a grant.
-        ("policies/hukou.yaml", "grants[1].purposes[1]"),
+        ("policies/hukou.yaml", "grants[2].purposes[1]"),
         // …and by a form.
         ("forms/rural-housing.yaml", "purpose"),
     ];

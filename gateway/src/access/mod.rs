@@ -37,7 +37,7 @@ pub use views::{
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::{Datelike, NaiveDate, Weekday};
+use chrono::NaiveDate;
 
 use connectors::definition::LeafField;
 use serde_json::{Value, json};
@@ -52,29 +52,11 @@ use crate::policy::{Jurisdiction, Quota, RowRule};
 use crate::problem::{Problem, ProblemKind};
 use crate::registry::{AccessRequest, RequestState};
 
-/// How many working days (Monday to Friday) a department has to answer a request,
-/// unless `gateway.yaml` says otherwise (`access_requests.deadline_working_days`).
-/// Public holidays are not counted as non-working days: the calendar of 法定节假日 and
-/// 调休 changes every year and is not configured, so a deadline over a holiday comes
-/// early rather than late.
+/// How many working days a department has to answer a request, unless `gateway.yaml`
+/// says otherwise (`access_requests.deadline_working_days`). They are counted in the
+/// configuration's working-day calendar ([`ActiveConfig::calendar`]: public holidays
+/// off, 调休 make-up days worked; Monday to Friday without one).
 pub const DEADLINE_WORKING_DAYS: u32 = 10;
-
-/// The day `n` working days (Monday to Friday) after `start`; public holidays are not
-/// counted (see [`DEADLINE_WORKING_DAYS`]).
-pub fn add_working_days(start: NaiveDate, n: u32) -> NaiveDate {
-    let mut day = start;
-    let mut left = n;
-    while left > 0 {
-        match day.succ_opt() {
-            Some(next) => day = next,
-            None => break,
-        }
-        if !matches!(day.weekday(), Weekday::Sat | Weekday::Sun) {
-            left -= 1;
-        }
-    }
-    day
-}
 
 /// Whether a request is pending past its deadline on `today`.
 pub fn is_overdue(request: &AccessRequest, today: NaiveDate) -> bool {
@@ -440,39 +422,11 @@ fn unknown_grant() -> Problem {
     )
 }
 
-/// Working days (Monday to Friday) from `today` to `deadline`: how many are left,
-/// the deadline's own day counted (0 when it is due today), or, negative, by how
-/// many working days it is overdue. Public holidays count as working days (see
-/// [`DEADLINE_WORKING_DAYS`]).
-pub fn working_days_left(today: NaiveDate, deadline: NaiveDate) -> i64 {
-    let (from, to, sign) = if deadline >= today {
-        (today, deadline, 1)
-    } else {
-        (deadline, today, -1)
-    };
-    let mut day = from;
-    let mut n: i64 = 0;
-    // Deadlines are written by the gateway; the bound only keeps a damaged one cheap.
-    for _ in 0..20_000 {
-        if day >= to {
-            break;
-        }
-        match day.succ_opt() {
-            Some(next) => day = next,
-            None => break,
-        }
-        if !matches!(day.weekday(), Weekday::Sat | Weekday::Sun) {
-            n += 1;
-        }
-    }
-    sign * n
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, reason = "tests")]
 pub(crate) mod tests {
     use super::*;
-    use chrono::{Datelike, Weekday};
+    use crate::calendar::Calendar;
 
     pub(crate) fn day(text: &str) -> NaiveDate {
         parse_date(text).unwrap()
@@ -507,26 +461,16 @@ pub(crate) mod tests {
             justification: "why".to_owned(),
             valid_until: None,
             created_at: format!("{created}T02:00:00.000Z"),
-            deadline: add_working_days(created, DEADLINE_WORKING_DAYS).to_string(),
+            // Counted Monday to Friday: the calendar's own counting is tested with it.
+            deadline: Calendar::default()
+                .add_working_days(created, DEADLINE_WORKING_DAYS)
+                .to_string(),
             state,
             decided_at: None,
             decided_by: None,
             decision_note: None,
             grant_id: None,
         }
-    }
-
-    #[test]
-    fn ten_working_days_from_a_friday_is_the_friday_two_weeks_later() {
-        // 2026-05-08 is a Friday.
-        assert_eq!(day("2026-05-08").weekday(), Weekday::Fri);
-        assert_eq!(add_working_days(day("2026-05-08"), 10), day("2026-05-22"));
-        // From a Saturday or a Sunday the count starts on Monday.
-        assert_eq!(add_working_days(day("2026-05-09"), 1), day("2026-05-11"));
-        assert_eq!(add_working_days(day("2026-05-10"), 10), day("2026-05-22"));
-        // From a Wednesday: two weekends are skipped.
-        assert_eq!(add_working_days(day("2026-05-13"), 10), day("2026-05-27"));
-        assert_eq!(add_working_days(day("2026-05-13"), 0), day("2026-05-13"));
     }
 
     #[test]
@@ -584,17 +528,6 @@ pub(crate) mod tests {
             rule(may_decide(&operator, "county-psb", "lead").unwrap_err()),
             "grant-owner"
         );
-    }
-
-    #[test]
-    fn working_days_left_count_to_the_deadline_and_past_it() {
-        // 2026-05-08 is a Friday.
-        assert_eq!(working_days_left(day("2026-05-08"), day("2026-05-08")), 0);
-        assert_eq!(working_days_left(day("2026-05-08"), day("2026-05-11")), 1);
-        assert_eq!(working_days_left(day("2026-05-08"), day("2026-05-22")), 10);
-        assert_eq!(working_days_left(day("2026-05-11"), day("2026-05-08")), -1);
-        assert_eq!(working_days_left(day("2026-05-25"), day("2026-05-22")), -1);
-        assert_eq!(working_days_left(day("2026-05-26"), day("2026-05-22")), -2);
     }
 
     #[test]

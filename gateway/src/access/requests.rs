@@ -286,7 +286,10 @@ pub async fn create(
         justification: crate::text::normalize(&body.justification),
         valid_until: asked.valid_until.map(|d| d.to_string()),
         created_at: now_rfc3339(),
-        deadline: add_working_days(today, config.access_requests.deadline_working_days).to_string(),
+        deadline: config
+            .calendar
+            .add_working_days(today, config.access_requests.deadline_working_days)
+            .to_string(),
         state: RequestState::Pending,
         decided_at: None,
         decided_by: None,

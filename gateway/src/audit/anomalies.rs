@@ -31,7 +31,9 @@
 //! - [`AnomalyKind::OffHours`]: lookups outside office hours in China Standard Time
 //!   (UTC+8): before `office_hours.0` or from `office_hours.1` on Monday to Friday, or
 //!   at any time on Saturday and Sunday. Public holidays and make-up working days are
-//!   not known here. One anomaly per user.
+//!   not known here: the configuration's working-day calendar ([`crate::calendar`]) is
+//!   not passed to the scan, which the command line also runs on a bare data directory.
+//!   One anomaly per user.
 //! - [`AnomalyKind::DenialBurst`]: `denials_per_10_min` or more 401/403 outcomes (any
 //!   kind of event) by one user within less than ten minutes. A burst goes on while
 //!   each further refusal keeps that many within the ten minutes before it; one anomaly

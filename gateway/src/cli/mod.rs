@@ -228,6 +228,9 @@ async fn run_check(path: &Path, data_dir: Option<PathBuf>) -> ExitCode {
     }
     run::warn_unpinned(&cfg.audit);
     run::warn_unbounded(&cfg);
+    for warning in cfg.calendar.check_warnings(crate::policy::china_today()) {
+        eprintln!("warning: {warning}");
+    }
     // The shared servers answer as `serve` needs them.
     if let crate::store::StoreSettings::Postgres(settings) = &cfg.store {
         let status = match crate::pg::Pg::new(settings, &cfg.base_dir) {

@@ -25,7 +25,6 @@ use super::i18n::Tr;
 use super::page::{Chrome, Visit, posted};
 use crate::access::{
     self, Approval, GrantFilter, ListedGrant, NewRequest, NotAMask, Reason, approved_as_asked,
-    working_days_left,
 };
 use crate::auth::{Caller, Role};
 use crate::config::{ActiveConfig, ActiveConnector};
@@ -284,7 +283,7 @@ fn request_row(
     let overdue = access::is_overdue(request, today);
     let due = match deadline {
         Some(d) if pending => {
-            let left = working_days_left(today, d);
+            let left = config.calendar.working_days_left(today, d);
             if left < 0 {
                 t.arg("access-due-overdue", "n", &(-left).to_string())
             } else if left == 0 {

@@ -81,9 +81,10 @@ pub(crate) async fn queue(visit: Visit) -> Response {
         Err(problem) => return visit.refused(&problem),
     };
     let today = app.clock.today();
+    let calendar = &app.config.load().calendar;
     let (open, answered): (Vec<Row>, Vec<Row>) = all
         .iter()
-        .map(|c| row(visit.t, CorrectionView::of(c, today)))
+        .map(|c| row(visit.t, CorrectionView::of(c, today, calendar)))
         .partition(|r| r.view.state == CorrectionState::Open);
     visit.respond(&QueuePage {
         chrome: visit.chrome("/console/corrections"),
@@ -116,7 +117,10 @@ async fn correction_page(visit: &Visit, id: &str, errors: Vec<String>) -> Respon
     let answers = corrections::answers(&caller, &c) && c.state == CorrectionState::Open;
     visit.respond(&CorrectionPage {
         chrome: visit.chrome("/console/corrections"),
-        c: row(visit.t, CorrectionView::of(&c, app.clock.today())),
+        c: row(
+            visit.t,
+            CorrectionView::of(&c, app.clock.today(), &app.config.load().calendar),
+        ),
         answers,
         errors,
     })

@@ -273,7 +273,9 @@ pub async fn file(
         township,
         filed_by: who.caller.user.clone(),
         created_at: app.clock.now_rfc3339(),
-        deadline: crate::access::add_working_days(today, config.corrections.deadline_working_days)
+        deadline: config
+            .calendar
+            .add_working_days(today, config.corrections.deadline_working_days)
             .to_string(),
         state: CorrectionState::Open,
         answered_at: None,

@@ -89,12 +89,17 @@ pub fn answers(caller: &Caller, correction: &Correction) -> bool {
 
 /// By how many working days an open correction is past its deadline on `today`
 /// (`None` when it is not overdue).
-pub fn overdue_by(correction: &Correction, today: NaiveDate) -> Option<i64> {
+/// Working days count in the county's `calendar`.
+pub fn overdue_by(
+    correction: &Correction,
+    today: NaiveDate,
+    calendar: &crate::calendar::Calendar,
+) -> Option<i64> {
     if correction.state != CorrectionState::Open {
         return None;
     }
     let deadline = crate::access::parse_date(&correction.deadline)?;
-    (deadline < today).then(|| -crate::access::working_days_left(today, deadline))
+    (deadline < today).then(|| -calendar.working_days_left(today, deadline))
 }
 
 /// The queue's order: open ones first, then oldest first.
@@ -151,8 +156,13 @@ pub struct CorrectionView {
 }
 
 impl CorrectionView {
-    pub fn of(c: &Correction, today: NaiveDate) -> CorrectionView {
-        let overdue = overdue_by(c, today);
+    /// The view of `c` on `today`, working days counted in `calendar`.
+    pub fn of(
+        c: &Correction,
+        today: NaiveDate,
+        calendar: &crate::calendar::Calendar,
+    ) -> CorrectionView {
+        let overdue = overdue_by(c, today, calendar);
         CorrectionView {
             id: c.id.clone(),
             connector: c.connector.clone(),

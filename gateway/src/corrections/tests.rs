@@ -3,6 +3,7 @@
 //! and that nothing the citizen stated reaches an event's operation or a problem.
 
 use super::*;
+use crate::calendar::Calendar;
 use crate::registry::Stated;
 use chrono::{DateTime, Utc};
 
@@ -50,7 +51,9 @@ pub(crate) fn correction(created: &str, state: CorrectionState) -> Correction {
         township: "139901101".to_owned(),
         filed_by: "clerk".to_owned(),
         created_at: format!("{created}T02:00:00.000Z"),
-        deadline: crate::access::add_working_days(day(created), 5).to_string(),
+        deadline: crate::calendar::Calendar::default()
+            .add_working_days(day(created), 5)
+            .to_string(),
         state,
         answered_at: None,
         answered_by: None,
@@ -97,17 +100,29 @@ fn five_working_days_then_overdue_by_working_days() {
     let c = correction("2026-05-08", CorrectionState::Open);
     assert_eq!(c.deadline, "2026-05-15");
     assert_eq!(
-        overdue_by(&c, day("2026-05-15")),
+        overdue_by(&c, day("2026-05-15"), &Calendar::default()),
         None,
         "due on the day itself"
     );
-    assert_eq!(overdue_by(&c, day("2026-05-18")), Some(1));
+    assert_eq!(
+        overdue_by(&c, day("2026-05-18"), &Calendar::default()),
+        Some(1)
+    );
     // The weekend does not count.
-    assert_eq!(overdue_by(&c, day("2026-05-17")), Some(0));
-    assert_eq!(overdue_by(&c, day("2026-05-20")), Some(3));
+    assert_eq!(
+        overdue_by(&c, day("2026-05-17"), &Calendar::default()),
+        Some(0)
+    );
+    assert_eq!(
+        overdue_by(&c, day("2026-05-20"), &Calendar::default()),
+        Some(3)
+    );
     let answered = correction("2026-05-08", CorrectionState::Accepted);
-    assert_eq!(overdue_by(&answered, day("2026-05-20")), None);
-    let view = CorrectionView::of(&c, day("2026-05-20"));
+    assert_eq!(
+        overdue_by(&answered, day("2026-05-20"), &Calendar::default()),
+        None
+    );
+    let view = CorrectionView::of(&c, day("2026-05-20"), &Calendar::default());
     assert!(view.overdue);
     assert_eq!(view.working_days_overdue, 3);
 }
@@ -148,7 +163,7 @@ fn what_the_citizen_stated_is_kept_until_retention_after_the_answer() {
         ..answered.clone()
     };
     assert!(!erasable(&erased, at("2027-01-01T00:00:00Z"), 30));
-    let view = CorrectionView::of(&erased, day("2026-06-11"));
+    let view = CorrectionView::of(&erased, day("2026-06-11"), &Calendar::default());
     assert_eq!(view.stated_value, None);
     assert_eq!(view.note, None);
     assert_eq!(view.state, CorrectionState::Rejected);

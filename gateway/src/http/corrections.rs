@@ -141,7 +141,11 @@ async fn file(
     match corrections::file(&app, &who, body).await {
         Ok(c) => (
             StatusCode::CREATED,
-            axum::Json(CorrectionView::of(&c, app.clock.today())),
+            axum::Json(CorrectionView::of(
+                &c,
+                app.clock.today(),
+                &app.config.load().calendar,
+            )),
         )
             .into_response(),
         Err(problem) => problem.into_response(),
@@ -187,16 +191,24 @@ async fn list(
     };
     let who = who(RequestId(request_id), peer, caller);
     match corrections::list(&app, &who).await {
-        Ok(all) => axum::Json(page(&all, app.clock.today(), &query)).into_response(),
+        Ok(all) => {
+            let config = app.config.load();
+            axum::Json(page(&all, app.clock.today(), &config.calendar, &query)).into_response()
+        }
         Err(problem) => problem.into_response(),
     }
 }
 
 /// One page of `all` (in queue order) that passes `query` on `today`.
-pub(crate) fn page(all: &[Correction], today: NaiveDate, query: &ListQuery) -> CorrectionList {
+pub(crate) fn page(
+    all: &[Correction],
+    today: NaiveDate,
+    calendar: &crate::calendar::Calendar,
+    query: &ListQuery,
+) -> CorrectionList {
     let filtered: Vec<CorrectionView> = all
         .iter()
-        .map(|c| CorrectionView::of(c, today))
+        .map(|c| CorrectionView::of(c, today, calendar))
         .filter(|v| ListQuery::matches(&query.state, v.state.as_str()))
         .filter(|v| ListQuery::matches(&query.connector, &v.connector))
         .filter(|v| {
@@ -237,7 +249,12 @@ async fn show(
 ) -> Response {
     let who = who(request_id, peer, caller);
     match corrections::show(&app, &who, &id).await {
-        Ok(c) => axum::Json(CorrectionView::of(&c, app.clock.today())).into_response(),
+        Ok(c) => axum::Json(CorrectionView::of(
+            &c,
+            app.clock.today(),
+            &app.config.load().calendar,
+        ))
+        .into_response(),
         Err(problem) => problem.into_response(),
     }
 }
@@ -272,7 +289,12 @@ async fn accept(
     let who = who(request_id, peer, caller);
     let body = body_or_default(&headers, body, ANSWER_SHAPE);
     match corrections::accept(&app, &who, &id, body).await {
-        Ok(c) => axum::Json(CorrectionView::of(&c, app.clock.today())).into_response(),
+        Ok(c) => axum::Json(CorrectionView::of(
+            &c,
+            app.clock.today(),
+            &app.config.load().calendar,
+        ))
+        .into_response(),
         Err(problem) => problem.into_response(),
     }
 }
@@ -305,7 +327,12 @@ async fn reject(
     let who = who(request_id, peer, caller);
     let body = body_or_default(&headers, body, ANSWER_SHAPE);
     match corrections::reject(&app, &who, &id, body).await {
-        Ok(c) => axum::Json(CorrectionView::of(&c, app.clock.today())).into_response(),
+        Ok(c) => axum::Json(CorrectionView::of(
+            &c,
+            app.clock.today(),
+            &app.config.load().calendar,
+        ))
+        .into_response(),
         Err(problem) => problem.into_response(),
     }
 }

@@ -52,7 +52,8 @@ pub(crate) struct AccessRequestView {
     valid_until: Option<String>,
     /// RFC 3339, UTC.
     created_at: String,
-    /// The day by which the department should answer (working days from creation).
+    /// The day by which the department should answer: working days from creation, in
+    /// the county's working-day calendar (public holidays off, 调休 make-up days worked).
     deadline: String,
     state: RequestState,
     #[schema(required = true)]

@@ -17,7 +17,8 @@
 //!
 //! Each handler parses, calls the use case and answers; a department should answer
 //! within `access_requests.deadline_working_days` working days of `gateway.yaml`
-//! ([`crate::access::DEADLINE_WORKING_DAYS`] by default).
+//! ([`crate::access::DEADLINE_WORKING_DAYS`] by default), counted in its working-day
+//! [`crate::calendar`].
 
 mod answers;
 mod decisions;
