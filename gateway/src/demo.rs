@@ -76,6 +76,8 @@ pub struct Persona {
     pub about: &'static str,
     pub role: Role,
     pub township: Option<&'static str>,
+    /// 12-digit village codes under the township (a grid worker's villages).
+    pub villages: &'static [&'static str],
     pub department: Option<&'static str>,
 }
 
@@ -86,12 +88,21 @@ impl Persona {
         if let Some(t) = self.township {
             out.push_str(&format!("township: \"{t}\"\n"));
         }
+        if !self.villages.is_empty() {
+            let quoted: Vec<String> = self.villages.iter().map(|v| format!("\"{v}\"")).collect();
+            out.push_str(&format!("villages: [{}]\n", quoted.join(", ")));
+        }
         if let Some(d) = self.department {
             out.push_str(&format!("department: {d}\n"));
         }
         out
     }
 }
+
+/// The two villages of 东岭镇 the demo's grid worker (`grid-dongling`) serves: the
+/// first two village committees (2xx) of the township, which every generated county
+/// has (a town has at least three villages besides its communities).
+pub const GRID_VILLAGES: &[&str] = &["139901101201", "139901101202"];
 
 /// The demo's personas.
 pub const PERSONAS: &[Persona] = &[
@@ -100,6 +111,7 @@ pub const PERSONAS: &[Persona] = &[
         about: "东岭镇便民服务中心窗口人员 (clerk, 139901101)",
         role: Role::Clerk,
         township: Some("139901101"),
+        villages: &[],
         department: None,
     },
     Persona {
@@ -107,13 +119,15 @@ pub const PERSONAS: &[Persona] = &[
         about: "西河乡便民服务中心窗口人员 (clerk, 139901201)",
         role: Role::Clerk,
         township: Some("139901201"),
+        villages: &[],
         department: None,
     },
     Persona {
         name: "grid-dongling",
-        about: "东岭镇网格员 (grid worker, 139901101)",
+        about: "东岭镇网格员，负责两个村 (grid worker, 139901101; villages 139901101201, 139901101202)",
         role: Role::GridWorker,
         township: Some("139901101"),
+        villages: GRID_VILLAGES,
         department: None,
     },
     Persona {
@@ -121,6 +135,7 @@ pub const PERSONAS: &[Persona] = &[
         about: "东岭镇分管领导 (township lead, 139901101)",
         role: Role::TownshipLead,
         township: Some("139901101"),
+        villages: &[],
         department: None,
     },
     Persona {
@@ -128,6 +143,7 @@ pub const PERSONAS: &[Persona] = &[
         about: "县公安局数据管理员 (department admin)",
         role: Role::DeptAdmin,
         township: None,
+        villages: &[],
         department: Some("county-psb"),
     },
     Persona {
@@ -135,6 +151,7 @@ pub const PERSONAS: &[Persona] = &[
         about: "县人社局数据管理员 (department admin)",
         role: Role::DeptAdmin,
         township: None,
+        villages: &[],
         department: Some("county-hrss"),
     },
     Persona {
@@ -142,6 +159,7 @@ pub const PERSONAS: &[Persona] = &[
         about: "县大数据局运维人员 (operator)",
         role: Role::Operator,
         township: None,
+        villages: &[],
         department: None,
     },
     Persona {
@@ -149,6 +167,7 @@ pub const PERSONAS: &[Persona] = &[
         about: "县数据安全官 (privacy officer)",
         role: Role::PrivacyOfficer,
         township: None,
+        villages: &[],
         department: None,
     },
     Persona {
@@ -156,6 +175,7 @@ pub const PERSONAS: &[Persona] = &[
         about: "县大数据局数据治理科 (data governance: reviews classification changes)",
         role: Role::Governance,
         township: None,
+        villages: &[],
         department: None,
     },
 ];
@@ -203,6 +223,7 @@ pub fn persona_token(key: &SigningKey, persona: &Persona) -> anyhow::Result<Stri
         sub: persona.name.to_owned(),
         roles: vec![persona.role],
         township: persona.township.map(str::to_owned),
+        villages: persona.villages.iter().map(|v| (*v).to_owned()).collect(),
         department: persona.department.map(str::to_owned),
         app: None,
         ttl_s: TOKEN_TTL_S,
@@ -224,6 +245,7 @@ pub fn console_sign_in(key: SigningKey) -> crate::console::DemoSignIn {
                 about: p.about.to_owned(),
                 role: p.role,
                 township: p.township.map(str::to_owned),
+                villages: p.villages.iter().map(|v| (*v).to_owned()).collect(),
                 department: p.department.map(str::to_owned),
             })
             .collect(),

@@ -18,6 +18,7 @@ fn admin_of(gw: &TestGateway, department: &'static str) -> String {
         about: "a test department admin",
         role: Role::DeptAdmin,
         township: None,
+        villages: &[],
         department: Some(department),
     };
     demo::persona_token(&gw.issuer, &persona).expect("a token")

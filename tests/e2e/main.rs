@@ -45,4 +45,5 @@ mod surface;
 mod tls;
 mod traces;
 mod upstreams;
+mod villages;
 mod witness;

@@ -1,7 +1,7 @@
 //! Who is calling: the [`Caller`] built from a verified token's claims, its
 //! [`Role`]s, and the claim rules — registered claims (`sub`, `aud`, `exp`, `nbf`,
-//! `iat`) and the gateway's own (`roles`, `township`, `county`, `department`, `app`),
-//! including what each role requires.
+//! `iat`) and the gateway's own (`roles`, `township`, `county`, `villages`,
+//! `department`, `app`), including what each role requires.
 //!
 //! Only [`check_claims`] turns claims into a caller, and only after the signature
 //! was verified.
@@ -74,6 +74,13 @@ impl Role {
     pub fn needs_department(self) -> bool {
         matches!(self, Role::DeptAdmin)
     }
+
+    /// Grid workers act for the villages of their grids and need the `villages` claim:
+    /// without it a grid worker would not be confined to anything narrower than the
+    /// township, so the token is refused rather than read as "the whole township".
+    pub fn needs_villages(self) -> bool {
+        matches!(self, Role::GridWorker)
+    }
 }
 
 impl std::fmt::Display for Role {
@@ -96,6 +103,9 @@ pub struct Caller {
     /// Six-digit county code (GB/T 2260): the township's first six digits, or the
     /// `county` claim.
     pub county: Option<String>,
+    /// Twelve-digit village (村/社区) codes the caller serves, each under `township`:
+    /// the `villages` claim (a grid worker's villages). Empty when the token names none.
+    pub villages: BTreeSet<String>,
     /// Department id.
     pub department: Option<String>,
     /// The calling application, when the token names one.
@@ -121,6 +131,87 @@ pub(crate) struct ClaimRules<'a> {
 
 /// Longest accepted `sub`, `department` and `app`.
 const MAX_ID_LEN: usize = 256;
+
+/// The most villages one token may name.
+pub const MAX_VILLAGES: usize = 64;
+
+/// Why a `villages` claim (or a configured list of a caller's villages) is refused.
+/// Names the rule broken, never the codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VillagesProblem {
+    /// Not a list of strings.
+    NotAList,
+    /// A code is not 12 digits.
+    NotAVillageCode,
+    /// A code does not start with the caller's 9-digit township code.
+    OutsideTownship,
+    /// Villages without a `township` claim.
+    NoTownship,
+    /// More than [`MAX_VILLAGES`] codes.
+    TooMany,
+}
+
+impl VillagesProblem {
+    /// A stable snake_case code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VillagesProblem::NotAList => "not_a_list",
+            VillagesProblem::NotAVillageCode => "not_a_village_code",
+            VillagesProblem::OutsideTownship => "outside_township",
+            VillagesProblem::NoTownship => "no_township",
+            VillagesProblem::TooMany => "too_many",
+        }
+    }
+
+    /// The rule broken, in words.
+    pub fn describe(self) -> &'static str {
+        match self {
+            VillagesProblem::NotAList => "`villages` is a list of village codes",
+            VillagesProblem::NotAVillageCode => "a village code has 12 digits",
+            VillagesProblem::OutsideTownship => {
+                "each village must lie in the township (its code starts with the township's 9 digits)"
+            }
+            VillagesProblem::NoTownship => "villages need a township",
+            VillagesProblem::TooMany => "at most 64 villages",
+        }
+    }
+}
+
+impl std::fmt::Display for VillagesProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.describe())
+    }
+}
+
+/// Checks a caller's village codes against their township: at most [`MAX_VILLAGES`],
+/// each 12 digits starting with the township's code; duplicates are merged. The one
+/// rule for tokens, minted tokens and configured callers.
+pub fn check_villages<S: AsRef<str>>(
+    township: Option<&str>,
+    villages: &[S],
+) -> Result<BTreeSet<String>, VillagesProblem> {
+    if villages.is_empty() {
+        return Ok(BTreeSet::new());
+    }
+    if villages.len() > MAX_VILLAGES {
+        return Err(VillagesProblem::TooMany);
+    }
+    let mut set = BTreeSet::new();
+    for village in villages {
+        let village = village.as_ref();
+        if !is_digits(village, 12) {
+            return Err(VillagesProblem::NotAVillageCode);
+        }
+        set.insert(village.to_owned());
+    }
+    let Some(township) = township else {
+        return Err(VillagesProblem::NoTownship);
+    };
+    if set.iter().any(|v| !v.starts_with(township)) {
+        return Err(VillagesProblem::OutsideTownship);
+    }
+    Ok(set)
+}
 
 /// Checks a verified token's claims and builds the caller. `issuer` is the matched
 /// issuer (its `iss` was compared exactly before the signature was checked).
@@ -191,6 +282,17 @@ pub(crate) fn check_claims(
         (Some(t), _) => Some(t[..6].to_owned()),
         (None, c) => c,
     };
+    let villages = match claims.get("villages") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| v.as_str())
+            .collect::<Option<Vec<&str>>>()
+            .ok_or(AuthError::InvalidVillages(VillagesProblem::NotAList))?,
+        Some(_) => return Err(AuthError::InvalidVillages(VillagesProblem::NotAList)),
+    };
+    let villages =
+        check_villages(township.as_deref(), &villages).map_err(AuthError::InvalidVillages)?;
     let department = optional_str(claims.get("department"))?;
     if let Some(d) = &department
         && !is_id(d)
@@ -211,6 +313,9 @@ pub(crate) fn check_claims(
         if role.needs_department() && department.is_none() {
             return Err(AuthError::MissingClaim("department"));
         }
+        if role.needs_villages() && villages.is_empty() {
+            return Err(AuthError::MissingClaim("villages"));
+        }
     }
 
     Ok(Caller {
@@ -219,6 +324,7 @@ pub(crate) fn check_claims(
         roles,
         township,
         county,
+        villages,
         department,
         app,
         expires_at: exp,

@@ -72,6 +72,8 @@ pub struct DemoPersona {
     pub about: String,
     pub role: Role,
     pub township: Option<String>,
+    /// 12-digit village codes (a grid worker's villages).
+    pub villages: Vec<String>,
     pub department: Option<String>,
 }
 
