@@ -382,3 +382,118 @@ fn is_id(s: &str) -> bool {
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn rules() -> ClaimRules<'static> {
+        ClaimRules {
+            audience: "county-gateway",
+            leeway_s: 0,
+            now: NOW,
+        }
+    }
+
+    /// A grid worker of 东岭镇 with these villages.
+    fn grid_worker(villages: Value) -> Map<String, Value> {
+        let claims = json!({
+            "sub": "grid-1",
+            "aud": "county-gateway",
+            "exp": NOW + 60,
+            "roles": ["grid_worker"],
+            "township": "139901101",
+            "villages": villages,
+        });
+        match claims {
+            Value::Object(map) => map,
+            _ => unreachable!("an object"),
+        }
+    }
+
+    fn check(villages: Value) -> Result<Caller, AuthError> {
+        check_claims(&grid_worker(villages), "idp", rules())
+    }
+
+    #[test]
+    fn a_grid_workers_villages_become_the_callers() {
+        let caller = check(json!(["139901101202", "139901101201", "139901101202"])).unwrap();
+        // Duplicates merge; the set is ordered.
+        assert_eq!(
+            caller.villages.iter().collect::<Vec<_>>(),
+            ["139901101201", "139901101202"]
+        );
+        assert_eq!(caller.township.as_deref(), Some("139901101"));
+        let most: Vec<String> = (0..MAX_VILLAGES)
+            .map(|n| format!("139901101{n:03}"))
+            .collect();
+        assert_eq!(check(json!(most)).unwrap().villages.len(), MAX_VILLAGES);
+    }
+
+    #[test]
+    fn bad_villages_are_refused_with_the_rule_and_never_the_value() {
+        let too_many: Vec<String> = (0..=MAX_VILLAGES)
+            .map(|n| format!("139901101{n:03}"))
+            .collect();
+        let cases = [
+            (json!(["13990110120"]), VillagesProblem::NotAVillageCode),
+            (json!(["1399011012011"]), VillagesProblem::NotAVillageCode),
+            (json!(["13990110120x"]), VillagesProblem::NotAVillageCode),
+            (json!([" 139901101201"]), VillagesProblem::NotAVillageCode),
+            (json!(["139901201201"]), VillagesProblem::OutsideTownship),
+            (
+                json!(["139901101201", "139901202203"]),
+                VillagesProblem::OutsideTownship,
+            ),
+            (json!(too_many), VillagesProblem::TooMany),
+            (json!("139901101201"), VillagesProblem::NotAList),
+            (json!([139_901_101_201_u64]), VillagesProblem::NotAList),
+            (json!({"v": "139901101201"}), VillagesProblem::NotAList),
+        ];
+        for (villages, problem) in cases {
+            let error = check(villages.clone()).unwrap_err();
+            assert_eq!(error, AuthError::InvalidVillages(problem), "{villages}");
+            assert_eq!(error.claim(), Some("villages"));
+            // What a caller or a log gets to read names the rule, not the codes.
+            for said in [error.to_string(), error.described(), format!("{error:?}")] {
+                assert!(!said.contains("13990"), "{said}");
+            }
+            assert!(error.to_string().contains(problem.describe()), "{error}");
+            assert_eq!(
+                error.described(),
+                format!("invalid_villages: {}", problem.as_str())
+            );
+        }
+    }
+
+    #[test]
+    fn a_grid_worker_needs_villages_and_villages_need_a_township() {
+        for none in [json!([]), Value::Null] {
+            assert_eq!(check(none), Err(AuthError::MissingClaim("villages")));
+        }
+        // Other township roles may carry villages, or not.
+        let mut clerk = grid_worker(json!(["139901101201"]));
+        clerk.insert("roles".into(), json!(["clerk"]));
+        let caller = check_claims(&clerk, "idp", rules()).unwrap();
+        assert_eq!(caller.villages.len(), 1);
+        clerk.remove("villages");
+        assert!(
+            check_claims(&clerk, "idp", rules())
+                .unwrap()
+                .villages
+                .is_empty()
+        );
+        // Villages of no township.
+        let mut officer = grid_worker(json!(["139901101201"]));
+        officer.insert("roles".into(), json!(["privacy_officer"]));
+        officer.remove("township");
+        assert_eq!(
+            check_claims(&officer, "idp", rules()),
+            Err(AuthError::InvalidVillages(VillagesProblem::NoTownship))
+        );
+    }
+}
