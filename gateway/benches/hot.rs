@@ -115,8 +115,14 @@ fn policy(c: &mut Criterion) {
                 .decide(caller, CONNECTOR, OPERATION, leaves, PURPOSE, today())
                 .expect("planned");
             black_box(
-                plan.apply(black_box(&county.record), caller, tree, &ctx, false)
-                    .expect("applied"),
+                plan.apply(
+                    black_box(&county.record),
+                    caller,
+                    tree,
+                    &ctx,
+                    gateway::policy::Outside::NOWHERE,
+                )
+                .expect("applied"),
             )
         });
     });

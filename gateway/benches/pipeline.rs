@@ -352,8 +352,14 @@ fn policy_scenario(sizes: &Sizes, county: &County, report: &mut Report) {
                 .decide(caller, CONNECTOR, OPERATION, leaves, PURPOSE, today())
                 .expect("planned");
             black_box(
-                plan.apply(&county.record, caller, tree, &ctx, false)
-                    .expect("applied"),
+                plan.apply(
+                    &county.record,
+                    caller,
+                    tree,
+                    &ctx,
+                    gateway::policy::Outside::NOWHERE,
+                )
+                .expect("applied"),
             );
         }
         whole.push(t.elapsed() / batch as u32);

@@ -637,6 +637,21 @@ pub fn load(
             .iter()
             .filter(|g| g.jurisdiction.is_some())
         {
+            // A grant held to the caller's villages needs the authority to say which
+            // village each person lives in.
+            if grant.jurisdiction == Some(crate::policy::Jurisdiction::Village)
+                && authority.village_field.is_none()
+            {
+                loader.problem(
+                    path,
+                    "jurisdiction.village_field",
+                    &format!(
+                        "grant `{}` holds only for residents of the caller's villages: name \
+                         the authority's field that holds the 12-digit village code",
+                        grant.id
+                    ),
+                );
+            }
             let Some(connector) = connectors.get(&grant.connector) else {
                 continue;
             };

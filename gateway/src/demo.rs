@@ -5,8 +5,8 @@
 //! (compiled into the binary from `county/`, `schemas/` and `policies/`, so the demo
 //! runs from any directory). The demo is its own token
 //! issuer: it keeps an ES256 key pair in its data directory and mints one token per
-//! persona (a clerk in each of two townships, a grid worker, a township lead, a
-//! department admin, a privacy officer).
+//! persona (a clerk in each of two townships, a grid worker of two villages, a
+//! township lead, a department admin, a privacy officer).
 
 use std::fmt::Write as _;
 use std::future::Future;
@@ -76,6 +76,8 @@ pub struct Persona {
     pub about: &'static str,
     pub role: Role,
     pub township: Option<&'static str>,
+    /// 12-digit village codes under the township (a grid worker's villages).
+    pub villages: &'static [&'static str],
     pub department: Option<&'static str>,
 }
 
@@ -86,12 +88,21 @@ impl Persona {
         if let Some(t) = self.township {
             out.push_str(&format!("township: \"{t}\"\n"));
         }
+        if !self.villages.is_empty() {
+            let quoted: Vec<String> = self.villages.iter().map(|v| format!("\"{v}\"")).collect();
+            out.push_str(&format!("villages: [{}]\n", quoted.join(", ")));
+        }
         if let Some(d) = self.department {
             out.push_str(&format!("department: {d}\n"));
         }
         out
     }
 }
+
+/// The two villages of 东岭镇 the demo's grid worker (`grid-dongling`) serves: the
+/// first two village committees (2xx) of the township, which every generated county
+/// has (a town has at least three villages besides its communities).
+pub const GRID_VILLAGES: &[&str] = &["139901101201", "139901101202"];
 
 /// The demo's personas.
 pub const PERSONAS: &[Persona] = &[
@@ -100,6 +111,7 @@ pub const PERSONAS: &[Persona] = &[
         about: "东岭镇便民服务中心窗口人员 (clerk, 139901101)",
         role: Role::Clerk,
         township: Some("139901101"),
+        villages: &[],
         department: None,
     },
     Persona {
@@ -107,13 +119,15 @@ pub const PERSONAS: &[Persona] = &[
         about: "西河乡便民服务中心窗口人员 (clerk, 139901201)",
         role: Role::Clerk,
         township: Some("139901201"),
+        villages: &[],
         department: None,
     },
     Persona {
         name: "grid-dongling",
-        about: "东岭镇网格员 (grid worker, 139901101)",
+        about: "东岭镇网格员，负责两个村 (grid worker, 139901101; villages 139901101201, 139901101202)",
         role: Role::GridWorker,
         township: Some("139901101"),
+        villages: GRID_VILLAGES,
         department: None,
     },
     Persona {
@@ -121,6 +135,7 @@ pub const PERSONAS: &[Persona] = &[
         about: "东岭镇分管领导 (township lead, 139901101)",
         role: Role::TownshipLead,
         township: Some("139901101"),
+        villages: &[],
         department: None,
     },
     Persona {
@@ -128,6 +143,7 @@ pub const PERSONAS: &[Persona] = &[
         about: "县公安局数据管理员 (department admin)",
         role: Role::DeptAdmin,
         township: None,
+        villages: &[],
         department: Some("county-psb"),
     },
     Persona {
@@ -135,6 +151,7 @@ pub const PERSONAS: &[Persona] = &[
         about: "县人社局数据管理员 (department admin)",
         role: Role::DeptAdmin,
         township: None,
+        villages: &[],
         department: Some("county-hrss"),
     },
     Persona {
@@ -142,6 +159,7 @@ pub const PERSONAS: &[Persona] = &[
         about: "县大数据局运维人员 (operator)",
         role: Role::Operator,
         township: None,
+        villages: &[],
         department: None,
     },
     Persona {
@@ -149,6 +167,7 @@ pub const PERSONAS: &[Persona] = &[
         about: "县数据安全官 (privacy officer)",
         role: Role::PrivacyOfficer,
         township: None,
+        villages: &[],
         department: None,
     },
     Persona {
@@ -156,6 +175,7 @@ pub const PERSONAS: &[Persona] = &[
         about: "县大数据局数据治理科 (data governance: reviews classification changes)",
         role: Role::Governance,
         township: None,
+        villages: &[],
         department: None,
     },
 ];
@@ -203,6 +223,7 @@ pub fn persona_token(key: &SigningKey, persona: &Persona) -> anyhow::Result<Stri
         sub: persona.name.to_owned(),
         roles: vec![persona.role],
         township: persona.township.map(str::to_owned),
+        villages: persona.villages.iter().map(|v| (*v).to_owned()).collect(),
         department: persona.department.map(str::to_owned),
         app: None,
         ttl_s: TOKEN_TTL_S,
@@ -224,6 +245,7 @@ pub fn console_sign_in(key: SigningKey) -> crate::console::DemoSignIn {
                 about: p.about.to_owned(),
                 role: p.role,
                 township: p.township.map(str::to_owned),
+                villages: p.villages.iter().map(|v| (*v).to_owned()).collect(),
                 department: p.department.map(str::to_owned),
             })
             .collect(),
@@ -412,6 +434,22 @@ pub fn demo_subject(population: &Population) -> Option<&Person> {
     population.sample_in(SampleKind::MarriedParent, HINT_TOWNSHIP)
 }
 
+/// The residents of the demo's grid-worker hint: one registered in the grid worker's
+/// first village, one in a village of the same township the grid worker does not serve.
+pub fn grid_subjects(population: &Population) -> Option<(&Person, &Person)> {
+    let resident_of = |in_village: &dyn Fn(&str) -> bool| {
+        population
+            .households
+            .iter()
+            .filter(|h| h.township == HINT_TOWNSHIP && in_village(&h.village))
+            .flat_map(|h| population.members(h))
+            .find(|p| p.status == sim::ResidentStatus::Normal)
+    };
+    let own = resident_of(&|v| GRID_VILLAGES.first() == Some(&v))?;
+    let other = resident_of(&|v| !GRID_VILLAGES.contains(&v))?;
+    Some((own, other))
+}
+
 /// The applicant of the demo's 低保 hint: the head of a 东岭镇 household that already
 /// receives it (see [`sim::minzheng::dibao_household`]).
 pub fn dibao_subject(population: &Population) -> Option<&Person> {
@@ -534,6 +572,21 @@ impl Demo {
                     applicant.id.as_str()
                 );
             }
+            if let Some((own, other)) = grid_subjects(&self.population) {
+                let _ = writeln!(
+                    out,
+                    "\nA grid worker of two 东岭镇 villages sees an elderly resident of their own village (masked), and is refused (403) a resident of another village of the same township — the same answer as for a person nobody knows:"
+                );
+                for person in [own, other] {
+                    let _ = writeln!(
+                        out,
+                        "  curl -s http://{}/v1/query -H 'content-type: application/json' -H \"authorization: Bearer $(cat {})\" -d '{{\"connector\":\"shebao\",\"operation\":\"insured_by_id\",\"subject\":{{\"id_number\":\"{}\"}},\"purpose\":\"elderly_allowance\",\"case_id\":\"DEMO-0004\"}}'",
+                        self.addr,
+                        token("grid-dongling"),
+                        person.id.as_str()
+                    );
+                }
+            }
             let exe = std::env::current_exe()
                 .map(|p| p.display().to_string())
                 .unwrap_or_else(|_| "gateway".to_owned());
@@ -578,5 +631,49 @@ impl Demo {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         self.gateway.run_until(shutdown).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_grid_worker_serves_two_villages_of_the_demo_township_with_residents() {
+        let population = Population::generate(SEED, RESIDENTS);
+        let dongling = population
+            .townships
+            .iter()
+            .find(|t| t.code == HINT_TOWNSHIP)
+            .expect("东岭镇");
+        for village in GRID_VILLAGES {
+            assert!(
+                dongling.villages.iter().any(|v| v.code == *village),
+                "{village} is a village of 东岭镇"
+            );
+        }
+        let (own, other) = grid_subjects(&population).expect("a resident on each side");
+        let village = |p: &Person| population.household_of(p.id.as_str()).map(|h| &h.village);
+        assert_eq!(
+            village(own).map(String::as_str),
+            GRID_VILLAGES.first().copied()
+        );
+        let other = village(other).expect("a household");
+        assert!(other.starts_with(HINT_TOWNSHIP) && !GRID_VILLAGES.contains(&other.as_str()));
+    }
+
+    #[test]
+    fn every_persona_passes_the_claim_rules_for_division_codes() {
+        for persona in PERSONAS {
+            let villages = crate::auth::check_villages(persona.township, persona.villages)
+                .unwrap_or_else(|p| panic!("{}: {p}", persona.name));
+            let needs = persona.role.needs_villages();
+            assert_eq!(!villages.is_empty(), needs, "{}", persona.name);
+            assert!(
+                persona.claims_yaml().contains("villages:") == needs,
+                "{}",
+                persona.name
+            );
+        }
     }
 }

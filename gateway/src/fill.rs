@@ -30,6 +30,7 @@ use crate::audit::{AuditEvent, AuditLog, Recorded};
 use crate::auth::Caller;
 use crate::config::ActiveConfig;
 use crate::forms::template::{Derive, Field, FieldValue, Form, Scope, Section, Source, SourceRef};
+use crate::jurisdiction::Residence;
 use crate::lookup::error::fetch_kind;
 use crate::lookup::{
     Found, LookupError, Reach, Services, SubjectKeyValue, Target, Trail, lookup, residence,
@@ -249,8 +250,11 @@ impl Unfilled {
 }
 
 /// The first grant of the form's lookups, for this caller and purpose, that holds
-/// only in the caller's jurisdiction.
-fn jurisdiction_grant(ctx: &Context<'_>) -> Option<crate::policy::Refusal> {
+/// only in the caller's jurisdiction: the jurisdiction, and the refusal for a subject
+/// outside it.
+fn jurisdiction_grant(
+    ctx: &Context<'_>,
+) -> Option<(crate::policy::Jurisdiction, crate::policy::Refusal)> {
     let mut sources: Vec<&Source> = Vec::new();
     for section in &ctx.form.sections {
         match &section.scope {
@@ -279,15 +283,18 @@ fn jurisdiction_grant(ctx: &Context<'_>) -> Option<crate::policy::Refusal> {
             )
             .ok()?;
         let grant = plan.grants.iter().find(|g| g.jurisdiction.is_some())?;
-        Some(crate::policy::Refusal {
+        let jurisdiction = grant.jurisdiction?;
+        let refusal = crate::policy::Refusal {
             rule: grant.id.clone(),
             reason: crate::policy::RefusalReason::Jurisdiction,
             detail: format!(
-                "Grant `{}` applies only to residents of the caller's township; this person \
-                 is not registered there. No department was asked.",
-                grant.id
+                "Grant `{}` applies only {}; this person is not registered there. No \
+                 department was asked.",
+                grant.id,
+                jurisdiction.describe()
             ),
-        })
+        };
+        Some((jurisdiction, refusal))
     })
 }
 
@@ -296,8 +303,8 @@ fn jurisdiction_grant(ctx: &Context<'_>) -> Option<crate::policy::Refusal> {
 /// form needs it) or why the fill stops.
 async fn check_subject(
     ctx: &Context<'_>,
-) -> (Option<AuditEvent>, Result<Option<String>, LookupError>) {
-    let Some(refusal) = jurisdiction_grant(ctx) else {
+) -> (Option<AuditEvent>, Result<Option<Residence>, LookupError>) {
+    let Some((jurisdiction, refusal)) = jurisdiction_grant(ctx) else {
         return (None, Ok(None));
     };
     let mut trail = Trail::default();
@@ -313,14 +320,14 @@ async fn check_subject(
     }
     let subject = SubjectKeyValue::Id(ctx.subject.clone());
     let result = match residence(ctx.services, ctx.config, &subject, Some(ctx.deadline)).await {
-        Ok(Some(township)) if ctx.caller.township.as_deref() == Some(township.as_str()) => {
+        Ok(lives) if jurisdiction.holds(ctx.caller, &lives) => {
             trail.jurisdiction = Some("inside");
-            trail.subject_township = Some(township.clone());
-            Ok(Some(township))
+            trail.subject_township = lives.township.clone();
+            Ok(Some(lives))
         }
-        Ok(township) => {
+        Ok(lives) => {
             trail.jurisdiction = Some("outside");
-            trail.subject_township = township;
+            trail.subject_township = lives.township;
             trail.refused_by(&refusal.rule);
             Err(LookupError::Refused(refusal))
         }
@@ -364,7 +371,7 @@ async fn fill_in(ctx: &Context<'_>) -> Filled {
         }
     };
     let (subject_reach, linked_reach) = match &inside {
-        Some(township) => (Reach::Inside(township.as_str()), Reach::Linked),
+        Some(lives) => (Reach::Inside(lives), Reach::Linked),
         None => (Reach::Direct, Reach::Direct),
     };
     let lookups = Lookups {

@@ -27,6 +27,7 @@ fn persona(
         about: "a test persona",
         role,
         township,
+        villages: &[],
         department,
     };
     demo::persona_token(&gw.issuer, &persona).expect("a token")
@@ -378,6 +379,7 @@ async fn only_the_owning_department_approves_and_never_its_own_request() {
         sub: "two-hats".to_owned(),
         roles: vec![Role::TownshipLead, Role::DeptAdmin],
         township: Some(TOWNSHIP.to_owned()),
+        villages: Vec::new(),
         department: Some("county-psb".to_owned()),
         app: None,
         ttl_s: 3600,

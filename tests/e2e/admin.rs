@@ -18,6 +18,7 @@ fn admin_of(gw: &TestGateway, department: &'static str) -> String {
         about: "a test department admin",
         role: Role::DeptAdmin,
         township: None,
+        villages: &[],
         department: Some(department),
     };
     demo::persona_token(&gw.issuer, &persona).expect("a token")
@@ -299,8 +300,15 @@ async fn red_metrics_count_requests_calls_and_decisions_with_fixed_labels_only()
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c)),
             "le" => value == "+Inf" || value.parse::<f64>().is_ok(),
-            "limit" => ["user", "township", "grant", "grant_user_share", "connector"]
-                .contains(&value.as_str()),
+            "limit" => [
+                "user",
+                "township",
+                "grant",
+                "grant_user_share",
+                "connector",
+                "verify_mismatches",
+            ]
+            .contains(&value.as_str()),
             _ => false,
         };
         assert!(fixed, "{metric}: {key}={value:?} is not from a fixed set");

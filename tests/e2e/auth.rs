@@ -15,6 +15,7 @@ fn claims(ttl_s: u64) -> MintClaims {
         sub: "clerk-1".into(),
         roles: vec![Role::Clerk],
         township: Some(TOWNSHIP.into()),
+        villages: Vec::new(),
         department: None,
         app: None,
         ttl_s,

@@ -41,7 +41,7 @@ pub(crate) async fn sign_out(browser: &Browser) {
 }
 
 /// Fills the 生育登记 for `id_number` from the desk.
-async fn fill_birth_registration(browser: &Browser, id_number: &str, case_id: &str) {
+pub(crate) async fn fill_birth_registration(browser: &Browser, id_number: &str, case_id: &str) {
     browser.click("#fill-birth-registration").await;
     browser
         .wait_for_path("/console/forms/birth-registration")

@@ -24,6 +24,7 @@ fn admin_of(gw: &TestGateway, name: &'static str, department: &'static str) -> S
         role: Role::DeptAdmin,
         township: None,
         department: Some(department),
+        villages: &[],
     };
     demo::persona_token(&gw.issuer, &persona).expect("a token")
 }

@@ -19,6 +19,7 @@ fn governance(gw: &TestGateway) -> String {
         about: "a test reviewer",
         role: Role::Governance,
         township: None,
+        villages: &[],
         department: None,
     };
     demo::persona_token(&gw.issuer, &persona).expect("a token")
@@ -30,6 +31,7 @@ fn admin_of(gw: &TestGateway, department: &'static str) -> String {
         about: "a test admin",
         role: Role::DeptAdmin,
         township: None,
+        villages: &[],
         department: Some(department),
     };
     demo::persona_token(&gw.issuer, &persona).expect("a token")

@@ -53,6 +53,7 @@ async fn free_text_in_access_requests_carries_no_id_or_mobile_number() {
         about: "a test persona",
         role: Role::TownshipLead,
         township: Some(crate::helpers::TOWNSHIP),
+        villages: &[],
         department: None,
     };
     let lead = demo::persona_token(&gw.issuer, &persona).expect("a token");

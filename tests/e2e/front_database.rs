@@ -236,6 +236,7 @@ fn admin_of(gw: &TestGateway, department: &'static str) -> String {
         about: "a test caller",
         role: Role::DeptAdmin,
         township: None,
+        villages: &[],
         department: Some(department),
     };
     demo::persona_token(&gw.issuer, &persona).expect("a token")
@@ -291,6 +292,7 @@ async fn a_department_registers_a_front_database_connector_and_cannot_read_anoth
             about: "a test reviewer",
             role: Role::Governance,
             township: None,
+            villages: &[],
             department: None,
         };
         let governance = demo::persona_token(&gw.issuer, &persona).expect("a token");

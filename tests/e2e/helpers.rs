@@ -195,16 +195,41 @@ impl TestGateway {
         self.department(department).faults.set(faults);
     }
 
-    /// A token for a caller with this role in this township.
+    /// A token for a caller with this role in this township; a grid worker serves
+    /// every village of the township (see [`TestGateway::token_in_villages`]).
     pub(crate) fn token(&self, role: Role, township: Option<&'static str>) -> String {
-        let persona = demo::Persona {
-            name: role.as_str(),
-            about: "a test caller",
-            role,
-            township,
-            department: (role == Role::DeptAdmin).then_some("county-psb"),
+        let villages: Vec<String> = match township {
+            Some(t) if role.needs_villages() => population()
+                .townships
+                .iter()
+                .filter(|place| place.code == t)
+                .flat_map(|place| place.villages.iter().map(|v| v.code.clone()))
+                .collect(),
+            _ => Vec::new(),
         };
-        demo::persona_token(&self.issuer, &persona).expect("a token")
+        self.token_in_villages(role, township, &villages)
+    }
+
+    /// A token for a caller with this role in this township, serving these villages.
+    pub(crate) fn token_in_villages(
+        &self,
+        role: Role,
+        township: Option<&str>,
+        villages: &[String],
+    ) -> String {
+        let claims = gateway::auth::MintClaims {
+            iss: demo::ISSUER.to_owned(),
+            aud: demo::AUDIENCE.to_owned(),
+            sub: role.as_str().to_owned(),
+            roles: vec![role],
+            township: township.map(str::to_owned),
+            villages: villages.to_vec(),
+            department: (role == Role::DeptAdmin).then(|| "county-psb".to_owned()),
+            app: None,
+            ttl_s: demo::TOKEN_TTL_S,
+            not_before_s: None,
+        };
+        gateway::auth::mint(&self.issuer, &claims).expect("a token")
     }
 
     /// POSTs a lookup as a clerk of [`TOWNSHIP`].

@@ -33,6 +33,7 @@ fn token_for(
         about: "a test caller",
         role,
         township,
+        villages: &[],
         department: None,
     };
     demo::persona_token(&gw.issuer, &persona).expect("a token")
@@ -720,6 +721,7 @@ async fn daily_quota_counts_survive_a_restart_and_a_crash_of_the_gateway() {
         about: "a test caller",
         role: Role::Clerk,
         township: Some(TOWNSHIP),
+        villages: &[],
         department: None,
     };
     let token = demo::persona_token(&issuer, &persona).expect("a token");

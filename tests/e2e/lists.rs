@@ -24,6 +24,7 @@ fn persona(
         about: "a test persona",
         role,
         township,
+        villages: &[],
         department,
     };
     demo::persona_token(&gw.issuer, &persona).expect("a token")

@@ -23,6 +23,7 @@ fn token_of(gw: &TestGateway, role: Role, department: &'static str) -> String {
         about: "a test caller",
         role,
         township: None,
+        villages: &[],
         department: Some(department),
     };
     demo::persona_token(&gw.issuer, &persona).expect("a token")
@@ -66,6 +67,7 @@ fn governance(gw: &TestGateway) -> String {
         about: "a test reviewer",
         role: Role::Governance,
         township: None,
+        villages: &[],
         department: None,
     };
     demo::persona_token(&gw.issuer, &persona).expect("a token")

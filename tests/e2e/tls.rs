@@ -84,6 +84,7 @@ async fn serve_requires_township_client_certificates_over_tls() {
             sub: "dongling-app".into(),
             roles: vec![gateway::auth::Role::Clerk],
             township: Some(TOWNSHIP.into()),
+            villages: Vec::new(),
             department: None,
             app: Some("dongling-app".into()),
             ttl_s: 600,

@@ -21,6 +21,7 @@ fn persona_token(gw: &TestGateway, role: Role, department: Option<&'static str>)
         about: "a test caller",
         role,
         township: None,
+        villages: &[],
         department,
     };
     demo::persona_token(&gw.issuer, &persona).expect("a token")

@@ -98,6 +98,7 @@ impl County {
             about: "a clerk",
             role: gateway::auth::Role::Clerk,
             township: Some(TOWNSHIP),
+            villages: &[],
             department: None,
         };
         let token = gateway::demo::persona_token(&issuer, &clerk).expect("a token");

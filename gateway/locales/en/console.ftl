@@ -32,6 +32,7 @@ signin-none = This gateway has no sign-in configured. Ask your operator.
 signin-demo-title = Demo sign-in
 signin-demo-warning = Demo only: choose a demo persona to sign in, no password. A real deployment does not serve this page.
 signin-demo-as = Sign in as this persona
+signin-villages = villages
 signin-failed = Signing in did not succeed; please try again.
 signin-expired = Your session has ended; please sign in again.
 signout-done = You have signed out.
@@ -668,3 +669,15 @@ correction-reject-title = Reject
 correction-reject-reason = Why the value stands
 correction-reject = Reject
 correction-reason-needed = Give a reason (no ID numbers or phone numbers, at most 2000 characters).
+
+access-row-jurisdiction-village = only residents of the caller's villages, as the household register says
+access-row-villages = only records whose { $field } is one of the caller's villages
+
+report-wrong-value = Report a wrong value
+report-wrong-value-of = Report a wrong value of { $field }
+correction-report-title = Report a wrong value (数据纠错)
+correction-report-intro = The citizen says the department's value is wrong. Write what they state; the department that owns the value checks it and answers within its deadline. What they state is kept only until some time after the answer.
+correction-report-note-help = Why, in a sentence; no ID numbers or phone numbers.
+correction-report-evidence-help = Where the evidence is kept (a document's reference); no ID numbers or phone numbers.
+correction-report-submit = Send to the department
+correction-report-invalid = The report was not sent: give the value the citizen states (at most 200 characters), and a note and evidence reference without ID numbers or phone numbers.

@@ -32,6 +32,7 @@ signin-none = 此网关未配置登录方式。请联系运维人员。
 signin-demo-title = 演示登录
 signin-demo-warning = 仅用于演示：选择一个演示身份即可登录，无需密码。正式部署不提供此页面。
 signin-demo-as = 以此身份登录
+signin-villages = 村/社区
 signin-failed = 登录未成功，请重试。
 signin-expired = 登录已过期，请重新登录。
 signout-done = 您已退出登录。
@@ -668,3 +669,15 @@ correction-reject-title = 不予更正
 correction-reject-reason = 不予更正的理由
 correction-reject = 不予更正
 correction-reason-needed = 请写明理由（不含身份证号、手机号，至多 2000 字）。
+
+access-row-jurisdiction-village = 仅限本人负责村（社区）的户籍居民（以户籍登记为准）
+access-row-villages = 仅限 { $field } 为本人负责村（社区）的记录
+
+report-wrong-value = 报告错误
+report-wrong-value-of = 报告“{ $field }”有误
+correction-report-title = 报告数据错误（数据纠错）
+correction-report-intro = 群众反映部门的数据有误。请填写群众陈述的内容，由数据所属部门核实并在期限内答复。所陈述的内容仅在答复后保留一段时间。
+correction-report-note-help = 简要说明原因；不要填写身份证号码或电话号码。
+correction-report-evidence-help = 证明材料的存放位置（文件编号等）；不要填写身份证号码或电话号码。
+correction-report-submit = 提交给部门
+correction-report-invalid = 未提交：请填写群众陈述的内容（不超过200字），说明和证明材料中不要包含身份证号码或电话号码。

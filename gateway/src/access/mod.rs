@@ -439,6 +439,7 @@ pub(crate) mod tests {
             roles: roles.iter().copied().collect(),
             township: township.map(str::to_owned),
             county: township.map(|t| t[..6].to_owned()),
+            villages: Default::default(),
             department: dept.map(str::to_owned),
             app: None,
             expires_at: 0,

@@ -82,6 +82,17 @@ pub async fn save(
     definition: String,
     schemas: BTreeMap<String, String>,
 ) -> Result<Saved, Problem> {
+    // Its state (the audit event, the configuration checked) is large: on the heap.
+    Box::pin(save_inner(app, who, id, definition, schemas)).await
+}
+
+async fn save_inner(
+    app: &App,
+    who: &Who,
+    id: Option<&str>,
+    definition: String,
+    schemas: BTreeMap<String, String>,
+) -> Result<Saved, Problem> {
     let mut act = who.start(
         app,
         &format!("connector.put {}", id.map_or_else(|| "?".to_owned(), short)),

@@ -89,6 +89,10 @@ pub struct AuditCaller {
     pub source_ip: Option<String>,
     pub township: Option<String>,
     pub user: String,
+    /// The villages the caller serves (a grid worker's), when the token named any;
+    /// left out when empty, so events of callers without villages keep their bodies.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub villages: Vec<String>,
 }
 
 /// A person other than the subject whose data a lookup released.
@@ -186,6 +190,7 @@ impl AuditCaller {
             user: caller.user.clone(),
             roles: caller.roles.iter().map(|r| r.as_str().to_owned()).collect(),
             township: caller.township.clone(),
+            villages: caller.villages.iter().cloned().collect(),
             department: caller.department.clone(),
             app: caller.app.clone(),
             source_ip: peer.map(|p| p.ip().to_string()),
@@ -198,6 +203,7 @@ impl AuditCaller {
             user: "gateway".to_owned(),
             roles: Vec::new(),
             township: None,
+            villages: Vec::new(),
             department: None,
             app: None,
             source_ip: None,

@@ -666,6 +666,7 @@ mod tests {
                 department: None,
                 app: None,
                 source_ip: Some("127.0.0.1".into()),
+                villages: Vec::new(),
             },
             purpose: Some("birth_registration".into()),
             reason: None,

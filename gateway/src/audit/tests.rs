@@ -35,6 +35,7 @@ pub(super) fn event(i: u64) -> AuditEvent {
             department: None,
             app: Some("console".into()),
             source_ip: Some("10.0.0.8".into()),
+            villages: Vec::new(),
         },
         purpose: Some("birth_registration".into()),
         reason: None,
@@ -158,12 +159,21 @@ fn an_event_body_is_the_reference_canonical_form() {
     full.disclose_after = Some("2027-01-01".into());
     full.form = Some(awkward.into());
     full.caller.department = Some(awkward.into());
+    full.caller.villages = vec!["330102001201".into(), "330102001202".into()];
     full.fields_withheld[0].rule = None;
     full.outcome.problem = Some("forbidden".into());
     full.upstream_latency_ms = Some(u64::MAX);
     full.cache_hit = true;
     let mut bare = AuditEvent::admin("req", AuditCaller::gateway(), "config.load");
     bare.fields_returned = vec![awkward.into(), String::new()];
+    // A caller without villages writes no `villages` member: events from before the
+    // claim existed keep their bodies, so their chain hashes still verify.
+    assert!(!event_body(&event(1)).unwrap().contains("villages"));
+    assert!(
+        event_body(&full)
+            .unwrap()
+            .contains(r#""user":"clerk3","villages":["330102001201","330102001202"]}"#)
+    );
     for event in [event(1), full, bare] {
         let reference = to_canonical(&serde_json::to_value(&event).unwrap());
         assert_eq!(event_body(&event).unwrap(), reference);

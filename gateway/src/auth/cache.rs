@@ -123,6 +123,7 @@ mod tests {
             roles: BTreeSet::from([Role::Operator]),
             township: None,
             county: None,
+            villages: BTreeSet::new(),
             department: None,
             app: None,
             expires_at,

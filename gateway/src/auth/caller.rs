@@ -1,7 +1,7 @@
 //! Who is calling: the [`Caller`] built from a verified token's claims, its
 //! [`Role`]s, and the claim rules — registered claims (`sub`, `aud`, `exp`, `nbf`,
-//! `iat`) and the gateway's own (`roles`, `township`, `county`, `department`, `app`),
-//! including what each role requires.
+//! `iat`) and the gateway's own (`roles`, `township`, `county`, `villages`,
+//! `department`, `app`), including what each role requires.
 //!
 //! Only [`check_claims`] turns claims into a caller, and only after the signature
 //! was verified.
@@ -74,6 +74,13 @@ impl Role {
     pub fn needs_department(self) -> bool {
         matches!(self, Role::DeptAdmin)
     }
+
+    /// Grid workers act for the villages of their grids and need the `villages` claim:
+    /// without it a grid worker would not be confined to anything narrower than the
+    /// township, so the token is refused rather than read as "the whole township".
+    pub fn needs_villages(self) -> bool {
+        matches!(self, Role::GridWorker)
+    }
 }
 
 impl std::fmt::Display for Role {
@@ -96,6 +103,9 @@ pub struct Caller {
     /// Six-digit county code (GB/T 2260): the township's first six digits, or the
     /// `county` claim.
     pub county: Option<String>,
+    /// Twelve-digit village (村/社区) codes the caller serves, each under `township`:
+    /// the `villages` claim (a grid worker's villages). Empty when the token names none.
+    pub villages: BTreeSet<String>,
     /// Department id.
     pub department: Option<String>,
     /// The calling application, when the token names one.
@@ -121,6 +131,87 @@ pub(crate) struct ClaimRules<'a> {
 
 /// Longest accepted `sub`, `department` and `app`.
 const MAX_ID_LEN: usize = 256;
+
+/// The most villages one token may name.
+pub const MAX_VILLAGES: usize = 64;
+
+/// Why a `villages` claim (or a configured list of a caller's villages) is refused.
+/// Names the rule broken, never the codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VillagesProblem {
+    /// Not a list of strings.
+    NotAList,
+    /// A code is not 12 digits.
+    NotAVillageCode,
+    /// A code does not start with the caller's 9-digit township code.
+    OutsideTownship,
+    /// Villages without a `township` claim.
+    NoTownship,
+    /// More than [`MAX_VILLAGES`] codes.
+    TooMany,
+}
+
+impl VillagesProblem {
+    /// A stable snake_case code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VillagesProblem::NotAList => "not_a_list",
+            VillagesProblem::NotAVillageCode => "not_a_village_code",
+            VillagesProblem::OutsideTownship => "outside_township",
+            VillagesProblem::NoTownship => "no_township",
+            VillagesProblem::TooMany => "too_many",
+        }
+    }
+
+    /// The rule broken, in words.
+    pub fn describe(self) -> &'static str {
+        match self {
+            VillagesProblem::NotAList => "`villages` is a list of village codes",
+            VillagesProblem::NotAVillageCode => "a village code has 12 digits",
+            VillagesProblem::OutsideTownship => {
+                "each village must lie in the township (its code starts with the township's 9 digits)"
+            }
+            VillagesProblem::NoTownship => "villages need a township",
+            VillagesProblem::TooMany => "at most 64 villages",
+        }
+    }
+}
+
+impl std::fmt::Display for VillagesProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.describe())
+    }
+}
+
+/// Checks a caller's village codes against their township: at most [`MAX_VILLAGES`],
+/// each 12 digits starting with the township's code; duplicates are merged. The one
+/// rule for tokens, minted tokens and configured callers.
+pub fn check_villages<S: AsRef<str>>(
+    township: Option<&str>,
+    villages: &[S],
+) -> Result<BTreeSet<String>, VillagesProblem> {
+    if villages.is_empty() {
+        return Ok(BTreeSet::new());
+    }
+    if villages.len() > MAX_VILLAGES {
+        return Err(VillagesProblem::TooMany);
+    }
+    let mut set = BTreeSet::new();
+    for village in villages {
+        let village = village.as_ref();
+        if !is_digits(village, 12) {
+            return Err(VillagesProblem::NotAVillageCode);
+        }
+        set.insert(village.to_owned());
+    }
+    let Some(township) = township else {
+        return Err(VillagesProblem::NoTownship);
+    };
+    if set.iter().any(|v| !v.starts_with(township)) {
+        return Err(VillagesProblem::OutsideTownship);
+    }
+    Ok(set)
+}
 
 /// Checks a verified token's claims and builds the caller. `issuer` is the matched
 /// issuer (its `iss` was compared exactly before the signature was checked).
@@ -191,6 +282,17 @@ pub(crate) fn check_claims(
         (Some(t), _) => Some(t[..6].to_owned()),
         (None, c) => c,
     };
+    let villages = match claims.get("villages") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| v.as_str())
+            .collect::<Option<Vec<&str>>>()
+            .ok_or(AuthError::InvalidVillages(VillagesProblem::NotAList))?,
+        Some(_) => return Err(AuthError::InvalidVillages(VillagesProblem::NotAList)),
+    };
+    let villages =
+        check_villages(township.as_deref(), &villages).map_err(AuthError::InvalidVillages)?;
     let department = optional_str(claims.get("department"))?;
     if let Some(d) = &department
         && !is_id(d)
@@ -211,6 +313,9 @@ pub(crate) fn check_claims(
         if role.needs_department() && department.is_none() {
             return Err(AuthError::MissingClaim("department"));
         }
+        if role.needs_villages() && villages.is_empty() {
+            return Err(AuthError::MissingClaim("villages"));
+        }
     }
 
     Ok(Caller {
@@ -219,6 +324,7 @@ pub(crate) fn check_claims(
         roles,
         township,
         county,
+        villages,
         department,
         app,
         expires_at: exp,
@@ -275,4 +381,119 @@ fn is_id(s: &str) -> bool {
     (1..=64).contains(&s.len())
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn rules() -> ClaimRules<'static> {
+        ClaimRules {
+            audience: "county-gateway",
+            leeway_s: 0,
+            now: NOW,
+        }
+    }
+
+    /// A grid worker of 东岭镇 with these villages.
+    fn grid_worker(villages: Value) -> Map<String, Value> {
+        let claims = json!({
+            "sub": "grid-1",
+            "aud": "county-gateway",
+            "exp": NOW + 60,
+            "roles": ["grid_worker"],
+            "township": "139901101",
+            "villages": villages,
+        });
+        match claims {
+            Value::Object(map) => map,
+            _ => unreachable!("an object"),
+        }
+    }
+
+    fn check(villages: Value) -> Result<Caller, AuthError> {
+        check_claims(&grid_worker(villages), "idp", rules())
+    }
+
+    #[test]
+    fn a_grid_workers_villages_become_the_callers() {
+        let caller = check(json!(["139901101202", "139901101201", "139901101202"])).unwrap();
+        // Duplicates merge; the set is ordered.
+        assert_eq!(
+            caller.villages.iter().collect::<Vec<_>>(),
+            ["139901101201", "139901101202"]
+        );
+        assert_eq!(caller.township.as_deref(), Some("139901101"));
+        let most: Vec<String> = (0..MAX_VILLAGES)
+            .map(|n| format!("139901101{n:03}"))
+            .collect();
+        assert_eq!(check(json!(most)).unwrap().villages.len(), MAX_VILLAGES);
+    }
+
+    #[test]
+    fn bad_villages_are_refused_with_the_rule_and_never_the_value() {
+        let too_many: Vec<String> = (0..=MAX_VILLAGES)
+            .map(|n| format!("139901101{n:03}"))
+            .collect();
+        let cases = [
+            (json!(["13990110120"]), VillagesProblem::NotAVillageCode),
+            (json!(["1399011012011"]), VillagesProblem::NotAVillageCode),
+            (json!(["13990110120x"]), VillagesProblem::NotAVillageCode),
+            (json!([" 139901101201"]), VillagesProblem::NotAVillageCode),
+            (json!(["139901201201"]), VillagesProblem::OutsideTownship),
+            (
+                json!(["139901101201", "139901202203"]),
+                VillagesProblem::OutsideTownship,
+            ),
+            (json!(too_many), VillagesProblem::TooMany),
+            (json!("139901101201"), VillagesProblem::NotAList),
+            (json!([139_901_101_201_u64]), VillagesProblem::NotAList),
+            (json!({"v": "139901101201"}), VillagesProblem::NotAList),
+        ];
+        for (villages, problem) in cases {
+            let error = check(villages.clone()).unwrap_err();
+            assert_eq!(error, AuthError::InvalidVillages(problem), "{villages}");
+            assert_eq!(error.claim(), Some("villages"));
+            // What a caller or a log gets to read names the rule, not the codes.
+            for said in [error.to_string(), error.described(), format!("{error:?}")] {
+                assert!(!said.contains("13990"), "{said}");
+            }
+            assert!(error.to_string().contains(problem.describe()), "{error}");
+            assert_eq!(
+                error.described(),
+                format!("invalid_villages: {}", problem.as_str())
+            );
+        }
+    }
+
+    #[test]
+    fn a_grid_worker_needs_villages_and_villages_need_a_township() {
+        for none in [json!([]), Value::Null] {
+            assert_eq!(check(none), Err(AuthError::MissingClaim("villages")));
+        }
+        // Other township roles may carry villages, or not.
+        let mut clerk = grid_worker(json!(["139901101201"]));
+        clerk.insert("roles".into(), json!(["clerk"]));
+        let caller = check_claims(&clerk, "idp", rules()).unwrap();
+        assert_eq!(caller.villages.len(), 1);
+        clerk.remove("villages");
+        assert!(
+            check_claims(&clerk, "idp", rules())
+                .unwrap()
+                .villages
+                .is_empty()
+        );
+        // Villages of no township.
+        let mut officer = grid_worker(json!(["139901101201"]));
+        officer.insert("roles".into(), json!(["privacy_officer"]));
+        officer.remove("township");
+        assert_eq!(
+            check_claims(&officer, "idp", rules()),
+            Err(AuthError::InvalidVillages(VillagesProblem::NoTownship))
+        );
+    }
 }

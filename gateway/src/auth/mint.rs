@@ -149,6 +149,10 @@ pub struct MintClaims {
     pub sub: String,
     pub roles: Vec<Role>,
     pub township: Option<String>,
+    /// 12-digit village codes under the township (a grid worker's villages); the
+    /// `villages` claim, left out when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub villages: Vec<String>,
     pub department: Option<String>,
     pub app: Option<String>,
     /// Lifetime: `exp` = now + `ttl_s`.
@@ -174,6 +178,9 @@ pub fn mint(key: &SigningKey, claims: &MintClaims) -> Result<String, MintError> 
     body.insert("aud".into(), json!(claims.aud));
     body.insert("sub".into(), json!(claims.sub));
     body.insert("roles".into(), json!(claims.roles));
+    if !claims.villages.is_empty() {
+        body.insert("villages".into(), json!(claims.villages));
+    }
     for (name, value) in [
         ("township", &claims.township),
         ("department", &claims.department),

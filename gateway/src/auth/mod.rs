@@ -30,7 +30,7 @@ mod verify;
 #[cfg(test)]
 mod tests;
 
-pub use caller::{Caller, Role};
+pub use caller::{Caller, MAX_VILLAGES, Role, VillagesProblem, check_villages};
 pub use config::{AuthConfig, CacheConfig, IssuerConfig, JwksUrlConfig, KeySource, PemKeyConfig};
 pub use mint::{MintClaims, MintError, SigningKey, mint};
 pub use verify::Authenticator;
@@ -67,6 +67,9 @@ pub enum AuthError {
     MissingClaim(&'static str),
     #[error("the token has an invalid claim")]
     InvalidClaim,
+    /// The `villages` claim breaks a rule (which one, never the codes).
+    #[error("the token's `villages` claim is invalid: {0}")]
+    InvalidVillages(VillagesProblem),
     /// An ID token's `nonce` is not the one its sign-in was started with.
     #[error("the ID token's nonce does not match the sign-in")]
     WrongNonce,
@@ -88,6 +91,7 @@ impl AuthError {
             AuthError::WrongAudience => "wrong_audience",
             AuthError::MissingClaim(_) => "missing_claim",
             AuthError::InvalidClaim => "invalid_claim",
+            AuthError::InvalidVillages(_) => "invalid_villages",
             AuthError::WrongNonce => "wrong_nonce",
         }
     }
@@ -98,6 +102,9 @@ impl AuthError {
     pub fn described(&self) -> String {
         match self {
             AuthError::MissingClaim(claim) => format!("{}: {claim}", self.reason()),
+            AuthError::InvalidVillages(problem) => {
+                format!("{}: {}", self.reason(), problem.as_str())
+            }
             _ => self.reason().to_owned(),
         }
     }
@@ -106,6 +113,7 @@ impl AuthError {
     pub fn claim(&self) -> Option<&'static str> {
         match self {
             AuthError::MissingClaim(claim) => Some(claim),
+            AuthError::InvalidVillages(_) => Some("villages"),
             _ => None,
         }
     }

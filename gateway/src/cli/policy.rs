@@ -106,9 +106,10 @@ pub(super) async fn run_explain(args: ExplainArgs) -> ExitCode {
                 .and_then(|text| {
                     connectors::definition::parse_yaml::<CallerDef>(&text)
                         .map_err(|p| format!("{}: {}: {}", path.display(), p.path, p.message))
-                });
+                })
+                .and_then(|def| def.caller().map_err(|e| format!("{}: {e}", path.display())));
             match parsed {
-                Ok(def) => def.caller(),
+                Ok(caller) => caller,
                 Err(e) => {
                     eprintln!("error: {e}");
                     return ExitCode::FAILURE;

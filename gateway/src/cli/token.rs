@@ -50,6 +50,10 @@ pub(super) struct MintArgs {
     /// (clerk, grid_worker, township_lead).
     #[arg(long)]
     township: Option<String>,
+    /// A village the caller serves (repeatable): 12 digits under `--township`;
+    /// required for grid_worker, at most 64.
+    #[arg(long = "village")]
+    villages: Vec<String>,
     /// The county the township belongs to (its 6-digit code).
     #[arg(long, default_value = DEMO_COUNTY)]
     county: String,
@@ -70,7 +74,8 @@ const DEMO_COUNTY: &str = "139901";
 pub(super) const MAX_TTL_S: u64 = 24 * 3600;
 
 /// What the gateway would refuse in a token, said before it is signed: a township
-/// role without a township, a township not 9 digits under the county, a
+/// role without a township, a township not 9 digits under the county, villages not
+/// 12 digits under the township (or more than 64), a grid worker without villages, a
 /// department role without a department, a lifetime of 0 or over [`MAX_TTL_S`].
 fn check_mint(args: &MintArgs) -> Result<(), String> {
     let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
@@ -85,6 +90,13 @@ fn check_mint(args: &MintArgs) -> Result<(), String> {
             args.county, args.county
         ));
     }
+    if let Err(problem) = crate::auth::check_villages(args.township.as_deref(), &args.villages) {
+        return Err(format!(
+            "--village: {problem} (e.g. {}201 under --township {})",
+            args.township.as_deref().unwrap_or("139901101"),
+            args.township.as_deref().unwrap_or("139901101")
+        ));
+    }
     for role in &args.roles {
         if role.needs_township() && args.township.is_none() {
             return Err(format!(
@@ -95,6 +107,11 @@ fn check_mint(args: &MintArgs) -> Result<(), String> {
         if role.needs_department() && args.department.is_none() {
             return Err(format!(
                 "the role {role} acts for a department: give --department"
+            ));
+        }
+        if role.needs_villages() && args.villages.is_empty() {
+            return Err(format!(
+                "the role {role} acts for villages: give --village (12 digits under --township), once per village"
             ));
         }
     }
@@ -160,6 +177,7 @@ pub(super) fn run_mint(args: MintArgs) -> ExitCode {
                 sub: args.sub,
                 roles: args.roles,
                 township: args.township,
+                villages: args.villages,
                 department: args.department,
                 app: args.app,
                 ttl_s: args.ttl_s,
@@ -201,6 +219,24 @@ mod tests {
         let refused = [
             &["--role", "clerk"][..],
             &["--role", "grid_worker"],
+            &["--role", "grid_worker", "--township", "139901101"],
+            &[
+                "--role",
+                "grid_worker",
+                "--township",
+                "139901101",
+                "--village",
+                "13990110120",
+            ],
+            &[
+                "--role",
+                "grid_worker",
+                "--township",
+                "139901101",
+                "--village",
+                "139901201201",
+            ],
+            &["--role", "operator", "--village", "139901101201"],
             &["--role", "township_lead", "--township", "13990110"],
             &["--role", "clerk", "--township", "1399011011"],
             &["--role", "clerk", "--township", "33010610a"],
@@ -232,6 +268,19 @@ mod tests {
         ]))
         .unwrap_err();
         assert!(message.contains("86400"), "{message}");
+        let message =
+            check_mint(&args(&["--role", "grid_worker", "--township", "139901101"])).unwrap_err();
+        assert!(message.contains("--village"), "{message}");
+        let message = check_mint(&args(&[
+            "--role",
+            "grid_worker",
+            "--township",
+            "139901101",
+            "--village",
+            "139901201201",
+        ]))
+        .unwrap_err();
+        assert!(message.contains("lie in the township"), "{message}");
 
         let accepted = [
             &["--role", "clerk", "--township", "139901101"][..],
@@ -246,6 +295,16 @@ mod tests {
             &["--role", "operator"],
             &["--role", "privacy_officer", "--ttl-s", "86400"],
             &["--role", "dept_admin", "--department", "county-psb"],
+            &[
+                "--role",
+                "grid_worker",
+                "--township",
+                "139901101",
+                "--village",
+                "139901101201",
+                "--village",
+                "139901101202",
+            ],
         ];
         for extra in accepted {
             assert_eq!(check_mint(&args(extra)), Ok(()), "{extra:?}");

@@ -828,8 +828,10 @@ fn row_words(t: Tr, config: &ActiveConfig, id: &str) -> Option<String> {
         (Some(row), _) => Some(match row.rule {
             RowRule::CallerTownship => t.arg("access-row-township", "field", &row.field),
             RowRule::CallerCounty => t.arg("access-row-county", "field", &row.field),
+            RowRule::CallerVillages => t.arg("access-row-villages", "field", &row.field),
         }),
         (None, Some(Jurisdiction::Township)) => Some(t.get("access-row-jurisdiction")),
+        (None, Some(Jurisdiction::Village)) => Some(t.get("access-row-jurisdiction-village")),
         (None, None) => None,
     }
 }

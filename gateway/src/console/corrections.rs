@@ -16,7 +16,7 @@ use serde::Deserialize;
 use super::i18n::Tr;
 use super::page::{Chrome, Visit, posted};
 use crate::auth::Role;
-use crate::corrections::{self, AnswerBody, CorrectionView};
+use crate::corrections::{self, AnswerBody, CorrectionView, NewCorrection, SubjectBody};
 use crate::problem::ProblemKind;
 use crate::registry::CorrectionState;
 
@@ -167,6 +167,111 @@ async fn answer(
         Err(p) if p.kind == ProblemKind::InvalidRequest => {
             correction_page(&visit, &id, vec![visit.t.get("correction-reason-needed")]).await
         }
+        Err(p) => visit.refused(&p),
+    }
+}
+
+/// What "report a wrong value" sends: from the filled form the value's place (and
+/// the subject's ID number, in the body only), then from the report page what the
+/// citizen states.
+#[derive(Deserialize)]
+pub(crate) struct ReportForm {
+    csrf: String,
+    connector: String,
+    operation: String,
+    field: String,
+    /// The field's title as the form showed it.
+    #[serde(default)]
+    title: String,
+    id_number: String,
+    case_id: String,
+    /// Absent on the way from the filled form: the report page is shown.
+    stated_value: Option<String>,
+    #[serde(default)]
+    note: String,
+    #[serde(default)]
+    evidence: String,
+}
+
+posted!(ReportForm);
+
+#[derive(Template)]
+#[template(path = "console/correction_report.html")]
+struct ReportPage {
+    chrome: Chrome,
+    department: String,
+    connector: String,
+    operation: String,
+    field: String,
+    title: String,
+    id_number: String,
+    subject_masked: String,
+    case_id: String,
+    errors: Vec<String>,
+}
+
+/// `POST /console/corrections/report`: from a filled form's "report a wrong value",
+/// the page asking what the citizen states; from that page, the correction filed
+/// through the API's use case, then shown.
+pub(crate) async fn report(
+    visit: Visit,
+    form: Result<Form<ReportForm>, FormRejection>,
+) -> Response {
+    let (caller, input) =
+        match visit.accept(&[Role::Clerk, Role::GridWorker, Role::TownshipLead], form) {
+            Ok(accepted) => accepted,
+            Err(response) => return *response,
+        };
+    let app = &visit.console.app;
+    let page = |errors: Vec<String>| {
+        let config = app.config.load();
+        let department = config
+            .connectors
+            .get(&input.connector)
+            .map(|c| c.def.department.name.clone())
+            .unwrap_or_default();
+        let subject_masked = crate::lookup::subject_key(
+            connectors::definition::SubjectKey::IdNumber,
+            Some(input.id_number.clone()),
+            None,
+        )
+        .map(|s| s.masked())
+        .unwrap_or_default();
+        ReportPage {
+            chrome: visit.chrome("/console/corrections"),
+            department,
+            connector: input.connector.clone(),
+            operation: input.operation.clone(),
+            field: input.field.clone(),
+            title: input.title.clone(),
+            id_number: input.id_number.clone(),
+            subject_masked,
+            case_id: input.case_id.clone(),
+            errors,
+        }
+    };
+    let Some(stated_value) = input.stated_value.clone() else {
+        return visit.respond(&page(Vec::new()));
+    };
+    let who = visit.who(caller);
+    let body = NewCorrection {
+        connector: input.connector.clone(),
+        operation: input.operation.clone(),
+        field: input.field.clone(),
+        subject: SubjectBody {
+            id_number: input.id_number.clone(),
+        },
+        stated_value,
+        note: input.note.clone(),
+        case_id: input.case_id.clone(),
+        evidence: input.evidence.clone(),
+    };
+    match corrections::file(app, &who, Ok(body)).await {
+        Ok(c) => Redirect::to(&format!("/console/corrections/{}", c.id)).into_response(),
+        Err(p) if p.kind == ProblemKind::InvalidRequest => visit.respond_with(
+            p.kind.status(),
+            &page(vec![visit.t.get("correction-report-invalid")]),
+        ),
         Err(p) => visit.refused(&p),
     }
 }

@@ -172,6 +172,16 @@ struct FieldView {
     derived: bool,
     input: bool,
     missing: Option<String>,
+    /// Where a wrong value of the form's subject can be reported (数据纠错): the
+    /// department's connector, operation and field.
+    report: Option<ReportTarget>,
+}
+
+/// A department value of the form's subject that a clerk may report as wrong.
+struct ReportTarget {
+    connector: String,
+    operation: String,
+    field: String,
 }
 
 /// A section: its fields, or a table of rows (household members).
@@ -203,6 +213,9 @@ struct FilledPage {
     /// For the retry of an incomplete form: the ID number, POSTed again from a
     /// hidden field (never in a URL; the page is not stored).
     retry_id: String,
+    /// The form's subject, POSTed from a hidden field by "report a wrong value"
+    /// (never in a URL).
+    subject_id: String,
     sections: Vec<SectionView>,
 }
 
@@ -279,6 +292,7 @@ pub(crate) async fn fill(
     let mut body = filled.body;
     label_answer(&mut body, visit.t.lang);
     let mut page = filled_page(&visit, &config, &caller, &form, &body);
+    page.subject_id = subject.as_str().to_owned();
     if !page.complete {
         page.retry_id = subject.as_str().to_owned();
     }
@@ -397,6 +411,7 @@ fn field_view(t: Tr, field: &Value) -> FieldView {
         derived: field.get("derived").is_some(),
         input: field["input"].as_bool().unwrap_or(false),
         missing,
+        report: None,
     }
 }
 
@@ -426,10 +441,27 @@ fn filled_page(
                 .as_array()
                 .map(|rows| rows.iter().map(|r| fields_of(t, r)).collect())
                 .unwrap_or_default();
+            let mut fields = fields_of(t, section);
+            if matches!(template.scope, Scope::Subject) {
+                // The subject's own department values may be reported as wrong.
+                for (view, field) in fields.iter_mut().zip(&template.fields) {
+                    if let FieldValue::From(crate::forms::template::SourceRef::Lookup(source)) =
+                        &field.value
+                        && view.missing.is_none()
+                        && !view.derived
+                    {
+                        view.report = Some(ReportTarget {
+                            connector: source.connector.clone(),
+                            operation: source.operation.clone(),
+                            field: source.path.clone(),
+                        });
+                    }
+                }
+            }
             SectionView {
                 title: pick(lang, &template.title, template.title_en.as_deref()).to_owned(),
                 about: section.get("subject").map(|s| text_of(t, s, None)),
-                fields: fields_of(t, section),
+                fields,
                 repeated,
                 columns: template
                     .fields
@@ -472,6 +504,7 @@ fn filled_page(
         complete: body["complete"].as_bool().unwrap_or(false),
         failed,
         retry_id: String::new(),
+        subject_id: String::new(),
         sections,
     }
 }

@@ -76,6 +76,8 @@ pub struct DemoPersona {
     pub about: String,
     pub role: Role,
     pub township: Option<String>,
+    /// 12-digit village codes (a grid worker's villages).
+    pub villages: Vec<String>,
     pub department: Option<String>,
 }
 
@@ -139,6 +141,7 @@ pub fn router(console: Console) -> Router {
         .route("/inbox/{id}/approve", post(access::approve))
         .route("/inbox/{id}/refuse", post(access::refuse))
         .route("/corrections", get(corrections::queue))
+        .route("/corrections/report", post(corrections::report))
         .route("/corrections/{id}", get(corrections::show))
         .route("/corrections/{id}/accept", post(corrections::accept))
         .route("/corrections/{id}/reject", post(corrections::reject))

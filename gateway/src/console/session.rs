@@ -165,6 +165,7 @@ mod tests {
             roles: BTreeSet::from([Role::Clerk]),
             township: Some("139901101".into()),
             county: Some("139901".into()),
+            villages: BTreeSet::new(),
             department: None,
             app: None,
             expires_at,

@@ -45,6 +45,8 @@ struct PersonaCard {
     about: String,
     role: String,
     township: Option<String>,
+    /// The villages, joined for display ("" when none).
+    villages: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -67,6 +69,7 @@ pub(crate) async fn page(
             about: p.about.clone(),
             role: visit.t.get(&format!("role-{}", p.role.as_str())),
             township: p.township.clone(),
+            villages: p.villages.join(", "),
         })
         .collect();
     let ended = query.is_ok_and(|Query(q)| q.ended.is_some());
@@ -128,6 +131,7 @@ fn persona_token(
             sub: persona.name.clone(),
             roles: vec![persona.role],
             township: persona.township.clone(),
+            villages: persona.villages.clone(),
             department: persona.department.clone(),
             app: Some("console".to_owned()),
             ttl_s: visit_ttl(),

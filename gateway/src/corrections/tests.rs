@@ -20,6 +20,7 @@ pub(crate) fn caller(
         township: township.map(str::to_owned),
         county: township.map(|t| t[..6].to_owned()),
         department: dept.map(str::to_owned),
+        villages: Default::default(),
         app: None,
         expires_at: 0,
     }

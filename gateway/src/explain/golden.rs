@@ -13,7 +13,9 @@ use serde_json::Value;
 
 use super::CallerDef;
 use crate::config::ActiveConfig;
+use crate::jurisdiction::Residence;
 use crate::mask::{MaskContext, PseudonymKey};
+use crate::policy::Outside;
 
 /// The pseudonym key golden cases run with, so expected pseudonyms are stable.
 pub const GOLDEN_PSEUDONYM_KEY: &[u8; 32] = b"golden-cases-pseudonym-key-00001";
@@ -40,9 +42,11 @@ pub struct Case {
     /// The canonical record the department would return.
     #[serde(default)]
     pub record: Value,
-    /// The township the subject lives in, as the county's authority for residence
-    /// would say (grants with `jurisdiction: township`); by default the record's own
-    /// township field when the lookup is the authority's, else unknown (outside).
+    /// Where the subject lives, as the county's authority for residence would say
+    /// (grants with `jurisdiction: township` or `village`): a 9-digit township code, or
+    /// a 12-digit village code (in the township of its first nine digits); by default
+    /// the record's own township and village fields when the lookup is the
+    /// authority's, else unknown (outside).
     #[serde(default)]
     pub lives_in: Option<String>,
     pub expect: Expect,
@@ -127,7 +131,7 @@ pub fn run_case(config: &ActiveConfig, case: &Case) -> Result<(), String> {
             v.instance_path, v.schema_path
         ));
     }
-    let caller = case.caller.caller();
+    let caller = case.caller.caller()?;
     let ctx = MaskContext { key: &key, today };
     let outcome = config
         .policies
@@ -140,15 +144,16 @@ pub fn run_case(config: &ActiveConfig, case: &Case) -> Result<(), String> {
             today,
         )
         .and_then(|plan| {
-            let lives_in = case.lives_in.clone().or_else(|| {
-                config
+            let lives = match &case.lives_in {
+                Some(code) => Residence::from_code(code),
+                None => config
                     .jurisdiction
                     .as_ref()
                     .filter(|a| a.is_authority(&case.connector, &case.operation))
-                    .and_then(|a| a.township_of(&case.record))
-            });
-            let outside =
-                plan.needs_jurisdiction() && (lives_in.is_none() || lives_in != caller.township);
+                    .map(|a| a.residence_of(&case.record))
+                    .unwrap_or_default(),
+            };
+            let outside = Outside::of(&caller, &lives);
             plan.apply(&case.record, &caller, &op.fields, &ctx, outside)
         });
     match (&case.expect.refused_by, outcome) {

@@ -22,6 +22,9 @@ pub struct CallerDef {
     pub roles: Vec<Role>,
     #[serde(default)]
     pub township: Option<String>,
+    /// 12-digit village codes under `township` (a grid worker's villages).
+    #[serde(default)]
+    pub villages: Vec<String>,
     #[serde(default)]
     pub department: Option<String>,
     #[serde(default)]
@@ -29,8 +32,17 @@ pub struct CallerDef {
 }
 
 impl CallerDef {
-    pub fn caller(&self) -> Caller {
-        Caller {
+    /// The caller, held to the token's rules for division codes: a 9-digit township,
+    /// villages of 12 digits under it.
+    pub fn caller(&self) -> Result<Caller, String> {
+        if let Some(t) = &self.township
+            && (t.len() != 9 || !t.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err("caller.township: a township code has 9 digits (GB/T 10114)".to_owned());
+        }
+        let villages = crate::auth::check_villages(self.township.as_deref(), &self.villages)
+            .map_err(|problem| format!("caller.villages: {problem}"))?;
+        Ok(Caller {
             user: self.sub.clone(),
             issuer: "policy-files".to_owned(),
             roles: self.roles.iter().copied().collect(),
@@ -40,10 +52,11 @@ impl CallerDef {
                 .and_then(|t| t.get(..6))
                 .map(str::to_owned),
             township: self.township.clone(),
+            villages,
             department: self.department.clone(),
             app: self.app.clone(),
             expires_at: i64::MAX,
-        }
+        })
     }
 }
 

@@ -72,11 +72,14 @@ pub(crate) fn audit_unavailable(request_id: &str, error: &dyn std::fmt::Display)
 
 /// A 401 answer: which check failed, never the token.
 pub(crate) fn unauthenticated(error: AuthError, request_id: &str) -> Response {
-    let detail = match error.claim() {
-        Some(claim) => format!(
+    let detail = match error {
+        AuthError::MissingClaim(claim) => format!(
             "Send a valid bearer token in the Authorization header: this one lacks the `{claim}` claim."
         ),
-        None => "Send a valid bearer token in the Authorization header.".to_owned(),
+        AuthError::InvalidVillages(problem) => format!(
+            "Send a valid bearer token in the Authorization header: its `villages` claim is refused ({problem})."
+        ),
+        _ => "Send a valid bearer token in the Authorization header.".to_owned(),
     };
     let mut problem =
         Problem::new(ProblemKind::Unauthenticated, detail).with("reason", error.described());

@@ -26,9 +26,10 @@ use tracing::field::Empty;
 use crate::auth::Caller;
 use crate::cache::{Answer, Entry, Record};
 use crate::config::{ActiveConfig, ActiveConnector, ActiveOperation};
+use crate::jurisdiction::Residence;
 use crate::limits::{Limited, Rate, RateLimits};
 use crate::mask::{MaskContext, PseudonymKey};
-use crate::policy::{Level, Outcome, Refusal};
+use crate::policy::{Level, Outcome, Outside, Refusal};
 use crate::purpose::Purpose;
 use crate::schema::Violation;
 use crate::traffic::CallOutcome;
@@ -70,8 +71,9 @@ pub(crate) struct Target<'a> {
 pub(crate) enum Reach<'a> {
     /// Asked for directly: the jurisdiction is checked here if a grant needs it.
     Direct,
-    /// A form's subject whose jurisdiction check passed: they live in this township.
-    Inside(&'a str),
+    /// A form's subject whose jurisdiction check passed, and where they live: grants
+    /// held to a narrower jurisdiction (the caller's villages) are checked against it.
+    Inside(&'a Residence),
     /// A person reached through a form's subject who passed (a spouse, a child, a
     /// household member).
     Linked,
@@ -188,7 +190,7 @@ async fn steps(
 
     // Where the subject lives, before the department is asked, when a grant holds
     // only in the caller's jurisdiction.
-    let mut outside = false;
+    let mut outside = Outside::NOWHERE;
     // A lookup on the authority's own operation learns where the subject lives from
     // the record it fetches anyway: decided once the record is here.
     let on_authority = config
@@ -200,24 +202,38 @@ async fn steps(
         match reach {
             Reach::Direct if on_authority => deferred = true,
             Reach::Direct => {
-                let township = residence(app, config, subject, deadline)
+                let lives = residence(app, config, subject, deadline)
                     .instrument(tracing::info_span!("jurisdiction"))
                     .await?;
-                outside = township.is_none() || township != caller.township;
-                trail.jurisdiction = Some(if outside { "outside" } else { "inside" });
-                trail.subject_township = township;
-                if outside && let Some(refusal) = plan.refuse_outside() {
+                outside = Outside::of(caller, &lives);
+                let word = if plan.is_outside(outside) {
+                    "outside"
+                } else {
+                    "inside"
+                };
+                trail.jurisdiction = Some(word);
+                trail.subject_township = lives.township;
+                if let Some(refusal) = plan.refuse_outside(outside) {
                     return Err(refused(app, trail, refusal));
                 }
             }
-            Reach::Inside(township) => {
-                trail.jurisdiction = Some("inside");
-                trail.subject_township = Some(township.to_owned());
+            Reach::Inside(lives) => {
+                outside = Outside::of(caller, lives);
+                let word = if plan.is_outside(outside) {
+                    "outside"
+                } else {
+                    "inside"
+                };
+                trail.jurisdiction = Some(word);
+                trail.subject_township = lives.township.clone();
+                if let Some(refusal) = plan.refuse_outside(outside) {
+                    return Err(refused(app, trail, refusal));
+                }
             }
             Reach::Linked => trail.jurisdiction = Some("linked"),
         }
-    } else if let Reach::Inside(township) = reach {
-        trail.subject_township = Some(township.to_owned());
+    } else if let Reach::Inside(lives) = reach {
+        trail.subject_township = lives.township.clone();
     }
 
     let started = Instant::now();
@@ -255,7 +271,7 @@ async fn steps(
                 // Nobody by this number lives anywhere: outside, like a resident of
                 // another township.
                 trail.jurisdiction = Some("outside");
-                if let Some(refusal) = plan.refuse_outside() {
+                if let Some(refusal) = plan.refuse_outside(Outside::EVERYWHERE) {
                     log(crate::problem::ProblemKind::Forbidden.slug());
                     return Err(refused(app, trail, refusal));
                 }
@@ -276,10 +292,15 @@ async fn steps(
     {
         trail.subject_township = authority.township_of(&record.value);
     }
-    if deferred {
-        outside = trail.subject_township.is_none() || trail.subject_township != caller.township;
-        trail.jurisdiction = Some(if outside { "outside" } else { "inside" });
-        if outside && let Some(refusal) = plan.refuse_outside() {
+    if deferred && let Some(authority) = &config.jurisdiction {
+        outside = Outside::of(caller, &authority.residence_of(&record.value));
+        let word = if plan.is_outside(outside) {
+            "outside"
+        } else {
+            "inside"
+        };
+        trail.jurisdiction = Some(word);
+        if let Some(refusal) = plan.refuse_outside(outside) {
             log(crate::problem::ProblemKind::Forbidden.slug());
             return Err(refused(app, trail, refusal));
         }
@@ -325,34 +346,35 @@ fn refused(app: Services<'_>, trail: &mut Trail, refusal: Refusal) -> LookupErro
     LookupError::Refused(refusal)
 }
 
-/// The township the subject lives in, as the county's authority for residence says
-/// (through its cache, within its department's capacity); `None` for a person it
-/// does not know, or when no authority can answer for this kind of subject key.
+/// Where the subject lives (township, and village when the authority names a village
+/// field), as the county's authority for residence says (through its cache, within
+/// its department's capacity); nowhere for a person it does not know, or when no
+/// authority can answer for this kind of subject key.
 pub(crate) async fn residence(
     app: Services<'_>,
     config: &ActiveConfig,
     subject: &SubjectKeyValue,
     deadline: Option<Instant>,
-) -> Result<Option<String>, LookupError> {
+) -> Result<Residence, LookupError> {
     let Some(authority) = &config.jurisdiction else {
-        return Ok(None);
+        return Ok(Residence::default());
     };
     let Some(operation) = authority.operation_for(subject.key()) else {
-        return Ok(None);
+        return Ok(Residence::default());
     };
     let Some(connector) = config.connectors.get(&authority.connector) else {
         // Disabled: nobody's residence can be told, so nothing that needs it is shown.
         return Err(disabled(config, &authority.connector));
     };
     let Some((operation, op)) = connector.operations.get_key_value(operation) else {
-        return Ok(None);
+        return Ok(Residence::default());
     };
     let answer = record(app, connector, operation, op, subject, deadline)
         .await
         .map_err(|failure| failure.error(&authority.connector))?;
     Ok(match &*answer.entry {
-        Entry::Found(record) => authority.township_of(&record.value),
-        Entry::NotFound { .. } => None,
+        Entry::Found(record) => authority.residence_of(&record.value),
+        Entry::NotFound { .. } => Residence::default(),
     })
 }
 

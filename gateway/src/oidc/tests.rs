@@ -332,6 +332,37 @@ async fn an_id_token_becomes_the_same_caller_as_an_api_token() {
 }
 
 #[tokio::test]
+async fn a_grid_workers_id_token_carries_their_villages_by_the_same_rules() {
+    let idp = idp().await;
+    let sign_in = |villages: Value| {
+        let mut claims = id_token_claims();
+        claims["roles"] = json!(["grid_worker"]);
+        claims["villages"] = villages;
+        let token = idp.sign(&claims);
+        let auth = idp.auth.clone();
+        async move { auth.verify_id_token(&token, CLIENT, "n-0S6_WzA2Mj").await }
+    };
+    let caller = sign_in(json!(["139901101201", "139901101202"]))
+        .await
+        .unwrap();
+    assert!(caller.has_role(Role::GridWorker));
+    assert_eq!(
+        caller.villages.iter().collect::<Vec<_>>(),
+        ["139901101201", "139901101202"]
+    );
+    assert_eq!(
+        sign_in(json!(["139901201201"])).await,
+        Err(AuthError::InvalidVillages(
+            crate::auth::VillagesProblem::OutsideTownship
+        ))
+    );
+    assert_eq!(
+        sign_in(Value::Null).await,
+        Err(AuthError::MissingClaim("villages"))
+    );
+}
+
+#[tokio::test]
 async fn an_id_token_with_another_nonce_audience_or_azp_is_refused() {
     let idp = idp().await;
     let nonce = "n-0S6_WzA2Mj";

@@ -66,8 +66,9 @@ pub enum DefaultWord {
 pub struct RowDef {
     /// A top-level field of the record, e.g. `township_code`.
     pub field: String,
-    /// `caller_township` (equal to the caller's township code) or `caller_county`
-    /// (starting with the caller's county code).
+    /// `caller_township` (equal to the caller's township code), `caller_county`
+    /// (starting with the caller's county code) or `caller_villages` (one of the
+    /// caller's village codes: the token's `villages` claim).
     pub equals: RowRule,
 }
 
@@ -96,7 +97,9 @@ pub struct GrantDef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub row: Option<RowDef>,
     /// `township`: the grant holds only for subjects who live in the caller's
-    /// township, as the county's authority for residence says.
+    /// township, as the county's authority for residence says; `village`: only for
+    /// subjects who live in one of the caller's villages (the authority's
+    /// `village_field`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jurisdiction: Option<Jurisdiction>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -498,11 +501,21 @@ mod tests {
 
     /// Loads the demo county with `extra` appended to policies/shebao.yaml.
     fn load_with(extra: &str) -> Result<(), Vec<ConfigProblem>> {
+        load_edited(extra, |_, text| text.to_owned())
+    }
+
+    /// Loads the demo county with `extra` appended to policies/shebao.yaml and every
+    /// file edited by `edit(path, text)`.
+    fn load_edited(
+        extra: &str,
+        edit: impl Fn(&str, &str) -> String,
+    ) -> Result<(), Vec<ConfigProblem>> {
         let files = COUNTY_FILES.iter().map(|(path, text)| {
+            let text = edit(path, text);
             let text = if *path == "policies/shebao.yaml" {
                 format!("{text}{extra}")
             } else {
-                (*text).to_owned()
+                text
             };
             (*path, text)
         });
@@ -543,7 +556,7 @@ mod tests {
         assert_eq!(errors.len(), 1, "{errors:?}");
         assert!(errors[0].contains("policies/shebao.yaml"), "{errors:?}");
         assert!(
-            errors[0].contains("grants[2].fields.bank_account"),
+            errors[0].contains("grants[3].fields.bank_account"),
             "{errors:?}"
         );
         assert!(
@@ -568,8 +581,8 @@ mod tests {
             .replace("    approver: 测试审批人\n", "");
         let errors = messages(&format!("{grant}    fields: {{ name: keep }}\n"));
         assert_eq!(errors.len(), 2, "{errors:?}");
-        assert!(errors.iter().any(|e| e.contains("grants[2].legal_basis")));
-        assert!(errors.iter().any(|e| e.contains("grants[2].approver")));
+        assert!(errors.iter().any(|e| e.contains("grants[3].legal_basis")));
+        assert!(errors.iter().any(|e| e.contains("grants[3].approver")));
     }
 
     #[test]
@@ -591,9 +604,9 @@ mod tests {
             .replace("[subsistence_allowance]", "[curiosity]");
         let errors = messages(&format!("{bad}    fields: {{ shoe_size: keep }}\n"));
         for expected in [
-            "grants[2].operations[1]",
-            "grants[2].purposes[0]",
-            "grants[2].fields.shoe_size",
+            "grants[3].operations[1]",
+            "grants[3].purposes[0]",
+            "grants[3].fields.shoe_size",
         ] {
             assert!(
                 errors.iter().any(|e| e.contains(expected)),
@@ -603,12 +616,84 @@ mod tests {
     }
 
     #[test]
+    fn township_codes_of_consumers_are_checked_at_load() {
+        let grant = GRANT.replace(
+            "consumers: { roles: [clerk] }",
+            r#"consumers: { roles: [clerk], townships: ["13990110", "13990110a"] }"#,
+        );
+        let errors = messages(&format!("{grant}    fields: {{ name: keep }}\n"));
+        for at in ["consumers.townships[0]", "consumers.townships[1]"] {
+            assert!(
+                errors
+                    .iter()
+                    .any(|e| e.contains(at) && e.contains("9 digits")),
+                "{at}: {errors:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn grants_held_to_the_callers_villages_load() {
+        let grant = GRANT.replace("roles: [clerk]", "roles: [grid_worker]");
+        let extra = format!(
+            "{grant}    fields: {{ name: keep }}\n    jurisdiction: village\n    row: {{ field: township_code, equals: caller_villages }}\n"
+        );
+        assert_eq!(load_with(&extra), Ok(()));
+    }
+
+    #[test]
+    fn a_village_jurisdiction_needs_the_authoritys_village_field() {
+        // The demo county's own village grants need it too: each is named.
+        let errors: Vec<String> = load_edited("", |path, text| {
+            if path == COUNTY_CONFIG {
+                text.replace("  village_field: village_code\n", "")
+            } else {
+                text.to_owned()
+            }
+        })
+        .expect_err("village grants need a village field")
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+        for grant in ["hukou-grid-elderly", "shebao-grid-elderly"] {
+            assert!(
+                errors
+                    .iter()
+                    .any(|e| e.contains("jurisdiction.village_field") && e.contains(grant)),
+                "{grant}: {errors:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_authority_village_field_must_be_a_field_of_its_records() {
+        let errors: Vec<String> = load_edited("", |path, text| {
+            if path == COUNTY_CONFIG {
+                text.replace("village_field: village_code", "village_field: cun")
+            } else {
+                text.to_owned()
+            }
+        })
+        .expect_err("an unknown village field does not load")
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains("jurisdiction.village_field")
+                    && e.contains("is not a top-level field")),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
     fn a_row_condition_needs_a_top_level_field_of_the_record() {
         let errors = messages(&format!(
             "{GRANT}    fields: {{ name: keep }}\n    row: {{ field: \"schemes[].status\", equals: caller_township }}\n"
         ));
         assert!(
-            errors.iter().any(|e| e.contains("grants[2].row.field")),
+            errors.iter().any(|e| e.contains("grants[3].row.field")),
             "{errors:?}"
         );
     }

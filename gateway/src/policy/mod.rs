@@ -7,7 +7,7 @@
 //! plans every field — `open` fields are kept, `never` fields withheld, conditional
 //! fields kept only under a matching grant, denied fields withheld. [`Plan::apply`]
 //! runs on the fetched record: grants with a row condition (the subject's township
-//! must be the caller's) are checked, the narrowest refusals win, and the record is
+//! must be the caller's, or their village one of the caller's) are checked, the narrowest refusals win, and the record is
 //! minimized and masked. Every field names the rule that allowed, masked or withheld
 //! it, and the decision carries the policy version.
 //!
@@ -25,6 +25,7 @@ use serde_json::{Map, Value};
 
 pub use crate::active::FieldNode;
 use crate::auth::{Caller, Role};
+use crate::jurisdiction::Residence;
 use crate::mask::{Mask, MaskContext};
 
 pub mod file;
@@ -58,6 +59,9 @@ pub enum RowRule {
     CallerTownship,
     /// The field (a township code) lies in the caller's county.
     CallerCounty,
+    /// The field (a village code) is one of the caller's villages (the token's
+    /// `villages` claim); never holds for a caller without villages.
+    CallerVillages,
 }
 
 /// A condition on the fetched record a grant holds under.
@@ -78,6 +82,7 @@ impl RowCondition {
                 .county
                 .as_deref()
                 .is_some_and(|c| value.starts_with(c)),
+            RowRule::CallerVillages => caller.villages.contains(value),
         }
     }
 
@@ -88,6 +93,12 @@ impl RowCondition {
             }
             RowRule::CallerCounty => {
                 format!("if the subject's {} is in the caller's county", self.field)
+            }
+            RowRule::CallerVillages => {
+                format!(
+                    "if the subject's {} is one of the caller's villages",
+                    self.field
+                )
             }
         }
     }
@@ -101,12 +112,69 @@ impl RowCondition {
 pub enum Jurisdiction {
     /// The subject lives in the caller's township.
     Township,
+    /// The subject lives in one of the caller's villages (the token's `villages`
+    /// claim), as the authority's `village_field` says; never holds for a caller
+    /// without villages.
+    Village,
 }
 
 impl Jurisdiction {
     pub fn describe(self) -> &'static str {
         match self {
             Jurisdiction::Township => "to residents of the caller's township",
+            Jurisdiction::Village => "to residents of the caller's villages",
+        }
+    }
+
+    /// Whether a subject living at `residence` is in the caller's jurisdiction.
+    pub fn holds(self, caller: &Caller, residence: &Residence) -> bool {
+        let township = residence.township.is_some() && residence.township == caller.township;
+        match self {
+            Jurisdiction::Township => township,
+            Jurisdiction::Village => {
+                township
+                    && residence
+                        .village
+                        .as_ref()
+                        .is_some_and(|v| caller.villages.contains(v))
+            }
+        }
+    }
+}
+
+/// Which of the caller's jurisdictions the subject lives outside of, as the
+/// jurisdiction check found; grants held to one of those do not hold.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Outside {
+    pub township: bool,
+    pub villages: bool,
+}
+
+impl Outside {
+    /// Not checked, or inside: no grant fails for its jurisdiction.
+    pub const NOWHERE: Outside = Outside {
+        township: false,
+        villages: false,
+    };
+    /// A person the authority does not know: outside every jurisdiction.
+    pub const EVERYWHERE: Outside = Outside {
+        township: true,
+        villages: true,
+    };
+
+    /// Where a subject living at `residence` stands to `caller`'s jurisdictions.
+    pub fn of(caller: &Caller, residence: &Residence) -> Outside {
+        Outside {
+            township: !Jurisdiction::Township.holds(caller, residence),
+            villages: !Jurisdiction::Village.holds(caller, residence),
+        }
+    }
+
+    /// Whether a grant held to `jurisdiction` fails for this subject.
+    pub fn excludes(self, jurisdiction: Jurisdiction) -> bool {
+        match jurisdiction {
+            Jurisdiction::Township => self.township,
+            Jurisdiction::Village => self.villages,
         }
     }
 }
@@ -554,13 +622,26 @@ impl Plan<'_> {
         self.grants.iter().any(|g| g.jurisdiction.is_some())
     }
 
-    /// The refusal for a subject outside the caller's jurisdiction (or unknown to the
-    /// authority), when every grant of the plan needs it: given before the department
-    /// is asked, so that it is the same whether or not the person exists. `None` when
-    /// a grant without jurisdiction may still release something.
-    pub fn refuse_outside(&self) -> Option<Refusal> {
+    /// Whether a grant of the plan fails for a subject `outside` some of the caller's
+    /// jurisdictions (what the audit event calls `outside`).
+    pub fn is_outside(&self, outside: Outside) -> bool {
+        self.grants
+            .iter()
+            .any(|g| g.jurisdiction.is_some_and(|j| outside.excludes(j)))
+    }
+
+    /// The refusal for a subject `outside` the caller's jurisdiction (or unknown to
+    /// the authority: [`Outside::EVERYWHERE`]), when every grant of the plan needs a
+    /// jurisdiction the subject is outside of: given before the department is asked,
+    /// so that it is the same whether or not the person exists. `None` when a grant
+    /// may still release something.
+    pub fn refuse_outside(&self, outside: Outside) -> Option<Refusal> {
         let first = self.grants.first()?;
-        if !self.grants.iter().all(|g| g.jurisdiction.is_some()) {
+        if !self
+            .grants
+            .iter()
+            .all(|g| g.jurisdiction.is_some_and(|j| outside.excludes(j)))
+        {
             return None;
         }
         let scope = first
@@ -578,17 +659,17 @@ impl Plan<'_> {
     }
 
     /// The second phase: check row conditions on the record, then minimize and mask.
-    /// `outside`: the subject is not in the caller's jurisdiction, so grants that need
-    /// it do not hold.
+    /// `outside`: the caller's jurisdictions the subject is not in, so grants that need
+    /// one of them do not hold.
     pub fn apply(
         &self,
         record: &Value,
         caller: &Caller,
         tree: &BTreeMap<String, FieldNode>,
         ctx: &MaskContext<'_>,
-        outside: bool,
+        outside: Outside,
     ) -> Result<Outcome, Refusal> {
-        if outside && let Some(refusal) = self.refuse_outside() {
+        if let Some(refusal) = self.refuse_outside(outside) {
             return Err(refusal);
         }
         // Each grant that does not hold for this subject, and why.
@@ -596,7 +677,7 @@ impl Plan<'_> {
             .grants
             .iter()
             .filter_map(|g| {
-                if outside && g.jurisdiction.is_some() {
+                if g.jurisdiction.is_some_and(|j| outside.excludes(j)) {
                     Some((g.id.as_str(), WithheldReason::Jurisdiction))
                 } else if g.row.as_ref().is_some_and(|r| !r.holds(record, caller)) {
                     Some((g.id.as_str(), WithheldReason::RowCondition))

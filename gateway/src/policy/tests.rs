@@ -63,10 +63,12 @@ fn caller(roles: &[Role], township: &str) -> Caller {
         sub: "u1".into(),
         roles: roles.to_vec(),
         township: Some(township.into()),
+        villages: Vec::new(),
         department: None,
         app: None,
     }
     .caller()
+    .expect("a valid caller")
 }
 
 fn grant(id: &str, fields: &[(&str, Mask)]) -> Grant {
@@ -108,7 +110,7 @@ fn run(set: &PolicySet, caller: &Caller, record: &Value) -> Result<Outcome, Refu
     };
     let tree = FieldNode::tree(&fields());
     set.decide(caller, "c", "op", &leaves(), "p", today())?
-        .apply(record, caller, &tree, &ctx, false)
+        .apply(record, caller, &tree, &ctx, Outside::NOWHERE)
 }
 
 #[test]
@@ -127,7 +129,7 @@ fn a_verify_grant_confirms_a_field_that_a_lookup_never_reads() {
     let at = |level| {
         set.decide_for(level, &clerk, "c", "op", &leaves(), "p", today())
             .unwrap()
-            .apply(&record(), &clerk, &tree, &ctx, false)
+            .apply(&record(), &clerk, &tree, &ctx, Outside::NOWHERE)
             .unwrap()
     };
     // A lookup reads neither the name nor, unmasked, the phone.
@@ -223,7 +225,7 @@ fn a_row_condition_refuses_subjects_of_other_townships() {
     assert_eq!(refusal.reason, RefusalReason::RowCondition);
 }
 
-fn run_outside(set: &PolicySet, caller: &Caller, outside: bool) -> Result<Outcome, Refusal> {
+fn run_outside(set: &PolicySet, caller: &Caller, outside: Outside) -> Result<Outcome, Refusal> {
     let key = PseudonymKey::new(&[7u8; 32]).unwrap();
     let ctx = MaskContext {
         key: &key,
@@ -245,15 +247,17 @@ fn a_jurisdiction_grant_refuses_outsiders_before_the_record_is_seen() {
         .decide(&clerk, "c", "op", &leaves(), "p", today())
         .unwrap();
     // Decided without the record: the same for a person elsewhere and for nobody.
-    let refusal = plan.refuse_outside().unwrap();
+    let refusal = plan.refuse_outside(Outside::EVERYWHERE).unwrap();
     assert_eq!(refusal.reason, RefusalReason::Jurisdiction);
     assert_eq!(refusal.rule, "residents");
     assert_eq!(
-        run_outside(&set, &clerk, true).unwrap_err().reason,
+        run_outside(&set, &clerk, Outside::EVERYWHERE)
+            .unwrap_err()
+            .reason,
         RefusalReason::Jurisdiction
     );
     assert_eq!(
-        run_outside(&set, &clerk, false).unwrap().data["name"],
+        run_outside(&set, &clerk, Outside::NOWHERE).unwrap().data["name"],
         "张小三"
     );
 }
@@ -268,12 +272,124 @@ fn outside_the_jurisdiction_only_grants_without_it_still_hold() {
     let plan = set
         .decide(&clerk, "c", "op", &leaves(), "p", today())
         .unwrap();
-    assert!(plan.refuse_outside().is_none());
-    let out = run_outside(&set, &clerk, true).unwrap();
+    assert!(plan.refuse_outside(Outside::EVERYWHERE).is_none());
+    let out = run_outside(&set, &clerk, Outside::EVERYWHERE).unwrap();
     assert_eq!(out.data["name"], "张*三");
     let phone = out.withheld.iter().find(|w| w.field == "phone").unwrap();
     assert_eq!(phone.reason, WithheldReason::Jurisdiction);
     assert_eq!(phone.rule.as_deref(), Some("residents"));
+}
+
+/// A grid worker of 东岭镇 serving two of its villages.
+fn grid_worker() -> Caller {
+    CallerDef {
+        sub: "grid".into(),
+        roles: vec![Role::GridWorker],
+        township: Some("139901101".into()),
+        villages: vec!["139901101201".into(), "139901101202".into()],
+        department: None,
+        app: None,
+    }
+    .caller()
+    .expect("a valid caller")
+}
+
+fn grid_grant(id: &str) -> Grant {
+    let mut g = grant(id, &[("name", Mask::Keep)]);
+    g.consumers.roles = [Role::GridWorker].into();
+    g
+}
+
+#[test]
+fn a_village_row_condition_holds_only_for_the_callers_villages() {
+    let condition = RowCondition {
+        field: "village_code".into(),
+        rule: RowRule::CallerVillages,
+    };
+    let grid = grid_worker();
+    let at = |village: &str| json!({"village_code": village, "township_code": "139901101"});
+    assert!(condition.holds(&at("139901101201"), &grid));
+    assert!(condition.holds(&at("139901101202"), &grid));
+    // Another village of the same township, a missing field, a number: no.
+    assert!(!condition.holds(&at("139901101203"), &grid));
+    assert!(!condition.holds(&json!({"township_code": "139901101"}), &grid));
+    assert!(!condition.holds(&json!({"village_code": 139901101201_u64}), &grid));
+    // A caller without villages (a clerk of the same township) is in none of them.
+    let clerk = caller(&[Role::Clerk], "139901101");
+    assert!(!condition.holds(&at("139901101201"), &clerk));
+    assert!(
+        condition
+            .describe()
+            .contains("one of the caller's villages")
+    );
+
+    // Through a decision: the record of a resident of another village is refused.
+    let mut g = grid_grant("grid-villages");
+    g.row = Some(condition);
+    let set = PolicySet::new(vec![g], vec![], "v".into());
+    let mut inside = record();
+    inside["village_code"] = json!("139901101202");
+    let ok = run(&set, &grid, &inside).unwrap();
+    assert_eq!(ok.data["name"], "张小三");
+    let mut elsewhere = record();
+    elsewhere["village_code"] = json!("139901101203");
+    let refusal = run(&set, &grid, &elsewhere).unwrap_err();
+    assert_eq!(refusal.reason, RefusalReason::RowCondition);
+    assert_eq!(refusal.rule, "grid-villages");
+}
+
+#[test]
+fn a_village_jurisdiction_holds_only_for_residents_of_the_callers_villages() {
+    use crate::jurisdiction::Residence;
+    let grid = grid_worker();
+    let village = |code: &str| Residence::from_code(code);
+    assert!(Jurisdiction::Village.holds(&grid, &village("139901101201")));
+    assert!(!Jurisdiction::Village.holds(&grid, &village("139901101203")));
+    // Known only to the township (no village field): in the township, in no village.
+    assert!(Jurisdiction::Township.holds(&grid, &village("139901101")));
+    assert!(!Jurisdiction::Village.holds(&grid, &village("139901101")));
+    // Unknown to the authority: nowhere.
+    assert_eq!(
+        Outside::of(&grid, &Residence::default()),
+        Outside::EVERYWHERE
+    );
+    // A clerk of the township has no villages: a village grant never holds for them.
+    let clerk = caller(&[Role::Clerk], "139901101");
+    assert!(!Jurisdiction::Village.holds(&clerk, &village("139901101201")));
+
+    let mut g = grid_grant("grid-villages");
+    g.jurisdiction = Some(Jurisdiction::Village);
+    let set = PolicySet::new(vec![g], vec![], "v".into());
+    let plan = set
+        .decide(&grid, "c", "op", &leaves(), "p", today())
+        .unwrap();
+    let next_door = Outside::of(&grid, &village("139901101203"));
+    assert_eq!(
+        next_door,
+        Outside {
+            township: false,
+            villages: true
+        }
+    );
+    assert!(plan.is_outside(next_door));
+    // Another village of the same township gets the answer a person nobody knows gets.
+    assert_eq!(
+        plan.refuse_outside(next_door),
+        plan.refuse_outside(Outside::EVERYWHERE)
+    );
+    let refusal = run_outside(&set, &grid, next_door).unwrap_err();
+    assert_eq!(refusal.reason, RefusalReason::Jurisdiction);
+    assert!(
+        refusal.detail.contains("caller's villages"),
+        "{}",
+        refusal.detail
+    );
+    let own = Outside::of(&grid, &village("139901101201"));
+    assert!(!plan.is_outside(own));
+    assert_eq!(
+        run_outside(&set, &grid, own).unwrap().data["name"],
+        "张小三"
+    );
 }
 
 #[test]

@@ -36,6 +36,7 @@ pub(crate) fn lookup(n: u64, time: &str, user: &str) -> AuditEvent {
             department: None,
             app: Some("console".into()),
             source_ip: Some("10.1.2.3".into()),
+            villages: Vec::new(),
         },
         purpose: Some("birth_registration".into()),
         reason: None,

@@ -28,6 +28,7 @@ fn event(i: u64) -> AuditEvent {
             department: None,
             roles: vec!["township_clerk".into(), "reader".into()],
             source_ip: Some("10.0.0.8".into()),
+            villages: Vec::new(),
             township: Some("东岭镇".into()),
             user: format!("clerk{}", i % 7),
         },

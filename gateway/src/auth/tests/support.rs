@@ -70,6 +70,7 @@ pub(super) fn clerk() -> MintClaims {
         sub: "clerk-001".to_owned(),
         roles: vec![Role::Clerk],
         township: Some(TOWNSHIP.to_owned()),
+        villages: Vec::new(),
         department: None,
         app: None,
         ttl_s: 300,

@@ -87,7 +87,8 @@ impl Modify for SecuritySchemes {
                          EdDSA or RS256 as the issuer allows; ECDSA in low-S form), with `aud` the \
                          gateway's audience, `exp`, `sub` and `roles`; township roles (`clerk`, \
                          `grid_worker`, `township_lead`) need `township` (nine digits), \
-                         `dept_admin` needs `department`. The demo mints one per persona \
+                         `grid_worker` needs `villages` (1 to 64 twelve-digit codes under the \
+                         township), `dept_admin` needs `department`. The demo mints one per persona \
                          (`gateway demo`, `gateway token mint`). The scopes of a requirement \
                          are the roles admitted.",
                     ))
