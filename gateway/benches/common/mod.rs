@@ -200,8 +200,8 @@ pub(crate) fn lookup_event(caller: &Caller) -> AuditEvent {
             field: "address".to_owned(),
             mask: "address_to".to_owned(),
         }],
+        fields_verified: Vec::new(),
         fields_withheld: vec![WithheldField {
-            fields_verified: Vec::new(),
             field: "status_changed_on".to_owned(),
             reason: "not_granted".to_owned(),
             rule: None,
