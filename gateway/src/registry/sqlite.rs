@@ -300,9 +300,13 @@ fn read_correction(tx: &Transaction<'_>, id: &str) -> Result<Correction, Registr
     decode_correction(id, &body, value, note)
 }
 
-/// Opens the (already created and migrated) database for one call.
+/// Opens the (already created and migrated) database for one call. Deleted content
+/// is overwritten (`secure_delete`), so a correction's stated value erased by
+/// retention does not linger in the file's free pages.
 fn connect(path: &Path) -> Result<Connection, RegistryError> {
-    Ok(crate::sqlite::connect(path, BUSY_TIMEOUT)?)
+    let conn = crate::sqlite::connect(path, BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "secure_delete", "ON")?;
+    Ok(conn)
 }
 
 impl From<rusqlite::Error> for RegistryError {

@@ -605,6 +605,50 @@ async fn corrections_are_answered_once_and_erasure_leaves_their_metadata(
     assert!(registry.snapshot().await.unwrap().grants.is_empty());
 }
 
+/// Erasure leaves nothing of the statement in the file: the freed space is
+/// overwritten (`secure_delete`), not just unlinked from the row.
+#[tokio::test]
+async fn an_erased_statement_is_gone_from_the_sqlite_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry: Arc<dyn Registry> = Arc::new(SqliteRegistry::open(dir.path()).unwrap());
+    commit(&*registry, vec![Change::AddCorrection(correction("cr-1"))])
+        .await
+        .unwrap();
+    let accepted = Correction {
+        state: CorrectionState::Accepted,
+        answered_at: Some("2026-05-11T02:00:00.000Z".to_owned()),
+        answered_by: Some("psb-admin".to_owned()),
+        stated: None,
+        ..correction("cr-1")
+    };
+    commit(&*registry, vec![Change::AnswerCorrection(accepted)])
+        .await
+        .unwrap();
+    commit(
+        &*registry,
+        vec![Change::EraseCorrection {
+            id: "cr-1".to_owned(),
+            at: "2026-06-11T00:00:00.000Z".to_owned(),
+        }],
+    )
+    .await
+    .unwrap();
+    drop(registry);
+    // Every page back in the main file, the write-ahead log emptied.
+    let conn = rusqlite::Connection::open(dir.path().join(REGISTRY_FILE)).unwrap();
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .unwrap();
+    drop(conn);
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        for stated in ["邓俊豪", "末字有误"] {
+            let found = bytes.windows(stated.len()).any(|w| w == stated.as_bytes());
+            assert!(!found, "`{stated}` is still in {}", path.display());
+        }
+    }
+}
+
 #[tokio::test]
 async fn reopening_the_file_keeps_everything() {
     let dir = tempfile::tempdir().unwrap();
