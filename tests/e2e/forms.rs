@@ -566,6 +566,7 @@ async fn each_caller_lists_only_the_forms_a_grant_gives_them() {
     let gw = TestGateway::start().await;
     let mut demo = vec![
         "birth-registration",
+        "elderly-allowance",
         "rural-housing",
         "subsistence-allowance",
     ];
