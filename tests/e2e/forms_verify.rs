@@ -163,3 +163,73 @@ async fn a_form_shows_whether_what_the_citizen_states_matches_never_the_value() 
     );
     assert!(!found.text.contains(&wrong_day), "{}", found.text);
 }
+
+/// The same in the console, in a real Chromium: the form asks for what the citizen
+/// states, and the filled form shows ✓ and ✗ beside them, nothing the register holds.
+/// Skipped, saying why, where Chromium is not installed.
+#[tokio::test]
+async fn the_console_form_takes_what_the_citizen_states_and_shows_match_or_mismatch() {
+    let Some(browser) = testkit::browser::BrowserOptions::new()
+        .window(1280, 1400)
+        .start("console_forms_verify")
+        .await
+    else {
+        return;
+    };
+    let gw = TestGateway::start().await;
+    let person = crate::browser::resident();
+    let household = population()
+        .household(&person.household)
+        .expect("the household");
+
+    crate::browser::sign_in(&browser, &gw, "clerk-dongling").await;
+    browser.click(&format!("#fill-{FORM}")).await;
+    browser
+        .wait_for_path(&format!("/console/forms/{FORM}"))
+        .await;
+    browser.wait_for("#verify-fields").await;
+    // Every input has its label.
+    let unlabelled = browser
+        .execute(
+            "return [...document.querySelectorAll('#fill-form input:not([type=hidden])')]\
+             .filter(i => !document.querySelector(`label[for='${i.id}']`)).length;",
+            vec![],
+        )
+        .await;
+    assert_eq!(unlabelled, json!(0));
+    browser.fill("#id_number", person.id.as_str()).await;
+    browser.fill("#case_id", CASE_ID).await;
+    browser.fill("#stated_name", &person.name).await;
+    let wrong = (person.birth_date + chrono::Duration::days(3)).to_string();
+    browser.fill("#stated_birth_date", &wrong).await;
+    browser.click("#fill-submit").await;
+    browser.wait_for("#filled").await;
+    let results = browser
+        .execute(
+            "return [...document.querySelectorAll('[data-verification]')]\
+             .map(e => [e.dataset.verification, e.innerText]);",
+            vec![],
+        )
+        .await;
+    assert_eq!(results[0][0], "match", "{results}");
+    assert!(
+        results[0][1]
+            .as_str()
+            .is_some_and(|t| t.contains("一致") && !t.contains("不一致")),
+        "{results}"
+    );
+    assert_eq!(results[1][0], "mismatch", "{results}");
+    assert!(
+        results[1][1].as_str().is_some_and(|t| t.contains("不一致")),
+        "{results}"
+    );
+    assert_eq!(results.as_array().map(Vec::len), Some(2), "{results}");
+    let page = browser.source().await;
+    assert!(
+        !page.contains(&person.birth_date.to_string()),
+        "the birth date held"
+    );
+    assert!(!page.contains(&household.address), "the address held");
+    assert!(!browser.url().await.contains(person.id.as_str()));
+    browser.screenshot("filled-verified").await;
+}
