@@ -12,6 +12,14 @@
 //! canonical record is used for one thing only: following a link (the spouse's, a
 //! member's ID number) to look that person up — and only where the caller's view
 //! holds the link field too.
+//!
+//! A `verify` field is never looked up: what the citizen states for it (the fill's
+//! `stated`, checked by [`Attempt::stated`]) is verified (核验) with the subject's
+//! other stated values of the same operation, one [`crate::verification`] per
+//! operation, at once with the lookups and under the same deadline; its audit event
+//! (kind `verification`, the stated values never in it) shares the fill's request id
+//! and names the form. The field shows match, mismatch or cannot_verify with why —
+//! a mismatch limit reached included — never a value.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
