@@ -24,6 +24,10 @@ pub const COUNTY_FILES: &[(&str, &str)] = &[
         include_str!("../../forms/rural-housing.yaml"),
     ),
     (
+        "forms/elderly-allowance.yaml",
+        include_str!("../../forms/elderly-allowance.yaml"),
+    ),
+    (
         "county/calendar.yaml",
         include_str!("../../county/calendar.yaml"),
     ),

@@ -12,6 +12,14 @@
 //! canonical record is used for one thing only: following a link (the spouse's, a
 //! member's ID number) to look that person up — and only where the caller's view
 //! holds the link field too.
+//!
+//! A `verify` field is never looked up: what the citizen states for it (the fill's
+//! `stated`, checked by [`Attempt::stated`]) is verified (核验) with the subject's
+//! other stated values of the same operation, one [`crate::verification`] per
+//! operation, at once with the lookups and under the same deadline; its audit event
+//! (kind `verification`, the stated values never in it) shares the fill's request id
+//! and names the form. The field shows match, mismatch or cannot_verify with why —
+//! a mismatch limit reached included — never a value.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -29,15 +37,19 @@ use tracing::Instrument;
 use crate::audit::{AuditEvent, AuditLog, Recorded};
 use crate::auth::Caller;
 use crate::config::ActiveConfig;
-use crate::forms::template::{Derive, Field, FieldValue, Form, Scope, Section, Source, SourceRef};
+use crate::forms::template::{
+    Derive, Field, FieldType, FieldValue, Form, Scope, Section, Source, SourceRef,
+};
 use crate::jurisdiction::Residence;
 use crate::lookup::error::fetch_kind;
+use crate::lookup::single::{Ask, AskError};
 use crate::lookup::{
     Found, LookupError, Reach, Services, SubjectKeyValue, Target, Trail, lookup, residence,
 };
 use crate::policy::{LOOKUP_ROLES, RefusalReason};
 use crate::problem::{Blame, ProblemKind};
 use crate::purpose::Purpose;
+use crate::verification::{self, CannotVerify, Outcome, VerifyAsk, VerifyError};
 
 /// What a fill runs with.
 #[derive(Debug)]
@@ -56,6 +68,9 @@ pub(crate) struct Context<'a> {
     pub(crate) today: NaiveDate,
     /// The person the form is filled for.
     pub(crate) subject: &'a IdNumber,
+    /// What the citizen states for the form's `verify` fields, by field id (checked
+    /// by [`Attempt::stated`]).
+    pub(crate) stated: &'a BTreeMap<String, Value>,
 }
 
 /// Whether a grant in force gives the caller this purpose.
@@ -381,16 +396,19 @@ async fn fill_in(ctx: &Context<'_>) -> Filled {
         started: Mutex::new(Vec::new()),
         members: Semaphore::new(ctx.form.member_concurrency),
     };
-    let sections = join_all(
-        ctx.form
-            .sections
-            .iter()
-            .map(|s| section(ctx, &lookups, s, subject)),
-    )
-    .await;
+    let (sections, checks) = futures::join!(
+        join_all(
+            ctx.form
+                .sections
+                .iter()
+                .map(|s| section(ctx, &lookups, s, subject)),
+        ),
+        verifications(ctx),
+    );
     let mut missing = Vec::new();
     let mut out = Vec::new();
-    for (section, (body, gaps)) in ctx.form.sections.iter().zip(sections) {
+    for (section, (mut body, mut gaps)) in ctx.form.sections.iter().zip(sections) {
+        show_verified(section, &checks, &mut body, &mut gaps);
         missing.extend(gaps.into_iter().map(|mut gap| {
             gap["section"] = Value::String(section.id.clone());
             gap
@@ -406,7 +424,8 @@ async fn fill_in(ctx: &Context<'_>) -> Filled {
     let complete = done.iter().all(|d| match &d.result {
         Ok(_) => true,
         Err(p) => !failed(p),
-    }) && !missing.iter().any(|gap| gap["reason"] == TOO_MANY_ROWS);
+    }) && !missing.iter().any(|gap| gap["reason"] == TOO_MANY_ROWS)
+        && !checks.iter().any(|c| c.failed);
     let body = json!({
         "request_id": ctx.request_id,
         "form": {"id": ctx.form.id, "title": ctx.form.title, "title_en": ctx.form.title_en},
@@ -418,7 +437,11 @@ async fn fill_in(ctx: &Context<'_>) -> Filled {
         "elapsed_ms": started.elapsed().as_millis() as u64,
         "sections": out,
         "missing": missing,
-        "lookups": done.iter().map(|d| lookup_summary(ctx, d)).collect::<Vec<_>>(),
+        "lookups": done
+            .iter()
+            .map(|d| lookup_summary(ctx, d))
+            .chain(checks.iter().map(|c| verification_summary(ctx, c)))
+            .collect::<Vec<_>>(),
     });
     // Every department asked about the subject answered that it has no record: say
     // so plainly instead of a form of `not_found` fields.
@@ -431,6 +454,7 @@ async fn fill_in(ctx: &Context<'_>) -> Filled {
     let events = check
         .into_iter()
         .chain(done.iter().map(|d| d.event.clone()))
+        .chain(checks.into_iter().map(|c| c.event))
         .collect();
     let (audited, recorded) = record(ctx, events).await;
     Filled {
@@ -736,6 +760,13 @@ fn field(
             out["verified"] = json!(false);
             return Ok(out);
         }
+        // Never a value: what the verification came to is added once it is done
+        // ([`show_verified`]).
+        FieldValue::Verify(_) => {
+            out["value"] = Value::Null;
+            out["verify"] = json!(true);
+            return Ok(out);
+        }
         FieldValue::From(reference) => resolve(reference, got, row, false, no_subject).map(|r| {
             let masked = r.mask != "keep";
             (r.value.clone(), Some(r.mask).filter(|_| masked), None, r)
@@ -1013,6 +1044,281 @@ async fn section(
     }
 }
 
+/// One verification made for the form: the subject's stated values at one
+/// operation, and what became of them.
+#[derive(Debug)]
+struct Checked {
+    connector: String,
+    operation: String,
+    /// By field id: `{result, reason}` as `POST /v1/verify` answers a field.
+    results: BTreeMap<String, Value>,
+    /// `ok`, or the problem type's slug of why nothing was compared.
+    outcome: &'static str,
+    /// Why nothing was compared (as in `missing`).
+    reason: Option<&'static str>,
+    /// A department (or the way to it) failed: the form is not complete.
+    failed: bool,
+    /// Its audit event (kind `verification`), recorded with the fill's.
+    event: AuditEvent,
+}
+
+/// The verifications of the values stated for the form's `verify` fields: one per
+/// operation of the subject, all at once.
+async fn verifications(ctx: &Context<'_>) -> Vec<Checked> {
+    type Stated<'f> = Vec<(&'f str, &'f str, &'f Value)>;
+    let mut groups: BTreeMap<(&str, &str), Stated<'_>> = BTreeMap::new();
+    for section in &ctx.form.sections {
+        if section.scope != Scope::Subject {
+            continue;
+        }
+        for f in &section.fields {
+            if let (Some(source), Some(value)) = (f.verify(), ctx.stated.get(&f.id)) {
+                groups
+                    .entry((source.connector.as_str(), source.operation.as_str()))
+                    .or_default()
+                    .push((f.id.as_str(), source.path.as_str(), value));
+            }
+        }
+    }
+    join_all(
+        groups
+            .into_iter()
+            .map(|((connector, operation), stated)| verify_one(ctx, connector, operation, stated)),
+    )
+    .await
+}
+
+/// Sets `value` at a dotted path (no lists) of `object`.
+fn insert_at(object: &mut Map<String, Value>, path: &str, value: Value) {
+    match path.split_once('.') {
+        None => {
+            object.insert(path.to_owned(), value);
+        }
+        Some((head, rest)) => {
+            let inner = object
+                .entry(head.to_owned())
+                .or_insert_with(|| Value::Object(Map::new()));
+            if !inner.is_object() {
+                *inner = Value::Object(Map::new());
+            }
+            if let Value::Object(inner) = inner {
+                insert_at(inner, rest, value);
+            }
+        }
+    }
+}
+
+/// One verification (the stated values as `(field id, path, value)`), with the audit
+/// event that records it: sharing the fill's request id and naming the form.
+async fn verify_one(
+    ctx: &Context<'_>,
+    connector: &str,
+    operation: &str,
+    stated: Vec<(&str, &str, &Value)>,
+) -> Checked {
+    let mut claims = Map::new();
+    for (_, path, value) in &stated {
+        insert_at(&mut claims, path, (*value).clone());
+    }
+    let mut trail = Trail::verification();
+    trail.form = Some(ctx.form.id.clone());
+    trail.case_id = Some(ctx.case_id.to_owned());
+    let ask = VerifyAsk {
+        lookup: Ask {
+            connector: connector.to_owned(),
+            operation: operation.to_owned(),
+            purpose: ctx.purpose.code.clone(),
+            case_id: ctx.case_id.to_owned(),
+            id_number: Some(ctx.subject.as_str().to_owned()),
+            household_number: None,
+        },
+        claims: Value::Object(claims),
+    };
+    let answer = verification::verify_by(
+        ctx.services,
+        ctx.config,
+        ctx.caller,
+        ask,
+        Some(ctx.deadline),
+        &mut trail,
+    )
+    .instrument(tracing::info_span!("verify", connector, operation))
+    .await;
+    let cannot = |reason: &str| json!({"result": Outcome::CannotVerify.as_str(), "reason": reason});
+    let (results, outcome, reason, failed, status): (BTreeMap<String, Value>, _, _, _, _) =
+        match &answer {
+            Ok(verified) => {
+                let results = stated
+                    .iter()
+                    .map(|(id, path, _)| {
+                        let result = match verified.fields.get(*path) {
+                            Some(r) => {
+                                let mut out = json!({"result": r.result.as_str()});
+                                if let Some(reason) = r.reason {
+                                    out["reason"] = json!(reason.as_str());
+                                }
+                                out
+                            }
+                            None => cannot("gateway_error"),
+                        };
+                        ((*id).to_owned(), result)
+                    })
+                    .collect();
+                let failed = verified
+                    .fields
+                    .values()
+                    .any(|r| r.reason == Some(CannotVerify::DepartmentUnavailable));
+                (results, "ok", None, failed, 200)
+            }
+            Err(error) => {
+                let reason = match error {
+                    VerifyError::Ask(AskError::Lookup(error)) => missing_reason(error),
+                    VerifyError::Claims(_) => "invalid_value",
+                    VerifyError::Ask(_) => "gateway_error",
+                };
+                let results = stated
+                    .iter()
+                    .map(|(id, _, _)| ((*id).to_owned(), cannot(reason)))
+                    .collect();
+                let failed = matches!(
+                    reason,
+                    "timed_out" | "department_busy" | "department_unavailable" | "gateway_error"
+                );
+                let kind = error.kind();
+                (
+                    results,
+                    kind.slug(),
+                    Some(reason),
+                    failed,
+                    kind.status().as_u16(),
+                )
+            }
+        };
+    let problem = (status != 200).then_some(outcome);
+    let event = trail.event(ctx.request_id, ctx.caller, ctx.peer, status, problem);
+    Checked {
+        connector: connector.to_owned(),
+        operation: operation.to_owned(),
+        results,
+        outcome,
+        reason,
+        failed,
+        event,
+    }
+}
+
+/// Adds to a section about the subject what each `verify` field's verification came
+/// to, or that nothing was stated for it (a gap, reason `not_stated`).
+fn show_verified(section: &Section, checks: &[Checked], body: &mut Value, gaps: &mut Vec<Value>) {
+    if section.scope != Scope::Subject {
+        return;
+    }
+    let Some(shown) = body.get_mut("fields").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for f in section.fields.iter().filter(|f| f.verify().is_some()) {
+        let Some(out) = shown.iter_mut().find(|v| v["id"] == f.id.as_str()) else {
+            continue;
+        };
+        match checks.iter().find_map(|c| c.results.get(&f.id)) {
+            Some(result) => out["verification"] = result.clone(),
+            None => {
+                out["missing"] = json!({"reason": NOT_STATED});
+                gaps.push(json!({"field": f.id, "reason": NOT_STATED}));
+            }
+        }
+    }
+}
+
+/// The reason of a `verify` field for which the citizen stated nothing.
+const NOT_STATED: &str = "not_stated";
+
+fn verification_summary(ctx: &Context<'_>, checked: &Checked) -> Value {
+    let department = ctx
+        .config
+        .connectors
+        .get(&checked.connector)
+        .map(|c| json!({"id": c.def.department.id, "name": c.def.department.name}));
+    let mut summary = json!({
+        "connector": checked.connector,
+        "operation": checked.operation,
+        "department": department,
+        "subject": ctx.subject.masked(),
+        "verification": true,
+        "outcome": checked.outcome,
+    });
+    if let Some(reason) = checked.reason {
+        summary["reason"] = json!(reason);
+    }
+    summary
+}
+
+/// Checks the values stated for `form`'s `verify` fields (see [`Attempt::stated`]).
+fn check_stated(
+    config: &ActiveConfig,
+    form: &Form,
+    stated: Map<String, Value>,
+) -> Result<BTreeMap<String, Value>, StatedError> {
+    if stated.len() > crate::verification::MAX_CLAIMS {
+        return Err(StatedError::TooMany);
+    }
+    let mut out = BTreeMap::new();
+    for (id, value) in stated {
+        let Some((field, source)) = form
+            .sections
+            .iter()
+            .filter(|s| s.scope == Scope::Subject)
+            .flat_map(|s| &s.fields)
+            .find_map(|f| f.verify().filter(|_| f.id == id).map(|source| (f, source)))
+        else {
+            return Err(StatedError::UnknownField);
+        };
+        let address = config
+            .connectors
+            .get(&source.connector)
+            .and_then(|c| c.operations.get(&source.operation))
+            .and_then(|op| op.leaves.iter().find(|l| l.path == source.path))
+            .is_some_and(|l| l.pii == connectors::definition::PiiKind::Address);
+        let malformed = || StatedError::Malformed(field.id.clone());
+        match &value {
+            Value::Null => continue,
+            Value::String(text) if text.trim().is_empty() => continue,
+            Value::String(text) => {
+                if text.chars().count() > crate::verification::MAX_CLAIM_CHARS {
+                    return Err(malformed());
+                }
+                if field.kind == FieldType::Date
+                    && NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").is_err()
+                {
+                    return Err(malformed());
+                }
+            }
+            Value::Object(division) if address => {
+                let digits = |key: &str| match key {
+                    "village_code" => Some(12),
+                    "township_code" => Some(9),
+                    "county_code" => Some(6),
+                    _ => None,
+                };
+                let ok = division.len() == 1
+                    && division.iter().all(|(key, code)| {
+                        digits(key).is_some_and(|n| {
+                            code.as_str().is_some_and(|c| {
+                                c.len() == n && c.bytes().all(|b| b.is_ascii_digit())
+                            })
+                        })
+                    });
+                if !ok {
+                    return Err(malformed());
+                }
+            }
+            _ => return Err(malformed()),
+        }
+        out.insert(id, value);
+    }
+    Ok(out)
+}
+
 /// Why a fill was refused before any department was asked.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Refused {
@@ -1026,6 +1332,44 @@ pub enum Refused {
     Subject(crate::lookup::SubjectError),
     /// The form's purpose is not configured (the gateway's fault).
     NoPurpose,
+    /// What the citizen states for the form's `verify` fields is not usable.
+    Stated(StatedError),
+}
+
+/// What is wrong with the values stated for a form's `verify` fields. Names a field
+/// only when it is one of the form's (a key could be anything, even personal data).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatedError {
+    /// More values than the form has `verify` fields, or than one verification takes.
+    TooMany,
+    /// A key that is not the id of one of the form's `verify` fields (not named back).
+    UnknownField,
+    /// Not a string of at most 200 characters (a date as `YYYY-MM-DD`), nor for an
+    /// address the division it lies in.
+    Malformed(String),
+}
+
+impl std::fmt::Display for StatedError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StatedError::TooMany => write!(
+                f,
+                "`stated` holds more values than the form has fields to verify (at most {})",
+                crate::verification::MAX_CLAIMS
+            ),
+            StatedError::UnknownField => f.write_str(
+                "a key of `stated` is not the id of one of the form's fields to verify \
+                 (GET /v1/forms: `verify: true`)",
+            ),
+            StatedError::Malformed(field) => write!(
+                f,
+                "the value stated for `{field}` is not one it can hold (a string of at most {} \
+                 characters; a date as YYYY-MM-DD; an address as text or as one of \
+                 village_code (12 digits), township_code (9) or county_code (6))",
+                crate::verification::MAX_CLAIM_CHARS
+            ),
+        }
+    }
 }
 
 impl Refused {
@@ -1038,7 +1382,7 @@ impl Refused {
             Refused::Subject(crate::lookup::SubjectError::IdNumber(_)) => {
                 ProblemKind::InvalidIdNumber
             }
-            Refused::Subject(_) => ProblemKind::InvalidRequest,
+            Refused::Subject(_) | Refused::Stated(_) => ProblemKind::InvalidRequest,
             Refused::NoPurpose => ProblemKind::Internal,
         }
     }
@@ -1126,6 +1470,16 @@ impl<'a> Attempt<'a> {
         Ok((subject, case_id))
     }
 
+    /// The values the citizen states for `form`'s `verify` fields (`stated` in the
+    /// request; empty values are not stated), checked: by field id.
+    pub fn stated(
+        &self,
+        form: &Form,
+        stated: Map<String, Value>,
+    ) -> Result<BTreeMap<String, Value>, Refused> {
+        check_stated(self.config, form, stated).map_err(Refused::Stated)
+    }
+
     /// Records a fill refused before any lookup (status and problem type as
     /// answered); `Err` when the audit log could not record it (then nothing but
     /// `audit-unavailable` may be answered).
@@ -1150,6 +1504,7 @@ impl<'a> Attempt<'a> {
         form: &Form,
         subject: &IdNumber,
         case_id: &str,
+        stated: &BTreeMap<String, Value>,
     ) -> Result<Filled, Refused> {
         let purpose = self
             .config
@@ -1159,6 +1514,7 @@ impl<'a> Attempt<'a> {
         let today = self.services.clock.today();
         let request_id = self.services.request_id;
         let ctx = Context {
+            stated,
             services: self.services,
             audit: self.audit,
             config: self.config,
@@ -1173,5 +1529,91 @@ impl<'a> Attempt<'a> {
             subject,
         };
         Ok(fill(&ctx).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use serde_json::{Map, Value, json};
+
+    use super::{StatedError, check_stated, insert_at};
+    use crate::config::{ActiveConfig, EmbeddedSource, LoadOptions, load};
+    use crate::county::{COUNTY_CONFIG, COUNTY_FILES};
+
+    fn county() -> ActiveConfig {
+        let files = COUNTY_FILES.iter().map(|(p, t)| (*p, (*t).to_owned()));
+        load(
+            &EmbeddedSource::new(files),
+            Path::new(COUNTY_CONFIG),
+            &LoadOptions::default(),
+        )
+        .expect("the demo county loads")
+    }
+
+    fn stated(value: Value) -> Map<String, Value> {
+        match value {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        }
+    }
+
+    #[test]
+    fn stated_values_are_checked_against_the_forms_fields_to_verify() {
+        let config = county();
+        let form = config.forms.get("elderly-allowance").expect("the form");
+        let check = |value: Value| check_stated(&config, form, stated(value));
+
+        let ok = check(json!({
+            "name": "王 秀英",
+            "birth_date": "1948-03-02",
+            "address": {"village_code": "139901101203"},
+        }))
+        .expect("usable");
+        assert_eq!(ok.len(), 3);
+        // Empty values are not stated.
+        let ok = check(json!({"name": " ", "birth_date": null})).expect("usable");
+        assert!(ok.is_empty());
+
+        // A key that is no field to verify (even one the form reads) is refused, and
+        // the error does not carry it.
+        for key in ["id_number", "13990119750327229X", "bank_account"] {
+            let error = check(json!({ key: "x" })).unwrap_err();
+            assert_eq!(error, StatedError::UnknownField);
+            assert!(!error.to_string().contains(key), "{error}");
+        }
+        // Not a date; too long; a division for a name; a division that is none.
+        let long = "名".repeat(201);
+        for (value, field) in [
+            (json!({"birth_date": "1948/03/02"}), "birth_date"),
+            (json!({"name": long}), "name"),
+            (json!({"name": {"village_code": "139901101203"}}), "name"),
+            (json!({"address": {"village_code": "1399"}}), "address"),
+            (json!({"address": {"street": "139901101203"}}), "address"),
+            (json!({"name": 42}), "name"),
+        ] {
+            assert_eq!(
+                check(value.clone()),
+                Err(StatedError::Malformed(field.to_owned())),
+                "{value}"
+            );
+        }
+        let many: Map<String, Value> = (0..=crate::verification::MAX_CLAIMS)
+            .map(|i| (format!("f{i}"), json!("x")))
+            .collect();
+        assert_eq!(check_stated(&config, form, many), Err(StatedError::TooMany));
+    }
+
+    #[test]
+    fn stated_values_are_shaped_like_the_record() {
+        let mut claims = Map::new();
+        insert_at(&mut claims, "name", json!("王秀英"));
+        insert_at(&mut claims, "spouse.name", json!("李四"));
+        insert_at(&mut claims, "spouse.birth_date", json!("1950-01-01"));
+        assert_eq!(
+            Value::Object(claims),
+            json!({"name": "王秀英", "spouse": {"name": "李四", "birth_date": "1950-01-01"}})
+        );
     }
 }

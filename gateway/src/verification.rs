@@ -242,6 +242,19 @@ pub(crate) async fn verify<'c>(
     ask: VerifyAsk,
     trail: &mut Trail,
 ) -> Result<Verified<'c>, VerifyError> {
+    verify_by(services, config, caller, ask, None, trail).await
+}
+
+/// [`verify`], the department's answer waited for until `deadline` if one is given
+/// (a form's deadline).
+pub(crate) async fn verify_by<'c>(
+    services: Services<'_>,
+    config: &'c ActiveConfig,
+    caller: &Caller,
+    ask: VerifyAsk,
+    deadline: Option<std::time::Instant>,
+    trail: &mut Trail,
+) -> Result<Verified<'c>, VerifyError> {
     trail.verification = true;
     let resolved = single::resolve(config, ask.lookup, trail).map_err(VerifyError::Ask)?;
     let claims = claims(&ask.claims, &resolved.op.leaves).map_err(VerifyError::Claims)?;
@@ -258,7 +271,7 @@ pub(crate) async fn verify<'c>(
         caller,
         target,
         &resolved.subject,
-        None,
+        deadline,
         trail,
     )
     .await;

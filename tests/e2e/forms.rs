@@ -566,6 +566,7 @@ async fn each_caller_lists_only_the_forms_a_grant_gives_them() {
     let gw = TestGateway::start().await;
     let mut demo = vec![
         "birth-registration",
+        "elderly-allowance",
         "rural-housing",
         "subsistence-allowance",
     ];
@@ -614,13 +615,18 @@ async fn each_caller_lists_only_the_forms_a_grant_gives_them() {
         .collect();
     assert_eq!(repeated, [&json!("children")]);
 
-    // A grid worker's only grants are for the old-age allowance, which has no form;
-    // privacy officers and department admins look nothing up.
-    for (role, township) in [
-        (Role::GridWorker, Some(TOWNSHIP)),
-        (Role::PrivacyOfficer, None),
-        (Role::DeptAdmin, None),
-    ] {
+    // A grid worker's only grants are for the old-age allowance: its form only.
+    let grid = list_forms(&gw, &gw.token(Role::GridWorker, Some(TOWNSHIP))).await;
+    assert_eq!(grid.status, 200, "{}", grid.text);
+    let ids: Vec<&Value> = grid.json["forms"]
+        .as_array()
+        .expect("forms")
+        .iter()
+        .map(|f| &f["id"])
+        .collect();
+    assert_eq!(ids, [&json!("elderly-allowance")], "{}", grid.text);
+    // Privacy officers and department admins look nothing up.
+    for (role, township) in [(Role::PrivacyOfficer, None), (Role::DeptAdmin, None)] {
         let reply = list_forms(&gw, &gw.token(role, township)).await;
         assert_eq!(reply.status, 200, "{}", reply.text);
         assert_eq!(reply.json["forms"], json!([]), "{role:?}");

@@ -31,6 +31,7 @@ mod data_dir;
 mod drafts;
 mod errors;
 mod forms;
+mod forms_verify;
 mod free_text;
 mod front_database;
 mod hostile_files;

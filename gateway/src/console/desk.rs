@@ -58,7 +58,7 @@ fn departments(config: &ActiveConfig, form: &FormTemplate) -> Vec<String> {
             section
                 .fields
                 .iter()
-                .filter_map(|f| f.lookup())
+                .filter_map(|f| f.lookup().or_else(|| f.verify()))
                 .map(|s| s.connector.as_str()),
         );
     }
@@ -111,6 +111,16 @@ struct FormPage {
     departments: String,
     /// Why the last try was refused, in words (never what was sent).
     error: Option<String>,
+    /// The fields to verify: what the citizen states, typed by the clerk.
+    verify: Vec<VerifyInput>,
+}
+
+/// A field of the form to verify (核验): an input for what the citizen states.
+struct VerifyInput {
+    id: String,
+    title: String,
+    date: bool,
+    address: bool,
 }
 
 /// The form to fill: the citizen's ID number and the case number.
@@ -148,6 +158,20 @@ fn form_page_for(
         purpose: Tr::new(lang).purpose(config, &form.purpose),
         departments: departments(config, form).join(&visit.t.get("list-sep")),
         error,
+        verify: form
+            .sections
+            .iter()
+            .flat_map(|s| &s.fields)
+            .filter_map(|f| {
+                let source = f.verify()?;
+                Some(VerifyInput {
+                    id: f.id.clone(),
+                    title: pick(lang, &f.title, f.title_en.as_deref()).to_owned(),
+                    date: f.kind == crate::forms::FieldType::Date,
+                    address: source.path == "address" || source.path.ends_with(".address"),
+                })
+            })
+            .collect(),
     }
 }
 
@@ -157,6 +181,24 @@ pub(crate) struct FillForm {
     id_number: String,
     case_id: String,
     csrf: String,
+    /// `stated_<field id>`: what the citizen states for a field to verify.
+    #[serde(flatten)]
+    stated: std::collections::BTreeMap<String, String>,
+}
+
+impl FillForm {
+    /// The values stated for the form's fields to verify, by field id (empty ones
+    /// left out; other keys ignored).
+    fn stated(&self) -> serde_json::Map<String, Value> {
+        self.stated
+            .iter()
+            .filter_map(|(key, value)| {
+                let id = key.strip_prefix("stated_")?;
+                let value = value.trim();
+                (!value.is_empty()).then(|| (id.to_owned(), Value::String(value.to_owned())))
+            })
+            .collect()
+    }
 }
 
 posted!(FillForm, LookupForm);
@@ -175,6 +217,16 @@ struct FieldView {
     /// Where a wrong value of the form's subject can be reported (数据纠错): the
     /// department's connector, operation and field.
     report: Option<ReportTarget>,
+    /// A field to verify: what the verification came to, in words, and its result
+    /// (`match`, `mismatch`, `cannot_verify`).
+    verification: Option<VerifiedView>,
+}
+
+/// What a field to verify came to: in words, and as `match`, `mismatch` or
+/// `cannot_verify` (the page's style).
+struct VerifiedView {
+    words: String,
+    result: String,
 }
 
 /// A department value of the form's subject that a clerk may report as wrong.
@@ -248,10 +300,13 @@ pub(crate) async fn fill(
                 ),
                 &input.case_id,
             )
-            .map(|person| (form, person)),
+            .and_then(|person| {
+                let stated = attempt.stated(&form, input.stated())?;
+                Ok((form, person, stated))
+            }),
         Err(refused) => Err(refused),
     };
-    let (form, (subject, case_id)) = match admitted {
+    let (form, (subject, case_id), stated) = match admitted {
         Ok(ready) => ready,
         Err(refused) => {
             let kind = refused.kind();
@@ -265,7 +320,7 @@ pub(crate) async fn fill(
             return refused_page(&visit, &config, &form_id, refused);
         }
     };
-    let filled = match attempt.fill(&form, &subject, &case_id).await {
+    let filled = match attempt.fill(&form, &subject, &case_id, &stated).await {
         Ok(filled) => filled,
         Err(refused) => return refused_page(&visit, &config, &form_id, refused),
     };
@@ -314,6 +369,11 @@ fn refused_page(visit: &Visit, config: &ActiveConfig, form_id: &str, refused: Re
     match (&refused, config.forms.get(form_id)) {
         (Refused::Subject(error), Some(form)) => {
             let message = subject_message(visit, error);
+            let page = form_page_for(visit, config, form, Some(message));
+            visit.respond_with(kind.status(), &page)
+        }
+        (Refused::Stated(_), Some(form)) => {
+            let message = visit.t.get("fill-stated-bad");
             let page = form_page_for(visit, config, form, Some(message));
             visit.respond_with(kind.status(), &page)
         }
@@ -412,6 +472,24 @@ fn field_view(t: Tr, field: &Value) -> FieldView {
         input: field["input"].as_bool().unwrap_or(false),
         missing,
         report: None,
+        verification: field.get("verification").map(|v| {
+            let result = v["result"].as_str().unwrap_or_default();
+            let words = match result {
+                "match" => t.get("verify-match"),
+                "mismatch" => t.get("verify-mismatch"),
+                _ => {
+                    let why = v["reason_label"]
+                        .as_str()
+                        .or_else(|| v["reason"].as_str())
+                        .unwrap_or_default();
+                    t.arg("verify-cannot", "reason", why)
+                }
+            };
+            VerifiedView {
+                words,
+                result: result.to_owned(),
+            }
+        }),
     }
 }
 

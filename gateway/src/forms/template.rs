@@ -15,6 +15,11 @@
 //! row up to `max_rows`. The caller's rate limits are charged that much before the
 //! fill starts.
 //!
+//! A field may instead be `verify` bound (`verify: hukou.person_by_id/birth_date`, in
+//! a section about the form's subject only): the clerk types what the citizen states
+//! and the fill verifies it (核验, [`crate::verification`]) — the form shows match or
+//! mismatch, never the value. Each verified operation counts one lookup more.
+//!
 //! Every binding is checked at load against the connector definitions — the
 //! connector, the operation (it must take an ID number), the field and its kind — and
 //! every problem is reported with its path in the file.
@@ -97,6 +102,10 @@ struct FieldFile {
     derive: Option<DeriveFile>,
     #[serde(default)]
     input: bool,
+    /// `connector.operation/field`: the clerk types what the citizen states and the
+    /// form shows whether the department's record agrees (核验), never the value.
+    #[serde(default)]
+    verify: Option<String>,
 }
 
 /// `derive:` — exactly one of `age`, `count`, `any` or `sum`.
@@ -232,11 +241,20 @@ impl Field {
             FieldValue::From(r) => r,
             FieldValue::Derive(Derive::Age(r) | Derive::Sum(r)) => r,
             FieldValue::Derive(Derive::Any { list, .. } | Derive::Count { list, .. }) => list,
-            FieldValue::Input => return None,
+            FieldValue::Input | FieldValue::Verify(_) => return None,
         };
         match reference {
             SourceRef::Lookup(source) => Some(source),
             SourceRef::Item(_) => None,
+        }
+    }
+
+    /// The connector operation's field this field states a value of, to be verified
+    /// for the form's subject.
+    pub fn verify(&self) -> Option<&Source> {
+        match &self.value {
+            FieldValue::Verify(source) => Some(source),
+            _ => None,
         }
     }
 }
@@ -247,6 +265,9 @@ pub enum FieldValue {
     Derive(Derive),
     /// Filled in by the clerk.
     Input,
+    /// Stated by the citizen, typed by the clerk, and verified against this field of
+    /// the subject's record: the form shows match or mismatch, never the value.
+    Verify(Source),
 }
 
 /// A value computed from released fields only (never from what was withheld).
@@ -459,8 +480,8 @@ pub(crate) fn compile(
                         ..
                     }
             );
-            let value = match (f.from, f.derive, f.input) {
-                (Some(from), None, false) => checker
+            let value = match (f.from, f.derive, f.input, f.verify) {
+                (Some(from), None, false, None) => checker
                     .reference(&from, repeat, &format!("{at}.from"), &mut problem)
                     .and_then(|(r, node)| match node {
                         Node::Leaf(PiiKind::IdNumber)
@@ -480,14 +501,18 @@ pub(crate) fn compile(
                             None
                         }
                     }),
-                (None, Some(derive), false) => {
+                (None, Some(derive), false, None) => {
                     checker.derive(derive, f.kind, repeat, &format!("{at}.derive"), &mut problem)
                 }
-                (None, None, true) => Some(FieldValue::Input),
+                (None, None, true, None) => Some(FieldValue::Input),
+                (None, None, false, Some(verify)) => {
+                    checker.verify(&verify, &scope, &format!("{at}.verify"), &mut problem)
+                }
                 _ => {
                     problem(
                         at.clone(),
-                        "a field has exactly one of `from`, `derive` or `input: true`".into(),
+                        "a field has exactly one of `from`, `derive`, `input: true` or `verify`"
+                            .into(),
                     );
                     None
                 }
@@ -533,7 +558,13 @@ fn max_lookups(sections: &[Section]) -> u32 {
         (s.connector.as_str(), s.operation.as_str())
     }
     let mut subject: BTreeSet<(&str, &str)> = BTreeSet::new();
-    let mut others: usize = 0;
+    // One verification per operation of the subject, besides any lookup of it.
+    let verified: BTreeSet<(&str, &str)> = sections
+        .iter()
+        .flat_map(|s| s.fields.iter().filter_map(Field::verify))
+        .map(source)
+        .collect();
+    let mut others: usize = verified.len();
     for section in sections {
         let own: BTreeSet<(&str, &str)> = section
             .fields
@@ -573,6 +604,44 @@ struct Checker<'a> {
 }
 
 impl Checker<'_> {
+    /// `verify: connector.operation/field`: a single field, not inside a list, of an
+    /// operation looked up by ID number, in a section about the form's subject.
+    fn verify(
+        &self,
+        text: &str,
+        scope: &Scope,
+        at: &str,
+        problem: &mut impl FnMut(String, String),
+    ) -> Option<FieldValue> {
+        if *scope != Scope::Subject {
+            problem(
+                at.to_owned(),
+                "only a section about the form's subject (no `subject` or `repeat`) has \
+                 fields to verify"
+                    .into(),
+            );
+            return None;
+        }
+        let source = self.source(text, at, problem)?;
+        if source.path.contains("[]") {
+            problem(
+                at.to_owned(),
+                format!(
+                    "`{}` is inside a list; a verification confirms one value of the person",
+                    source.path
+                ),
+            );
+            return None;
+        }
+        match self.node(&source) {
+            Some(Node::Leaf(_)) => Some(FieldValue::Verify(source)),
+            _ => {
+                problem(at.to_owned(), "must name a single field".into());
+                None
+            }
+        }
+    }
+
     /// Parses `connector.operation/path` and checks the connector and operation.
     fn source(
         &self,
@@ -972,6 +1041,9 @@ sections:
         assert_eq!(cost("subsistence-allowance"), 21);
         // The household only: its rows are items of the household's list.
         assert_eq!(cost("rural-housing"), 1);
+        // hukou and shebao read for the applicant, and one verification of what
+        // the applicant states (three fields of one operation).
+        assert_eq!(cost("elderly-allowance"), 3);
 
         let config = load_with(three_rows).unwrap();
         let form = config.forms.get("subsistence-allowance").unwrap();
@@ -1037,6 +1109,81 @@ sections:
         );
         // With at most 3 members looked up, it fits.
         assert!(load_with(|path, text| small(&three_rows(path, text))).is_ok());
+    }
+
+    #[test]
+    fn verify_bound_fields_are_checked_like_from_and_only_about_the_subject() {
+        let problems = problems_of(
+            r#"
+id: rural-housing
+title: 农民建房申请
+purpose: rural_housing
+sections:
+  - id: a
+    title: A
+    fields:
+      - { id: ok, title: OK, type: date, verify: hukou.person_by_id/birth_date }
+      - { id: x, title: X, type: text, verify: hukou.person_by_id/nosuch }
+      - { id: y, title: Y, type: text, verify: "hukou.household_by_member/members[].name" }
+      - { id: z, title: Z, type: text, verify: hukou.household/address }
+      - { id: w, title: W, type: text, verify: hukou.person_by_id/name, input: true }
+      - { id: v, title: V, type: text, verify: nosuch.op/name }
+  - id: members
+    title: M
+    repeat: hukou.household_by_member/members
+    fields:
+      - { id: name, title: N, type: text, verify: hukou.person_by_id/name }
+  - id: spouse
+    title: S
+    subject: jisheng.fertility_by_id/spouse.id_number
+    fields:
+      - { id: name, title: N, type: text, verify: hukou.person_by_id/name }
+"#,
+        );
+        let at = |path: &str| {
+            problems
+                .iter()
+                .find(|(p, _)| p == path)
+                .map(|(_, m)| m.as_str())
+                .unwrap_or_else(|| panic!("no problem at {path}: {problems:?}"))
+        };
+        assert!(at("sections[0].fields[1].verify").contains("no field `nosuch`"));
+        assert!(at("sections[0].fields[2].verify").contains("inside a list"));
+        assert!(at("sections[0].fields[3].verify").contains("forms look people up by ID number"));
+        assert!(at("sections[0].fields[4]").contains("exactly one of"));
+        assert!(at("sections[0].fields[5].verify").contains("no connector `nosuch`"));
+        assert!(at("sections[1].fields[0].verify").contains("form's subject"));
+        assert!(at("sections[2].fields[0].verify").contains("form's subject"));
+        assert_eq!(problems.len(), 7, "{problems:?}");
+    }
+
+    #[test]
+    fn the_elderly_allowance_form_verifies_and_never_reads_what_it_verifies() {
+        let config = load_with(|_, text| text.to_owned()).unwrap();
+        let form = config.forms.get("elderly-allowance").unwrap();
+        let verified: Vec<(&str, &str)> = form
+            .sections
+            .iter()
+            .flat_map(|s| &s.fields)
+            .filter_map(|f| f.verify().map(|s| (f.id.as_str(), s.path.as_str())))
+            .collect();
+        assert_eq!(
+            verified,
+            [
+                ("name", "name"),
+                ("birth_date", "birth_date"),
+                ("address", "address")
+            ]
+        );
+        let read: Vec<&str> = form
+            .sections
+            .iter()
+            .flat_map(|s| &s.fields)
+            .filter_map(|f| f.lookup())
+            .filter(|s| s.connector == "hukou")
+            .map(|s| s.path.as_str())
+            .collect();
+        assert_eq!(read, ["id_number"]);
     }
 
     #[test]

@@ -348,6 +348,7 @@ impl From<crate::fill::Refused> for Problem {
                 ProblemKind::Internal,
                 "The form's purpose is not configured.",
             ),
+            Refused::Stated(error) => Problem::new(ProblemKind::InvalidRequest, error.to_string()),
         }
     }
 }

@@ -9,6 +9,8 @@
 //! audited like `/v1/query`; a fill that fails before any lookup leaves one event.
 //! A fill counts against the caller's rate limits as the most lookups its form can
 //! make (`max_lookups`, shown by `GET /v1/forms`), charged whole before it starts.
+//! The body's `stated` values, for the form's `verify` fields, are verified (核验)
+//! rather than looked up: the form shows match or mismatch, never the value.
 
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
@@ -52,6 +54,14 @@ struct FillRequest {
     #[serde(default)]
     #[schema(value_type = Option<super::request::LabelLanguage>)]
     labels: Option<String>,
+    /// What the citizen states for the form's fields to verify (`verify: true` in
+    /// `GET /v1/forms`), by field id: a string of at most 200 characters (a date as
+    /// `YYYY-MM-DD`); an address also as the division it lies in
+    /// (`{"village_code": …}`, `township_code`, `county_code`). The form shows
+    /// whether each agrees with the department's record, never the value held.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    stated: Option<serde_json::Map<String, Value>>,
 }
 
 fn describe(config: &ActiveConfig, form: &Form) -> Value {
@@ -78,6 +88,7 @@ fn describe(config: &ActiveConfig, form: &Form) -> Value {
                 "title_en": f.title_en,
                 "type": f.kind.as_str(),
                 "input": matches!(f.value, FieldValue::Input),
+                "verify": matches!(f.value, FieldValue::Verify(_)),
             })).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
     })
@@ -121,7 +132,11 @@ crate::problems!(ListProblems = [Unauthenticated]);
         the form needs at once and merges the answers: each field has its value with its \
         source and age, or says why it has none (`missing.reason`). A department that failed \
         or a deadline that passed makes the form `complete: false`, still 200. Each lookup is \
-        an audit event (linked by the request id), all named in `Audit-Event`.",
+        an audit event (linked by the request id), all named in `Audit-Event`. The values the \
+        citizen states for the form's fields to verify (`stated`) are verified (核验) with one \
+        verification per department operation, each counted as a lookup and audited as a \
+        `verification`: such a field shows `verification.result` `match`, `mismatch` or \
+        `cannot_verify` (with its reason), never the value held.",
     params(("form" = String, Path, description = "The form's id (`GET /v1/forms`).",
         example = "birth-registration")),
     request_body(content = FillRequest, content_type = "application/json",
@@ -155,7 +170,7 @@ async fn fill_form(
         peer,
     );
     let prepared = prepare(&mut attempt, &form_id, &headers, body).await;
-    let (form, subject, case_id, lang) = match prepared {
+    let (form, subject, case_id, lang, stated) = match prepared {
         Ok(ready) => ready,
         Err(problem) => {
             // Nothing was looked up: one event records the refused fill.
@@ -166,7 +181,7 @@ async fn fill_form(
             return problem.for_request(&request_id).into_response();
         }
     };
-    let filled = match attempt.fill(&form, &subject, &case_id).await {
+    let filled = match attempt.fill(&form, &subject, &case_id, &stated).await {
         Ok(filled) => filled,
         Err(refused) => {
             return Problem::from(refused)
@@ -231,16 +246,21 @@ async fn prepare(
         connectors::subject::IdNumber,
         String,
         Option<crate::labels::Lang>,
+        std::collections::BTreeMap<String, Value>,
     ),
     Problem,
 > {
     let form = attempt.admit(form_id).await?;
-    let request: FillRequest =
-        super::body::json(headers, body, "{subject: {id_number}, case_id, labels}")?;
+    let request: FillRequest = super::body::json(
+        headers,
+        body,
+        "{subject: {id_number}, case_id, labels, stated}",
+    )?;
     let lang = super::labels::requested(request.labels.as_deref(), headers)?;
     let subject = request
         .subject
         .key(connectors::definition::SubjectKey::IdNumber);
     let (subject, case_id) = attempt.person(subject, &request.case_id)?;
-    Ok((form, subject, case_id, lang))
+    let stated = attempt.stated(&form, request.stated.unwrap_or_default())?;
+    Ok((form, subject, case_id, lang, stated))
 }

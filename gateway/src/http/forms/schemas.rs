@@ -73,6 +73,9 @@ pub(crate) struct FieldDescription {
     kind: FormFieldType,
     /// Filled in by the clerk, not from a department.
     input: bool,
+    /// The clerk types what the citizen states (the fill's `stated`) and the form
+    /// shows whether the department's record agrees, never the value.
+    verify: bool,
 }
 
 /// A form field's type.
@@ -162,6 +165,10 @@ pub(crate) struct FilledField {
     input: Option<bool>,
     /// Whether the value comes from a department (through the gateway).
     verified: Option<bool>,
+    /// A field to verify: the citizen states its value, the form never shows one.
+    verify: Option<bool>,
+    /// What the stated value came to (a field to verify with a value stated).
+    verification: Option<FieldVerification>,
     source: Option<FieldSource>,
     /// When the department answered (RFC 3339, UTC).
     fetched_at: Option<String>,
@@ -175,6 +182,18 @@ pub(crate) struct FilledField {
     #[schema(value_type = Option<Object>)]
     counted: Option<Value>,
     missing: Option<Why>,
+}
+
+/// What a stated value came to.
+#[derive(ToSchema)]
+pub(crate) struct FieldVerification {
+    /// `match`, `mismatch` or `cannot_verify`.
+    #[schema(example = "match")]
+    result: String,
+    /// Why it could not be verified: as `POST /v1/verify` says (`not_granted`,
+    /// `never_shared`, `jurisdiction`, `not_found`, `department_unavailable`, …), or
+    /// `rate_limited`, `timed_out`, `department_busy`, `invalid_value`, `gateway_error`.
+    reason: Option<String>,
 }
 
 /// Where a value came from.
@@ -199,7 +218,8 @@ pub(crate) struct FormDepartment {
 pub(crate) struct Why {
     /// `not_granted`, `row_condition`, `denied_by_rule`, `jurisdiction`, `not_found`,
     /// `no_subject`, `masked`, `timed_out`, `rate_limited`, `department_busy`,
-    /// `department_unavailable`, `too_many_rows` or `gateway_error`; with labels asked
+    /// `department_unavailable`, `too_many_rows`, `not_stated` (a field to verify
+    /// without a stated value) or `gateway_error`; with labels asked
     /// for, `reason_label` beside it.
     #[schema(example = "not_granted")]
     reason: String,
@@ -237,4 +257,6 @@ pub(crate) struct FormLookup {
     fetched_at: Option<String>,
     /// Why it failed (as in `missing`).
     reason: Option<String>,
+    /// A verification of stated values (kind `verification` in the audit log).
+    verification: Option<bool>,
 }
