@@ -19,7 +19,8 @@
 //! - codes and everything else: exactly, after trimming;
 //! - an address claimed as a division (`{"village_code": "139901101203"}`, or
 //!   `township_code`, `county_code`): matches every address within it, compared with
-//!   the record's own division code (`village_code`, else `township_code`);
+//!   the division code beside the address (`village_code`, else `township_code`, of
+//!   the record or of the nested object the address is in);
 //! - a field the department holds empty matches no stated value.
 //!
 //! Guess-and-check is how a record is enumerated, so mismatches are limited per
@@ -290,7 +291,7 @@ pub(crate) async fn verify_by<'c>(
                         (None, false) => FieldResult::cannot(CannotVerify::NotGranted),
                         (None, true) => {
                             let held = at_path(&found.outcome.data, path);
-                            let division = record.and_then(division_of);
+                            let division = record.and_then(|r| division_for(r, path));
                             if same(leaf.pii, claim, held, division.as_deref()) {
                                 FieldResult::MATCH
                             } else {
@@ -459,6 +460,15 @@ fn division_of(record: &Value) -> Option<String> {
             .map(str::to_owned)
     };
     code("village_code", 12).or_else(|| code("township_code", 9))
+}
+
+/// The division code of the object an address at `path` belongs to: the record's own
+/// for a top-level address, a spouse's for `spouse.address`.
+fn division_for(record: &Value, path: &str) -> Option<String> {
+    match path.rsplit_once('.') {
+        Some((parent, _)) => division_of(at_path(record, parent)),
+        None => division_of(record),
+    }
 }
 
 /// The value at a dotted path (no lists) of a record.

@@ -84,6 +84,20 @@ fn an_address_stated_as_a_division_matches_every_address_within_it() {
             "{key} {code}"
         );
     }
+    // A nested address is placed by its own object's division, not the subject's.
+    let nested = json!({
+        "village_code": "139901101203",
+        "spouse": {"address": "西河乡某村", "village_code": "139901201205"},
+    });
+    assert_eq!(
+        division_for(&nested, "spouse.address").as_deref(),
+        Some("139901201205")
+    );
+    assert_eq!(
+        division_for(&nested, "address").as_deref(),
+        Some("139901101203")
+    );
+    assert_eq!(division_for(&json!({"spouse": {}}), "spouse.address"), None);
     // A record without a division code matches no division.
     assert!(!same(
         PiiKind::Address,
