@@ -1,3 +1,7 @@
+//! Tests of verification: the comparison rules per kind, divisions, the checks of
+//! stated values (and that no error carries one), and a property test that the
+//! answer is a function of equality only.
+
 use proptest::prelude::*;
 use serde_json::json;
 
