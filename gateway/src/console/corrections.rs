@@ -117,10 +117,7 @@ async fn correction_page(visit: &Visit, id: &str, errors: Vec<String>) -> Respon
     let answers = corrections::answers(&caller, &c) && c.state == CorrectionState::Open;
     visit.respond(&CorrectionPage {
         chrome: visit.chrome("/console/corrections"),
-        c: row(
-            visit.t,
-            CorrectionView::of(&c, app.clock.today(), &app.config.load().calendar),
-        ),
+        c: row(visit.t, CorrectionView::now(app, &c)),
         answers,
         errors,
     })

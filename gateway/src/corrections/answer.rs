@@ -64,18 +64,7 @@ pub async fn accept(
     id: &str,
     body: Result<AnswerBody, Problem>,
 ) -> Result<Correction, Problem> {
-    let mut act = who.start(
-        app,
-        &format!("correction.accept {}", crate::admin::short(id)),
-    );
-    let body = match body {
-        Ok(body) => body,
-        Err(p) => return Err(act.refuse(p).await),
-    };
-    let note = match crate::action::reason(body.reason.as_deref(), false) {
-        Ok(note) => note,
-        Err(p) => return Err(act.refuse(p).await),
-    };
+    let (mut act, note) = begin(app, who, id, "accept", body, false).await?;
     let _one_at_a_time = ANSWERS.lock().await;
     let open = answerable(app, who, id, &mut act).await?;
     let config = app.config.load_full();
@@ -123,18 +112,7 @@ pub async fn reject(
     id: &str,
     body: Result<AnswerBody, Problem>,
 ) -> Result<Correction, Problem> {
-    let mut act = who.start(
-        app,
-        &format!("correction.reject {}", crate::admin::short(id)),
-    );
-    let body = match body {
-        Ok(body) => body,
-        Err(p) => return Err(act.refuse(p).await),
-    };
-    let reason = match crate::action::reason(body.reason.as_deref(), true) {
-        Ok(reason) => reason,
-        Err(p) => return Err(act.refuse(p).await),
-    };
+    let (mut act, reason) = begin(app, who, id, "reject", body, true).await?;
     let _one_at_a_time = ANSWERS.lock().await;
     let open = answerable(app, who, id, &mut act).await?;
     let rejected = Correction {
@@ -154,6 +132,31 @@ pub async fn reject(
 /// The open correction `id` that the caller's department answers; a refusal is
 /// recorded (with `act`'s event) and is the answer. Anyone but the owning
 /// department's admin finds no such correction (404); an answered one is 409.
+/// The start of an answer (`verb`: accept or reject): its admin event begun and the
+/// department's words checked (`required` for a rejection); a bad body is refused
+/// and audited.
+async fn begin(
+    app: &App,
+    who: &Who,
+    id: &str,
+    verb: &str,
+    body: Result<AnswerBody, Problem>,
+    required: bool,
+) -> Result<(crate::action::Action, Option<String>), Problem> {
+    let act = who.start(
+        app,
+        &format!("correction.{verb} {}", crate::admin::short(id)),
+    );
+    let body = match body {
+        Ok(body) => body,
+        Err(p) => return Err(act.refuse(p).await),
+    };
+    match crate::action::reason(body.reason.as_deref(), required) {
+        Ok(words) => Ok((act, words)),
+        Err(p) => Err(act.refuse(p).await),
+    }
+}
+
 async fn answerable(
     app: &App,
     who: &Who,

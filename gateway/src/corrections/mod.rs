@@ -156,6 +156,11 @@ pub struct CorrectionView {
 }
 
 impl CorrectionView {
+    /// The view of `c` now, working days counted in the calendar in force.
+    pub fn now(app: &crate::app::App, c: &Correction) -> CorrectionView {
+        CorrectionView::of(c, app.clock.today(), &app.config.load().calendar)
+    }
+
     /// The view of `c` on `today`, working days counted in `calendar`.
     pub fn of(
         c: &Correction,

@@ -24,6 +24,7 @@ use super::lists::{CORRECTIONS, ListQuery};
 use super::{Authenticated, Peer, RequestId};
 use crate::app::App;
 use crate::corrections::{self, CorrectionView, Who};
+use crate::problem::Problem;
 use crate::registry::Correction;
 
 pub(crate) fn routes() -> OpenApiRouter<App> {
@@ -141,11 +142,7 @@ async fn file(
     match corrections::file(&app, &who, body).await {
         Ok(c) => (
             StatusCode::CREATED,
-            axum::Json(CorrectionView::of(
-                &c,
-                app.clock.today(),
-                &app.config.load().calendar,
-            )),
+            axum::Json(CorrectionView::now(&app, &c)),
         )
             .into_response(),
         Err(problem) => problem.into_response(),
@@ -248,15 +245,7 @@ async fn show(
     Path(id): Path<String>,
 ) -> Response {
     let who = who(request_id, peer, caller);
-    match corrections::show(&app, &who, &id).await {
-        Ok(c) => axum::Json(CorrectionView::of(
-            &c,
-            app.clock.today(),
-            &app.config.load().calendar,
-        ))
-        .into_response(),
-        Err(problem) => problem.into_response(),
-    }
+    answered(&app, corrections::show(&app, &who, &id).await)
 }
 
 /// Accepts a correction.
@@ -288,15 +277,7 @@ async fn accept(
 ) -> Response {
     let who = who(request_id, peer, caller);
     let body = body_or_default(&headers, body, ANSWER_SHAPE);
-    match corrections::accept(&app, &who, &id, body).await {
-        Ok(c) => axum::Json(CorrectionView::of(
-            &c,
-            app.clock.today(),
-            &app.config.load().calendar,
-        ))
-        .into_response(),
-        Err(problem) => problem.into_response(),
-    }
+    answered(&app, corrections::accept(&app, &who, &id, body).await)
 }
 
 /// Rejects a correction.
@@ -326,13 +307,13 @@ async fn reject(
 ) -> Response {
     let who = who(request_id, peer, caller);
     let body = body_or_default(&headers, body, ANSWER_SHAPE);
-    match corrections::reject(&app, &who, &id, body).await {
-        Ok(c) => axum::Json(CorrectionView::of(
-            &c,
-            app.clock.today(),
-            &app.config.load().calendar,
-        ))
-        .into_response(),
+    answered(&app, corrections::reject(&app, &who, &id, body).await)
+}
+
+/// A correction as answered, or the problem.
+fn answered(app: &App, result: Result<Correction, Problem>) -> Response {
+    match result {
+        Ok(c) => axum::Json(CorrectionView::now(app, &c)).into_response(),
         Err(problem) => problem.into_response(),
     }
 }
