@@ -218,6 +218,32 @@ async fn without_a_durable_audit_record_nothing_is_returned() {
 }
 
 #[tokio::test]
+async fn a_verification_that_cannot_be_recorded_answers_nothing() {
+    let gw = TestGateway::start_full(
+        |_, text| text.to_owned(),
+        Some(Arc::new(BrokenLog::default())),
+    )
+    .await;
+    let person = sample(SampleKind::MarriedParent);
+    let token = gw.token(gateway::auth::Role::Clerk, Some(crate::helpers::TOWNSHIP));
+    let reply = crate::helpers::post_json(
+        &gw.url("/v1/verify"),
+        &token,
+        &serde_json::json!({
+            "connector": "hukou", "operation": "person_by_id",
+            "subject": {"id_number": person.id.as_str()},
+            "purpose": "elderly_allowance", "case_id": "GLJT-1",
+            "claims": {"name": person.name},
+        }),
+    )
+    .await;
+    reply.assert_problem(503, "audit-unavailable");
+    assert!(reply.json.get("fields").is_none(), "no match or mismatch");
+    assert!(!reply.text.contains(person.id.as_str()));
+    assert!(!reply.text.contains(&person.name));
+}
+
+#[tokio::test]
 async fn a_form_whose_lookups_cannot_be_recorded_returns_nothing() {
     let gw = TestGateway::start_full(
         |_, text| text.to_owned(),
