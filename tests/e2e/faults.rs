@@ -647,3 +647,39 @@ async fn the_clock_set_back_an_hour_keeps_serving_and_the_log_keeps_the_machines
         gateway::audit::verify(&gw.data_dir.path().join("data")).expect("the log verifies");
     eprintln!("after the clock went back: {report:?}");
 }
+
+// The registry removed under the running gateway: a change would go to a file the
+// next start no longer reads, so it is refused, and said so; lookups (which change
+// nothing there) go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_removed_under_the_gateway_refuses_changes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data_dir = dir.path().join("data");
+    let subject = subject().await;
+    let demo = Demo::start(&data_dir).await;
+    std::fs::remove_file(data_dir.join("registry.db")).expect("the registry goes");
+    let asked = demo
+        .post(
+            "lead-dongling",
+            "/v1/access-requests",
+            &json!({
+                "connector": "hukou", "operations": ["person_by_id"],
+                "purposes": ["rural_housing"], "fields": {"name": "default"},
+                "roles": ["clerk"], "justification": "农民建房申请需核对申请人姓名",
+            }),
+        )
+        .await;
+    eprintln!(
+        "a change with the registry removed: {} {}",
+        asked.status, asked.text
+    );
+    assert!(asked.status >= 500, "{}", asked.text);
+    assert!(asked.json["type"].is_string(), "{}", asked.text);
+    let answer = demo.lookup(subject.id.as_str()).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    let stderr = demo.process.terminate().await;
+    assert!(
+        stderr.contains("was removed or replaced under the running gateway"),
+        "{stderr}"
+    );
+}
