@@ -673,8 +673,12 @@ async fn a_registry_removed_under_the_gateway_refuses_changes() {
         "a change with the registry removed: {} {}",
         asked.status, asked.text
     );
-    assert!(asked.status >= 500, "{}", asked.text);
-    assert!(asked.json["type"].is_string(), "{}", asked.text);
+    assert_eq!(asked.status, 503, "{}", asked.text);
+    assert_eq!(
+        asked.json["type"], "/problems/registry-unavailable",
+        "{}",
+        asked.text
+    );
     let answer = demo.lookup(subject.id.as_str()).await;
     assert_eq!(answer.status, 200, "{}", answer.text);
     let stderr = demo.process.terminate().await;
@@ -682,4 +686,12 @@ async fn a_registry_removed_under_the_gateway_refuses_changes() {
         stderr.contains("was removed or replaced under the running gateway"),
         "{stderr}"
     );
+    // The log says the request was refused (after the change's own event, which
+    // was recorded before the registry refused it).
+    let refused = events(&data_dir)
+        .into_iter()
+        .filter(|(_, request, _)| *request == asked.request_id())
+        .map(|(_, _, status)| status)
+        .collect::<Vec<_>>();
+    assert_eq!(refused.last(), Some(&503), "{refused:?}");
 }
