@@ -103,7 +103,11 @@ impl Action {
     ) -> Result<crate::live::Changed, Problem> {
         use crate::live::ChangeError;
         use crate::registry::RegistryError;
-        let refusal = self.event.clone();
+        // The refusal is an event of its own: the change's event may be in the log
+        // already (the registry failed after it was recorded), and the log must say
+        // the change did not happen, not refuse a second copy of that event.
+        let mut refusal = self.event.clone();
+        refusal.event_id = uuid::Uuid::now_v7().to_string();
         let problem = match self.app.change(changes, self.event).await {
             Ok(changed) => return Ok(changed),
             Err(ChangeError::Invalid(problems)) => {

@@ -40,8 +40,9 @@ impl Clock for SystemClock {
     }
 }
 
-/// The machine's clock plus an offset that only moves forward when told to: what
-/// tests inject to let time pass without waiting.
+/// The machine's clock plus an offset that moves only when told to: what tests
+/// inject to let time pass without waiting (or to turn it back, as a machine's clock
+/// set back does).
 #[derive(Debug, Default)]
 pub struct ManualClock {
     offset_ms: AtomicI64,
@@ -52,6 +53,12 @@ impl ManualClock {
     pub fn advance(&self, by: std::time::Duration) {
         let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
         self.offset_ms.fetch_add(ms, Ordering::Relaxed);
+    }
+
+    /// Turns this clock back by `by`.
+    pub fn rewind(&self, by: std::time::Duration) {
+        let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
+        self.offset_ms.fetch_sub(ms, Ordering::Relaxed);
     }
 }
 
@@ -79,5 +86,8 @@ mod tests {
         let start = clock.now();
         clock.advance(std::time::Duration::from_secs(3600));
         assert!(clock.now() - start >= Duration::seconds(3600));
+        let later = clock.now();
+        clock.rewind(std::time::Duration::from_secs(7200));
+        assert!(clock.now() < later - Duration::seconds(7000));
     }
 }

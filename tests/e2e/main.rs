@@ -30,6 +30,7 @@ mod crash;
 mod data_dir;
 mod drafts;
 mod errors;
+mod faults;
 mod forms;
 mod forms_verify;
 mod free_text;

@@ -97,6 +97,9 @@ pub(super) const SCHEMA_VERSION: u32 = SCHEMA.version();
 #[derive(Debug, Clone)]
 pub struct SqliteRegistry {
     path: PathBuf,
+    /// The file opened at `path` (device and inode): a commit checks that it is still
+    /// there.
+    file: (u64, u64),
     /// The connection kept between calls; empty while a call uses it.
     kept: Arc<Mutex<Option<Connection>>>,
 }
@@ -113,8 +116,10 @@ impl SqliteRegistry {
         )
         .map_err(open_error)?;
         let path = opened.path;
+        let file = file_at(&path)?;
         Ok(SqliteRegistry {
             path,
+            file,
             kept: Arc::new(Mutex::new(None)),
         })
     }
@@ -179,7 +184,9 @@ impl Registry for SqliteRegistry {
         expected: u64,
         changes: Vec<Change>,
     ) -> BoxFuture<'_, Result<u64, RegistryError>> {
+        let (path, file) = (self.path.clone(), self.file);
         Box::pin(self.with_connection(move |conn| {
+            still_there(&path, file)?;
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let revision = next_revision(expected, read_revision(&tx)?)?;
             for change in changes {
@@ -303,6 +310,29 @@ fn read_correction(tx: &Transaction<'_>, id: &str) -> Result<Correction, Registr
 /// Opens the (already created and migrated) database for one call. Deleted content
 /// is overwritten (`secure_delete`), so a correction's stated value erased by
 /// retention does not linger in the file's free pages.
+/// The device and inode of the file at `path`.
+fn file_at(path: &Path) -> Result<(u64, u64), RegistryError> {
+    use std::os::unix::fs::MetadataExt as _;
+    let meta = std::fs::metadata(path)
+        .map_err(|e| RegistryError::Backend(format!("{}: {e}", path.display())))?;
+    Ok((meta.dev(), meta.ino()))
+}
+
+/// Refuses a change when the registry file the gateway opened was removed or
+/// replaced under it: the change would go to a file the next start does not read.
+fn still_there(path: &Path, opened: (u64, u64)) -> Result<(), RegistryError> {
+    if file_at(path).ok() == Some(opened) {
+        return Ok(());
+    }
+    let problem = format!(
+        "the registry file {} was removed or replaced under the running gateway; changes \
+         are refused, as the next start would not see them (put it back and restart)",
+        path.display()
+    );
+    tracing::error!(%problem, "registry change refused");
+    Err(RegistryError::Backend(problem))
+}
+
 fn connect(path: &Path) -> Result<Connection, RegistryError> {
     let conn = crate::sqlite::connect(path, BUSY_TIMEOUT)?;
     conn.pragma_update(None, "secure_delete", "ON")?;

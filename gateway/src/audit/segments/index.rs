@@ -301,32 +301,61 @@ pub(super) const GATHER: Duration = Duration::from_millis(10);
 /// The most events one index transaction takes.
 const GATHER_MAX: usize = 8192;
 
+/// How soon the indexer tries again to store a write it could not store.
+const RETRY: Duration = Duration::from_secs(1);
+
+/// The most events the indexer holds for another try. Past that it stops indexing
+/// (without a gap: nothing after what it could not store is stored) and the next
+/// start reads the rest from the segments ([`catch_up`]).
+const HOLD_MAX: usize = 4 * GATHER_MAX;
+
 /// The indexer thread: stores what the writer made durable, gathered for at most
-/// [`GATHER`] into one transaction, and publishes how far it got.
+/// [`GATHER`] into one transaction, and publishes how far it got. A write it cannot
+/// store (a full disk) is kept and tried again, ahead of what came after: the index
+/// never holds an event after one it lacks.
 pub(super) fn run(
     mut conn: Connection,
     receiver: Receiver<ToIndex>,
     progress: watch::Sender<Progress>,
 ) {
     let mut stopping = Vec::new();
+    // What is not stored yet, carried over when a store fails.
+    let (mut events, mut checkpoints) = (Vec::new(), Vec::new());
+    let mut failing = false;
+    let mut stalled = false;
     while stopping.is_empty() {
-        let Ok(first) = receiver.recv() else { break };
+        let first = if events.is_empty() && checkpoints.is_empty() {
+            match receiver.recv() {
+                Ok(first) => Some(first),
+                Err(_) => break,
+            }
+        } else {
+            match receiver.recv_timeout(RETRY) {
+                Ok(first) => Some(first),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        };
         // Whatever else the writer makes durable meanwhile is taken at the end of the
         // window, without waking for each write (parking may end early: a shorter
         // window).
-        if !matches!(first, ToIndex::Stop(_)) {
+        if first
+            .as_ref()
+            .is_some_and(|first| !matches!(first, ToIndex::Stop(_)))
+        {
             std::thread::park_timeout(GATHER);
         }
-        let (mut events, mut checkpoints) = (Vec::new(), Vec::new());
-        let mut next = Some(first);
+        let mut next = first;
         while let Some(message) = next.take() {
             match message {
                 ToIndex::Written {
                     events: more,
                     checkpoints: signed,
                 } => {
-                    events.extend(more);
-                    checkpoints.extend(signed);
+                    if !stalled {
+                        events.extend(more);
+                        checkpoints.extend(signed);
+                    }
                 }
                 ToIndex::Stop(done) => stopping.push(done),
             }
@@ -334,15 +363,32 @@ pub(super) fn run(
                 next = receiver.try_recv().ok();
             }
         }
+        if events.is_empty() && checkpoints.is_empty() {
+            continue;
+        }
         match store(&mut conn, &events, &checkpoints) {
             Ok(()) => {
                 let mut now = *progress.borrow();
                 note(&mut now, &events, &checkpoints);
                 progress.send_replace(now);
+                events.clear();
+                checkpoints.clear();
+                if failing {
+                    failing = false;
+                    tracing::info!("the audit index stores writes again");
+                }
+            }
+            Err(error) if events.len() > HOLD_MAX => {
+                // The segments hold these events; the next start indexes them.
+                tracing::error!(%error, events = events.len(), "the audit index could not store writes for too long; search lags until the gateway restarts");
+                (events, checkpoints) = (Vec::new(), Vec::new());
+                stalled = true;
             }
             Err(error) => {
-                // The segments hold these events; the next start indexes them.
-                tracing::error!(%error, events = events.len(), "the audit index could not store a write; search lags until the gateway restarts");
+                if !failing {
+                    tracing::error!(%error, events = events.len(), "the audit index could not store a write; it tries again (search lags meanwhile)");
+                }
+                failing = true;
             }
         }
     }

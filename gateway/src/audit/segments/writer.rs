@@ -3,13 +3,21 @@
 //! asks for), written with one `write` and made durable with one `fdatasync`, and
 //! only then are its waiters answered and its events handed to the indexer. A write
 //! that fails is cut off again (the file truncated to where it was), so the chain
-//! never continues after bytes nobody was told about; when even that fails the
-//! writer refuses every later append.
+//! never continues after bytes nobody was told about; while even that fails (a
+//! read-only file system) the writer refuses every append, trying the cut again
+//! before each.
+//!
+//! Before each write the writer checks that the file it appends to is still the
+//! segment at its path: a segment removed under the running gateway would take every
+//! event appended to it along at the next start. A removed segment is put back,
+//! byte for byte, from the file the writer still holds open; one replaced by
+//! another file stops the writer (every later append refused).
 
 use std::collections::{HashSet, VecDeque};
 use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::io::{Read as _, Write};
+use std::os::fd::AsRawFd as _;
+use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
@@ -163,6 +171,8 @@ struct State {
     index: Option<std::sync::mpsc::Sender<ToIndex>>,
     durable: Option<watch::Sender<u64>>,
     failed: Arc<OnceLock<String>>,
+    /// A failed write left bytes after `len` that could not be cut off yet.
+    uncut: bool,
     commit_times: Arc<CommitTimes>,
     next_checkpoint: Option<Instant>,
 }
@@ -213,6 +223,7 @@ impl Writer {
             index: None,
             durable: None,
             failed: Arc::new(OnceLock::new()),
+            uncut: false,
             commit_times: Arc::new(CommitTimes::default()),
         };
         if walked.head_seq > walked.newest.seq {
@@ -406,6 +417,16 @@ impl State {
     /// Writes `self.buf` at the end of the segment and syncs it; on failure the
     /// segment is cut back to where it was.
     fn write_out(&mut self) -> Result<(), AuditError> {
+        if self.uncut {
+            self.cut_back().map_err(|source| AuditError::Io {
+                what: "a failed write still cannot be cut off the audit segment; the writer \
+                       appends nothing after it",
+                source,
+            })?;
+            self.uncut = false;
+            tracing::info!("cut a failed write off the audit segment; appending again");
+        }
+        self.segment_in_place()?;
         let written = self.hooks.commit_fault().and_then(|()| {
             self.file
                 .write_all(&self.buf)
@@ -421,21 +442,99 @@ impl State {
                 Ok(())
             }
             Err(error) => {
-                let undone = self
-                    .file
-                    .set_len(self.len)
-                    .and_then(|()| self.file.sync_all());
-                if let Err(e) = undone {
-                    let reason = format!(
-                        "a failed write could not be cut off the audit segment ({e}); the \
-                         writer refuses to append after it (restart the gateway)"
+                if let Err(e) = self.cut_back() {
+                    tracing::error!(
+                        error = %e,
+                        "a failed write could not be cut off the audit segment; the writer \
+                         refuses every append until it can"
                     );
-                    tracing::error!(%reason, "audit writer stopped appending");
-                    let _ = self.failed.set(reason);
+                    self.uncut = true;
                 }
                 Err(error)
             }
         }
+    }
+
+    /// Cuts the segment back to the end of the last acknowledged write (nothing to
+    /// do when the failed write left nothing there).
+    fn cut_back(&mut self) -> std::io::Result<()> {
+        if self.file.metadata()?.len() != self.len {
+            self.file.set_len(self.len)?;
+            self.file.sync_all()?;
+        }
+        Ok(())
+    }
+
+    /// Checks that the open segment is still the file at its path, putting a removed
+    /// one back from the open file; a replaced one stops the writer.
+    fn segment_in_place(&mut self) -> Result<(), AuditError> {
+        let path = self.chain_dir.join(format::file_name(self.segment_first));
+        let open = self.file.metadata().map_err(|source| AuditError::Io {
+            what: "cannot read the open audit segment's metadata",
+            source,
+        })?;
+        match std::fs::symlink_metadata(&path) {
+            Ok(there) if there.dev() == open.dev() && there.ino() == open.ino() => Ok(()),
+            Ok(_) => {
+                let reason = format!(
+                    "the audit segment {} was replaced by another file under the running \
+                     gateway; the writer appends nothing more (the events it held are in the \
+                     file the gateway holds open: /proc/{}/fd/{}; put it back and restart)",
+                    path.display(),
+                    std::process::id(),
+                    self.file.as_raw_fd()
+                );
+                tracing::error!(%reason, "audit writer stopped appending");
+                let _ = self.failed.set(reason.clone());
+                Err(AuditError::Unavailable(reason))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => self.restore(&path),
+            Err(source) => Err(AuditError::Io {
+                what: "cannot find the open audit segment at its path",
+                source,
+            }),
+        }
+    }
+
+    /// Writes the open segment's acknowledged bytes back to `path` (it was removed
+    /// under the gateway) and appends to that file from now on.
+    fn restore(&mut self, path: &Path) -> Result<(), AuditError> {
+        let io = |source| AuditError::Io {
+            what: "the open audit segment was removed under the gateway and cannot be put back",
+            source,
+        };
+        let mut open =
+            File::open(format!("/proc/self/fd/{}", self.file.as_raw_fd())).map_err(io)?;
+        let mut name = path.as_os_str().to_owned();
+        name.push(".restoring");
+        let restoring = PathBuf::from(name);
+        let mut copy = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&restoring)
+            .map_err(io)?;
+        let copied = std::io::copy(&mut (&mut open).take(self.len), &mut copy).map_err(io)?;
+        if copied != self.len {
+            let _ = std::fs::remove_file(&restoring);
+            return Err(AuditError::Unavailable(format!(
+                "the open audit segment was removed under the gateway and holds {copied} of \
+                 its {} bytes",
+                self.len
+            )));
+        }
+        copy.sync_all().map_err(io)?;
+        std::fs::rename(&restoring, path).map_err(io)?;
+        sync_dir(&self.chain_dir)?;
+        self.file = append_to(path)?;
+        tracing::error!(
+            segment = %path.display(),
+            bytes = self.len,
+            "the open audit segment was removed under the running gateway; put it back from \
+             the open file (nothing lost)"
+        );
+        Ok(())
     }
 
     /// Starts the next segment when this one is full, ending it on a checkpoint.
