@@ -31,6 +31,34 @@ pub fn create_private_file(path: &Path) -> std::io::Result<()> {
         .map(|_| ())
 }
 
+/// Makes `dir`'s entries durable (a file created or renamed in it survives a crash).
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// Writes `path` readable by the owner only, replacing it whole or not at all: the
+/// bytes go to a temporary file beside it, made durable, then renamed over it, and
+/// the directory is synced. A crash leaves the old file or the new one, never an
+/// empty or half-written one.
+pub fn write_private_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut name = path.as_os_str().to_owned();
+    name.push(".new");
+    let fresh = std::path::PathBuf::from(name);
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&fresh)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&fresh, path)?;
+    sync_dir(dir)
+}
+
 /// Every path in `data_dir` (the directory itself and everything under it) that
 /// users other than the owner can read, write or enter, with its mode. Empty when
 /// the directory does not exist yet.

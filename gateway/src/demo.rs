@@ -189,9 +189,13 @@ pub fn issuer_key(data_dir: &Path) -> anyhow::Result<(SigningKey, PathBuf)> {
     let private = dir.join(format!("{ISSUER}.pem"));
     let public = dir.join(format!("{ISSUER}.pub.pem"));
     if !private.exists() {
+        // The public half first, durably: once the private key is there, so is it
+        // (a machine that fails between the two makes a new pair at the next start).
         let (_, private_pem, public_pem) = SigningKey::generate_es256(ISSUER)?;
+        crate::datadir::create_dir(&dir).with_context(|| format!("{}", dir.display()))?;
+        crate::datadir::write_private_durably(&public, public_pem.as_bytes())
+            .with_context(|| format!("{}", public.display()))?;
         secrets::write_private(&private, private_pem.as_bytes())?;
-        std::fs::write(&public, public_pem).with_context(|| format!("{}", public.display()))?;
     }
     let pem = std::fs::read(&private).with_context(|| format!("{}", private.display()))?;
     let key = SigningKey::from_pem(
@@ -275,23 +279,6 @@ pub struct Demo {
     /// Held while the demo runs: one gateway per data directory.
     _lock: crate::datadir::DataDirLock,
     gateway: Application,
-}
-
-/// Writes (replacing) a file readable by its owner only.
-fn write_owner_only(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("{}", path.display()))?;
-    file.set_permissions(std::fs::Permissions::from_mode(0o600))
-        .with_context(|| format!("{}", path.display()))?;
-    file.write_all(bytes)
-        .with_context(|| format!("{}", path.display()))
 }
 
 /// Generates the synthetic population off the async workers.
@@ -389,9 +376,11 @@ pub async fn start(options: DemoOptions) -> anyhow::Result<Demo> {
             crate::datadir::create_dir(dir).with_context(|| format!("{}", dir.display()))?;
         }
         // A token is a credential: readable by the owner only.
-        write_owner_only(&path, token.as_bytes())?;
+        crate::datadir::write_private_durably(&path, token.as_bytes())
+            .with_context(|| format!("{}", path.display()))?;
         let claims = path.with_extension("claims.yaml");
-        write_owner_only(&claims, persona.claims_yaml().as_bytes())?;
+        crate::datadir::write_private_durably(&claims, persona.claims_yaml().as_bytes())
+            .with_context(|| format!("{}", claims.display()))?;
         tokens.push((*persona, path));
     }
     // The demo trusts the key in its own data directory (nothing to pin: it makes

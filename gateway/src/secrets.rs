@@ -47,7 +47,11 @@ pub fn write_private(path: &Path, contents: &[u8]) -> Result<(), SecretError> {
     }
     let mut file = options.open(path).map_err(io(path))?;
     file.write_all(contents).map_err(io(path))?;
-    file.sync_all().map_err(io(path))
+    file.sync_all().map_err(io(path))?;
+    if let Some(dir) = path.parent() {
+        crate::datadir::sync_dir(dir).map_err(io(dir))?;
+    }
+    Ok(())
 }
 
 /// The pseudonym key: from the environment variable if the config names one (every
