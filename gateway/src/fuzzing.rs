@@ -446,10 +446,15 @@ pub fn department_answer(data: &[u8]) -> Checked {
     Ok(())
 }
 
-/// Whether a record's leaf path is a declared one (a list of scalars may be
-/// declared by its own path).
+/// Whether a record's leaf path is declared: a declared leaf, a list of scalars
+/// declared by its own path, or an object or list of declared fields that is null
+/// or empty.
 fn is_declared(paths: &BTreeSet<String>, path: &str) -> bool {
-    paths.contains(path) || path.strip_suffix("[]").is_some_and(|p| paths.contains(p))
+    let object = format!("{path}.");
+    let list = format!("{path}[]");
+    paths.iter().any(|p| {
+        p == path || p.starts_with(&object) || p.starts_with(&list) || path == format!("{p}[]")
+    })
 }
 
 /// The dotted paths (`children[].name`) of a record's leaves: scalars, nulls and
