@@ -1254,7 +1254,7 @@ fn verification_summary(ctx: &Context<'_>, checked: &Checked) -> Value {
 }
 
 /// Checks the values stated for `form`'s `verify` fields (see [`Attempt::stated`]).
-fn check_stated(
+pub(crate) fn check_stated(
     config: &ActiveConfig,
     form: &Form,
     stated: Map<String, Value>,

@@ -124,5 +124,9 @@ pub mod demo;
 pub mod county;
 pub mod explain;
 
+// For `fuzz/` (cargo fuzz) and the replay of its seeds: not an API.
+#[doc(hidden)]
+pub mod fuzzing;
+
 #[cfg(test)]
 mod layout_tests;

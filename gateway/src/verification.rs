@@ -228,7 +228,7 @@ pub struct Verified<'c> {
 
 /// A stated value, checked against its field's kind.
 #[derive(Debug, Clone, PartialEq)]
-enum Claim {
+pub(crate) enum Claim {
     Value(String),
     /// An address stated as the division it lies in (6, 9 or 12 digits).
     Division(String),
@@ -432,7 +432,7 @@ fn value_claim(kind: PiiKind, value: &Value) -> Option<Claim> {
 
 /// An address stated as a division: exactly one of `village_code` (12 digits),
 /// `township_code` (9) or `county_code` (6).
-fn division_claim(object: &serde_json::Map<String, Value>) -> Option<Claim> {
+pub(crate) fn division_claim(object: &serde_json::Map<String, Value>) -> Option<Claim> {
     let mut entries = object.iter();
     let (key, value) = entries.next()?;
     if entries.next().is_some() {

@@ -26,13 +26,41 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use serde_json::Value;
 
 use super::config::{Envelope, SUBJECT_PLACEHOLDER, endpoint_url};
-use crate::definition::{ConnectorDef, OperationCall, Transport};
+use crate::definition::{ConnectorDef, FieldDef, OperationCall, Transport};
 use crate::dns::UpstreamResolver;
 use crate::error::{BuildError, FetchError};
 use crate::files::FileRoots;
 use crate::mapping::map_record;
 use crate::tls::client_config;
 use crate::{Connector, FetchContext, Fetched};
+
+/// A department's whole answer read as its connector declares: JSON, the envelope's
+/// status (a "not found" status or no record is [`FetchError::NotFound`], any other
+/// status than an `ok` one [`FetchError::Rejected`]), then the record the envelope
+/// holds, mapped by `fields` to the canonical record.
+pub fn read_answer(
+    def: &ConnectorDef,
+    envelope: &Envelope,
+    fields: &BTreeMap<String, FieldDef>,
+    bytes: &[u8],
+) -> Result<Value, FetchError> {
+    let answer: Value = serde_json::from_slice(bytes).map_err(|_| FetchError::Malformed)?;
+    let code = answer
+        .pointer(&envelope.status)
+        .ok_or(FetchError::Malformed)?;
+    if envelope.not_found.contains(code) {
+        return Err(FetchError::NotFound);
+    }
+    if !envelope.ok.contains(code) {
+        return Err(FetchError::Rejected);
+    }
+    let data = match answer.pointer(&envelope.data) {
+        Some(Value::Null) | None => return Err(FetchError::NotFound),
+        Some(data @ Value::Object(_)) => data,
+        Some(_) => return Err(FetchError::Malformed),
+    };
+    map_record(def, fields, data).map_err(FetchError::Mapping)
+}
 
 /// The header that carries the gateway's request id to the department.
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -162,29 +190,17 @@ impl HttpConnector {
             .await
             .map_err(|_| FetchError::Timeout)??;
         let latency = started.elapsed();
-        let answer: Value = serde_json::from_slice(&bytes).map_err(|_| FetchError::Malformed)?;
-        let envelope = &self.envelope;
-        let code = answer
-            .pointer(&envelope.status)
-            .ok_or(FetchError::Malformed)?;
-        if envelope.not_found.contains(code) {
-            return Err(FetchError::NotFound);
-        }
-        if !envelope.ok.contains(code) {
-            tracing::debug!(
-                connector = %self.def.id,
-                operation,
-                request_id = context.request_id.as_deref(),
-                "department envelope reports an error"
-            );
-            return Err(FetchError::Rejected);
-        }
-        let data = match answer.pointer(&envelope.data) {
-            Some(Value::Null) | None => return Err(FetchError::NotFound),
-            Some(data @ Value::Object(_)) => data,
-            Some(_) => return Err(FetchError::Malformed),
-        };
-        let record = map_record(&self.def, &op.record, data).map_err(FetchError::Mapping)?;
+        let record =
+            read_answer(&self.def, &self.envelope, &op.record, &bytes).inspect_err(|e| {
+                if *e == FetchError::Rejected {
+                    tracing::debug!(
+                        connector = %self.def.id,
+                        operation,
+                        request_id = context.request_id.as_deref(),
+                        "department envelope reports an error"
+                    );
+                }
+            })?;
         Ok(Fetched { record, latency })
     }
 

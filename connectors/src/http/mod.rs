@@ -9,4 +9,4 @@ mod tests;
 
 pub(crate) use config::default_max_response_bytes;
 pub use config::{Envelope, HttpSettings, RequestDef, SUBJECT_PLACEHOLDER, endpoint_url};
-pub use connector::HttpConnector;
+pub use connector::{HttpConnector, read_answer};

@@ -28,6 +28,7 @@ mod views;
 
 pub use decisions::{APPROVAL_SHAPE, Approval, Decision, REASON_SHAPE, Reason, approve, refuse};
 pub use grants::{GrantFilter, ListedGrant, Revoked, list_grants, revoke};
+pub(crate) use requests::check_request;
 pub use requests::{
     NEW_REQUEST_SHAPE, NewRequest, Visible, create, list_requests, show_request, withdraw,
 };

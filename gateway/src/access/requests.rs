@@ -40,18 +40,18 @@ pub const NEW_REQUEST_SHAPE: &str = "{connector, operations: [...], purposes: [.
 
 /// What a valid request asks for.
 #[derive(Debug)]
-struct Asked {
+pub(crate) struct Asked {
     connector: String,
     department: String,
     operations: Vec<String>,
     purposes: Vec<String>,
-    fields: BTreeMap<String, Value>,
+    pub(crate) fields: BTreeMap<String, Value>,
     roles: Vec<String>,
     valid_until: Option<NaiveDate>,
 }
 
 /// Checks a request against the configuration, reporting every problem.
-fn check_request(
+pub(crate) fn check_request(
     body: &NewRequest,
     config: &ActiveConfig,
     today: NaiveDate,

@@ -35,8 +35,9 @@ pub use config::{AuthConfig, CacheConfig, IssuerConfig, JwksUrlConfig, KeySource
 pub use mint::{MintClaims, MintError, SigningKey, mint};
 pub use verify::Authenticator;
 
+pub(crate) use caller::{ClaimRules, check_claims};
 pub(crate) use config::check_jwks_url as check_fetch_url;
-pub(crate) use token::refuse_token_in_query;
+pub(crate) use token::{bearer_token, looks_like_jwt, parse as parse_token, refuse_token_in_query};
 
 /// Why a request was not authenticated. Carries nothing from the token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

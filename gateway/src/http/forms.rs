@@ -44,16 +44,16 @@ pub(crate) fn routes() -> OpenApiRouter<App> {
 /// A form to fill for a person and a case.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct FillRequest {
+pub(crate) struct FillRequest {
     #[schema(value_type = PersonSubject)]
-    subject: SubjectIn,
+    pub(crate) subject: SubjectIn,
     /// The case (办件) the form is for: free text without personal data.
     #[schema(example = "DEMO-0002")]
-    case_id: String,
+    pub(crate) case_id: String,
     /// Labels beside codes in this language (`crate::labels`); else `Accept-Language`.
     #[serde(default)]
     #[schema(value_type = Option<super::request::LabelLanguage>)]
-    labels: Option<String>,
+    pub(crate) labels: Option<String>,
     /// What the citizen states for the form's fields to verify (`verify: true` in
     /// `GET /v1/forms`), by field id: a string of at most 200 characters (a date as
     /// `YYYY-MM-DD`); an address also as the division it lies in
@@ -61,7 +61,7 @@ struct FillRequest {
     /// whether each agrees with the department's record, never the value held.
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
-    stated: Option<serde_json::Map<String, Value>>,
+    pub(crate) stated: Option<serde_json::Map<String, Value>>,
 }
 
 fn describe(config: &ActiveConfig, form: &Form) -> Value {

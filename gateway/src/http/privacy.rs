@@ -29,7 +29,7 @@ use bodies::{
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-mod bodies;
+pub(crate) mod bodies;
 
 pub use crate::privacy::OFFICER_RULE;
 

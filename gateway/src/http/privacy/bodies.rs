@@ -6,7 +6,7 @@ use crate::audit::anomalies::{Anomaly, Thresholds};
 use crate::audit::search::OutcomeClass;
 
 /// What each route's body looks like, for the error that names where it went wrong.
-pub(super) trait Shape {
+pub(crate) trait Shape {
     const EXPECTED: &'static str;
 }
 
@@ -33,64 +33,64 @@ impl Shape for AnomaliesIn {
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(as = AuditFilter)]
-pub(super) struct FilterIn {
+pub(crate) struct FilterIn {
     /// The citizen (the gateway searches the pseudonym the log holds).
     #[schema(example = "13990119750327229X", pattern = "^[0-9]{17}[0-9X]$")]
-    pub(super) id_number: Option<String>,
+    pub(crate) id_number: Option<String>,
     /// The caller's user (`sub`).
     #[schema(example = "clerk-dongling")]
-    pub(super) user: Option<String>,
+    pub(crate) user: Option<String>,
     /// The caller's township code.
     #[schema(example = "139901101")]
-    pub(super) township: Option<String>,
+    pub(crate) township: Option<String>,
     #[schema(example = "hukou")]
-    pub(super) connector: Option<String>,
+    pub(crate) connector: Option<String>,
     #[schema(example = "birth_registration")]
-    pub(super) purpose: Option<String>,
-    pub(super) outcome: Option<OutcomeClass>,
+    pub(crate) purpose: Option<String>,
+    pub(crate) outcome: Option<OutcomeClass>,
     /// The HTTP status answered.
     #[schema(example = 200)]
-    pub(super) status: Option<u16>,
+    pub(crate) status: Option<u16>,
     /// Events at or after: a date (a day in China) or an RFC 3339 instant.
     #[schema(example = "2026-01-01")]
-    pub(super) from: Option<String>,
+    pub(crate) from: Option<String>,
     /// Events before: a date (up to the end of that day in China) or an RFC 3339 instant.
     #[schema(example = "2026-12-31")]
-    pub(super) until: Option<String>,
+    pub(crate) until: Option<String>,
 }
 
 /// A search of the audit log, newest first, one page.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(as = AuditSearch)]
-pub(super) struct SearchIn {
+pub(crate) struct SearchIn {
     #[serde(default)]
-    pub(super) filter: FilterIn,
+    pub(crate) filter: FilterIn,
     /// Events before this seq: the `next` of the previous page.
-    pub(super) before: Option<u64>,
+    pub(crate) before: Option<u64>,
     /// Events per page (100 when not given).
     #[schema(example = 10)]
-    pub(super) limit: Option<usize>,
+    pub(crate) limit: Option<usize>,
 }
 
 /// An export of the events a filter selects, oldest first, streamed.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(as = AuditExport)]
-pub(super) struct ExportIn {
+pub(crate) struct ExportIn {
     #[serde(default)]
-    pub(super) filter: FilterIn,
-    pub(super) format: ExportFormatIn,
+    pub(crate) filter: FilterIn,
+    pub(crate) format: ExportFormatIn,
     /// The CSV header's language (`zh-CN` or `en`); else `Accept-Language`, else zh-CN.
     #[schema(value_type = Option<crate::http::request::LabelLanguage>)]
-    pub(super) lang: Option<String>,
+    pub(crate) lang: Option<String>,
 }
 
 /// `csv`: a UTF-8 BOM, a header row, RFC 4180 records; `jsonl`: one event per line.
 #[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 #[schema(as = ExportFormat)]
-pub(super) enum ExportFormatIn {
+pub(crate) enum ExportFormatIn {
     Csv,
     Jsonl,
 }
@@ -99,29 +99,29 @@ pub(super) enum ExportFormatIn {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(as = CitizenReportRequest)]
-pub(super) struct ReportIn {
+pub(crate) struct ReportIn {
     #[schema(example = "13990119750327229X", pattern = "^[0-9]{17}[0-9X]$")]
-    pub(super) id_number: String,
+    pub(crate) id_number: String,
 }
 
 /// The anomaly report over a window of at most 31 days.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(as = AnomalyRequest)]
-pub(super) struct AnomaliesIn {
+pub(crate) struct AnomaliesIn {
     /// A date (a day in China) or an RFC 3339 instant.
     #[schema(example = "2026-12-01")]
-    pub(super) from: String,
+    pub(crate) from: String,
     /// At most 31 days after `from`.
     #[schema(example = "2026-12-31")]
-    pub(super) until: String,
+    pub(crate) until: String,
     /// When a pattern becomes an anomaly (each member has its default).
     #[serde(default)]
-    pub(super) thresholds: Option<Thresholds>,
+    pub(crate) thresholds: Option<Thresholds>,
 }
 
 /// The anomaly report.
 #[derive(serde::Serialize, utoipa::ToSchema)]
-pub(super) struct AnomalyList {
-    pub(super) anomalies: Vec<Anomaly>,
+pub(crate) struct AnomalyList {
+    pub(crate) anomalies: Vec<Anomaly>,
 }
