@@ -587,7 +587,7 @@ fn period(per_second: u32) -> Duration {
 
 async fn run(args: SoakArgs) -> Result<(), String> {
     tokio::task::LocalSet::new()
-        .run_until(run_local(args))
+        .run_until(Box::pin(run_local(args)))
         .await
 }
 

@@ -28,20 +28,19 @@ fn find_ttf(dir: &Path, depth: u32) -> Option<PathBuf> {
         .map(|e| e.path())
         .collect();
     entries.sort();
-    entries
+    if let Some(font) = entries
         .iter()
         .find(|p| p.extension().is_some_and(|x| x == "ttf"))
-        .cloned()
-        .or_else(|| {
-            (depth > 0)
-                .then(|| {
-                    entries
-                        .iter()
-                        .filter(|p| p.is_dir())
-                        .find_map(|p| find_ttf(p, depth - 1))
-                })
-                .flatten()
-        })
+    {
+        return Some(font.clone());
+    }
+    if depth == 0 {
+        return None;
+    }
+    entries
+        .iter()
+        .filter(|p| p.is_dir())
+        .find_map(|p| find_ttf(p, depth - 1))
 }
 
 /// Registers a system font as [`FAMILY`]; the path of the one found.

@@ -63,7 +63,7 @@ fn ms(us: u64) -> String {
 }
 
 fn minutes(s: u64) -> String {
-    if s % 60 == 0 {
+    if s.is_multiple_of(60) {
         format!("{} min", s / 60)
     } else {
         format!("{s} s")
