@@ -771,7 +771,7 @@ async fn run_local(args: SoakArgs) -> Result<(), String> {
             .flat_window_s
             .min(duration.saturating_sub(warmup).as_secs()),
         load: format!(
-            "{} lookups/s (`/v1/query`, 户籍), {} form fills/s (`{}`, one lookup in each of 三 departments), \
+            "{} lookups/s (`/v1/query`, 户籍), {} form fills/s (`{}`, one lookup in each of three departments), \
              {} privacy officer searches or citizen reports/s, a configuration change every {} s \
              (a new version of a registered connector put in force and rolled back, the 户籍 cache purged: 4 admin requests), \
              a grant approved and revoked every {} s (the clerk's lookup after the revocation must withhold the field: an intended refusal)",
