@@ -1,8 +1,8 @@
 //! `gateway-bench fixtures`: writes a bench county derived from the repository's own
 //! files at run time (limits and quotas off, department capacity off, one config
 //! without and one with the record cache, the bench forms), an issuer key pair, a clerk
-//! token (and an operator's, for `/metrics`) and the IDs of residents the clerk may
-//! look up.
+//! token (an operator's, for `/metrics`, and one for each of the demo's personas, in
+//! `personas/`) and the IDs of residents the clerk may look up.
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
@@ -55,6 +55,8 @@ fn parse_pair(arg: &str) -> Result<(String, String), String> {
 const BENCH_FORMS_DIR: &str = "bench/forms";
 /// The repository's gateway configuration the bench county is derived from.
 const COUNTY_CONFIG: &str = "county/gateway.yaml";
+/// Where the personas' tokens are written, one `NAME.jwt` each.
+pub(crate) const PERSONAS_DIR: &str = "personas";
 /// The two configurations written, and whether each caches records.
 const VARIANTS: [(&str, bool); 2] = [("nocache", false), ("cache", true)];
 
@@ -87,6 +89,7 @@ pub(crate) async fn fixtures(args: FixturesArgs) -> Result<(), String> {
     copy("purposes", |_| {})?;
     copy("policies", remove_quotas)?;
     copy("forms", |_| {})?;
+    copy("calendar", |_| {})?;
     for rel in paths_of(main, "schemas_dir") {
         let from = repo_county.join(&rel);
         copy_dir(&from, &inside(&out_county, &rel, &args.out)?)?;
@@ -172,6 +175,31 @@ pub(crate) async fn fixtures(args: FixturesArgs) -> Result<(), String> {
     )
     .map_err(|e| e.to_string())?;
     write(&args.out.join("operator.jwt"), operator.as_bytes())?;
+    // One token per demo persona (township lead, department admins, privacy officer,
+    // governance, …), for `gateway-bench soak`'s admin and privacy requests.
+    for persona in demo::PERSONAS {
+        let token = gateway::auth::mint(
+            &key,
+            &MintClaims {
+                iss: issuer.clone(),
+                aud: audience.clone(),
+                sub: persona.name.to_owned(),
+                roles: vec![persona.role],
+                township: persona.township.map(str::to_owned),
+                villages: persona.villages.iter().map(|v| (*v).to_owned()).collect(),
+                department: persona.department.map(str::to_owned),
+                app: None,
+                ttl_s: args.ttl_s,
+                not_before_s: None,
+            },
+        )
+        .map_err(|e| e.to_string())?;
+        let path = args
+            .out
+            .join(PERSONAS_DIR)
+            .join(format!("{}.jwt", persona.name));
+        write(&path, token.as_bytes())?;
+    }
 
     // Connectors and main config, once per variant.
     let public_rel = relative_to(&out_county, &public);
@@ -233,7 +261,7 @@ pub(crate) async fn fixtures(args: FixturesArgs) -> Result<(), String> {
     text.push('\n');
     write(&args.out.join("ids.txt"), text.as_bytes())?;
     println!(
-        "bench county in {}: gateway-nocache.yaml, gateway-cache.yaml, {} bench form(s), token.jwt, operator.jwt, {} ids",
+        "bench county in {}: gateway-nocache.yaml, gateway-cache.yaml, {} bench form(s), token.jwt, operator.jwt, personas/*.jwt, {} ids",
         out_county.display(),
         bench_forms.len(),
         ids.len()

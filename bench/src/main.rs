@@ -8,7 +8,9 @@
 //! - `proxy` ([`proxy`]) is a bare reverse proxy (axum with reqwest or hyper's client
 //!   behind it), the transport alone, measured beside nginx;
 //! - `report` ([`report`]) turns a run's JSON results into the markdown tables of
-//!   `bench/results.md`.
+//!   `bench/results.md`;
+//! - `soak` ([`soak`]) holds a running gateway under a steady mixed load for minutes,
+//!   samples its process and writes `bench/soak.md` and `bench/soak.png` (`bench/soak`).
 //!
 //! This file parses the command line and dispatches; exit code 0 on success, 1 on a
 //! failure (printed on stderr), 2 on bad usage.
@@ -27,6 +29,7 @@ mod fsync;
 mod load;
 mod proxy;
 mod report;
+mod soak;
 
 /// Benchmark helpers for `bench/run`.
 #[derive(Debug, Parser)]
@@ -49,6 +52,9 @@ enum Command {
     /// Forward every request to a department and return its answer, nothing else (axum
     /// with reqwest or hyper's client): the transport's own ceiling.
     Proxy(proxy::ProxyArgs),
+    /// Hold a running gateway under a steady mixed load, sample its process, write the
+    /// soak report and plot; fails when memory, open files or p99 grow, or on errors.
+    Soak(soak::SoakArgs),
 }
 
 fn main() -> ExitCode {
@@ -71,6 +77,7 @@ fn main() -> ExitCode {
             Command::Report(args) => report::report(&args),
             Command::Fsync(args) => fsync::fsync(args).await,
             Command::Proxy(args) => proxy::proxy(args).await,
+            Command::Soak(args) => soak::soak(args).await,
         }
     });
     match outcome {
