@@ -75,7 +75,7 @@ const PANELS: [Panel; 4] = [
         latency: false,
     },
     Panel {
-        title: "open files (fds)",
+        title: "open files, not sockets",
         color: RGBColor(44, 160, 44),
         value: |s| s.fds as f64,
         latency: false,

@@ -1,5 +1,5 @@
 //! What the soak samples outside its own requests: the gateway process's resident
-//! memory, open files, threads and CPU from `/proc`, the machine's CPU and load, and
+//! memory, open files (sockets counted apart), threads and CPU from `/proc`, the machine's CPU and load, and
 //! `gateway_audit_queue_depth` from the gateway's `/metrics`.
 
 use std::path::Path;
@@ -13,7 +13,12 @@ const TICKS_PER_S: f64 = 100.0;
 pub(super) struct ProcessReading {
     pub(super) rss_kib: u64,
     pub(super) threads: u64,
+    /// Open file descriptors other than sockets: files, pipes, event fds. A leak of
+    /// any of these grows this count.
     pub(super) fds: u64,
+    /// Open sockets: the load client's connections (as many as it keeps open), the
+    /// departments', the stores'.
+    pub(super) sockets: u64,
     /// User + system CPU so far, in ticks.
     pub(super) cpu_ticks: u64,
 }
@@ -31,13 +36,21 @@ pub(super) fn process(pid: u32) -> Result<ProcessReading, String> {
             .and_then(|n| n.parse().ok())
             .unwrap_or(0)
     };
-    let fds = std::fs::read_dir(dir.join("fd"))
-        .map_err(|e| format!("/proc/{pid}/fd: {e}"))?
-        .count();
+    let (mut fds, mut sockets) = (0_u64, 0_u64);
+    for entry in std::fs::read_dir(dir.join("fd")).map_err(|e| format!("/proc/{pid}/fd: {e}"))? {
+        let Ok(entry) = entry else { continue };
+        // A descriptor closed between the listing and the link reads as neither.
+        match std::fs::read_link(entry.path()) {
+            Ok(target) if target.to_string_lossy().starts_with("socket:") => sockets += 1,
+            Ok(_) => fds += 1,
+            Err(_) => {}
+        }
+    }
     Ok(ProcessReading {
         rss_kib: field("VmRSS:"),
         threads: field("Threads:"),
-        fds: u64::try_from(fds).unwrap_or(u64::MAX),
+        fds,
+        sockets,
         cpu_ticks: cpu_ticks(&dir.join("stat")),
     })
 }

@@ -105,7 +105,7 @@ pub(super) fn verdicts(run: &Run) -> Vec<Verdict> {
         .sum();
     vec![
         flat("RSS", "MiB", 1024.0, |s| s.rss_kib),
-        flat("open files", "fds", 1.0, |s| s.fds),
+        flat("open files (not sockets)", "fds", 1.0, |s| s.fds),
         Verdict {
             target: "p99 flat: last half ≤ first half × 1.25 + 1 ms (after warm-up)".to_owned(),
             measured: format!(
@@ -229,15 +229,18 @@ pub(super) fn markdown(run: &Run, verdicts: &[Verdict], png: &Path) -> String {
          configuration change or revocation step — beside them). CPU is % of one core over the \
          interval; \"other\" is the machine's CPU used by anything but the gateway, the \
          simulated departments and the load client. The audit queue is \
-         `gateway_audit_queue_depth` from `/metrics`.\n"
+         `gateway_audit_queue_depth` from `/metrics`. Files are the gateway's open \
+         descriptors other than sockets (a leaked file, pipe or event fd grows them); \
+         sockets are counted apart, as they follow how many connections the load client \
+         keeps open.\n"
     );
     let _ = writeln!(
         out,
-        "| t (s) | RSS (MiB) | fds | threads | gateway CPU % | other CPU % | load | requests | p50 (ms) | p99 (ms) | lookup p99 (ms) | slowest admin (ms) | intended | errors | audit queue |"
+        "| t (s) | RSS (MiB) | files | sockets | threads | gateway CPU % | other CPU % | load | requests | p50 (ms) | p99 (ms) | lookup p99 (ms) | slowest admin (ms) | intended | errors | audit queue |"
     );
     let _ = writeln!(
         out,
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |"
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |"
     );
     for s in &run.samples {
         let errors = if s.errors.is_empty() {
@@ -251,10 +254,11 @@ pub(super) fn markdown(run: &Run, verdicts: &[Verdict], png: &Path) -> String {
         };
         let _ = writeln!(
             out,
-            "| {:.0} | {:.1} | {} | {} | {:.0} | {:.0} | {:.2} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {:.0} | {:.1} | {} | {} | {} | {:.0} | {:.0} | {:.2} | {} | {} | {} | {} | {} | {} | {} | {} |",
             s.t_s,
             s.rss_kib as f64 / 1024.0,
             s.fds,
+            s.sockets,
             s.threads,
             s.gateway_cpu,
             s.other_cpu,
