@@ -301,6 +301,18 @@ impl Demo {
         .await
     }
 
+    /// `count` lookups of `subject`, each of which must be answered 200: their
+    /// request ids, to be found in the log afterwards.
+    async fn lookups_served(&self, subject: &str, count: usize) -> Vec<String> {
+        let mut served = Vec::with_capacity(count);
+        for _ in 0..count {
+            let answer = self.lookup(subject).await;
+            assert_eq!(answer.status, 200, "{}", answer.text);
+            served.push(answer.request_id());
+        }
+        served
+    }
+
     /// Asks until a lookup is answered 200 (bounded): the answer.
     async fn lookup_until_served(&self, subject: &str) -> Answer {
         for _ in 0..ATTEMPTS {
@@ -452,12 +464,7 @@ async fn a_full_audit_volume_refuses_lookups_loses_nothing_and_serves_again_once
     let data_dir = volume.path().join("data");
     let subject = subject().await;
     let demo = Demo::start(&data_dir).await;
-    let mut answered = Vec::new();
-    for _ in 0..3 {
-        let answer = demo.lookup(subject.id.as_str()).await;
-        assert_eq!(answer.status, 200, "{}", answer.text);
-        answered.push(answer.request_id());
-    }
+    let mut answered = demo.lookups_served(subject.id.as_str(), 3).await;
     demo.ready_until(200).await;
 
     // The volume fills up. What fits in the pages the segment already holds may
@@ -629,12 +636,7 @@ async fn a_read_only_data_directory_is_refused_at_start_and_served_once_writable
     let data_dir = volume.path().join("data");
     let subject = subject().await;
     let demo = Demo::start(&data_dir).await;
-    let mut answered = Vec::new();
-    for _ in 0..2 {
-        let answer = demo.lookup(subject.id.as_str()).await;
-        assert_eq!(answer.status, 200, "{}", answer.text);
-        answered.push(answer.request_id());
-    }
+    let mut answered = demo.lookups_served(subject.id.as_str(), 2).await;
     let busy = StdCommand::new("mount")
         .args(["-o", "remount,ro"])
         .arg(volume.path())
@@ -684,21 +686,12 @@ async fn a_segment_removed_under_the_gateway_is_put_back_and_one_replaced_stops_
     let data_dir = dir.path().join("data");
     let subject = subject().await;
     let demo = Demo::start(&data_dir).await;
-    let mut answered = Vec::new();
-    for _ in 0..3 {
-        let answer = demo.lookup(subject.id.as_str()).await;
-        assert_eq!(answer.status, 200, "{}", answer.text);
-        answered.push(answer.request_id());
-    }
+    let mut answered = demo.lookups_served(subject.id.as_str(), 3).await;
 
     // Removed: the next write puts it back from the open file; nothing is lost.
     let segment = newest_segment(&data_dir);
     std::fs::remove_file(&segment).expect("the segment goes");
-    for _ in 0..3 {
-        let answer = demo.lookup(subject.id.as_str()).await;
-        assert_eq!(answer.status, 200, "{}", answer.text);
-        answered.push(answer.request_id());
-    }
+    answered.extend(demo.lookups_served(subject.id.as_str(), 3).await);
     assert!(segment.exists(), "the segment is back");
 
     // Replaced by another file (a copy): what the gateway would append to is no
@@ -836,12 +829,7 @@ async fn a_volume_turned_read_only_under_the_gateway_refuses_lookups_and_loses_n
     let data_dir = volume.path().join("data");
     let subject = subject().await;
     let demo = Demo::start(&data_dir).await;
-    let mut answered = Vec::new();
-    for _ in 0..3 {
-        let answer = demo.lookup(subject.id.as_str()).await;
-        assert_eq!(answer.status, 200, "{}", answer.text);
-        answered.push(answer.request_id());
-    }
+    let mut answered = demo.lookups_served(subject.id.as_str(), 3).await;
     demo.ready_until(200).await;
 
     volume.fail();
