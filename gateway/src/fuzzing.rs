@@ -706,9 +706,10 @@ mod tests {
 
     /// Writes the seed corpus (`fuzz/corpus/<target>/`) from the demo's own files
     /// and answers: the API document's request examples, the county's connectors
-    /// and forms, the simulated departments' answers, the policies' masks. The audit
-    /// segment's seed comes from a run of the demo (see `fuzz/README.md`). Run by
-    /// hand: `cargo test -p gateway --lib fuzzing::tests::write_seeds -- --ignored`.
+    /// and forms, the simulated departments' answers, the policies' masks, and a
+    /// segment written by the audit log's own writer (`crafted.seg`, made by hand,
+    /// is kept beside it). Run by hand when the demo's files change, and commit what
+    /// it writes: `cargo test -p gateway --lib fuzzing::tests::write_seeds -- --ignored`.
     #[tokio::test]
     #[ignore = "writes fuzz/corpus: run by hand when the demo's files change"]
     async fn write_seeds() {
