@@ -108,12 +108,14 @@ impl Tmpfs {
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
-        // Lazily: a process still holding a file there lets go when it ends.
-        let _ = StdCommand::new("umount")
-            .arg("-l")
-            .arg(&self.mount)
-            .status();
+        unmount_lazily(&self.mount);
     }
+}
+
+/// Unmounts `mount` lazily, whatever happens: a process still holding a file there
+/// lets go when it ends.
+fn unmount_lazily(mount: &Path) {
+    let _ = StdCommand::new("umount").arg("-l").arg(mount).status();
 }
 
 /// An ext4 file system in an image file, loop-mounted with `errors=remount-ro` under
@@ -236,10 +238,7 @@ impl Ext4 {
 
 impl Drop for Ext4 {
     fn drop(&mut self) {
-        let _ = StdCommand::new("umount")
-            .arg("-l")
-            .arg(&self.mount)
-            .status();
+        unmount_lazily(&self.mount);
     }
 }
 
